@@ -1,0 +1,185 @@
+"""Detector configuration: one shipped default, overridable per type, line and device.
+
+Static limits come from the original requirements (temperature 10-80 °C, pressure
+30-150 PSI, vibration above 5.0 mm/s). Overrides are resolved most specific first:
+device, then line, then device type, then the defaults. They load from a JSON file or
+from table rows (one row per override), so operators change limits without a redeploy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from iotpm.models.metrics import parse_metric
+
+Scope = Literal["device_type", "line", "device"]
+
+
+class Limits(BaseModel):
+    """Alarm limits for one metric; either side may be open."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    low: float | None = None
+    high: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Limits:
+        if self.low is not None and self.high is not None and self.low >= self.high:
+            raise ValueError(f"low {self.low} must be below high {self.high}")
+        return self
+
+
+DEFAULT_LIMITS: dict[str, Limits] = {
+    "temperature": Limits(low=10.0, high=80.0),
+    "pressure": Limits(low=30.0, high=150.0),
+    "vibration": Limits(high=5.0),
+}
+
+
+class IsoMachineClass(StrEnum):
+    """ISO 10816-3 machine groups and foundations (velocity RMS, 10-1000 Hz)."""
+
+    GROUP1_RIGID = "group1_rigid"  # large machines, 300 kW-50 MW
+    GROUP1_FLEXIBLE = "group1_flexible"
+    GROUP2_RIGID = "group2_rigid"  # medium machines, 15-300 kW
+    GROUP2_FLEXIBLE = "group2_flexible"
+
+
+#: zone boundaries A/B, B/C, C/D in mm/s RMS (ISO 10816-3:2009, Table A.1 and A.2).
+ISO_10816_3_ZONES: dict[IsoMachineClass, tuple[float, float, float]] = {
+    IsoMachineClass.GROUP1_RIGID: (2.3, 4.5, 7.1),
+    IsoMachineClass.GROUP1_FLEXIBLE: (3.5, 7.1, 11.0),
+    IsoMachineClass.GROUP2_RIGID: (1.4, 2.8, 4.5),
+    IsoMachineClass.GROUP2_FLEXIBLE: (2.3, 4.5, 7.1),
+}
+
+LimitTable = dict[str, dict[str, Limits]]
+
+
+class ThresholdConfig(BaseModel):
+    """Static limits by quantity (``temperature``) or metric name, with overrides."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    defaults: dict[str, Limits] = Field(default_factory=lambda: dict(DEFAULT_LIMITS))
+    device_type: LimitTable = Field(default_factory=dict)
+    line: LimitTable = Field(default_factory=dict)
+    device: LimitTable = Field(default_factory=dict)
+
+    def resolve(
+        self,
+        metric: str,
+        *,
+        device_id: str | None = None,
+        line: str | None = None,
+        device_type: str | None = None,
+    ) -> Limits | None:
+        """The limits that apply to ``metric`` on a device; None for unit-less metrics."""
+        unit = parse_metric(metric)
+        if unit is None:
+            return None
+        keys = (metric, unit.quantity)
+        for table, key in ((self.device, device_id), (self.line, line), (self.device_type, device_type)):
+            found = _lookup(table.get(key or "", {}), keys)
+            if found is not None:
+                return found
+        return _lookup(self.defaults, keys)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ThresholdConfig:
+        """Load from a JSON file shaped like this model (``defaults``, ``device``, ...)."""
+        return cls.model_validate(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Mapping[str, Any]]) -> ThresholdConfig:
+        """Build from table rows ``{scope, key, metric, low, high}`` (e.g. a DynamoDB table).
+
+        ``scope`` is ``default``, ``device_type``, ``line`` or ``device``; ``key`` names the
+        type, line or device (ignored for ``default``).
+        """
+        tables: dict[str, dict[str, Any]] = {"device_type": {}, "line": {}, "device": {}}
+        defaults: dict[str, Limits] = dict(DEFAULT_LIMITS)
+        for row in rows:
+            limits = Limits(low=row.get("low"), high=row.get("high"))
+            scope = str(row["scope"])
+            if scope == "default":
+                defaults[str(row["metric"])] = limits
+            elif scope in tables:
+                tables[scope].setdefault(str(row["key"]), {})[str(row["metric"])] = limits
+            else:
+                raise ValueError(f"unknown scope {scope!r}; expected default, device_type, line or device")
+        return cls(defaults=defaults, **tables)
+
+
+def _lookup(table: Mapping[str, Limits], keys: tuple[str, str]) -> Limits | None:
+    for key in keys:
+        if key in table:
+            return table[key]
+    return None
+
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class AlarmConfig(BaseModel):
+    """Hysteresis on the anomaly score: one incident, one alarm."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    raise_level: PositiveFloat = 1.0
+    clear_level: PositiveFloat = 0.5
+    min_duration: PositiveInt = 1  # readings at or above raise_level before raising
+    clear_duration: PositiveInt = 5  # readings below clear_level before clearing
+    cooldown: Annotated[int, Field(ge=0)] = 0  # readings after a clear before a new raise
+
+    @model_validator(mode="after")
+    def _levels(self) -> AlarmConfig:
+        if self.clear_level > self.raise_level:
+            raise ValueError("clear_level must not exceed raise_level")
+        return self
+
+
+class DetectorConfig(BaseModel):
+    """Every knob of the detector. The defaults are the shipped, evaluated configuration.
+
+    Scores of every detector are scaled so that 1.0 is its alarm level; the reading's
+    anomaly score is the largest of them.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    warmup: Annotated[int, Field(ge=10)] = 100  # readings learned before statistics score
+    adapt_halflife: PositiveFloat = 200.0  # readings for the baseline to move halfway
+    adapt_clip: PositiveFloat = 3.0  # residuals beyond this many scales adapt as if at it
+    scale_floor: Annotated[float, Field(ge=0, le=1)] = 0.1  # minimum scale, x the learned one
+    spike_z: PositiveFloat = 6.0
+    cusum_k: Annotated[float, Field(ge=0)] = 0.5
+    cusum_h: PositiveFloat = 12.0
+    cusum_clip: PositiveFloat = 4.0
+    roc_z: PositiveFloat = 8.0
+    flatline_min: PositiveInt = 30
+    flatline_factor: PositiveFloat = 3.0
+    dropout_factor: PositiveFloat = 10.0
+    t2_z: PositiveFloat = 4.0  # normal-equivalent quantile of the chi-square limit
+    trend_halflife: PositiveFloat = 20.0  # the fast level used for the trend estimate
+    alarm: AlarmConfig = Field(default_factory=AlarmConfig)
+    thresholds: ThresholdConfig = Field(default_factory=ThresholdConfig)
+    iso_class: IsoMachineClass = IsoMachineClass.GROUP2_FLEXIBLE
+
+    @property
+    def adapt_rate(self) -> float:
+        """EWMA weight of one reading for the baseline."""
+        return float(1.0 - 0.5 ** (1.0 / self.adapt_halflife))
+
+    @property
+    def trend_rate(self) -> float:
+        """EWMA weight of one reading for the fast level."""
+        return float(1.0 - 0.5 ** (1.0 / self.trend_halflife))

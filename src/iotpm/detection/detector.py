@@ -1,0 +1,388 @@
+"""The public streaming API: :class:`DeviceDetector` for one device, and
+:class:`FleetDetector` for a batch of many (what the processor Lambda calls).
+
+Both run the same kernel; a device detector is a fleet of one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from iotpm.detection.config import DetectorConfig
+from iotpm.detection.detectors import CHANNEL_DETECTORS, DEVICE_DETECTORS, IsoVibrationZone
+from iotpm.detection.engine import Kernel, KernelOutput, fit_statistics, new_vector
+from iotpm.detection.state import DeviceState, FloatArray, IntArray, Layout
+from iotpm.models.metrics import parse_metric
+
+_MS_PER_HOUR = 3_600_000.0
+_MAX_REASONS = 5
+_HOURS_PER_WEEK = 168.0
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """Why an alarm was raised: which detector, which metric, observed vs expected."""
+
+    detector: str
+    metric: str
+    observed: float
+    expected: float
+    score: float
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmEvent:
+    """An alarm raise or clear at one reading of the chunk."""
+
+    kind: Literal["raise", "clear"]
+    index: int
+    ts_ms: int
+    severity: Literal["warning", "critical"]
+    score: float
+    reasons: tuple[Reason, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """A metric's trend and when it reaches its alarm limit at that trend."""
+
+    metric: str
+    level: float
+    slope_per_hour: float
+    limit: float | None
+    hours_to_limit: float | None
+
+
+@dataclass
+class DetectionResult:
+    """Per-reading outputs for one device's chunk, plus its device-level view."""
+
+    channels: tuple[str, ...]
+    score: FloatArray
+    is_anomaly: npt_bool
+    events: list[AlarmEvent]
+    channel_scores: FloatArray  # (n, c, len(CHANNEL_DETECTORS))
+    device_scores: FloatArray  # (n, len(DEVICE_DETECTORS))
+    expected: FloatArray  # (n, c)
+    scale: FloatArray  # (n, c)
+    health: float
+    alarm_open: bool
+    predictions: dict[str, Prediction] = field(default_factory=dict)
+
+
+npt_bool = np.ndarray  # a bool array; numpy's typing of bool arrays is too loose to help here
+
+
+@dataclass
+class DeviceInput:
+    """One device's share of a batch."""
+
+    device_id: str
+    channels: tuple[str, ...]
+    ts: IntArray  # (n,) epoch ms, in device order
+    values: FloatArray  # (n, c); NaN = missing
+    state: DeviceState | None = None
+    line: str | None = None
+    device_type: str | None = None
+
+
+class FleetDetector:
+    """Runs the detector over many devices at once; states go in and come back out."""
+
+    def __init__(self, config: DetectorConfig | None = None) -> None:
+        self.config = config or DetectorConfig()
+        self._kernels: dict[tuple[str, ...], Kernel] = {}
+        self._limits: dict[tuple[str, str | None, str | None, tuple[str, ...]], tuple[FloatArray, FloatArray]] = {}
+        self.iso = IsoVibrationZone(self.config)
+
+    def new_state(self, channels: Sequence[str]) -> DeviceState:
+        """A fresh state for a device with these channels."""
+        chans = tuple(channels)
+        return DeviceState(chans, new_vector(Layout(len(chans))), warm_x=np.zeros((0, len(chans))))
+
+    def fit(self, item: DeviceInput) -> DeviceState:
+        """Learn a device's baseline from a label-free block; returns its new state."""
+        state = item.state or self.new_state(item.channels)
+        ts = np.concatenate([state.warm_t, np.asarray(item.ts, dtype=np.int64)])
+        x = np.concatenate([state.warm_x, np.asarray(item.values, dtype=np.float64).reshape(len(item.ts), len(state.channels))])
+        fit_statistics(state.vector, Layout(len(state.channels)), ts, x, self.config)
+        state.ready = True
+        state.warm_t, state.warm_x = ts[:0], x[:0]
+        return state
+
+    def update(self, items: Sequence[DeviceInput]) -> list[tuple[DetectionResult, DeviceState]]:
+        """Detect over every device's chunk; results and new states in input order."""
+        out: list[tuple[DetectionResult, DeviceState] | None] = [None] * len(items)
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, item in enumerate(items):
+            groups.setdefault(tuple(item.channels), []).append(i)
+        for channels, members in groups.items():
+            for i, pair in zip(members, self._update_group(channels, [items[i] for i in members]), strict=True):
+                out[i] = pair
+        return [pair for pair in out if pair is not None]
+
+    def _update_group(
+        self, channels: tuple[str, ...], items: list[DeviceInput]
+    ) -> list[tuple[DetectionResult, DeviceState]]:
+        kernel = self._kernel(channels)
+        states = [it.state if it.state is not None else self.new_state(channels) for it in items]
+        ts = [np.asarray(it.ts, dtype=np.int64) for it in items]
+        xs = [np.asarray(it.values, dtype=np.float64).reshape(len(t), len(channels)) for it, t in zip(items, ts, strict=True)]
+        split = [0 if st.ready else min(len(t), self.config.warmup - len(st.warm_t)) for st, t in zip(states, ts, strict=True)]
+        warm = [i for i, k in enumerate(split) if k > 0]
+        parts_a = self._run(kernel, items, states, [(i, slice(0, split[i])) for i in warm], ts, xs, statistics=False)
+        for i in warm:
+            st = states[i]
+            st.warm_t = np.concatenate([st.warm_t, ts[i][: split[i]]])
+            st.warm_x = np.concatenate([st.warm_x, xs[i][: split[i]]])
+            if len(st.warm_t) >= self.config.warmup:
+                self.fit(DeviceInput(items[i].device_id, channels, ts[i][:0], xs[i][:0], st))
+        ready = [(i, slice(split[i], len(ts[i]))) for i in range(len(items)) if split[i] < len(ts[i])]
+        parts_b = self._run(kernel, items, states, ready, ts, xs, statistics=True)
+        return [
+            (self._result(kernel, channels, states[i], items[i], ts[i], xs[i], parts_a.get(i), parts_b.get(i)), states[i])
+            for i in range(len(items))
+        ]
+
+    def _run(
+        self,
+        kernel: Kernel,
+        items: list[DeviceInput],
+        states: list[DeviceState],
+        parts: list[tuple[int, slice]],
+        ts: list[IntArray],
+        xs: list[FloatArray],
+        statistics: bool,
+    ) -> dict[int, tuple[KernelOutput, int, int]]:
+        """One kernel call over the given slices; returns each device's output row."""
+        parts = [p for p in parts if p[1].stop > p[1].start]
+        if not parts:
+            return {}
+        parts.sort(key=lambda p: p[1].start - p[1].stop)  # longest first
+        lengths = np.array([p[1].stop - p[1].start for p in parts], dtype=np.int64)
+        d, t, c = len(parts), int(lengths[0]), len(states[0].channels)
+        packed = np.stack([states[i].vector for i, _ in parts])
+        t_pad = np.zeros((d, t), dtype=np.int64)
+        x_pad = np.full((d, t, c), np.nan)
+        low, high = np.empty((d, c)), np.empty((d, c))
+        for row, (i, sl) in enumerate(parts):
+            n = sl.stop - sl.start
+            t_pad[row, :n] = ts[i][sl]
+            x_pad[row, :n] = xs[i][sl]
+            low[row], high[row] = self._device_limits(items[i])
+        result = kernel(packed, t_pad, x_pad, lengths, low, high, statistics)
+        for row, (i, _) in enumerate(parts):
+            states[i].vector = packed[row].copy()
+        return {i: (result, row, int(lengths[row])) for row, (i, _) in enumerate(parts)}
+
+    def _kernel(self, channels: tuple[str, ...]) -> Kernel:
+        kernel = self._kernels.get(channels)
+        if kernel is None:
+            units = [parse_metric(ch) for ch in channels]
+            vib = np.array([u is not None and u.quantity == "vibration" for u in units], dtype=np.float64)
+            kernel = self._kernels[channels] = Kernel(self.config, channels, vib)
+        return kernel
+
+    def _device_limits(self, item: DeviceInput) -> tuple[FloatArray, FloatArray]:
+        key = (item.device_id, item.line, item.device_type, tuple(item.channels))
+        cached = self._limits.get(key)
+        if cached is None:
+            low, high = np.full(len(item.channels), np.nan), np.full(len(item.channels), np.nan)
+            for j, ch in enumerate(item.channels):
+                lim = self.config.thresholds.resolve(
+                    ch, device_id=item.device_id, line=item.line, device_type=item.device_type
+                )
+                if lim is not None:
+                    low[j] = np.nan if lim.low is None else lim.low
+                    high[j] = np.nan if lim.high is None else lim.high
+            cached = self._limits[key] = (low, high)
+        return cached
+
+    def _result(
+        self,
+        kernel: Kernel,
+        channels: tuple[str, ...],
+        state: DeviceState,
+        item: DeviceInput,
+        ts: IntArray,
+        x: FloatArray,
+        *parts: tuple[KernelOutput, int, int] | None,
+    ) -> DetectionResult:
+        segs = [p for p in parts if p is not None]
+        n, c = len(ts), len(channels)
+        score = _join(segs, "score", (0,))
+        alarm = _join(segs, "alarm", (0,))
+        raised = _join(segs, "raised", (0,))
+        cleared = _join(segs, "cleared", (0,))
+        chs = _join(segs, "channel_scores", (0, c, len(CHANNEL_DETECTORS)))
+        devs = _join(segs, "device_scores", (0, len(DEVICE_DETECTORS)))
+        expected = _join(segs, "expected", (0, c))
+        scale = _join(segs, "scale", (0, c))
+        assert len(score) == n, "kernel parts must cover the chunk"
+        events = self._events(channels, ts, x, score, raised, cleared, chs, devs, expected, item)
+        lay = Layout(c)
+        predictions = self._predict(channels, state, item) if state.ready else {}
+        health = self._health(state, lay, predictions)
+        return DetectionResult(
+            channels=channels,
+            score=score,
+            is_anomaly=alarm > 0,
+            events=events,
+            channel_scores=chs,
+            device_scores=devs,
+            expected=expected,
+            scale=scale,
+            health=health,
+            alarm_open=bool(lay.scalar(state.vector[None, :], "alarm")[0] > 0),
+            predictions=predictions,
+        )
+
+    def _events(
+        self,
+        channels: tuple[str, ...],
+        ts: IntArray,
+        x: FloatArray,
+        score: FloatArray,
+        raised: FloatArray,
+        cleared: FloatArray,
+        chs: FloatArray,
+        devs: FloatArray,
+        expected: FloatArray,
+        item: DeviceInput,
+    ) -> list[AlarmEvent]:
+        events: list[AlarmEvent] = []
+        for i in np.flatnonzero((raised > 0) | (cleared > 0)):
+            kind: Literal["raise", "clear"] = "raise" if raised[i] > 0 else "clear"
+            reasons = self._reasons(channels, x[i], chs[i], devs[i], expected[i], item) if kind == "raise" else ()
+            critical = bool(chs[i, :, :2].max(initial=0.0) >= 1.0)
+            events.append(
+                AlarmEvent(kind, int(i), int(ts[i]), "critical" if critical else "warning", float(score[i]), reasons)
+            )
+        return events
+
+    def _reasons(
+        self,
+        channels: tuple[str, ...],
+        x: FloatArray,
+        chs: FloatArray,
+        devs: FloatArray,
+        expected: FloatArray,
+        item: DeviceInput,
+    ) -> tuple[Reason, ...]:
+        floor = self.config.alarm.clear_level
+        low, high = self._device_limits(item)
+        found: list[Reason] = []
+        for j, k in zip(*np.nonzero(chs >= floor), strict=True):
+            det = CHANNEL_DETECTORS[k]
+            exp, detail = float(expected[j]), ""
+            if det == "threshold":
+                exp = float(high[j] if np.isfinite(high[j]) and x[j] > high[j] else low[j])
+                detail = "above high limit" if x[j] > exp else "below low limit"
+            elif det == "iso10816":
+                zone = self.iso.zone(float(x[j]))
+                exp, detail = self.iso.cd if zone == "D" else self.iso.bc, f"ISO 10816-3 zone {zone}"
+            found.append(Reason(det, channels[j], float(x[j]), exp, float(chs[j, k]), detail))
+        for k in np.flatnonzero(devs >= floor):
+            det = DEVICE_DETECTORS[k]
+            found.append(Reason(det, "*", float(devs[k]), 1.0, float(devs[k]), "score relative to its limit"))
+        found.sort(key=lambda r: -r.score)
+        return tuple(found[:_MAX_REASONS])
+
+    def _predict(self, channels: tuple[str, ...], state: DeviceState, item: DeviceInput) -> dict[str, Prediction]:
+        lay, v = Layout(len(channels)), state.vector
+        mu, s, fast = v[lay.offsets["mu"]], v[lay.offsets["s"]], v[lay.offsets["fast"]]
+        dt = float(v[lay.offsets["dt_exp"]][0])
+        a, af = self.config.adapt_rate, self.config.trend_rate
+        lag = (1.0 - a) / a - (1.0 - af) / af  # readings between the two levels on a ramp
+        noise = 3.0 * s * np.sqrt(af / (2.0 - af))
+        low, high = self._device_limits(item)
+        preds: dict[str, Prediction] = {}
+        for j, ch in enumerate(channels):
+            per_reading = (fast[j] - mu[j]) / lag if abs(fast[j] - mu[j]) > noise[j] else 0.0
+            slope = per_reading * _MS_PER_HOUR / dt if dt > 0 else 0.0
+            limit = high[j] if slope > 0 else low[j] if slope < 0 else np.nan
+            hours = None
+            if np.isfinite(limit) and slope != 0:
+                hours = max(0.0, float((limit - fast[j]) / slope))
+            preds[ch] = Prediction(ch, float(fast[j]), float(slope), None if np.isnan(limit) else float(limit), hours)
+        return preds
+
+    @staticmethod
+    def _health(state: DeviceState, lay: Layout, predictions: dict[str, Prediction]) -> float:
+        """0-100: 100 minus the smoothed anomaly score, capped by open alarms and near limits."""
+        v = state.vector[None, :]
+        value = 100.0 * (1.0 - min(max(float(lay.scalar(v, "health")[0]), 0.0), 1.0))
+        if lay.scalar(v, "alarm")[0] > 0:
+            value = min(value, 40.0)
+        etas = [p.hours_to_limit for p in predictions.values() if p.hours_to_limit is not None]
+        if etas:
+            soonest = min(etas)
+            value = min(value, 50.0 if soonest < 24.0 else 80.0 if soonest < _HOURS_PER_WEEK else 100.0)
+        return round(value, 1)
+
+
+def _join(segs: list[tuple[KernelOutput, int, int]], name: str, empty: tuple[int, ...]) -> FloatArray:
+    """Concatenate one output's rows over the kernel calls that covered a chunk."""
+    pieces = [getattr(out, name)[row, :length] for out, row, length in segs]
+    return np.concatenate(pieces) if pieces else np.zeros(empty)
+
+
+class DeviceDetector:
+    """Streaming detector for one device (the contract the evaluation adapter calls).
+
+    >>> det = DeviceDetector(channels=["temperature_c"])
+    >>> r = det.update(np.arange(3, dtype=np.int64) * 1000, np.array([[20.0], [21.0], [95.0]]))
+    >>> r.is_anomaly.tolist()
+    [False, False, True]
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[str],
+        config: DetectorConfig | None = None,
+        *,
+        device_id: str = "device",
+        line: str | None = None,
+        device_type: str | None = None,
+    ) -> None:
+        self._fleet = FleetDetector(config)
+        self._input = DeviceInput(device_id, tuple(channels), np.zeros(0, np.int64), np.zeros((0, len(channels))))
+        self._input.line, self._input.device_type = line, device_type
+        self._state = self._fleet.new_state(channels)
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """The metric names, in the column order of ``values``."""
+        return self._input.channels
+
+    @property
+    def state(self) -> DeviceState:
+        """Everything carried between chunks (serialise with ``state.to_dict()``)."""
+        return self._state
+
+    @classmethod
+    def from_state(cls, state: DeviceState, config: DetectorConfig | None = None, **context: str) -> DeviceDetector:
+        """Resume from a saved state."""
+        det = cls(state.channels, config, **context)
+        det._state = state
+        return det
+
+    def fit(self, timestamps: IntArray, values: FloatArray) -> None:
+        """Learn the baseline from a label-free warm-up block (skips the streaming warm-up)."""
+        self._state = self._fleet.fit(self._chunk(timestamps, values))
+
+    def update(self, timestamps: IntArray, values: FloatArray) -> DetectionResult:
+        """Score a chunk (any size, in time order) and advance the state."""
+        result, self._state = self._fleet.update([self._chunk(timestamps, values)])[0]
+        return result
+
+    def _chunk(self, timestamps: IntArray, values: FloatArray) -> DeviceInput:
+        ts = np.asarray(timestamps, dtype=np.int64).reshape(-1)
+        x = np.asarray(values, dtype=np.float64).reshape(len(ts), len(self.channels))
+        it = self._input
+        return DeviceInput(it.device_id, it.channels, ts, x, self._state, it.line, it.device_type)

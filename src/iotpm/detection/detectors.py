@@ -1,0 +1,116 @@
+"""The detectors. Each is configured in ``__init__`` and maps arrays to scores.
+
+Every score is scaled so that 1.0 is that detector's alarm level. The sequential
+recursions they read (baseline, CUSUM sums, run lengths) come from the kernel in
+:mod:`iotpm.detection.engine`; what is left here is element-wise and vectorised over
+devices, time and channels at once.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import numpy as np
+
+from iotpm.detection.config import ISO_10816_3_ZONES, DetectorConfig
+from iotpm.detection.state import FloatArray
+
+#: channel-level detectors, in the order of the last axis of ``channel_scores``.
+CHANNEL_DETECTORS: Final = ("threshold", "iso10816", "spike", "drift", "rate_of_change", "flatline")
+#: device-level detectors, in the order of the last axis of ``device_scores``.
+DEVICE_DETECTORS: Final = ("dropout", "multivariate")
+
+
+class StaticThreshold:
+    """Outside [low, high]: 1.0 at the limit, growing with the excursion."""
+
+    def __call__(self, x: FloatArray, low: FloatArray, high: FloatArray) -> FloatArray:
+        span = np.where(np.isfinite(low) & np.isfinite(high), high - low, np.fmax(np.abs(high), np.abs(low)))
+        span = np.where(np.isfinite(span) & (span > 0), span, 1.0)
+        over = np.fmax(x - high, low - x)
+        return np.where(over >= 0, 1.0 + over / span, 0.0)
+
+
+class IsoVibrationZone:
+    """ISO 10816-3 zone of a velocity RMS: 0 in A/B, 0.5 in C, >= 1.0 in D."""
+
+    def __init__(self, config: DetectorConfig) -> None:
+        _, self.bc, self.cd = ISO_10816_3_ZONES[config.iso_class]
+
+    def __call__(self, x: FloatArray) -> FloatArray:
+        return np.where(x >= self.cd, x / self.cd, np.where(x >= self.bc, 0.5, 0.0))
+
+    def zone(self, value: float) -> str:
+        """The zone letter of one value."""
+        ab = self.bc  # zones A and B are not told apart: both are acceptable
+        return "D" if value >= self.cd else "C" if value >= ab else "A/B"
+
+
+class Spike:
+    """Robust z-score against the adaptive baseline."""
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.limit = config.spike_z
+
+    def __call__(self, z: FloatArray) -> FloatArray:
+        return np.abs(z) / self.limit
+
+
+class Drift:
+    """Two-sided CUSUM on the clipped z-score: slow shifts a spike test misses."""
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.limit = config.cusum_h
+
+    def __call__(self, cusum: FloatArray) -> FloatArray:
+        return cusum / self.limit
+
+
+class RateOfChange:
+    """A step between consecutive readings far above the device's typical step."""
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.limit = config.roc_z
+
+    def __call__(self, dx: FloatArray, dscale: FloatArray) -> FloatArray:
+        return np.abs(dx) / (dscale * self.limit)
+
+
+class Flatline:
+    """The same value repeated far longer than the warm-up ever repeated it."""
+
+    def __call__(self, run: FloatArray, threshold: FloatArray) -> FloatArray:
+        return run / threshold
+
+
+class Dropout:
+    """A gap between readings many times the device's expected interval."""
+
+    def __init__(self, config: DetectorConfig) -> None:
+        self.limit = config.dropout_factor
+
+    def __call__(self, gap_ratio: FloatArray) -> FloatArray:
+        return gap_ratio / self.limit
+
+
+class Multivariate:
+    """Hotelling T² of the clipped z-vector against the warm-up correlation.
+
+    Catches a combination of metrics that is unusual although each is in range
+    (e.g. flow down while pressure holds). Missing metrics contribute nothing.
+    """
+
+    def __init__(self, config: DetectorConfig, channels: int) -> None:
+        self.clip = config.cusum_clip * 2
+        self.limit = chi2_quantile(channels, config.t2_z)
+
+    def __call__(self, z: FloatArray, precision: FloatArray, on: FloatArray) -> FloatArray:
+        zc = np.nan_to_num(np.clip(z, -self.clip, self.clip))
+        t2 = np.einsum("dtc,dce,dte->dt", zc, precision, zc)
+        return np.where(on[:, None] > 0, t2 / self.limit, 0.0)
+
+
+def chi2_quantile(dof: int, z: float) -> float:
+    """Chi-square quantile at the normal quantile ``z`` (Wilson-Hilferty)."""
+    k = float(max(dof, 1))
+    return k * (1.0 - 2.0 / (9.0 * k) + z * np.sqrt(2.0 / (9.0 * k))) ** 3

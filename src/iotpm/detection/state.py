@@ -1,0 +1,125 @@
+"""Compact, versioned per-device detector state.
+
+A ready device's state is one float64 vector laid out by :class:`Layout`; a fleet is
+the stack of those vectors, and the kernel works on named column views of the stack,
+so loading and saving state for a batch is one ``np.stack`` and one row slice each.
+A device still in warm-up also carries its warm-up buffer (at most ``warmup`` rows).
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+STATE_VERSION: Final = 1
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+#: per-channel fields, each C wide.
+CHANNEL_FIELDS: Final = (
+    "mu",  # baseline level
+    "s",  # baseline scale
+    "s_min",  # floor under the scale, from the warm-up block
+    "dscale",  # typical |step| between consecutive readings
+    "last_x",  # last finite value
+    "run",  # readings equal to the previous one, in a row
+    "flat_thr",  # run length that counts as a stuck sensor (inf = off)
+    "cp",  # CUSUM, upward
+    "cn",  # CUSUM, downward
+    "fast",  # fast level, for the trend
+)
+#: per-device scalar fields.
+DEVICE_FIELDS: Final = (
+    "n",  # readings seen
+    "last_t",  # last timestamp, epoch ms
+    "dt_exp",  # expected interval, ms
+    "alarm",  # 1 while an alarm is raised
+    "above",  # readings in a row at or above the raise level
+    "below",  # readings in a row below the clear level
+    "cool",  # readings left in the cooldown
+    "health",  # smoothed anomaly score behind the health index
+    "t2_on",  # 1 when the multivariate detector has a baseline
+    "alarm_since",  # timestamp of the open alarm's raise, epoch ms
+)
+
+
+class Layout:
+    """Offsets of every field in the state vector of a device with ``c`` channels."""
+
+    def __init__(self, c: int) -> None:
+        self.c = c
+        self.offsets: dict[str, slice] = {}
+        at = 0
+        for name in CHANNEL_FIELDS:
+            self.offsets[name] = slice(at, at + c)
+            at += c
+        for name in DEVICE_FIELDS:
+            self.offsets[name] = slice(at, at + 1)
+            at += 1
+        self.offsets["P"] = slice(at, at + c * c)
+        self.size = at + c * c
+
+    def view(self, packed: FloatArray, name: str) -> FloatArray:
+        """A writable view of one field across the stacked states (d, width)."""
+        return packed[:, self.offsets[name]]
+
+    def scalar(self, packed: FloatArray, name: str) -> FloatArray:
+        """A writable (d,) view of a per-device field."""
+        return packed[:, self.offsets[name].start]
+
+    def matrix(self, packed: FloatArray) -> FloatArray:
+        """The (d, c, c) precision matrices of the multivariate detector."""
+        return packed[:, self.offsets["P"]].reshape(packed.shape[0], self.c, self.c)
+
+
+@dataclass
+class DeviceState:
+    """Everything the detector carries between batches for one device."""
+
+    channels: tuple[str, ...]
+    vector: FloatArray
+    ready: bool = False  # True once the baseline has been learned
+    warm_t: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    warm_x: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
+
+    def __post_init__(self) -> None:
+        if self.warm_x.shape[1:] != (len(self.channels),):
+            self.warm_x = self.warm_x.reshape(len(self.warm_t), len(self.channels))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable form (base64 little-endian float64 arrays)."""
+        out: dict[str, Any] = {
+            "v": STATE_VERSION,
+            "channels": list(self.channels),
+            "ready": self.ready,
+            "state": _b64(self.vector),
+        }
+        if not self.ready and len(self.warm_t):
+            out["warm_t"] = _b64(self.warm_t.astype("<i8"))
+            out["warm_x"] = _b64(self.warm_x)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DeviceState:
+        """Inverse of :meth:`to_dict`; rejects versions it does not know."""
+        if data.get("v") != STATE_VERSION:
+            raise ValueError(f"detector state version {data.get('v')!r} is not {STATE_VERSION}")
+        channels = tuple(str(c) for c in data["channels"])
+        vector = np.frombuffer(base64.b64decode(data["state"]), dtype="<f8").astype(np.float64)
+        if vector.size != Layout(len(channels)).size:
+            raise ValueError("detector state does not match its channel list")
+        state = cls(channels, vector, ready=bool(data["ready"]))
+        if "warm_t" in data:
+            state.warm_t = np.frombuffer(base64.b64decode(data["warm_t"]), dtype="<i8").astype(np.int64)
+            warm = np.frombuffer(base64.b64decode(data["warm_x"]), dtype="<f8")
+            state.warm_x = warm.astype(np.float64).reshape(len(state.warm_t), len(channels))
+        return state
+
+
+def _b64(array: npt.NDArray[Any]) -> str:
+    return base64.b64encode(np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()).decode()

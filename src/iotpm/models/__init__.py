@@ -1,0 +1,28 @@
+"""Reading models, metric names and message validation."""
+
+from iotpm.models.metrics import KNOWN_UNITS, LEGACY_TYPES, MetricUnit, parse_metric
+from iotpm.models.readings import SCHEMA_VERSION, Reading, utc_from_ms
+from iotpm.models.validation import (
+    RejectReason,
+    Rejection,
+    SequenceGuard,
+    ValidationLimits,
+    decode,
+    parse_timestamp,
+)
+
+__all__ = [
+    "KNOWN_UNITS",
+    "LEGACY_TYPES",
+    "SCHEMA_VERSION",
+    "MetricUnit",
+    "Reading",
+    "RejectReason",
+    "Rejection",
+    "SequenceGuard",
+    "ValidationLimits",
+    "decode",
+    "parse_metric",
+    "parse_timestamp",
+    "utc_from_ms",
+]

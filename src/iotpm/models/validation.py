@@ -1,0 +1,217 @@
+"""Decode and validate raw messages into :class:`Reading` or a typed rejection.
+
+Nothing here raises on bad input: every rule that a message can break has a
+:class:`RejectReason`, and the caller quarantines the message with it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Final
+
+from pydantic import ValidationError
+
+from iotpm.models.metrics import LEGACY_TYPES
+from iotpm.models.readings import (
+    DEVICE_ID_PATTERN,
+    SUPPORTED_SCHEMA_VERSIONS,
+    Reading,
+    utc_from_ms,
+)
+
+_DEVICE_ID_RE: Final = re.compile(DEVICE_ID_PATTERN)
+#: epoch numbers above this are milliseconds, below it seconds (year 5138 in seconds).
+_EPOCH_MS_CUTOFF: Final = 100_000_000_000
+
+
+class RejectReason(StrEnum):
+    """Why a message was not accepted. Stable strings: they are stored and counted."""
+
+    OVERSIZE = "oversize"
+    MALFORMED_JSON = "malformed_json"
+    UNKNOWN_SHAPE = "unknown_shape"
+    UNKNOWN_SCHEMA_VERSION = "unknown_schema_version"
+    INVALID_DEVICE_ID = "invalid_device_id"
+    NON_FINITE_VALUE = "non_finite_value"
+    INVALID_TIMESTAMP = "invalid_timestamp"
+    TIMESTAMP_IN_FUTURE = "timestamp_in_future"
+    TIMESTAMP_TOO_OLD = "timestamp_too_old"
+    SCHEMA_VIOLATION = "schema_violation"
+    DUPLICATE_SEQUENCE = "duplicate_sequence"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A message that cannot become a reading, with the rule it broke."""
+
+    reason: RejectReason
+    detail: str
+    device_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationLimits:
+    """Bounds a message must respect. Defaults suit one reading per second or slower."""
+
+    max_bytes: int = 16 * 1024
+    max_future_ms: int = 5 * 60 * 1000
+    max_age_ms: int = 7 * 24 * 3600 * 1000
+
+
+def decode(
+    payload: bytes | str | Mapping[str, Any],
+    received_at_ms: int,
+    limits: ValidationLimits = ValidationLimits(),  # noqa: B008 - frozen, never mutated
+) -> Reading | Rejection:
+    """Turn one message (JSON bytes, text, or an already parsed object) into a reading.
+
+    ``received_at_ms`` is the ingest time: it bounds timestamps and stands in for
+    the legacy ``{deviceId, sensorType, value}`` shape, which carries none.
+    """
+    if isinstance(payload, Mapping):
+        obj: object = payload
+    else:
+        size = len(payload.encode() if isinstance(payload, str) else payload)
+        if size > limits.max_bytes:
+            return Rejection(RejectReason.OVERSIZE, f"{size} bytes > {limits.max_bytes}")
+        try:
+            obj = json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return Rejection(RejectReason.MALFORMED_JSON, str(exc)[:200])
+    if not isinstance(obj, Mapping):
+        return Rejection(RejectReason.UNKNOWN_SHAPE, f"expected an object, got {type(obj).__name__}")
+    normalised = normalise(obj, received_at_ms)
+    if isinstance(normalised, Rejection):
+        return normalised
+    return _validate(normalised, received_at_ms, limits)
+
+
+def normalise(obj: Mapping[str, Any], received_at_ms: int) -> dict[str, Any] | Rejection:
+    """Map the canonical or a legacy shape onto the canonical field names."""
+    if "schema_version" in obj or "metrics" in obj:
+        version = obj.get("schema_version", 1)
+        if version not in SUPPORTED_SCHEMA_VERSIONS or isinstance(version, bool):
+            return Rejection(
+                RejectReason.UNKNOWN_SCHEMA_VERSION,
+                f"schema_version {version!r} is not one of {sorted(SUPPORTED_SCHEMA_VERSIONS)}",
+                _device_of(obj.get("device_id")),
+            )
+        return dict(obj)
+    if "sensor_id" in obj:
+        return _from_legacy(obj, "sensor_id", "type", obj.get("timestamp"), obj.get("production_line"))
+    if "deviceId" in obj:
+        return _from_legacy(obj, "deviceId", "sensorType", received_at_ms, None)
+    return Rejection(RejectReason.UNKNOWN_SHAPE, f"unrecognised keys {sorted(obj)[:8]}")
+
+
+def _from_legacy(
+    obj: Mapping[str, Any], id_key: str, type_key: str, ts: object, line: object
+) -> dict[str, Any] | Rejection:
+    kind = obj.get(type_key)
+    metric = LEGACY_TYPES.get(str(kind).lower()) if isinstance(kind, str) else None
+    if metric is None:
+        return Rejection(
+            RejectReason.SCHEMA_VIOLATION,
+            f"{type_key} {kind!r} is not one of {sorted(LEGACY_TYPES)}",
+            _device_of(obj.get(id_key)),
+        )
+    out: dict[str, Any] = {"device_id": obj.get(id_key), "ts": ts, "metrics": {metric: obj.get("value")}}
+    if line is not None:
+        out["line"] = line
+    return out
+
+
+def _device_of(value: object) -> str | None:
+    return value if isinstance(value, str) and _DEVICE_ID_RE.match(value) else None
+
+
+def _validate(obj: dict[str, Any], received_at_ms: int, limits: ValidationLimits) -> Reading | Rejection:
+    device = obj.get("device_id")
+    if not isinstance(device, str) or not _DEVICE_ID_RE.match(device):
+        return Rejection(RejectReason.INVALID_DEVICE_ID, f"device id {str(device)[:80]!r} is malformed")
+    bad = _non_finite(obj.get("metrics"))
+    if bad is not None:
+        return Rejection(RejectReason.NON_FINITE_VALUE, f"metric {bad!r} is not a finite number", device)
+    ts = parse_timestamp(obj.get("ts"))
+    if ts is None:
+        return Rejection(RejectReason.INVALID_TIMESTAMP, f"ts {str(obj.get('ts'))[:64]!r}", device)
+    obj["ts"] = ts
+    try:
+        reading = Reading.model_validate(obj)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return Rejection(RejectReason.SCHEMA_VIOLATION, f"{where}: {first['msg']}", device)
+    return _check_time(reading, received_at_ms, limits)
+
+
+def _non_finite(metrics: object) -> str | None:
+    if not isinstance(metrics, Mapping):
+        return None  # the schema check names this
+    for name, value in metrics.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(name)
+    return None
+
+
+def _check_time(reading: Reading, received_at_ms: int, limits: ValidationLimits) -> Reading | Rejection:
+    skew = reading.ts_ms - received_at_ms
+    if skew > limits.max_future_ms:
+        return Rejection(RejectReason.TIMESTAMP_IN_FUTURE, f"{skew} ms ahead of ingest", reading.device_id)
+    if -skew > limits.max_age_ms:
+        return Rejection(RejectReason.TIMESTAMP_TOO_OLD, f"{-skew} ms before ingest", reading.device_id)
+    return reading
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """ISO 8601 text (naive means UTC) or epoch seconds/milliseconds; None if neither."""
+    if isinstance(value, bool):
+        return None
+    try:
+        if isinstance(value, int | float):
+            if not math.isfinite(value):
+                return None
+            ms = value if abs(value) >= _EPOCH_MS_CUTOFF else value * 1000
+            return utc_from_ms(int(ms))
+        if isinstance(value, str):
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+    return None
+
+
+@dataclass
+class SequenceGuard:
+    """Rejects readings already applied (seq at or below the device's last) or repeated.
+
+    ``last_applied`` comes from device state; the guard also remembers what it has
+    accepted itself, so a batch that carries the same reading twice keeps one.
+    """
+
+    last_applied: Mapping[str, int] = field(default_factory=dict)
+    _accepted_seq: dict[str, int] = field(default_factory=dict)
+    _seen: set[tuple[str, int | str]] = field(default_factory=set)
+
+    def check(self, reading: Reading) -> Rejection | None:
+        """None when the reading is new; otherwise the duplicate rejection."""
+        key = reading.dedup_key
+        if key in self._seen:
+            return self._duplicate(reading, "repeated in this batch")
+        if reading.seq is not None:
+            floor = self._accepted_seq.get(reading.device_id, self.last_applied.get(reading.device_id, -1))
+            if reading.seq <= floor:
+                return self._duplicate(reading, f"seq {reading.seq} <= last applied {floor}")
+            self._accepted_seq[reading.device_id] = reading.seq
+        self._seen.add(key)
+        return None
+
+    @staticmethod
+    def _duplicate(reading: Reading, why: str) -> Rejection:
+        return Rejection(RejectReason.DUPLICATE_SEQUENCE, why, reading.device_id)
