@@ -135,9 +135,9 @@ class AlarmConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     raise_level: PositiveFloat = 1.0
-    clear_level: PositiveFloat = 0.5
+    clear_level: PositiveFloat = 0.8
     min_duration: PositiveInt = 1  # readings at or above raise_level before raising
-    clear_duration: PositiveInt = 5  # readings below clear_level before clearing
+    clear_duration: PositiveInt = 2  # readings below clear_level before clearing
     cooldown: Annotated[int, Field(ge=0)] = 0  # readings after a clear before a new raise
 
     @model_validator(mode="after")
@@ -157,18 +157,24 @@ class DetectorConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     warmup: Annotated[int, Field(ge=10)] = 100  # readings learned before statistics score
-    adapt_halflife: PositiveFloat = 200.0  # readings for the baseline to move halfway
+    adapt_halflife: PositiveFloat = 2000.0  # readings for the baseline to move halfway
     adapt_clip: PositiveFloat = 3.0  # residuals beyond this many scales adapt as if at it
+    robust_scale: bool = False  # MAD (True) or standard deviation of the warm-up block
     scale_floor: Annotated[float, Field(ge=0, le=1)] = 0.1  # minimum scale, x the learned one
     spike_z: PositiveFloat = 6.0
-    cusum_k: Annotated[float, Field(ge=0)] = 0.5
-    cusum_h: PositiveFloat = 12.0
+    tail_factor: Annotated[float, Field(ge=0)] = 1.15  # an alarm must beat this x the recent max
+    tail_halflife: PositiveFloat = 2000.0  # readings for the recent max to decay halfway
+    cusum_k: Annotated[float, Field(ge=0)] = 1.0
+    cusum_h: PositiveFloat = 200.0
     cusum_clip: PositiveFloat = 4.0
     roc_z: PositiveFloat = 8.0
     flatline_min: PositiveInt = 30
     flatline_factor: PositiveFloat = 3.0
     dropout_factor: PositiveFloat = 10.0
-    t2_z: PositiveFloat = 4.0  # normal-equivalent quantile of the chi-square limit
+    # A gap is a data-quality event, not a machine fault: it is scored and reported,
+    # and raises the anomaly alarm only when this is set.
+    dropout_alarms: bool = False
+    t2_z: PositiveFloat = 2.9  # normal-equivalent quantile of the chi-square limit
     trend_halflife: PositiveFloat = 20.0  # the fast level used for the trend estimate
     alarm: AlarmConfig = Field(default_factory=AlarmConfig)
     thresholds: ThresholdConfig = Field(default_factory=ThresholdConfig)
@@ -180,6 +186,16 @@ class DetectorConfig(BaseModel):
         return float(1.0 - 0.5 ** (1.0 / self.adapt_halflife))
 
     @property
+    def tail_decay(self) -> float:
+        """Per-reading decay of the recent maximum."""
+        return float(0.5 ** (1.0 / self.tail_halflife))
+
+    @property
     def trend_rate(self) -> float:
         """EWMA weight of one reading for the fast level."""
         return float(1.0 - 0.5 ** (1.0 / self.trend_halflife))
+
+    @property
+    def trend_rate_slow(self) -> float:
+        """EWMA weight of one reading for the slow level (5x the fast half-life)."""
+        return float(1.0 - 0.5 ** (1.0 / (5.0 * self.trend_halflife)))

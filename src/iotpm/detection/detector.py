@@ -295,9 +295,10 @@ class FleetDetector:
 
     def _predict(self, channels: tuple[str, ...], state: DeviceState, item: DeviceInput) -> dict[str, Prediction]:
         lay, v = Layout(len(channels)), state.vector
-        mu, s, fast = v[lay.offsets["mu"]], v[lay.offsets["s"]], v[lay.offsets["fast"]]
+        # the noise of the fast level, from the typical step (sqrt(2) sigma for white noise)
+        mu, s, fast = v[lay.offsets["slow"]], v[lay.offsets["dscale"]] / np.sqrt(2.0), v[lay.offsets["fast"]]
         dt = float(v[lay.offsets["dt_exp"]][0])
-        a, af = self.config.adapt_rate, self.config.trend_rate
+        a, af = self.config.trend_rate_slow, self.config.trend_rate
         lag = (1.0 - a) / a - (1.0 - af) / af  # readings between the two levels on a ramp
         noise = 3.0 * s * np.sqrt(af / (2.0 - af))
         low, high = self._device_limits(item)
@@ -314,9 +315,14 @@ class FleetDetector:
 
     @staticmethod
     def _health(state: DeviceState, lay: Layout, predictions: dict[str, Prediction]) -> float:
-        """0-100: 100 minus the smoothed anomaly score, capped by open alarms and near limits."""
+        """0-100 from the smoothed anomaly score, capped by an open alarm and a near limit.
+
+        A smoothed score up to 0.5 (half the alarm level: ordinary noise) is full
+        health; 1.5 and above is zero.
+        """
         v = state.vector[None, :]
-        value = 100.0 * (1.0 - min(max(float(lay.scalar(v, "health")[0]), 0.0), 1.0))
+        smoothed = float(lay.scalar(v, "health")[0])
+        value = 100.0 * (1.0 - min(max(smoothed - 0.5, 0.0), 1.0))
         if lay.scalar(v, "alarm")[0] > 0:
             value = min(value, 40.0)
         etas = [p.hours_to_limit for p in predictions.values() if p.hours_to_limit is not None]

@@ -13,7 +13,7 @@ from typing import Final
 import numpy as np
 
 from iotpm.detection.config import ISO_10816_3_ZONES, DetectorConfig
-from iotpm.detection.state import FloatArray
+from iotpm.detection.state import FloatArray, IntArray
 
 #: channel-level detectors, in the order of the last axis of ``channel_scores``.
 CHANNEL_DETECTORS: Final = ("threshold", "iso10816", "spike", "drift", "rate_of_change", "flatline")
@@ -52,8 +52,8 @@ class Spike:
     def __init__(self, config: DetectorConfig) -> None:
         self.limit = config.spike_z
 
-    def __call__(self, z: FloatArray) -> FloatArray:
-        return np.abs(z) / self.limit
+    def __call__(self, z: FloatArray, recent_max: FloatArray) -> FloatArray:
+        return np.abs(z) / np.fmax(self.limit, recent_max)
 
 
 class Drift:
@@ -72,8 +72,8 @@ class RateOfChange:
     def __init__(self, config: DetectorConfig) -> None:
         self.limit = config.roc_z
 
-    def __call__(self, dx: FloatArray, dscale: FloatArray) -> FloatArray:
-        return np.abs(dx) / (dscale * self.limit)
+    def __call__(self, dx: FloatArray, dscale: FloatArray, recent_max: FloatArray) -> FloatArray:
+        return np.abs(dx) / (dscale * np.fmax(self.limit, recent_max))
 
 
 class Flatline:
@@ -104,10 +104,19 @@ class Multivariate:
         self.clip = config.cusum_clip * 2
         self.limit = chi2_quantile(channels, config.t2_z)
 
-    def __call__(self, z: FloatArray, precision: FloatArray, on: FloatArray) -> FloatArray:
+    def __call__(
+        self, z: FloatArray, precision: FloatArray, on: FloatArray, history: FloatArray, active: IntArray
+    ) -> FloatArray:
+        """Rolling median of T² over the last readings; ``history`` (d, h) is updated in place."""
         zc = np.nan_to_num(np.clip(z, -self.clip, self.clip))
         t2 = np.einsum("dtc,dce,dte->dt", zc, precision, zc)
-        return np.where(on[:, None] > 0, t2 / self.limit, 0.0)
+        t2 = np.where(on[:, None] > 0, t2, 0.0)
+        h = history.shape[1]
+        series = np.concatenate([history, t2], axis=1)
+        smooth = np.median(np.lib.stride_tricks.sliding_window_view(series, h + 1, axis=1), axis=2)
+        lengths = (active[None, :] > np.arange(len(z))[:, None]).sum(axis=1)
+        history[:] = np.take_along_axis(series, lengths[:, None] + np.arange(h)[None, :], axis=1)
+        return smooth / self.limit
 
 
 def chi2_quantile(dof: int, z: float) -> float:

@@ -31,6 +31,7 @@ from iotpm.detection.state import FloatArray, IntArray, Layout
 _MAD_TO_SIGMA = 1.4826
 _DEFAULT_INTERVAL_MS = 1000.0
 _T2_RIDGE = 0.05
+_WINSOR = 8.0  # MAD-sigmas beyond which warm-up values are clipped
 
 
 def new_vector(layout: Layout) -> FloatArray:
@@ -56,15 +57,19 @@ def fit_statistics(vector: FloatArray, layout: Layout, ts: IntArray, x: FloatArr
     with np.errstate(all="ignore"):
         med = _nan_or(np.nanmedian(x, axis=0), 0.0)
         mad = _nan_or(np.nanmedian(np.abs(x - med), axis=0), 0.0) * _MAD_TO_SIGMA
-        sd = _nan_or(np.nanstd(x, axis=0), 0.0)
+        # The standard deviation reflects how heavy the tails are; winsorising far out
+        # keeps one wild reading in the warm-up from blinding the detector.
+        bound = _WINSOR * np.where(mad > 0, mad, np.inf)
+        sd = _nan_or(np.nanstd(np.clip(x, med - bound, med + bound), axis=0), 0.0)
         dx = np.abs(np.diff(x, axis=0))
         steps = [col[np.isfinite(col) & (col > 0)] for col in dx.T]
     resolution = np.array([s.min() if s.size else 0.0 for s in steps])
     typical = np.array([_winsorised_mean(s) for s in steps])
-    scale = np.where(mad > 0, mad, sd)
+    scale = np.where(mad > 0, mad, sd) if cfg.robust_scale else np.where(sd > 0, sd, mad)
     s_min = np.fmax(np.fmax(cfg.scale_floor * scale, resolution), 1e-9 * np.fmax(1.0, np.abs(med)))
     vector[o["mu"]] = med
     vector[o["fast"]] = med
+    vector[o["slow"]] = med
     vector[o["s"]] = np.fmax(scale, s_min)
     vector[o["s_min"]] = s_min
     vector[o["dscale"]] = np.fmax(typical, s_min)
@@ -79,6 +84,11 @@ def fit_statistics(vector: FloatArray, layout: Layout, ts: IntArray, x: FloatArr
     vector[o["dt_exp"]] = float(np.median(dts)) if dts.size else _DEFAULT_INTERVAL_MS
     if len(ts):
         vector[o["last_t"]] = float(ts[-1])
+    with np.errstate(all="ignore"):
+        z = np.minimum(np.abs(x - med), bound) / vector[o["s"]]
+        vector[o["zmax"]] = _nan_or(np.nanmax(z, axis=0, initial=0.0), 0.0)
+        vector[o["dmax"]] = _nan_or(np.nanmax(dx / vector[o["dscale"]], axis=0, initial=0.0), 0.0)
+    vector[o["t2_hist"]] = 0.0
     precision = _precision(x, med, vector[o["s"]], cfg)
     vector[o["t2_on"]] = 0.0 if precision is None else 1.0
     vector[o["P"]] = 0.0 if precision is None else precision.ravel()
@@ -122,7 +132,7 @@ def _precision(x: FloatArray, mu: FloatArray, s: FloatArray, cfg: DetectorConfig
     rows = np.all(np.isfinite(x), axis=1)
     if c < 2 or rows.sum() < 3 * c:
         return None
-    z = np.clip((x[rows] - mu) / s, -cfg.cusum_clip, cfg.cusum_clip)
+    z = (x[rows] - mu) / s
     z = z - z.mean(axis=0)
     cov = z.T @ z / max(len(z) - 1, 1)
     d = np.sqrt(np.clip(np.diag(cov), 1e-12, None))
@@ -184,7 +194,8 @@ class Kernel:
                 expected = scale = np.full((d, t, c), np.nan)
             np.nan_to_num(ch, copy=False, nan=0.0, posinf=1e6)
             np.nan_to_num(dev, copy=False, nan=0.0, posinf=1e6)
-        score = np.fmax(ch.max(axis=(2, 3)), dev.max(axis=2))
+        alarming = dev if self.cfg.dropout_alarms else dev[..., 1:]
+        score = np.fmax(ch.max(axis=(2, 3)), alarming.max(axis=2))
         alarm, raised, cleared = self._alarm(packed, ts, score, active)
         return KernelOutput(score, alarm, raised, cleared, ch, dev, expected, scale)
 
@@ -202,6 +213,10 @@ class Kernel:
         mu, s, s_min = lay.view(packed, "mu"), lay.view(packed, "s"), lay.view(packed, "s_min")
         dscale, last_x, run = lay.view(packed, "dscale"), lay.view(packed, "last_x"), lay.view(packed, "run")
         cp, cn, fast = lay.view(packed, "cp"), lay.view(packed, "cn"), lay.view(packed, "fast")
+        zmax, dmax = lay.view(packed, "zmax"), lay.view(packed, "dmax")
+        zthr_all = np.ones((d, t, c))
+        dthr_all = np.ones((d, t, c))
+        decay = cfg.tail_decay
         last_t, dt_exp = lay.scalar(packed, "last_t"), lay.scalar(packed, "dt_exp")
         z_all = np.full((d, t, c), np.nan)
         cusum = np.zeros((d, t, c))
@@ -211,8 +226,9 @@ class Kernel:
         gap_all = np.zeros((d, t))
         mu_all = np.full((d, t, c), np.nan)
         s_all = np.full((d, t, c), np.nan)
-        a, af = cfg.adapt_rate, cfg.trend_rate
-        k_ref, clip, aclip = cfg.cusum_k, cfg.cusum_clip, cfg.adapt_clip
+        a, af, af_slow = cfg.adapt_rate, cfg.trend_rate, cfg.trend_rate_slow
+        slow = lay.view(packed, "slow")
+        k_ref, h_ref, clip, aclip = cfg.cusum_k, cfg.cusum_h, cfg.cusum_clip, cfg.adapt_clip
         for step in range(t):
             k = int(active[step])
             xt = x[:k, step]
@@ -222,11 +238,18 @@ class Kernel:
             s_all[:k, step] = s_k
             z = (xt - mu_k) / s_k
             z_all[:k, step] = z
+            zm_k = zmax[:k]
+            zthr_all[:k, step] = zm_k
+            np.fmax(zm_k * decay, np.abs(z), out=zm_k)
             zc = np.where(m, np.clip(z, -clip, clip), 0.0)
             cp_k, cn_k = cp[:k], cn[:k]
             np.maximum(cp_k + zc - k_ref, 0.0, out=cp_k)
             np.maximum(cn_k - zc - k_ref, 0.0, out=cn_k)
             cusum[:k, step] = np.maximum(cp_k, cn_k)
+            # Reset a sum once it has signalled, so a drift alarms once, not for as long
+            # as the baseline takes to absorb the new level.
+            cp_k *= cp_k <= h_ref
+            cn_k *= cn_k <= h_ref
             # Baseline: an EWMA of the clipped residual, so an outlier moves it by at
             # most `adapt_clip` scales times the rate, and a new level is absorbed slowly.
             r = np.clip(zc, -aclip, aclip)
@@ -239,26 +262,31 @@ class Kernel:
             dx_all[:k, step] = dx
             ds_all[:k, step] = ds_k
             adx = np.abs(dx)
+            dm_k = dmax[:k]
+            dthr_all[:k, step] = dm_k
+            np.fmax(dm_k * decay, adx / ds_k, out=dm_k)
             ds_k += np.where(np.isfinite(adx), a * (np.minimum(adx, 4.0 * ds_k) - ds_k), 0.0)
             run_k = run[:k]
             run_k *= xt == lx_k
             run_k += xt == lx_k
             run_all[:k, step] = run_k
             np.copyto(lx_k, xt, where=m)
-            fast_k = fast[:k]
+            fast_k, slow_k = fast[:k], slow[:k]
             fast_k += np.where(m, af * (xt - fast_k), 0.0)
+            slow_k += np.where(m, af_slow * (xt - slow_k), 0.0)
             tt = ts[:k, step].astype(np.float64)
             lt_k, de_k = last_t[:k], dt_exp[:k]
             dt = tt - lt_k
             gap_all[:k, step] = dt / de_k
             de_k += np.where(dt > 0, a * (np.minimum(dt, 3.0 * de_k) - de_k), 0.0)
             lt_k[:] = tt
-        ch[..., 2] = self.spike(z_all)
+        tail = cfg.tail_factor
+        ch[..., 2] = self.spike(z_all, tail * zthr_all)
         ch[..., 3] = self.drift(cusum)
-        ch[..., 4] = self.roc(dx_all, ds_all)
+        ch[..., 4] = self.roc(dx_all, ds_all, tail * dthr_all)
         ch[..., 5] = self.flat(run_all, lay.view(packed, "flat_thr")[:, None, :])
         dev[..., 0] = self.dropout(gap_all)
-        dev[..., 1] = self.t2(z_all, lay.matrix(packed), lay.scalar(packed, "t2_on"))
+        dev[..., 1] = self.t2(z_all, lay.matrix(packed), lay.scalar(packed, "t2_on"), lay.view(packed, "t2_hist"), active)
         return mu_all, s_all
 
     def _alarm(

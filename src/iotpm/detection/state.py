@@ -16,6 +16,8 @@ import numpy as np
 import numpy.typing as npt
 
 STATE_VERSION: Final = 1
+#: raw T² values kept for the rolling median of the multivariate detector.
+T2_HISTORY: Final = 4
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -32,6 +34,9 @@ CHANNEL_FIELDS: Final = (
     "cp",  # CUSUM, upward
     "cn",  # CUSUM, downward
     "fast",  # fast level, for the trend
+    "slow",  # slower level, for the trend
+    "zmax",  # decaying maximum of |z|: how heavy this channel's tails are
+    "dmax",  # decaying maximum of |step| / typical step
 )
 #: per-device scalar fields.
 DEVICE_FIELDS: Final = (
@@ -61,6 +66,8 @@ class Layout:
         for name in DEVICE_FIELDS:
             self.offsets[name] = slice(at, at + 1)
             at += 1
+        self.offsets["t2_hist"] = slice(at, at + T2_HISTORY)
+        at += T2_HISTORY
         self.offsets["P"] = slice(at, at + c * c)
         self.size = at + c * c
 

@@ -1,0 +1,166 @@
+"""A straightforward per-reading implementation of the kernel, in plain Python.
+
+It exists for two reasons: tests check the vectorised kernel against it (same
+scores and alarms), and ``benchmarks/detect.py`` measures the kernel's speed
+against it. It handles devices whose baseline is learned (the steady state of a
+running fleet); warm-up goes through :class:`FleetDetector` as usual.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from iotpm.detection.config import ISO_10816_3_ZONES, DetectorConfig
+from iotpm.detection.detectors import chi2_quantile
+from iotpm.detection.state import T2_HISTORY, Layout
+
+
+@dataclass
+class ReferenceOutput:
+    """Per-reading score and alarm flag."""
+
+    score: list[float]
+    alarm: list[bool]
+
+
+class ReferenceDetector:
+    """One device, one reading at a time, floats and lists only."""
+
+    def __init__(
+        self,
+        config: DetectorConfig,
+        channels: tuple[str, ...],
+        vector: list[float],
+        low: list[float],
+        high: list[float],
+        vibration: list[bool],
+    ) -> None:
+        self.cfg, self.c = config, len(channels)
+        lay = Layout(self.c)
+        self.f = {name: vector[sl] for name, sl in lay.offsets.items()}
+        self.low, self.high, self.vib = low, high, vibration
+        self.t2_limit = chi2_quantile(self.c, config.t2_z)
+        _, self.iso_bc, self.iso_cd = ISO_10816_3_ZONES[config.iso_class]
+
+    def run(self, ts: list[int], rows: list[list[float]]) -> ReferenceOutput:
+        """Score readings in order; the state advances as it goes."""
+        out = ReferenceOutput([], [])
+        for t, row in zip(ts, rows, strict=True):
+            score = self._score(float(t), row)
+            out.score.append(score)
+            out.alarm.append(self._alarm(score, t))
+        return out
+
+    def _score(self, t: float, row: list[float]) -> float:
+        cfg, f = self.cfg, self.f
+        best, zs = 0.0, []
+        for j, x in enumerate(row):
+            best = max(best, self._static(j, x))
+            if math.isnan(x):
+                zs.append(math.nan)
+                best = max(best, self._cusum(j, 0.0))
+                self._missing(j)
+                continue
+            z = (x - f["mu"][j]) / f["s"][j]
+            zs.append(z)
+            best = max(best, abs(z) / max(cfg.spike_z, cfg.tail_factor * f["zmax"][j]))
+            f["zmax"][j] = max(f["zmax"][j] * cfg.tail_decay, abs(z))
+            best = max(best, self._cusum(j, z), self._adapt(j, x, z))
+        best = max(best, self._gap(t))
+        return max(best, self._t2(zs))
+
+    def _static(self, j: int, x: float) -> float:
+        lo, hi = self.low[j], self.high[j]
+        score = 0.0
+        if not math.isnan(x):
+            finite_lo, finite_hi = not math.isnan(lo), not math.isnan(hi)
+            span = hi - lo if finite_lo and finite_hi else abs(hi) if finite_hi else abs(lo) if finite_lo else 1.0
+            span = span if span > 0 else 1.0
+            over = max(x - hi if finite_hi else -math.inf, lo - x if finite_lo else -math.inf)
+            score = 1.0 + over / span if over >= 0 else 0.0
+            if self.vib[j]:
+                iso = x / self.iso_cd if x >= self.iso_cd else 0.5 if x >= self.iso_bc else 0.0
+                score = max(score, iso)
+        return score
+
+    def _missing(self, j: int) -> None:
+        f = self.f
+        f["run"][j] = 0.0
+        f["zmax"][j] = f["zmax"][j] * self.cfg.tail_decay
+        f["dmax"][j] = f["dmax"][j] * self.cfg.tail_decay
+
+    def _cusum(self, j: int, z: float) -> float:
+        cfg, f = self.cfg, self.f
+        zc = min(max(z, -cfg.cusum_clip), cfg.cusum_clip)
+        f["cp"][j] = max(f["cp"][j] + zc - cfg.cusum_k, 0.0)
+        f["cn"][j] = max(f["cn"][j] - zc - cfg.cusum_k, 0.0)
+        score = max(f["cp"][j], f["cn"][j]) / cfg.cusum_h
+        for key in ("cp", "cn"):
+            if f[key][j] > cfg.cusum_h:
+                f[key][j] = 0.0
+        return score
+
+    def _adapt(self, j: int, x: float, z: float) -> float:
+        cfg, f = self.cfg, self.f
+        a = cfg.adapt_rate
+        r = min(max(z, -cfg.cusum_clip), cfg.cusum_clip)
+        r = min(max(r, -cfg.adapt_clip), cfg.adapt_clip)
+        f["mu"][j] += a * r * f["s"][j]
+        f["s"][j] = max(f["s"][j] * math.sqrt(1.0 + a * (r * r - 1.0)), f["s_min"][j])
+        score = 0.0
+        dx = x - f["last_x"][j]
+        if not math.isnan(dx):
+            ds = f["dscale"][j]
+            score = abs(dx) / (ds * max(cfg.roc_z, cfg.tail_factor * f["dmax"][j]))
+            f["dmax"][j] = max(f["dmax"][j] * cfg.tail_decay, abs(dx) / ds)
+            f["dscale"][j] = ds + a * (min(abs(dx), 4.0 * ds) - ds)
+        else:
+            f["dmax"][j] = f["dmax"][j] * cfg.tail_decay
+        f["run"][j] = f["run"][j] + 1.0 if x == f["last_x"][j] else 0.0
+        score = max(score, f["run"][j] / f["flat_thr"][j])
+        f["last_x"][j] = x
+        f["fast"][j] += cfg.trend_rate * (x - f["fast"][j])
+        f["slow"][j] += cfg.trend_rate_slow * (x - f["slow"][j])
+        return score
+
+    def _gap(self, t: float) -> float:
+        f = self.f
+        dt = t - f["last_t"][0]
+        ratio = dt / f["dt_exp"][0]
+        if dt > 0:
+            f["dt_exp"][0] += self.cfg.adapt_rate * (min(dt, 3.0 * f["dt_exp"][0]) - f["dt_exp"][0])
+        f["last_t"][0] = t
+        return ratio / self.cfg.dropout_factor if self.cfg.dropout_alarms else 0.0
+
+    def _t2(self, zs: list[float]) -> float:
+        f, c = self.f, self.c
+        t2 = 0.0
+        if f["t2_on"][0] > 0:
+            clip = self.cfg.cusum_clip * 2
+            zc = [0.0 if math.isnan(z) else min(max(z, -clip), clip) for z in zs]
+            p = f["P"]
+            t2 = sum(zc[a] * p[a * c + b] * zc[b] for a in range(c) for b in range(c))
+        window = [*f["t2_hist"][:T2_HISTORY], t2]
+        f["t2_hist"][:T2_HISTORY] = window[1:]
+        return _median(window) / self.t2_limit
+
+    def _alarm(self, score: float, t: int) -> bool:
+        cfg, f = self.cfg.alarm, self.f
+        f["above"][0] = f["above"][0] + 1.0 if score >= cfg.raise_level else 0.0
+        f["below"][0] = f["below"][0] + 1.0 if score < cfg.clear_level else 0.0
+        up = f["alarm"][0] == 0 and f["above"][0] >= cfg.min_duration and f["cool"][0] <= 0
+        down = f["alarm"][0] == 1 and f["below"][0] >= cfg.clear_duration
+        f["cool"][0] = float(cfg.cooldown) if down else max(f["cool"][0] - 1.0, 0.0)
+        f["alarm"][0] = 1.0 if up else 0.0 if down else f["alarm"][0]
+        if up:
+            f["alarm_since"][0] = float(t)
+        f["health"][0] += self.cfg.adapt_rate * (min(score, 2.0) - f["health"][0])
+        f["n"][0] += 1.0
+        return f["alarm"][0] > 0
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])

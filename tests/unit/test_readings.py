@@ -1,0 +1,122 @@
+"""Decoding and validation: canonical and legacy shapes, each bad input's typed reason."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from iotpm.models import Reading, RejectReason, Rejection, SequenceGuard, ValidationLimits, decode
+
+NOW = int(datetime(2025, 11, 23, 13, 0, tzinfo=UTC).timestamp() * 1000)
+
+
+def canonical(**overrides: object) -> dict[str, object]:
+    msg: dict[str, object] = {
+        "schema_version": 1,
+        "device_id": "pump-001",
+        "ts": NOW - 1000,
+        "seq": 42,
+        "site": "plant-a",
+        "line": "line-1",
+        "device_type": "pump",
+        "metrics": {"temperature_c": 41.5, "vibration_mm_s": 2.2, "pressure_psi": 88.0},
+    }
+    msg.update(overrides)
+    return msg
+
+
+def test_canonical_message_decodes_with_units_in_metric_names() -> None:
+    reading = decode(json.dumps(canonical()).encode(), NOW)
+    assert isinstance(reading, Reading)
+    assert reading.device_id == "pump-001"
+    assert reading.ts_ms == NOW - 1000
+    assert reading.metrics["vibration_mm_s"] == 2.2
+    assert reading.dedup_key == ("pump-001", 42)
+
+
+def test_iso_timestamp_is_accepted_and_naive_means_utc() -> None:
+    aware = decode(canonical(ts="2025-11-23T12:53:00Z"), NOW)
+    naive = decode(canonical(ts="2025-11-23T12:53:00"), NOW)
+    assert isinstance(aware, Reading) and isinstance(naive, Reading)
+    assert aware.ts_ms == naive.ts_ms
+
+
+def test_legacy_sensor_shape_is_normalised() -> None:
+    legacy = {"sensor_id": "s-17", "production_line": "line-2", "type": "temperature", "value": 71.2,
+              "timestamp": "2025-11-23T12:50:00Z"}
+    reading = decode(json.dumps(legacy), NOW)
+    assert isinstance(reading, Reading)
+    assert (reading.device_id, reading.line, reading.metrics) == ("s-17", "line-2", {"temperature_c": 71.2})
+    assert reading.seq is None
+
+
+def test_legacy_device_shape_takes_the_ingest_time() -> None:
+    reading = decode({"deviceId": "m-9", "sensorType": "vibration", "value": 3.1}, NOW)
+    assert isinstance(reading, Reading)
+    assert reading.metrics == {"vibration_mm_s": 3.1}
+    assert reading.ts_ms == NOW
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"{not json", RejectReason.MALFORMED_JSON),
+        (b"[1, 2]", RejectReason.UNKNOWN_SHAPE),
+        (json.dumps({"hello": 1}).encode(), RejectReason.UNKNOWN_SHAPE),
+        (json.dumps(canonical(schema_version=2)).encode(), RejectReason.UNKNOWN_SCHEMA_VERSION),
+        (json.dumps(canonical(device_id="bad id with spaces")).encode(), RejectReason.INVALID_DEVICE_ID),
+        (json.dumps(canonical(device_id="x" * 200)).encode(), RejectReason.INVALID_DEVICE_ID),
+        (b'{"device_id": "p-1", "ts": 1, "metrics": {"temperature_c": NaN}}', RejectReason.NON_FINITE_VALUE),
+        (b'{"device_id": "p-1", "ts": 1, "metrics": {"temperature_c": Infinity}}', RejectReason.NON_FINITE_VALUE),
+        (json.dumps(canonical(ts=NOW + 3_600_000)).encode(), RejectReason.TIMESTAMP_IN_FUTURE),
+        (json.dumps(canonical(ts=NOW - 30 * 86_400_000)).encode(), RejectReason.TIMESTAMP_TOO_OLD),
+        (json.dumps(canonical(ts="yesterday")).encode(), RejectReason.INVALID_TIMESTAMP),
+        (json.dumps(canonical(metrics={})).encode(), RejectReason.SCHEMA_VIOLATION),
+        (json.dumps(canonical(metrics={"temperature_c": "hot"})).encode(), RejectReason.SCHEMA_VIOLATION),
+        (json.dumps(canonical(seq=-1)).encode(), RejectReason.SCHEMA_VIOLATION),
+        (json.dumps(canonical(extra_field=1)).encode(), RejectReason.SCHEMA_VIOLATION),
+        (json.dumps({"sensor_id": "s1", "type": "humidity", "value": 1, "timestamp": NOW}).encode(),
+         RejectReason.SCHEMA_VIOLATION),
+    ],
+)
+def test_bad_input_is_rejected_with_its_typed_reason(payload: bytes, reason: RejectReason) -> None:
+    result = decode(payload, NOW)
+    assert isinstance(result, Rejection)
+    assert result.reason is reason
+    assert result.detail
+
+
+def test_oversize_message_is_rejected_before_parsing() -> None:
+    big = json.dumps(canonical(site="a")).encode() + b" " * 20_000
+    result = decode(big, NOW, ValidationLimits(max_bytes=16 * 1024))
+    assert isinstance(result, Rejection) and result.reason is RejectReason.OVERSIZE
+
+
+def test_rejection_names_the_device_when_the_id_is_valid() -> None:
+    result = decode(json.dumps(canonical(ts=NOW + 10**9)).encode(), NOW)
+    assert isinstance(result, Rejection) and result.device_id == "pump-001"
+
+
+def test_sequence_guard_rejects_replays_and_repeats() -> None:
+    guard = SequenceGuard(last_applied={"pump-001": 41})
+    first, stale = decode(canonical(seq=42), NOW), decode(canonical(seq=41), NOW)
+    again = decode(canonical(seq=42), NOW)
+    assert isinstance(first, Reading) and isinstance(stale, Reading) and isinstance(again, Reading)
+    assert guard.check(first) is None
+    for dup in (stale, again):
+        rejected = guard.check(dup)
+        assert rejected is not None and rejected.reason is RejectReason.DUPLICATE_SEQUENCE
+
+
+def test_sequence_guard_dedups_legacy_readings_on_time_and_metric() -> None:
+    guard = SequenceGuard()
+    msg = {"sensor_id": "s-1", "type": "pressure", "value": 80.0, "timestamp": NOW - 10}
+    other = {**msg, "type": "temperature"}
+    a, b, c = decode(msg, NOW), decode(msg, NOW), decode(other, NOW)
+    assert isinstance(a, Reading) and isinstance(b, Reading) and isinstance(c, Reading)
+    assert guard.check(a) is None
+    assert guard.check(c) is None  # same instant, another sensor: not a duplicate
+    rejected = guard.check(b)
+    assert rejected is not None and rejected.reason is RejectReason.DUPLICATE_SEQUENCE
