@@ -91,8 +91,9 @@ def test_device_override_changes_the_decision(rng: np.random.Generator) -> None:
     x = healthy(rng, 20)
     x[5:, 0] = 62.0
     assert raises(det.update(timestamps(20, start=10**13), x)) == [5]
-    assert not any(e.reasons and e.reasons[0].detector == "threshold"
-                   for e in other.update(timestamps(20, start=10**13), x).events)
+    assert not any(
+        e.reasons and e.reasons[0].detector == "threshold" for e in other.update(timestamps(20, start=10**13), x).events
+    )
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from iotpm.models import Reading, RejectReason, Rejection, SequenceGuard, ValidationLimits, decode
+from iotpm.models import Reading, Rejection, RejectReason, SequenceGuard, ValidationLimits, decode
 
 NOW = int(datetime(2025, 11, 23, 13, 0, tzinfo=UTC).timestamp() * 1000)
 
@@ -44,8 +44,13 @@ def test_iso_timestamp_is_accepted_and_naive_means_utc() -> None:
 
 
 def test_legacy_sensor_shape_is_normalised() -> None:
-    legacy = {"sensor_id": "s-17", "production_line": "line-2", "type": "temperature", "value": 71.2,
-              "timestamp": "2025-11-23T12:50:00Z"}
+    legacy = {
+        "sensor_id": "s-17",
+        "production_line": "line-2",
+        "type": "temperature",
+        "value": 71.2,
+        "timestamp": "2025-11-23T12:50:00Z",
+    }
     reading = decode(json.dumps(legacy), NOW)
     assert isinstance(reading, Reading)
     assert (reading.device_id, reading.line, reading.metrics) == ("s-17", "line-2", {"temperature_c": 71.2})
@@ -77,8 +82,10 @@ def test_legacy_device_shape_takes_the_ingest_time() -> None:
         (json.dumps(canonical(metrics={"temperature_c": "hot"})).encode(), RejectReason.SCHEMA_VIOLATION),
         (json.dumps(canonical(seq=-1)).encode(), RejectReason.SCHEMA_VIOLATION),
         (json.dumps(canonical(extra_field=1)).encode(), RejectReason.SCHEMA_VIOLATION),
-        (json.dumps({"sensor_id": "s1", "type": "humidity", "value": 1, "timestamp": NOW}).encode(),
-         RejectReason.SCHEMA_VIOLATION),
+        (
+            json.dumps({"sensor_id": "s1", "type": "humidity", "value": 1, "timestamp": NOW}).encode(),
+            RejectReason.SCHEMA_VIOLATION,
+        ),
     ],
 )
 def test_bad_input_is_rejected_with_its_typed_reason(payload: bytes, reason: RejectReason) -> None:

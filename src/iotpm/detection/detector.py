@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -103,14 +104,16 @@ class FleetDetector:
     def new_state(self, channels: Sequence[str]) -> DeviceState:
         """A fresh state for a device with these channels."""
         chans = tuple(channels)
-        return DeviceState(chans, new_vector(Layout(len(chans))), warm_x=np.zeros((0, len(chans))))
+        return DeviceState(chans, new_vector(layout_for(len(chans))), warm_x=np.zeros((0, len(chans))))
 
     def fit(self, item: DeviceInput) -> DeviceState:
         """Learn a device's baseline from a label-free block; returns its new state."""
         state = item.state or self.new_state(item.channels)
         ts = np.concatenate([state.warm_t, np.asarray(item.ts, dtype=np.int64)])
-        x = np.concatenate([state.warm_x, np.asarray(item.values, dtype=np.float64).reshape(len(item.ts), len(state.channels))])
-        fit_statistics(state.vector, Layout(len(state.channels)), ts, x, self.config)
+        x = np.concatenate(
+            [state.warm_x, np.asarray(item.values, dtype=np.float64).reshape(len(item.ts), len(state.channels))]
+        )
+        fit_statistics(state.vector, layout_for(len(state.channels)), ts, x, self.config)
         state.ready = True
         state.warm_t, state.warm_x = ts[:0], x[:0]
         return state
@@ -132,8 +135,14 @@ class FleetDetector:
         kernel = self._kernel(channels)
         states = [it.state if it.state is not None else self.new_state(channels) for it in items]
         ts = [np.asarray(it.ts, dtype=np.int64) for it in items]
-        xs = [np.asarray(it.values, dtype=np.float64).reshape(len(t), len(channels)) for it, t in zip(items, ts, strict=True)]
-        split = [0 if st.ready else min(len(t), self.config.warmup - len(st.warm_t)) for st, t in zip(states, ts, strict=True)]
+        xs = [
+            np.asarray(it.values, dtype=np.float64).reshape(len(t), len(channels))
+            for it, t in zip(items, ts, strict=True)
+        ]
+        split = [
+            0 if st.ready else min(len(t), self.config.warmup - len(st.warm_t))
+            for st, t in zip(states, ts, strict=True)
+        ]
         warm = [i for i, k in enumerate(split) if k > 0]
         parts_a = self._run(kernel, items, states, [(i, slice(0, split[i])) for i in warm], ts, xs, statistics=False)
         for i in warm:
@@ -145,7 +154,10 @@ class FleetDetector:
         ready = [(i, slice(split[i], len(ts[i]))) for i in range(len(items)) if split[i] < len(ts[i])]
         parts_b = self._run(kernel, items, states, ready, ts, xs, statistics=True)
         return [
-            (self._result(kernel, channels, states[i], items[i], ts[i], xs[i], parts_a.get(i), parts_b.get(i)), states[i])
+            (
+                self._result(kernel, channels, states[i], items[i], ts[i], xs[i], parts_a.get(i), parts_b.get(i)),
+                states[i],
+            )
             for i in range(len(items))
         ]
 
@@ -225,7 +237,7 @@ class FleetDetector:
         scale = _join(segs, "scale", (0, c))
         assert len(score) == n, "kernel parts must cover the chunk"
         events = self._events(channels, ts, x, score, raised, cleared, chs, devs, expected, item)
-        lay = Layout(c)
+        lay = layout_for(c)
         predictions = self._predict(channels, state, item) if state.ready else {}
         health = self._health(state, lay, predictions)
         return DetectionResult(
@@ -294,24 +306,33 @@ class FleetDetector:
         return tuple(found[:_MAX_REASONS])
 
     def _predict(self, channels: tuple[str, ...], state: DeviceState, item: DeviceInput) -> dict[str, Prediction]:
-        lay, v = Layout(len(channels)), state.vector
+        """Trend from a fast and a slow level (their gap on a ramp is slope x lag), and
+        the hours until the trend meets the limit it is heading for."""
+        lay, v = layout_for(len(channels)), state.vector
+        slow, fast = v[lay.offsets["slow"]], v[lay.offsets["fast"]]
         # the noise of the fast level, from the typical step (sqrt(2) sigma for white noise)
-        mu, s, fast = v[lay.offsets["slow"]], v[lay.offsets["dscale"]] / np.sqrt(2.0), v[lay.offsets["fast"]]
+        sigma = v[lay.offsets["dscale"]] / np.sqrt(2.0)
         dt = float(v[lay.offsets["dt_exp"]][0])
         a, af = self.config.trend_rate_slow, self.config.trend_rate
         lag = (1.0 - a) / a - (1.0 - af) / af  # readings between the two levels on a ramp
-        noise = 3.0 * s * np.sqrt(af / (2.0 - af))
         low, high = self._device_limits(item)
-        preds: dict[str, Prediction] = {}
-        for j, ch in enumerate(channels):
-            per_reading = (fast[j] - mu[j]) / lag if abs(fast[j] - mu[j]) > noise[j] else 0.0
-            slope = per_reading * _MS_PER_HOUR / dt if dt > 0 else 0.0
-            limit = high[j] if slope > 0 else low[j] if slope < 0 else np.nan
-            hours = None
-            if np.isfinite(limit) and slope != 0:
-                hours = max(0.0, float((limit - fast[j]) / slope))
-            preds[ch] = Prediction(ch, float(fast[j]), float(slope), None if np.isnan(limit) else float(limit), hours)
-        return preds
+        with np.errstate(all="ignore"):
+            gap = fast - slow
+            significant = np.abs(gap) > 3.0 * sigma * np.sqrt(af / (2.0 - af))
+            slope = np.where(significant & (dt > 0), gap / lag * _MS_PER_HOUR / dt, 0.0)
+            slope = np.where(np.isfinite(slope), slope, 0.0)
+            limit = np.where(slope > 0, high, np.where(slope < 0, low, np.nan))
+            hours = np.maximum((limit - fast) / slope, 0.0)
+        return {
+            ch: Prediction(
+                ch,
+                float(fast[j]),
+                float(slope[j]),
+                float(limit[j]) if np.isfinite(limit[j]) else None,
+                float(hours[j]) if np.isfinite(hours[j]) else None,
+            )
+            for j, ch in enumerate(channels)
+        }
 
     @staticmethod
     def _health(state: DeviceState, lay: Layout, predictions: dict[str, Prediction]) -> float:
@@ -336,6 +357,12 @@ def _join(segs: list[tuple[KernelOutput, int, int]], name: str, empty: tuple[int
     """Concatenate one output's rows over the kernel calls that covered a chunk."""
     pieces = [getattr(out, name)[row, :length] for out, row, length in segs]
     return np.concatenate(pieces) if pieces else np.zeros(empty)
+
+
+@lru_cache(maxsize=64)
+def layout_for(channels: int) -> Layout:
+    """The (immutable) state layout for a channel count."""
+    return Layout(channels)
 
 
 class DeviceDetector:

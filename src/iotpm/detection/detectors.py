@@ -116,10 +116,10 @@ class Multivariate:
         smooth = np.median(np.lib.stride_tricks.sliding_window_view(series, h + 1, axis=1), axis=2)
         lengths = (active[None, :] > np.arange(len(z))[:, None]).sum(axis=1)
         history[:] = np.take_along_axis(series, lengths[:, None] + np.arange(h)[None, :], axis=1)
-        return smooth / self.limit
+        return np.asarray(smooth / self.limit, dtype=np.float64)
 
 
 def chi2_quantile(dof: int, z: float) -> float:
     """Chi-square quantile at the normal quantile ``z`` (Wilson-Hilferty)."""
     k = float(max(dof, 1))
-    return k * (1.0 - 2.0 / (9.0 * k) + z * np.sqrt(2.0 / (9.0 * k))) ** 3
+    return float(k * (1.0 - 2.0 / (9.0 * k) + z * (2.0 / (9.0 * k)) ** 0.5) ** 3)

@@ -185,7 +185,7 @@ class Kernel:
         active = (lengths[:, None] > np.arange(t)[None, :]).sum(axis=0)
         ch = np.zeros((d, t, c, len(CHANNEL_DETECTORS)))
         dev = np.zeros((d, t, len(DEVICE_DETECTORS)))
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        with np.errstate(all="ignore"):  # inf and NaN are scored, not raised
             ch[..., 0] = self.static(x, low[:, None, :], high[:, None, :])
             ch[..., 1] = np.where(self.vibration, self.iso(x), 0.0)
             if statistics:
@@ -210,84 +210,90 @@ class Kernel:
     ) -> tuple[FloatArray, FloatArray]:
         cfg, lay = self.cfg, self.layout
         d, t, c = x.shape
-        mu, s, s_min = lay.view(packed, "mu"), lay.view(packed, "s"), lay.view(packed, "s_min")
-        dscale, last_x, run = lay.view(packed, "dscale"), lay.view(packed, "last_x"), lay.view(packed, "run")
-        cp, cn, fast = lay.view(packed, "cp"), lay.view(packed, "cn"), lay.view(packed, "fast")
-        zmax, dmax = lay.view(packed, "zmax"), lay.view(packed, "dmax")
-        zthr_all = np.ones((d, t, c))
-        dthr_all = np.ones((d, t, c))
-        decay = cfg.tail_decay
-        last_t, dt_exp = lay.scalar(packed, "last_t"), lay.scalar(packed, "dt_exp")
-        z_all = np.full((d, t, c), np.nan)
-        cusum = np.zeros((d, t, c))
-        dx_all = np.full((d, t, c), np.nan)
-        ds_all = np.ones((d, t, c))
-        run_all = np.zeros((d, t, c))
-        gap_all = np.zeros((d, t))
-        mu_all = np.full((d, t, c), np.nan)
-        s_all = np.full((d, t, c), np.nan)
-        a, af, af_slow = cfg.adapt_rate, cfg.trend_rate, cfg.trend_rate_slow
-        slow = lay.view(packed, "slow")
+        # Work on contiguous copies of the fields and time-major recordings, so each
+        # step touches contiguous memory; the fields are written back at the end.
+        names = ("mu", "s", "s_min", "dscale", "last_x", "run", "cp", "cn", "fast", "slow", "zmax", "dmax")
+        f = {name: np.ascontiguousarray(lay.view(packed, name)) for name in names}
+        mu, s, s_min, dscale, last_x, run = (f[n] for n in names[:6])
+        cp, cn, fast, slow, zmax, dmax = (f[n] for n in names[6:])
+        last_t = lay.scalar(packed, "last_t").copy()
+        dt_exp = lay.scalar(packed, "dt_exp").copy()
+        xs = np.ascontiguousarray(x.transpose(1, 0, 2))
+        tsf = np.ascontiguousarray(ts.T).astype(np.float64)
+        rec = {name: np.zeros((t, d, c)) for name in ("mu", "s", "zthr", "dthr", "cusum", "dx", "ds", "run")}
+        rec["dx"][:] = np.nan
+        gap = np.zeros((t, d))
+        a, af, af_slow, decay = cfg.adapt_rate, cfg.trend_rate, cfg.trend_rate_slow, cfg.tail_decay
         k_ref, h_ref, clip, aclip = cfg.cusum_k, cfg.cusum_h, cfg.cusum_clip, cfg.adapt_clip
+        r_mu, r_s, r_zthr, r_dthr = rec["mu"], rec["s"], rec["zthr"], rec["dthr"]
+        r_cu, r_dx, r_ds, r_run = rec["cusum"], rec["dx"], rec["ds"], rec["run"]
         for step in range(t):
             k = int(active[step])
-            xt = x[:k, step]
+            xt = xs[step, :k]
             m = ~np.isnan(xt)
             mu_k, s_k = mu[:k], s[:k]
-            mu_all[:k, step] = mu_k
-            s_all[:k, step] = s_k
-            z = (xt - mu_k) / s_k
-            z_all[:k, step] = z
+            r_mu[step, :k] = mu_k
+            r_s[step, :k] = s_k
+            z = (np.where(m, xt, mu_k) - mu_k) / s_k  # 0 where missing
             zm_k = zmax[:k]
-            zthr_all[:k, step] = zm_k
+            r_zthr[step, :k] = zm_k
             np.fmax(zm_k * decay, np.abs(z), out=zm_k)
-            zc = np.where(m, np.clip(z, -clip, clip), 0.0)
+            zc = np.minimum(np.maximum(z, -clip), clip)
             cp_k, cn_k = cp[:k], cn[:k]
             np.maximum(cp_k + zc - k_ref, 0.0, out=cp_k)
             np.maximum(cn_k - zc - k_ref, 0.0, out=cn_k)
-            cusum[:k, step] = np.maximum(cp_k, cn_k)
+            np.maximum(cp_k, cn_k, out=r_cu[step, :k])
             # Reset a sum once it has signalled, so a drift alarms once, not for as long
             # as the baseline takes to absorb the new level.
             cp_k *= cp_k <= h_ref
             cn_k *= cn_k <= h_ref
             # Baseline: an EWMA of the clipped residual, so an outlier moves it by at
             # most `adapt_clip` scales times the rate, and a new level is absorbed slowly.
-            r = np.clip(zc, -aclip, aclip)
+            r = np.minimum(np.maximum(zc, -aclip), aclip)
             am = a * m
             mu_k += am * r * s_k
             s_k *= np.sqrt(1.0 + am * (r * r - 1.0))
             np.maximum(s_k, s_min[:k], out=s_k)
             lx_k, ds_k = last_x[:k], dscale[:k]
             dx = xt - lx_k
-            dx_all[:k, step] = dx
-            ds_all[:k, step] = ds_k
+            r_dx[step, :k] = dx
+            r_ds[step, :k] = ds_k
             adx = np.abs(dx)
             dm_k = dmax[:k]
-            dthr_all[:k, step] = dm_k
+            r_dthr[step, :k] = dm_k
             np.fmax(dm_k * decay, adx / ds_k, out=dm_k)
-            ds_k += np.where(np.isfinite(adx), a * (np.minimum(adx, 4.0 * ds_k) - ds_k), 0.0)
+            ds_k += np.where(np.isnan(adx), 0.0, a * (np.minimum(adx, 4.0 * ds_k) - ds_k))
+            same = xt == lx_k
             run_k = run[:k]
-            run_k *= xt == lx_k
-            run_k += xt == lx_k
-            run_all[:k, step] = run_k
+            run_k *= same
+            run_k += same
+            r_run[step, :k] = run_k
             np.copyto(lx_k, xt, where=m)
             fast_k, slow_k = fast[:k], slow[:k]
-            fast_k += np.where(m, af * (xt - fast_k), 0.0)
-            slow_k += np.where(m, af_slow * (xt - slow_k), 0.0)
-            tt = ts[:k, step].astype(np.float64)
+            fast_k += af * (np.where(m, xt, fast_k) - fast_k)
+            slow_k += af_slow * (np.where(m, xt, slow_k) - slow_k)
+            tt = tsf[step, :k]
             lt_k, de_k = last_t[:k], dt_exp[:k]
             dt = tt - lt_k
-            gap_all[:k, step] = dt / de_k
-            de_k += np.where(dt > 0, a * (np.minimum(dt, 3.0 * de_k) - de_k), 0.0)
+            gap[step, :k] = dt / de_k
+            de_k += (dt > 0) * (a * (np.minimum(dt, 3.0 * de_k) - de_k))
             lt_k[:] = tt
+        for name in names:
+            lay.view(packed, name)[:] = f[name]
+        lay.scalar(packed, "last_t")[:] = last_t
+        lay.scalar(packed, "dt_exp")[:] = dt_exp
+        dm = {name: arr.transpose(1, 0, 2) for name, arr in rec.items()}  # back to (d, t, c)
+        z_all = (x - dm["mu"]) / dm["s"]
         tail = cfg.tail_factor
-        ch[..., 2] = self.spike(z_all, tail * zthr_all)
-        ch[..., 3] = self.drift(cusum)
-        ch[..., 4] = self.roc(dx_all, ds_all, tail * dthr_all)
-        ch[..., 5] = self.flat(run_all, lay.view(packed, "flat_thr")[:, None, :])
-        dev[..., 0] = self.dropout(gap_all)
-        dev[..., 1] = self.t2(z_all, lay.matrix(packed), lay.scalar(packed, "t2_on"), lay.view(packed, "t2_hist"), active)
-        return mu_all, s_all
+        ch[..., 2] = self.spike(z_all, tail * dm["zthr"])
+        ch[..., 3] = self.drift(dm["cusum"])
+        ch[..., 4] = self.roc(dm["dx"], dm["ds"], tail * dm["dthr"])
+        ch[..., 5] = self.flat(dm["run"], lay.view(packed, "flat_thr")[:, None, :])
+        dev[..., 0] = self.dropout(gap.T)
+        dev[..., 1] = self.t2(
+            z_all, lay.matrix(packed), lay.scalar(packed, "t2_on"), lay.view(packed, "t2_hist"), active
+        )
+        return dm["mu"], dm["s"]
 
     def _alarm(
         self, packed: FloatArray, ts: IntArray, score: FloatArray, active: IntArray

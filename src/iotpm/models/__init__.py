@@ -3,8 +3,8 @@
 from iotpm.models.metrics import KNOWN_UNITS, LEGACY_TYPES, MetricUnit, parse_metric
 from iotpm.models.readings import SCHEMA_VERSION, Reading, utc_from_ms
 from iotpm.models.validation import (
-    RejectReason,
     Rejection,
+    RejectReason,
     SequenceGuard,
     ValidationLimits,
     decode,

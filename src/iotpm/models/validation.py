@@ -67,7 +67,7 @@ class ValidationLimits:
 def decode(
     payload: bytes | str | Mapping[str, Any],
     received_at_ms: int,
-    limits: ValidationLimits = ValidationLimits(),  # noqa: B008 - frozen, never mutated
+    limits: ValidationLimits = ValidationLimits(),
 ) -> Reading | Rejection:
     """Turn one message (JSON bytes, text, or an already parsed object) into a reading.
 

@@ -1,0 +1,138 @@
+"""Properties of the streaming detector: chunking, state, fleets, odd inputs."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from iotpm.detection import DetectorConfig, DeviceDetector, DeviceInput, DeviceState, FleetDetector
+from iotpm.detection.engine import Kernel
+from iotpm.detection.reference import ReferenceDetector
+from tests.conftest import CHANNELS, healthy, timestamps
+
+CFG = DetectorConfig(warmup=40)
+
+
+def signal(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = healthy(rng, n)
+    x[rng.random((n, 3)) < 0.03] = np.nan
+    x[n // 2 : n // 2 + 5, 0] += 8.0
+    x[(2 * n) // 3 :, 2] += np.linspace(0, 20, n - (2 * n) // 3)
+    return timestamps(n), x
+
+
+def run_chunks(ts: np.ndarray, x: np.ndarray, cuts: list[int]) -> tuple[np.ndarray, np.ndarray, DeviceState]:
+    det = DeviceDetector(channels=CHANNELS, config=CFG)
+    scores, flags = [], []
+    bounds = [0, *sorted(set(cuts)), len(ts)]
+    for a, b in itertools.pairwise(bounds):
+        r = det.update(ts[a:b], x[a:b])
+        scores.append(r.score)
+        flags.append(r.is_anomaly)
+    return np.concatenate(scores), np.concatenate(flags), det.state
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**16), cuts=st.lists(st.integers(0, 400), max_size=12))
+def test_any_chunking_gives_exactly_the_result_of_one_chunk(seed: int, cuts: list[int]) -> None:
+    ts, x = signal(seed, 400)
+    whole = run_chunks(ts, x, [])
+    parts = run_chunks(ts, x, cuts)
+    assert np.array_equal(whole[0], parts[0])
+    assert np.array_equal(whole[1], parts[1])
+    assert np.array_equal(whole[2].vector, parts[2].vector, equal_nan=True)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), cut=st.integers(1, 299))
+def test_state_round_trip_resumes_identically(seed: int, cut: int) -> None:
+    ts, x = signal(seed, 300)
+    straight = DeviceDetector(channels=CHANNELS, config=CFG)
+    expected = straight.update(ts, x)
+    first = DeviceDetector(channels=CHANNELS, config=CFG)
+    head = first.update(ts[:cut], x[:cut])
+    saved = first.state.to_dict()
+    resumed = DeviceDetector.from_state(DeviceState.from_dict(saved), CFG)
+    tail = resumed.update(ts[cut:], x[cut:])
+    assert np.array_equal(np.concatenate([head.score, tail.score]), expected.score)
+    assert np.array_equal(np.concatenate([head.is_anomaly, tail.is_anomaly]), expected.is_anomaly)
+
+
+def test_state_is_compact_and_versioned(rng: np.random.Generator) -> None:
+    det = DeviceDetector(channels=CHANNELS)
+    det.fit(timestamps(200), healthy(rng, 200))
+    data = det.state.to_dict()
+    assert data["v"] == 1
+    assert len(str(data)) < 2048  # lives in one DynamoDB item beside the latest reading
+    with pytest.raises(ValueError, match="version"):
+        DeviceState.from_dict({**data, "v": 99})
+    with pytest.raises(ValueError, match="channel"):
+        DeviceState.from_dict({**data, "channels": ["a"]})
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.just(1e300), st.just(-1e300)),
+        min_size=0,
+        max_size=60,
+    ),
+    fitted=st.booleans(),
+)
+def test_no_crash_on_nan_inf_empty_or_huge(values: list[float], fitted: bool) -> None:
+    det = DeviceDetector(channels=["temperature_c", "value"], config=CFG)
+    rng = np.random.default_rng(0)
+    if fitted:
+        det.fit(timestamps(50), rng.normal(50, 1, (50, 2)))
+    n = len(values) // 2
+    x = np.array(values[: 2 * n], dtype=np.float64).reshape(n, 2)
+    with np.errstate(all="raise"):
+        r = det.update(timestamps(n, start=10**13), x)
+    assert r.score.shape == (n,) and r.is_anomaly.shape == (n,)
+    assert not np.isnan(r.score).any()
+    det.update(timestamps(3, start=2 * 10**13), np.array([[50.0, 1.0]] * 3))
+
+
+def test_fleet_equals_devices_one_by_one() -> None:
+    fleet = FleetDetector(CFG)
+    inputs, singles = [], []
+    for seed, n in enumerate([120, 300, 45, 300, 1]):
+        ts, x = signal(seed, n)
+        inputs.append(DeviceInput(f"dev-{seed}", CHANNELS, ts, x))
+        single = DeviceDetector(channels=CHANNELS, config=CFG, device_id=f"dev-{seed}")
+        singles.append(single.update(ts, x))
+    for (got, _), want in zip(fleet.update(inputs), singles, strict=True):
+        assert np.array_equal(got.score, want.score)
+        assert np.array_equal(got.is_anomaly, want.is_anomaly)
+
+
+def test_fleet_handles_devices_with_different_metrics() -> None:
+    ts, x = signal(1, 100)
+    out = FleetDetector(CFG).update(
+        [DeviceInput("a", CHANNELS, ts, x), DeviceInput("b", ("temperature_c",), ts, x[:, :1])]
+    )
+    assert [r.channels for r, _ in out] == [CHANNELS, ("temperature_c",)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kernel_matches_the_per_reading_reference(seed: int) -> None:
+    ts, x = signal(seed, 1500)
+    x[900:960, 1] = x[899, 1]  # a stuck stretch
+    ts[1200:] += 10 * 60_000  # a gap
+    cfg = DetectorConfig(dropout_alarms=True)
+    det = DeviceDetector(channels=CHANNELS, config=cfg)
+    det.fit(ts[:300], x[:300])
+    fleet = det._fleet  # the same limits the detector uses
+    low, high = fleet._device_limits(DeviceInput("device", CHANNELS, ts[:0], x[:0]))
+    vib = [bool(v) for v in Kernel(cfg, CHANNELS, np.array([0.0, 1.0, 0.0])).vibration]
+    ref = ReferenceDetector(cfg, CHANNELS, det.state.vector.tolist(), low.tolist(), high.tolist(), vib)
+    got = det.update(ts[300:], x[300:])
+    want = ref.run(ts[300:].tolist(), x[300:].tolist())
+    np.testing.assert_allclose(got.score, want.score, rtol=1e-9, atol=1e-12)
+    assert got.is_anomaly.tolist() == want.alarm
+    assert got.is_anomaly.any()
