@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from iotpm.detection.config import DetectorConfig
 from iotpm.detection.detectors import CHANNEL_DETECTORS, DEVICE_DETECTORS, IsoVibrationZone
@@ -65,7 +66,7 @@ class DetectionResult:
 
     channels: tuple[str, ...]
     score: FloatArray
-    is_anomaly: npt_bool
+    is_anomaly: npt.NDArray[np.bool_]
     events: list[AlarmEvent]
     channel_scores: FloatArray  # (n, c, len(CHANNEL_DETECTORS))
     device_scores: FloatArray  # (n, len(DEVICE_DETECTORS))
@@ -74,9 +75,6 @@ class DetectionResult:
     health: float
     alarm_open: bool
     predictions: dict[str, Prediction] = field(default_factory=dict)
-
-
-npt_bool = np.ndarray  # a bool array; numpy's typing of bool arrays is too loose to help here
 
 
 @dataclass

@@ -41,9 +41,8 @@ class IsoVibrationZone:
         return np.where(x >= self.cd, x / self.cd, np.where(x >= self.bc, 0.5, 0.0))
 
     def zone(self, value: float) -> str:
-        """The zone letter of one value."""
-        ab = self.bc  # zones A and B are not told apart: both are acceptable
-        return "D" if value >= self.cd else "C" if value >= ab else "A/B"
+        """The zone letter of one value (A and B are both acceptable, so not told apart)."""
+        return "D" if value >= self.cd else "C" if value >= self.bc else "A/B"
 
 
 class Spike:
