@@ -74,7 +74,21 @@ class DetectionResult:
     scale: FloatArray  # (n, c)
     health: float
     alarm_open: bool
-    predictions: dict[str, Prediction] = field(default_factory=dict)
+    #: (c, 4): level, slope per hour, the limit it heads for, hours to it (NaN = none)
+    trend: FloatArray = field(default_factory=lambda: np.zeros((0, 4)))
+
+    @property
+    def predictions(self) -> dict[str, Prediction]:
+        """Per metric: its trend and when it reaches its limit at that trend."""
+        return {
+            ch: Prediction(ch, float(row[0]), float(row[1]), _opt(row[2]), _opt(row[3]))
+            for ch, row in zip(self.channels, self.trend.tolist(), strict=True)
+            if not np.isnan(row[0])
+        }
+
+
+def _opt(value: float) -> float | None:
+    return value if np.isfinite(value) else None
 
 
 @dataclass
@@ -151,9 +165,27 @@ class FleetDetector:
                 self.fit(DeviceInput(items[i].device_id, channels, ts[i][:0], xs[i][:0], st))
         ready = [(i, slice(split[i], len(ts[i]))) for i in range(len(items)) if split[i] < len(ts[i])]
         parts_b = self._run(kernel, items, states, ready, ts, xs, statistics=True)
+        lay = layout_for(len(channels))
+        vectors = np.stack([st.vector for st in states])
+        limits = [self._device_limits(it) for it in items]
+        low, high = np.stack([lo for lo, _ in limits]), np.stack([hi for _, hi in limits])
+        trend = self._trend(vectors, lay, low, high)
+        trend[[not st.ready for st in states]] = np.nan
+        health = self._health(vectors, lay, trend[..., 3])
+        alarm_open = lay.scalar(vectors, "alarm") > 0
         return [
             (
-                self._result(kernel, channels, states[i], items[i], ts[i], xs[i], parts_a.get(i), parts_b.get(i)),
+                self._result(
+                    channels,
+                    items[i],
+                    ts[i],
+                    xs[i],
+                    trend[i],
+                    float(health[i]),
+                    bool(alarm_open[i]),
+                    parts_a.get(i),
+                    parts_b.get(i),
+                ),
                 states[i],
             )
             for i in range(len(items))
@@ -215,41 +247,40 @@ class FleetDetector:
 
     def _result(
         self,
-        kernel: Kernel,
         channels: tuple[str, ...],
-        state: DeviceState,
         item: DeviceInput,
         ts: IntArray,
         x: FloatArray,
+        trend: FloatArray,
+        health: float,
+        alarm_open: bool,
         *parts: tuple[KernelOutput, int, int] | None,
     ) -> DetectionResult:
         segs = [p for p in parts if p is not None]
         n, c = len(ts), len(channels)
         score = _join(segs, "score", (0,))
-        alarm = _join(segs, "alarm", (0,))
-        raised = _join(segs, "raised", (0,))
-        cleared = _join(segs, "cleared", (0,))
+        assert len(score) == n, "kernel parts must cover the chunk"
         chs = _join(segs, "channel_scores", (0, c, len(CHANNEL_DETECTORS)))
         devs = _join(segs, "device_scores", (0, len(DEVICE_DETECTORS)))
         expected = _join(segs, "expected", (0, c))
-        scale = _join(segs, "scale", (0, c))
-        assert len(score) == n, "kernel parts must cover the chunk"
-        events = self._events(channels, ts, x, score, raised, cleared, chs, devs, expected, item)
-        lay = layout_for(c)
-        predictions = self._predict(channels, state, item) if state.ready else {}
-        health = self._health(state, lay, predictions)
+        raised, cleared = _join(segs, "raised", (0,)), _join(segs, "cleared", (0,))
+        events = (
+            self._events(channels, ts, x, score, raised, cleared, chs, devs, expected, item)
+            if any(out.transitions[row] for out, row, _ in segs)
+            else []
+        )
         return DetectionResult(
             channels=channels,
             score=score,
-            is_anomaly=alarm > 0,
+            is_anomaly=_join(segs, "alarm", (0,)) > 0,
             events=events,
             channel_scores=chs,
             device_scores=devs,
             expected=expected,
-            scale=scale,
+            scale=_join(segs, "scale", (0, c)),
             health=health,
-            alarm_open=bool(lay.scalar(state.vector[None, :], "alarm")[0] > 0),
-            predictions=predictions,
+            alarm_open=alarm_open,
+            trend=trend,
         )
 
     def _events(
@@ -303,17 +334,15 @@ class FleetDetector:
         found.sort(key=lambda r: -r.score)
         return tuple(found[:_MAX_REASONS])
 
-    def _predict(self, channels: tuple[str, ...], state: DeviceState, item: DeviceInput) -> dict[str, Prediction]:
+    def _trend(self, v: FloatArray, lay: Layout, low: FloatArray, high: FloatArray) -> FloatArray:
         """Trend from a fast and a slow level (their gap on a ramp is slope x lag), and
-        the hours until the trend meets the limit it is heading for."""
-        lay, v = layout_for(len(channels)), state.vector
-        slow, fast = v[lay.offsets["slow"]], v[lay.offsets["fast"]]
+        the hours until the trend meets the limit it is heading for; (d, c, 4)."""
+        slow, fast = v[:, lay.offsets["slow"]], v[:, lay.offsets["fast"]]
         # the noise of the fast level, from the typical step (sqrt(2) sigma for white noise)
-        sigma = v[lay.offsets["dscale"]] / np.sqrt(2.0)
-        dt = float(v[lay.offsets["dt_exp"]][0])
+        sigma = v[:, lay.offsets["dscale"]] / np.sqrt(2.0)
+        dt = v[:, lay.offsets["dt_exp"]]
         a, af = self.config.trend_rate_slow, self.config.trend_rate
         lag = (1.0 - a) / a - (1.0 - af) / af  # readings between the two levels on a ramp
-        low, high = self._device_limits(item)
         with np.errstate(all="ignore"):
             gap = fast - slow
             significant = np.abs(gap) > 3.0 * sigma * np.sqrt(af / (2.0 - af))
@@ -321,38 +350,28 @@ class FleetDetector:
             slope = np.where(np.isfinite(slope), slope, 0.0)
             limit = np.where(slope > 0, high, np.where(slope < 0, low, np.nan))
             hours = np.maximum((limit - fast) / slope, 0.0)
-        return {
-            ch: Prediction(
-                ch,
-                float(fast[j]),
-                float(slope[j]),
-                float(limit[j]) if np.isfinite(limit[j]) else None,
-                float(hours[j]) if np.isfinite(hours[j]) else None,
-            )
-            for j, ch in enumerate(channels)
-        }
+        return np.stack([fast, slope, limit, hours], axis=-1)
 
     @staticmethod
-    def _health(state: DeviceState, lay: Layout, predictions: dict[str, Prediction]) -> float:
+    def _health(v: FloatArray, lay: Layout, hours: FloatArray) -> FloatArray:
         """0-100 from the smoothed anomaly score, capped by an open alarm and a near limit.
 
         A smoothed score up to 0.5 (half the alarm level: ordinary noise) is full
         health; 1.5 and above is zero.
         """
-        v = state.vector[None, :]
-        smoothed = float(lay.scalar(v, "health")[0])
-        value = 100.0 * (1.0 - min(max(smoothed - 0.5, 0.0), 1.0))
-        if lay.scalar(v, "alarm")[0] > 0:
-            value = min(value, 40.0)
-        etas = [p.hours_to_limit for p in predictions.values() if p.hours_to_limit is not None]
-        if etas:
-            soonest = min(etas)
-            value = min(value, 50.0 if soonest < 24.0 else 80.0 if soonest < _HOURS_PER_WEEK else 100.0)
-        return round(value, 1)
+        smoothed = lay.scalar(v, "health")
+        value = 100.0 * (1.0 - np.clip(smoothed - 0.5, 0.0, 1.0))
+        value = np.where(lay.scalar(v, "alarm") > 0, np.minimum(value, 40.0), value)
+        soonest = np.min(np.where(np.isfinite(hours), hours, np.inf), axis=1, initial=np.inf)
+        cap = np.where(soonest < 24.0, 50.0, np.where(soonest < _HOURS_PER_WEEK, 80.0, 100.0))
+        return np.asarray(np.round(np.minimum(value, cap), 1), dtype=np.float64)
 
 
 def _join(segs: list[tuple[KernelOutput, int, int]], name: str, empty: tuple[int, ...]) -> FloatArray:
     """Concatenate one output's rows over the kernel calls that covered a chunk."""
+    if len(segs) == 1:
+        out, row, length = segs[0]
+        return np.asarray(getattr(out, name)[row, :length])
     pieces = [getattr(out, name)[row, :length] for out, row, length in segs]
     return np.concatenate(pieces) if pieces else np.zeros(empty)
 

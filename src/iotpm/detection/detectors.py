@@ -71,8 +71,9 @@ class RateOfChange:
     def __init__(self, config: DetectorConfig) -> None:
         self.limit = config.roc_z
 
-    def __call__(self, dx: FloatArray, dscale: FloatArray, recent_max: FloatArray) -> FloatArray:
-        return np.abs(dx) / (dscale * np.fmax(self.limit, recent_max))
+    def __call__(self, ratio: FloatArray, recent_max: FloatArray) -> FloatArray:
+        """``ratio`` is |step| / typical step; ``recent_max`` its recent maximum."""
+        return ratio / np.fmax(self.limit, recent_max)
 
 
 class Flatline:
@@ -107,15 +108,27 @@ class Multivariate:
         self, z: FloatArray, precision: FloatArray, on: FloatArray, history: FloatArray, active: IntArray
     ) -> FloatArray:
         """Rolling median of T² over the last readings; ``history`` (d, h) is updated in place."""
-        zc = np.nan_to_num(np.clip(z, -self.clip, self.clip))
-        t2 = np.einsum("dtc,dce,dte->dt", zc, precision, zc)
+        zc = np.moveaxis(np.nan_to_num(np.clip(z, -self.clip, self.clip)), 2, 0)  # (c, d, t)
+        # z' P z term by term: element-wise, so every reading's sum runs in one fixed
+        # order whatever the chunk's shape (a batched matmul may not)
+        pz = (precision.transpose(1, 2, 0)[:, :, :, None] * zc[None]).sum(axis=1)
+        t2 = (zc * pz).sum(axis=0)
         t2 = np.where(on[:, None] > 0, t2, 0.0)
         h = history.shape[1]
         series = np.concatenate([history, t2], axis=1)
-        smooth = np.median(np.lib.stride_tricks.sliding_window_view(series, h + 1, axis=1), axis=2)
+        window = np.lib.stride_tricks.sliding_window_view(series, h + 1, axis=1)
+        smooth = _median5(window) if h + 1 == 5 else np.median(window, axis=2)
         lengths = (active[None, :] > np.arange(len(z))[:, None]).sum(axis=1)
         history[:] = np.take_along_axis(series, lengths[:, None] + np.arange(h)[None, :], axis=1)
         return np.asarray(smooth / self.limit, dtype=np.float64)
+
+
+def _median5(w: FloatArray) -> FloatArray:
+    """Median of the last axis of length 5, by a min/max network (np.median sorts)."""
+    a, b, c, d, e = (w[..., i] for i in range(5))
+    f = np.maximum(np.minimum(a, b), np.minimum(c, d))  # the smaller pair's larger
+    g = np.minimum(np.maximum(a, b), np.maximum(c, d))  # the larger pair's smaller
+    return np.maximum(np.minimum(e, f), np.minimum(np.maximum(e, f), g))
 
 
 def chi2_quantile(dof: int, z: float) -> float:

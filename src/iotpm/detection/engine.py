@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from iotpm.detection.config import DetectorConfig
 from iotpm.detection.detectors import (
@@ -152,6 +153,7 @@ class KernelOutput:
     device_scores: FloatArray  # (d, t, len(DEVICE_DETECTORS))
     expected: FloatArray  # (d, t, c) baseline level before the reading
     scale: FloatArray  # (d, t, c) baseline scale before the reading
+    transitions: npt.NDArray[np.bool_]  # (d,) any raise or clear in the row
 
 
 class Kernel:
@@ -197,7 +199,8 @@ class Kernel:
         alarming = dev if self.cfg.dropout_alarms else dev[..., 1:]
         score = np.fmax(ch.max(axis=(2, 3)), alarming.max(axis=2))
         alarm, raised, cleared = self._alarm(packed, ts, score, active)
-        return KernelOutput(score, alarm, raised, cleared, ch, dev, expected, scale)
+        transitions = np.asarray(((raised > 0) | (cleared > 0)).any(axis=1), dtype=bool)
+        return KernelOutput(score, alarm, raised, cleared, ch, dev, expected, scale, transitions)
 
     def _statistics(
         self,
@@ -210,123 +213,221 @@ class Kernel:
     ) -> tuple[FloatArray, FloatArray]:
         cfg, lay = self.cfg, self.layout
         d, t, c = x.shape
-        # Work on contiguous copies of the fields and time-major recordings, so each
-        # step touches contiguous memory; the fields are written back at the end.
-        names = ("mu", "s", "s_min", "dscale", "last_x", "run", "cp", "cn", "fast", "slow", "zmax", "dmax")
-        f = {name: np.ascontiguousarray(lay.view(packed, name)) for name in names}
-        mu, s, s_min, dscale, last_x, run = (f[n] for n in names[:6])
-        cp, cn, fast, slow, zmax, dmax = (f[n] for n in names[6:])
-        last_t = lay.scalar(packed, "last_t").copy()
-        dt_exp = lay.scalar(packed, "dt_exp").copy()
-        xs = np.ascontiguousarray(x.transpose(1, 0, 2))
-        tsf = np.ascontiguousarray(ts.T).astype(np.float64)
-        rec = {name: np.zeros((t, d, c)) for name in ("mu", "s", "zthr", "dthr", "cusum", "dx", "ds", "run")}
-        rec["dx"][:] = np.nan
-        gap = np.zeros((t, d))
-        a, af, af_slow, decay = cfg.adapt_rate, cfg.trend_rate, cfg.trend_rate_slow, cfg.tail_decay
-        k_ref, h_ref, clip, aclip = cfg.cusum_k, cfg.cusum_h, cfg.cusum_clip, cfg.adapt_clip
-        r_mu, r_s, r_zthr, r_dthr = rec["mu"], rec["s"], rec["zthr"], rec["dthr"]
-        r_cu, r_dx, r_ds, r_run = rec["cusum"], rec["dx"], rec["ds"], rec["run"]
-        for step in range(t):
+        w = c + 1  # the channels, and one column for the device's interval
+        a = cfg.adapt_rate
+        # Everything that is not a recursion on the baseline is computed for the whole
+        # chunk up front, exactly: the last finite value before each reading, the step,
+        # the repeat run, the interval. The loop below is left with the recursions that
+        # need the previous reading's state, on contiguous time-major arrays whose
+        # fields are stacked so one numpy call advances several of them.
+        xs = np.ascontiguousarray(x.transpose(1, 0, 2))  # (t, d, c)
+        tsf = np.ascontiguousarray(ts.T).astype(np.float64)  # (t, d)
+        lengths = (active[None, :] > np.arange(d)[:, None]).sum(axis=1)
+        rows, last_row = np.arange(d), np.maximum(lengths - 1, 0)
+        m = ~np.isnan(xs)
+        lx, final_x = _last_before(xs, m, lay.view(packed, "last_x").copy())
+        dx = xs - lx
+        run = _run_lengths(xs == lx, lay.view(packed, "run"))
+        dt = tsf - np.concatenate([lay.scalar(packed, "last_t")[None, :], tsf[:-1]])
+        x0, mf = np.zeros((t, d, w)), np.zeros((t, d, w))
+        x0[..., :c] = np.where(m, xs, 0.0)
+        mf[..., :c] = m
+        am = a * mf
+        # the typical step per channel and the expected interval share one recursion
+        step_in = np.empty((t, d, w))
+        step_in[..., :c] = np.abs(dx)
+        step_in[..., c] = dt
+        step_in0 = np.where(np.isnan(step_in), 0.0, step_in)
+        step_rate = np.empty((t, d, w))
+        step_rate[..., :c] = a * ~np.isnan(dx)
+        step_rate[..., c] = a * (dt > 0)
+        step_cap = np.array([4.0] * c + [3.0])
+        # state: level, scale, recent max |z|, recent max step ratio; typical step and
+        # interval; CUSUM sums; fast and slow levels. The extra column is inert.
+        st = np.zeros((4, d, w))
+        st[1, :, c] = 1.0
+        for row, name in enumerate(("mu", "s", "zmax", "dmax")):
+            st[row, :, :c] = lay.view(packed, name)
+        mu, s, tails = st[0], st[1], st[2:4]
+        s_min = np.ones((d, w))
+        s_min[:, :c] = lay.view(packed, "s_min")
+        typ = np.empty((d, w))
+        typ[:, :c] = lay.view(packed, "dscale")
+        typ[:, c] = lay.scalar(packed, "dt_exp")
+        cu, trend = np.zeros((2, d, w)), np.zeros((2, d, w))
+        cu[0, :, :c], cu[1, :, :c] = lay.view(packed, "cp"), lay.view(packed, "cn")
+        trend[0, :, :c], trend[1, :, :c] = lay.view(packed, "fast"), lay.view(packed, "slow")
+        # recordings: the state before each reading; |z| and the step ratio; the CUSUM
+        r_st, r_zr, r_cu = np.zeros((t, 4, d, w)), np.zeros((t, 2, d, w)), np.zeros((t, d, w))
+        z, u = np.empty((d, w)), np.empty((d, w))
+        clipped, signed = np.empty((2, d, w)), np.empty((2, d, w))
+        limits = np.array([min(cfg.cusum_clip, np.inf), min(cfg.adapt_clip, cfg.cusum_clip)])[:, None, None]
+        sign = np.array([1.0, -1.0])[:, None, None]
+        decay, k_ref, h_ref = cfg.tail_decay, cfg.cusum_k, cfg.cusum_h
+        full = (st, mu, s, tails, s_min, typ, cu, trend, z, u, clipped, signed)
+        trend_rates = np.array([cfg.trend_rate, cfg.trend_rate_slow])[:, None, None]
+        per_step = zip(x0, mf, am, step_in, step_in0, step_rate, r_st, r_zr, r_cu, strict=True)
+        for step, views in enumerate(per_step):
             k = int(active[step])
-            xt = xs[step, :k]
-            m = ~np.isnan(xt)
-            mu_k, s_k = mu[:k], s[:k]
-            r_mu[step, :k] = mu_k
-            r_s[step, :k] = s_k
-            z = (np.where(m, xt, mu_k) - mu_k) / s_k  # 0 where missing
-            zm_k = zmax[:k]
-            r_zthr[step, :k] = zm_k
-            np.fmax(zm_k * decay, np.abs(z), out=zm_k)
-            zc = np.minimum(np.maximum(z, -clip), clip)
-            cp_k, cn_k = cp[:k], cn[:k]
-            np.maximum(cp_k + zc - k_ref, 0.0, out=cp_k)
-            np.maximum(cn_k - zc - k_ref, 0.0, out=cn_k)
-            np.maximum(cp_k, cn_k, out=r_cu[step, :k])
-            # Reset a sum once it has signalled, so a drift alarms once, not for as long
-            # as the baseline takes to absorb the new level.
-            cp_k *= cp_k <= h_ref
-            cn_k *= cn_k <= h_ref
-            # Baseline: an EWMA of the clipped residual, so an outlier moves it by at
-            # most `adapt_clip` scales times the rate, and a new level is absorbed slowly.
-            r = np.minimum(np.maximum(zc, -aclip), aclip)
-            am = a * m
-            mu_k += am * r * s_k
-            s_k *= np.sqrt(1.0 + am * (r * r - 1.0))
-            np.maximum(s_k, s_min[:k], out=s_k)
-            lx_k, ds_k = last_x[:k], dscale[:k]
-            dx = xt - lx_k
-            r_dx[step, :k] = dx
-            r_ds[step, :k] = ds_k
-            adx = np.abs(dx)
-            dm_k = dmax[:k]
-            r_dthr[step, :k] = dm_k
-            np.fmax(dm_k * decay, adx / ds_k, out=dm_k)
-            ds_k += np.where(np.isnan(adx), 0.0, a * (np.minimum(adx, 4.0 * ds_k) - ds_k))
-            same = xt == lx_k
-            run_k = run[:k]
-            run_k *= same
-            run_k += same
-            r_run[step, :k] = run_k
-            np.copyto(lx_k, xt, where=m)
-            fast_k, slow_k = fast[:k], slow[:k]
-            fast_k += af * (np.where(m, xt, fast_k) - fast_k)
-            slow_k += af_slow * (np.where(m, xt, slow_k) - slow_k)
-            tt = tsf[step, :k]
-            lt_k, de_k = last_t[:k], dt_exp[:k]
-            dt = tt - lt_k
-            gap[step, :k] = dt / de_k
-            de_k += (dt > 0) * (a * (np.minimum(dt, 3.0 * de_k) - de_k))
-            lt_k[:] = tt
-        for name in names:
-            lay.view(packed, name)[:] = f[name]
-        lay.scalar(packed, "last_t")[:] = last_t
-        lay.scalar(packed, "dt_exp")[:] = dt_exp
-        dm = {name: arr.transpose(1, 0, 2) for name, arr in rec.items()}  # back to (d, t, c)
-        z_all = (x - dm["mu"]) / dm["s"]
+            if k == d:
+                st_k, mu_k, s_k, tl_k, smin_k, typ_k, cu_k, tr_k, z_k, u_k, cl_k, sg_k = full
+                x0_t, mf_t, am_t, in_t, in0_t, rate_t, rst_t, rzr_t, rcu_t = views
+            else:  # devices with fewer readings have dropped out of the (sorted) stack
+                st_k, tl_k, cu_k, tr_k, cl_k, sg_k = (arr[:, :k] for arr in (st, tails, cu, trend, clipped, signed))
+                mu_k, s_k, smin_k, typ_k, z_k, u_k = (arr[:k] for arr in (mu, s, s_min, typ, z, u))
+                x0_t, mf_t, am_t, in_t, in0_t, rate_t, rcu_t = (views[i][:k] for i in (0, 1, 2, 3, 4, 5, 8))
+                rst_t, rzr_t = views[6][:, :k], views[7][:, :k]
+            np.copyto(rst_t, st_k)
+            # z against the baseline before this reading; 0 where missing
+            np.subtract(x0_t, mu_k, out=z_k)
+            z_k *= mf_t
+            z_k /= s_k
+            # decaying maxima of |z| and of |step| / typical step (and the gap ratio)
+            np.abs(z_k, out=rzr_t[0])
+            np.divide(in_t, typ_k, out=rzr_t[1])
+            tl_k *= decay
+            np.fmax(tl_k, rzr_t, out=tl_k)
+            # z clipped for the CUSUM and, tighter, for the baseline's adaptation
+            np.maximum(z_k, -limits, out=cl_k)
+            np.minimum(cl_k, limits, out=cl_k)
+            zc_k, r_k = cl_k[0], cl_k[1]
+            # two-sided CUSUM, reset once it has signalled, so a drift alarms once, not
+            # for as long as the baseline takes to absorb the new level
+            np.multiply(zc_k, sign, out=sg_k)
+            cu_k += sg_k
+            cu_k -= k_ref
+            np.maximum(cu_k, 0.0, out=cu_k)
+            np.maximum(cu_k[0], cu_k[1], out=rcu_t)
+            cu_k *= cu_k <= h_ref
+            # baseline: an EWMA of the clipped residual, so an outlier moves it by at most
+            # `adapt_clip` scales times the rate, and a new level is absorbed slowly
+            np.multiply(am_t, r_k, out=u_k)
+            u_k *= s_k
+            mu_k += u_k
+            np.multiply(r_k, r_k, out=u_k)
+            u_k -= 1.0
+            u_k *= am_t
+            u_k += 1.0
+            np.sqrt(u_k, out=u_k)
+            s_k *= u_k
+            np.maximum(s_k, smin_k, out=s_k)
+            # typical step and expected interval: EWMAs of the capped value
+            np.multiply(typ_k, step_cap, out=u_k)
+            np.minimum(in0_t, u_k, out=u_k)
+            u_k -= typ_k
+            u_k *= rate_t
+            typ_k += u_k
+            # fast and slow levels for the trend
+            np.subtract(x0_t, tr_k, out=sg_k)
+            sg_k *= mf_t
+            sg_k *= trend_rates
+            tr_k += sg_k
+        for name, value in (
+            ("mu", mu[:, :c]),
+            ("s", s[:, :c]),
+            ("zmax", tails[0, :, :c]),
+            ("dmax", tails[1, :, :c]),
+            ("dscale", typ[:, :c]),
+            ("cp", cu[0, :, :c]),
+            ("cn", cu[1, :, :c]),
+            ("fast", trend[0, :, :c]),
+            ("slow", trend[1, :, :c]),
+            ("last_x", final_x),
+            ("run", run[last_row, rows]),
+        ):
+            lay.view(packed, name)[:] = value
+        lay.scalar(packed, "last_t")[:] = tsf[last_row, rows]
+        lay.scalar(packed, "dt_exp")[:] = typ[:, c]
+        rec = r_st[..., :c].transpose(1, 2, 0, 3)  # (4, d, t, c)
+        exp, scale = rec[0], rec[1]
+        z_all = (x - exp) / scale
         tail = cfg.tail_factor
-        ch[..., 2] = self.spike(z_all, tail * dm["zthr"])
-        ch[..., 3] = self.drift(dm["cusum"])
-        ch[..., 4] = self.roc(dm["dx"], dm["ds"], tail * dm["dthr"])
-        ch[..., 5] = self.flat(dm["run"], lay.view(packed, "flat_thr")[:, None, :])
-        dev[..., 0] = self.dropout(gap.T)
+        ratio = r_zr[:, 1].transpose(1, 0, 2)  # (d, t, w)
+        ch[..., 2] = self.spike(z_all, tail * rec[2])
+        ch[..., 3] = self.drift(r_cu[..., :c].transpose(1, 0, 2))
+        ch[..., 4] = self.roc(ratio[..., :c], tail * rec[3])
+        ch[..., 5] = self.flat(run.transpose(1, 0, 2), lay.view(packed, "flat_thr")[:, None, :])
+        dev[..., 0] = self.dropout(ratio[..., c])
         dev[..., 1] = self.t2(
             z_all, lay.matrix(packed), lay.scalar(packed, "t2_on"), lay.view(packed, "t2_hist"), active
         )
-        return dm["mu"], dm["s"]
+        return exp, scale
 
     def _alarm(
         self, packed: FloatArray, ts: IntArray, score: FloatArray, active: IntArray
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Hysteresis over each device's scores.
+
+        The run lengths above the raise level and below the clear level are computed
+        for the whole chunk at once; the alarm itself only changes at a raise or a
+        clear, so each device jumps from one transition to the next.
+        """
         cfg, lay = self.cfg.alarm, self.layout
-        alarm, above, below = lay.scalar(packed, "alarm"), lay.scalar(packed, "above"), lay.scalar(packed, "below")
-        cool, health = lay.scalar(packed, "cool"), lay.scalar(packed, "health")
-        n, since = lay.scalar(packed, "n"), lay.scalar(packed, "alarm_since")
+        alarm, cool, since = lay.scalar(packed, "alarm"), lay.scalar(packed, "cool"), lay.scalar(packed, "alarm_since")
         d, t = score.shape
-        out, up_all, down_all = np.zeros((d, t)), np.zeros((d, t)), np.zeros((d, t))
-        hr = self.cfg.adapt_rate
-        for step in range(t):
+        lengths = (active[None, :] > np.arange(d)[:, None]).sum(axis=1)
+        rows, last_row = np.arange(d), np.maximum(lengths - 1, 0)
+        valid = np.arange(t)[None, :] < lengths[:, None]
+        above = _run_lengths((score >= cfg.raise_level) & valid, lay.scalar(packed, "above"), axis=1)
+        below = _run_lengths((score < cfg.clear_level) & valid, lay.scalar(packed, "below"), axis=1)
+        can_raise = (above >= cfg.min_duration) & valid
+        can_clear = (below >= cfg.clear_duration) & valid
+        out = np.repeat(alarm[:, None], t, axis=1)
+        up_all, down_all = np.zeros((d, t)), np.zeros((d, t))
+        busy = np.flatnonzero(np.where(alarm > 0, can_clear.any(axis=1), can_raise.any(axis=1)))
+        for i in busy:
+            n, at, on, co = int(lengths[i]), 0, alarm[i] > 0, float(cool[i])
+            while at < n:
+                if on:
+                    hits = np.flatnonzero(can_clear[i, at:n])
+                else:
+                    start = at + int(np.ceil(co))  # a raise waits out the cooldown
+                    hits = start - at + np.flatnonzero(can_raise[i, start:n])
+                if not hits.size:
+                    break
+                step = at + int(hits[0])
+                if on:
+                    down_all[i, step], co = 1.0, float(cfg.cooldown)
+                else:
+                    up_all[i, step], co, since[i] = 1.0, 0.0, float(ts[i, step])
+                on = not on
+                out[i, step:] = 1.0 if on else 0.0
+                at = step + 1
+            alarm[i] = 1.0 if on else 0.0
+            cool[i] = co + at  # the decrement below runs from the last transition on
+        np.maximum(cool - lengths, 0.0, out=cool)
+        lay.scalar(packed, "above")[:] = above[rows, last_row]
+        lay.scalar(packed, "below")[:] = below[rows, last_row]
+        health = lay.scalar(packed, "health")
+        capped = np.ascontiguousarray(np.minimum(score, 2.0).T)
+        hr, tmp = self.cfg.adapt_rate, np.empty(d)
+        for step in range(t):  # a plain EWMA, kept sequential so chunking changes no bit
             k = int(active[step])
-            sc = score[:k, step]
-            a_k, ab_k, be_k, co_k = alarm[:k], above[:k], below[:k], cool[:k]
-            hi = sc >= cfg.raise_level
-            ab_k *= hi
-            ab_k += hi
-            lo = sc < cfg.clear_level
-            be_k *= lo
-            be_k += lo
-            up = (a_k == 0) & (ab_k >= cfg.min_duration) & (co_k <= 0)
-            down = (a_k == 1) & (be_k >= cfg.clear_duration)
-            co_k[:] = np.where(down, cfg.cooldown, np.maximum(co_k - 1.0, 0.0))
-            a_k[:] = np.where(up, 1.0, np.where(down, 0.0, a_k))
-            np.copyto(since[:k], ts[:k, step], where=up, casting="unsafe")
-            h_k = health[:k]
-            h_k += hr * (np.minimum(sc, 2.0) - h_k)
-            out[:k, step] = a_k
-            up_all[:k, step] = up
-            down_all[:k, step] = down
-        lengths = np.zeros(d, dtype=np.int64)
-        for step in range(t):
-            lengths[: int(active[step])] += 1
-        n += lengths
+            np.subtract(capped[step, :k], health[:k], out=tmp[:k])
+            tmp[:k] *= hr
+            health[:k] += tmp[:k]
+        lay.scalar(packed, "n")[:] += lengths
         return out, up_all, down_all
+
+
+def _last_before(xs: FloatArray, present: npt.NDArray[np.bool_], initial: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The last present value before each step of ``xs`` (t, d, c), and after the last."""
+    t = xs.shape[0]
+    idx = np.arange(t)[:, None, None]
+    pos = np.maximum.accumulate(np.where(present, idx, -1), axis=0)
+    prev = np.concatenate([np.full((1, *pos.shape[1:]), -1), pos[:-1]])
+    before = np.where(prev >= 0, np.take_along_axis(xs, np.maximum(prev, 0), axis=0), initial[None])
+    last = pos[-1]
+    after = np.where(last >= 0, np.take_along_axis(xs, np.maximum(last, 0)[None], axis=0)[0], initial)
+    return before, after
+
+
+def _run_lengths(flags: npt.NDArray[np.bool_], initial: FloatArray, axis: int = 0) -> FloatArray:
+    """How many flags in a row end at each position, continuing ``initial`` runs."""
+    n = flags.shape[axis]
+    shape = [1] * flags.ndim
+    shape[axis] = n
+    idx = np.arange(n).reshape(shape)
+    last_break = np.maximum.accumulate(np.where(flags, -1, idx), axis=axis)
+    carried = np.expand_dims(initial, axis) + idx + 1.0
+    return np.asarray(np.where(last_break >= 0, idx - last_break, carried), dtype=np.float64)

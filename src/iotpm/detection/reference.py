@@ -112,7 +112,7 @@ class ReferenceDetector:
         dx = x - f["last_x"][j]
         if not math.isnan(dx):
             ds = f["dscale"][j]
-            score = abs(dx) / (ds * max(cfg.roc_z, cfg.tail_factor * f["dmax"][j]))
+            score = (abs(dx) / ds) / max(cfg.roc_z, cfg.tail_factor * f["dmax"][j])
             f["dmax"][j] = max(f["dmax"][j] * cfg.tail_decay, abs(dx) / ds)
             f["dscale"][j] = ds + a * (min(abs(dx), 4.0 * ds) - ds)
         else:
