@@ -75,6 +75,8 @@ def test_legacy_device_shape_takes_the_ingest_time() -> None:
         (json.dumps(canonical(device_id="x" * 200)).encode(), RejectReason.INVALID_DEVICE_ID),
         (b'{"device_id": "p-1", "ts": 1, "metrics": {"temperature_c": NaN}}', RejectReason.NON_FINITE_VALUE),
         (b'{"device_id": "p-1", "ts": 1, "metrics": {"temperature_c": Infinity}}', RejectReason.NON_FINITE_VALUE),
+        (b'{"device_id": "p-1", "ts": 1, "metrics": {"temperature_c": "NaN"}}', RejectReason.NON_FINITE_VALUE),
+        (b'{"device_id": "p-1", "ts": 1, "metrics": {"temperature_c": "1e999"}}', RejectReason.NON_FINITE_VALUE),
         (json.dumps(canonical(ts=NOW + 3_600_000)).encode(), RejectReason.TIMESTAMP_IN_FUTURE),
         (json.dumps(canonical(ts=NOW - 30 * 86_400_000)).encode(), RejectReason.TIMESTAMP_TOO_OLD),
         (json.dumps(canonical(ts="yesterday")).encode(), RejectReason.INVALID_TIMESTAMP),

@@ -148,6 +148,9 @@ def _validate(obj: dict[str, Any], received_at_ms: int, limits: ValidationLimits
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         return Rejection(RejectReason.SCHEMA_VIOLATION, f"{where}: {first['msg']}", device)
+    coerced = next((name for name, value in reading.metrics.items() if not math.isfinite(value)), None)
+    if coerced is not None:  # a numeric string such as "NaN" or "1e999"
+        return Rejection(RejectReason.NON_FINITE_VALUE, f"metric {coerced!r} is not a finite number", device)
     return _check_time(reading, received_at_ms, limits)
 
 

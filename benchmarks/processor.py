@@ -1,0 +1,113 @@
+"""Processor throughput: 10,000-record Kinesis events through the real handler.
+
+500 devices x 20 readings x 3 metrics per event, AWS replaced by the in-memory fakes
+(so this is our own code's cost: decode, validate, detect, build writes), after the
+devices' baselines are learned. Also the cold import time of the handler module in a
+fresh interpreter. Prints figures, then one JSON object on the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+from iotpm.handlers.processor import ProcessorHandler
+from iotpm.service import Processor, RawRecord
+from iotpm.service.memory import (
+    MemoryAlerts,
+    MemoryAnomalies,
+    MemoryArchive,
+    MemoryReadings,
+    MemoryRollups,
+    MemoryStates,
+)
+from iotpm.service.samples import batch
+
+T0 = 1_790_000_000_000
+
+
+def event(records: list[RawRecord]) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "eventID": f"{r.shard_id}:{r.sequence_number}",
+                "eventSource": "aws:kinesis",
+                "kinesis": {
+                    "sequenceNumber": r.sequence_number,
+                    "partitionKey": r.partition_key,
+                    "data": base64.b64encode(r.data).decode(),
+                    "approximateArrivalTimestamp": r.arrival_ms / 1000,
+                },
+            }
+            for r in records
+        ]
+    }
+
+
+def cold_import_ms(reps: int) -> float:
+    code = "import time; t=time.perf_counter(); import iotpm.handlers.processor; print((time.perf_counter()-t)*1000)"
+    times = [
+        float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+        for _ in range(reps)
+    ]
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--devices", type=int, default=500)
+    parser.add_argument("--per-device", type=int, default=20)
+    parser.add_argument("--warm-batches", type=int, default=6)
+    parser.add_argument("--reps", type=int, default=9)
+    args = parser.parse_args()
+    processor = Processor(
+        states=MemoryStates(),
+        readings=MemoryReadings(),
+        anomalies=MemoryAnomalies(),
+        rollups=MemoryRollups(),
+        archive=MemoryArchive(),
+        alerts=MemoryAlerts(),
+    )
+    handler = ProcessorHandler(lambda: processor)
+    n = args.per_device
+    now = T0 + (args.warm_batches + args.reps) * n * 1000
+    events = [
+        event(batch(args.devices, n, start_ms=now - 3_600_000, first_seq=i * n, faulty=[7], fault_from=150, seed=i))
+        for i in range(args.warm_batches + args.reps)
+    ]
+    sink = open("/dev/null", "w")  # noqa: SIM115 - EMF lines would swamp the figures
+    real_stdout, sys.stdout = sys.stdout, sink
+    times = []
+    try:
+        for i, ev in enumerate(events):
+            t0 = time.perf_counter()
+            response = handler(ev)
+            if i >= args.warm_batches:
+                times.append(time.perf_counter() - t0)
+            assert response == {"batchItemFailures": []}
+    finally:
+        sys.stdout = real_stdout
+    records = len(events[0]["Records"])
+    med = statistics.median(times)
+    result = {
+        "records": records,
+        "devices": args.devices,
+        "batch_ms_median": round(med * 1000, 1),
+        "records_per_s": round(records / med),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "cold_import_ms": round(cold_import_ms(5), 1),
+    }
+    print(f"{records} records / {args.devices} devices: median {med * 1000:.1f} ms over {len(times)} batches")
+    print(f"cold import of the handler module: {result['cold_import_ms']} ms")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,400 @@
+"""DynamoDB stores: readings, device state, anomalies and rollups.
+
+Keys follow the API's access patterns, so no read path needs a Scan:
+
+==========  =====================  ==============================  =====================================
+table       partition key          sort key                        indexes
+==========  =====================  ==============================  =====================================
+readings    device_id              sk = ts(13 digits)#seq          -
+devices     device_id              -                               by_site (fleet, site_key), by_line (line, device_id)
+anomalies   device_id              sk = ts#kind                    by_day (day, day_key = ts#device#kind)
+rollups     series = device#res    bucket (N, epoch ms)            -
+==========  =====================  ==============================  =====================================
+
+Every table has TTL on ``expires_at`` (devices excepted). Floats are stored as
+DynamoDB numbers via ``repr`` (shortest round-trip form).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from iotpm.adapters.errors import aws_call, translate
+from iotpm.service.errors import ConflictError, StoreError
+from iotpm.service.ports import (
+    AnomalyRow,
+    DeviceRecord,
+    Failures,
+    MetricStats,
+    ReadingRow,
+    RollupDelta,
+    merge_stats,
+)
+
+_BATCH_WRITE: Final = 25
+_BATCH_GET: Final = 100
+_UNPROCESSED_ATTEMPTS: Final = 6
+FLEET_KEY: Final = "device"
+
+Item = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class TableNames:
+    """The four tables (names come from Terraform outputs via settings)."""
+
+    readings: str
+    devices: str
+    anomalies: str
+    rollups: str
+
+
+def table_specs(names: TableNames) -> list[dict[str, Any]]:
+    """CreateTable arguments matching the Terraform dynamodb module (tests and tools)."""
+
+    def attrs(**kinds: str) -> list[dict[str, str]]:
+        return [{"AttributeName": k, "AttributeType": v} for k, v in kinds.items()]
+
+    def key(pk: str, sk: str | None = None) -> list[dict[str, str]]:
+        out = [{"AttributeName": pk, "KeyType": "HASH"}]
+        return out + ([{"AttributeName": sk, "KeyType": "RANGE"}] if sk else [])
+
+    def gsi(name: str, pk: str, sk: str) -> dict[str, Any]:
+        return {"IndexName": name, "KeySchema": key(pk, sk), "Projection": {"ProjectionType": "ALL"}}
+
+    on_demand = {"BillingMode": "PAY_PER_REQUEST"}
+    return [
+        {"TableName": names.readings, "KeySchema": key("device_id", "sk"), **on_demand,
+         "AttributeDefinitions": attrs(device_id="S", sk="S")},
+        {"TableName": names.devices, "KeySchema": key("device_id"), **on_demand,
+         "AttributeDefinitions": attrs(device_id="S", fleet="S", site_key="S", line="S"),
+         "GlobalSecondaryIndexes": [gsi("by_site", "fleet", "site_key"), gsi("by_line", "line", "device_id")]},
+        {"TableName": names.anomalies, "KeySchema": key("device_id", "sk"), **on_demand,
+         "AttributeDefinitions": attrs(device_id="S", sk="S", day="S", day_key="S"),
+         "GlobalSecondaryIndexes": [gsi("by_day", "day", "day_key")]},
+        {"TableName": names.rollups, "KeySchema": key("series", "bucket"), **on_demand,
+         "AttributeDefinitions": attrs(series="S", bucket="N")},
+    ]  # fmt: skip
+
+
+# -- marshalling ---------------------------------------------------------------------
+
+
+def _n(value: float | int) -> dict[str, str]:
+    return {"N": repr(value) if isinstance(value, float) else str(value)}
+
+
+def _opt_n(value: float | int | None) -> dict[str, Any]:
+    return {"NULL": True} if value is None else _n(value)
+
+
+def _num_map(values: Mapping[str, float]) -> dict[str, Any]:
+    return {"M": {k: _n(float(v)) for k, v in values.items()}}
+
+
+def _from_num_map(attr: Mapping[str, Any]) -> dict[str, float]:
+    return {k: float(v["N"]) for k, v in attr.get("M", {}).items()}
+
+
+def reading_item(row: ReadingRow) -> Item:
+    """The readings-table item of a row."""
+    item: Item = {
+        "device_id": {"S": row.device_id},
+        "sk": {"S": row.key},
+        "ts": _n(row.ts_ms),
+        "site": {"S": row.site},
+        "line": {"S": row.line},
+        "device_type": {"S": row.device_type},
+        "metrics": _num_map(row.metrics),
+        "score": _n(row.score),
+        "anomaly": {"BOOL": row.anomaly},
+        "expires_at": _n(row.expires_at),
+    }
+    if row.seq is not None:
+        item["seq"] = _n(row.seq)
+    return item
+
+
+def anomaly_item(row: AnomalyRow) -> Item:
+    """The anomalies-table item of a row (``notified`` false until its alert is sent)."""
+    day = datetime.fromtimestamp(row.ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
+    return {
+        "device_id": {"S": row.device_id},
+        "sk": {"S": row.key},
+        "ts": _n(row.ts_ms),
+        "kind": {"S": row.kind},
+        "severity": {"S": row.severity},
+        "score": _n(row.score),
+        "site": {"S": row.site},
+        "line": {"S": row.line},
+        "device_type": {"S": row.device_type},
+        "reasons": {"S": json.dumps(list(row.reasons), separators=(",", ":"))},
+        "day": {"S": day},
+        "day_key": {"S": f"{row.ts_ms:013d}#{row.device_id}#{row.kind}"},
+        "notified": {"BOOL": False},
+        "expires_at": _n(row.expires_at),
+    }
+
+
+def device_item(r: DeviceRecord, version: int) -> Item:
+    """The devices-table item of a record at ``version``."""
+    return {
+        "device_id": {"S": r.device_id},
+        "fleet": {"S": FLEET_KEY},
+        "site_key": {"S": f"{r.site}#{r.line}#{r.device_id}"},
+        "site": {"S": r.site},
+        "line": {"S": r.line},
+        "device_type": {"S": r.device_type},
+        "detector": {"S": json.dumps(r.detector, separators=(",", ":"))},
+        "last_mark": _n(r.last_mark),
+        "last_ts": _n(r.last_ts_ms),
+        "latest": _num_map(r.latest),
+        "health": _n(float(r.health)),
+        "alarm_open": {"BOOL": r.alarm_open},
+        "alarm_since": _opt_n(r.alarm_since_ms),
+        "trend": {"S": json.dumps(r.trend, separators=(",", ":"))},
+        "readings": _n(r.readings),
+        "updated": _n(r.updated_ms),
+        "version": _n(version),
+    }
+
+
+def device_record(item: Mapping[str, Any]) -> DeviceRecord:
+    """Inverse of :func:`device_item`."""
+    since = item.get("alarm_since", {"NULL": True})
+    return DeviceRecord(
+        device_id=item["device_id"]["S"],
+        site=item["site"]["S"],
+        line=item["line"]["S"],
+        device_type=item["device_type"]["S"],
+        detector=json.loads(item["detector"]["S"]),
+        last_mark=int(item["last_mark"]["N"]),
+        last_ts_ms=int(item["last_ts"]["N"]),
+        latest=_from_num_map(item.get("latest", {})),
+        health=float(item["health"]["N"]),
+        alarm_open=bool(item["alarm_open"]["BOOL"]),
+        alarm_since_ms=None if "NULL" in since else int(since["N"]),
+        trend=json.loads(item["trend"]["S"]),
+        readings=int(item["readings"]["N"]),
+        updated_ms=int(item["updated"]["N"]),
+        version=int(item["version"]["N"]),
+    )
+
+
+def _stats_attr(metrics: Mapping[str, MetricStats]) -> dict[str, Any]:
+    return {
+        "M": {
+            name: {"M": {"count": _n(s.count), "min": _n(s.min), "max": _n(s.max), "sum": _n(s.sum)}}
+            for name, s in metrics.items()
+        }
+    }
+
+
+def stats_from_attr(attr: Mapping[str, Any]) -> dict[str, MetricStats]:
+    """Per-metric aggregates of a rollup item."""
+    out = {}
+    for name, v in attr.get("M", {}).items():
+        m = v["M"]
+        out[name] = MetricStats(int(m["count"]["N"]), float(m["min"]["N"]), float(m["max"]["N"]), float(m["sum"]["N"]))
+    return out
+
+
+# -- stores -------------------------------------------------------------------------
+
+
+class _Dynamo:
+    def __init__(self, client: Any, table: str, workers: int = 8) -> None:
+        self.client, self.table, self.workers = client, table, workers
+
+    def _parallel(self, fn: Callable[[Any], Failures], chunks: Sequence[Any]) -> Failures:
+        failures: Failures = {}
+        if len(chunks) <= 1:
+            for chunk in chunks:
+                failures.update(fn(chunk))
+            return failures
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(chunks))) as pool:
+            for got in pool.map(fn, chunks):
+                failures.update(got)
+        return failures
+
+    def _batch_write(self, items: list[Item], device_of: Callable[[Item], str]) -> Failures:
+        """BatchWriteItem in 25s, retrying unprocessed items with backoff."""
+        chunks = [items[i : i + _BATCH_WRITE] for i in range(0, len(items), _BATCH_WRITE)]
+
+        def write(chunk: list[Item]) -> Failures:
+            pending = [{"PutRequest": {"Item": it}} for it in chunk]
+            for attempt in range(_UNPROCESSED_ATTEMPTS):
+                try:
+                    got = self.client.batch_write_item(RequestItems={self.table: pending})
+                except Exception as exc:
+                    error = translate(exc, f"BatchWriteItem {self.table}")
+                    return {device_of(p["PutRequest"]["Item"]): error for p in pending}
+                pending = got.get("UnprocessedItems", {}).get(self.table, [])
+                if not pending:
+                    return {}
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            error = StoreError(f"BatchWriteItem {self.table}: items still unprocessed", code="Unprocessed")
+            return {device_of(p["PutRequest"]["Item"]): error for p in pending}
+
+        return self._parallel(write, chunks)
+
+
+class DynamoReadings(_Dynamo):
+    """:class:`~iotpm.service.ports.ReadingStore` on the readings table."""
+
+    def put_many(self, rows: Sequence[ReadingRow]) -> Failures:
+        return self._batch_write([reading_item(r) for r in rows], lambda it: str(it["device_id"]["S"]))
+
+
+class DynamoStates(_Dynamo):
+    """:class:`~iotpm.service.ports.StateStore` on the devices table."""
+
+    def get_many(self, device_ids: Sequence[str]) -> dict[str, DeviceRecord]:
+        chunks = [list(device_ids[i : i + _BATCH_GET]) for i in range(0, len(device_ids), _BATCH_GET)]
+        out: dict[str, DeviceRecord] = {}
+
+        def get(chunk: list[str]) -> list[Item]:
+            keys: list[Item] = [{"device_id": {"S": d}} for d in chunk]
+            items: list[Item] = []
+            for attempt in range(_UNPROCESSED_ATTEMPTS):
+                with aws_call(f"BatchGetItem {self.table}"):
+                    got = self.client.batch_get_item(RequestItems={self.table: {"Keys": keys, "ConsistentRead": True}})
+                items.extend(got.get("Responses", {}).get(self.table, []))
+                keys = got.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
+                if not keys:
+                    return items
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            raise StoreError(f"BatchGetItem {self.table}: keys still unprocessed", code="Unprocessed")
+
+        if len(chunks) <= 1:
+            results = [get(c) for c in chunks]
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.workers, len(chunks))) as pool:
+                results = list(pool.map(get, chunks))
+        for items in results:
+            for item in items:
+                rec = device_record(item)
+                out[rec.device_id] = rec
+        return out
+
+    def put_many(self, records: Sequence[DeviceRecord]) -> Failures:
+        def put(record: DeviceRecord) -> Failures:
+            condition = "attribute_not_exists(device_id)" if record.version == 0 else "version = :v"
+            extra = {} if record.version == 0 else {"ExpressionAttributeValues": {":v": _n(record.version)}}
+            try:
+                self.client.put_item(
+                    TableName=self.table,
+                    Item=device_item(record, record.version + 1),
+                    ConditionExpression=condition,
+                    **extra,
+                )
+            except Exception as exc:
+                return {record.device_id: translate(exc, f"PutItem {self.table}")}
+            record.version += 1
+            return {}
+
+        return self._parallel(put, list(records))
+
+
+class DynamoAnomalies(_Dynamo):
+    """:class:`~iotpm.service.ports.AnomalyStore` on the anomalies table."""
+
+    def record(self, row: AnomalyRow) -> bool:
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=anomaly_item(row),
+                ConditionExpression="attribute_not_exists(device_id)",
+            )
+            return True
+        except Exception as exc:
+            error = translate(exc, f"PutItem {self.table}")
+            if not isinstance(error, ConflictError):
+                raise error from exc
+        with aws_call(f"GetItem {self.table}"):
+            got = self.client.get_item(TableName=self.table, Key=self._key(row), ConsistentRead=True)
+        return not bool(got.get("Item", {}).get("notified", {}).get("BOOL", False))
+
+    def mark_notified(self, row: AnomalyRow) -> None:
+        with aws_call(f"UpdateItem {self.table}"):
+            self.client.update_item(
+                TableName=self.table,
+                Key=self._key(row),
+                UpdateExpression="SET notified = :t",
+                ExpressionAttributeValues={":t": {"BOOL": True}},
+            )
+
+    @staticmethod
+    def _key(row: AnomalyRow) -> Item:
+        return {"device_id": {"S": row.device_id}, "sk": {"S": row.key}}
+
+
+class DynamoRollups(_Dynamo):
+    """:class:`~iotpm.service.ports.RollupStore`: read, merge, write back if unchanged.
+
+    DynamoDB update expressions have no min/max, so a bucket is merged client-side and
+    written with a condition on the order mark it was read at; a delta whose first
+    mark the bucket has already passed is a replay and is skipped.
+    """
+
+    def apply(self, deltas: Sequence[RollupDelta]) -> Failures:
+        by_device: dict[str, list[RollupDelta]] = {}
+        for delta in deltas:
+            by_device.setdefault(delta.device_id, []).append(delta)
+        return self._parallel(self._apply_device, list(by_device.values()))
+
+    def _apply_device(self, deltas: list[RollupDelta]) -> Failures:
+        try:
+            for delta in deltas:
+                self._apply_one(delta)
+        except StoreError as exc:
+            return {deltas[0].device_id: exc}
+        return {}
+
+    def _apply_one(self, delta: RollupDelta) -> None:
+        key = {"series": {"S": f"{delta.device_id}#{delta.resolution}"}, "bucket": _n(delta.bucket_ms)}
+        with aws_call(f"GetItem {self.table}"):
+            current = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+        metrics, anomalies = dict(delta.metrics), delta.anomalies
+        condition, values = "attribute_not_exists(series)", {}
+        if current is not None:
+            seen = int(current["last_mark"]["N"])
+            if seen >= delta.first_mark:
+                return  # already applied: a replay
+            metrics = merge_stats(stats_from_attr(current["metrics"]), delta.metrics)
+            anomalies += int(current["anomalies"]["N"])
+            condition, values = "last_mark = :seen", {":seen": _n(seen)}
+        item = {
+            **key,
+            "device_id": {"S": delta.device_id},
+            "resolution": {"S": delta.resolution},
+            "metrics": _stats_attr(metrics),
+            "anomalies": _n(anomalies),
+            "last_mark": _n(delta.last_mark),
+            "expires_at": _n(delta.expires_at),
+        }
+        extra = {"ExpressionAttributeValues": values} if values else {}
+        with aws_call(f"PutItem {self.table}"):
+            self.client.put_item(TableName=self.table, Item=item, ConditionExpression=condition, **extra)
+
+
+def create_tables(client: Any, names: TableNames, *, ttl: bool = True) -> None:
+    """Create the tables (for tests and tools; Terraform owns them in real environments)."""
+    for spec in table_specs(names):
+        client.create_table(**spec)
+    for table in (names.readings, names.anomalies, names.rollups) if ttl else ():
+        client.update_time_to_live(
+            TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+        )
+
+
+def all_items(client: Any, table: str) -> Iterable[Item]:
+    """Every item of a table (tests only: request paths never Scan)."""
+    for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+        yield from page.get("Items", [])

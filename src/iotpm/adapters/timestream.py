@@ -1,0 +1,59 @@
+"""Timestream for LiveAnalytics: multi-measure records, 100 per WriteRecords call.
+
+Optional (new AWS accounts cannot create Timestream databases); nothing reads from
+it. Rejected records (e.g. outside the memory store window) are counted, not retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from iotpm.adapters.errors import translate
+from iotpm.service.ports import Failures, ReadingRow
+
+_PER_CALL: Final = 100
+MEASURE_NAME: Final = "reading"
+
+
+def record(row: ReadingRow) -> dict[str, Any]:
+    """One multi-measure record: the metrics plus the detector's score."""
+    measures = [{"Name": k, "Value": repr(float(v)), "Type": "DOUBLE"} for k, v in sorted(row.metrics.items())]
+    measures.append({"Name": "anomaly_score", "Value": repr(float(row.score)), "Type": "DOUBLE"})
+    return {
+        "Dimensions": [
+            {"Name": "device_id", "Value": row.device_id},
+            {"Name": "site", "Value": row.site},
+            {"Name": "line", "Value": row.line},
+            {"Name": "device_type", "Value": row.device_type},
+        ],
+        "MeasureName": MEASURE_NAME,
+        "MeasureValueType": "MULTI",
+        "MeasureValues": measures,
+        "Time": str(row.ts_ms),
+        "TimeUnit": "MILLISECONDS",
+    }
+
+
+class TimestreamWriter:
+    """:class:`~iotpm.service.ports.TimeSeries` on one database table."""
+
+    def __init__(self, client: Any, database: str, table: str) -> None:
+        self.client, self.database, self.table = client, database, table
+
+    def write(self, rows: Sequence[ReadingRow]) -> tuple[int, Failures]:
+        rejected, failures = 0, {}
+        for i in range(0, len(rows), _PER_CALL):
+            chunk = rows[i : i + _PER_CALL]
+            try:
+                self.client.write_records(
+                    DatabaseName=self.database, TableName=self.table, Records=[record(r) for r in chunk]
+                )
+            except Exception as exc:
+                code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+                if code == "RejectedRecordsException":
+                    rejected += len(getattr(exc, "response", {}).get("RejectedRecords", [])) or len(chunk)
+                    continue
+                error = translate(exc, f"WriteRecords {self.database}.{self.table}")
+                failures.update({r.device_id: error for r in chunk})
+        return rejected, failures

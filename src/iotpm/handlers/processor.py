@@ -1,0 +1,98 @@
+"""The processor Lambda: Kinesis event in, partial batch response out.
+
+Bad input is quarantined by the service and reported as processed; a device whose
+writes failed comes back as a batch item failure, so Lambda retries from its first
+record (the service is idempotent, so the records after it are harmless to repeat).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from iotpm.observability import emf, log
+from iotpm.service import BatchOutcome, Processor, RawRecord, StoreError
+from iotpm.service.processor import decode_base64
+
+
+def parse_event(event: Mapping[str, Any]) -> list[RawRecord]:
+    """Kinesis event records as :class:`RawRecord` (undecodable base64 is kept as is)."""
+    records = []
+    for rec in event.get("Records") or []:
+        kin = rec.get("kinesis") or {}
+        data = str(kin.get("data", ""))
+        raw = decode_base64(data)
+        records.append(
+            RawRecord(
+                sequence_number=str(kin.get("sequenceNumber", "")),
+                partition_key=str(kin.get("partitionKey", "")),
+                data=raw if raw is not None else data.encode(),
+                arrival_ms=int(float(kin.get("approximateArrivalTimestamp", time.time())) * 1000),
+                shard_id=str(rec.get("eventID", "shard:")).split(":")[0] or "shard",
+            )
+        )
+    return records
+
+
+class ProcessorHandler:
+    """Callable Lambda handler over a lazily built :class:`Processor`."""
+
+    def __init__(self, factory: Callable[[], Processor]) -> None:
+        self._factory = factory
+        self._processor: Processor | None = None
+
+    def __call__(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
+        started = time.perf_counter()
+        records = parse_event(event)
+        if self._processor is None:
+            self._processor = self._factory()
+        self.environment = self._processor.settings.environment
+        request_id = getattr(context, "aws_request_id", None)
+        try:
+            outcome = self._processor(records)
+        except StoreError as exc:  # nothing could be stored: retry the whole batch
+            log("error", "batch failed", error=str(exc), code=exc.code, request_id=request_id, records=len(records))
+            return _response([records[0].sequence_number] if records else [])
+        self._report(outcome, records, (time.perf_counter() - started) * 1000, request_id)
+        return _response(outcome.failed_sequence_numbers)
+
+    def _report(self, outcome: BatchOutcome, records: list[RawRecord], ms: float, request_id: str | None) -> None:
+        c = outcome.counts
+        emf(
+            {
+                "ReadingsReceived": (c.received, "Count"),
+                "ReadingsProcessed": (c.stored, "Count"),
+                "ReadingsQuarantined": (c.quarantined, "Count"),
+                "ReadingsDuplicate": (c.duplicates, "Count"),
+                "ReadingsFailed": (c.failed, "Count"),
+                "AnomaliesRaised": (c.anomalies_raised, "Count"),
+                "AnomaliesCleared": (c.anomalies_cleared, "Count"),
+                "AlertsSent": (c.alerts_sent, "Count"),
+                "TimestreamRejected": (c.timeseries_rejected, "Count"),
+                "BatchLatency": (round(ms, 2), "Milliseconds"),
+                "RecordAge": (c.max_age_ms, "Milliseconds"),
+            },
+            {"Environment": self.environment, "Function": "processor"},
+            properties={
+                "request_id": request_id,
+                "first_sequence_number": records[0].sequence_number if records else None,
+                "last_sequence_number": records[-1].sequence_number if records else None,
+                "quarantine_reasons": c.quarantine_reasons,
+            },
+        )
+        if outcome.errors:
+            log("warning", "devices will be retried", request_id=request_id, errors=outcome.errors[:20])
+
+
+def _response(failed: list[str]) -> dict[str, Any]:
+    return {"batchItemFailures": [{"itemIdentifier": seq} for seq in failed]}
+
+
+def _build() -> Processor:
+    from iotpm.composition import build_processor  # boto3 loads on first invoke, not at import
+
+    return build_processor()
+
+
+handler = ProcessorHandler(_build)

@@ -1,0 +1,61 @@
+"""Kinesis-shaped sample batches: healthy devices, and a fault on chosen ones.
+
+Used by tests, benchmarks and the emulator smoke run; the fleet simulator (with
+realistic signals and fault scenarios) lives in :mod:`iotpm.simulator`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import numpy as np
+
+from iotpm.service.processor import RawRecord
+
+BASE = {"temperature_c": 55.0, "vibration_mm_s": 2.0, "pressure_psi": 90.0}
+NOISE = {"temperature_c": 0.5, "vibration_mm_s": 0.1, "pressure_psi": 1.5}
+
+
+def reading(device: str, seq: int, ts_ms: int, metrics: dict[str, float], line: str = "line-1") -> dict[str, object]:
+    """A canonical (schema v1) reading message."""
+    return {
+        "schema_version": 1,
+        "device_id": device,
+        "ts": ts_ms,
+        "seq": seq,
+        "site": "plant-1",
+        "line": line,
+        "device_type": "pump",
+        "metrics": metrics,
+    }
+
+
+def batch(
+    devices: int,
+    per_device: int,
+    *,
+    start_ms: int,
+    first_seq: int = 0,
+    interval_ms: int = 1000,
+    faulty: Sequence[int] = (),
+    fault_from: int = 0,
+    seed: int = 0,
+    shard: str = "shardId-000000000000",
+) -> list[RawRecord]:
+    """``per_device`` readings from each device, interleaved as a shard would carry them.
+
+    Devices listed in ``faulty`` run 30 °C hot from reading ``fault_from`` on.
+    """
+    rng = np.random.default_rng(seed)
+    records: list[RawRecord] = []
+    for k in range(per_device):
+        ts = start_ms + (first_seq + k) * interval_ms
+        for d in range(devices):
+            metrics = {m: round(BASE[m] + NOISE[m] * float(rng.normal()), 3) for m in BASE}
+            if d in faulty and first_seq + k >= fault_from:
+                metrics["temperature_c"] += 30.0
+            body = json.dumps(reading(f"dev-{d:04d}", first_seq + k, ts, metrics)).encode()
+            n = len(records)
+            records.append(RawRecord(f"{start_ms:013d}{first_seq + n:08d}", f"dev-{d:04d}", body, ts + 50, shard))
+    return records

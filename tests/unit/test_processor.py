@@ -1,0 +1,213 @@
+"""The processing service over in-memory fakes: storage, idempotency, quarantine, failures."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import replace
+
+import pytest
+
+from iotpm.service import Processor, RawRecord, StoreError
+from iotpm.service.memory import (
+    MemoryAlerts,
+    MemoryAnomalies,
+    MemoryArchive,
+    MemoryReadings,
+    MemoryRollups,
+    MemoryStates,
+    MemoryTimeSeries,
+)
+from iotpm.service.ports import Failures, ReadingRow
+from iotpm.service.samples import batch
+
+T0 = 1_790_000_000_000
+
+
+class Stores:
+    def __init__(self) -> None:
+        self.states, self.readings, self.anomalies = MemoryStates(), MemoryReadings(), MemoryAnomalies()
+        self.rollups, self.archive, self.alerts = MemoryRollups(), MemoryArchive(), MemoryAlerts()
+        self.timeseries = MemoryTimeSeries()
+
+    def processor(self) -> Processor:
+        return Processor(
+            states=self.states,
+            readings=self.readings,
+            anomalies=self.anomalies,
+            rollups=self.rollups,
+            archive=self.archive,
+            alerts=self.alerts,
+            timeseries=self.timeseries,
+        )
+
+    def snapshot(self) -> object:
+        return copy.deepcopy(
+            (
+                self.readings.items,
+                {k: (v.version, v.detector, v.last_mark) for k, v in self.states.items.items()},
+                self.anomalies.items,
+                self.rollups.items,
+                sorted(self.archive.objects),
+                len(self.alerts.sent),
+            )
+        )
+
+
+def warm_then_fault(stores: Stores) -> list[list[RawRecord]]:
+    """Batches of 10 devices: 150 healthy readings each, then device 3 runs hot."""
+    batches = [batch(10, 50, start_ms=T0, first_seq=s, seed=s) for s in (0, 50, 100)]
+    batches.append(batch(10, 50, start_ms=T0, first_seq=150, faulty=[3], fault_from=160, seed=9))
+    return batches
+
+
+def test_a_batch_is_stored_with_state_rollups_and_archive() -> None:
+    stores = Stores()
+    out = stores.processor()(batch(5, 120, start_ms=T0), now_ms=T0 + 200_000)
+    assert out.failed_sequence_numbers == []
+    assert out.counts.received == out.counts.stored == 600
+    assert len(stores.readings.items) == 600
+    assert {r.device_id for r in stores.readings.items.values()} == {f"dev-{d:04d}" for d in range(5)}
+    state = stores.states.items["dev-0002"]
+    assert state.version == 1 and state.last_mark == 119 and state.readings == 120
+    assert state.detector is not None and state.detector["ready"]  # 120 readings > warm-up of 100
+    minute = [v for (dev, res, _), v in stores.rollups.items.items() if dev == "dev-0002" and res == "1m"]
+    assert sum(r.metrics["temperature_c"].count for r in minute) == 120
+    assert [k.split("/")[0] for k in stores.archive.objects] == ["raw"]
+    assert len(stores.timeseries.rows) == 600
+
+
+def test_a_hot_machine_raises_one_alert_with_reasons() -> None:
+    stores = Stores()
+    proc = stores.processor()
+    for records in warm_then_fault(stores):
+        out = proc(records, now_ms=T0 + 300_000)
+        assert out.failed_sequence_numbers == []
+    assert len(stores.alerts.sent) == 1
+    alert = stores.alerts.sent[0]
+    assert alert.attributes["device_id"] == "dev-0003" and alert.attributes["severity"] == "critical"
+    assert alert.body["reasons"][0]["metric"] == "temperature_c"
+    assert "dev-0003" in alert.subject and "raised" in alert.subject
+    record = stores.states.items["dev-0003"]
+    assert record.alarm_open and record.alarm_since_ms == T0 + 160_000
+    assert record.health <= 40.0
+    assert not stores.states.items["dev-0004"].alarm_open
+
+
+def test_replaying_batches_changes_nothing() -> None:
+    stores = Stores()
+    proc = stores.processor()
+    batches = warm_then_fault(stores)
+    for records in batches:
+        proc(records, now_ms=T0 + 300_000)
+    before = stores.snapshot()
+    readings_before = {k: v for k, v in stores.readings.items.items()}
+    for _ in range(3):
+        for records in batches:
+            out = proc(records, now_ms=T0 + 300_000)
+            assert out.counts.duplicates == out.counts.received and out.counts.stored == 0
+    after = stores.snapshot()
+    states_before, states_after = before[1], after[1]  # type: ignore[index]
+    assert {k: v[1:] for k, v in states_before.items()} == {k: v[1:] for k, v in states_after.items()}
+    assert before[0] == after[0] == readings_before  # type: ignore[index]
+    assert before[2:] == after[2:]  # type: ignore[index]
+
+
+def test_malformed_records_are_quarantined_and_counts_reconcile() -> None:
+    stores = Stores()
+    records = batch(4, 25, start_ms=T0)
+    bad = [
+        b"{not json",
+        b'{"device_id": "x y", "ts": 1, "metrics": {"temperature_c": 1}}',
+        b"[]",
+        b'{"schema_version": 9, "device_id": "d", "ts": 1, "metrics": {}}',
+        b'{"sensor_id": "s1", "type": "humidity", "value": 3, "timestamp": 1}',
+        b'{"device_id": "dev-0001", "ts": 1790000000000, "seq": 900, "metrics": {"temperature_c": "NaN"}}',
+        b"\xff\xfe",
+        b'"a string"',
+        b'{"device_id": "dev-1", "ts": 4102444800000, "metrics": {"pressure_psi": 1}}',
+        b'{"device_id": "dev-1", "ts": 1790000000000, "metrics": {"pressure_psi": 1}, "extra": true}',
+    ]
+    mixed = list(records)
+    for i, body in enumerate(bad):
+        mixed.insert(i * 9, RawRecord(f"bad{i:04d}", "x", body, T0 + 10))
+    out = stores.processor()(mixed, now_ms=T0 + 200_000)
+    c = out.counts
+    assert out.failed_sequence_numbers == []
+    assert c.received == 110 and c.quarantined == 10 and c.stored == 100
+    assert c.received == c.stored + c.quarantined + c.duplicates + c.failed
+    quarantine = [o for k, o in stores.archive.objects.items() if k.startswith("quarantine/")]
+    assert len(quarantine) == 1 and len(quarantine[0].lines) == 10
+    reasons = {line["reason"] for line in quarantine[0].lines}
+    assert {"malformed_json", "invalid_device_id", "unknown_schema_version", "unknown_shape"} <= reasons
+    assert sum(c.quarantine_reasons.values()) == 10
+    assert all(line["detail"] for line in quarantine[0].lines)
+
+
+class FlakyReadings(MemoryReadings):
+    """Fails the writes of chosen devices until told otherwise."""
+
+    def __init__(self, failing: set[str]) -> None:
+        super().__init__()
+        self.failing = failing
+
+    def put_many(self, rows: Sequence[ReadingRow]) -> Failures:
+        failing = {r.device_id for r in rows} & self.failing
+        super().put_many([r for r in rows if r.device_id not in failing])
+        return {d: StoreError("throttled", code="ProvisionedThroughputExceededException") for d in failing}
+
+
+def test_a_failing_device_is_retried_from_its_first_record_and_nothing_is_lost() -> None:
+    stores = Stores()
+    stores.readings = FlakyReadings({"dev-0002"})
+    proc = stores.processor()
+    records = batch(4, 30, start_ms=T0)
+    out = proc(records, now_ms=T0 + 100_000)
+    first_of_dev2 = next(r.sequence_number for r in records if r.partition_key == "dev-0002")
+    assert out.failed_sequence_numbers == [first_of_dev2]
+    assert out.counts.failed == 30 and out.counts.stored == 90
+    assert "dev-0002" not in stores.states.items
+    # Lambda retries from the reported record on; the others are recognised as applied
+    stores.readings.failing.clear()
+    retry = records[[r.sequence_number for r in records].index(first_of_dev2) :]
+    out = proc(retry, now_ms=T0 + 100_000)
+    assert out.failed_sequence_numbers == []
+    assert out.counts.stored == 30 and out.counts.duplicates == len(retry) - 30
+    assert len(stores.readings.items) == 120
+    minute = [v for (dev, res, _), v in stores.rollups.items.items() if res == "1m"]
+    assert sum(r.metrics["pressure_psi"].count for r in minute) == 120
+
+
+def test_a_concurrent_state_write_is_a_retry_not_a_loss() -> None:
+    stores = Stores()
+    proc = stores.processor()
+    proc(batch(2, 10, start_ms=T0), now_ms=T0)
+    real_get = stores.states.get_many
+
+    def stale(ids: Sequence[str]) -> dict[str, object]:
+        got = real_get(ids)
+        return {k: replace(v, version=v.version - 1) for k, v in got.items()}
+
+    stores.states.get_many = stale  # type: ignore[method-assign,assignment]
+    out = proc(batch(2, 10, start_ms=T0, first_seq=10), now_ms=T0)
+    assert len(out.failed_sequence_numbers) == 1 and out.counts.failed == 20
+    assert all(s.last_mark == 9 for s in stores.states.items.values())
+
+
+def test_empty_batch_does_nothing() -> None:
+    stores = Stores()
+    out = stores.processor()([], now_ms=T0)
+    assert out.counts.records == 0 and not stores.archive.objects
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'[{"device_id": "a", "ts": 1790000000000, "seq": 1, "metrics": {"temperature_c": 20}},'
+        b' {"device_id": "b", "ts": 1790000000000, "seq": 1, "metrics": {"temperature_c": 21}}]'
+    ],
+)
+def test_a_record_may_carry_an_array_of_readings(body: bytes) -> None:
+    stores = Stores()
+    out = stores.processor()([RawRecord("1", "a", body, T0)], now_ms=T0)
+    assert out.counts.stored == 2 and set(stores.states.items) == {"a", "b"}
