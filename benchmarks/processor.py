@@ -9,17 +9,15 @@ fresh interpreter. Prints figures, then one JSON object on the last line.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import resource
 import statistics
 import subprocess
 import sys
 import time
-from typing import Any
 
 from iotpm.handlers.processor import ProcessorHandler
-from iotpm.service import Processor, RawRecord
+from iotpm.service import Processor
 from iotpm.service.memory import (
     MemoryAlerts,
     MemoryAnomalies,
@@ -28,27 +26,9 @@ from iotpm.service.memory import (
     MemoryRollups,
     MemoryStates,
 )
-from iotpm.service.samples import batch
+from iotpm.service.samples import batch, kinesis_event
 
 T0 = 1_790_000_000_000
-
-
-def event(records: list[RawRecord]) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "eventID": f"{r.shard_id}:{r.sequence_number}",
-                "eventSource": "aws:kinesis",
-                "kinesis": {
-                    "sequenceNumber": r.sequence_number,
-                    "partitionKey": r.partition_key,
-                    "data": base64.b64encode(r.data).decode(),
-                    "approximateArrivalTimestamp": r.arrival_ms / 1000,
-                },
-            }
-            for r in records
-        ]
-    }
 
 
 def cold_import_ms(reps: int) -> float:
@@ -78,8 +58,9 @@ def main() -> None:
     handler = ProcessorHandler(lambda: processor)
     n = args.per_device
     now = T0 + (args.warm_batches + args.reps) * n * 1000
+    start = now - 3_600_000
     events = [
-        event(batch(args.devices, n, start_ms=now - 3_600_000, first_seq=i * n, faulty=[7], fault_from=150, seed=i))
+        kinesis_event(batch(args.devices, n, start_ms=start, first_seq=i * n, faulty=[7], fault_from=150, seed=i))
         for i in range(args.warm_batches + args.reps)
     ]
     sink = open("/dev/null", "w")  # noqa: SIM115 - EMF lines would swamp the figures

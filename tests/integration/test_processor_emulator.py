@@ -14,7 +14,7 @@ from iotpm.adapters.dynamodb import all_items
 from iotpm.composition import build_processor, clients
 from iotpm.handlers.processor import ProcessorHandler
 from iotpm.service import Processor, RawRecord
-from iotpm.service.samples import batch
+from iotpm.service.samples import batch, kinesis_event
 
 from .conftest import Environment
 
@@ -112,7 +112,7 @@ def test_malformed_records_are_quarantined_with_reasons_and_counts_reconcile(env
     for i in range(20):  # 10 % of the batch
         mixed.insert(i * 10, RawRecord(f"x{i:03d}", "x", bad[i % 4], T0 + 5))
     handler = ProcessorHandler(lambda: processor(env))
-    response = handler(_event(mixed), None)
+    response = handler(kinesis_event(mixed), None)
     assert response == {"batchItemFailures": []}
     stored = len(table(env, env.names.readings))
     keys = [o["Key"] for o in env.s3.list_objects_v2(Bucket=env.bucket, Prefix="quarantine/")["Contents"]]
@@ -127,25 +127,6 @@ def test_malformed_records_are_quarantined_with_reasons_and_counts_reconcile(env
         "invalid_device_id",
         "unknown_schema_version",
         "unknown_shape",
-    }
-
-
-def _event(records: list[RawRecord]) -> dict[str, Any]:
-    import base64
-
-    return {
-        "Records": [
-            {
-                "eventID": f"shardId-000:{r.sequence_number}",
-                "kinesis": {
-                    "sequenceNumber": r.sequence_number,
-                    "partitionKey": r.partition_key,
-                    "data": base64.b64encode(r.data).decode(),
-                    "approximateArrivalTimestamp": r.arrival_ms / 1000,
-                },
-            }
-            for r in records
-        ]
     }
 
 

@@ -6,6 +6,7 @@ realistic signals and fault scenarios) lives in :mod:`iotpm.simulator`.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 
@@ -59,3 +60,22 @@ def batch(
             n = len(records)
             records.append(RawRecord(f"{start_ms:013d}{first_seq + n:08d}", f"dev-{d:04d}", body, ts + 50, shard))
     return records
+
+
+def kinesis_event(records: Sequence[RawRecord]) -> dict[str, object]:
+    """A Lambda Kinesis event carrying ``records`` (what the event source mapping sends)."""
+    return {
+        "Records": [
+            {
+                "eventID": f"{r.shard_id}:{r.sequence_number}",
+                "eventSource": "aws:kinesis",
+                "kinesis": {
+                    "sequenceNumber": r.sequence_number,
+                    "partitionKey": r.partition_key,
+                    "data": base64.b64encode(r.data).decode(),
+                    "approximateArrivalTimestamp": r.arrival_ms / 1000,
+                },
+            }
+            for r in records
+        ]
+    }
