@@ -47,7 +47,6 @@ class ProcessorHandler:
         records = parse_event(event)
         if self._processor is None:
             self._processor = self._factory()
-        self.environment = self._processor.settings.environment
         request_id = getattr(context, "aws_request_id", None)
         try:
             outcome = self._processor(records)
@@ -73,7 +72,7 @@ class ProcessorHandler:
                 "BatchLatency": (round(ms, 2), "Milliseconds"),
                 "RecordAge": (c.max_age_ms, "Milliseconds"),
             },
-            {"Environment": self.environment, "Function": "processor"},
+            {"Environment": self._environment(), "Function": "processor"},
             properties={
                 "request_id": request_id,
                 "first_sequence_number": records[0].sequence_number if records else None,
@@ -83,6 +82,9 @@ class ProcessorHandler:
         )
         if outcome.errors:
             log("warning", "devices will be retried", request_id=request_id, errors=outcome.errors[:20])
+
+    def _environment(self) -> str:
+        return self._processor.settings.environment if self._processor is not None else "unknown"
 
 
 def _response(failed: list[str]) -> dict[str, Any]:
