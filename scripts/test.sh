@@ -16,9 +16,17 @@ echo "==> installing iotpm[dev]"
 "$VENV/bin/python" -m pip install --quiet -e '.[dev]'
 
 echo "==> ruff"
-"$VENV/bin/ruff" check src tests benchmarks
-"$VENV/bin/ruff" format --check src tests benchmarks
+"$VENV/bin/ruff" check src tests benchmarks lambda_build
+"$VENV/bin/ruff" format --check src tests benchmarks lambda_build
 echo "==> mypy --strict"
 "$VENV/bin/mypy"
 echo "==> pytest"
 "$VENV/bin/pytest" -q "$@"
+
+# Terraform: offline checks, then a real apply -> no-change plan -> destroy on the emulator.
+# IOTPM_SKIP_TERRAFORM=1 leaves them out of a quick local run (CI never sets it).
+if [ "${IOTPM_SKIP_TERRAFORM:-0}" != "1" ]; then
+  IOTPM_PYTHON="$VENV/bin/python" ./scripts/terraform-checks.sh
+  echo "==> terraform apply against the emulator"
+  IOTPM_PYTHON="$VENV/bin/python" ./scripts/terraform-local-check.sh
+fi

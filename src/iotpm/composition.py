@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from iotpm.adapters.dynamodb import TableNames
 from iotpm.service import Processor, ProcessorSettings
 
+if TYPE_CHECKING:
+    from iotpm.api.ports import Queries
 
-class Settings(BaseSettings):
-    """Names and switches of one environment. Every name comes from a Terraform output."""
+
+class TableSettings(BaseSettings):
+    """The tables of one environment (what the API Lambda needs). Names come from Terraform outputs."""
 
     model_config = SettingsConfigDict(env_prefix="IOTPM_", extra="ignore")
 
@@ -20,16 +24,24 @@ class Settings(BaseSettings):
     devices_table: str
     anomalies_table: str
     rollups_table: str
+    max_attempts: int = 4  # botocore's standard retry mode, per call
+
+    def tables(self) -> TableNames:
+        return TableNames(self.readings_table, self.devices_table, self.anomalies_table, self.rollups_table)
+
+
+class Settings(TableSettings):
+    """Everything the processor Lambda writes to, and its switches."""
+
     archive_bucket: str
     alerts_topic_arn: str
     timestream_enabled: bool = False
     timestream_database: str = ""
     timestream_table: str = ""
     readings_ttl_days: int = 90
-    max_attempts: int = 4  # botocore's standard retry mode, per call
 
 
-def clients(settings: Settings) -> dict[str, Any]:
+def clients(settings: TableSettings, names: tuple[str, ...] | None = None) -> dict[str, Any]:
     """boto3 clients with standard retries (AWS_ENDPOINT_URL[_<SERVICE>] is honoured by boto3)."""
     import boto3
     from botocore.config import Config
@@ -40,7 +52,9 @@ def clients(settings: Settings) -> dict[str, Any]:
         max_pool_connections=16,
     )
     session = boto3.session.Session()
-    names = ("dynamodb", "s3", "sns") + (("timestream-write",) if settings.timestream_enabled else ())
+    if names is None:
+        timestream = isinstance(settings, Settings) and settings.timestream_enabled
+        names = ("dynamodb", "s3", "sns") + (("timestream-write",) if timestream else ())
     return {name: session.client(name, config=config) for name in names}
 
 
@@ -66,3 +80,12 @@ def build_processor(settings: Settings | None = None, aws: dict[str, Any] | None
         else None,
         settings=ProcessorSettings(environment=s.environment, readings_ttl_days=s.readings_ttl_days),
     )
+
+
+def build_queries(settings: TableSettings | None = None, aws: dict[str, Any] | None = None) -> Queries:
+    """The analytics API's read side on DynamoDB."""
+    from iotpm.adapters.dynamodb_queries import DynamoQueries
+
+    s = settings or TableSettings()
+    c = aws or clients(s, ("dynamodb",))
+    return DynamoQueries(c["dynamodb"], s.tables())

@@ -129,3 +129,13 @@ def test_sequence_guard_dedups_legacy_readings_on_time_and_metric() -> None:
     assert guard.check(c) is None  # same instant, another sensor: not a duplicate
     rejected = guard.check(b)
     assert rejected is not None and rejected.reason is RejectReason.DUPLICATE_SEQUENCE
+
+
+def test_thing_name_from_the_topic_must_match_the_device() -> None:
+    now = 1_790_000_000_000
+    msg = {"schema_version": 1, "device_id": "pump-1", "ts": now, "metrics": {"temperature_c": 50.0}}
+    ok = decode({**msg, "thing_name": "pump-1"}, now)
+    assert not isinstance(ok, Rejection) and ok.device_id == "pump-1"
+    bad = decode({**msg, "thing_name": "pump-2"}, now)
+    assert isinstance(bad, Rejection) and bad.reason is RejectReason.DEVICE_MISMATCH
+    assert "pump-2" in bad.detail

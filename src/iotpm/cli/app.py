@@ -99,3 +99,53 @@ def emulator_status(port: PortOption = 4566) -> None:
     console.print(f"{st.url}: {state}; pid {st.pid if st.pid else '-'}")
     if not st.answering:
         raise typer.Exit(1)
+
+
+api = typer.Typer(help="The analytics API: local server and contract.", no_args_is_help=True)
+app.add_typer(api, name="api")
+
+
+@api.command("serve")
+def api_serve(
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1.", envvar="IOTPM_API_PORT")] = 8080,
+    api_key: Annotated[str, typer.Option(help="the key clients send as x-api-key", envvar="IOTPM_API_KEY")] = "",
+) -> None:
+    """Serve the API handler over HTTP with API Gateway's proxy events (tables from IOTPM_*_TABLE)."""
+    from pydantic import ValidationError
+
+    from iotpm.api.server import ApiServer
+    from iotpm.handlers.api import ApiHandler
+
+    if not api_key:
+        console.print("[red]error:[/red] give --api-key or set IOTPM_API_KEY (clients send it as x-api-key)")
+        raise typer.Exit(2)
+    from iotpm.composition import TableSettings, build_queries
+
+    try:
+        settings = TableSettings()
+    except ValidationError as exc:
+        missing = ", ".join(f"IOTPM_{str(e['loc'][0]).upper()}" for e in exc.errors())
+        console.print(f"[red]error:[/red] set {missing} (the Terraform outputs of the environment)")
+        raise typer.Exit(2) from exc
+    server = ApiServer(ApiHandler(lambda: build_queries(settings)), api_key, port)
+    console.print(f"API at {server.url} (x-api-key required); Ctrl-C stops it")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+@api.command("openapi")
+def api_openapi(
+    out: Annotated[Path | None, typer.Option(help="write here instead of stdout")] = None,
+) -> None:
+    """Print (or write) the OpenAPI document generated from the routes."""
+    from iotpm.api.app import build_app, openapi_json
+    from iotpm.api.memory import MemoryQueries
+
+    doc = openapi_json(build_app(MemoryQueries()))
+    if out is None:
+        typer.echo(doc, nl=False)
+    else:
+        out.write_text(doc)
+        console.print(f"written {out}")

@@ -8,7 +8,15 @@ Started by ``iotpm emulator start`` as ``python -m iotpm.emulator.server``. The 
 - AWS-managed IAM policies are loaded (roles attach AWSLambdaVPCAccessExecutionRole);
 - Lambda never executes code (there is no Docker): event source mappings and
   invokes must not try to start containers; the local twin's poller calls the
-  handler in-process instead.
+  handler in-process instead;
+- IoT ``ListTagsForResource``/``TagResource``/``UntagResource`` exist (stock moto
+  answers 500, which the provider retries for minutes), and tags given at create
+  time are kept for IoT thing types, thing groups, policies and topic rules and for
+  Kinesis streams (otherwise ``plan`` after ``apply`` shows a permanent tag diff);
+- security group rules keep the description of a prefix-list or group-referencing
+  rule (stock moto keeps it for CIDR rules only: another permanent diff);
+- IoT ``DescribeEndpoint`` answers the same address every time (stock moto makes a
+  new random one per call, so the endpoint output never settles).
 """
 
 from __future__ import annotations
@@ -16,7 +24,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+#: IoT tags by resource ARN (stock moto keeps none)
+IOT_TAGS: dict[str, dict[str, str]] = {}
 
 
 def apply_fixes(public_url: str) -> None:
@@ -30,6 +43,100 @@ def apply_fixes(public_url: str) -> None:
         return json.dumps({"Endpoints": [{"Address": public_url, "CachePeriodInMinutes": 1440}]})
 
     TimestreamWriteResponse.describe_endpoints = describe_endpoints  # type: ignore[method-assign]
+    _iot_tags()
+    _kinesis_create_tags()
+    _security_group_rule_descriptions()
+    _stable_iot_endpoint()
+
+
+def _security_group_rule_descriptions() -> None:
+    from moto.ec2.models.security_groups import SecurityGroupRule
+
+    original_init = SecurityGroupRule.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        prefix_list = kwargs.get("prefix_list_id") or (args[7] if len(args) > 7 else None)
+        self._iotpm_description = (self.source_group or {}).get("Description") or (prefix_list or {}).get("Description")
+
+    def description(self: Any) -> str | None:
+        return self.ip_range.get("Description") or getattr(self, "_iotpm_description", None)
+
+    SecurityGroupRule.__init__ = init  # type: ignore[method-assign]
+    SecurityGroupRule.description = property(description)  # type: ignore[assignment,method-assign]
+
+
+def _stable_iot_endpoint() -> None:
+    from moto.iot.models import FakeEndpoint, IoTBackend
+
+    def describe_endpoint(self: Any, endpoint_type: str) -> Any:
+        endpoint = FakeEndpoint(endpoint_type, self.region_name)
+        prefix = f"iotpm{self.account_id[-6:]}"
+        endpoint.endpoint = endpoint.endpoint.replace(endpoint.endpoint.split(".", 1)[0].split("-")[0], prefix, 1)
+        self.endpoint = endpoint
+        return endpoint
+
+    IoTBackend.describe_endpoint = describe_endpoint  # type: ignore[method-assign]
+
+
+def _iot_tags() -> None:
+    from moto.core.responses import ActionResult, EmptyResult
+    from moto.iot.responses import IoTResponse
+
+    def arn(self: Any, kind: str, name: str) -> str:
+        return f"arn:aws:iot:{self.region}:{self.current_account}:{kind}/{name}"
+
+    def list_tags_for_resource(self: Any) -> Any:
+        tags = IOT_TAGS.get(unquote(self._get_param("resourceArn") or ""), {})
+        return ActionResult({"tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]})
+
+    def tag_resource(self: Any) -> Any:
+        tags = {t["Key"]: t.get("Value", "") for t in self._get_param("tags") or []}
+        IOT_TAGS.setdefault(self._get_param("resourceArn"), {}).update(tags)
+        return EmptyResult()
+
+    def untag_resource(self: Any) -> Any:
+        current = IOT_TAGS.setdefault(self._get_param("resourceArn"), {})
+        for key in self._get_param("tagKeys") or []:
+            current.pop(key, None)
+        return EmptyResult()
+
+    def keeping_tags(original: Callable[[Any], Any], kind: str, name_of: Callable[[Any], str]) -> Callable[[Any], Any]:
+        def create(self: Any) -> Any:
+            result = original(self)
+            tags = {t["Key"]: t.get("Value", "") for t in self._get_param("tags") or []}
+            header = self.headers.get("x-amz-tagging")  # CreateTopicRule sends its tags as a query string
+            tags.update(dict(parse_qsl(header)) if header else {})
+            IOT_TAGS[arn(self, kind, name_of(self))] = tags
+            return result
+
+        return create
+
+    IoTResponse.list_tags_for_resource = list_tags_for_resource  # type: ignore[attr-defined]
+    IoTResponse.tag_resource = tag_resource  # type: ignore[attr-defined]
+    IoTResponse.untag_resource = untag_resource  # type: ignore[attr-defined]
+    for method, kind, name_of in (
+        ("create_thing_type", "thingtype", lambda r: r._get_param("thingTypeName")),
+        ("create_thing_group", "thinggroup", lambda r: unquote(r.path.split("/thing-groups/")[-1])),
+        ("create_policy", "policy", lambda r: r._get_param("policyName")),
+        ("create_topic_rule", "rule", lambda r: r._get_param("ruleName")),
+    ):
+        setattr(IoTResponse, method, keeping_tags(getattr(IoTResponse, method), kind, name_of))
+
+
+def _kinesis_create_tags() -> None:
+    from moto.kinesis.responses import KinesisResponse
+
+    original = KinesisResponse.create_stream
+
+    def create_stream(self: Any) -> Any:
+        result = original(self)
+        tags = self._get_param("Tags")
+        if tags:
+            self.kinesis_backend.add_tags_to_stream(None, self._get_param("StreamName"), tags)
+        return result
+
+    KinesisResponse.create_stream = create_stream  # type: ignore[method-assign]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -44,6 +44,11 @@ class RejectReason(StrEnum):
     TIMESTAMP_TOO_OLD = "timestamp_too_old"
     SCHEMA_VIOLATION = "schema_violation"
     DUPLICATE_SEQUENCE = "duplicate_sequence"
+    DEVICE_MISMATCH = "device_mismatch"
+
+
+#: added by the IoT topic rule (and the local bridge): the thing whose certificate published
+THING_KEY: Final = "thing_name"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,9 +91,15 @@ def decode(
             return Rejection(RejectReason.MALFORMED_JSON, str(exc)[:200])
     if not isinstance(obj, Mapping):
         return Rejection(RejectReason.UNKNOWN_SHAPE, f"expected an object, got {type(obj).__name__}")
+    thing = obj.get(THING_KEY)
+    if thing is not None:
+        obj = {k: v for k, v in obj.items() if k != THING_KEY}
     normalised = normalise(obj, received_at_ms)
     if isinstance(normalised, Rejection):
         return normalised
+    if thing is not None and normalised.get("device_id") != thing:
+        device = _device_of(normalised.get("device_id"))
+        return Rejection(RejectReason.DEVICE_MISMATCH, f"reading for {device!r} published by thing {thing!r}", device)
     return _validate(normalised, received_at_ms, limits)
 
 

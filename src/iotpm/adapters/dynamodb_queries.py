@@ -1,0 +1,275 @@
+"""The analytics API's read side on the processor's tables: Query and GetItem only, never Scan.
+
+==============================  ============================================================
+request                          DynamoDB call
+==============================  ============================================================
+GET /devices/{id}                devices GetItem
+GET /devices (site or none)      devices Query by_site: fleet = device, site_key begins_with
+GET /devices?line=               devices Query by_line: line = :line
+readings, raw                    readings Query: device_id, sk BETWEEN from AND to
+readings, 1m / 1h                rollups Query: series = device#res, bucket BETWEEN from AND to
+device anomalies                 anomalies Query: device_id, sk BETWEEN (newest first)
+fleet anomalies                  anomalies Query by_day, one day at a time, newest first
+==============================  ============================================================
+
+Filters that are not part of a key (health, severity, site on a line) are
+FilterExpressions with bound values; nothing a client sends is put into an
+expression string. Cursors hold the last key as plain values and are rebuilt into
+typed keys only after checking their shape.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from iotpm.adapters.dynamodb import FLEET_KEY, Item, TableNames, _n, device_record, stats_from_attr
+from iotpm.adapters.errors import aws_call
+from iotpm.api.ports import AnomalyFilter, Bucket, DeviceFilter, InvalidCursorError, Page, decode_cursor, encode_cursor
+from iotpm.service.ports import AnomalyRow, DeviceRecord, ReadingRow, Resolution
+
+_DAY_MS = 86_400_000
+
+
+class DynamoQueries:
+    """:class:`~iotpm.api.ports.Queries` on the four tables."""
+
+    def __init__(self, client: Any, tables: TableNames) -> None:
+        self.client, self.tables = client, tables
+
+    def device(self, device_id: str) -> DeviceRecord | None:
+        with aws_call(f"GetItem {self.tables.devices}"):
+            got = self.client.get_item(TableName=self.tables.devices, Key={"device_id": {"S": device_id}})
+        item = got.get("Item")
+        return device_record(item) if item else None
+
+    def devices(self, where: DeviceFilter, limit: int, cursor: str | None) -> Page[DeviceRecord]:
+        filters, values = [], {}
+        if where.health_below is not None:
+            filters.append("health < :h")
+            values[":h"] = _n(float(where.health_below))
+        if where.line is not None:
+            after = decode_cursor(cursor, ["device_id"])
+            if where.site is not None:
+                filters.append("site = :s")
+                values[":s"] = {"S": where.site}
+            kwargs: dict[str, Any] = {"IndexName": "by_line", "KeyConditionExpression": "line = :l"}
+            values[":l"] = {"S": where.line}
+            start = None if after is None else {"line": {"S": where.line}, "device_id": _s(after["device_id"])}
+        else:
+            after = decode_cursor(cursor, ["device_id", "site_key"])
+            kwargs = {"IndexName": "by_site", "KeyConditionExpression": "fleet = :f"}
+            values[":f"] = {"S": FLEET_KEY}
+            if where.site is not None:
+                kwargs["KeyConditionExpression"] += " AND begins_with(site_key, :p)"
+                values[":p"] = {"S": f"{where.site}#"}
+            start = None
+            if after is not None:
+                start = {
+                    "fleet": {"S": FLEET_KEY},
+                    "device_id": _s(after["device_id"]),
+                    "site_key": _s(after["site_key"]),
+                }
+        if filters:
+            kwargs["FilterExpression"] = " AND ".join(filters)
+        items, last = self._query(self.tables.devices, kwargs, values, limit, start)
+        return Page(
+            [device_record(i) for i in items],
+            _cursor(last, ("device_id", "site_key") if where.line is None else ("device_id",)),
+        )
+
+    def readings(self, device_id: str, start_ms: int, end_ms: int, limit: int, cursor: str | None) -> Page[ReadingRow]:
+        after = decode_cursor(cursor, ["sk"])
+        values = {":d": {"S": device_id}, ":a": {"S": f"{start_ms:013d}"}, ":b": {"S": f"{end_ms - 1:013d}~"}}
+        kwargs = {"KeyConditionExpression": "device_id = :d AND sk BETWEEN :a AND :b"}
+        start = None if after is None else {"device_id": {"S": device_id}, "sk": _s(after["sk"])}
+        items, last = self._query(self.tables.readings, kwargs, values, limit, start)
+        return Page([_reading_row(i) for i in items], _cursor(last, ("sk",)))
+
+    def buckets(
+        self, device_id: str, resolution: Resolution, start_ms: int, end_ms: int, limit: int, cursor: str | None
+    ) -> Page[Bucket]:
+        after = decode_cursor(cursor, ["bucket"])
+        series = {"S": f"{device_id}#{resolution}"}
+        values = {":s": series, ":a": _n(start_ms), ":b": _n(end_ms - 1)}
+        kwargs = {"KeyConditionExpression": "series = :s AND bucket BETWEEN :a AND :b"}
+        start = None if after is None else {"series": series, "bucket": _n(_int(after["bucket"]))}
+        items, last = self._query(self.tables.rollups, kwargs, values, limit, start)
+        rows = [
+            Bucket(
+                device_id, resolution, int(i["bucket"]["N"]), stats_from_attr(i["metrics"]), int(i["anomalies"]["N"])
+            )
+            for i in items
+        ]
+        return Page(rows, _cursor(last, ("bucket",)))
+
+    def device_anomalies(
+        self, device_id: str, start_ms: int, end_ms: int, limit: int, cursor: str | None
+    ) -> Page[AnomalyRow]:
+        after = decode_cursor(cursor, ["sk"])
+        values = {":d": {"S": device_id}, ":a": {"S": f"{start_ms:013d}"}, ":b": {"S": f"{end_ms - 1:013d}~"}}
+        kwargs = {"KeyConditionExpression": "device_id = :d AND sk BETWEEN :a AND :b", "ScanIndexForward": False}
+        start = None if after is None else {"device_id": {"S": device_id}, "sk": _s(after["sk"])}
+        items, last = self._query(self.tables.anomalies, kwargs, values, limit, start)
+        return Page([_anomaly_row(i) for i in items], _cursor(last, ("sk",)))
+
+    def anomalies(self, where: AnomalyFilter, limit: int, cursor: str | None) -> Page[AnomalyRow]:
+        """Walk the by_day index from the newest day back, filling one page."""
+        after = decode_cursor(cursor, ["day_key"])
+        upper = where.until_ms - 1
+        if after is not None:
+            upper = min(upper, _int(str(after["day_key"]).split("#", 1)[0]))
+        filters, values = _anomaly_filters(where)
+        out: list[AnomalyRow] = []
+        start = None if after is None else _day_start_key(str(after["day_key"]))
+        day = _day(upper)
+        while len(out) < limit and day >= _day(where.since_ms):
+            values.update({":day": {"S": day}, ":a": {"S": f"{where.since_ms:013d}"}, ":b": {"S": f"{upper:013d}~"}})
+            kwargs: dict[str, Any] = {
+                "IndexName": "by_day",
+                "KeyConditionExpression": "#day = :day AND day_key BETWEEN :a AND :b",
+                "ExpressionAttributeNames": {"#day": "day"},
+                "ScanIndexForward": False,
+            }
+            if filters:
+                kwargs["FilterExpression"] = " AND ".join(filters)
+            items, last = self._query(self.tables.anomalies, kwargs, dict(values), limit - len(out), start)
+            out.extend(_anomaly_row(i) for i in items)
+            if last is not None:
+                return Page(out, encode_cursor({"day_key": last["day_key"]["S"]}))
+            start, day = None, _previous_day(day)
+        more = len(out) >= limit and day >= _day(where.since_ms)
+        return Page(out, encode_cursor({"day_key": _day_key(out[-1])}) if more and out else None)
+
+    def line_devices(self, line: str, limit: int) -> list[DeviceRecord]:
+        kwargs = {"IndexName": "by_line", "KeyConditionExpression": "line = :l"}
+        out: list[DeviceRecord] = []
+        start = None
+        while len(out) < limit:
+            items, start = self._query(self.tables.devices, kwargs, {":l": {"S": line}}, limit - len(out), start)
+            out.extend(device_record(i) for i in items)
+            if start is None:
+                break
+        return out
+
+    def _query(
+        self, table: str, kwargs: dict[str, Any], values: Item, limit: int, start: Item | None
+    ) -> tuple[list[Item], Item | None]:
+        """Query until ``limit`` items match (filters can leave a page short) or the range ends."""
+        items: list[Item] = []
+        while True:
+            call = {"TableName": table, **kwargs, "ExpressionAttributeValues": values, "Limit": limit - len(items)}
+            if start is not None:
+                call["ExclusiveStartKey"] = start
+            with _cursor_checked(start is not None), aws_call(f"Query {table}"):
+                got = self.client.query(**call)
+            items.extend(got.get("Items", []))
+            start = got.get("LastEvaluatedKey")
+            if start is None or len(items) >= limit:
+                return items, start
+
+
+@contextmanager
+def _cursor_checked(has_cursor: bool) -> Iterator[None]:
+    """A start key DynamoDB refuses came from a client's token: a bad token, not a server error."""
+    try:
+        yield
+    except ClientError as exc:
+        if has_cursor and exc.response.get("Error", {}).get("Code") == "ValidationException":
+            raise InvalidCursorError("next_token does not belong to this query") from exc
+        raise
+
+
+def _s(value: Any) -> dict[str, str]:
+    if not isinstance(value, str) or not value or len(value) > 512:
+        raise InvalidCursorError("next_token is not a token this API issued")
+    return {"S": value}
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidCursorError("next_token is not a token this API issued") from exc
+
+
+def _cursor(last: Item | None, names: tuple[str, ...]) -> str | None:
+    if last is None:
+        return None
+    return encode_cursor({n: next(iter(last[n].values())) for n in names})
+
+
+def _day(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
+
+
+def _previous_day(day: str) -> str:
+    return (datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
+
+
+def _day_key(row: AnomalyRow) -> str:
+    return f"{row.ts_ms:013d}#{row.device_id}#{row.kind}"
+
+
+def _day_start_key(day_key: str) -> Item:
+    """The by_day start key of a day_key (its table key is recoverable from it)."""
+    parts = day_key.split("#")
+    if len(parts) != 3 or not parts[0].isdigit() or len(parts[0]) != 13 or parts[2] not in ("raise", "clear"):
+        raise InvalidCursorError("next_token is not a token this API issued")
+    ts, device, kind = int(parts[0]), parts[1], parts[2]
+    return {
+        "day": {"S": _day(ts)},
+        "day_key": {"S": day_key},
+        "device_id": _s(device),
+        "sk": {"S": f"{ts:013d}#{kind}"},
+    }
+
+
+def _anomaly_filters(where: AnomalyFilter) -> tuple[list[str], Item]:
+    filters, values = [], {}
+    for name, value in (("severity", where.severity), ("site", where.site), ("line", where.line)):
+        if value is not None:
+            filters.append(f"{name} = :{name}")
+            values[f":{name}"] = {"S": value}
+    return filters, values
+
+
+def _bucket(device_id: str, resolution: Resolution, item: Item) -> Bucket:
+    metrics = stats_from_attr(item["metrics"])
+    return Bucket(device_id, resolution, int(item["bucket"]["N"]), metrics, int(item["anomalies"]["N"]))
+
+
+def _reading_row(item: Item) -> ReadingRow:
+    return ReadingRow(
+        device_id=item["device_id"]["S"],
+        ts_ms=int(item["ts"]["N"]),
+        key=item["sk"]["S"],
+        seq=int(item["seq"]["N"]) if "seq" in item else None,
+        site=item["site"]["S"],
+        line=item["line"]["S"],
+        device_type=item["device_type"]["S"],
+        metrics={k: float(v["N"]) for k, v in item["metrics"]["M"].items()},
+        score=float(item["score"]["N"]),
+        anomaly=bool(item["anomaly"]["BOOL"]),
+        expires_at=int(item["expires_at"]["N"]),
+    )
+
+
+def _anomaly_row(item: Item) -> AnomalyRow:
+    return AnomalyRow(
+        device_id=item["device_id"]["S"],
+        ts_ms=int(item["ts"]["N"]),
+        kind=item["kind"]["S"],
+        severity=item["severity"]["S"],
+        score=float(item["score"]["N"]),
+        site=item["site"]["S"],
+        line=item["line"]["S"],
+        device_type=item["device_type"]["S"],
+        reasons=tuple(json.loads(item["reasons"]["S"])),
+        expires_at=int(item["expires_at"]["N"]),
+    )

@@ -1,0 +1,10 @@
+# State in S3 with native locking (a .tflock object; Terraform >= 1.10), one key per environment.
+# The bucket and its region are given at init (see the README: "Deploy an environment"):
+#   terraform init -backend-config="bucket=<state bucket>" -backend-config="region=<region>"
+terraform {
+  backend "s3" {
+    key          = "iotpm/dev/terraform.tfstate"
+    encrypt      = true
+    use_lockfile = true
+  }
+}

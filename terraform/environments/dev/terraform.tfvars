@@ -1,0 +1,25 @@
+environment         = "dev"
+region              = "eu-west-1"
+availability_zones  = ["eu-west-1a", "eu-west-1b"]
+vpc_cidr            = "10.40.0.0/16"
+lambda_architecture = "arm64"
+processor_zip       = "../../../lambda_build/out/processor-arm64.zip"
+api_zip             = "../../../lambda_build/out/api-arm64.zip"
+
+# Cheap and disposable: one shard, short retention, archive may be destroyed.
+stream_mode             = "PROVISIONED"
+shard_count             = 1
+processor_memory_mb     = 1024
+batch_size              = 1000
+object_lock_mode        = "GOVERNANCE"
+object_lock_days        = 1
+archive_expiration_days = 30
+force_destroy_archive   = true
+log_retention_days      = 14
+api_quota_per_day       = 10000
+
+things = {
+  "pump-001"       = { device_type = "pump", site = "plant-1", line = "line-1" }
+  "motor-001"      = { device_type = "motor", site = "plant-1", line = "line-1" }
+  "compressor-001" = { device_type = "compressor", site = "plant-1", line = "line-2" }
+}

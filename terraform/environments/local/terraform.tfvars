@@ -1,0 +1,21 @@
+environment         = "local"
+region              = "us-east-1"
+availability_zones  = ["us-east-1a", "us-east-1b"]
+lambda_architecture = "x86_64"
+processor_zip       = "../../../lambda_build/out/processor-x86_64.zip"
+api_zip             = "../../../lambda_build/out/api-x86_64.zip"
+
+# The emulator: Timestream on (the emulator has it), archive disposable.
+enable_timestream     = true
+object_lock_mode      = "GOVERNANCE"
+object_lock_days      = 1
+force_destroy_archive = true
+log_retention_days    = 1
+batch_size            = 1000
+
+# The local twin's fleet is the simulator's (iotpm simulate); things here are the demo set.
+things = {
+  "pump-001"       = { device_type = "pump", site = "plant-1", line = "line-1" }
+  "motor-001"      = { device_type = "motor", site = "plant-1", line = "line-1" }
+  "compressor-001" = { device_type = "compressor", site = "plant-1", line = "line-2" }
+}

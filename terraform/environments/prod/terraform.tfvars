@@ -1,0 +1,22 @@
+environment         = "prod"
+region              = "eu-west-1"
+availability_zones  = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
+vpc_cidr            = "10.42.0.0/16"
+lambda_architecture = "arm64"
+processor_zip       = "../../../lambda_build/out/processor-arm64.zip"
+api_zip             = "../../../lambda_build/out/api-arm64.zip"
+
+# Compliance: Object Lock in COMPLIANCE mode for a year, tables protected, long retention.
+stream_mode            = "ON_DEMAND"
+stream_retention_hours = 168
+processor_memory_mb    = 1769
+batch_size             = 10000
+batching_window_s      = 2
+object_lock_mode       = "COMPLIANCE"
+object_lock_days       = 365
+deletion_protection    = true
+log_retention_days     = 365
+api_quota_per_day      = 1000000
+alert_emails           = []
+
+things = {}

@@ -1,0 +1,121 @@
+# The whole pipeline of one environment, wired from the capability modules.
+# Every environment root links this file (and variables.tf, outputs.tf, versions.tf):
+# environments differ only in terraform.tfvars, backend.tf and providers.tf.
+
+locals {
+  name = "${var.project}-${var.environment}"
+  tags = merge(var.tags, { Project = var.project, Environment = var.environment, ManagedBy = "terraform" })
+}
+
+module "kms" {
+  source = "../../modules/kms"
+  name   = local.name
+  tags   = local.tags
+}
+
+module "network" {
+  source                   = "../../modules/network"
+  name                     = local.name
+  cidr_block               = var.vpc_cidr
+  availability_zones       = var.availability_zones
+  interface_endpoints      = distinct(concat(var.interface_endpoints, var.enable_timestream ? ["timestream.ingest-cell1"] : []))
+  flow_logs_retention_days = var.log_retention_days
+  kms_key_arn              = module.kms.arn
+  tags                     = local.tags
+}
+
+module "stream" {
+  source          = "../../modules/stream"
+  name            = local.name
+  stream_mode     = var.stream_mode
+  shard_count     = var.shard_count
+  retention_hours = var.stream_retention_hours
+  kms_key_arn     = module.kms.arn
+  tags            = local.tags
+}
+
+module "storage" {
+  source                  = "../../modules/storage"
+  name                    = local.name
+  kms_key_arn             = module.kms.arn
+  deletion_protection     = var.deletion_protection
+  enable_timestream       = var.enable_timestream
+  object_lock_mode        = var.object_lock_mode
+  object_lock_days        = var.object_lock_days
+  archive_expiration_days = var.archive_expiration_days
+  force_destroy_archive   = var.force_destroy_archive
+  tags                    = local.tags
+}
+
+module "iot" {
+  source                   = "../../modules/iot"
+  name                     = local.name
+  things                   = var.things
+  topic_prefix             = var.project
+  stream_name              = module.stream.name
+  stream_arn               = module.stream.arn
+  kms_key_arn              = module.kms.arn
+  error_log_retention_days = var.log_retention_days
+  tags                     = local.tags
+}
+
+module "processor" {
+  source               = "../../modules/processor"
+  name                 = local.name
+  environment          = var.environment
+  zip_path             = var.processor_zip
+  architecture         = var.lambda_architecture
+  memory_mb            = var.processor_memory_mb
+  stream_arn           = module.stream.arn
+  batch_size           = var.batch_size
+  batching_window_s    = var.batching_window_s
+  max_retries          = var.max_retries
+  max_record_age_s     = var.max_record_age_s
+  tables               = module.storage.table_names
+  table_arns           = module.storage.table_arns
+  archive_bucket       = module.storage.archive_bucket
+  archive_bucket_arn   = module.storage.archive_bucket_arn
+  alerts_topic_arn     = module.observability.alerts_topic_arn
+  timestream_database  = module.storage.timestream_database
+  timestream_table     = module.storage.timestream_table
+  timestream_table_arn = module.storage.timestream_table_arn
+  readings_ttl_days    = var.readings_ttl_days
+  subnet_ids           = module.network.private_subnet_ids
+  security_group_ids   = [module.network.lambda_security_group_id]
+  kms_key_arn          = module.kms.arn
+  log_retention_days   = var.log_retention_days
+  tags                 = local.tags
+}
+
+module "api" {
+  source             = "../../modules/api"
+  name               = local.name
+  environment        = var.environment
+  zip_path           = var.api_zip
+  architecture       = var.lambda_architecture
+  tables             = module.storage.table_names
+  table_arns         = module.storage.table_arns
+  throttle_rate      = var.api_throttle_rate
+  throttle_burst     = var.api_throttle_burst
+  quota_per_day      = var.api_quota_per_day
+  subnet_ids         = module.network.private_subnet_ids
+  security_group_ids = [module.network.lambda_security_group_id]
+  kms_key_arn        = module.kms.arn
+  log_retention_days = var.log_retention_days
+  tags               = local.tags
+}
+
+module "observability" {
+  source                  = "../../modules/observability"
+  name                    = local.name
+  environment             = var.environment
+  kms_key_arn             = module.kms.arn
+  alert_emails            = var.alert_emails
+  processor_function_name = module.processor.function_name
+  api_function_name       = module.api.function_name
+  stream_name             = module.stream.name
+  on_failure_queue_name   = module.processor.on_failure_queue_name
+  rest_api_name           = "${local.name}-api"
+  stage_name              = module.api.stage_name
+  tags                    = local.tags
+}

@@ -1,0 +1,230 @@
+# Offline tests of an environment root (run in each of dev, staging, prod, local with
+# that environment's terraform.tfvars): `terraform test` with a mocked AWS provider.
+# They assert what must hold in every environment, and what each environment promises.
+
+mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012", arn = "arn:aws:iam::123456789012:root" }
+  }
+  mock_data "aws_region" {
+    defaults = { name = "eu-west-1" }
+  }
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+  # Mocked computed values are random strings; arguments the provider checks as ARNs need ARNs.
+  mock_resource "aws_kms_key" {
+    defaults = { arn = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000" }
+  }
+  mock_resource "aws_iam_role" {
+    defaults = { arn = "arn:aws:iam::123456789012:role/mock" }
+  }
+  mock_resource "aws_kinesis_stream" {
+    defaults = { arn = "arn:aws:kinesis:eu-west-1:123456789012:stream/mock" }
+  }
+  mock_resource "aws_dynamodb_table" {
+    defaults = { arn = "arn:aws:dynamodb:eu-west-1:123456789012:table/mock" }
+  }
+  mock_resource "aws_s3_bucket" {
+    defaults = { arn = "arn:aws:s3:::mock" }
+  }
+  mock_resource "aws_sqs_queue" {
+    defaults = { arn = "arn:aws:sqs:eu-west-1:123456789012:mock", url = "https://sqs.eu-west-1.amazonaws.com/123456789012/mock" }
+  }
+  mock_resource "aws_sns_topic" {
+    defaults = { arn = "arn:aws:sns:eu-west-1:123456789012:mock" }
+  }
+  mock_resource "aws_lambda_function" {
+    defaults = {
+      arn        = "arn:aws:lambda:eu-west-1:123456789012:function:mock"
+      invoke_arn = "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/arn:aws:lambda:eu-west-1:123456789012:function:mock/invocations"
+    }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = { arn = "arn:aws:logs:eu-west-1:123456789012:log-group:mock" }
+  }
+  mock_resource "aws_timestreamwrite_table" {
+    defaults = { arn = "arn:aws:timestream:eu-west-1:123456789012:database/mock/table/mock" }
+  }
+  mock_resource "aws_api_gateway_rest_api" {
+    defaults = { execution_arn = "arn:aws:execute-api:eu-west-1:123456789012:mock" }
+  }
+}
+
+variables {
+  # Any zip will do offline; the real ones come from lambda_build/build.py.
+  processor_zip = "tests/fixture.zip"
+  api_zip       = "tests/fixture.zip"
+}
+
+run "names_carry_project_and_environment" {
+  command = apply # mocked: nothing is created
+
+  assert {
+    condition     = output.name_prefix == "iotpm-${var.environment}"
+    error_message = "Resource names must start with iotpm-<environment>."
+  }
+  assert {
+    condition     = alltrue([for role, name in module.storage.table_names : name == "iotpm-${var.environment}-${role}"])
+    error_message = "Tables must be named iotpm-<environment>-<role>."
+  }
+  assert {
+    condition     = module.stream.name == "iotpm-${var.environment}-telemetry"
+    error_message = "The stream must be named iotpm-<environment>-telemetry."
+  }
+}
+
+run "processor_policy_is_least_privilege" {
+  command = apply # mocked: nothing is created
+
+  assert {
+    condition = toset(flatten([for s in jsondecode(module.processor.policy_json).Statement : s.Action])) == toset(concat(
+      ["kinesis:DescribeStream", "kinesis:DescribeStreamSummary", "kinesis:GetRecords", "kinesis:GetShardIterator",
+        "kinesis:ListShards", "kinesis:SubscribeToShard", "kinesis:ListStreams",
+        "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+      "s3:PutObject", "sns:Publish", "sqs:SendMessage", "kms:Decrypt", "kms:GenerateDataKey"],
+      var.enable_timestream ? ["timestream:WriteRecords", "timestream:DescribeEndpoints"] : []
+    ))
+    error_message = "The processor may call exactly what its adapters call, nothing more."
+  }
+  assert {
+    condition = alltrue([
+      for s in jsondecode(module.processor.policy_json).Statement :
+      !contains(s.Resource, "*") || contains(["ListStreams", "TimestreamEndpoints"], s.Sid)
+    ])
+    error_message = "Only ListStreams and Timestream endpoint discovery may use Resource \"*\" (AWS defines no resource for them)."
+  }
+  assert {
+    condition     = !anytrue([for s in jsondecode(module.processor.policy_json).Statement : anytrue([for a in s.Action : endswith(a, "*")])])
+    error_message = "No wildcard actions."
+  }
+}
+
+run "api_policy_reads_without_scan" {
+  command = apply # mocked: nothing is created
+
+  assert {
+    condition     = toset(flatten([for s in jsondecode(module.api.policy_json).Statement : s.Action])) == toset(["dynamodb:GetItem", "dynamodb:Query", "kms:Decrypt"])
+    error_message = "The API reads with GetItem and Query only (no Scan, no writes)."
+  }
+}
+
+run "iot_policy_binds_each_device_to_itself" {
+  command = apply # mocked: nothing is created
+
+  assert {
+    condition     = endswith(jsondecode(module.iot.policy_json).Statement[0].Resource, ":client/$${iot:Connection.Thing.ThingName}")
+    error_message = "A device may connect only with its own thing name as client id."
+  }
+  assert {
+    condition     = jsondecode(module.iot.policy_json).Statement[0].Condition.Bool["iot:Connection.Thing.IsAttached"] == "true"
+    error_message = "Connect must require the certificate to be attached to the thing."
+  }
+  assert {
+    condition     = endswith(jsondecode(module.iot.policy_json).Statement[1].Resource, ":topic/iotpm/$${iot:Connection.Thing.ThingName}/telemetry")
+    error_message = "A device may publish only to its own telemetry topic."
+  }
+  assert {
+    condition     = length(jsondecode(module.iot.policy_json).Statement) == 2
+    error_message = "Devices get Connect and Publish, nothing else."
+  }
+  assert {
+    condition     = module.iot.topic_filter == "iotpm/+/telemetry"
+    error_message = "The rule reads every device's telemetry topic."
+  }
+}
+
+run "event_source_mapping_retries_safely" {
+  command = apply # mocked: nothing is created
+
+  assert {
+    condition     = module.processor.event_source_mapping.function_response_types == toset(["ReportBatchItemFailures"])
+    error_message = "Partial batch responses must be on."
+  }
+  assert {
+    condition     = module.processor.event_source_mapping.bisect_batch_on_function_error
+    error_message = "Bisect on error must be on."
+  }
+  assert {
+    condition     = module.processor.event_source_mapping.maximum_retry_attempts == var.max_retries && module.processor.event_source_mapping.maximum_record_age_in_seconds == var.max_record_age_s
+    error_message = "Retries and record age must be bounded by the variables."
+  }
+  assert {
+    condition     = module.processor.event_source_mapping.batch_size == var.batch_size && module.processor.event_source_mapping.starting_position == "TRIM_HORIZON"
+    error_message = "Batch size from the variable; start at the oldest record."
+  }
+  assert {
+    condition     = length(module.processor.event_source_mapping.destination_config[0].on_failure) == 1
+    error_message = "Failed batches must go to the on-failure queue."
+  }
+}
+
+run "encrypted_everywhere" {
+  command = apply # mocked: nothing is created
+
+  assert {
+    condition     = alltrue([for t in module.storage.tables_encryption : t.enabled && t.kms_key_arn == module.kms.arn])
+    error_message = "Every table is encrypted with the environment's key."
+  }
+  assert {
+    condition     = module.stream.encryption_type == "KMS"
+    error_message = "The stream is KMS-encrypted."
+  }
+  assert {
+    condition     = module.storage.archive_sse_algorithm == "aws:kms"
+    error_message = "The archive is SSE-KMS."
+  }
+  assert {
+    condition     = module.storage.point_in_time_recovery
+    error_message = "PITR is on."
+  }
+  assert {
+    condition     = module.storage.public_access_blocked
+    error_message = "The archive blocks every kind of public access."
+  }
+  assert {
+    condition     = jsondecode(module.storage.archive_policy).Statement[0].Condition.Bool["aws:SecureTransport"] == "false" && jsondecode(module.storage.archive_policy).Statement[0].Effect == "Deny"
+    error_message = "The archive refuses plain HTTP."
+  }
+}
+
+run "archive_lifecycle_and_object_lock" {
+  command = apply # mocked: nothing is created
+
+  assert {
+    condition     = module.storage.lifecycle_transitions == { STANDARD_IA = 30, GLACIER = 90 }
+    error_message = "Standard -> IA at 30 days -> Glacier at 90 days."
+  }
+  assert {
+    condition     = var.environment != "prod" || module.storage.object_lock == { mode = "COMPLIANCE", days = 365 }
+    error_message = "prod keeps its archive under COMPLIANCE Object Lock for a year."
+  }
+  assert {
+    condition     = var.environment != "prod" || (module.storage.deletion_protection && !var.force_destroy_archive)
+    error_message = "prod protects its tables and archive from deletion."
+  }
+}
+
+run "rejects_an_unknown_environment" {
+  command = plan
+  variables {
+    environment = "qa"
+  }
+  expect_failures = [var.environment]
+}
+
+run "rejects_one_availability_zone" {
+  command = plan
+  variables {
+    availability_zones = ["eu-west-1a"]
+  }
+  expect_failures = [var.availability_zones]
+}
+
+run "rejects_an_oversize_batch" {
+  command = plan
+  variables {
+    batch_size = 20000
+  }
+  expect_failures = [var.batch_size]
+}

@@ -1,0 +1,29 @@
+output "url" {
+  description = "Base URL of the API (append /devices, /anomalies, ...)."
+  value       = aws_api_gateway_stage.this.invoke_url
+}
+
+output "api_key_id" {
+  description = "ID of the default API key (read the value with: aws apigateway get-api-key --include-value --api-key <id>)."
+  value       = aws_api_gateway_api_key.this.id
+}
+
+output "rest_api_id" {
+  description = "ID of the REST API."
+  value       = aws_api_gateway_rest_api.this.id
+}
+
+output "stage_name" {
+  description = "Stage name."
+  value       = aws_api_gateway_stage.this.stage_name
+}
+
+output "function_name" {
+  description = "API function name."
+  value       = module.function.name
+}
+
+output "policy_json" {
+  description = "The API function's read-only policy (for review and tests)."
+  value       = local.policy_json
+}

@@ -1,0 +1,97 @@
+variable "name" {
+  type        = string
+  description = "Name prefix for every resource (project-environment)."
+}
+
+variable "environment" {
+  type        = string
+  description = "Environment name, passed to the function."
+}
+
+variable "zip_path" {
+  type        = string
+  description = "API zip from lambda_build/build.py."
+}
+
+variable "architecture" {
+  type        = string
+  description = "x86_64 or arm64 (must match the zip)."
+  default     = "arm64"
+}
+
+variable "memory_mb" {
+  type        = number
+  description = "Memory of the API function, in MB."
+  default     = 512
+}
+
+variable "tables" {
+  type        = map(string)
+  description = "DynamoDB table names by role."
+}
+
+variable "table_arns" {
+  type        = map(string)
+  description = "DynamoDB table ARNs by role."
+}
+
+variable "stage_name" {
+  type        = string
+  description = "Stage of the REST API (part of its URL)."
+  default     = "v1"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_]{1,64}$", var.stage_name))
+    error_message = "stage_name must be letters, digits or _ (at most 64)."
+  }
+}
+
+variable "throttle_rate" {
+  type        = number
+  description = "Steady requests per second allowed per API key."
+  default     = 50
+}
+
+variable "throttle_burst" {
+  type        = number
+  description = "Burst of requests allowed per API key."
+  default     = 100
+}
+
+variable "quota_per_day" {
+  type        = number
+  description = "Requests per API key per day."
+  default     = 100000
+
+  validation {
+    condition     = var.quota_per_day >= 1
+    error_message = "quota_per_day must be at least 1."
+  }
+}
+
+variable "subnet_ids" {
+  type        = list(string)
+  description = "Private subnets."
+}
+
+variable "security_group_ids" {
+  type        = list(string)
+  description = "Security groups."
+}
+
+variable "kms_key_arn" {
+  type        = string
+  description = "KMS key of the environment's data."
+}
+
+variable "log_retention_days" {
+  type        = number
+  description = "Retention of the function's and the access log groups, in days."
+  default     = 30
+}
+
+variable "tags" {
+  type        = map(string)
+  description = "Tags added to every resource."
+  default     = {}
+}

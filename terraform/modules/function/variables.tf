@@ -1,0 +1,107 @@
+variable "name" {
+  type        = string
+  description = "Full name of the function (project-environment-role)."
+}
+
+variable "description" {
+  type        = string
+  description = "What the function does."
+}
+
+variable "zip_path" {
+  type        = string
+  description = "Path of the zip built by lambda_build/build.py."
+}
+
+variable "handler" {
+  type        = string
+  description = "Module path and attribute of the handler, e.g. iotpm.handlers.processor.handler."
+}
+
+variable "architecture" {
+  type        = string
+  description = "x86_64 or arm64 (must match the zip: lambda_build/build.py --arch)."
+  default     = "arm64"
+
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.architecture)
+    error_message = "architecture must be x86_64 or arm64."
+  }
+}
+
+variable "memory_mb" {
+  type        = number
+  description = "Memory (and so CPU) of the function, in MB."
+  default     = 1024
+
+  validation {
+    condition     = var.memory_mb >= 128 && var.memory_mb <= 10240
+    error_message = "memory_mb must be between 128 and 10240."
+  }
+}
+
+variable "timeout_s" {
+  type        = number
+  description = "Timeout in seconds."
+  default     = 60
+
+  validation {
+    condition     = var.timeout_s >= 1 && var.timeout_s <= 900
+    error_message = "timeout_s must be between 1 and 900."
+  }
+}
+
+variable "reserved_concurrency" {
+  type        = number
+  description = "Reserved concurrency (-1: unreserved)."
+  default     = -1
+}
+
+variable "environment" {
+  type        = map(string)
+  description = "Environment variables (names of tables, topics, ... from other modules)."
+  default     = {}
+}
+
+variable "policy_json" {
+  type        = string
+  description = "IAM policy document with exactly what the function's code calls."
+}
+
+variable "subnet_ids" {
+  type        = list(string)
+  description = "Private subnets to run in."
+}
+
+variable "security_group_ids" {
+  type        = list(string)
+  description = "Security groups of the function."
+}
+
+variable "log_retention_days" {
+  type        = number
+  description = "Retention of the function's log group, in days."
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, ...)."
+  }
+}
+
+variable "kms_key_arn" {
+  type        = string
+  description = "KMS key for the log group and the environment variables."
+}
+
+variable "dead_letter_arn" {
+  type        = string
+  description = "SQS queue for failed asynchronous invocations (empty: none)."
+  default     = ""
+}
+
+variable "tags" {
+  type        = map(string)
+  description = "Tags added to every resource."
+  default     = {}
+}

@@ -1,0 +1,128 @@
+# Devices: a thing per device, a policy that binds each connection to its own thing and
+# topic, and the topic rule that enriches readings into Kinesis keyed by device id.
+
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  arn_prefix = "arn:${data.aws_partition.current.partition}:iot:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
+  rule_name  = replace("${var.name}_telemetry", "-", "_")
+}
+
+resource "aws_iot_thing_type" "this" {
+  name = "${var.name}-machine"
+  properties {
+    description           = "iotpm monitored machine (pump, motor, compressor)"
+    searchable_attributes = ["device_type", "site", "line"]
+  }
+  tags = var.tags
+}
+
+resource "aws_iot_thing_group" "this" {
+  name = "${var.name}-fleet"
+  properties {
+    description = "Every iotpm device of ${var.name}"
+  }
+  tags = var.tags
+}
+
+resource "aws_iot_thing" "this" {
+  for_each        = var.things
+  name            = each.key
+  thing_type_name = aws_iot_thing_type.this.name
+  attributes = {
+    device_type = each.value.device_type
+    site        = each.value.site
+    line        = each.value.line
+  }
+}
+
+resource "aws_iot_thing_group_membership" "this" {
+  for_each         = var.things
+  thing_name       = aws_iot_thing.this[each.key].name
+  thing_group_name = aws_iot_thing_group.this.name
+}
+
+# A device connects only as its own thing (client id = thing name, certificate attached
+# to that thing) and publishes only to its own telemetry topic.
+resource "aws_iot_policy" "device" {
+  name = "${var.name}-device"
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Effect    = "Allow"
+        Action    = "iot:Connect"
+        Resource  = "${local.arn_prefix}:client/$${iot:Connection.Thing.ThingName}"
+        Condition = { Bool = { "iot:Connection.Thing.IsAttached" = "true" } }
+      },
+      {
+        Effect   = "Allow"
+        Action   = "iot:Publish"
+        Resource = "${local.arn_prefix}:topic/${var.topic_prefix}/$${iot:Connection.Thing.ThingName}/telemetry"
+      },
+    ]
+  })
+  tags = var.tags
+}
+
+resource "aws_iot_topic_rule" "this" {
+  name        = local.rule_name
+  description = "Telemetry into Kinesis, enriched with the topic's device id and the broker's receive time"
+  enabled     = true
+  sql_version = "2016-03-23"
+  # The rule adds what the local bridge adds (src/iotpm/local/bridge.py): the thing that
+  # published, from the topic the policy allowed it; the processor quarantines a reading
+  # whose device id is another thing's (reason device_mismatch).
+  sql = "SELECT *, topic(2) AS thing_name FROM '${var.topic_prefix}/+/telemetry'"
+
+  kinesis {
+    role_arn      = aws_iam_role.rule.arn
+    stream_name   = var.stream_name
+    partition_key = "$${topic(2)}"
+  }
+
+  error_action {
+    cloudwatch_logs {
+      role_arn       = aws_iam_role.rule.arn
+      log_group_name = aws_cloudwatch_log_group.rule_errors.name
+    }
+  }
+
+  tags = var.tags
+}
+
+resource "aws_cloudwatch_log_group" "rule_errors" {
+  # checkov:skip=CKV_AWS_338:retention is the log_retention_days variable (365 in prod); dev and local keep days, not a year
+  name              = "/iotpm/${var.name}/iot-rule-errors"
+  retention_in_days = var.error_log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_iam_role" "rule" {
+  name = "${var.name}-iot-rule"
+  assume_role_policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{ Effect = "Allow", Action = "sts:AssumeRole", Principal = { Service = "iot.amazonaws.com" } }]
+  })
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy" "rule" {
+  name = "put-telemetry"
+  role = aws_iam_role.rule.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      { Effect = "Allow", Action = "kinesis:PutRecord", Resource = var.stream_arn },
+      { Effect = "Allow", Action = "kms:GenerateDataKey", Resource = var.kms_key_arn },
+      { Effect = "Allow", Action = ["logs:CreateLogStream", "logs:PutLogEvents"], Resource = "${aws_cloudwatch_log_group.rule_errors.arn}:*" },
+    ]
+  })
+}
+
+data "aws_iot_endpoint" "this" {
+  endpoint_type = "iot:Data-ATS"
+}

@@ -1,0 +1,19 @@
+output "vpc_id" {
+  description = "ID of the VPC."
+  value       = aws_vpc.this.id
+}
+
+output "private_subnet_ids" {
+  description = "Private subnets the Lambdas run in."
+  value       = aws_subnet.private[*].id
+}
+
+output "lambda_security_group_id" {
+  description = "Security group for the Lambdas (HTTPS to endpoints only)."
+  value       = aws_security_group.lambda.id
+}
+
+output "interface_endpoints" {
+  description = "Interface endpoint IDs by service."
+  value       = { for k, v in aws_vpc_endpoint.interface : k => v.id }
+}

@@ -1,0 +1,95 @@
+# The alert topic, the alarms that watch the pipeline, and its dashboard.
+
+data "aws_region" "current" {}
+
+resource "aws_sns_topic" "alerts" {
+  name              = "${var.name}-alerts"
+  kms_master_key_id = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  for_each  = toset(var.alert_emails)
+  topic_arn = aws_sns_topic.alerts.arn
+  protocol  = "email"
+  endpoint  = each.value
+}
+
+locals {
+  lambda_dims = { processor = var.processor_function_name, api = var.api_function_name }
+  alarms = merge(
+    { for k, fn in local.lambda_dims : "${k}-errors" => {
+      namespace   = "AWS/Lambda", metric = "Errors", stat = "Sum", threshold = 0, dims = { FunctionName = fn }
+      description = "The ${k} function failed (errors are retried or sent to the on-failure queue)"
+    } },
+    { for k, fn in local.lambda_dims : "${k}-throttles" => {
+      namespace   = "AWS/Lambda", metric = "Throttles", stat = "Sum", threshold = 0, dims = { FunctionName = fn }
+      description = "The ${k} function was throttled"
+    } },
+    {
+      "processor-iterator-age" = {
+        namespace = "AWS/Lambda", metric = "IteratorAge", stat = "Maximum", threshold = var.iterator_age_alarm_ms
+        dims      = { FunctionName = var.processor_function_name }, description = "The processor is falling behind the stream"
+      }
+      "on-failure-queue-depth" = {
+        namespace = "AWS/SQS", metric = "ApproximateNumberOfMessagesVisible", stat = "Maximum", threshold = 0
+        dims      = { QueueName = var.on_failure_queue_name }, description = "Batches the processor gave up on wait in the on-failure queue"
+      }
+      "anomaly-rate" = {
+        namespace = "iotpm", metric = "AnomaliesRaised", stat = "Sum", threshold = var.anomalies_per_5min_alarm
+        dims      = { Environment = var.environment, Function = "processor" }, description = "Unusually many machine alarms raised"
+      }
+      "api-5xx" = {
+        namespace = "AWS/ApiGateway", metric = "5XXError", stat = "Sum", threshold = 0
+        dims      = { ApiName = var.rest_api_name, Stage = var.stage_name }, description = "The analytics API answered 5xx"
+      }
+    },
+  )
+}
+
+resource "aws_cloudwatch_metric_alarm" "this" {
+  for_each            = local.alarms
+  alarm_name          = "${var.name}-${each.key}"
+  alarm_description   = each.value.description
+  namespace           = each.value.namespace
+  metric_name         = each.value.metric
+  statistic           = each.value.stat
+  dimensions          = each.value.dims
+  period              = 300
+  evaluation_periods  = 1
+  comparison_operator = "GreaterThanThreshold"
+  threshold           = each.value.threshold
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  ok_actions          = [aws_sns_topic.alerts.arn]
+  tags                = var.tags
+}
+
+resource "aws_cloudwatch_dashboard" "this" {
+  dashboard_name = "${var.name}-pipeline"
+  dashboard_body = jsonencode({
+    widgets = [
+      for i, w in [
+        { title = "Readings", metrics = [for m in ["ReadingsReceived", "ReadingsProcessed", "ReadingsQuarantined", "ReadingsDuplicate"] : ["iotpm", m, "Environment", var.environment, "Function", "processor"]] },
+        { title = "Alarms", metrics = [for m in ["AnomaliesRaised", "AnomaliesCleared", "AlertsSent"] : ["iotpm", m, "Environment", var.environment, "Function", "processor"]] },
+        { title = "Batch latency and record age (ms)", metrics = [for m in ["BatchLatency", "RecordAge"] : ["iotpm", m, "Environment", var.environment, "Function", "processor"]] },
+        { title = "Processor", metrics = [for m in ["Errors", "Throttles", "IteratorAge", "Duration"] : ["AWS/Lambda", m, "FunctionName", var.processor_function_name]] },
+        { title = "Stream in", metrics = [for m in ["IncomingRecords", "WriteProvisionedThroughputExceeded"] : ["AWS/Kinesis", m, "StreamName", var.stream_name]] },
+        { title = "API", metrics = [for m in ["Count", "4XXError", "5XXError", "Latency"] : ["AWS/ApiGateway", m, "ApiName", var.rest_api_name, "Stage", var.stage_name]] },
+        ] : {
+        type   = "metric"
+        x      = (i % 2) * 12
+        y      = floor(i / 2) * 6
+        width  = 12
+        height = 6
+        properties = {
+          title   = w.title
+          metrics = w.metrics
+          region  = data.aws_region.current.name
+          stat    = "Sum"
+          period  = 60
+        }
+      }
+    ]
+  })
+}

@@ -1,0 +1,168 @@
+variable "name" {
+  type        = string
+  description = "Name prefix for every resource (project-environment)."
+}
+
+variable "environment" {
+  type        = string
+  description = "Environment name, passed to the function (dimension of its metrics)."
+}
+
+variable "zip_path" {
+  type        = string
+  description = "Processor zip from lambda_build/build.py."
+}
+
+variable "architecture" {
+  type        = string
+  description = "x86_64 or arm64 (must match the zip)."
+  default     = "arm64"
+}
+
+variable "memory_mb" {
+  type        = number
+  description = "Memory of the processor, in MB (CPU grows with it)."
+  default     = 1024
+}
+
+variable "timeout_s" {
+  type        = number
+  description = "Processor timeout in seconds."
+  default     = 120
+}
+
+variable "stream_arn" {
+  type        = string
+  description = "Kinesis stream the processor reads."
+}
+
+variable "batch_size" {
+  type        = number
+  description = "Records per invocation (1 to 10,000)."
+  default     = 1000
+
+  validation {
+    condition     = var.batch_size >= 1 && var.batch_size <= 10000
+    error_message = "batch_size must be between 1 and 10000."
+  }
+}
+
+variable "batching_window_s" {
+  type        = number
+  description = "Seconds to gather records before invoking (0 to 300)."
+  default     = 1
+
+  validation {
+    condition     = var.batching_window_s >= 0 && var.batching_window_s <= 300
+    error_message = "batching_window_s must be between 0 and 300."
+  }
+}
+
+variable "parallelization_factor" {
+  type        = number
+  description = "Concurrent batches per shard (1 to 10; order per device is kept, the key is the device id)."
+  default     = 1
+
+  validation {
+    condition     = var.parallelization_factor >= 1 && var.parallelization_factor <= 10
+    error_message = "parallelization_factor must be between 1 and 10."
+  }
+}
+
+variable "max_retries" {
+  type        = number
+  description = "Retries of a failing batch before it goes to the on-failure queue."
+  default     = 5
+
+  validation {
+    condition     = var.max_retries >= 0 && var.max_retries <= 10000
+    error_message = "max_retries must be between 0 and 10000."
+  }
+}
+
+variable "max_record_age_s" {
+  type        = number
+  description = "Records older than this go to the on-failure queue instead of being retried (60 to 604800)."
+  default     = 3600
+
+  validation {
+    condition     = var.max_record_age_s >= 60 && var.max_record_age_s <= 604800
+    error_message = "max_record_age_s must be between 60 and 604800."
+  }
+}
+
+variable "tables" {
+  type        = map(string)
+  description = "DynamoDB table names by role (readings, devices, anomalies, rollups)."
+}
+
+variable "table_arns" {
+  type        = map(string)
+  description = "DynamoDB table ARNs by role."
+}
+
+variable "archive_bucket" {
+  type        = string
+  description = "Archive bucket name."
+}
+
+variable "archive_bucket_arn" {
+  type        = string
+  description = "Archive bucket ARN."
+}
+
+variable "alerts_topic_arn" {
+  type        = string
+  description = "SNS topic for alarm raise/clear alerts."
+}
+
+variable "timestream_database" {
+  type        = string
+  description = "Timestream database (empty: the sink is off)."
+  default     = ""
+}
+
+variable "timestream_table" {
+  type        = string
+  description = "Timestream table (empty: the sink is off)."
+  default     = ""
+}
+
+variable "timestream_table_arn" {
+  type        = string
+  description = "Timestream table ARN (empty: the sink is off)."
+  default     = ""
+}
+
+variable "readings_ttl_days" {
+  type        = number
+  description = "Days a reading stays in DynamoDB."
+  default     = 90
+}
+
+variable "subnet_ids" {
+  type        = list(string)
+  description = "Private subnets."
+}
+
+variable "security_group_ids" {
+  type        = list(string)
+  description = "Security groups."
+}
+
+variable "kms_key_arn" {
+  type        = string
+  description = "KMS key of the environment's data."
+}
+
+variable "log_retention_days" {
+  type        = number
+  description = "Retention of the processor's log group, in days."
+  default     = 30
+}
+
+variable "tags" {
+  type        = map(string)
+  description = "Tags added to every resource."
+  default     = {}
+}
