@@ -1,19 +1,16 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: creates .venv on a fresh machine, installs the project
-# with its dev extras, then lint, types and tests.
+# with its dev extras and Debian's mosquitto, then lint, types, tests and the
+# Terraform checks (offline, then a real apply against the emulator).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON=${PYTHON:-python3}
-VENV=${IOTPM_VENV:-.venv}
-
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "==> creating $VENV"
-  "$PYTHON" -m venv "$VENV"
-fi
-echo "==> installing iotpm[dev]"
-"$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -e '.[dev]'
+# shellcheck source=scripts/lib/venv.sh
+source scripts/lib/venv.sh
+# shellcheck source=scripts/lib/mosquitto.sh
+source scripts/lib/mosquitto.sh
+ensure_venv dev
+ensure_mosquitto  # the end-to-end test runs the local twin's broker
 
 echo "==> ruff"
 "$VENV/bin/ruff" check src tests benchmarks lambda_build

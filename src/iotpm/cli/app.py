@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -149,3 +150,148 @@ def api_openapi(
     else:
         out.write_text(doc)
         console.print(f"written {out}")
+
+
+local = typer.Typer(help="The local twin: the whole pipeline on this machine, no AWS account.", no_args_is_help=True)
+app.add_typer(local, name="local")
+
+
+@local.command("up")
+def local_up(
+    devices: Annotated[int, typer.Option(min=2, help="simulated devices")] = 20,
+    duration: Annotated[float, typer.Option(min=5, help="seconds of simulated publishing")] = 60.0,
+    rate: Annotated[float, typer.Option(min=0.1, help="readings per second per device")] = 5.0,
+    faults: Annotated[str, typer.Option(help="faults to inject, comma-separated")] = "overheating,pressure_leak",
+    fault_at: Annotated[float, typer.Option(help="seconds into the run when the faults begin")] = 30.0,
+    emulator_port: Annotated[int, typer.Option(envvar="IOTPM_EMULATOR_PORT")] = 4566,
+    broker_port: Annotated[int, typer.Option(envvar="IOTPM_BROKER_PORT")] = 8883,
+    api_port: Annotated[int, typer.Option(envvar="IOTPM_API_PORT")] = 8080,
+    summary_json: Annotated[Path | None, typer.Option(help="also write the run's summary here")] = None,
+) -> None:
+    """Bring the pipeline up locally, run the simulator with faults, and show what it caught."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from iotpm.local.twin import Twin, UpOptions, fault_list
+
+    try:
+        kinds = fault_list(faults)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if fault_at >= duration:
+        console.print("[red]error:[/red] --fault-at must be inside the run (less than --duration)")
+        raise typer.Exit(2)
+    opts = UpOptions(devices, duration, rate, kinds, fault_at, 7, emulator_port, broker_port, api_port)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[extra]}"))
+    with Progress(*columns, console=console, transient=False) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total, extra="")
+            extra = f"acked {done:,} of {total:,} sent" if what == "simulate" else ""
+            bar.update(tasks[what], completed=done, total=max(total, 1), extra=extra)
+
+        try:
+            summary = Twin().up(opts, lambda text: console.print(f"[bold]==>[/bold] {text}"), progress)
+        except (RuntimeError, TimeoutError, OSError) as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            console.print("what runs is listed by `iotpm local status`; `iotpm local down` stops it")
+            raise typer.Exit(1) from exc
+    _print_summary(summary)
+    if summary_json is not None:
+        summary_json.write_text(json.dumps(summary, indent=2))
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    table = Table(title="local twin run", show_header=False)
+    for label, value in (
+        ("devices", s["devices"]),
+        ("readings published (acknowledged by the broker)", f"{s['published']:,}"),
+        ("stored", f"{s['stored']:,}"),
+        ("quarantined", f"{s['quarantined']:,}"),
+        ("lost (published - stored - quarantined)", s["lost"]),
+        ("alerts raised", s["alerts_raised"]),
+        ("false alarms (on healthy devices)", s["false_alarms"]),
+    ):
+        table.add_row(label, str(value))
+    console.print(table)
+    faults = Table(title="injected faults")
+    for col in ("device", "fault", "injected", "detected", "delay", "why"):
+        faults.add_column(col)
+    for f in s["faults"]:
+        why = ", ".join(f"{r['detector']}:{r['metric']}" for r in f["reasons"][:3])
+        delay = "-" if f["delay_s"] is None else f"{f['delay_s']} s"
+        faults.add_row(f["device_id"], f["fault"], f["injected"], "yes" if f["detected"] else "NO", delay, why)
+    console.print(faults)
+    api, key = s["api_url"], s["api_key"]
+    first = s["faults"][0]["device_id"] if s["faults"] else "pump-0000"
+    console.print("\n[bold]curl it:[/bold]")
+    for path in ("/devices?health_below=80", f"/devices/{first}", f"/devices/{first}/anomalies", "/anomalies",
+                 f"/devices/{first}/readings?resolution=1m&metric=temperature_c", "/lines/line-1/summary"):  # fmt: skip
+        console.print(f"  curl -s -H 'x-api-key: {key}' '{api}{path}'")
+    console.print("\nstop everything with: iotpm local down")
+
+
+@local.command("down")
+def local_down() -> None:
+    """Stop everything `iotpm local up` started (by pid)."""
+    from iotpm.local.twin import Twin
+
+    stopped = Twin().down()
+    console.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+
+
+@local.command("status")
+def local_status() -> None:
+    """Show what the local twin runs and its counters."""
+    from iotpm.local.twin import Twin
+
+    st = Twin().status()
+    if not st["running"]:
+        console.print("nothing runs")
+        raise typer.Exit(1)
+    for name, pid in st["running"].items():
+        console.print(f"{name:10s} pid {pid}")
+    if st["api_url"]:
+        console.print(f"API at {st['api_url']}")
+    if st["counters"]:
+        console.print_json(data={k: st["counters"][k] for k in ("bridge", "poller")})
+
+
+def _quiet(sent: int, acked: int, failed: int) -> None:
+    return
+
+
+@app.command("simulate")
+def simulate_cmd(
+    endpoint: Annotated[str, typer.Option(help="MQTT host: the iot_endpoint output, or 127.0.0.1 for the twin")],
+    certs: Annotated[Path, typer.Option(help="folder with <device>.pem and <device>.key per device")],
+    ca: Annotated[Path, typer.Option(help="CA that signed the broker (AmazonRootCA1.pem for AWS)")],
+    port: Annotated[int, typer.Option(help="8883 (or 443 with ALPN in AWS)")] = 8883,
+    devices: Annotated[int, typer.Option(min=2)] = 20,
+    rate: Annotated[float, typer.Option(min=0.1, help="readings per second per device")] = 1.0,
+    duration: Annotated[float, typer.Option(min=1)] = 60.0,
+    faults: Annotated[str, typer.Option(help="faults to inject, comma-separated")] = "bearing_wear,overheating",
+    fault_at: Annotated[float, typer.Option()] = 30.0,
+    topic_prefix: Annotated[str, typer.Option()] = "iotpm",
+    truth: Annotated[Path, typer.Option(help="where to write the ground truth")] = Path("ground_truth.json"),
+) -> None:
+    """Publish a simulated fleet with injected faults (to AWS IoT Core or the local broker)."""
+    from iotpm.local.broker import Broker
+    from iotpm.local.certs import Identity
+    from iotpm.local.run import simulate
+    from iotpm.local.twin import fault_list
+    from iotpm.simulator.fleet import Fleet, ground_truth
+
+    fleet = Fleet(devices, seed=7)
+    injected = fleet.scenario(fault_list(faults), fault_at)
+    missing = [d for d in fleet.ids if not (certs / f"{d}.pem").exists()]
+    if missing:
+        console.print(f"[red]error:[/red] no certificate for {', '.join(missing[:5])} in {certs}")
+        raise typer.Exit(2)
+
+    broker = Broker(endpoint, port, ca, topic_prefix)
+    run = simulate(fleet, lambda d: Identity(certs / f"{d}.pem", certs / f"{d}.key"), broker, duration, rate, _quiet)
+    truth.write_text(json.dumps(ground_truth(injected, run.start_ms), indent=2))
+    console.print(f"sent {run.sent:,}, acknowledged {run.acked:,}, failed {run.failed:,}; ground truth in {truth}")

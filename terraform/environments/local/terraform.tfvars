@@ -10,6 +10,7 @@ enable_timestream     = true
 object_lock_mode      = "GOVERNANCE"
 object_lock_days      = 1
 force_destroy_archive = true
+archive_tls_only      = false # the emulator speaks plain HTTP; every other environment keeps the TLS-only policy
 log_retention_days    = 1
 batch_size            = 1000
 

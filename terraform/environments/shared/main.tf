@@ -44,6 +44,7 @@ module "storage" {
   object_lock_days        = var.object_lock_days
   archive_expiration_days = var.archive_expiration_days
   force_destroy_archive   = var.force_destroy_archive
+  tls_only                = var.archive_tls_only
   tags                    = local.tags
 }
 

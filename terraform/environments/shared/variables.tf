@@ -168,6 +168,12 @@ variable "force_destroy_archive" {
   default     = false
 }
 
+variable "archive_tls_only" {
+  type        = bool
+  description = "Deny plain-HTTP requests to the archive. Only the local environment turns it off: the emulator speaks HTTP."
+  default     = true
+}
+
 variable "log_retention_days" {
   type        = number
   description = "Retention of every log group, in days."

@@ -166,6 +166,7 @@ resource "aws_s3_bucket_object_lock_configuration" "archive" {
 }
 
 resource "aws_s3_bucket_policy" "archive" {
+  count  = var.tls_only ? 1 : 0
   bucket = aws_s3_bucket.archive.id
   policy = jsonencode({
     Version = "2012-10-17"

@@ -63,7 +63,7 @@ output "public_access_blocked" {
 
 output "archive_policy" {
   description = "Bucket policy of the archive."
-  value       = aws_s3_bucket_policy.archive.policy
+  value       = var.tls_only ? aws_s3_bucket_policy.archive[0].policy : ""
 }
 
 output "lifecycle_transitions" {

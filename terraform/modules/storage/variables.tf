@@ -76,6 +76,12 @@ variable "force_destroy_archive" {
   default     = false
 }
 
+variable "tls_only" {
+  type        = bool
+  description = "Deny every request to the archive that does not use TLS (turned off only for the local emulator, which speaks plain HTTP)."
+  default     = true
+}
+
 variable "enable_timestream" {
   type        = bool
   description = "Create the Timestream for LiveAnalytics sink. AWS accounts created after 2025-06-20 cannot create it: leave false there."

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The README's first command: installs what is missing (Python packages in .venv,
+# Debian's mosquitto, the emulator), then brings the whole pipeline up locally and
+# runs the simulator with injected faults through it. Options go to `iotpm local up`
+# (e.g. --devices 50 --duration 120). Stop everything with: .venv/bin/iotpm local down
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# shellcheck source=scripts/lib/venv.sh
+source scripts/lib/venv.sh
+# shellcheck source=scripts/lib/mosquitto.sh
+source scripts/lib/mosquitto.sh
+ensure_venv local  # the emulator, the AWS IoT Device SDK, the API, the CLI
+ensure_mosquitto
+command -v terraform >/dev/null || { echo "terraform is needed: https://developer.hashicorp.com/terraform/install" >&2; exit 1; }
+
+exec "$VENV/bin/iotpm" local up "$@"

@@ -1,0 +1,93 @@
+"""Running ``terraform`` on the local environment root from Python, with progress.
+
+Uses the same provider setup as the scripts (scripts/lib/terraform.sh: the registry,
+or a local mirror when it is unreachable) and keeps the state and the ``.terraform``
+folder in the twin's state folder, so the checkout stays clean.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def repo_root(start: Path | None = None) -> Path:
+    """The checkout that holds terraform/environments/local (the twin applies it)."""
+    for folder in [start or Path.cwd(), *(start or Path.cwd()).parents, *Path(__file__).resolve().parents]:
+        if (folder / "terraform" / "environments" / "local").is_dir():
+            return folder
+    raise RuntimeError("run iotpm local from the iotpm checkout (terraform/environments/local is needed)")
+
+
+class LocalTerraform:
+    """``init``/``apply``/``output``/``destroy`` of terraform/environments/local against an emulator."""
+
+    def __init__(self, root: Path, state: Path, endpoint: str) -> None:
+        if shutil.which("terraform") is None:
+            raise RuntimeError("terraform is not installed: https://developer.hashicorp.com/terraform/install")
+        self.dir = root / "terraform" / "environments" / "local"
+        self.state, self.endpoint = state, endpoint
+        state.mkdir(parents=True, exist_ok=True)
+        self.env = {**os.environ, "TF_DATA_DIR": str(state / ".terraform"), "TF_IN_AUTOMATION": "1"}
+        self.env.update(_cli_config(root))
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        cmd = ["terraform", f"-chdir={self.dir}", *args]
+        run = subprocess.run(cmd, env=self.env, capture_output=True, text=True, check=False)
+        if run.returncode != 0:
+            raise RuntimeError(f"terraform {args[0]} failed:\n{run.stdout[-3000:]}{run.stderr[-3000:]}")
+        return run
+
+    def init(self) -> None:
+        self._run("init", "-input=false", f"-backend-config=path={self.state / 'terraform.tfstate'}", "-reconfigure")
+
+    def apply(self, progress: Callable[[int, int, str], None]) -> None:
+        """Apply, calling ``progress(done, total, resource)`` as resources complete."""
+        cmd = ["terraform", f"-chdir={self.dir}", "apply", "-input=false", "-auto-approve", "-json"]
+        cmd += ["-var", f"emulator_endpoint={self.endpoint}"]
+        total = done = 0
+        errors: list[str] = []
+        with subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                msg = _json(line)
+                kind = msg.get("type")
+                if kind == "change_summary":
+                    c = msg.get("changes", {})
+                    total = int(c.get("add", 0)) + int(c.get("change", 0)) + int(c.get("remove", 0)) or total
+                elif kind == "planned_change":
+                    total += 1
+                elif kind == "apply_complete":
+                    done += 1
+                    progress(done, max(total, done), msg.get("hook", {}).get("resource", {}).get("addr", ""))
+                elif kind == "diagnostic" and msg.get("@level") == "error":
+                    errors.append(f"{msg.get('@message')}: {msg.get('diagnostic', {}).get('detail', '')}")
+        if proc.returncode != 0:
+            raise RuntimeError("terraform apply failed:\n" + "\n".join(errors[-5:]))
+
+    def outputs(self) -> dict[str, Any]:
+        return {k: v["value"] for k, v in json.loads(self._run("output", "-json").stdout).items()}
+
+
+def _json(line: str) -> dict[str, Any]:
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _cli_config(root: Path) -> dict[str, str]:
+    """TF_CLI_CONFIG_FILE as scripts/lib/terraform.sh sets it (a provider mirror when offline)."""
+    lib = root / "scripts" / "lib" / "terraform.sh"
+    script = f'source "{lib}" && terraform_offline_setup >&2 && echo "${{TF_CLI_CONFIG_FILE:-}}"'
+    run = subprocess.run(["bash", "-c", script], capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise RuntimeError(run.stderr.strip() or "terraform provider setup failed")
+    path = run.stdout.strip()
+    return {"TF_CLI_CONFIG_FILE": path} if path and Path(path).exists() else {}

@@ -1,0 +1,325 @@
+"""``iotpm local up|down|status``: the whole pipeline on one machine, and a bounded run through it.
+
+``up`` starts the emulator, applies terraform/environments/local, starts mosquitto
+(mutual TLS), the services process (rule bridge, event source poller, API server),
+runs the fleet simulator with injected faults, waits for the pipeline to drain, and
+scores the run over the API: readings published vs stored + quarantined, each fault's
+detection delay, alerts raised and false alarms. Everything it starts is recorded by
+pid in the state folder; ``down`` stops exactly that.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from iotpm.emulator import control
+from iotpm.local import broker as broker_mod
+from iotpm.local.certs import LocalCA
+from iotpm.local.processes import Processes
+from iotpm.local.terraform import LocalTerraform, repo_root
+from iotpm.simulator.fleet import FAULTS, Fault, FaultKind, Fleet, ground_truth
+
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+ALARMING_FAULTS = [f for f in FAULTS if f != "dropout"]  # a dropout is a data-quality event: scored, not alarmed
+
+
+@dataclass
+class UpOptions:
+    """What ``iotpm local up`` runs."""
+
+    devices: int = 20
+    duration_s: float = 60.0
+    rate_hz: float = 5.0  # readings per second per device
+    faults: list[FaultKind] = field(default_factory=lambda: ["overheating", "pressure_leak"])
+    fault_at_s: float = 30.0
+    seed: int = 7
+    emulator_port: int = 4566
+    broker_port: int = 8883
+    api_port: int = 8080
+    batch_size: int = 1000
+    drain_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Live:
+    """A running twin: where the emulator and API answer, the broker, the CA, the Terraform outputs."""
+
+    endpoint: str
+    api_url: str
+    api_key: str
+    broker: broker_mod.Broker
+    ca: LocalCA
+    outputs: dict[str, Any]
+
+
+class Twin:
+    """The local twin's state folder and what runs from it."""
+
+    def __init__(self, home: Path | None = None) -> None:
+        self.home = (home or control.state_dir()).resolve() / "local"
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.procs = Processes(self.home / "run")
+        self.record_path = self.home / "twin.json"
+
+    # -- up ---------------------------------------------------------------------------
+
+    def up(
+        self, opts: UpOptions, say: Callable[[str], None], progress: Callable[[str, int, int], None]
+    ) -> dict[str, Any]:
+        """Start everything, run the simulator with the faults, score the run."""
+        live = self.start(opts, say, progress)
+        from iotpm.local.run import simulate
+
+        fleet = Fleet(opts.devices, seed=opts.seed)
+        faults = fleet.scenario(list(opts.faults), opts.fault_at_s)
+        shown: Callable[[int, int, int], None] = lambda s, a, f: progress("simulate", a, s)  # noqa: E731
+        run = simulate(fleet, live.ca.issue, live.broker, opts.duration_s, opts.rate_hz, shown)
+        truth = ground_truth(faults, run.start_ms)
+        (self.home / "ground_truth.json").write_text(json.dumps(truth, indent=2))
+        say("waiting for the pipeline to drain")
+        self.drain(run.acked, opts.drain_timeout_s)
+        summary = score(live.api_url, live.api_key, fleet.ids, truth, run.sent, run.acked, run.failed, live.endpoint,
+                        live.outputs)  # fmt: skip
+        summary["api_url"], summary["api_key"] = live.api_url, live.api_key
+        (self.home / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+
+    def start(self, opts: UpOptions, say: Callable[[str], None], progress: Callable[[str, int, int], None]) -> Live:
+        """Emulator, terraform apply, broker, services; what a run needs to publish and read back."""
+        root = repo_root()
+        os.environ.update({k: v for k, v in CREDENTIALS.items() if k not in os.environ})
+        say(f"emulator on 127.0.0.1:{opts.emulator_port}")
+        emu = control.start(opts.emulator_port)
+        record: dict[str, Any] = {"emulator_port": opts.emulator_port, "emulator_started": emu.pid is not None}
+        self._save(record)
+        self._ensure_zips(root, say)
+        say("terraform apply terraform/environments/local")
+        tf = LocalTerraform(root, self.home / "terraform", emu.url)
+        tf.init()
+        tf.apply(lambda done, total, addr: progress("terraform apply", done, total))
+        out = tf.outputs()
+        api_key = self._api_key(emu.url, out["api_key_id"])
+        ca = LocalCA(self.home / "pki")
+        say(f"mosquitto (mutual TLS) on 127.0.0.1:{opts.broker_port}")
+        broker = broker_mod.start(self.procs, self.home, ca, opts.broker_port, out["topic_filter"].split("/")[0])
+        bridge_id = ca.issue(broker_mod.BRIDGE_CLIENT)
+        config = {
+            "environment": {**CREDENTIALS, "AWS_ENDPOINT_URL": emu.url, **out["processor_environment"]},
+            "stream": out["stream_name"],
+            "broker": {
+                "host": broker.host,
+                "port": broker.port,
+                "ca": str(broker.ca),
+                "topic_prefix": broker.topic_prefix,
+                "cert": str(bridge_id.cert),
+                "key": str(bridge_id.key),
+            },
+            "batch_size": opts.batch_size,
+            "on_failure_queue_url": out["on_failure_queue_url"],
+            "api_key": api_key,
+            "api_port": opts.api_port,
+            "status_path": str(self.home / "status.json"),
+        }
+        (self.home / "services.json").write_text(json.dumps(config, indent=2))
+        (self.home / "status.json").unlink(missing_ok=True)
+        self.procs.spawn("services", [sys.executable, "-m", "iotpm.local.services", str(self.home / "services.json")])
+        api_url = f"http://127.0.0.1:{opts.api_port}"
+        self._wait_api(api_url, api_key)
+        record.update(api_url=api_url, api_key=api_key, outputs=out, broker_port=opts.broker_port)
+        self._save(record)
+        say(f"services up: bridge, poller, API at {api_url}")
+        return Live(emu.url, api_url, api_key, broker, ca, out)
+
+    def _ensure_zips(self, root: Path, say: Callable[[str], None]) -> None:
+        out = root / "lambda_build" / "out"
+        missing = [fn for fn in ("processor", "api") if not (out / f"{fn}-x86_64.zip").exists()]
+        if missing:
+            say(f"building the Lambda zips ({', '.join(missing)}) for terraform")
+            subprocess.run([sys.executable, str(root / "lambda_build" / "build.py"), *missing, "--arch", "x86_64"],
+                           check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+
+    @staticmethod
+    def _api_key(endpoint: str, key_id: str) -> str:
+        import boto3
+
+        apigw = boto3.client("apigateway", endpoint_url=endpoint, region_name=CREDENTIALS["AWS_DEFAULT_REGION"])
+        return str(apigw.get_api_key(apiKey=key_id, includeValue=True)["value"])
+
+    def _wait_api(self, url: str, key: str, timeout_s: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                get_json(url, "/health", key)
+                return
+            except OSError:
+                if self.procs.pid("services") is None:
+                    break
+                time.sleep(0.2)
+        raise RuntimeError(f"the services did not start; see {self.procs.log_path('services')}")
+
+    def drain(self, published: int, timeout_s: float) -> None:
+        """Until the poller has processed every record the bridge put, and the bridge has every message."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            st = self.status_counters()
+            if (
+                st
+                and st["bridge"]["received"] >= published
+                and st["poller"]["records"] >= st["bridge"]["put"] >= published
+            ):
+                return
+            time.sleep(0.25)
+
+    def status_counters(self) -> dict[str, Any] | None:
+        path = self.home / "status.json"
+        try:
+            return dict(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            return None
+
+    # -- down / status ----------------------------------------------------------------
+
+    def down(self) -> list[str]:
+        """Stop what ``up`` started (services, broker, and the emulator if it started it)."""
+        stopped = [name for name in ("services", "broker") if self.procs.stop(name)]
+        record = self._load()
+        if record.get("emulator_started") and control.stop(int(record["emulator_port"])):
+            stopped.append("emulator")
+        self.record_path.unlink(missing_ok=True)
+        return stopped
+
+    def status(self) -> dict[str, Any]:
+        record = self._load()
+        running = dict(self.procs.running())
+        if record.get("emulator_port"):
+            emu = control.status(int(record["emulator_port"]))
+            if emu.pid is not None:
+                running["emulator"] = emu.pid
+        return {"running": running, "api_url": record.get("api_url"), "counters": self.status_counters()}
+
+    def _save(self, record: dict[str, Any]) -> None:
+        self.record_path.write_text(json.dumps(record, indent=2))
+
+    def _load(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads(self.record_path.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+
+def get_json(base: str, path: str, key: str, params: dict[str, str] | None = None) -> Any:
+    """GET ``base+path`` with the API key; the parsed JSON body."""
+    query = f"?{urllib.parse.urlencode(params)}" if params else ""
+    req = urllib.request.Request(f"{base}{path}{query}", headers={"x-api-key": key})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def pages(base: str, path: str, key: str, params: dict[str, str]) -> list[dict[str, Any]]:
+    """Every item of a paginated route."""
+    items: list[dict[str, Any]] = []
+    params = dict(params)
+    while True:
+        body = get_json(base, path, key, params)
+        items += body["items"]
+        if not body.get("next_token"):
+            return items
+        params["next_token"] = body["next_token"]
+
+
+def _iso(ts_ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts_ms / 1000))
+
+
+def _ms(iso: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def score(
+    api: str,
+    key: str,
+    devices: list[str],
+    truth: list[dict[str, Any]],
+    sent: int,
+    acked: int,
+    failed: int,
+    endpoint: str,
+    outputs: dict[str, Any],
+) -> dict[str, Any]:
+    """The run's summary, read back over the API (and the quarantine objects in S3)."""
+    listed = pages(api, "/devices", key, {"limit": "500"})
+    stored = 0
+    for d in listed:
+        stored += get_json(api, f"/devices/{d['device_id']}", key)["readings"]
+    quarantined = count_quarantined(endpoint, outputs["archive_bucket"])
+    since = min((t["start_ms"] for t in truth), default=int(time.time() * 1000)) - 3_600_000
+    raises = [a for a in pages(api, "/anomalies", key, {"since": _iso(since), "limit": "500"}) if a["kind"] == "raise"]
+    faulty = {t["device_id"] for t in truth}
+    detections = [_detection(t, raises) for t in truth]
+    false_alarms = [a for a in raises if a["device_id"] not in faulty]
+    return {
+        "devices": len(devices),
+        "published": acked,
+        "publish_failed": failed,
+        "sent": sent,
+        "stored": stored,
+        "quarantined": quarantined,
+        "lost": acked - stored - quarantined,
+        "faults": detections,
+        "alerts_raised": len(raises),
+        "false_alarms": len(false_alarms),
+        "false_alarm_devices": sorted({a["device_id"] for a in false_alarms}),
+    }
+
+
+def _detection(t: dict[str, Any], raises: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first alarm raised on the fault's device at or after the fault began."""
+    own = sorted((a for a in raises if a["device_id"] == t["device_id"] and _ms(a["time"]) >= t["start_ms"]),
+                 key=lambda a: _ms(a["time"]))  # fmt: skip
+    first = own[0] if own else None
+    return {
+        "device_id": t["device_id"],
+        "fault": t["kind"],
+        "injected": _iso(t["start_ms"]),
+        "detected": first is not None,
+        "delay_s": None if first is None else round((_ms(first["time"]) - t["start_ms"]) / 1000, 1),
+        "reasons": [] if first is None else [{k: r.get(k) for k in ("detector", "metric")} for r in first["reasons"]],
+    }
+
+
+def count_quarantined(endpoint: str, bucket: str) -> int:
+    """Records under the archive's quarantine/ prefix (each object is gzip JSON Lines)."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=CREDENTIALS["AWS_DEFAULT_REGION"])
+    total = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="quarantine/"):
+        for obj in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+            total += sum(1 for line in gzip.decompress(body).splitlines() if line.strip())
+    return total
+
+
+def fault_list(text: str) -> list[FaultKind]:
+    """Parse ``--faults overheating,pressure_leak`` (names from :data:`FAULTS`)."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in FAULTS]
+    if bad:
+        raise ValueError(f"unknown fault(s) {', '.join(bad)}; choose from {', '.join(FAULTS)}")
+    return names  # type: ignore[return-value]
+
+
+__all__ = ["ALARMING_FAULTS", "Fault", "Twin", "UpOptions", "count_quarantined", "fault_list", "score"]
