@@ -30,7 +30,16 @@ from botocore.exceptions import ClientError
 
 from iotpm.adapters.dynamodb import FLEET_KEY, Item, TableNames, _n, device_record, stats_from_attr
 from iotpm.adapters.errors import aws_call
-from iotpm.api.ports import AnomalyFilter, Bucket, DeviceFilter, InvalidCursorError, Page, decode_cursor, encode_cursor
+from iotpm.api.ports import (
+    AnomalyFilter,
+    Bucket,
+    DeviceFilter,
+    InvalidCursorError,
+    Page,
+    Summary,
+    decode_cursor,
+    encode_cursor,
+)
 from iotpm.service.ports import AnomalyRow, DeviceRecord, ReadingRow, Resolution
 
 _DAY_MS = 86_400_000
@@ -100,12 +109,7 @@ class DynamoQueries:
         kwargs = {"KeyConditionExpression": "series = :s AND bucket BETWEEN :a AND :b"}
         start = None if after is None else {"series": series, "bucket": _n(_int(after["bucket"]))}
         items, last = self._query(self.tables.rollups, kwargs, values, limit, start)
-        rows = [
-            Bucket(
-                device_id, resolution, int(i["bucket"]["N"]), stats_from_attr(i["metrics"]), int(i["anomalies"]["N"])
-            )
-            for i in items
-        ]
+        rows = [_bucket(device_id, resolution, i) for i in items]
         return Page(rows, _cursor(last, ("bucket",)))
 
     def device_anomalies(
@@ -240,7 +244,7 @@ def _anomaly_filters(where: AnomalyFilter) -> tuple[list[str], Item]:
 
 
 def _bucket(device_id: str, resolution: Resolution, item: Item) -> Bucket:
-    metrics = stats_from_attr(item["metrics"])
+    metrics = {k: Summary.of(s) for k, s in stats_from_attr(item["metrics"]).items() if s.count}
     return Bucket(device_id, resolution, int(item["bucket"]["N"]), metrics, int(item["anomalies"]["N"]))
 
 

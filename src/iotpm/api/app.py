@@ -149,9 +149,9 @@ def build_app(queries: Queries, now_ms: Callable[[], int] | None = None) -> APIG
             page = queries.readings(device_id, start, end, limit, next_token)
             raw = [
                 {
-                    "time": iso_text(r.ts_ms),
+                    "time": iso(r.ts_ms),
                     "seq": r.seq,
-                    "metrics": {k: v for k, v in r.metrics.items() if metric in (None, k)},
+                    "metrics": r.metrics if metric is None else {k: v for k, v in r.metrics.items() if k == metric},
                     "score": r.score,
                     "anomaly": r.anomaly,
                 }
@@ -161,12 +161,8 @@ def build_app(queries: Queries, now_ms: Callable[[], int] | None = None) -> APIG
         buckets = queries.buckets(device_id, resolution, start, end, limit, next_token)
         points = [
             {
-                "time": iso_text(b.start_ms),
-                "metrics": {
-                    k: {"count": st.count, "min": st.min, "max": st.max, "mean": st.sum / st.count}
-                    for k, st in b.metrics.items()
-                    if st.count and (metric is None or k == metric)
-                },
+                "time": iso(b.start_ms),
+                "metrics": b.metrics if metric is None else {k: v for k, v in b.metrics.items() if k == metric},
                 "anomalies": b.anomalies,
             }
             for b in buckets.items
@@ -280,21 +276,13 @@ def _json(body: BaseModel) -> Response[str]:
 
 
 def _page_json(device_id: str, resolution: str, items: list[dict[str, Any]], cursor: str | None) -> Response[str]:
-    """A readings page (up to 2,000 points) as JSON in one ``json.dumps`` of plain values.
-
-    The shape is :class:`ReadingsPage` (the contract test checks it); building 1,440
-    pydantic models per request would cost ten times the 5 ms budget, and orjson
-    encodes it in a tenth of the standard library's time.
+    """A readings page (up to 2,000 points) in one orjson call: datetimes and the metric
+    summaries (dataclasses) are encoded natively, in the shape of :class:`ReadingsPage`
+    (the contract test checks it). Building 1,440 pydantic models per request would
+    cost ten times the 5 ms budget.
     """
     page = {"device_id": device_id, "resolution": resolution, "items": items, "next_token": cursor}
-    return Response(200, "application/json", orjson.dumps(page).decode())
-
-
-def iso_text(ts_ms: int) -> str:
-    """Epoch ms as ISO 8601 UTC text, the way pydantic writes an aware datetime."""
-    t = time.gmtime(ts_ms // 1000)
-    text = "%04d-%02d-%02dT%02d:%02d:%02d" % t[:6]  # noqa: UP031 - twice as fast as strftime or f-strings here
-    return f"{text}.{ts_ms % 1000:03d}000Z" if ts_ms % 1000 else text + "Z"
+    return Response(200, "application/json", orjson.dumps(page, option=orjson.OPT_UTC_Z).decode())
 
 
 def _known(queries: Queries, device_id: str) -> DeviceRecord:

@@ -9,7 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from iotpm.api.ports import AnomalyFilter, Bucket, DeviceFilter, InvalidCursorError, Page, decode_cursor, encode_cursor
+from iotpm.api.ports import (
+    AnomalyFilter,
+    Bucket,
+    DeviceFilter,
+    InvalidCursorError,
+    Page,
+    Summary,
+    decode_cursor,
+    encode_cursor,
+)
 from iotpm.service.memory import MemoryAnomalies, MemoryReadings, MemoryRollups, MemoryStates
 from iotpm.service.ports import AnomalyRow, DeviceRecord, ReadingRow, Resolution
 
@@ -56,7 +65,7 @@ class MemoryQueries:
         self, device_id: str, resolution: Resolution, start_ms: int, end_ms: int, limit: int, cursor: str | None
     ) -> Page[Bucket]:
         rows = [
-            Bucket(d, resolution, b, dict(r.metrics), r.anomalies)
+            Bucket(d, resolution, b, {k: Summary.of(s) for k, s in r.metrics.items() if s.count}, r.anomalies)
             for (d, res, b), r in self.rollups.items.items()
             if d == device_id and res == resolution and start_ms <= b < end_ms
         ]

@@ -31,13 +31,27 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
+class Summary:
+    """One metric in one rollup bucket, as the API shows it (orjson encodes it natively)."""
+
+    count: int
+    min: float
+    max: float
+    mean: float
+
+    @classmethod
+    def of(cls, s: MetricStats) -> Summary:
+        return cls(s.count, s.min, s.max, s.sum / s.count)
+
+
+@dataclass(frozen=True, slots=True)
 class Bucket:
-    """One rollup bucket of one device."""
+    """One rollup bucket of one device (metrics with no readings are left out)."""
 
     device_id: str
     resolution: Resolution
     start_ms: int
-    metrics: Mapping[str, MetricStats]
+    metrics: Mapping[str, Summary]
     anomalies: int
 
 

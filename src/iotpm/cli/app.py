@@ -295,3 +295,29 @@ def simulate_cmd(
     run = simulate(fleet, lambda d: Identity(certs / f"{d}.pem", certs / f"{d}.key"), broker, duration, rate, _quiet)
     truth.write_text(json.dumps(ground_truth(injected, run.start_ms), indent=2))
     console.print(f"sent {run.sent:,}, acknowledged {run.acked:,}, failed {run.failed:,}; ground truth in {truth}")
+
+
+devices_app = typer.Typer(help="Devices in AWS IoT Core.", no_args_is_help=True)
+app.add_typer(devices_app, name="devices")
+
+
+@devices_app.command("provision")
+def devices_provision(
+    things: Annotated[str, typer.Option(help="thing names, comma-separated (terraform output: the things variable)")],
+    policy: Annotated[str, typer.Option(help="the iot_policy_name output of the environment")],
+    out: Annotated[Path, typer.Option(help="folder for <thing>.pem and <thing>.key")] = Path("certs"),
+) -> None:
+    """Create a certificate per thing, attach the device policy and the thing (files for `iotpm simulate`)."""
+    import boto3
+
+    from iotpm.adapters.iot import provision
+    from iotpm.service.errors import StoreError
+
+    names = [t.strip() for t in things.split(",") if t.strip()]
+    try:
+        done = provision(boto3.client("iot"), names, policy, out)
+    except StoreError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    for p in done:
+        console.print(f"{p.thing}: " + (p.certificate_arn or "certificate already in " + str(out)))

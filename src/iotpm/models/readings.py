@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
@@ -40,9 +41,9 @@ class Reading(BaseModel):
     device_type: Name = "generic"
     metrics: Annotated[dict[MetricName, float], Field(min_length=1, max_length=32)]
 
-    @property
+    @cached_property
     def ts_ms(self) -> int:
-        """The timestamp as integer epoch milliseconds (UTC)."""
+        """The timestamp as integer epoch milliseconds (UTC); computed once (the processor asks often)."""
         return int(self.ts.timestamp() * 1000)
 
     @property

@@ -6,7 +6,8 @@ test learns from a fake holds for DynamoDB, S3 and SNS.
 
 from __future__ import annotations
 
-import copy
+import dataclasses
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -40,7 +41,7 @@ class MemoryStates:
         self.items: dict[str, DeviceRecord] = {}
 
     def get_many(self, device_ids: Sequence[str]) -> dict[str, DeviceRecord]:
-        return {d: copy.deepcopy(self.items[d]) for d in device_ids if d in self.items}
+        return {d: _stored(self.items[d]) for d in device_ids if d in self.items}
 
     def put_many(self, records: Sequence[DeviceRecord]) -> Failures:
         failures: Failures = {}
@@ -50,7 +51,7 @@ class MemoryStates:
                 failures[record.device_id] = ConflictError(f"device {record.device_id} changed since it was read")
                 continue
             record.version += 1
-            self.items[record.device_id] = copy.deepcopy(record)
+            self.items[record.device_id] = _stored(record)
         return failures
 
 
@@ -131,3 +132,13 @@ class MemoryTimeSeries:
     def write(self, rows: Sequence[ReadingRow]) -> tuple[int, Failures]:
         self.rows.extend(rows)
         return 0, {}
+
+
+def _stored(record: DeviceRecord) -> DeviceRecord:
+    """An independent copy, made the way the DynamoDB item is: detector and trend through JSON."""
+    return dataclasses.replace(
+        record,
+        detector=None if record.detector is None else json.loads(json.dumps(record.detector)),
+        latest=dict(record.latest),
+        trend=json.loads(json.dumps(record.trend)),
+    )

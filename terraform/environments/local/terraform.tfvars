@@ -16,7 +16,7 @@ batch_size            = 1000
 
 # The local twin's fleet is the simulator's (iotpm simulate); things here are the demo set.
 things = {
-  "pump-001"       = { device_type = "pump", site = "plant-1", line = "line-1" }
-  "motor-001"      = { device_type = "motor", site = "plant-1", line = "line-1" }
-  "compressor-001" = { device_type = "compressor", site = "plant-1", line = "line-2" }
+  "pump-0000"       = { device_type = "pump", site = "plant-1", line = "line-1" }
+  "motor-0001"      = { device_type = "motor", site = "plant-1", line = "line-1" }
+  "compressor-0002" = { device_type = "compressor", site = "plant-1", line = "line-2" }
 }

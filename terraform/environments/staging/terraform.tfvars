@@ -17,7 +17,7 @@ log_retention_days      = 30
 api_quota_per_day       = 50000
 
 things = {
-  "pump-001"       = { device_type = "pump", site = "plant-1", line = "line-1" }
-  "motor-001"      = { device_type = "motor", site = "plant-1", line = "line-1" }
-  "compressor-001" = { device_type = "compressor", site = "plant-1", line = "line-2" }
+  "pump-0000"       = { device_type = "pump", site = "plant-1", line = "line-1" }
+  "motor-0001"      = { device_type = "motor", site = "plant-1", line = "line-1" }
+  "compressor-0002" = { device_type = "compressor", site = "plant-1", line = "line-2" }
 }

@@ -1,0 +1,49 @@
+"""Device certificates in AWS IoT Core: one key pair and certificate per thing, bound to it.
+
+``provision`` creates an active certificate for each thing (AWS generates the key),
+attaches the environment's device policy (the iot module's ``iot_policy_name``
+output) and the thing as principal, and writes ``<thing>.pem`` / ``<thing>.key`` for
+the simulator. A thing that already has a certificate file is left alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from iotpm.adapters.errors import aws_call
+
+
+@dataclass(frozen=True, slots=True)
+class Provisioned:
+    """What happened to one thing."""
+
+    thing: str
+    certificate_arn: str | None  # None: its files existed, nothing was created
+
+
+def provision(iot: Any, things: Sequence[str], policy: str, out: Path) -> list[Provisioned]:
+    """Certificates for ``things`` in ``out`` (created 0700; keys 0600)."""
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    done = []
+    for thing in things:
+        cert, key = out / f"{thing}.pem", out / f"{thing}.key"
+        if cert.exists() and key.exists():
+            done.append(Provisioned(thing, None))
+            continue
+        with aws_call(f"DescribeThing {thing}"):
+            iot.describe_thing(thingName=thing)  # the thing comes from Terraform: fail early if it does not exist
+        with aws_call("CreateKeysAndCertificate"):
+            made = iot.create_keys_and_certificate(setAsActive=True)
+        arn = made["certificateArn"]
+        with aws_call(f"AttachPolicy {policy}"):
+            iot.attach_policy(policyName=policy, target=arn)
+        with aws_call(f"AttachThingPrincipal {thing}"):
+            iot.attach_thing_principal(thingName=thing, principal=arn)
+        key.write_text(made["keyPair"]["PrivateKey"])
+        key.chmod(0o600)
+        cert.write_text(made["certificatePem"])
+        done.append(Provisioned(thing, arn))
+    return done
