@@ -259,10 +259,6 @@ def local_status() -> None:
         console.print_json(data={k: st["counters"][k] for k in ("bridge", "poller")})
 
 
-def _quiet(sent: int, acked: int, failed: int) -> None:
-    return
-
-
 @app.command("simulate")
 def simulate_cmd(
     endpoint: Annotated[str, typer.Option(help="MQTT host: the iot_endpoint output, or 127.0.0.1 for the twin")],
@@ -291,8 +287,16 @@ def simulate_cmd(
         console.print(f"[red]error:[/red] no certificate for {', '.join(missing[:5])} in {certs}")
         raise typer.Exit(2)
 
+    from rich.live import Live
+
     broker = Broker(endpoint, port, ca, topic_prefix)
-    run = simulate(fleet, lambda d: Identity(certs / f"{d}.pem", certs / f"{d}.key"), broker, duration, rate, _quiet)
+    with Live(console=console, refresh_per_second=4) as live:
+
+        def show(sent: int, acked: int, failed: int) -> None:
+            live.update(f"sent {sent:,}  acknowledged {acked:,}  failed {failed:,}")
+
+        identity = lambda d: Identity(certs / f"{d}.pem", certs / f"{d}.key")  # noqa: E731
+        run = simulate(fleet, identity, broker, duration, rate, show)
     truth.write_text(json.dumps(ground_truth(injected, run.start_ms), indent=2))
     console.print(f"sent {run.sent:,}, acknowledged {run.acked:,}, failed {run.failed:,}; ground truth in {truth}")
 
