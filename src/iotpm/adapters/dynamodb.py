@@ -340,27 +340,54 @@ class DynamoRollups(_Dynamo):
 
     DynamoDB update expressions have no min/max, so a bucket is merged client-side and
     written with a condition on the order mark it was read at; a delta whose first
-    mark the bucket has already passed is a replay and is skipped.
+    mark the bucket has already passed is a replay and is skipped. The batch's buckets
+    are read together (BatchGetItem), then written one conditional PutItem each.
     """
 
     def apply(self, deltas: Sequence[RollupDelta]) -> Failures:
         by_device: dict[str, list[RollupDelta]] = {}
         for delta in deltas:
             by_device.setdefault(delta.device_id, []).append(delta)
-        return self._parallel(self._apply_device, list(by_device.values()))
+        try:
+            current = self._current([self._key(d) for d in deltas])
+        except StoreError as exc:
+            return dict.fromkeys(by_device, exc)
+        return self._parallel(lambda ds: self._apply_device(ds, current), list(by_device.values()))
 
-    def _apply_device(self, deltas: list[RollupDelta]) -> Failures:
+    @staticmethod
+    def _key(delta: RollupDelta) -> Item:
+        return {"series": {"S": f"{delta.device_id}#{delta.resolution}"}, "bucket": _n(delta.bucket_ms)}
+
+    def _current(self, keys: list[Item]) -> dict[tuple[str, str], Item]:
+        """The buckets as stored now, read in BatchGetItem calls of 100 (one call instead of one per bucket)."""
+        found: dict[tuple[str, str], Item] = {}
+        for i in range(0, len(keys), _BATCH_GET):
+            pending: list[Item] = keys[i : i + _BATCH_GET]
+            for attempt in range(_UNPROCESSED_ATTEMPTS):
+                with aws_call(f"BatchGetItem {self.table}"):
+                    got = self.client.batch_get_item(
+                        RequestItems={self.table: {"Keys": pending, "ConsistentRead": True}}
+                    )
+                for item in got.get("Responses", {}).get(self.table, []):
+                    found[(item["series"]["S"], item["bucket"]["N"])] = item
+                pending = got.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
+                if not pending:
+                    break
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                raise StoreError(f"BatchGetItem {self.table}: keys still unprocessed", code="Unprocessed")
+        return found
+
+    def _apply_device(self, deltas: list[RollupDelta], current: dict[tuple[str, str], Item]) -> Failures:
         try:
             for delta in deltas:
-                self._apply_one(delta)
+                key = self._key(delta)
+                self._apply_one(delta, key, current.get((key["series"]["S"], key["bucket"]["N"])))
         except StoreError as exc:
             return {deltas[0].device_id: exc}
         return {}
 
-    def _apply_one(self, delta: RollupDelta) -> None:
-        key = {"series": {"S": f"{delta.device_id}#{delta.resolution}"}, "bucket": _n(delta.bucket_ms)}
-        with aws_call(f"GetItem {self.table}"):
-            current = self.client.get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
+    def _apply_one(self, delta: RollupDelta, key: Item, current: Item | None) -> None:
         metrics, anomalies = dict(delta.metrics), delta.anomalies
         condition, values = "attribute_not_exists(series)", {}
         if current is not None:

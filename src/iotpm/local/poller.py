@@ -1,7 +1,8 @@
 """The Lambda event source mapping, locally: read every shard, invoke the handler in-process.
 
 As AWS does for a Kinesis mapping with ReportBatchItemFailures: up to ``batch_size``
-records per invocation, in shard order; when the response names a failed record, the
+records per invocation, in shard order, gathered for at most ``batching_window_s``
+(MaximumBatchingWindowInSeconds) once the first record is there; when the response names a failed record, the
 next invocation starts again from it; after ``max_retries`` failed invocations the
 batch is sent to the on-failure queue (as a record of what was skipped) and the
 shard moves on. The handler is the one in the zip: ``iotpm.handlers.processor.handler``.
@@ -43,6 +44,7 @@ class Poller:
     stream: str
     handler: Handler
     batch_size: int = 1000
+    batching_window_s: float = 1.0
     max_retries: int = 5
     idle_s: float = 0.2
     sqs: Any = None
@@ -81,23 +83,21 @@ class Poller:
         while not self._stop.is_set():
             try:
                 iterator = iterator or self._iterator(progress)
-                got = self.kinesis.get_records(ShardIterator=iterator, Limit=self.batch_size)
+                records, iterator, lag = self._gather(iterator)
             except Exception as exc:
                 log.warning("GetRecords on %s failed (%s); retrying", progress.shard_id, exc)
                 iterator = None
                 time.sleep(1.0)
                 continue
-            records = got.get("Records", [])
+            progress.lag_ms = lag
             if not records:
-                iterator = got.get("NextShardIterator")
-                progress.lag_ms = float(got.get("MillisBehindLatest", 0))
                 self._stop.wait(self.idle_s)
                 continue
             done = self._invoke(progress, records)
             if done is None:  # every record processed
                 progress.checkpoint = records[-1]["SequenceNumber"]
                 progress.records += len(records)
-                iterator, failures = got.get("NextShardIterator"), 0
+                failures = 0
                 continue
             failures += 1
             progress.retries += 1
@@ -109,6 +109,22 @@ class Poller:
                 progress.records += done
             iterator = None  # re-read from the checkpoint: the failed record comes first
             time.sleep(min(0.1 * 2**failures, 5.0))
+
+    def _gather(self, iterator: str) -> tuple[list[dict[str, Any]], str | None, float]:
+        """Records for one invocation: read until ``batch_size`` or the batching window closes."""
+        records: list[dict[str, Any]] = []
+        deadline: float | None = None
+        while True:
+            got = self.kinesis.get_records(ShardIterator=iterator, Limit=self.batch_size - len(records))
+            records += got.get("Records", [])
+            iterator = got.get("NextShardIterator") or iterator
+            lag = float(got.get("MillisBehindLatest", 0))
+            if not records or len(records) >= self.batch_size or self._stop.is_set():
+                return records, iterator, lag
+            deadline = deadline or time.monotonic() + self.batching_window_s
+            if time.monotonic() >= deadline:
+                return records, iterator, lag
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
     def _invoke(self, progress: ShardProgress, records: list[dict[str, Any]]) -> int | None:
         """Call the handler; None when all succeeded, else the index of the first failed record."""

@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> None:
         config["stream"],
         processor_handler,
         batch_size=config["batch_size"],
+        batching_window_s=config.get("batching_window_s", 1.0),
         sqs=boto3.client("sqs"),
         on_failure_queue_url=config["on_failure_queue_url"],
         region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),

@@ -47,8 +47,9 @@ class UpOptions:
     emulator_port: int = 4566
     broker_port: int = 8883
     api_port: int = 8080
-    batch_size: int = 1000
-    drain_timeout_s: float = 120.0
+    batch_size: int = 10000  # as terraform/environments/local's event source mapping
+    batching_window_s: float = 1.0
+    drain_timeout_s: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,7 @@ class Twin:
                 "key": str(bridge_id.key),
             },
             "batch_size": opts.batch_size,
+            "batching_window_s": opts.batching_window_s,
             "on_failure_queue_url": out["on_failure_queue_url"],
             "api_key": api_key,
             "api_port": opts.api_port,

@@ -12,7 +12,7 @@ object_lock_days      = 1
 force_destroy_archive = true
 archive_tls_only      = false # the emulator speaks plain HTTP; every other environment keeps the TLS-only policy
 log_retention_days    = 1
-batch_size            = 1000
+batch_size            = 10000 # the local poller reads the same
 
 # The local twin's fleet is the simulator's (iotpm simulate); things here are the demo set.
 things = {
