@@ -36,9 +36,9 @@ from iotpm.api.ports import (
     DeviceFilter,
     InvalidCursorError,
     Page,
-    Summary,
     decode_cursor,
     encode_cursor,
+    summary,
 )
 from iotpm.service.ports import AnomalyRow, DeviceRecord, ReadingRow, Resolution
 
@@ -244,7 +244,7 @@ def _anomaly_filters(where: AnomalyFilter) -> tuple[list[str], Item]:
 
 
 def _bucket(device_id: str, resolution: Resolution, item: Item) -> Bucket:
-    metrics = {k: Summary.of(s) for k, s in stats_from_attr(item["metrics"]).items() if s.count}
+    metrics = {k: summary(s) for k, s in stats_from_attr(item["metrics"]).items() if s.count}
     return Bucket(device_id, resolution, int(item["bucket"]["N"]), metrics, int(item["anomalies"]["N"]))
 
 

@@ -15,9 +15,9 @@ from iotpm.api.ports import (
     DeviceFilter,
     InvalidCursorError,
     Page,
-    Summary,
     decode_cursor,
     encode_cursor,
+    summary,
 )
 from iotpm.service.memory import MemoryAnomalies, MemoryReadings, MemoryRollups, MemoryStates
 from iotpm.service.ports import AnomalyRow, DeviceRecord, ReadingRow, Resolution
@@ -65,7 +65,7 @@ class MemoryQueries:
         self, device_id: str, resolution: Resolution, start_ms: int, end_ms: int, limit: int, cursor: str | None
     ) -> Page[Bucket]:
         rows = [
-            Bucket(d, resolution, b, {k: Summary.of(s) for k, s in r.metrics.items() if s.count}, r.anomalies)
+            Bucket(d, resolution, b, {k: summary(s) for k, s in r.metrics.items() if s.count}, r.anomalies)
             for (d, res, b), r in self.rollups.items.items()
             if d == device_id and res == resolution and start_ms <= b < end_ms
         ]

@@ -11,7 +11,7 @@ import binascii
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypedDict, TypeVar
 
 from iotpm.service.ports import AnomalyRow, DeviceRecord, MetricStats, ReadingRow, Resolution
 
@@ -30,18 +30,19 @@ class Page(Generic[T]):
     cursor: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Summary:
-    """One metric in one rollup bucket, as the API shows it (orjson encodes it natively)."""
+class Summary(TypedDict):
+    """One metric in one rollup bucket, as the API shows it (a plain dict: orjson encodes
+    dicts five times faster than dataclasses)."""
 
     count: int
     min: float
     max: float
     mean: float
 
-    @classmethod
-    def of(cls, s: MetricStats) -> Summary:
-        return cls(s.count, s.min, s.max, s.sum / s.count)
+
+def summary(s: MetricStats) -> Summary:
+    """The API's view of a bucket's aggregate."""
+    return {"count": s.count, "min": s.min, "max": s.max, "mean": s.sum / s.count}
 
 
 @dataclass(frozen=True, slots=True)
