@@ -25,7 +25,7 @@ from pathlib import Path
 
 from iotpm.emulator.control import free_port
 from iotpm.local.run import simulate
-from iotpm.local.twin import Twin, UpOptions, get_json, score
+from iotpm.local.twin import Twin, UpOptions, epoch_ms, get_json, score
 from iotpm.simulator.fleet import Fleet
 
 
@@ -60,7 +60,7 @@ def main() -> None:
             while not stop.is_set():
                 for d, times in acked.items():
                     try:
-                        last = _ms(get_json(live.api_url, f"/devices/{d}", live.api_key)["last_seen"])
+                        last = epoch_ms(get_json(live.api_url, f"/devices/{d}", live.api_key)["last_seen"])
                     except OSError:
                         continue  # not stored yet
                     now = time.time()
@@ -102,12 +102,6 @@ def main() -> None:
     print(f"sustained {result['sustained_readings_per_s']} readings/s; lost {result['lost']}")
     print(f"publish -> visible in the API: p50 {result['latency_p50_s']} s, p99 {result['latency_p99_s']} s")
     print(json.dumps(result))
-
-
-def _ms(iso: str) -> int:
-    from datetime import datetime
-
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 if __name__ == "__main__":

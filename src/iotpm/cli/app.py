@@ -181,7 +181,16 @@ def local_up(
     if fault_at >= duration:
         console.print("[red]error:[/red] --fault-at must be inside the run (less than --duration)")
         raise typer.Exit(2)
-    opts = UpOptions(devices, duration, rate, kinds, fault_at, 7, emulator_port, broker_port, api_port)
+    opts = UpOptions(
+        devices=devices,
+        duration_s=duration,
+        rate_hz=rate,
+        faults=kinds,
+        fault_at_s=fault_at,
+        emulator_port=emulator_port,
+        broker_port=broker_port,
+        api_port=api_port,
+    )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[extra]}"))
     with Progress(*columns, console=console, transient=False) as bar:
         tasks: dict[str, Any] = {}
@@ -196,7 +205,8 @@ def local_up(
             summary = Twin().up(opts, lambda text: console.print(f"[bold]==>[/bold] {text}"), progress)
         except (RuntimeError, TimeoutError, OSError) as exc:
             console.print(f"[red]error:[/red] {exc}")
-            console.print("what runs is listed by `iotpm local status`; `iotpm local down` stops it")
+            me = _self_command()
+            console.print(f"what runs is listed by `{me} local status`; `{me} local down` stops it")
             raise typer.Exit(1) from exc
     _print_summary(summary)
     if summary_json is not None:
@@ -230,7 +240,18 @@ def _print_summary(s: dict[str, Any]) -> None:
     for path in ("/devices?health_below=80", f"/devices/{first}", f"/devices/{first}/anomalies", "/anomalies",
                  f"/devices/{first}/readings?resolution=1m&metric=temperature_c", "/lines/line-1/summary"):  # fmt: skip
         console.print(f"  curl -s -H 'x-api-key: {key}' '{api}{path}'")
-    console.print("\nstop everything with: iotpm local down")
+    console.print(f"\nstop everything with: {_self_command()} local down")
+
+
+def _self_command() -> str:
+    """How the user can call this command again: ``iotpm`` when it is on PATH, else its path (.venv/bin/iotpm)."""
+    import os
+    import shutil
+    import sys
+
+    if shutil.which("iotpm"):
+        return "iotpm"
+    return os.path.relpath(sys.argv[0]) if sys.argv[0].endswith("iotpm") else f"{sys.executable} -m iotpm"
 
 
 @local.command("down")

@@ -102,8 +102,11 @@ class Bridge:
     def _put(self, batch: list[tuple[str, bytes]]) -> None:
         """PutRecords, resending exactly the records that failed, with backoff.
 
-        A resent record lands after the batch's later ones (as with the real rule's retries);
-        the processor quarantines nothing for it but may count it as out of order.
+        A resent record lands after the batch's later records of the same device, and the
+        processor, which applies a device's readings in sequence order, then counts it as
+        a duplicate instead of storing it. The emulator never fails single records of a
+        PutRecords call, so the twin does not meet this; keeping order through partial
+        failures would need one record per device per call.
         """
         attempt = 0
         while batch:

@@ -28,10 +28,9 @@ from iotpm.local import broker as broker_mod
 from iotpm.local.certs import LocalCA
 from iotpm.local.processes import Processes
 from iotpm.local.terraform import LocalTerraform, repo_root
-from iotpm.simulator.fleet import FAULTS, Fault, FaultKind, Fleet, ground_truth
+from iotpm.simulator.fleet import FAULTS, FaultKind, Fleet, ground_truth
 
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
-ALARMING_FAULTS = [f for f in FAULTS if f != "dropout"]  # a dropout is a data-quality event: scored, not alarmed
 
 
 @dataclass
@@ -244,7 +243,8 @@ def _iso(ts_ms: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts_ms / 1000))
 
 
-def _ms(iso: str) -> int:
+def epoch_ms(iso: str) -> int:
+    """ISO 8601 text from the API as epoch milliseconds."""
     from datetime import datetime
 
     return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
@@ -289,15 +289,15 @@ def score(
 
 def _detection(t: dict[str, Any], raises: list[dict[str, Any]]) -> dict[str, Any]:
     """The first alarm raised on the fault's device at or after the fault began."""
-    own = sorted((a for a in raises if a["device_id"] == t["device_id"] and _ms(a["time"]) >= t["start_ms"]),
-                 key=lambda a: _ms(a["time"]))  # fmt: skip
+    own = sorted((a for a in raises if a["device_id"] == t["device_id"] and epoch_ms(a["time"]) >= t["start_ms"]),
+                 key=lambda a: epoch_ms(a["time"]))  # fmt: skip
     first = own[0] if own else None
     return {
         "device_id": t["device_id"],
         "fault": t["kind"],
         "injected": _iso(t["start_ms"]),
         "detected": first is not None,
-        "delay_s": None if first is None else round((_ms(first["time"]) - t["start_ms"]) / 1000, 1),
+        "delay_s": None if first is None else round((epoch_ms(first["time"]) - t["start_ms"]) / 1000, 1),
         "reasons": [] if first is None else [{k: r.get(k) for k in ("detector", "metric")} for r in first["reasons"]],
     }
 
@@ -322,6 +322,3 @@ def fault_list(text: str) -> list[FaultKind]:
     if bad:
         raise ValueError(f"unknown fault(s) {', '.join(bad)}; choose from {', '.join(FAULTS)}")
     return names  # type: ignore[return-value]
-
-
-__all__ = ["ALARMING_FAULTS", "Fault", "Twin", "UpOptions", "count_quarantined", "fault_list", "score"]
