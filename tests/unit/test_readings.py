@@ -6,8 +6,19 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from iotpm.models import Reading, Rejection, RejectReason, SequenceGuard, ValidationLimits, decode
+from iotpm.models import (
+    FastDecoder,
+    Reading,
+    ReadingFields,
+    Rejection,
+    RejectReason,
+    SequenceGuard,
+    ValidationLimits,
+    decode,
+)
 
 NOW = int(datetime(2025, 11, 23, 13, 0, tzinfo=UTC).timestamp() * 1000)
 
@@ -71,6 +82,8 @@ def test_legacy_device_shape_takes_the_ingest_time() -> None:
         (b"[1, 2]", RejectReason.UNKNOWN_SHAPE),
         (json.dumps({"hello": 1}).encode(), RejectReason.UNKNOWN_SHAPE),
         (json.dumps(canonical(schema_version=2)).encode(), RejectReason.UNKNOWN_SCHEMA_VERSION),
+        (json.dumps(canonical(schema_version=[1])).encode(), RejectReason.UNKNOWN_SCHEMA_VERSION),  # was a crash
+        (json.dumps(canonical(schema_version=True)).encode(), RejectReason.UNKNOWN_SCHEMA_VERSION),
         (json.dumps(canonical(device_id="bad id with spaces")).encode(), RejectReason.INVALID_DEVICE_ID),
         (json.dumps(canonical(device_id="x" * 200)).encode(), RejectReason.INVALID_DEVICE_ID),
         (b'{"device_id": "p-1", "ts": 1, "metrics": {"temperature_c": NaN}}', RejectReason.NON_FINITE_VALUE),
@@ -139,3 +152,62 @@ def test_thing_name_from_the_topic_must_match_the_device() -> None:
     bad = decode({**msg, "thing_name": "pump-2"}, now)
     assert isinstance(bad, Rejection) and bad.reason is RejectReason.DEVICE_MISMATCH
     assert "pump-2" in bad.detail
+
+
+# -- the processor's fast decoder agrees with decode() -------------------------------
+
+_fields = st.sampled_from(["schema_version", "device_id", "ts", "seq", "site", "line", "device_type", "metrics"])
+_text = st.one_of(
+    st.sampled_from(["pump-001", "plant-a", "line 1", "", "a\n", "x" * 65, "-bad", "temperature_c", "Temp_C"]),
+    st.text(max_size=8),
+)
+_number = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([NOW - 1000, NOW + 10**9, NOW - 10**10, 1_700_000_000, True, 1.0, 0, -1]),
+)
+_value = st.one_of(_text, _number, st.none(), st.lists(_number, max_size=2))
+_metrics = st.dictionaries(
+    st.one_of(st.sampled_from(["temperature_c", "vibration_mm_s", "pressure_psi", "x" * 70, "Bad"]), _text),
+    st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 5), _text),
+    max_size=4,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    base=st.booleans(),
+    changes=st.dictionaries(_fields, st.one_of(_value, _metrics), max_size=3),
+    drop=st.lists(_fields, max_size=2),
+    extra=st.dictionaries(st.sampled_from(["thing_name", "unexpected"]), _text, max_size=1),
+)
+def test_fast_decoder_accepts_only_what_decode_accepts_and_agrees_on_it(
+    base: bool, changes: dict[str, object], drop: list[str], extra: dict[str, object]
+) -> None:
+    msg: dict[str, object] = canonical() if base else {}
+    msg.update(changes)
+    msg.update(extra)
+    for name in drop:
+        msg.pop(name, None)
+    # the decoder sees what JSON can carry: a round trip (NaN literals included)
+    obj = json.loads(json.dumps(msg))
+    fast = FastDecoder()(obj, NOW)
+    slow = decode(json.loads(json.dumps(msg)), NOW)
+    if fast is not None:
+        assert isinstance(slow, Reading), slow
+        assert fast == ReadingFields.of(slow)
+
+
+def test_fast_decoder_takes_the_common_message_and_leaves_the_rest_to_decode() -> None:
+    fast = FastDecoder()
+    assert fast(canonical(), NOW) == ReadingFields.of(decode(canonical(), NOW))  # type: ignore[arg-type]
+    assert fast(canonical(thing_name="pump-001"), NOW) is not None
+    for other in (
+        canonical(ts="2025-11-23T12:53:00Z"),  # ISO time: decode parses it
+        canonical(metrics={"temperature_c": 41}),  # an integer value: decode converts it
+        canonical(thing_name="pump-002"),  # published by another thing
+        canonical(metrics={"temperature_c": float("nan")}),
+        canonical(ts=NOW + 3_600_000),
+        {"sensor_id": "s-1", "type": "temperature", "value": 40.0, "timestamp": NOW},
+    ):
+        assert fast(other, NOW) is None

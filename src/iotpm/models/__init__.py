@@ -3,6 +3,8 @@
 from iotpm.models.metrics import KNOWN_UNITS, LEGACY_TYPES, MetricUnit, parse_metric
 from iotpm.models.readings import SCHEMA_VERSION, Reading, utc_from_ms
 from iotpm.models.validation import (
+    FastDecoder,
+    ReadingFields,
     Rejection,
     RejectReason,
     SequenceGuard,
@@ -15,8 +17,10 @@ __all__ = [
     "KNOWN_UNITS",
     "LEGACY_TYPES",
     "SCHEMA_VERSION",
+    "FastDecoder",
     "MetricUnit",
     "Reading",
+    "ReadingFields",
     "RejectReason",
     "Rejection",
     "SequenceGuard",

@@ -7,9 +7,10 @@ test learns from a fake holds for DynamoDB, S3 and SNS.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import orjson
 
 from iotpm.service.errors import ConflictError
 from iotpm.service.ports import (
@@ -135,10 +136,14 @@ class MemoryTimeSeries:
 
 
 def _stored(record: DeviceRecord) -> DeviceRecord:
-    """An independent copy, made the way the DynamoDB item is: detector and trend through JSON."""
+    """An independent copy, made the way the DynamoDB item is: detector and trend through JSON.
+
+    orjson, not json: it is ten times faster and stricter (no NaN, no numpy scalars),
+    so whatever passes here also serialises for DynamoDB.
+    """
     return dataclasses.replace(
         record,
-        detector=None if record.detector is None else json.loads(json.dumps(record.detector)),
+        detector=None if record.detector is None else orjson.loads(orjson.dumps(record.detector)),
         latest=dict(record.latest),
-        trend=json.loads(json.dumps(record.trend)),
+        trend=orjson.loads(orjson.dumps(record.trend)),
     )

@@ -1,7 +1,9 @@
 """The ports of the processing service: what it stores and sends, and the stores' contracts.
 
-Rows are plain frozen dataclasses so the in-memory fakes and the AWS adapters share
-them; adapters map them onto DynamoDB items, S3 objects, SNS messages.
+Rows are plain dataclasses so the in-memory fakes and the AWS adapters share them;
+adapters map them onto DynamoDB items, S3 objects, SNS messages. The ones a batch
+builds by the thousand (readings, rollup deltas and their stats) are not frozen: a
+frozen dataclass costs five times as much to build. Nothing changes a row once built.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ Resolution = Literal["1m", "1h"]
 RESOLUTION_MS: Mapping[Resolution, int] = {"1m": 60_000, "1h": 3_600_000}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ReadingRow:
     """One stored reading with the detector's verdict on it."""
 
@@ -54,7 +56,7 @@ class AnomalyRow:
         return f"{self.ts_ms:013d}#{self.kind}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MetricStats:
     """count/min/max/sum of one metric in one rollup bucket."""
 
@@ -75,7 +77,7 @@ def merge_stats(a: Mapping[str, MetricStats], b: Mapping[str, MetricStats]) -> d
     return out
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RollupDelta:
     """One batch's contribution to one device's bucket.
 

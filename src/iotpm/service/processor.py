@@ -11,20 +11,21 @@ and never retried.
 from __future__ import annotations
 
 import base64
-import binascii
 import gzip
 import json
 import time
-from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
+import orjson
 
 from iotpm.detection import AlarmEvent, DetectionResult, DetectorConfig, DeviceInput, DeviceState, FleetDetector
-from iotpm.models import Reading, Rejection, RejectReason, ValidationLimits, decode
+from iotpm.detection.state import FloatArray
+from iotpm.models import FastDecoder, ReadingFields, Rejection, RejectReason, ValidationLimits, decode
 from iotpm.service.errors import StoreError
 from iotpm.service.ports import (
     RESOLUTION_MS,
@@ -48,9 +49,13 @@ from iotpm.service.ports import (
 _DAY_S = 86_400
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RawRecord:
-    """One Kinesis record as the handler received it (data already base64-decoded)."""
+    """One Kinesis record as the handler received it (data already base64-decoded).
+
+    Not frozen: a batch builds 10,000 of these, and a frozen dataclass costs five
+    times as much to build.
+    """
 
     sequence_number: str
     partition_key: str
@@ -99,19 +104,25 @@ class ProcessorSettings:
     quarantine_prefix: str = "quarantine"
 
 
-@dataclass
-class _Item:
-    record: int  # index of the Kinesis record it came in
-    reading: Reading
-
-
-@dataclass
+@dataclass(slots=True)
 class _Device:
+    """One device's readings in a batch, in arrival order, and the records they came in."""
+
     device_id: str
-    items: list[_Item] = field(default_factory=list)
+    records: list[int] = field(default_factory=list)
+    readings: list[ReadingFields] = field(default_factory=list)
 
 
-_Work = tuple[_Device, DeviceRecord, DetectionResult, list[Reading]]
+@dataclass(slots=True)
+class _Work:
+    """One device's fresh readings, what the detector made of them, and its record."""
+
+    device: _Device
+    record: DeviceRecord
+    fresh: list[ReadingFields]
+    values: FloatArray  # (n, c) in ``channels`` order, NaN where a reading lacks a metric
+    channels: tuple[str, ...]
+    result: DetectionResult | None = None
 
 
 class Processor:
@@ -134,6 +145,7 @@ class Processor:
         self.archive, self.alerts, self.timeseries = archive, alerts, timeseries
         self.fleet = FleetDetector(detector)
         self.settings = settings or ProcessorSettings()
+        self._fast = FastDecoder(self.settings.limits)
 
     def __call__(self, records: Sequence[RawRecord], now_ms: int | None = None) -> BatchOutcome:
         """Process a batch; raises :class:`StoreError` only when nothing could be stored."""
@@ -149,14 +161,14 @@ class Processor:
         if not devices:
             return BatchOutcome(counts, [])
         stored = self.states.get_many(sorted(devices))
-        work = list(self._detect(devices, stored, counts))
+        work = self._detect(devices, stored, counts)
         failures = self._write(work, now, counts)
         failed_records: set[int] = set()
-        for device, _, _, fresh in work:
-            if device.device_id in failures:
-                counts.failed += len(fresh)
-                counts.stored -= len(fresh)
-                failed_records.update(item.record for item in device.items)
+        for w in work:
+            if w.device.device_id in failures:
+                counts.failed += len(w.fresh)
+                counts.stored -= len(w.fresh)
+                failed_records.update(w.device.records)
         failed = [records[i].sequence_number for i in sorted(failed_records)[:1]]
         errors = [f"{device}: {exc}" for device, exc in sorted(failures.items())]
         return BatchOutcome(counts, failed, errors)
@@ -166,17 +178,38 @@ class Processor:
     def _decode(
         self, records: Sequence[RawRecord], counts: Counts
     ) -> tuple[dict[str, _Device], list[tuple[int, Rejection, Any]]]:
+        """Group the valid readings by device; the rest, with their reasons, to quarantine.
+
+        The common message (canonical, epoch-ms timestamp, float metrics) takes the
+        fast decoder; anything else goes through :func:`decode`, which accepts the
+        legacy shapes and names what is wrong.
+        """
         devices: dict[str, _Device] = {}
         rejected: list[tuple[int, Rejection, Any]] = []
-        limits = self.settings.limits
+        limits, fast = self.settings.limits, self._fast
+        max_bytes = limits.max_bytes * 1000  # a record may carry an array of readings
+        received = 0
         for index, rec in enumerate(records):
-            for payload in _payloads(rec.data, limits):
-                counts.received += 1
-                result = payload if isinstance(payload, Rejection) else decode(payload, rec.arrival_ms, limits)
-                if isinstance(result, Rejection):
-                    rejected.append((index, result, None if isinstance(payload, Rejection) else payload))
-                else:
-                    devices.setdefault(result.device_id, _Device(result.device_id)).items.append(_Item(index, result))
+            payloads = _payloads(rec.data, max_bytes)
+            if isinstance(payloads, Rejection):
+                received += 1
+                rejected.append((index, payloads, None))
+                continue
+            received += len(payloads)
+            for payload in payloads:
+                fields = fast(payload, rec.arrival_ms)
+                if fields is None:
+                    result = decode(payload, rec.arrival_ms, limits)
+                    if isinstance(result, Rejection):
+                        rejected.append((index, result, payload))
+                        continue
+                    fields = ReadingFields.of(result)
+                device = devices.get(fields.device_id)
+                if device is None:
+                    device = devices[fields.device_id] = _Device(fields.device_id)
+                device.records.append(index)
+                device.readings.append(fields)
+        counts.received += received
         return devices, rejected
 
     def _quarantine(
@@ -210,50 +243,50 @@ class Processor:
 
     # -- detect -------------------------------------------------------------------
 
-    def _detect(
-        self, devices: dict[str, _Device], stored: Mapping[str, DeviceRecord], counts: Counts
-    ) -> Iterator[_Work]:
-        inputs, plan = [], []
+    def _detect(self, devices: dict[str, _Device], stored: Mapping[str, DeviceRecord], counts: Counts) -> list[_Work]:
+        work: list[_Work] = []
+        inputs: list[DeviceInput] = []
         for device_id in sorted(devices):
             device = devices[device_id]
-            first = device.items[0].reading
+            first = device.readings[0]
             record = stored.get(device_id) or DeviceRecord(device_id, first.site, first.line, first.device_type)
             fresh = self._fresh(device, record, counts)
             if not fresh:
                 continue
             channels, state = self._channels(record, fresh)
-            ts = np.array([r.ts_ms for r in fresh], dtype=np.int64)
-            x = np.array([[r.metrics.get(ch, np.nan) for ch in channels] for r in fresh], dtype=np.float64)
+            ts = np.fromiter((r.ts_ms for r in fresh), dtype=np.int64, count=len(fresh))
+            x = _values(fresh, channels)
             last = fresh[-1]
             inputs.append(DeviceInput(device_id, channels, ts, x, state, last.line, last.device_type))
-            plan.append((device, record, fresh))
-        for (device, record, fresh), (result, state) in zip(plan, self.fleet.update(inputs), strict=True):
-            record.detector = state.to_dict()
-            counts.stored += len(fresh)
-            yield device, record, result, fresh
+            work.append(_Work(device, record, fresh, x, channels))
+        for w, (result, state) in zip(work, self.fleet.update(inputs), strict=True):
+            w.record.detector = state.to_dict()
+            w.result = result
+            counts.stored += len(w.fresh)
+        return work
 
     @staticmethod
-    def _fresh(device: _Device, record: DeviceRecord, counts: Counts) -> list[Reading]:
+    def _fresh(device: _Device, record: DeviceRecord, counts: Counts) -> list[ReadingFields]:
         """Readings not yet applied: past the device's last mark, and not repeated here."""
         fresh, mark = [], record.last_mark
-        for item in device.items:
-            m = _mark(item.reading)
+        for r in device.readings:
+            m = r.seq if r.seq is not None else r.ts_ms
             if m <= mark:
                 counts.duplicates += 1
                 continue
-            fresh.append(item.reading)
+            fresh.append(r)
             mark = m
         return fresh
 
-    def _channels(self, record: DeviceRecord, fresh: list[Reading]) -> tuple[tuple[str, ...], DeviceState | None]:
-        seen = sorted({name for r in fresh for name in r.metrics})
+    def _channels(self, record: DeviceRecord, fresh: list[ReadingFields]) -> tuple[tuple[str, ...], DeviceState | None]:
         if record.detector is not None:
             state = DeviceState.from_dict(record.detector)
-            if set(seen) <= set(state.channels):
+            known = frozenset(state.channels)
+            if all(r.metrics.keys() <= known for r in fresh):
                 return state.channels, state
             # a new metric: the detector relearns the device with the wider set
-            return tuple(sorted(set(seen) | set(state.channels))), None
-        return tuple(seen), None
+            return tuple(sorted(known.union(*(r.metrics for r in fresh)))), None
+        return tuple(sorted(set().union(*(r.metrics for r in fresh)))), None
 
     # -- write --------------------------------------------------------------------
 
@@ -264,41 +297,30 @@ class Processor:
         from its previous state and every earlier write repeats idempotently.
         """
         s = self.settings
-        rows = {
-            device.device_id: [
-                _reading_row(r, float(result.score[i]), bool(result.is_anomaly[i]), s.readings_ttl_days)
-                for i, r in enumerate(fresh)
-            ]
-            for device, _, result, fresh in work
-        }
+        rows = {w.device.device_id: _reading_rows(w, s.readings_ttl_days) for w in work}
         failures: Failures = dict(self.readings.put_many([row for rs in rows.values() for row in rs]))
         if self.timeseries is not None:
             rejected, failed = self.timeseries.write([r for d, rs in rows.items() if d not in failures for r in rs])
             counts.timeseries_rejected += rejected
             failures.update(failed)
-        for device, _, result, fresh in work:
-            for event in result.events if device.device_id not in failures else ():
+        for w in work:
+            result = _result(w)
+            for event in result.events if w.device.device_id not in failures else ():
                 try:
-                    self._event(event, fresh[event.index], result, counts)
+                    self._event(event, w.fresh[event.index], result, counts)
                 except StoreError as exc:
-                    failures[device.device_id] = exc
+                    failures[w.device.device_id] = exc
                     break
-        deltas = [
-            delta
-            for device, _, _, fresh in work
-            if device.device_id not in failures
-            for delta in _rollups(rows[device.device_id], [_mark(r) for r in fresh], s.rollups_ttl_days)
-        ]
-        failures.update(self.rollups.apply(deltas))
+        failures.update(self.rollups.apply(_rollups([w for w in work if w.device.device_id not in failures], s)))
         records = []
-        for device, record, result, fresh in work:
-            if device.device_id not in failures:
-                self._update_record(record, result, fresh, now)
-                records.append(record)
+        for w in work:
+            if w.device.device_id not in failures:
+                self._update_record(w.record, _result(w), w.fresh, now)
+                records.append(w.record)
         failures.update(self.states.put_many(records))
         return failures
 
-    def _event(self, event: AlarmEvent, reading: Reading, result: DetectionResult, counts: Counts) -> None:
+    def _event(self, event: AlarmEvent, reading: ReadingFields, result: DetectionResult, counts: Counts) -> None:
         row = AnomalyRow(
             device_id=reading.device_id,
             ts_ms=event.ts_ms,
@@ -331,10 +353,10 @@ class Processor:
             counts.alerts_sent += 1
 
     @staticmethod
-    def _update_record(record: DeviceRecord, result: DetectionResult, fresh: list[Reading], now: int) -> None:
+    def _update_record(record: DeviceRecord, result: DetectionResult, fresh: list[ReadingFields], now: int) -> None:
         last = fresh[-1]
         record.site, record.line, record.device_type = last.site, last.line, last.device_type
-        record.last_mark, record.last_ts_ms = _mark(last), last.ts_ms
+        record.last_mark, record.last_ts_ms = last.mark, last.ts_ms
         record.latest = dict(last.metrics)
         record.health = result.health
         record.readings += len(fresh)
@@ -356,77 +378,113 @@ class Processor:
         record.updated_ms = now
 
 
-def _payloads(data: bytes, limits: ValidationLimits) -> Iterator[Any]:
-    """The messages in one record: an object, or each element of a JSON array."""
-    if len(data) > limits.max_bytes * 1000:
-        yield Rejection(RejectReason.OVERSIZE, f"record of {len(data)} bytes")
-        return
+def _payloads(data: bytes, max_bytes: int) -> list[Any] | Rejection:
+    """The messages in one record (an object, or each element of a JSON array), or why none.
+
+    orjson parses; the standard library gets a second look at what orjson refuses
+    (``NaN`` literals, integers past 64 bits), so those reach validation and are
+    rejected with their own reason rather than as malformed JSON.
+    """
+    if len(data) > max_bytes:
+        return Rejection(RejectReason.OVERSIZE, f"record of {len(data)} bytes")
     try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        yield Rejection(RejectReason.MALFORMED_JSON, str(exc)[:200])
-        return
-    if isinstance(obj, list):
-        if not obj:
-            yield Rejection(RejectReason.UNKNOWN_SHAPE, "empty array")
-        yield from obj
-    else:
-        yield obj
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        try:
+            obj = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return Rejection(RejectReason.MALFORMED_JSON, str(exc)[:200])
+    if type(obj) is list:
+        return obj if obj else Rejection(RejectReason.UNKNOWN_SHAPE, "empty array")
+    return [obj]
 
 
-def _mark(reading: Reading) -> int:
-    """Per-device order: the sequence number, or the timestamp when there is none."""
-    return reading.seq if reading.seq is not None else reading.ts_ms
+def _result(w: _Work) -> DetectionResult:
+    assert w.result is not None, "the detector runs before anything is written"
+    return w.result
 
 
-def _reading_row(r: Reading, score: float, anomaly: bool, ttl_days: int) -> ReadingRow:
-    tail = str(r.seq) if r.seq is not None else ",".join(sorted(r.metrics))
-    return ReadingRow(
-        device_id=r.device_id,
-        ts_ms=r.ts_ms,
-        key=f"{r.ts_ms:013d}#{tail}",
-        seq=r.seq,
-        site=r.site,
-        line=r.line,
-        device_type=r.device_type,
-        metrics=dict(r.metrics),
-        score=round(score, 4),
-        anomaly=anomaly,
-        expires_at=r.ts_ms // 1000 + ttl_days * _DAY_S,
-    )
+def _values(fresh: list[ReadingFields], channels: tuple[str, ...]) -> FloatArray:
+    """(n, c) metric values in channel order; NaN where a reading lacks a metric."""
+    get = itemgetter(*channels)
+    try:
+        rows: list[Any] = [get(r.metrics) for r in fresh]
+    except KeyError:
+        rows = [[r.metrics.get(ch, np.nan) for ch in channels] for r in fresh]
+    return np.array(rows, dtype=np.float64).reshape(len(fresh), len(channels))
 
 
-def _rollups(rows: list[ReadingRow], marks: list[int], ttl_days: int) -> list[RollupDelta]:
+def _reading_rows(w: _Work, ttl_days: int) -> list[ReadingRow]:
+    result, device_id, ttl_s = _result(w), w.device.device_id, ttl_days * _DAY_S
+    scores = np.round(result.score, 4).tolist()
+    return [
+        ReadingRow(
+            device_id,
+            r.ts_ms,
+            f"{r.ts_ms:013d}#{r.seq if r.seq is not None else ','.join(sorted(r.metrics))}",
+            r.seq,
+            r.site,
+            r.line,
+            r.device_type,
+            r.metrics,
+            score,
+            anomaly,
+            r.ts_ms // 1000 + ttl_s,
+        )
+        for r, score, anomaly in zip(w.fresh, scores, result.is_anomaly.tolist(), strict=True)
+    ]
+
+
+def _rollups(work: list[_Work], settings: ProcessorSettings) -> list[RollupDelta]:
+    """Each device's 1-minute and 1-hour buckets for this batch, computed per channel set at once."""
     deltas: list[RollupDelta] = []
-    for resolution, width in RESOLUTION_MS.items():
-        buckets: dict[int, list[int]] = defaultdict(list)
-        for i, row in enumerate(rows):
-            buckets[row.ts_ms - row.ts_ms % width].append(i)
-        for bucket, members in buckets.items():
-            per_metric: dict[str, list[float]] = defaultdict(list)
-            for i in members:
-                for name, value in rows[i].metrics.items():
-                    per_metric[name].append(value)
-            stats = {
-                name: MetricStats(len(values), min(values), max(values), sum(values))
-                for name, values in per_metric.items()
-            }
-            deltas.append(
-                RollupDelta(
-                    device_id=rows[0].device_id,
-                    resolution=resolution,
-                    bucket_ms=bucket,
-                    first_mark=min(marks[i] for i in members),
-                    last_mark=max(marks[i] for i in members),
-                    metrics=stats,
-                    anomalies=sum(rows[i].anomaly for i in members),
-                    expires_at=bucket // 1000 + ttl_days * _DAY_S,
+    ttl_s = settings.rollups_ttl_days * _DAY_S
+    groups: dict[tuple[str, ...], list[_Work]] = {}
+    for w in work:
+        groups.setdefault(w.channels, []).append(w)
+    for channels, members in groups.items():
+        sizes = [len(w.fresh) for w in members]
+        owner = np.repeat(np.arange(len(members)), sizes)
+        ts = np.fromiter((r.ts_ms for w in members for r in w.fresh), dtype=np.int64, count=len(owner))
+        marks = np.fromiter((r.mark for w in members for r in w.fresh), dtype=np.int64, count=len(owner))
+        x = np.concatenate([w.values for w in members])
+        flags = np.concatenate([_result(w).is_anomaly for w in members]).astype(np.int64)
+        present = np.isfinite(x)
+        filled = np.where(present, x, 0.0)
+        for resolution, width in RESOLUTION_MS.items():
+            bucket = ts - ts % width
+            order = np.lexsort((bucket, owner))
+            b, o = bucket[order], owner[order]
+            starts = np.flatnonzero(np.r_[True, (b[1:] != b[:-1]) | (o[1:] != o[:-1])])
+            count = np.add.reduceat(present[order].astype(np.int64), starts).tolist()
+            low = np.fmin.reduceat(x[order], starts).tolist()
+            high = np.fmax.reduceat(x[order], starts).tolist()
+            total = np.add.reduceat(filled[order], starts).tolist()
+            first = np.minimum.reduceat(marks[order], starts).tolist()
+            last = np.maximum.reduceat(marks[order], starts).tolist()
+            anomalies = np.add.reduceat(flags[order], starts).tolist()
+            for k, (at, who) in enumerate(zip(b[starts].tolist(), o[starts].tolist(), strict=True)):
+                stats = {
+                    name: MetricStats(count[k][j], low[k][j], high[k][j], total[k][j])
+                    for j, name in enumerate(channels)
+                    if count[k][j]
+                }
+                deltas.append(
+                    RollupDelta(
+                        device_id=members[who].device.device_id,
+                        resolution=resolution,
+                        bucket_ms=at,
+                        first_mark=first[k],
+                        last_mark=last[k],
+                        metrics=stats,
+                        anomalies=anomalies[k],
+                        expires_at=at // 1000 + ttl_s,
+                    )
                 )
-            )
     return deltas
 
 
-def _alert(row: AnomalyRow, reading: Reading, result: DetectionResult) -> Alert:
+def _alert(row: AnomalyRow, reading: ReadingFields, result: DetectionResult) -> Alert:
     at = datetime.fromtimestamp(row.ts_ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
     top = row.reasons[0] if row.reasons else None
     why = f": {top['metric']} {top['detector']}" if top else ""
@@ -479,11 +537,3 @@ def encode_lines(lines: Sequence[Mapping[str, Any]]) -> bytes:
     """gzip JSON Lines, byte-for-byte reproducible (no timestamp in the gzip header)."""
     text = "".join(json.dumps(line, separators=(",", ":"), sort_keys=True) + "\n" for line in lines)
     return gzip.compress(text.encode(), mtime=0)
-
-
-def decode_base64(data: str) -> bytes | None:
-    """Kinesis record data; None when it is not valid base64."""
-    try:
-        return base64.b64decode(data, validate=True)
-    except (binascii.Error, ValueError):
-        return None
