@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -17,7 +16,7 @@ import numpy.typing as npt
 from iotpm.detection.config import DetectorConfig
 from iotpm.detection.detectors import CHANNEL_DETECTORS, DEVICE_DETECTORS, IsoVibrationZone
 from iotpm.detection.engine import Kernel, KernelOutput, fit_statistics, new_vector
-from iotpm.detection.state import DeviceState, FloatArray, IntArray, Layout
+from iotpm.detection.state import DeviceState, FloatArray, IntArray, Layout, layout_for
 from iotpm.models.metrics import parse_metric
 
 _MS_PER_HOUR = 3_600_000.0
@@ -374,12 +373,6 @@ def _join(segs: list[tuple[KernelOutput, int, int]], name: str, empty: tuple[int
         return np.asarray(getattr(out, name)[row, :length])
     pieces = [getattr(out, name)[row, :length] for out, row, length in segs]
     return np.concatenate(pieces) if pieces else np.zeros(empty)
-
-
-@lru_cache(maxsize=64)
-def layout_for(channels: int) -> Layout:
-    """The (immutable) state layout for a channel count."""
-    return Layout(channels)
 
 
 class DeviceDetector:

@@ -9,7 +9,9 @@ A device still in warm-up also carries its warm-up buffer (at most ``warmup`` ro
 from __future__ import annotations
 
 import base64
+import binascii
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Final
 
 import numpy as np
@@ -84,6 +86,12 @@ class Layout:
         return packed[:, self.offsets["P"]].reshape(packed.shape[0], self.c, self.c)
 
 
+@lru_cache(maxsize=64)
+def layout_for(channels: int) -> Layout:
+    """The (immutable) state layout for a channel count."""
+    return Layout(channels)
+
+
 @dataclass
 class DeviceState:
     """Everything the detector carries between batches for one device."""
@@ -117,8 +125,8 @@ class DeviceState:
         if data.get("v") != STATE_VERSION:
             raise ValueError(f"detector state version {data.get('v')!r} is not {STATE_VERSION}")
         channels = tuple(str(c) for c in data["channels"])
-        vector = np.frombuffer(base64.b64decode(data["state"]), dtype="<f8").astype(np.float64)
-        if vector.size != Layout(len(channels)).size:
+        vector = np.frombuffer(binascii.a2b_base64(data["state"], strict_mode=True), dtype="<f8").astype(np.float64)
+        if vector.size != layout_for(len(channels)).size:
             raise ValueError("detector state does not match its channel list")
         state = cls(channels, vector, ready=bool(data["ready"]))
         if "warm_t" in data:
