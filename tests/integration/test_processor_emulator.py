@@ -138,13 +138,20 @@ class _Body:
         yield self.data
 
 
-def inject_failures(aws: dict[str, Any], rate: float, seed: int) -> Counter[str]:
-    """Fail a share of calls with HTTP 500 before they leave (botocore retries them)."""
+def inject_failures(aws: dict[str, Any], rate: float, seed: int, first: int = 0) -> Counter[str]:
+    """Fail a share of calls with HTTP 500 before they leave (botocore retries them).
+
+    The ``first`` calls all fail, so at least one call outlasts the client's retries
+    and the batch comes back for redelivery (random failures alone may all be retried
+    away: the processor makes few calls).
+    """
     rng = random.Random(seed)
     injected: Counter[str] = Counter()
+    calls = [0]
 
     def fail(request: Any, **kwargs: Any) -> AWSResponse | None:
-        if rng.random() >= rate:
+        calls[0] += 1
+        if calls[0] > first and rng.random() >= rate:
             return None
         injected[str(kwargs.get("event_name", "?"))] += 1
         body = b'{"__type": "InternalServerError", "message": "injected"}'
@@ -157,7 +164,7 @@ def inject_failures(aws: dict[str, Any], rate: float, seed: int) -> Counter[str]
 
 def test_injected_5xx_are_retried_or_reported_and_nothing_is_lost(env: Environment) -> None:
     aws = clients_for(env, attempts=2)
-    injected = inject_failures(aws, rate=0.3, seed=3)
+    injected = inject_failures(aws, rate=0.2, seed=3, first=2)
     proc = processor(env, aws)
     redeliveries = 0
     for records in batches():
