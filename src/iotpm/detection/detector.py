@@ -61,7 +61,16 @@ class Prediction:
 
 @dataclass
 class DetectionResult:
-    """Per-reading outputs for one device's chunk, plus its device-level view."""
+    """Per-reading outputs for one device's chunk, plus its device-level view.
+
+    ``in_alarm`` is the alarm's state after each reading (raised at the raise level
+    after ``min_duration`` readings, cleared after ``clear_duration`` readings below
+    the clear level); ``events`` are its raise and clear transitions, one pair per
+    incident. ``is_anomaly`` flags the readings that carry an open alarm: the alarm is
+    on and the reading itself scores at the raise level or above. The readings of an
+    alarm waiting out its clear duration, or back under the raise level but not yet
+    under the clear level, are in the alarm without being anomalous themselves.
+    """
 
     channels: tuple[str, ...]
     score: FloatArray
@@ -75,6 +84,7 @@ class DetectionResult:
     alarm_open: bool
     #: (c, 4): level, slope per hour, the limit it heads for, hours to it (NaN = none)
     trend: FloatArray = field(default_factory=lambda: np.zeros((0, 4)))
+    in_alarm: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
 
     @property
     def predictions(self) -> dict[str, Prediction]:
@@ -263,6 +273,7 @@ class FleetDetector:
         devs = _join(segs, "device_scores", (0, len(DEVICE_DETECTORS)))
         expected = _join(segs, "expected", (0, c))
         raised, cleared = _join(segs, "raised", (0,)), _join(segs, "cleared", (0,))
+        in_alarm = _join(segs, "alarm", (0,)) > 0
         events = (
             self._events(channels, ts, x, score, raised, cleared, chs, devs, expected, item)
             if any(out.transitions[row] for out, row, _ in segs)
@@ -271,7 +282,7 @@ class FleetDetector:
         return DetectionResult(
             channels=channels,
             score=score,
-            is_anomaly=_join(segs, "alarm", (0,)) > 0,
+            is_anomaly=in_alarm & (score >= self.config.alarm.raise_level),
             events=events,
             channel_scores=chs,
             device_scores=devs,
@@ -280,6 +291,7 @@ class FleetDetector:
             health=health,
             alarm_open=alarm_open,
             trend=trend,
+            in_alarm=in_alarm,
         )
 
     def _events(
