@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
+import msgspec
 from pydantic import ValidationError
 
 from iotpm.models.metrics import LEGACY_TYPES, METRIC_NAME_RE
@@ -204,22 +205,25 @@ def parse_timestamp(value: object) -> datetime | None:
     return None
 
 
-@dataclass(slots=True)
-class ReadingFields:
-    """A valid reading as plain fields: what the processor carries on its hot path.
+class ReadingFields(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A canonical reading message as plain fields: what the processor carries per reading.
 
-    Not a pydantic model (and not frozen): the processor holds 10,000 of these per
-    batch, and building a model instance costs more than everything else it does
-    with a reading.
+    The wire shape (``ts`` is read into ``ts_ms``), decoded and type-checked in C by
+    :class:`FastDecoder`, or built from a validated :class:`Reading` by :meth:`of`.
+    ``thing_name`` is what the topic rule adds; once checked against ``device_id`` it is
+    dropped. Not a pydantic model: the processor holds 10,000 of these per batch, and
+    building a model instance costs more than everything else it does with a reading.
     """
 
     device_id: str
-    ts_ms: int
-    seq: int | None
-    site: str
-    line: str
-    device_type: str
+    ts_ms: int = msgspec.field(name="ts")
     metrics: dict[str, float]
+    seq: int | None = None
+    site: str = "default"
+    line: str = "default"
+    device_type: str = "generic"
+    schema_version: int = SCHEMA_VERSION
+    thing_name: str | None = None
 
     @property
     def mark(self) -> int:
@@ -230,31 +234,31 @@ class ReadingFields:
     def of(cls, reading: Reading) -> ReadingFields:
         """The fields of a validated :class:`Reading`."""
         return cls(
-            reading.device_id,
-            reading.ts_ms,
-            reading.seq,
-            reading.site,
-            reading.line,
-            reading.device_type,
-            dict(reading.metrics),
+            device_id=reading.device_id,
+            ts_ms=reading.ts_ms,
+            metrics=dict(reading.metrics),
+            seq=reading.seq,
+            site=reading.site,
+            line=reading.line,
+            device_type=reading.device_type,
         )
 
 
-_CANONICAL_KEYS: Final = frozenset(
-    {"schema_version", "device_id", "ts", "seq", "site", "line", "device_type", "metrics", THING_KEY}
-)
 _MAX_METRICS: Final = 32
 _MAX_METRIC_NAME: Final = 64
 
 
 class FastDecoder:
-    """Accepts a well-formed canonical message without building a pydantic model.
+    """Decodes a record holding canonical readings without building pydantic models.
 
-    It answers None for anything it does not plainly accept (a legacy shape, an ISO
-    or seconds timestamp, an integer metric value, any rule broken); :func:`decode`
-    then gives the reading or the typed rejection. For every message it accepts it
-    gives exactly the fields :func:`decode` would, and it accepts nothing that
-    :func:`decode` rejects (tests/unit/test_readings.py holds the two together).
+    msgspec parses the JSON and checks every field's type in C (an object, or an array
+    of them); the rules types cannot say (id and name patterns, finite values, the
+    time window, the thing that published) are checked here. It answers None for
+    anything it does not plainly accept (a legacy shape, an ISO or seconds timestamp,
+    any rule broken, JSON it cannot parse); :func:`decode` then gives the reading or
+    the typed rejection. For every message it accepts it gives exactly the fields
+    :func:`decode` would, and it accepts nothing that :func:`decode` rejects
+    (tests/unit/test_readings.py holds the two together).
 
     Ids and names already matched against their patterns are remembered (up to
     ``memory`` of each), so a fleet's few hundred ids cost one regex each.
@@ -263,48 +267,54 @@ class FastDecoder:
     def __init__(self, limits: ValidationLimits = ValidationLimits(), memory: int = 100_000) -> None:
         self.limits = limits
         self.memory = memory
+        self._decode = msgspec.json.Decoder(ReadingFields | list[ReadingFields]).decode
         self._ids: set[str] = set()
         self._names: set[str] = set()
         self._metrics: set[str] = set()
 
-    def __call__(self, obj: object, received_at_ms: int) -> ReadingFields | None:
-        """The reading's fields, or None when :func:`decode` must judge the message."""
-        if type(obj) is not dict or not _CANONICAL_KEYS.issuperset(obj):
+    def __call__(self, data: bytes, received_at_ms: int) -> list[ReadingFields] | None:
+        """The record's readings, or None when :func:`decode` must judge its messages."""
+        try:
+            got = self._decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
             return None
-        ts, metrics, device = obj.get("ts"), obj.get("metrics"), obj.get("device_id")
-        if type(ts) is not int or ts < _EPOCH_MS_CUTOFF or type(metrics) is not dict:
+        readings = got if type(got) is list else [got]
+        if not readings:
             return None
-        skew = ts - received_at_ms
-        if skew > self.limits.max_future_ms or -skew > self.limits.max_age_ms:
-            return None
-        if not 0 < len(metrics) <= _MAX_METRICS or type(device) is not str:
-            return None
-        if device not in self._ids and not self._learn(self._ids, device, _DEVICE_ID_RE):
-            return None
-        thing = obj.get(THING_KEY, device)
-        version = obj.get("schema_version", SCHEMA_VERSION)
-        seq = obj.get("seq")
-        if thing != device or type(version) is not int or version not in SUPPORTED_SCHEMA_VERSIONS:
-            return None
-        if seq is not None and (type(seq) is not int or seq < 0):
-            return None
-        site, line, kind = obj.get("site", "default"), obj.get("line", "default"), obj.get("device_type", "generic")
-        names = self._names
-        for name in (site, line, kind):
-            if type(name) is not str or (name not in names and not self._learn(names, name, _NAME_RE)):
+        for r in readings:
+            if not self._valid(r, received_at_ms):
                 return None
-        known = self._metrics
+        return readings
+
+    def _valid(self, r: ReadingFields, received_at_ms: int) -> bool:
+        skew = r.ts_ms - received_at_ms
+        if r.ts_ms < _EPOCH_MS_CUTOFF or skew > self.limits.max_future_ms or -skew > self.limits.max_age_ms:
+            return False
+        device = r.device_id
+        if device not in self._ids and not self._learn(self._ids, device, _DEVICE_ID_RE):
+            return False
+        if r.thing_name is not None:
+            if r.thing_name != device:
+                return False
+            r.thing_name = None
+        if r.schema_version not in SUPPORTED_SCHEMA_VERSIONS or (r.seq is not None and r.seq < 0):
+            return False
+        names = self._names
+        for name in (r.site, r.line, r.device_type):
+            if name not in names and not self._learn(names, name, _NAME_RE):
+                return False
+        metrics, known = r.metrics, self._metrics
+        if not 0 < len(metrics) <= _MAX_METRICS:
+            return False
         for metric, value in metrics.items():
             # value - value is 0.0 for every finite float, NaN for NaN and the infinities
-            if type(value) is not float or value - value != 0.0:
-                return None
+            if value - value != 0.0:
+                return False
             if metric not in known and (
-                type(metric) is not str
-                or len(metric) > _MAX_METRIC_NAME
-                or not self._learn(known, metric, METRIC_NAME_RE)
+                len(metric) > _MAX_METRIC_NAME or not self._learn(known, metric, METRIC_NAME_RE)
             ):
-                return None
-        return ReadingFields(device, ts, seq, site, line, kind, metrics)
+                return False
+        return True
 
     def _learn(self, seen: set[str], value: str, pattern: re.Pattern[str]) -> bool:
         if pattern.fullmatch(value) is None:

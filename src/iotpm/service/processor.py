@@ -190,20 +190,13 @@ class Processor:
         max_bytes = limits.max_bytes * 1000  # a record may carry an array of readings
         received = 0
         for index, rec in enumerate(records):
-            payloads = _payloads(rec.data, max_bytes)
-            if isinstance(payloads, Rejection):
-                received += 1
-                rejected.append((index, payloads, None))
-                continue
-            received += len(payloads)
-            for payload in payloads:
-                fields = fast(payload, rec.arrival_ms)
-                if fields is None:
-                    result = decode(payload, rec.arrival_ms, limits)
-                    if isinstance(result, Rejection):
-                        rejected.append((index, result, payload))
-                        continue
-                    fields = ReadingFields.of(result)
+            readings = fast(rec.data, rec.arrival_ms) if len(rec.data) <= max_bytes else None
+            if readings is None:
+                before = len(rejected)
+                readings = self._slow(index, rec, max_bytes, rejected)
+                received += len(rejected) - before
+            received += len(readings)
+            for fields in readings:
                 device = devices.get(fields.device_id)
                 if device is None:
                     device = devices[fields.device_id] = _Device(fields.device_id)
@@ -211,6 +204,23 @@ class Processor:
                 device.readings.append(fields)
         counts.received += received
         return devices, rejected
+
+    def _slow(
+        self, index: int, rec: RawRecord, max_bytes: int, rejected: list[tuple[int, Rejection, Any]]
+    ) -> list[ReadingFields]:
+        """A record the fast decoder did not take: each message judged by :func:`decode`."""
+        payloads = _payloads(rec.data, max_bytes)
+        if isinstance(payloads, Rejection):
+            rejected.append((index, payloads, None))
+            return []
+        out = []
+        for payload in payloads:
+            result = decode(payload, rec.arrival_ms, self.settings.limits)
+            if isinstance(result, Rejection):
+                rejected.append((index, result, payload))
+            else:
+                out.append(ReadingFields.of(result))
+        return out
 
     def _quarantine(
         self, records: Sequence[RawRecord], rejected: list[tuple[int, Rejection, Any]], counts: Counts
