@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import gc
 from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
 
-from iotpm.service import Processor, RawRecord, StoreError
+from iotpm.handlers.processor import ProcessorHandler
+from iotpm.service import BatchOutcome, Processor, RawRecord, StoreError
 from iotpm.service.memory import (
     MemoryAlerts,
     MemoryAnomalies,
@@ -19,7 +21,7 @@ from iotpm.service.memory import (
     MemoryTimeSeries,
 )
 from iotpm.service.ports import Failures, ReadingRow
-from iotpm.service.samples import batch
+from iotpm.service.samples import batch, kinesis_event
 
 T0 = 1_790_000_000_000
 
@@ -211,3 +213,47 @@ def test_a_record_may_carry_an_array_of_readings(body: bytes) -> None:
     stores = Stores()
     out = stores.processor()([RawRecord("1", "a", body, T0)], now_ms=T0)
     assert out.counts.stored == 2 and set(stores.states.items) == {"a", "b"}
+
+
+def test_an_array_with_one_bad_reading_keeps_the_good_ones_and_quarantines_the_bad_one() -> None:
+    stores = Stores()
+    body = (
+        b'[{"device_id": "a", "ts": 1790000000000, "seq": 1, "metrics": {"temperature_c": 20.5}},'
+        b' {"device_id": "not an id", "ts": 1790000000000, "seq": 1, "metrics": {"temperature_c": 21.0}},'
+        b' {"sensor_id": "b", "type": "temperature", "value": 22, "timestamp": 1790000000000}]'
+    )
+    out = stores.processor()([RawRecord("1", "a", body, T0)], now_ms=T0)
+    c = out.counts
+    assert (c.received, c.stored, c.quarantined) == (3, 2, 1)
+    assert set(stores.states.items) == {"a", "b"}
+    assert c.quarantine_reasons == {"invalid_device_id": 1}
+    assert stores.states.items["b"].latest == {"temperature_c": 22.0}
+
+
+def test_the_handler_parses_the_event_and_pauses_the_cycle_collector_only_for_the_batch() -> None:
+    stores = Stores()
+    inner = stores.processor()
+    seen: list[tuple[bool, int]] = []
+
+    class Watching(Processor):
+        def __call__(self, records: Sequence[RawRecord], now_ms: int | None = None) -> BatchOutcome:
+            seen.append((gc.isenabled(), len(records)))
+            return inner(records, now_ms=T0 + 100_000)
+
+    watching = Watching(
+        states=stores.states,
+        readings=stores.readings,
+        anomalies=stores.anomalies,
+        rollups=stores.rollups,
+        archive=stores.archive,
+        alerts=stores.alerts,
+    )
+    event = kinesis_event(batch(3, 5, start_ms=T0))
+    event["Records"].append({"eventID": "shardId-1:9", "kinesis": {"sequenceNumber": "9", "data": "!!not base64"}})  # type: ignore[attr-defined]
+    assert gc.isenabled()
+    response = ProcessorHandler(lambda: watching)(event)
+    assert gc.isenabled() and seen == [(False, 16)]
+    assert response == {"batchItemFailures": []}
+    assert len(stores.readings.items) == 15
+    quarantined = next(o for k, o in stores.archive.objects.items() if k.startswith("quarantine/"))
+    assert [line["payload"] for line in quarantined.lines] == ["!!not base64"]
