@@ -1,9 +1,10 @@
 """The ports of the processing service: what it stores and sends, and the stores' contracts.
 
-Rows are plain dataclasses so the in-memory fakes and the AWS adapters share them;
+Rows are plain classes so the in-memory fakes and the AWS adapters share them;
 adapters map them onto DynamoDB items, S3 objects, SNS messages. The ones a batch
-builds by the thousand (readings, rollup deltas and their stats) are not frozen: a
-frozen dataclass costs five times as much to build. Nothing changes a row once built.
+builds by the thousand (readings, rollup deltas and their stats) are msgspec structs
+(built in C, untracked by the cycle collector: a third of a dataclass's cost, a
+seventh of a frozen one's). Nothing changes a row once built.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+import msgspec
+
 from iotpm.service.errors import StoreError
 
 Resolution = Literal["1m", "1h"]
 RESOLUTION_MS: Mapping[Resolution, int] = {"1m": 60_000, "1h": 3_600_000}
 
 
-@dataclass(slots=True)
-class ReadingRow:
+class ReadingRow(msgspec.Struct, gc=False):
     """One stored reading with the detector's verdict on it."""
 
     device_id: str
@@ -56,8 +58,7 @@ class AnomalyRow:
         return f"{self.ts_ms:013d}#{self.kind}"
 
 
-@dataclass(slots=True)
-class MetricStats:
+class MetricStats(msgspec.Struct, gc=False):
     """count/min/max/sum of one metric in one rollup bucket."""
 
     count: int
@@ -77,8 +78,7 @@ def merge_stats(a: Mapping[str, MetricStats], b: Mapping[str, MetricStats]) -> d
     return out
 
 
-@dataclass(slots=True)
-class RollupDelta:
+class RollupDelta(msgspec.Struct, gc=False):
     """One batch's contribution to one device's bucket.
 
     ``first_mark``/``last_mark`` are the per-device order marks (sequence number, or

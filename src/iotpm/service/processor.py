@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
+import msgspec
 import numpy as np
 import orjson
 
@@ -49,12 +50,11 @@ from iotpm.service.ports import (
 _DAY_S = 86_400
 
 
-@dataclass(slots=True)
-class RawRecord:
+class RawRecord(msgspec.Struct, gc=False):
     """One Kinesis record as the handler received it (data already base64-decoded).
 
-    Not frozen: a batch builds 10,000 of these, and a frozen dataclass costs five
-    times as much to build.
+    A msgspec struct: a batch builds 10,000 of these, and a dataclass costs three
+    times as much to build (a frozen one seven times).
     """
 
     sequence_number: str
