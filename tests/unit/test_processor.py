@@ -6,6 +6,7 @@ import copy
 import gc
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -32,16 +33,19 @@ class Stores:
         self.rollups, self.archive, self.alerts = MemoryRollups(), MemoryArchive(), MemoryAlerts()
         self.timeseries = MemoryTimeSeries()
 
+    def ports(self) -> dict[str, Any]:
+        return {
+            "states": self.states,
+            "readings": self.readings,
+            "anomalies": self.anomalies,
+            "rollups": self.rollups,
+            "archive": self.archive,
+            "alerts": self.alerts,
+            "timeseries": self.timeseries,
+        }
+
     def processor(self) -> Processor:
-        return Processor(
-            states=self.states,
-            readings=self.readings,
-            anomalies=self.anomalies,
-            rollups=self.rollups,
-            archive=self.archive,
-            alerts=self.alerts,
-            timeseries=self.timeseries,
-        )
+        return Processor(**self.ports())
 
     def snapshot(self) -> object:
         return copy.deepcopy(
@@ -240,14 +244,7 @@ def test_the_handler_parses_the_event_and_pauses_the_cycle_collector_only_for_th
             seen.append((gc.isenabled(), len(records)))
             return inner(records, now_ms=T0 + 100_000)
 
-    watching = Watching(
-        states=stores.states,
-        readings=stores.readings,
-        anomalies=stores.anomalies,
-        rollups=stores.rollups,
-        archive=stores.archive,
-        alerts=stores.alerts,
-    )
+    watching = Watching(**stores.ports())
     event = kinesis_event(batch(3, 5, start_ms=T0))
     event["Records"].append({"eventID": "shardId-1:9", "kinesis": {"sequenceNumber": "9", "data": "!!not base64"}})  # type: ignore[attr-defined]
     assert gc.isenabled()
