@@ -223,6 +223,29 @@ class _Dynamo:
                 failures.update(got)
         return failures
 
+    def _batch_get(self, keys: list[Item]) -> list[Item]:
+        """Consistent BatchGetItem in 100s (in parallel), retrying unprocessed keys with backoff."""
+        chunks = [keys[i : i + _BATCH_GET] for i in range(0, len(keys), _BATCH_GET)]
+
+        def get(pending: list[Item]) -> list[Item]:
+            items: list[Item] = []
+            for attempt in range(_UNPROCESSED_ATTEMPTS):
+                with aws_call(f"BatchGetItem {self.table}"):
+                    got = self.client.batch_get_item(
+                        RequestItems={self.table: {"Keys": pending, "ConsistentRead": True}}
+                    )
+                items.extend(got.get("Responses", {}).get(self.table, []))
+                pending = got.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
+                if not pending:
+                    return items
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            raise StoreError(f"BatchGetItem {self.table}: keys still unprocessed", code="Unprocessed")
+
+        if len(chunks) <= 1:
+            return [item for chunk in chunks for item in get(chunk)]
+        with ThreadPoolExecutor(max_workers=min(self.workers, len(chunks))) as pool:
+            return [item for got in pool.map(get, chunks) for item in got]
+
     def _batch_write(self, items: list[Item], device_of: Callable[[Item], str]) -> Failures:
         """BatchWriteItem in 25s, retrying unprocessed items with backoff."""
         chunks = [items[i : i + _BATCH_WRITE] for i in range(0, len(items), _BATCH_WRITE)]
@@ -256,32 +279,8 @@ class DynamoStates(_Dynamo):
     """:class:`~iotpm.service.ports.StateStore` on the devices table."""
 
     def get_many(self, device_ids: Sequence[str]) -> dict[str, DeviceRecord]:
-        chunks = [list(device_ids[i : i + _BATCH_GET]) for i in range(0, len(device_ids), _BATCH_GET)]
-        out: dict[str, DeviceRecord] = {}
-
-        def get(chunk: list[str]) -> list[Item]:
-            keys: list[Item] = [{"device_id": {"S": d}} for d in chunk]
-            items: list[Item] = []
-            for attempt in range(_UNPROCESSED_ATTEMPTS):
-                with aws_call(f"BatchGetItem {self.table}"):
-                    got = self.client.batch_get_item(RequestItems={self.table: {"Keys": keys, "ConsistentRead": True}})
-                items.extend(got.get("Responses", {}).get(self.table, []))
-                keys = got.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
-                if not keys:
-                    return items
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-            raise StoreError(f"BatchGetItem {self.table}: keys still unprocessed", code="Unprocessed")
-
-        if len(chunks) <= 1:
-            results = [get(c) for c in chunks]
-        else:
-            with ThreadPoolExecutor(max_workers=min(self.workers, len(chunks))) as pool:
-                results = list(pool.map(get, chunks))
-        for items in results:
-            for item in items:
-                rec = device_record(item)
-                out[rec.device_id] = rec
-        return out
+        records = (device_record(item) for item in self._batch_get([{"device_id": {"S": d}} for d in device_ids]))
+        return {r.device_id: r for r in records}
 
     def put_many(self, records: Sequence[DeviceRecord]) -> Failures:
         def put(record: DeviceRecord) -> Failures:
@@ -363,24 +362,8 @@ class DynamoRollups(_Dynamo):
         return {"series": {"S": f"{delta.device_id}#{delta.resolution}"}, "bucket": _n(delta.bucket_ms)}
 
     def _current(self, keys: list[Item]) -> dict[tuple[str, str], Item]:
-        """The buckets as stored now, read in BatchGetItem calls of 100 (one call instead of one per bucket)."""
-        found: dict[tuple[str, str], Item] = {}
-        for i in range(0, len(keys), _BATCH_GET):
-            pending: list[Item] = keys[i : i + _BATCH_GET]
-            for attempt in range(_UNPROCESSED_ATTEMPTS):
-                with aws_call(f"BatchGetItem {self.table}"):
-                    got = self.client.batch_get_item(
-                        RequestItems={self.table: {"Keys": pending, "ConsistentRead": True}}
-                    )
-                for item in got.get("Responses", {}).get(self.table, []):
-                    found[(item["series"]["S"], item["bucket"]["N"])] = item
-                pending = got.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
-                if not pending:
-                    break
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-            else:
-                raise StoreError(f"BatchGetItem {self.table}: keys still unprocessed", code="Unprocessed")
-        return found
+        """The buckets as stored now, by (series, bucket)."""
+        return {(item["series"]["S"], item["bucket"]["N"]): item for item in self._batch_get(keys)}
 
     def _merged(self, delta: RollupDelta, current: Item | None) -> Item | None:
         """The bucket with the delta added, or None when the bucket has seen it (a replay)."""

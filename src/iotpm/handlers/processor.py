@@ -24,8 +24,7 @@ def parse_event(event: Mapping[str, Any]) -> list[RawRecord]:
     now = time.time()
     for rec in event.get("Records") or ():
         kin = rec.get("kinesis") or {}
-        data = kin.get("data", "")
-        data = data if type(data) is str else str(data)
+        data = str(kin.get("data", ""))
         try:
             raw = binascii.a2b_base64(data, strict_mode=True)
         except (binascii.Error, ValueError):

@@ -138,8 +138,8 @@ class MemoryTimeSeries:
 def _stored(record: DeviceRecord) -> DeviceRecord:
     """An independent copy, made the way the DynamoDB item is: detector and trend through JSON.
 
-    orjson, not json: it is ten times faster and stricter (no NaN, no numpy scalars),
-    so whatever passes here also serialises for DynamoDB.
+    orjson, not json: it is ten times faster, and it refuses numpy scalars and
+    non-string keys, which the DynamoDB item could not hold either.
     """
     return dataclasses.replace(
         record,

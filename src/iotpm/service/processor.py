@@ -115,14 +115,13 @@ class _Device:
 
 @dataclass(slots=True)
 class _Work:
-    """One device's fresh readings, what the detector made of them, and its record."""
+    """One device's fresh readings, the detector's input made of them, its verdict, and its record."""
 
     device: _Device
     record: DeviceRecord
     fresh: list[ReadingFields]
-    values: FloatArray  # (n, c) in ``channels`` order, NaN where a reading lacks a metric
-    channels: tuple[str, ...]
-    result: DetectionResult | None = None
+    input: DeviceInput  # ts, and values (n, c) in channel order with NaN where a reading lacks a metric
+    result: DetectionResult
 
 
 class Processor:
@@ -180,29 +179,27 @@ class Processor:
     ) -> tuple[dict[str, _Device], list[tuple[int, Rejection, Any]]]:
         """Group the valid readings by device; the rest, with their reasons, to quarantine.
 
-        The common message (canonical, epoch-ms timestamp, float metrics) takes the
-        fast decoder; anything else goes through :func:`decode`, which accepts the
-        legacy shapes and names what is wrong.
+        A record of canonical messages with epoch-ms timestamps takes the fast
+        decoder; anything else goes through :func:`decode`, which accepts the legacy
+        shapes and names what is wrong.
         """
         devices: dict[str, _Device] = {}
         rejected: list[tuple[int, Rejection, Any]] = []
         limits, fast = self.settings.limits, self._fast
         max_bytes = limits.max_bytes * 1000  # a record may carry an array of readings
-        received = 0
+        accepted = 0
         for index, rec in enumerate(records):
             readings = fast(rec.data, rec.arrival_ms) if len(rec.data) <= max_bytes else None
             if readings is None:
-                before = len(rejected)
                 readings = self._slow(index, rec, max_bytes, rejected)
-                received += len(rejected) - before
-            received += len(readings)
+            accepted += len(readings)
             for fields in readings:
                 device = devices.get(fields.device_id)
                 if device is None:
                     device = devices[fields.device_id] = _Device(fields.device_id)
                 device.records.append(index)
                 device.readings.append(fields)
-        counts.received += received
+        counts.received += accepted + len(rejected)  # each rejection is one message (or one unreadable record)
         return devices, rejected
 
     def _slow(
@@ -254,8 +251,7 @@ class Processor:
     # -- detect -------------------------------------------------------------------
 
     def _detect(self, devices: dict[str, _Device], stored: Mapping[str, DeviceRecord], counts: Counts) -> list[_Work]:
-        work: list[_Work] = []
-        inputs: list[DeviceInput] = []
+        pending: list[tuple[_Device, DeviceRecord, list[ReadingFields], DeviceInput]] = []
         for device_id in sorted(devices):
             device = devices[device_id]
             first = device.readings[0]
@@ -267,12 +263,15 @@ class Processor:
             ts = np.fromiter((r.ts_ms for r in fresh), dtype=np.int64, count=len(fresh))
             x = _values(fresh, channels)
             last = fresh[-1]
-            inputs.append(DeviceInput(device_id, channels, ts, x, state, last.line, last.device_type))
-            work.append(_Work(device, record, fresh, x, channels))
-        for w, (result, state) in zip(work, self.fleet.update(inputs), strict=True):
-            w.record.detector = state.to_dict()
-            w.result = result
-            counts.stored += len(w.fresh)
+            pending.append(
+                (device, record, fresh, DeviceInput(device_id, channels, ts, x, state, last.line, last.device_type))
+            )
+        work = []
+        results = self.fleet.update([item for *_, item in pending])
+        for (device, record, fresh, item), (result, state) in zip(pending, results, strict=True):
+            record.detector = state.to_dict()
+            counts.stored += len(fresh)
+            work.append(_Work(device, record, fresh, item, result))
         return work
 
     @staticmethod
@@ -280,7 +279,7 @@ class Processor:
         """Readings not yet applied: past the device's last mark, and not repeated here."""
         fresh, mark = [], record.last_mark
         for r in device.readings:
-            m = r.seq if r.seq is not None else r.ts_ms
+            m = r.mark
             if m <= mark:
                 counts.duplicates += 1
                 continue
@@ -314,10 +313,9 @@ class Processor:
             counts.timeseries_rejected += rejected
             failures.update(failed)
         for w in work:
-            result = _result(w)
-            for event in result.events if w.device.device_id not in failures else ():
+            for event in w.result.events if w.device.device_id not in failures else ():
                 try:
-                    self._event(event, w.fresh[event.index], result, counts)
+                    self._event(event, w.fresh[event.index], w.result, counts)
                 except StoreError as exc:
                     failures[w.device.device_id] = exc
                     break
@@ -325,7 +323,7 @@ class Processor:
         records = []
         for w in work:
             if w.device.device_id not in failures:
-                self._update_record(w.record, _result(w), w.fresh, now)
+                self._update_record(w.record, w.result, w.fresh, now)
                 records.append(w.record)
         failures.update(self.states.put_many(records))
         return failures
@@ -409,11 +407,6 @@ def _payloads(data: bytes, max_bytes: int) -> list[Any] | Rejection:
     return [obj]
 
 
-def _result(w: _Work) -> DetectionResult:
-    assert w.result is not None, "the detector runs before anything is written"
-    return w.result
-
-
 def _values(fresh: list[ReadingFields], channels: tuple[str, ...]) -> FloatArray:
     """(n, c) metric values in channel order; NaN where a reading lacks a metric."""
     get = itemgetter(*channels)
@@ -425,7 +418,7 @@ def _values(fresh: list[ReadingFields], channels: tuple[str, ...]) -> FloatArray
 
 
 def _reading_rows(w: _Work, ttl_days: int) -> list[ReadingRow]:
-    result, device_id, ttl_s = _result(w), w.device.device_id, ttl_days * _DAY_S
+    result, device_id, ttl_s = w.result, w.device.device_id, ttl_days * _DAY_S
     scores = np.round(result.score, 4).tolist()
     return [
         ReadingRow(
@@ -451,14 +444,14 @@ def _rollups(work: list[_Work], settings: ProcessorSettings) -> list[RollupDelta
     ttl_s = settings.rollups_ttl_days * _DAY_S
     groups: dict[tuple[str, ...], list[_Work]] = {}
     for w in work:
-        groups.setdefault(w.channels, []).append(w)
+        groups.setdefault(w.input.channels, []).append(w)
     for channels, members in groups.items():
         sizes = [len(w.fresh) for w in members]
         owner = np.repeat(np.arange(len(members)), sizes)
-        ts = np.fromiter((r.ts_ms for w in members for r in w.fresh), dtype=np.int64, count=len(owner))
+        ts = np.concatenate([w.input.ts for w in members])
         marks = np.fromiter((r.mark for w in members for r in w.fresh), dtype=np.int64, count=len(owner))
-        x = np.concatenate([w.values for w in members])
-        flags = np.concatenate([_result(w).is_anomaly for w in members]).astype(np.int64)
+        x = np.concatenate([w.input.values for w in members])
+        flags = np.concatenate([w.result.is_anomaly for w in members]).astype(np.int64)
         present = np.isfinite(x)
         filled = np.where(present, x, 0.0)
         for resolution, width in RESOLUTION_MS.items():
