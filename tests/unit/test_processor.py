@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import gc
+import gzip
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+import orjson
 import pytest
 
-from iotpm.handlers.processor import ProcessorHandler
+from iotpm.handlers.processor import ProcessorHandler, parse_event
 from iotpm.service import BatchOutcome, Processor, RawRecord, StoreError
 from iotpm.service.memory import (
     MemoryAlerts,
@@ -22,6 +26,7 @@ from iotpm.service.memory import (
     MemoryTimeSeries,
 )
 from iotpm.service.ports import Failures, ReadingRow
+from iotpm.service.processor import encode_lines
 from iotpm.service.samples import batch, kinesis_event
 
 T0 = 1_790_000_000_000
@@ -254,3 +259,33 @@ def test_the_handler_parses_the_event_and_pauses_the_cycle_collector_only_for_th
     assert len(stores.readings.items) == 15
     quarantined = next(o for k, o in stores.archive.objects.items() if k.startswith("quarantine/"))
     assert [line["payload"] for line in quarantined.lines] == ["!!not base64"]
+
+
+def test_parse_event_takes_a_well_formed_event_at_once_and_an_odd_one_record_by_record() -> None:
+    event = kinesis_event(batch(2, 3, start_ms=T0))
+    whole = parse_event(event)
+    assert [r.data for r in whole] == [base64.b64decode(r["kinesis"]["data"]) for r in event["Records"]]
+    assert {r.shard_id for r in whole} == {"shardId-000000000000"}
+    assert [r.arrival_ms for r in whole] == [
+        int(r["kinesis"]["approximateArrivalTimestamp"] * 1000) for r in event["Records"]
+    ]
+    odd = {"Records": [*event["Records"], {"kinesis": {"data": "%%", "approximateArrivalTimestamp": None}}]}
+    before = int(time.time() * 1000)
+    one_by_one = parse_event(odd)
+    assert one_by_one[:-1] == whole
+    last = one_by_one[-1]
+    assert last.data == b"%%" and last.shard_id == "shard" and before <= last.arrival_ms <= time.time() * 1000
+
+
+def test_quarantined_messages_are_archived_as_strict_json_lines() -> None:
+    stores = Stores()
+    nan = b'{"device_id": "dev-1", "ts": 1790000000000, "metrics": {"temperature_c": NaN}}'
+    accented = '{"device_id": "café", "ts": 1790000000000, "metrics": {"temperature_c": 1.5}}'.encode()
+    out = stores.processor()([RawRecord("1", "k", nan, T0), RawRecord("2", "k", accented, T0)], now_ms=T0)
+    assert out.counts.quarantined == 2
+    (lines,) = [o.lines for k, o in stores.archive.objects.items() if k.startswith("quarantine/")]
+    # NaN has no JSON form: the message is kept as the text it arrived as
+    assert [line["payload"] for line in lines] == [nan.decode(), orjson.loads(accented)]
+    body = gzip.decompress(encode_lines(lines))
+    assert [orjson.loads(text) for text in body.splitlines()] == list(lines)
+    assert encode_lines(lines) == encode_lines(copy.deepcopy(lines))  # a replay writes the same bytes

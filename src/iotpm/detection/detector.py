@@ -6,6 +6,7 @@ Both run the same kernel; a device detector is a fleet of one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -15,7 +16,7 @@ import numpy.typing as npt
 
 from iotpm.detection.config import DetectorConfig
 from iotpm.detection.detectors import CHANNEL_DETECTORS, DEVICE_DETECTORS, IsoVibrationZone
-from iotpm.detection.engine import Kernel, KernelOutput, fit_statistics, new_vector
+from iotpm.detection.engine import Kernel, KernelOutput, KernelRows, fit_statistics, new_vector
 from iotpm.detection.state import DeviceState, FloatArray, IntArray, Layout, layout_for
 from iotpm.models.metrics import parse_metric
 
@@ -92,12 +93,12 @@ class DetectionResult:
         return {
             ch: Prediction(ch, float(row[0]), float(row[1]), _opt(row[2]), _opt(row[3]))
             for ch, row in zip(self.channels, self.trend.tolist(), strict=True)
-            if not np.isnan(row[0])
+            if not math.isnan(row[0])
         }
 
 
 def _opt(value: float) -> float | None:
-    return value if np.isfinite(value) else None
+    return value if math.isfinite(value) else None
 
 
 @dataclass
@@ -266,32 +267,37 @@ class FleetDetector:
         *parts: tuple[KernelOutput, int, int] | None,
     ) -> DetectionResult:
         segs = [p for p in parts if p is not None]
-        n, c = len(ts), len(channels)
-        score = _join(segs, "score", (0,))
-        assert len(score) == n, "kernel parts must cover the chunk"
-        chs = _join(segs, "channel_scores", (0, c, len(CHANNEL_DETECTORS)))
-        devs = _join(segs, "device_scores", (0, len(DEVICE_DETECTORS)))
-        expected = _join(segs, "expected", (0, c))
-        raised, cleared = _join(segs, "raised", (0,)), _join(segs, "cleared", (0,))
-        in_alarm = _join(segs, "alarm", (0,)) > 0
+        cols = KernelRows.join([out.rows(row, length) for out, row, length in segs], len(channels))
+        assert len(cols.score) == len(ts), "kernel parts must cover the chunk"
         events = (
-            self._events(channels, ts, x, score, raised, cleared, chs, devs, expected, item)
+            self._events(
+                channels,
+                ts,
+                x,
+                cols.score,
+                cols.raised,
+                cols.cleared,
+                cols.channel_scores,
+                cols.device_scores,
+                cols.expected,
+                item,
+            )
             if any(out.transitions[row] for out, row, _ in segs)
             else []
         )
         return DetectionResult(
             channels=channels,
-            score=score,
-            is_anomaly=in_alarm & (score >= self.config.alarm.raise_level),
+            score=cols.score,
+            is_anomaly=cols.anomalous,
             events=events,
-            channel_scores=chs,
-            device_scores=devs,
-            expected=expected,
-            scale=_join(segs, "scale", (0, c)),
+            channel_scores=cols.channel_scores,
+            device_scores=cols.device_scores,
+            expected=cols.expected,
+            scale=cols.scale,
             health=health,
             alarm_open=alarm_open,
             trend=trend,
-            in_alarm=in_alarm,
+            in_alarm=cols.in_alarm,
         )
 
     def _events(
@@ -376,15 +382,6 @@ class FleetDetector:
         soonest = np.min(np.where(np.isfinite(hours), hours, np.inf), axis=1, initial=np.inf)
         cap = np.where(soonest < 24.0, 50.0, np.where(soonest < _HOURS_PER_WEEK, 80.0, 100.0))
         return np.asarray(np.round(np.minimum(value, cap), 1), dtype=np.float64)
-
-
-def _join(segs: list[tuple[KernelOutput, int, int]], name: str, empty: tuple[int, ...]) -> FloatArray:
-    """Concatenate one output's rows over the kernel calls that covered a chunk."""
-    if len(segs) == 1:
-        out, row, length = segs[0]
-        return np.asarray(getattr(out, name)[row, :length])
-    pieces = [getattr(out, name)[row, :length] for out, row, length in segs]
-    return np.concatenate(pieces) if pieces else np.zeros(empty)
 
 
 class DeviceDetector:

@@ -10,6 +10,7 @@ bit-for-bit the result of feeding it at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -154,6 +155,57 @@ class KernelOutput:
     expected: FloatArray  # (d, t, c) baseline level before the reading
     scale: FloatArray  # (d, t, c) baseline scale before the reading
     transitions: npt.NDArray[np.bool_]  # (d,) any raise or clear in the row
+    anomalous: npt.NDArray[np.bool_]  # (d, t) in the alarm and scoring at the raise level
+
+    def rows(self, row: int, length: int) -> KernelRows:
+        """One device's share: row ``row``, its first ``length`` steps (views, no copies)."""
+        return KernelRows(
+            self.score[row, :length],
+            self.alarm[row, :length] > 0,
+            self.anomalous[row, :length],
+            self.raised[row, :length],
+            self.cleared[row, :length],
+            self.channel_scores[row, :length],
+            self.device_scores[row, :length],
+            self.expected[row, :length],
+            self.scale[row, :length],
+        )
+
+
+class KernelRows(NamedTuple):
+    """One device's per-reading outputs, from one kernel call or joined over several."""
+
+    score: FloatArray  # (n,)
+    in_alarm: npt.NDArray[np.bool_]  # (n,)
+    anomalous: npt.NDArray[np.bool_]  # (n,)
+    raised: FloatArray  # (n,)
+    cleared: FloatArray  # (n,)
+    channel_scores: FloatArray  # (n, c, len(CHANNEL_DETECTORS))
+    device_scores: FloatArray  # (n, len(DEVICE_DETECTORS))
+    expected: FloatArray  # (n, c)
+    scale: FloatArray  # (n, c)
+
+    @classmethod
+    def join(cls, parts: list[KernelRows], channels: int) -> KernelRows:
+        """The parts one after the other (none: the empty rows of a device with ``channels``)."""
+        if len(parts) == 1:
+            return parts[0]
+        if parts:
+            return cls(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+        empty = np.zeros(0)
+        never = np.zeros(0, dtype=bool)
+        c = channels
+        return cls(
+            empty,
+            never,
+            never,
+            empty,
+            empty,
+            np.zeros((0, c, len(CHANNEL_DETECTORS))),
+            np.zeros((0, len(DEVICE_DETECTORS))),
+            np.zeros((0, c)),
+            np.zeros((0, c)),
+        )
 
 
 class Kernel:
@@ -200,7 +252,8 @@ class Kernel:
         score = np.fmax(ch.max(axis=(2, 3)), alarming.max(axis=2))
         alarm, raised, cleared = self._alarm(packed, ts, score, active)
         transitions = np.asarray(((raised > 0) | (cleared > 0)).any(axis=1), dtype=bool)
-        return KernelOutput(score, alarm, raised, cleared, ch, dev, expected, scale, transitions)
+        anomalous = (alarm > 0) & (score >= self.cfg.alarm.raise_level)
+        return KernelOutput(score, alarm, raised, cleared, ch, dev, expected, scale, transitions, anomalous)
 
     def _statistics(
         self,

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Final
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from pydantic import ValidationError
@@ -205,6 +206,21 @@ def parse_timestamp(value: object) -> datetime | None:
     return None
 
 
+_MAX_METRICS: Final = 32
+_MAX_METRIC_NAME: Final = 64
+# What the message's types can say is checked by msgspec in C while it parses: epoch
+# milliseconds, a non-negative sequence number, one to 32 metrics with names of at
+# most 64 characters and finite values (the bounds refuse the infinities that a
+# literal such as 1e999 parses to), and the schema version.
+_EpochMs = Annotated[int, msgspec.Meta(ge=_EPOCH_MS_CUTOFF)]
+_Seq = Annotated[int, msgspec.Meta(ge=0)]
+_Finite = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
+_Metrics = Annotated[
+    dict[Annotated[str, msgspec.Meta(max_length=_MAX_METRIC_NAME)], _Finite],
+    msgspec.Meta(min_length=1, max_length=_MAX_METRICS),
+]
+
+
 class ReadingFields(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A canonical reading message as plain fields: what the processor carries per reading.
 
@@ -216,13 +232,13 @@ class ReadingFields(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """
 
     device_id: str
-    ts_ms: int = msgspec.field(name="ts")
-    metrics: dict[str, float]
-    seq: int | None = None
+    ts_ms: _EpochMs = msgspec.field(name="ts")
+    metrics: _Metrics
+    seq: _Seq | None = None
     site: str = "default"
     line: str = "default"
     device_type: str = "generic"
-    schema_version: int = SCHEMA_VERSION
+    schema_version: Literal[1] = SCHEMA_VERSION
     thing_name: str | None = None
 
     @property
@@ -242,10 +258,6 @@ class ReadingFields(msgspec.Struct, forbid_unknown_fields=True, gc=False):
             line=reading.line,
             device_type=reading.device_type,
         )
-
-
-_MAX_METRICS: Final = 32
-_MAX_METRIC_NAME: Final = 64
 
 
 class FastDecoder:
@@ -281,46 +293,33 @@ class FastDecoder:
         readings = got if type(got) is list else [got]
         if not readings:
             return None
+        # the time window, then ids and names (each new one matched once, then known)
+        newest, oldest = received_at_ms + self.limits.max_future_ms, received_at_ms - self.limits.max_age_ms
+        ids, names, metrics = self._ids, self._names, self._metrics
         for r in readings:
-            if not self._valid(r, received_at_ms):
+            if not oldest <= r.ts_ms <= newest:
+                return None
+            device = r.device_id
+            if device not in ids and not self._learn(ids, (device,), _DEVICE_ID_RE):
+                return None
+            if r.thing_name is not None:
+                if r.thing_name != device:
+                    return None
+                r.thing_name = None
+            labels = (r.site, r.line, r.device_type)
+            if not names.issuperset(labels) and not self._learn(names, labels, _NAME_RE):
+                return None
+            if not metrics.issuperset(r.metrics) and not self._learn(metrics, r.metrics, METRIC_NAME_RE):
                 return None
         return readings
 
-    def _valid(self, r: ReadingFields, received_at_ms: int) -> bool:
-        skew = r.ts_ms - received_at_ms
-        if r.ts_ms < _EPOCH_MS_CUTOFF or skew > self.limits.max_future_ms or -skew > self.limits.max_age_ms:
-            return False
-        device = r.device_id
-        if device not in self._ids and not self._learn(self._ids, device, _DEVICE_ID_RE):
-            return False
-        if r.thing_name is not None:
-            if r.thing_name != device:
+    def _learn(self, seen: set[str], values: Iterable[str], pattern: re.Pattern[str]) -> bool:
+        """Whether all ``values`` match ``pattern``; those that do are remembered."""
+        for value in values:
+            if pattern.fullmatch(value) is None:
                 return False
-            r.thing_name = None
-        if r.schema_version not in SUPPORTED_SCHEMA_VERSIONS or (r.seq is not None and r.seq < 0):
-            return False
-        names = self._names
-        for name in (r.site, r.line, r.device_type):
-            if name not in names and not self._learn(names, name, _NAME_RE):
-                return False
-        metrics, known = r.metrics, self._metrics
-        if not 0 < len(metrics) <= _MAX_METRICS:
-            return False
-        for metric, value in metrics.items():
-            # value - value is 0.0 for every finite float, NaN for NaN and the infinities
-            if value - value != 0.0:
-                return False
-            if metric not in known and (
-                len(metric) > _MAX_METRIC_NAME or not self._learn(known, metric, METRIC_NAME_RE)
-            ):
-                return False
-        return True
-
-    def _learn(self, seen: set[str], value: str, pattern: re.Pattern[str]) -> bool:
-        if pattern.fullmatch(value) is None:
-            return False
-        if len(seen) < self.memory:
-            seen.add(value)
+            if len(seen) < self.memory:
+                seen.add(value)
         return True
 
 
