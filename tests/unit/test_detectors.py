@@ -200,6 +200,38 @@ def test_multivariate_catches_a_broken_correlation(rng: np.random.Generator) -> 
     assert not r.is_anomaly[:100].any()
 
 
+def test_a_sustained_small_shift_is_caught_by_the_multivariate_ewma(rng: np.random.Generator) -> None:
+    n = 600
+    x = rng.normal(0, 1, (n, 3))
+    x[400:, 2] += 2.2  # each reading ordinary; together, for long, not
+    quiet = {"spike_z": 50.0, "roc_z": 50.0, "cusum_h": 1e6}
+    found = {}
+    for factor in (8.0, 1e6):  # the shipped EWMA limit, and the EWMA switched off
+        det = DeviceDetector(channels=["a", "b", "c"], config=DetectorConfig(**quiet, mewma_factor=factor))
+        det.fit(timestamps(300), x[:300])
+        found[factor] = det.update(timestamps(300, start=10**13), x[300:])
+    r = found[8.0]
+    assert raises(r) and 100 <= raises(r)[0] <= 140
+    assert r.events[0].reasons[0].detector == "multivariate"
+    assert not r.is_anomaly[:100].any()
+    late = raises(found[1e6])  # without the EWMA the shift goes unseen, or is seen far later
+    assert not late or late[0] > raises(r)[0] + 40
+
+
+def test_a_smooth_channel_wandering_past_its_warm_up_is_no_multivariate_fault(rng: np.random.Generator) -> None:
+    n = 600
+    x = rng.normal(0, 1, (n, 3))
+    x[:, 0] = 0.01 * np.arange(n) + rng.normal(0, 0.02, n)  # a temperature creeping up, steadily
+    quiet = {"spike_z": 50.0, "roc_z": 50.0, "cusum_h": 1e6}
+    found = {}
+    for ratio in (0.6, 0.0):  # the shipped rule, and no channel treated as smooth
+        det = DeviceDetector(channels=["a", "b", "c"], config=DetectorConfig(**quiet, smooth_step_ratio=ratio))
+        det.fit(timestamps(300), x[:300])
+        found[ratio] = det.update(timestamps(300, start=10**13), x[300:])
+    assert not raises(found[0.6]) and not found[0.6].is_anomaly.any()
+    assert raises(found[0.0])  # against the warm-up baseline, the creep looks like a fault
+
+
 def test_hysteresis_gives_one_alarm_per_incident(rng: np.random.Generator) -> None:
     cfg = DetectorConfig(alarm=AlarmConfig(clear_duration=20))
     det = fitted(rng, cfg)

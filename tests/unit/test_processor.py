@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
+from iotpm.detection import STATE_VERSION
 from iotpm.handlers.processor import ProcessorHandler, parse_event
 from iotpm.service import BatchOutcome, Processor, RawRecord, StoreError
 from iotpm.service.memory import (
@@ -289,3 +290,17 @@ def test_quarantined_messages_are_archived_as_strict_json_lines() -> None:
     body = gzip.decompress(encode_lines(lines))
     assert [orjson.loads(text) for text in body.splitlines()] == list(lines)
     assert encode_lines(lines) == encode_lines(copy.deepcopy(lines))  # a replay writes the same bytes
+
+
+def test_a_device_whose_detector_state_is_from_another_release_is_relearned() -> None:
+    stores = Stores()
+    processor = stores.processor()
+    processor(batch(2, 30, start_ms=T0), now_ms=T0 + 100_000)
+    old = stores.states.items["dev-0000"]
+    old.detector = {**(old.detector or {}), "v": 1}  # as an earlier release stored it
+    out = processor(batch(2, 30, start_ms=T0 + 30_000, first_seq=30), now_ms=T0 + 200_000)
+    assert out.failed_sequence_numbers == [] and out.counts.stored == 60
+    relearned, kept = stores.states.items["dev-0000"], stores.states.items["dev-0001"]
+    assert relearned.detector is not None and kept.detector is not None
+    assert relearned.detector["v"] == kept.detector["v"] == STATE_VERSION
+    assert relearned.readings == kept.readings == 60

@@ -175,6 +175,15 @@ class DetectorConfig(BaseModel):
     # and raises the anomaly alarm only when this is set.
     dropout_alarms: bool = False
     t2_z: PositiveFloat = 2.9  # normal-equivalent quantile of the chi-square limit
+    # A sustained shift too small for T² on each reading is caught by T² of the z-vector's
+    # EWMA (a MEWMA chart); real sensors' z are autocorrelated, so its limit is this many
+    # times the T² limit rather than the textbook one.
+    mewma_halflife: PositiveFloat = 13.5
+    mewma_factor: PositiveFloat = 8.0
+    # A channel whose typical step in the warm-up is below this x its scale wanders
+    # smoothly (a temperature, say; white noise steps 1.13 scales): the multivariate
+    # detectors see its deviation from its own recent level, not from the baseline.
+    smooth_step_ratio: Annotated[float, Field(ge=0)] = 0.6
     trend_halflife: PositiveFloat = 20.0  # the fast level used for the trend estimate
     alarm: AlarmConfig = Field(default_factory=AlarmConfig)
     thresholds: ThresholdConfig = Field(default_factory=ThresholdConfig)
@@ -189,6 +198,11 @@ class DetectorConfig(BaseModel):
     def tail_decay(self) -> float:
         """Per-reading decay of the recent maximum."""
         return float(0.5 ** (1.0 / self.tail_halflife))
+
+    @property
+    def mewma_rate(self) -> float:
+        """EWMA weight of one reading for the multivariate EWMA."""
+        return float(1.0 - 0.5 ** (1.0 / self.mewma_halflife))
 
     @property
     def trend_rate(self) -> float:

@@ -94,33 +94,66 @@ class Dropout:
 
 
 class Multivariate:
-    """Hotelling T² of the clipped z-vector against the warm-up correlation.
+    """Hotelling T² of the clipped z-vector against the warm-up correlation, and of its EWMA.
 
-    Catches a combination of metrics that is unusual although each is in range
-    (e.g. flow down while pressure holds). Missing metrics contribute nothing.
+    T² catches a combination of metrics that is unusual although each is in range
+    (e.g. flow down while pressure holds); T² of the z-vector's EWMA (a MEWMA chart)
+    catches a shift that lasts although no single reading is unusual enough. The
+    score is the larger of the two, each against its limit. Missing metrics
+    contribute nothing.
     """
 
     def __init__(self, config: DetectorConfig, channels: int) -> None:
         self.clip = config.cusum_clip * 2
         self.limit = chi2_quantile(channels, config.t2_z)
+        self.rate = config.mewma_rate
+        # the EWMA's variance is rate / (2 - rate) of the z's: T² of it, scaled back
+        self.ewma_limit = config.mewma_factor * self.limit * self.rate / (2.0 - self.rate)
 
     def __call__(
-        self, z: FloatArray, precision: FloatArray, on: FloatArray, history: FloatArray, active: IntArray
+        self,
+        z: FloatArray,
+        precision: FloatArray,
+        on: FloatArray,
+        history: FloatArray,
+        ewma: FloatArray,
+        active: IntArray,
     ) -> FloatArray:
-        """Rolling median of T² over the last readings; ``history`` (d, h) is updated in place."""
-        zc = np.moveaxis(np.nan_to_num(np.clip(z, -self.clip, self.clip)), 2, 0)  # (c, d, t)
-        # z' P z term by term: element-wise, so every reading's sum runs in one fixed
-        # order whatever the chunk's shape (a batched matmul may not)
-        pz = (precision.transpose(1, 2, 0)[:, :, :, None] * zc[None]).sum(axis=1)
-        t2 = (zc * pz).sum(axis=0)
-        t2 = np.where(on[:, None] > 0, t2, 0.0)
+        """``history`` (d, h) and ``ewma`` (d, c) are advanced in place."""
+        d, t, c = z.shape
+        zc = np.nan_to_num(np.clip(z, -self.clip, self.clip))  # (d, t, c)
+        lengths = (active[None, :] > np.arange(d)[:, None]).sum(axis=1)
+        # rolling median of T² over the last readings
+        t2 = np.where(on[:, None] > 0, _quadratic(precision, zc), 0.0)
         h = history.shape[1]
         series = np.concatenate([history, t2], axis=1)
         window = np.lib.stride_tricks.sliding_window_view(series, h + 1, axis=1)
-        smooth = _median5(window) if h + 1 == 5 else np.median(window, axis=2)
-        lengths = (active[None, :] > np.arange(len(z))[:, None]).sum(axis=1)
+        median = _median5(window) if h + 1 == 5 else np.median(window, axis=2)
         history[:] = np.take_along_axis(series, lengths[:, None] + np.arange(h)[None, :], axis=1)
-        return np.asarray(smooth / self.limit, dtype=np.float64)
+        # the EWMA, one reading at a time in a fixed order (chunking changes no bit)
+        pushed = np.ascontiguousarray(zc.transpose(1, 0, 2)) * self.rate  # (t, d, c)
+        e = np.zeros((t, d, c))
+        keep, prev = 1.0 - self.rate, ewma
+        for step in range(t):
+            k = int(active[step])
+            np.multiply(prev[:k], keep, out=e[step, :k])
+            e[step, :k] += pushed[step, :k]
+            prev = e[step]
+        rows = np.flatnonzero(lengths > 0)
+        ewma[rows] = e[lengths[rows] - 1, rows]
+        drift = np.where(on[:, None] > 0, _quadratic(precision, e.transpose(1, 0, 2)), 0.0)
+        return np.asarray(np.fmax(median / self.limit, drift / self.ewma_limit), dtype=np.float64)
+
+
+def _quadratic(precision: FloatArray, v: FloatArray) -> FloatArray:
+    """v' P v per device and reading, for v (d, t, c) and P (d, c, c).
+
+    Term by term, element-wise: every reading's sum runs in one fixed order whatever
+    the chunk's shape (a batched matmul may not).
+    """
+    vc = np.moveaxis(v, 2, 0)  # (c, d, t)
+    pv = (precision.transpose(1, 2, 0)[:, :, :, None] * vc[None]).sum(axis=1)
+    return np.asarray((vc * pv).sum(axis=0), dtype=np.float64)
 
 
 def _median5(w: FloatArray) -> FloatArray:

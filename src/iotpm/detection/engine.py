@@ -90,6 +90,8 @@ def fit_statistics(vector: FloatArray, layout: Layout, ts: IntArray, x: FloatArr
         z = np.minimum(np.abs(x - med), bound) / vector[o["s"]]
         vector[o["zmax"]] = _nan_or(np.nanmax(z, axis=0, initial=0.0), 0.0)
         vector[o["dmax"]] = _nan_or(np.nanmax(dx / vector[o["dscale"]], axis=0, initial=0.0), 0.0)
+    vector[o["smooth"]] = np.where(vector[o["dscale"]] < cfg.smooth_step_ratio * vector[o["s"]], 1.0, 0.0)
+    vector[o["mew"]] = 0.0
     vector[o["t2_hist"]] = 0.0
     precision = _precision(x, med, vector[o["s"]], cfg)
     vector[o["t2_on"]] = 0.0 if precision is None else 1.0
@@ -312,6 +314,7 @@ class Kernel:
         trend[0, :, :c], trend[1, :, :c] = lay.view(packed, "fast"), lay.view(packed, "slow")
         # recordings: the state before each reading; |z| and the step ratio; the CUSUM
         r_st, r_zr, r_cu = np.zeros((t, 4, d, w)), np.zeros((t, 2, d, w)), np.zeros((t, d, w))
+        r_fast = np.zeros((t, d, w))  # the fast level before each reading
         z, u = np.empty((d, w)), np.empty((d, w))
         clipped, signed = np.empty((2, d, w)), np.empty((2, d, w))
         limits = np.array([min(cfg.cusum_clip, np.inf), min(cfg.adapt_clip, cfg.cusum_clip)])[:, None, None]
@@ -319,18 +322,19 @@ class Kernel:
         decay, k_ref, h_ref = cfg.tail_decay, cfg.cusum_k, cfg.cusum_h
         full = (st, mu, s, tails, s_min, typ, cu, trend, z, u, clipped, signed)
         trend_rates = np.array([cfg.trend_rate, cfg.trend_rate_slow])[:, None, None]
-        per_step = zip(x0, mf, am, step_in, step_in0, step_rate, r_st, r_zr, r_cu, strict=True)
+        per_step = zip(x0, mf, am, step_in, step_in0, step_rate, r_st, r_zr, r_cu, r_fast, strict=True)
         for step, views in enumerate(per_step):
             k = int(active[step])
             if k == d:
                 st_k, mu_k, s_k, tl_k, smin_k, typ_k, cu_k, tr_k, z_k, u_k, cl_k, sg_k = full
-                x0_t, mf_t, am_t, in_t, in0_t, rate_t, rst_t, rzr_t, rcu_t = views
+                x0_t, mf_t, am_t, in_t, in0_t, rate_t, rst_t, rzr_t, rcu_t, rfast_t = views
             else:  # devices with fewer readings have dropped out of the (sorted) stack
                 st_k, tl_k, cu_k, tr_k, cl_k, sg_k = (arr[:, :k] for arr in (st, tails, cu, trend, clipped, signed))
                 mu_k, s_k, smin_k, typ_k, z_k, u_k = (arr[:k] for arr in (mu, s, s_min, typ, z, u))
-                x0_t, mf_t, am_t, in_t, in0_t, rate_t, rcu_t = (views[i][:k] for i in (0, 1, 2, 3, 4, 5, 8))
+                x0_t, mf_t, am_t, in_t, in0_t, rate_t, rcu_t, rfast_t = (views[i][:k] for i in (0, 1, 2, 3, 4, 5, 8, 9))
                 rst_t, rzr_t = views[6][:, :k], views[7][:, :k]
             np.copyto(rst_t, st_k)
+            np.copyto(rfast_t, tr_k[0])
             # z against the baseline before this reading; 0 where missing
             np.subtract(x0_t, mu_k, out=z_k)
             z_k *= mf_t
@@ -401,8 +405,17 @@ class Kernel:
         ch[..., 4] = self.roc(ratio[..., :c], tail * rec[3])
         ch[..., 5] = self.flat(run.transpose(1, 0, 2), lay.view(packed, "flat_thr")[:, None, :])
         dev[..., 0] = self.dropout(ratio[..., c])
+        # a smooth channel enters the multivariate detectors by its deviation from its
+        # own recent level: its slow wander past the warm-up is not a fault
+        fast_before = r_fast[..., :c].transpose(1, 0, 2)
+        z_mv = np.where(lay.view(packed, "smooth")[:, None, :] > 0, (x - fast_before) / scale, z_all)
         dev[..., 1] = self.t2(
-            z_all, lay.matrix(packed), lay.scalar(packed, "t2_on"), lay.view(packed, "t2_hist"), active
+            z_mv,
+            lay.matrix(packed),
+            lay.scalar(packed, "t2_on"),
+            lay.view(packed, "t2_hist"),
+            lay.view(packed, "mew"),
+            active,
         )
         return exp, scale
 

@@ -41,6 +41,8 @@ class ReferenceDetector:
         self.f = {name: vector[sl] for name, sl in lay.offsets.items()}
         self.low, self.high, self.vib = low, high, vibration
         self.t2_limit = chi2_quantile(self.c, config.t2_z)
+        rate = config.mewma_rate
+        self.ewma_limit = config.mewma_factor * self.t2_limit * rate / (2.0 - rate)
         _, self.iso_bc, self.iso_cd = ISO_10816_3_ZONES[config.iso_class]
 
     def run(self, ts: list[int], rows: list[list[float]]) -> ReferenceOutput:
@@ -63,7 +65,8 @@ class ReferenceDetector:
                 self._missing(j)
                 continue
             z = (x - f["mu"][j]) / f["s"][j]
-            zs.append(z)
+            # the multivariate detectors see a smooth channel against its recent level
+            zs.append((x - f["fast"][j]) / f["s"][j] if f["smooth"][j] > 0 else z)
             best = max(best, abs(z) / max(cfg.spike_z, cfg.tail_factor * f["zmax"][j]))
             f["zmax"][j] = max(f["zmax"][j] * cfg.tail_decay, abs(z))
             best = max(best, self._cusum(j, z), self._adapt(j, x, z))
@@ -135,15 +138,19 @@ class ReferenceDetector:
 
     def _t2(self, zs: list[float]) -> float:
         f, c = self.f, self.c
-        t2 = 0.0
+        clip, rate = self.cfg.cusum_clip * 2, self.cfg.mewma_rate
+        zc = [0.0 if math.isnan(z) else min(max(z, -clip), clip) for z in zs]
+        e = f["mew"]
+        for j in range(c):
+            e[j] = e[j] * (1.0 - rate) + zc[j] * rate
+        t2 = drift = 0.0
         if f["t2_on"][0] > 0:
-            clip = self.cfg.cusum_clip * 2
-            zc = [0.0 if math.isnan(z) else min(max(z, -clip), clip) for z in zs]
             p = f["P"]
             t2 = sum(zc[a] * p[a * c + b] * zc[b] for a in range(c) for b in range(c))
+            drift = sum(e[a] * p[a * c + b] * e[b] for a in range(c) for b in range(c))
         window = [*f["t2_hist"][:T2_HISTORY], t2]
         f["t2_hist"][:T2_HISTORY] = window[1:]
-        return _median(window) / self.t2_limit
+        return max(_median(window) / self.t2_limit, drift / self.ewma_limit)
 
     def _alarm(self, score: float, t: int) -> bool:
         cfg, f = self.cfg.alarm, self.f

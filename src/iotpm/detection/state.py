@@ -17,7 +17,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-STATE_VERSION: Final = 1
+STATE_VERSION: Final = 2
 #: raw T² values kept for the rolling median of the multivariate detector.
 T2_HISTORY: Final = 4
 
@@ -39,6 +39,8 @@ CHANNEL_FIELDS: Final = (
     "slow",  # slower level, for the trend
     "zmax",  # decaying maximum of |z|: how heavy this channel's tails are
     "dmax",  # decaying maximum of |step| / typical step
+    "smooth",  # 1 when the channel wanders smoothly (steps far below its spread in the warm-up)
+    "mew",  # the multivariate EWMA of the z-vector (its share for this channel)
 )
 #: per-device scalar fields.
 DEVICE_FIELDS: Final = (

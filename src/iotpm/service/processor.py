@@ -11,6 +11,7 @@ and never retried.
 from __future__ import annotations
 
 import base64
+import binascii
 import gzip
 import json
 import time
@@ -28,6 +29,7 @@ import orjson
 from iotpm.detection import AlarmEvent, DetectionResult, DetectorConfig, DeviceInput, DeviceState, FleetDetector
 from iotpm.detection.state import FloatArray
 from iotpm.models import FastDecoder, ReadingFields, Rejection, RejectReason, ValidationLimits, decode
+from iotpm.observability import log
 from iotpm.service.errors import StoreError
 from iotpm.service.ports import (
     RESOLUTION_MS,
@@ -302,7 +304,13 @@ class Processor:
 
     def _channels(self, record: DeviceRecord, fresh: list[ReadingFields]) -> tuple[tuple[str, ...], DeviceState | None]:
         if record.detector is not None:
-            state = DeviceState.from_dict(record.detector)
+            try:
+                state = DeviceState.from_dict(record.detector)
+            except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+                # a state from another release (or damaged): the device learns its
+                # baseline again rather than holding up the shard
+                log("warning", "detector state unusable; relearning", device_id=record.device_id, error=str(exc))
+                return tuple(sorted(set().union(*(r.metrics for r in fresh)))), None
             seen = set().union(*(r.metrics for r in fresh))
             if seen.issubset(state.channels):
                 return state.channels, state
