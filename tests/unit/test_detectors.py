@@ -212,7 +212,9 @@ def test_a_sustained_small_shift_is_caught_by_the_multivariate_ewma(rng: np.rand
         found[factor] = det.update(timestamps(300, start=10**13), x[300:])
     r = found[8.0]
     assert raises(r) and 100 <= raises(r)[0] <= 140
-    assert r.events[0].reasons[0].detector == "multivariate"
+    why = r.events[0].reasons[0]
+    assert (why.detector, why.metric) == ("multivariate", "c")  # named by the metric that shifted
+    assert why.observed == x[300 + raises(r)[0], 2]
     assert not r.is_anomaly[:100].any()
     late = raises(found[1e6])  # without the EWMA the shift goes unseen, or is seen far later
     assert not late or late[0] > raises(r)[0] + 40

@@ -269,22 +269,7 @@ class FleetDetector:
         segs = [p for p in parts if p is not None]
         cols = KernelRows.join([out.rows(row, length) for out, row, length in segs], len(channels))
         assert len(cols.score) == len(ts), "kernel parts must cover the chunk"
-        events = (
-            self._events(
-                channels,
-                ts,
-                x,
-                cols.score,
-                cols.raised,
-                cols.cleared,
-                cols.channel_scores,
-                cols.device_scores,
-                cols.expected,
-                item,
-            )
-            if any(out.transitions[row] for out, row, _ in segs)
-            else []
-        )
+        events = self._events(channels, ts, x, cols, item) if any(out.transitions[row] for out, row, _ in segs) else []
         return DetectionResult(
             channels=channels,
             score=cols.score,
@@ -301,38 +286,23 @@ class FleetDetector:
         )
 
     def _events(
-        self,
-        channels: tuple[str, ...],
-        ts: IntArray,
-        x: FloatArray,
-        score: FloatArray,
-        raised: FloatArray,
-        cleared: FloatArray,
-        chs: FloatArray,
-        devs: FloatArray,
-        expected: FloatArray,
-        item: DeviceInput,
+        self, channels: tuple[str, ...], ts: IntArray, x: FloatArray, cols: KernelRows, item: DeviceInput
     ) -> list[AlarmEvent]:
         events: list[AlarmEvent] = []
-        for i in np.flatnonzero((raised > 0) | (cleared > 0)):
-            kind: Literal["raise", "clear"] = "raise" if raised[i] > 0 else "clear"
-            reasons = self._reasons(channels, x[i], chs[i], devs[i], expected[i], item) if kind == "raise" else ()
-            critical = bool(chs[i, :, :2].max(initial=0.0) >= 1.0)
-            events.append(
-                AlarmEvent(kind, int(i), int(ts[i]), "critical" if critical else "warning", float(score[i]), reasons)
-            )
+        for i in np.flatnonzero((cols.raised > 0) | (cols.cleared > 0)):
+            kind: Literal["raise", "clear"] = "raise" if cols.raised[i] > 0 else "clear"
+            reasons = self._reasons(channels, x[i], cols, int(i), item) if kind == "raise" else ()
+            critical = bool(cols.channel_scores[i, :, :2].max(initial=0.0) >= 1.0)
+            severity: Literal["warning", "critical"] = "critical" if critical else "warning"
+            events.append(AlarmEvent(kind, int(i), int(ts[i]), severity, float(cols.score[i]), reasons))
         return events
 
     def _reasons(
-        self,
-        channels: tuple[str, ...],
-        x: FloatArray,
-        chs: FloatArray,
-        devs: FloatArray,
-        expected: FloatArray,
-        item: DeviceInput,
+        self, channels: tuple[str, ...], x: FloatArray, cols: KernelRows, i: int, item: DeviceInput
     ) -> tuple[Reason, ...]:
+        """What scored at the clear level or above at reading ``i``, strongest first."""
         floor = self.config.alarm.clear_level
+        chs, devs, expected = cols.channel_scores[i], cols.device_scores[i], cols.expected[i]
         low, high = self._device_limits(item)
         found: list[Reason] = []
         for j, k in zip(*np.nonzero(chs >= floor), strict=True):
@@ -346,8 +316,16 @@ class FleetDetector:
                 exp, detail = self.iso.cd if zone == "D" else self.iso.bc, f"ISO 10816-3 zone {zone}"
             found.append(Reason(det, channels[j], float(x[j]), exp, float(chs[j, k]), detail))
         for k in np.flatnonzero(devs >= floor):
-            det = DEVICE_DETECTORS[k]
-            found.append(Reason(det, "*", float(devs[k]), 1.0, float(devs[k]), "score relative to its limit"))
+            det, score = DEVICE_DETECTORS[k], float(devs[k])
+            shares = cols.shares[i]
+            total = float(shares.sum())
+            if det == "multivariate" and total > 0:
+                # named by the metric that carries the largest share of the joint deviation
+                j = int(np.argmax(shares))
+                detail = f"joint deviation from the learned baseline; {100 * shares[j] / total:.0f} % of it here"
+                found.append(Reason(det, channels[j], float(x[j]), float(expected[j]), score, detail))
+            else:
+                found.append(Reason(det, "*", score, 1.0, score, "score relative to its limit"))
         found.sort(key=lambda r: -r.score)
         return tuple(found[:_MAX_REASONS])
 

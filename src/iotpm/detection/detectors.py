@@ -118,13 +118,17 @@ class Multivariate:
         history: FloatArray,
         ewma: FloatArray,
         active: IntArray,
-    ) -> FloatArray:
-        """``history`` (d, h) and ``ewma`` (d, c) are advanced in place."""
+    ) -> tuple[FloatArray, FloatArray]:
+        """The score (d, t) and each channel's share of it (d, t, c), the reason's metric.
+
+        ``history`` (d, h) and ``ewma`` (d, c) are advanced in place.
+        """
         d, t, c = z.shape
         zc = np.nan_to_num(np.clip(z, -self.clip, self.clip))  # (d, t, c)
         lengths = (active[None, :] > np.arange(d)[:, None]).sum(axis=1)
         # rolling median of T² over the last readings
-        t2 = np.where(on[:, None] > 0, _quadratic(precision, zc), 0.0)
+        terms = _quadratic(precision, zc) * on[None, :, None]  # (c, d, t)
+        t2 = terms.sum(axis=0)
         h = history.shape[1]
         series = np.concatenate([history, t2], axis=1)
         window = np.lib.stride_tricks.sliding_window_view(series, h + 1, axis=1)
@@ -141,19 +145,22 @@ class Multivariate:
             prev = e[step]
         rows = np.flatnonzero(lengths > 0)
         ewma[rows] = e[lengths[rows] - 1, rows]
-        drift = np.where(on[:, None] > 0, _quadratic(precision, e.transpose(1, 0, 2)), 0.0)
-        return np.asarray(np.fmax(median / self.limit, drift / self.ewma_limit), dtype=np.float64)
+        drift_terms = _quadratic(precision, e.transpose(1, 0, 2)) * on[None, :, None]
+        instant, drift = median / self.limit, drift_terms.sum(axis=0) / self.ewma_limit
+        # a channel's share: its terms of whichever statistic is the larger
+        share = np.moveaxis(np.where(drift > instant, drift_terms, terms), 0, 2)
+        return np.asarray(np.fmax(instant, drift), dtype=np.float64), share
 
 
 def _quadratic(precision: FloatArray, v: FloatArray) -> FloatArray:
-    """v' P v per device and reading, for v (d, t, c) and P (d, c, c).
+    """The terms v_j (P v)_j of v' P v per channel, device and reading: (c, d, t).
 
     Term by term, element-wise: every reading's sum runs in one fixed order whatever
     the chunk's shape (a batched matmul may not).
     """
     vc = np.moveaxis(v, 2, 0)  # (c, d, t)
     pv = (precision.transpose(1, 2, 0)[:, :, :, None] * vc[None]).sum(axis=1)
-    return np.asarray((vc * pv).sum(axis=0), dtype=np.float64)
+    return np.asarray(vc * pv, dtype=np.float64)
 
 
 def _median5(w: FloatArray) -> FloatArray:

@@ -158,6 +158,7 @@ class KernelOutput:
     scale: FloatArray  # (d, t, c) baseline scale before the reading
     transitions: npt.NDArray[np.bool_]  # (d,) any raise or clear in the row
     anomalous: npt.NDArray[np.bool_]  # (d, t) in the alarm and scoring at the raise level
+    shares: FloatArray  # (d, t, c) each channel's share of the multivariate score
 
     def rows(self, row: int, length: int) -> KernelRows:
         """One device's share: row ``row``, its first ``length`` steps (views, no copies)."""
@@ -171,6 +172,7 @@ class KernelOutput:
             self.device_scores[row, :length],
             self.expected[row, :length],
             self.scale[row, :length],
+            self.shares[row, :length],
         )
 
 
@@ -186,6 +188,7 @@ class KernelRows(NamedTuple):
     device_scores: FloatArray  # (n, len(DEVICE_DETECTORS))
     expected: FloatArray  # (n, c)
     scale: FloatArray  # (n, c)
+    shares: FloatArray  # (n, c)
 
     @classmethod
     def join(cls, parts: list[KernelRows], channels: int) -> KernelRows:
@@ -205,6 +208,7 @@ class KernelRows(NamedTuple):
             empty,
             np.zeros((0, c, len(CHANNEL_DETECTORS))),
             np.zeros((0, len(DEVICE_DETECTORS))),
+            np.zeros((0, c)),
             np.zeros((0, c)),
             np.zeros((0, c)),
         )
@@ -241,11 +245,12 @@ class Kernel:
         active = (lengths[:, None] > np.arange(t)[None, :]).sum(axis=0)
         ch = np.zeros((d, t, c, len(CHANNEL_DETECTORS)))
         dev = np.zeros((d, t, len(DEVICE_DETECTORS)))
+        share = np.zeros((d, t, c))  # each channel's share of the multivariate score
         with np.errstate(all="ignore"):  # inf and NaN are scored, not raised
             ch[..., 0] = self.static(x, low[:, None, :], high[:, None, :])
             ch[..., 1] = np.where(self.vibration, self.iso(x), 0.0)
             if statistics:
-                expected, scale = self._statistics(packed, ts, x, active, ch, dev)
+                expected, scale = self._statistics(packed, ts, x, active, ch, dev, share)
             else:
                 expected = scale = np.full((d, t, c), np.nan)
             np.nan_to_num(ch, copy=False, nan=0.0, posinf=1e6)
@@ -255,7 +260,7 @@ class Kernel:
         alarm, raised, cleared = self._alarm(packed, ts, score, active)
         transitions = np.asarray(((raised > 0) | (cleared > 0)).any(axis=1), dtype=bool)
         anomalous = (alarm > 0) & (score >= self.cfg.alarm.raise_level)
-        return KernelOutput(score, alarm, raised, cleared, ch, dev, expected, scale, transitions, anomalous)
+        return KernelOutput(score, alarm, raised, cleared, ch, dev, expected, scale, transitions, anomalous, share)
 
     def _statistics(
         self,
@@ -265,6 +270,7 @@ class Kernel:
         active: IntArray,
         ch: FloatArray,
         dev: FloatArray,
+        share: FloatArray,
     ) -> tuple[FloatArray, FloatArray]:
         cfg, lay = self.cfg, self.layout
         d, t, c = x.shape
@@ -409,7 +415,7 @@ class Kernel:
         # own recent level: its slow wander past the warm-up is not a fault
         fast_before = r_fast[..., :c].transpose(1, 0, 2)
         z_mv = np.where(lay.view(packed, "smooth")[:, None, :] > 0, (x - fast_before) / scale, z_all)
-        dev[..., 1] = self.t2(
+        dev[..., 1], share[:] = self.t2(
             z_mv,
             lay.matrix(packed),
             lay.scalar(packed, "t2_on"),
