@@ -83,9 +83,10 @@ def test_both_faults_detected_promptly_and_no_false_alarm(run: dict[str, Any]) -
     for f in s["faults"]:
         assert f["detected"], f
         assert 0 <= f["delay_s"] <= MAX_DELAY_S, f
-    # each alarm says why: the faulty metric, or "*" when the correlation across metrics broke first
+    # each alarm says why, naming the faulty metric (a multivariate alarm names the
+    # metric with the largest share of the joint deviation)
     named = {f["fault"]: {r["metric"] for r in f["reasons"]} for f in s["faults"]}
-    assert named["overheating"] & {"temperature_c", "*"} and named["pressure_leak"] & {"pressure_psi", "*"}
+    assert "temperature_c" in named["overheating"] and "pressure_psi" in named["pressure_leak"], named
     assert s["false_alarms"] == 0, s["false_alarm_devices"]
 
 
