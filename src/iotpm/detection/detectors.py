@@ -138,11 +138,14 @@ class Multivariate:
         pushed = np.ascontiguousarray(zc.transpose(1, 0, 2)) * self.rate  # (t, d, c)
         e = np.zeros((t, d, c))
         keep, prev = 1.0 - self.rate, ewma
-        for step in range(t):
-            k = int(active[step])
-            np.multiply(prev[:k], keep, out=e[step, :k])
-            e[step, :k] += pushed[step, :k]
-            prev = e[step]
+        for e_t, p_t, k in zip(e, pushed, active.tolist(), strict=True):
+            if k == d:
+                np.multiply(prev, keep, out=e_t)
+                np.add(e_t, p_t, out=e_t)
+            else:  # devices with fewer readings have dropped out of the (sorted) stack
+                np.multiply(prev[:k], keep, out=e_t[:k])
+                e_t[:k] += p_t[:k]
+            prev = e_t
         rows = np.flatnonzero(lengths > 0)
         ewma[rows] = e[lengths[rows] - 1, rows]
         drift_terms = _quadratic(precision, e.transpose(1, 0, 2)) * on[None, :, None]
