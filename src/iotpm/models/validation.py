@@ -306,8 +306,9 @@ class FastDecoder:
                 if r.thing_name != device:
                     return None
                 r.thing_name = None
-            labels = (r.site, r.line, r.device_type)
-            if not names.issuperset(labels) and not self._learn(names, labels, _NAME_RE):
+            if (r.site not in names or r.line not in names or r.device_type not in names) and not self._learn(
+                names, (r.site, r.line, r.device_type), _NAME_RE
+            ):
                 return None
             if not metrics.issuperset(r.metrics) and not self._learn(metrics, r.metrics, METRIC_NAME_RE):
                 return None
