@@ -270,12 +270,18 @@ def test_parse_event_takes_a_well_formed_event_at_once_and_an_odd_one_record_by_
     assert [r.arrival_ms for r in whole] == [
         int(r["kinesis"]["approximateArrivalTimestamp"] * 1000) for r in event["Records"]
     ]
-    odd = {"Records": [*event["Records"], {"kinesis": {"data": "%%", "approximateArrivalTimestamp": None}}]}
+    odd_records = [
+        {"kinesis": {"data": "%%", "approximateArrivalTimestamp": None}},
+        {"kinesis": {"data": "", "approximateArrivalTimestamp": "1790000000.5"}},  # a number as text
+    ]
+    odd = {"Records": [*event["Records"], *odd_records]}
     before = int(time.time() * 1000)
     one_by_one = parse_event(odd)
-    assert one_by_one[:-1] == whole
-    last = one_by_one[-1]
-    assert last.data == b"%%" and last.shard_id == "shard" and before <= last.arrival_ms <= time.time() * 1000
+    assert one_by_one[:-2] == whole
+    unreadable, texted = one_by_one[-2:]
+    assert unreadable.data == b"%%" and unreadable.shard_id == "shard"
+    assert before <= unreadable.arrival_ms <= time.time() * 1000  # no arrival time: counted as now
+    assert texted.arrival_ms == 1_790_000_000_500
 
 
 def test_quarantined_messages_are_archived_as_strict_json_lines() -> None:

@@ -70,9 +70,12 @@ def _raw_record(rec: Mapping[str, Any], now: float) -> RawRecord:
         raw = binascii.a2b_base64(data, strict_mode=True)
     except (binascii.Error, ValueError):
         raw = data.encode()
-    arrival = kin.get("approximateArrivalTimestamp")
-    if isinstance(arrival, bool) or not isinstance(arrival, int | float) or not math.isfinite(arrival):
-        arrival = now  # the record's age is then unknown, not negative
+    try:
+        arrival = float(kin.get("approximateArrivalTimestamp", now))
+    except (TypeError, ValueError):
+        arrival = now  # the record's age is then unknown, not an error
+    if not math.isfinite(arrival):
+        arrival = now
     return RawRecord(
         str(kin.get("sequenceNumber", "")),
         str(kin.get("partitionKey", "")),
