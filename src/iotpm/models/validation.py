@@ -241,11 +241,6 @@ class ReadingFields(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     schema_version: Literal[1] = SCHEMA_VERSION
     thing_name: str | None = None
 
-    @property
-    def mark(self) -> int:
-        """Per-device order: the sequence number, or the timestamp when there is none."""
-        return self.seq if self.seq is not None else self.ts_ms
-
     @classmethod
     def of(cls, reading: Reading) -> ReadingFields:
         """The fields of a validated :class:`Reading`."""

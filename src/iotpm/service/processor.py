@@ -292,7 +292,7 @@ class Processor:
         with their marks and timestamps."""
         fresh, marks, stamps, mark = [], [], [], record.last_mark
         for r in device.readings:
-            m = r.seq if r.seq is not None else r.ts_ms  # r.mark, without a property call per reading
+            m = r.seq if r.seq is not None else r.ts_ms  # the order mark: the seq, or the time without one
             if m <= mark:
                 counts.duplicates += 1
                 continue
