@@ -31,6 +31,9 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import native  # lambda_build/native.py (this folder is not a package)
+
 ROOT = Path(__file__).resolve().parent.parent
 HERE = ROOT / "lambda_build"
 FUNCTIONS = ("processor", "api")
@@ -105,6 +108,7 @@ def build(function: str, arch: str, out_dir: Path, *, with_runtime: bool) -> dic
         stage = Path(tmp) / "stage"
         _install_requirements(function, arch, stage, with_runtime=with_runtime)
         _copy_package(stage / "iotpm", function)
+        kernel = _build_kernel(stage / "iotpm" / "detection", arch)
         _prune(stage)
         target = out_dir / f"{function}-{arch}.zip"
         unpacked, files = _write_zip(stage, target)
@@ -119,6 +123,7 @@ def build(function: str, arch: str, out_dir: Path, *, with_runtime: bool) -> dic
         "compressed_mb": round(target.stat().st_size / 1e6, 2),
         "unpacked_mb": round(unpacked / 1e6, 2),
         "files": files,
+        "native_kernel": kernel,
     }
 
 
@@ -148,7 +153,18 @@ def _copy_package(dest: Path, function: str) -> None:
 
 def _ignored(folder: Path, names: list[str], src: Path, excluded: set[str]) -> set[str]:
     top = folder == src
-    return {n for n in names if n == "__pycache__" or n.endswith(".pyc") or (top and n in excluded)}
+    # libraries built for this machine are left behind: the zip gets one built for its target
+    local = {n for n in names if n.startswith("_kernel.") and (n.endswith(".so") or n.endswith(".tmp"))}
+    return local | {n for n in names if n == "__pycache__" or n.endswith(".pyc") or (top and n in excluded)}
+
+
+def _build_kernel(dest: Path, arch: str) -> str:
+    """The detection kernel's C library for ``arch``: its file name, or why the numpy kernel will run."""
+    try:
+        return native.build(dest, ARCHES[arch]).name
+    except native.CompilerNotFoundError as exc:
+        print(f"warning: {exc}; this zip runs the numpy kernel (same results, slower)", file=sys.stderr)
+        return f"not built: {exc}"
 
 
 def _prune(stage: Path) -> None:

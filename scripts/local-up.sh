@@ -6,10 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# shellcheck source=scripts/lib/compilers.sh
+source scripts/lib/compilers.sh
 # shellcheck source=scripts/lib/venv.sh
 source scripts/lib/venv.sh
 # shellcheck source=scripts/lib/mosquitto.sh
 source scripts/lib/mosquitto.sh
+ensure_compilers  # before the install, which builds the detection kernel
 ensure_venv local  # the emulator, the AWS IoT Device SDK, the API, the CLI
 ensure_mosquitto
 command -v terraform >/dev/null || { echo "terraform is needed: https://developer.hashicorp.com/terraform/install" >&2; exit 1; }

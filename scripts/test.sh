@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: creates .venv on a fresh machine, installs the project
-# with its dev extras and Debian's mosquitto, then lint, types, tests and the
+# with its dev extras, Debian's C compilers and Debian's mosquitto, then lint, types, tests and the
 # Terraform checks (offline, then a real apply against the emulator).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# shellcheck source=scripts/lib/compilers.sh
+source scripts/lib/compilers.sh
 # shellcheck source=scripts/lib/venv.sh
 source scripts/lib/venv.sh
 # shellcheck source=scripts/lib/mosquitto.sh
 source scripts/lib/mosquitto.sh
+ensure_compilers cross  # before the install, which builds the detection kernel
 ensure_venv dev
 ensure_mosquitto  # the end-to-end test runs the local twin's broker
 

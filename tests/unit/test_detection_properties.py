@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iotpm.detection import STATE_VERSION, DetectorConfig, DeviceDetector, DeviceInput, DeviceState, FleetDetector
+from iotpm.detection.detector import Backend
 from iotpm.detection.engine import Kernel
 from iotpm.detection.reference import ReferenceDetector
 from iotpm.detection.state import layout_for
@@ -29,8 +30,13 @@ def signal(seed: int, n: int, smooth: bool = False) -> tuple[np.ndarray, np.ndar
     return timestamps(n), x
 
 
-def run_chunks(ts: np.ndarray, x: np.ndarray, cuts: list[int]) -> tuple[np.ndarray, np.ndarray, DeviceState]:
-    det = DeviceDetector(channels=CHANNELS, config=CFG)
+BACKENDS = pytest.mark.parametrize("backend", ["native", "numpy"])
+
+
+def run_chunks(
+    ts: np.ndarray, x: np.ndarray, cuts: list[int], backend: Backend = "auto"
+) -> tuple[np.ndarray, np.ndarray, DeviceState]:
+    det = DeviceDetector(channels=CHANNELS, config=CFG, backend=backend)
     scores, flags = [], []
     bounds = [0, *sorted(set(cuts)), len(ts)]
     for a, b in itertools.pairwise(bounds):
@@ -40,12 +46,15 @@ def run_chunks(ts: np.ndarray, x: np.ndarray, cuts: list[int]) -> tuple[np.ndarr
     return np.concatenate(scores), np.concatenate(flags), det.state
 
 
+@BACKENDS
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**16), cuts=st.lists(st.integers(0, 400), max_size=12), smooth=st.booleans())
-def test_any_chunking_gives_exactly_the_result_of_one_chunk(seed: int, cuts: list[int], smooth: bool) -> None:
+def test_any_chunking_gives_exactly_the_result_of_one_chunk(
+    backend: Backend, seed: int, cuts: list[int], smooth: bool
+) -> None:
     ts, x = signal(seed, 400, smooth)
-    whole = run_chunks(ts, x, [])
-    parts = run_chunks(ts, x, cuts)
+    whole = run_chunks(ts, x, [], backend)
+    parts = run_chunks(ts, x, cuts, backend)
     assert np.array_equal(whole[0], parts[0])
     assert np.array_equal(whole[1], parts[1])
     assert np.array_equal(whole[2].vector, parts[2].vector, equal_nan=True)
@@ -122,13 +131,14 @@ def test_fleet_handles_devices_with_different_metrics() -> None:
     assert [r.channels for r, _ in out] == [CHANNELS, ("temperature_c",)]
 
 
+@BACKENDS
 @pytest.mark.parametrize(("seed", "smooth"), [(0, False), (1, False), (2, False), (3, True)])
-def test_kernel_matches_the_per_reading_reference(seed: int, smooth: bool) -> None:
+def test_kernel_matches_the_per_reading_reference(backend: Backend, seed: int, smooth: bool) -> None:
     ts, x = signal(seed, 1500, smooth)
     x[900:960, 1] = x[899, 1]  # a stuck stretch
     ts[1200:] += 10 * 60_000  # a gap
     cfg = DetectorConfig(dropout_alarms=True)
-    det = DeviceDetector(channels=CHANNELS, config=cfg)
+    det = DeviceDetector(channels=CHANNELS, config=cfg, backend=backend)
     det.fit(ts[:300], x[:300])
     assert det.state.vector[layout_for(len(CHANNELS)).offsets["smooth"]].tolist()[0] == float(smooth)
     fleet = det._fleet  # the same limits the detector uses

@@ -14,12 +14,15 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from iotpm.detection import native
 from iotpm.detection.config import DetectorConfig
 from iotpm.detection.detectors import CHANNEL_DETECTORS, DEVICE_DETECTORS, IsoVibrationZone
 from iotpm.detection.engine import Kernel, KernelOutput, KernelRows, fit_statistics, new_vector
 from iotpm.detection.state import DeviceState, FloatArray, IntArray, Layout, layout_for
 from iotpm.models.metrics import parse_metric
 
+#: which kernel runs: the compiled one when built for this machine ("auto"), or one of them
+Backend = Literal["auto", "native", "numpy"]
 _MS_PER_HOUR = 3_600_000.0
 _MAX_REASONS = 5
 _HOURS_PER_WEEK = 168.0
@@ -117,8 +120,11 @@ class DeviceInput:
 class FleetDetector:
     """Runs the detector over many devices at once; states go in and come back out."""
 
-    def __init__(self, config: DetectorConfig | None = None) -> None:
+    def __init__(self, config: DetectorConfig | None = None, backend: Backend = "auto") -> None:
         self.config = config or DetectorConfig()
+        self.native = native.load() if backend != "numpy" else None
+        if backend == "native" and self.native is None:
+            raise RuntimeError(f"the native kernel is not built for this machine ({native.library_name()})")
         self._kernels: dict[tuple[str, ...], Kernel] = {}
         self._limits: dict[tuple[str, str | None, str | None, tuple[str, ...]], tuple[FloatArray, FloatArray]] = {}
         self.iso = IsoVibrationZone(self.config)
@@ -237,7 +243,9 @@ class FleetDetector:
         if kernel is None:
             units = [parse_metric(ch) for ch in channels]
             vib = np.array([u is not None and u.quantity == "vibration" for u in units], dtype=np.float64)
-            kernel = self._kernels[channels] = Kernel(self.config, channels, vib)
+            kernel = self._kernels[channels] = Kernel(
+                self.config, channels, vib, self.native if len(channels) <= native.MAX_CHANNELS else None
+            )
         return kernel
 
     def _device_limits(self, item: DeviceInput) -> tuple[FloatArray, FloatArray]:
@@ -379,8 +387,9 @@ class DeviceDetector:
         device_id: str = "device",
         line: str | None = None,
         device_type: str | None = None,
+        backend: Backend = "auto",
     ) -> None:
-        self._fleet = FleetDetector(config)
+        self._fleet = FleetDetector(config, backend)
         self._input = DeviceInput(device_id, tuple(channels), np.zeros(0, np.int64), np.zeros((0, len(channels))))
         self._input.line, self._input.device_type = line, device_type
         self._state = self._fleet.new_state(channels)
@@ -396,9 +405,18 @@ class DeviceDetector:
         return self._state
 
     @classmethod
-    def from_state(cls, state: DeviceState, config: DetectorConfig | None = None, **context: str) -> DeviceDetector:
+    def from_state(
+        cls,
+        state: DeviceState,
+        config: DetectorConfig | None = None,
+        *,
+        device_id: str = "device",
+        line: str | None = None,
+        device_type: str | None = None,
+        backend: Backend = "auto",
+    ) -> DeviceDetector:
         """Resume from a saved state."""
-        det = cls(state.channels, config, **context)
+        det = cls(state.channels, config, device_id=device_id, line=line, device_type=device_type, backend=backend)
         det._state = state
         return det
 

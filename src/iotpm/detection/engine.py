@@ -28,6 +28,7 @@ from iotpm.detection.detectors import (
     Spike,
     StaticThreshold,
 )
+from iotpm.detection.native import OFFSETS, PARAMS, NativeKernel
 from iotpm.detection.state import FloatArray, IntArray, Layout
 
 _MAD_TO_SIGMA = 1.4826
@@ -215,9 +216,19 @@ class KernelRows(NamedTuple):
 
 
 class Kernel:
-    """Runs all detectors and the alarm decision over a stack of devices."""
+    """Runs all detectors and the alarm decision over a stack of devices.
 
-    def __init__(self, config: DetectorConfig, channels: tuple[str, ...], vibration: FloatArray) -> None:
+    With ``native`` (the compiled kernel of :mod:`iotpm.detection.native`), one C call
+    does the work of the numpy code below, with the same results bit for bit.
+    """
+
+    def __init__(
+        self,
+        config: DetectorConfig,
+        channels: tuple[str, ...],
+        vibration: FloatArray,
+        native: NativeKernel | None = None,
+    ) -> None:
         self.cfg = config
         self.layout = Layout(len(channels))
         self.vibration = vibration.astype(bool)  # (c,) channels that get ISO zones
@@ -229,6 +240,40 @@ class Kernel:
         self.flat = Flatline()
         self.dropout = Dropout(config)
         self.t2 = Multivariate(config, len(channels))
+        self.native = native
+        self._offsets = np.array([self.layout.offsets[name].start for name in OFFSETS], dtype=np.int64)
+        self._params = self._native_params()
+
+    def _native_params(self) -> FloatArray:
+        """The parameters of the C kernel, in its order (what the numpy code reads from config)."""
+        cfg, alarm = self.cfg, self.cfg.alarm
+        values = {
+            "adapt_rate": cfg.adapt_rate,
+            "tail_decay": cfg.tail_decay,
+            "cusum_clip": cfg.cusum_clip,
+            "adapt_clip": min(cfg.adapt_clip, cfg.cusum_clip),
+            "cusum_k": cfg.cusum_k,
+            "cusum_h": cfg.cusum_h,
+            "tail_factor": cfg.tail_factor,
+            "spike_z": cfg.spike_z,
+            "roc_z": cfg.roc_z,
+            "dropout_factor": cfg.dropout_factor,
+            "trend_rate": cfg.trend_rate,
+            "trend_rate_slow": cfg.trend_rate_slow,
+            "t2_clip": self.t2.clip,
+            "t2_limit": self.t2.limit,
+            "mewma_rate": cfg.mewma_rate,
+            "ewma_limit": self.t2.ewma_limit,
+            "raise_level": alarm.raise_level,
+            "clear_level": alarm.clear_level,
+            "min_duration": alarm.min_duration,
+            "clear_duration": alarm.clear_duration,
+            "cooldown": alarm.cooldown,
+            "dropout_alarms": cfg.dropout_alarms,
+            "iso_bc": self.iso.bc,
+            "iso_cd": self.iso.cd,
+        }
+        return np.array([float(values[name]) for name in PARAMS])
 
     def __call__(
         self,
@@ -241,6 +286,8 @@ class Kernel:
         statistics: bool,
     ) -> KernelOutput:
         """Process ``x`` (d, t, c) in place of ``packed`` (d, size); lengths sorted descending."""
+        if self.native is not None:
+            return self._native(packed, ts, x, lengths, low, high, statistics)
         d, t, c = x.shape
         active = (lengths[:, None] > np.arange(t)[None, :]).sum(axis=0)
         ch = np.zeros((d, t, c, len(CHANNEL_DETECTORS)))
@@ -258,6 +305,29 @@ class Kernel:
         alarming = dev if self.cfg.dropout_alarms else dev[..., 1:]
         score = np.fmax(ch.max(axis=(2, 3)), alarming.max(axis=2))
         alarm, raised, cleared = self._alarm(packed, ts, score, active)
+        transitions = np.asarray(((raised > 0) | (cleared > 0)).any(axis=1), dtype=bool)
+        anomalous = (alarm > 0) & (score >= self.cfg.alarm.raise_level)
+        return KernelOutput(score, alarm, raised, cleared, ch, dev, expected, scale, transitions, anomalous, share)
+
+    def _native(
+        self,
+        packed: FloatArray,
+        ts: IntArray,
+        x: FloatArray,
+        lengths: IntArray,
+        low: FloatArray,
+        high: FloatArray,
+        statistics: bool,
+    ) -> KernelOutput:
+        assert self.native is not None
+        d, t, c = x.shape
+        score, alarm, raised, cleared = np.zeros((4, d, t))
+        ch = np.zeros((d, t, c, len(CHANNEL_DETECTORS)))
+        dev = np.zeros((d, t, len(DEVICE_DETECTORS)))
+        expected, scale, share = np.zeros((3, d, t, c))
+        inputs = (ts, x, lengths, low, high, self.vibration.astype(np.float64))
+        outputs = (score, alarm, raised, cleared, ch, dev, expected, scale, share)
+        self.native(statistics, self._offsets, self._params, packed, inputs, outputs)
         transitions = np.asarray(((raised > 0) | (cleared > 0)).any(axis=1), dtype=bool)
         anomalous = (alarm > 0) & (score >= self.cfg.alarm.raise_level)
         return KernelOutput(score, alarm, raised, cleared, ch, dev, expected, scale, transitions, anomalous, share)

@@ -1,0 +1,81 @@
+"""Builds the detection kernel's C library (``src/iotpm/detection/_kernel.c``).
+
+    python lambda_build/native.py                    # for this machine, next to the source
+    python lambda_build/native.py --machine aarch64  # cross-compiled (gcc-aarch64-linux-gnu)
+
+The package's build hook calls this on ``pip install``; ``build.py`` calls it for the
+Lambda's architecture. The flags keep the numpy kernel's arithmetic bit for bit
+(``-ffp-contract=off``: no fused multiply-add; no ``-ffast-math``) and the library free
+of libc calls (``-fno-math-errno`` makes sqrt an instruction), so it runs on any glibc.
+The library embeds the sha256 of its source; the loader refuses one built from other
+source. Standard library only: it runs before the project is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "src" / "iotpm" / "detection"
+SOURCE = PACKAGE / "_kernel.c"
+FLAGS = ("-O2", "-std=c99", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared", "-Wall", "-Wextra", "-Werror")
+# Debian's cross compilers, by target machine
+CROSS = {"x86_64": "x86_64-linux-gnu-gcc", "aarch64": "aarch64-linux-gnu-gcc"}
+
+
+class CompilerNotFoundError(RuntimeError):
+    """No C compiler for the requested machine."""
+
+
+def library_name(machine: str) -> str:
+    """Must match ``iotpm.detection.native.library_name``."""
+    return f"_kernel.{machine}.so"
+
+
+def compiler(machine: str) -> str:
+    """``CC`` when set; the native cc for this machine; else Debian's cross compiler."""
+    if os.environ.get("CC"):
+        return os.environ["CC"]
+    candidates = ["cc", "gcc"] if machine == platform.machine() else []
+    candidates.append(CROSS.get(machine, f"{machine}-linux-gnu-gcc"))
+    for name in candidates:
+        if shutil.which(name):
+            return name
+    raise CompilerNotFoundError(f"no C compiler for {machine} (tried {', '.join(candidates)})")
+
+
+def build(out_dir: Path = PACKAGE, machine: str | None = None) -> Path:
+    """Compile the kernel for ``machine`` into ``out_dir``; returns the library's path."""
+    machine = machine or platform.machine()
+    source = SOURCE.read_bytes()
+    digest = hashlib.sha256(source).hexdigest()
+    target = out_dir / library_name(machine)
+    tmp = target.with_suffix(".so.tmp")
+    cmd = [compiler(machine), *FLAGS, f'-DIOTPM_KERNEL_SOURCE="{digest}"', "-o", str(tmp), str(SOURCE)]
+    # the same source and compiler give the same bytes wherever the tree is checked out
+    cmd.insert(1, f"-ffile-prefix-map={ROOT}=.")
+    subprocess.run(cmd, check=True)
+    tmp.replace(target)
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--machine", default=platform.machine(), help="x86_64 or aarch64 (default: this machine)")
+    parser.add_argument("--out", type=Path, default=PACKAGE, help="folder for the library (default: the package)")
+    args = parser.parse_args()
+    try:
+        print(build(args.out, args.machine))
+    except CompilerNotFoundError as exc:
+        sys.exit(str(exc))
+
+
+if __name__ == "__main__":
+    main()

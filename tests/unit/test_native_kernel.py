@@ -1,0 +1,119 @@
+"""The compiled kernel: built here, and bit for bit the numpy kernel's results."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from iotpm.detection import AlarmConfig, DetectorConfig, DeviceInput, DeviceState, FleetDetector, native
+from iotpm.detection.detector import DetectionResult
+from tests.conftest import CHANNELS, healthy, timestamps
+
+FIELDS = ("score", "is_anomaly", "in_alarm", "channel_scores", "device_scores", "expected", "scale", "trend")
+
+
+def test_the_kernel_is_built_for_this_machine() -> None:
+    # scripts/test.sh installs a C compiler before `pip install`, whose build hook compiles it
+    assert native.load() is not None, f"{native.library_name()} is missing or stale: pip install -e . rebuilds it"
+
+
+def test_a_library_built_from_other_source_is_refused(tmp_path: Path) -> None:
+    built = native.HERE / native.library_name()
+    shutil.copy(built, tmp_path / built.name)
+    shutil.copy(native.SOURCE, tmp_path / native.SOURCE.name)
+    assert native.load_from(tmp_path) is not None
+    (tmp_path / native.SOURCE.name).write_bytes(native.SOURCE.read_bytes() + b"\n/* changed */\n")
+    assert native.load_from(tmp_path) is None  # so the numpy kernel runs, not a stale binary
+
+
+def test_native_backend_is_refused_where_it_is_not_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(native, "load", lambda: None)
+    with pytest.raises(RuntimeError, match="not built"):
+        FleetDetector(backend="native")
+    assert FleetDetector(backend="auto").native is None
+
+
+def test_more_channels_than_the_kernel_takes_run_on_numpy() -> None:
+    fleet = FleetDetector(DetectorConfig(warmup=10), backend="native")
+    channels = tuple(f"m{i}" for i in range(native.MAX_CHANNELS + 1))
+    rng = np.random.default_rng(0)
+    [(result, _)] = fleet.update([DeviceInput("wide", channels, timestamps(30), rng.normal(size=(30, len(channels))))])
+    assert result.score.shape == (30,)
+    assert fleet._kernel(channels).native is None and fleet._kernel(CHANNELS).native is not None
+
+
+def fleet_input(seed: int, devices: int, fresh: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Devices of different lengths with every kind of odd reading the kernel must score."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for d in range(devices + fresh):
+        n = int(rng.integers(1, 160))
+        x = healthy(rng, n)
+        ts = timestamps(n)
+        x[rng.random((n, 3)) < 0.05] = np.nan
+        if n > 20:
+            x[n // 2 :, d % 3] += rng.choice([0.0, 6.0, 40.0])  # a step, sometimes past a threshold
+            x[5:15, 1] = x[4, 1]  # stuck
+            x[int(rng.integers(0, n)), int(rng.integers(0, 3))] = rng.choice([np.inf, -np.inf, 1e300])
+            ts[n // 3 :] += int(rng.integers(0, 3)) * 600_000  # a gap, sometimes
+            ts[n // 4] = ts[n // 4 - 1]  # a repeated timestamp
+        out.append((f"dev-{d}", ts, x))
+    return out
+
+
+def run(backend: str, cfg: DetectorConfig, seed: int, devices: int, fresh: int, cut: int) -> list[list[object]]:
+    """Two batches through one fleet; warmed devices resume from stored states."""
+    fleet = FleetDetector(cfg, backend)  # type: ignore[arg-type]
+    warm = FleetDetector(cfg, "numpy")
+    rng = np.random.default_rng(seed + 1)
+    data = fleet_input(seed, devices, fresh)
+    states: list[DeviceState | None] = []
+    for d, _, _ in data:
+        if len(states) < devices:
+            base = healthy(rng, 150)
+            fitted = warm.fit(DeviceInput(d, CHANNELS, timestamps(150, start=1_699_999_000_000), base))
+            states.append(DeviceState.from_dict(fitted.to_dict()))
+        else:
+            states.append(None)  # still to learn its baseline: warm-up, then statistics
+    outputs: list[list[object]] = []
+    for lo, hi in ((0, cut), (cut, None)):
+        items = [DeviceInput(d, CHANNELS, ts[lo:hi], x[lo:hi], st) for (d, ts, x), st in zip(data, states, strict=True)]
+        results = fleet.update(items)
+        states = [st for _, st in results]
+        outputs += [[*(getattr(r, f) for f in FIELDS), events(r), st.vector] for r, st in results]
+    return outputs
+
+
+def events(result: DetectionResult) -> list[tuple[object, ...]]:
+    return [(e.kind, e.index, e.ts_ms, e.severity, e.score, e.reasons) for e in result.events]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**16),
+    devices=st.integers(1, 12),
+    fresh=st.integers(0, 3),
+    cut=st.integers(0, 160),
+    cooldown=st.integers(0, 5),
+    min_duration=st.integers(1, 3),
+    dropout_alarms=st.booleans(),
+)
+def test_native_and_numpy_kernels_give_the_same_bits(
+    seed: int, devices: int, fresh: int, cut: int, cooldown: int, min_duration: int, dropout_alarms: bool
+) -> None:
+    alarm = AlarmConfig(cooldown=cooldown, min_duration=min_duration)
+    cfg = DetectorConfig(warmup=30, alarm=alarm, dropout_alarms=dropout_alarms)
+    want = run("numpy", cfg, seed, devices, fresh, cut)
+    got = run("native", cfg, seed, devices, fresh, cut)
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        for name, a, b in zip((*FIELDS, "events", "state"), g, w, strict=True):
+            if isinstance(a, np.ndarray):
+                assert np.array_equal(a, b, equal_nan=True), name  # type: ignore[arg-type]
+            else:
+                assert a == b, name
