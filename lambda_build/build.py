@@ -58,6 +58,8 @@ p = Processor(states=m.MemoryStates(), readings=m.MemoryReadings(), anomalies=m.
 out = ProcessorHandler(lambda: p)(kinesis_event(batch(5, 4, start_ms=1_790_000_000_000)))
 assert out == {"batchItemFailures": []}, out
 assert len(p.readings.items) == 20, len(p.readings.items)
+from iotpm.detection import native
+assert native.load() is not None, "the zip's C kernel did not load"
 print("smoke ok", json.dumps(out))
 """,
     "api": """

@@ -47,6 +47,12 @@ def test_processor_zip_is_small_and_leaves_out_the_runtime(processor: tuple[dict
     assert not any(n.startswith(("boto3/", "botocore/", "iotpm/cli/", "iotpm/emulator/", "bin/")) for n in names)
     assert not any("__pycache__" in n or "/tests/" in n for n in names)
     assert any(n.startswith("numpy.libs/") or "manylinux" in n or n.endswith(".so") for n in names)
+    # the detection kernel, compiled for the Lambda's machine (and only that one)
+    assert report["native_kernel"] == "_kernel.x86_64.so"
+    assert [n for n in names if n.startswith("iotpm/detection/_kernel.")] == [
+        "iotpm/detection/_kernel.c",
+        "iotpm/detection/_kernel.x86_64.so",
+    ]
 
 
 def test_same_inputs_give_the_same_bytes(processor: tuple[dict[str, object], Path], tmp_path: Path) -> None:
@@ -61,6 +67,8 @@ def test_arm64_zip_carries_aarch64_wheels(tmp_path: Path) -> None:
     [report] = build(tmp_path, "api", "--arch", "arm64")
     names = zipfile.ZipFile(tmp_path / "api-arm64.zip").namelist()
     assert report["arch"] == "arm64" and "iotpm/handlers/api.py" in names
+    # scripts/test.sh installs Debian's cross compiler for this
+    assert report["native_kernel"] == "_kernel.aarch64.so" and "iotpm/detection/_kernel.aarch64.so" in names
     so = [n for n in names if n.endswith(".so")]
     assert so and all("x86_64" not in n for n in so)
     assert any("aarch64" in n for n in so)

@@ -1,4 +1,4 @@
-"""The detection core: numpy only, no I/O, no clock.
+"""The detection core: numpy (and its own C kernel, through ctypes), no I/O, no clock.
 
 Public streaming API (the evaluation adapter calls exactly this)::
 
