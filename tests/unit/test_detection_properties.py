@@ -152,3 +152,16 @@ def test_kernel_matches_the_per_reading_reference(backend: Backend, seed: int, s
     raise_level = cfg.alarm.raise_level
     assert got.is_anomaly.tolist() == [a and s >= raise_level for a, s in zip(want.alarm, want.score, strict=True)]
     assert got.is_anomaly.any() and (got.in_alarm & ~got.is_anomaly).any()
+
+
+def test_one_wild_reading_in_the_warm_up_leaves_the_multivariate_detector_working(rng: np.random.Generator) -> None:
+    x = healthy(rng, 200)
+    x[:, 2] = 90.0 + 10.0 * (x[:, 0] - 55.0) + rng.normal(0.0, 0.3, 200)  # pressure follows temperature
+    x[50, 0] = 1e300  # one wild reading (a decoder fault, a unit mix-up)
+    det = DeviceDetector(channels=CHANNELS)
+    det.fit(timestamps(200), x)
+    lay = layout_for(len(CHANNELS))
+    precision = det.state.vector[lay.offsets["P"]]
+    assert det.state.vector[lay.offsets["t2_on"]][0] == 1.0 and np.isfinite(precision).all()
+    # the learned correlation is the healthy one: temperature and pressure together
+    assert precision.reshape(3, 3)[0, 2] < -1.0

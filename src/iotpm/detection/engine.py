@@ -94,7 +94,8 @@ def fit_statistics(vector: FloatArray, layout: Layout, ts: IntArray, x: FloatArr
     vector[o["smooth"]] = np.where(vector[o["dscale"]] < cfg.smooth_step_ratio * vector[o["s"]], 1.0, 0.0)
     vector[o["mew"]] = 0.0
     vector[o["t2_hist"]] = 0.0
-    precision = _precision(x, med, vector[o["s"]], cfg)
+    # winsorised like the spread: one wild reading (1e300) would swamp the correlation
+    precision = _precision(np.clip(x, med - bound, med + bound), med, vector[o["s"]], cfg)
     vector[o["t2_on"]] = 0.0 if precision is None else 1.0
     vector[o["P"]] = 0.0 if precision is None else precision.ravel()
 
@@ -133,15 +134,19 @@ def _last_finite(x: FloatArray) -> FloatArray:
 
 
 def _precision(x: FloatArray, mu: FloatArray, s: FloatArray, cfg: DetectorConfig) -> FloatArray | None:
+    """The inverse of the (ridged) correlation of the complete rows' z-scores, or None."""
     c = x.shape[1]
     rows = np.all(np.isfinite(x), axis=1)
     if c < 2 or rows.sum() < 3 * c:
         return None
-    z = (x[rows] - mu) / s
-    z = z - z.mean(axis=0)
-    cov = z.T @ z / max(len(z) - 1, 1)
-    d = np.sqrt(np.clip(np.diag(cov), 1e-12, None))
-    corr = cov / np.outer(d, d)
+    with np.errstate(all="ignore"):
+        z = (x[rows] - mu) / s
+        z = z - z.mean(axis=0)
+        cov = z.T @ z / max(len(z) - 1, 1)
+        d = np.sqrt(np.clip(np.diag(cov), 1e-12, None))
+        corr = cov / np.outer(d, d)
+    if not np.isfinite(corr).all():
+        return None  # no usable correlation (the scale overflowed): the multivariate detector stays off
     return np.asarray(np.linalg.inv(corr + _T2_RIDGE * np.eye(c)), dtype=np.float64)
 
 
