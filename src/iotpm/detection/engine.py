@@ -291,48 +291,30 @@ class Kernel:
         statistics: bool,
     ) -> KernelOutput:
         """Process ``x`` (d, t, c) in place of ``packed`` (d, size); lengths sorted descending."""
-        if self.native is not None:
-            return self._native(packed, ts, x, lengths, low, high, statistics)
         d, t, c = x.shape
-        active = (lengths[:, None] > np.arange(t)[None, :]).sum(axis=0)
         ch = np.zeros((d, t, c, len(CHANNEL_DETECTORS)))
         dev = np.zeros((d, t, len(DEVICE_DETECTORS)))
         share = np.zeros((d, t, c))  # each channel's share of the multivariate score
-        with np.errstate(all="ignore"):  # inf and NaN are scored, not raised
-            ch[..., 0] = self.static(x, low[:, None, :], high[:, None, :])
-            ch[..., 1] = np.where(self.vibration, self.iso(x), 0.0)
-            if statistics:
-                expected, scale = self._statistics(packed, ts, x, active, ch, dev, share)
-            else:
-                expected = scale = np.full((d, t, c), np.nan)
-            np.nan_to_num(ch, copy=False, nan=0.0, posinf=1e6)
-            np.nan_to_num(dev, copy=False, nan=0.0, posinf=1e6)
-        alarming = dev if self.cfg.dropout_alarms else dev[..., 1:]
-        score = np.fmax(ch.max(axis=(2, 3)), alarming.max(axis=2))
-        alarm, raised, cleared = self._alarm(packed, ts, score, active)
-        transitions = np.asarray(((raised > 0) | (cleared > 0)).any(axis=1), dtype=bool)
-        anomalous = (alarm > 0) & (score >= self.cfg.alarm.raise_level)
-        return KernelOutput(score, alarm, raised, cleared, ch, dev, expected, scale, transitions, anomalous, share)
-
-    def _native(
-        self,
-        packed: FloatArray,
-        ts: IntArray,
-        x: FloatArray,
-        lengths: IntArray,
-        low: FloatArray,
-        high: FloatArray,
-        statistics: bool,
-    ) -> KernelOutput:
-        assert self.native is not None
-        d, t, c = x.shape
-        score, alarm, raised, cleared = np.zeros((4, d, t))
-        ch = np.zeros((d, t, c, len(CHANNEL_DETECTORS)))
-        dev = np.zeros((d, t, len(DEVICE_DETECTORS)))
-        expected, scale, share = np.zeros((3, d, t, c))
-        inputs = (ts, x, lengths, low, high, self.vibration.astype(np.float64))
-        outputs = (score, alarm, raised, cleared, ch, dev, expected, scale, share)
-        self.native(statistics, self._offsets, self._params, packed, inputs, outputs)
+        if self.native is not None:
+            score, alarm, raised, cleared = np.zeros((4, d, t))
+            expected, scale = np.zeros((2, d, t, c))
+            inputs = (ts, x, lengths, low, high, self.vibration.astype(np.float64))
+            outputs = (score, alarm, raised, cleared, ch, dev, expected, scale, share)
+            self.native(statistics, self._offsets, self._params, packed, inputs, outputs)
+        else:
+            active = (lengths[:, None] > np.arange(t)[None, :]).sum(axis=0)
+            with np.errstate(all="ignore"):  # inf and NaN are scored, not raised
+                ch[..., 0] = self.static(x, low[:, None, :], high[:, None, :])
+                ch[..., 1] = np.where(self.vibration, self.iso(x), 0.0)
+                if statistics:
+                    expected, scale = self._statistics(packed, ts, x, active, ch, dev, share)
+                else:
+                    expected = scale = np.full((d, t, c), np.nan)
+                np.nan_to_num(ch, copy=False, nan=0.0, posinf=1e6)
+                np.nan_to_num(dev, copy=False, nan=0.0, posinf=1e6)
+            alarming = dev if self.cfg.dropout_alarms else dev[..., 1:]
+            score = np.fmax(ch.max(axis=(2, 3)), alarming.max(axis=2))
+            alarm, raised, cleared = self._alarm(packed, ts, score, active)
         transitions = np.asarray(((raised > 0) | (cleared > 0)).any(axis=1), dtype=bool)
         anomalous = (alarm > 0) & (score >= self.cfg.alarm.raise_level)
         return KernelOutput(score, alarm, raised, cleared, ch, dev, expected, scale, transitions, anomalous, share)
