@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from iotpm.detection import STATE_VERSION
+from iotpm.detection import STATE_VERSION, native
 from iotpm.handlers.processor import ProcessorHandler, parse_event
 from iotpm.service import BatchOutcome, Processor, RawRecord, StoreError
 from iotpm.service.memory import (
@@ -310,3 +310,16 @@ def test_a_device_whose_detector_state_is_from_another_release_is_relearned() ->
     assert relearned.detector is not None and kept.detector is not None
     assert relearned.detector["v"] == kept.detector["v"] == STATE_VERSION
     assert relearned.readings == kept.readings == 60
+
+
+def test_without_the_c_kernel_the_processor_says_so_and_gives_the_same_results(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    native_stores = Stores()
+    native_stores.processor()(batch(5, 150, start_ms=T0), now_ms=T0 + 200_000)
+    assert "C kernel not loaded" not in capsys.readouterr().err
+    monkeypatch.setattr(native, "load", lambda: None)  # a zip built without a compiler for its machine
+    numpy_stores = Stores()
+    numpy_stores.processor()(batch(5, 150, start_ms=T0), now_ms=T0 + 200_000)
+    assert "detector C kernel not loaded" in capsys.readouterr().err
+    assert numpy_stores.snapshot() == native_stores.snapshot()

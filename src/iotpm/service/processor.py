@@ -151,6 +151,8 @@ class Processor:
         self.states, self.readings, self.anomalies, self.rollups = states, readings, anomalies, rollups
         self.archive, self.alerts, self.timeseries = archive, alerts, timeseries
         self.fleet = FleetDetector(detector)
+        if self.fleet.native is None:  # the zip was built without a compiler for this machine
+            log("warning", "detector C kernel not loaded; the numpy kernel runs (same results, slower)")
         self.settings = settings or ProcessorSettings()
         self._fast = FastDecoder(self.settings.limits)
 
