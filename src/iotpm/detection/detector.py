@@ -172,7 +172,8 @@ class FleetDetector:
             for st, t in zip(states, ts, strict=True)
         ]
         warm = [i for i, k in enumerate(split) if k > 0]
-        parts_a = self._run(kernel, items, states, [(i, slice(0, split[i])) for i in warm], ts, xs, statistics=False)
+        limits = [self._device_limits(it) for it in items]
+        parts_a = self._run(kernel, limits, states, [(i, slice(0, split[i])) for i in warm], ts, xs, statistics=False)
         for i in warm:
             st = states[i]
             st.warm_t = np.concatenate([st.warm_t, ts[i][: split[i]]])
@@ -180,27 +181,18 @@ class FleetDetector:
             if len(st.warm_t) >= self.config.warmup:
                 self.fit(DeviceInput(items[i].device_id, channels, ts[i][:0], xs[i][:0], st))
         ready = [(i, slice(split[i], len(ts[i]))) for i in range(len(items)) if split[i] < len(ts[i])]
-        parts_b = self._run(kernel, items, states, ready, ts, xs, statistics=True)
+        parts_b = self._run(kernel, limits, states, ready, ts, xs, statistics=True)
         lay = layout_for(len(channels))
         vectors = np.stack([st.vector for st in states])
-        limits = [self._device_limits(it) for it in items]
         low, high = np.stack([lo for lo, _ in limits]), np.stack([hi for _, hi in limits])
         trend = self._trend(vectors, lay, low, high)
         trend[[not st.ready for st in states]] = np.nan
-        health = self._health(vectors, lay, trend[..., 3])
-        alarm_open = lay.scalar(vectors, "alarm") > 0
+        health = self._health(vectors, lay, trend[..., 3]).tolist()
+        alarm_open = (lay.scalar(vectors, "alarm") > 0).tolist()
         return [
             (
                 self._result(
-                    channels,
-                    items[i],
-                    ts[i],
-                    xs[i],
-                    trend[i],
-                    float(health[i]),
-                    bool(alarm_open[i]),
-                    parts_a.get(i),
-                    parts_b.get(i),
+                    channels, items[i], ts[i], xs[i], trend[i], health[i], alarm_open[i], parts_a.get(i), parts_b.get(i)
                 ),
                 states[i],
             )
@@ -210,7 +202,7 @@ class FleetDetector:
     def _run(
         self,
         kernel: Kernel,
-        items: list[DeviceInput],
+        limits: list[tuple[FloatArray, FloatArray]],
         states: list[DeviceState],
         parts: list[tuple[int, slice]],
         ts: list[IntArray],
@@ -232,7 +224,7 @@ class FleetDetector:
             n = sl.stop - sl.start
             t_pad[row, :n] = ts[i][sl]
             x_pad[row, :n] = xs[i][sl]
-            low[row], high[row] = self._device_limits(items[i])
+            low[row], high[row] = limits[i]
         result = kernel(packed, t_pad, x_pad, lengths, low, high, statistics)
         for row, (i, _) in enumerate(parts):
             states[i].vector = packed[row].copy()

@@ -162,7 +162,7 @@ class KernelOutput:
     device_scores: FloatArray  # (d, t, len(DEVICE_DETECTORS))
     expected: FloatArray  # (d, t, c) baseline level before the reading
     scale: FloatArray  # (d, t, c) baseline scale before the reading
-    transitions: npt.NDArray[np.bool_]  # (d,) any raise or clear in the row
+    transitions: list[bool]  # (d,) any raise or clear in the row
     anomalous: npt.NDArray[np.bool_]  # (d, t) in the alarm and scoring at the raise level
     shares: FloatArray  # (d, t, c) each channel's share of the multivariate score
 
@@ -315,7 +315,7 @@ class Kernel:
             alarming = dev if self.cfg.dropout_alarms else dev[..., 1:]
             score = np.fmax(ch.max(axis=(2, 3)), alarming.max(axis=2))
             alarm, raised, cleared = self._alarm(packed, ts, score, active)
-        transitions = np.asarray(((raised > 0) | (cleared > 0)).any(axis=1), dtype=bool)
+        transitions: list[bool] = np.asarray(((raised > 0) | (cleared > 0)).any(axis=1)).tolist()
         anomalous = (alarm > 0) & (score >= self.cfg.alarm.raise_level)
         return KernelOutput(score, alarm, raised, cleared, ch, dev, expected, scale, transitions, anomalous, share)
 

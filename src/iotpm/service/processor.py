@@ -447,12 +447,15 @@ def _values(fresh: list[ReadingFields], channels: tuple[str, ...]) -> FloatArray
 def _reading_rows(work: list[_Work], ttl_days: int) -> dict[str, list[ReadingRow]]:
     """Each device's reading rows with the detector's score and flag on each."""
     ttl_s = ttl_days * _DAY_S
-    out = {}
+    # rounded and flagged for the whole batch at once: two numpy calls, not two per device
+    scores = np.round(np.concatenate([w.result.score for w in work]), 4).tolist() if work else []
+    flags = np.concatenate([w.result.is_anomaly for w in work]).tolist() if work else []
+    out, at = {}, 0
     for w in work:
-        device_id, result = w.device.device_id, w.result
-        out[device_id] = [
+        end = at + len(w.fresh)
+        out[w.device.device_id] = [
             ReadingRow(
-                device_id,
+                r.device_id,
                 r.ts_ms,
                 # zero-padded to 13 digits: str.zfill pads as f"{ts:013d}" does, at half its cost
                 f"{str(r.ts_ms).zfill(13)}#{r.seq if r.seq is not None else ','.join(sorted(r.metrics))}",
@@ -465,10 +468,9 @@ def _reading_rows(work: list[_Work], ttl_days: int) -> dict[str, list[ReadingRow
                 anomaly,
                 r.ts_ms // 1000 + ttl_s,
             )
-            for r, score, anomaly in zip(
-                w.fresh, np.round(result.score, 4).tolist(), result.is_anomaly.tolist(), strict=True
-            )
+            for r, score, anomaly in zip(w.fresh, scores[at:end], flags[at:end], strict=True)
         ]
+        at = end
     return out
 
 
