@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import tracemalloc
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iotpm.detection import STATE_VERSION, DetectorConfig, DeviceDetector, DeviceInput, DeviceState, FleetDetector
-from iotpm.detection.detector import Backend
+from iotpm.detection.detector import _PAD_SLACK, Backend, _bands
 from iotpm.detection.engine import Kernel
 from iotpm.detection.reference import ReferenceDetector
 from iotpm.detection.state import layout_for
@@ -165,3 +167,36 @@ def test_one_wild_reading_in_the_warm_up_leaves_the_multivariate_detector_workin
     assert det.state.vector[lay.offsets["t2_on"]][0] == 1.0 and np.isfinite(precision).all()
     # the learned correlation is the healthy one: temperature and pressure together
     assert precision.reshape(3, 3)[0, 2] < -1.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 20_000), max_size=60))
+def test_kernel_calls_pad_at_most_twice_their_readings(lengths: list[int]) -> None:
+    lengths.sort(reverse=True)
+    bands = _bands(lengths)
+    assert [i for b in bands for i in range(len(lengths))[b]] == list(range(len(lengths)))  # in order, once each
+    for b in bands:
+        chunk = lengths[b]
+        assert len(chunk) == 1 or len(chunk) * chunk[0] <= 2 * sum(chunk) + _PAD_SLACK
+
+
+def test_a_device_backfilling_among_many_costs_its_readings_not_the_fleet_times_its_length(
+    rng: np.random.Generator,
+) -> None:
+    fleet = FleetDetector(CFG)
+    warm_ts, warm_x = signal(1, CFG.warmup)
+    backlog_ts = timestamps(9_000, start=int(warm_ts[-1]) + 5_000)
+    backlog = healthy(rng, 9_000)
+    items = [DeviceInput("backfill", CHANNELS, backlog_ts, backlog)]  # a gateway's buffer after an outage
+    items += [DeviceInput(f"dev-{d}", CHANNELS, backlog_ts[:1], backlog[:1]) for d in range(300)]  # one each
+    for it in items:
+        it.state = fleet.fit(DeviceInput(it.device_id, CHANNELS, warm_ts, warm_x))
+    copies = [replace(it, state=DeviceState.from_dict(it.state.to_dict())) for it in items[:2]]  # type: ignore[union-attr]
+    alone = [FleetDetector(CFG).update([it])[0][0].score for it in copies]
+    tracemalloc.start()
+    results = fleet.update(items)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # one padded call would hold 301 x 9,000 readings in a dozen arrays: over 1 GB
+    assert peak < 100e6, f"{peak / 1e6:.0f} MB"
+    assert all(np.array_equal(r.score, a) for (r, _), a in zip(results, alone, strict=False))

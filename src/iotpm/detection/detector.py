@@ -209,11 +209,30 @@ class FleetDetector:
         xs: list[FloatArray],
         statistics: bool,
     ) -> dict[int, tuple[KernelOutput, int, int]]:
-        """One kernel call over the given slices; returns each device's output row."""
+        """Kernel calls over the given slices; returns each device's output and row in it.
+
+        The kernel works on (devices, longest chunk) padded arrays, so devices of very
+        different lengths (one backfilling 10,000 readings among hundreds sending one)
+        go in separate calls: padding stays within twice the readings, not hundreds of
+        times them.
+        """
         parts = [p for p in parts if p[1].stop > p[1].start]
-        if not parts:
-            return {}
         parts.sort(key=lambda p: p[1].start - p[1].stop)  # longest first
+        out: dict[int, tuple[KernelOutput, int, int]] = {}
+        for band in _bands([p[1].stop - p[1].start for p in parts]):
+            out.update(self._call(kernel, limits, states, parts[band], ts, xs, statistics))
+        return out
+
+    def _call(
+        self,
+        kernel: Kernel,
+        limits: list[tuple[FloatArray, FloatArray]],
+        states: list[DeviceState],
+        parts: list[tuple[int, slice]],
+        ts: list[IntArray],
+        xs: list[FloatArray],
+        statistics: bool,
+    ) -> dict[int, tuple[KernelOutput, int, int]]:
         lengths = np.array([p[1].stop - p[1].start for p in parts], dtype=np.int64)
         d, t, c = len(parts), int(lengths[0]), len(states[0].channels)
         packed = np.stack([states[i].vector for i, _ in parts])
@@ -360,6 +379,23 @@ class FleetDetector:
         soonest = np.min(np.where(np.isfinite(hours), hours, np.inf), axis=1, initial=np.inf)
         cap = np.where(soonest < 24.0, 50.0, np.where(soonest < _HOURS_PER_WEEK, 80.0, 100.0))
         return np.asarray(np.round(np.minimum(value, cap), 1), dtype=np.float64)
+
+
+#: padded cells a kernel call may waste beyond its readings' own, whatever the ratio
+_PAD_SLACK = 4096
+
+
+def _bands(lengths: list[int]) -> list[slice]:
+    """Runs of the (descending) lengths whose padded size stays within twice their total."""
+    bands, start, total = [], 0, 0
+    for k, n in enumerate(lengths):
+        if k > start and (k - start + 1) * lengths[start] > 2 * (total + n) + _PAD_SLACK:
+            bands.append(slice(start, k))
+            start, total = k, 0
+        total += n
+    if lengths:
+        bands.append(slice(start, len(lengths)))
+    return bands
 
 
 class DeviceDetector:
