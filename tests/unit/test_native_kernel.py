@@ -118,3 +118,45 @@ def test_native_and_numpy_kernels_give_the_same_bits(
                 assert np.array_equal(a, b, equal_nan=True), name  # type: ignore[arg-type]
             else:
                 assert a == b, name
+
+
+D, T, C, SIZE = 2, 5, 3, 200
+
+
+def kernel_args() -> dict[str, object]:
+    """Consistent arguments for a direct call of the C kernel (2 devices, 5 steps, 3 channels)."""
+    return {
+        "statistics": True,
+        "offsets": np.zeros(len(native.OFFSETS), dtype=np.int64),
+        "params": np.zeros(len(native.PARAMS)),
+        "packed": np.zeros((D, SIZE)),
+        # ts, x, lengths, low, high, vibration
+        "inputs": (np.zeros((D, T), np.int64), np.zeros((D, T, C)), np.full(D, T), *np.zeros((2, D, C)), np.zeros(C)),
+        "outputs": tuple(np.zeros(shape) for shape in native._output_shapes(D, T, C)),
+    }
+
+
+def with_input(at: int, array: np.ndarray) -> dict[str, object]:
+    args = kernel_args()
+    inputs = list(args["inputs"])  # type: ignore[call-overload]
+    inputs[at] = array
+    return {**args, "inputs": tuple(inputs)}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(with_input(2, np.full(D, T + 1)), id="a chunk longer than the padding"),
+        pytest.param(with_input(0, np.zeros((D, T))), id="timestamps as floats"),
+        pytest.param(with_input(1, np.zeros((D + 1, T, C))), id="values for another device count"),
+        pytest.param(with_input(1, np.zeros((D, T, 2 * C))[:, :, ::2]), id="values not contiguous"),
+        pytest.param({**kernel_args(), "offsets": np.full(len(native.OFFSETS), SIZE)}, id="offsets past the state"),
+        pytest.param({**kernel_args(), "outputs": (np.zeros((D, T)),) * 9}, id="outputs of the wrong shape"),
+    ],
+)
+def test_arrays_the_c_code_would_overrun_are_refused(args: dict[str, object]) -> None:
+    kernel = native.load()
+    assert kernel is not None
+    kernel(**kernel_args())  # type: ignore[arg-type]  # consistent arguments run
+    with pytest.raises(ValueError, match=r"native kernel|padded length|offsets"):
+        kernel(**args)  # type: ignore[arg-type]

@@ -19,9 +19,10 @@ import hashlib
 import platform
 from functools import cache
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 
 from iotpm.detection.state import FloatArray, IntArray
 
@@ -74,16 +75,42 @@ class NativeKernel:
         inputs: tuple[IntArray, FloatArray, IntArray, FloatArray, FloatArray, FloatArray],
         outputs: tuple[FloatArray, ...],
     ) -> None:
-        """Run over ``packed`` (d, size) in place; ``inputs`` ts, x, lengths, low, high, vibration."""
-        d, size = packed.shape
-        ts, x = inputs[0], inputs[1]
+        """Run over ``packed`` (d, size) in place; ``inputs`` ts, x, lengths, low, high, vibration.
+
+        ``outputs``: score, alarm, raised, cleared (d, t); channel scores (d, t, c, 6);
+        device scores (d, t, 2); expected, scale, share (d, t, c). Shapes and types are
+        checked here: the C code trusts them.
+        """
+        x, lengths = inputs[1], inputs[2]
+        d, t, c = x.shape
+        _check(offsets, np.int64, (len(OFFSETS),))
+        _check(params, np.float64, (len(PARAMS),))
+        _check(packed, np.float64, (d, packed.shape[1]))
+        in_shapes = ((d, t), (d, t, c), (d,), (d, c), (d, c), (c,))  # ts, x, lengths, low, high, vibration
+        for array, dtype, shape in zip(inputs, _INPUT_TYPES, in_shapes, strict=True):
+            _check(array, dtype, shape)
+        for array, shape in zip(outputs, _output_shapes(d, t, c), strict=True):
+            _check(array, np.float64, shape)
+        if not 1 <= c <= MAX_CHANNELS:
+            raise ValueError(f"the native kernel takes 1 to {MAX_CHANNELS} channels, not {c}")
+        if d and (lengths.min() < 0 or lengths.max() > t):
+            raise ValueError("chunk lengths must be within the padded length")
+        if offsets.min() < 0 or offsets.max() + c * c > packed.shape[1]:
+            raise ValueError("state offsets outside the state vector")
         arrays = (offsets, params, packed, *inputs, *outputs)
-        for a in arrays:
-            if not a.flags.c_contiguous or a.dtype not in (np.float64, np.int64):
-                raise ValueError("the native kernel takes C-contiguous float64 and int64 arrays")
-        rc = self._fn(d, ts.shape[1], x.shape[2], size, int(statistics), *(a.ctypes.data for a in arrays))
-        if rc != 0:
-            raise ValueError(f"the native kernel takes 1 to {MAX_CHANNELS} channels, not {x.shape[2]}")
+        self._fn(d, t, c, packed.shape[1], int(statistics), *(a.ctypes.data for a in arrays))
+
+
+_INPUT_TYPES: Final = tuple(np.dtype(t) for t in ("int64", "float64", "int64", "float64", "float64", "float64"))
+
+
+def _output_shapes(d: int, t: int, c: int) -> tuple[tuple[int, ...], ...]:
+    return (d, t), (d, t), (d, t), (d, t), (d, t, c, 6), (d, t, 2), (d, t, c), (d, t, c), (d, t, c)
+
+
+def _check(array: npt.NDArray[Any], dtype: npt.DTypeLike, shape: tuple[int, ...]) -> None:
+    if array.dtype != dtype or array.shape != shape or not array.flags.c_contiguous:
+        raise ValueError(f"the native kernel takes a C-contiguous {np.dtype(dtype)} {shape} array, not {array.shape}")
 
 
 @cache
