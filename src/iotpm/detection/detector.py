@@ -173,7 +173,8 @@ class FleetDetector:
         ]
         warm = [i for i, k in enumerate(split) if k > 0]
         limits = [self._device_limits(it) for it in items]
-        parts_a = self._run(kernel, limits, states, [(i, slice(0, split[i])) for i in warm], ts, xs, statistics=False)
+        bounds = np.stack([lo for lo, _ in limits]), np.stack([hi for _, hi in limits])
+        parts_a = self._run(kernel, bounds, states, [(i, slice(0, split[i])) for i in warm], ts, xs, statistics=False)
         for i in warm:
             st = states[i]
             st.warm_t = np.concatenate([st.warm_t, ts[i][: split[i]]])
@@ -181,10 +182,10 @@ class FleetDetector:
             if len(st.warm_t) >= self.config.warmup:
                 self.fit(DeviceInput(items[i].device_id, channels, ts[i][:0], xs[i][:0], st))
         ready = [(i, slice(split[i], len(ts[i]))) for i in range(len(items)) if split[i] < len(ts[i])]
-        parts_b = self._run(kernel, limits, states, ready, ts, xs, statistics=True)
+        parts_b = self._run(kernel, bounds, states, ready, ts, xs, statistics=True)
         lay = layout_for(len(channels))
         vectors = np.stack([st.vector for st in states])
-        low, high = np.stack([lo for lo, _ in limits]), np.stack([hi for _, hi in limits])
+        low, high = bounds
         trend = self._trend(vectors, lay, low, high)
         trend[[not st.ready for st in states]] = np.nan
         health = self._health(vectors, lay, trend[..., 3]).tolist()
@@ -202,7 +203,7 @@ class FleetDetector:
     def _run(
         self,
         kernel: Kernel,
-        limits: list[tuple[FloatArray, FloatArray]],
+        bounds: tuple[FloatArray, FloatArray],
         states: list[DeviceState],
         parts: list[tuple[int, slice]],
         ts: list[IntArray],
@@ -220,13 +221,13 @@ class FleetDetector:
         parts.sort(key=lambda p: p[1].start - p[1].stop)  # longest first
         out: dict[int, tuple[KernelOutput, int, int]] = {}
         for band in _bands([p[1].stop - p[1].start for p in parts]):
-            out.update(self._call(kernel, limits, states, parts[band], ts, xs, statistics))
+            out.update(self._call(kernel, bounds, states, parts[band], ts, xs, statistics))
         return out
 
     def _call(
         self,
         kernel: Kernel,
-        limits: list[tuple[FloatArray, FloatArray]],
+        bounds: tuple[FloatArray, FloatArray],
         states: list[DeviceState],
         parts: list[tuple[int, slice]],
         ts: list[IntArray],
@@ -238,12 +239,12 @@ class FleetDetector:
         packed = np.stack([states[i].vector for i, _ in parts])
         t_pad = np.zeros((d, t), dtype=np.int64)
         x_pad = np.full((d, t, c), np.nan)
-        low, high = np.empty((d, c)), np.empty((d, c))
+        order = [i for i, _ in parts]
+        low, high = bounds[0][order], bounds[1][order]  # each device's static limits (d, c)
         for row, (i, sl) in enumerate(parts):
             n = sl.stop - sl.start
             t_pad[row, :n] = ts[i][sl]
             x_pad[row, :n] = xs[i][sl]
-            low[row], high[row] = limits[i]
         result = kernel(packed, t_pad, x_pad, lengths, low, high, statistics)
         for row, (i, _) in enumerate(parts):
             states[i].vector = packed[row].copy()
@@ -286,9 +287,14 @@ class FleetDetector:
         *parts: tuple[KernelOutput, int, int] | None,
     ) -> DetectionResult:
         segs = [p for p in parts if p is not None]
-        cols = KernelRows.join([out.rows(row, length) for out, row, length in segs], len(channels))
+        if len(segs) == 1:  # the usual case: the whole chunk in one kernel call
+            out, row, length = segs[0]
+            cols, moved = out.rows(row, length), out.transitions[row]
+        else:
+            cols = KernelRows.join([out.rows(row, length) for out, row, length in segs], len(channels))
+            moved = any(out.transitions[row] for out, row, _ in segs)
         assert len(cols.score) == len(ts), "kernel parts must cover the chunk"
-        events = self._events(channels, ts, x, cols, item) if any(out.transitions[row] for out, row, _ in segs) else []
+        events = self._events(channels, ts, x, cols, item) if moved else []
         return DetectionResult(
             channels=channels,
             score=cols.score,

@@ -155,7 +155,7 @@ class KernelOutput:
     """Per-reading outputs of one kernel call, (devices, steps, ...) padded."""
 
     score: FloatArray  # (d, t)
-    alarm: FloatArray  # (d, t) 0/1 after the reading
+    in_alarm: npt.NDArray[np.bool_]  # (d, t) the alarm is on after the reading
     raised: FloatArray  # (d, t) 0/1
     cleared: FloatArray  # (d, t) 0/1
     channel_scores: FloatArray  # (d, t, c, len(CHANNEL_DETECTORS))
@@ -170,7 +170,7 @@ class KernelOutput:
         """One device's share: row ``row``, its first ``length`` steps (views, no copies)."""
         return KernelRows(
             self.score[row, :length],
-            self.alarm[row, :length] > 0,
+            self.in_alarm[row, :length],
             self.anomalous[row, :length],
             self.raised[row, :length],
             self.cleared[row, :length],
@@ -316,8 +316,9 @@ class Kernel:
             score = np.fmax(ch.max(axis=(2, 3)), alarming.max(axis=2))
             alarm, raised, cleared = self._alarm(packed, ts, score, active)
         transitions: list[bool] = np.asarray(((raised > 0) | (cleared > 0)).any(axis=1)).tolist()
-        anomalous = (alarm > 0) & (score >= self.cfg.alarm.raise_level)
-        return KernelOutput(score, alarm, raised, cleared, ch, dev, expected, scale, transitions, anomalous, share)
+        in_alarm = alarm > 0
+        anomalous = in_alarm & (score >= self.cfg.alarm.raise_level)
+        return KernelOutput(score, in_alarm, raised, cleared, ch, dev, expected, scale, transitions, anomalous, share)
 
     def _statistics(
         self,
