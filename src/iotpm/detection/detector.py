@@ -7,7 +7,7 @@ Both run the same kernel; a device detector is a fleet of one.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -93,11 +93,19 @@ class DetectionResult:
     @property
     def predictions(self) -> dict[str, Prediction]:
         """Per metric: its trend and when it reaches its limit at that trend."""
+        return {row[0]: Prediction(*row) for row in self._trend_rows()}
+
+    def trend_table(self) -> dict[str, dict[str, float | None]]:
+        """:attr:`predictions` as plain dicts, as the device record stores them."""
         return {
-            ch: Prediction(ch, float(row[0]), float(row[1]), _opt(row[2]), _opt(row[3]))
-            for ch, row in zip(self.channels, self.trend.tolist(), strict=True)
-            if not math.isnan(row[0])
+            name: {"level": level, "slope_per_hour": slope, "limit": limit, "hours_to_limit": hours}
+            for name, level, slope, limit, hours in self._trend_rows()
         }
+
+    def _trend_rows(self) -> Iterator[tuple[str, float, float, float | None, float | None]]:
+        for name, (level, slope, limit, hours) in zip(self.channels, self.trend.tolist(), strict=True):
+            if not math.isnan(level):  # no trend before the baseline is learned
+                yield name, level, slope, _opt(limit), _opt(hours)
 
 
 def _opt(value: float) -> float | None:

@@ -94,6 +94,20 @@ def layout_for(channels: int) -> Layout:
     return Layout(channels)
 
 
+def _frozen(array: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    array.flags.writeable = False
+    return array
+
+
+#: empty warm-up buffers, shared: a buffer is only ever replaced, never written in place
+_NO_TIMES: Final = _frozen(np.zeros(0, dtype=np.int64))
+
+
+@lru_cache(maxsize=64)
+def _no_rows(channels: int) -> FloatArray:
+    return _frozen(np.zeros((0, channels)))
+
+
 @dataclass
 class DeviceState:
     """Everything the detector carries between batches for one device."""
@@ -101,12 +115,13 @@ class DeviceState:
     channels: tuple[str, ...]
     vector: FloatArray
     ready: bool = False  # True once the baseline has been learned
-    warm_t: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    warm_x: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
+    warm_t: IntArray = field(default_factory=lambda: _NO_TIMES)
+    warm_x: FloatArray = field(default_factory=lambda: _no_rows(0))
 
     def __post_init__(self) -> None:
-        if self.warm_x.shape[1:] != (len(self.channels),):
-            self.warm_x = self.warm_x.reshape(len(self.warm_t), len(self.channels))
+        c = len(self.channels)
+        if self.warm_x.shape[1:] != (c,):
+            self.warm_x = _no_rows(c) if not self.warm_x.size else self.warm_x.reshape(len(self.warm_t), c)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable form (base64 little-endian float64 arrays)."""

@@ -398,15 +398,7 @@ class Processor:
             record.alarm_since_ms = raises[-1].ts_ms
         if not result.alarm_open:
             record.alarm_since_ms = None
-        record.trend = {
-            name: {
-                "level": p.level,
-                "slope_per_hour": p.slope_per_hour,
-                "limit": p.limit,
-                "hours_to_limit": p.hours_to_limit,
-            }
-            for name, p in result.predictions.items()
-        }
+        record.trend = result.trend_table()
         record.updated_ms = now
 
 
