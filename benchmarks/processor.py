@@ -108,6 +108,7 @@ def main() -> None:
     result = {
         "records": records,
         "devices": args.devices,
+        "detector_kernel": "numpy" if processor.fleet.native is None else "native",
         "batch_ms_median": round(med * 1000, 1),
         "records_per_s": round(records / med),
         "baseline_parse_only_ms_median": round(floor, 1),
