@@ -229,34 +229,23 @@ class FleetDetector:
         parts.sort(key=lambda p: p[1].start - p[1].stop)  # longest first
         out: dict[int, tuple[KernelOutput, int, int]] = {}
         for band in _bands([p[1].stop - p[1].start for p in parts]):
-            out.update(self._call(kernel, bounds, states, parts[band], ts, xs, statistics))
+            chunk = parts[band]
+            lengths = np.array([p[1].stop - p[1].start for p in chunk], dtype=np.int64)
+            d, t, c = len(chunk), int(lengths[0]), len(states[0].channels)
+            packed = np.stack([states[i].vector for i, _ in chunk])
+            t_pad = np.zeros((d, t), dtype=np.int64)
+            x_pad = np.full((d, t, c), np.nan)
+            order = [i for i, _ in chunk]
+            low, high = bounds[0][order], bounds[1][order]  # each device's static limits (d, c)
+            for row, (i, sl) in enumerate(chunk):
+                n = sl.stop - sl.start
+                t_pad[row, :n] = ts[i][sl]
+                x_pad[row, :n] = xs[i][sl]
+            result = kernel(packed, t_pad, x_pad, lengths, low, high, statistics)
+            for row, (i, _) in enumerate(chunk):
+                states[i].vector = packed[row].copy()
+            out.update({i: (result, row, int(lengths[row])) for row, (i, _) in enumerate(chunk)})
         return out
-
-    def _call(
-        self,
-        kernel: Kernel,
-        bounds: tuple[FloatArray, FloatArray],
-        states: list[DeviceState],
-        parts: list[tuple[int, slice]],
-        ts: list[IntArray],
-        xs: list[FloatArray],
-        statistics: bool,
-    ) -> dict[int, tuple[KernelOutput, int, int]]:
-        lengths = np.array([p[1].stop - p[1].start for p in parts], dtype=np.int64)
-        d, t, c = len(parts), int(lengths[0]), len(states[0].channels)
-        packed = np.stack([states[i].vector for i, _ in parts])
-        t_pad = np.zeros((d, t), dtype=np.int64)
-        x_pad = np.full((d, t, c), np.nan)
-        order = [i for i, _ in parts]
-        low, high = bounds[0][order], bounds[1][order]  # each device's static limits (d, c)
-        for row, (i, sl) in enumerate(parts):
-            n = sl.stop - sl.start
-            t_pad[row, :n] = ts[i][sl]
-            x_pad[row, :n] = xs[i][sl]
-        result = kernel(packed, t_pad, x_pad, lengths, low, high, statistics)
-        for row, (i, _) in enumerate(parts):
-            states[i].vector = packed[row].copy()
-        return {i: (result, row, int(lengths[row])) for row, (i, _) in enumerate(parts)}
 
     def _kernel(self, channels: tuple[str, ...]) -> Kernel:
         kernel = self._kernels.get(channels)
