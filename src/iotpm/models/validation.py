@@ -285,7 +285,7 @@ class FastDecoder:
             got = self._decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
-        readings = got if type(got) is list else [got]
+        readings = got if isinstance(got, list) else [got]
         if not readings:
             return None
         # the time window, then ids and names (each new one matched once, then known)
