@@ -195,6 +195,39 @@ def test_fast_decoder_accepts_only_what_decode_accepts_and_agrees_on_it(
     if fast is not None:
         assert isinstance(slow, Reading), slow
         assert fast == [ReadingFields.of(slow)]
+    # the whole-batch path takes a batch with this message exactly when the per-record path takes it
+    good = decode(canonical(seq=7), NOW)
+    assert isinstance(good, Reading)
+    pair = FastDecoder().batch([json.dumps(canonical(seq=7)).encode(), data], [NOW, NOW])
+    assert pair == (None if fast is None else [ReadingFields.of(good), *fast])
+
+
+def test_fast_decoder_batch_takes_a_batch_of_single_readings_or_leaves_it_record_by_record() -> None:
+    datas = [
+        json.dumps(canonical(device_id=f"pump-{i:03d}", seq=i, thing_name=f"pump-{i:03d}")).encode() for i in range(5)
+    ]
+    arrivals = [NOW + i for i in range(5)]
+    fast = FastDecoder()
+    expected = [r for data, at in zip(datas, arrivals, strict=True) for r in FastDecoder()(data, at) or []]
+    assert len(expected) == 5 and fast.batch(datas, arrivals) == expected
+    assert all(r.thing_name is None for r in expected)
+    assert fast.batch([], []) == []
+    for odd in (
+        json.dumps([canonical(), canonical(seq=43)]),  # an array: the record-by-record path splits it
+        json.dumps(canonical(thing_name="pump-002")),  # published by another thing
+        json.dumps(canonical(ts=NOW + 3_600_000)),  # beyond the window of its own record's arrival
+        json.dumps(canonical(device_id="bad id")),
+        json.dumps(canonical(site="bad site!")),
+        json.dumps(canonical(metrics={"Temp C": 1.0})),
+        json.dumps(canonical(metrics={"temperature_c": float("nan")})),
+        "{not json",
+    ):
+        assert FastDecoder().batch([*datas, odd.encode()], [*arrivals, NOW]) is None, odd
+    # the window is each record's own: a reading 10 minutes ahead of the batch's first
+    # arrival is fine when its record arrived with it
+    late = json.dumps(canonical(ts=NOW + 600_000)).encode()
+    assert FastDecoder().batch([datas[0], late], [NOW, NOW + 600_000]) is not None
+    assert FastDecoder().batch([datas[0], late], [NOW, NOW]) is None
 
 
 def test_fast_decoder_takes_the_common_message_and_leaves_the_rest_to_decode() -> None:

@@ -10,7 +10,7 @@ import json
 import math
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -275,6 +275,7 @@ class FastDecoder:
         self.limits = limits
         self.memory = memory
         self._decode = msgspec.json.Decoder(ReadingFields | list[ReadingFields]).decode
+        self._decode_one = msgspec.json.Decoder(ReadingFields).decode
         self._ids: set[str] = set()
         self._names: set[str] = set()
         self._metrics: set[str] = set()
@@ -307,6 +308,39 @@ class FastDecoder:
                 return None
             if not metrics.issuperset(r.metrics) and not self._learn(metrics, r.metrics, METRIC_NAME_RE):
                 return None
+        return readings
+
+    def batch(self, datas: Sequence[bytes], arrivals_ms: Sequence[int]) -> list[ReadingFields] | None:
+        """Each record's reading, when every record is one canonical reading this accepts; else None.
+
+        The common batch checked a rule at a time over all its readings (the window
+        in one pass, ids, names and metrics as the batch's sets) rather than a call
+        per record: the same rules as :meth:`__call__`, at about a third of its cost.
+        None sends the caller record by record, which finds the odd one.
+        """
+        decode = self._decode_one
+        try:
+            readings = [decode(data) for data in datas]
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+        age, future = self.limits.max_age_ms, self.limits.max_future_ms
+        for r, arrival in zip(readings, arrivals_ms, strict=True):
+            if not arrival - age <= r.ts_ms <= arrival + future:
+                return None
+            if r.thing_name is not None:
+                if r.thing_name != r.device_id:
+                    return None
+                r.thing_name = None
+        ids, names, metrics = self._ids, self._names, self._metrics
+        new = {r.device_id for r in readings} - ids
+        if new and not self._learn(ids, new, _DEVICE_ID_RE):
+            return None
+        new = ({r.site for r in readings} | {r.line for r in readings} | {r.device_type for r in readings}) - names
+        if new and not self._learn(names, new, _NAME_RE):
+            return None
+        new = set().union(*[r.metrics for r in readings]) - metrics
+        if new and not self._learn(metrics, new, METRIC_NAME_RE):
+            return None
         return readings
 
     def _learn(self, seen: set[str], values: Iterable[str], pattern: re.Pattern[str]) -> bool:

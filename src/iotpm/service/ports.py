@@ -127,12 +127,26 @@ class Alert:
     dedup_id: str
 
 
+class RawLine(msgspec.Struct, gc=False):
+    """One raw record's line in the archive: the record as received, its data as text.
+
+    A struct rather than a dict (a third of the cost to build, 10,000 a batch); its
+    fields are in the order the archive's sorted-key JSON writes them.
+    """
+
+    arrival_ms: int
+    data: str  # the record's bytes as UTF-8 text, or "base64:..." when they are not UTF-8
+    partition_key: str
+    sequence_number: str
+    shard_id: str
+
+
 @dataclass(frozen=True, slots=True)
 class ArchiveObject:
-    """One gzip JSON Lines object of raw records (or quarantined ones)."""
+    """One gzip JSON Lines object of raw records (or quarantined ones, as mappings)."""
 
     key: str
-    lines: Sequence[Mapping[str, Any]]
+    lines: Sequence[RawLine | Mapping[str, Any]]
 
 
 #: what a bulk write could not do, per device (the service retries those devices)
