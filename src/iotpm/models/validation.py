@@ -287,61 +287,46 @@ class FastDecoder:
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
         readings = got if isinstance(got, list) else [got]
-        if not readings:
-            return None
-        # the time window, then ids and names (each new one matched once, then known)
-        newest, oldest = received_at_ms + self.limits.max_future_ms, received_at_ms - self.limits.max_age_ms
-        ids, names, metrics = self._ids, self._names, self._metrics
-        for r in readings:
-            if not oldest <= r.ts_ms <= newest:
-                return None
-            device = r.device_id
-            if device not in ids and not self._learn(ids, (device,), _DEVICE_ID_RE):
-                return None
-            if r.thing_name is not None:
-                if r.thing_name != device:
-                    return None
-                r.thing_name = None
-            if (r.site not in names or r.line not in names or r.device_type not in names) and not self._learn(
-                names, (r.site, r.line, r.device_type), _NAME_RE
-            ):
-                return None
-            if not metrics.issuperset(r.metrics) and not self._learn(metrics, r.metrics, METRIC_NAME_RE):
-                return None
-        return readings
+        return readings if readings and self._accept(readings, [received_at_ms] * len(readings)) else None
 
     def batch(self, datas: Sequence[bytes], arrivals_ms: Sequence[int]) -> list[ReadingFields] | None:
         """Each record's reading, when every record is one canonical reading this accepts; else None.
 
-        The common batch checked a rule at a time over all its readings (the window
-        in one pass, ids, names and metrics as the batch's sets) rather than a call
-        per record: the same rules as :meth:`__call__`, at about a third of its cost.
-        None sends the caller record by record, which finds the odd one.
+        The common batch in one call rather than one per record: the same rules as
+        :meth:`__call__`, at about a third of its cost. None sends the caller record by
+        record, which finds the odd one.
         """
         decode = self._decode_one
         try:
             readings = [decode(data) for data in datas]
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
+        return readings if self._accept(readings, arrivals_ms) else None
+
+    def _accept(self, readings: list[ReadingFields], arrivals_ms: Sequence[int]) -> bool:
+        """The rules types cannot say, each checked once over all the readings.
+
+        Each reading's time within the window of its record's arrival and its thing
+        (dropped once it matches), then ids, names and metrics as sets: each new one
+        matched against its pattern once, then known.
+        """
         age, future = self.limits.max_age_ms, self.limits.max_future_ms
         for r, arrival in zip(readings, arrivals_ms, strict=True):
             if not arrival - age <= r.ts_ms <= arrival + future:
-                return None
+                return False
             if r.thing_name is not None:
                 if r.thing_name != r.device_id:
-                    return None
+                    return False
                 r.thing_name = None
         ids, names, metrics = self._ids, self._names, self._metrics
         new = {r.device_id for r in readings} - ids
         if new and not self._learn(ids, new, _DEVICE_ID_RE):
-            return None
+            return False
         new = ({r.site for r in readings} | {r.line for r in readings} | {r.device_type for r in readings}) - names
         if new and not self._learn(names, new, _NAME_RE):
-            return None
+            return False
         new = set().union(*[r.metrics for r in readings]) - metrics
-        if new and not self._learn(metrics, new, METRIC_NAME_RE):
-            return None
-        return readings
+        return not new or self._learn(metrics, new, METRIC_NAME_RE)
 
     def _learn(self, seen: set[str], values: Iterable[str], pattern: re.Pattern[str]) -> bool:
         """Whether all ``values`` match ``pattern``; those that do are remembered."""

@@ -15,7 +15,7 @@ import binascii
 import gzip
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
@@ -202,27 +202,27 @@ class Processor:
         max_bytes = limits.max_bytes * 1000  # a record may carry an array of readings
         datas = [rec.data for rec in records]
         whole = fast.batch(datas, [rec.arrival_ms for rec in records]) if max(map(len, datas)) <= max_bytes else None
-        if whole is not None:  # the common batch: one accepted reading per record
-            for index, fields in enumerate(whole):
-                device = devices.get(fields.device_id)
-                if device is None:
-                    device = devices[fields.device_id] = _Device(fields.device_id, index)
-                device.readings.append(fields)
-            counts.received += len(whole)
-            return devices, rejected
-        accepted = 0
+        # the common batch is one accepted reading per record; otherwise record by record
+        pairs = enumerate(whole) if whole is not None else self._each(records, max_bytes, rejected)
+        for index, fields in pairs:
+            device = devices.get(fields.device_id)
+            if device is None:
+                device = devices[fields.device_id] = _Device(fields.device_id, index)
+            device.readings.append(fields)
+        # each rejection is one message (or one unreadable record)
+        counts.received += sum(len(d.readings) for d in devices.values()) + len(rejected)
+        return devices, rejected
+
+    def _each(
+        self, records: Sequence[RawRecord], max_bytes: int, rejected: list[tuple[int, Rejection, Any]]
+    ) -> Iterator[tuple[int, ReadingFields]]:
+        """Each record's index with each of its readings: the fast decoder's, else :func:`decode`'s."""
         for index, rec in enumerate(records):
-            readings = fast(rec.data, rec.arrival_ms) if len(rec.data) <= max_bytes else None
+            readings = self._fast(rec.data, rec.arrival_ms) if len(rec.data) <= max_bytes else None
             if readings is None:
                 readings = self._slow(index, rec, max_bytes, rejected)
-            accepted += len(readings)
             for fields in readings:
-                device = devices.get(fields.device_id)
-                if device is None:
-                    device = devices[fields.device_id] = _Device(fields.device_id, index)
-                device.readings.append(fields)
-        counts.received += accepted + len(rejected)  # each rejection is one message (or one unreadable record)
-        return devices, rejected
+                yield index, fields
 
     def _slow(
         self, index: int, rec: RawRecord, max_bytes: int, rejected: list[tuple[int, Rejection, Any]]
