@@ -162,6 +162,7 @@ def device_item(r: DeviceRecord, version: int) -> Item:
         "readings": _n(r.readings),
         "updated": _n(r.updated_ms),
         "version": _n(version),
+        "ingest": {"S": json.dumps(r.ingest, separators=(",", ":"))},
     }
 
 
@@ -184,6 +185,7 @@ def device_record(item: Mapping[str, Any]) -> DeviceRecord:
         readings=int(item["readings"]["N"]),
         updated_ms=int(item["updated"]["N"]),
         version=int(item["version"]["N"]),
+        ingest=json.loads(item["ingest"]["S"]) if "ingest" in item else {},
     )
 
 
@@ -320,13 +322,29 @@ class DynamoAnomalies(_Dynamo):
             got = self.client.get_item(TableName=self.table, Key=self._key(row), ConsistentRead=True)
         return not bool(got.get("Item", {}).get("notified", {}).get("BOOL", False))
 
-    def mark_notified(self, row: AnomalyRow) -> None:
-        with aws_call(f"UpdateItem {self.table}"):
+    def claim(self, row: AnomalyRow) -> bool:
+        try:
             self.client.update_item(
                 TableName=self.table,
                 Key=self._key(row),
                 UpdateExpression="SET notified = :t",
-                ExpressionAttributeValues={":t": {"BOOL": True}},
+                ConditionExpression="attribute_exists(device_id) AND notified = :f",
+                ExpressionAttributeValues={":t": {"BOOL": True}, ":f": {"BOOL": False}},
+            )
+            return True
+        except Exception as exc:
+            error = translate(exc, f"UpdateItem {self.table}")
+            if isinstance(error, ConflictError):
+                return False  # claimed before: its alert went out (or is going out) once
+            raise error from exc
+
+    def release(self, row: AnomalyRow) -> None:
+        with aws_call(f"UpdateItem {self.table}"):
+            self.client.update_item(
+                TableName=self.table,
+                Key=self._key(row),
+                UpdateExpression="SET notified = :f",
+                ExpressionAttributeValues={":f": {"BOOL": False}},
             )
 
     @staticmethod

@@ -35,7 +35,7 @@ class Reading(BaseModel):
     schema_version: Literal[1] = SCHEMA_VERSION
     device_id: DeviceId
     ts: datetime
-    seq: Annotated[int, Field(ge=0)] | None = None
+    seq: Annotated[int, Field(ge=0, le=2**63 - 1)] | None = None
     site: Name = "default"
     line: Name = "default"
     device_type: Name = "generic"

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -50,10 +49,21 @@ class RejectReason(StrEnum):
     SCHEMA_VIOLATION = "schema_violation"
     DUPLICATE_SEQUENCE = "duplicate_sequence"
     DEVICE_MISMATCH = "device_mismatch"
+    VALUE_OUT_OF_RANGE = "value_out_of_range"
+    #: a store refused the reading for good (a validation error, an item too large)
+    STORE_REJECTED = "store_rejected"
+    #: the decoder itself failed on the record: a bug to fix, caught so it cannot block a shard
+    DECODER_ERROR = "decoder_error"
 
 
 #: added by the IoT topic rule (and the local bridge): the thing whose certificate published
 THING_KEY: Final = "thing_name"
+#: the largest sequence number a device may send (DynamoDB and numpy hold it as a signed 64-bit int)
+MAX_SEQ: Final = 2**63 - 1
+#: metric values outside these magnitudes are refused: no sensor measures them, and their
+#: rollup sums would leave DynamoDB's number range (|x| <= 9.99e125, >= 1e-130)
+MAX_ABS_VALUE: Final = 1e18
+MIN_ABS_VALUE: Final = 1e-30
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,25 +85,28 @@ class ValidationLimits:
 
 
 def decode(
-    payload: bytes | str | Mapping[str, Any],
+    payload: object,
     received_at_ms: int,
     limits: ValidationLimits = ValidationLimits(),
 ) -> Reading | Rejection:
-    """Turn one message (JSON bytes, text, or an already parsed object) into a reading.
+    """Turn one message (JSON bytes, text, or an already parsed value) into a reading.
 
     ``received_at_ms`` is the ingest time: it bounds timestamps and stands in for
-    the legacy ``{deviceId, sensorType, value}`` shape, which carries none.
+    the legacy ``{deviceId, sensorType, value}`` shape, which carries none. Any
+    value is accepted as input: what is not an object is rejected with its shape.
     """
-    if isinstance(payload, Mapping):
-        obj: object = payload
-    else:
-        size = len(payload.encode() if isinstance(payload, str) else payload)
+    if isinstance(payload, bytes | bytearray | str):
+        size = len(payload.encode("utf-8", "surrogatepass") if isinstance(payload, str) else payload)
         if size > limits.max_bytes:
             return Rejection(RejectReason.OVERSIZE, f"{size} bytes > {limits.max_bytes}")
         try:
-            obj = json.loads(payload)
+            obj: object = json.loads(payload)
+        except RecursionError:
+            return Rejection(RejectReason.MALFORMED_JSON, "nested too deeply")
         except (ValueError, UnicodeDecodeError) as exc:
             return Rejection(RejectReason.MALFORMED_JSON, str(exc)[:200])
+    else:
+        obj = payload
     if not isinstance(obj, Mapping):
         return Rejection(RejectReason.UNKNOWN_SHAPE, f"expected an object, got {type(obj).__name__}")
     thing = obj.get(THING_KEY)
@@ -144,16 +157,19 @@ def _from_legacy(
 
 
 def _device_of(value: object) -> str | None:
-    return value if isinstance(value, str) and _DEVICE_ID_RE.match(value) else None
+    return value if isinstance(value, str) and _DEVICE_ID_RE.fullmatch(value) else None
 
 
 def _validate(obj: dict[str, Any], received_at_ms: int, limits: ValidationLimits) -> Reading | Rejection:
     device = obj.get("device_id")
-    if not isinstance(device, str) or not _DEVICE_ID_RE.match(device):
+    if not isinstance(device, str) or not _DEVICE_ID_RE.fullmatch(device):
         return Rejection(RejectReason.INVALID_DEVICE_ID, f"device id {str(device)[:80]!r} is malformed")
     bad = _non_finite(obj.get("metrics"))
     if bad is not None:
         return Rejection(RejectReason.NON_FINITE_VALUE, f"metric {bad!r} is not a finite number", device)
+    seq = obj.get("seq")
+    if type(seq) is int and not 0 <= seq <= MAX_SEQ:
+        return Rejection(RejectReason.SCHEMA_VIOLATION, f"seq {str(seq)[:40]} is outside 0..2^63-1", device)
     ts = parse_timestamp(obj.get("ts"))
     if ts is None:
         return Rejection(RejectReason.INVALID_TIMESTAMP, f"ts {str(obj.get('ts'))[:64]!r}", device)
@@ -167,7 +183,23 @@ def _validate(obj: dict[str, Any], received_at_ms: int, limits: ValidationLimits
     coerced = next((name for name, value in reading.metrics.items() if not math.isfinite(value)), None)
     if coerced is not None:  # a numeric string such as "NaN" or "1e999"
         return Rejection(RejectReason.NON_FINITE_VALUE, f"metric {coerced!r} is not a finite number", device)
+    extreme = out_of_range(reading.metrics)
+    if extreme is not None:
+        return Rejection(
+            RejectReason.VALUE_OUT_OF_RANGE,
+            f"metric {extreme!r} = {reading.metrics[extreme]!r}: size outside {MIN_ABS_VALUE:g}..{MAX_ABS_VALUE:g}",
+            device,
+        )
     return _check_time(reading, received_at_ms, limits)
+
+
+def out_of_range(metrics: Mapping[str, float]) -> str | None:
+    """The first metric whose magnitude no sensor reports (see :data:`MAX_ABS_VALUE`), or None."""
+    for name, value in metrics.items():
+        size = abs(value)
+        if size > MAX_ABS_VALUE or (size and size < MIN_ABS_VALUE):
+            return name
+    return None
 
 
 def _non_finite(metrics: object) -> str | None:
@@ -213,8 +245,8 @@ _MAX_METRIC_NAME: Final = 64
 # most 64 characters and finite values (the bounds refuse the infinities that a
 # literal such as 1e999 parses to), and the schema version.
 _EpochMs = Annotated[int, msgspec.Meta(ge=_EPOCH_MS_CUTOFF)]
-_Seq = Annotated[int, msgspec.Meta(ge=0)]
-_Finite = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
+_Seq = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
+_Finite = Annotated[float, msgspec.Meta(ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE)]
 _Metrics = Annotated[
     dict[Annotated[str, msgspec.Meta(max_length=_MAX_METRIC_NAME)], _Finite],
     msgspec.Meta(min_length=1, max_length=_MAX_METRICS),
@@ -284,7 +316,7 @@ class FastDecoder:
         """The record's readings, or None when :func:`decode` must judge its messages."""
         try:
             got = self._decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             return None
         readings = got if isinstance(got, list) else [got]
         return readings if readings and self._accept(readings, [received_at_ms] * len(readings)) else None
@@ -299,7 +331,7 @@ class FastDecoder:
         decode = self._decode_one
         try:
             readings = [decode(data) for data in datas]
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             return None
         return readings if self._accept(readings, arrivals_ms) else None
 
@@ -326,7 +358,11 @@ class FastDecoder:
         if new and not self._learn(names, new, _NAME_RE):
             return False
         new = set().union(*[r.metrics for r in readings]) - metrics
-        return not new or self._learn(metrics, new, METRIC_NAME_RE)
+        if new and not self._learn(metrics, new, METRIC_NAME_RE):
+            return False
+        # the largest magnitude is bounded by the type; the smallest non-zero one is not
+        low = MIN_ABS_VALUE
+        return not any(-low < v < low and v for r in readings for v in r.metrics.values())
 
     def _learn(self, seen: set[str], values: Iterable[str], pattern: re.Pattern[str]) -> bool:
         """Whether all ``values`` match ``pattern``; those that do are remembered."""

@@ -80,8 +80,15 @@ class MemoryAnomalies:
         self.items[key] = (row, False)
         return True
 
-    def mark_notified(self, row: AnomalyRow) -> None:
-        self.items[(row.device_id, row.key)] = (row, True)
+    def claim(self, row: AnomalyRow) -> bool:
+        key = (row.device_id, row.key)
+        stored, notified = self.items[key]
+        self.items[key] = (stored, True)
+        return not notified
+
+    def release(self, row: AnomalyRow) -> None:
+        key = (row.device_id, row.key)
+        self.items[key] = (self.items[key][0], False)
 
 
 class MemoryRollups:
@@ -145,4 +152,5 @@ def _stored(record: DeviceRecord) -> DeviceRecord:
     copy.detector = None if record.detector is None else orjson.loads(orjson.dumps(record.detector))
     copy.latest = dict(record.latest)
     copy.trend = orjson.loads(orjson.dumps(record.trend))
+    copy.ingest = orjson.loads(orjson.dumps(record.ingest))
     return copy

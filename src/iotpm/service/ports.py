@@ -115,6 +115,9 @@ class DeviceRecord:
     readings: int = 0
     updated_ms: int = 0
     version: int = 0  # optimistic concurrency: the version this record was read at
+    #: replay protection: {"pos": {shard id: last applied Kinesis sequence number},
+    #: "recent": base64 int64 identities of the device's latest messages}
+    ingest: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +181,13 @@ class AnomalyStore(Protocol):
 
     def record(self, row: AnomalyRow) -> bool: ...
 
-    def mark_notified(self, row: AnomalyRow) -> None: ...
+    def claim(self, row: AnomalyRow) -> bool:
+        """Mark the event notified unless it already is; True when this call marked it."""
+        ...
+
+    def release(self, row: AnomalyRow) -> None:
+        """Undo :meth:`claim` (its alert could not be sent)."""
+        ...
 
 
 class RollupStore(Protocol):

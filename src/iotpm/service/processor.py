@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import gzip
 import json
 import time
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +26,7 @@ from typing import Any, Final
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 import orjson
 
 from iotpm.detection import AlarmEvent, DetectionResult, DetectorConfig, DeviceInput, DeviceState, FleetDetector
@@ -119,6 +122,7 @@ class _Device:
     device_id: str
     first_record: int
     readings: list[ReadingFields] = field(default_factory=list)
+    indices: list[int] = field(default_factory=list)  # each reading's record index in the batch
 
 
 @dataclass(slots=True)
@@ -127,10 +131,11 @@ class _Work:
 
     device: _Device
     record: DeviceRecord
-    fresh: list[ReadingFields]
-    marks: list[int]  # each fresh reading's order mark (its seq, or its timestamp)
+    fresh: list[ReadingFields]  # in time order (late ones, older than the device's last, included)
+    marks: list[int]  # each fresh reading's order mark: its ordinal among the device's applied readings
     input: DeviceInput  # ts, and values (n, c) in channel order with NaN where a reading lacks a metric
     result: DetectionResult
+    indices: list[int] = field(default_factory=list)  # each fresh reading's record index in the batch
 
 
 class Processor:
@@ -171,15 +176,27 @@ class Processor:
         if not devices:
             return BatchOutcome(counts, [])
         stored = self.states.get_many(sorted(devices))
-        work = self._detect(devices, stored, counts)
+        work = self._detect(devices, records, stored, counts)
         failures = self._write(work, now, counts)
         first_failed: int | None = None  # Lambda retries from the first failed record on
+        poisoned: list[tuple[int, Rejection, Any]] = []
         for w in work:
-            if w.device.device_id in failures:
-                counts.failed += len(w.fresh)
-                counts.stored -= len(w.fresh)
-                first = w.device.first_record
-                first_failed = first if first_failed is None else min(first_failed, first)
+            exc = failures.get(w.device.device_id)
+            if exc is None:
+                continue
+            counts.stored -= len(w.fresh)
+            if not exc.retryable:  # retrying cannot fix it: quarantined with the store's reason
+                detail = f"{exc.code or 'error'}: {exc}"[:500]
+                poisoned += [
+                    (i, Rejection(RejectReason.STORE_REJECTED, detail, r.device_id), msgspec.to_builtins(r))
+                    for i, r in zip(w.indices, w.fresh, strict=True)
+                ]
+                continue
+            counts.failed += len(w.fresh)
+            first = w.device.first_record
+            first_failed = first if first_failed is None else min(first_failed, first)
+        if poisoned:
+            self._quarantine(records, poisoned, counts, prefix=f"{self.settings.quarantine_prefix}-store")
         failed = [] if first_failed is None else [records[first_failed].sequence_number]
         errors = [f"{device}: {exc}" for device, exc in sorted(failures.items())]
         return BatchOutcome(counts, failed, errors)
@@ -205,10 +222,16 @@ class Processor:
         # the common batch is one accepted reading per record; otherwise record by record
         pairs = enumerate(whole) if whole is not None else self._each(records, max_bytes, rejected)
         for index, fields in pairs:
+            thing = records[index].partition_key
+            if fields.device_id != thing:  # the rule keys each record by the thing that published it
+                why = f"reading for {fields.device_id!r} published by thing {thing[:128]!r}"
+                rejected.append((index, Rejection(RejectReason.DEVICE_MISMATCH, why, fields.device_id), None))
+                continue
             device = devices.get(fields.device_id)
             if device is None:
                 device = devices[fields.device_id] = _Device(fields.device_id, index)
             device.readings.append(fields)
+            device.indices.append(index)
         # each rejection is one message (or one unreadable record)
         counts.received += sum(len(d.readings) for d in devices.values()) + len(rejected)
         return devices, rejected
@@ -218,9 +241,15 @@ class Processor:
     ) -> Iterator[tuple[int, ReadingFields]]:
         """Each record's index with each of its readings: the fast decoder's, else :func:`decode`'s."""
         for index, rec in enumerate(records):
-            readings = self._fast(rec.data, rec.arrival_ms) if len(rec.data) <= max_bytes else None
-            if readings is None:
-                readings = self._slow(index, rec, max_bytes, rejected)
+            try:
+                readings = self._fast(rec.data, rec.arrival_ms) if len(rec.data) <= max_bytes else None
+                if readings is None:
+                    readings = self._slow(index, rec, max_bytes, rejected)
+            except Exception as exc:  # a decoder bug must not block the shard: quarantined, counted, logged
+                log("error", "decoder failed on a record", sequence_number=rec.sequence_number, error=repr(exc)[:300])
+                detail = f"{type(exc).__name__}: {exc}"[:300]
+                rejected.append((index, Rejection(RejectReason.DECODER_ERROR, detail), None))
+                continue
             for fields in readings:
                 yield index, fields
 
@@ -245,7 +274,11 @@ class Processor:
         return out
 
     def _quarantine(
-        self, records: Sequence[RawRecord], rejected: list[tuple[int, Rejection, Any]], counts: Counts
+        self,
+        records: Sequence[RawRecord],
+        rejected: list[tuple[int, Rejection, Any]],
+        counts: Counts,
+        prefix: str | None = None,
     ) -> None:
         lines = []
         for index, rejection, payload in rejected:
@@ -265,7 +298,7 @@ class Processor:
                 counts.quarantine_reasons.get(rejection.reason.value, 0) + 1
             )
         counts.quarantined += len(lines)
-        self.archive.put(ArchiveObject(self._key(self.settings.quarantine_prefix, records), lines))
+        self.archive.put(ArchiveObject(self._key(prefix or self.settings.quarantine_prefix, records), lines))
 
     def _key(self, prefix: str, records: Sequence[RawRecord]) -> str:
         first, last = records[0], records[-1]
@@ -275,46 +308,55 @@ class Processor:
 
     # -- detect -------------------------------------------------------------------
 
-    def _detect(self, devices: dict[str, _Device], stored: Mapping[str, DeviceRecord], counts: Counts) -> list[_Work]:
-        pending: list[tuple[_Device, DeviceRecord, list[ReadingFields], list[int], DeviceInput]] = []
+    def _detect(
+        self,
+        devices: dict[str, _Device],
+        records: Sequence[RawRecord],
+        stored: Mapping[str, DeviceRecord],
+        counts: Counts,
+    ) -> list[_Work]:
+        """Each device's fresh readings through the detector, late ones stored without a score."""
+        pending: list[tuple[_Device, DeviceRecord, _Fresh, DeviceInput, DeviceInput | None]] = []
         for device_id in sorted(devices):
             device = devices[device_id]
             first = device.readings[0]
             record = stored.get(device_id) or DeviceRecord(device_id, first.site, first.line, first.device_type)
-            fresh, marks, stamps = self._fresh(device, record, counts)
-            if not fresh:
+            fresh = _fresh(device, records, record, counts)
+            if not fresh.readings:
                 continue
-            channels, state = self._channels(record, fresh)
-            ts = np.array(stamps, dtype=np.int64)
-            x = _values(fresh, channels)
-            last = fresh[-1]
-            item = DeviceInput(device_id, channels, ts, x, state, last.line, last.device_type)
-            pending.append((device, record, fresh, marks, item))
+            channels, state = self._channels(record, fresh.readings)
+            ts = np.array([r.ts_ms for r in fresh.readings], dtype=np.int64)
+            x = _values(fresh.readings, channels)
+            last = fresh.readings[-1]
+            whole = DeviceInput(device_id, channels, ts, x, state, last.line, last.device_type)
+            # readings older than the device's last scored one are stored and rolled up, not scored:
+            # the detector's state has moved past them (a gateway forwarding what it buffered)
+            on_time = ts >= record.last_ts_ms
+            scored: DeviceInput | None = whole
+            if not on_time.all():
+                scored = (
+                    DeviceInput(device_id, channels, ts[on_time], x[on_time], state, last.line, last.device_type)
+                    if on_time.any()
+                    else None
+                )
+            pending.append((device, record, fresh, whole, scored))
         work = []
-        results = self.fleet.update([item for *_, item in pending])
-        for (device, record, fresh, marks, item), (result, state) in zip(pending, results, strict=True):
-            record.detector = state.to_dict()
-            counts.stored += len(fresh)
-            work.append(_Work(device, record, fresh, marks, item, result))
+        detected = [item for *_, item in pending if item is not None]
+        results = iter(self.fleet.update(detected)) if detected else iter(())
+        for device, record, fresh, whole, to_score in pending:
+            if to_score is None:
+                result = _unscored(whole, record)
+            else:
+                result, state = next(results)
+                record.detector = state.to_dict()
+                if to_score is not whole:
+                    result = _scatter(result, np.flatnonzero(whole.ts >= record.last_ts_ms), len(whole.ts))
+            counts.stored += len(fresh.readings)
+            ordinal = record.readings
+            marks = list(range(ordinal + 1, ordinal + 1 + len(fresh.readings)))
+            record.ingest = fresh.ingest
+            work.append(_Work(device, record, fresh.readings, marks, whole, result, fresh.indices))
         return work
-
-    @staticmethod
-    def _fresh(
-        device: _Device, record: DeviceRecord, counts: Counts
-    ) -> tuple[list[ReadingFields], list[int], list[int]]:
-        """Readings not yet applied (past the device's last mark, and not repeated here),
-        with their marks and timestamps."""
-        fresh, marks, stamps, mark = [], [], [], record.last_mark
-        for r in device.readings:
-            m = r.seq if r.seq is not None else r.ts_ms  # the order mark: the seq, or the time without one
-            if m <= mark:
-                counts.duplicates += 1
-                continue
-            fresh.append(r)
-            marks.append(m)
-            stamps.append(r.ts_ms)
-            mark = m
-        return fresh, marks, stamps
 
     def _channels(self, record: DeviceRecord, fresh: list[ReadingFields]) -> tuple[tuple[str, ...], DeviceState | None]:
         if record.detector is not None:
@@ -390,20 +432,29 @@ class Processor:
             counts.anomalies_raised += 1
         else:
             counts.anomalies_cleared += 1
-        if self.anomalies.record(row):
-            self.alerts.publish(_alert(row, reading, result))
-            self.anomalies.mark_notified(row)
+        # claimed before it is sent: a retry after a failure anywhere later finds it claimed and
+        # sends nothing, so an alert goes out once per raise; a failed send releases the claim
+        if self.anomalies.record(row) and self.anomalies.claim(row):
+            try:
+                self.alerts.publish(_alert(row, reading, result))
+            except StoreError:
+                self.anomalies.release(row)
+                raise
             counts.alerts_sent += 1
 
     @staticmethod
     def _update_record(w: _Work, now: int) -> None:
         record, result, fresh = w.record, w.result, w.fresh
         last = fresh[-1]
+        record.last_mark = w.marks[-1]
+        record.readings += len(fresh)
+        record.updated_ms = now
+        if last.ts_ms < record.last_ts_ms:  # every reading late: the device's current view stays
+            return
         record.site, record.line, record.device_type = last.site, last.line, last.device_type
-        record.last_mark, record.last_ts_ms = w.marks[-1], last.ts_ms
+        record.last_ts_ms = last.ts_ms
         record.latest = dict(last.metrics)
         record.health = result.health
-        record.readings += len(fresh)
         raises = [e for e in result.events if e.kind == "raise"]
         record.alarm_open = result.alarm_open
         if raises:
@@ -412,6 +463,140 @@ class Processor:
             record.alarm_since_ms = None
         record.trend = result.trend_table()
         record.updated_ms = now
+
+
+# -- fresh readings: what is new for a device --------------------------------------
+
+#: how many recent reading identities a device record keeps (a message delivered again
+#: in another record: an IoT rule retry, a device resending after a reconnect)
+RECENT_IDENTITIES: Final = 64
+#: how many shards' positions a device record keeps (a reshard moves a device to a child shard)
+POSITION_SHARDS: Final = 8
+
+
+@dataclass(slots=True)
+class _Fresh:
+    """A device's readings not applied yet, in time order, and its ingest marks after them."""
+
+    readings: list[ReadingFields]
+    indices: list[int]
+    ingest: dict[str, Any]
+
+
+def _fresh(device: _Device, records: Sequence[RawRecord], record: DeviceRecord, counts: Counts) -> _Fresh:
+    """The device's readings that are not replays nor repeats, and its ingest marks after them.
+
+    Replay protection keys on what Kinesis guarantees: a record at or below the device's
+    applied position on its shard (a Lambda retry, a replay of the stream) was applied
+    already. Nothing the device supplies orders its readings: a restart (``seq`` from 1
+    again), a gateway's late readings and a change of message shape are all new. A reading
+    identical to one of the device's recent ones (same time, sequence number, metrics and
+    values) delivered in another record is a repeat.
+    """
+    ingest = record.ingest
+    positions: dict[str, str] = dict(ingest.get("pos") or {})
+    applied = {shard: _seqnum(value) for shard, value in positions.items()}
+    recent = _unpack(ingest.get("recent"))
+    seen = set(recent)
+    fresh: list[tuple[int, int, ReadingFields]] = []
+    newest: dict[str, int] = {}
+    for reading, index in zip(device.readings, device.indices, strict=True):
+        rec = records[index]
+        number = _seqnum(rec.sequence_number)
+        floor = applied.get(rec.shard_id)
+        if number is not None and floor is not None and number <= floor:
+            counts.duplicates += 1
+            continue
+        key = _identity(reading)
+        if key in seen:
+            counts.duplicates += 1
+            continue
+        seen.add(key)
+        recent.append(key)
+        fresh.append((reading.ts_ms, index, reading))
+        if number is not None and number > newest.get(rec.shard_id, -1):
+            newest[rec.shard_id] = number
+    fresh.sort(key=itemgetter(0))  # stable: one instant's readings keep their arrival order
+    for shard, number in newest.items():
+        positions[shard] = str(number)
+    if len(positions) > POSITION_SHARDS:  # the newest shards: sequence numbers grow across a reshard
+        keep = sorted(positions, key=lambda k: _seqnum(positions[k]) or -1)[-POSITION_SHARDS:]
+        positions = {k: positions[k] for k in keep}
+    marks = {"pos": positions, "recent": _pack(recent[-RECENT_IDENTITIES:])}
+    return _Fresh([r for _, _, r in fresh], [i for _, i, _ in fresh], marks)
+
+
+def _seqnum(value: object) -> int | None:
+    """A Kinesis sequence number as an int (they are decimal strings), or None if it is not one."""
+    if isinstance(value, str) and 0 < len(value) <= 128 and value.isascii() and value.isdigit():
+        return int(value)
+    return None
+
+
+def _identity(r: ReadingFields) -> int:
+    """What makes two deliveries the same message, as a signed 64-bit int.
+
+    Built from ints and floats only (CPython hashes those the same in every process;
+    strings it salts), the metric names through CRC-32.
+    """
+    names = zlib.crc32("\x00".join(r.metrics).encode())
+    return hash((r.ts_ms, -1 if r.seq is None else r.seq, names, *r.metrics.values())) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def _pack(keys: list[int]) -> str:
+    return base64.b64encode(np.array(keys, dtype="<i8").tobytes()).decode()
+
+
+def _unpack(text: object) -> list[int]:
+    if not isinstance(text, str) or not text:
+        return []
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        return []
+    keys: list[int] = np.frombuffer(raw[: len(raw) - len(raw) % 8], dtype="<i8").tolist()
+    return keys
+
+
+def _scatter(result: DetectionResult, keep: npt.NDArray[np.intp], n: int) -> DetectionResult:
+    """A result for the on-time subset ``keep`` of ``n`` readings, spread back over all ``n``.
+
+    The late readings get no score, no flag and no expected value; events point at the
+    reading they belong to.
+    """
+    m = len(keep)
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(result):
+        value = getattr(result, f.name)
+        if f.name != "trend" and isinstance(value, np.ndarray) and value.ndim and value.shape[0] == m:
+            fill: Any = False if value.dtype == np.bool_ else (np.nan if f.name in _UNKNOWN_WHEN_LATE else 0)
+            full = np.full((n, *value.shape[1:]), fill, dtype=value.dtype)
+            full[keep] = value
+            changes[f.name] = full
+    changes["events"] = [dataclasses.replace(e, index=int(keep[e.index])) for e in result.events]
+    return dataclasses.replace(result, **changes)
+
+
+_UNKNOWN_WHEN_LATE: Final = frozenset({"expected", "scale"})
+
+
+def _unscored(whole: DeviceInput, record: DeviceRecord) -> DetectionResult:
+    """The result for a chunk of late readings only: nothing scored, the device's view unchanged."""
+    n, c = whole.values.shape
+    return DetectionResult(
+        channels=whole.channels,
+        score=np.zeros(n),
+        is_anomaly=np.zeros(n, dtype=bool),
+        events=[],
+        channel_scores=np.zeros((n, c, 0)),
+        device_scores=np.zeros((n, 0)),
+        expected=np.full((n, c), np.nan),
+        scale=np.full((n, c), np.nan),
+        health=record.health,
+        alarm_open=record.alarm_open,
+        trend=np.full((c, 4), np.nan),
+        in_alarm=np.zeros(n, dtype=bool),
+    )
 
 
 def _payloads(data: bytes, max_bytes: int) -> tuple[bool, list[Any]] | Rejection:
@@ -431,6 +616,8 @@ def _payloads(data: bytes, max_bytes: int) -> tuple[bool, list[Any]] | Rejection
         strict = False
         try:
             obj = json.loads(data)
+        except RecursionError:
+            return Rejection(RejectReason.MALFORMED_JSON, "nested too deeply")
         except (ValueError, UnicodeDecodeError) as exc:
             return Rejection(RejectReason.MALFORMED_JSON, str(exc)[:200])
     if type(obj) is list:

@@ -57,8 +57,9 @@ def batch(
             if d in faulty and first_seq + k >= fault_from:
                 metrics["temperature_c"] += 30.0
             body = json.dumps(reading(f"dev-{d:04d}", first_seq + k, ts, metrics)).encode()
-            n = len(records)
-            records.append(RawRecord(f"{start_ms:013d}{first_seq + n:08d}", f"dev-{d:04d}", body, ts + 50, shard))
+            # Kinesis numbers a shard's records in arrival order: later readings, later numbers
+            n = first_seq * devices + len(records)
+            records.append(RawRecord(f"{start_ms:013d}{n:08d}", f"dev-{d:04d}", body, ts + 50, shard))
     return records
 
 
