@@ -320,32 +320,38 @@ class DynamoAnomalies(_Dynamo):
                 raise error from exc
         with aws_call(f"GetItem {self.table}"):
             got = self.client.get_item(TableName=self.table, Key=self._key(row), ConsistentRead=True)
-        return not bool(got.get("Item", {}).get("notified", {}).get("BOOL", False))
+        # not yet claimed: ``notified`` is still false (a claim stores its token there)
+        return bool(got.get("Item", {}).get("notified") == {"BOOL": False})
 
-    def claim(self, row: AnomalyRow) -> bool:
+    def claim(self, row: AnomalyRow, token: str) -> bool:
         try:
             self.client.update_item(
                 TableName=self.table,
                 Key=self._key(row),
                 UpdateExpression="SET notified = :t",
-                ConditionExpression="attribute_exists(device_id) AND notified = :f",
-                ExpressionAttributeValues={":t": {"BOOL": True}, ":f": {"BOOL": False}},
+                ConditionExpression="attribute_exists(device_id) AND (notified = :f OR notified = :t)",
+                ExpressionAttributeValues={":t": {"S": token}, ":f": {"BOOL": False}},
             )
             return True
         except Exception as exc:
             error = translate(exc, f"UpdateItem {self.table}")
             if isinstance(error, ConflictError):
-                return False  # claimed before: its alert went out (or is going out) once
+                return False  # claimed by another attempt: its alert went out (or is going out) once
             raise error from exc
 
-    def release(self, row: AnomalyRow) -> None:
-        with aws_call(f"UpdateItem {self.table}"):
+    def release(self, row: AnomalyRow, token: str) -> None:
+        try:
             self.client.update_item(
                 TableName=self.table,
                 Key=self._key(row),
                 UpdateExpression="SET notified = :f",
-                ExpressionAttributeValues={":f": {"BOOL": False}},
+                ConditionExpression="notified = :t",
+                ExpressionAttributeValues={":t": {"S": token}, ":f": {"BOOL": False}},
             )
+        except Exception as exc:
+            error = translate(exc, f"UpdateItem {self.table}")
+            if not isinstance(error, ConflictError):  # not ours (any more): nothing to undo
+                raise error from exc
 
     @staticmethod
     def _key(row: AnomalyRow) -> Item:

@@ -309,11 +309,8 @@ def _range(
     names: tuple[str, str] = ("from", "to"),
 ) -> tuple[int, int]:
     """[start, end) in epoch ms, checked: ordered, within 2000-2100, no longer than ``span``."""
-    e = _aware(end) if end is not None else iso(clock())
-    s = _aware(start) if start is not None else max(e - min(default, span), EARLIEST)
-    for name, value in zip(names, (s, e), strict=True):
-        if not EARLIEST <= value <= LATEST:
-            raise ApiError(400, "bad_request", f"query parameter {name!r}: must be between 2000 and 2100")
+    e = _bounded(names[1], end) if end is not None else iso(clock())
+    s = _bounded(names[0], start) if start is not None else max(e - min(default, span), EARLIEST)
     if s >= e:
         raise ApiError(400, "bad_request", f"query parameter {names[0]!r}: must be before {names[1]!r}")
     if e - s > span:
@@ -321,8 +318,20 @@ def _range(
     return int(s.timestamp() * 1000), int(e.timestamp() * 1000) + (1 if end is None else 0)
 
 
-def _aware(t: datetime) -> datetime:
-    return t if t.tzinfo is not None else t.replace(tzinfo=UTC)
+def _bounded(name: str, t: datetime) -> datetime:
+    """``t`` in UTC (naive means UTC), refused outside 2000-2100.
+
+    Checked before any arithmetic: year 1 or 9999 with an offset leaves datetime's
+    range when converted, which would raise OverflowError instead of answering 400.
+    """
+    try:
+        value = (t if t.tzinfo is not None else t.replace(tzinfo=UTC)).astimezone(UTC)
+        inside = EARLIEST <= value <= LATEST
+    except (OverflowError, ValueError):
+        inside = False
+    if not inside:
+        raise ApiError(400, "bad_request", f"query parameter {name!r}: must be between 2000 and 2100")
+    return value
 
 
 def _iso_or_none(ts_ms: int | None) -> datetime | None:

@@ -47,8 +47,9 @@ def parse_event(event: Mapping[str, Any]) -> list[RawRecord]:
     now = time.time()
     try:
         parsed = msgspec.convert(event, _Event)
-    except msgspec.ValidationError:
-        return [_raw_record(rec, now) for rec in event.get("Records") or ()]
+    except (msgspec.ValidationError, TypeError, RecursionError):
+        given = event.get("Records") if isinstance(event, Mapping) else None
+        return [_raw_record(rec, now) for rec in given] if isinstance(given, list) else []
     now_ms = int(now * 1000)
     return [
         RawRecord(
@@ -63,26 +64,43 @@ def parse_event(event: Mapping[str, Any]) -> list[RawRecord]:
     ]
 
 
-def _raw_record(rec: Mapping[str, Any], now: float) -> RawRecord:
-    kin = rec.get("kinesis") or {}
-    data = str(kin.get("data", ""))
+def _raw_record(rec: object, now: float) -> RawRecord:
+    """One record of an event out of shape, kept whole for quarantine (nothing in it can raise)."""
+    if not isinstance(rec, Mapping):
+        return RawRecord("", "", _repr(rec), int(now * 1000))
+    kin = rec.get("kinesis")
+    if not isinstance(kin, Mapping):
+        kin = {}
+    data = kin.get("data", "")
+    if not isinstance(data, str):
+        return RawRecord(_field(kin, "sequenceNumber"), _field(kin, "partitionKey"), _repr(data), int(now * 1000))
     try:
         raw = binascii.a2b_base64(data, strict_mode=True)
     except (binascii.Error, ValueError):
         raw = data.encode()
     try:
         arrival = float(kin.get("approximateArrivalTimestamp", now))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         arrival = now  # the record's age is then unknown, not an error
-    if not math.isfinite(arrival):
+    if not math.isfinite(arrival) or not 0 <= arrival < 1e11:
         arrival = now
-    return RawRecord(
-        str(kin.get("sequenceNumber", "")),
-        str(kin.get("partitionKey", "")),
-        raw,
-        int(arrival * 1000),
-        str(rec.get("eventID", "shard:")).partition(":")[0] or "shard",
-    )
+    event_id = rec.get("eventID")
+    shard = event_id.partition(":")[0] if isinstance(event_id, str) else ""
+    sequence, key = _field(kin, "sequenceNumber"), _field(kin, "partitionKey")
+    return RawRecord(sequence, key, raw, int(arrival * 1000), shard or "shard")
+
+
+def _field(kin: Mapping[str, Any], name: str) -> str:
+    value = kin.get(name, "")
+    return value if isinstance(value, str) else ""
+
+
+def _repr(value: object) -> bytes:
+    """A value that is not base64 text, as the bytes quarantine keeps of it."""
+    try:
+        return msgspec.json.encode(value)
+    except (TypeError, ValueError, OverflowError, RecursionError, msgspec.EncodeError):
+        return repr(value)[:4096].encode("utf-8", "backslashreplace")
 
 
 @contextmanager

@@ -71,24 +71,28 @@ class MemoryAnomalies:
     """Anomaly rows keyed by (device, sort key), each with its ``notified`` flag."""
 
     def __init__(self) -> None:
-        self.items: dict[tuple[str, str], tuple[AnomalyRow, bool]] = {}
+        self.items: dict[tuple[str, str], tuple[AnomalyRow, str | None]] = {}  # row, the token that notified
 
     def record(self, row: AnomalyRow) -> bool:
         key = (row.device_id, row.key)
         if key in self.items:
-            return not self.items[key][1]
-        self.items[key] = (row, False)
+            return self.items[key][1] is None
+        self.items[key] = (row, None)
         return True
 
-    def claim(self, row: AnomalyRow) -> bool:
+    def claim(self, row: AnomalyRow, token: str) -> bool:
         key = (row.device_id, row.key)
-        stored, notified = self.items[key]
-        self.items[key] = (stored, True)
-        return not notified
+        stored, holder = self.items[key]
+        if holder not in (None, token):
+            return False
+        self.items[key] = (stored, token)
+        return True
 
-    def release(self, row: AnomalyRow) -> None:
+    def release(self, row: AnomalyRow, token: str) -> None:
         key = (row.device_id, row.key)
-        self.items[key] = (self.items[key][0], False)
+        stored, holder = self.items[key]
+        if holder == token:
+            self.items[key] = (stored, None)
 
 
 class MemoryRollups:

@@ -181,12 +181,16 @@ class AnomalyStore(Protocol):
 
     def record(self, row: AnomalyRow) -> bool: ...
 
-    def claim(self, row: AnomalyRow) -> bool:
-        """Mark the event notified unless it already is; True when this call marked it."""
+    def claim(self, row: AnomalyRow, token: str) -> bool:
+        """Mark the event notified by ``token`` unless another token did; True when ``token`` holds it.
+
+        Idempotent for one token: a call repeated after an error whose outcome is unknown
+        (the write may have landed) answers True again.
+        """
         ...
 
-    def release(self, row: AnomalyRow) -> None:
-        """Undo :meth:`claim` (its alert could not be sent)."""
+    def release(self, row: AnomalyRow, token: str) -> None:
+        """Undo :meth:`claim` by ``token`` (its alert could not be sent)."""
         ...
 
 

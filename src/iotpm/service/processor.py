@@ -16,13 +16,14 @@ import dataclasses
 import gzip
 import json
 import time
+import uuid
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
 from operator import itemgetter
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import msgspec
 import numpy as np
@@ -55,6 +56,7 @@ from iotpm.service.ports import (
 )
 
 _DAY_S = 86_400
+T = TypeVar("T")
 
 
 class RawRecord(msgspec.Struct, gc=False):
@@ -171,12 +173,12 @@ class Processor:
         counts.max_age_ms = max(0, now - min([r.arrival_ms for r in records]))
         self.archive.put(ArchiveObject(self._key(self.settings.archive_prefix, records), _raw_lines(records)))
         devices, rejected = self._decode(records, counts)
+        stored = self.states.get_many(sorted(devices)) if devices else {}
+        work = self._detect(devices, records, stored, counts, rejected)
         if rejected:
             self._quarantine(records, rejected, counts)
-        if not devices:
+        if not work:
             return BatchOutcome(counts, [])
-        stored = self.states.get_many(sorted(devices))
-        work = self._detect(devices, records, stored, counts)
         failures = self._write(work, now, counts)
         first_failed: int | None = None  # Lambda retries from the first failed record on
         poisoned: list[tuple[int, Rejection, Any]] = []
@@ -302,9 +304,13 @@ class Processor:
 
     def _key(self, prefix: str, records: Sequence[RawRecord]) -> str:
         first, last = records[0], records[-1]
-        at = datetime.fromtimestamp(first.arrival_ms / 1000, tz=UTC)
+        try:
+            at = datetime.fromtimestamp(first.arrival_ms / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            at = datetime.fromtimestamp(0, tz=UTC)
         part = f"year={at:%Y}/month={at:%m}/day={at:%d}/hour={at:%H}"
-        return f"{prefix}/{part}/{first.shard_id}-{first.sequence_number}-{last.sequence_number}.jsonl.gz"
+        name = "-".join(_safe(v) for v in (first.shard_id, first.sequence_number, last.sequence_number))
+        return f"{prefix}/{part}/{name}.jsonl.gz"
 
     # -- detect -------------------------------------------------------------------
 
@@ -314,6 +320,7 @@ class Processor:
         records: Sequence[RawRecord],
         stored: Mapping[str, DeviceRecord],
         counts: Counts,
+        rejected: list[tuple[int, Rejection, Any]],
     ) -> list[_Work]:
         """Each device's fresh readings through the detector, late ones stored without a score."""
         pending: list[tuple[_Device, DeviceRecord, _Fresh, DeviceInput, DeviceInput | None]] = []
@@ -322,6 +329,7 @@ class Processor:
             first = device.readings[0]
             record = stored.get(device_id) or DeviceRecord(device_id, first.site, first.line, first.device_type)
             fresh = _fresh(device, records, record, counts)
+            rejected += fresh.conflicts
             if not fresh.readings:
                 continue
             channels, state = self._channels(record, fresh.readings)
@@ -383,6 +391,7 @@ class Processor:
         from its previous state and every earlier write repeats idempotently.
         """
         s = self.settings
+        token = uuid.uuid4().hex  # this attempt's claim on the alerts it sends
         rows = _reading_rows(work, s.readings_ttl_days)
         failures: Failures = dict(self.readings.put_many([row for rs in rows.values() for row in rs]))
         if self.timeseries is not None:
@@ -392,7 +401,7 @@ class Processor:
         for w in work:
             for event in w.result.events if w.device.device_id not in failures else ():
                 try:
-                    self._event(event, w.fresh[event.index], w.result, counts)
+                    self._event(event, w.fresh[event.index], w.result, counts, token)
                 except StoreError as exc:
                     failures[w.device.device_id] = exc
                     break
@@ -405,7 +414,9 @@ class Processor:
         failures.update(self.states.put_many(records))
         return failures
 
-    def _event(self, event: AlarmEvent, reading: ReadingFields, result: DetectionResult, counts: Counts) -> None:
+    def _event(
+        self, event: AlarmEvent, reading: ReadingFields, result: DetectionResult, counts: Counts, token: str
+    ) -> None:
         row = AnomalyRow(
             device_id=reading.device_id,
             ts_ms=event.ts_ms,
@@ -432,13 +443,15 @@ class Processor:
             counts.anomalies_raised += 1
         else:
             counts.anomalies_cleared += 1
-        # claimed before it is sent: a retry after a failure anywhere later finds it claimed and
-        # sends nothing, so an alert goes out once per raise; a failed send releases the claim
-        if self.anomalies.record(row) and self.anomalies.claim(row):
+        # claimed before it is sent, by this attempt's token: a retry after a failure anywhere
+        # later finds it claimed and sends nothing, so an alert goes out once per raise; a claim
+        # whose outcome is unknown is asked again (idempotent for one token); a failed send
+        # releases the claim
+        if self.anomalies.record(row) and _again(lambda: self.anomalies.claim(row, token)):
             try:
                 self.alerts.publish(_alert(row, reading, result))
             except StoreError:
-                self.anomalies.release(row)
+                _again(lambda: self.anomalies.release(row, token))
                 raise
             counts.alerts_sent += 1
 
@@ -481,6 +494,7 @@ class _Fresh:
     readings: list[ReadingFields]
     indices: list[int]
     ingest: dict[str, Any]
+    conflicts: list[tuple[int, Rejection, Any]]  # same time and sequence number as a reading applied, other values
 
 
 def _fresh(device: _Device, records: Sequence[RawRecord], record: DeviceRecord, counts: Counts) -> _Fresh:
@@ -490,15 +504,17 @@ def _fresh(device: _Device, records: Sequence[RawRecord], record: DeviceRecord, 
     applied position on its shard (a Lambda retry, a replay of the stream) was applied
     already. Nothing the device supplies orders its readings: a restart (``seq`` from 1
     again), a gateway's late readings and a change of message shape are all new. A reading
-    identical to one of the device's recent ones (same time, sequence number, metrics and
-    values) delivered in another record is a repeat.
+    with the same time, sequence number and metric names as one of the device's recent
+    ones, delivered in another record, is a repeat when its values are the same too, and a
+    conflict (quarantined) when they differ: the readings table holds one reading per key.
     """
     ingest = record.ingest
     positions: dict[str, str] = dict(ingest.get("pos") or {})
     applied = {shard: _seqnum(value) for shard, value in positions.items()}
     recent = _unpack(ingest.get("recent"))
-    seen = set(recent)
+    seen = {entry >> _CONTENT_BITS: entry & _CONTENT_MASK for entry in recent}
     fresh: list[tuple[int, int, ReadingFields]] = []
+    conflicts: list[tuple[int, Rejection, Any]] = []
     newest: dict[str, int] = {}
     for reading, index in zip(device.readings, device.indices, strict=True):
         rec = records[index]
@@ -507,12 +523,18 @@ def _fresh(device: _Device, records: Sequence[RawRecord], record: DeviceRecord, 
         if number is not None and floor is not None and number <= floor:
             counts.duplicates += 1
             continue
-        key = _identity(reading)
-        if key in seen:
-            counts.duplicates += 1
+        key, content = _identity(reading)
+        known = seen.get(key)
+        if known is not None:
+            if known == content:
+                counts.duplicates += 1
+            else:
+                why = f"ts {reading.ts_ms} seq {reading.seq} was applied with other values"
+                rejection = Rejection(RejectReason.DUPLICATE_SEQUENCE, why, reading.device_id)
+                conflicts.append((index, rejection, msgspec.to_builtins(reading)))
             continue
-        seen.add(key)
-        recent.append(key)
+        seen[key] = content
+        recent.append(key << _CONTENT_BITS | content)
         fresh.append((reading.ts_ms, index, reading))
         if number is not None and number > newest.get(rec.shard_id, -1):
             newest[rec.shard_id] = number
@@ -523,7 +545,7 @@ def _fresh(device: _Device, records: Sequence[RawRecord], record: DeviceRecord, 
         keep = sorted(positions, key=lambda k: _seqnum(positions[k]) or -1)[-POSITION_SHARDS:]
         positions = {k: positions[k] for k in keep}
     marks = {"pos": positions, "recent": _pack(recent[-RECENT_IDENTITIES:])}
-    return _Fresh([r for _, _, r in fresh], [i for _, i, _ in fresh], marks)
+    return _Fresh([r for _, _, r in fresh], [i for _, i, _ in fresh], marks, conflicts)
 
 
 def _seqnum(value: object) -> int | None:
@@ -533,14 +555,21 @@ def _seqnum(value: object) -> int | None:
     return None
 
 
-def _identity(r: ReadingFields) -> int:
-    """What makes two deliveries the same message, as a signed 64-bit int.
+#: a recent identity packs the reading's key (40 bits) above a digest of its values (23 bits)
+_CONTENT_BITS: Final = 23
+_CONTENT_MASK: Final = (1 << _CONTENT_BITS) - 1
 
-    Built from ints and floats only (CPython hashes those the same in every process;
-    strings it salts), the metric names through CRC-32.
+
+def _identity(r: ReadingFields) -> tuple[int, int]:
+    """(key, content) digests: the reading's key as the readings table has it (time and sequence
+    number, or time and metric names without one), and its metrics.
+
+    Built from ints and floats only (CPython hashes those the same in every process and
+    release; strings it salts), names through CRC-32.
     """
     names = zlib.crc32("\x00".join(r.metrics).encode())
-    return hash((r.ts_ms, -1 if r.seq is None else r.seq, names, *r.metrics.values())) & 0x7FFF_FFFF_FFFF_FFFF
+    key = hash((r.ts_ms, -1, names) if r.seq is None else (r.ts_ms, r.seq)) & 0xFF_FFFF_FFFF
+    return key, hash((names, *r.metrics.values())) & _CONTENT_MASK
 
 
 def _pack(keys: list[int]) -> str:
@@ -597,6 +626,17 @@ def _unscored(whole: DeviceInput, record: DeviceRecord) -> DetectionResult:
         trend=np.full((c, 4), np.nan),
         in_alarm=np.zeros(n, dtype=bool),
     )
+
+
+def _again(call: Callable[[], T], attempts: int = 3) -> T:
+    """``call``, tried again on a retryable store error (it must be idempotent); the last error leaves."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except StoreError as exc:
+            if not exc.retryable or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _payloads(data: bytes, max_bytes: int) -> tuple[bool, list[Any]] | Rejection:
@@ -752,6 +792,12 @@ def _raw_lines(records: Sequence[RawRecord]) -> list[RawLine]:
         RawLine(r.arrival_ms, text, r.partition_key, r.sequence_number, r.shard_id)
         for r, text in zip(records, texts, strict=True)
     ]
+
+
+def _safe(value: str) -> str:
+    """A key part from a Kinesis field: what S3 and Hive paths take plainly (an odd event's field may be anything)."""
+    cleaned = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "_.-") else "_" for ch in value[:96])
+    return cleaned or "none"
 
 
 def _text(data: bytes) -> str:
