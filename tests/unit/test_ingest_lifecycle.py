@@ -200,7 +200,8 @@ def test_with_one_store_call_in_ten_failing_every_reading_is_stored_once_and_ale
     clean, flaky = Harness(), Harness()
     flaky_processor(flaky, random.Random(seed), 0.1)
     batches = [batch(8, 20, start_ms=T0, first_seq=s, seed=s) for s in range(0, 160, 20)]
-    batches += [batch(8, 20, start_ms=T0, first_seq=s, faulty=[2, 5], fault_from=170, seed=s) for s in range(160, 240, 20)]
+    hot = {"faulty": [2, 5], "fault_from": 170}
+    batches += [batch(8, 20, start_ms=T0, first_seq=s, seed=s, **hot) for s in range(160, 240, 20)]  # type: ignore[arg-type]
     for records in batches:
         send(clean, records)
     retried = lambda_delivers(flaky.handler, [r for records in batches for r in records], batch_size=100)
@@ -209,7 +210,8 @@ def test_with_one_store_call_in_ten_failing_every_reading_is_stored_once_and_ale
     raises = [row for row, _ in flaky.anomalies.items.values() if row.kind == "raise"]
     assert raises and len(flaky.alerts.sent) == len(flaky.anomalies.items)  # one alert per raise and clear
     assert sorted(a.dedup_id for a in flaky.alerts.sent) == sorted(a.dedup_id for a in clean.alerts.sent)
-    assert {d: r.readings for d, r in flaky.states.items.items()} == {d: r.readings for d, r in clean.states.items.items()}
+    counted = {d: r.readings for d, r in flaky.states.items.items()}
+    assert counted == {d: r.readings for d, r in clean.states.items.items()}
 
 
 class Refusing(m.MemoryReadings):
