@@ -60,3 +60,39 @@ def test_a_device_cannot_publish_on_another_devices_topic(local_broker: tuple[br
         stop_all([c])
     assert (counts.acked, counts.failed) == (1, 1)
     assert counts.errors == {"puback_135": 1}  # NOT_AUTHORIZED
+
+
+def test_a_certificate_cannot_take_another_devices_client_id(local_broker: tuple[broker.Broker, LocalCA]) -> None:
+    """The broker forces the client id to the certificate's name: a device connecting with
+    another's client id does not knock that device off, and still speaks only for itself."""
+    b, ca = local_broker
+    victim_id, attacker_id = ca.issue("pump-0001"), ca.issue("pump-0002")
+    victim = client(Endpoint(b.host, b.port, b.ca), "pump-0001", victim_id.cert, victim_id.key)
+    connect_all([victim])
+    attacker = client(Endpoint(b.host, b.port, b.ca), "pump-0001", attacker_id.cert, attacker_id.key)
+    connect_all([attacker])
+    counts = Counts()
+    try:
+        publish(victim, b.topic("pump-0001"), {"n": 1}, counts)  # still connected: acknowledged
+        publish(attacker, b.topic("pump-0001"), {"n": 2}, counts)  # connected as pump-0002: refused
+        deadline = time.monotonic() + 10
+        while counts.acked + counts.failed < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop_all([victim, attacker])
+    assert (counts.acked, counts.failed) == (1, 1) and counts.errors == {"puback_135": 1}
+
+
+def test_the_broker_runs_unprivileged_and_its_key_is_private(
+    local_broker: tuple[broker.Broker, LocalCA], tmp_path: Path
+) -> None:
+    conf = (tmp_path / "mosquitto.conf").read_text()
+    assert "use_username_as_clientid true" in conf and "use_identity_as_username true" in conf
+    assert "user root" not in conf
+    key = Path(next(line.split(" ", 1)[1] for line in conf.splitlines() if line.startswith("keyfile ")))
+    assert key.stat().st_mode & 0o777 == 0o600
+    pid = Processes(tmp_path / "run").pid("broker")
+    assert pid is not None
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    uid = int(next(line.split()[1] for line in status if line.startswith("Uid:")))
+    assert uid != 0, "mosquitto runs as root"

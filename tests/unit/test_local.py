@@ -5,15 +5,33 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from iotpm.local.bridge import enrich
+from iotpm.local.bridge import RULE_SQL, THING_SEGMENT, enrich
 from iotpm.local.poller import Poller
 from iotpm.simulator.fleet import Fault, Fleet, ground_truth
+
+
+def test_the_bridge_enriches_as_the_terraform_topic_rule_does() -> None:
+    """The bridge stands in for the rule: its SQL and the topic level of the thing name
+    must be the ones Terraform deploys (a change to one without the other fails here)."""
+    main = (Path(__file__).resolve().parents[2] / "terraform" / "modules" / "iot" / "main.tf").read_text()
+    sql = re.search(r'^\s*sql\s*=\s*"([^"]+)"', main, re.M)
+    key = re.search(r'^\s*partition_key\s*=\s*"\$\$\{topic\((\d+)\)\}"', main, re.M)
+    assert sql is not None and key is not None
+    assert sql.group(1).replace("${var.topic_prefix}", "{prefix}") == RULE_SQL
+    assert int(key.group(1)) == THING_SEGMENT and f"topic({THING_SEGMENT}) AS thing_name" in RULE_SQL
+
+
+def test_an_array_is_keyed_by_the_publishing_thing_and_passed_unchanged() -> None:
+    body = b'[{"device_id": "victim", "metrics": {}}]'
+    assert enrich("iotpm/attacker/telemetry", body) == ("attacker", body)
 
 
 def test_enrich_adds_the_publishing_thing_and_keys_by_it() -> None:

@@ -163,6 +163,9 @@ def local_up(
     rate: Annotated[float, typer.Option(min=0.1, help="readings per second per device")] = 5.0,
     faults: Annotated[str, typer.Option(help="faults to inject, comma-separated")] = "overheating,pressure_leak",
     fault_at: Annotated[float, typer.Option(help="seconds into the run when the faults begin")] = 30.0,
+    restart_at: Annotated[
+        float | None, typer.Option(min=0, help="seconds into the run when every device restarts (seq from 1 again)")
+    ] = None,
     emulator_port: Annotated[int, typer.Option(envvar="IOTPM_EMULATOR_PORT")] = 4566,
     broker_port: Annotated[int, typer.Option(envvar="IOTPM_BROKER_PORT")] = 8883,
     api_port: Annotated[int, typer.Option(envvar="IOTPM_API_PORT")] = 8080,
@@ -181,12 +184,16 @@ def local_up(
     if fault_at >= duration:
         console.print("[red]error:[/red] --fault-at must be inside the run (less than --duration)")
         raise typer.Exit(2)
+    if restart_at is not None and restart_at >= duration:
+        console.print("[red]error:[/red] --restart-at must be inside the run (less than --duration)")
+        raise typer.Exit(2)
     opts = UpOptions(
         devices=devices,
         duration_s=duration,
         rate_hz=rate,
         faults=kinds,
         fault_at_s=fault_at,
+        restart_at_s=restart_at,
         emulator_port=emulator_port,
         broker_port=broker_port,
         api_port=api_port,
@@ -291,6 +298,9 @@ def simulate_cmd(
     duration: Annotated[float, typer.Option(min=1)] = 60.0,
     faults: Annotated[str, typer.Option(help="faults to inject, comma-separated")] = "bearing_wear,overheating",
     fault_at: Annotated[float, typer.Option()] = 30.0,
+    restart_at: Annotated[
+        float | None, typer.Option(min=0, help="seconds into the run when every device restarts (seq from 1 again)")
+    ] = None,
     topic_prefix: Annotated[str, typer.Option()] = "iotpm",
     truth: Annotated[Path, typer.Option(help="where to write the ground truth")] = Path("ground_truth.json"),
 ) -> None:
@@ -317,7 +327,7 @@ def simulate_cmd(
             live.update(f"sent {sent:,}  acknowledged {acked:,}  failed {failed:,}")
 
         identity = lambda d: Identity(certs / f"{d}.pem", certs / f"{d}.key")  # noqa: E731
-        run = simulate(fleet, identity, broker, duration, rate, show)
+        run = simulate(fleet, identity, broker, duration, rate, show, restart_at_s=restart_at)
     truth.write_text(json.dumps(ground_truth(injected, run.start_ms), indent=2))
     console.print(f"sent {run.sent:,}, acknowledged {run.acked:,}, failed {run.failed:,}; ground truth in {truth}")
 

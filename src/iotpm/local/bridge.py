@@ -1,11 +1,15 @@
 """The topic rule, locally: subscribe to every device's telemetry, enrich, PutRecords to Kinesis.
 
-Like the iot module's rule (``SELECT *, topic(2) AS thing_name``) it adds the thing
-name from the topic and uses it as the partition key, so the processor receives the
-records it would receive in AWS. Records are batched (up to 500 or 50 ms) and a
-record PutRecords reports as failed is retried with backoff, never dropped;
-messages that are not JSON objects go through untouched (the processor quarantines
-them with a reason, as it would behind the real rule's error action).
+Like the iot module's rule (:data:`RULE_SQL`, partition key ``${topic(2)}``) it keys
+every record by the thing name from the topic, which the IoT policy (and the local
+broker's ACL) binds to the publishing certificate, and adds that name to a JSON
+object, so the processor receives the records it would receive in AWS. The partition
+key is what carries the publisher for every shape (objects, arrays, anything): the
+processor refuses a reading naming another device. Records are batched (up to 500 or
+50 ms) and a record PutRecords reports as failed is retried with backoff, never
+dropped; messages that are not JSON objects go through unchanged (the processor
+quarantines what it cannot read, with a reason). A test holds :data:`RULE_SQL` and
+:data:`THING_SEGMENT` to the Terraform rule.
 """
 
 from __future__ import annotations
@@ -26,12 +30,16 @@ from iotpm.models.validation import THING_KEY
 
 log = logging.getLogger("iotpm.bridge")
 MAX_BATCH = 500
+#: the iot module's topic rule, ``{prefix}`` its topic prefix
+RULE_SQL = "SELECT *, topic(2) AS thing_name FROM '{prefix}/+/telemetry'"
+#: the topic level holding the thing name: the rule's ``topic(2)``, its partition key
+THING_SEGMENT = 2
 
 
 def enrich(topic: str, payload: bytes) -> tuple[str, bytes]:
     """(partition key, record data) for one MQTT message, as the topic rule makes them."""
     parts = topic.split("/")
-    thing = parts[1] if len(parts) >= 3 else topic
+    thing = parts[THING_SEGMENT - 1] if len(parts) > THING_SEGMENT else topic
     try:
         obj = json.loads(payload)
     except (ValueError, UnicodeDecodeError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,5 +90,19 @@ class LocalCA:
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    path.write_bytes(pem)
-    path.chmod(0o600)
+    write_private(path, pem)
+
+
+def write_private(path: Path, data: bytes | str) -> None:
+    """Write a secret (a private key, a file holding the API key) readable by its owner only.
+
+    The file is created with mode 0600 (never readable by others, not even between the
+    write and a chmod); an existing file is replaced the same way.
+    """
+    raw = data.encode() if isinstance(data, str) else data
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(raw)
+    tmp.replace(path)

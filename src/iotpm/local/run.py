@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from iotpm.local.broker import Broker
 from iotpm.local.certs import Identity
@@ -30,21 +31,39 @@ def simulate(
     rate_hz: float,
     progress: Callable[[int, int, int], None],
     on_ack: Callable[[str, int], None] | None = None,
+    restart_at_s: float | None = None,
 ) -> RunResult:
-    """Publish the fleet for ``duration_s``; ``progress(sent, acked, failed)`` about ten times a second."""
+    """Publish the fleet for ``duration_s``; ``progress(sent, acked, failed)`` about ten times a second.
+
+    ``restart_at_s``: every device restarts then, as after a power cut or a firmware
+    update: it disconnects, reconnects with a new session, and its sequence numbers
+    start again from 1 (its clock goes on).
+    """
     endpoint = Endpoint(broker.host, broker.port, broker.ca, broker.topic_prefix)
-    clients = {}
-    for m in fleet.machines:
-        ident = identity(m.device_id)
-        clients[m.device_id] = client(endpoint, m.device_id, ident.cert, ident.key, unthrottled=rate_hz > 100)
-    connect_all(clients.values())
+
+    def connected() -> dict[str, Any]:
+        out = {}
+        for m in fleet.machines:
+            ident = identity(m.device_id)
+            out[m.device_id] = client(endpoint, m.device_id, ident.cert, ident.key, unthrottled=rate_hz > 100)
+        connect_all(out.values())
+        return out
+
+    clients = connected()
     counts = Counts()
     start = time.time()
     start_ms = int(start * 1000)
     ticks = int(duration_s * rate_hz)
+    restart_tick = None if restart_at_s is None else int(restart_at_s * rate_hz)
     last_report = 0.0
     try:
         for k in range(ticks):
+            if k == restart_tick:
+                _settle(counts)
+                stop_all(clients.values())
+                for m in fleet.machines:
+                    m.seq = 0
+                clients = connected()
             due = start + k / rate_hz
             if (wait := due - time.time()) > 0:
                 time.sleep(wait)
@@ -57,10 +76,15 @@ def simulate(
             if time.monotonic() - last_report > 0.1:
                 progress(counts.sent, counts.acked, counts.failed)
                 last_report = time.monotonic()
-        deadline = time.monotonic() + 30
-        while counts.acked + counts.failed < counts.sent and time.monotonic() < deadline:
-            time.sleep(0.05)
+        _settle(counts)
         progress(counts.sent, counts.acked, counts.failed)
     finally:
         stop_all(clients.values())
     return RunResult(start_ms, counts.sent, counts.acked, counts.failed)
+
+
+def _settle(counts: Counts, timeout_s: float = 30.0) -> None:
+    """Wait until every publish sent has been acknowledged or has failed."""
+    deadline = time.monotonic() + timeout_s
+    while counts.acked + counts.failed < counts.sent and time.monotonic() < deadline:
+        time.sleep(0.05)

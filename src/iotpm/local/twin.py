@@ -25,7 +25,7 @@ from typing import Any
 
 from iotpm.emulator import control
 from iotpm.local import broker as broker_mod
-from iotpm.local.certs import LocalCA
+from iotpm.local.certs import LocalCA, write_private
 from iotpm.local.processes import Processes
 from iotpm.local.terraform import LocalTerraform, repo_root
 from iotpm.simulator.fleet import FAULTS, FaultKind, Fleet, ground_truth
@@ -42,6 +42,7 @@ class UpOptions:
     rate_hz: float = 5.0  # readings per second per device
     faults: list[FaultKind] = field(default_factory=lambda: ["overheating", "pressure_leak"])
     fault_at_s: float = 30.0
+    restart_at_s: float | None = None  # every device restarts then (sequence numbers from 1 again)
     seed: int = 7
     emulator_port: int = 4566
     broker_port: int = 8883
@@ -84,7 +85,9 @@ class Twin:
         fleet = Fleet(opts.devices, seed=opts.seed)
         faults = fleet.scenario(list(opts.faults), opts.fault_at_s)
         shown: Callable[[int, int, int], None] = lambda s, a, f: progress("simulate", a, s)  # noqa: E731
-        run = simulate(fleet, live.ca.issue, live.broker, opts.duration_s, opts.rate_hz, shown)
+        run = simulate(
+            fleet, live.ca.issue, live.broker, opts.duration_s, opts.rate_hz, shown, restart_at_s=opts.restart_at_s
+        )
         truth = ground_truth(faults, run.start_ms)
         (self.home / "ground_truth.json").write_text(json.dumps(truth, indent=2))
         say("waiting for the pipeline to drain")
@@ -92,7 +95,7 @@ class Twin:
         summary = score(live.api_url, live.api_key, fleet.ids, truth, run.sent, run.acked, run.failed, live.endpoint,
                         live.outputs)  # fmt: skip
         summary["api_url"], summary["api_key"] = live.api_url, live.api_key
-        (self.home / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_private(self.home / "summary.json", json.dumps(summary, indent=2))  # it holds the API key
         return summary
 
     def start(self, opts: UpOptions, say: Callable[[str], None], progress: Callable[[str, int, int], None]) -> Live:
@@ -132,7 +135,7 @@ class Twin:
             "api_port": opts.api_port,
             "status_path": str(self.home / "status.json"),
         }
-        (self.home / "services.json").write_text(json.dumps(config, indent=2))
+        write_private(self.home / "services.json", json.dumps(config, indent=2))  # it holds the API key
         (self.home / "status.json").unlink(missing_ok=True)
         self.procs.spawn("services", [sys.executable, "-m", "iotpm.local.services", str(self.home / "services.json")])
         api_url = f"http://127.0.0.1:{opts.api_port}"
@@ -210,7 +213,7 @@ class Twin:
         return {"running": running, "api_url": record.get("api_url"), "counters": self.status_counters()}
 
     def _save(self, record: dict[str, Any]) -> None:
-        self.record_path.write_text(json.dumps(record, indent=2))
+        write_private(self.record_path, json.dumps(record, indent=2))  # it holds the API key
 
     def _load(self) -> dict[str, Any]:
         try:
