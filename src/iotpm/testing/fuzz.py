@@ -18,6 +18,7 @@ import base64
 import json
 import math
 import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -289,6 +290,7 @@ class Outcome:
     failed_items: int
     exception: str | None
     violations: list[str]
+    seconds: float = 0.0  # the handler's time alone
 
 
 class Harness:
@@ -336,7 +338,9 @@ class Harness:
         """Send ``event`` (carrying ``corpus``); check the invariants (``exact``: an event in shape)."""
         archived = set(self.archive.objects)
         self._seen[0] = None
+        started = time.perf_counter()
         response, exception = self.send(event)
+        seconds = time.perf_counter() - started
         violations: list[str] = [] if exception is None else [f"handler raised {exception}"]
         failed = len(response["batchItemFailures"]) if response else 0
         if failed:
@@ -350,7 +354,7 @@ class Harness:
         violations += self._quarantine_lines(archived)
         if exact:
             violations += self.stored_all(corpus.planted)
-        return Outcome(c, failed, exception, violations)
+        return Outcome(c, failed, exception, violations, seconds)
 
     def _quarantine_lines(self, before: set[str]) -> list[str]:
         out = []
