@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,9 @@ from typer.testing import CliRunner
 
 from iotpm.api.app import iso_texts
 from iotpm.cli.app import app
-from iotpm.cli.detect import CsvSource, Detection, Reservoir, iso_ms
+from iotpm.cli.detect import CsvSource, Detection, Reservoir, iso_ms, timestamps
 from iotpm.detection import DetectorConfig
+from iotpm.models import parse_timestamp
 from tests.conftest import BENCH
 
 runner = CliRunner()
@@ -263,6 +265,50 @@ def test_reservoir_stays_bounded_and_evenly_spaced(sizes: list[int], cap: int) -
 def test_times_are_written_as_the_api_writes_them(ts: list[int]) -> None:
     for t in ts:
         assert [iso_ms(t)] == iso_texts([t])
+
+
+_TIMES = st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2099, 12, 31))
+
+
+@st.composite
+def timestamp_texts(draw: st.DrawFn) -> str:
+    """What a historian's export puts in a timestamp column."""
+    t = draw(_TIMES)
+    form = draw(st.sampled_from(["iso_z", "iso", "space", "ms", "date", "epoch_s", "epoch_ms", "offset", "junk"]))
+    if form == "epoch_s":
+        return str(int(t.replace(tzinfo=UTC).timestamp()))
+    if form == "epoch_ms":
+        return str(int(t.replace(tzinfo=UTC).timestamp() * 1000))
+    if form == "junk":
+        return draw(st.sampled_from(["NaT", "nan", "", "2026-13-01", "yesterday", "1e999"]))
+    text = {"iso_z": t.strftime("%Y-%m-%dT%H:%M:%SZ"), "iso": t.strftime("%Y-%m-%dT%H:%M:%S"),
+            "space": t.strftime("%Y-%m-%d %H:%M"), "ms": t.isoformat(timespec="milliseconds") + "Z",
+            "date": t.strftime("%Y-%m-%d"), "offset": t.strftime("%Y-%m-%dT%H:%M:%S+02:00")}  # fmt: skip
+    return text[form]
+
+
+@given(st.lists(timestamp_texts(), min_size=1, max_size=20))
+def test_column_timestamps_read_as_each_value_would_be(texts: list[str]) -> None:
+    """The column-at-once parse gives what parse_timestamp gives per value, or hands the
+    column to it (None); every column of one plain form takes the fast path."""
+    fast = timestamps(texts)
+    slow = [parse_timestamp(float(t) if _is_number(t) else t) for t in texts]
+    if fast is not None:
+        assert all(p is not None for p in slow)
+        assert fast.tolist() == [int(p.timestamp() * 1000) for p in slow if p is not None]
+
+
+@pytest.mark.parametrize("text", ["2026-01-01T00:00:00Z", "2026-01-01 00:00", "2026-01-01T00:00:00.250", "1767225600"])
+def test_plain_timestamp_columns_take_the_fast_path(text: str) -> None:
+    assert timestamps([text] * 3) is not None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 @pytest.mark.skipif(not BENCH.is_dir(), reason="shared anomaly-bench data not present (never copied into the repo)")

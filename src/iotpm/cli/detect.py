@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
+import re
 import sys
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,6 +27,7 @@ import numpy as np
 from iotpm.detection import AlarmEvent, DetectionResult, DetectorConfig, DeviceInput, DeviceState, FleetDetector
 from iotpm.detection.state import FloatArray, IntArray
 from iotpm.models import parse_timestamp
+from iotpm.models.validation import _EPOCH_MS_CUTOFF
 
 _TIME_COLUMNS = ("timestamp", "ts", "time", "datetime", "date")
 CHUNK_ROWS = 50_000
@@ -122,45 +126,88 @@ class CsvSource:
 
     def chunks(self) -> Iterator[Chunk]:
         """The rows, ``chunk_rows`` at a time."""
-        rows: list[list[str]] = []
-        pending = [self._first_row] if self._first_row is not None else []
+        first = [self._first_row] if self._first_row is not None else []
         self._first_row = None
-        for row in _chain(pending, self._reader):
-            if not row:  # a blank line
-                self.rows_read += 1
-                continue
-            rows.append(row)
-            if len(rows) >= self.chunk_rows:
-                yield self._parse(rows)
-                rows = []
-        if rows:
-            yield self._parse(rows)
+        while True:
+            rows = first + list(itertools.islice(self._reader, self.chunk_rows - len(first)))
+            first = []
+            if not rows:
+                return
+            chunk = self._parse(rows)
+            if len(chunk.ts):
+                yield chunk
 
     def close(self) -> None:
         if self._raw is not sys.stdin.buffer:
             self._raw.close()
 
     def _parse(self, rows: list[list[str]]) -> Chunk:
+        """Columns at a time in numpy; a value numpy cannot take goes through the per-row rules."""
         first_line = self.rows_read + 2  # the header is line 1
-        ts = np.empty(len(rows), dtype=np.int64)
-        values = np.empty((len(rows), len(self._metric_i)), dtype=np.float64)
-        ti, di, mi = self._ts_i, self._dev_i, self._metric_i
-        for i, row in enumerate(rows):
-            if len(row) < self._width:
-                raise CsvError(f"{self.name}: line {first_line + i}: {len(row)} fields, the header has {self._width}")
-            parsed = parse_timestamp(_number_or_text(row[ti]))
-            if parsed is None:
-                raise CsvError(f"{self.name}: line {first_line + i}: cannot parse timestamp {row[ti]!r}")
-            ts[i] = int(parsed.timestamp() * 1000)
-            values[i] = [_float(row[j]) for j in mi]
-        devices = [row[di] for row in rows] if di is not None else ["all"] * len(rows)
         self.rows_read += len(rows)
+        lines = np.arange(first_line, first_line + len(rows))
+        if not all(rows):  # blank lines
+            lines = lines[[i for i, r in enumerate(rows) if r]]
+            rows = [r for r in rows if r]
+            if not rows:
+                return Chunk([], np.zeros(0, dtype=np.int64), np.zeros((0, len(self._metric_i))))
+        if min(map(len, rows)) < self._width:
+            i = next(i for i, r in enumerate(rows) if len(r) < self._width)
+            raise CsvError(f"{self.name}: line {lines[i]}: {len(rows[i])} fields, the header has {self._width}")
+        cols = list(zip(*rows, strict=False))
+        ts = timestamps(cols[self._ts_i])
+        if ts is None:
+            ts = np.empty(len(rows), dtype=np.int64)
+            for i, text in enumerate(cols[self._ts_i]):
+                parsed = parse_timestamp(_number_or_text(text))
+                if parsed is None:
+                    raise CsvError(f"{self.name}: line {lines[i]}: cannot parse timestamp {text!r}")
+                ts[i] = int(parsed.timestamp() * 1000)
+        values = np.empty((len(rows), len(self._metric_i)), dtype=np.float64)
+        for k, j in enumerate(self._metric_i):
+            values[:, k] = floats(cols[j])
+        devices = list(cols[self._dev_i]) if self._dev_i is not None else ["all"] * len(rows)
         return Chunk(devices, ts, values)
 
 
-def _chain(first: list[list[str]], rest: Iterator[list[str]]) -> Iterator[list[str]]:
-    yield from first
-    yield from rest
+#: ISO 8601 text that numpy and parse_timestamp read alike (naive or Z: UTC; up to ms)
+_SIMPLE_ISO = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,3})?)?)?Z?")
+_MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+
+
+def timestamps(texts: Sequence[str]) -> IntArray | None:
+    """Epoch ms of a column at once, as :func:`parse_timestamp` reads each value (epoch
+    seconds or ms, or ISO 8601), or None when a value needs the per-row rules."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            numbers = np.asarray(texts, dtype=np.str_).astype(np.float64)
+        except (ValueError, TypeError):
+            numbers = None
+        if numbers is not None:
+            if not np.isfinite(numbers).all():
+                return None
+            ms = np.where(np.abs(numbers) >= _EPOCH_MS_CUTOFF, numbers, numbers * 1000)
+            if np.abs(ms).max(initial=0) > _MAX_MS:
+                return None
+            return ms.astype(np.int64)
+        if not all(_SIMPLE_ISO.fullmatch(t) for t in texts):
+            return None
+        try:
+            stamps = np.asarray([t.removesuffix("Z") for t in texts], dtype=np.str_).astype("datetime64[ms]")
+        except (ValueError, UserWarning, DeprecationWarning):
+            return None
+    if np.isnat(stamps).any():
+        return None
+    return stamps.astype(np.int64)
+
+
+def floats(texts: Sequence[str]) -> FloatArray:
+    """A metric column as floats; an empty or non-numeric value is NaN (missing)."""
+    try:
+        return np.asarray(texts, dtype=np.str_).astype(np.float64)
+    except ValueError:
+        return np.array([_float(t) for t in texts], dtype=np.float64)
 
 
 class AlarmWriter:
@@ -303,13 +350,16 @@ class Detection:
 
     def feed(self, chunk: Chunk) -> None:
         """Score one chunk: rows grouped by device, each device's in time order."""
-        names, inverse = np.unique(np.asarray(chunk.devices, dtype=object), return_inverse=True)
-        first_seen = np.unique(inverse, return_index=True)[1]
+        codes: dict[str, int] = {}
+        code = np.fromiter((codes.setdefault(d, len(codes)) for d in chunk.devices), np.int64, len(chunk.devices))
+        order = np.argsort(code, kind="stable")  # each device's rows together, in file order
+        bounds = np.concatenate([[0], np.cumsum(np.bincount(code, minlength=len(codes)))])
         items: list[tuple[DeviceRun, IntArray, FloatArray]] = []
-        for k in np.argsort(first_seen, kind="stable"):
-            run = self.runs.setdefault(str(names[k]), DeviceRun(str(names[k])))
-            idx = np.flatnonzero(inverse == k)
-            idx = idx[np.argsort(chunk.ts[idx], kind="stable")]
+        for name, k in codes.items():
+            run = self.runs.setdefault(name, DeviceRun(name))
+            idx = order[bounds[k] : bounds[k + 1]]
+            if (np.diff(chunk.ts[idx]) < 0).any():
+                idx = idx[np.argsort(chunk.ts[idx], kind="stable")]
             ts, x = self._in_order(run, chunk.ts[idx], chunk.values[idx])
             ts, x = self._warm(run, ts, x)
             if len(ts):
