@@ -9,7 +9,8 @@ way), then runs the command as a user does (a fresh process: ``iotpm detect FILE
 * ``iotpm --version`` (the interpreter and the CLI's imports: the floor),
 * a bare ``csv.reader`` pass over the long file (what reading the text costs at all).
 
-Peak memory is the process's own maximum RSS (``ru_maxrss``). Prints figures, then one
+Peak memory is the process's own high-water RSS (``VmHWM`` in /proc/self/status; Linux
+keeps ``ru_maxrss`` across exec, so a child would report this script's own peak). Prints figures, then one
 JSON object on the last line. Target: memory independent of the file's length, under 200 MB.
 """
 
@@ -30,7 +31,7 @@ DEVICES = 20
 INTERVAL_S = 5
 #: runs a command in-process and reports its peak RSS and exit code on the last line of stderr
 _MEASURE = """
-import json, resource, sys, time
+import json, sys, time
 t0 = time.perf_counter()
 code = 0
 try:
@@ -38,15 +39,15 @@ try:
     main()
 except SystemExit as exc:
     code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
 print(json.dumps({"code": code, "peak_mb": peak, "seconds": time.perf_counter() - t0}), file=sys.stderr)
 """
 _CSV_ONLY = """
-import csv, json, resource, sys, time
+import csv, json, sys, time
 t0 = time.perf_counter()
 with open(sys.argv[1], newline="") as fh:
     n = sum(1 for _ in csv.reader(fh))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
 print(json.dumps({"code": 0, "peak_mb": peak, "seconds": time.perf_counter() - t0, "rows": n - 1}), file=sys.stderr)
 """
 
