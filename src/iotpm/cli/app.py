@@ -444,7 +444,7 @@ def local_up(
         api_port=api_port,
     )
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[extra]}"))
-    with Progress(*columns, console=console, transient=False) as bar:
+    with Progress(*columns, console=stderr, transient=False) as bar:  # stdout carries only the summary
         tasks: dict[str, Any] = {}
 
         def progress(what: str, done: int, total: int) -> None:
@@ -454,7 +454,7 @@ def local_up(
             bar.update(tasks[what], completed=done, total=max(total, 1), extra=extra)
 
         try:
-            summary = Twin().up(opts, lambda text: console.print(f"[bold]==>[/bold] {text}"), progress)
+            summary = Twin().up(opts, lambda text: stderr.print(f"[bold]==>[/bold] {text}"), progress)
         except (RuntimeError, TimeoutError, OSError) as exc:
             me = _self_command()
             stderr.print(f"[red]error:[/red] {exc}")
@@ -569,7 +569,7 @@ def simulate_cmd(
     from rich.live import Live
 
     broker = Broker(endpoint, port, ca, topic_prefix)
-    with Live(console=console, refresh_per_second=4) as live:
+    with Live(console=stderr, refresh_per_second=4) as live:
 
         def show(sent: int, acked: int, failed: int) -> None:
             live.update(f"sent {sent:,}  acknowledged {acked:,}  failed {failed:,}")
