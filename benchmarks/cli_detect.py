@@ -31,7 +31,7 @@ DEVICES = 20
 INTERVAL_S = 5
 #: runs a command in-process and reports its peak RSS and exit code on the last line of stderr
 _MEASURE = """
-import json, sys, time
+import json, resource, sys, time
 t0 = time.perf_counter()
 code = 0
 try:
@@ -40,7 +40,9 @@ try:
 except SystemExit as exc:
     code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
 peak = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
-print(json.dumps({"code": code, "peak_mb": peak, "seconds": time.perf_counter() - t0}), file=sys.stderr)
+use = resource.getrusage(resource.RUSAGE_SELF)  # CPU time starts at zero in a new process
+figures = {"code": code, "peak_mb": peak, "seconds": time.perf_counter() - t0, "cpu_s": use.ru_utime + use.ru_stime}
+print(json.dumps(figures), file=sys.stderr)
 """
 _CSV_ONLY = """
 import csv, json, sys, time
@@ -112,6 +114,8 @@ def main() -> None:
         "peak_mb_import_floor": round(med("floor", "peak_mb"), 1),
         "seconds": round(med("long", "seconds"), 2),
         "seconds_tenth_file": round(med("short", "seconds"), 2),
+        "cpu_seconds": round(med("long", "cpu_s"), 2),
+        "cpu_seconds_tenth_file": round(med("short", "cpu_s"), 2),
         "seconds_csv_reader_only": round(med("csv_only", "seconds"), 2),
         "rows_per_second": round(opts.rows / med("long", "seconds")),
         "alarms": summary["alarms"],
@@ -124,9 +128,12 @@ def main() -> None:
           f"imports only: {out['peak_mb_import_floor']:.1f} MB; target < 200 MB)")  # fmt: skip
     print(f"  time              {out['seconds']:8.2f} s    ({out['rows_per_second']:,} rows/s; a tenth of the rows: "
           f"{out['seconds_tenth_file']:.2f} s; csv.reader alone: {out['seconds_csv_reader_only']:.2f} s)")  # fmt: skip
+    cpu, cpu_tenth = out["cpu_seconds"], out["cpu_seconds_tenth_file"]
+    print(f"  CPU time          {cpu:8.2f} s    (a tenth of the rows: {cpu_tenth:.2f} s; wall time varies with load)")
     print(f"  alarms raised     {out['alarms']:8d}      over {out['analysed']:,} readings analysed")
     for name in ("long", "short"):
-        print(f"  runs ({name}): " + ", ".join(f"{r['peak_mb']:.0f} MB / {r['seconds']:.1f} s" for r in results[name]))
+        each = [f"{r['peak_mb']:.0f} MB / {r['seconds']:.1f} s / {r['cpu_s']:.1f} s CPU" for r in results[name]]
+        print(f"  runs ({name}): " + ", ".join(each))
     print(json.dumps(out))
 
 

@@ -191,7 +191,7 @@ def timestamps(texts: Sequence[str]) -> IntArray | None:
             if np.abs(ms).max(initial=0) > _MAX_MS:
                 return None
             return ms.astype(np.int64)
-        if not all(_SIMPLE_ISO.fullmatch(t) for t in texts):
+        if not all(map(_SIMPLE_ISO.fullmatch, texts)):  # (one regex over the joined column: 50 MB of stack)
             return None
         try:
             stamps = np.asarray([t.removesuffix("Z") for t in texts], dtype=np.str_).astype("datetime64[ms]")
