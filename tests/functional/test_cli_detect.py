@@ -318,3 +318,26 @@ def test_detect_runs_on_a_nab_file(tmp_path: Path) -> None:
     code, _, stderr = detect(str(src), "--warmup", "600", "--out", str(out))
     assert code == 0, stderr
     assert isinstance(json.loads(out.read_text()), list)
+
+
+def test_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
+    """What the command holds is bounded by the chunk and the plot's reservoirs, not the
+    file: ten times the rows, about the same traced peak (the figure is the benchmark's,
+    benchmarks/cli_detect.py; this checks the shape on a small slice)."""
+    import tracemalloc
+
+    def peak(rows: int) -> int:
+        src = write_csv(tmp_path / f"h{rows}.csv", rows=rows, fault_at=rows // 2)
+        source = CsvSource(str(src), device_col="device", chunk_rows=1_000)
+        det = Detection(source.metrics, DetectorConfig(), plot=True, plot_points=300)
+        tracemalloc.start()
+        for c in source.chunks():
+            det.feed(c)
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        source.close()
+        assert all(len(r.plot.series.ts) <= 300 for r in det.finish() if r.plot is not None)
+        return top
+
+    small, large = peak(1_500), peak(15_000)
+    assert large < 1.5 * small, (small, large)

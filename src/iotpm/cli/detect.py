@@ -342,10 +342,11 @@ class Detection:
         warmup: int | None = None,
         alarms: AlarmWriter | None = None,
         plot: bool = False,
+        plot_points: int = PLOT_POINTS,
     ) -> None:
         self.metrics, self.config, self.warmup = tuple(metrics), config, warmup
         self.fleet = FleetDetector(config)
-        self.alarms, self.plot = alarms, plot
+        self.alarms, self.plot, self.plot_points = alarms, plot, plot_points
         self.runs: dict[str, DeviceRun] = {}
 
     def feed(self, chunk: Chunk) -> None:
@@ -418,7 +419,8 @@ class Detection:
     ) -> None:
         c = len(self.metrics)
         if run.plot is None:
-            run.plot = PlotData(Reservoir(3 * c), [Reservoir(1) for _ in range(c)])
+            cap = self.plot_points
+            run.plot = PlotData(Reservoir(3 * c, cap), [Reservoir(1, cap) for _ in range(c)])
         band = 3.0 * result.scale
         run.plot.series.add(ts, np.hstack([x, result.expected, band]))
         caused = self._caused(run, result, raises)
@@ -430,7 +432,7 @@ class Detection:
             for j in dict.fromkeys(metrics):
                 value = float(x[event.index, j]) if j >= 0 else math.nan
                 run.plot.raises.append((event.ts_ms, j, value))
-        del run.plot.raises[: max(0, len(run.plot.raises) - PLOT_POINTS)]
+        del run.plot.raises[: max(0, len(run.plot.raises) - self.plot_points)]
 
     def _caused(self, run: DeviceRun, result: DetectionResult, raises: list[AlarmEvent]) -> np.ndarray[Any, Any]:
         """(n, c): the metrics each reading's alarm is on, those its raise named as reasons
