@@ -17,7 +17,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
-from aws_lambda_powertools.logging import correlation_paths
 
 from iotpm.api.app import LOGGER, build_app
 from iotpm.api.ports import Queries
@@ -42,9 +41,8 @@ class ApiHandler:
         self._factory = factory
         self._logger = logger or LOGGER
         self._app: APIGatewayRestResolver | None = None
-        self._handle = self._logger.inject_lambda_context(
-            self._resolve, correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
-        )
+        # (the correlation id is set from the event directly: a JMESPath query per request costs more)
+        self._handle = self._logger.inject_lambda_context(self._resolve)
 
     def __call__(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         out: dict[str, Any] = self._handle(dict(event), context if context is not None else LocalContext())
@@ -52,6 +50,9 @@ class ApiHandler:
 
     def _resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         t0 = time.perf_counter()
+        context_of_request = event.get("requestContext")
+        request_id = context_of_request.get("requestId") if isinstance(context_of_request, dict) else None
+        self._logger.set_correlation_id(request_id if isinstance(request_id, str) else None)
         if self._app is None:
             self._app = build_app(self._factory(), logger=self._logger)
         out = self._app.resolve(event, context)
