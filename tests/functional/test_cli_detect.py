@@ -341,3 +341,27 @@ def test_memory_does_not_grow_with_the_file(tmp_path: Path) -> None:
 
     small, large = peak(1_500), peak(15_000)
     assert large < 1.5 * small, (small, large)
+
+
+def test_limits_per_line_and_device_type_from_their_columns(tmp_path: Path) -> None:
+    """The scopes of a limits file apply when the CSV says each device's line and type."""
+    rng = np.random.default_rng(1)
+    rows = [
+        f"2026-01-01T00:{i // 60:02d}:{i % 60:02d}Z,{dev},{line},{kind},{55 + rng.normal(0, 0.5):.3f}"
+        for dev, line, kind in (("pump-1", "line-1", "pump"), ("fan-1", "line-2", "fan"), ("fan-2", "line-1", "fan"))
+        for i in range(300)
+    ]
+    src = tmp_path / "h.csv"
+    src.write_text("timestamp,device,line,type,temperature_c\n" + "\n".join(rows) + "\n")
+    limits = tmp_path / "limits.json"
+    limits.write_text(json.dumps({"device_type": {"fan": {"temperature": {"high": 50}}},
+                                  "line": {"line-1": {"temperature": {"high": 90}}}}))  # fmt: skip
+    code, stdout, stderr = detect(str(src), "--device-column", "device", "--line-column", "line",
+                                  "--type-column", "type", "--limits", str(limits), "--format", "json")  # fmt: skip
+    assert code == 0, stderr
+    devices = {d["device_id"]: d for d in json.loads(stdout)["devices"]}
+    assert devices["fan-1"]["alarms"] == 1  # its type's limit (55 > 50)
+    assert devices["fan-2"]["alarms"] == 0  # its line's limit is more specific than its type's
+    assert devices["pump-1"]["alarms"] == 0
+    assert (devices["fan-1"]["line"], devices["fan-1"]["device_type"]) == ("line-2", "fan")
+    assert "type" not in json.loads(stdout)["metrics"]

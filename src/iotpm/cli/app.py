@@ -48,6 +48,10 @@ def detect(
     ],
     timestamp_column: Annotated[str | None, typer.Option(help="Timestamp column (default: detected).")] = None,
     device_column: Annotated[str | None, typer.Option(help="Column naming the device, if any.")] = None,
+    line_column: Annotated[str | None, typer.Option(help="Column naming the device's line (for line limits).")] = None,
+    type_column: Annotated[
+        str | None, typer.Option(help="Column naming the device type (for device-type limits).")
+    ] = None,
     metrics: Annotated[str | None, typer.Option(help="Comma-separated metric columns (default: all numeric).")] = None,
     warmup: Annotated[
         int | None,
@@ -100,7 +104,8 @@ def detect(
         _check_writable(Path(plot), "--plot")
     fmt: OutFormat = out_format or ("csv" if out not in (None, "-") and str(out).lower().endswith(".csv") else "json")
     try:
-        source = CsvSource(file, timestamp_column, device_column, metrics.split(",") if metrics else None, chunk_rows)
+        chosen = metrics.split(",") if metrics else None
+        source = CsvSource(file, timestamp_column, device_column, chosen, chunk_rows, line_column, type_column)
     except CsvError as exc:
         fail(str(exc))
     writer = AlarmWriter(alarm_out, fmt) if alarm_out is not None else None

@@ -55,6 +55,8 @@ class Chunk:
     devices: list[str]
     ts: IntArray
     values: FloatArray
+    lines: list[str] | None = None  # per row, when the CSV has a line column
+    types: list[str] | None = None  # per row, when it has a device-type column
 
 
 class CsvSource:
@@ -71,6 +73,8 @@ class CsvSource:
         device_col: str | None = None,
         metrics: list[str] | None = None,
         chunk_rows: int = CHUNK_ROWS,
+        line_col: str | None = None,
+        type_col: str | None = None,
     ) -> None:
         self.name = "stdin" if path == STDIO else path
         self.chunk_rows = chunk_rows
@@ -102,16 +106,20 @@ class CsvSource:
             raise CsvError(
                 f"{self.name}: no timestamp column (looked for {found or ', '.join(_TIME_COLUMNS)}); header: {header}"
             )
-        if device_col is not None and device_col not in header:
-            raise CsvError(f"{self.name}: device column {device_col!r} not in header {header}")
+        for what, col in (("device", device_col), ("line", line_col), ("device type", type_col)):
+            if col is not None and col not in header:
+                raise CsvError(f"{self.name}: {what} column {col!r} not in header {header}")
         first_values = dict(zip(header, row, strict=False))
-        chosen = metrics or [h for h in header if h not in (found, device_col) and _numeric(first_values.get(h))]
+        labels = (found, device_col, line_col, type_col)
+        chosen = metrics or [h for h in header if h not in labels and _numeric(first_values.get(h))]
         missing = [m for m in chosen if m not in header]
         if missing or not chosen:
             raise CsvError(f"{self.name}: metric column(s) {missing or 'none numeric'} not in header {header}")
         self.metrics = chosen
         self._ts_i = header.index(found)
         self._dev_i = header.index(device_col) if device_col else None
+        self._line_i = header.index(line_col) if line_col else None
+        self._type_i = header.index(type_col) if type_col else None
         self._metric_i = [header.index(m) for m in chosen]
         self._width = len(header)
         self.rows_read = 0
@@ -167,7 +175,9 @@ class CsvSource:
         for k, j in enumerate(self._metric_i):
             values[:, k] = floats(cols[j])
         devices = list(cols[self._dev_i]) if self._dev_i is not None else ["all"] * len(rows)
-        return Chunk(devices, ts, values)
+        lines_of = list(cols[self._line_i]) if self._line_i is not None else None
+        types_of = list(cols[self._type_i]) if self._type_i is not None else None
+        return Chunk(devices, ts, values, lines_of, types_of)
 
 
 #: ISO 8601 text that numpy and parse_timestamp read alike (naive or Z: UTC; up to ms)
@@ -295,6 +305,8 @@ class DeviceRun:
     """One device's progress through the file, and what the summary reports."""
 
     device: str
+    line: str | None = None  # from the first row that names it: the scope of line limits
+    device_type: str | None = None
     rows: int = 0
     analysed: int = 0
     skipped: int = 0  # rows older than one already analysed (the detector is causal)
@@ -314,6 +326,8 @@ class DeviceRun:
     def summary(self) -> dict[str, Any]:
         return {
             "device_id": self.device,
+            "line": self.line,
+            "device_type": self.device_type,
             "rows": self.rows,
             "analysed": self.analysed,
             "skipped_out_of_order": self.skipped,
@@ -359,6 +373,10 @@ class Detection:
         for name, k in codes.items():
             run = self.runs.setdefault(name, DeviceRun(name))
             idx = order[bounds[k] : bounds[k + 1]]
+            if run.line is None and chunk.lines is not None:
+                run.line = chunk.lines[idx[0]] or None
+            if run.device_type is None and chunk.types is not None:
+                run.device_type = chunk.types[idx[0]] or None
             if (np.diff(chunk.ts[idx]) < 0).any():
                 idx = idx[np.argsort(chunk.ts[idx], kind="stable")]
             ts, x = self._in_order(run, chunk.ts[idx], chunk.values[idx])
@@ -367,7 +385,7 @@ class Detection:
                 items.append((run, ts, x))
         if not items:
             return
-        inputs = [DeviceInput(r.device, self.metrics, ts, x, r.state) for r, ts, x in items]
+        inputs = [DeviceInput(r.device, self.metrics, ts, x, r.state, r.line, r.device_type) for r, ts, x in items]
         for (run, ts, x), (result, state) in zip(items, self.fleet.update(inputs), strict=True):
             run.state = state
             self._record(run, ts, x, result)

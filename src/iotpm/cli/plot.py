@@ -40,7 +40,7 @@ def plot_runs(runs: list[DeviceRun], metrics: list[str], config: DetectorConfig,
         value, expected, band = rows[:, j], rows[:, c + j], rows[:, 2 * c + j]
         ax.plot(t, value, lw=0.7, color="#333", label=metrics[j])
         ax.fill_between(t, expected - band, expected + band, color="#7aa6d6", alpha=0.3, label="baseline ±3σ")
-        limits = config.thresholds.resolve(metrics[j], device_id=run.device)
+        limits = config.thresholds.resolve(metrics[j], device_id=run.device, line=run.line, device_type=run.device_type)
         for limit in (limits.low, limits.high) if limits else ():
             if limit is not None:
                 ax.axhline(limit, color="#c0392b", ls="--", lw=0.8)
