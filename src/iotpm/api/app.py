@@ -4,6 +4,10 @@
 both call ``app.resolve(event, context)`` on it. Every parameter is validated by
 pydantic before a route runs, every failure leaves as ``{"error": {status, code,
 message}}``, and a route never sees a value it has not validated.
+
+A failure the client cannot fix (a store error: 503; anything unexpected: 500) is
+logged at ERROR with its exception through Powertools' Logger, one JSON line that
+carries the request id and cold start the handler appended (``iotpm.handlers.api``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import orjson
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn
@@ -56,6 +61,8 @@ MAX_SPAN = {
     "1h": timedelta(days=366),
     "anomalies": timedelta(days=92),
 }
+#: the API's structured logger (JSON on stdout; level from POWERTOOLS_LOG_LEVEL, default INFO)
+LOGGER = Logger(service="iotpm-api")
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
@@ -84,6 +91,7 @@ _ERRORS: dict[int, OpenAPIResponse] = {
         (400, "a parameter is invalid (the message names it)"),
         (403, "missing or wrong API key"),
         (404, "no such device or route"),
+        (500, "an unexpected error (logged with the request id)"),
         (503, "a table could not be read; retry"),
     )
 }
@@ -93,11 +101,13 @@ def _responses(model: type[Any]) -> dict[int, OpenAPIResponse]:
     return {200: {"description": "OK", "content": {"application/json": {"model": model}}}, **_ERRORS}
 
 
-def build_app(queries: Queries, now_ms: Callable[[], int] | None = None) -> APIGatewayRestResolver:
-    """The resolver with every route bound to ``queries``."""
+def build_app(
+    queries: Queries, now_ms: Callable[[], int] | None = None, logger: Logger | None = None
+) -> APIGatewayRestResolver:
+    """The resolver with every route bound to ``queries``; failures logged to ``logger``."""
     app = APIGatewayRestResolver(enable_validation=True)
     clock = now_ms or (lambda: int(time.time() * 1000))
-    _errors(app)
+    _errors(app, logger or LOGGER)
 
     @app.get("/health", responses=_responses(Health), summary="liveness", tags=["meta"])
     def health() -> Response[str]:
@@ -229,7 +239,7 @@ def build_app(queries: Queries, now_ms: Callable[[], int] | None = None) -> APIG
     return app
 
 
-def _errors(app: APIGatewayRestResolver) -> None:
+def _errors(app: APIGatewayRestResolver, logger: Logger) -> None:
     """One error body everywhere (registered by call: the decorator is untyped)."""
 
     def invalid(exc: RequestValidationError) -> Response[str]:
@@ -247,7 +257,12 @@ def _errors(app: APIGatewayRestResolver) -> None:
         return error_response(exc.status, exc.code, exc.message)
 
     def unavailable(exc: StoreError) -> Response[str]:
+        logger.error("a table could not be read", exc_info=exc, extra={"status": 503, **_request(app)})
         return error_response(503, "unavailable", "the tables could not be read; retry")
+
+    def unexpected(exc: Exception) -> Response[str]:
+        logger.error("unexpected error", exc_info=exc, extra={"status": 500, **_request(app)})
+        return error_response(500, "internal", "an unexpected error; it is logged with the request id")
 
     def not_found(exc: Exception) -> Response[str]:
         return error_response(404, "not_found", f"no route {app.current_event.http_method} {app.current_event.path}")
@@ -256,7 +271,12 @@ def _errors(app: APIGatewayRestResolver) -> None:
     app.exception_handler(InvalidCursorError)(bad_cursor)
     app.exception_handler(ApiError)(api_error)
     app.exception_handler(StoreError)(unavailable)
+    app.exception_handler(Exception)(unexpected)  # the most specific handler wins
     app.not_found(not_found)
+
+
+def _request(app: APIGatewayRestResolver) -> dict[str, str]:
+    return {"method": app.current_event.http_method, "path": app.current_event.path}
 
 
 def openapi_json(app: APIGatewayRestResolver) -> str:
