@@ -245,8 +245,14 @@ def _check_writable(path: Path, option: str) -> None:
         fail(f"{option} {path}: is a folder")
     if not parent.is_dir():
         fail(f"{option} {path}: no folder {parent}")
-    if not os.access(path if path.exists() else parent, os.W_OK):
-        fail(f"{option} {path}: cannot write (permission denied)")
+    existed = path.exists()
+    try:  # tried, not asked (os.access says yes to root where the filesystem says no)
+        with path.open("a" if existed else "x"):
+            pass
+    except OSError as exc:
+        fail(f"{option} {path}: cannot write ({exc.strerror or exc})")
+    if not existed:
+        os.unlink(path)
 
 
 class _NoBar:
