@@ -127,3 +127,30 @@ def test_bucket_pages_cross_blocks_and_resume_after_their_cursor(stores: Stores)
     assert minutes(stores.queries, limit=7) == whole
     page = stores.queries.buckets("dev-1", "1m", T0 + 5 * 60_000, T0 + 12 * 60_000, 100, None)
     assert [b.start_ms - T0 for b in page.items] == [k * 60_000 for k in range(5, 12)]
+
+
+def test_a_table_written_before_packing_reads_on_and_takes_new_batches(endpoint: str) -> None:
+    """Items of the layout before (one per reading, one per bucket) sit with chunks and blocks: no migration."""
+    env = Environment(endpoint, timestream=False)
+    n = lambda v: {"N": str(v)}  # noqa: E731 - a DynamoDB number, for the items below
+    for i, ts in enumerate((T0 + 1_000, T0 + 601_000)):
+        env.ddb.put_item(
+            TableName=env.names.readings,
+            Item={"device_id": {"S": "dev-1"}, "sk": {"S": f"{ts:013d}#{i}"}, "ts": n(ts), "seq": n(i),
+                  "site": {"S": "plant-1"}, "line": {"S": "line-1"}, "device_type": {"S": "pump"},
+                  "metrics": {"M": {"temperature_c": n(9.5)}}, "score": n(0.5), "anomaly": {"BOOL": False},
+                  "expires_at": n(1)},
+        )  # fmt: skip
+        stats = {"temperature_c": {"M": {"count": n(1), "min": n(9.5), "max": n(9.5), "sum": n(9.5)}}}
+        env.ddb.put_item(
+            TableName=env.names.rollups,
+            Item={"series": {"S": "dev-1#1m"}, "bucket": n(ts - 1_000), "device_id": {"S": "dev-1"},
+                  "resolution": {"S": "1m"}, "metrics": {"M": stats}, "anomalies": n(0), "last_mark": n(i),
+                  "expires_at": n(2_000_000_000)},
+        )  # fmt: skip
+    new = Stores(DynamoReadings(env.ddb, env.names.readings), DynamoRollups(env.ddb, env.names.rollups),
+                 DynamoQueries(env.ddb, env.names))  # fmt: skip
+    new.readings.put_many([row(5, T0 + 30_000, 1.0), row(6, T0 + 602_000, 2.0)])
+    new.rollups.apply([delta(5, T0, [1.0]), delta(5, T0 + 600_000, [2.0])])  # same minutes as the old items
+    assert all_readings(new.queries) == [(-1, 9.5), (5, 1.0), (-1, 9.5), (6, 2.0)]
+    assert [(at, s["count"], s["min"]) for at, s, _ in minutes(new.queries)] == [(0, 2, 1.0), (600_000, 2, 2.0)]

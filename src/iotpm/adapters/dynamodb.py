@@ -166,8 +166,27 @@ def chunk_item(key: ChunkKey, rows: Sequence[ReadingRow]) -> Item:
 
 
 def chunk_rows(item: Mapping[str, Any]) -> list[ReadingRow]:
-    """Inverse of :func:`chunk_item`."""
+    """Inverse of :func:`chunk_item`; a reading item of the layout before packing reads as a chunk of one."""
+    if "data" not in item:
+        return [_legacy_row(item)]
     return [ReadingRow(*msgspec.structs.astuple(p)) for p in _ROWS.decode(_inflate(bytes(item["data"]["B"])))]
+
+
+def _legacy_row(item: Mapping[str, Any]) -> ReadingRow:
+    return ReadingRow(
+        device_id=item["device_id"]["S"],
+        ts_ms=int(item["ts"]["N"]),
+        key=item["sk"]["S"],
+        seq=int(item["seq"]["N"]) if "seq" in item else None,
+        site=item["site"]["S"],
+        line=item["line"]["S"],
+        device_type=item["device_type"]["S"],
+        metrics={k: float(v["N"]) for k, v in item["metrics"]["M"].items()},
+        score=float(item["score"]["N"]),
+        anomaly=bool(item["anomaly"]["BOOL"]),
+        expires_at=int(item["expires_at"]["N"]),
+        ordinal=-1,
+    )
 
 
 def _buckets_blob(buckets: Mapping[int, BucketAgg]) -> bytes:
@@ -201,7 +220,14 @@ def block_item(key: BlockKey, block: RollupBlock, expires_at: int) -> Item:
 
 
 def block_of_item(item: Mapping[str, Any]) -> RollupBlock:
-    """Inverse of :func:`block_item`."""
+    """Inverse of :func:`block_item`; a bucket item of the layout before packing reads as a block of one."""
+    if "metrics" in item:
+        stats = {
+            name: MetricStats(int(v["M"]["count"]["N"]), float(v["M"]["min"]["N"]), float(v["M"]["max"]["N"]),
+                              float(v["M"]["sum"]["N"]))
+            for name, v in item["metrics"]["M"].items()
+        }  # fmt: skip
+        return RollupBlock({int(item["bucket"]["N"]): BucketAgg(stats, int(item["anomalies"]["N"]))}, {}, -1)
     return RollupBlock(
         _blob_buckets(bytes(item["base"]["B"])),
         _blob_buckets(bytes(item["last"]["B"])),

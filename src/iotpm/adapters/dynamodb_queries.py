@@ -46,9 +46,11 @@ from iotpm.service.ports import (
     CHUNK_MS,
     ROLLUP_BLOCK_MS,
     AnomalyRow,
+    BucketAgg,
     DeviceRecord,
     ReadingRow,
     Resolution,
+    add_buckets,
     block_of,
 )
 
@@ -118,7 +120,7 @@ class DynamoQueries:
             hour.clear()
 
         for item in self._items(self.tables.readings, kwargs, values):
-            at = int(item["sk"]["S"][:13])
+            at = block_of(int(item["sk"]["S"][:13]), CHUNK_MS)  # an item before packing: its reading's time
             if at != current:
                 flush()
                 if len(out) > limit:
@@ -140,14 +142,28 @@ class DynamoQueries:
         low = block_of(max(start_ms, 0 if mark is None else mark), ROLLUP_BLOCK_MS[resolution])
         values = {":s": {"S": f"{device_id}#{resolution}"}, ":a": _n(low), ":b": _n(end_ms - 1)}
         kwargs = {"KeyConditionExpression": "series = :s AND bucket BETWEEN :a AND :b"}
+        width = ROLLUP_BLOCK_MS[resolution]
         out: list[Bucket] = []
-        for item in self._items(self.tables.rollups, kwargs, values):
-            for at, agg in sorted(block_of_item(item).buckets().items()):
+        block: dict[int, BucketAgg] = {}
+        current = None
+
+        def flush() -> None:
+            for at, agg in sorted(block.items()):
                 if start_ms <= at < end_ms and (mark is None or at > mark):
                     metrics = {k: summary(s) for k, s in agg.metrics.items() if s.count}
                     out.append(Bucket(device_id, resolution, at, metrics, agg.anomalies))
-            if len(out) > limit:
-                break
+            block.clear()
+
+        for item in self._items(self.tables.rollups, kwargs, values):
+            at = block_of(int(item["bucket"]["N"]), width)  # a bucket item before packing shares its block's
+            if at != current:
+                flush()
+                if len(out) > limit:
+                    break
+                current = at
+            block.update(add_buckets(block, block_of_item(item).buckets()))
+        else:
+            flush()
         rows = out[:limit]
         return Page(rows, encode_cursor({"bucket": rows[-1].start_ms}) if len(out) > limit else None)
 
