@@ -415,8 +415,8 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=500)
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between a device's readings")
     parser.add_argument("--windows", default="", help="batching windows in seconds (default: prod's), comma-separated")
-    parser.add_argument("--minutes", type=float, default=30.0, help="measured minutes of fleet time")
-    parser.add_argument("--warmup", type=float, default=5.0, help="minutes run first and left out")
+    parser.add_argument("--minutes", type=float, default=10.0, help="measured minutes of fleet time")
+    parser.add_argument("--warmup", type=float, default=9.0, help="minutes run first and left out (100 readings)")
     args = parser.parse_args()
     windows = [float(w) for w in args.windows.split(",") if w] or [prod_window_s()]
     print(

@@ -18,12 +18,13 @@ from iotpm.adapters.dynamodb_queries import DynamoQueries
 from iotpm.api.memory import MemoryQueries
 from iotpm.api.ports import Queries
 from iotpm.service import memory as m
-from iotpm.service.ports import MetricStats, ReadingRow, ReadingStore, RollupDelta, RollupStore
+from iotpm.service.ports import ROLLUP_BLOCK_MS, MetricStats, ReadingRow, ReadingStore, RollupDelta, RollupStore
 
 from .conftest import Environment
 
 HOUR = 3_600_000
 T0 = 1_789_999_200_000  # a whole hour
+BLOCK = ROLLUP_BLOCK_MS["1m"]
 
 
 @dataclass
@@ -112,18 +113,18 @@ def test_a_retried_rollup_replaces_its_own_contribution_and_a_new_batch_adds(sto
 
 
 def test_a_retry_that_no_longer_reaches_a_block_leaves_it_to_the_batch_that_does(stores: Stores) -> None:
-    # the failed attempt touched two ten-minute blocks; its retry (a shorter batch) only the first
-    stores.rollups.apply([delta(0, T0, [1.0]), delta(1, T0 + 600_000, [2.0, 3.0])])
+    # the failed attempt touched two blocks; its retry (a shorter batch) only the first
+    stores.rollups.apply([delta(0, T0, [1.0]), delta(1, T0 + BLOCK, [2.0, 3.0])])
     stores.rollups.apply([delta(0, T0, [1.0])])
     # the next batch starts at reading 1, the first of the second block again: it replaces, not adds
-    stores.rollups.apply([delta(1, T0 + 600_000, [2.0, 3.0, 4.0])])
-    assert [(at, s["count"]) for at, s, _ in minutes(stores.queries)] == [(0, 1), (600_000, 3)]
+    stores.rollups.apply([delta(1, T0 + BLOCK, [2.0, 3.0, 4.0])])
+    assert [(at, s["count"]) for at, s, _ in minutes(stores.queries)] == [(0, 1), (BLOCK, 3)]
 
 
 def test_bucket_pages_cross_blocks_and_resume_after_their_cursor(stores: Stores) -> None:
-    stores.rollups.apply([delta(k, T0 + k * 60_000, [float(k)]) for k in range(25)])
+    stores.rollups.apply([delta(k, T0 + k * 60_000, [float(k)]) for k in range(75)])
     whole = minutes(stores.queries)
-    assert [at for at, _, _ in whole] == [k * 60_000 for k in range(25)]
+    assert [at for at, _, _ in whole] == [k * 60_000 for k in range(75)]
     assert minutes(stores.queries, limit=7) == whole
     page = stores.queries.buckets("dev-1", "1m", T0 + 5 * 60_000, T0 + 12 * 60_000, 100, None)
     assert [b.start_ms - T0 for b in page.items] == [k * 60_000 for k in range(5, 12)]
@@ -133,7 +134,7 @@ def test_a_table_written_before_packing_reads_on_and_takes_new_batches(endpoint:
     """Items of the layout before (one per reading, one per bucket) sit with chunks and blocks: no migration."""
     env = Environment(endpoint, timestream=False)
     n = lambda v: {"N": str(v)}  # noqa: E731 - a DynamoDB number, for the items below
-    for i, ts in enumerate((T0 + 1_000, T0 + 601_000)):
+    for i, ts in enumerate((T0 + 1_000, T0 + BLOCK + 1_000)):
         env.ddb.put_item(
             TableName=env.names.readings,
             Item={"device_id": {"S": "dev-1"}, "sk": {"S": f"{ts:013d}#{i}"}, "ts": n(ts), "seq": n(i),
@@ -150,7 +151,7 @@ def test_a_table_written_before_packing_reads_on_and_takes_new_batches(endpoint:
         )  # fmt: skip
     new = Stores(DynamoReadings(env.ddb, env.names.readings), DynamoRollups(env.ddb, env.names.rollups),
                  DynamoQueries(env.ddb, env.names))  # fmt: skip
-    new.readings.put_many([row(5, T0 + 30_000, 1.0), row(6, T0 + 602_000, 2.0)])
-    new.rollups.apply([delta(5, T0, [1.0]), delta(5, T0 + 600_000, [2.0])])  # same minutes as the old items
+    new.readings.put_many([row(5, T0 + 30_000, 1.0), row(6, T0 + BLOCK + 2_000, 2.0)])
+    new.rollups.apply([delta(5, T0, [1.0]), delta(5, T0 + BLOCK, [2.0])])  # the minutes of the old items
     assert all_readings(new.queries) == [(-1, 9.5), (5, 1.0), (-1, 9.5), (6, 2.0)]
-    assert [(at, s["count"], s["min"]) for at, s, _ in minutes(new.queries)] == [(0, 2, 1.0), (600_000, 2, 2.0)]
+    assert [(at, s["count"], s["min"]) for at, s, _ in minutes(new.queries)] == [(0, 2, 1.0), (BLOCK, 2, 2.0)]

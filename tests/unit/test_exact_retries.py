@@ -129,7 +129,7 @@ def test_a_retry_that_carries_fewer_readings_than_the_failed_attempt_leaves_noth
 def test_any_pattern_of_failed_state_writes_and_batch_sizes_leaves_every_reading_once_and_rollups_exact(
     cuts: list[int], fails: list[set[str]]
 ) -> None:
-    """A shard of 3 devices, 60 readings each, 20 s apart (minute and ten-minute blocks cross), read
+    """A shard of 3 devices, 60 readings each, 20 s apart (minutes, blocks and an hour cross), read
     in batches of the drawn sizes; each call fails the state writes of the drawn devices."""
     proc, states, readings, rollups = stores()
     records = batch(3, 60, start_ms=T0 + 3_590_000, interval_ms=20_000)  # crosses an hour too

@@ -13,11 +13,12 @@ rollups     series = device#res  bucket (N, epoch ms of a block)   -
 
 Write cost grows with devices and batches, not readings: a readings item is a chunk,
 one device's readings of one batch within one hour, packed (msgpack, raw deflate) in
-one binary attribute; a rollups item is a block of buckets (ten minute buckets, or one
+one binary attribute; a rollups item is a block of buckets (thirty minute buckets, or one
 hour bucket), its earlier batches summed and its last batch apart (see
-:class:`~iotpm.service.ports.RollupBlock`); a device's detector state is deflated
-JSON. Every table has TTL on ``expires_at`` (devices excepted). Numbers outside the
-packed attributes are DynamoDB numbers via ``repr`` (shortest round-trip form).
+:class:`~iotpm.service.ports.RollupBlock`); a device's detector state and trend are
+one deflated msgpack blob, so its item stays under 1 KB. Every table has TTL on
+``expires_at`` (devices excepted). Numbers outside the packed attributes are DynamoDB
+numbers via ``repr`` (shortest round-trip form).
 """
 
 from __future__ import annotations
