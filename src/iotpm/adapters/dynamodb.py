@@ -13,7 +13,7 @@ rollups     series = device#res  bucket (N, epoch ms of a block)   -
 
 Write cost grows with devices and batches, not readings: a readings item is a chunk,
 one device's readings of one batch within one hour, packed (msgpack, raw deflate) in
-one binary attribute; a rollups item is a block of buckets (thirty minute buckets, or one
+one binary attribute; a rollups item is a block of buckets (an hour of minute buckets, or one
 hour bucket), its earlier batches summed and its last batch apart (see
 :class:`~iotpm.service.ports.RollupBlock`); a device's detector state and trend are
 one deflated msgpack blob, so its item stays under 1 KB. Every table has TTL on

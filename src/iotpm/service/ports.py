@@ -20,10 +20,10 @@ from iotpm.service.errors import StoreError
 Resolution = Literal["1m", "1h"]
 RESOLUTION_MS: Mapping[Resolution, int] = {"1m": 60_000, "1h": 3_600_000}
 #: how much time one stored rollup item spans per resolution (its buckets packed in one item):
-#: thirty minute buckets (a day of minutes is 48 items to read; a block grows to ~2.6 KB, so
-#: rewriting it each batch costs ~2 write units on average: ten-minute blocks cost ~1 but make
-#: a day 144 items, which the emulator serves in ~0.6 s) or one hour bucket
-ROLLUP_BLOCK_MS: Mapping[Resolution, int] = {"1m": 1_800_000, "1h": 3_600_000}
+#: an hour of minute buckets (a day of minutes is 24 items to read; a block grows to ~5 KB, so
+#: rewriting it each batch costs ~3 write units on average, where ten-minute blocks cost ~1 but
+#: make a day 144 items: the emulator serves an item in ~4 ms whatever its size), or one hour bucket
+ROLLUP_BLOCK_MS: Mapping[Resolution, int] = {"1m": 3_600_000, "1h": 3_600_000}
 #: how much time one stored readings chunk spans (a device's readings of one batch, per hour)
 CHUNK_MS: Final = 3_600_000
 
