@@ -19,9 +19,13 @@ texts = st.one_of(
 )
 detectors = st.one_of(
     st.none(),
-    st.dictionaries(st.text(min_size=1, max_size=8), st.one_of(texts, st.booleans(), st.integers(-9, 9), finite)),
+    st.dictionaries(
+        st.text(min_size=1, max_size=8), st.one_of(texts, st.booleans(), st.integers(-9, 9), finite), max_size=6
+    ),
 )
-trends = st.dictionaries(st.text(min_size=1, max_size=8), st.dictionaries(st.text(max_size=8), st.none() | finite))
+trends = st.dictionaries(
+    st.text(min_size=1, max_size=8), st.dictionaries(st.text(max_size=8), st.none() | finite, max_size=4), max_size=4
+)
 
 
 @settings(max_examples=50)
