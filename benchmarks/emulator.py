@@ -24,7 +24,7 @@ from typing import Any
 
 import boto3
 
-from iotpm.adapters.dynamodb import TableNames, create_tables, reading_item
+from iotpm.adapters.dynamodb import TableNames, chunk_item, create_tables
 from iotpm.emulator import control
 from iotpm.service.ports import ReadingRow
 from iotpm.service.samples import reading
@@ -79,7 +79,8 @@ def measure(url: str, reps: int) -> dict[str, float]:
             )
             for j in range(25)
         ]
-        ddb.batch_write_item(RequestItems={names.readings: [{"PutRequest": {"Item": reading_item(r)}} for r in rows]})
+        items = [chunk_item((r.device_id, r.ts_ms - r.ts_ms % 3_600_000, k), [r]) for r in rows]  # a chunk each
+        ddb.batch_write_item(RequestItems={names.readings: [{"PutRequest": {"Item": it}} for it in items]})
 
     batch_write = median_ms(write, reps)
     per_reading = put / 500 + get_ms / got_n + batch_write / 25

@@ -2,39 +2,55 @@
 
 Keys follow the API's access patterns, so no read path needs a Scan:
 
-==========  =====================  ==============================  =====================================
-table       partition key          sort key                        indexes
-==========  =====================  ==============================  =====================================
-readings    device_id              sk = ts(13 digits)#seq          -
-devices     device_id              -                               by_site (fleet, site_key), by_line (line, device_id)
-anomalies   device_id              sk = ts#kind                    by_day (day, day_key = ts#device#kind)
-rollups     series = device#res    bucket (N, epoch ms)            -
-==========  =====================  ==============================  =====================================
+==========  ===================  ================================  =====================================
+table       partition key        sort key                          indexes
+==========  ===================  ================================  =====================================
+readings    device_id            sk = hour(13 digits)#1st ordinal  -
+devices     device_id            -                                 by_site (fleet, site_key), by_line (line, device_id)
+anomalies   device_id            sk = ts#kind                      by_day (day, day_key = ts#device#kind)
+rollups     series = device#res  bucket (N, epoch ms of a block)   -
+==========  ===================  ================================  =====================================
 
-Every table has TTL on ``expires_at`` (devices excepted). Floats are stored as
-DynamoDB numbers via ``repr`` (shortest round-trip form).
+Write cost grows with devices and batches, not readings: a readings item is a chunk,
+one device's readings of one batch within one hour, packed (msgpack, raw deflate) in
+one binary attribute; a rollups item is a block of buckets (an hour of minute buckets, or one
+hour bucket), its earlier batches summed and its last batch apart (see
+:class:`~iotpm.service.ports.RollupBlock`); a device's detector state and trend are
+one deflated msgpack blob, so its item stays under 1 KB. Every table has TTL on
+``expires_at`` (devices excepted). Numbers outside the packed attributes are DynamoDB
+numbers via ``repr`` (shortest round-trip form).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import msgspec
+
 from iotpm.adapters.errors import aws_call, translate
 from iotpm.service.errors import ConflictError, StoreError
 from iotpm.service.ports import (
+    EMPTY_BLOCK,
     AnomalyRow,
+    BlockKey,
+    BucketAgg,
+    ChunkKey,
     DeviceRecord,
     Failures,
     MetricStats,
     ReadingRow,
+    RollupBlock,
     RollupDelta,
-    merge_stats,
+    blocks_of,
+    chunks_of,
 )
 
 _BATCH_WRITE: Final = 25
@@ -102,23 +118,122 @@ def _from_num_map(attr: Mapping[str, Any]) -> dict[str, float]:
     return {k: float(v["N"]) for k, v in attr.get("M", {}).items()}
 
 
-def reading_item(row: ReadingRow) -> Item:
-    """The readings-table item of a row."""
-    item: Item = {
-        "device_id": {"S": row.device_id},
-        "sk": {"S": row.key},
-        "ts": _n(row.ts_ms),
-        "site": {"S": row.site},
-        "line": {"S": row.line},
-        "device_type": {"S": row.device_type},
-        "metrics": _num_map(row.metrics),
-        "score": _n(row.score),
-        "anomaly": {"BOOL": row.anomaly},
-        "expires_at": _n(row.expires_at),
+class _Packed(msgspec.Struct, array_like=True, gc=False):
+    """A :class:`ReadingRow`'s fields as a msgpack array (same order), inside a chunk."""
+
+    device_id: str
+    ts_ms: int
+    key: str
+    seq: int | None
+    site: str
+    line: str
+    device_type: str
+    metrics: dict[str, float]
+    score: float
+    anomaly: bool
+    expires_at: int
+    ordinal: int
+
+
+_ROWS: Final = msgspec.msgpack.Decoder(list[_Packed])
+_BUCKETS: Final = msgspec.msgpack.Decoder(list[tuple[int, int, list[tuple[str, int, float, float, float]]]])
+
+
+def _deflate(raw: bytes) -> bytes:
+    """Raw deflate (no zlib header: a chunk of one reading is ~150 bytes, the header 6)."""
+    return zlib.compress(raw, 6, -15)
+
+
+def _inflate(data: bytes) -> bytes:
+    return zlib.decompress(data, -15)
+
+
+def chunk_sk(hour_ms: int, first_ordinal: int) -> str:
+    """A chunk's sort key: its hour, then its first ordinal (so a device's chunks list in time order)."""
+    return f"{hour_ms:013d}#{first_ordinal:012d}"
+
+
+def chunk_item(key: ChunkKey, rows: Sequence[ReadingRow]) -> Item:
+    """The readings-table item of one chunk (rows of one device and hour, in arrival order)."""
+    device, hour, first = key
+    packed = msgspec.msgpack.encode([msgspec.structs.astuple(r) for r in rows])
+    return {
+        "device_id": {"S": device},
+        "sk": {"S": chunk_sk(hour, first)},
+        "n": _n(len(rows)),
+        "data": {"B": _deflate(packed)},
+        "expires_at": _n(max(r.expires_at for r in rows)),
     }
-    if row.seq is not None:
-        item["seq"] = _n(row.seq)
-    return item
+
+
+def chunk_rows(item: Mapping[str, Any]) -> list[ReadingRow]:
+    """Inverse of :func:`chunk_item`; a reading item of the layout before packing reads as a chunk of one."""
+    if "data" not in item:
+        return [_legacy_row(item)]
+    return [ReadingRow(*msgspec.structs.astuple(p)) for p in _ROWS.decode(_inflate(bytes(item["data"]["B"])))]
+
+
+def _legacy_row(item: Mapping[str, Any]) -> ReadingRow:
+    return ReadingRow(
+        device_id=item["device_id"]["S"],
+        ts_ms=int(item["ts"]["N"]),
+        key=item["sk"]["S"],
+        seq=int(item["seq"]["N"]) if "seq" in item else None,
+        site=item["site"]["S"],
+        line=item["line"]["S"],
+        device_type=item["device_type"]["S"],
+        metrics={k: float(v["N"]) for k, v in item["metrics"]["M"].items()},
+        score=float(item["score"]["N"]),
+        anomaly=bool(item["anomaly"]["BOOL"]),
+        expires_at=int(item["expires_at"]["N"]),
+        ordinal=-1,
+    )
+
+
+def _buckets_blob(buckets: Mapping[int, BucketAgg]) -> bytes:
+    rows = [
+        (start, agg.anomalies, [(name, s.count, s.min, s.max, s.sum) for name, s in agg.metrics.items()])
+        for start, agg in sorted(buckets.items())
+    ]
+    return _deflate(msgspec.msgpack.encode(rows))
+
+
+def _blob_buckets(data: bytes) -> dict[int, BucketAgg]:
+    return {
+        start: BucketAgg({name: MetricStats(c, lo, hi, total) for name, c, lo, hi, total in metrics}, anomalies)
+        for start, anomalies, metrics in _BUCKETS.decode(_inflate(data))
+    }
+
+
+def block_item(key: BlockKey, block: RollupBlock, expires_at: int) -> Item:
+    """The rollups-table item of one block."""
+    device, resolution, start = key
+    return {
+        "series": {"S": f"{device}#{resolution}"},
+        "bucket": _n(start),
+        "device_id": {"S": device},
+        "resolution": {"S": resolution},
+        "base": {"B": _buckets_blob(block.base)},
+        "last": {"B": _buckets_blob(block.last)},
+        "last_ordinal": _n(block.last_ordinal),
+        "expires_at": _n(expires_at),
+    }
+
+
+def block_of_item(item: Mapping[str, Any]) -> RollupBlock:
+    """Inverse of :func:`block_item`; a bucket item of the layout before packing reads as a block of one."""
+    if "metrics" in item:
+        stats = {
+            name: MetricStats(int(v["M"]["count"]["N"]), float(v["M"]["min"]["N"]), float(v["M"]["max"]["N"]),
+                              float(v["M"]["sum"]["N"]))
+            for name, v in item["metrics"]["M"].items()
+        }  # fmt: skip
+        return RollupBlock({int(item["bucket"]["N"]): BucketAgg(stats, int(item["anomalies"]["N"]))}, {}, -1)
+    return RollupBlock(
+        _blob_buckets(bytes(item["base"]["B"])),
+        _blob_buckets(bytes(item["last"]["B"])),
+        int(item["last_ordinal"]["N"]),
+    )
 
 
 def anomaly_item(row: AnomalyRow) -> Item:
@@ -151,14 +266,13 @@ def device_item(r: DeviceRecord, version: int) -> Item:
         "site": {"S": r.site},
         "line": {"S": r.line},
         "device_type": {"S": r.device_type},
-        "detector": {"S": json.dumps(r.detector, separators=(",", ":"))},
+        "state": {"B": _pack_state(r.detector, r.trend)},
         "last_mark": _n(r.last_mark),
         "last_ts": _n(r.last_ts_ms),
         "latest": _num_map(r.latest),
         "health": _n(float(r.health)),
         "alarm_open": {"BOOL": r.alarm_open},
         "alarm_since": _opt_n(r.alarm_since_ms),
-        "trend": {"S": json.dumps(r.trend, separators=(",", ":"))},
         "readings": _n(r.readings),
         "updated": _n(r.updated_ms),
         "version": _n(version),
@@ -167,21 +281,25 @@ def device_item(r: DeviceRecord, version: int) -> Item:
 
 
 def device_record(item: Mapping[str, Any]) -> DeviceRecord:
-    """Inverse of :func:`device_item`."""
+    """Inverse of :func:`device_item` (and of the layout before it: detector and trend as JSON text)."""
     since = item.get("alarm_since", {"NULL": True})
+    if "state" in item:
+        detector, trend = _unpack_state(bytes(item["state"]["B"]))
+    else:
+        detector, trend = json.loads(item["detector"]["S"]), json.loads(item["trend"]["S"])
     return DeviceRecord(
         device_id=item["device_id"]["S"],
         site=item["site"]["S"],
         line=item["line"]["S"],
         device_type=item["device_type"]["S"],
-        detector=json.loads(item["detector"]["S"]),
+        detector=detector,
         last_mark=int(item["last_mark"]["N"]),
         last_ts_ms=int(item["last_ts"]["N"]),
         latest=_from_num_map(item.get("latest", {})),
         health=float(item["health"]["N"]),
         alarm_open=bool(item["alarm_open"]["BOOL"]),
         alarm_since_ms=None if "NULL" in since else int(since["N"]),
-        trend=json.loads(item["trend"]["S"]),
+        trend=trend,
         readings=int(item["readings"]["N"]),
         updated_ms=int(item["updated"]["N"]),
         version=int(item["version"]["N"]),
@@ -189,22 +307,33 @@ def device_record(item: Mapping[str, Any]) -> DeviceRecord:
     )
 
 
-def _stats_attr(metrics: Mapping[str, MetricStats]) -> dict[str, Any]:
-    return {
-        "M": {
-            name: {"M": {"count": _n(s.count), "min": _n(s.min), "max": _n(s.max), "sum": _n(s.sum)}}
-            for name, s in metrics.items()
-        }
-    }
+def _pack_state(detector: Mapping[str, Any] | None, trend: Mapping[str, Any]) -> bytes:
+    """Detector state and trend table in one deflated msgpack blob: a device item under 1 KB.
+
+    The detector's arrays travel as base64 text; a string that is exactly the base64
+    of some bytes is stored as those bytes (msgpack keeps bytes and text apart, so
+    :func:`_unpack_state` turns them back), a quarter smaller before deflate, which
+    packs raw floats better than their base64 too.
+    """
+    packed = None if detector is None else {k: _b64_bytes(v) for k, v in detector.items()}
+    return _deflate(msgspec.msgpack.encode([packed, trend]))
 
 
-def stats_from_attr(attr: Mapping[str, Any]) -> dict[str, MetricStats]:
-    """Per-metric aggregates of a rollup item."""
-    out = {}
-    for name, v in attr.get("M", {}).items():
-        m = v["M"]
-        out[name] = MetricStats(int(m["count"]["N"]), float(m["min"]["N"]), float(m["max"]["N"]), float(m["sum"]["N"]))
-    return out
+def _unpack_state(data: bytes) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    packed, trend = msgspec.msgpack.decode(_inflate(data))
+    if packed is None:
+        return None, trend
+    return {k: base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in packed.items()}, trend
+
+
+def _b64_bytes(value: Any) -> Any:
+    if not isinstance(value, str) or len(value) < 16:
+        return value
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError:  # binascii.Error, or text that is not ASCII
+        return value
+    return raw if base64.b64encode(raw).decode() == value else value
 
 
 # -- stores -------------------------------------------------------------------------
@@ -271,10 +400,11 @@ class _Dynamo:
 
 
 class DynamoReadings(_Dynamo):
-    """:class:`~iotpm.service.ports.ReadingStore` on the readings table."""
+    """:class:`~iotpm.service.ports.ReadingStore` on the readings table: one item per chunk."""
 
     def put_many(self, rows: Sequence[ReadingRow]) -> Failures:
-        return self._batch_write([reading_item(r) for r in rows], lambda it: str(it["device_id"]["S"]))
+        items = [chunk_item(key, chunk) for key, chunk in chunks_of(rows).items()]
+        return self._batch_write(items, lambda it: str(it["device_id"]["S"]))
 
 
 class DynamoStates(_Dynamo):
@@ -359,53 +489,40 @@ class DynamoAnomalies(_Dynamo):
 
 
 class DynamoRollups(_Dynamo):
-    """:class:`~iotpm.service.ports.RollupStore`: read, merge, write back.
+    """:class:`~iotpm.service.ports.RollupStore`: read the blocks, apply the batch, write them whole.
 
-    DynamoDB update expressions have no min/max, so a bucket is merged client-side:
-    the batch's buckets are read together (consistent BatchGetItem), merged with the
-    deltas, and written back together (BatchWriteItem, 25 a call). A delta whose first
-    mark the bucket has already passed is a replay and is skipped. The write carries
-    no condition: a device's records share a partition key, and the event source
-    mapping hands a partition key to one invocation at a time, so a bucket has one
-    writer. (One conditional PutItem per bucket cost a request per device and
-    resolution; against the emulator that was most of a batch's time.)
+    DynamoDB update expressions have no min/max, so a block is merged client-side: the
+    batch's blocks are read together (consistent BatchGetItem), each gets the batch
+    (:meth:`~iotpm.service.ports.RollupBlock.apply`: a retry of the last batch replaces
+    it), and they are written back together (BatchWriteItem, 25 a call). The write
+    carries no condition: a device's records share a partition key, and the event
+    source mapping hands a partition key to one invocation at a time, so a block has
+    one writer.
     """
 
     def apply(self, deltas: Sequence[RollupDelta]) -> Failures:
-        devices = {d.device_id for d in deltas}
+        groups = blocks_of(deltas)
         try:
-            current = self._current([self._key(d) for d in deltas])
+            current = self._current([self._key(k) for k in groups])
         except StoreError as exc:
-            return dict.fromkeys(devices, exc)
-        merged = (self._merged(d, current.get((f"{d.device_id}#{d.resolution}", str(d.bucket_ms)))) for d in deltas)
-        items = [item for item in merged if item is not None]
+            return dict.fromkeys({d.device_id for d in deltas}, exc)
+        items = [
+            block_item(
+                k,
+                current.get(f"{k[0]}#{k[1]}#{k[2]}", EMPTY_BLOCK).apply(group),
+                max(d.expires_at for d in group),
+            )
+            for k, group in groups.items()
+        ]
         return self._batch_write(items, lambda it: str(it["device_id"]["S"]))
 
     @staticmethod
-    def _key(delta: RollupDelta) -> Item:
-        return {"series": {"S": f"{delta.device_id}#{delta.resolution}"}, "bucket": _n(delta.bucket_ms)}
+    def _key(key: BlockKey) -> Item:
+        return {"series": {"S": f"{key[0]}#{key[1]}"}, "bucket": _n(key[2])}
 
-    def _current(self, keys: list[Item]) -> dict[tuple[str, str], Item]:
-        """The buckets as stored now, by (series, bucket)."""
-        return {(item["series"]["S"], item["bucket"]["N"]): item for item in self._batch_get(keys)}
-
-    def _merged(self, delta: RollupDelta, current: Item | None) -> Item | None:
-        """The bucket with the delta added, or None when the bucket has seen it (a replay)."""
-        metrics, anomalies = dict(delta.metrics), delta.anomalies
-        if current is not None:
-            if int(current["last_mark"]["N"]) >= delta.first_mark:
-                return None
-            metrics = merge_stats(stats_from_attr(current["metrics"]), delta.metrics)
-            anomalies += int(current["anomalies"]["N"])
-        return {
-            **self._key(delta),
-            "device_id": {"S": delta.device_id},
-            "resolution": {"S": delta.resolution},
-            "metrics": _stats_attr(metrics),
-            "anomalies": _n(anomalies),
-            "last_mark": _n(delta.last_mark),
-            "expires_at": _n(delta.expires_at),
-        }
+    def _current(self, keys: list[Item]) -> dict[str, RollupBlock]:
+        """The blocks as stored now, by series#bucket."""
+        return {f"{it['series']['S']}#{it['bucket']['N']}": block_of_item(it) for it in self._batch_get(keys)}
 
 
 def create_tables(client: Any, names: TableNames, *, ttl: bool = True) -> None:

@@ -6,12 +6,14 @@ request                          DynamoDB call
 GET /devices/{id}                devices GetItem
 GET /devices (site or none)      devices Query by_site: fleet = device, site_key begins_with
 GET /devices?line=               devices Query by_line: line = :line
-readings, raw                    readings Query: device_id, sk BETWEEN from AND to
-readings, 1m / 1h                rollups Query: series = device#res, bucket BETWEEN from AND to
+readings, raw                    readings Query: device_id, sk BETWEEN hour(from) AND to (chunks)
+readings, 1m / 1h                rollups Query: series = device#res, bucket BETWEEN block(from) AND to
 device anomalies                 anomalies Query: device_id, sk BETWEEN (newest first)
 fleet anomalies                  anomalies Query by_day, one day at a time, newest first
 ==============================  ============================================================
 
+Chunks and blocks are decoded here; readings are ordered by their own key (time,
+then sequence number) and cut to [from, to), exactly as the in-memory store does.
 Filters that are not part of a key (health, severity, site on a line) are
 FilterExpressions with bound values; nothing a client sends is put into an
 expression string. Cursors hold the last key as plain values and are rebuilt into
@@ -28,7 +30,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from iotpm.adapters.dynamodb import FLEET_KEY, Item, TableNames, _n, device_record, stats_from_attr
+from iotpm.adapters.dynamodb import FLEET_KEY, Item, TableNames, _n, block_of_item, chunk_rows, device_record
 from iotpm.adapters.errors import aws_call
 from iotpm.api.ports import (
     AnomalyFilter,
@@ -40,7 +42,17 @@ from iotpm.api.ports import (
     encode_cursor,
     summary,
 )
-from iotpm.service.ports import AnomalyRow, DeviceRecord, ReadingRow, Resolution
+from iotpm.service.ports import (
+    CHUNK_MS,
+    ROLLUP_BLOCK_MS,
+    AnomalyRow,
+    BucketAgg,
+    DeviceRecord,
+    ReadingRow,
+    Resolution,
+    add_buckets,
+    block_of,
+)
 
 _DAY_MS = 86_400_000
 
@@ -93,24 +105,76 @@ class DynamoQueries:
         )
 
     def readings(self, device_id: str, start_ms: int, end_ms: int, limit: int, cursor: str | None) -> Page[ReadingRow]:
+        """Chunks hour by hour: an hour's chunks are all read before its readings are ordered."""
         after = decode_cursor(cursor, ["sk"])
-        values = {":d": {"S": device_id}, ":a": {"S": f"{start_ms:013d}"}, ":b": {"S": f"{end_ms - 1:013d}~"}}
+        mark = None if after is None else _reading_key(after["sk"])
+        low = block_of(max(start_ms, 0 if mark is None else int(mark[:13])), CHUNK_MS)
+        values = {":d": {"S": device_id}, ":a": {"S": f"{low:013d}"}, ":b": {"S": f"{end_ms - 1:013d}~"}}
         kwargs = {"KeyConditionExpression": "device_id = :d AND sk BETWEEN :a AND :b"}
-        start = None if after is None else {"device_id": {"S": device_id}, "sk": _s(after["sk"])}
-        items, last = self._query(self.tables.readings, kwargs, values, limit, start)
-        return Page([_reading_row(i) for i in items], _cursor(last, ("sk",)))
+        out: list[ReadingRow] = []
+        hour: dict[str, ReadingRow] = {}
+        current = None
+
+        def flush() -> None:
+            out.extend(hour[k] for k in sorted(hour))
+            hour.clear()
+
+        for item in self._items(self.tables.readings, kwargs, values):
+            at = block_of(int(item["sk"]["S"][:13]), CHUNK_MS)  # an item before packing: its reading's time
+            if at != current:
+                flush()
+                if len(out) > limit:
+                    break
+                current = at
+            for r in chunk_rows(item):
+                if start_ms <= r.ts_ms < end_ms and (mark is None or r.key > mark):
+                    hour[r.key] = r  # chunks come in ordinal order: of one key, the later one
+        else:
+            flush()
+        rows = out[:limit]
+        return Page(rows, encode_cursor({"sk": rows[-1].key}) if len(out) > limit else None)
 
     def buckets(
         self, device_id: str, resolution: Resolution, start_ms: int, end_ms: int, limit: int, cursor: str | None
     ) -> Page[Bucket]:
         after = decode_cursor(cursor, ["bucket"])
-        series = {"S": f"{device_id}#{resolution}"}
-        values = {":s": series, ":a": _n(start_ms), ":b": _n(end_ms - 1)}
+        mark = None if after is None else _int(after["bucket"])
+        low = block_of(max(start_ms, 0 if mark is None else mark), ROLLUP_BLOCK_MS[resolution])
+        values = {":s": {"S": f"{device_id}#{resolution}"}, ":a": _n(low), ":b": _n(end_ms - 1)}
         kwargs = {"KeyConditionExpression": "series = :s AND bucket BETWEEN :a AND :b"}
-        start = None if after is None else {"series": series, "bucket": _n(_int(after["bucket"]))}
-        items, last = self._query(self.tables.rollups, kwargs, values, limit, start)
-        rows = [_bucket(device_id, resolution, i) for i in items]
-        return Page(rows, _cursor(last, ("bucket",)))
+        width = ROLLUP_BLOCK_MS[resolution]
+        out: list[Bucket] = []
+        block: dict[int, BucketAgg] = {}
+        current = None
+
+        def flush() -> None:
+            for at, agg in sorted(block.items()):
+                if start_ms <= at < end_ms and (mark is None or at > mark):
+                    metrics = {k: summary(s) for k, s in agg.metrics.items() if s.count}
+                    out.append(Bucket(device_id, resolution, at, metrics, agg.anomalies))
+            block.clear()
+
+        for item in self._items(self.tables.rollups, kwargs, values):
+            at = block_of(int(item["bucket"]["N"]), width)  # a bucket item before packing shares its block's
+            if at != current:
+                flush()
+                if len(out) > limit:
+                    break
+                current = at
+            block.update(add_buckets(block, block_of_item(item).buckets()))
+        else:
+            flush()
+        rows = out[:limit]
+        return Page(rows, encode_cursor({"bucket": rows[-1].start_ms}) if len(out) > limit else None)
+
+    def _items(self, table: str, kwargs: dict[str, Any], values: Item) -> Iterator[Item]:
+        """Every item of a Query, page by page, for as long as the caller reads."""
+        start: Item | None = None
+        while True:
+            items, start = self._query(table, kwargs, values, 100, start)
+            yield from items
+            if start is None:
+                return
 
     def device_anomalies(
         self, device_id: str, start_ms: int, end_ms: int, limit: int, cursor: str | None
@@ -243,25 +307,11 @@ def _anomaly_filters(where: AnomalyFilter) -> tuple[list[str], Item]:
     return filters, values
 
 
-def _bucket(device_id: str, resolution: Resolution, item: Item) -> Bucket:
-    metrics = {k: summary(s) for k, s in stats_from_attr(item["metrics"]).items() if s.count}
-    return Bucket(device_id, resolution, int(item["bucket"]["N"]), metrics, int(item["anomalies"]["N"]))
-
-
-def _reading_row(item: Item) -> ReadingRow:
-    return ReadingRow(
-        device_id=item["device_id"]["S"],
-        ts_ms=int(item["ts"]["N"]),
-        key=item["sk"]["S"],
-        seq=int(item["seq"]["N"]) if "seq" in item else None,
-        site=item["site"]["S"],
-        line=item["line"]["S"],
-        device_type=item["device_type"]["S"],
-        metrics={k: float(v["N"]) for k, v in item["metrics"]["M"].items()},
-        score=float(item["score"]["N"]),
-        anomaly=bool(item["anomaly"]["BOOL"]),
-        expires_at=int(item["expires_at"]["N"]),
-    )
+def _reading_key(value: Any) -> str:
+    """A readings cursor: a reading's key, which starts with its 13-digit timestamp."""
+    if not isinstance(value, str) or len(value) > 512 or not value[:13].isdigit() or len(value) < 13:
+        raise InvalidCursorError("next_token is not a token this API issued")
+    return value
 
 
 def _anomaly_row(item: Item) -> AnomalyRow:

@@ -13,25 +13,28 @@ import orjson
 
 from iotpm.service.errors import ConflictError
 from iotpm.service.ports import (
+    EMPTY_BLOCK,
     Alert,
     AnomalyRow,
     ArchiveObject,
+    BlockKey,
     DeviceRecord,
     Failures,
     MetricStats,
     ReadingRow,
+    RollupBlock,
     RollupDelta,
-    merge_stats,
+    blocks_of,
+    chunks_of,
 )
 
 
 @dataclass
 class Rollup:
-    """A stored bucket: aggregates plus the last order mark applied to it."""
+    """A bucket as it stands: aggregates and anomalous readings."""
 
     metrics: dict[str, MetricStats]
     anomalies: int
-    last_mark: int
 
 
 class MemoryStates:
@@ -56,15 +59,20 @@ class MemoryStates:
 
 
 class MemoryReadings:
-    """Readings keyed by (device, sort key)."""
+    """Readings in chunks keyed by (device, hour, first ordinal), as the DynamoDB table holds them."""
 
     def __init__(self) -> None:
-        self.items: dict[tuple[str, str], ReadingRow] = {}
+        self.chunks: dict[tuple[str, int, int], list[ReadingRow]] = {}
 
     def put_many(self, rows: Sequence[ReadingRow]) -> Failures:
-        for row in rows:
-            self.items[(row.device_id, row.key)] = row
+        for key, chunk in chunks_of(rows).items():
+            self.chunks[key] = chunk
         return {}
+
+    @property
+    def items(self) -> dict[tuple[str, str], ReadingRow]:
+        """Every reading by (device, reading key); of two with one key the later chunk's."""
+        return {(r.device_id, r.key): r for _, chunk in sorted(self.chunks.items()) for r in chunk}
 
 
 class MemoryAnomalies:
@@ -96,22 +104,24 @@ class MemoryAnomalies:
 
 
 class MemoryRollups:
-    """Buckets keyed by (device, resolution, bucket start)."""
+    """Blocks of buckets keyed by (device, resolution, block start), as the DynamoDB table holds them."""
 
     def __init__(self) -> None:
-        self.items: dict[tuple[str, str, int], Rollup] = {}
+        self.blocks: dict[BlockKey, RollupBlock] = {}
 
     def apply(self, deltas: Sequence[RollupDelta]) -> Failures:
-        for delta in deltas:
-            key = (delta.device_id, delta.resolution, delta.bucket_ms)
-            current = self.items.get(key)
-            if current is None:
-                self.items[key] = Rollup(dict(delta.metrics), delta.anomalies, delta.last_mark)
-            elif current.last_mark < delta.first_mark:
-                current.metrics = merge_stats(current.metrics, delta.metrics)
-                current.anomalies += delta.anomalies
-                current.last_mark = delta.last_mark
+        for key, group in blocks_of(deltas).items():
+            self.blocks[key] = self.blocks.get(key, EMPTY_BLOCK).apply(group)
         return {}
+
+    @property
+    def items(self) -> dict[tuple[str, str, int], Rollup]:
+        """Every bucket as it stands, by (device, resolution, bucket start)."""
+        return {
+            (device, res, start): Rollup(dict(agg.metrics), agg.anomalies)
+            for (device, res, _), block in self.blocks.items()
+            for start, agg in block.buckets().items()
+        }
 
 
 @dataclass

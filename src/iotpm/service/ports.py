@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Final, Literal, Protocol
 
 import msgspec
 
@@ -19,10 +19,29 @@ from iotpm.service.errors import StoreError
 
 Resolution = Literal["1m", "1h"]
 RESOLUTION_MS: Mapping[Resolution, int] = {"1m": 60_000, "1h": 3_600_000}
+#: how much time one stored rollup item spans per resolution (its buckets packed in one item):
+#: an hour of minute buckets (a day of minutes is 24 items to read; a block grows to ~5 KB, so
+#: rewriting it each batch costs ~3 write units on average, where ten-minute blocks cost ~1 but
+#: make a day 144 items: the emulator serves an item in ~4 ms whatever its size), or one hour bucket
+ROLLUP_BLOCK_MS: Mapping[Resolution, int] = {"1m": 3_600_000, "1h": 3_600_000}
+#: how much time one stored readings chunk spans (a device's readings of one batch, per hour)
+CHUNK_MS: Final = 3_600_000
+
+
+def block_of(ts_ms: int, width_ms: int) -> int:
+    """The start of the block of ``width_ms`` that holds ``ts_ms``."""
+    return ts_ms - ts_ms % width_ms
 
 
 class ReadingRow(msgspec.Struct, gc=False):
-    """One stored reading with the detector's verdict on it."""
+    """One stored reading with the detector's verdict on it.
+
+    ``ordinal`` counts the device's stored readings (0 for its first ever): the n-th
+    reading a device stores keeps its ordinal however often its batch is retried,
+    because a retry starts from the same device record. Stores group a call's rows
+    per device and hour into one chunk named by its first ordinal, so a retry of
+    the batch rewrites the same chunk (see :class:`ReadingStore`).
+    """
 
     device_id: str
     ts_ms: int
@@ -35,6 +54,18 @@ class ReadingRow(msgspec.Struct, gc=False):
     score: float
     anomaly: bool
     expires_at: int  # epoch seconds (DynamoDB TTL)
+    ordinal: int = 0
+
+
+ChunkKey = tuple[str, int, int]  # device, hour start ms, first ordinal
+
+
+def chunks_of(rows: Sequence[ReadingRow]) -> dict[ChunkKey, list[ReadingRow]]:
+    """A call's rows grouped into chunks: per device and hour, named by the first ordinal."""
+    groups: dict[tuple[str, int], list[ReadingRow]] = {}
+    for row in rows:
+        groups.setdefault((row.device_id, block_of(row.ts_ms, CHUNK_MS)), []).append(row)
+    return {(device, hour, min(r.ordinal for r in chunk)): chunk for (device, hour), chunk in groups.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,19 +112,76 @@ def merge_stats(a: Mapping[str, MetricStats], b: Mapping[str, MetricStats]) -> d
 class RollupDelta(msgspec.Struct, gc=False):
     """One batch's contribution to one device's bucket.
 
-    ``first_mark``/``last_mark`` are the per-device order marks (sequence number, or
-    timestamp for devices that send none) of the readings it covers: a store applies a
-    delta only if the bucket has not yet seen ``first_mark``, so replays add nothing.
+    ``first_ordinal`` is the ordinal (see :class:`ReadingRow`) of the first reading it
+    covers. A store keeps, per block of buckets (:data:`ROLLUP_BLOCK_MS`), the sum of
+    every batch before the last one and the last batch's contribution with its first
+    ordinal; a batch arriving with that same first ordinal is a retry of the last one
+    and replaces it, any other is added. So a retry that carries more (or fewer)
+    readings than the failed attempt leaves the buckets exact.
     """
 
     device_id: str
     resolution: Resolution
     bucket_ms: int
-    first_mark: int
-    last_mark: int
+    first_ordinal: int
     metrics: Mapping[str, MetricStats]
     anomalies: int
     expires_at: int
+
+
+class BucketAgg(msgspec.Struct, gc=False):
+    """One bucket's aggregates: per-metric stats and how many readings were anomalous."""
+
+    metrics: dict[str, MetricStats]
+    anomalies: int
+
+
+def add_buckets(a: Mapping[int, BucketAgg], b: Mapping[int, BucketAgg]) -> dict[int, BucketAgg]:
+    """Two sets of buckets (by start ms) combined."""
+    out = dict(a)
+    for start, agg in b.items():
+        o = out.get(start)
+        out[start] = agg if o is None else BucketAgg(merge_stats(o.metrics, agg.metrics), o.anomalies + agg.anomalies)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class RollupBlock:
+    """One stored block of buckets: every batch but the last summed, the last one apart.
+
+    Keeping the last batch apart is what makes a retry exact: min and max cannot be
+    subtracted, so a retry (same first ordinal) replaces ``last`` instead of adding.
+    """
+
+    base: Mapping[int, BucketAgg]
+    last: Mapping[int, BucketAgg]
+    last_ordinal: int
+
+    def buckets(self) -> dict[int, BucketAgg]:
+        """The block's buckets as they stand."""
+        return add_buckets(self.base, self.last)
+
+    def apply(self, deltas: Sequence[RollupDelta]) -> RollupBlock:
+        """The block after one batch's deltas (all of this block, from one call)."""
+        first = min(d.first_ordinal for d in deltas)
+        last = {d.bucket_ms: BucketAgg(dict(d.metrics), d.anomalies) for d in deltas}
+        if first == self.last_ordinal:  # the last batch again, retried: replace it
+            return RollupBlock(self.base, last, first)
+        return RollupBlock(self.buckets(), last, first)
+
+
+EMPTY_BLOCK: Final = RollupBlock({}, {}, -1)
+
+BlockKey = tuple[str, Resolution, int]  # device, resolution, block start ms
+
+
+def blocks_of(deltas: Sequence[RollupDelta]) -> dict[BlockKey, list[RollupDelta]]:
+    """A call's deltas grouped by the stored block they go to."""
+    out: dict[BlockKey, list[RollupDelta]] = {}
+    for d in deltas:
+        key = (d.device_id, d.resolution, block_of(d.bucket_ms, ROLLUP_BLOCK_MS[d.resolution]))
+        out.setdefault(key, []).append(d)
+    return out
 
 
 @dataclass
@@ -171,7 +259,11 @@ class StateStore(Protocol):
 
 
 class ReadingStore(Protocol):
-    """Readings; writing the same row twice leaves one."""
+    """Readings, stored in chunks: one per device, hour and call, named by its first ordinal.
+
+    A call whose chunk has the same first ordinal as a stored one replaces it (the
+    retry of a batch); readings with the same ``key`` in two chunks read as one.
+    """
 
     def put_many(self, rows: Sequence[ReadingRow]) -> Failures: ...
 
@@ -195,7 +287,7 @@ class AnomalyStore(Protocol):
 
 
 class RollupStore(Protocol):
-    """Per-device 1-minute and 1-hour aggregates, applied at most once per delta."""
+    """Per-device 1-minute and 1-hour aggregates; a retried batch replaces its own contribution."""
 
     def apply(self, deltas: Sequence[RollupDelta]) -> Failures: ...
 

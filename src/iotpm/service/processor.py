@@ -1,8 +1,9 @@
 """The stream processor: Kinesis records in, stored readings, anomalies, rollups, alerts out.
 
 Pure orchestration over the ports in :mod:`iotpm.service.ports`. Delivery is at least
-once, so every write is idempotent: readings and anomalies by key, rollups by a
-per-device order mark, device state by an optimistic version check, alerts by the
+once, so every write is idempotent: readings chunks and anomalies by key, rollups by
+the first ordinal of the batch (a retry replaces its own contribution), device state
+by an optimistic version check, alerts by the
 anomaly row's ``notified`` flag. A device whose writes fail is reported back (its
 records' sequence numbers) so Lambda retries from there; bad input is quarantined
 and never retried.
@@ -21,7 +22,6 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from itertools import chain
 from operator import itemgetter
 from typing import Any, Final, TypeVar
 
@@ -684,6 +684,7 @@ def _reading_rows(work: list[_Work], ttl_days: int) -> dict[str, list[ReadingRow
     out, at = {}, 0
     for w in work:
         end = at + len(w.fresh)
+        first = w.record.readings  # the device's stored readings before this batch: the first new one's ordinal
         out[w.device.device_id] = [
             ReadingRow(
                 r.device_id,
@@ -698,8 +699,9 @@ def _reading_rows(work: list[_Work], ttl_days: int) -> dict[str, list[ReadingRow
                 score,
                 anomaly,
                 r.ts_ms // 1000 + ttl_s,
+                first + i,
             )
-            for r, score, anomaly in zip(w.fresh, scores[at:end], flags[at:end], strict=True)
+            for i, (r, score, anomaly) in enumerate(zip(w.fresh, scores[at:end], flags[at:end], strict=True))
         ]
         at = end
     return out
@@ -716,7 +718,9 @@ def _rollups(work: list[_Work], settings: ProcessorSettings) -> list[RollupDelta
         sizes = [len(w.fresh) for w in members]
         owner = np.repeat(np.arange(len(members)), sizes)
         ts = np.concatenate([w.input.ts for w in members])
-        marks = np.fromiter(chain.from_iterable(w.marks for w in members), dtype=np.int64, count=len(owner))
+        # each reading's ordinal (see ReadingRow): the device's count before the batch, plus its place in it
+        ordinals = np.arange(len(owner), dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        ordinals += np.repeat(np.array([w.record.readings for w in members], dtype=np.int64), sizes)
         x = np.concatenate([w.input.values for w in members])
         flags = np.concatenate([w.result.is_anomaly for w in members]).astype(np.int64)
         present = np.isfinite(x)
@@ -730,8 +734,7 @@ def _rollups(work: list[_Work], settings: ProcessorSettings) -> list[RollupDelta
             low = np.fmin.reduceat(x[order], starts).tolist()
             high = np.fmax.reduceat(x[order], starts).tolist()
             total = np.add.reduceat(filled[order], starts).tolist()
-            first = np.minimum.reduceat(marks[order], starts).tolist()
-            last = np.maximum.reduceat(marks[order], starts).tolist()
+            first = np.minimum.reduceat(ordinals[order], starts).tolist()
             anomalies = np.add.reduceat(flags[order], starts).tolist()
             for k, (at, who) in enumerate(zip(b[starts].tolist(), o[starts].tolist(), strict=True)):
                 stats = {
@@ -744,8 +747,7 @@ def _rollups(work: list[_Work], settings: ProcessorSettings) -> list[RollupDelta
                         device_id=members[who].device.device_id,
                         resolution=resolution,
                         bucket_ms=at,
-                        first_mark=first[k],
-                        last_mark=last[k],
+                        first_ordinal=first[k],
                         metrics=stats,
                         anomalies=anomalies[k],
                         expires_at=at // 1000 + ttl_s,

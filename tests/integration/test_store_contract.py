@@ -1,0 +1,157 @@
+"""The stores' contract, run on the in-memory fakes and on the DynamoDB adapters (emulator).
+
+What a store promises the processor and the API, on the packed layout: a chunk or
+block written again by a retry (same first ordinal) replaces the failed attempt, a
+new batch adds; reads order, cut and page the same on both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from iotpm.adapters.dynamodb import DynamoReadings, DynamoRollups
+from iotpm.adapters.dynamodb_queries import DynamoQueries
+from iotpm.api.memory import MemoryQueries
+from iotpm.api.ports import Queries
+from iotpm.service import memory as m
+from iotpm.service.ports import ROLLUP_BLOCK_MS, MetricStats, ReadingRow, ReadingStore, RollupDelta, RollupStore
+
+from .conftest import Environment
+
+HOUR = 3_600_000
+T0 = 1_789_999_200_000  # a whole hour
+BLOCK = ROLLUP_BLOCK_MS["1m"]
+
+
+@dataclass
+class Stores:
+    readings: ReadingStore
+    rollups: RollupStore
+    queries: Queries
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def stores(request: pytest.FixtureRequest) -> Iterator[Stores]:
+    if request.param == "memory":
+        readings, rollups = m.MemoryReadings(), m.MemoryRollups()
+        states = m.MemoryStates()
+        states.items["dev-1"] = m.DeviceRecord("dev-1", "plant-1", "line-1", "pump")
+        yield Stores(readings, rollups, MemoryQueries(states, readings, m.MemoryAnomalies(), rollups))
+        return
+    env = Environment(request.getfixturevalue("endpoint"), timestream=False)
+    yield Stores(
+        DynamoReadings(env.ddb, env.names.readings),
+        DynamoRollups(env.ddb, env.names.rollups),
+        DynamoQueries(env.ddb, env.names),
+    )
+
+
+def row(ordinal: int, ts_ms: int, value: float = 1.0) -> ReadingRow:
+    metrics = {"temperature_c": value}
+    return ReadingRow(
+        "dev-1", ts_ms, f"{ts_ms:013d}#{ordinal}", ordinal, "plant-1", "line-1", "pump", metrics, 0.5, False, 1, ordinal
+    )
+
+
+def delta(first: int, bucket_ms: int, values: list[float], anomalies: int = 0) -> RollupDelta:
+    stats = {"temperature_c": MetricStats(len(values), min(values), max(values), sum(values))}
+    return RollupDelta("dev-1", "1m", bucket_ms, first, stats, anomalies, 2_000_000_000)
+
+
+def all_readings(q: Queries, limit: int = 1000) -> list[tuple[int, float]]:
+    out, cursor = [], None
+    while True:
+        page = q.readings("dev-1", T0 - 10 * HOUR, T0 + 10 * HOUR, limit, cursor)
+        out += [(r.ordinal, r.metrics["temperature_c"]) for r in page.items]
+        cursor = page.cursor
+        if cursor is None:
+            return out
+
+
+def minutes(q: Queries, limit: int = 1000) -> list[tuple[int, Any, int]]:
+    out, cursor = [], None
+    while True:
+        page = q.buckets("dev-1", "1m", T0 - HOUR, T0 + 2 * HOUR, limit, cursor)
+        out += [(b.start_ms - T0, dict(b.metrics["temperature_c"]), b.anomalies) for b in page.items]
+        cursor = page.cursor
+        if cursor is None:
+            return out
+
+
+def test_a_retried_chunk_replaces_the_failed_attempt_and_the_next_batch_adds(stores: Stores) -> None:
+    stores.readings.put_many([row(i, T0 + i * 1000, 1.0) for i in range(5)])  # the attempt whose state failed
+    stores.readings.put_many([row(i, T0 + i * 1000, 2.0) for i in range(3)])  # its retry, a shorter batch
+    stores.readings.put_many([row(i, T0 + i * 1000, 3.0) for i in range(3, 7)])  # the next batch
+    assert all_readings(stores.queries) == [(0, 2.0), (1, 2.0), (2, 2.0), (3, 3.0), (4, 3.0), (5, 3.0), (6, 3.0)]
+
+
+def test_readings_of_a_batch_across_hours_are_chunked_per_hour_and_read_in_key_order(stores: Stores) -> None:
+    # late and out-of-order readings: ordinals follow arrival, keys follow time
+    ts = [T0 + HOUR + 5_000, T0 + 10_000, T0 + HOUR + 1_000, T0 - 1_000, T0 + 20_000]
+    stores.readings.put_many([row(i, t, float(i)) for i, t in enumerate(ts)])
+    stores.readings.put_many([row(5, T0 + 15_000, 5.0)])
+    assert [o for o, _ in all_readings(stores.queries)] == [3, 1, 5, 4, 2, 0]
+    assert [o for o, _ in all_readings(stores.queries, limit=2)] == [3, 1, 5, 4, 2, 0]  # pages cross hours
+    page = stores.queries.readings("dev-1", T0 + 10_000, T0 + HOUR + 2_000, 10, None)
+    assert [r.ordinal for r in page.items] == [1, 5, 4, 2] and page.cursor is None
+
+
+def test_a_retried_rollup_replaces_its_own_contribution_and_a_new_batch_adds(stores: Stores) -> None:
+    stores.rollups.apply([delta(0, T0, [1.0, 2.0, 3.0, 4.0, 5.0])])  # 5 readings; the state write then fails
+    # the retry starts at the same reading and carries 5 newer ones in the same bucket
+    stores.rollups.apply([delta(0, T0, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0], anomalies=1)])
+    assert minutes(stores.queries) == [(0, {"count": 10, "min": 1.0, "max": 10.0, "mean": 5.5}, 1)]
+    stores.rollups.apply([delta(10, T0, [0.5, 20.0]), delta(11, T0 + 60_000, [7.0])])  # the next batch
+    assert minutes(stores.queries) == [
+        (0, {"count": 12, "min": 0.5, "max": 20.0, "mean": 75.5 / 12}, 1),
+        (60_000, {"count": 1, "min": 7.0, "max": 7.0, "mean": 7.0}, 0),
+    ]
+
+
+def test_a_retry_that_no_longer_reaches_a_block_leaves_it_to_the_batch_that_does(stores: Stores) -> None:
+    # the failed attempt touched two blocks; its retry (a shorter batch) only the first
+    stores.rollups.apply([delta(0, T0, [1.0]), delta(1, T0 + BLOCK, [2.0, 3.0])])
+    stores.rollups.apply([delta(0, T0, [1.0])])
+    # the next batch starts at reading 1, the first of the second block again: it replaces, not adds
+    stores.rollups.apply([delta(1, T0 + BLOCK, [2.0, 3.0, 4.0])])
+    assert [(at, s["count"]) for at, s, _ in minutes(stores.queries)] == [(0, 1), (BLOCK, 3)]
+
+
+def test_bucket_pages_cross_blocks_and_resume_after_their_cursor(stores: Stores) -> None:
+    stores.rollups.apply([delta(k, T0 + k * 60_000, [float(k)]) for k in range(75)])
+    whole = minutes(stores.queries)
+    assert [at for at, _, _ in whole] == [k * 60_000 for k in range(75)]
+    assert minutes(stores.queries, limit=7) == whole
+    page = stores.queries.buckets("dev-1", "1m", T0 + 5 * 60_000, T0 + 12 * 60_000, 100, None)
+    assert [b.start_ms - T0 for b in page.items] == [k * 60_000 for k in range(5, 12)]
+
+
+def test_a_table_written_before_packing_reads_on_and_takes_new_batches(endpoint: str) -> None:
+    """Items of the layout before (one per reading, one per bucket) sit with chunks and blocks: no migration."""
+    env = Environment(endpoint, timestream=False)
+    n = lambda v: {"N": str(v)}  # noqa: E731 - a DynamoDB number, for the items below
+    for i, ts in enumerate((T0 + 1_000, T0 + BLOCK + 1_000)):
+        env.ddb.put_item(
+            TableName=env.names.readings,
+            Item={"device_id": {"S": "dev-1"}, "sk": {"S": f"{ts:013d}#{i}"}, "ts": n(ts), "seq": n(i),
+                  "site": {"S": "plant-1"}, "line": {"S": "line-1"}, "device_type": {"S": "pump"},
+                  "metrics": {"M": {"temperature_c": n(9.5)}}, "score": n(0.5), "anomaly": {"BOOL": False},
+                  "expires_at": n(1)},
+        )  # fmt: skip
+        stats = {"temperature_c": {"M": {"count": n(1), "min": n(9.5), "max": n(9.5), "sum": n(9.5)}}}
+        env.ddb.put_item(
+            TableName=env.names.rollups,
+            Item={"series": {"S": "dev-1#1m"}, "bucket": n(ts - 1_000), "device_id": {"S": "dev-1"},
+                  "resolution": {"S": "1m"}, "metrics": {"M": stats}, "anomalies": n(0), "last_mark": n(i),
+                  "expires_at": n(2_000_000_000)},
+        )  # fmt: skip
+    new = Stores(DynamoReadings(env.ddb, env.names.readings), DynamoRollups(env.ddb, env.names.rollups),
+                 DynamoQueries(env.ddb, env.names))  # fmt: skip
+    new.readings.put_many([row(5, T0 + 30_000, 1.0), row(6, T0 + BLOCK + 2_000, 2.0)])
+    new.rollups.apply([delta(5, T0, [1.0]), delta(5, T0 + BLOCK, [2.0])])  # the minutes of the old items
+    assert all_readings(new.queries) == [(-1, 9.5), (5, 1.0), (-1, 9.5), (6, 2.0)]
+    assert [(at, s["count"], s["min"]) for at, s, _ in minutes(new.queries)] == [(0, 2, 1.0), (BLOCK, 2, 2.0)]
