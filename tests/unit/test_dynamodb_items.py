@@ -6,7 +6,7 @@ import base64
 import json
 from typing import Any
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iotpm.adapters.dynamodb import block_item, block_of_item, chunk_item, chunk_rows, device_item, device_record
@@ -28,7 +28,7 @@ trends = st.dictionaries(
 )
 
 
-@settings(max_examples=50)
+@settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow])  # a loaded CI machine
 @given(detector=detectors, trend=trends)
 def test_a_device_record_comes_back_as_it_went_in(detector: dict[str, Any] | None, trend: Any) -> None:
     record = DeviceRecord("dev-1", "plant-1", "line-1", "pump", detector=detector, trend=trend, version=3)
@@ -62,7 +62,7 @@ readings = st.builds(
 )
 
 
-@settings(max_examples=50)
+@settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow])  # a loaded CI machine
 @given(rows=st.lists(readings, min_size=1, max_size=20))
 def test_a_chunk_holds_its_readings_exactly(rows: list[ReadingRow]) -> None:
     assert chunk_rows(chunk_item(("dev-1", 0, 7), rows)) == rows
@@ -75,7 +75,7 @@ buckets = st.dictionaries(
 )
 
 
-@settings(max_examples=50)
+@settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow])  # a loaded CI machine
 @given(base=buckets, last=buckets, ordinal=st.integers(-1, 2**40))
 def test_a_block_holds_its_buckets_exactly(base: Any, last: Any, ordinal: int) -> None:
     block = RollupBlock(base, last, ordinal)
