@@ -68,19 +68,12 @@ output "timestream" {
   value       = { database = module.storage.timestream_database, table = module.storage.timestream_table }
 }
 
+output "region" {
+  description = "Region the environment runs in (the Lambdas' AWS_REGION)."
+  value       = var.region
+}
+
 output "processor_environment" {
-  description = "IOTPM_* settings of the processor (the local twin's poller uses the same)."
-  value = {
-    IOTPM_ENVIRONMENT         = var.environment
-    IOTPM_READINGS_TABLE      = module.storage.table_names["readings"]
-    IOTPM_DEVICES_TABLE       = module.storage.table_names["devices"]
-    IOTPM_ANOMALIES_TABLE     = module.storage.table_names["anomalies"]
-    IOTPM_ROLLUPS_TABLE       = module.storage.table_names["rollups"]
-    IOTPM_ARCHIVE_BUCKET      = module.storage.archive_bucket
-    IOTPM_ALERTS_TOPIC_ARN    = module.observability.alerts_topic_arn
-    IOTPM_TIMESTREAM_ENABLED  = tostring(var.enable_timestream)
-    IOTPM_TIMESTREAM_DATABASE = module.storage.timestream_database
-    IOTPM_TIMESTREAM_TABLE    = module.storage.timestream_table
-    IOTPM_READINGS_TTL_DAYS   = tostring(var.readings_ttl_days)
-  }
+  description = "IOTPM_* settings of the processor, as set on the function."
+  value       = module.processor.environment
 }
