@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from iotpm.service.samples import batch, kinesis_event
 from .conftest import REGION, client
 
 ROOT = repo_root(Path(__file__).resolve().parent)
-T0 = 1_790_000_000_000
+T0 = (int(time.time()) - 3600) * 1000  # within the API's default windows (the last 24 h)
 #: IAM actions whose name is not the API operation's (the service authorises another action)
 ACTION_OF = {("s3", "HeadObject"): "s3:GetObject", ("s3", "ListObjectsV2"): "s3:ListBucket"}
 #: VPC endpoint service names whose name is not the IAM prefix
