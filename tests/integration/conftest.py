@@ -63,7 +63,8 @@ class Environment:
         self.ddb, self.s3, self.sns, self.sqs = (client(s, endpoint) for s in ("dynamodb", "s3", "sns", "sqs"))
         create_tables(self.ddb, self.names)
         self.bucket = f"iotpm-test-{tag}"
-        self.s3.create_bucket(Bucket=self.bucket)
+        # Outside us-east-1 S3 needs the region named (as Terraform names it for the archive).
+        self.s3.create_bucket(Bucket=self.bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         self.topic = self.sns.create_topic(Name=f"alerts-{tag}")["TopicArn"]
         queue = self.sqs.create_queue(QueueName=f"alerts-{tag}")["QueueUrl"]
         arn = self.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
