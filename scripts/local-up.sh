@@ -6,6 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# shellcheck source=scripts/lib/prereqs.sh
+source scripts/lib/prereqs.sh
+check_prerequisites terraform  # Python and Terraform first: nothing is installed when either is missing
 # shellcheck source=scripts/lib/compilers.sh
 source scripts/lib/compilers.sh
 # shellcheck source=scripts/lib/venv.sh
@@ -15,6 +18,5 @@ source scripts/lib/mosquitto.sh
 ensure_compilers  # before the install, which builds the detection kernel
 ensure_venv local  # the emulator, the AWS IoT Device SDK, the API, the CLI
 ensure_mosquitto
-command -v terraform >/dev/null || { echo "terraform is needed: https://developer.hashicorp.com/terraform/install" >&2; exit 1; }
 
 exec "$VENV/bin/iotpm" local up "$@"

@@ -14,15 +14,30 @@ trap 'rm -rf "$WORK"' EXIT
 echo "==> terraform fmt -check -recursive"
 terraform fmt -check -recursive terraform
 
-for env in dev staging prod local; do
-  dir="terraform/environments/$env"
-  export TF_DATA_DIR="$WORK/$env"
-  echo "==> $env: init, validate, test"
-  terraform -chdir="$dir" init -backend=false -input=false >"$WORK/$env-init.log" 2>&1 || { cat "$WORK/$env-init.log"; exit 1; }
+echo "==> module READMEs match variables.tf/outputs.tf"
+"${IOTPM_PYTHON:-python3}" scripts/terraform-docs.py --check
+
+tf_test() {  # tf_test DIR NAME [ARGS...]: init, validate and `terraform test` a root
+  local dir="$1" name="$2"; shift 2
+  export TF_DATA_DIR="$WORK/$name"
+  terraform -chdir="$dir" init -backend=false -input=false >"$WORK/$name-init.log" 2>&1 || { cat "$WORK/$name-init.log"; exit 1; }
   terraform -chdir="$dir" validate -no-color
-  terraform -chdir="$dir" test -no-color >"$WORK/$env-test.log" 2>&1 || { cat "$WORK/$env-test.log"; exit 1; }
-  grep -E "^(Success|Failure)" "$WORK/$env-test.log"
+  if [ -d "$dir/tests" ]; then
+    terraform -chdir="$dir" test -no-color "$@" >"$WORK/$name-test.log" 2>&1 || { cat "$WORK/$name-test.log"; exit 1; }
+    grep -E "^(Success|Failure)" "$WORK/$name-test.log"
+  fi
+}
+
+for env in dev staging prod local; do
+  echo "==> $env: init, validate; the pipeline module's tests with $env's terraform.tfvars"
+  tf_test "terraform/environments/$env" "$env"
+  tf_test terraform/modules/pipeline "pipeline-$env" -var-file="../../environments/$env/terraform.tfvars"
 done
+for example in terraform/examples/*/; do
+  echo "==> example $(basename "$example"): init, validate, test"
+  tf_test "$example" "example-$(basename "$example")"
+done
+rm -f terraform/modules/pipeline/.terraform.lock.hcl terraform/examples/*/.terraform.lock.hcl
 unset TF_DATA_DIR
 
 echo "==> checkov"

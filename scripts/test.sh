@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# shellcheck source=scripts/lib/prereqs.sh
+source scripts/lib/prereqs.sh
+check_prerequisites terraform  # Python and Terraform first: nothing is installed when either is missing
 # shellcheck source=scripts/lib/compilers.sh
 source scripts/lib/compilers.sh
 # shellcheck source=scripts/lib/venv.sh
@@ -14,6 +17,9 @@ source scripts/lib/mosquitto.sh
 ensure_compilers cross  # before the install, which builds the detection kernel
 ensure_venv dev
 ensure_mosquitto  # the end-to-end test runs the local twin's broker
+# shellcheck source=scripts/lib/python312.sh
+source scripts/lib/python312.sh
+ensure_python312  # the Lambda zip smoke test runs its handler under the runtime's Python
 
 echo "==> ruff"
 "$VENV/bin/ruff" check src tests benchmarks lambda_build

@@ -1,6 +1,8 @@
 # Sourced by scripts/test.sh and scripts/local-up.sh: Debian's C compilers, installed if missing.
 # cc builds the detection kernel for this machine (pip install runs it); the cross compiler
 # builds it for arm64 Lambda zips. Without them the numpy kernel runs: same results, slower.
+# shellcheck source=scripts/lib/prereqs.sh
+declare -F apt_install >/dev/null || source "$(dirname "${BASH_SOURCE[0]}")/prereqs.sh"
 ensure_compilers() {
   local want=()
   command -v cc >/dev/null || want+=(gcc libc6-dev)
@@ -9,8 +11,5 @@ ensure_compilers() {
   fi
   [ "${#want[@]}" -gt 0 ] || return 0
   echo "==> installing Debian's ${want[*]} (the detection kernel's C library)"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get install -y -qq "${want[@]}" >/dev/null 2>&1 \
-    || { $sudo apt-get update -qq && $sudo apt-get install -y -qq "${want[@]}" >/dev/null; }
+  apt_install "${want[@]}"
 }

@@ -27,7 +27,8 @@ find_provider_mirror() {
 
 terraform_offline_setup() {
   command -v terraform >/dev/null || { echo "terraform is not installed (https://developer.hashicorp.com/terraform/install)" >&2; return 1; }
-  if curl -fsS -m 5 https://registry.terraform.io/.well-known/terraform.json >/dev/null 2>&1; then
+  # Python, not curl: a minimal Debian has no curl, and Python is a prerequisite anyway.
+  if "${PYTHON:-python3}" -c 'import urllib.request as u; u.urlopen("https://registry.terraform.io/.well-known/terraform.json", timeout=5)' >/dev/null 2>&1; then
     return 0
   fi
   local home mirror

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Self
 
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from iotpm.adapters.dynamodb import TableNames
@@ -16,10 +18,12 @@ if TYPE_CHECKING:
 class TableSettings(BaseSettings):
     """The tables of one environment (what the API Lambda needs). Names come from Terraform outputs."""
 
-    model_config = SettingsConfigDict(env_prefix="IOTPM_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="IOTPM_", extra="ignore", populate_by_name=True)
 
     environment: str = "local"
-    region: str = "us-east-1"
+    # No region in code: an explicit IOTPM_REGION, else the runtime's (Lambda sets AWS_REGION),
+    # else botocore's own chain (AWS_DEFAULT_REGION, the config file).
+    region: str | None = Field(default=None, validation_alias=AliasChoices("IOTPM_REGION", "AWS_REGION"))
     readings_table: str
     devices_table: str
     anomalies_table: str
@@ -28,6 +32,21 @@ class TableSettings(BaseSettings):
 
     def tables(self) -> TableNames:
         return TableNames(self.readings_table, self.devices_table, self.anomalies_table, self.rollups_table)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> Self:
+        """The settings a function would read from ``environ`` (e.g. its Terraform-set variables).
+
+        Stricter than reading ``os.environ``: an ``IOTPM_*`` name that is not a setting is an
+        error, so a variable Terraform sets under a misspelt name cannot go unnoticed.
+        """
+        fields = {f"IOTPM_{name.upper()}": name for name in cls.model_fields}
+        unknown = sorted(k for k in environ if k.startswith("IOTPM_") and k not in fields)
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no setting for {', '.join(unknown)}")
+        values: dict[str, Any] = {fields[k]: v for k, v in environ.items() if k in fields}
+        values.setdefault("region", environ.get("AWS_REGION"))
+        return cls.model_validate(values)
 
 
 class Settings(TableSettings):

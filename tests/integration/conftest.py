@@ -17,7 +17,9 @@ from iotpm.adapters.dynamodb import TableNames, create_tables
 from iotpm.composition import Settings
 from iotpm.emulator import control
 
-REGION = "us-east-1"
+# Not us-east-1 (botocore's and many tools' fallback), so a region taken from anywhere but
+# the runtime shows up as a wrong endpoint or a missing resource here.
+REGION = "eu-west-1"
 
 
 @pytest.fixture(scope="session")
@@ -39,12 +41,11 @@ def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _credentials() -> None:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
+    for key, value in {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}.items():
         os.environ.setdefault(key, value)
+    # As the Lambda runtime sets them (AWS_REGION is the one the code must follow).
+    os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = REGION
+    os.environ.pop("IOTPM_REGION", None)
 
 
 def client(service: str, endpoint: str, attempts: int = 4) -> Any:
@@ -62,7 +63,8 @@ class Environment:
         self.ddb, self.s3, self.sns, self.sqs = (client(s, endpoint) for s in ("dynamodb", "s3", "sns", "sqs"))
         create_tables(self.ddb, self.names)
         self.bucket = f"iotpm-test-{tag}"
-        self.s3.create_bucket(Bucket=self.bucket)
+        # Outside us-east-1 S3 needs the region named (as Terraform names it for the archive).
+        self.s3.create_bucket(Bucket=self.bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
         self.topic = self.sns.create_topic(Name=f"alerts-{tag}")["TopicArn"]
         queue = self.sqs.create_queue(QueueName=f"alerts-{tag}")["QueueUrl"]
         arn = self.sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

@@ -35,9 +35,61 @@ from urllib.parse import parse_qsl, unquote
 #: IoT tags by resource ARN (stock moto keeps none)
 IOT_TAGS: dict[str, dict[str, str]] = {}
 
+#: The moto release these patches were written and tested against (pyproject.toml pins it).
+TESTED_MOTO = "5.2.5"
+
+#: Every moto internal a fix below replaces or wraps, and the gap in stock moto it works around.
+PATCHED: dict[str, str] = {
+    "moto.core.config:default_user_config": "Lambda would try to start Docker for every invoke",
+    "moto.awslambda.models:LambdaBackend.send_kinesis_message": "Kinesis puts invoke a mapped Lambda (via Docker)",
+    "moto.timestreamwrite.responses:TimestreamWriteResponse.describe_endpoints": "endpoint discovery names AWS",
+    "moto.iot.responses:IoTResponse.create_thing_type": "IoT create drops the tags sent with it",
+    "moto.iot.responses:IoTResponse.create_thing_group": "IoT create drops the tags sent with it",
+    "moto.iot.responses:IoTResponse.create_policy": "IoT create drops the tags sent with it",
+    "moto.iot.responses:IoTResponse.create_topic_rule": "IoT create drops the tags sent with it",
+    "moto.iot.models:IoTBackend.describe_endpoint": "a new random IoT endpoint on every call",
+    "moto.iot.models:FakeEndpoint": "a new random IoT endpoint on every call",
+    "moto.kinesis.responses:KinesisResponse.create_stream": "CreateStream drops its tags",
+    "moto.kinesis.models:Shard.get_records": "GetRecords walks the whole shard (quadratic slow-down)",
+    "moto.kinesis.models:Shard.get_max_sequence_number": "every put copies the whole shard",
+    "moto.kinesis.models:Shard.get_min_sequence_number": "every put copies the whole shard",
+    "moto.ec2.models.security_groups:SecurityGroupRule.description": "group rule descriptions are dropped",
+    "moto.core.responses:ActionResult": "(used to answer the IoT tag calls moto lacks)",
+    "moto.core.responses:EmptyResult": "(used to answer the IoT tag calls moto lacks)",
+}
+
+
+def missing_internals() -> list[str]:
+    """The patched internals this moto lacks (empty on the tested release)."""
+    import importlib
+
+    missing = []
+    for target in PATCHED:
+        module, _, attrs = target.partition(":")
+        try:
+            obj: Any = importlib.import_module(module)
+            for attr in attrs.split("."):
+                obj = getattr(obj, attr)
+        except (ImportError, AttributeError):
+            missing.append(target)
+    return missing
+
+
+def check_moto() -> None:
+    """Fail with a message naming what is missing, rather than start an emulator that breaks later."""
+    missing = missing_internals()
+    if missing:
+        from importlib.metadata import version
+
+        raise RuntimeError(
+            f"moto {version('moto')} lacks {', '.join(missing)}, which iotpm's emulator patches "
+            f"(tested with moto {TESTED_MOTO}; pip install 'moto[server]=={TESTED_MOTO}')"
+        )
+
 
 def apply_fixes(public_url: str) -> None:
     """Patch moto in this process before the server starts."""
+    check_moto()
     from moto.core.config import default_user_config
     from moto.timestreamwrite.responses import TimestreamWriteResponse
 

@@ -49,7 +49,7 @@ class Poller:
     idle_s: float = 0.2
     sqs: Any = None
     on_failure_queue_url: str = ""
-    region: str = "us-east-1"
+    region: str = ""  # the event's awsRegion; by default the stream's (from its ARN)
     shards: dict[str, ShardProgress] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -154,7 +154,7 @@ class Poller:
             "eventVersion": "1.0",
             "eventID": f"{shard_id}:{r['SequenceNumber']}",
             "eventName": "aws:kinesis:record",
-            "awsRegion": self.region,
+            "awsRegion": self.region or self.arn.split(":")[3],
             "eventSourceARN": self.arn,
         }
 

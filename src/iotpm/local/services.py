@@ -2,8 +2,9 @@
 
 Started by ``iotpm local up`` as ``python -m iotpm.local.services <config.json>``. The
 config holds the Terraform outputs and where the broker listens; the processor and
-API handlers are the modules the zips carry, configured by the same ``IOTPM_*``
-variables Terraform gives the Lambdas. Counters are written to ``status.json`` every
+API handlers are the modules the zips carry, each configured by the variables
+Terraform set on its own function (read back from the emulator's Lambda API by
+``iotpm local up``) plus the region the Lambda runtime adds. Counters are written to ``status.json`` every
 half second (``iotpm local status`` and the run summary read them).
 """
 
@@ -24,18 +25,23 @@ def main(argv: list[str] | None = None) -> None:
     args = argv if argv is not None else sys.argv[1:]
     config = json.loads(Path(args[0]).read_text())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    os.environ.update(config["environment"])  # AWS_ENDPOINT_URL, credentials, IOTPM_* from Terraform outputs
+    os.environ.update(config["environment"])  # AWS_ENDPOINT_URL, credentials, the region
 
     import boto3
 
     from iotpm.api.server import ApiServer
-    from iotpm.handlers.api import handler as api_handler
-    from iotpm.handlers.processor import handler as processor_handler
+    from iotpm.composition import Settings, TableSettings, build_processor, build_queries
+    from iotpm.handlers.api import ApiHandler
+    from iotpm.handlers.processor import ProcessorHandler
     from iotpm.local.bridge import Bridge
     from iotpm.local.broker import Broker
     from iotpm.local.certs import Identity
     from iotpm.local.poller import Poller
 
+    processor_settings = Settings.from_environment(config["processor_environment"])
+    api_settings = TableSettings.from_environment(config["api_environment"])
+    processor_handler = ProcessorHandler(lambda: build_processor(processor_settings))
+    api_handler = ApiHandler(lambda: build_queries(api_settings))
     b = config["broker"]
     broker = Broker(b["host"], b["port"], Path(b["ca"]), b["topic_prefix"])
     kinesis = boto3.client("kinesis")
@@ -48,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         batching_window_s=config.get("batching_window_s", 1.0),
         sqs=boto3.client("sqs"),
         on_failure_queue_url=config["on_failure_queue_url"],
-        region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        region=config["environment"]["AWS_REGION"],
     ).start()
     api = ApiServer(api_handler, config["api_key"], config["api_port"]).start()
     stop = threading.Event()

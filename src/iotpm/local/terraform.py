@@ -91,3 +91,18 @@ def _cli_config(root: Path) -> dict[str, str]:
         raise RuntimeError(run.stderr.strip() or "terraform provider setup failed")
     path = run.stdout.strip()
     return {"TF_CLI_CONFIG_FILE": path} if path and Path(path).exists() else {}
+
+
+def function_environment(lambda_client: Any, function_name: str) -> dict[str, str]:
+    """The environment variables Terraform set on a function, read back from the (emulated) Lambda API.
+
+    The local twin and the tests run the handlers with exactly these, so a variable the
+    code needs and Terraform does not set (or sets under another name) fails locally.
+    """
+    config = lambda_client.get_function_configuration(FunctionName=function_name)
+    return {str(k): str(v) for k, v in (config.get("Environment") or {}).get("Variables", {}).items()}
+
+
+def handler_environment(lambda_client: Any, function_name: str, region: str) -> dict[str, str]:
+    """What the Lambda runtime adds to a function's own variables: its region (AWS_REGION)."""
+    return {**function_environment(lambda_client, function_name), "AWS_REGION": region, "AWS_DEFAULT_REGION": region}

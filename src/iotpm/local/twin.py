@@ -27,10 +27,11 @@ from iotpm.emulator import control
 from iotpm.local import broker as broker_mod
 from iotpm.local.certs import LocalCA, write_private
 from iotpm.local.processes import Processes
-from iotpm.local.terraform import LocalTerraform, repo_root
+from iotpm.local.terraform import LocalTerraform, handler_environment, repo_root
 from iotpm.simulator.fleet import FAULTS, FaultKind, Fleet, ground_truth
 
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+# The emulator accepts any credentials; the region is the one terraform/environments/local deploys to.
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 
 
 @dataclass
@@ -112,13 +113,18 @@ class Twin:
         tf.init()
         tf.apply(lambda done, total, addr: progress("terraform apply", done, total))
         out = tf.outputs()
-        api_key = self._api_key(emu.url, out["api_key_id"])
+        region = str(out["region"])
+        lam = _client("lambda", emu.url, region)
+        api_key = self._api_key(emu.url, region, out["api_key_id"])
         ca = LocalCA(self.home / "pki")
         say(f"mosquitto (mutual TLS) on 127.0.0.1:{opts.broker_port}")
         broker = broker_mod.start(self.procs, self.home, ca, opts.broker_port, out["topic_filter"].split("/")[0])
         bridge_id = ca.issue(broker_mod.BRIDGE_CLIENT)
         config = {
-            "environment": {**CREDENTIALS, "AWS_ENDPOINT_URL": emu.url, **out["processor_environment"]},
+            "environment": {**CREDENTIALS, "AWS_ENDPOINT_URL": emu.url, **_region_variables(region)},
+            # Each handler runs with its own function's variables as Terraform set them (read back).
+            "processor_environment": handler_environment(lam, out["processor_function_name"], region),
+            "api_environment": handler_environment(lam, out["api_function_name"], region),
             "stream": out["stream_name"],
             "broker": {
                 "host": broker.host,
@@ -145,6 +151,11 @@ class Twin:
         say(f"services up: bridge, poller, API at {api_url}")
         return Live(emu.url, api_url, api_key, broker, ca, out)
 
+    @staticmethod
+    def _api_key(endpoint: str, region: str, key_id: str) -> str:
+        apigw = _client("apigateway", endpoint, region)
+        return str(apigw.get_api_key(apiKey=key_id, includeValue=True)["value"])
+
     def _ensure_zips(self, root: Path, say: Callable[[str], None]) -> None:
         out = root / "lambda_build" / "out"
         missing = [fn for fn in ("processor", "api") if not (out / f"{fn}-x86_64.zip").exists()]
@@ -152,13 +163,6 @@ class Twin:
             say(f"building the Lambda zips ({', '.join(missing)}) for terraform")
             subprocess.run([sys.executable, str(root / "lambda_build" / "build.py"), *missing, "--arch", "x86_64"],
                            check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-
-    @staticmethod
-    def _api_key(endpoint: str, key_id: str) -> str:
-        import boto3
-
-        apigw = boto3.client("apigateway", endpoint_url=endpoint, region_name=CREDENTIALS["AWS_DEFAULT_REGION"])
-        return str(apigw.get_api_key(apiKey=key_id, includeValue=True)["value"])
 
     def _wait_api(self, url: str, key: str, timeout_s: float = 30.0) -> None:
         deadline = time.monotonic() + timeout_s
@@ -269,7 +273,7 @@ def score(
     stored = 0
     for d in listed:
         stored += get_json(api, f"/devices/{d['device_id']}", key)["readings"]
-    quarantined = count_quarantined(endpoint, outputs["archive_bucket"])
+    quarantined = count_quarantined(endpoint, str(outputs["region"]), outputs["archive_bucket"])
     since = min((t["start_ms"] for t in truth), default=int(time.time() * 1000)) - 3_600_000
     raises = [a for a in pages(api, "/anomalies", key, {"since": _iso(since), "limit": "500"}) if a["kind"] == "raise"]
     faulty = {t["device_id"] for t in truth}
@@ -305,11 +309,20 @@ def _detection(t: dict[str, Any], raises: list[dict[str, Any]]) -> dict[str, Any
     }
 
 
-def count_quarantined(endpoint: str, bucket: str) -> int:
-    """Records under the archive's quarantine/ prefix (each object is gzip JSON Lines)."""
+def _client(service: str, endpoint: str, region: str) -> Any:
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=endpoint, region_name=CREDENTIALS["AWS_DEFAULT_REGION"])
+    return boto3.client(service, endpoint_url=endpoint, region_name=region)
+
+
+def _region_variables(region: str) -> dict[str, str]:
+    """The region as the Lambda runtime gives it to a function."""
+    return {"AWS_REGION": region, "AWS_DEFAULT_REGION": region}
+
+
+def count_quarantined(endpoint: str, region: str, bucket: str) -> int:
+    """Records under the archive's quarantine/ prefix (each object is gzip JSON Lines)."""
+    s3 = _client("s3", endpoint, region)
     total = 0
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="quarantine/"):
         for obj in page.get("Contents", []):

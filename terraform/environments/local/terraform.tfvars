@@ -1,6 +1,6 @@
 environment         = "local"
-region              = "us-east-1"
-availability_zones  = ["us-east-1a", "us-east-1b"]
+region              = "eu-west-1"
+availability_zones  = ["eu-west-1a", "eu-west-1b"]
 lambda_architecture = "x86_64"
 processor_zip       = "../../../lambda_build/out/processor-x86_64.zip"
 api_zip             = "../../../lambda_build/out/api-x86_64.zip"

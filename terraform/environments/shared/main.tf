@@ -1,122 +1,83 @@
-# The whole pipeline of one environment, wired from the capability modules.
+# One environment: the pipeline module with this environment's terraform.tfvars.
 # Every environment root links this file (and variables.tf, outputs.tf, versions.tf):
 # environments differ only in terraform.tfvars, backend.tf and providers.tf.
 
-locals {
-  name = "${var.project}-${var.environment}"
-  tags = merge(var.tags, { Project = var.project, Environment = var.environment, ManagedBy = "terraform" })
+module "pipeline" {
+  source = "../../modules/pipeline"
+
+  project                        = var.project
+  environment                    = var.environment
+  availability_zones             = var.availability_zones
+  vpc_cidr                       = var.vpc_cidr
+  extra_interface_endpoints      = var.extra_interface_endpoints
+  things                         = var.things
+  lambda_architecture            = var.lambda_architecture
+  processor_zip                  = var.processor_zip
+  api_zip                        = var.api_zip
+  stream_mode                    = var.stream_mode
+  shard_count                    = var.shard_count
+  stream_retention_hours         = var.stream_retention_hours
+  processor_memory_mb            = var.processor_memory_mb
+  batch_size                     = var.batch_size
+  batching_window_s              = var.batching_window_s
+  max_retries                    = var.max_retries
+  max_record_age_s               = var.max_record_age_s
+  readings_ttl_days              = var.readings_ttl_days
+  deletion_protection            = var.deletion_protection
+  enable_timestream              = var.enable_timestream
+  object_lock_mode               = var.object_lock_mode
+  object_lock_days               = var.object_lock_days
+  archive_expiration_days        = var.archive_expiration_days
+  force_destroy_archive          = var.force_destroy_archive
+  archive_tls_only               = var.archive_tls_only
+  log_retention_days             = var.log_retention_days
+  api_throttle_rate              = var.api_throttle_rate
+  api_throttle_burst             = var.api_throttle_burst
+  api_quota_per_day              = var.api_quota_per_day
+  alert_emails                   = var.alert_emails
+  tags                           = var.tags
+  processor_reserved_concurrency = var.processor_reserved_concurrency
+  archive_noncurrent_days        = var.archive_noncurrent_days
+  manage_api_gateway_account     = var.manage_api_gateway_account
 }
 
-module "kms" {
-  source = "../../modules/kms"
-  name   = local.name
-  tags   = local.tags
+# State written before the pipeline was a module keeps its resources.
+moved {
+  from = module.kms
+  to   = module.pipeline.module.kms
 }
 
-module "network" {
-  source                   = "../../modules/network"
-  name                     = local.name
-  cidr_block               = var.vpc_cidr
-  availability_zones       = var.availability_zones
-  interface_endpoints      = distinct(concat(var.interface_endpoints, var.enable_timestream ? ["timestream.ingest-cell1"] : []))
-  flow_logs_retention_days = var.log_retention_days
-  kms_key_arn              = module.kms.arn
-  tags                     = local.tags
+moved {
+  from = module.network
+  to   = module.pipeline.module.network
 }
 
-module "stream" {
-  source          = "../../modules/stream"
-  name            = local.name
-  stream_mode     = var.stream_mode
-  shard_count     = var.shard_count
-  retention_hours = var.stream_retention_hours
-  kms_key_arn     = module.kms.arn
-  tags            = local.tags
+moved {
+  from = module.stream
+  to   = module.pipeline.module.stream
 }
 
-module "storage" {
-  source                  = "../../modules/storage"
-  name                    = local.name
-  kms_key_arn             = module.kms.arn
-  deletion_protection     = var.deletion_protection
-  enable_timestream       = var.enable_timestream
-  object_lock_mode        = var.object_lock_mode
-  object_lock_days        = var.object_lock_days
-  archive_expiration_days = var.archive_expiration_days
-  force_destroy_archive   = var.force_destroy_archive
-  tls_only                = var.archive_tls_only
-  tags                    = local.tags
+moved {
+  from = module.storage
+  to   = module.pipeline.module.storage
 }
 
-module "iot" {
-  source                   = "../../modules/iot"
-  name                     = local.name
-  things                   = var.things
-  topic_prefix             = var.project
-  stream_name              = module.stream.name
-  stream_arn               = module.stream.arn
-  kms_key_arn              = module.kms.arn
-  error_log_retention_days = var.log_retention_days
-  tags                     = local.tags
+moved {
+  from = module.iot
+  to   = module.pipeline.module.iot
 }
 
-module "processor" {
-  source               = "../../modules/processor"
-  name                 = local.name
-  environment          = var.environment
-  zip_path             = var.processor_zip
-  architecture         = var.lambda_architecture
-  memory_mb            = var.processor_memory_mb
-  stream_arn           = module.stream.arn
-  batch_size           = var.batch_size
-  batching_window_s    = var.batching_window_s
-  max_retries          = var.max_retries
-  max_record_age_s     = var.max_record_age_s
-  tables               = module.storage.table_names
-  table_arns           = module.storage.table_arns
-  archive_bucket       = module.storage.archive_bucket
-  archive_bucket_arn   = module.storage.archive_bucket_arn
-  alerts_topic_arn     = module.observability.alerts_topic_arn
-  timestream_database  = module.storage.timestream_database
-  timestream_table     = module.storage.timestream_table
-  timestream_table_arn = module.storage.timestream_table_arn
-  readings_ttl_days    = var.readings_ttl_days
-  subnet_ids           = module.network.private_subnet_ids
-  security_group_ids   = [module.network.lambda_security_group_id]
-  kms_key_arn          = module.kms.arn
-  log_retention_days   = var.log_retention_days
-  tags                 = local.tags
+moved {
+  from = module.processor
+  to   = module.pipeline.module.processor
 }
 
-module "api" {
-  source             = "../../modules/api"
-  name               = local.name
-  environment        = var.environment
-  zip_path           = var.api_zip
-  architecture       = var.lambda_architecture
-  tables             = module.storage.table_names
-  table_arns         = module.storage.table_arns
-  throttle_rate      = var.api_throttle_rate
-  throttle_burst     = var.api_throttle_burst
-  quota_per_day      = var.api_quota_per_day
-  subnet_ids         = module.network.private_subnet_ids
-  security_group_ids = [module.network.lambda_security_group_id]
-  kms_key_arn        = module.kms.arn
-  log_retention_days = var.log_retention_days
-  tags               = local.tags
+moved {
+  from = module.api
+  to   = module.pipeline.module.api
 }
 
-module "observability" {
-  source                  = "../../modules/observability"
-  name                    = local.name
-  environment             = var.environment
-  kms_key_arn             = module.kms.arn
-  alert_emails            = var.alert_emails
-  processor_function_name = module.processor.function_name
-  api_function_name       = module.api.function_name
-  stream_name             = module.stream.name
-  on_failure_queue_name   = module.processor.on_failure_queue_name
-  rest_api_name           = "${local.name}-api"
-  stage_name              = module.api.stage_name
-  tags                    = local.tags
+moved {
+  from = module.observability
+  to   = module.pipeline.module.observability
 }

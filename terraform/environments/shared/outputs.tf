@@ -1,86 +1,79 @@
 output "name_prefix" {
   description = "Prefix of every resource name."
-  value       = local.name
+  value       = module.pipeline.name_prefix
 }
 
 output "stream_name" {
   description = "Telemetry Kinesis stream."
-  value       = module.stream.name
+  value       = module.pipeline.stream_name
 }
 
 output "tables" {
   description = "DynamoDB tables by role."
-  value       = module.storage.table_names
+  value       = module.pipeline.tables
 }
 
 output "archive_bucket" {
   description = "Raw-record archive bucket."
-  value       = module.storage.archive_bucket
+  value       = module.pipeline.archive_bucket
 }
 
 output "alerts_topic_arn" {
   description = "SNS topic of alerts."
-  value       = module.observability.alerts_topic_arn
+  value       = module.pipeline.alerts_topic_arn
 }
 
 output "api_url" {
   description = "Base URL of the analytics API."
-  value       = module.api.url
+  value       = module.pipeline.api_url
 }
 
 output "api_key_id" {
   description = "ID of the default API key."
-  value       = module.api.api_key_id
+  value       = module.pipeline.api_key_id
 }
 
 output "iot_endpoint" {
   description = "MQTT endpoint for devices."
-  value       = module.iot.endpoint
+  value       = module.pipeline.iot_endpoint
 }
 
 output "iot_policy_name" {
   description = "IoT policy to attach to device certificates."
-  value       = module.iot.policy_name
+  value       = module.pipeline.iot_policy_name
 }
 
 output "topic_filter" {
   description = "Telemetry topic filter (devices publish to <project>/<thing>/telemetry)."
-  value       = module.iot.topic_filter
+  value       = module.pipeline.topic_filter
 }
 
 output "processor_function_name" {
   description = "Processor Lambda."
-  value       = module.processor.function_name
+  value       = module.pipeline.processor_function_name
 }
 
 output "api_function_name" {
   description = "API Lambda."
-  value       = module.api.function_name
+  value       = module.pipeline.api_function_name
 }
 
 output "on_failure_queue_url" {
   description = "Processor on-failure queue."
-  value       = module.processor.on_failure_queue_url
+  value       = module.pipeline.on_failure_queue_url
 }
 
 output "timestream" {
   description = "Timestream database and table (empty when disabled)."
-  value       = { database = module.storage.timestream_database, table = module.storage.timestream_table }
+  value       = module.pipeline.timestream
+}
+
+output "region" {
+  description = "Region the environment runs in (the Lambdas' AWS_REGION)."
+  value       = module.pipeline.region
 }
 
 output "processor_environment" {
-  description = "IOTPM_* settings of the processor (the local twin's poller uses the same)."
-  value = {
-    IOTPM_ENVIRONMENT         = var.environment
-    IOTPM_READINGS_TABLE      = module.storage.table_names["readings"]
-    IOTPM_DEVICES_TABLE       = module.storage.table_names["devices"]
-    IOTPM_ANOMALIES_TABLE     = module.storage.table_names["anomalies"]
-    IOTPM_ROLLUPS_TABLE       = module.storage.table_names["rollups"]
-    IOTPM_ARCHIVE_BUCKET      = module.storage.archive_bucket
-    IOTPM_ALERTS_TOPIC_ARN    = module.observability.alerts_topic_arn
-    IOTPM_TIMESTREAM_ENABLED  = tostring(var.enable_timestream)
-    IOTPM_TIMESTREAM_DATABASE = module.storage.timestream_database
-    IOTPM_TIMESTREAM_TABLE    = module.storage.timestream_table
-    IOTPM_READINGS_TTL_DAYS   = tostring(var.readings_ttl_days)
-  }
+  description = "IOTPM_* settings of the processor, as set on the function."
+  value       = module.pipeline.processor_environment
 }

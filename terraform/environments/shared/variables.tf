@@ -41,10 +41,10 @@ variable "vpc_cidr" {
   default     = "10.40.0.0/16"
 }
 
-variable "interface_endpoints" {
+variable "extra_interface_endpoints" {
   type        = list(string)
-  description = "Services reached through interface endpoints (no internet egress)."
-  default     = ["kinesis-streams", "sns", "sqs", "logs", "monitoring"]
+  description = "Interface endpoints beyond the ones the code needs (main.tf derives those from the services the Lambdas call), e.g. [\"xray\"]."
+  default     = []
 }
 
 variable "things" {
@@ -208,4 +208,22 @@ variable "tags" {
   type        = map(string)
   description = "Extra tags on every resource."
   default     = {}
+}
+
+variable "processor_reserved_concurrency" {
+  type        = number
+  description = "Concurrency reserved for the processor (-1: none; a fresh account's concurrency quota may be too small to reserve any)."
+  default     = 10
+}
+
+variable "archive_noncurrent_days" {
+  type        = number
+  description = "Days a noncurrent (expired or replaced) archive version is kept before deletion, when archive_expiration_days is set."
+  default     = 1
+}
+
+variable "manage_api_gateway_account" {
+  type        = bool
+  description = "Set API Gateway's account-wide CloudWatch Logs role here (needed once per account and region; false where another stack sets it)."
+  default     = true
 }

@@ -104,6 +104,8 @@ resource "aws_api_gateway_stage" "this" {
     })
   }
   tags = var.tags
+  # The account's CloudWatch role first, or a fresh account refuses the access log settings.
+  depends_on = [aws_api_gateway_account.this]
 }
 
 resource "aws_api_gateway_method_settings" "this" {
@@ -163,3 +165,37 @@ resource "aws_api_gateway_usage_plan_key" "this" {
   key_type      = "API_KEY"
   usage_plan_id = aws_api_gateway_usage_plan.this.id
 }
+
+# Stage access logs and execution logs need API Gateway's account-wide CloudWatch role:
+# a fresh account has none and refuses the stage ("CloudWatch Logs role ARN must be set
+# in account settings"). The setting is one per account and region; where another stack
+# already manages it, set manage_account_logging_role = false.
+resource "aws_iam_role" "account_logging" {
+  count = var.manage_account_logging_role ? 1 : 0
+  name  = "${var.name}-apigw-cloudwatch"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Action    = "sts:AssumeRole"
+      Principal = { Service = "apigateway.amazonaws.com" }
+      Condition = { StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id } }
+    }]
+  })
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "account_logging" {
+  count      = var.manage_account_logging_role ? 1 : 0
+  role       = aws_iam_role.account_logging[0].name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs"
+}
+
+resource "aws_api_gateway_account" "this" {
+  count               = var.manage_account_logging_role ? 1 : 0
+  cloudwatch_role_arn = aws_iam_role.account_logging[0].arn
+  depends_on          = [aws_iam_role_policy_attachment.account_logging]
+}
+
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}

@@ -27,3 +27,13 @@ output "policy_json" {
   description = "The API function's read-only policy (for review and tests)."
   value       = local.policy_json
 }
+
+output "account_logging_role_trust" {
+  description = "Trust policy of the API Gateway CloudWatch role (null when manage_account_logging_role is false)."
+  value       = one(aws_iam_role.account_logging[*].assume_role_policy)
+}
+
+output "account_logging_role_arn" {
+  description = "The CloudWatch role set on the account's API Gateway settings (null when not managed here)."
+  value       = one(aws_api_gateway_account.this[*].cloudwatch_role_arn)
+}

@@ -95,3 +95,9 @@ variable "tags" {
   description = "Tags added to every resource."
   default     = {}
 }
+
+variable "manage_account_logging_role" {
+  type        = bool
+  description = "Create API Gateway's account-wide CloudWatch Logs role and set it (aws_api_gateway_account). Needed once per account and region; false where another stack already sets it."
+  default     = true
+}

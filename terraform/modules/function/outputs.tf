@@ -27,3 +27,8 @@ output "log_group_name" {
   description = "The function's log group."
   value       = aws_cloudwatch_log_group.this.name
 }
+
+output "reserved_concurrency" {
+  description = "Reserved concurrency of the function (-1: none)."
+  value       = aws_lambda_function.this.reserved_concurrent_executions
+}

@@ -104,8 +104,17 @@ resource "aws_cloudwatch_log_group" "rule_errors" {
 resource "aws_iam_role" "rule" {
   name = "${var.name}-iot-rule"
   assume_role_policy = jsonencode({
-    Version   = "2012-10-17"
-    Statement = [{ Effect = "Allow", Action = "sts:AssumeRole", Principal = { Service = "iot.amazonaws.com" } }]
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Action    = "sts:AssumeRole"
+      Principal = { Service = "iot.amazonaws.com" }
+      # Only this account's telemetry rule may assume it (no confused deputy).
+      Condition = {
+        StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
+        ArnLike      = { "aws:SourceArn" = "${local.arn_prefix}:rule/${local.rule_name}" }
+      }
+    }]
   })
   tags = var.tags
 }

@@ -27,3 +27,8 @@ output "rule_name" {
   description = "Name of the telemetry topic rule."
   value       = aws_iot_topic_rule.this.name
 }
+
+output "rule_role_trust" {
+  description = "Trust policy of the role the topic rule assumes."
+  value       = aws_iam_role.rule.assume_role_policy
+}

@@ -34,7 +34,10 @@ locals {
         Principal = { Service = "logs.${data.aws_region.current.name}.amazonaws.com" }
         Action    = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
         Resource  = "*"
-        Condition = { ArnLike = { "kms:EncryptionContext:aws:logs:arn" = "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.name}:${local.account}:log-group:*" } }
+        Condition = {
+          ArnLike      = { "kms:EncryptionContext:aws:logs:arn" = "arn:${data.aws_partition.current.partition}:logs:${data.aws_region.current.name}:${local.account}:log-group:*" }
+          StringEquals = { "aws:SourceAccount" = local.account }
+        }
       },
       {
         Sid       = "AlarmsPublishToEncryptedTopic"
@@ -42,6 +45,14 @@ locals {
         Principal = { Service = ["cloudwatch.amazonaws.com", "events.amazonaws.com"] }
         Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
         Resource  = "*"
+        # Only on behalf of this account's alarms and rules (no confused deputy).
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = local.account }
+          ArnLike = { "aws:SourceArn" = [
+            "arn:${data.aws_partition.current.partition}:cloudwatch:${data.aws_region.current.name}:${local.account}:alarm:*",
+            "arn:${data.aws_partition.current.partition}:events:${data.aws_region.current.name}:${local.account}:rule/*",
+          ] }
+        }
       },
     ]
   })

@@ -7,3 +7,8 @@ output "alias" {
   description = "Alias of the key."
   value       = aws_kms_alias.this.name
 }
+
+output "policy" {
+  description = "The key policy."
+  value       = aws_kms_key.this.policy
+}

@@ -1,6 +1,8 @@
 # A VPC with private subnets only: the Lambdas reach AWS through endpoints, never the internet.
 
 data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
 
 resource "aws_vpc" "this" {
   cidr_block           = var.cidr_block
@@ -118,8 +120,16 @@ resource "aws_cloudwatch_log_group" "flow" {
 resource "aws_iam_role" "flow" {
   name = "${var.name}-vpc-flow"
   assume_role_policy = jsonencode({
-    Version   = "2012-10-17"
-    Statement = [{ Effect = "Allow", Action = "sts:AssumeRole", Principal = { Service = "vpc-flow-logs.amazonaws.com" } }]
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Action    = "sts:AssumeRole"
+      Principal = { Service = "vpc-flow-logs.amazonaws.com" }
+      Condition = {
+        StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
+        ArnLike      = { "aws:SourceArn" = "arn:${data.aws_partition.current.partition}:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:vpc-flow-log/*" }
+      }
+    }]
   })
   tags = var.tags
 }

@@ -17,3 +17,13 @@ output "interface_endpoints" {
   description = "Interface endpoint IDs by service."
   value       = { for k, v in aws_vpc_endpoint.interface : k => v.id }
 }
+
+output "flow_logs_role_trust" {
+  description = "Trust policy of the role VPC flow logs assume."
+  value       = aws_iam_role.flow.assume_role_policy
+}
+
+output "gateway_endpoints" {
+  description = "Services reached through gateway endpoints."
+  value       = sort(keys(aws_vpc_endpoint.gateway))
+}

@@ -39,6 +39,15 @@ locals {
         namespace = "iotpm", metric = "AnomaliesRaised", stat = "Sum", threshold = var.anomalies_per_5min_alarm
         dims      = { Environment = var.environment, Function = "processor" }, description = "Unusually many machine alarms raised"
       }
+      # The rule's Kinesis action failed (the message went to the error log group instead).
+      "iot-rule-errors" = {
+        namespace = "AWS/IoT", metric = "Failure", stat = "Sum", threshold = 0
+        dims      = { RuleName = var.iot_rule_name, ActionType = "Kinesis" }, description = "The IoT rule could not put readings into the stream"
+      }
+      "iot-rule-parse-errors" = {
+        namespace = "AWS/IoT", metric = "ParseError", stat = "Sum", threshold = 0
+        dims      = { RuleName = var.iot_rule_name }, description = "Devices publish messages the IoT rule cannot parse as JSON"
+      }
       "api-5xx" = {
         namespace = "AWS/ApiGateway", metric = "5XXError", stat = "Sum", threshold = 0
         dims      = { ApiName = var.rest_api_name, Stage = var.stage_name }, description = "The analytics API answered 5xx"
@@ -65,18 +74,32 @@ resource "aws_cloudwatch_metric_alarm" "this" {
   tags                = var.tags
 }
 
+# Each metric's statistic by what it measures: latencies and durations are averaged (a sum
+# of latencies grows with traffic and means nothing), ages are a maximum (the oldest record
+# is what falls behind), counts are summed.
+locals {
+  average = ["BatchLatency", "Duration", "Latency", "IntegrationLatency"]
+  maximum = ["RecordAge", "IteratorAge"]
+  stat    = { for m in concat(local.average, local.maximum) : m => contains(local.average, m) ? "Average" : "Maximum" }
+  own     = ["Environment", var.environment, "Function", "processor"]
+  widgets = [
+    { title = "Readings", metrics = [for m in ["ReadingsReceived", "ReadingsProcessed", "ReadingsQuarantined", "ReadingsDuplicate"] : concat(["iotpm", m], local.own)] },
+    { title = "Alarms", metrics = [for m in ["AnomaliesRaised", "AnomaliesCleared", "AlertsSent"] : concat(["iotpm", m], local.own)] },
+    { title = "Batch latency (average) and record age (maximum), ms", metrics = [for m in ["BatchLatency", "RecordAge"] : concat(["iotpm", m], local.own)] },
+    { title = "Processor errors and throttles", metrics = [for m in ["Errors", "Throttles"] : ["AWS/Lambda", m, "FunctionName", var.processor_function_name]] },
+    { title = "Processor duration (average) and iterator age (maximum), ms", metrics = [for m in ["Duration", "IteratorAge"] : ["AWS/Lambda", m, "FunctionName", var.processor_function_name]] },
+    { title = "Stream in", metrics = [for m in ["IncomingRecords", "WriteProvisionedThroughputExceeded"] : ["AWS/Kinesis", m, "StreamName", var.stream_name]] },
+    { title = "IoT rule", metrics = concat([["AWS/IoT", "Success", "RuleName", var.iot_rule_name, "ActionType", "Kinesis"], ["AWS/IoT", "Failure", "RuleName", var.iot_rule_name, "ActionType", "Kinesis"]], [["AWS/IoT", "ParseError", "RuleName", var.iot_rule_name]]) },
+    { title = "API requests and errors", metrics = [for m in ["Count", "4XXError", "5XXError"] : ["AWS/ApiGateway", m, "ApiName", var.rest_api_name, "Stage", var.stage_name]] },
+    { title = "API latency (average), ms", metrics = [for m in ["Latency", "IntegrationLatency"] : ["AWS/ApiGateway", m, "ApiName", var.rest_api_name, "Stage", var.stage_name]] },
+  ]
+}
+
 resource "aws_cloudwatch_dashboard" "this" {
   dashboard_name = "${var.name}-pipeline"
   dashboard_body = jsonencode({
     widgets = [
-      for i, w in [
-        { title = "Readings", metrics = [for m in ["ReadingsReceived", "ReadingsProcessed", "ReadingsQuarantined", "ReadingsDuplicate"] : ["iotpm", m, "Environment", var.environment, "Function", "processor"]] },
-        { title = "Alarms", metrics = [for m in ["AnomaliesRaised", "AnomaliesCleared", "AlertsSent"] : ["iotpm", m, "Environment", var.environment, "Function", "processor"]] },
-        { title = "Batch latency and record age (ms)", metrics = [for m in ["BatchLatency", "RecordAge"] : ["iotpm", m, "Environment", var.environment, "Function", "processor"]] },
-        { title = "Processor", metrics = [for m in ["Errors", "Throttles", "IteratorAge", "Duration"] : ["AWS/Lambda", m, "FunctionName", var.processor_function_name]] },
-        { title = "Stream in", metrics = [for m in ["IncomingRecords", "WriteProvisionedThroughputExceeded"] : ["AWS/Kinesis", m, "StreamName", var.stream_name]] },
-        { title = "API", metrics = [for m in ["Count", "4XXError", "5XXError", "Latency"] : ["AWS/ApiGateway", m, "ApiName", var.rest_api_name, "Stage", var.stage_name]] },
-        ] : {
+      for i, w in local.widgets : {
         type   = "metric"
         x      = (i % 2) * 12
         y      = floor(i / 2) * 6
@@ -84,9 +107,8 @@ resource "aws_cloudwatch_dashboard" "this" {
         height = 6
         properties = {
           title   = w.title
-          metrics = w.metrics
+          metrics = [for m in w.metrics : concat(m, [{ stat = lookup(local.stat, m[1], "Sum") }])]
           region  = data.aws_region.current.name
-          stat    = "Sum"
           period  = 60
         }
       }

@@ -71,3 +71,8 @@ variable "tags" {
   description = "Tags added to every resource."
   default     = {}
 }
+
+variable "iot_rule_name" {
+  type        = string
+  description = "The telemetry topic rule (its Failure and ParseError metrics are alarmed)."
+}

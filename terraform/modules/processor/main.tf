@@ -19,21 +19,22 @@ locals {
 }
 
 module "function" {
-  source             = "../function"
-  name               = "${var.name}-processor"
-  description        = "iotpm stream processor: decode, validate, detect, store, alert"
-  zip_path           = var.zip_path
-  handler            = "iotpm.handlers.processor.handler"
-  architecture       = var.architecture
-  memory_mb          = var.memory_mb
-  timeout_s          = var.timeout_s
-  environment        = local.env
-  policy_json        = local.policy_json
-  subnet_ids         = var.subnet_ids
-  security_group_ids = var.security_group_ids
-  log_retention_days = var.log_retention_days
-  kms_key_arn        = var.kms_key_arn
-  tags               = var.tags
+  source               = "../function"
+  name                 = "${var.name}-processor"
+  description          = "iotpm stream processor: decode, validate, detect, store, alert"
+  zip_path             = var.zip_path
+  handler              = "iotpm.handlers.processor.handler"
+  architecture         = var.architecture
+  memory_mb            = var.memory_mb
+  timeout_s            = var.timeout_s
+  reserved_concurrency = var.reserved_concurrency
+  environment          = local.env
+  policy_json          = local.policy_json
+  subnet_ids           = var.subnet_ids
+  security_group_ids   = var.security_group_ids
+  log_retention_days   = var.log_retention_days
+  kms_key_arn          = var.kms_key_arn
+  tags                 = var.tags
 }
 
 resource "aws_sqs_queue" "on_failure" {

@@ -50,3 +50,13 @@ output "event_source_mapping" {
     destination_config             = aws_lambda_event_source_mapping.this.destination_config
   }
 }
+
+output "environment" {
+  description = "The IOTPM_* variables set on the function (what src/iotpm/composition.py reads)."
+  value       = local.env
+}
+
+output "reserved_concurrency" {
+  description = "Concurrency reserved for the processor (-1: none)."
+  value       = module.function.reserved_concurrency
+}

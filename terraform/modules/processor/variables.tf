@@ -166,3 +166,14 @@ variable "tags" {
   description = "Tags added to every resource."
   default     = {}
 }
+
+variable "reserved_concurrency" {
+  type        = number
+  description = "Concurrency reserved for the processor, so API load cannot starve it (-1: none). Needs shards x parallelization_factor to keep up; the account must keep 10 unreserved."
+  default     = 10
+
+  validation {
+    condition     = var.reserved_concurrency == -1 || var.reserved_concurrency >= 1
+    error_message = "reserved_concurrency must be -1 (none) or at least 1."
+  }
+}

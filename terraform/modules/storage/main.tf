@@ -146,6 +146,14 @@ resource "aws_s3_bucket_lifecycle_configuration" "archive" {
         days = var.archive_expiration_days
       }
     }
+    # The bucket is versioned: an expired object only gets a delete marker, and its data
+    # stays as a noncurrent version until this removes it.
+    dynamic "noncurrent_version_expiration" {
+      for_each = var.archive_expiration_days > 0 ? [1] : []
+      content {
+        noncurrent_days = var.archive_noncurrent_days
+      }
+    }
     abort_incomplete_multipart_upload {
       days_after_initiation = 7
     }

@@ -75,3 +75,8 @@ output "object_lock" {
   description = "Default Object Lock retention of the archive (null when off)."
   value       = var.object_lock_mode == "NONE" ? null : { mode = var.object_lock_mode, days = var.object_lock_days }
 }
+
+output "noncurrent_expiration_days" {
+  description = "Days after which noncurrent archive versions are deleted (null when the archive never expires)."
+  value       = one([for e in one(aws_s3_bucket_lifecycle_configuration.archive.rule).noncurrent_version_expiration : e.noncurrent_days])
+}

@@ -105,3 +105,14 @@ variable "tags" {
   description = "Tags added to every resource."
   default     = {}
 }
+
+variable "archive_noncurrent_days" {
+  type        = number
+  description = "Days a replaced or expired (noncurrent) archive version is kept before it is deleted, when archive_expiration_days is set."
+  default     = 1
+
+  validation {
+    condition     = var.archive_noncurrent_days >= 1
+    error_message = "archive_noncurrent_days must be at least 1."
+  }
+}

@@ -228,3 +228,96 @@ run "rejects_an_oversize_batch" {
   }
   expect_failures = [var.batch_size]
 }
+
+run "a_fresh_account_works" {
+  command = apply # mocked: nothing is created
+
+  assert {
+    condition     = module.api.account_logging_role_arn != null && jsondecode(module.api.account_logging_role_trust).Statement[0].Principal.Service == "apigateway.amazonaws.com"
+    error_message = "API Gateway's account CloudWatch role must be set (a fresh account refuses a stage with access logs otherwise)."
+  }
+  assert {
+    condition     = var.archive_expiration_days == 0 || module.storage.noncurrent_expiration_days == var.archive_noncurrent_days
+    error_message = "An expiring, versioned archive must also expire noncurrent versions (else expiry deletes nothing)."
+  }
+  assert {
+    condition     = module.processor.reserved_concurrency == var.processor_reserved_concurrency && var.processor_reserved_concurrency >= 1
+    error_message = "The processor has reserved concurrency, so API load cannot starve it."
+  }
+}
+
+run "dashboard_statistics_mean_what_they_say" {
+  command = apply # mocked: nothing is created
+
+  assert {
+    condition = alltrue(flatten([
+      for w in jsondecode(module.observability.dashboard_body).widgets : [
+        for m in w.properties.metrics : m[length(m) - 1].stat == (
+          contains(["BatchLatency", "Duration", "Latency", "IntegrationLatency"], m[1]) ? "Average" :
+        contains(["RecordAge", "IteratorAge"], m[1]) ? "Maximum" : "Sum")
+      ]
+    ]))
+    error_message = "Latencies and durations are averaged, ages are maxima, counts are sums."
+  }
+  assert {
+    condition     = !anytrue([for w in jsondecode(module.observability.dashboard_body).widgets : can(w.properties.stat)])
+    error_message = "No widget-wide statistic (it would sum latencies with counts)."
+  }
+}
+
+run "iot_rule_errors_alarm" {
+  command = apply # mocked: nothing is created
+
+  assert {
+    condition     = module.observability.alarms["iot-rule-errors"].metric == "Failure" && module.observability.alarms["iot-rule-errors"].dims.RuleName == module.iot.rule_name
+    error_message = "A failing IoT rule action (readings not reaching the stream) must alarm."
+  }
+  assert {
+    condition     = module.observability.alarms["iot-rule-parse-errors"].namespace == "AWS/IoT" && module.observability.alarms["iot-rule-parse-errors"].dims.RuleName == module.iot.rule_name
+    error_message = "Messages the rule cannot parse must alarm."
+  }
+}
+
+run "interface_endpoints_are_the_services_the_code_calls" {
+  command = apply # mocked: nothing is created
+
+  assert {
+    condition     = toset(keys(module.network.interface_endpoints)) == toset(concat(["sns"], var.enable_timestream ? ["timestream.ingest-cell1"] : []))
+    error_message = "Interface endpoints (about $7 a month each per AZ) only for services the Lambdas call: SNS, and Timestream when on."
+  }
+  assert {
+    condition     = toset(module.network.gateway_endpoints) == toset(["dynamodb", "s3"])
+    error_message = "DynamoDB and S3 through the free gateway endpoints."
+  }
+}
+
+run "service_principals_are_bound_to_this_account" {
+  command = apply # mocked: nothing is created
+
+  assert {
+    condition = alltrue([
+      for s in jsondecode(module.kms.policy).Statement :
+      s.Sid == "AccountAdministers" || try(s.Condition.StringEquals["aws:SourceAccount"], "") == "123456789012"
+    ])
+    error_message = "Every service principal in the key policy is limited to this account (aws:SourceAccount)."
+  }
+  assert {
+    condition     = jsondecode(module.kms.policy).Statement[2].Condition.ArnLike["aws:SourceArn"][0] == "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:*"
+    error_message = "CloudWatch may use the key only for this account's alarms (aws:SourceArn)."
+  }
+  assert {
+    condition = (
+      jsondecode(module.iot.rule_role_trust).Statement[0].Condition.StringEquals["aws:SourceAccount"] == "123456789012" &&
+      endswith(jsondecode(module.iot.rule_role_trust).Statement[0].Condition.ArnLike["aws:SourceArn"], ":rule/${module.iot.rule_name}")
+    )
+    error_message = "Only this account's telemetry rule may assume the IoT rule role."
+  }
+  assert {
+    condition     = jsondecode(module.network.flow_logs_role_trust).Statement[0].Condition.StringEquals["aws:SourceAccount"] == "123456789012"
+    error_message = "Only this account's flow logs may assume the flow logs role."
+  }
+  assert {
+    condition     = jsondecode(module.api.account_logging_role_trust).Statement[0].Condition.StringEquals["aws:SourceAccount"] == "123456789012"
+    error_message = "Only this account's API Gateway may assume its CloudWatch role."
+  }
+}

@@ -1,0 +1,133 @@
+# The whole pipeline of one environment, wired from the capability modules: what a platform
+# team calls as one module (terraform/examples/minimal), and what every environment root
+# calls (terraform/environments/<env>: they differ only in terraform.tfvars and backend.tf).
+
+locals {
+  name = "${var.project}-${var.environment}"
+  tags = merge(var.tags, { Project = var.project, Environment = var.environment, ManagedBy = "terraform" })
+
+  # The AWS services the Lambdas' own code calls (src/iotpm/adapters; the integration test
+  # test_terraform_contract.py records the calls and holds this list to them). The stream,
+  # the on-failure queue and the logs are reached by the Lambda service, not from the VPC.
+  code_services       = concat(["dynamodb", "s3", "sns"], var.enable_timestream ? ["timestream.ingest-cell1"] : [])
+  gateway_services    = ["dynamodb", "s3"] # the network module's gateway endpoints (free)
+  interface_endpoints = distinct(concat([for s in local.code_services : s if !contains(local.gateway_services, s)], var.extra_interface_endpoints))
+}
+
+module "kms" {
+  source = "../kms"
+  name   = local.name
+  tags   = local.tags
+}
+
+module "network" {
+  source                   = "../../modules/network"
+  name                     = local.name
+  cidr_block               = var.vpc_cidr
+  availability_zones       = var.availability_zones
+  interface_endpoints      = local.interface_endpoints
+  flow_logs_retention_days = var.log_retention_days
+  kms_key_arn              = module.kms.arn
+  tags                     = local.tags
+}
+
+module "stream" {
+  source          = "../../modules/stream"
+  name            = local.name
+  stream_mode     = var.stream_mode
+  shard_count     = var.shard_count
+  retention_hours = var.stream_retention_hours
+  kms_key_arn     = module.kms.arn
+  tags            = local.tags
+}
+
+module "storage" {
+  source                  = "../../modules/storage"
+  name                    = local.name
+  kms_key_arn             = module.kms.arn
+  deletion_protection     = var.deletion_protection
+  enable_timestream       = var.enable_timestream
+  object_lock_mode        = var.object_lock_mode
+  object_lock_days        = var.object_lock_days
+  archive_expiration_days = var.archive_expiration_days
+  archive_noncurrent_days = var.archive_noncurrent_days
+  force_destroy_archive   = var.force_destroy_archive
+  tls_only                = var.archive_tls_only
+  tags                    = local.tags
+}
+
+module "iot" {
+  source                   = "../../modules/iot"
+  name                     = local.name
+  things                   = var.things
+  topic_prefix             = var.project
+  stream_name              = module.stream.name
+  stream_arn               = module.stream.arn
+  kms_key_arn              = module.kms.arn
+  error_log_retention_days = var.log_retention_days
+  tags                     = local.tags
+}
+
+module "processor" {
+  source               = "../../modules/processor"
+  name                 = local.name
+  environment          = var.environment
+  zip_path             = var.processor_zip
+  architecture         = var.lambda_architecture
+  memory_mb            = var.processor_memory_mb
+  reserved_concurrency = var.processor_reserved_concurrency
+  stream_arn           = module.stream.arn
+  batch_size           = var.batch_size
+  batching_window_s    = var.batching_window_s
+  max_retries          = var.max_retries
+  max_record_age_s     = var.max_record_age_s
+  tables               = module.storage.table_names
+  table_arns           = module.storage.table_arns
+  archive_bucket       = module.storage.archive_bucket
+  archive_bucket_arn   = module.storage.archive_bucket_arn
+  alerts_topic_arn     = module.observability.alerts_topic_arn
+  timestream_database  = module.storage.timestream_database
+  timestream_table     = module.storage.timestream_table
+  timestream_table_arn = module.storage.timestream_table_arn
+  readings_ttl_days    = var.readings_ttl_days
+  subnet_ids           = module.network.private_subnet_ids
+  security_group_ids   = [module.network.lambda_security_group_id]
+  kms_key_arn          = module.kms.arn
+  log_retention_days   = var.log_retention_days
+  tags                 = local.tags
+}
+
+module "api" {
+  source                      = "../../modules/api"
+  name                        = local.name
+  environment                 = var.environment
+  zip_path                    = var.api_zip
+  architecture                = var.lambda_architecture
+  tables                      = module.storage.table_names
+  table_arns                  = module.storage.table_arns
+  throttle_rate               = var.api_throttle_rate
+  throttle_burst              = var.api_throttle_burst
+  quota_per_day               = var.api_quota_per_day
+  manage_account_logging_role = var.manage_api_gateway_account
+  subnet_ids                  = module.network.private_subnet_ids
+  security_group_ids          = [module.network.lambda_security_group_id]
+  kms_key_arn                 = module.kms.arn
+  log_retention_days          = var.log_retention_days
+  tags                        = local.tags
+}
+
+module "observability" {
+  source                  = "../../modules/observability"
+  name                    = local.name
+  environment             = var.environment
+  kms_key_arn             = module.kms.arn
+  alert_emails            = var.alert_emails
+  processor_function_name = module.processor.function_name
+  api_function_name       = module.api.function_name
+  stream_name             = module.stream.name
+  iot_rule_name           = module.iot.rule_name
+  on_failure_queue_name   = module.processor.on_failure_queue_name
+  rest_api_name           = "${local.name}-api"
+  stage_name              = module.api.stage_name
+  tags                    = local.tags
+}

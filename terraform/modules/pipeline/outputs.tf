@@ -1,0 +1,81 @@
+data "aws_region" "current" {}
+
+output "name_prefix" {
+  description = "Prefix of every resource name."
+  value       = local.name
+}
+
+output "stream_name" {
+  description = "Telemetry Kinesis stream."
+  value       = module.stream.name
+}
+
+output "tables" {
+  description = "DynamoDB tables by role."
+  value       = module.storage.table_names
+}
+
+output "archive_bucket" {
+  description = "Raw-record archive bucket."
+  value       = module.storage.archive_bucket
+}
+
+output "alerts_topic_arn" {
+  description = "SNS topic of alerts."
+  value       = module.observability.alerts_topic_arn
+}
+
+output "api_url" {
+  description = "Base URL of the analytics API."
+  value       = module.api.url
+}
+
+output "api_key_id" {
+  description = "ID of the default API key."
+  value       = module.api.api_key_id
+}
+
+output "iot_endpoint" {
+  description = "MQTT endpoint for devices."
+  value       = module.iot.endpoint
+}
+
+output "iot_policy_name" {
+  description = "IoT policy to attach to device certificates."
+  value       = module.iot.policy_name
+}
+
+output "topic_filter" {
+  description = "Telemetry topic filter (devices publish to <project>/<thing>/telemetry)."
+  value       = module.iot.topic_filter
+}
+
+output "processor_function_name" {
+  description = "Processor Lambda."
+  value       = module.processor.function_name
+}
+
+output "api_function_name" {
+  description = "API Lambda."
+  value       = module.api.function_name
+}
+
+output "on_failure_queue_url" {
+  description = "Processor on-failure queue."
+  value       = module.processor.on_failure_queue_url
+}
+
+output "timestream" {
+  description = "Timestream database and table (empty when disabled)."
+  value       = { database = module.storage.timestream_database, table = module.storage.timestream_table }
+}
+
+output "region" {
+  description = "Region the environment runs in (the Lambdas' AWS_REGION)."
+  value       = data.aws_region.current.name
+}
+
+output "processor_environment" {
+  description = "IOTPM_* settings of the processor, as set on the function."
+  value       = module.processor.environment
+}

@@ -1,0 +1,223 @@
+variable "project" {
+  type        = string
+  description = "Project name, the first part of every resource name."
+  default     = "iotpm"
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,15}$", var.project))
+    error_message = "project must be 2-16 lower-case letters, digits or -, starting with a letter."
+  }
+}
+
+variable "environment" {
+  type        = string
+  description = "Environment name: dev, staging, prod or local (part of every resource name)."
+
+  validation {
+    condition     = contains(["dev", "staging", "prod", "local"], var.environment)
+    error_message = "environment must be one of dev, staging, prod, local."
+  }
+}
+
+variable "availability_zones" {
+  type        = list(string)
+  description = "At least two availability zones for the private subnets."
+
+  validation {
+    condition     = length(var.availability_zones) >= 2
+    error_message = "Give at least two availability zones so the Lambdas survive the loss of one."
+  }
+}
+
+variable "vpc_cidr" {
+  type        = string
+  description = "CIDR of the VPC."
+  default     = "10.40.0.0/16"
+}
+
+variable "extra_interface_endpoints" {
+  type        = list(string)
+  description = "Interface endpoints beyond the ones the code needs (main.tf derives those from the services the Lambdas call), e.g. [\"xray\"]."
+  default     = []
+}
+
+variable "things" {
+  type = map(object({
+    device_type = string
+    site        = string
+    line        = string
+  }))
+  description = "The fleet: thing name (= device id) => machine type, site and line."
+  default     = {}
+}
+
+variable "lambda_architecture" {
+  type        = string
+  description = "x86_64 or arm64; the zips must be built for it (lambda_build/build.py --arch)."
+  default     = "arm64"
+}
+
+variable "processor_zip" {
+  type        = string
+  description = "Path of the processor zip (lambda_build/out/processor-<arch>.zip)."
+}
+
+variable "api_zip" {
+  type        = string
+  description = "Path of the API zip (lambda_build/out/api-<arch>.zip)."
+}
+
+variable "stream_mode" {
+  type        = string
+  description = "Kinesis capacity mode: ON_DEMAND or PROVISIONED."
+  default     = "ON_DEMAND"
+}
+
+variable "shard_count" {
+  type        = number
+  description = "Shards when stream_mode is PROVISIONED."
+  default     = 1
+}
+
+variable "stream_retention_hours" {
+  type        = number
+  description = "Hours records stay in the stream."
+  default     = 24
+}
+
+variable "processor_memory_mb" {
+  type        = number
+  description = "Processor memory in MB."
+  default     = 1024
+}
+
+variable "batch_size" {
+  type        = number
+  description = "Kinesis records per processor invocation (1-10,000)."
+  default     = 1000
+
+  validation {
+    condition     = var.batch_size >= 1 && var.batch_size <= 10000
+    error_message = "batch_size must be between 1 and 10000 (the Kinesis event source mapping's limit)."
+  }
+}
+
+variable "batching_window_s" {
+  type        = number
+  description = "Seconds the event source mapping gathers records before invoking."
+  default     = 1
+}
+
+variable "max_retries" {
+  type        = number
+  description = "Retries of a failing batch before it goes to the on-failure queue."
+  default     = 5
+}
+
+variable "max_record_age_s" {
+  type        = number
+  description = "Records older than this are sent to the on-failure queue."
+  default     = 3600
+}
+
+variable "readings_ttl_days" {
+  type        = number
+  description = "Days a reading stays in DynamoDB."
+  default     = 90
+}
+
+variable "deletion_protection" {
+  type        = bool
+  description = "Protect the tables from deletion."
+  default     = false
+}
+
+variable "enable_timestream" {
+  type        = bool
+  description = "Create and feed the Timestream sink (not possible in AWS accounts created after 2025-06-20)."
+  default     = false
+}
+
+variable "object_lock_mode" {
+  type        = string
+  description = "Default Object Lock mode of the archive: GOVERNANCE, COMPLIANCE or NONE."
+  default     = "GOVERNANCE"
+}
+
+variable "object_lock_days" {
+  type        = number
+  description = "Default Object Lock retention of the archive, in days."
+  default     = 30
+}
+
+variable "archive_expiration_days" {
+  type        = number
+  description = "Days after which archived raw records expire (0: never)."
+  default     = 0
+}
+
+variable "force_destroy_archive" {
+  type        = bool
+  description = "Let destroy delete a non-empty archive (never in prod)."
+  default     = false
+}
+
+variable "archive_tls_only" {
+  type        = bool
+  description = "Deny plain-HTTP requests to the archive. Only the local environment turns it off: the emulator speaks HTTP."
+  default     = true
+}
+
+variable "log_retention_days" {
+  type        = number
+  description = "Retention of every log group, in days."
+  default     = 30
+}
+
+variable "api_throttle_rate" {
+  type        = number
+  description = "API requests per second per key."
+  default     = 50
+}
+
+variable "api_throttle_burst" {
+  type        = number
+  description = "API burst per key."
+  default     = 100
+}
+
+variable "api_quota_per_day" {
+  type        = number
+  description = "API requests per key per day."
+  default     = 100000
+}
+
+variable "alert_emails" {
+  type        = list(string)
+  description = "Emails subscribed to the alert topic."
+  default     = []
+}
+
+variable "tags" {
+  type        = map(string)
+  description = "Extra tags on every resource."
+  default     = {}
+}
+
+variable "processor_reserved_concurrency" {
+  type        = number
+  description = "Concurrency reserved for the processor (-1: none; a fresh account's concurrency quota may be too small to reserve any)."
+  default     = 10
+}
+
+variable "archive_noncurrent_days" {
+  type        = number
+  description = "Days a noncurrent (expired or replaced) archive version is kept before deletion, when archive_expiration_days is set."
+  default     = 1
+}
+
+variable "manage_api_gateway_account" {
+  type        = bool
+  description = "Set API Gateway's account-wide CloudWatch Logs role here (needed once per account and region; false where another stack sets it)."
+  default     = true
+}
