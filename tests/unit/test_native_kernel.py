@@ -10,7 +10,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iotpm.detection import AlarmConfig, DetectorConfig, DeviceInput, DeviceState, FleetDetector, native
+from iotpm.detection import (
+    AlarmConfig,
+    DetectorConfig,
+    DeviceInput,
+    DeviceState,
+    FleetDetector,
+    OperatingConfig,
+    native,
+)
 from iotpm.detection.detector import DetectionResult
 from tests.conftest import CHANNELS, healthy, timestamps
 
@@ -62,6 +70,10 @@ def fleet_input(seed: int, devices: int, fresh: int) -> list[tuple[str, np.ndarr
             x[int(rng.integers(0, n)), int(rng.integers(0, 3))] = rng.choice([np.inf, -np.inf, 1e300])
             ts[n // 3 :] += int(rng.integers(0, 3)) * 600_000  # a gap, sometimes
             ts[n // 4] = ts[n // 4 - 1]  # a repeated timestamp
+        if n > 40 and d % 2:  # the machine stops for a while: off, then starting, then settling
+            stop = int(rng.integers(0, n - 20))
+            x[stop : stop + 15, 1] = 0.05
+            x[stop : stop + 15, 2] = 2.0
         out.append((f"dev-{d}", ts, x))
     return out
 
@@ -108,7 +120,8 @@ def test_native_and_numpy_kernels_give_the_same_bits(
     seed: int, devices: int, fresh: int, cut: int, cooldown: int, min_duration: int, dropout_alarms: bool
 ) -> None:
     alarm = AlarmConfig(cooldown=cooldown, min_duration=min_duration)
-    cfg = DetectorConfig(warmup=30, alarm=alarm, dropout_alarms=dropout_alarms)
+    operating = OperatingConfig(start_s=10.0, settle_s=40.0)  # a few readings each
+    cfg = DetectorConfig(warmup=30, alarm=alarm, dropout_alarms=dropout_alarms, operating=operating)
     want = run("numpy", cfg, seed, devices, fresh, cut)
     got = run("native", cfg, seed, devices, fresh, cut)
     assert len(got) == len(want)
@@ -130,8 +143,15 @@ def kernel_args() -> dict[str, object]:
         "offsets": np.zeros(len(native.OFFSETS), dtype=np.int64),
         "params": np.zeros(len(native.PARAMS)),
         "packed": np.zeros((D, SIZE)),
-        # ts, x, lengths, low, high, vibration
-        "inputs": (np.zeros((D, T), np.int64), np.zeros((D, T, C)), np.full(D, T), *np.zeros((2, D, C)), np.zeros(C)),
+        # ts, x, lengths, low, high, vibration, gate
+        "inputs": (
+            np.zeros((D, T), np.int64),
+            np.zeros((D, T, C)),
+            np.full(D, T),
+            *np.zeros((2, D, C)),
+            np.zeros(C),
+            np.ones((D, T)),
+        ),
         "outputs": tuple(np.zeros(shape) for shape in native._output_shapes(D, T, C)),
     }
 
@@ -149,6 +169,7 @@ def with_input(at: int, array: np.ndarray) -> dict[str, object]:
         pytest.param(with_input(2, np.full(D, T + 1)), id="a chunk longer than the padding"),
         pytest.param(with_input(0, np.zeros((D, T))), id="timestamps as floats"),
         pytest.param(with_input(1, np.zeros((D + 1, T, C))), id="values for another device count"),
+        pytest.param(with_input(6, np.ones((D, T + 1))), id="a gate of another length"),
         pytest.param(with_input(1, np.zeros((D, T, 2 * C))[:, :, ::2]), id="values not contiguous"),
         pytest.param({**kernel_args(), "offsets": np.full(len(native.OFFSETS), SIZE)}, id="offsets past the state"),
         pytest.param({**kernel_args(), "outputs": (np.zeros((D, T)),) * 9}, id="outputs of the wrong shape"),

@@ -15,6 +15,7 @@ from iotpm.detection.config import (
     DetectorConfig,
     IsoMachineClass,
     Limits,
+    OperatingConfig,
     ThresholdConfig,
 )
 from iotpm.detection.detector import (
@@ -45,6 +46,7 @@ __all__ = [
     "FleetDetector",
     "IsoMachineClass",
     "Limits",
+    "OperatingConfig",
     "Prediction",
     "Reason",
     "ThresholdConfig",

@@ -12,20 +12,20 @@
 #include <math.h>
 #include <stdint.h>
 
-#define IOTPM_KERNEL_ABI 1
+#define IOTPM_KERNEL_ABI 2
 #define MAX_CHANNELS 64
 #define N_CH 6 /* threshold, iso10816, spike, drift, rate_of_change, flatline */
 #define N_DEV 2 /* dropout, multivariate */
 #define T2_HISTORY 4
 
-/* offsets into a device's state vector, in this order (engine.NATIVE_OFFSETS) */
+/* offsets into a device's state vector, in this order (native.OFFSETS) */
 enum {
     O_MU, O_S, O_S_MIN, O_DSCALE, O_LAST_X, O_RUN, O_FLAT_THR, O_CP, O_CN, O_FAST, O_SLOW,
     O_ZMAX, O_DMAX, O_SMOOTH, O_MEW, O_N, O_LAST_T, O_DT_EXP, O_ALARM, O_ABOVE, O_BELOW,
     O_COOL, O_HEALTH, O_T2_ON, O_ALARM_SINCE, O_T2_HIST, O_P, O_COUNT
 };
 
-/* parameters, in this order (engine.NATIVE_PARAMS) */
+/* parameters, in this order (native.PARAMS) */
 enum {
     P_ADAPT, P_DECAY, P_CUSUM_CLIP, P_ADAPT_CLIP, P_CUSUM_K, P_CUSUM_H, P_TAIL, P_SPIKE_Z,
     P_ROC_Z, P_DROPOUT, P_TREND, P_TREND_SLOW, P_T2_CLIP, P_T2_LIMIT, P_MEWMA_RATE,
@@ -78,10 +78,16 @@ const char *iotpm_kernel_source(void) { return IOTPM_KERNEL_SOURCE; }
  * with statistics, the baseline, CUSUM, step and trend recursions. The channel's
  * state lives in locals for the whole run. Writes its six scores, expected level and
  * scale, and its input to the multivariate detector into zmv (all with stride c).
+ *
+ * gate[j] is 1 while the machine runs and has settled: below 1 the reading is missing
+ * to the statistics and the next reading's step starts afresh; at 0 (stopped, or just
+ * started) its low limit does not apply either (a stopped pump's pressure is below it
+ * by design).
  */
 static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64_t k, int statistics,
                          double *restrict v, const int64_t *restrict off, const double *restrict x, double lo,
-                         double hi, int vibration, double *restrict ch, double *restrict expected,
+                         double hi, int vibration, const double *restrict gate, double *restrict ch,
+                         double *restrict expected,
                          double *restrict scale, double *restrict zmv) {
     const double a = prm[P_ADAPT], decay = prm[P_DECAY], tail = prm[P_TAIL];
     const double clip_cusum = prm[P_CUSUM_CLIP], clip_adapt = prm[P_ADAPT_CLIP], t2_clip = prm[P_T2_CLIP];
@@ -96,22 +102,25 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
     const double s_min = v[off[O_S_MIN] + k], flat_thr = v[off[O_FLAT_THR] + k];
     const int smooth = v[off[O_SMOOTH] + k] > 0;
     for (int64_t j = 0; j < n; j++) {
-        const double xk = x[j * c + k];
+        const double xr = x[j * c + k];
+        const int on = gate[j] >= 1.0, low_on = gate[j] > 0.0;
         double *restrict out = ch + (j * c + k) * N_CH;
-        const double over = np_fmax(xk - hi, lo - xk);
+        const double over = np_fmax(xr - hi, low_on ? lo - xr : NAN);
         out[0] = nan_to_num(over >= 0 ? 1.0 + over / span : 0.0);
-        out[1] = nan_to_num(vibration ? (xk >= iso_cd ? xk / iso_cd : (xk >= iso_bc ? 0.5 : 0.0)) : 0.0);
+        out[1] = nan_to_num(vibration ? (xr >= iso_cd ? xr / iso_cd : (xr >= iso_bc ? 0.5 : 0.0)) : 0.0);
         if (!statistics) {
             expected[j * c + k] = NAN;
             scale[j * c + k] = NAN;
             continue;
         }
+        const double xk = on ? xr : NAN;
         const int present = !isnan(xk);
         const double x0 = present ? xk : 0.0, mf = present ? 1.0 : 0.0, am = a * mf;
         const double dx = xk - last_x, step = fabs(dx);
         const double step0 = isnan(step) ? 0.0 : step, step_rate = a * (isnan(dx) ? 0.0 : 1.0);
         run = xk == last_x ? run + 1.0 : 0.0;
         if (present) last_x = xk;
+        else if (!on) last_x = NAN;
         const double mu_b = mu, s_b = s, zmax_b = zmax, dmax_b = dmax, typ_b = typ, fast_b = fast;
         expected[j * c + k] = mu_b;
         scale[j * c + k] = s_b;
@@ -245,13 +254,13 @@ static void device_pass(const double *restrict prm, int64_t n, int64_t c, int st
 
 /*
  * packed (d, size) state vectors, advanced in place; ts (d, t); x (d, t, c); lengths (d,);
- * low, high (d, c); vibration (c,). Outputs, zeroed by the caller, are written for the
+ * low, high (d, c); vibration (c,); gate (d, t). Outputs, zeroed by the caller, are written for the
  * first lengths[i] steps of row i: score, alarm, raised, cleared (d, t); ch (d, t, c, 6);
  * dev (d, t, 2); expected, scale, share (d, t, c). Returns 0, or -1 if c is out of range.
  */
 int iotpm_kernel(int64_t d, int64_t t, int64_t c, int64_t size, int32_t statistics, const int64_t *off,
                  const double *prm, double *packed, const int64_t *ts, const double *x, const int64_t *lengths,
-                 const double *low, const double *high, const double *vibration, double *score,
+                 const double *low, const double *high, const double *vibration, const double *gate, double *score,
                  double *alarm_out, double *raised, double *cleared, double *ch, double *dev, double *expected,
                  double *scale, double *share) {
     if (c < 1 || c > MAX_CHANNELS) return -1;
@@ -260,7 +269,8 @@ int iotpm_kernel(int64_t d, int64_t t, int64_t c, int64_t size, int32_t statisti
         const int64_t n = lengths[i], row = i * t;
         for (int64_t k = 0; k < c; k++) {
             channel_pass(prm, n, c, k, statistics, v, off, x + row * c, low[i * c + k], high[i * c + k],
-                         vibration[k] > 0, ch + row * c * N_CH, expected + row * c, scale + row * c, share + row * c);
+                         vibration[k] > 0, gate + row, ch + row * c * N_CH, expected + row * c, scale + row * c,
+                         share + row * c);
         }
         if (statistics) interval_pass(prm, n, v, off, ts + row, dev + row * N_DEV);
         device_pass(prm, n, c, statistics, v, off, ts + row, score + row, alarm_out + row, raised + row,

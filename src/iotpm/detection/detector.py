@@ -9,12 +9,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from iotpm.detection import native
+from iotpm.detection import native, operating
 from iotpm.detection.config import DetectorConfig
 from iotpm.detection.detectors import CHANNEL_DETECTORS, DEVICE_DETECTORS, IsoVibrationZone
 from iotpm.detection.engine import Kernel, KernelOutput, KernelRows, fit_statistics, new_vector
@@ -135,6 +136,7 @@ class FleetDetector:
             raise RuntimeError(f"the native kernel is not built for this machine ({native.library_name()})")
         self._kernels: dict[tuple[str, ...], Kernel] = {}
         self._limits: dict[tuple[str, str | None, str | None, tuple[str, ...]], tuple[FloatArray, FloatArray]] = {}
+        self._off: dict[tuple[tuple[str, ...], str | None], list[float]] = {}
         self.iso = IsoVibrationZone(self.config)
 
     def new_state(self, channels: Sequence[str]) -> DeviceState:
@@ -175,22 +177,22 @@ class FleetDetector:
             np.asarray(it.values, dtype=np.float64).reshape(len(t), len(channels))
             for it, t in zip(items, ts, strict=True)
         ]
-        split = [
-            0 if st.ready else min(len(t), self.config.warmup - len(st.warm_t))
-            for st, t in zip(states, ts, strict=True)
-        ]
+        gate = self._gates(channels, items, states, ts, xs)
+        # the warm-up learns from the readings of a running, settled machine only
+        split = [self._warm_split(st, g) for st, g in zip(states, gate, strict=True)]
         warm = [i for i, k in enumerate(split) if k > 0]
         limits = [self._device_limits(it) for it in items]
         bounds = np.stack([lo for lo, _ in limits]), np.stack([hi for _, hi in limits])
-        parts_a = self._run(kernel, bounds, states, [(i, slice(0, split[i])) for i in warm], ts, xs, statistics=False)
+        run = partial(self._run, kernel, bounds, states, ts=ts, xs=xs, gate=gate)
+        parts_a = run([(i, slice(0, split[i])) for i in warm], statistics=False)
         for i in warm:
-            st = states[i]
-            st.warm_t = np.concatenate([st.warm_t, ts[i][: split[i]]])
-            st.warm_x = np.concatenate([st.warm_x, xs[i][: split[i]]])
+            st, keep = states[i], gate[i][: split[i]] >= 1.0
+            st.warm_t = np.concatenate([st.warm_t, ts[i][: split[i]][keep]])
+            st.warm_x = np.concatenate([st.warm_x, xs[i][: split[i]][keep]])
             if len(st.warm_t) >= self.config.warmup:
                 self.fit(DeviceInput(items[i].device_id, channels, ts[i][:0], xs[i][:0], st))
         ready = [(i, slice(split[i], len(ts[i]))) for i in range(len(items)) if split[i] < len(ts[i])]
-        parts_b = self._run(kernel, bounds, states, ready, ts, xs, statistics=True)
+        parts_b = run(ready, statistics=True)
         lay = layout_for(len(channels))
         vectors = np.stack([st.vector for st in states])
         low, high = bounds
@@ -208,6 +210,51 @@ class FleetDetector:
             for i in range(len(items))
         ]
 
+    def _warm_split(self, state: DeviceState, gate: FloatArray) -> int:
+        """How many of the chunk's readings belong to the warm-up (until it has enough running ones)."""
+        if state.ready:
+            return 0
+        on = np.flatnonzero(gate >= 1.0)
+        need = self.config.warmup - len(state.warm_t)
+        return int(on[need - 1]) + 1 if len(on) >= need else len(gate)
+
+    def _gates(
+        self,
+        channels: tuple[str, ...],
+        items: list[DeviceInput],
+        states: list[DeviceState],
+        ts: list[IntArray],
+        xs: list[FloatArray],
+    ) -> list[FloatArray]:
+        """Each reading's operating gate (:mod:`iotpm.detection.operating`); advances the states."""
+        lay, op = layout_for(len(channels)), self.config.operating
+        out: list[FloatArray] = [np.zeros(0)] * len(items)
+        order = sorted(range(len(items)), key=lambda i: -len(ts[i]))
+        for band in _bands([len(ts[i]) for i in order]):
+            rows = [i for i in order[band] if len(ts[i])]
+            if not rows:
+                continue
+            t = len(ts[rows[0]])
+            lengths = np.array([len(ts[i]) for i in rows], dtype=np.int64)
+            t_pad = np.zeros((len(rows), t), dtype=np.int64)
+            x_pad = np.full((len(rows), t, len(channels)), np.nan)
+            for row, i in enumerate(rows):
+                t_pad[row, : lengths[row]], x_pad[row, : lengths[row]] = ts[i], xs[i]
+            packed = np.stack([states[i].vector for i in rows])
+            off = np.array([self._off_below(channels, items[i].device_type) for i in rows])
+            g = operating.gates(packed, lay, t_pad, x_pad, lengths, off, 1000.0 * op.start_s, 1000.0 * op.settle_s)
+            for row, i in enumerate(rows):
+                states[i].vector = packed[row].copy()
+                out[i] = g[row, : lengths[row]]
+        return out
+
+    def _off_below(self, channels: tuple[str, ...], device_type: str | None) -> list[float]:
+        key = (channels, device_type)
+        cached = self._off.get(key)
+        if cached is None:
+            cached = self._off[key] = self.config.operating.resolve(channels, device_type)
+        return cached
+
     def _run(
         self,
         kernel: Kernel,
@@ -216,6 +263,7 @@ class FleetDetector:
         parts: list[tuple[int, slice]],
         ts: list[IntArray],
         xs: list[FloatArray],
+        gate: list[FloatArray],
         statistics: bool,
     ) -> dict[int, tuple[KernelOutput, int, int]]:
         """Kernel calls over the given slices; returns each device's output and row in it.
@@ -235,13 +283,15 @@ class FleetDetector:
             packed = np.stack([states[i].vector for i, _ in chunk])
             t_pad = np.zeros((d, t), dtype=np.int64)
             x_pad = np.full((d, t, c), np.nan)
+            g_pad = np.zeros((d, t))
             order = [i for i, _ in chunk]
             low, high = bounds[0][order], bounds[1][order]  # each device's static limits (d, c)
             for row, (i, sl) in enumerate(chunk):
                 n = sl.stop - sl.start
                 t_pad[row, :n] = ts[i][sl]
                 x_pad[row, :n] = xs[i][sl]
-            result = kernel(packed, t_pad, x_pad, lengths, low, high, statistics)
+                g_pad[row, :n] = gate[i][sl]
+            result = kernel(packed, t_pad, x_pad, lengths, low, high, statistics, g_pad)
             for row, (i, _) in enumerate(chunk):
                 states[i].vector = packed[row].copy()
             out.update({i: (result, row, int(lengths[row])) for row, (i, _) in enumerate(chunk)})

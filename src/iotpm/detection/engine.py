@@ -46,6 +46,9 @@ def new_vector(layout: Layout) -> FloatArray:
     v[layout.offsets["flat_thr"]] = np.inf
     v[layout.offsets["last_x"]] = np.nan
     v[layout.offsets["dt_exp"]] = _DEFAULT_INTERVAL_MS
+    v[layout.offsets["floor"]] = np.inf
+    v[layout.offsets["running"]] = 1.0
+    v[layout.offsets["started"]] = -np.inf
     return v
 
 
@@ -94,6 +97,8 @@ def fit_statistics(vector: FloatArray, layout: Layout, ts: IntArray, x: FloatArr
     vector[o["smooth"]] = np.where(vector[o["dscale"]] < cfg.smooth_step_ratio * vector[o["s"]], 1.0, 0.0)
     vector[o["mew"]] = 0.0
     vector[o["t2_hist"]] = 0.0
+    with np.errstate(all="ignore"):
+        vector[o["floor"]] = np.fmin(vector[o["floor"]], _nan_or(np.nanmin(x, axis=0, initial=np.inf), np.inf))
     # winsorised like the spread: one wild reading (1e300) would swamp the correlation
     precision = _precision(np.clip(x, med - bound, med + bound), med, vector[o["s"]], cfg)
     vector[o["t2_on"]] = 0.0 if precision is None else 1.0
@@ -289,25 +294,36 @@ class Kernel:
         low: FloatArray,
         high: FloatArray,
         statistics: bool,
+        gate: FloatArray | None = None,
     ) -> KernelOutput:
-        """Process ``x`` (d, t, c) in place of ``packed`` (d, size); lengths sorted descending."""
+        """Process ``x`` (d, t, c) in place of ``packed`` (d, size); lengths sorted descending.
+
+        ``gate`` (d, t) is 1 where the machine runs and has settled (the default): below 1
+        the reading is missing to the statistics and the step to the next reading starts
+        afresh; at 0 its low limit does not apply either (:mod:`iotpm.detection.operating`).
+        """
         d, t, c = x.shape
+        if gate is None:
+            gate = np.ones((d, t))
         ch = np.zeros((d, t, c, len(CHANNEL_DETECTORS)))
         dev = np.zeros((d, t, len(DEVICE_DETECTORS)))
         share = np.zeros((d, t, c))  # each channel's share of the multivariate score
         if self.native is not None:
             score, alarm, raised, cleared = np.zeros((4, d, t))
             expected, scale = np.zeros((2, d, t, c))
-            inputs = (ts, x, lengths, low, high, self.vibration.astype(np.float64))
+            inputs = (ts, x, lengths, low, high, self.vibration.astype(np.float64), gate)
             outputs = (score, alarm, raised, cleared, ch, dev, expected, scale, share)
             self.native(statistics, self._offsets, self._params, packed, inputs, outputs)
         else:
             active = (lengths[:, None] > np.arange(t)[None, :]).sum(axis=0)
             with np.errstate(all="ignore"):  # inf and NaN are scored, not raised
-                ch[..., 0] = self.static(x, low[:, None, :], high[:, None, :])
+                on, low_on = gate[..., None] >= 1.0, gate[..., None] > 0.0
+                ch[..., 0] = self.static(x, low[:, None, :], high[:, None, :], low_on)
                 ch[..., 1] = np.where(self.vibration, self.iso(x), 0.0)
                 if statistics:
-                    expected, scale = self._statistics(packed, ts, x, active, ch, dev, share)
+                    x_stat = np.where(on, x, np.nan)
+                    gated = ~on & (np.arange(t)[None, :, None] < lengths[:, None, None])  # padding is not a reading
+                    expected, scale = self._statistics(packed, ts, x_stat, gated, active, ch, dev, share)
                 else:
                     expected = scale = np.full((d, t, c), np.nan)
                 np.nan_to_num(ch, copy=False, nan=0.0, posinf=1e6)
@@ -325,6 +341,7 @@ class Kernel:
         packed: FloatArray,
         ts: IntArray,
         x: FloatArray,
+        gated: npt.NDArray[np.bool_],
         active: IntArray,
         ch: FloatArray,
         dev: FloatArray,
@@ -344,7 +361,9 @@ class Kernel:
         lengths = (active[None, :] > np.arange(d)[:, None]).sum(axis=1)
         rows, last_row = np.arange(d), np.maximum(lengths - 1, 0)
         m = ~np.isnan(xs)
-        lx, final_x = _last_before(xs, m, lay.view(packed, "last_x").copy())
+        # a gated reading (machine off or settling) leaves no last value: the step after it starts afresh
+        gated_t = np.broadcast_to(gated.transpose(1, 0, 2), xs.shape)
+        lx, final_x = _last_before(xs, m | gated_t, lay.view(packed, "last_x").copy())
         dx = xs - lx
         run = _run_lengths(xs == lx, lay.view(packed, "run"))
         dt = tsf - np.concatenate([lay.scalar(packed, "last_t")[None, :], tsf[:-1]])

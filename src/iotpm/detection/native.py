@@ -28,7 +28,7 @@ from iotpm.detection.state import FloatArray, IntArray
 
 HERE: Final = Path(__file__).resolve().parent
 SOURCE: Final = HERE / "_kernel.c"
-ABI: Final = 1
+ABI: Final = 2
 #: state-vector fields whose offsets the kernel takes, in its enum's order.
 OFFSETS: Final = (
     "mu", "s", "s_min", "dscale", "last_x", "run", "flat_thr", "cp", "cn", "fast", "slow",
@@ -64,7 +64,7 @@ class NativeKernel:
     def __init__(self, lib: ctypes.CDLL) -> None:
         self._fn = lib.iotpm_kernel
         self._fn.restype = ctypes.c_int
-        self._fn.argtypes = [_I64, _I64, _I64, _I64, ctypes.c_int32] + [_P] * 18
+        self._fn.argtypes = [_I64, _I64, _I64, _I64, ctypes.c_int32] + [_P] * 19
 
     def __call__(
         self,
@@ -72,10 +72,10 @@ class NativeKernel:
         offsets: IntArray,
         params: FloatArray,
         packed: FloatArray,
-        inputs: tuple[IntArray, FloatArray, IntArray, FloatArray, FloatArray, FloatArray],
+        inputs: tuple[IntArray, FloatArray, IntArray, FloatArray, FloatArray, FloatArray, FloatArray],
         outputs: tuple[FloatArray, ...],
     ) -> None:
-        """Run over ``packed`` (d, size) in place; ``inputs`` ts, x, lengths, low, high, vibration.
+        """Run over ``packed`` (d, size) in place; ``inputs`` ts, x, lengths, low, high, vibration, gate.
 
         ``outputs``: score, alarm, raised, cleared (d, t); channel scores (d, t, c, 6);
         device scores (d, t, 2); expected, scale, share (d, t, c). Shapes and types are
@@ -86,7 +86,8 @@ class NativeKernel:
         _check(offsets, np.int64, (len(OFFSETS),))
         _check(params, np.float64, (len(PARAMS),))
         _check(packed, np.float64, (d, packed.shape[1]))
-        in_shapes = ((d, t), (d, t, c), (d,), (d, c), (d, c), (c,))  # ts, x, lengths, low, high, vibration
+        # ts, x, lengths, low, high, vibration, gate
+        in_shapes = ((d, t), (d, t, c), (d,), (d, c), (d, c), (c,), (d, t))
         for array, dtype, shape in zip(inputs, _INPUT_TYPES, in_shapes, strict=True):
             _check(array, dtype, shape)
         for array, shape in zip(outputs, _output_shapes(d, t, c), strict=True):
@@ -101,7 +102,9 @@ class NativeKernel:
         self._fn(d, t, c, packed.shape[1], int(statistics), *(a.ctypes.data for a in arrays))
 
 
-_INPUT_TYPES: Final = tuple(np.dtype(t) for t in ("int64", "float64", "int64", "float64", "float64", "float64"))
+_INPUT_TYPES: Final = tuple(
+    np.dtype(t) for t in ("int64", "float64", "int64", "float64", "float64", "float64", "float64")
+)
 
 
 def _output_shapes(d: int, t: int, c: int) -> tuple[tuple[int, ...], ...]:
