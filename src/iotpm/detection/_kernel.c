@@ -80,9 +80,10 @@ const char *iotpm_kernel_source(void) { return IOTPM_KERNEL_SOURCE; }
  * scale, and its input to the multivariate detector into zmv (all with stride c).
  *
  * gate[j] is 1 while the machine runs and has settled: below 1 the reading is missing
- * to the statistics and the next reading's step starts afresh; at 0 (stopped, or just
- * started) its low limit does not apply either (a stopped pump's pressure is below it
- * by design).
+ * to the statistics and, from 0 to 1, the next reading's step starts afresh; at 0 or
+ * below (stopped, or just started) its low limit does not apply either (a stopped
+ * pump's pressure is below it by design). Below 0 (idle at a learned floor) the step
+ * from the floor to the next reading is scored.
  */
 static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64_t k, int statistics,
                          double *restrict v, const int64_t *restrict off, const double *restrict x, double lo,
@@ -120,7 +121,7 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
         const double step0 = isnan(step) ? 0.0 : step, step_rate = a * (isnan(dx) ? 0.0 : 1.0);
         run = xk == last_x ? run + 1.0 : 0.0;
         if (present) last_x = xk;
-        else if (!on) last_x = NAN;
+        else if (!on && gate[j] >= 0.0) last_x = NAN;
         const double mu_b = mu, s_b = s, zmax_b = zmax, dmax_b = dmax, typ_b = typ, fast_b = fast;
         expected[j * c + k] = mu_b;
         scale[j * c + k] = s_b;

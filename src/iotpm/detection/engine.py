@@ -299,8 +299,9 @@ class Kernel:
         """Process ``x`` (d, t, c) in place of ``packed`` (d, size); lengths sorted descending.
 
         ``gate`` (d, t) is 1 where the machine runs and has settled (the default): below 1
-        the reading is missing to the statistics and the step to the next reading starts
-        afresh; at 0 its low limit does not apply either (:mod:`iotpm.detection.operating`).
+        the reading is missing to the statistics, and from 0 to 1 the step to the next
+        reading starts afresh; at 0 and below its low limit does not apply either
+        (:mod:`iotpm.detection.operating`).
         """
         d, t, c = x.shape
         if gate is None:
@@ -322,7 +323,8 @@ class Kernel:
                 ch[..., 1] = np.where(self.vibration, self.iso(x), 0.0)
                 if statistics:
                     x_stat = np.where(on, x, np.nan)
-                    gated = ~on & (np.arange(t)[None, :, None] < lengths[:, None, None])  # padding is not a reading
+                    # padding is not a reading; below 0 (idle at a floor) the last value is kept
+                    gated = ~on & (gate[..., None] >= 0.0) & (np.arange(t)[None, :, None] < lengths[:, None, None])
                     expected, scale = self._statistics(packed, ts, x_stat, gated, active, ch, dev, share)
                 else:
                     expected = scale = np.full((d, t, c), np.nan)

@@ -9,14 +9,17 @@ that repeats while nothing moves is not a stuck sensor. Each reading gets a gate
   every metric sits at its floor: the lowest value it has reported before (a stopped
   machine's signals fall to their floor and stay there; a new, lower value is a drop
   and is scored, a return to the floor is idling);
-- **starting** for ``start_s`` after each start (a pump's pressure is still building);
+- **starting** for ``start_s`` after each start of a machine with an off-condition (a
+  pump's pressure is still building);
 - **settling** until ``settle_s`` after it (temperatures are on their way to the
   operating point);
 - **on** otherwise.
 
-The gate is 1 when on, 0.5 while settling, 0 when off or starting. Below 1 the kernel
-treats the reading as missing to the statistical detectors (no score, no adaptation,
-no repeat run); at 0 it drops the low limits too. The high limits always apply (an
+The gate is 1 when on, 0.5 while settling, 0 when off or starting, -1 when idle at a
+learned floor. Below 1 the kernel treats the reading as missing to the statistical
+detectors (no score, no adaptation, no repeat run); at 0 and below it drops the low
+limits too; at -1 the step from the floor to the next reading is still scored (leaving
+the floor may be the anomaly). The high limits always apply (an
 overheating machine alarms even while it is stopped). A reading whose metric is
 missing leaves the state as it was.
 
@@ -75,8 +78,12 @@ def gates(
     t_f = ts.astype(np.float64)
     last_start = np.maximum.accumulate(np.where(started, t_f, -np.inf), axis=1)
     last_start = np.fmax(last_start, layout.scalar(packed, "started")[:, None])
-    since = t_f - last_start
-    gate = np.where(running & valid, np.where(since >= settle_ms, 1.0, np.where(since >= start_ms, 0.5, 0.0)), 0.0)
+    # a start is a machine's (a device with an off-condition): leaving a learned floor is
+    # scored at once, it may be the anomaly itself
+    since = np.where(configured, t_f - last_start, np.inf)
+    stopped = np.where(configured, 0.0, -1.0)  # at a learned floor, the step off it is scored
+    gate = np.where(running, np.where(since >= settle_ms, 1.0, np.where(since >= start_ms, 0.5, 0.0)), stopped)
+    gate = np.where(valid, gate, 0.0)
     rows, last = np.arange(d), np.maximum(lengths - 1, 0)
     has = lengths > 0
     floor[:] = mins[rows, lengths]
