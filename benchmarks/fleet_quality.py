@@ -230,6 +230,53 @@ def describe(run: LongRun) -> str:
     )
 
 
+def plot_day(run: LongRun, path: str, day: int = 1) -> str:
+    """One healthy two-shift machine's idle-run-idle day: readings, baseline, operating state, raises."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    i = next(k for k, d in enumerate(run.devices) if d.fault is None and d.schedule == "two_shift")
+    d = run.devices[i]
+    fleet, state = FleetDetector(DetectorConfig()), None
+    parts: list[tuple[slice, Any]] = []
+    for window in run.chunks(1.0):
+        for k, sl in window:
+            if k == i:
+                [(result, state)] = fleet.update([DeviceInput(d.device_id, CHANNELS, d.ts[sl], d.values[sl], state)])
+                parts.append((sl, result))
+    lo, hi = run.start_ms + day * 86_400_000, run.start_ms + (day + 1) * 86_400_000
+    keep = (d.ts >= lo) & (d.ts < hi)
+    hours = (d.ts[keep] - lo) / 3_600_000.0
+    expected = np.concatenate([r.expected for _, r in parts])[keep]
+    scale = np.concatenate([r.scale for _, r in parts])[keep]
+    gate = np.concatenate([r.operating for _, r in parts])[keep]
+    raised = [(e.ts_ms - lo) / 3_600_000.0 for sl, r in parts for e in r.events if e.kind == "raise"]
+    fig, axes = plt.subplots(4, 1, figsize=(11, 9), sharex=True, height_ratios=[3, 3, 3, 1])
+    low, high = _limits()
+    for j, ax in enumerate(axes[:3]):
+        ax.plot(hours, d.values[keep, j], lw=0.4, color="tab:blue", label="reading")
+        ax.plot(hours, expected[:, j], lw=1.0, color="tab:orange", label="baseline (learned while running)")
+        band = 6.0 * scale[:, j]
+        ax.fill_between(hours, expected[:, j] - band, expected[:, j] + band, color="tab:orange", alpha=0.15)
+        for limit in (low[j], high[j]):
+            if np.isfinite(limit) and limit < 1.3 * np.nanmax(d.values[keep, j]):
+                ax.axhline(limit, color="tab:red", lw=0.8, ls="--")
+        for t in raised:
+            if 0 <= t < 24:
+                ax.axvline(t, color="tab:red", lw=1.0)
+        ax.set_ylabel(CHANNELS[j])
+    axes[0].legend(loc="upper right", fontsize=8)
+    axes[3].step(hours, gate, where="post", color="black", lw=0.8)
+    axes[3].set_yticks([0, 0.5, 1], ["off", "settling", "running"])
+    axes[3].set_xlabel(f"hour of day {day + 1} ({d.device_id}, {d.schedule}); dashed: static limits; band: 6 scales")
+    fig.suptitle("Operating state: statistics score only while running and settled; low limits only while running")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--devices", type=int, default=100)
@@ -237,10 +284,13 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between readings")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--plot", metavar="PNG", help="also draw one healthy machine's idle-run-idle day")
     args = parser.parse_args()
     t0 = time.perf_counter()
     run = long_run(args.devices, args.days, args.interval, args.seed)
     print(f"{describe(run)}; generated in {time.perf_counter() - t0:.1f} s (seed {args.seed})")
+    if args.plot:
+        print(f"plot: {plot_day(run, args.plot)}")
     results: dict[str, dict[str, Any]] = {}
     out = run_iotpm(run, DetectorConfig())
     results["iotpm"] = score_outcome(run, out)

@@ -90,6 +90,9 @@ class DetectionResult:
     #: (c, 4): level, slope per hour, the limit it heads for, hours to it (NaN = none)
     trend: FloatArray = field(default_factory=lambda: np.zeros((0, 4)))
     in_alarm: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    #: (n,) operating state per reading: 1 running, 0.5 settling after a start, 0 stopped or
+    #: starting, -1 idle at a learned floor (:mod:`iotpm.detection.operating`)
+    operating: FloatArray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def predictions(self) -> dict[str, Prediction]:
@@ -177,16 +180,33 @@ class FleetDetector:
             np.asarray(it.values, dtype=np.float64).reshape(len(t), len(channels))
             for it, t in zip(items, ts, strict=True)
         ]
-        gate = self._gates(channels, items, states, ts, xs)
-        # the warm-up learns from the readings of a running, settled machine only
-        split = [self._warm_split(st, g) for st, g in zip(states, gate, strict=True)]
+        off = np.array([self._off_below(channels, it.device_type) for it in items])
+        # a device still learning needs its gates first: its warm-up learns from the readings
+        # of a running, settled machine only; a ready device's come with its kernel call
+        learning = [i for i, st in enumerate(states) if not st.ready]
+        gate: list[FloatArray | None] = [None] * len(items)
+        for i, g in zip(
+            learning,
+            self._gates(
+                channels,
+                [states[i] for i in learning],
+                [ts[i] for i in learning],
+                [xs[i] for i in learning],
+                off[learning],
+            ),
+            strict=True,
+        ):
+            gate[i] = g
+        split = [0 if g is None else self._warm_split(states[i], g) for i, g in enumerate(gate)]
         warm = [i for i, k in enumerate(split) if k > 0]
         limits = [self._device_limits(it) for it in items]
         bounds = np.stack([lo for lo, _ in limits]), np.stack([hi for _, hi in limits])
-        run = partial(self._run, kernel, bounds, states, ts=ts, xs=xs, gate=gate)
+        run = partial(self._run, kernel, bounds, states, ts=ts, xs=xs, gate=gate, off=off)
         parts_a = run([(i, slice(0, split[i])) for i in warm], statistics=False)
         for i in warm:
-            st, keep = states[i], gate[i][: split[i]] >= 1.0
+            learned = gate[i]
+            assert learned is not None, "a learning device's gates are computed before its warm-up"
+            st, keep = states[i], learned[: split[i]] >= 1.0
             st.warm_t = np.concatenate([st.warm_t, ts[i][: split[i]][keep]])
             st.warm_x = np.concatenate([st.warm_x, xs[i][: split[i]][keep]])
             if len(st.warm_t) >= self.config.warmup:
@@ -203,7 +223,16 @@ class FleetDetector:
         return [
             (
                 self._result(
-                    channels, items[i], ts[i], xs[i], trend[i], health[i], alarm_open[i], parts_a.get(i), parts_b.get(i)
+                    channels,
+                    items[i],
+                    ts[i],
+                    xs[i],
+                    _or_empty(gate[i]),
+                    trend[i],
+                    health[i],
+                    alarm_open[i],
+                    parts_a.get(i),
+                    parts_b.get(i),
                 ),
                 states[i],
             )
@@ -221,15 +250,14 @@ class FleetDetector:
     def _gates(
         self,
         channels: tuple[str, ...],
-        items: list[DeviceInput],
         states: list[DeviceState],
         ts: list[IntArray],
         xs: list[FloatArray],
+        off: FloatArray,
     ) -> list[FloatArray]:
         """Each reading's operating gate (:mod:`iotpm.detection.operating`); advances the states."""
-        lay, op = layout_for(len(channels)), self.config.operating
-        out: list[FloatArray] = [np.zeros(0)] * len(items)
-        order = sorted(range(len(items)), key=lambda i: -len(ts[i]))
+        out: list[FloatArray] = [np.zeros(0)] * len(states)
+        order = sorted(range(len(states)), key=lambda i: -len(ts[i]))
         for band in _bands([len(ts[i]) for i in order]):
             rows = [i for i in order[band] if len(ts[i])]
             if not rows:
@@ -241,12 +269,15 @@ class FleetDetector:
             for row, i in enumerate(rows):
                 t_pad[row, : lengths[row]], x_pad[row, : lengths[row]] = ts[i], xs[i]
             packed = np.stack([states[i].vector for i in rows])
-            off = np.array([self._off_below(channels, items[i].device_type) for i in rows])
-            g = operating.gates(packed, lay, t_pad, x_pad, lengths, off, 1000.0 * op.start_s, 1000.0 * op.settle_s)
+            g = self._gate(packed, t_pad, x_pad, lengths, off[rows])
             for row, i in enumerate(rows):
                 states[i].vector = packed[row].copy()
                 out[i] = g[row, : lengths[row]]
         return out
+
+    def _gate(self, packed: FloatArray, ts: IntArray, x: FloatArray, lengths: IntArray, off: FloatArray) -> FloatArray:
+        op, lay = self.config.operating, layout_for(x.shape[2])
+        return operating.gates(packed, lay, ts, x, lengths, off, 1000.0 * op.start_s, 1000.0 * op.settle_s)
 
     def _off_below(self, channels: tuple[str, ...], device_type: str | None) -> list[float]:
         key = (channels, device_type)
@@ -263,7 +294,8 @@ class FleetDetector:
         parts: list[tuple[int, slice]],
         ts: list[IntArray],
         xs: list[FloatArray],
-        gate: list[FloatArray],
+        gate: list[FloatArray | None],
+        off: FloatArray,
         statistics: bool,
     ) -> dict[int, tuple[KernelOutput, int, int]]:
         """Kernel calls over the given slices; returns each device's output and row in it.
@@ -290,7 +322,22 @@ class FleetDetector:
                 n = sl.stop - sl.start
                 t_pad[row, :n] = ts[i][sl]
                 x_pad[row, :n] = xs[i][sl]
-                g_pad[row, :n] = gate[i][sl]
+            known = [row for row, (i, _) in enumerate(chunk) if gate[i] is not None]
+            if len(known) < d:  # ready devices: their whole chunk is in this call
+                if known:
+                    fresh = [row for row in range(d) if row not in set(known)]
+                    sub = packed[fresh]
+                    g_pad[fresh] = self._gate(sub, t_pad[fresh], x_pad[fresh], lengths[fresh], off[order][fresh])
+                    packed[fresh] = sub
+                else:
+                    g_pad = self._gate(packed, t_pad, x_pad, lengths, off[order])
+                for row, (i, _) in enumerate(chunk):
+                    gate[i] = gate[i] if gate[i] is not None else g_pad[row, : lengths[row]].copy()
+            for row in known:
+                i, sl = chunk[row]
+                g = gate[i]
+                assert g is not None
+                g_pad[row, : lengths[row]] = g[sl]
             result = kernel(packed, t_pad, x_pad, lengths, low, high, statistics, g_pad)
             for row, (i, _) in enumerate(chunk):
                 states[i].vector = packed[row].copy()
@@ -328,6 +375,7 @@ class FleetDetector:
         item: DeviceInput,
         ts: IntArray,
         x: FloatArray,
+        gate: FloatArray,
         trend: FloatArray,
         health: float,
         alarm_open: bool,
@@ -355,6 +403,7 @@ class FleetDetector:
             alarm_open=alarm_open,
             trend=trend,
             in_alarm=cols.in_alarm,
+            operating=gate,
         )
 
     def _events(
@@ -432,6 +481,10 @@ class FleetDetector:
         soonest = np.min(np.where(np.isfinite(hours), hours, np.inf), axis=1, initial=np.inf)
         cap = np.where(soonest < 24.0, 50.0, np.where(soonest < _HOURS_PER_WEEK, 80.0, 100.0))
         return np.asarray(np.round(np.minimum(value, cap), 1), dtype=np.float64)
+
+
+def _or_empty(gate: FloatArray | None) -> FloatArray:
+    return np.zeros(0) if gate is None else gate
 
 
 #: padded cells a kernel call may waste beyond its readings' own, whatever the ratio

@@ -53,24 +53,32 @@ def gates(
     ``x`` (d, t, c) padded past ``lengths``; ``off_below`` (d, c) the off-condition (NaN:
     the metric is not part of it; a row of NaN: learned from the floors).
     """
-    d, t, _ = x.shape
+    d, t, c = x.shape
     valid = np.arange(t)[None, :] < lengths[:, None]
-    floor = layout.view(packed, "floor")
-    with np.errstate(invalid="ignore"):
-        filled = np.where(np.isnan(x) | ~valid[..., None], np.inf, x)
-        mins = np.minimum.accumulate(np.concatenate([floor[:, None, :], filled], axis=1), axis=1)
-        at_floor = x == mins[:, :-1]  # equal to the lowest value reported before it
-        below = x < off_below[:, None, :]
     listed: BoolArray = np.isfinite(off_below)  # (d, c)
-    present = ~np.isnan(x)
     configured = np.any(listed, axis=1)[:, None]  # (d, 1)
-    # off-condition: every listed metric present and below its value; known when all are present
-    cond_known = np.all(present | ~listed[:, None, :], axis=2)
-    cond_off = np.all(below | ~listed[:, None, :], axis=2)
-    floor_known = np.all(present, axis=2)
-    floor_off = np.all(at_floor, axis=2)
-    known = np.asarray(np.where(configured, cond_known, floor_known), dtype=np.bool_) & valid
-    off = np.asarray(np.where(configured, cond_off, floor_off), dtype=np.bool_)
+    # per metric, (d, t) at a time: reductions over a handful of metrics are slower
+    # than a loop over them
+    cond_known, cond_off = valid.copy(), valid.copy()
+    floor_known, floor_off = valid.copy(), valid.copy()
+    learn = not bool(configured.all())
+    floor = layout.view(packed, "floor")
+    mins = np.empty((d, t + 1, c)) if learn else np.zeros(0)
+    with np.errstate(invalid="ignore"):
+        for j in range(c):
+            xj = x[:, :, j]
+            present = ~np.isnan(xj)
+            lj = listed[:, j : j + 1]
+            cond_known &= present | ~lj
+            cond_off &= (xj < off_below[:, j : j + 1]) | ~lj
+            if learn:
+                mins[:, 0, j] = floor[:, j]
+                np.minimum.accumulate(np.where(present & valid, xj, np.inf), axis=1, out=mins[:, 1:, j])
+                np.minimum(mins[:, 1:, j], floor[:, j : j + 1], out=mins[:, 1:, j])
+                floor_known &= present
+                floor_off &= xj == mins[:, :-1, j]  # equal to the lowest value reported before it
+    known = np.where(configured, cond_known, floor_known)
+    off = np.where(configured, cond_off, floor_off)
     was = layout.scalar(packed, "running") > 0
     running = _carry(~off, known, was)
     before = np.concatenate([was[:, None], running[:, :-1]], axis=1)
@@ -86,7 +94,8 @@ def gates(
     gate = np.where(valid, gate, 0.0)
     rows, last = np.arange(d), np.maximum(lengths - 1, 0)
     has = lengths > 0
-    floor[:] = mins[rows, lengths]
+    if learn:
+        floor[:] = mins[rows, lengths]
     layout.scalar(packed, "running")[:] = np.where(has, running[rows, last], was)
     layout.scalar(packed, "started")[:] = np.where(has, last_start[rows, last], layout.scalar(packed, "started"))
     return np.asarray(gate, dtype=np.float64)
