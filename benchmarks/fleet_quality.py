@@ -60,6 +60,7 @@ class Outcome:
     """One detector's raises per device (epoch ms), and the gaps it reported."""
 
     raises: list[list[int]]
+    alarm: list[npt.NDArray[np.bool_]]  # per device, per reading: the alarm is on
     gaps: list[list[int]] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -69,6 +70,7 @@ def run_iotpm(run: LongRun, config: DetectorConfig, hours: float = 1.0) -> Outco
     states: list[DeviceState | None] = [None] * len(run.devices)
     raises: list[list[int]] = [[] for _ in run.devices]
     gaps: list[list[int]] = [[] for _ in run.devices]
+    alarm: list[list[npt.NDArray[np.bool_]]] = [[] for _ in run.devices]
     t0 = time.perf_counter()
     for window in run.chunks(hours):
         items = []
@@ -78,9 +80,12 @@ def run_iotpm(run: LongRun, config: DetectorConfig, hours: float = 1.0) -> Outco
         for (i, sl), (result, state) in zip(window, fleet.update(items), strict=True):
             states[i] = state
             raises[i] += [e.ts_ms for e in result.events if e.kind == "raise"]
+            alarm[i].append(result.in_alarm)
             gap = np.flatnonzero(result.device_scores[:, 0] >= 1.0)
             gaps[i] += run.devices[i].ts[sl][gap].tolist()
-    return Outcome(raises, gaps, time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    joined = [np.concatenate(a) if a else np.zeros(0, dtype=bool) for a in alarm]
+    return Outcome(raises, joined, gaps, seconds)
 
 
 def _limits() -> tuple[FloatArray, FloatArray]:
@@ -124,11 +129,14 @@ def cusum_scores(xs: list[FloatArray], k: float = 0.5, h: float = 5.0) -> list[F
     return [np.fmax(static_score(x), out[: len(x), i]) for i, x in enumerate(xs)]
 
 
-def hysteresis_raises(ts: npt.NDArray[np.int64], score: FloatArray, alarm: AlarmConfig) -> list[int]:
-    """Raise times under the same hysteresis the product uses."""
+def hysteresis_raises(
+    ts: npt.NDArray[np.int64], score: FloatArray, alarm: AlarmConfig
+) -> tuple[list[int], npt.NDArray[np.bool_]]:
+    """Raise times, and the alarm per reading, under the same hysteresis the product uses."""
     raised: list[int] = []
+    state = np.zeros(len(ts), dtype=bool)
     on, above, below = False, 0, 0
-    for t, s in zip(ts.tolist(), score.tolist(), strict=True):
+    for k, (t, s) in enumerate(zip(ts.tolist(), score.tolist(), strict=True)):
         above = above + 1 if s >= alarm.raise_level else 0
         below = below + 1 if s < alarm.clear_level else 0
         if not on and above >= alarm.min_duration:
@@ -136,20 +144,21 @@ def hysteresis_raises(ts: npt.NDArray[np.int64], score: FloatArray, alarm: Alarm
             raised.append(t)
         elif on and below >= alarm.clear_duration:
             on = False
-    return raised
+        state[k] = on
+    return raised, state
 
 
 def run_peer(run: LongRun, score: Callable[[list[FloatArray]], list[FloatArray]]) -> Outcome:
     t0 = time.perf_counter()
     alarm = AlarmConfig()
     scores = score([d.values for d in run.devices])
-    raises = [hysteresis_raises(d.ts, s, alarm) for d, s in zip(run.devices, scores, strict=True)]
-    return Outcome(raises, seconds=time.perf_counter() - t0)
+    pairs = [hysteresis_raises(d.ts, s, alarm) for d, s in zip(run.devices, scores, strict=True)]
+    return Outcome([r for r, _ in pairs], [a for _, a in pairs], seconds=time.perf_counter() - t0)
 
 
 def score_outcome(run: LongRun, out: Outcome) -> dict[str, Any]:
     """False raises on fault-free time, and detection, delay and lead time per fault kind."""
-    false_raises, free_ms = 0, 0
+    false_raises, free_ms, free_readings, free_alarm = 0, 0, 0, 0
     per_kind: dict[str, dict[str, list[float]]] = {
         k: {"n": [], "hit": [], "delay": [], "lead": []} for k in LONG_RUN_FAULTS
     }
@@ -159,6 +168,9 @@ def score_outcome(run: LongRun, out: Outcome) -> dict[str, Any]:
         clean_end = run.end_ms if f is None else f.start_ms
         false_raises += int((r < clean_end).sum())
         free_ms += clean_end - run.start_ms
+        clean = d.ts < clean_end
+        free_readings += int(clean.sum())
+        free_alarm += int(out.alarm[i][clean].sum())
         if f is None:
             continue
         row = per_kind[f.kind]
@@ -184,6 +196,7 @@ def score_outcome(run: LongRun, out: Outcome) -> dict[str, Any]:
         "false_raises": false_raises,
         "fault_free_device_days": round(days, 1),
         "false_raises_per_device_day": round(false_raises / days, 3) if days else None,
+        "fault_free_time_in_alarm": round(free_alarm / free_readings, 3) if free_readings else None,
         "detected_fraction": round(hits / total, 3) if total else None,
         "median_lead_time_h": round(statistics.median(leads), 1) if leads else None,
         "median_delay_s": round(statistics.median(delays), 1) if delays else None,
@@ -207,7 +220,8 @@ def _fmt(v: Any) -> str:
 def report(name: str, res: dict[str, Any], seconds: float) -> None:
     print(
         f"\n{name}: {res['false_raises']} false raises in {res['fault_free_device_days']} fault-free device-days "
-        f"= {_fmt(res['false_raises_per_device_day'])}/device-day; detected {_fmt(res['detected_fraction'])}; "
+        f"= {_fmt(res['false_raises_per_device_day'])}/device-day, in alarm {_fmt(res['fault_free_time_in_alarm'])} "
+        f"of that time; detected {_fmt(res['detected_fraction'])}; "
         f"median lead {_fmt(res['median_lead_time_h'])} h (slow); median delay {_fmt(res['median_delay_s'])} s "
         f"(abrupt); {seconds:.1f} s"
     )
@@ -306,7 +320,13 @@ def main() -> None:
         po = run_peer(run, fn)
         results[name] = score_outcome(run, po)
         report(name, results[name], po.seconds)
-    keys = ("false_raises_per_device_day", "detected_fraction", "median_lead_time_h", "median_delay_s")
+    keys = (
+        "false_raises_per_device_day",
+        "detected_fraction",
+        "median_lead_time_h",
+        "median_delay_s",
+        "fault_free_time_in_alarm",
+    )
     summary: dict[str, Any] = {k: results["iotpm"][k] for k in keys}
     summary["kinds"] = results["iotpm"]["kinds"]
     summary["peers"] = {name: {k: results[name][k] for k in keys} for name in peers}
