@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -64,3 +69,16 @@ def test_every_window_covers_each_reading_once(seed: int, devices: int) -> None:
         for i, sl in window:
             seen[i] += sl.stop - sl.start
     assert seen == [len(d.ts) for d in run.devices]
+
+
+def test_the_fleet_benchmark_runs_and_stops_raise_no_alarm() -> None:
+    """A small slice of benchmarks/fleet_quality.py: its JSON, and the point of the operating state."""
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "fleet_quality.py"
+    args = ["--devices", "12", "--days", "2", "--interval", "30"]
+    out = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, check=True)
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    for key in ("false_raises_per_device_day", "detected_fraction", "median_lead_time_h", "median_delay_s"):
+        assert key in summary
+    # static limits alone raise at every stop of a pump (below 30 psi by design); iotpm does not
+    static = summary["peers"]["static"]
+    assert summary["false_raises_per_device_day"] < static["false_raises_per_device_day"] / 2
