@@ -17,9 +17,11 @@ from iotpm.detection import (
     DeviceState,
     FleetDetector,
     OperatingConfig,
+    _layout,
     native,
 )
 from iotpm.detection.detector import DetectionResult
+from iotpm.detection.state import layout_for
 from tests.conftest import CHANNELS, healthy, timestamps
 
 FIELDS = ("score", "is_anomaly", "in_alarm", "channel_scores", "device_scores", "expected", "scale", "trend")
@@ -181,3 +183,19 @@ def test_arrays_the_c_code_would_overrun_are_refused(args: dict[str, object]) ->
     kernel(**kernel_args())  # type: ignore[arg-type]  # consistent arguments run
     with pytest.raises(ValueError, match=r"native kernel|padded length|offsets"):
         kernel(**args)  # type: ignore[arg-type]
+
+
+def test_a_library_built_for_another_layout_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C enums are generated from ``_layout.py``; the digest covers them, so a reorder is caught."""
+    built = native.HERE / native.library_name()
+    shutil.copy(built, tmp_path / built.name)
+    shutil.copy(native.SOURCE, tmp_path / native.SOURCE.name)
+    assert native.load_from(tmp_path) is not None
+    monkeypatch.setattr(_layout, "PARAMS", (_layout.PARAMS[1], _layout.PARAMS[0], *_layout.PARAMS[2:]))
+    assert native.load_from(tmp_path) is None
+
+
+def test_the_layout_names_fields_the_state_has() -> None:
+    header = _layout.header()
+    assert all(f"O_{name.upper()}" in header for name in _layout.OFFSETS)
+    assert set(_layout.OFFSETS) <= set(layout_for(3).offsets)

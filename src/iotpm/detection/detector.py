@@ -16,8 +16,9 @@ import numpy as np
 import numpy.typing as npt
 
 from iotpm.detection import native, operating
+from iotpm.detection._layout import CH, CHANNEL_DETECTORS, DEVICE_DETECTORS, MAX_CHANNELS
 from iotpm.detection.config import DetectorConfig
-from iotpm.detection.detectors import CHANNEL_DETECTORS, DEVICE_DETECTORS, IsoVibrationZone
+from iotpm.detection.detectors import IsoVibrationZone
 from iotpm.detection.engine import Kernel, KernelOutput, KernelRows, fit_statistics, new_vector
 from iotpm.detection.state import DeviceState, FloatArray, IntArray, Layout, layout_for
 from iotpm.models.metrics import parse_metric
@@ -350,7 +351,7 @@ class FleetDetector:
             units = [parse_metric(ch) for ch in channels]
             vib = np.array([u is not None and u.quantity == "vibration" for u in units], dtype=np.float64)
             kernel = self._kernels[channels] = Kernel(
-                self.config, channels, vib, self.native if len(channels) <= native.MAX_CHANNELS else None
+                self.config, channels, vib, self.native if len(channels) <= MAX_CHANNELS else None
             )
         return kernel
 
@@ -413,7 +414,8 @@ class FleetDetector:
         for i in np.flatnonzero((cols.raised > 0) | (cols.cleared > 0)):
             kind: Literal["raise", "clear"] = "raise" if cols.raised[i] > 0 else "clear"
             reasons = self._reasons(channels, x[i], cols, int(i), item) if kind == "raise" else ()
-            critical = bool(cols.channel_scores[i, :, :2].max(initial=0.0) >= 1.0)
+            limits = cols.channel_scores[i][:, [CH["threshold"], CH["iso10816"]]]
+            critical = bool(limits.max(initial=0.0) >= 1.0)
             severity: Literal["warning", "critical"] = "critical" if critical else "warning"
             events.append(AlarmEvent(kind, int(i), int(ts[i]), severity, float(cols.score[i]), reasons))
         return events

@@ -8,18 +8,11 @@ devices, time and channels at once.
 
 from __future__ import annotations
 
-from typing import Final
-
 import numpy as np
 import numpy.typing as npt
 
 from iotpm.detection.config import ISO_10816_3_ZONES, DetectorConfig
 from iotpm.detection.state import FloatArray, IntArray
-
-#: channel-level detectors, in the order of the last axis of ``channel_scores``.
-CHANNEL_DETECTORS: Final = ("threshold", "iso10816", "spike", "drift", "rate_of_change", "flatline")
-#: device-level detectors, in the order of the last axis of ``device_scores``.
-DEVICE_DETECTORS: Final = ("dropout", "multivariate")
 
 
 class StaticThreshold:

@@ -15,10 +15,9 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from iotpm.detection._layout import CH, CHANNEL_DETECTORS, DEV, DEVICE_DETECTORS, OFFSETS, PARAMS
 from iotpm.detection.config import DetectorConfig
 from iotpm.detection.detectors import (
-    CHANNEL_DETECTORS,
-    DEVICE_DETECTORS,
     Drift,
     Dropout,
     Flatline,
@@ -28,7 +27,7 @@ from iotpm.detection.detectors import (
     Spike,
     StaticThreshold,
 )
-from iotpm.detection.native import OFFSETS, PARAMS, NativeKernel
+from iotpm.detection.native import NativeKernel
 from iotpm.detection.state import FloatArray, IntArray, Layout
 
 _MAD_TO_SIGMA = 1.4826
@@ -319,8 +318,8 @@ class Kernel:
             active = (lengths[:, None] > np.arange(t)[None, :]).sum(axis=0)
             with np.errstate(all="ignore"):  # inf and NaN are scored, not raised
                 on, low_on = gate[..., None] >= 1.0, gate[..., None] > 0.0
-                ch[..., 0] = self.static(x, low[:, None, :], high[:, None, :], low_on)
-                ch[..., 1] = np.where(self.vibration, self.iso(x), 0.0)
+                ch[..., CH["threshold"]] = self.static(x, low[:, None, :], high[:, None, :], low_on)
+                ch[..., CH["iso10816"]] = np.where(self.vibration, self.iso(x), 0.0)
                 if statistics:
                     x_stat = np.where(on, x, np.nan)
                     # padding is not a reading; below 0 (idle at a floor) the last value is kept
@@ -330,7 +329,7 @@ class Kernel:
                     expected = scale = np.full((d, t, c), np.nan)
                 np.nan_to_num(ch, copy=False, nan=0.0, posinf=1e6)
                 np.nan_to_num(dev, copy=False, nan=0.0, posinf=1e6)
-            alarming = dev if self.cfg.dropout_alarms else dev[..., 1:]
+            alarming = dev if self.cfg.dropout_alarms else np.delete(dev, DEV["dropout"], axis=2)
             score = np.fmax(ch.max(axis=(2, 3)), alarming.max(axis=2))
             alarm, raised, cleared = self._alarm(packed, ts, score, active)
         transitions: list[bool] = np.asarray(((raised > 0) | (cleared > 0)).any(axis=1)).tolist()
@@ -485,16 +484,16 @@ class Kernel:
         z_all = (x - exp) / scale
         tail = cfg.tail_factor
         ratio = r_zr[:, 1].transpose(1, 0, 2)  # (d, t, w)
-        ch[..., 2] = self.spike(z_all, tail * rec[2])
-        ch[..., 3] = self.drift(r_cu[..., :c].transpose(1, 0, 2))
-        ch[..., 4] = self.roc(ratio[..., :c], tail * rec[3])
-        ch[..., 5] = self.flat(run.transpose(1, 0, 2), lay.view(packed, "flat_thr")[:, None, :])
-        dev[..., 0] = self.dropout(ratio[..., c])
+        ch[..., CH["spike"]] = self.spike(z_all, tail * rec[2])
+        ch[..., CH["drift"]] = self.drift(r_cu[..., :c].transpose(1, 0, 2))
+        ch[..., CH["rate_of_change"]] = self.roc(ratio[..., :c], tail * rec[3])
+        ch[..., CH["flatline"]] = self.flat(run.transpose(1, 0, 2), lay.view(packed, "flat_thr")[:, None, :])
+        dev[..., DEV["dropout"]] = self.dropout(ratio[..., c])
         # a smooth channel enters the multivariate detectors by its deviation from its
         # own recent level: its slow wander past the warm-up is not a fault
         fast_before = r_fast[..., :c].transpose(1, 0, 2)
         z_mv = np.where(lay.view(packed, "smooth")[:, None, :] > 0, (x - fast_before) / scale, z_all)
-        dev[..., 1], share[:] = self.t2(
+        dev[..., DEV["multivariate"]], share[:] = self.t2(
             z_mv,
             lay.matrix(packed),
             lay.scalar(packed, "t2_on"),

@@ -17,9 +17,9 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from iotpm.detection._layout import T2_HISTORY
+
 STATE_VERSION: Final = 3
-#: raw T² values kept for the rolling median of the multivariate detector.
-T2_HISTORY: Final = 4
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
