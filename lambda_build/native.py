@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "iotpm" / "detection"
@@ -55,15 +58,29 @@ def build(out_dir: Path = PACKAGE, machine: str | None = None) -> Path:
     """Compile the kernel for ``machine`` into ``out_dir``; returns the library's path."""
     machine = machine or platform.machine()
     source = SOURCE.read_bytes()
-    digest = hashlib.sha256(source).hexdigest()
+    layout = _layout_module()
+    generated = layout.header()
+    digest = hashlib.sha256(source + generated.encode()).hexdigest()
     target = out_dir / library_name(machine)
     tmp = target.with_suffix(".so.tmp")
-    cmd = [compiler(machine), *FLAGS, f'-DIOTPM_KERNEL_SOURCE="{digest}"', "-o", str(tmp), str(SOURCE)]
-    # the same source and compiler give the same bytes wherever the tree is checked out
-    cmd.insert(1, f"-ffile-prefix-map={ROOT}=.")
-    subprocess.run(cmd, check=True)
+    with tempfile.TemporaryDirectory() as include:
+        (Path(include) / layout.HEADER_NAME).write_text(generated)
+        cmd = [compiler(machine), *FLAGS, f"-I{include}", f'-DIOTPM_KERNEL_SOURCE="{digest}"', "-o", str(tmp)]
+        # the same source and compiler give the same bytes wherever the tree is checked out
+        cmd += [f"-ffile-prefix-map={ROOT}=.", f"-ffile-prefix-map={include}=.", str(SOURCE)]
+        subprocess.run(cmd, check=True)
     tmp.replace(target)
     return target
+
+
+def _layout_module() -> Any:
+    """``iotpm/detection/_layout.py`` (standard library only), loaded by path: the layout the
+    C header is generated from, declared once for both kernels."""
+    spec = importlib.util.spec_from_file_location("iotpm_kernel_layout", PACKAGE / "_layout.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def main() -> None:

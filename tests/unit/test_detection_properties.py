@@ -81,7 +81,7 @@ def test_state_is_compact_and_versioned(rng: np.random.Generator) -> None:
     det = DeviceDetector(channels=CHANNELS)
     det.fit(timestamps(200), healthy(rng, 200))
     data = det.state.to_dict()
-    assert data["v"] == STATE_VERSION == 2
+    assert data["v"] == STATE_VERSION == 3
     assert len(str(data)) < 2048  # lives in one DynamoDB item beside the latest reading
     with pytest.raises(ValueError, match="version"):
         DeviceState.from_dict({**data, "v": 99})

@@ -10,8 +10,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iotpm.detection import AlarmConfig, DetectorConfig, DeviceInput, DeviceState, FleetDetector, native
+from iotpm.detection import (
+    AlarmConfig,
+    DetectorConfig,
+    DeviceInput,
+    DeviceState,
+    FleetDetector,
+    OperatingConfig,
+    _layout,
+    native,
+)
 from iotpm.detection.detector import DetectionResult
+from iotpm.detection.state import layout_for
 from tests.conftest import CHANNELS, healthy, timestamps
 
 FIELDS = ("score", "is_anomaly", "in_alarm", "channel_scores", "device_scores", "expected", "scale", "trend")
@@ -62,6 +72,10 @@ def fleet_input(seed: int, devices: int, fresh: int) -> list[tuple[str, np.ndarr
             x[int(rng.integers(0, n)), int(rng.integers(0, 3))] = rng.choice([np.inf, -np.inf, 1e300])
             ts[n // 3 :] += int(rng.integers(0, 3)) * 600_000  # a gap, sometimes
             ts[n // 4] = ts[n // 4 - 1]  # a repeated timestamp
+        if n > 40 and d % 2:  # the machine stops for a while: off, then starting, then settling
+            stop = int(rng.integers(0, n - 20))
+            x[stop : stop + 15, 1] = 0.05
+            x[stop : stop + 15, 2] = 2.0
         out.append((f"dev-{d}", ts, x))
     return out
 
@@ -108,7 +122,8 @@ def test_native_and_numpy_kernels_give_the_same_bits(
     seed: int, devices: int, fresh: int, cut: int, cooldown: int, min_duration: int, dropout_alarms: bool
 ) -> None:
     alarm = AlarmConfig(cooldown=cooldown, min_duration=min_duration)
-    cfg = DetectorConfig(warmup=30, alarm=alarm, dropout_alarms=dropout_alarms)
+    operating = OperatingConfig(start_s=10.0, settle_s=40.0)  # a few readings each
+    cfg = DetectorConfig(warmup=30, alarm=alarm, dropout_alarms=dropout_alarms, operating=operating)
     want = run("numpy", cfg, seed, devices, fresh, cut)
     got = run("native", cfg, seed, devices, fresh, cut)
     assert len(got) == len(want)
@@ -130,8 +145,15 @@ def kernel_args() -> dict[str, object]:
         "offsets": np.zeros(len(native.OFFSETS), dtype=np.int64),
         "params": np.zeros(len(native.PARAMS)),
         "packed": np.zeros((D, SIZE)),
-        # ts, x, lengths, low, high, vibration
-        "inputs": (np.zeros((D, T), np.int64), np.zeros((D, T, C)), np.full(D, T), *np.zeros((2, D, C)), np.zeros(C)),
+        # ts, x, lengths, low, high, vibration, gate
+        "inputs": (
+            np.zeros((D, T), np.int64),
+            np.zeros((D, T, C)),
+            np.full(D, T),
+            *np.zeros((2, D, C)),
+            np.zeros(C),
+            np.ones((D, T)),
+        ),
         "outputs": tuple(np.zeros(shape) for shape in native._output_shapes(D, T, C)),
     }
 
@@ -149,6 +171,7 @@ def with_input(at: int, array: np.ndarray) -> dict[str, object]:
         pytest.param(with_input(2, np.full(D, T + 1)), id="a chunk longer than the padding"),
         pytest.param(with_input(0, np.zeros((D, T))), id="timestamps as floats"),
         pytest.param(with_input(1, np.zeros((D + 1, T, C))), id="values for another device count"),
+        pytest.param(with_input(6, np.ones((D, T + 1))), id="a gate of another length"),
         pytest.param(with_input(1, np.zeros((D, T, 2 * C))[:, :, ::2]), id="values not contiguous"),
         pytest.param({**kernel_args(), "offsets": np.full(len(native.OFFSETS), SIZE)}, id="offsets past the state"),
         pytest.param({**kernel_args(), "outputs": (np.zeros((D, T)),) * 9}, id="outputs of the wrong shape"),
@@ -160,3 +183,19 @@ def test_arrays_the_c_code_would_overrun_are_refused(args: dict[str, object]) ->
     kernel(**kernel_args())  # type: ignore[arg-type]  # consistent arguments run
     with pytest.raises(ValueError, match=r"native kernel|padded length|offsets"):
         kernel(**args)  # type: ignore[arg-type]
+
+
+def test_a_library_built_for_another_layout_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The C enums are generated from ``_layout.py``; the digest covers them, so a reorder is caught."""
+    built = native.HERE / native.library_name()
+    shutil.copy(built, tmp_path / built.name)
+    shutil.copy(native.SOURCE, tmp_path / native.SOURCE.name)
+    assert native.load_from(tmp_path) is not None
+    monkeypatch.setattr(_layout, "PARAMS", (_layout.PARAMS[1], _layout.PARAMS[0], *_layout.PARAMS[2:]))
+    assert native.load_from(tmp_path) is None
+
+
+def test_the_layout_names_fields_the_state_has() -> None:
+    header = _layout.header()
+    assert all(f"O_{name.upper()}" in header for name in _layout.OFFSETS)
+    assert set(_layout.OFFSETS) <= set(layout_for(3).offsets)

@@ -8,6 +8,7 @@ Public streaming API (the evaluation adapter calls exactly this)::
     r.score, r.is_anomaly, r.events, det.state, DeviceDetector.from_state(state)
 """
 
+from iotpm.detection._layout import CHANNEL_DETECTORS, DEVICE_DETECTORS
 from iotpm.detection.config import (
     DEFAULT_LIMITS,
     ISO_10816_3_ZONES,
@@ -15,6 +16,7 @@ from iotpm.detection.config import (
     DetectorConfig,
     IsoMachineClass,
     Limits,
+    OperatingConfig,
     ThresholdConfig,
 )
 from iotpm.detection.detector import (
@@ -26,7 +28,6 @@ from iotpm.detection.detector import (
     Prediction,
     Reason,
 )
-from iotpm.detection.detectors import CHANNEL_DETECTORS, DEVICE_DETECTORS
 from iotpm.detection.state import STATE_VERSION, DeviceState
 
 __all__ = [
@@ -45,6 +46,7 @@ __all__ = [
     "FleetDetector",
     "IsoMachineClass",
     "Limits",
+    "OperatingConfig",
     "Prediction",
     "Reason",
     "ThresholdConfig",

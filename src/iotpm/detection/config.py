@@ -147,6 +147,38 @@ class AlarmConfig(BaseModel):
         return self
 
 
+class OperatingConfig(BaseModel):
+    """When a machine counts as stopped, and how long it takes to settle after a start.
+
+    ``off_below`` maps a quantity (``vibration``) or metric name to a value: the machine is
+    off while every listed metric it reports is below its value. ``device_type`` replaces
+    that map for a type (an empty map there: learn it from the floors). A device that
+    reports none of the listed metrics is off while all its metrics sit at their floor.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # 0.2 mm/s velocity RMS is a tenth of ISO 10816-3's zone A for the smallest machines
+    # (1.4 mm/s): a rotating machine that runs vibrates more than that
+    off_below: dict[str, float] = Field(default_factory=lambda: {"vibration": 0.2})
+    device_type: dict[str, dict[str, float]] = Field(default_factory=dict)
+    # a pump's pressure builds within a minute of a start (low limits wait for it)
+    start_s: Annotated[float, Field(ge=0)] = 60.0
+    # a machine's temperature approaches its operating point with the casing's thermal
+    # time constant (tens of minutes for a medium motor): statistics wait for it
+    settle_s: Annotated[float, Field(ge=0)] = 1800.0
+
+    def resolve(self, channels: Iterable[str], device_type: str | None = None) -> list[float]:
+        """Per channel, the value below which it says "off" (NaN: not part of the condition)."""
+        table = self.device_type.get(device_type or "", self.off_below)
+        out = []
+        for ch in channels:
+            unit = parse_metric(ch)
+            keys = (ch, unit.quantity) if unit is not None else (ch,)
+            out.append(next((float(table[k]) for k in keys if k in table), float("nan")))
+        return out
+
+
 class DetectorConfig(BaseModel):
     """Every knob of the detector. The defaults are the shipped, evaluated configuration.
 
@@ -186,6 +218,7 @@ class DetectorConfig(BaseModel):
     smooth_step_ratio: Annotated[float, Field(ge=0)] = 0.6
     trend_halflife: PositiveFloat = 20.0  # the fast level used for the trend estimate
     alarm: AlarmConfig = Field(default_factory=AlarmConfig)
+    operating: OperatingConfig = Field(default_factory=OperatingConfig)
     thresholds: ThresholdConfig = Field(default_factory=ThresholdConfig)
     iso_class: IsoMachineClass = IsoMachineClass.GROUP2_FLEXIBLE
 

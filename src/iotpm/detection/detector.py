@@ -9,14 +9,16 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from iotpm.detection import native
+from iotpm.detection import native, operating
+from iotpm.detection._layout import CH, CHANNEL_DETECTORS, DEVICE_DETECTORS, MAX_CHANNELS
 from iotpm.detection.config import DetectorConfig
-from iotpm.detection.detectors import CHANNEL_DETECTORS, DEVICE_DETECTORS, IsoVibrationZone
+from iotpm.detection.detectors import IsoVibrationZone
 from iotpm.detection.engine import Kernel, KernelOutput, KernelRows, fit_statistics, new_vector
 from iotpm.detection.state import DeviceState, FloatArray, IntArray, Layout, layout_for
 from iotpm.models.metrics import parse_metric
@@ -89,6 +91,9 @@ class DetectionResult:
     #: (c, 4): level, slope per hour, the limit it heads for, hours to it (NaN = none)
     trend: FloatArray = field(default_factory=lambda: np.zeros((0, 4)))
     in_alarm: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    #: (n,) operating state per reading: 1 running, 0.5 settling after a start, 0 stopped or
+    #: starting, -1 idle at a learned floor (:mod:`iotpm.detection.operating`)
+    operating: FloatArray = field(default_factory=lambda: np.zeros(0))
 
     @property
     def predictions(self) -> dict[str, Prediction]:
@@ -135,6 +140,7 @@ class FleetDetector:
             raise RuntimeError(f"the native kernel is not built for this machine ({native.library_name()})")
         self._kernels: dict[tuple[str, ...], Kernel] = {}
         self._limits: dict[tuple[str, str | None, str | None, tuple[str, ...]], tuple[FloatArray, FloatArray]] = {}
+        self._off: dict[tuple[tuple[str, ...], str | None], list[float]] = {}
         self.iso = IsoVibrationZone(self.config)
 
     def new_state(self, channels: Sequence[str]) -> DeviceState:
@@ -175,22 +181,39 @@ class FleetDetector:
             np.asarray(it.values, dtype=np.float64).reshape(len(t), len(channels))
             for it, t in zip(items, ts, strict=True)
         ]
-        split = [
-            0 if st.ready else min(len(t), self.config.warmup - len(st.warm_t))
-            for st, t in zip(states, ts, strict=True)
-        ]
+        off = np.array([self._off_below(channels, it.device_type) for it in items])
+        # a device still learning needs its gates first: its warm-up learns from the readings
+        # of a running, settled machine only; a ready device's come with its kernel call
+        learning = [i for i, st in enumerate(states) if not st.ready]
+        gate: list[FloatArray | None] = [None] * len(items)
+        for i, g in zip(
+            learning,
+            self._gates(
+                channels,
+                [states[i] for i in learning],
+                [ts[i] for i in learning],
+                [xs[i] for i in learning],
+                off[learning],
+            ),
+            strict=True,
+        ):
+            gate[i] = g
+        split = [0 if g is None else self._warm_split(states[i], g) for i, g in enumerate(gate)]
         warm = [i for i, k in enumerate(split) if k > 0]
         limits = [self._device_limits(it) for it in items]
         bounds = np.stack([lo for lo, _ in limits]), np.stack([hi for _, hi in limits])
-        parts_a = self._run(kernel, bounds, states, [(i, slice(0, split[i])) for i in warm], ts, xs, statistics=False)
+        run = partial(self._run, kernel, bounds, states, ts=ts, xs=xs, gate=gate, off=off)
+        parts_a = run([(i, slice(0, split[i])) for i in warm], statistics=False)
         for i in warm:
-            st = states[i]
-            st.warm_t = np.concatenate([st.warm_t, ts[i][: split[i]]])
-            st.warm_x = np.concatenate([st.warm_x, xs[i][: split[i]]])
+            learned = gate[i]
+            assert learned is not None, "a learning device's gates are computed before its warm-up"
+            st, keep = states[i], learned[: split[i]] >= 1.0
+            st.warm_t = np.concatenate([st.warm_t, ts[i][: split[i]][keep]])
+            st.warm_x = np.concatenate([st.warm_x, xs[i][: split[i]][keep]])
             if len(st.warm_t) >= self.config.warmup:
                 self.fit(DeviceInput(items[i].device_id, channels, ts[i][:0], xs[i][:0], st))
         ready = [(i, slice(split[i], len(ts[i]))) for i in range(len(items)) if split[i] < len(ts[i])]
-        parts_b = self._run(kernel, bounds, states, ready, ts, xs, statistics=True)
+        parts_b = run(ready, statistics=True)
         lay = layout_for(len(channels))
         vectors = np.stack([st.vector for st in states])
         low, high = bounds
@@ -201,12 +224,68 @@ class FleetDetector:
         return [
             (
                 self._result(
-                    channels, items[i], ts[i], xs[i], trend[i], health[i], alarm_open[i], parts_a.get(i), parts_b.get(i)
+                    channels,
+                    items[i],
+                    ts[i],
+                    xs[i],
+                    _or_empty(gate[i]),
+                    trend[i],
+                    health[i],
+                    alarm_open[i],
+                    parts_a.get(i),
+                    parts_b.get(i),
                 ),
                 states[i],
             )
             for i in range(len(items))
         ]
+
+    def _warm_split(self, state: DeviceState, gate: FloatArray) -> int:
+        """How many of the chunk's readings belong to the warm-up (until it has enough running ones)."""
+        if state.ready:
+            return 0
+        on = np.flatnonzero(gate >= 1.0)
+        need = self.config.warmup - len(state.warm_t)
+        return int(on[need - 1]) + 1 if len(on) >= need else len(gate)
+
+    def _gates(
+        self,
+        channels: tuple[str, ...],
+        states: list[DeviceState],
+        ts: list[IntArray],
+        xs: list[FloatArray],
+        off: FloatArray,
+    ) -> list[FloatArray]:
+        """Each reading's operating gate (:mod:`iotpm.detection.operating`); advances the states."""
+        out: list[FloatArray] = [np.zeros(0)] * len(states)
+        order = sorted(range(len(states)), key=lambda i: -len(ts[i]))
+        for band in _bands([len(ts[i]) for i in order]):
+            rows = [i for i in order[band] if len(ts[i])]
+            if not rows:
+                continue
+            t = len(ts[rows[0]])
+            lengths = np.array([len(ts[i]) for i in rows], dtype=np.int64)
+            t_pad = np.zeros((len(rows), t), dtype=np.int64)
+            x_pad = np.full((len(rows), t, len(channels)), np.nan)
+            for row, i in enumerate(rows):
+                t_pad[row, : lengths[row]], x_pad[row, : lengths[row]] = ts[i], xs[i]
+            packed = np.stack([states[i].vector for i in rows])
+            g = self._gate(packed, t_pad, x_pad, lengths, off[rows])
+            for row, i in enumerate(rows):
+                states[i].vector = packed[row].copy()
+                out[i] = g[row, : lengths[row]]
+        return out
+
+    def _gate(self, packed: FloatArray, ts: IntArray, x: FloatArray, lengths: IntArray, off: FloatArray) -> FloatArray:
+        op, lay = self.config.operating, layout_for(x.shape[2])
+        return operating.gates(packed, lay, ts, x, lengths, off, 1000.0 * op.start_s, 1000.0 * op.settle_s)
+
+    def _off_below(self, channels: tuple[str, ...], device_type: str | None) -> list[float]:
+        key = (channels, device_type)
+        cached = self._off.get(key)
+        if cached is None:
+            cached = self._off[key] = self.config.operating.resolve(channels, device_type)
+        return cached
 
     def _run(
         self,
@@ -216,6 +295,8 @@ class FleetDetector:
         parts: list[tuple[int, slice]],
         ts: list[IntArray],
         xs: list[FloatArray],
+        gate: list[FloatArray | None],
+        off: FloatArray,
         statistics: bool,
     ) -> dict[int, tuple[KernelOutput, int, int]]:
         """Kernel calls over the given slices; returns each device's output and row in it.
@@ -235,13 +316,30 @@ class FleetDetector:
             packed = np.stack([states[i].vector for i, _ in chunk])
             t_pad = np.zeros((d, t), dtype=np.int64)
             x_pad = np.full((d, t, c), np.nan)
+            g_pad = np.zeros((d, t))
             order = [i for i, _ in chunk]
             low, high = bounds[0][order], bounds[1][order]  # each device's static limits (d, c)
             for row, (i, sl) in enumerate(chunk):
                 n = sl.stop - sl.start
                 t_pad[row, :n] = ts[i][sl]
                 x_pad[row, :n] = xs[i][sl]
-            result = kernel(packed, t_pad, x_pad, lengths, low, high, statistics)
+            known = [row for row, (i, _) in enumerate(chunk) if gate[i] is not None]
+            if len(known) < d:  # ready devices: their whole chunk is in this call
+                if known:
+                    fresh = [row for row in range(d) if row not in set(known)]
+                    sub = packed[fresh]
+                    g_pad[fresh] = self._gate(sub, t_pad[fresh], x_pad[fresh], lengths[fresh], off[order][fresh])
+                    packed[fresh] = sub
+                else:
+                    g_pad = self._gate(packed, t_pad, x_pad, lengths, off[order])
+                for row, (i, _) in enumerate(chunk):
+                    gate[i] = gate[i] if gate[i] is not None else g_pad[row, : lengths[row]].copy()
+            for row in known:
+                i, sl = chunk[row]
+                g = gate[i]
+                assert g is not None
+                g_pad[row, : lengths[row]] = g[sl]
+            result = kernel(packed, t_pad, x_pad, lengths, low, high, statistics, g_pad)
             for row, (i, _) in enumerate(chunk):
                 states[i].vector = packed[row].copy()
             out.update({i: (result, row, int(lengths[row])) for row, (i, _) in enumerate(chunk)})
@@ -253,7 +351,7 @@ class FleetDetector:
             units = [parse_metric(ch) for ch in channels]
             vib = np.array([u is not None and u.quantity == "vibration" for u in units], dtype=np.float64)
             kernel = self._kernels[channels] = Kernel(
-                self.config, channels, vib, self.native if len(channels) <= native.MAX_CHANNELS else None
+                self.config, channels, vib, self.native if len(channels) <= MAX_CHANNELS else None
             )
         return kernel
 
@@ -278,6 +376,7 @@ class FleetDetector:
         item: DeviceInput,
         ts: IntArray,
         x: FloatArray,
+        gate: FloatArray,
         trend: FloatArray,
         health: float,
         alarm_open: bool,
@@ -305,6 +404,7 @@ class FleetDetector:
             alarm_open=alarm_open,
             trend=trend,
             in_alarm=cols.in_alarm,
+            operating=gate,
         )
 
     def _events(
@@ -314,7 +414,8 @@ class FleetDetector:
         for i in np.flatnonzero((cols.raised > 0) | (cols.cleared > 0)):
             kind: Literal["raise", "clear"] = "raise" if cols.raised[i] > 0 else "clear"
             reasons = self._reasons(channels, x[i], cols, int(i), item) if kind == "raise" else ()
-            critical = bool(cols.channel_scores[i, :, :2].max(initial=0.0) >= 1.0)
+            limits = cols.channel_scores[i][:, [CH["threshold"], CH["iso10816"]]]
+            critical = bool(limits.max(initial=0.0) >= 1.0)
             severity: Literal["warning", "critical"] = "critical" if critical else "warning"
             events.append(AlarmEvent(kind, int(i), int(ts[i]), severity, float(cols.score[i]), reasons))
         return events
@@ -382,6 +483,10 @@ class FleetDetector:
         soonest = np.min(np.where(np.isfinite(hours), hours, np.inf), axis=1, initial=np.inf)
         cap = np.where(soonest < 24.0, 50.0, np.where(soonest < _HOURS_PER_WEEK, 80.0, 100.0))
         return np.asarray(np.round(np.minimum(value, cap), 1), dtype=np.float64)
+
+
+def _or_empty(gate: FloatArray | None) -> FloatArray:
+    return np.zeros(0) if gate is None else gate
 
 
 #: padded cells a kernel call may waste beyond its readings' own, whatever the ratio

@@ -8,26 +8,23 @@ devices, time and channels at once.
 
 from __future__ import annotations
 
-from typing import Final
-
 import numpy as np
+import numpy.typing as npt
 
 from iotpm.detection.config import ISO_10816_3_ZONES, DetectorConfig
 from iotpm.detection.state import FloatArray, IntArray
-
-#: channel-level detectors, in the order of the last axis of ``channel_scores``.
-CHANNEL_DETECTORS: Final = ("threshold", "iso10816", "spike", "drift", "rate_of_change", "flatline")
-#: device-level detectors, in the order of the last axis of ``device_scores``.
-DEVICE_DETECTORS: Final = ("dropout", "multivariate")
 
 
 class StaticThreshold:
     """Outside [low, high]: 1.0 at the limit, growing with the excursion."""
 
-    def __call__(self, x: FloatArray, low: FloatArray, high: FloatArray) -> FloatArray:
+    def __call__(
+        self, x: FloatArray, low: FloatArray, high: FloatArray, running: npt.NDArray[np.bool_] | bool = True
+    ) -> FloatArray:
+        """``running`` False: the low limit does not apply (a stopped machine sits below it)."""
         span = np.where(np.isfinite(low) & np.isfinite(high), high - low, np.fmax(np.abs(high), np.abs(low)))
         span = np.where(np.isfinite(span) & (span > 0), span, 1.0)
-        over = np.fmax(x - high, low - x)
+        over = np.fmax(x - high, np.where(running, low - x, np.nan))
         return np.where(over >= 0, 1.0 + over / span, 0.0)
 
 

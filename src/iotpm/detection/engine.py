@@ -15,10 +15,9 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from iotpm.detection._layout import CH, CHANNEL_DETECTORS, DEV, DEVICE_DETECTORS, OFFSETS, PARAMS
 from iotpm.detection.config import DetectorConfig
 from iotpm.detection.detectors import (
-    CHANNEL_DETECTORS,
-    DEVICE_DETECTORS,
     Drift,
     Dropout,
     Flatline,
@@ -28,7 +27,7 @@ from iotpm.detection.detectors import (
     Spike,
     StaticThreshold,
 )
-from iotpm.detection.native import OFFSETS, PARAMS, NativeKernel
+from iotpm.detection.native import NativeKernel
 from iotpm.detection.state import FloatArray, IntArray, Layout
 
 _MAD_TO_SIGMA = 1.4826
@@ -46,6 +45,9 @@ def new_vector(layout: Layout) -> FloatArray:
     v[layout.offsets["flat_thr"]] = np.inf
     v[layout.offsets["last_x"]] = np.nan
     v[layout.offsets["dt_exp"]] = _DEFAULT_INTERVAL_MS
+    v[layout.offsets["floor"]] = np.inf
+    v[layout.offsets["running"]] = 1.0
+    v[layout.offsets["started"]] = -np.inf
     return v
 
 
@@ -94,6 +96,8 @@ def fit_statistics(vector: FloatArray, layout: Layout, ts: IntArray, x: FloatArr
     vector[o["smooth"]] = np.where(vector[o["dscale"]] < cfg.smooth_step_ratio * vector[o["s"]], 1.0, 0.0)
     vector[o["mew"]] = 0.0
     vector[o["t2_hist"]] = 0.0
+    with np.errstate(all="ignore"):
+        vector[o["floor"]] = np.fmin(vector[o["floor"]], _nan_or(np.nanmin(x, axis=0, initial=np.inf), np.inf))
     # winsorised like the spread: one wild reading (1e300) would swamp the correlation
     precision = _precision(np.clip(x, med - bound, med + bound), med, vector[o["s"]], cfg)
     vector[o["t2_on"]] = 0.0 if precision is None else 1.0
@@ -289,30 +293,43 @@ class Kernel:
         low: FloatArray,
         high: FloatArray,
         statistics: bool,
+        gate: FloatArray | None = None,
     ) -> KernelOutput:
-        """Process ``x`` (d, t, c) in place of ``packed`` (d, size); lengths sorted descending."""
+        """Process ``x`` (d, t, c) in place of ``packed`` (d, size); lengths sorted descending.
+
+        ``gate`` (d, t) is 1 where the machine runs and has settled (the default): below 1
+        the reading is missing to the statistics, and from 0 to 1 the step to the next
+        reading starts afresh; at 0 and below its low limit does not apply either
+        (:mod:`iotpm.detection.operating`).
+        """
         d, t, c = x.shape
+        if gate is None:
+            gate = np.ones((d, t))
         ch = np.zeros((d, t, c, len(CHANNEL_DETECTORS)))
         dev = np.zeros((d, t, len(DEVICE_DETECTORS)))
         share = np.zeros((d, t, c))  # each channel's share of the multivariate score
         if self.native is not None:
             score, alarm, raised, cleared = np.zeros((4, d, t))
             expected, scale = np.zeros((2, d, t, c))
-            inputs = (ts, x, lengths, low, high, self.vibration.astype(np.float64))
+            inputs = (ts, x, lengths, low, high, self.vibration.astype(np.float64), gate)
             outputs = (score, alarm, raised, cleared, ch, dev, expected, scale, share)
             self.native(statistics, self._offsets, self._params, packed, inputs, outputs)
         else:
             active = (lengths[:, None] > np.arange(t)[None, :]).sum(axis=0)
             with np.errstate(all="ignore"):  # inf and NaN are scored, not raised
-                ch[..., 0] = self.static(x, low[:, None, :], high[:, None, :])
-                ch[..., 1] = np.where(self.vibration, self.iso(x), 0.0)
+                on, low_on = gate[..., None] >= 1.0, gate[..., None] > 0.0
+                ch[..., CH["threshold"]] = self.static(x, low[:, None, :], high[:, None, :], low_on)
+                ch[..., CH["iso10816"]] = np.where(self.vibration, self.iso(x), 0.0)
                 if statistics:
-                    expected, scale = self._statistics(packed, ts, x, active, ch, dev, share)
+                    x_stat = np.where(on, x, np.nan)
+                    # padding is not a reading; below 0 (idle at a floor) the last value is kept
+                    gated = ~on & (gate[..., None] >= 0.0) & (np.arange(t)[None, :, None] < lengths[:, None, None])
+                    expected, scale = self._statistics(packed, ts, x_stat, gated, active, ch, dev, share)
                 else:
                     expected = scale = np.full((d, t, c), np.nan)
                 np.nan_to_num(ch, copy=False, nan=0.0, posinf=1e6)
                 np.nan_to_num(dev, copy=False, nan=0.0, posinf=1e6)
-            alarming = dev if self.cfg.dropout_alarms else dev[..., 1:]
+            alarming = dev if self.cfg.dropout_alarms else np.delete(dev, DEV["dropout"], axis=2)
             score = np.fmax(ch.max(axis=(2, 3)), alarming.max(axis=2))
             alarm, raised, cleared = self._alarm(packed, ts, score, active)
         transitions: list[bool] = np.asarray(((raised > 0) | (cleared > 0)).any(axis=1)).tolist()
@@ -325,6 +342,7 @@ class Kernel:
         packed: FloatArray,
         ts: IntArray,
         x: FloatArray,
+        gated: npt.NDArray[np.bool_],
         active: IntArray,
         ch: FloatArray,
         dev: FloatArray,
@@ -344,7 +362,9 @@ class Kernel:
         lengths = (active[None, :] > np.arange(d)[:, None]).sum(axis=1)
         rows, last_row = np.arange(d), np.maximum(lengths - 1, 0)
         m = ~np.isnan(xs)
-        lx, final_x = _last_before(xs, m, lay.view(packed, "last_x").copy())
+        # a gated reading (machine off or settling) leaves no last value: the step after it starts afresh
+        gated_t = np.broadcast_to(gated.transpose(1, 0, 2), xs.shape)
+        lx, final_x = _last_before(xs, m | gated_t, lay.view(packed, "last_x").copy())
         dx = xs - lx
         run = _run_lengths(xs == lx, lay.view(packed, "run"))
         dt = tsf - np.concatenate([lay.scalar(packed, "last_t")[None, :], tsf[:-1]])
@@ -464,16 +484,16 @@ class Kernel:
         z_all = (x - exp) / scale
         tail = cfg.tail_factor
         ratio = r_zr[:, 1].transpose(1, 0, 2)  # (d, t, w)
-        ch[..., 2] = self.spike(z_all, tail * rec[2])
-        ch[..., 3] = self.drift(r_cu[..., :c].transpose(1, 0, 2))
-        ch[..., 4] = self.roc(ratio[..., :c], tail * rec[3])
-        ch[..., 5] = self.flat(run.transpose(1, 0, 2), lay.view(packed, "flat_thr")[:, None, :])
-        dev[..., 0] = self.dropout(ratio[..., c])
+        ch[..., CH["spike"]] = self.spike(z_all, tail * rec[2])
+        ch[..., CH["drift"]] = self.drift(r_cu[..., :c].transpose(1, 0, 2))
+        ch[..., CH["rate_of_change"]] = self.roc(ratio[..., :c], tail * rec[3])
+        ch[..., CH["flatline"]] = self.flat(run.transpose(1, 0, 2), lay.view(packed, "flat_thr")[:, None, :])
+        dev[..., DEV["dropout"]] = self.dropout(ratio[..., c])
         # a smooth channel enters the multivariate detectors by its deviation from its
         # own recent level: its slow wander past the warm-up is not a fault
         fast_before = r_fast[..., :c].transpose(1, 0, 2)
         z_mv = np.where(lay.view(packed, "smooth")[:, None, :] > 0, (x - fast_before) / scale, z_all)
-        dev[..., 1], share[:] = self.t2(
+        dev[..., DEV["multivariate"]], share[:] = self.t2(
             z_mv,
             lay.matrix(packed),
             lay.scalar(packed, "t2_on"),

@@ -24,26 +24,12 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
+from iotpm.detection._layout import CHANNEL_DETECTORS, DEVICE_DETECTORS, MAX_CHANNELS, OFFSETS, PARAMS, header
 from iotpm.detection.state import FloatArray, IntArray
 
 HERE: Final = Path(__file__).resolve().parent
 SOURCE: Final = HERE / "_kernel.c"
-ABI: Final = 1
-#: state-vector fields whose offsets the kernel takes, in its enum's order.
-OFFSETS: Final = (
-    "mu", "s", "s_min", "dscale", "last_x", "run", "flat_thr", "cp", "cn", "fast", "slow",
-    "zmax", "dmax", "smooth", "mew", "n", "last_t", "dt_exp", "alarm", "above", "below",
-    "cool", "health", "t2_on", "alarm_since", "t2_hist", "P",
-)  # fmt: skip
-#: parameters the kernel takes, in its enum's order.
-PARAMS: Final = (
-    "adapt_rate", "tail_decay", "cusum_clip", "adapt_clip", "cusum_k", "cusum_h", "tail_factor",
-    "spike_z", "roc_z", "dropout_factor", "trend_rate", "trend_rate_slow", "t2_clip", "t2_limit",
-    "mewma_rate", "ewma_limit", "raise_level", "clear_level", "min_duration", "clear_duration",
-    "cooldown", "dropout_alarms", "iso_bc", "iso_cd",
-)  # fmt: skip
-MAX_CHANNELS: Final = 64
-
+ABI: Final = 3
 _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
 
@@ -54,8 +40,9 @@ def library_name(machine: str | None = None) -> str:
 
 
 def source_digest(source: bytes) -> str:
-    """The sha256 of the kernel's source, which the build embeds in the library."""
-    return hashlib.sha256(source).hexdigest()
+    """The sha256 of the kernel's source and of the layout header generated for it, which the
+    build embeds in the library: one built for another source or another layout is refused."""
+    return hashlib.sha256(source + header().encode()).hexdigest()
 
 
 class NativeKernel:
@@ -64,7 +51,7 @@ class NativeKernel:
     def __init__(self, lib: ctypes.CDLL) -> None:
         self._fn = lib.iotpm_kernel
         self._fn.restype = ctypes.c_int
-        self._fn.argtypes = [_I64, _I64, _I64, _I64, ctypes.c_int32] + [_P] * 18
+        self._fn.argtypes = [_I64, _I64, _I64, _I64, ctypes.c_int32] + [_P] * 19
 
     def __call__(
         self,
@@ -72,13 +59,13 @@ class NativeKernel:
         offsets: IntArray,
         params: FloatArray,
         packed: FloatArray,
-        inputs: tuple[IntArray, FloatArray, IntArray, FloatArray, FloatArray, FloatArray],
+        inputs: tuple[IntArray, FloatArray, IntArray, FloatArray, FloatArray, FloatArray, FloatArray],
         outputs: tuple[FloatArray, ...],
     ) -> None:
-        """Run over ``packed`` (d, size) in place; ``inputs`` ts, x, lengths, low, high, vibration.
+        """Run over ``packed`` (d, size) in place; ``inputs`` ts, x, lengths, low, high, vibration, gate.
 
-        ``outputs``: score, alarm, raised, cleared (d, t); channel scores (d, t, c, 6);
-        device scores (d, t, 2); expected, scale, share (d, t, c). Shapes and types are
+        ``outputs``: score, alarm, raised, cleared (d, t); channel scores (d, t, c, N_CH);
+        device scores (d, t, N_DEV); expected, scale, share (d, t, c). Shapes and types are
         checked here: the C code trusts them.
         """
         x, lengths = inputs[1], inputs[2]
@@ -86,7 +73,8 @@ class NativeKernel:
         _check(offsets, np.int64, (len(OFFSETS),))
         _check(params, np.float64, (len(PARAMS),))
         _check(packed, np.float64, (d, packed.shape[1]))
-        in_shapes = ((d, t), (d, t, c), (d,), (d, c), (d, c), (c,))  # ts, x, lengths, low, high, vibration
+        # ts, x, lengths, low, high, vibration, gate
+        in_shapes = ((d, t), (d, t, c), (d,), (d, c), (d, c), (c,), (d, t))
         for array, dtype, shape in zip(inputs, _INPUT_TYPES, in_shapes, strict=True):
             _check(array, dtype, shape)
         for array, shape in zip(outputs, _output_shapes(d, t, c), strict=True):
@@ -101,11 +89,14 @@ class NativeKernel:
         self._fn(d, t, c, packed.shape[1], int(statistics), *(a.ctypes.data for a in arrays))
 
 
-_INPUT_TYPES: Final = tuple(np.dtype(t) for t in ("int64", "float64", "int64", "float64", "float64", "float64"))
+_INPUT_TYPES: Final = tuple(
+    np.dtype(t) for t in ("int64", "float64", "int64", "float64", "float64", "float64", "float64")
+)
 
 
 def _output_shapes(d: int, t: int, c: int) -> tuple[tuple[int, ...], ...]:
-    return (d, t), (d, t), (d, t), (d, t), (d, t, c, 6), (d, t, 2), (d, t, c), (d, t, c), (d, t, c)
+    n_ch, n_dev = len(CHANNEL_DETECTORS), len(DEVICE_DETECTORS)
+    return (d, t), (d, t), (d, t), (d, t), (d, t, c, n_ch), (d, t, n_dev), (d, t, c), (d, t, c), (d, t, c)
 
 
 def _check(array: npt.NDArray[Any], dtype: npt.DTypeLike, shape: tuple[int, ...]) -> None:

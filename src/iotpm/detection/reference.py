@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from iotpm.detection._layout import T2_HISTORY
 from iotpm.detection.config import ISO_10816_3_ZONES, DetectorConfig
 from iotpm.detection.detectors import chi2_quantile
-from iotpm.detection.state import T2_HISTORY, Layout
+from iotpm.detection.state import Layout
 
 
 @dataclass

@@ -17,9 +17,9 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-STATE_VERSION: Final = 2
-#: raw T² values kept for the rolling median of the multivariate detector.
-T2_HISTORY: Final = 4
+from iotpm.detection._layout import T2_HISTORY
+
+STATE_VERSION: Final = 3
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -41,6 +41,7 @@ CHANNEL_FIELDS: Final = (
     "dmax",  # decaying maximum of |step| / typical step
     "smooth",  # 1 when the channel wanders smoothly (steps far below its spread in the warm-up)
     "mew",  # the multivariate EWMA of the z-vector (its share for this channel)
+    "floor",  # lowest value reported so far (a stopped machine's signals sit at their floor)
 )
 #: per-device scalar fields.
 DEVICE_FIELDS: Final = (
@@ -54,6 +55,8 @@ DEVICE_FIELDS: Final = (
     "health",  # smoothed anomaly score behind the health index
     "t2_on",  # 1 when the multivariate detector has a baseline
     "alarm_since",  # timestamp of the open alarm's raise, epoch ms
+    "running",  # 1 while the machine runs (operating state)
+    "started",  # timestamp of its last start, epoch ms (-inf: settled since before it was seen)
 )
 
 

@@ -16,10 +16,12 @@ outliers) and dropout (the machine stops sending).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 MachineType = Literal["pump", "motor", "compressor"]
 FaultKind = Literal["bearing_wear", "overheating", "pressure_leak", "stuck_sensor", "spikes", "dropout"]
@@ -158,3 +160,374 @@ class Fleet:
 def ground_truth(faults: list[Fault], run_start_ms: int) -> list[dict[str, Any]]:
     """The injected faults with absolute start times (what a run's detections are scored against)."""
     return [{**asdict(f), "metric": f.metric, "start_ms": run_start_ms + int(f.start_s * 1000)} for f in faults]
+
+
+# --- Offline long-run mode -------------------------------------------------------------
+#
+# A week (or any span) of a plant's fleet generated at once, with no broker: machines on
+# shift schedules (idle nights and weekends, compressors cycling), production loads that
+# change every few hours, pressure setpoint steps, the site's daily ambient, thermal and
+# hydraulic lag, device restarts and data gaps, and slow and abrupt faults with ground
+# truth. Everything is an array per device, so a week of 100 devices takes seconds.
+
+LongRunFaultKind = Literal[
+    "bearing_wear",
+    "cooling_degradation",
+    "slow_leak",
+    "overheating",
+    "pressure_leak",
+    "stuck_sensor",
+    "spikes",
+    "dropout",
+]
+#: faults that develop over days (the ones predictive maintenance is for)
+SLOW_FAULTS: tuple[LongRunFaultKind, ...] = ("bearing_wear", "cooling_degradation", "slow_leak")
+#: faults that appear within seconds
+ABRUPT_FAULTS: tuple[LongRunFaultKind, ...] = ("overheating", "pressure_leak", "stuck_sensor", "spikes")
+LONG_RUN_FAULTS: tuple[LongRunFaultKind, ...] = (*SLOW_FAULTS, *ABRUPT_FAULTS, "dropout")
+LONG_RUN_METRIC: dict[LongRunFaultKind, str] = {
+    "bearing_wear": "vibration_mm_s",
+    "cooling_degradation": "temperature_c",
+    "slow_leak": "pressure_psi",
+    "overheating": "temperature_c",
+    "pressure_leak": "pressure_psi",
+    "stuck_sensor": "temperature_c",
+    "spikes": "vibration_mm_s",
+    "dropout": "",
+}
+CHANNELS: tuple[str, str, str] = ("temperature_c", "vibration_mm_s", "pressure_psi")
+Schedule = Literal["three_shift", "two_shift", "one_shift", "cycling"]
+SCHEDULES: tuple[Schedule, ...] = ("three_shift", "two_shift", "one_shift", "cycling")
+#: a Monday, 00:00 UTC: runs start at the beginning of a working week
+LONG_RUN_EPOCH_MS = 1_767_571_200_000  # 2026-01-05T00:00:00Z
+_HOUR_S = 3600.0
+_THERMAL_TAU_S = 1200.0  # a machine's casing follows its heat with about 20 minutes' lag
+_HYDRAULIC_TAU_S = 20.0  # pressure follows the pump within seconds
+_LOAD_TAU_S = 300.0  # production load changes over minutes
+_OFF_PRESSURE = 2.0  # static head of a stopped pump, psi
+_SETTLE_TRUTH_S = 300.0  # after a start, the signals have settled within five minutes
+
+
+@dataclass(frozen=True, slots=True)
+class LongRunFault:
+    """One injected fault with its ground truth (epoch ms).
+
+    ``limit_ms`` is the first reading at which the fault's metric is past its static
+    limit while the machine runs (None if that does not happen within the run): the
+    time a limit-only monitor would alarm, against which a slow fault's lead time is
+    measured. ``end_ms`` is when the fault's effect ends (dropout) or the run's end.
+    """
+
+    device_id: str
+    kind: LongRunFaultKind
+    start_ms: int
+    ramp_s: float
+    end_ms: int
+    limit_ms: int | None
+
+    @property
+    def metric(self) -> str:
+        return LONG_RUN_METRIC[self.kind]
+
+    @property
+    def slow(self) -> bool:
+        return self.kind in SLOW_FAULTS
+
+
+@dataclass
+class LongRunDevice:
+    """One device's readings over the run (gaps are absent readings) and its ground truth."""
+
+    device_id: str
+    machine_type: MachineType
+    line: str
+    schedule: Schedule
+    ts: npt.NDArray[np.int64]  # (n,) epoch ms
+    values: npt.NDArray[np.float64]  # (n, 3) in CHANNELS order
+    running: npt.NDArray[np.bool_]  # (n,) the machine runs (ground truth)
+    fault: LongRunFault | None = None
+
+
+@dataclass
+class LongRun:
+    """A generated run: devices, the grid it was sampled on, and the faults."""
+
+    start_ms: int
+    days: float
+    interval_s: float
+    devices: list[LongRunDevice]
+
+    @property
+    def faults(self) -> list[LongRunFault]:
+        return [d.fault for d in self.devices if d.fault is not None]
+
+    @property
+    def end_ms(self) -> int:
+        return self.start_ms + int(self.days * DAY_S * 1000)
+
+    def chunks(self, hours: float = 1.0) -> Iterator[list[tuple[int, slice]]]:
+        """Consecutive windows of ``hours``: per window, each device's index and its slice of readings."""
+        step = int(hours * _HOUR_S * 1000)
+        bounds = [np.searchsorted(d.ts, np.arange(self.start_ms, self.end_ms + step, step)) for d in self.devices]
+        for w in range(len(bounds[0]) - 1):
+            yield [(i, slice(int(b[w]), int(b[w + 1]))) for i, b in enumerate(bounds) if b[w + 1] > b[w]]
+
+
+def long_run(
+    devices: int = 100,
+    days: float = 7.0,
+    interval_s: float = 10.0,
+    seed: int = 0,
+    faulty_fraction: float = 0.42,
+    start_ms: int = LONG_RUN_EPOCH_MS,
+) -> LongRun:
+    """Generate a run offline (no MQTT): the same arguments give the same readings.
+
+    Devices cycle through the machine types and schedules; a ``faulty_fraction`` of them
+    (spread through the fleet) get one fault each, the kinds in turn, slow ones most.
+    """
+    rng = np.random.default_rng(seed)
+    n_t = int(days * DAY_S / interval_s)
+    t_s = np.arange(n_t, dtype=np.float64) * float(interval_s)
+    types: tuple[MachineType, ...] = ("pump", "motor", "compressor")
+    kinds = _fault_plan(devices, faulty_fraction)
+    site_ambient = [_ambient(t_s, start_ms, rng) for _ in range(2)]
+    out: list[LongRunDevice] = []
+    for i in range(devices):
+        machine_type = types[i % 3]
+        schedule = "cycling" if machine_type == "compressor" and i % 2 else SCHEDULES[(i // 3) % 3]
+        dev_rng = np.random.default_rng(rng.integers(2**63))
+        running = _schedule(schedule, t_s, start_ms, dev_rng)
+        kind = kinds[i]
+        fault = _pick_fault(kind, t_s, running, dev_rng) if kind is not None else None
+        values = _signals(machine_type, t_s, running, site_ambient[i % 2], fault, dev_rng)
+        keep = _gaps(t_s, dev_rng, fault)
+        device_id = f"{machine_type}-{i:04d}"
+        ts = start_ms + (t_s * 1000).astype(np.int64)
+        lr_fault = None
+        if kind is not None and fault is not None:
+            lr_fault = _ground_truth(device_id, kind, fault, ts, values, running, keep, start_ms, days)
+        out.append(
+            LongRunDevice(
+                device_id=device_id,
+                machine_type=machine_type,
+                line=f"line-{1 + i % 4}",
+                schedule=schedule,
+                ts=ts[keep],
+                values=values[keep],
+                running=running[keep],
+                fault=lr_fault,
+            )
+        )
+    return LongRun(start_ms, days, interval_s, out)
+
+
+def _fault_plan(devices: int, fraction: float) -> list[LongRunFaultKind | None]:
+    """Which device gets which fault: slow kinds twice as often as each abrupt one."""
+    plan: list[LongRunFaultKind] = []
+    cycle: tuple[LongRunFaultKind, ...] = (*SLOW_FAULTS, *SLOW_FAULTS, *ABRUPT_FAULTS, "dropout")
+    n_faulty = round(devices * fraction)
+    plan = [cycle[j % len(cycle)] for j in range(n_faulty)]
+    kinds: list[LongRunFaultKind | None] = [None] * devices
+    if n_faulty:
+        # spread over the fleet (so over types and schedules); device 0 stays healthy
+        slots = np.linspace(1, devices - 1, n_faulty).round().astype(int)
+        for slot, kind in zip(slots.tolist(), plan, strict=True):
+            kinds[slot] = kind
+    return kinds
+
+
+def _ambient(t_s: npt.NDArray[np.float64], start_ms: int, rng: np.random.Generator) -> npt.NDArray[np.float64]:
+    """A site's air temperature: a daily cycle (coolest before dawn) and day-to-day weather."""
+    hour = (start_ms / 1000 + t_s) % DAY_S / _HOUR_S
+    days = int(np.ceil(t_s[-1] / DAY_S)) + 2 if len(t_s) else 2
+    weather = np.cumsum(rng.normal(0.0, 1.2, days))
+    level = np.interp(t_s / DAY_S, np.arange(days), weather)
+    return np.asarray(20.0 + level + 4.0 * np.sin(2 * np.pi * (hour - 9.0) / 24.0), dtype=np.float64)
+
+
+def _schedule(
+    schedule: Schedule, t_s: npt.NDArray[np.float64], start_ms: int, rng: np.random.Generator
+) -> npt.NDArray[np.bool_]:
+    """When the machine runs: shifts on working days, jittered starts and stops, short stops."""
+    abs_s = start_ms / 1000 + t_s
+    day = ((abs_s // DAY_S) + 3) % 7  # 0 = Monday (1970-01-01 was a Thursday)
+    hour = abs_s % DAY_S / _HOUR_S
+    n_days = int(np.ceil(t_s[-1] / DAY_S)) + 1 if len(t_s) else 1
+    jitter_on, jitter_off = rng.normal(0, 0.2, n_days), rng.normal(0, 0.2, n_days)
+    k = (t_s // DAY_S).astype(int)
+    on_h, off_h = {"three_shift": (6.0, 30.0), "two_shift": (6.0, 22.0), "one_shift": (7.0, 15.5)}.get(
+        schedule, (6.0, 22.0)
+    )
+    on_h, off_h = on_h + jitter_on[k], off_h + jitter_off[k]
+    if schedule == "three_shift":  # Monday 06:00 to Saturday 06:00 without a stop
+        week_h = day * 24.0 + hour
+        running = (week_h >= on_h) & (week_h < 5 * 24.0 + 6.0)
+    else:
+        running = (day < 5) & (hour >= on_h) & (hour < off_h)
+        if schedule == "two_shift" and rng.random() < 0.5:  # some lines work Saturday morning
+            running |= (day == 5) & (hour >= 6.0) & (hour < 12.0)
+    if schedule == "cycling":  # a compressor loads and unloads on its receiver pressure
+        period = rng.uniform(1200.0, 2400.0)
+        duty = rng.uniform(0.55, 0.8)
+        running &= ((t_s + rng.uniform(0, period)) % period) < duty * period
+    for _ in range(int(rng.integers(0, 3))):  # an unplanned stop of 10-60 minutes
+        at = rng.uniform(0, t_s[-1]) if len(t_s) else 0.0
+        running &= ~((t_s >= at) & (t_s < at + rng.uniform(600, 3600)))
+    return np.asarray(running, dtype=np.bool_)
+
+
+@dataclass(frozen=True, slots=True)
+class _Injected:
+    kind: LongRunFaultKind
+    start_s: float
+    ramp_s: float
+    end_s: float
+
+
+def _pick_fault(
+    kind: LongRunFaultKind, t_s: npt.NDArray[np.float64], running: npt.NDArray[np.bool_], rng: np.random.Generator
+) -> _Injected:
+    """When the fault starts: slow ones early in the week, abrupt ones while the machine runs."""
+    end = float(t_s[-1])
+    if kind in SLOW_FAULTS:
+        start = rng.uniform(0.6, 1.6) * DAY_S
+        return _Injected(kind, start, rng.uniform(1.5, 2.5) * DAY_S, end)
+    candidates = t_s[running & (t_s > 1.5 * DAY_S) & (t_s < end - 0.5 * DAY_S)]
+    start = float(rng.choice(candidates)) if candidates.size else 2.0 * DAY_S
+    if kind == "dropout":
+        return _Injected(kind, start, 0.0, start + rng.uniform(1800, 7200))
+    return _Injected(kind, start, 20.0, end)
+
+
+def _lag(u: npt.NDArray[np.float64], dt: float, tau: float) -> npt.NDArray[np.float64]:
+    """First-order lag of ``u`` (time constant ``tau``), exact for a piecewise constant input."""
+    a = float(np.exp(-dt / tau))
+    # y[n] = a y[n-1] + (1-a) u[n]: a cumulative sum of scaled inputs, in blocks so the
+    # powers of a stay in range
+    y = np.empty_like(u)
+    prev = float(u[0]) if len(u) else 0.0
+    block = max(1, int(600.0 * tau / dt))  # a**block ~ 1e-261: no underflow, no overflow of 1/p
+    for s in range(0, len(u), block):
+        seg = u[s : s + block]
+        p = a ** np.arange(1, len(seg) + 1)
+        y[s : s + block] = p * prev + (1 - a) * p * np.cumsum(seg / p)
+        prev = float(y[s + len(seg) - 1])
+    return y
+
+
+def _signals(
+    machine_type: MachineType,
+    t_s: npt.NDArray[np.float64],
+    running: npt.NDArray[np.bool_],
+    ambient: npt.NDArray[np.float64],
+    fault: _Injected | None,
+    rng: np.random.Generator,
+) -> npt.NDArray[np.float64]:
+    temp0, vib0, pres0 = LEVELS[machine_type]
+    n = len(t_s)
+    dt = float(t_s[1] - t_s[0]) if n > 1 else 1.0
+    run = running.astype(np.float64)
+    # production load: a new order every 1-4 hours, reached over minutes, with some wander
+    changes = np.cumsum(rng.uniform(_HOUR_S, 4 * _HOUR_S, int(t_s[-1] / _HOUR_S) + 2))
+    order = rng.uniform(0.45, 1.0, len(changes) + 1)[np.searchsorted(changes, t_s)]
+    load = _lag(order, dt, _LOAD_TAU_S) + 0.03 * np.sin(2 * np.pi * t_s / 2700.0 + rng.uniform(0, 6.3))
+    # pressure setpoint: the level, and two to four steps in the run
+    setpoint = np.full(n, pres0)
+    for at in np.sort(rng.uniform(0, t_s[-1], int(rng.integers(2, 5)))):
+        setpoint[t_s >= at] = pres0 + rng.uniform(-12.0, 12.0)
+    k = _severity(fault, t_s)
+    kind = fault.kind if fault is not None else None
+    heat = run * (temp0 - 22.0) * (0.55 + 0.6 * load)
+    if kind == "cooling_degradation":  # the cooler fouls: the same heat, less taken away
+        heat = heat + run * 30.0 * k * (0.55 + 0.6 * load)
+    if kind == "bearing_wear":  # friction heat follows the wear
+        heat = heat + run * 8.0 * k
+    temp = _lag(ambient + heat, dt, _THERMAL_TAU_S) + 0.3 * rng.normal(size=n)
+    # velocity RMS: load-dependent while running, a start transient, the floor when stopped
+    started = np.concatenate(([0.0], np.diff(run) > 0)).astype(bool)
+    since_start = t_s - np.maximum.accumulate(np.where(started, t_s, -1e9))
+    transient = 1.0 + 0.4 * np.exp(-since_start / 30.0)
+    vib_run = vib0 * (0.8 + 0.3 * load) * transient + 0.06 * rng.normal(size=n)
+    vib = np.where(running, vib_run, 0.05 + 0.03 * np.abs(rng.normal(size=n)))
+    if kind == "bearing_wear":
+        vib = vib + run * 5.0 * k
+    target = np.where(running, setpoint + 4.0 * (load - 0.6), _OFF_PRESSURE)
+    if kind == "slow_leak":
+        target = target - run * 0.8 * setpoint * k
+    pres = _lag(target, dt, _HYDRAULIC_TAU_S) + np.where(running, 0.8, 0.3) * rng.normal(size=n)
+    if kind == "overheating":
+        temp = temp + 35.0 * k
+    elif kind == "pressure_leak":  # a seal lets go: most of the head is lost within seconds
+        pres = pres - 0.8 * setpoint * k
+    elif kind == "spikes":
+        burst = (k > 0) & running & (rng.random(n) < 0.1)
+        vib = np.where(burst, vib * 4.0, vib)
+    elif kind == "stuck_sensor" and fault is not None:
+        at = int(np.searchsorted(t_s, fault.start_s))
+        temp[at:] = round(float(temp[at]), 3)
+    return np.stack([temp.round(3), vib.round(4), pres.round(2)], axis=1)
+
+
+def _severity(fault: _Injected | None, t_s: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    if fault is None:
+        return np.zeros(len(t_s))
+    if fault.ramp_s <= 0:
+        return np.where(t_s >= fault.start_s, 1.0, 0.0)
+    return np.clip((t_s - fault.start_s) / fault.ramp_s, 0.0, 1.0)
+
+
+def _gaps(t_s: npt.NDArray[np.float64], rng: np.random.Generator, fault: _Injected | None) -> npt.NDArray[np.bool_]:
+    """Which readings arrive: device restarts (a minute or two), network gaps (minutes to hours)."""
+    keep = np.ones(len(t_s), dtype=bool)
+    end = float(t_s[-1]) if len(t_s) else 0.0
+    spans = [(rng.uniform(0, end), rng.uniform(30, 120)) for _ in range(int(rng.integers(1, 4)))]
+    spans += [(rng.uniform(0, end), rng.uniform(300, 3 * _HOUR_S)) for _ in range(int(rng.integers(0, 3)))]
+    if fault is not None and fault.kind == "dropout":
+        spans.append((fault.start_s, fault.end_s - fault.start_s))
+    for at, length in spans:
+        keep &= ~((t_s >= at) & (t_s < at + length))
+    return keep
+
+
+def _ground_truth(
+    device_id: str,
+    kind: LongRunFaultKind,
+    fault: _Injected,
+    ts: npt.NDArray[np.int64],
+    values: npt.NDArray[np.float64],
+    running: npt.NDArray[np.bool_],
+    keep: npt.NDArray[np.bool_],
+    start_ms: int,
+    days: float,
+) -> LongRunFault:
+    metric = LONG_RUN_METRIC[kind]
+    limit_ms = None
+    if metric:
+        j = CHANNELS.index(metric)
+        lim = DEFAULT_LIMITS_LONG_RUN[metric]
+        x, after = values[:, j], ts >= start_ms + int(fault.start_s * 1000)
+        # a limit-only monitor alarms here; a start's transient (pressure still building)
+        # is not the fault reaching the limit
+        t_s = (ts - ts[0]) / 1000.0
+        started = np.concatenate(([True], running[1:] & ~running[:-1]))
+        settled = t_s - np.maximum.accumulate(np.where(started, t_s, -np.inf)) >= _SETTLE_TRUTH_S
+        past = ((x > lim[1]) | (x < lim[0])) & running & settled & keep & after
+        hits = np.flatnonzero(past)
+        limit_ms = int(ts[hits[0]]) if hits.size else None
+    return LongRunFault(
+        device_id=device_id,
+        kind=kind,
+        start_ms=start_ms + int(fault.start_s * 1000),
+        ramp_s=fault.ramp_s,
+        end_ms=start_ms + int(fault.end_s * 1000),
+        limit_ms=limit_ms,
+    )
+
+
+#: the static limits of the original requirements (low, high) by metric, as the detector ships them
+DEFAULT_LIMITS_LONG_RUN: dict[str, tuple[float, float]] = {
+    "temperature_c": (10.0, 80.0),
+    "vibration_mm_s": (-np.inf, 5.0),
+    "pressure_psi": (30.0, 150.0),
+}

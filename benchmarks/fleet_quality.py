@@ -1,0 +1,338 @@
+"""Detection quality on a plant's week: false raises, detection, delay and lead time.
+
+The simulator's offline long-run mode (``iotpm.simulator.fleet.long_run``) generates a
+week of a fleet (shifts, idle nights and weekends, cycling compressors, load and
+setpoint changes, the daily ambient, restarts and data gaps) with slow and abrupt
+faults and their ground truth. The fleet goes through ``FleetDetector`` in one-hour
+batches (as the processor sees it), and through three peers in the same process:
+
+- ``static``: the static limits alone (what a plain SCADA alarm does);
+- ``sigma3``: the static limits, and 3 sigma of each metric's first 100 readings;
+- ``cusum``: the static limits, and a two-sided CUSUM (k = 0.5, h = 5 sigma) on each
+  metric standardised by its first 100 readings, reset after each signal.
+
+Every detector's alarm goes through the same hysteresis (raise at score 1, clear
+after 2 readings below 0.8). Figures per detector:
+
+- false raises per device-day: raises on fault-free time (healthy devices, and faulty
+  ones before their fault) over fault-free device-days;
+- per fault kind: how many devices were detected (a raise after the start: within an
+  hour for an abrupt fault, before the run ends for a slow one), the median delay,
+  and for slow faults the lead time before the static limit is crossed. Dropout is a
+  data-quality event (the detector reports the gap, it raises no alarm by default):
+  its row shows whether the gap was reported and it is left out of the fractions.
+
+The last line is JSON for iotpm (``false_raises_per_device_day``, ``detected_fraction``,
+``median_lead_time_h``, ``median_delay_s``) with the peers' figures under ``peers``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from iotpm.detection import AlarmConfig, DetectorConfig, DeviceInput, DeviceState, FleetDetector
+from iotpm.simulator.fleet import (
+    ABRUPT_FAULTS,
+    CHANNELS,
+    DEFAULT_LIMITS_LONG_RUN,
+    LONG_RUN_FAULTS,
+    SLOW_FAULTS,
+    LongRun,
+    long_run,
+)
+
+FloatArray = npt.NDArray[np.float64]
+ABRUPT_WINDOW_MS = 3_600_000
+WARMUP = 100
+
+
+@dataclass
+class Outcome:
+    """One detector's raises per device (epoch ms), and the gaps it reported."""
+
+    raises: list[list[int]]
+    alarm: list[npt.NDArray[np.bool_]]  # per device, per reading: the alarm is on
+    gaps: list[list[int]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def run_iotpm(run: LongRun, config: DetectorConfig, hours: float = 1.0) -> Outcome:
+    fleet = FleetDetector(config)
+    states: list[DeviceState | None] = [None] * len(run.devices)
+    raises: list[list[int]] = [[] for _ in run.devices]
+    gaps: list[list[int]] = [[] for _ in run.devices]
+    alarm: list[list[npt.NDArray[np.bool_]]] = [[] for _ in run.devices]
+    t0 = time.perf_counter()
+    for window in run.chunks(hours):
+        items = []
+        for i, sl in window:
+            d = run.devices[i]
+            items.append(DeviceInput(d.device_id, CHANNELS, d.ts[sl], d.values[sl], states[i], d.line, d.machine_type))
+        for (i, sl), (result, state) in zip(window, fleet.update(items), strict=True):
+            states[i] = state
+            raises[i] += [e.ts_ms for e in result.events if e.kind == "raise"]
+            alarm[i].append(result.in_alarm)
+            gap = np.flatnonzero(result.device_scores[:, 0] >= 1.0)
+            gaps[i] += run.devices[i].ts[sl][gap].tolist()
+    seconds = time.perf_counter() - t0
+    joined = [np.concatenate(a) if a else np.zeros(0, dtype=bool) for a in alarm]
+    return Outcome(raises, joined, gaps, seconds)
+
+
+def _limits() -> tuple[FloatArray, FloatArray]:
+    low = np.array([DEFAULT_LIMITS_LONG_RUN[c][0] for c in CHANNELS])
+    high = np.array([DEFAULT_LIMITS_LONG_RUN[c][1] for c in CHANNELS])
+    return low, high
+
+
+def static_score(x: FloatArray) -> FloatArray:
+    low, high = _limits()
+    with np.errstate(invalid="ignore"):
+        return np.asarray(np.where((x > high) | (x < low), 1.0, 0.0).max(axis=1), dtype=np.float64)
+
+
+def _standardised(x: FloatArray) -> FloatArray:
+    warm = x[:WARMUP]
+    sd = warm.std(axis=0)
+    return np.asarray((x - warm.mean(axis=0)) / np.where(sd > 0, sd, 1.0), dtype=np.float64)
+
+
+def sigma3_score(x: FloatArray) -> FloatArray:
+    z = np.abs(_standardised(x)) / 3.0
+    z[:WARMUP] = 0.0
+    return np.fmax(static_score(x), z.max(axis=1))
+
+
+def cusum_scores(xs: list[FloatArray], k: float = 0.5, h: float = 5.0) -> list[FloatArray]:
+    """Two-sided CUSUM per metric, all devices stepped together (padded to the longest)."""
+    n = max(len(x) for x in xs)
+    z = np.zeros((n, len(xs), xs[0].shape[1]))
+    for i, x in enumerate(xs):
+        z[: len(x), i] = _standardised(x)
+    out = np.zeros((n, len(xs)))
+    up, down = np.zeros(z.shape[1:]), np.zeros(z.shape[1:])
+    for step in range(WARMUP, n):
+        np.maximum(0.0, up + z[step] - k, out=up)
+        np.maximum(0.0, down - z[step] - k, out=down)
+        out[step] = np.fmax(up, down).max(axis=1) / h
+        up[up > h] = 0.0
+        down[down > h] = 0.0
+    return [np.fmax(static_score(x), out[: len(x), i]) for i, x in enumerate(xs)]
+
+
+def hysteresis_raises(
+    ts: npt.NDArray[np.int64], score: FloatArray, alarm: AlarmConfig
+) -> tuple[list[int], npt.NDArray[np.bool_]]:
+    """Raise times, and the alarm per reading, under the same hysteresis the product uses."""
+    raised: list[int] = []
+    state = np.zeros(len(ts), dtype=bool)
+    on, above, below = False, 0, 0
+    for k, (t, s) in enumerate(zip(ts.tolist(), score.tolist(), strict=True)):
+        above = above + 1 if s >= alarm.raise_level else 0
+        below = below + 1 if s < alarm.clear_level else 0
+        if not on and above >= alarm.min_duration:
+            on = True
+            raised.append(t)
+        elif on and below >= alarm.clear_duration:
+            on = False
+        state[k] = on
+    return raised, state
+
+
+def run_peer(run: LongRun, score: Callable[[list[FloatArray]], list[FloatArray]]) -> Outcome:
+    t0 = time.perf_counter()
+    alarm = AlarmConfig()
+    scores = score([d.values for d in run.devices])
+    pairs = [hysteresis_raises(d.ts, s, alarm) for d, s in zip(run.devices, scores, strict=True)]
+    return Outcome([r for r, _ in pairs], [a for _, a in pairs], seconds=time.perf_counter() - t0)
+
+
+def score_outcome(run: LongRun, out: Outcome) -> dict[str, Any]:
+    """False raises on fault-free time, and detection, delay and lead time per fault kind."""
+    false_raises, free_ms, free_readings, free_alarm = 0, 0, 0, 0
+    per_kind: dict[str, dict[str, list[float]]] = {
+        k: {"n": [], "hit": [], "delay": [], "lead": []} for k in LONG_RUN_FAULTS
+    }
+    for i, d in enumerate(run.devices):
+        r = np.array(out.raises[i], dtype=np.int64)
+        f = d.fault
+        clean_end = run.end_ms if f is None else f.start_ms
+        false_raises += int((r < clean_end).sum())
+        free_ms += clean_end - run.start_ms
+        clean = d.ts < clean_end
+        free_readings += int(clean.sum())
+        free_alarm += int(out.alarm[i][clean].sum())
+        if f is None:
+            continue
+        row = per_kind[f.kind]
+        row["n"].append(1)
+        if f.kind == "dropout":
+            g = np.array(out.gaps[i] if out.gaps else [], dtype=np.int64)
+            row["hit"].append(float(((g >= f.end_ms) & (g < f.end_ms + ABRUPT_WINDOW_MS)).any()))
+            continue
+        horizon = f.start_ms + ABRUPT_WINDOW_MS if f.kind in ABRUPT_FAULTS else run.end_ms
+        after = r[(r >= f.start_ms) & (r <= horizon)]
+        row["hit"].append(float(after.size > 0))
+        if after.size:
+            row["delay"].append((after[0] - f.start_ms) / 1000.0)
+            if f.slow and f.limit_ms is not None:
+                row["lead"].append((f.limit_ms - after[0]) / 3_600_000.0)
+    days = free_ms / 86_400_000.0
+    faulty = [k for k in LONG_RUN_FAULTS if k != "dropout"]
+    hits = sum(sum(per_kind[k]["hit"]) for k in faulty)
+    total = sum(len(per_kind[k]["n"]) for k in faulty)
+    leads = [v for k in SLOW_FAULTS for v in per_kind[k]["lead"]]
+    delays = [v for k in ABRUPT_FAULTS for v in per_kind[k]["delay"]]
+    return {
+        "false_raises": false_raises,
+        "fault_free_device_days": round(days, 1),
+        "false_raises_per_device_day": round(false_raises / days, 3) if days else None,
+        "fault_free_time_in_alarm": round(free_alarm / free_readings, 3) if free_readings else None,
+        "detected_fraction": round(hits / total, 3) if total else None,
+        "median_lead_time_h": round(statistics.median(leads), 1) if leads else None,
+        "median_delay_s": round(statistics.median(delays), 1) if delays else None,
+        "kinds": {
+            k: {
+                "devices": len(v["n"]),
+                "detected": int(sum(v["hit"])),
+                "median_delay_s": round(statistics.median(v["delay"]), 1) if v["delay"] else None,
+                "median_lead_h": round(statistics.median(v["lead"]), 1) if v["lead"] else None,
+                "min_lead_h": round(min(v["lead"]), 1) if v["lead"] else None,
+            }
+            for k, v in per_kind.items()
+        },
+    }
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None else str(v)
+
+
+def report(name: str, res: dict[str, Any], seconds: float) -> None:
+    print(
+        f"\n{name}: {res['false_raises']} false raises in {res['fault_free_device_days']} fault-free device-days "
+        f"= {_fmt(res['false_raises_per_device_day'])}/device-day, in alarm {_fmt(res['fault_free_time_in_alarm'])} "
+        f"of that time; detected {_fmt(res['detected_fraction'])}; "
+        f"median lead {_fmt(res['median_lead_time_h'])} h (slow); median delay {_fmt(res['median_delay_s'])} s "
+        f"(abrupt); {seconds:.1f} s"
+    )
+    print(f"  {'fault':<20} {'detected':>9} {'delay s':>9} {'lead h':>7} {'min lead h':>10}")
+    for kind, row in res["kinds"].items():
+        if row["devices"]:
+            print(
+                f"  {kind:<20} {row['detected']:>4}/{row['devices']:<4} {_fmt(row['median_delay_s']):>9} "
+                f"{_fmt(row['median_lead_h']):>7} {_fmt(row['min_lead_h']):>10}"
+            )
+
+
+def describe(run: LongRun) -> str:
+    n = sum(len(d.ts) for d in run.devices)
+    running = sum(int(d.running.sum()) for d in run.devices)
+    faults = len(run.faults)
+    return (
+        f"{len(run.devices)} devices x {run.days:g} days at {run.interval_s:g} s: {n:,} readings "
+        f"({100 * running / n:.0f} % while running), {faults} faulty devices"
+    )
+
+
+def plot_day(run: LongRun, path: str, day: int = 1) -> str:
+    """One healthy two-shift machine's idle-run-idle day: readings, baseline, operating state, raises."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    i = next(k for k, d in enumerate(run.devices) if d.fault is None and d.schedule == "two_shift")
+    d = run.devices[i]
+    fleet, state = FleetDetector(DetectorConfig()), None
+    parts: list[tuple[slice, Any]] = []
+    for window in run.chunks(1.0):
+        for k, sl in window:
+            if k == i:
+                [(result, state)] = fleet.update([DeviceInput(d.device_id, CHANNELS, d.ts[sl], d.values[sl], state)])
+                parts.append((sl, result))
+    lo, hi = run.start_ms + day * 86_400_000, run.start_ms + (day + 1) * 86_400_000
+    keep = (d.ts >= lo) & (d.ts < hi)
+    hours = (d.ts[keep] - lo) / 3_600_000.0
+    expected = np.concatenate([r.expected for _, r in parts])[keep]
+    scale = np.concatenate([r.scale for _, r in parts])[keep]
+    gate = np.concatenate([r.operating for _, r in parts])[keep]
+    raised = [(e.ts_ms - lo) / 3_600_000.0 for sl, r in parts for e in r.events if e.kind == "raise"]
+    fig, axes = plt.subplots(4, 1, figsize=(11, 9), sharex=True, height_ratios=[3, 3, 3, 1])
+    low, high = _limits()
+    for j, ax in enumerate(axes[:3]):
+        ax.plot(hours, d.values[keep, j], lw=0.4, color="tab:blue", label="reading")
+        ax.plot(hours, expected[:, j], lw=1.0, color="tab:orange", label="baseline (learned while running)")
+        band = 6.0 * scale[:, j]
+        ax.fill_between(hours, expected[:, j] - band, expected[:, j] + band, color="tab:orange", alpha=0.15)
+        for limit in (low[j], high[j]):
+            if np.isfinite(limit) and limit < 1.3 * np.nanmax(d.values[keep, j]):
+                ax.axhline(limit, color="tab:red", lw=0.8, ls="--")
+        for t in raised:
+            if 0 <= t < 24:
+                ax.axvline(t, color="tab:red", lw=1.0)
+        ax.set_ylabel(CHANNELS[j])
+    axes[0].legend(loc="upper right", fontsize=8)
+    axes[3].step(hours, gate, where="post", color="black", lw=0.8)
+    axes[3].set_yticks([0, 0.5, 1], ["off", "settling", "running"])
+    axes[3].set_xlabel(f"hour of day {day + 1} ({d.device_id}, {d.schedule}); dashed: static limits; band: 6 scales")
+    fig.suptitle("Operating state: statistics score only while running and settled; low limits only while running")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--devices", type=int, default=100)
+    parser.add_argument("--days", type=float, default=7.0)
+    parser.add_argument("--interval", type=float, default=10.0, help="seconds between readings")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--plot", metavar="PNG", help="also draw one healthy machine's idle-run-idle day")
+    args = parser.parse_args()
+    t0 = time.perf_counter()
+    run = long_run(args.devices, args.days, args.interval, args.seed)
+    print(f"{describe(run)}; generated in {time.perf_counter() - t0:.1f} s (seed {args.seed})")
+    if args.plot:
+        print(f"plot: {plot_day(run, args.plot)}")
+    results: dict[str, dict[str, Any]] = {}
+    out = run_iotpm(run, DetectorConfig())
+    results["iotpm"] = score_outcome(run, out)
+    report("iotpm (DetectorConfig())", results["iotpm"], out.seconds)
+    peers: dict[str, Callable[[list[FloatArray]], list[FloatArray]]] = {}
+    if not args.no_peers:
+        peers = {
+            "static": lambda xs: [static_score(x) for x in xs],
+            "sigma3": lambda xs: [sigma3_score(x) for x in xs],
+            "cusum": cusum_scores,
+        }
+    for name, fn in peers.items():
+        po = run_peer(run, fn)
+        results[name] = score_outcome(run, po)
+        report(name, results[name], po.seconds)
+    keys = (
+        "false_raises_per_device_day",
+        "detected_fraction",
+        "median_lead_time_h",
+        "median_delay_s",
+        "fault_free_time_in_alarm",
+    )
+    summary: dict[str, Any] = {k: results["iotpm"][k] for k in keys}
+    summary["kinds"] = results["iotpm"]["kinds"]
+    summary["peers"] = {name: {k: results[name][k] for k in keys} for name in peers}
+    summary["run"] = {"devices": args.devices, "days": args.days, "interval_s": args.interval, "seed": args.seed}
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
