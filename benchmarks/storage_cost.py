@@ -253,7 +253,8 @@ class Legacy:
             metrics, anomalies = self.buckets.get(key, ({}, 0))
             merged = (merge_stats(metrics, d.metrics), anomalies + d.anomalies)
             self.buckets[key] = merged
-            self.meter.put(NAMES.rollups, legacy_bucket(d, *merged, d.first_ordinal + 1_000))
+            mark = d.first_ordinal + 1_000  # stands for the sequence number it held (same digits)
+            self.meter.put(NAMES.rollups, legacy_bucket(d, *merged, mark))
 
 
 class Tee:

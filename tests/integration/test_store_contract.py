@@ -18,7 +18,15 @@ from iotpm.adapters.dynamodb_queries import DynamoQueries
 from iotpm.api.memory import MemoryQueries
 from iotpm.api.ports import Queries
 from iotpm.service import memory as m
-from iotpm.service.ports import ROLLUP_BLOCK_MS, MetricStats, ReadingRow, ReadingStore, RollupDelta, RollupStore
+from iotpm.service.ports import (
+    CHUNK_ROWS,
+    ROLLUP_BLOCK_MS,
+    MetricStats,
+    ReadingRow,
+    ReadingStore,
+    RollupDelta,
+    RollupStore,
+)
 
 from .conftest import Environment
 
@@ -87,6 +95,13 @@ def test_a_retried_chunk_replaces_the_failed_attempt_and_the_next_batch_adds(sto
     stores.readings.put_many([row(i, T0 + i * 1000, 2.0) for i in range(3)])  # its retry, a shorter batch
     stores.readings.put_many([row(i, T0 + i * 1000, 3.0) for i in range(3, 7)])  # the next batch
     assert all_readings(stores.queries) == [(0, 2.0), (1, 2.0), (2, 2.0), (3, 3.0), (4, 3.0), (5, 3.0), (6, 3.0)]
+
+
+def test_a_batch_of_more_readings_than_a_chunk_holds_is_cut_where_its_retry_cuts(stores: Stores) -> None:
+    n = CHUNK_ROWS * 2 + 10
+    stores.readings.put_many([row(i, T0 + i * 10, 1.0) for i in range(n)])  # failed attempt
+    stores.readings.put_many([row(i, T0 + i * 10, 2.0) for i in range(n + 40)])  # its retry, with newer readings
+    assert all_readings(stores.queries) == [(i, 2.0) for i in range(n + 40)]
 
 
 def test_readings_of_a_batch_across_hours_are_chunked_per_hour_and_read_in_key_order(stores: Stores) -> None:

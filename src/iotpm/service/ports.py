@@ -60,12 +60,27 @@ class ReadingRow(msgspec.Struct, gc=False):
 ChunkKey = tuple[str, int, int]  # device, hour start ms, first ordinal
 
 
+#: at most this many readings in one chunk (a DynamoDB item holds 400 KB; a packed reading
+#: of a few metrics is ~100 bytes, of fifty ~1 KB)
+CHUNK_ROWS: Final = 250
+
+
 def chunks_of(rows: Sequence[ReadingRow]) -> dict[ChunkKey, list[ReadingRow]]:
-    """A call's rows grouped into chunks: per device and hour, named by the first ordinal."""
+    """A call's rows grouped into chunks: per device and hour, in arrival order, named by the first ordinal.
+
+    A device's readings of one hour that outnumber :data:`CHUNK_ROWS` are cut every
+    ``CHUNK_ROWS`` readings; a retry carries the same readings first, so it cuts at the
+    same ones.
+    """
     groups: dict[tuple[str, int], list[ReadingRow]] = {}
     for row in rows:
         groups.setdefault((row.device_id, block_of(row.ts_ms, CHUNK_MS)), []).append(row)
-    return {(device, hour, min(r.ordinal for r in chunk)): chunk for (device, hour), chunk in groups.items()}
+    out = {}
+    for (device, hour), group in groups.items():
+        for at in range(0, len(group), CHUNK_ROWS):
+            chunk = group[at : at + CHUNK_ROWS]
+            out[(device, hour, chunk[0].ordinal)] = chunk
+    return out
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,10 @@
 
 Pure orchestration over the ports in :mod:`iotpm.service.ports`. Delivery is at least
 once, so every write is idempotent: readings chunks and anomalies by key, rollups by
-the first ordinal of the batch (a retry replaces its own contribution), device state
-by an optimistic version check, alerts by the
-anomaly row's ``notified`` flag. A device whose writes fail is reported back (its
-records' sequence numbers) so Lambda retries from there; bad input is quarantined
-and never retried.
+the batch's first reading ordinal (a retry replaces its own contribution), device
+state by an optimistic version check, alerts by the anomaly row's ``notified`` flag.
+A device whose writes fail is reported back (its records' sequence numbers) so Lambda
+retries from there; bad input is quarantined and never retried.
 """
 
 from __future__ import annotations
