@@ -481,7 +481,7 @@ class Processor:
 
 #: how many recent reading identities a device record keeps (a message delivered again
 #: in another record: an IoT rule retry, a device resending after a reconnect)
-RECENT_IDENTITIES: Final = 64
+RECENT_IDENTITIES: Final = 16
 #: how many shards' positions a device record keeps (a reshard moves a device to a child shard)
 POSITION_SHARDS: Final = 8
 
