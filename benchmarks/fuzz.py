@@ -92,6 +92,8 @@ def main() -> int:
             if harness.totals() != before or (again.counts is not None and again.counts.stored):
                 violations.append(f"batch {batches}: its replay changed what is stored")
             exceptions += again.exception is not None
+        if odd:  # its mangled records may never have arrived: not a source of planted repeats
+            stream.sent = []
         kinds.update(corpus.kinds)
         sent += len(corpus.records)
         batches += 1
