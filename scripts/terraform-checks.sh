@@ -23,6 +23,17 @@ for env in dev staging prod local; do
   terraform -chdir="$dir" test -no-color >"$WORK/$env-test.log" 2>&1 || { cat "$WORK/$env-test.log"; exit 1; }
   grep -E "^(Success|Failure)" "$WORK/$env-test.log"
 done
+# modules with their own tests (tests/*.tftest.hcl beside the module)
+for dir in terraform/modules/*/; do
+  [ -d "$dir/tests" ] || continue
+  mod="$(basename "$dir")"
+  export TF_DATA_DIR="$WORK/module-$mod"
+  echo "==> module $mod: init, validate, test"
+  terraform -chdir="$dir" init -backend=false -input=false >"$WORK/module-$mod-init.log" 2>&1 || { cat "$WORK/module-$mod-init.log"; exit 1; }
+  terraform -chdir="$dir" validate -no-color
+  terraform -chdir="$dir" test -no-color >"$WORK/module-$mod-test.log" 2>&1 || { cat "$WORK/module-$mod-test.log"; exit 1; }
+  grep -E "^(Success|Failure)" "$WORK/module-$mod-test.log"
+done
 unset TF_DATA_DIR
 
 echo "==> checkov"

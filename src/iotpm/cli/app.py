@@ -10,10 +10,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from iotpm.cli.analytics import register as register_analytics
 from iotpm.cli.detect import CsvError, detect_file, load_csv, write_anomalies
 
 app = typer.Typer(help="iotpm: industrial IoT predictive maintenance.", no_args_is_help=True)
 console = Console(soft_wrap=True)
+register_analytics(app)  # iotpm query, iotpm report (cli/analytics.py)
 
 
 @app.callback()

@@ -120,3 +120,33 @@ module "observability" {
   stage_name              = module.api.stage_name
   tags                    = local.tags
 }
+
+# ---------------------------------------------------------------------------------
+# The analytics layer (SQL over the archive, the fleet report, alert routing). Kept
+# in one block so it can move into the composite pipeline module as it is.
+# The named queries are the SQL files the local `iotpm query` runs with DuckDB: one
+# copy, rendered here with the same ${readings}/${quarantine} subqueries.
+locals {
+  analytics_sql = "${path.root}/../../../src/iotpm/analytics/sql"
+  analytics_subqueries = {
+    readings   = trimspace(file("${local.analytics_sql}/readings.sql"))
+    quarantine = trimspace(file("${local.analytics_sql}/quarantine.sql"))
+  }
+  analytics_queries = {
+    for f in fileset(local.analytics_sql, "*.sql") : trimsuffix(f, ".sql") => {
+      description = trimspace(one(regexall("(?m)^-- description: (.*)$", file("${local.analytics_sql}/${f}")))[0])
+      query       = templatefile("${local.analytics_sql}/${f}", local.analytics_subqueries)
+    } if !contains(keys(local.analytics_subqueries), trimsuffix(f, ".sql"))
+  }
+}
+
+module "analytics" {
+  source                = "../../modules/analytics"
+  name                  = local.name
+  archive_bucket        = module.storage.archive_bucket
+  archive_bucket_arn    = module.storage.archive_bucket_arn
+  kms_key_arn           = module.kms.arn
+  named_queries         = local.analytics_queries
+  force_destroy_results = var.force_destroy_archive
+  tags                  = local.tags
+}

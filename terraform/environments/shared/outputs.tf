@@ -84,3 +84,16 @@ output "processor_environment" {
     IOTPM_READINGS_TTL_DAYS   = tostring(var.readings_ttl_days)
   }
 }
+
+# -- the analytics layer ------------------------------------------------------------
+
+output "analytics" {
+  description = "Athena workgroup, Glue database and tables, results bucket and named query ids."
+  value = {
+    workgroup       = module.analytics.workgroup
+    database        = module.analytics.database
+    tables          = module.analytics.tables
+    results_bucket  = module.analytics.results_bucket
+    named_query_ids = module.analytics.named_query_ids
+  }
+}
