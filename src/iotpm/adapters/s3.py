@@ -51,3 +51,21 @@ class S3Archive:
                     tmp.replace(target)
                     fetched += 1
         return fetched
+
+
+class S3Reports:
+    """The fleet reports: ``<prefix>/<scope>/<day>/report.{html,json}`` in one bucket."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "reports") -> None:
+        self.client, self.bucket, self.prefix = client, bucket, prefix
+
+    def put(self, scope: str, day: str, html: str, body: bytes) -> list[str]:
+        """Write both renderings; their keys."""
+        keys = []
+        for name, data, kind in (("report.html", html.encode(), "text/html; charset=utf-8"),
+                                 ("report.json", body, "application/json")):  # fmt: skip
+            key = f"{self.prefix}/{scope}/{day}/{name}"
+            with aws_call(f"PutObject s3://{self.bucket}/{key}"):
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=kind)
+            keys.append(key)
+        return keys

@@ -89,6 +89,12 @@ class ArchiveDB:
         columns = [d[0] for d in cur.description or []]
         return Result(columns, [tuple(r) for r in cur.fetchall()])
 
+    def named(self, name: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+        """A named query's rows (a :data:`iotpm.analytics.report.RunQuery`)."""
+        from iotpm.analytics.queries import named_queries
+
+        return self.query(named_queries()[name].template, params).records()
+
     def close(self) -> None:
         self.con.close()
 

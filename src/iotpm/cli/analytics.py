@@ -114,9 +114,31 @@ def query(
 
 def report(
     out: Annotated[Path, typer.Option(help="folder for report.html and report.json")] = Path("report"),
-    hours: Annotated[float, typer.Option(help="the period: the last N hours")] = 24.0,
+    hours: Annotated[float, typer.Option(min=0.1, help="the period: the last N hours")] = 24.0,
+    site: Annotated[str | None, typer.Option(help="only this site")] = None,
+    line: Annotated[str | None, typer.Option(help="only this line")] = None,
     archive: Annotated[Path | None, typer.Option(help="a folder copy of the archive (default: the twin's)")] = None,
+    api_url: Annotated[str | None, typer.Option(envvar="IOTPM_API_URL", help="the API (default: the twin's)")] = None,
+    api_key: Annotated[str | None, typer.Option(envvar="IOTPM_API_KEY", help="its key")] = None,
 ) -> None:
     """The fleet report (what the scheduled report Lambda writes) from the local twin."""
-    err.print("[red]error:[/red] not implemented yet")
-    raise typer.Exit(1)
+    from iotpm.analytics.duck import ArchiveDB
+    from iotpm.analytics.report import ReportOptions, build_report, http_get
+    from iotpm.analytics.twin import TwinEndpoints, TwinNotRunningError
+
+    if api_url is None or api_key is None:
+        try:
+            twin = TwinEndpoints.load()
+        except TwinNotRunningError as exc:
+            err.print(f"[red]error:[/red] {exc} (or pass --api-url and --api-key)")
+            raise typer.Exit(2) from exc
+        api_url, api_key = twin.api_url, twin.api_key
+    db = ArchiveDB(_archive_folder(archive))
+    started = time.perf_counter()
+    opts = ReportOptions(until=datetime.now(UTC), hours=hours, site=site, line=line)
+    built = build_report(http_get(api_url, api_key), db.named, opts)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(built.as_json(), indent=2))
+    (out / "report.html").write_text(built.html())
+    console.print(built.summary())
+    err.print(f"wrote {out / 'report.html'} and {out / 'report.json'} in {time.perf_counter() - started:.2f} s")

@@ -150,3 +150,27 @@ module "analytics" {
   force_destroy_results = var.force_destroy_archive
   tags                  = local.tags
 }
+
+module "report" {
+  source               = "../../modules/report"
+  name                 = local.name
+  environment          = var.environment
+  zip_path             = var.api_zip # the report handler ships in the API's zip (same dependencies)
+  architecture         = var.lambda_architecture
+  tables               = module.storage.table_names
+  table_arns           = module.storage.table_arns
+  archive_bucket_arn   = module.storage.archive_bucket_arn
+  results_bucket       = module.analytics.results_bucket
+  results_bucket_arn   = module.analytics.results_bucket_arn
+  athena_workgroup     = module.analytics.workgroup
+  athena_workgroup_arn = module.analytics.workgroup_arn
+  glue_database        = module.analytics.database
+  summary_topic_arn    = module.observability.alerts_topic_arn
+  schedule_expression  = var.report_schedule_expression
+  scopes               = var.report_scopes
+  subnet_ids           = module.network.private_subnet_ids
+  security_group_ids   = [module.network.lambda_security_group_id]
+  kms_key_arn          = module.kms.arn
+  log_retention_days   = var.log_retention_days
+  tags                 = local.tags
+}

@@ -95,5 +95,7 @@ output "analytics" {
     tables          = module.analytics.tables
     results_bucket  = module.analytics.results_bucket
     named_query_ids = module.analytics.named_query_ids
+    report_function = module.report.function_name
+    reports         = module.report.reports_location
   }
 }

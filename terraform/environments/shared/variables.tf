@@ -209,3 +209,21 @@ variable "tags" {
   description = "Extra tags on every resource."
   default     = {}
 }
+
+# -- the analytics layer ------------------------------------------------------------
+
+variable "report_schedule_expression" {
+  type        = string
+  description = "When the fleet reports run (EventBridge Scheduler expression, UTC)."
+  default     = "cron(0 6 * * ? *)"
+}
+
+variable "report_scopes" {
+  type = map(object({
+    site  = optional(string)
+    line  = optional(string)
+    hours = optional(number, 24)
+  }))
+  description = "One scheduled report per entry: the fleet, a site or a line, over the last `hours`."
+  default     = { fleet = {} }
+}

@@ -51,7 +51,9 @@ resource "aws_s3_bucket_lifecycle_configuration" "results" {
   rule {
     id     = "expire-results"
     status = "Enabled"
-    filter {}
+    filter {
+      prefix = "results/" # the fleet reports under reports/ are kept
+    }
     expiration {
       days = var.results_expiration_days
     }
