@@ -57,7 +57,10 @@ class ArchiveDB:
     """An in-memory DuckDB with the archive folder ``root`` as ``raw_records`` and ``quarantine_records``."""
 
     def __init__(self, root: Path) -> None:
-        import duckdb
+        try:
+            import duckdb
+        except ImportError as exc:  # the analytics extra is not installed
+            raise RuntimeError("the local queries need DuckDB: pip install 'iotpm[analytics]'") from exc
 
         self.root = root
         self.con = duckdb.connect(":memory:")

@@ -76,7 +76,7 @@ module "processor" {
   table_arns           = module.storage.table_arns
   archive_bucket       = module.storage.archive_bucket
   archive_bucket_arn   = module.storage.archive_bucket_arn
-  alerts_topic_arn     = module.observability.alerts_topic_arn
+  alerts_topic_arn     = module.alerting.machine_topic_arn # machine alarms: the analytics block's routed topic
   timestream_database  = module.storage.timestream_database
   timestream_table     = module.storage.timestream_table
   timestream_table_arn = module.storage.timestream_table_arn
@@ -165,7 +165,7 @@ module "report" {
   athena_workgroup     = module.analytics.workgroup
   athena_workgroup_arn = module.analytics.workgroup_arn
   glue_database        = module.analytics.database
-  summary_topic_arn    = module.observability.alerts_topic_arn
+  summary_topic_arn    = module.alerting.machine_topic_arn
   schedule_expression  = var.report_schedule_expression
   scopes               = var.report_scopes
   subnet_ids           = module.network.private_subnet_ids
@@ -173,4 +173,16 @@ module "report" {
   kms_key_arn          = module.kms.arn
   log_retention_days   = var.log_retention_days
   tags                 = local.tags
+}
+
+# Machine alarms on their own topic, pipeline alarms on the observability topic; the
+# routes (per environment, in terraform.tfvars) filter both by site, line, severity, event.
+module "alerting" {
+  source             = "../../modules/alerting"
+  name               = local.name
+  kms_key_arn        = module.kms.arn
+  pipeline_topic_arn = module.observability.alerts_topic_arn
+  routes             = var.alert_routes
+  local_webhook_url  = var.local_webhook_url
+  tags               = local.tags
 }

@@ -77,7 +77,7 @@ output "processor_environment" {
     IOTPM_ANOMALIES_TABLE     = module.storage.table_names["anomalies"]
     IOTPM_ROLLUPS_TABLE       = module.storage.table_names["rollups"]
     IOTPM_ARCHIVE_BUCKET      = module.storage.archive_bucket
-    IOTPM_ALERTS_TOPIC_ARN    = module.observability.alerts_topic_arn
+    IOTPM_ALERTS_TOPIC_ARN    = module.alerting.machine_topic_arn
     IOTPM_TIMESTREAM_ENABLED  = tostring(var.enable_timestream)
     IOTPM_TIMESTREAM_DATABASE = module.storage.timestream_database
     IOTPM_TIMESTREAM_TABLE    = module.storage.timestream_table
@@ -96,6 +96,9 @@ output "analytics" {
     results_bucket  = module.analytics.results_bucket
     named_query_ids = module.analytics.named_query_ids
     report_function = module.report.function_name
+    machine_topic   = module.alerting.machine_topic_arn
+    pipeline_topic  = module.alerting.pipeline_topic_arn
+    route_queues    = module.alerting.route_queue_urls
     reports         = module.report.reports_location
   }
 }

@@ -227,3 +227,23 @@ variable "report_scopes" {
   description = "One scheduled report per entry: the fleet, a site or a line, over the last `hours`."
   default     = { fleet = {} }
 }
+
+variable "alert_routes" {
+  type = map(object({
+    topic      = string
+    protocol   = string
+    endpoint   = optional(string, "")
+    sites      = optional(list(string), [])
+    lines      = optional(list(string), [])
+    severities = optional(list(string), [])
+    events     = optional(list(string), [])
+  }))
+  description = "Alert routes (modules/alerting): topic machine|pipeline, protocol email|https|http|sqs, filters."
+  default     = {}
+}
+
+variable "local_webhook_url" {
+  type        = string
+  description = "The local twin's webhook receiver ({local_webhook} in route endpoints); set by iotpm local up."
+  default     = ""
+}
