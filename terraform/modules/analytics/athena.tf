@@ -60,6 +60,11 @@ resource "aws_s3_bucket_lifecycle_configuration" "results" {
     noncurrent_version_expiration {
       noncurrent_days = 1
     }
+  }
+  rule {
+    id     = "abort-uploads"
+    status = "Enabled"
+    filter {}
     abort_incomplete_multipart_upload {
       days_after_initiation = 1
     }
