@@ -37,7 +37,15 @@ for example in terraform/examples/*/; do
   echo "==> example $(basename "$example"): init, validate, test"
   tf_test "$example" "example-$(basename "$example")"
 done
-rm -f terraform/modules/pipeline/.terraform.lock.hcl terraform/examples/*/.terraform.lock.hcl
+# modules with their own tests (tests/*.tftest.hcl beside the module); the pipeline module's
+# run above, once per environment's tfvars
+for dir in terraform/modules/*/; do
+  mod="$(basename "$dir")"
+  [ -d "$dir/tests" ] && [ "$mod" != "pipeline" ] || continue
+  echo "==> module $mod: init, validate, test"
+  tf_test "$dir" "module-$mod"
+done
+rm -f terraform/modules/*/.terraform.lock.hcl terraform/examples/*/.terraform.lock.hcl
 unset TF_DATA_DIR
 
 echo "==> checkov"

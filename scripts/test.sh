@@ -14,12 +14,15 @@ source scripts/lib/compilers.sh
 source scripts/lib/venv.sh
 # shellcheck source=scripts/lib/mosquitto.sh
 source scripts/lib/mosquitto.sh
+# shellcheck source=scripts/lib/chromium.sh
+source scripts/lib/chromium.sh
 ensure_compilers cross  # before the install, which builds the detection kernel
 ensure_venv dev
 ensure_mosquitto  # the end-to-end test runs the local twin's broker
 # shellcheck source=scripts/lib/python312.sh
 source scripts/lib/python312.sh
 ensure_python312  # the Lambda zip smoke test runs its handler under the runtime's Python
+ensure_chromium   # the end-to-end test opens the dashboard in a real browser
 
 echo "==> ruff"
 "$VENV/bin/ruff" check src tests benchmarks lambda_build

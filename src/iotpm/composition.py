@@ -12,6 +12,7 @@ from iotpm.adapters.dynamodb import TableNames
 from iotpm.service import Processor, ProcessorSettings
 
 if TYPE_CHECKING:
+    from iotpm.analytics.job import ReportJob
     from iotpm.api.ports import Queries
 
 
@@ -108,3 +109,31 @@ def build_queries(settings: TableSettings | None = None, aws: dict[str, Any] | N
     s = settings or TableSettings()
     c = aws or clients(s, ("dynamodb",))
     return DynamoQueries(c["dynamodb"], s.tables())
+
+
+class ReportSettings(TableSettings):
+    """The report Lambda: the tables it reads through the API, Athena, where reports go, the summary topic."""
+
+    reports_bucket: str
+    athena_workgroup: str
+    athena_database: str
+    report_topic_arn: str = ""  # empty: no summary is sent
+
+
+def build_report_job(settings: ReportSettings | None = None, aws: dict[str, Any] | None = None) -> ReportJob:
+    """The fleet report over the API handler (in-process, DynamoDB behind it), Athena, S3 and SNS."""
+    from iotpm.adapters.athena import AthenaQueries
+    from iotpm.adapters.s3 import S3Reports
+    from iotpm.adapters.sns import SnsAlerts
+    from iotpm.analytics.job import ReportJob
+    from iotpm.api.app import build_app
+
+    s = settings or ReportSettings()
+    c = aws or clients(s, ("dynamodb", "athena", "s3", "sns"))
+    app = build_app(build_queries(s, c))
+    return ReportJob(
+        api=lambda event, context: app.resolve(dict(event), context),
+        queries=AthenaQueries(c["athena"], s.athena_workgroup, s.athena_database),
+        reports=S3Reports(c["s3"], s.reports_bucket),
+        alerts=SnsAlerts(c["sns"], s.report_topic_arn) if s.report_topic_arn else None,
+    )

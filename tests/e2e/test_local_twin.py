@@ -119,3 +119,171 @@ def test_both_runs_of_a_restarted_device_are_visible_in_the_api(run: dict[str, A
             seqs = [r["seq"] for r in json.loads(resp.read())["items"]]
         # 45 s at 5 a second before the restart, 15 s after it, numbered from 1 each time
         assert sorted(seqs) == sorted([*range(1, 226), *range(1, 76)]), device
+
+
+# -- the analytics layer on the same twin run: SQL, report, dashboard --------------------
+
+
+def _faulty(run: dict[str, Any]) -> set[str]:
+    return {f["device_id"] for f in run["summary"]["faults"]}
+
+
+def test_query_counts_every_published_reading_once(run: dict[str, Any]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    today = datetime.now(UTC).date()
+    days = ["--from", (today - timedelta(days=1)).isoformat(), "--to", today.isoformat()]
+    out = iotpm("query", "limit_breaches_per_line_per_day", *days, "--json", env=run["env"])
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    s = run["summary"]
+    # the raw archive holds every record as received, de-duplicated on (shard, sequence)
+    assert sum(r["readings"] for r in rows) == s["published"]
+    assert sum(r["devices"] for r in rows) == s["devices"]
+    print(f"iotpm query over the twin's archive: {out.stderr.strip().splitlines()[-1]}")
+
+
+def test_report_names_the_injected_faults_and_no_healthy_device(run: dict[str, Any], tmp_path: Path) -> None:
+    out = iotpm("report", "--out", str(tmp_path), "--hours", "2", env=run["env"])
+    assert out.returncode == 0, out.stderr
+    body = json.loads((tmp_path / "report.json").read_text())
+    faulty = _faulty(run)
+    assert {a["device_id"] for a in body["open_alarms"]} | {a["device_id"] for a in body["alarms_raised"]} == faulty
+    named = {row["device_id"] for key in ("open_alarms", "alarms_raised", "heading_for_limit") for row in body[key]}
+    named |= {row["device_id"] for row in body["data_quality"]["silent_devices"]}
+    assert named == faulty, named - faulty
+    assert body["devices"] == run["summary"]["devices"]
+    page = (tmp_path / "report.html").read_text()
+    healthy = [f"{d}<" for d in _devices(run) if d not in faulty]
+    assert all(f"{d}<" in page for d in faulty) and not any(h in page for h in healthy)
+    _keep(tmp_path / "report.html", "report.html")
+
+
+def _devices(run: dict[str, Any]) -> list[str]:
+    req = urllib.request.Request(f"{run['summary']['api_url']}/devices?limit=500",
+                                 headers={"x-api-key": run["summary"]["api_key"]})  # fmt: skip
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return [d["device_id"] for d in json.loads(resp.read())["items"]]
+
+
+def _keep(path: Path, name: str) -> None:
+    """Copy an artefact to $IOTPM_ARTIFACTS (CI keeps them; the README's screenshots come from here)."""
+    target = os.environ.get("IOTPM_ARTIFACTS")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, Path(target) / name)
+
+
+def test_dashboard_shows_the_fleet_and_the_faulty_devices_alarm(run: dict[str, Any], tmp_path: Path) -> None:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if browser is None or driver is None:
+        pytest.fail(
+            "chromium/chromedriver missing: scripts/test.sh installs them (apt-get install chromium chromium-driver)"
+        )
+    opts = Options()
+    opts.binary_location = browser
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1000"):
+        opts.add_argument(arg)
+    s = run["summary"]
+    faulty = _faulty(run)
+    chrome = webdriver.Chrome(service=Service(driver), options=opts)
+    try:
+        wait = WebDriverWait(chrome, 20)
+        chrome.get(f"{s['api_url']}/dashboard")
+        wait.until(lambda d: d.find_elements(By.ID, "api-key"))  # asks for the key once
+        chrome.find_element(By.ID, "api-key").send_keys(s["api_key"])
+        chrome.find_element(By.ID, "save-key").click()
+        wait.until(lambda d: d.find_elements(By.ID, "devices"))
+        rows = chrome.find_elements(By.CSS_SELECTOR, "#devices tr[data-device]")
+        assert {r.get_attribute("data-device") for r in rows} == set(_devices(run))
+        alarmed = {r.get_attribute("data-device") for r in rows if "alarm" in (r.get_attribute("class") or "")}
+        assert alarmed == faulty
+        fleet_ms = int(chrome.execute_script("return document.body.dataset.loadedMs"))
+        chrome.save_screenshot(str(tmp_path / "dashboard-fleet.png"))
+        hot = next(f for f in s["faults"] if f["fault"] == "overheating")["device_id"]
+        chrome.get(f"{s['api_url']}/dashboard#/device/{hot}")
+        chrome.refresh()  # the key is remembered: no form this time
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".chart"))
+        assert "temperature_c" in chrome.find_element(By.ID, "open-alarm").text
+        marks = chrome.find_elements(By.CSS_SELECTOR, '.chart[data-metric="temperature_c"] .alarm-mark')
+        assert marks, "the alarm is drawn on the metric that caused it"
+        device_ms = int(chrome.execute_script("return document.body.dataset.loadedMs"))
+        chrome.save_screenshot(str(tmp_path / "dashboard-device.png"))
+        print(f"dashboard load: fleet {fleet_ms} ms, device page {device_ms} ms")
+    finally:
+        chrome.quit()
+    for name in ("dashboard-fleet.png", "dashboard-device.png"):
+        _keep(tmp_path / name, name)
+
+
+def test_alarms_reach_their_lines_routes_and_no_other_line(run: dict[str, Any]) -> None:
+    """SNS filter policies on the machine-alarm topic deliver to the twin's webhook receiver.
+
+    Each line has a route for every alarm and one for critical alarms only
+    (terraform/environments/local/terraform.tfvars). The run's raises must reach
+    their own line's route (and its critical route when critical), and no other
+    line's; a warning never reaches a critical route.
+    """
+    s = run["summary"]
+    with urllib.request.urlopen(f"{s['webhook_url']}/hooks", timeout=10) as resp:
+        deliveries = json.loads(resp.read())["items"]
+    for f in s["faults"]:
+        req = urllib.request.Request(f"{s['api_url']}/devices/{f['device_id']}/anomalies",
+                                     headers={"x-api-key": s["api_key"]})  # fmt: skip
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            raises = [a for a in json.loads(resp.read())["items"] if a["kind"] == "raise"]
+        assert raises, f
+        line, severities = raises[0]["line"], {a["severity"] for a in raises}
+        # the alert's body carries its attributes too (moto's HTTP notifications leave MessageAttributes out)
+        own = [d["message"] | {"route": d["route"]} for d in deliveries
+               if isinstance(d["message"], dict) and d["message"].get("device_id") == f["device_id"]]  # fmt: skip
+        routes = {d["route"] for d in own if d["event"] == "alarm_raised"}
+        expected = {line} | ({f"{line}-critical"} if "critical" in severities else set())
+        assert routes == expected, (f["device_id"], severities, routes)
+        assert own and all(d["line"] == line for d in own)
+        assert all(d["severity"] == "critical" for d in own if d["route"].endswith("-critical"))
+
+
+def test_a_critical_alert_reaches_its_lines_critical_route_only(run: dict[str, Any]) -> None:
+    """The twin's ramp faults raise as warnings at first detection, so a critical raise for
+    a faulty machine is published as the processor would (its attributes, the SNS
+    adapter, the Terraform-made topic and subscriptions), then looked for at every route."""
+    import time
+
+    import boto3
+
+    from iotpm.adapters.sns import SnsAlerts
+    from iotpm.service.ports import Alert
+
+    s = run["summary"]
+    twin = json.loads((Path(run["env"]["IOTPM_HOME"]) / "local" / "twin.json").read_text())
+    topic = twin["outputs"]["processor_environment"]["IOTPM_ALERTS_TOPIC_ARN"]
+    region = twin["outputs"].get("region", "eu-west-1")
+    sns = boto3.client("sns", endpoint_url=f"http://127.0.0.1:{twin['emulator_port']}", region_name=region,
+                       aws_access_key_id="test", aws_secret_access_key="test")  # fmt: skip
+    device = _devices_detail(run, s["faults"][0]["device_id"])
+    attributes = {"severity": "critical", "site": device["site"], "line": device["line"],
+                  "device_id": device["device_id"], "event": "alarm_raised"}  # fmt: skip
+    marker = f"e2e-{time.time_ns()}"
+    body = {"marker": marker, **attributes}
+    SnsAlerts(sns, topic).publish(Alert(f"[CRITICAL] {device['device_id']} alarm raised", body, attributes, marker))
+    with urllib.request.urlopen(f"{s['webhook_url']}/hooks", timeout=10) as resp:
+        got = {
+            d["route"]
+            for d in json.loads(resp.read())["items"]
+            if isinstance(d["message"], dict) and d["message"].get("marker") == marker
+        }
+    assert got == {device["line"], f"{device['line']}-critical"}, got
+
+
+def _devices_detail(run: dict[str, Any], device_id: str) -> dict[str, Any]:
+    s = run["summary"]
+    req = urllib.request.Request(f"{s['api_url']}/devices/{device_id}", headers={"x-api-key": s["api_key"]})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return dict(json.loads(resp.read()))

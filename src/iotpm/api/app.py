@@ -117,6 +117,12 @@ def build_app(
     def openapi() -> Response[str]:
         return Response(200, "application/json", openapi_json(app))
 
+    @app.get("/dashboard", summary="the machine-health page", tags=["meta"], include_in_schema=False)
+    def dashboard() -> Response[str]:
+        from iotpm.dashboard import page  # a static page: API Gateway serves this route without the key
+
+        return Response(200, "text/html; charset=utf-8", page().decode(), headers={"Cache-Control": "no-cache"})
+
     @app.get("/devices", responses=_responses(DevicePage), summary="devices, filtered", tags=["devices"])
     def devices(
         site: NameQuery = None,

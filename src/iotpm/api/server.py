@@ -19,6 +19,7 @@ from iotpm.api.models import ErrorBody, ErrorDetail
 
 Handler = Callable[[Mapping[str, Any], Any], Mapping[str, Any]]
 STAGE = "v1"
+DASHBOARD = "/dashboard"  # the machine-health page (terraform/modules/api/dashboard.tf: no key)
 
 
 def proxy_event(method: str, target: str, headers: Mapping[str, str], source_ip: str) -> dict[str, Any]:
@@ -82,7 +83,8 @@ class ApiServer:
         """Status, headers and body for one request."""
         given = next((v for k, v in headers.items() if k.lower() == "x-api-key"), "")
         out: Mapping[str, Any]
-        if not hmac.compare_digest(given.encode(), self.api_key.encode()):
+        keyless = method == "GET" and urlsplit(target).path == DASHBOARD  # as API Gateway's keyless GET /dashboard
+        if not keyless and not hmac.compare_digest(given.encode(), self.api_key.encode()):
             out = {"statusCode": 403, "body": _FORBIDDEN, "headers": {"Content-Type": "application/json"}}
         else:
             out = self.handler(proxy_event(method, target, headers, source_ip), None)

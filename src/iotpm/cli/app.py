@@ -13,10 +13,12 @@ from rich.markup import escape
 from rich.table import Table
 
 import iotpm
+from iotpm.cli.analytics import register as register_analytics
 from iotpm.cli.errors import FAILED, fail, needs, requires, stderr
 
 app = typer.Typer(help="iotpm: industrial IoT predictive maintenance.", no_args_is_help=True)
 console = Console(soft_wrap=True)
+register_analytics(app)  # iotpm query, iotpm report (cli/analytics.py)
 
 
 def _version(value: bool) -> None:

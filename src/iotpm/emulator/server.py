@@ -20,7 +20,9 @@ Started by ``iotpm emulator start`` as ``python -m iotpm.emulator.server``. The 
 - Kinesis shards find their newest record and the records after an iterator in
   constant time per record (stock moto copies or walks the whole shard on every put
   and every GetRecords, so a stream slows down quadratically as it fills: the local
-  twin fell to ~100 records/s after a minute at 1,000/s).
+  twin fell to ~100 records/s after a minute at 1,000/s);
+- Athena ``DeleteNamedQuery`` exists (stock moto has no such action, so destroying
+  the analytics module's named queries failed).
 """
 
 from __future__ import annotations
@@ -105,6 +107,17 @@ def apply_fixes(public_url: str) -> None:
     _security_group_rule_descriptions()
     _stable_iot_endpoint()
     _fast_kinesis_shards()
+    _athena_delete_named_query()
+
+
+def _athena_delete_named_query() -> None:
+    from moto.athena.responses import AthenaResponse
+
+    def delete_named_query(self: Any) -> str:
+        self.athena_backend.named_queries.pop(self._get_param("NamedQueryId"), None)
+        return "{}"
+
+    AthenaResponse.delete_named_query = delete_named_query  # type: ignore[attr-defined]
 
 
 def _no_event_source_invokes() -> None:

@@ -57,6 +57,11 @@ def main(argv: list[str] | None = None) -> None:
         region=config["environment"]["AWS_REGION"],
     ).start()
     api = ApiServer(api_handler, config["api_key"], config["api_port"]).start()
+    webhooks = None
+    if config.get("webhook_port"):  # where SNS delivers the routed alerts (terraform's local_webhook_url)
+        from iotpm.local.webhook import WebhookReceiver
+
+        webhooks = WebhookReceiver(Path(config["webhook_log"]), config["webhook_port"]).start()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -66,6 +71,8 @@ def main(argv: list[str] | None = None) -> None:
     bridge.stop()
     poller.stop()
     api.stop()
+    if webhooks is not None:
+        webhooks.stop()
     _write_status(status_path, bridge, poller, api.url, running=False)
 
 

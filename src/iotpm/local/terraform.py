@@ -46,10 +46,12 @@ class LocalTerraform:
     def init(self) -> None:
         self._run("init", "-input=false", f"-backend-config=path={self.state / 'terraform.tfstate'}", "-reconfigure")
 
-    def apply(self, progress: Callable[[int, int, str], None]) -> None:
+    def apply(self, progress: Callable[[int, int, str], None], variables: dict[str, str] | None = None) -> None:
         """Apply, calling ``progress(done, total, resource)`` as resources complete."""
         cmd = ["terraform", f"-chdir={self.dir}", "apply", "-input=false", "-auto-approve", "-json"]
         cmd += ["-var", f"emulator_endpoint={self.endpoint}"]
+        for name, value in (variables or {}).items():
+            cmd += ["-var", f"{name}={value}"]
         total = done = 0
         errors: list[str] = []
         with subprocess.Popen(cmd, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:

@@ -48,6 +48,7 @@ class UpOptions:
     emulator_port: int = 4566
     broker_port: int = 8883
     api_port: int = 8080
+    webhook_port: int = 0  # the alert routes' local receiver; 0: a free port
     batch_size: int = 10000  # as terraform/environments/local's event source mapping
     batching_window_s: float = 1.0
     drain_timeout_s: float = 300.0
@@ -96,6 +97,7 @@ class Twin:
         summary = score(live.api_url, live.api_key, fleet.ids, truth, run.sent, run.acked, run.failed, live.endpoint,
                         live.outputs)  # fmt: skip
         summary["api_url"], summary["api_key"] = live.api_url, live.api_key
+        summary["webhook_url"] = self._load().get("webhook_url")
         write_private(self.home / "summary.json", json.dumps(summary, indent=2))  # it holds the API key
         return summary
 
@@ -111,7 +113,9 @@ class Twin:
         say("terraform apply terraform/environments/local")
         tf = LocalTerraform(root, self.home / "terraform", emu.url)
         tf.init()
-        tf.apply(lambda done, total, addr: progress("terraform apply", done, total))
+        webhook_port = opts.webhook_port or control.free_port()
+        webhook_url = f"http://127.0.0.1:{webhook_port}"
+        tf.apply(lambda done, total, addr: progress("terraform apply", done, total), {"local_webhook_url": webhook_url})
         out = tf.outputs()
         region = str(out["region"])
         lam = _client("lambda", emu.url, region)
@@ -139,14 +143,18 @@ class Twin:
             "on_failure_queue_url": out["on_failure_queue_url"],
             "api_key": api_key,
             "api_port": opts.api_port,
+            "webhook_port": webhook_port,
+            "webhook_log": str(self.home / "webhooks.jsonl"),
             "status_path": str(self.home / "status.json"),
         }
         write_private(self.home / "services.json", json.dumps(config, indent=2))  # it holds the API key
         (self.home / "status.json").unlink(missing_ok=True)
+        (self.home / "webhooks.jsonl").unlink(missing_ok=True)
         self.procs.spawn("services", [sys.executable, "-m", "iotpm.local.services", str(self.home / "services.json")])
         api_url = f"http://127.0.0.1:{opts.api_port}"
         self._wait_api(api_url, api_key)
-        record.update(api_url=api_url, api_key=api_key, outputs=out, broker_port=opts.broker_port)
+        record.update(api_url=api_url, api_key=api_key, outputs=out, broker_port=opts.broker_port,
+                      webhook_url=webhook_url)  # fmt: skip
         self._save(record)
         say(f"services up: bridge, poller, API at {api_url}")
         return Live(emu.url, api_url, api_key, broker, ca, out)

@@ -18,15 +18,18 @@ provider "aws" {
 
   endpoints {
     apigateway      = var.emulator_endpoint
+    athena          = var.emulator_endpoint
     cloudwatch      = var.emulator_endpoint
     dynamodb        = var.emulator_endpoint
     ec2             = var.emulator_endpoint
+    glue            = var.emulator_endpoint
     iam             = var.emulator_endpoint
     iot             = var.emulator_endpoint
     kinesis         = var.emulator_endpoint
     kms             = var.emulator_endpoint
     lambda          = var.emulator_endpoint
     logs            = var.emulator_endpoint
+    scheduler       = var.emulator_endpoint
     s3              = var.emulator_endpoint
     sns             = var.emulator_endpoint
     sqs             = var.emulator_endpoint

@@ -20,3 +20,20 @@ things = {
   "motor-0001"      = { device_type = "motor", site = "plant-1", line = "line-1" }
   "compressor-0002" = { device_type = "compressor", site = "plant-1", line = "line-2" }
 }
+
+# Alert routes: the twin's webhook receiver ({local_webhook}, started by iotpm local up)
+# stands in for each line's chat channel (every alarm of the line) and its pager
+# (critical only); critical raises also go to an SQS queue.
+alert_routes = {
+  line-1          = { topic = "machine", protocol = "http", endpoint = "{local_webhook}/hooks/line-1", lines = ["line-1"], events = ["alarm_raised", "alarm_cleared"] }
+  line-2          = { topic = "machine", protocol = "http", endpoint = "{local_webhook}/hooks/line-2", lines = ["line-2"], events = ["alarm_raised", "alarm_cleared"] }
+  line-3          = { topic = "machine", protocol = "http", endpoint = "{local_webhook}/hooks/line-3", lines = ["line-3"], events = ["alarm_raised", "alarm_cleared"] }
+  line-4          = { topic = "machine", protocol = "http", endpoint = "{local_webhook}/hooks/line-4", lines = ["line-4"], events = ["alarm_raised", "alarm_cleared"] }
+  line-1-critical = { topic = "machine", protocol = "http", endpoint = "{local_webhook}/hooks/line-1-critical", lines = ["line-1"], severities = ["critical"] }
+  line-2-critical = { topic = "machine", protocol = "http", endpoint = "{local_webhook}/hooks/line-2-critical", lines = ["line-2"], severities = ["critical"] }
+  line-3-critical = { topic = "machine", protocol = "http", endpoint = "{local_webhook}/hooks/line-3-critical", lines = ["line-3"], severities = ["critical"] }
+  line-4-critical = { topic = "machine", protocol = "http", endpoint = "{local_webhook}/hooks/line-4-critical", lines = ["line-4"], severities = ["critical"] }
+  reports         = { topic = "machine", protocol = "http", endpoint = "{local_webhook}/hooks/reports", events = ["report"] }
+  pipeline        = { topic = "pipeline", protocol = "http", endpoint = "{local_webhook}/hooks/pipeline" }
+  critical-raises = { topic = "machine", protocol = "sqs", severities = ["critical"], events = ["alarm_raised"] }
+}

@@ -20,3 +20,12 @@ api_quota_per_day      = 1000000
 alert_emails           = []
 
 things = {}
+
+# Alert routes (modules/alerting): per-line chat webhooks and the on-call address go here, e.g.
+#   line-1-chat = { topic = "machine", protocol = "https", endpoint = "https://chat.example/hooks/line-1", lines = ["line-1"] }
+#   on-call     = { topic = "machine", protocol = "email", endpoint = "oncall@example.com", severities = ["critical"] }
+alert_routes = {
+  critical-raises = { topic = "machine", protocol = "sqs", severities = ["critical"], events = ["alarm_raised"] }
+  warnings        = { topic = "machine", protocol = "sqs", severities = ["warning"] }
+  pipeline        = { topic = "pipeline", protocol = "sqs" }
+}

@@ -39,6 +39,10 @@ module "pipeline" {
   processor_reserved_concurrency = var.processor_reserved_concurrency
   archive_noncurrent_days        = var.archive_noncurrent_days
   manage_api_gateway_account     = var.manage_api_gateway_account
+  report_schedule_expression     = var.report_schedule_expression
+  report_scopes                  = var.report_scopes
+  alert_routes                   = var.alert_routes
+  local_webhook_url              = var.local_webhook_url
 }
 
 # State written before the pipeline was a module keeps its resources.

@@ -77,3 +77,10 @@ output "processor_environment" {
   description = "IOTPM_* settings of the processor, as set on the function."
   value       = module.pipeline.processor_environment
 }
+
+# -- the analytics layer ------------------------------------------------------------
+
+output "analytics" {
+  description = "Athena workgroup, Glue database and tables, results bucket, named query ids, report function, alert topics and route queues."
+  value       = module.pipeline.analytics
+}

@@ -21,3 +21,11 @@ things = {
   "motor-0001"      = { device_type = "motor", site = "plant-1", line = "line-1" }
   "compressor-0002" = { device_type = "compressor", site = "plant-1", line = "line-2" }
 }
+
+# Alert routes (modules/alerting): a queue for tooling; add chat webhooks and emails here, e.g.
+#   line-1-chat = { topic = "machine", protocol = "https", endpoint = "https://chat.example/hooks/line-1", lines = ["line-1"] }
+#   on-call     = { topic = "machine", protocol = "email", endpoint = "oncall@example.com", severities = ["critical"] }
+alert_routes = {
+  critical-raises = { topic = "machine", protocol = "sqs", severities = ["critical"], events = ["alarm_raised"] }
+  pipeline        = { topic = "pipeline", protocol = "sqs" }
+}

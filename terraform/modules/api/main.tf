@@ -79,7 +79,10 @@ resource "aws_api_gateway_integration" "proxy" {
 resource "aws_api_gateway_deployment" "this" {
   rest_api_id = aws_api_gateway_rest_api.this.id
   triggers = {
-    redeploy = sha1(jsonencode([aws_api_gateway_resource.proxy.id, aws_api_gateway_method.proxy.id, aws_api_gateway_integration.proxy.id]))
+    redeploy = sha1(jsonencode([
+      aws_api_gateway_resource.proxy.id, aws_api_gateway_method.proxy.id, aws_api_gateway_integration.proxy.id,
+      aws_api_gateway_resource.dashboard.id, aws_api_gateway_method.dashboard.id, aws_api_gateway_integration.dashboard.id,
+    ]))
   }
   lifecycle {
     create_before_destroy = true

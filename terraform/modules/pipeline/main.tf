@@ -9,7 +9,7 @@ locals {
   # The AWS services the Lambdas' own code calls (src/iotpm/adapters; the integration test
   # test_terraform_contract.py records the calls and holds this list to them). The stream,
   # the on-failure queue and the logs are reached by the Lambda service, not from the VPC.
-  code_services       = concat(["dynamodb", "s3", "sns"], var.enable_timestream ? ["timestream.ingest-cell1"] : [])
+  code_services       = concat(["dynamodb", "s3", "sns", "athena"], var.enable_timestream ? ["timestream.ingest-cell1"] : [])
   gateway_services    = ["dynamodb", "s3"] # the network module's gateway endpoints (free)
   interface_endpoints = distinct(concat([for s in local.code_services : s if !contains(local.gateway_services, s)], var.extra_interface_endpoints))
 }
@@ -85,7 +85,7 @@ module "processor" {
   table_arns           = module.storage.table_arns
   archive_bucket       = module.storage.archive_bucket
   archive_bucket_arn   = module.storage.archive_bucket_arn
-  alerts_topic_arn     = module.observability.alerts_topic_arn
+  alerts_topic_arn     = module.alerting.machine_topic_arn # machine alarms: their own routed topic
   timestream_database  = module.storage.timestream_database
   timestream_table     = module.storage.timestream_table
   timestream_table_arn = module.storage.timestream_table_arn
@@ -130,4 +130,69 @@ module "observability" {
   rest_api_name           = "${local.name}-api"
   stage_name              = module.api.stage_name
   tags                    = local.tags
+}
+
+# ---------------------------------------------------------------------------------
+# The analytics layer (SQL over the archive, the fleet report, alert routing).
+# The named queries are the SQL files the local `iotpm query` runs with DuckDB: one
+# copy, rendered here with the same ${readings}/${quarantine} subqueries.
+locals {
+  analytics_sql = "${path.module}/../../../src/iotpm/analytics/sql"
+  analytics_subqueries = {
+    readings   = trimspace(file("${local.analytics_sql}/readings.sql"))
+    quarantine = trimspace(file("${local.analytics_sql}/quarantine.sql"))
+  }
+  analytics_queries = {
+    for f in fileset(local.analytics_sql, "*.sql") : trimsuffix(f, ".sql") => {
+      description = trimspace(one(regexall("(?m)^-- description: (.*)$", file("${local.analytics_sql}/${f}")))[0])
+      query       = templatefile("${local.analytics_sql}/${f}", local.analytics_subqueries)
+    } if !contains(keys(local.analytics_subqueries), trimsuffix(f, ".sql"))
+  }
+}
+
+module "analytics" {
+  source                = "../analytics"
+  name                  = local.name
+  archive_bucket        = module.storage.archive_bucket
+  archive_bucket_arn    = module.storage.archive_bucket_arn
+  kms_key_arn           = module.kms.arn
+  named_queries         = local.analytics_queries
+  force_destroy_results = var.force_destroy_archive
+  tags                  = local.tags
+}
+
+module "report" {
+  source               = "../report"
+  name                 = local.name
+  environment          = var.environment
+  zip_path             = var.api_zip # the report handler ships in the API's zip (same dependencies)
+  architecture         = var.lambda_architecture
+  tables               = module.storage.table_names
+  table_arns           = module.storage.table_arns
+  archive_bucket_arn   = module.storage.archive_bucket_arn
+  results_bucket       = module.analytics.results_bucket
+  results_bucket_arn   = module.analytics.results_bucket_arn
+  athena_workgroup     = module.analytics.workgroup
+  athena_workgroup_arn = module.analytics.workgroup_arn
+  glue_database        = module.analytics.database
+  summary_topic_arn    = module.alerting.machine_topic_arn
+  schedule_expression  = var.report_schedule_expression
+  scopes               = var.report_scopes
+  subnet_ids           = module.network.private_subnet_ids
+  security_group_ids   = [module.network.lambda_security_group_id]
+  kms_key_arn          = module.kms.arn
+  log_retention_days   = var.log_retention_days
+  tags                 = local.tags
+}
+
+# Machine alarms on their own topic, pipeline alarms on the observability topic; the
+# routes (per environment, in terraform.tfvars) filter both by site, line, severity, event.
+module "alerting" {
+  source             = "../alerting"
+  name               = local.name
+  kms_key_arn        = module.kms.arn
+  pipeline_topic_arn = module.observability.alerts_topic_arn
+  routes             = var.alert_routes
+  local_webhook_url  = var.local_webhook_url
+  tags               = local.tags
 }

@@ -79,3 +79,21 @@ output "processor_environment" {
   description = "IOTPM_* settings of the processor, as set on the function."
   value       = module.processor.environment
 }
+
+# -- the analytics layer ------------------------------------------------------------
+
+output "analytics" {
+  description = "Athena workgroup, Glue database and tables, results bucket, named query ids, report function, alert topics and route queues."
+  value = {
+    workgroup       = module.analytics.workgroup
+    database        = module.analytics.database
+    tables          = module.analytics.tables
+    results_bucket  = module.analytics.results_bucket
+    named_query_ids = module.analytics.named_query_ids
+    report_function = module.report.function_name
+    machine_topic   = module.alerting.machine_topic_arn
+    pipeline_topic  = module.alerting.pipeline_topic_arn
+    route_queues    = module.alerting.route_queue_urls
+    reports         = module.report.reports_location
+  }
+}

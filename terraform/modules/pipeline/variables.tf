@@ -221,3 +221,41 @@ variable "manage_api_gateway_account" {
   description = "Set API Gateway's account-wide CloudWatch Logs role here (needed once per account and region; false where another stack sets it)."
   default     = true
 }
+
+# -- the analytics layer ------------------------------------------------------------
+
+variable "report_schedule_expression" {
+  type        = string
+  description = "When the fleet reports run (EventBridge Scheduler expression, UTC)."
+  default     = "cron(0 6 * * ? *)"
+}
+
+variable "report_scopes" {
+  type = map(object({
+    site  = optional(string)
+    line  = optional(string)
+    hours = optional(number, 24)
+  }))
+  description = "One scheduled report per entry: the fleet, a site or a line, over the last `hours`."
+  default     = { fleet = {} }
+}
+
+variable "alert_routes" {
+  type = map(object({
+    topic      = string
+    protocol   = string
+    endpoint   = optional(string, "")
+    sites      = optional(list(string), [])
+    lines      = optional(list(string), [])
+    severities = optional(list(string), [])
+    events     = optional(list(string), [])
+  }))
+  description = "Alert routes (modules/alerting): topic machine|pipeline, protocol email|https|http|sqs, filters."
+  default     = {}
+}
+
+variable "local_webhook_url" {
+  type        = string
+  description = "The local twin's webhook receiver ({local_webhook} in route endpoints); set by iotpm local up."
+  default     = ""
+}

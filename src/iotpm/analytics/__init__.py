@@ -1,0 +1,1 @@
+"""The analytics layer: SQL over the archive (Athena in AWS, DuckDB locally), the fleet report."""

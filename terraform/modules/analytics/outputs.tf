@@ -1,0 +1,34 @@
+output "database" {
+  description = "Glue database of the archive tables."
+  value       = aws_glue_catalog_database.this.name
+}
+
+output "tables" {
+  description = "Glue table names by role (raw_records, quarantine_records)."
+  value       = { for k, t in aws_glue_catalog_table.this : k => t.name }
+}
+
+output "workgroup" {
+  description = "Athena workgroup that runs the named queries (settings enforced)."
+  value       = aws_athena_workgroup.this.name
+}
+
+output "workgroup_arn" {
+  description = "ARN of the Athena workgroup."
+  value       = aws_athena_workgroup.this.arn
+}
+
+output "results_bucket" {
+  description = "Bucket of the encrypted query results."
+  value       = aws_s3_bucket.results.bucket
+}
+
+output "results_bucket_arn" {
+  description = "ARN of the query results bucket."
+  value       = aws_s3_bucket.results.arn
+}
+
+output "named_query_ids" {
+  description = "Athena named query ids by name."
+  value       = { for k, q in aws_athena_named_query.this : k => q.id }
+}

@@ -1,0 +1,125 @@
+# The scheduled fleet report: an EventBridge Scheduler schedule per scope invokes the
+# report Lambda, which reads the fleet through the API's handler (in-process, DynamoDB
+# behind it), runs the data-quality named queries on Athena, writes HTML and JSON to
+# the results bucket's reports/ prefix and publishes a summary for the alert routes.
+
+module "function" {
+  source       = "../function"
+  name         = "${var.name}-report"
+  description  = "iotpm fleet report (src/iotpm/analytics/report.py)"
+  zip_path     = var.zip_path
+  handler      = "iotpm.handlers.report.handler"
+  architecture = var.architecture
+  memory_mb    = 1024
+  timeout_s    = 600
+  environment = {
+    IOTPM_ENVIRONMENT      = var.environment
+    IOTPM_READINGS_TABLE   = var.tables["readings"]
+    IOTPM_DEVICES_TABLE    = var.tables["devices"]
+    IOTPM_ANOMALIES_TABLE  = var.tables["anomalies"]
+    IOTPM_ROLLUPS_TABLE    = var.tables["rollups"]
+    IOTPM_REPORTS_BUCKET   = var.results_bucket
+    IOTPM_ATHENA_WORKGROUP = var.athena_workgroup
+    IOTPM_ATHENA_DATABASE  = var.glue_database
+    IOTPM_REPORT_TOPIC_ARN = var.summary_topic_arn
+  }
+  policy_json        = local.policy_json
+  subnet_ids         = var.subnet_ids
+  security_group_ids = var.security_group_ids
+  log_retention_days = var.log_retention_days
+  kms_key_arn        = var.kms_key_arn
+  tags               = var.tags
+}
+
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+data "aws_partition" "current" {}
+
+locals {
+  glue_arn = "arn:${data.aws_partition.current.partition}:glue:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
+  policy_json = jsonencode({
+    Version = "2012-10-17"
+    Statement = concat([
+      {
+        Sid      = "ReadTables"
+        Effect   = "Allow"
+        Action   = ["dynamodb:GetItem", "dynamodb:Query"]
+        Resource = concat(values(var.table_arns), [for arn in values(var.table_arns) : "${arn}/index/*"])
+      },
+      {
+        Sid      = "RunNamedQueries"
+        Effect   = "Allow"
+        Action   = ["athena:StartQueryExecution", "athena:GetQueryExecution", "athena:GetQueryResults"]
+        Resource = [var.athena_workgroup_arn]
+      },
+      {
+        Sid      = "ReadCatalog"
+        Effect   = "Allow"
+        Action   = ["glue:GetDatabase", "glue:GetTable", "glue:GetPartitions"]
+        Resource = ["${local.glue_arn}:catalog", "${local.glue_arn}:database/${var.glue_database}", "${local.glue_arn}:table/${var.glue_database}/*"]
+      },
+      {
+        Sid      = "ReadArchive"
+        Effect   = "Allow"
+        Action   = ["s3:GetObject", "s3:ListBucket", "s3:GetBucketLocation"]
+        Resource = [var.archive_bucket_arn, "${var.archive_bucket_arn}/*"]
+      },
+      {
+        Sid      = "ResultsAndReports"
+        Effect   = "Allow"
+        Action   = ["s3:GetObject", "s3:PutObject", "s3:ListBucket", "s3:GetBucketLocation", "s3:AbortMultipartUpload"]
+        Resource = [var.results_bucket_arn, "${var.results_bucket_arn}/*"]
+      },
+      { Sid = "DataKey", Effect = "Allow", Action = ["kms:Decrypt", "kms:GenerateDataKey"], Resource = [var.kms_key_arn] },
+      ], var.summary_topic_arn == "" ? [] : [
+      { Sid = "Summary", Effect = "Allow", Action = ["sns:Publish"], Resource = [var.summary_topic_arn] },
+    ])
+  })
+}
+
+resource "aws_iam_role" "scheduler" {
+  name = "${var.name}-report-scheduler"
+  assume_role_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Effect    = "Allow"
+      Principal = { Service = "scheduler.amazonaws.com" }
+      Action    = "sts:AssumeRole"
+      Condition = { StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id } }
+    }]
+  })
+  tags = var.tags
+}
+
+resource "aws_iam_role_policy" "scheduler" {
+  name = "invoke-report"
+  role = aws_iam_role.scheduler.id
+  policy = jsonencode({
+    Version   = "2012-10-17"
+    Statement = [{ Effect = "Allow", Action = ["lambda:InvokeFunction"], Resource = [module.function.arn] }]
+  })
+}
+
+resource "aws_scheduler_schedule" "this" {
+  for_each                     = var.scopes
+  name                         = "${var.name}-report-${each.key}"
+  description                  = "iotpm fleet report: ${each.key}"
+  schedule_expression          = var.schedule_expression
+  schedule_expression_timezone = var.schedule_timezone
+  kms_key_arn                  = var.kms_key_arn
+
+  flexible_time_window {
+    mode = "OFF"
+  }
+
+  target {
+    arn      = module.function.arn
+    role_arn = aws_iam_role.scheduler.arn
+    input    = jsonencode({ site = each.value.site, line = each.value.line, hours = each.value.hours })
+
+    retry_policy {
+      maximum_retry_attempts       = 2
+      maximum_event_age_in_seconds = 3600
+    }
+  }
+}

@@ -1,0 +1,83 @@
+# Offline tests of the report module (mocked AWS provider).
+
+mock_provider "aws" {
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012", arn = "arn:aws:iam::123456789012:root" }
+  }
+  mock_data "aws_region" {
+    defaults = { name = "eu-west-1" }
+  }
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+  mock_resource "aws_iam_role" {
+    defaults = { arn = "arn:aws:iam::123456789012:role/mock" }
+  }
+  mock_resource "aws_lambda_function" {
+    defaults = {
+      arn        = "arn:aws:lambda:eu-west-1:123456789012:function:mock"
+      invoke_arn = "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/arn:aws:lambda:eu-west-1:123456789012:function:mock/invocations"
+    }
+  }
+  mock_resource "aws_cloudwatch_log_group" {
+    defaults = { arn = "arn:aws:logs:eu-west-1:123456789012:log-group:mock" }
+  }
+}
+
+variables {
+  name                 = "iotpm-test"
+  environment          = "dev"
+  zip_path             = "../../environments/shared/tests/fixture.zip"
+  tables               = { readings = "r", devices = "d", anomalies = "a", rollups = "u" }
+  table_arns           = { readings = "arn:aws:dynamodb:eu-west-1:123456789012:table/r", devices = "arn:aws:dynamodb:eu-west-1:123456789012:table/d" }
+  archive_bucket_arn   = "arn:aws:s3:::archive"
+  results_bucket       = "results"
+  results_bucket_arn   = "arn:aws:s3:::results"
+  athena_workgroup     = "iotpm-test-analytics"
+  athena_workgroup_arn = "arn:aws:athena:eu-west-1:123456789012:workgroup/iotpm-test-analytics"
+  glue_database        = "iotpm_test_archive"
+  summary_topic_arn    = "arn:aws:sns:eu-west-1:123456789012:machine-alarms"
+  subnet_ids           = ["subnet-1", "subnet-2"]
+  security_group_ids   = ["sg-1"]
+  kms_key_arn          = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000"
+  scopes               = { fleet = {}, line-1 = { site = "plant-1", line = "line-1", hours = 12 } }
+}
+
+run "one_schedule_per_scope_invokes_the_report_with_its_scope" {
+  command = apply
+
+  assert {
+    condition     = toset(keys(aws_scheduler_schedule.this)) == toset(["fleet", "line-1"])
+    error_message = "Each scope has its own schedule."
+  }
+  assert {
+    condition     = jsondecode(aws_scheduler_schedule.this["line-1"].target[0].input) == { site = "plant-1", line = "line-1", hours = 12 }
+    error_message = "The schedule hands the report its scope and period."
+  }
+  assert {
+    condition     = aws_scheduler_schedule.this["fleet"].schedule_expression == "cron(0 6 * * ? *)" && aws_scheduler_schedule.this["fleet"].flexible_time_window[0].mode == "OFF"
+    error_message = "Daily at 06:00 by default."
+  }
+  assert {
+    condition     = jsondecode(aws_iam_role_policy.scheduler.policy).Statement[0].Action == ["lambda:InvokeFunction"]
+    error_message = "The scheduler may only invoke the report function."
+  }
+}
+
+run "the_function_may_read_and_write_only_what_it_needs" {
+  command = apply
+
+  assert {
+    condition = alltrue([for s in jsondecode(output.policy_json).Statement :
+    !anytrue([for a in s.Action : can(regex("\\*", a)) || a == "dynamodb:Scan"])])
+    error_message = "No wildcard actions, no Scan."
+  }
+}
+
+run "a_period_past_the_api_range_is_refused" {
+  command = plan
+  variables {
+    scopes = { long = { hours = 5000 } }
+  }
+  expect_failures = [var.scopes]
+}

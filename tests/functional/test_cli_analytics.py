@@ -1,0 +1,39 @@
+"""``iotpm query`` over a folder copy of an archive the processor wrote."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from iotpm.cli.app import app
+from iotpm.service.memory import MemoryArchive
+from iotpm.service.samples import batch
+from tests.unit.test_analytics_queries import DAY, T0, process, write_archive
+
+
+def archive(tmp_path: Path) -> Path:
+    store = MemoryArchive()
+    process(batch(3, 20, start_ms=T0, faulty=[1], fault_from=5), store)
+    write_archive(store, tmp_path)
+    return tmp_path
+
+
+def test_query_runs_a_named_query_and_prints_json(tmp_path: Path) -> None:
+    args = ["query", "limit_breaches_per_line_per_day", "--day", DAY, "--archive", str(archive(tmp_path)), "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (row,) = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert row["temperature_breaches"] == 15 and row["devices_in_breach"] == 1
+
+
+def test_query_runs_any_sql_and_names_what_is_missing(tmp_path: Path) -> None:
+    folder = str(archive(tmp_path))
+    sql = "SELECT count(DISTINCT device_id) AS devices FROM ${readings} r"
+    result = CliRunner().invoke(app, ["query", "--sql", sql, "--archive", folder, "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout.splitlines()[0]) == {"devices": 3}
+    missing = CliRunner().invoke(app, ["query", "device_readings", "--archive", folder])
+    assert missing.exit_code == 2 and "device_id" in missing.output
+    unknown = CliRunner().invoke(app, ["query", "nope", "--archive", folder])
+    assert unknown.exit_code == 2 and "device_readings" in unknown.output

@@ -1,0 +1,132 @@
+"""The named queries (the SQL Athena runs) over archive objects the processor wrote, in DuckDB."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from iotpm.analytics.duck import ArchiveDB
+from iotpm.analytics.queries import named_queries, render
+from iotpm.service import Processor, RawRecord
+from iotpm.service.memory import (
+    MemoryAlerts,
+    MemoryAnomalies,
+    MemoryArchive,
+    MemoryReadings,
+    MemoryRollups,
+    MemoryStates,
+    MemoryTimeSeries,
+)
+from iotpm.service.processor import encode_lines
+from iotpm.service.samples import batch
+
+T0 = 1_790_000_000_000  # 2026-09-21T14:13:20Z
+DAY = "2026-09-21"
+
+
+def write_archive(archive: MemoryArchive, root: Path) -> None:
+    for key, obj in archive.objects.items():
+        target = root / key
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(encode_lines(obj.lines))
+
+
+def process(records: list[RawRecord], archive: MemoryArchive) -> None:
+    Processor(states=MemoryStates(), readings=MemoryReadings(), anomalies=MemoryAnomalies(), rollups=MemoryRollups(),
+              archive=archive, alerts=MemoryAlerts(), timeseries=MemoryTimeSeries())(records)  # fmt: skip
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> ArchiveDB:
+    archive = MemoryArchive()
+    records = batch(4, 30, start_ms=T0, faulty=[2], fault_from=10)
+    process(records[:80], archive)
+    process(records[60:], archive)  # a retry from record 60 on: a second object overlapping the first
+    late = RawRecord("9" * 20, "dev-0001", records[1].data, records[1].arrival_ms + 600_000, records[1].shard_id)
+    bad = RawRecord("9" * 21, "dev-0009", b'{"device_id": "dev-0009", "ts": 1}', T0 + 700_000, records[0].shard_id)
+    process([late, bad], archive)
+    write_archive(archive, tmp_path)
+    assert len(archive.objects) == 4  # two overlapping raw objects, one more, one quarantine
+    return ArchiveDB(tmp_path)
+
+
+def run(db: ArchiveDB, name: str, *params: object) -> list[dict[str, object]]:
+    return db.query(named_queries()[name].template, params).records()
+
+
+def test_every_named_query_names_its_parameters_and_runs(db: ArchiveDB) -> None:
+    values = {"device_id": "dev-0000", "from_day": DAY, "to_day": DAY, "silent_minutes": 1, "late_seconds": 60}
+    queries = named_queries()
+    assert set(queries) >= {"device_readings", "limit_breaches_per_line_per_day", "quarantine_reasons",
+                            "silent_devices", "late_data"}  # fmt: skip
+    for q in queries.values():
+        assert q.description and q.render().count("?") == len(q.params), q.name
+        assert "${" not in q.render()
+        db.query(q.template, [values[p] for p in q.params])
+
+
+def test_readings_are_counted_once_across_overlapping_objects(db: ArchiveDB) -> None:
+    rows = run(db, "device_readings", "dev-0000", DAY, DAY)
+    assert len(rows) == 30  # 80 + 60 records archived, 120 distinct, 30 per device
+    assert [json.loads(str(r["metrics"]))["temperature_c"] > 0 for r in rows] == [True] * 30
+    assert db.query("SELECT count(*) FROM raw_records").rows == [(80 + 60 + 2,)]
+
+
+def test_limit_breaches_name_the_hot_device_only(db: ArchiveDB) -> None:
+    rows = {(r["site"], r["line"]): r for r in run(db, "limit_breaches_per_line_per_day", DAY, DAY)}
+    assert rows.pop(("default", "default"))["readings"] == 1  # the raw archive keeps the quarantined record too
+    (row,) = rows.values()
+    assert (row["day"], row["site"], row["line"]) == (DAY, "plant-1", "line-1")
+    assert row["temperature_breaches"] == 20 and row["devices_in_breach"] == 1  # dev-0002 at 85 °C from reading 10
+    assert row["pressure_breaches"] == row["vibration_breaches"] == 0
+
+
+def test_quarantine_late_and_silent(db: ArchiveDB) -> None:
+    reasons = run(db, "quarantine_reasons", DAY, DAY)
+    assert [(r["messages"], r["devices"]) for r in reasons] == [(1, 1)] and reasons[0]["reason"]
+    late = run(db, "late_data", DAY, DAY, 60)
+    # dev-0001's record re-sent 10 minutes late, and the quarantined record (ts=1) as received
+    assert {(r["line"], r["late_readings"], r["devices"]) for r in late} == {("line-1", 1, 1), ("default", 1, 1)}
+    silent = {r["device_id"] for r in run(db, "silent_devices", DAY, DAY, 5)}
+    assert silent == {"dev-0000", "dev-0002", "dev-0003"}  # dev-0001's late copy arrived last
+
+
+def test_an_empty_archive_answers_with_no_rows(tmp_path: Path) -> None:
+    db = ArchiveDB(tmp_path)
+    for q in named_queries().values():
+        assert db.query(q.template, ["x" if p.endswith(("id", "day")) else 1 for p in q.params]).rows == []
+
+
+@settings(max_examples=25, deadline=None)
+@given(copies=st.lists(st.integers(min_value=0, max_value=9), min_size=1, max_size=30))
+def test_dedup_keeps_one_row_per_archive_key(copies: list[int]) -> None:
+    """However many times a record is archived, ``${readings}`` has it once (keyed on shard and sequence)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE MACRO json_extract_scalar(j, p) AS json_extract_string(j, p)")
+    rows = [(T0 + i, json.dumps({"device_id": f"d{k}", "ts": T0}), "p", f"{k:05d}", "s", "2026", "09", "21", "14")
+            for i, k in enumerate(copies)]  # fmt: skip
+    columns = "arrival_ms BIGINT, data VARCHAR, partition_key VARCHAR, sequence_number VARCHAR, shard_id VARCHAR"
+    con.execute(f"CREATE TABLE raw_records ({columns}, year VARCHAR, month VARCHAR, day VARCHAR, hour VARCHAR)")
+    con.executemany("INSERT INTO raw_records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    got = con.execute(f"SELECT sequence_number, arrival_ms FROM {render('${readings}')} r").fetchall()
+    first = {f"{k:05d}": T0 + copies.index(k) for k in copies}
+    assert sorted(got) == sorted(first.items())
+
+
+def test_the_sql_files_mean_the_same_to_terraform_and_python() -> None:
+    """Terraform's templatefile reads ``${...}`` and ``%{...}``; Python's Template only ``$name``/``${name}``.
+
+    So the files may hold no ``%{`` and no ``${`` other than the two subqueries,
+    and then both render them to the same text.
+    """
+    import re
+
+    for q in named_queries().values():
+        assert "%{" not in q.template and "$$" not in q.template, q.name
+        assert set(re.findall(r"\$\{(\w+)\}", q.template)) <= {"readings", "quarantine"}, q.name
