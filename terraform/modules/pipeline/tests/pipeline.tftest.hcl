@@ -282,8 +282,8 @@ run "interface_endpoints_are_the_services_the_code_calls" {
   command = apply # mocked: nothing is created
 
   assert {
-    condition     = toset(keys(module.network.interface_endpoints)) == toset(concat(["sns"], var.enable_timestream ? ["timestream.ingest-cell1"] : []))
-    error_message = "Interface endpoints (about $7 a month each per AZ) only for services the Lambdas call: SNS, and Timestream when on."
+    condition     = toset(keys(module.network.interface_endpoints)) == toset(concat(["sns", "athena"], var.enable_timestream ? ["timestream.ingest-cell1"] : []))
+    error_message = "Interface endpoints (about $7 a month each per AZ) only for services the Lambdas call: SNS, Athena (the report), and Timestream when on."
   }
   assert {
     condition     = toset(module.network.gateway_endpoints) == toset(["dynamodb", "s3"])
