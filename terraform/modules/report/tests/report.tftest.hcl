@@ -27,7 +27,7 @@ mock_provider "aws" {
 variables {
   name                 = "iotpm-test"
   environment          = "dev"
-  zip_path             = "../../environments/shared/tests/fixture.zip"
+  zip_path             = "../pipeline/tests/fixture.zip"
   tables               = { readings = "r", devices = "d", anomalies = "a", rollups = "u" }
   table_arns           = { readings = "arn:aws:dynamodb:eu-west-1:123456789012:table/r", devices = "arn:aws:dynamodb:eu-west-1:123456789012:table/d" }
   archive_bucket_arn   = "arn:aws:s3:::archive"
