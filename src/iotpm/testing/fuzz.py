@@ -279,8 +279,6 @@ REASONS = frozenset(r.value for r in RejectReason) - {RejectReason.DECODER_ERROR
 
 # -- running a corpus through the real handler, and what must hold ------------------------------
 
-DAY_MS = 86_400_000
-
 
 @dataclass
 class Outcome:
