@@ -59,6 +59,9 @@ class Settings(TableSettings):
     timestream_database: str = ""
     timestream_table: str = ""
     readings_ttl_days: int = 90
+    # write-behind: the per-shard snapshots' bucket (empty: every batch is written through)
+    state_bucket: str = ""
+    compact_interval_s: int = 600
 
 
 def clients(settings: TableSettings, names: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -80,8 +83,8 @@ def clients(settings: TableSettings, names: tuple[str, ...] | None = None) -> di
 
 def build_processor(settings: Settings | None = None, aws: dict[str, Any] | None = None) -> Processor:
     """The processor wired to DynamoDB, S3, SNS and (when enabled) Timestream."""
-    from iotpm.adapters.dynamodb import DynamoAnomalies, DynamoReadings, DynamoRollups, DynamoStates
-    from iotpm.adapters.s3 import S3Archive
+    from iotpm.adapters.dynamodb import DynamoAnomalies, DynamoLog, DynamoReadings, DynamoRollups, DynamoStates
+    from iotpm.adapters.s3 import S3Archive, S3Snapshots
     from iotpm.adapters.sns import SnsAlerts
     from iotpm.adapters.timestream import TimestreamWriter
 
@@ -98,7 +101,11 @@ def build_processor(settings: Settings | None = None, aws: dict[str, Any] | None
         timeseries=TimestreamWriter(c["timestream-write"], s.timestream_database, s.timestream_table)
         if s.timestream_enabled
         else None,
-        settings=ProcessorSettings(environment=s.environment, readings_ttl_days=s.readings_ttl_days),
+        settings=ProcessorSettings(
+            environment=s.environment, readings_ttl_days=s.readings_ttl_days, compact_interval_s=s.compact_interval_s
+        ),
+        batch_log=DynamoLog(ddb, s.readings_table) if s.state_bucket else None,
+        snapshots=S3Snapshots(c["s3"], s.state_bucket) if s.state_bucket else None,
     )
 
 

@@ -27,7 +27,7 @@ import base64
 import json
 import time
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,6 +45,7 @@ from iotpm.service.ports import (
     ChunkKey,
     DeviceRecord,
     Failures,
+    LogEntry,
     MetricStats,
     ReadingRow,
     RollupBlock,
@@ -277,6 +278,7 @@ def device_item(r: DeviceRecord, version: int) -> Item:
         "updated": _n(r.updated_ms),
         "version": _n(version),
         **_ingest_attrs(r.ingest),
+        **({"flushed": {"S": json.dumps(r.flushed, separators=(",", ":"))}} if r.flushed else {}),
     }
 
 
@@ -321,6 +323,7 @@ def device_record(item: Mapping[str, Any]) -> DeviceRecord:
         updated_ms=int(item["updated"]["N"]),
         version=int(item["version"]["N"]),
         ingest=_ingest_of(item),
+        flushed=json.loads(item["flushed"]["S"]) if "flushed" in item else {},
     )
 
 
@@ -431,7 +434,14 @@ class DynamoStates(_Dynamo):
         records = (device_record(item) for item in self._batch_get([{"device_id": {"S": d}} for d in device_ids]))
         return {r.device_id: r for r in records}
 
-    def put_many(self, records: Sequence[DeviceRecord]) -> Failures:
+    def put_many(self, records: Sequence[DeviceRecord], *, checked: bool = True) -> Failures:
+        if not checked:  # a view of the shard's snapshot: written as it is, in 25s
+            items = [device_item(r, r.version + 1) for r in records]
+            failures = self._batch_write(items, lambda it: str(it["device_id"]["S"]))
+            for r in records:
+                r.version += 0 if r.device_id in failures else 1
+            return failures
+
         def put(record: DeviceRecord) -> Failures:
             condition = "attribute_not_exists(device_id)" if record.version == 0 else "version = :v"
             extra = {} if record.version == 0 else {"ExpressionAttributeValues": {":v": _n(record.version)}}
@@ -448,6 +458,94 @@ class DynamoStates(_Dynamo):
             return {}
 
         return self._parallel(put, list(records))
+
+
+#: a log entry's item stays below this (DynamoDB's limit is 400 KB an item, names included)
+LOG_ITEM_BYTES: Final = 350_000
+_ENTRY: Final = msgspec.msgpack.Decoder(LogEntry)
+
+
+def log_partition(shard: str) -> str:
+    """The readings-table partition of a shard's log (``~`` is in no device id)."""
+    return f"~log#{shard}"
+
+
+def log_items(shard: str, entry: LogEntry) -> list[Item]:
+    """An entry as readings-table items: one, or parts of its devices when it is large."""
+    parts = [entry]
+    out: list[Item] = []
+    while parts:
+        part = parts.pop(0)
+        data = _deflate(msgspec.msgpack.encode(part))
+        if len(data) > LOG_ITEM_BYTES and len(part.devices) > 1:
+            half = len(part.devices) // 2
+            parts[:0] = [msgspec.structs.replace(part, devices=part.devices[:half]),
+                         msgspec.structs.replace(part, devices=part.devices[half:])]  # fmt: skip
+            continue
+        out.append(
+            {
+                "device_id": {"S": log_partition(shard)},
+                "sk": {"S": f"{entry.key}#{len(out):03d}"},
+                "n": _n(sum(len(d.ts) for d in part.devices)),
+                "data": {"B": data},
+                # kept as long as its readings would be: a shard that stops receiving keeps its
+                # last readings in the log (nothing compacts it), and the API still reads them
+                "expires_at": _n(entry.written_ms // 1000 + entry.ttl_s),
+            }
+        )
+    return out
+
+
+def log_entries(items: Iterable[Item]) -> Iterator[LogEntry]:
+    """Items of :func:`log_items` (in key order, either way) as entries, parts joined."""
+    current: LogEntry | None = None
+    for item in items:
+        part = _ENTRY.decode(_inflate(bytes(item["data"]["B"])))
+        if current is not None and current.key == part.key:
+            current.devices.extend(part.devices)
+            continue
+        if current is not None:
+            yield current
+        current = part
+    if current is not None:
+        yield current
+
+
+class DynamoLog(_Dynamo):
+    """:class:`~iotpm.service.ports.BatchLog` in the readings table, one partition per shard."""
+
+    def __init__(self, client: Any, table: str, consistent: bool = True) -> None:
+        super().__init__(client, table)
+        self.consistent = consistent
+
+    def append(self, shard: str, entry: LogEntry) -> None:
+        items = log_items(shard, entry)
+        failures = self._batch_write(items, lambda it: str(it["sk"]["S"]))
+        if failures:
+            raise next(iter(failures.values()))
+
+    def after(self, shard: str, key: str | None, newest_first: bool = False) -> Iterator[LogEntry]:
+        # "#~" sorts after every part suffix of ``key``; "0" before every key (they start with digits)
+        low = "0" if key is None else f"{key}#~"
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "device_id = :d AND sk > :k",
+            "ExpressionAttributeValues": {":d": {"S": log_partition(shard)}, ":k": {"S": low}},
+            "ScanIndexForward": not newest_first,
+            "ConsistentRead": self.consistent,
+        }
+
+        def pages() -> Iterator[Item]:
+            start: Item | None = None
+            while True:
+                with aws_call(f"Query {self.table} {log_partition(shard)}"):
+                    got = self.client.query(**kwargs, **({"ExclusiveStartKey": start} if start else {}))
+                yield from got.get("Items", [])
+                start = got.get("LastEvaluatedKey")
+                if not start:
+                    return
+
+        return log_entries(pages())
 
 
 class DynamoAnomalies(_Dynamo):

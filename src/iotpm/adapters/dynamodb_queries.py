@@ -30,8 +30,18 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from iotpm.adapters.dynamodb import FLEET_KEY, Item, TableNames, _n, block_of_item, chunk_rows, device_record
+from iotpm.adapters.dynamodb import (
+    FLEET_KEY,
+    DynamoLog,
+    Item,
+    TableNames,
+    _n,
+    block_of_item,
+    chunk_rows,
+    device_record,
+)
 from iotpm.adapters.errors import aws_call
+from iotpm.api import tail
 from iotpm.api.ports import (
     AnomalyFilter,
     Bucket,
@@ -44,6 +54,7 @@ from iotpm.api.ports import (
 )
 from iotpm.service.ports import (
     CHUNK_MS,
+    RESOLUTION_MS,
     ROLLUP_BLOCK_MS,
     AnomalyRow,
     BucketAgg,
@@ -62,12 +73,17 @@ class DynamoQueries:
 
     def __init__(self, client: Any, tables: TableNames) -> None:
         self.client, self.tables = client, tables
+        self.log = DynamoLog(client, tables.readings, consistent=False)
 
-    def device(self, device_id: str) -> DeviceRecord | None:
+    def _record(self, device_id: str) -> DeviceRecord | None:
         with aws_call(f"GetItem {self.tables.devices}"):
             got = self.client.get_item(TableName=self.tables.devices, Key={"device_id": {"S": device_id}})
         item = got.get("Item")
         return device_record(item) if item else None
+
+    def device(self, device_id: str) -> DeviceRecord | None:
+        record = self._record(device_id)
+        return None if record is None else tail.with_view(self.log, record)
 
     def devices(self, where: DeviceFilter, limit: int, cursor: str | None) -> Page[DeviceRecord]:
         filters, values = [], {}
@@ -113,24 +129,36 @@ class DynamoQueries:
         kwargs = {"KeyConditionExpression": "device_id = :d AND sk BETWEEN :a AND :b"}
         out: list[ReadingRow] = []
         hour: dict[str, ReadingRow] = {}
-        current = None
+        current: int | None = None
+        logged = tail.by_block(tail.rows(self.log, self._record(device_id)), CHUNK_MS)
 
-        def flush() -> None:
+        def take(row: ReadingRow) -> None:
+            if start_ms <= row.ts_ms < end_ms and (mark is None or row.key > mark):
+                hour[row.key] = row  # chunks come in ordinal order, the log after them: of one key, the later
+
+        def flush(before: int | None) -> None:
+            """The current hour out (with its logged readings), then any logged-only hours before ``before``."""
+            for r in logged.pop(current, []) if current is not None else []:
+                take(r)
             out.extend(hour[k] for k in sorted(hour))
             hour.clear()
+            for at in sorted(h for h in logged if before is None or h < before):
+                for r in logged.pop(at):
+                    take(r)
+                out.extend(hour[k] for k in sorted(hour))
+                hour.clear()
 
         for item in self._items(self.tables.readings, kwargs, values):
             at = block_of(int(item["sk"]["S"][:13]), CHUNK_MS)  # an item before packing: its reading's time
             if at != current:
-                flush()
+                flush(at)
                 if len(out) > limit:
                     break
                 current = at
             for r in chunk_rows(item):
-                if start_ms <= r.ts_ms < end_ms and (mark is None or r.key > mark):
-                    hour[r.key] = r  # chunks come in ordinal order: of one key, the later one
+                take(r)
         else:
-            flush()
+            flush(None)
         rows = out[:limit]
         return Page(rows, encode_cursor({"sk": rows[-1].key}) if len(out) > limit else None)
 
@@ -145,25 +173,37 @@ class DynamoQueries:
         width = ROLLUP_BLOCK_MS[resolution]
         out: list[Bucket] = []
         block: dict[int, BucketAgg] = {}
-        current = None
+        current: int | None = None
+        logged = tail.buckets(tail.rows(self.log, self._record(device_id)), RESOLUTION_MS[resolution])
+        pending = {at: {b: agg for b, agg in logged.items() if block_of(b, width) == at}
+                   for at in {block_of(b, width) for b in logged}}  # fmt: skip
 
-        def flush() -> None:
+        def emit() -> None:
             for at, agg in sorted(block.items()):
                 if start_ms <= at < end_ms and (mark is None or at > mark):
                     metrics = {k: summary(s) for k, s in agg.metrics.items() if s.count}
                     out.append(Bucket(device_id, resolution, at, metrics, agg.anomalies))
             block.clear()
 
+        def flush(before: int | None) -> None:
+            """The current block out (with its logged buckets), then any logged-only blocks before ``before``."""
+            if current is not None:
+                block.update(add_buckets(block, pending.pop(current, {})))
+            emit()
+            for at in sorted(b for b in pending if before is None or b < before):
+                block.update(pending.pop(at))
+                emit()
+
         for item in self._items(self.tables.rollups, kwargs, values):
             at = block_of(int(item["bucket"]["N"]), width)  # a bucket item before packing shares its block's
             if at != current:
-                flush()
+                flush(at)
                 if len(out) > limit:
                     break
                 current = at
             block.update(add_buckets(block, block_of_item(item).buckets()))
         else:
-            flush()
+            flush(None)
         rows = out[:limit]
         return Page(rows, encode_cursor({"bucket": rows[-1].start_ms}) if len(out) > limit else None)
 

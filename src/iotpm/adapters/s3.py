@@ -1,13 +1,19 @@
-"""The S3 archive: raw records and quarantined ones as gzip JSON Lines."""
+"""S3: the archive (raw records and quarantined ones as gzip JSON Lines) and the shard snapshots."""
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from iotpm.adapters.errors import aws_call
-from iotpm.service.ports import ArchiveObject
+import msgspec
+from botocore.exceptions import BotoCoreError, ClientError
+
+from iotpm.adapters.dynamodb import device_item, device_record
+from iotpm.adapters.errors import aws_call, translate
+from iotpm.service.errors import ConflictError
+from iotpm.service.ports import ArchiveObject, Snapshot
 from iotpm.service.processor import encode_lines
 
 
@@ -69,3 +75,73 @@ class S3Reports:
                 self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=kind)
             keys.append(key)
         return keys
+
+
+def encode_snapshot(snapshot: Snapshot) -> bytes:
+    """A snapshot as deflated msgpack: its records as their devices-table items."""
+    items = [device_item(r, r.version) for r in snapshot.records.values()]
+    body = [items, snapshot.last_key, snapshot.compacted_key, snapshot.compacted_ms]
+    return zlib.compress(msgspec.msgpack.encode(body), 6)
+
+
+def decode_snapshot(data: bytes, tag: str | None) -> Snapshot:
+    """Inverse of :func:`encode_snapshot`."""
+    items, last_key, compacted_key, compacted_ms = msgspec.msgpack.decode(zlib.decompress(data))
+    records = {r.device_id: r for r in (device_record(it) for it in items)}
+    return Snapshot(records, last_key, compacted_key, compacted_ms, tag)
+
+
+class S3Snapshots:
+    """:class:`~iotpm.service.ports.SnapshotStore`: one object per shard, written with ``If-Match``.
+
+    The object read last is kept: a GET with ``If-None-Match`` answers 304 while this
+    container is the shard's writer, so a batch reads no body. The bucket is not the
+    archive's (Object Lock would keep every version of an object rewritten each batch).
+    """
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "snapshots/") -> None:
+        self.client, self.bucket, self.prefix = client, bucket, prefix
+        self._held: dict[str, tuple[str, bytes]] = {}
+
+    def _key(self, shard: str) -> str:
+        return f"{self.prefix}{shard}.msgpack.z"
+
+    def get(self, shard: str) -> Snapshot:
+        held = self._held.get(shard)
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(shard)}
+        if held is not None:
+            kwargs["IfNoneMatch"] = held[0]
+        try:
+            got = self.client.get_object(**kwargs)
+        except ClientError as exc:
+            status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if held is not None and (status == 304 or code in ("304", "NotModified")):
+                return decode_snapshot(held[1], held[0])
+            if code in ("NoSuchKey", "404"):
+                self._held.pop(shard, None)
+                return Snapshot()
+            raise translate(exc, f"GetObject s3://{self.bucket}/{self._key(shard)}") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, f"GetObject s3://{self.bucket}/{self._key(shard)}") from exc
+        body, tag = got["Body"].read(), str(got["ETag"])
+        self._held[shard] = (tag, body)
+        return decode_snapshot(body, tag)
+
+    def put(self, shard: str, snapshot: Snapshot) -> None:
+        body = encode_snapshot(snapshot)
+        condition = {"IfMatch": snapshot.tag} if snapshot.tag is not None else {"IfNoneMatch": "*"}
+        try:
+            got = self.client.put_object(Bucket=self.bucket, Key=self._key(shard), Body=body, **condition)
+        except ClientError as exc:
+            self._held.pop(shard, None)
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            error = translate(exc, f"PutObject s3://{self.bucket}/{self._key(shard)}")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise ConflictError(str(error), code=code) from exc
+            raise error from exc
+        except BotoCoreError as exc:
+            self._held.pop(shard, None)
+            raise translate(exc, f"PutObject s3://{self.bucket}/{self._key(shard)}") from exc
+        snapshot.tag = str(got["ETag"])
+        self._held[shard] = (snapshot.tag, body)

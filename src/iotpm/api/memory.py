@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from iotpm.api import tail
 from iotpm.api.ports import (
     AnomalyFilter,
     Bucket,
@@ -19,8 +20,16 @@ from iotpm.api.ports import (
     encode_cursor,
     summary,
 )
-from iotpm.service.memory import MemoryAnomalies, MemoryReadings, MemoryRollups, MemoryStates
-from iotpm.service.ports import AnomalyRow, DeviceRecord, ReadingRow, Resolution
+from iotpm.service.memory import MemoryAnomalies, MemoryLog, MemoryReadings, MemoryRollups, MemoryStates
+from iotpm.service.ports import (
+    RESOLUTION_MS,
+    AnomalyRow,
+    BucketAgg,
+    DeviceRecord,
+    ReadingRow,
+    Resolution,
+    add_buckets,
+)
 
 T = TypeVar("T")
 
@@ -34,14 +43,17 @@ class MemoryQueries:
         readings: MemoryReadings | None = None,
         anomalies: MemoryAnomalies | None = None,
         rollups: MemoryRollups | None = None,
+        log: MemoryLog | None = None,
     ) -> None:
         self.states = states or MemoryStates()
         self.readings_store = readings or MemoryReadings()
         self.anomalies_store = anomalies or MemoryAnomalies()
         self.rollups = rollups or MemoryRollups()
+        self.log = log or MemoryLog()
 
     def device(self, device_id: str) -> DeviceRecord | None:
-        return self.states.items.get(device_id)
+        record = self.states.items.get(device_id)
+        return None if record is None else tail.with_view(self.log, record)
 
     def devices(self, where: DeviceFilter, limit: int, cursor: str | None) -> Page[DeviceRecord]:
         rows = [
@@ -58,16 +70,24 @@ class MemoryQueries:
         return _page(sorted(rows, key=key), key, limit, cursor, reverse=False)
 
     def readings(self, device_id: str, start_ms: int, end_ms: int, limit: int, cursor: str | None) -> Page[ReadingRow]:
-        rows = [r for (d, _), r in self.readings_store.items.items() if d == device_id and start_ms <= r.ts_ms < end_ms]
+        held = {k: r for (d, k), r in self.readings_store.items.items() if d == device_id}
+        held.update(tail.rows(self.log, self.states.items.get(device_id)))
+        rows = [r for r in held.values() if start_ms <= r.ts_ms < end_ms]
         return _page(sorted(rows, key=lambda r: r.key), lambda r: r.key, limit, cursor, reverse=False)
 
     def buckets(
         self, device_id: str, resolution: Resolution, start_ms: int, end_ms: int, limit: int, cursor: str | None
     ) -> Page[Bucket]:
-        rows = [
-            Bucket(d, resolution, b, {k: summary(s) for k, s in r.metrics.items() if s.count}, r.anomalies)
+        held = {
+            b: BucketAgg(dict(r.metrics), r.anomalies)
             for (d, res, b), r in self.rollups.items.items()
-            if d == device_id and res == resolution and start_ms <= b < end_ms
+            if d == device_id and res == resolution
+        }
+        logged = tail.buckets(tail.rows(self.log, self.states.items.get(device_id)), RESOLUTION_MS[resolution])
+        rows = [
+            Bucket(device_id, resolution, b, {k: summary(s) for k, s in r.metrics.items() if s.count}, r.anomalies)
+            for b, r in add_buckets(held, logged).items()
+            if start_ms <= b < end_ms
         ]
         return _page(sorted(rows, key=lambda r: r.start_ms), lambda r: f"{r.start_ms:013d}", limit, cursor, False)
 

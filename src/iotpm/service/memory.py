@@ -6,9 +6,11 @@ test learns from a fake holds for DynamoDB, S3 and SNS.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Final
 
+import msgspec
 import orjson
 
 from iotpm.service.errors import ConflictError
@@ -20,10 +22,12 @@ from iotpm.service.ports import (
     BlockKey,
     DeviceRecord,
     Failures,
+    LogEntry,
     MetricStats,
     ReadingRow,
     RollupBlock,
     RollupDelta,
+    Snapshot,
     blocks_of,
     chunks_of,
 )
@@ -46,11 +50,13 @@ class MemoryStates:
     def get_many(self, device_ids: Sequence[str]) -> dict[str, DeviceRecord]:
         return {d: _stored(self.items[d]) for d in device_ids if d in self.items}
 
-    def put_many(self, records: Sequence[DeviceRecord]) -> Failures:
+    def put_many(self, records: Sequence[DeviceRecord], *, checked: bool = True) -> Failures:
         failures: Failures = {}
         for record in records:
             current = self.items.get(record.device_id)
-            if (current.version if current else 0) != record.version:
+            if not checked:
+                record.version = current.version if current else 0
+            elif (current.version if current else 0) != record.version:
                 failures[record.device_id] = ConflictError(f"device {record.device_id} changed since it was read")
                 continue
             record.version += 1
@@ -155,6 +161,51 @@ class MemoryTimeSeries:
         return 0, {}
 
 
+class MemoryLog:
+    """:class:`~iotpm.service.ports.BatchLog` in memory: entries kept encoded, as the table holds them."""
+
+    def __init__(self) -> None:
+        self.shards: dict[str, dict[str, bytes]] = {}
+
+    def append(self, shard: str, entry: LogEntry) -> None:
+        self.shards.setdefault(shard, {})[entry.key] = msgspec.msgpack.encode(entry)
+
+    def after(self, shard: str, key: str | None, newest_first: bool = False) -> Iterator[LogEntry]:
+        entries = self.shards.get(shard, {})
+        for k in sorted(entries, reverse=newest_first):
+            if key is None or k > key:
+                yield _ENTRY.decode(entries[k])
+
+
+class MemorySnapshots:
+    """:class:`~iotpm.service.ports.SnapshotStore` in memory, versioned like the S3 object."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, tuple[str, Snapshot]] = {}
+        self._count = 0
+
+    def get(self, shard: str) -> Snapshot:
+        got = self.items.get(shard)
+        if got is None:
+            return Snapshot()
+        tag, snap = got
+        return Snapshot({d: _stored(r) for d, r in snap.records.items()}, snap.last_key, snap.compacted_key,
+                        snap.compacted_ms, tag)  # fmt: skip
+
+    def put(self, shard: str, snapshot: Snapshot) -> None:
+        current = self.items.get(shard)
+        if (current[0] if current else None) != snapshot.tag:
+            raise ConflictError(f"snapshot of {shard} changed since it was read")
+        self._count += 1
+        tag = str(self._count)
+        records = {d: _stored(r) for d, r in snapshot.records.items()}
+        self.items[shard] = (tag, Snapshot(records, snapshot.last_key, snapshot.compacted_key, snapshot.compacted_ms))
+        snapshot.tag = tag
+
+
+_ENTRY: Final = msgspec.msgpack.Decoder(LogEntry)
+
+
 def _stored(record: DeviceRecord) -> DeviceRecord:
     """An independent copy, made the way the DynamoDB item is: detector and trend through JSON.
 
@@ -167,4 +218,5 @@ def _stored(record: DeviceRecord) -> DeviceRecord:
     copy.latest = dict(record.latest)
     copy.trend = orjson.loads(orjson.dumps(record.trend))
     copy.ingest = orjson.loads(orjson.dumps(record.ingest))
+    copy.flushed = dict(record.flushed)
     return copy

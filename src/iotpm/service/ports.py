@@ -9,7 +9,7 @@ seventh of a frozen one's). Nothing changes a row once built.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal, Protocol
 
@@ -221,6 +221,143 @@ class DeviceRecord:
     #: replay protection: {"pos": {shard id: last applied Kinesis sequence number},
     #: "recent": base64 int64 identities of the device's latest messages}
     ingest: dict[str, Any] = field(default_factory=dict)
+    #: write-behind: per shard, the key of the batch log entry this record is complete
+    #: through; the device's readings in later entries of that shard's log are not in
+    #: the record, the readings chunks and the rollups yet (see :class:`BatchLog`)
+    flushed: dict[str, str] = field(default_factory=dict)
+
+
+class LogDevice(msgspec.Struct, array_like=True, gc=False):
+    """One device's part of a batch log entry: its readings of the batch and its view after them.
+
+    The readings are what the readings table would hold (the detector's score and flag
+    on each); ``newest`` is the sequence number of its newest record in the batch (its
+    replay position), the view fields what its device record would say after the batch.
+    """
+
+    device_id: str
+    site: str
+    line: str
+    device_type: str
+    newest: str
+    health: float
+    alarm_open: bool
+    alarm_since_ms: int | None
+    last_ts_ms: int
+    readings: int  # the device's stored readings after the batch
+    first_ordinal: int
+    ts: list[int]
+    seq: list[int | None]
+    metrics: list[dict[str, float]]
+    score: list[float]
+    anomaly: list[bool]
+
+    def rows(self, ttl_s: int) -> list[ReadingRow]:
+        """The device's reading rows in this entry (in time order)."""
+        return [
+            ReadingRow(
+                self.device_id, ts, reading_key(ts, seq, m), seq, self.site, self.line, self.device_type,
+                m, score, flag, ts // 1000 + ttl_s, self.first_ordinal + i,
+            )
+            for i, (ts, seq, m, score, flag) in enumerate(
+                zip(self.ts, self.seq, self.metrics, self.score, self.anomaly, strict=True)
+            )
+        ]  # fmt: skip
+
+
+class LogEntry(msgspec.Struct, gc=False):
+    """One batch's readings of the devices whose writes were held back (write-behind).
+
+    ``key`` orders a shard's entries: every entry gets a key above the newest one on its
+    shard when it is written (one writer per shard at a time: the event source mapping).
+    """
+
+    key: str
+    written_ms: int
+    ttl_s: int
+    devices: list[LogDevice]
+
+
+def reading_key(ts_ms: int, seq: int | None, metrics: Mapping[str, float]) -> str:
+    """A reading's sort key: zero-padded time, then its sequence number or its metric names."""
+    # zero-padded to 13 digits: str.zfill pads as f"{ts:013d}" does, at half its cost
+    return f"{str(ts_ms).zfill(13)}#{seq if seq is not None else ','.join(sorted(metrics))}"
+
+
+def log_key(sequence_number: str, after: str | None) -> str:
+    """The key of a new log entry: the batch's last sequence number, above ``after`` (the newest key).
+
+    Sequence numbers are decimal strings of varying length: prefixed by their length they
+    sort as numbers. A retried batch can end below an entry already written (Lambda
+    bisects a batch that failed): its key is then ``after`` with a counter above it.
+    """
+    key = f"{len(sequence_number):03d}{sequence_number}"
+    if after is None or key > after:
+        return key
+    base, _, count = after.partition("~")
+    return f"{base}~{int(count or 0) + 1:06d}"
+
+
+def buckets_of_rows(rows: Sequence[ReadingRow], width_ms: int) -> dict[int, BucketAgg]:
+    """Rows aggregated into buckets of ``width_ms`` (what the rollups would add for them)."""
+    out: dict[int, BucketAgg] = {}
+    for r in rows:
+        start = block_of(r.ts_ms, width_ms)
+        stats = {k: MetricStats(1, v, v, v) for k, v in r.metrics.items()}
+        agg = BucketAgg(stats, int(r.anomaly))
+        o = out.get(start)
+        out[start] = agg if o is None else BucketAgg(merge_stats(o.metrics, agg.metrics), o.anomalies + agg.anomalies)
+    return out
+
+
+class BatchLog(Protocol):
+    """Per shard, the readings of each batch whose table writes were held back (write-behind).
+
+    A device's readings chunks, rollups and record are written every few minutes (a
+    compaction) rather than every batch; until then its readings of each batch are in
+    the batch's entry, one item for all of the batch's devices. Readers (the API) add a
+    device's entries after its record's ``flushed`` key to what the tables hold; of one
+    reading key in two entries they take the later.
+    """
+
+    def append(self, shard: str, entry: LogEntry) -> None:
+        """Store the entry (raises :class:`~iotpm.service.errors.StoreError`)."""
+        ...
+
+    def after(self, shard: str, key: str | None, newest_first: bool = False) -> Iterator[LogEntry]:
+        """The shard's entries with keys above ``key`` (all when None), oldest first unless asked."""
+        ...
+
+
+@dataclass
+class Snapshot:
+    """One shard's device records as of its newest log entry: the processor's state in write-behind.
+
+    ``last_key`` is the newest log entry applied to the records, ``compacted_key`` the
+    newest one whose readings the tables hold (``compacted_ms`` when that was done).
+    ``tag`` is the store's version of it (None for a shard with no snapshot yet).
+    """
+
+    records: dict[str, DeviceRecord] = field(default_factory=dict)
+    last_key: str | None = None
+    compacted_key: str | None = None
+    compacted_ms: int = 0
+    tag: str | None = None
+
+
+class SnapshotStore(Protocol):
+    """Per-shard snapshots, written only over the version read (one writer per shard)."""
+
+    def get(self, shard: str) -> Snapshot:
+        """The shard's snapshot as stored (an empty one when there is none)."""
+        ...
+
+    def put(self, shard: str, snapshot: Snapshot) -> None:
+        """Store it if the stored version is still ``snapshot.tag``, and set ``tag`` to the new one.
+
+        A snapshot changed since it was read fails with :class:`~iotpm.service.errors.ConflictError`.
+        """
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,11 +401,12 @@ class StateStore(Protocol):
 
     def get_many(self, device_ids: Sequence[str]) -> dict[str, DeviceRecord]: ...
 
-    def put_many(self, records: Sequence[DeviceRecord]) -> Failures:
+    def put_many(self, records: Sequence[DeviceRecord], *, checked: bool = True) -> Failures:
         """Write each record if its stored version is still ``record.version``.
 
         A record written gets ``version`` advanced; one that lost the race fails with
-        :class:`~iotpm.service.errors.ConflictError`.
+        :class:`~iotpm.service.errors.ConflictError`. Unchecked (write-behind, where the
+        shard's snapshot is the truth and the table a view of it) the write always lands.
         """
         ...
 

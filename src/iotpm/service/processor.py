@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import dataclasses
 import gzip
 import json
@@ -42,16 +43,25 @@ from iotpm.service.ports import (
     AnomalyStore,
     Archive,
     ArchiveObject,
+    BatchLog,
     DeviceRecord,
     Failures,
+    LogDevice,
+    LogEntry,
     MetricStats,
     RawLine,
     ReadingRow,
     ReadingStore,
     RollupDelta,
     RollupStore,
+    Snapshot,
+    SnapshotStore,
     StateStore,
     TimeSeries,
+    block_of,
+    buckets_of_rows,
+    log_key,
+    reading_key,
 )
 
 _DAY_S = 86_400
@@ -110,6 +120,9 @@ class ProcessorSettings:
     limits: ValidationLimits = field(default_factory=ValidationLimits)
     archive_prefix: str = "raw"
     quarantine_prefix: str = "quarantine"
+    #: write-behind (when the processor has a batch log and snapshots): how often a shard's
+    #: held readings are compacted into the readings chunks, the rollups and the device records
+    compact_interval_s: int = 600
 
 
 @dataclass(slots=True)
@@ -154,8 +167,12 @@ class Processor:
         timeseries: TimeSeries | None = None,
         detector: DetectorConfig | None = None,
         settings: ProcessorSettings | None = None,
+        batch_log: BatchLog | None = None,
+        snapshots: SnapshotStore | None = None,
     ) -> None:
+        """Write-through unless given a ``batch_log`` and ``snapshots`` (see :meth:`_write_behind`)."""
         self.states, self.readings, self.anomalies, self.rollups = states, readings, anomalies, rollups
+        self.log, self.snapshots = batch_log, snapshots
         self.archive, self.alerts, self.timeseries = archive, alerts, timeseries
         self.fleet = FleetDetector(detector)
         if self.fleet.native is None:  # the zip was built without a compiler for this machine
@@ -166,19 +183,26 @@ class Processor:
     def __call__(self, records: Sequence[RawRecord], now_ms: int | None = None) -> BatchOutcome:
         """Process a batch; raises :class:`StoreError` only when nothing could be stored."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
+        shards = sorted({r.shard_id for r in records})
+        if self.log is not None and len(shards) > 1:  # never from Kinesis (a batch is one shard's)
+            return _merged([self(tuple(r for r in records if r.shard_id == s), now) for s in shards])
         counts = Counts(records=len(records))
         if not records:
             return BatchOutcome(counts, [])
         counts.max_age_ms = max(0, now - min([r.arrival_ms for r in records]))
         self.archive.put(ArchiveObject(self._key(self.settings.archive_prefix, records), _raw_lines(records)))
+        snap = self.snapshots.get(shards[0]) if self.log is not None and self.snapshots is not None else None
         devices, rejected = self._decode(records, counts)
-        stored = self.states.get_many(sorted(devices)) if devices else {}
+        stored = self._records(sorted(devices), shards[0], snap) if devices else {}
         work = self._detect(devices, records, stored, counts, rejected)
         if rejected:
             self._quarantine(records, rejected, counts)
-        if not work:
+        if snap is not None:
+            failures = self._write_behind(work, now, counts, shards[0], snap)
+        elif work:
+            failures = self._write(work, now, counts)
+        else:
             return BatchOutcome(counts, [])
-        failures = self._write(work, now, counts)
         first_failed: int | None = None  # Lambda retries from the first failed record on
         poisoned: list[tuple[int, Rejection, Any]] = []
         for w in work:
@@ -201,6 +225,26 @@ class Processor:
         failed = [] if first_failed is None else [records[first_failed].sequence_number]
         errors = [f"{device}: {exc}" for device, exc in sorted(failures.items())]
         return BatchOutcome(counts, failed, errors)
+
+    def _records(self, device_ids: list[str], shard: str, snap: Snapshot | None) -> dict[str, DeviceRecord]:
+        """The batch's devices' records: from the shard's snapshot (copies), else the devices table.
+
+        A device new to the shard's snapshot whose record names another shard's log (the
+        stream was resharded: Kinesis hands a child shard over only once its parent is
+        done) has that shard compacted first, so its record is whole.
+        """
+        if snap is None:
+            return self.states.get_many(device_ids)
+        out = {d: copy.copy(snap.records[d]) for d in device_ids if d in snap.records}
+        missing = [d for d in device_ids if d not in out]
+        stored = self.states.get_many(missing) if missing else {}
+        others = sorted({s for r in stored.values() for s in r.flushed if s != shard})
+        if others and self.snapshots is not None:
+            for other in others:
+                self._compact(other, self.snapshots.get(other), int(time.time() * 1000))
+            stored = self.states.get_many(missing)
+        out.update(stored)
+        return out
 
     # -- decode -------------------------------------------------------------------
 
@@ -397,13 +441,7 @@ class Processor:
             rejected, failed = self.timeseries.write([r for d, rs in rows.items() if d not in failures for r in rs])
             counts.timeseries_rejected += rejected
             failures.update(failed)
-        for w in work:
-            for event in w.result.events if w.device.device_id not in failures else ():
-                try:
-                    self._event(event, w.fresh[event.index], w.result, counts, token)
-                except StoreError as exc:
-                    failures[w.device.device_id] = exc
-                    break
+        self._events(work, counts, token, failures)
         failures.update(self.rollups.apply(_rollups([w for w in work if w.device.device_id not in failures], s)))
         records = []
         for w in work:
@@ -412,6 +450,110 @@ class Processor:
                 records.append(w.record)
         failures.update(self.states.put_many(records))
         return failures
+
+    def _write_behind(self, work: list[_Work], now: int, counts: Counts, shard: str, snap: Snapshot) -> Failures:
+        """Write-behind: the batch's readings in one log entry, the shard's records in its snapshot.
+
+        Per batch, whatever the number of devices: one log item (the readings, scored,
+        and each device's view after them: what the API adds to the tables), the
+        snapshot object (S3) and the alarm events. Every ``compact_interval_s`` the
+        readings logged since the last compaction are written to the readings chunks,
+        the rollups and the device records, per device (:meth:`_compact`). A device new
+        to the devices table, or whose alarm opened or closed, has its record written
+        after the commit, so the fleet's list finds it and shows its alarm.
+
+        The snapshot is the commit: until it is written, a retry starts from the one
+        before, and its entry replaces this one (same key) or repeats its readings
+        (readers take one reading per key). A snapshot that changed since it was read
+        (another writer) fails the batch.
+        """
+        s, log_ = self.settings, self.log
+        assert log_ is not None and self.snapshots is not None
+        token = uuid.uuid4().hex
+        rows = _reading_rows(work, s.readings_ttl_days)
+        failures: Failures = {}
+        if self.timeseries is not None and rows:
+            rejected, failed = self.timeseries.write([r for rs in rows.values() for r in rs])
+            counts.timeseries_rejected += rejected
+            failures.update(failed)
+        self._events(work, counts, token, failures)
+        ok = [w for w in work if w.device.device_id not in failures]
+        key = log_key(_last_sequence(ok), snap.last_key) if ok else None
+        now_records = []
+        for w in ok:
+            self._update_record(w, now)
+            if shard not in w.record.flushed:  # the API finds the device's readings in this shard's log
+                w.record.flushed = {**w.record.flushed, shard: snap.compacted_key or ""}
+                now_records.append(w.record)
+            elif w.result.events:
+                now_records.append(w.record)
+        records = dict(snap.records)
+        if ok and key is not None:
+            ttl_s = s.readings_ttl_days * _DAY_S
+            try:
+                log_.append(shard, LogEntry(key, now, ttl_s, [_log_device(w, rows[w.device.device_id]) for w in ok]))
+            except StoreError as exc:
+                return {**failures, **dict.fromkeys((w.device.device_id for w in ok), exc)}
+            records.update((w.device.device_id, w.record) for w in ok)
+        after = Snapshot(records, key or snap.last_key, snap.compacted_key, snap.compacted_ms or now, snap.tag)
+        try:
+            self.snapshots.put(shard, after)
+        except StoreError as exc:
+            return {**failures, **dict.fromkeys((w.device.device_id for w in work), exc)}
+        # after the commit (a retry must not find them applied): a record that fails here is
+        # written by the next compaction, and its readings are in the log meanwhile
+        held = self.states.put_many(now_records, checked=False) if now_records else {}
+        if held:
+            log("warning", "device records not written; the next compaction writes them", devices=sorted(held)[:20])
+        if now - after.compacted_ms >= s.compact_interval_s * 1000:
+            try:
+                self._compact(shard, after, now)
+            except StoreError as exc:  # the readings stay in the log; the next batch compacts again
+                log("warning", "compaction failed; retried with the next batch", shard=shard, error=str(exc))
+        return failures
+
+    def _compact(self, shard: str, snap: Snapshot, now: int) -> None:
+        """The shard's logged readings since the last compaction into the tables, then the snapshot marked.
+
+        Idempotent: a chunk is named by its device, hour and first ordinal, and a rollup
+        block replaces a contribution with the same first ordinal, so a compaction
+        repeated (it failed half way, or its snapshot write did) writes the same items.
+        """
+        assert self.log is not None and self.snapshots is not None
+        if snap.last_key is None or snap.last_key == snap.compacted_key:
+            return  # nothing logged since the last compaction
+        rows: dict[str, dict[str, ReadingRow]] = {}
+        newest = snap.compacted_key
+        for entry in self.log.after(shard, snap.compacted_key):
+            newest = entry.key
+            for part in entry.devices:
+                held = rows.setdefault(part.device_id, {})
+                for row in part.rows(entry.ttl_s):
+                    held[row.key] = row  # of one key in two entries (a retried batch), the later
+        if newest is None or newest == snap.compacted_key:
+            return
+        flat = [r for held in rows.values() for r in sorted(held.values(), key=lambda r: (r.ts_ms, r.ordinal))]
+        _raise_first(self.readings.put_many(flat))
+        _raise_first(self.rollups.apply(_row_rollups(flat, self.settings)))
+        records = []
+        for device in rows:
+            record = snap.records.get(device)
+            if record is not None:
+                record.flushed = {**record.flushed, shard: newest}
+                records.append(record)
+        _raise_first(self.states.put_many(records, checked=False))
+        snap.compacted_key, snap.compacted_ms = newest, now
+        self.snapshots.put(shard, snap)
+
+    def _events(self, work: list[_Work], counts: Counts, token: str, failures: Failures) -> None:
+        """Each device's alarm events recorded and alerted; a device whose store fails is in ``failures``."""
+        for w in work:
+            for event in w.result.events if w.device.device_id not in failures else ():
+                try:
+                    self._event(event, w.fresh[event.index], w.result, counts, token)
+                except StoreError as exc:
+                    failures[w.device.device_id] = exc
+                    break
 
     def _event(
         self, event: AlarmEvent, reading: ReadingFields, result: DetectionResult, counts: Counts, token: str
@@ -688,8 +830,7 @@ def _reading_rows(work: list[_Work], ttl_days: int) -> dict[str, list[ReadingRow
             ReadingRow(
                 r.device_id,
                 r.ts_ms,
-                # zero-padded to 13 digits: str.zfill pads as f"{ts:013d}" does, at half its cost
-                f"{str(r.ts_ms).zfill(13)}#{r.seq if r.seq is not None else ','.join(sorted(r.metrics))}",
+                reading_key(r.ts_ms, r.seq, r.metrics),
                 r.seq,
                 r.site,
                 r.line,
@@ -819,3 +960,63 @@ def encode_lines(lines: Sequence[RawLine | Mapping[str, Any]]) -> bytes:
     ten times faster than :func:`json.dumps`.
     """
     return gzip.compress(_LINES.encode_lines(lines), compresslevel=6, mtime=0)
+
+
+def _merged(outcomes: Sequence[BatchOutcome]) -> BatchOutcome:
+    """Outcomes of a batch's parts as one (counts added)."""
+    counts = Counts()
+    for o in outcomes:
+        for f in dataclasses.fields(Counts):
+            mine, theirs = getattr(counts, f.name), getattr(o.counts, f.name)
+            if isinstance(mine, dict):
+                for k, v in theirs.items():
+                    mine[k] = mine.get(k, 0) + v
+            elif f.name == "max_age_ms":
+                counts.max_age_ms = max(mine, theirs)
+            else:
+                setattr(counts, f.name, mine + theirs)
+    return BatchOutcome(
+        counts, [n for o in outcomes for n in o.failed_sequence_numbers], [e for o in outcomes for e in o.errors]
+    )
+
+
+def _last_sequence(work: Sequence[_Work]) -> str:
+    """The newest sequence number among the devices' fresh readings (their ingest positions)."""
+    best, text = -1, "0"
+    for w in work:
+        for value in (w.record.ingest.get("pos") or {}).values():
+            number = _seqnum(value)
+            if number is not None and number > best:
+                best, text = number, str(value)
+    return text
+
+
+def _log_device(w: _Work, rows: Sequence[ReadingRow]) -> LogDevice:
+    r = w.record
+    pos = r.ingest.get("pos") or {}
+    return LogDevice(
+        r.device_id, r.site, r.line, r.device_type, str(max(pos.values(), key=lambda v: _seqnum(v) or -1, default="")),
+        float(r.health), r.alarm_open, r.alarm_since_ms, r.last_ts_ms, r.readings, rows[0].ordinal if rows else 0,
+        [x.ts_ms for x in rows], [x.seq for x in rows], [dict(x.metrics) for x in rows], [x.score for x in rows],
+        [x.anomaly for x in rows],
+    )  # fmt: skip
+
+
+def _raise_first(failures: Failures) -> None:
+    if failures:
+        raise next(iter(failures.values()))
+
+
+def _row_rollups(rows: Sequence[ReadingRow], settings: ProcessorSettings) -> list[RollupDelta]:
+    """The 1-minute and 1-hour deltas of stored rows (a compaction's), per device and bucket."""
+    ttl_s = settings.rollups_ttl_days * _DAY_S
+    deltas: list[RollupDelta] = []
+    for resolution, width in RESOLUTION_MS.items():
+        groups: dict[tuple[str, int], list[ReadingRow]] = {}
+        for r in rows:
+            groups.setdefault((r.device_id, block_of(r.ts_ms, width)), []).append(r)
+        for (device, at), members in groups.items():
+            ((_, agg),) = buckets_of_rows(members, width).items()
+            first = min(r.ordinal for r in members)
+            deltas.append(RollupDelta(device, resolution, at, first, agg.metrics, agg.anomalies, at // 1000 + ttl_s))
+    return deltas

@@ -20,6 +20,8 @@ module "pipeline" {
   processor_memory_mb            = var.processor_memory_mb
   batch_size                     = var.batch_size
   batching_window_s              = var.batching_window_s
+  write_behind                   = var.write_behind
+  compact_interval_s             = var.compact_interval_s
   max_retries                    = var.max_retries
   max_record_age_s               = var.max_record_age_s
   readings_ttl_days              = var.readings_ttl_days

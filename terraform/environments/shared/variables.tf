@@ -265,3 +265,15 @@ variable "local_webhook_url" {
   description = "The local twin's webhook receiver ({local_webhook} in route endpoints); set by iotpm local up."
   default     = ""
 }
+
+variable "write_behind" {
+  type        = bool
+  description = "Hold each device's table writes and write them every compact_interval_s (one log item and one S3 snapshot a batch instead of items per device); false writes every batch through."
+  default     = true
+}
+
+variable "compact_interval_s" {
+  type        = number
+  description = "Write-behind: how often a shard's logged readings go to the readings chunks, rollups and device records (the fleet list's values are this old at most; a device's own endpoint is current)."
+  default     = 600
+}

@@ -85,6 +85,9 @@ module "processor" {
   table_arns           = module.storage.table_arns
   archive_bucket       = module.storage.archive_bucket
   archive_bucket_arn   = module.storage.archive_bucket_arn
+  state_bucket         = var.write_behind ? module.storage.state_bucket : ""
+  state_bucket_arn     = var.write_behind ? module.storage.state_bucket_arn : ""
+  compact_interval_s   = var.compact_interval_s
   alerts_topic_arn     = module.alerting.machine_topic_arn # machine alarms: their own routed topic
   timestream_database  = module.storage.timestream_database
   timestream_table     = module.storage.timestream_table

@@ -12,7 +12,10 @@ locals {
     IOTPM_ALERTS_TOPIC_ARN   = var.alerts_topic_arn
     IOTPM_READINGS_TTL_DAYS  = tostring(var.readings_ttl_days)
     IOTPM_TIMESTREAM_ENABLED = tostring(local.timestream)
-    }, local.timestream ? {
+    }, var.state_bucket != "" ? {
+    IOTPM_STATE_BUCKET       = var.state_bucket
+    IOTPM_COMPACT_INTERVAL_S = tostring(var.compact_interval_s)
+    } : {}, local.timestream ? {
     IOTPM_TIMESTREAM_DATABASE = var.timestream_database
     IOTPM_TIMESTREAM_TABLE    = var.timestream_table
   } : {})
@@ -56,6 +59,13 @@ resource "aws_lambda_event_source_mapping" "this" {
   maximum_record_age_in_seconds      = var.max_record_age_s
   function_response_types            = ["ReportBatchItemFailures"]
 
+  lifecycle {
+    precondition {
+      condition     = var.state_bucket == "" || var.parallelization_factor == 1
+      error_message = "write-behind (state_bucket set) needs parallelization_factor = 1: a shard's snapshot has one writer."
+    }
+  }
+
   destination_config {
     on_failure {
       destination_arn = aws_sqs_queue.on_failure.arn
@@ -80,11 +90,15 @@ locals {
       Action   = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
       Resource = values(var.table_arns)
     },
+    # the batch log (write-behind) is a partition of the readings table, read back for compaction
+    { Sid = "BatchLog", Effect = "Allow", Action = ["dynamodb:Query"], Resource = [var.table_arns["readings"]] },
     { Sid = "Archive", Effect = "Allow", Action = ["s3:PutObject"], Resource = ["${var.archive_bucket_arn}/*"] },
     { Sid = "Alerts", Effect = "Allow", Action = ["sns:Publish"], Resource = [var.alerts_topic_arn] },
     { Sid = "OnFailureQueue", Effect = "Allow", Action = ["sqs:SendMessage"], Resource = [aws_sqs_queue.on_failure.arn] },
     { Sid = "DataKey", Effect = "Allow", Action = ["kms:Decrypt", "kms:GenerateDataKey"], Resource = [var.kms_key_arn] },
-    ], local.timestream ? [
+    ], var.state_bucket != "" ? [
+    { Sid = "Snapshots", Effect = "Allow", Action = ["s3:GetObject", "s3:PutObject"], Resource = ["${var.state_bucket_arn}/*"] },
+    ] : [], local.timestream ? [
     { Sid = "Timestream", Effect = "Allow", Action = ["timestream:WriteRecords"], Resource = [var.timestream_table_arn] },
     { Sid = "TimestreamEndpoints", Effect = "Allow", Action = ["timestream:DescribeEndpoints"], Resource = ["*"] },
   ] : [])

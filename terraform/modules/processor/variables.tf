@@ -177,3 +177,25 @@ variable "reserved_concurrency" {
     error_message = "reserved_concurrency must be -1 (none) or at least 1."
   }
 }
+
+variable "state_bucket" {
+  description = "Bucket of the per-shard snapshots; empty writes every batch through to the tables (no write-behind)."
+  type        = string
+  default     = ""
+}
+
+variable "state_bucket_arn" {
+  description = "ARN of state_bucket (empty when it is)."
+  type        = string
+  default     = ""
+}
+
+variable "compact_interval_s" {
+  description = "Write-behind: how often a shard's logged readings are written to the readings chunks, rollups and device records."
+  type        = number
+  default     = 600
+  validation {
+    condition     = var.compact_interval_s >= 10 && var.compact_interval_s <= 3600
+    error_message = "compact_interval_s must be 10..3600 seconds."
+  }
+}

@@ -190,6 +190,84 @@ resource "aws_s3_bucket_policy" "archive" {
   depends_on = [aws_s3_bucket_public_access_block.archive]
 }
 
+# The processor's per-shard snapshots (write-behind): one small object per Kinesis shard,
+# rewritten every batch with If-Match. Not the archive: Object Lock would keep every version.
+resource "aws_s3_bucket" "state" {
+  # checkov:skip=CKV2_AWS_62:nothing consumes snapshot events; only the processor reads and writes them
+  # checkov:skip=CKV_AWS_18:object-level access is audited with CloudTrail data events (an account-level choice), not a second log bucket per environment
+  # checkov:skip=CKV_AWS_144:a snapshot is rebuilt from the tables and the log if lost; replicating an object rewritten every batch costs more than it saves
+  bucket        = "${var.name}-state-${data.aws_caller_identity.current.account_id}"
+  force_destroy = true
+  tags          = var.tags
+}
+
+resource "aws_s3_bucket_versioning" "state" {
+  bucket = aws_s3_bucket.state.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "state" {
+  bucket = aws_s3_bucket.state.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm     = "aws:kms"
+      kms_master_key_id = var.kms_key_arn
+    }
+    bucket_key_enabled = true
+  }
+}
+
+resource "aws_s3_bucket_public_access_block" "state" {
+  bucket                  = aws_s3_bucket.state.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+resource "aws_s3_bucket_ownership_controls" "state" {
+  bucket = aws_s3_bucket.state.id
+  rule {
+    object_ownership = "BucketOwnerEnforced"
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "state" {
+  bucket = aws_s3_bucket.state.id
+  rule {
+    id     = "previous-snapshots"
+    status = "Enabled"
+    filter {}
+    # each batch leaves the snapshot before it as a noncurrent version: kept a day (to look back), then gone
+    noncurrent_version_expiration {
+      noncurrent_days = 1
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+  depends_on = [aws_s3_bucket_versioning.state]
+}
+
+resource "aws_s3_bucket_policy" "state" {
+  count  = var.tls_only ? 1 : 0
+  bucket = aws_s3_bucket.state.id
+  policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [{
+      Sid       = "DenyInsecureTransport"
+      Effect    = "Deny"
+      Principal = "*"
+      Action    = "s3:*"
+      Resource  = [aws_s3_bucket.state.arn, "${aws_s3_bucket.state.arn}/*"]
+      Condition = { Bool = { "aws:SecureTransport" = "false" } }
+    }]
+  })
+  depends_on = [aws_s3_bucket_public_access_block.state]
+}
+
 resource "aws_timestreamwrite_database" "this" {
   count         = var.enable_timestream ? 1 : 0
   database_name = "${var.name}-telemetry"

@@ -80,3 +80,13 @@ output "noncurrent_expiration_days" {
   description = "Days after which noncurrent archive versions are deleted (null when the archive never expires)."
   value       = one([for e in one(aws_s3_bucket_lifecycle_configuration.archive.rule).noncurrent_version_expiration : e.noncurrent_days])
 }
+
+output "state_bucket" {
+  description = "Name of the bucket of the processor's per-shard snapshots (write-behind)."
+  value       = aws_s3_bucket.state.bucket
+}
+
+output "state_bucket_arn" {
+  description = "ARN of the bucket of the processor's per-shard snapshots."
+  value       = aws_s3_bucket.state.arn
+}

@@ -1,0 +1,286 @@
+"""Write-behind answers what write-through answers: the API's view is the same at every point.
+
+The same stream (a fleet that reads every few seconds, a fault that raises an alarm, a
+device that restarts, a gateway's late readings, replays of whole batches) goes through a
+write-through processor and a write-behind one (batch log plus shard snapshots). After
+every batch, every device's record, readings and minute and hour buckets read the same
+through the API's queries, before and after each compaction; a retried batch, a lost
+container (the snapshot re-read) and a failing compaction change nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from iotpm.api.memory import MemoryQueries
+from iotpm.api.ports import Queries
+from iotpm.service import Processor, RawRecord, StoreError
+from iotpm.service.memory import (
+    MemoryAlerts,
+    MemoryAnomalies,
+    MemoryArchive,
+    MemoryLog,
+    MemoryReadings,
+    MemoryRollups,
+    MemorySnapshots,
+    MemoryStates,
+)
+from iotpm.service.ports import Failures, ReadingRow, RollupDelta
+from iotpm.service.processor import ProcessorSettings
+
+T0 = 1_789_999_200_000  # a whole hour
+DEVICES = [f"dev-{i:02d}" for i in range(6)]
+
+
+class Flaky:
+    """Wraps a store: while ``failing`` is set, its writes fail (a throttled table)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.failing = inner, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def put_many(self, rows: Sequence[ReadingRow]) -> Failures:
+        if self.failing:
+            return {r.device_id: StoreError("throttled", code="ThrottlingException") for r in rows}
+        failures: Failures = self.inner.put_many(rows)
+        return failures
+
+    def apply(self, deltas: Sequence[RollupDelta]) -> Failures:
+        if self.failing:
+            return {d.device_id: StoreError("throttled", code="ThrottlingException") for d in deltas}
+        failures: Failures = self.inner.apply(deltas)
+        return failures
+
+
+class Side:
+    """One processor with its in-memory stores and the API's queries over them."""
+
+    def __init__(self, behind: bool, interval_s: int = 60) -> None:
+        self.states, self.readings, self.rollups = MemoryStates(), Flaky(MemoryReadings()), Flaky(MemoryRollups())
+        self.anomalies, self.alerts = MemoryAnomalies(), MemoryAlerts()
+        self.log, self.snapshots = MemoryLog(), MemorySnapshots()
+        self.behind, self.interval_s = behind, interval_s
+        self.proc = self.build()
+        self.queries: Queries = MemoryQueries(
+            self.states, self.readings.inner, self.anomalies, self.rollups.inner, self.log
+        )
+
+    def build(self) -> Processor:
+        """A processor as a fresh container builds it (nothing held from before)."""
+        return Processor(
+            states=self.states,
+            readings=self.readings,
+            anomalies=self.anomalies,
+            rollups=self.rollups,
+            archive=MemoryArchive(),
+            alerts=self.alerts,
+            settings=ProcessorSettings(compact_interval_s=self.interval_s),
+            batch_log=self.log if self.behind else None,
+            snapshots=self.snapshots if self.behind else None,
+        )
+
+
+def stream(seed: int, minutes: int) -> list[tuple[list[RawRecord], int]]:
+    """Batches of a 2 s window (records, now), 5 s between a device's readings, with the world's habits."""
+    rng = random.Random(seed)
+    events: list[tuple[int, str, dict[str, Any]]] = []
+    for d, device in enumerate(DEVICES):
+        seq, ts = 0, T0 + d * 700
+        restart = rng.randrange(minutes * 6, minutes * 12) if d == 1 else None
+        while ts < T0 + minutes * 60_000:
+            seq += 1
+            k = (ts - T0) // 5000
+            if restart is not None and k == restart:
+                seq = 1  # the device restarted: its sequence numbers start again
+            temp = 55 + rng.gauss(0, 0.4) + (0.02 * max(0, k - 150) if d == 2 else 0.0)  # dev-02 overheats
+            metrics = {
+                "temperature_c": round(temp, 2),
+                "vibration_mm_s": round(2 + rng.gauss(0, 0.1), 3),
+                "pressure_psi": round(90 + rng.gauss(0, 1), 2),
+            }
+            body = {"device_id": device, "ts": ts, "seq": seq, "site": "plant-1", "line": f"line-{d % 2}",
+                    "device_type": "pump", "metrics": metrics}  # fmt: skip
+            arrival = ts + 200
+            if d == 3 and k % 50 == 7:  # a gateway that forwards a buffered reading late
+                arrival += 30_000
+            events.append((arrival, device, body))
+            ts += 5000
+    events.sort(key=lambda e: e[0])
+    batches: dict[int, list[RawRecord]] = {}
+    for i, (arrival, device, body) in enumerate(events):
+        seqnum = f"{49_600_000_000 + i * 3:056d}"
+        batches.setdefault((arrival - T0) // 2000, []).append(
+            RawRecord(seqnum, device, json.dumps(body).encode(), arrival, "shardId-000000000000")
+        )
+    out = []
+    for k in sorted(batches):
+        out.append((batches[k], T0 + (k + 1) * 2000))
+        if rng.random() < 0.03:  # a whole batch delivered again (a retry after a timeout)
+            out.append((batches[k], T0 + (k + 1) * 2000 + 500))
+    return out
+
+
+def view(q: Queries) -> dict[str, Any]:
+    """Everything the API shows of the fleet, paged in small pages."""
+    out: dict[str, Any] = {}
+    for device in DEVICES:
+        r = q.device(device)
+        if r is None:
+            out[device] = None
+            continue
+        readings, cursor = [], None
+        while True:
+            page = q.readings(device, 0, T0 + 86_400_000, 37, cursor)
+            readings += [(x.key, x.ts_ms, dict(x.metrics), x.score, x.anomaly, x.seq, x.ordinal) for x in page.items]
+            if (cursor := page.cursor) is None:
+                break
+        buckets = {}
+        for res in ("1m", "1h"):
+            rows, cursor = [], None
+            while True:
+                bpage = q.buckets(device, res, 0, T0 + 86_400_000, 9, cursor)  # type: ignore[arg-type]
+                # sums of floats added in another order differ in the last bits: means to 12 digits
+                rows += [(b.start_ms, {k: {**m, "mean": float(f"{m['mean']:.12g}")} for k, m in b.metrics.items()},
+                          b.anomalies) for b in bpage.items]  # fmt: skip
+                if (cursor := bpage.cursor) is None:
+                    break
+            buckets[res] = rows
+        anomalies = q.device_anomalies(device, 0, T0 + 86_400_000, 1000, None).items
+        out[device] = {
+            "record": (r.site, r.line, r.last_ts_ms, r.latest, r.health, r.alarm_open, r.alarm_since_ms, r.readings),
+            "readings": readings,
+            "buckets": buckets,
+            "anomalies": [(a.ts_ms, a.kind, a.severity, a.score, a.reasons) for a in anomalies],
+        }
+    return out
+
+
+def assert_same(a: dict[str, Any], b: dict[str, Any]) -> None:
+    for device in DEVICES:
+        assert a[device] == b[device], device
+
+
+def test_write_behind_shows_what_write_through_shows_after_every_batch() -> None:
+    through, behind = Side(False), Side(True)
+    raised = 0
+    for records, now in stream(seed=3, minutes=20):
+        out_t, out_b = through.proc(records, now), behind.proc(records, now)
+        assert out_t.counts == out_b.counts
+        assert not out_b.failed_sequence_numbers
+        raised += out_b.counts.anomalies_raised
+        assert_same(view(through.queries), view(behind.queries))
+    assert raised >= 1, "the stream should raise the overheating device's alarm"
+    assert len(behind.alerts.sent) == len(through.alerts.sent)
+    # compactions happened (the tables hold readings) and the log holds only what came after the last
+    assert behind.readings.inner.items and behind.rollups.inner.items
+    snap = behind.snapshots.get("shardId-000000000000")
+    assert snap.compacted_key is not None and snap.last_key is not None
+
+
+def test_write_behind_writes_fewer_items_than_devices_times_batches() -> None:
+    through, behind = Side(False), Side(True, interval_s=300)
+    batches = stream(seed=4, minutes=30)
+    for records, now in batches:
+        through.proc(records, now)
+        behind.proc(records, now)
+    entries = sum(len(v) for v in behind.log.shards.values())
+    assert entries <= len(batches)  # one entry a batch at most
+    # per device: a chunk per compaction and hour, not per batch
+    assert len(behind.readings.inner.chunks) < len(through.readings.inner.chunks) / 5
+
+
+@settings(max_examples=6, deadline=None)
+@given(seed=st.integers(0, 10_000), cold=st.lists(st.integers(0, 400), max_size=6),
+       flaky=st.lists(st.integers(0, 400), max_size=6))  # fmt: skip
+def test_lost_containers_and_failing_compactions_change_nothing(seed: int, cold: list[int], flaky: list[int]) -> None:
+    """A fresh container (nothing held) at any batch, and compactions whose writes fail, read the same."""
+    through, behind = Side(False), Side(True, interval_s=45)
+    for i, (records, now) in enumerate(stream(seed, minutes=8)):
+        if i in cold:
+            behind.proc = behind.build()
+        behind.readings.failing = behind.rollups.failing = i in flaky
+        through.proc(records, now)
+        out = behind.proc(records, now)
+        assert not out.failed_sequence_numbers  # a failing compaction never fails the batch
+    behind.readings.failing = behind.rollups.failing = False
+    assert_same(view(through.queries), view(behind.queries))
+
+
+def test_a_batch_whose_log_write_fails_is_retried_whole_and_lands_once() -> None:
+    through, behind = Side(False), Side(True)
+
+    class FailingLog(MemoryLog):
+        fail = True
+
+        def append(self, shard: str, entry: Any) -> None:
+            if self.fail:
+                self.fail = False
+                raise StoreError("throttled", code="ThrottlingException")
+            super().append(shard, entry)
+
+    behind.log = FailingLog()
+    behind.proc = behind.build()
+    behind.queries = MemoryQueries(behind.states, behind.readings.inner, behind.anomalies, behind.rollups.inner,
+                                   behind.log)  # fmt: skip
+    batches = stream(seed=5, minutes=3)
+    for records, now in batches[:40]:
+        through.proc(records, now)
+        out = behind.proc(records, now)
+        if out.failed_sequence_numbers:  # Lambda retries from the first failed record
+            first = next(i for i, r in enumerate(records) if r.sequence_number == out.failed_sequence_numbers[0])
+            assert not behind.proc(records[first:], now).failed_sequence_numbers
+    assert_same(view(through.queries), view(behind.queries))
+
+
+def test_a_snapshot_written_by_another_container_fails_the_batch_it_raced() -> None:
+    behind = Side(True)
+    batches = stream(seed=6, minutes=1)
+    behind.proc(*batches[0])
+    other = behind.build()
+    snap = behind.snapshots.get("shardId-000000000000")
+    behind.snapshots.put("shardId-000000000000", snap)  # another writer moved it on
+    stale = behind.snapshots
+
+    class Stale(MemorySnapshots):
+        def get(self, shard: str) -> Any:
+            got = stale.get(shard)
+            got.tag = "stale"
+            return got
+
+        def put(self, shard: str, snapshot: Any) -> None:
+            stale.put(shard, snapshot)
+
+    other.snapshots = Stale()
+    out = other(*batches[1])
+    assert out.failed_sequence_numbers == [batches[1][0][0].sequence_number]
+
+
+@pytest.mark.parametrize("seed", [7])
+def test_a_device_that_goes_silent_is_compacted_with_the_rest(seed: int) -> None:
+    through, behind = Side(False), Side(True, interval_s=30)
+    batches = stream(seed, minutes=3)
+    for records, now in batches:
+        through.proc(records, now)
+        behind.proc(records, now)
+    # only dev-00 reports from now on: the others' held readings are compacted all the same
+    later = [(r, now) for r, now in stream(seed + 1, minutes=6)[len(batches) :]]
+    for records, now in later:
+        only = [r for r in records if r.partition_key == "dev-00"]
+        if only:
+            through.proc(only, now)
+            behind.proc(only, now)
+    snap = behind.snapshots.get("shardId-000000000000")
+    assert snap.compacted_key == snap.last_key or snap.compacted_ms >= later[-1][1] - 60_000
+    for device in DEVICES[1:]:
+        chunks = [k for k in behind.readings.inner.chunks if k[0] == device]
+        assert chunks, f"{device}'s readings should be in the readings table"
+    assert_same(view(through.queries), view(behind.queries))
