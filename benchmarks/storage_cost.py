@@ -35,6 +35,7 @@ import numpy as np
 from iotpm.adapters.dynamodb import (
     FLEET_KEY,
     DynamoAnomalies,
+    DynamoLog,
     DynamoReadings,
     DynamoRollups,
     DynamoStates,
@@ -42,8 +43,9 @@ from iotpm.adapters.dynamodb import (
     anomaly_item,
     table_specs,
 )
+from iotpm.adapters.s3 import encode_snapshot
 from iotpm.service import Processor, RawRecord
-from iotpm.service.memory import MemoryAlerts, MemoryArchive
+from iotpm.service.memory import MemoryAlerts, MemoryArchive, MemorySnapshots
 from iotpm.service.ports import (
     AnomalyRow,
     DeviceRecord,
@@ -51,12 +53,15 @@ from iotpm.service.ports import (
     MetricStats,
     ReadingRow,
     RollupDelta,
+    Snapshot,
     merge_stats,
 )
+from iotpm.service.processor import ProcessorSettings
 
 NAMES = TableNames("readings", "devices", "anomalies", "rollups")
 PROD_TFVARS = Path(__file__).resolve().parents[1] / "terraform" / "environments" / "prod" / "terraform.tfvars"
 T0 = 1_789_999_200_000  # 2026-09-21 14:00 UTC, a whole hour
+S3_PUT_USD_PER_K = 0.005  # S3 Standard PUT requests, us-east-1 list price
 WRU_USD_PER_M = 0.625  # on-demand write request units, us-east-1 list price (eu-west-1 is ~13 % more)
 GB_MONTH_USD = 0.25
 
@@ -157,6 +162,14 @@ class RecordingClient:
     def get_item(self, TableName: str, Key: Item, **_: Any) -> dict[str, Any]:  # noqa: N803 - boto3's names
         item = self.tables[TableName].get(self._key(TableName, Key))
         return {"Item": item} if item else {}
+
+    def query(self, TableName: str, ExpressionAttributeValues: Item, ScanIndexForward: bool = True,  # noqa: N803
+              **_: Any) -> dict[str, Any]:  # fmt: skip
+        """The batch log's one query shape: a partition's items above a sort key."""
+        part, low = ExpressionAttributeValues[":d"]["S"], ExpressionAttributeValues[":k"]["S"]
+        items = [it for it in self.tables[TableName].values() if it["device_id"]["S"] == part and it["sk"]["S"] > low]
+        items.sort(key=lambda it: str(it["sk"]["S"]), reverse=not ScanIndexForward)
+        return {"Items": items}
 
     def update_item(self, TableName: str, Key: Item, **_: Any) -> dict[str, Any]:  # noqa: N803 - boto3's names
         item = dict(self.tables[TableName][self._key(TableName, Key)], notified={"BOOL": True})
@@ -332,6 +345,21 @@ def fleet_batches(devices: int, interval_s: float, window_s: float, minutes: flo
     return [batches[k] for k in sorted(batches)]
 
 
+class CountedSnapshots(MemorySnapshots):
+    """Snapshots in memory, their S3 requests and bytes counted (S3 bills per request, not per KB)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.puts = self.bytes = 0
+        self.on = False
+
+    def put(self, shard: str, snapshot: Snapshot) -> None:
+        super().put(shard, snapshot)
+        if self.on:
+            self.puts += 1
+            self.bytes += len(encode_snapshot(snapshot))
+
+
 @dataclass
 class Run:
     window_s: float
@@ -339,13 +367,18 @@ class Run:
     new: Meter
     old: Meter
     seconds: float
+    behind: Meter | None = None
+    snapshots: CountedSnapshots | None = None
 
 
-def run(devices: int, interval_s: float, window_s: float, minutes: float, warmup: float) -> Run:
+def run(devices: int, interval_s: float, window_s: float, minutes: float, warmup: float,
+        compact_s: int | None = None) -> Run:  # fmt: skip
+    """The fleet through the processor: write-through (both layouts metered), or write-behind."""
     new, old = Meter(on=False), Meter(on=False)
     client = RecordingClient(new)
     legacy = Legacy(old)
     states = Tee(DynamoStates(client, NAMES.devices, workers=1), legacy.states)
+    snaps = CountedSnapshots()
     proc = Processor(
         states=states,
         readings=Tee(DynamoReadings(client, NAMES.readings, workers=1), legacy.readings),
@@ -353,16 +386,21 @@ def run(devices: int, interval_s: float, window_s: float, minutes: float, warmup
         rollups=Tee(DynamoRollups(client, NAMES.rollups, workers=1), legacy.rollups),
         archive=MemoryArchive(),
         alerts=MemoryAlerts(),
+        settings=ProcessorSettings(compact_interval_s=compact_s or 600),
+        batch_log=DynamoLog(client, NAMES.readings) if compact_s else None,
+        snapshots=snaps if compact_s else None,
     )
     readings = 0
     t0 = time.perf_counter()
     for records in fleet_batches(devices, interval_s, window_s, minutes + warmup):
         counting = records[0].arrival_ms - T0 >= warmup * 60_000
-        new.on = old.on = counting
+        new.on = old.on = snaps.on = counting
         out = proc(records, now_ms=records[-1].arrival_ms)
         assert not out.errors and out.counts.stored == len(records), out
         readings += len(records) if counting else 0
         proc.archive = MemoryArchive()  # the archive is not what is measured; keep memory flat
+    if compact_s:
+        return Run(window_s, readings, Meter(), old, time.perf_counter() - t0, new, snaps)
     return Run(window_s, readings, new, old, time.perf_counter() - t0)
 
 
@@ -411,6 +449,46 @@ def report(r: Run, devices: int, interval_s: float) -> dict[str, Any]:
     }
 
 
+def report_behind(r: Run, devices: int, interval_s: float, compact_s: int) -> dict[str, Any]:
+    assert r.behind is not None and r.snapshots is not None
+    readings_per_month = devices / interval_s * 86_400 * 30
+    m = r.behind
+    print(f"\n== write-behind, window {r.window_s:g} s, compaction every {compact_s} s: {r.readings:,} readings "
+          f"({r.seconds:.0f} s to run)")  # fmt: skip
+    print(f"{'table':<10} {'WRU/1k':>9} {'items/1k':>9} {'B/item':>8}")
+    for table in (NAMES.readings, NAMES.devices, NAMES.rollups, NAMES.anomalies):
+        items = m.items[table]
+        print(f"{table:<10} {per_1000(m.wru[table], r.readings):>9} {per_1000(items, r.readings):>9} "
+              f"{(m.bytes[table] // items if items else 0):>8}")  # fmt: skip
+    total = sum(m.wru.values())
+    month = total / r.readings * readings_per_month
+    s3_puts = r.snapshots.puts / r.readings * readings_per_month
+    print(f"{'total':<10} {per_1000(total, r.readings):>9}")
+    print(f"S3 snapshot PUTs: {per_1000(r.snapshots.puts, r.readings)}/1k readings, "
+          f"{r.snapshots.bytes // max(1, r.snapshots.puts):,} B each; per month {s3_puts / 1e6:.1f} M "
+          f"(${s3_puts / 1e3 * S3_PUT_USD_PER_K:,.0f} at ${S3_PUT_USD_PER_K}/1k)")  # fmt: skip
+    print(f"per month: {month / 1e6:,.0f} M WRU (${month / 1e6 * WRU_USD_PER_M:,.0f})")
+    return {
+        "wru_per_1000_readings": per_1000(total, r.readings),
+        "by_table": {t: per_1000(m.wru[t], r.readings) for t in m.wru},
+        "usd_per_month": round(month / 1e6 * WRU_USD_PER_M),
+        "s3_puts_per_1000_readings": per_1000(r.snapshots.puts, r.readings),
+        "s3_usd_per_month": round(s3_puts / 1e3 * S3_PUT_USD_PER_K),
+        "compact_interval_s": compact_s,
+    }
+
+
+def prod_compact_s() -> int:
+    """The pipeline module's compact_interval_s default, unless prod's tfvars set one."""
+    for line in PROD_TFVARS.read_text().splitlines():
+        name, _, value = line.partition("=")
+        if name.strip() == "compact_interval_s":
+            return int(value.split("#")[0].strip())
+    text = (PROD_TFVARS.parents[2] / "modules" / "pipeline" / "variables.tf").read_text()
+    block = text[text.index('variable "compact_interval_s"') :]
+    return int(block[block.index("default") :].split("=")[1].split()[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--devices", type=int, default=500)
@@ -427,8 +505,15 @@ def main() -> None:
     )
     results = [report(run(args.devices, args.interval, w, args.minutes, args.warmup), args.devices, args.interval)
                for w in windows]  # fmt: skip
+    compact = prod_compact_s()
+    behind = report_behind(run(args.devices, args.interval, windows[0], args.minutes, args.warmup, compact),
+                           args.devices, args.interval, compact)  # fmt: skip
     first = results[0]
-    print(json.dumps({"devices": args.devices, "interval_s": args.interval, **first, "target": 100,
+    through = {k: first[k] for k in ("wru_per_1000_readings", "new_by_table", "new_usd_per_month")}
+    print(json.dumps({"devices": args.devices, "interval_s": args.interval, "window_s": first["window_s"],
+                      "readings": first["readings"], "wru_per_1000_readings": behind["wru_per_1000_readings"],
+                      "write_behind": behind, "write_through": through,
+                      "old_wru_per_1000_readings": first["old_wru_per_1000_readings"], "target": 100,
                       "others": results[1:]}))  # fmt: skip
 
 

@@ -478,7 +478,7 @@ class Processor:
             failures.update(failed)
         self._events(work, counts, token, failures)
         ok = [w for w in work if w.device.device_id not in failures]
-        key = log_key(_last_sequence(ok), snap.last_key) if ok else None
+        key = log_key(_last_sequence(ok, shard), snap.last_key) if ok else None
         now_records = []
         for w in ok:
             self._update_record(w, now)
@@ -518,6 +518,10 @@ class Processor:
         Idempotent: a chunk is named by its device, hour and first ordinal, and a rollup
         block replaces a contribution with the same first ordinal, so a compaction
         repeated (it failed half way, or its snapshot write did) writes the same items.
+        Every record of the snapshot is written: a device logged since the last compaction
+        with its ``flushed`` key moved to the newest entry, a silent one without this
+        shard's key (nothing of it is in the log) and out of the snapshot; it comes back,
+        whole, from the devices table when it reports again.
         """
         assert self.log is not None and self.snapshots is not None
         if snap.last_key is None or snap.last_key == snap.compacted_key:
@@ -532,16 +536,21 @@ class Processor:
                     held[row.key] = row  # of one key in two entries (a retried batch), the later
         if newest is None or newest == snap.compacted_key:
             return
-        flat = [r for held in rows.values() for r in sorted(held.values(), key=lambda r: (r.ts_ms, r.ordinal))]
+        # per device in arrival order: a chunk is named by its hour's first ordinal, which a
+        # compaction repeated with more entries (newer batches) names the same
+        flat = [r for held in rows.values() for r in sorted(held.values(), key=lambda r: r.ordinal)]
         _raise_first(self.readings.put_many(flat))
         _raise_first(self.rollups.apply(_row_rollups(flat, self.settings)))
-        records = []
-        for device in rows:
-            record = snap.records.get(device)
-            if record is not None:
+        records, kept = [], {}
+        for device, record in snap.records.items():
+            if device in rows:  # the API reads its log entries after ``newest`` only
                 record.flushed = {**record.flushed, shard: newest}
-                records.append(record)
+                kept[device] = record
+            else:  # silent since the last compaction: the tables hold all of it; out of the snapshot
+                record.flushed = {k: v for k, v in record.flushed.items() if k != shard}
+            records.append(record)
         _raise_first(self.states.put_many(records, checked=False))
+        snap.records = kept
         snap.compacted_key, snap.compacted_ms = newest, now
         self.snapshots.put(shard, snap)
 
@@ -980,14 +989,14 @@ def _merged(outcomes: Sequence[BatchOutcome]) -> BatchOutcome:
     )
 
 
-def _last_sequence(work: Sequence[_Work]) -> str:
-    """The newest sequence number among the devices' fresh readings (their ingest positions)."""
+def _last_sequence(work: Sequence[_Work], shard: str) -> str:
+    """The newest sequence number on ``shard`` among the devices' fresh readings (their ingest positions)."""
     best, text = -1, "0"
     for w in work:
-        for value in (w.record.ingest.get("pos") or {}).values():
-            number = _seqnum(value)
-            if number is not None and number > best:
-                best, text = number, str(value)
+        value = (w.record.ingest.get("pos") or {}).get(shard)
+        number = _seqnum(value)
+        if number is not None and number > best:
+            best, text = number, str(value)
     return text
 
 
