@@ -276,9 +276,9 @@ class Tee:
     def __init__(self, inner: Any, legacy: Any) -> None:
         self.inner, self.legacy = inner, legacy
 
-    def put_many(self, rows: Sequence[Any]) -> Failures:
+    def put_many(self, rows: Sequence[Any], **kwargs: Any) -> Failures:
         self.legacy(rows)
-        failures: Failures = self.inner.put_many(rows)
+        failures: Failures = self.inner.put_many(rows, **kwargs)
         return failures
 
     def apply(self, deltas: Sequence[RollupDelta]) -> Failures:

@@ -90,13 +90,13 @@ locals {
       Action   = ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
       Resource = values(var.table_arns)
     },
-    # the batch log (write-behind) is a partition of the readings table, read back for compaction
-    { Sid = "BatchLog", Effect = "Allow", Action = ["dynamodb:Query"], Resource = [var.table_arns["readings"]] },
     { Sid = "Archive", Effect = "Allow", Action = ["s3:PutObject"], Resource = ["${var.archive_bucket_arn}/*"] },
     { Sid = "Alerts", Effect = "Allow", Action = ["sns:Publish"], Resource = [var.alerts_topic_arn] },
     { Sid = "OnFailureQueue", Effect = "Allow", Action = ["sqs:SendMessage"], Resource = [aws_sqs_queue.on_failure.arn] },
     { Sid = "DataKey", Effect = "Allow", Action = ["kms:Decrypt", "kms:GenerateDataKey"], Resource = [var.kms_key_arn] },
     ], var.state_bucket != "" ? [
+    # the batch log is a partition of the readings table, read back by the compaction
+    { Sid = "BatchLog", Effect = "Allow", Action = ["dynamodb:Query"], Resource = [var.table_arns["readings"]] },
     { Sid = "Snapshots", Effect = "Allow", Action = ["s3:GetObject", "s3:PutObject"], Resource = ["${var.state_bucket_arn}/*"] },
     ] : [], local.timestream ? [
     { Sid = "Timestream", Effect = "Allow", Action = ["timestream:WriteRecords"], Resource = [var.timestream_table_arn] },

@@ -83,9 +83,16 @@ run "processor_policy_is_least_privilege" {
         "kinesis:ListShards", "kinesis:SubscribeToShard", "kinesis:ListStreams",
         "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
       "s3:PutObject", "sns:Publish", "sqs:SendMessage", "kms:Decrypt", "kms:GenerateDataKey"],
-      var.enable_timestream ? ["timestream:WriteRecords", "timestream:DescribeEndpoints"] : []
+      var.enable_timestream ? ["timestream:WriteRecords", "timestream:DescribeEndpoints"] : [],
+      var.write_behind ? ["dynamodb:Query", "s3:GetObject"] : []
     ))
     error_message = "The processor may call exactly what its adapters call, nothing more."
+  }
+  assert {
+    condition = var.write_behind == (
+      lookup(module.processor.environment, "IOTPM_STATE_BUCKET", "") == module.storage.state_bucket
+    )
+    error_message = "Write-behind gives the processor the state bucket (and only then)."
   }
   assert {
     condition = alltrue([
