@@ -36,6 +36,7 @@ from typing import Any, Final
 import msgspec
 
 from iotpm.adapters.errors import aws_call, translate
+from iotpm.adapters.packing import chunk_columns, chunk_uncolumns, entry_columns, entry_uncolumns
 from iotpm.service.errors import ConflictError, StoreError
 from iotpm.service.ports import (
     EMPTY_BLOCK,
@@ -155,23 +156,27 @@ def chunk_sk(hour_ms: int, first_ordinal: int) -> str:
 
 
 def chunk_item(key: ChunkKey, rows: Sequence[ReadingRow]) -> Item:
-    """The readings-table item of one chunk (rows of one device and hour, in arrival order)."""
+    """The readings-table item of one chunk (rows of one device and hour, in arrival order), as columns."""
     device, hour, first = key
-    packed = msgspec.msgpack.encode([msgspec.structs.astuple(r) for r in rows])
     return {
         "device_id": {"S": device},
         "sk": {"S": chunk_sk(hour, first)},
         "n": _n(len(rows)),
-        "data": {"B": _deflate(packed)},
+        "data": {"B": _deflate(msgspec.msgpack.encode(chunk_columns(rows)))},
+        "v": _n(2),
         "expires_at": _n(max(r.expires_at for r in rows)),
     }
 
 
 def chunk_rows(item: Mapping[str, Any]) -> list[ReadingRow]:
-    """Inverse of :func:`chunk_item`; a reading item of the layout before packing reads as a chunk of one."""
+    """Inverse of :func:`chunk_item`; a chunk of rows (before columns) and a reading item of the layout
+    before packing (a chunk of one) read too."""
     if "data" not in item:
         return [_legacy_row(item)]
-    return [ReadingRow(*msgspec.structs.astuple(p)) for p in _ROWS.decode(_inflate(bytes(item["data"]["B"])))]
+    raw = _inflate(bytes(item["data"]["B"]))
+    if "v" in item:
+        return chunk_uncolumns(msgspec.msgpack.decode(raw))
+    return [ReadingRow(*msgspec.structs.astuple(p)) for p in _ROWS.decode(raw)]
 
 
 def _legacy_row(item: Mapping[str, Any]) -> ReadingRow:
@@ -462,7 +467,6 @@ class DynamoStates(_Dynamo):
 
 #: a log entry's item stays below this (DynamoDB's limit is 400 KB an item, names included)
 LOG_ITEM_BYTES: Final = 350_000
-_ENTRY: Final = msgspec.msgpack.Decoder(LogEntry)
 
 
 def log_partition(shard: str) -> str:
@@ -476,7 +480,7 @@ def log_items(shard: str, entry: LogEntry) -> list[Item]:
     out: list[Item] = []
     while parts:
         part = parts.pop(0)
-        data = _deflate(msgspec.msgpack.encode(part))
+        data = _deflate(msgspec.msgpack.encode(entry_columns(part)))
         if len(data) > LOG_ITEM_BYTES and len(part.devices) > 1:
             half = len(part.devices) // 2
             parts[:0] = [msgspec.structs.replace(part, devices=part.devices[:half]),
@@ -500,7 +504,7 @@ def log_entries(items: Iterable[Item]) -> Iterator[LogEntry]:
     """Items of :func:`log_items` (in key order, either way) as entries, parts joined."""
     current: LogEntry | None = None
     for item in items:
-        part = _ENTRY.decode(_inflate(bytes(item["data"]["B"])))
+        part = entry_uncolumns(msgspec.msgpack.decode(_inflate(bytes(item["data"]["B"]))))
         if current is not None and current.key == part.key:
             current.devices.extend(part.devices)
             continue

@@ -1,0 +1,59 @@
+"""The compact columns give back exactly the readings and entries they were made of."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from iotpm.adapters.dynamodb import chunk_item, chunk_rows, log_entries, log_items
+from iotpm.service.ports import LogDevice, LogEntry, ReadingRow, chunks_of, reading_key
+
+names = st.sampled_from(["temperature_c", "vibration_mm_s", "pressure_psi", "rpm", "x"])
+values = st.floats(allow_nan=False, allow_infinity=False, width=64)
+metrics = st.dictionaries(names, values, min_size=1, max_size=5)
+seqs = st.one_of(st.none(), st.integers(0, 2**63 - 1))
+places = st.sampled_from([("plant-1", "line-1", "pump"), ("plant-1", "line-2", "pump"), ("p", "l", "fan")])
+
+
+@st.composite
+def device_rows(draw: st.DrawFn) -> list[ReadingRow]:
+    n = draw(st.integers(1, 30))
+    ts0 = draw(st.integers(0, 2**41))
+    first = draw(st.integers(0, 10**9))
+    ttl = draw(st.integers(0, 400 * 86_400))
+    rows = []
+    ordinal = first
+    for i in range(n):
+        ts = ts0 + draw(st.integers(-3_600_000, 3_600_000))
+        seq, m = draw(seqs), draw(metrics)
+        site, line, kind = draw(places)
+        expires = ts // 1000 + (ttl if draw(st.booleans()) or i == 0 else draw(st.integers(0, 10**6)))
+        rows.append(ReadingRow("dev-1", ts, reading_key(ts, seq, m), seq, site, line, kind, m,
+                               draw(values), draw(st.booleans()), expires, ordinal))  # fmt: skip
+        ordinal += draw(st.sampled_from([1, 1, 1, 2, 7]))
+    return rows
+
+
+@settings(max_examples=200, deadline=None)
+@given(device_rows())
+def test_a_chunk_reads_back_as_the_rows_it_was_made_of(rows: list[ReadingRow]) -> None:
+    for key, chunk in chunks_of(rows).items():
+        assert chunk_rows(chunk_item(key, chunk)) == chunk
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(device_rows(), min_size=1, max_size=4), st.integers(1, 2**40),
+       st.text("0123456789", min_size=1, max_size=60))  # fmt: skip
+def test_a_log_entry_reads_back_as_it_was_written(groups: list[list[ReadingRow]], written: int, seq: str) -> None:
+    devices = []
+    for k, rows in enumerate(groups):
+        site, line, kind = rows[-1].site, rows[-1].line, rows[-1].device_type
+        devices.append(LogDevice(
+            f"dev-{k}", site, line, kind, seq[: len(seq) // 2] + str(k), 87.5 - k, k % 2 == 0,
+            None if k % 2 else written, max(r.ts_ms for r in rows) + (k % 3 == 2), 1000 + k,
+            rows[0].ordinal, [r.ts_ms for r in rows], [r.seq for r in rows], [dict(r.metrics) for r in rows],
+            [r.score for r in rows], [r.anomaly for r in rows],
+        ))  # fmt: skip
+    entry = LogEntry(f"{len(seq):03d}{seq}", written, 90 * 86_400, devices)
+    (got,) = list(log_entries(log_items("shard-1", entry)))
+    assert got == entry
