@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import Final
 
 #: channel-level detectors, in the order of the last axis of ``channel_scores``.
-CHANNEL_DETECTORS: Final = ("threshold", "iso10816", "spike", "drift", "rate_of_change", "flatline")
+CHANNEL_DETECTORS: Final = (
+    "threshold", "iso10816", "spike", "drift", "rate_of_change", "flatline", "operating_point",
+)  # fmt: skip
 #: device-level detectors, in the order of the last axis of ``device_scores``.
 DEVICE_DETECTORS: Final = ("dropout", "multivariate")
 #: the index of each detector's score on its axis (``channel_scores[..., CH["spike"]]``)
@@ -25,15 +27,19 @@ MAX_CHANNELS: Final = 64
 OFFSETS: Final = (
     "mu", "s", "s_min", "dscale", "last_x", "run", "flat_thr", "cp", "cn", "fast", "slow",
     "zmax", "dmax", "smooth", "mew", "n", "last_t", "dt_exp", "alarm", "above", "below",
-    "cool", "health", "t2_on", "alarm_since", "t2_hist", "P",
+    "cool", "health", "t2_on", "alarm_since", "op_m", "op_c", "op_f", "op_b", "load", "load_m", "load_v",
+    "ran", "t2_hist", "P",
 )  # fmt: skip
 #: parameters the C kernel takes (``P_<NAME>`` in C).
 PARAMS: Final = (
     "adapt_rate", "tail_decay", "cusum_clip", "adapt_clip", "cusum_k", "cusum_h", "tail_factor",
     "spike_z", "roc_z", "dropout_factor", "trend_rate", "trend_rate_slow", "t2_clip", "t2_limit",
     "mewma_rate", "ewma_limit", "raise_level", "clear_level", "min_duration", "clear_duration",
-    "cooldown", "dropout_alarms", "iso_bc", "iso_cd",
+    "cooldown", "dropout_alarms", "iso_bc", "iso_cd", "op_margin", "op_learn_ms", "proxy",
 )  # fmt: skip
+#: per-reading rates of the operating-point recursions (the last axis of the ``rates`` input,
+#: ``R_<NAME>`` in C): EWMA weights for the elapsed time, and the elapsed time itself (ms)
+RATES: Final = ("lag", "regression", "level", "baseline", "elapsed")
 HEADER_NAME: Final = "_kernel_layout.h"
 
 
@@ -50,4 +56,5 @@ def header() -> str:
     lines += [f"#define DEV_{name.upper()} {k}" for k, name in enumerate(DEVICE_DETECTORS)]
     lines.append("enum { " + ", ".join(f"O_{name.upper()}" for name in OFFSETS) + ", O_COUNT };")
     lines.append("enum { " + ", ".join(f"P_{name.upper()}" for name in PARAMS) + ", P_COUNT };")
+    lines.append("enum { " + ", ".join(f"R_{name.upper()}" for name in RATES) + ", R_COUNT };")
     return "\n".join(lines) + "\n"

@@ -179,6 +179,35 @@ class OperatingConfig(BaseModel):
         return out
 
 
+class OperatingPointConfig(BaseModel):
+    """The operating-point baseline of a metric with a static limit (times in seconds).
+
+    A temperature is compared with what the load proxy (the device's vibration velocity,
+    which a rotating machine's load drives) predicts for it, lagged by the casing's
+    thermal time constant; every such metric's smoothed value is compared with its
+    baseline, which adapts while the machine runs and the test is quiet, over a day. The
+    test raises when the operating point has used up ``margin`` of the distance from the
+    baseline to the limit it heads for.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # physical: the casing follows its heat input with tens of minutes' lag (settle_s)
+    thermal_tau_s: PositiveFloat = 1200.0
+    # physical: the slowest healthy cycle is the day's ambient; slow faults take days
+    baseline_tau_s: PositiveFloat = 86_400.0
+    # chosen: long enough to see several load changes, short against a fault's days
+    regression_tau_s: PositiveFloat = 21_600.0
+    # chosen: averages the noise and the lag between load and temperature
+    level_tau_s: PositiveFloat = 1800.0
+    # chosen: the running time the regression needs before the test scores
+    learn_s: Annotated[float, Field(ge=0)] = 21_600.0
+    # chosen: the share of the baseline's distance to the limit that raises
+    margin: Annotated[float, Field(gt=0, le=1)] = 0.5
+    # physical: a longer silence is a gap, not running time the baselines may learn from
+    max_step_s: PositiveFloat = 300.0
+
+
 class DetectorConfig(BaseModel):
     """Every knob of the detector. The defaults are the shipped, evaluated configuration.
 
@@ -217,6 +246,7 @@ class DetectorConfig(BaseModel):
     # detectors see its deviation from its own recent level, not from the baseline.
     smooth_step_ratio: Annotated[float, Field(ge=0)] = 0.6
     trend_halflife: PositiveFloat = 20.0  # the fast level used for the trend estimate
+    operating_point: OperatingPointConfig = Field(default_factory=OperatingPointConfig)
     alarm: AlarmConfig = Field(default_factory=AlarmConfig)
     operating: OperatingConfig = Field(default_factory=OperatingConfig)
     thresholds: ThresholdConfig = Field(default_factory=ThresholdConfig)

@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from iotpm.detection._layout import CH, CHANNEL_DETECTORS, DEV, DEVICE_DETECTORS, OFFSETS, PARAMS
+from iotpm.detection._layout import CH, CHANNEL_DETECTORS, DEV, DEVICE_DETECTORS, OFFSETS, PARAMS, RATES
 from iotpm.detection.config import DetectorConfig
 from iotpm.detection.detectors import (
     Drift,
@@ -28,7 +28,8 @@ from iotpm.detection.detectors import (
     StaticThreshold,
 )
 from iotpm.detection.native import NativeKernel
-from iotpm.detection.state import FloatArray, IntArray, Layout
+from iotpm.detection.state import FloatArray, IntArray, Layout, load_proxy
+from iotpm.models.metrics import parse_metric
 
 _MAD_TO_SIGMA = 1.4826
 _DEFAULT_INTERVAL_MS = 1000.0
@@ -48,10 +49,13 @@ def new_vector(layout: Layout) -> FloatArray:
     v[layout.offsets["floor"]] = np.inf
     v[layout.offsets["running"]] = 1.0
     v[layout.offsets["started"]] = -np.inf
+    v[layout.offsets["load_v"]] = 1.0
     return v
 
 
-def fit_statistics(vector: FloatArray, layout: Layout, ts: IntArray, x: FloatArray, cfg: DetectorConfig) -> None:
+def fit_statistics(
+    vector: FloatArray, layout: Layout, ts: IntArray, x: FloatArray, cfg: DetectorConfig, proxy: int = -1
+) -> None:
     """Learn the baseline of one device from a label-free block, in place.
 
     Robust location and scale (median, MAD), the typical step, the longest repeat,
@@ -80,6 +84,14 @@ def fit_statistics(vector: FloatArray, layout: Layout, ts: IntArray, x: FloatArr
     vector[o["dscale"]] = np.fmax(typical, s_min)
     vector[o["cp"]] = 0.0
     vector[o["cn"]] = 0.0
+    # the operating-point baseline starts at the warm-up's level; the load proxy's variance
+    # at its noise (the regression on it learns as the load changes)
+    for name in ("op_m", "op_f", "op_b"):
+        vector[o[name]] = med
+    vector[o["op_c"]] = 0.0
+    vector[o["load"]] = vector[o["load_m"]] = med[proxy] if proxy >= 0 else 0.0
+    vector[o["load_v"]] = max(float(vector[o["s"]][proxy]) ** 2, 1e-12) if proxy >= 0 else 1.0
+    vector[o["ran"]] = 0.0
     runs, longest = _runs(x)
     vector[o["run"]] = runs
     vector[o["flat_thr"]] = np.where(scale > 0, np.fmax(cfg.flatline_min, cfg.flatline_factor * longest), np.inf)
@@ -250,6 +262,14 @@ class Kernel:
         self.dropout = Dropout(config)
         self.t2 = Multivariate(config, len(channels))
         self.native = native
+        # the operating point: the load proxy, and the channels whose level follows it (a
+        # temperature follows the heat the load makes)
+        self.proxy = load_proxy(channels)
+        units = [parse_metric(name) for name in channels]
+        follows = [self.proxy >= 0 and u is not None and u.quantity == "temperature" for u in units]
+        self.follows = np.array(follows, dtype=bool)
+        op = config.operating_point
+        self._taus_ms = 1000.0 * np.array([op.thermal_tau_s, op.regression_tau_s, op.level_tau_s, op.baseline_tau_s])
         self._offsets = np.array([self.layout.offsets[name].start for name in OFFSETS], dtype=np.int64)
         self._params = self._native_params()
 
@@ -281,6 +301,9 @@ class Kernel:
             "dropout_alarms": cfg.dropout_alarms,
             "iso_bc": self.iso.bc,
             "iso_cd": self.iso.cd,
+            "op_margin": cfg.operating_point.margin,
+            "op_learn_ms": 1000.0 * cfg.operating_point.learn_s,
+            "proxy": self.proxy,
         }
         return np.array([float(values[name]) for name in PARAMS])
 
@@ -308,11 +331,14 @@ class Kernel:
         ch = np.zeros((d, t, c, len(CHANNEL_DETECTORS)))
         dev = np.zeros((d, t, len(DEVICE_DETECTORS)))
         share = np.zeros((d, t, c))  # each channel's share of the multivariate score
+        rates = self._rates(packed, ts)
         if self.native is not None:
             score, alarm, raised, cleared = np.zeros((4, d, t))
             expected, scale = np.zeros((2, d, t, c))
-            inputs = (ts, x, lengths, low, high, self.vibration.astype(np.float64), gate)
-            outputs = (score, alarm, raised, cleared, ch, dev, expected, scale, share)
+            loads = np.zeros((d, t, 3))
+            roles = self.vibration.astype(np.float64) + 2.0 * self.follows
+            inputs = (ts, x, lengths, low, high, roles, gate, rates)
+            outputs = (score, alarm, raised, cleared, ch, dev, expected, scale, share, loads)
             self.native(statistics, self._offsets, self._params, packed, inputs, outputs)
         else:
             active = (lengths[:, None] > np.arange(t)[None, :]).sum(axis=0)
@@ -324,7 +350,9 @@ class Kernel:
                     x_stat = np.where(on, x, np.nan)
                     # padding is not a reading; below 0 (idle at a floor) the last value is kept
                     gated = ~on & (gate[..., None] >= 0.0) & (np.arange(t)[None, :, None] < lengths[:, None, None])
-                    expected, scale = self._statistics(packed, ts, x_stat, gated, active, ch, dev, share)
+                    process = np.isfinite(low) | np.isfinite(high)  # (d, c) metrics with a static limit
+                    expected, scale = self._statistics(packed, ts, x_stat, gated, active, ch, dev, share, process)
+                    ch[..., CH["operating_point"]] = self._operating_point(packed, x, x_stat, gate, rates, low, high)
                 else:
                     expected = scale = np.full((d, t, c), np.nan)
                 np.nan_to_num(ch, copy=False, nan=0.0, posinf=1e6)
@@ -347,6 +375,7 @@ class Kernel:
         ch: FloatArray,
         dev: FloatArray,
         share: FloatArray,
+        process: npt.NDArray[np.bool_],
     ) -> tuple[FloatArray, FloatArray]:
         cfg, lay = self.cfg, self.layout
         d, t, c = x.shape
@@ -485,7 +514,9 @@ class Kernel:
         tail = cfg.tail_factor
         ratio = r_zr[:, 1].transpose(1, 0, 2)  # (d, t, w)
         ch[..., CH["spike"]] = self.spike(z_all, tail * rec[2])
-        ch[..., CH["drift"]] = self.drift(r_cu[..., :c].transpose(1, 0, 2))
+        # a metric with a static limit has the operating-point test for slow shifts instead:
+        # against a baseline learned at one operating point, CUSUM alarms at every load change
+        ch[..., CH["drift"]] = np.where(process[:, None, :], 0.0, self.drift(r_cu[..., :c].transpose(1, 0, 2)))
         ch[..., CH["rate_of_change"]] = self.roc(ratio[..., :c], tail * rec[3])
         ch[..., CH["flatline"]] = self.flat(run.transpose(1, 0, 2), lay.view(packed, "flat_thr")[:, None, :])
         dev[..., DEV["dropout"]] = self.dropout(ratio[..., c])
@@ -493,6 +524,8 @@ class Kernel:
         # own recent level: its slow wander past the warm-up is not a fault
         fast_before = r_fast[..., :c].transpose(1, 0, 2)
         z_mv = np.where(lay.view(packed, "smooth")[:, None, :] > 0, (x - fast_before) / scale, z_all)
+        # so has the multivariate one: its correlation is learned at one operating point too
+        z_mv = np.where(process[:, None, :], 0.0, z_mv)
         dev[..., DEV["multivariate"]], share[:] = self.t2(
             z_mv,
             lay.matrix(packed),
@@ -502,6 +535,79 @@ class Kernel:
             active,
         )
         return exp, scale
+
+    def _rates(self, packed: FloatArray, ts: IntArray) -> FloatArray:
+        """Per reading (d, t, len(RATES)): the EWMA weight of the time since the previous
+        reading for each operating-point time constant, and that time (ms, capped: a longer
+        silence is a gap). Computed once for both kernels, so the exponentials agree."""
+        prev = np.concatenate([self.layout.scalar(packed, "last_t")[:, None], ts[:, :-1].astype(np.float64)], axis=1)
+        cap = 1000.0 * self.cfg.operating_point.max_step_s
+        elapsed = np.clip(ts - prev, 0.0, cap)
+        rates = np.empty((*ts.shape, len(RATES)))
+        rates[..., :4] = -np.expm1(-elapsed[..., None] / self._taus_ms)
+        rates[..., RATES.index("elapsed")] = elapsed
+        return rates
+
+    def _operating_point(
+        self,
+        packed: FloatArray,
+        x: FloatArray,
+        x_stat: FloatArray,
+        gate: FloatArray,
+        rates: FloatArray,
+        low: FloatArray,
+        high: FloatArray,
+    ) -> FloatArray:
+        """The operating-point test (d, t, c), advancing its state in place; one reading at a
+        time, in the C kernel's order of operations.
+
+        The load proxy is lagged by the thermal time constant while the machine runs; where
+        it runs and has settled, its mean and variance, and each channel's regression on it,
+        adapt. A channel that follows the load is taken net of the load's share; its smoothed
+        value is compared with its baseline: the score is the deviation over ``margin`` times
+        the baseline's distance to the limit on that side (none: no score). The baseline
+        adapts while the score is below the clear level.
+        """
+        lay, op = self.layout, self.cfg.operating_point
+        d, t, c = x.shape
+        r_lag, r_reg, r_lvl, r_base, r_el = (rates[..., RATES.index(name)] for name in RATES)
+        load, lm, lv, ran = (lay.scalar(packed, name).copy() for name in ("load", "load_m", "load_v", "ran"))
+        om, oc, of, ob = (lay.view(packed, name).copy() for name in ("op_m", "op_c", "op_f", "op_b"))
+        on, runs = gate >= 1.0, gate > 0.0
+        p, follows, q = self.proxy, self.follows[None, :], op.margin
+        learn, clear = 1000.0 * op.learn_s, self.cfg.alarm.clear_level
+        out = np.zeros((d, t, c))
+        for j in range(t):
+            if p >= 0:
+                v = x[:, j, p]
+                load = np.where(runs[:, j] & ~np.isnan(v), load + r_lag[:, j] * (v - load), load)
+            g, rr = on[:, j], r_reg[:, j]
+            dl = load - lm
+            lm = np.where(g, lm + rr * dl, lm)
+            lv = np.where(g, (1.0 - rr) * (lv + (rr * dl) * dl), lv)
+            ran = np.where(g, ran + r_el[:, j], ran)
+            xk = x_stat[:, j]
+            present = ~np.isnan(xk)
+            b = np.where(lv[:, None] > 0.0, oc / lv[:, None], 0.0)
+            res = np.where(follows, xk - b * dl[:, None], xk)
+            dx = xk - om
+            rc = rr[:, None]
+            learned = present & follows
+            om = np.where(learned, om + rc * dx, om)
+            oc = np.where(learned, (1.0 - rc) * (oc + (rc * dx) * dl[:, None]), oc)
+            level = of + r_lvl[:, j, None] * (res - of)
+            e = level - ob
+            margin = np.where(e > 0.0, high - ob, ob - low)
+            score = np.abs(e) / (q * np.maximum(margin, 1e-9))
+            score = np.where(present & (ran >= learn)[:, None] & ~np.isnan(score), score, 0.0)
+            ob = np.where(present & (score < clear), ob + r_base[:, j, None] * e, ob)
+            of = np.where(present, level, of)
+            out[:, j] = score
+        for name, value in (("load", load), ("load_m", lm), ("load_v", lv), ("ran", ran)):
+            lay.scalar(packed, name)[:] = value
+        for name, value in (("op_m", om), ("op_c", oc), ("op_f", of), ("op_b", ob)):
+            lay.view(packed, name)[:] = value
+        return out
 
     def _alarm(
         self, packed: FloatArray, ts: IntArray, score: FloatArray, active: IntArray

@@ -18,8 +18,9 @@ import numpy as np
 import numpy.typing as npt
 
 from iotpm.detection._layout import T2_HISTORY
+from iotpm.models.metrics import parse_metric
 
-STATE_VERSION: Final = 3
+STATE_VERSION: Final = 4
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -42,6 +43,10 @@ CHANNEL_FIELDS: Final = (
     "smooth",  # 1 when the channel wanders smoothly (steps far below its spread in the warm-up)
     "mew",  # the multivariate EWMA of the z-vector (its share for this channel)
     "floor",  # lowest value reported so far (a stopped machine's signals sit at their floor)
+    "op_m",  # operating point: mean of the value, for the regression on the load proxy
+    "op_c",  # operating point: covariance of the value with the lagged load proxy
+    "op_f",  # operating point: the smoothed value, net of the load's share
+    "op_b",  # operating point: its baseline, adapted while the test is quiet
 )
 #: per-device scalar fields.
 DEVICE_FIELDS: Final = (
@@ -57,20 +62,34 @@ DEVICE_FIELDS: Final = (
     "alarm_since",  # timestamp of the open alarm's raise, epoch ms
     "running",  # 1 while the machine runs (operating state)
     "started",  # timestamp of its last start, epoch ms (-inf: settled since before it was seen)
+    "load",  # the load proxy, lagged by the thermal time constant
+    "load_m",  # its mean
+    "load_v",  # its variance
+    "ran",  # running, settled time the operating-point baselines have learned from, ms
 )
+
+
+#: the fields of version 3 (before the operating-point baseline), which still load
+_V3_CHANNEL_FIELDS: Final = CHANNEL_FIELDS[: CHANNEL_FIELDS.index("op_m")]
+_V3_DEVICE_FIELDS: Final = DEVICE_FIELDS[: DEVICE_FIELDS.index("load")]
 
 
 class Layout:
     """Offsets of every field in the state vector of a device with ``c`` channels."""
 
-    def __init__(self, c: int) -> None:
+    def __init__(
+        self,
+        c: int,
+        channel_fields: tuple[str, ...] = CHANNEL_FIELDS,
+        device_fields: tuple[str, ...] = DEVICE_FIELDS,
+    ) -> None:
         self.c = c
         self.offsets: dict[str, slice] = {}
         at = 0
-        for name in CHANNEL_FIELDS:
+        for name in channel_fields:
             self.offsets[name] = slice(at, at + c)
             at += c
-        for name in DEVICE_FIELDS:
+        for name in device_fields:
             self.offsets[name] = slice(at, at + 1)
             at += 1
         self.offsets["t2_hist"] = slice(at, at + T2_HISTORY)
@@ -142,10 +161,12 @@ class DeviceState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DeviceState:
         """Inverse of :meth:`to_dict`; rejects versions it does not know."""
-        if data.get("v") != STATE_VERSION:
+        if data.get("v") not in (3, STATE_VERSION):
             raise ValueError(f"detector state version {data.get('v')!r} is not {STATE_VERSION}")
         channels = tuple(str(c) for c in data["channels"])
         vector = np.frombuffer(binascii.a2b_base64(data["state"], strict_mode=True), dtype="<f8").astype(np.float64)
+        if data["v"] == 3:
+            vector = _from_v3(vector, channels)
         if vector.size != layout_for(len(channels)).size:
             raise ValueError("detector state does not match its channel list")
         state = cls(channels, vector, ready=bool(data["ready"]))
@@ -154,6 +175,35 @@ class DeviceState:
             warm = np.frombuffer(base64.b64decode(data["warm_x"]), dtype="<f8")
             state.warm_x = warm.astype(np.float64).reshape(len(state.warm_t), len(channels))
         return state
+
+
+def _from_v3(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
+    """A version-3 vector in the current layout: the operating-point baseline starts at the
+    learned level and scores once it has learned for ``OperatingPointConfig.learn_s``."""
+    c = len(channels)
+    was, now = Layout(c, _V3_CHANNEL_FIELDS, _V3_DEVICE_FIELDS), layout_for(c)
+    if old.size != was.size:
+        raise ValueError("detector state does not match its channel list")
+    vector = np.zeros(now.size)
+    for name, sl in was.offsets.items():
+        vector[now.offsets[name]] = old[sl]
+    mu, s = vector[now.offsets["mu"]], vector[now.offsets["s"]]
+    for name in ("op_m", "op_f", "op_b"):
+        vector[now.offsets[name]] = mu
+    proxy = load_proxy(channels)
+    if proxy >= 0:
+        vector[now.offsets["load"]] = vector[now.offsets["load_m"]] = mu[proxy]
+    vector[now.offsets["load_v"]] = s[proxy] ** 2 if proxy >= 0 else 1.0
+    return vector
+
+
+def load_proxy(channels: tuple[str, ...]) -> int:
+    """The channel that stands for the machine's load (its first vibration velocity), or -1."""
+    for k, name in enumerate(channels):
+        unit = parse_metric(name)
+        if unit is not None and unit.quantity == "vibration":
+            return k
+    return -1
 
 
 def _b64(array: npt.NDArray[Any]) -> str:
