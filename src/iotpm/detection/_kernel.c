@@ -75,7 +75,7 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
                          double hi, int role, const double *restrict gate, const double *restrict rates,
                          const double *restrict loads, double *restrict ch, double *restrict expected,
                          double *restrict scale, double *restrict zmv) {
-    const int vibration = role & 1, follows = role & 2;
+    const int vibration = role & 1, follows = role & 2, setpoint = role & 4;
     /* a metric with a static limit has the operating-point test for slow shifts instead of
        CUSUM and the multivariate detectors (both learned at one operating point) */
     const int process = isfinite(lo) || isfinite(hi);
@@ -133,7 +133,8 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
         fast = fast_b + ((x0 - fast_b) * mf) * trend_rate;
         slow = slow + ((x0 - slow) * mf) * trend_slow;
         const double z_all = (xk - mu_b) / s_b;
-        out[CH_SPIKE] = nan_to_num(fabs(z_all) / np_fmax(spike_z, tail * zmax_b));
+        /* a step of a metric held at a setpoint, within its limits, is a setpoint change */
+        out[CH_SPIKE] = (setpoint && process) ? 0.0 : nan_to_num(fabs(z_all) / np_fmax(spike_z, tail * zmax_b));
         out[CH_DRIFT] = process ? 0.0 : nan_to_num(cusum / h_ref);
         out[CH_RATE_OF_CHANGE] = nan_to_num(ratio / np_fmax(roc_z, tail * dmax_b));
         out[CH_FLATLINE] = nan_to_num(run / flat_thr);
@@ -303,7 +304,8 @@ static void device_pass(const double *restrict prm, int64_t n, int64_t c, int st
 
 /*
  * packed (d, size) state vectors, advanced in place; ts (d, t); x (d, t, c); lengths (d,);
- * low, high (d, c); roles (c,): 1 vibration (ISO zones), 2 follows the load (both: 3); gate (d, t);
+ * low, high (d, c); roles (c,): the sum of 1 vibration (ISO zones), 2 follows the load, 4 held at a
+ * setpoint; gate (d, t);
  * rates (d, t, R_COUNT). Outputs, zeroed by the caller, are written for the first lengths[i]
  * steps of row i: score, alarm, raised, cleared (d, t); ch (d, t, c, N_CH); dev (d, t, N_DEV);
  * expected, scale, share (d, t, c); loads (d, t, 3). Returns 0, or -1 if c is out of range.

@@ -165,8 +165,9 @@ class OperatingConfig(BaseModel):
     # a pump's pressure builds within a minute of a start (low limits wait for it)
     start_s: Annotated[float, Field(ge=0)] = 60.0
     # a machine's temperature approaches its operating point with the casing's thermal
-    # time constant (tens of minutes for a medium motor): statistics wait for it
-    settle_s: Annotated[float, Field(ge=0)] = 1800.0
+    # time constant (tens of minutes for a medium motor): statistics wait three of them
+    # (within 5 % of the operating temperature)
+    settle_s: Annotated[float, Field(ge=0)] = 3600.0
 
     def resolve(self, channels: Iterable[str], device_type: str | None = None) -> list[float]:
         """Per channel, the value below which it says "off" (NaN: not part of the condition)."""
@@ -206,6 +207,9 @@ class OperatingPointConfig(BaseModel):
     margin: Annotated[float, Field(gt=0, le=1)] = 0.5
     # physical: a longer silence is a gap, not running time the baselines may learn from
     max_step_s: PositiveFloat = 300.0
+    # physical: quantities a controller holds at a setpoint; a step of one within its limits
+    # is a setpoint change, not a spike (the limits and the test above still apply)
+    setpoint_quantities: tuple[str, ...] = ("pressure",)
 
 
 class DetectorConfig(BaseModel):

@@ -268,6 +268,8 @@ class Kernel:
         units = [parse_metric(name) for name in channels]
         follows = [self.proxy >= 0 and u is not None and u.quantity == "temperature" for u in units]
         self.follows = np.array(follows, dtype=bool)
+        held = config.operating_point.setpoint_quantities
+        self.setpoint = np.array([u is not None and u.quantity in held for u in units], dtype=bool)
         op = config.operating_point
         self._taus_ms = 1000.0 * np.array([op.thermal_tau_s, op.regression_tau_s, op.level_tau_s, op.baseline_tau_s])
         self._offsets = np.array([self.layout.offsets[name].start for name in OFFSETS], dtype=np.int64)
@@ -336,7 +338,7 @@ class Kernel:
             score, alarm, raised, cleared = np.zeros((4, d, t))
             expected, scale = np.zeros((2, d, t, c))
             loads = np.zeros((d, t, 3))
-            roles = self.vibration.astype(np.float64) + 2.0 * self.follows
+            roles = self.vibration.astype(np.float64) + 2.0 * self.follows + 4.0 * self.setpoint
             inputs = (ts, x, lengths, low, high, roles, gate, rates)
             outputs = (score, alarm, raised, cleared, ch, dev, expected, scale, share, loads)
             self.native(statistics, self._offsets, self._params, packed, inputs, outputs)
@@ -513,7 +515,9 @@ class Kernel:
         z_all = (x - exp) / scale
         tail = cfg.tail_factor
         ratio = r_zr[:, 1].transpose(1, 0, 2)  # (d, t, w)
-        ch[..., CH["spike"]] = self.spike(z_all, tail * rec[2])
+        # a step of a metric held at a setpoint, within its limits, is a setpoint change
+        held = (process & self.setpoint[None, :])[:, None, :]
+        ch[..., CH["spike"]] = np.where(held, 0.0, self.spike(z_all, tail * rec[2]))
         # a metric with a static limit has the operating-point test for slow shifts instead:
         # against a baseline learned at one operating point, CUSUM alarms at every load change
         ch[..., CH["drift"]] = np.where(process[:, None, :], 0.0, self.drift(r_cu[..., :c].transpose(1, 0, 2)))
