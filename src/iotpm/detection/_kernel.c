@@ -108,7 +108,8 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
         const double xk = on ? xr : NAN;
         const int present = !isnan(xk);
         const double x0 = present ? xk : 0.0, mf = present ? 1.0 : 0.0, am = a * mf;
-        const double dx = xk - last_x, step = fabs(dx);
+        /* across a gap, a metric with a limit has no rate of change */
+        const double dx = (process && rates[j * R_COUNT + R_GAP] > 0.0) ? NAN : xk - last_x, step = fabs(dx);
         const double step0 = isnan(step) ? 0.0 : step, step_rate = a * (isnan(dx) ? 0.0 : 1.0);
         run = xk == last_x ? run + 1.0 : 0.0;
         if (present) last_x = xk;

@@ -38,8 +38,9 @@ PARAMS: Final = (
     "cooldown", "dropout_alarms", "iso_bc", "iso_cd", "op_margin", "op_learn_ms", "proxy",
 )  # fmt: skip
 #: per-reading rates of the operating-point recursions (the last axis of the ``rates`` input,
-#: ``R_<NAME>`` in C): EWMA weights for the elapsed time, and the elapsed time itself (ms)
-RATES: Final = ("lag", "regression", "level", "baseline", "elapsed")
+#: ``R_<NAME>`` in C): EWMA weights for the elapsed time, the elapsed time itself (ms, capped),
+#: and 1 where the silence before the reading was longer than the cap (a gap)
+RATES: Final = ("lag", "regression", "level", "baseline", "elapsed", "gap")
 HEADER_NAME: Final = "_kernel_layout.h"
 
 

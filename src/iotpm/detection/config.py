@@ -195,8 +195,9 @@ class OperatingPointConfig(BaseModel):
 
     # physical: the casing follows its heat input with tens of minutes' lag (settle_s)
     thermal_tau_s: PositiveFloat = 1200.0
-    # physical: the slowest healthy cycle is the day's ambient; slow faults take days
-    baseline_tau_s: PositiveFloat = 86_400.0
+    # physical: slower than the faults it must catch (they develop over one to three days),
+    # so a fault's ramp shows as the baseline's lag: its slope times this time constant
+    baseline_tau_s: PositiveFloat = 172_800.0
     # chosen: long enough to see several load changes, short against a fault's days
     regression_tau_s: PositiveFloat = 21_600.0
     # chosen: averages the noise and the lag between load and temperature

@@ -353,7 +353,8 @@ class Kernel:
                     # padding is not a reading; below 0 (idle at a floor) the last value is kept
                     gated = ~on & (gate[..., None] >= 0.0) & (np.arange(t)[None, :, None] < lengths[:, None, None])
                     process = np.isfinite(low) | np.isfinite(high)  # (d, c) metrics with a static limit
-                    expected, scale = self._statistics(packed, ts, x_stat, gated, active, ch, dev, share, process)
+                    gap = rates[..., RATES.index("gap")]
+                    expected, scale = self._statistics(packed, ts, x_stat, gated, active, ch, dev, share, process, gap)
                     ch[..., CH["operating_point"]] = self._operating_point(packed, x, x_stat, gate, rates, low, high)
                 else:
                     expected = scale = np.full((d, t, c), np.nan)
@@ -378,6 +379,7 @@ class Kernel:
         dev: FloatArray,
         share: FloatArray,
         process: npt.NDArray[np.bool_],
+        gap: FloatArray,
     ) -> tuple[FloatArray, FloatArray]:
         cfg, lay = self.cfg, self.layout
         d, t, c = x.shape
@@ -396,7 +398,10 @@ class Kernel:
         # a gated reading (machine off or settling) leaves no last value: the step after it starts afresh
         gated_t = np.broadcast_to(gated.transpose(1, 0, 2), xs.shape)
         lx, final_x = _last_before(xs, m | gated_t, lay.view(packed, "last_x").copy())
-        dx = xs - lx
+        # across a gap, a metric with a limit has no rate of change: nothing is known of how
+        # it moved meanwhile (the dropout detector reports the gap)
+        across = process[None, :, :] & (gap.T[:, :, None] > 0)
+        dx = np.where(across, np.nan, xs - lx)
         run = _run_lengths(xs == lx, lay.view(packed, "run"))
         dt = tsf - np.concatenate([lay.scalar(packed, "last_t")[None, :], tsf[:-1]])
         x0, mf = np.zeros((t, d, w)), np.zeros((t, d, w))
@@ -546,10 +551,12 @@ class Kernel:
         silence is a gap). Computed once for both kernels, so the exponentials agree."""
         prev = np.concatenate([self.layout.scalar(packed, "last_t")[:, None], ts[:, :-1].astype(np.float64)], axis=1)
         cap = 1000.0 * self.cfg.operating_point.max_step_s
-        elapsed = np.clip(ts - prev, 0.0, cap)
+        silence = ts - prev
+        elapsed = np.clip(silence, 0.0, cap)
         rates = np.empty((*ts.shape, len(RATES)))
         rates[..., :4] = -np.expm1(-elapsed[..., None] / self._taus_ms)
         rates[..., RATES.index("elapsed")] = elapsed
+        rates[..., RATES.index("gap")] = silence > cap
         return rates
 
     def _operating_point(
@@ -574,7 +581,7 @@ class Kernel:
         """
         lay, op = self.layout, self.cfg.operating_point
         d, t, c = x.shape
-        r_lag, r_reg, r_lvl, r_base, r_el = (rates[..., RATES.index(name)] for name in RATES)
+        r_lag, r_reg, r_lvl, r_base, r_el = (rates[..., RATES.index(name)] for name in RATES[:5])
         load, lm, lv, ran = (lay.scalar(packed, name).copy() for name in ("load", "load_m", "load_v", "ran"))
         om, oc, of, ob = (lay.view(packed, name).copy() for name in ("op_m", "op_c", "op_f", "op_b"))
         on, runs = gate >= 1.0, gate > 0.0
