@@ -145,7 +145,7 @@ def kernel_args() -> dict[str, object]:
         "offsets": np.zeros(len(native.OFFSETS), dtype=np.int64),
         "params": np.zeros(len(native.PARAMS)),
         "packed": np.zeros((D, SIZE)),
-        # ts, x, lengths, low, high, vibration, gate
+        # ts, x, lengths, low, high, roles, gate, rates
         "inputs": (
             np.zeros((D, T), np.int64),
             np.zeros((D, T, C)),
@@ -153,6 +153,7 @@ def kernel_args() -> dict[str, object]:
             *np.zeros((2, D, C)),
             np.zeros(C),
             np.ones((D, T)),
+            np.zeros((D, T, len(_layout.RATES))),
         ),
         "outputs": tuple(np.zeros(shape) for shape in native._output_shapes(D, T, C)),
     }
@@ -174,7 +175,8 @@ def with_input(at: int, array: np.ndarray) -> dict[str, object]:
         pytest.param(with_input(6, np.ones((D, T + 1))), id="a gate of another length"),
         pytest.param(with_input(1, np.zeros((D, T, 2 * C))[:, :, ::2]), id="values not contiguous"),
         pytest.param({**kernel_args(), "offsets": np.full(len(native.OFFSETS), SIZE)}, id="offsets past the state"),
-        pytest.param({**kernel_args(), "outputs": (np.zeros((D, T)),) * 9}, id="outputs of the wrong shape"),
+        pytest.param(with_input(7, np.zeros((D, T, 1))), id="rates of another width"),
+        pytest.param({**kernel_args(), "outputs": (np.zeros((D, T)),) * 10}, id="outputs of the wrong shape"),
     ],
 )
 def test_arrays_the_c_code_would_overrun_are_refused(args: dict[str, object]) -> None:
