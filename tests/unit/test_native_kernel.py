@@ -153,7 +153,7 @@ def kernel_args() -> dict[str, object]:
             *np.zeros((2, D, C)),
             np.zeros(C),
             np.ones((D, T)),
-            np.zeros((D, T, len(_layout.RATES))),
+            np.zeros((len(_layout.RATES), D, T)),
         ),
         "outputs": tuple(np.zeros(shape) for shape in native._output_shapes(D, T, C)),
     }
@@ -175,7 +175,7 @@ def with_input(at: int, array: np.ndarray) -> dict[str, object]:
         pytest.param(with_input(6, np.ones((D, T + 1))), id="a gate of another length"),
         pytest.param(with_input(1, np.zeros((D, T, 2 * C))[:, :, ::2]), id="values not contiguous"),
         pytest.param({**kernel_args(), "offsets": np.full(len(native.OFFSETS), SIZE)}, id="offsets past the state"),
-        pytest.param(with_input(7, np.zeros((D, T, 1))), id="rates of another width"),
+        pytest.param(with_input(7, np.zeros((1, D, T))), id="rates of another width"),
         pytest.param({**kernel_args(), "outputs": (np.zeros((D, T)),) * 10}, id="outputs of the wrong shape"),
     ],
 )

@@ -18,6 +18,9 @@
    build from iotpm/detection/_layout.py */
 #include "_kernel_layout.h"
 
+/* what the load pass leaves per reading for the channel passes (one stream, not one per rate) */
+enum { L_DL, L_LV, L_RAN, L_REGRESSION, L_LEVEL, L_BASELINE, L_GAP, N_LOADS };
+
 /* numpy.maximum / numpy.minimum: NaN in the first argument wins, then in the second */
 static inline double np_maximum(double a, double b) { return (a >= b || isnan(a)) ? a : b; }
 static inline double np_minimum(double a, double b) { return (a <= b || isnan(a)) ? a : b; }
@@ -72,8 +75,7 @@ const char *iotpm_kernel_source(void) { return IOTPM_KERNEL_SOURCE; }
  */
 static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64_t k, int statistics,
                          double *restrict v, const int64_t *restrict off, const double *restrict x, double lo,
-                         double hi, int role, const double *restrict gate, const double *restrict rates,
-                         const double *restrict loads, double *restrict ch, double *restrict expected,
+                         double hi, int role, const double *restrict gate, const double *restrict loads, double *restrict ch, double *restrict expected,
                          double *restrict scale, double *restrict zmv) {
     const int vibration = role & 1, follows = role & 2, setpoint = role & 4;
     /* a metric with a static limit has the operating-point test for slow shifts instead of
@@ -109,7 +111,8 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
         const int present = !isnan(xk);
         const double x0 = present ? xk : 0.0, mf = present ? 1.0 : 0.0, am = a * mf;
         /* across a gap, a metric with a limit has no rate of change */
-        const double dx = (process && rates[j * R_COUNT + R_GAP] > 0.0) ? NAN : xk - last_x, step = fabs(dx);
+        const double *restrict ld = loads + j * N_LOADS;
+        const double dx = (process && ld[L_GAP] > 0.0) ? NAN : xk - last_x, step = fabs(dx);
         const double step0 = isnan(step) ? 0.0 : step, step_rate = a * (isnan(dx) ? 0.0 : 1.0);
         run = xk == last_x ? run + 1.0 : 0.0;
         if (present) last_x = xk;
@@ -146,8 +149,7 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
         zmv[j * c + k] = process ? 0.0 : (isnan(clipped) ? 0.0 : clipped);
         /* the operating point: net of the load's share, smoothed, against its baseline, as
            a share of the baseline's distance to the limit on that side */
-        const double *restrict rt = rates + j * R_COUNT, *restrict ld = loads + j * 3;
-        const double dl = ld[0], lv = ld[1], ran = ld[2], rr = rt[R_REGRESSION];
+        const double dl = ld[L_DL], lv = ld[L_LV], ran = ld[L_RAN], rr = ld[L_REGRESSION];
         const double b = lv > 0.0 ? oc / lv : 0.0;
         const double res = follows ? xk - b * dl : xk;
         const double dxo = xk - om;
@@ -155,12 +157,15 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
             om = om + rr * dxo;
             oc = (1.0 - rr) * (oc + (rr * dxo) * dl);
         }
-        const double level = of + rt[R_LEVEL] * (res - of);
+        const double level = of + ld[L_LEVEL] * (res - of);
         const double e = level - ob;
         const double margin = e > 0.0 ? hi - ob : ob - lo;
-        double op = fabs(e) / (q * np_maximum(margin, 1e-9));
-        op = (present && ran >= learn && !isnan(op)) ? op : 0.0;
-        if (present && op < clear_level) ob = ob + rt[R_BASELINE] * e;
+        const double room = q * np_maximum(margin, 1e-9);
+        /* the baseline adapts while the test is below the clear level (no division on
+           the baseline's recursion: the score is computed beside it) */
+        const int scoring = present && ran >= learn && !isnan(room);
+        if (present && !(scoring && fabs(e) >= clear_level * room)) ob = ob + ld[L_BASELINE] * e;
+        const double op = scoring ? fabs(e) / room : 0.0;
         if (present) of = level;
         out[CH_OPERATING_POINT] = nan_to_num(op);
     }
@@ -186,29 +191,34 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
  * The load proxy over one device's readings: lagged by the thermal time constant while the
  * machine runs; its mean and variance, and the running time learned from, where it runs and
  * has settled. Leaves, per reading, the lag's deviation from the mean before the reading, the
- * variance and the running time after it, for the channel passes (loads, stride 3).
+ * variance and the running time after it, and the rates the channel passes use (loads, stride
+ * N_LOADS).
  */
 static void load_pass(const double *restrict prm, int64_t n, int64_t c, double *restrict v,
                       const int64_t *restrict off, const double *restrict x, const double *restrict gate,
-                      const double *restrict rates, double *restrict loads) {
+                      const double *restrict rates, int64_t plane, double *restrict loads) {
     const int64_t p = (int64_t)prm[P_PROXY];
     double load = v[off[O_LOAD]], lm = v[off[O_LOAD_M]], lv = v[off[O_LOAD_V]], ran = v[off[O_RAN]];
     for (int64_t j = 0; j < n; j++) {
-        const double *restrict rt = rates + j * R_COUNT;
         if (p >= 0) {
             const double xv = x[j * c + p];
-            if (gate[j] > 0.0 && !isnan(xv)) load = load + rt[R_LAG] * (xv - load);
+            if (gate[j] > 0.0 && !isnan(xv)) load = load + rates[R_LAG * plane + j] * (xv - load);
         }
         const int g = gate[j] >= 1.0;
-        const double rr = rt[R_REGRESSION], dl = load - lm;
+        const double rr = rates[R_REGRESSION * plane + j], dl = load - lm;
         if (g) {
             lm = lm + rr * dl;
             lv = (1.0 - rr) * (lv + (rr * dl) * dl);
-            ran = ran + rt[R_ELAPSED];
+            ran = ran + rates[R_ELAPSED * plane + j];
         }
-        loads[j * 3] = dl;
-        loads[j * 3 + 1] = lv;
-        loads[j * 3 + 2] = ran;
+        double *restrict ld = loads + j * N_LOADS;
+        ld[L_DL] = dl;
+        ld[L_LV] = lv;
+        ld[L_RAN] = ran;
+        ld[L_REGRESSION] = rr;
+        ld[L_LEVEL] = rates[R_LEVEL * plane + j];
+        ld[L_BASELINE] = rates[R_BASELINE * plane + j];
+        ld[L_GAP] = rates[R_GAP * plane + j];
     }
     v[off[O_LOAD]] = load;
     v[off[O_LOAD_M]] = lm;
@@ -307,9 +317,10 @@ static void device_pass(const double *restrict prm, int64_t n, int64_t c, int st
  * packed (d, size) state vectors, advanced in place; ts (d, t); x (d, t, c); lengths (d,);
  * low, high (d, c); roles (c,): the sum of 1 vibration (ISO zones), 2 follows the load, 4 held at a
  * setpoint; gate (d, t);
- * rates (d, t, R_COUNT). Outputs, zeroed by the caller, are written for the first lengths[i]
+ * rates (R_COUNT, d, t). Outputs, zeroed by the caller, are written for the first lengths[i]
  * steps of row i: score, alarm, raised, cleared (d, t); ch (d, t, c, N_CH); dev (d, t, N_DEV);
- * expected, scale, share (d, t, c); loads (d, t, 3). Returns 0, or -1 if c is out of range.
+ * expected, scale, share (d, t, c); loads (d, t, N_LOADS), the load pass's record for the channel
+ * passes. Returns 0, or -1 if c is out of range.
  */
 int iotpm_kernel(int64_t d, int64_t t, int64_t c, int64_t size, int32_t statistics, const int64_t *off,
                  const double *prm, double *packed, const int64_t *ts, const double *x, const int64_t *lengths,
@@ -320,10 +331,10 @@ int iotpm_kernel(int64_t d, int64_t t, int64_t c, int64_t size, int32_t statisti
     for (int64_t i = 0; i < d; i++) {
         double *v = packed + i * size;
         const int64_t n = lengths[i], row = i * t;
-        if (statistics) load_pass(prm, n, c, v, off, x + row * c, gate + row, rates + row * R_COUNT, loads + row * 3);
+        if (statistics) load_pass(prm, n, c, v, off, x + row * c, gate + row, rates + row, d * t, loads + row * N_LOADS);
         for (int64_t k = 0; k < c; k++) {
             channel_pass(prm, n, c, k, statistics, v, off, x + row * c, low[i * c + k], high[i * c + k],
-                         (int)roles[k], gate + row, rates + row * R_COUNT, loads + row * 3, ch + row * c * N_CH,
+                         (int)roles[k], gate + row, loads + row * N_LOADS, ch + row * c * N_CH,
                          expected + row * c, scale + row * c, share + row * c);
         }
         if (statistics) interval_pass(prm, n, v, off, ts + row, dev + row * N_DEV);

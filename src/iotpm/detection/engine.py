@@ -27,7 +27,7 @@ from iotpm.detection.detectors import (
     Spike,
     StaticThreshold,
 )
-from iotpm.detection.native import NativeKernel
+from iotpm.detection.native import LOADS, NativeKernel
 from iotpm.detection.state import FloatArray, IntArray, Layout, load_proxy
 from iotpm.models.metrics import parse_metric
 
@@ -337,7 +337,7 @@ class Kernel:
         if self.native is not None:
             score, alarm, raised, cleared = np.zeros((4, d, t))
             expected, scale = np.zeros((2, d, t, c))
-            loads = np.zeros((d, t, 3))
+            loads = np.zeros((d, t, LOADS))
             roles = self.vibration.astype(np.float64) + 2.0 * self.follows + 4.0 * self.setpoint
             inputs = (ts, x, lengths, low, high, roles, gate, rates)
             outputs = (score, alarm, raised, cleared, ch, dev, expected, scale, share, loads)
@@ -353,7 +353,7 @@ class Kernel:
                     # padding is not a reading; below 0 (idle at a floor) the last value is kept
                     gated = ~on & (gate[..., None] >= 0.0) & (np.arange(t)[None, :, None] < lengths[:, None, None])
                     process = np.isfinite(low) | np.isfinite(high)  # (d, c) metrics with a static limit
-                    gap = rates[..., RATES.index("gap")]
+                    gap = rates[RATES.index("gap")]
                     expected, scale = self._statistics(packed, ts, x_stat, gated, active, ch, dev, share, process, gap)
                     ch[..., CH["operating_point"]] = self._operating_point(packed, x, x_stat, gate, rates, low, high)
                 else:
@@ -546,17 +546,21 @@ class Kernel:
         return exp, scale
 
     def _rates(self, packed: FloatArray, ts: IntArray) -> FloatArray:
-        """Per reading (d, t, len(RATES)): the EWMA weight of the time since the previous
-        reading for each operating-point time constant, and that time (ms, capped: a longer
-        silence is a gap). Computed once for both kernels, so the exponentials agree."""
-        prev = np.concatenate([self.layout.scalar(packed, "last_t")[:, None], ts[:, :-1].astype(np.float64)], axis=1)
+        """Per reading (len(RATES), d, t): the EWMA weight of the time since the previous
+        reading for each operating-point time constant, that time (ms, capped: a longer
+        silence is a gap), and 1 after a gap. Computed once for both kernels, so the
+        exponentials agree; one plane per rate, which numpy fills fastest."""
         cap = 1000.0 * self.cfg.operating_point.max_step_s
-        silence = ts - prev
-        elapsed = np.clip(silence, 0.0, cap)
-        rates = np.empty((*ts.shape, len(RATES)))
-        rates[..., :4] = -np.expm1(-elapsed[..., None] / self._taus_ms)
-        rates[..., RATES.index("elapsed")] = elapsed
-        rates[..., RATES.index("gap")] = silence > cap
+        silence = ts.astype(np.float64)
+        silence[:, 1:] -= ts[:, :-1]
+        silence[:, 0] -= self.layout.scalar(packed, "last_t")
+        rates = np.empty((len(RATES), *ts.shape))
+        elapsed, weights = rates[RATES.index("elapsed")], rates[:4]
+        np.minimum(np.maximum(silence, 0.0, out=elapsed), cap, out=elapsed)
+        np.multiply.outer(-1.0 / self._taus_ms, elapsed, out=weights)
+        np.expm1(weights, out=weights)
+        np.negative(weights, out=weights)
+        np.greater(silence, cap, out=rates[RATES.index("gap")])
         return rates
 
     def _operating_point(
@@ -581,7 +585,7 @@ class Kernel:
         """
         lay, op = self.layout, self.cfg.operating_point
         d, t, c = x.shape
-        r_lag, r_reg, r_lvl, r_base, r_el = (rates[..., RATES.index(name)] for name in RATES[:5])
+        r_lag, r_reg, r_lvl, r_base, r_el = (rates[RATES.index(name)] for name in RATES[:5])
         load, lm, lv, ran = (lay.scalar(packed, name).copy() for name in ("load", "load_m", "load_v", "ran"))
         om, oc, of, ob = (lay.view(packed, name).copy() for name in ("op_m", "op_c", "op_f", "op_b"))
         on, runs = gate >= 1.0, gate > 0.0
@@ -609,9 +613,11 @@ class Kernel:
             level = of + r_lvl[:, j, None] * (res - of)
             e = level - ob
             margin = np.where(e > 0.0, high - ob, ob - low)
-            score = np.abs(e) / (q * np.maximum(margin, 1e-9))
-            score = np.where(present & (ran >= learn)[:, None] & ~np.isnan(score), score, 0.0)
-            ob = np.where(present & (score < clear), ob + r_base[:, j, None] * e, ob)
+            room = q * np.maximum(margin, 1e-9)
+            scoring = present & (ran >= learn)[:, None] & ~np.isnan(room)
+            quiet = ~(scoring & (np.abs(e) >= clear * room))
+            ob = np.where(present & quiet, ob + r_base[:, j, None] * e, ob)
+            score = np.where(scoring, np.abs(e) / room, 0.0)
             of = np.where(present, level, of)
             out[:, j] = score
         for name, value in (("load", load), ("load_m", lm), ("load_v", lv), ("ran", ran)):

@@ -65,10 +65,11 @@ class NativeKernel:
         """Run over ``packed`` (d, size) in place; ``inputs`` ts, x, lengths, low, high, roles, gate, rates.
 
         ``roles`` (c,) is 1 for a vibration channel (ISO zones) plus 2 for one that follows the
-        load; ``rates`` (d, t, len(RATES)) the operating point's per-reading weights.
+        load; ``rates`` (len(RATES), d, t) the operating point's per-reading weights.
         ``outputs``: score, alarm, raised, cleared (d, t); channel scores (d, t, c, N_CH);
-        device scores (d, t, N_DEV); expected, scale, share (d, t, c); the load proxy's
-        per-reading record (d, t, 3). Shapes and types are checked here: the C code trusts them.
+        device scores (d, t, N_DEV); expected, scale, share (d, t, c); the load pass's
+        per-reading record (d, t, LOADS), scratch for the channel passes. Shapes and types are
+        checked here: the C code trusts them.
         """
         x, lengths = inputs[1], inputs[2]
         d, t, c = x.shape
@@ -76,7 +77,7 @@ class NativeKernel:
         _check(params, np.float64, (len(PARAMS),))
         _check(packed, np.float64, (d, packed.shape[1]))
         # ts, x, lengths, low, high, roles, gate, rates
-        in_shapes = ((d, t), (d, t, c), (d,), (d, c), (d, c), (c,), (d, t), (d, t, len(RATES)))
+        in_shapes = ((d, t), (d, t, c), (d,), (d, c), (d, c), (c,), (d, t), (len(RATES), d, t))
         for array, dtype, shape in zip(inputs, _INPUT_TYPES, in_shapes, strict=True):
             _check(array, dtype, shape)
         for array, shape in zip(outputs, _output_shapes(d, t, c), strict=True):
@@ -91,6 +92,8 @@ class NativeKernel:
         self._fn(d, t, c, packed.shape[1], int(statistics), *(a.ctypes.data for a in arrays))
 
 
+#: values the C kernel's load pass records per reading (``N_LOADS`` in ``_kernel.c``)
+LOADS: Final = 7
 _INPUT_TYPES: Final = tuple(
     np.dtype(t) for t in ("int64", "float64", "int64", "float64", "float64", "float64", "float64", "float64")
 )
@@ -98,7 +101,18 @@ _INPUT_TYPES: Final = tuple(
 
 def _output_shapes(d: int, t: int, c: int) -> tuple[tuple[int, ...], ...]:
     n_ch, n_dev = len(CHANNEL_DETECTORS), len(DEVICE_DETECTORS)
-    return (d, t), (d, t), (d, t), (d, t), (d, t, c, n_ch), (d, t, n_dev), (d, t, c), (d, t, c), (d, t, c), (d, t, 3)
+    return (
+        (d, t),
+        (d, t),
+        (d, t),
+        (d, t),
+        (d, t, c, n_ch),
+        (d, t, n_dev),
+        (d, t, c),
+        (d, t, c),
+        (d, t, c),
+        (d, t, LOADS),
+    )
 
 
 def _check(array: npt.NDArray[Any], dtype: npt.DTypeLike, shape: tuple[int, ...]) -> None:

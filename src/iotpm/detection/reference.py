@@ -120,12 +120,11 @@ class ReferenceDetector:
         e = f["op_f"][j] - f["op_b"][j]
         limit = self.high[j] if e > 0 else self.low[j]
         margin = limit - f["op_b"][j] if e > 0 else f["op_b"][j] - limit
-        score = 0.0
-        if not math.isnan(limit) and f["ran"][0] >= 1000.0 * op.learn_s:
-            score = abs(e) / (op.margin * max(margin, 1e-9))
-        if score < self.cfg.alarm.clear_level:
+        room = op.margin * max(margin, 1e-9)
+        scoring = not math.isnan(limit) and f["ran"][0] >= 1000.0 * op.learn_s
+        if not (scoring and abs(e) >= self.cfg.alarm.clear_level * room):
             f["op_b"][j] += self.rates["baseline"] * e
-        return score
+        return abs(e) / room if scoring else 0.0
 
     def _static(self, j: int, x: float) -> float:
         lo, hi = self.low[j], self.high[j]
