@@ -272,6 +272,7 @@ class Kernel:
         self.setpoint = np.array([u is not None and u.quantity in held for u in units], dtype=bool)
         op = config.operating_point
         self._taus_ms = 1000.0 * np.array([op.thermal_tau_s, op.regression_tau_s, op.level_tau_s, op.baseline_tau_s])
+        self._scratch: dict[str, FloatArray] = {}
         self._offsets = np.array([self.layout.offsets[name].start for name in OFFSETS], dtype=np.int64)
         self._params = self._native_params()
 
@@ -337,7 +338,7 @@ class Kernel:
         if self.native is not None:
             score, alarm, raised, cleared = np.zeros((4, d, t))
             expected, scale = np.zeros((2, d, t, c))
-            loads = np.zeros((d, t, LOADS))
+            loads = self._buffer("loads", (d, t, LOADS))  # scratch: the C kernel writes it before reading
             roles = self.vibration.astype(np.float64) + 2.0 * self.follows + 4.0 * self.setpoint
             inputs = (ts, x, lengths, low, high, roles, gate, rates)
             outputs = (score, alarm, raised, cleared, ch, dev, expected, scale, share, loads)
@@ -545,6 +546,15 @@ class Kernel:
         )
         return exp, scale
 
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> FloatArray:
+        """A scratch array of ``shape``, reused between calls (fresh pages cost more than the
+        work on them); valid until the next call asks for it again."""
+        size = int(np.prod(shape))
+        held = self._scratch.get(name)
+        if held is None or held.size < size:
+            held = self._scratch[name] = np.empty(max(size, 1))
+        return held[:size].reshape(shape)
+
     def _rates(self, packed: FloatArray, ts: IntArray) -> FloatArray:
         """Per reading (len(RATES), d, t): the EWMA weight of the time since the previous
         reading for each operating-point time constant, that time (ms, capped: a longer
@@ -554,7 +564,7 @@ class Kernel:
         silence = ts.astype(np.float64)
         silence[:, 1:] -= ts[:, :-1]
         silence[:, 0] -= self.layout.scalar(packed, "last_t")
-        rates = np.empty((len(RATES), *ts.shape))
+        rates = self._buffer("rates", (len(RATES), *ts.shape))
         elapsed, weights = rates[RATES.index("elapsed")], rates[:4]
         np.minimum(np.maximum(silence, 0.0, out=elapsed), cap, out=elapsed)
         np.multiply.outer(-1.0 / self._taus_ms, elapsed, out=weights)
