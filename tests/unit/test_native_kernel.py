@@ -17,6 +17,7 @@ from iotpm.detection import (
     DeviceState,
     FleetDetector,
     OperatingConfig,
+    OperatingPointConfig,
     _layout,
     native,
 )
@@ -24,7 +25,10 @@ from iotpm.detection.detector import DetectionResult
 from iotpm.detection.state import layout_for
 from tests.conftest import CHANNELS, healthy, timestamps
 
-FIELDS = ("score", "is_anomaly", "in_alarm", "channel_scores", "device_scores", "expected", "scale", "trend")
+FIELDS = (
+    "score", "is_anomaly", "in_alarm", "channel_scores", "device_scores", "expected", "scale", "trend",
+    "operating_point",
+)  # fmt: skip
 
 
 def test_the_kernel_is_built_for_this_machine() -> None:
@@ -123,7 +127,11 @@ def test_native_and_numpy_kernels_give_the_same_bits(
 ) -> None:
     alarm = AlarmConfig(cooldown=cooldown, min_duration=min_duration)
     operating = OperatingConfig(start_s=10.0, settle_s=40.0)  # a few readings each
-    cfg = DetectorConfig(warmup=30, alarm=alarm, dropout_alarms=dropout_alarms, operating=operating)
+    # the operating-point test scores from the first reading, and within these few minutes
+    point = OperatingPointConfig(learn_s=0.0, baseline_tau_s=600.0, regression_tau_s=300.0, margin=0.2)
+    cfg = DetectorConfig(
+        warmup=30, alarm=alarm, dropout_alarms=dropout_alarms, operating=operating, operating_point=point
+    )
     want = run("numpy", cfg, seed, devices, fresh, cut)
     got = run("native", cfg, seed, devices, fresh, cut)
     assert len(got) == len(want)
@@ -176,7 +184,7 @@ def with_input(at: int, array: np.ndarray) -> dict[str, object]:
         pytest.param(with_input(1, np.zeros((D, T, 2 * C))[:, :, ::2]), id="values not contiguous"),
         pytest.param({**kernel_args(), "offsets": np.full(len(native.OFFSETS), SIZE)}, id="offsets past the state"),
         pytest.param(with_input(7, np.zeros((1, D, T))), id="rates of another width"),
-        pytest.param({**kernel_args(), "outputs": (np.zeros((D, T)),) * 10}, id="outputs of the wrong shape"),
+        pytest.param({**kernel_args(), "outputs": (np.zeros((D, T)),) * 11}, id="outputs of the wrong shape"),
     ],
 )
 def test_arrays_the_c_code_would_overrun_are_refused(args: dict[str, object]) -> None:

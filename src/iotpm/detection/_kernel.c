@@ -75,7 +75,8 @@ const char *iotpm_kernel_source(void) { return IOTPM_KERNEL_SOURCE; }
  */
 static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64_t k, int statistics,
                          double *restrict v, const int64_t *restrict off, const double *restrict x, double lo,
-                         double hi, int role, const double *restrict gate, const double *restrict loads, double *restrict ch, double *restrict expected,
+                         double hi, int role, const double *restrict gate, const double *restrict loads,
+                         double *restrict ch, double *restrict point, double *restrict expected,
                          double *restrict scale, double *restrict zmv) {
     const int vibration = role & 1, follows = role & 2, setpoint = role & 4;
     /* a metric with a static limit has the operating-point test for slow shifts instead of
@@ -105,6 +106,7 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
         if (!statistics) {
             expected[j * c + k] = NAN;
             scale[j * c + k] = NAN;
+            point[j * c + k] = NAN;
             continue;
         }
         const double xk = on ? xr : NAN;
@@ -151,7 +153,9 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
            a share of the baseline's distance to the limit on that side */
         const double dl = ld[L_DL], lv = ld[L_LV], ran = ld[L_RAN], rr = ld[L_REGRESSION];
         const double b = lv > 0.0 ? oc / lv : 0.0;
-        const double res = follows ? xk - b * dl : xk;
+        const double load_share = b * dl;
+        const double res = follows ? xk - load_share : xk;
+        point[j * c + k] = present ? (follows ? ob + load_share : ob) : NAN;
         const double dxo = xk - om;
         if (present && follows) {
             om = om + rr * dxo;
@@ -319,14 +323,14 @@ static void device_pass(const double *restrict prm, int64_t n, int64_t c, int st
  * setpoint; gate (d, t);
  * rates (R_COUNT, d, t). Outputs, zeroed by the caller, are written for the first lengths[i]
  * steps of row i: score, alarm, raised, cleared (d, t); ch (d, t, c, N_CH); dev (d, t, N_DEV);
- * expected, scale, share (d, t, c); loads (d, t, N_LOADS), the load pass's record for the channel
+ * expected, scale, share, point (d, t, c); loads (d, t, N_LOADS), the load pass's record for the channel
  * passes. Returns 0, or -1 if c is out of range.
  */
 int iotpm_kernel(int64_t d, int64_t t, int64_t c, int64_t size, int32_t statistics, const int64_t *off,
                  const double *prm, double *packed, const int64_t *ts, const double *x, const int64_t *lengths,
                  const double *low, const double *high, const double *roles, const double *gate,
                  const double *rates, double *score, double *alarm_out, double *raised, double *cleared, double *ch,
-                 double *dev, double *expected, double *scale, double *share, double *loads) {
+                 double *dev, double *expected, double *scale, double *share, double *point, double *loads) {
     if (c < 1 || c > MAX_CHANNELS) return -1;
     for (int64_t i = 0; i < d; i++) {
         double *v = packed + i * size;
@@ -334,7 +338,7 @@ int iotpm_kernel(int64_t d, int64_t t, int64_t c, int64_t size, int32_t statisti
         if (statistics) load_pass(prm, n, c, v, off, x + row * c, gate + row, rates + row, d * t, loads + row * N_LOADS);
         for (int64_t k = 0; k < c; k++) {
             channel_pass(prm, n, c, k, statistics, v, off, x + row * c, low[i * c + k], high[i * c + k],
-                         (int)roles[k], gate + row, loads + row * N_LOADS, ch + row * c * N_CH,
+                         (int)roles[k], gate + row, loads + row * N_LOADS, ch + row * c * N_CH, point + row * c,
                          expected + row * c, scale + row * c, share + row * c);
         }
         if (statistics) interval_pass(prm, n, v, off, ts + row, dev + row * N_DEV);

@@ -94,6 +94,9 @@ class DetectionResult:
     #: (n,) operating state per reading: 1 running, 0.5 settling after a start, 0 stopped or
     #: starting, -1 idle at a learned floor (:mod:`iotpm.detection.operating`)
     operating: FloatArray = field(default_factory=lambda: np.zeros(0))
+    #: (n, c) what the operating-point baseline expects at each reading's load (NaN where the
+    #: machine is not running and settled)
+    operating_point: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
 
     @property
     def predictions(self) -> dict[str, Prediction]:
@@ -406,6 +409,7 @@ class FleetDetector:
             trend=trend,
             in_alarm=cols.in_alarm,
             operating=gate,
+            operating_point=cols.point,
         )
 
     def _events(

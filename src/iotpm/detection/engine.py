@@ -181,6 +181,7 @@ class KernelOutput:
     transitions: list[bool]  # (d,) any raise or clear in the row
     anomalous: npt.NDArray[np.bool_]  # (d, t) in the alarm and scoring at the raise level
     shares: FloatArray  # (d, t, c) each channel's share of the multivariate score
+    point: FloatArray  # (d, t, c) the operating-point baseline's value for the reading's load
 
     def rows(self, row: int, length: int) -> KernelRows:
         """One device's share: row ``row``, its first ``length`` steps (views, no copies)."""
@@ -195,6 +196,7 @@ class KernelOutput:
             self.expected[row, :length],
             self.scale[row, :length],
             self.shares[row, :length],
+            self.point[row, :length],
         )
 
 
@@ -211,6 +213,7 @@ class KernelRows(NamedTuple):
     expected: FloatArray  # (n, c)
     scale: FloatArray  # (n, c)
     shares: FloatArray  # (n, c)
+    point: FloatArray  # (n, c)
 
     @classmethod
     def join(cls, parts: list[KernelRows], channels: int) -> KernelRows:
@@ -230,6 +233,7 @@ class KernelRows(NamedTuple):
             empty,
             np.zeros((0, c, len(CHANNEL_DETECTORS))),
             np.zeros((0, len(DEVICE_DETECTORS))),
+            np.zeros((0, c)),
             np.zeros((0, c)),
             np.zeros((0, c)),
             np.zeros((0, c)),
@@ -337,11 +341,11 @@ class Kernel:
         rates = self._rates(packed, ts)
         if self.native is not None:
             score, alarm, raised, cleared = np.zeros((4, d, t))
-            expected, scale = np.zeros((2, d, t, c))
+            expected, scale, point = np.zeros((3, d, t, c))
             loads = self._buffer("loads", (d, t, LOADS))  # scratch: the C kernel writes it before reading
             roles = self.vibration.astype(np.float64) + 2.0 * self.follows + 4.0 * self.setpoint
             inputs = (ts, x, lengths, low, high, roles, gate, rates)
-            outputs = (score, alarm, raised, cleared, ch, dev, expected, scale, share, loads)
+            outputs = (score, alarm, raised, cleared, ch, dev, expected, scale, share, point, loads)
             self.native(statistics, self._offsets, self._params, packed, inputs, outputs)
         else:
             active = (lengths[:, None] > np.arange(t)[None, :]).sum(axis=0)
@@ -356,9 +360,10 @@ class Kernel:
                     process = np.isfinite(low) | np.isfinite(high)  # (d, c) metrics with a static limit
                     gap = rates[RATES.index("gap")]
                     expected, scale = self._statistics(packed, ts, x_stat, gated, active, ch, dev, share, process, gap)
-                    ch[..., CH["operating_point"]] = self._operating_point(packed, x, x_stat, gate, rates, low, high)
+                    op = self._operating_point(packed, x, x_stat, gate, rates, low, high)
+                    ch[..., CH["operating_point"]], point = op
                 else:
-                    expected = scale = np.full((d, t, c), np.nan)
+                    expected = scale = point = np.full((d, t, c), np.nan)
                 np.nan_to_num(ch, copy=False, nan=0.0, posinf=1e6)
                 np.nan_to_num(dev, copy=False, nan=0.0, posinf=1e6)
             alarming = dev if self.cfg.dropout_alarms else np.delete(dev, DEV["dropout"], axis=2)
@@ -367,7 +372,9 @@ class Kernel:
         transitions: list[bool] = np.asarray(((raised > 0) | (cleared > 0)).any(axis=1)).tolist()
         in_alarm = alarm > 0
         anomalous = in_alarm & (score >= self.cfg.alarm.raise_level)
-        return KernelOutput(score, in_alarm, raised, cleared, ch, dev, expected, scale, transitions, anomalous, share)
+        return KernelOutput(
+            score, in_alarm, raised, cleared, ch, dev, expected, scale, transitions, anomalous, share, point
+        )
 
     def _statistics(
         self,
@@ -582,9 +589,10 @@ class Kernel:
         rates: FloatArray,
         low: FloatArray,
         high: FloatArray,
-    ) -> FloatArray:
-        """The operating-point test (d, t, c), advancing its state in place; one reading at a
-        time, in the C kernel's order of operations.
+    ) -> tuple[FloatArray, FloatArray]:
+        """The operating-point test (d, t, c) and the value its baseline expects at each
+        reading's load (NaN where it does not score), advancing its state in place; one
+        reading at a time, in the C kernel's order of operations.
 
         The load proxy is lagged by the thermal time constant while the machine runs; where
         it runs and has settled, its mean and variance, and each channel's regression on it,
@@ -601,7 +609,7 @@ class Kernel:
         on, runs = gate >= 1.0, gate > 0.0
         p, follows, q = self.proxy, self.follows[None, :], op.margin
         learn, clear = 1000.0 * op.learn_s, self.cfg.alarm.clear_level
-        out = np.zeros((d, t, c))
+        out, points = np.zeros((d, t, c)), np.zeros((d, t, c))
         for j in range(t):
             if p >= 0:
                 v = x[:, j, p]
@@ -614,7 +622,9 @@ class Kernel:
             xk = x_stat[:, j]
             present = ~np.isnan(xk)
             b = np.where(lv[:, None] > 0.0, oc / lv[:, None], 0.0)
-            res = np.where(follows, xk - b * dl[:, None], xk)
+            load_share = b * dl[:, None]
+            res = np.where(follows, xk - load_share, xk)
+            points[:, j] = np.where(present, np.where(follows, ob + load_share, ob), np.nan)
             dx = xk - om
             rc = rr[:, None]
             learned = present & follows
@@ -634,7 +644,7 @@ class Kernel:
             lay.scalar(packed, name)[:] = value
         for name, value in (("op_m", om), ("op_c", oc), ("op_f", of), ("op_b", ob)):
             lay.view(packed, name)[:] = value
-        return out
+        return out, points
 
     def _alarm(
         self, packed: FloatArray, ts: IntArray, score: FloatArray, active: IntArray

@@ -51,7 +51,7 @@ class NativeKernel:
     def __init__(self, lib: ctypes.CDLL) -> None:
         self._fn = lib.iotpm_kernel
         self._fn.restype = ctypes.c_int
-        self._fn.argtypes = [_I64, _I64, _I64, _I64, ctypes.c_int32] + [_P] * 21
+        self._fn.argtypes = [_I64, _I64, _I64, _I64, ctypes.c_int32] + [_P] * 22
 
     def __call__(
         self,
@@ -67,7 +67,7 @@ class NativeKernel:
         ``roles`` (c,) is 1 for a vibration channel (ISO zones) plus 2 for one that follows the
         load; ``rates`` (len(RATES), d, t) the operating point's per-reading weights.
         ``outputs``: score, alarm, raised, cleared (d, t); channel scores (d, t, c, N_CH);
-        device scores (d, t, N_DEV); expected, scale, share (d, t, c); the load pass's
+        device scores (d, t, N_DEV); expected, scale, share, point (d, t, c); the load pass's
         per-reading record (d, t, LOADS), scratch for the channel passes. Shapes and types are
         checked here: the C code trusts them.
         """
@@ -108,6 +108,7 @@ def _output_shapes(d: int, t: int, c: int) -> tuple[tuple[int, ...], ...]:
         (d, t),
         (d, t, c, n_ch),
         (d, t, n_dev),
+        (d, t, c),
         (d, t, c),
         (d, t, c),
         (d, t, c),
