@@ -16,7 +16,7 @@ from iotpm.detection import STATE_VERSION, DetectorConfig, DeviceDetector, Devic
 from iotpm.detection._layout import CH
 from iotpm.detection.detector import _PAD_SLACK, Backend, _bands
 from iotpm.detection.reference import ReferenceDetector
-from iotpm.detection.state import _V3_CHANNEL_FIELDS, _V3_DEVICE_FIELDS, Layout, layout_for
+from iotpm.detection.state import _V3_CHANNEL_FIELDS, _V3_DEVICE_FIELDS, _V3_FIXED, _V3_MATRIX, Layout, layout_for
 from tests.conftest import CHANNELS, healthy, timestamps
 
 CFG = DetectorConfig(warmup=40)
@@ -84,7 +84,7 @@ def test_state_is_compact_and_versioned(rng: np.random.Generator) -> None:
     data = det.state.to_dict()
     assert data["v"] == STATE_VERSION == 4
     assert len(str(data)) < 2048  # lives in one DynamoDB item beside the latest reading
-    v3 = Layout(3, _V3_CHANNEL_FIELDS, _V3_DEVICE_FIELDS).size
+    v3 = Layout(3, _V3_CHANNEL_FIELDS, _V3_DEVICE_FIELDS, _V3_FIXED, _V3_MATRIX).size
     assert layout_for(3).size <= 1.25 * v3  # the operating point costs at most a quarter more
     with pytest.raises(ValueError, match="version"):
         DeviceState.from_dict({**data, "v": 99})
@@ -96,7 +96,7 @@ def test_a_version_3_state_loads_and_keeps_what_it_learned(rng: np.random.Genera
     ts, x = timestamps(400), healthy(rng, 400)
     det = DeviceDetector(channels=CHANNELS)
     det.fit(ts[:200], x[:200])
-    now, old = layout_for(3), Layout(3, _V3_CHANNEL_FIELDS, _V3_DEVICE_FIELDS)
+    now, old = layout_for(3), Layout(3, _V3_CHANNEL_FIELDS, _V3_DEVICE_FIELDS, _V3_FIXED, _V3_MATRIX)
     v3 = np.zeros(old.size)
     for name, sl in old.offsets.items():
         v3[sl] = det.state.vector[now.offsets[name]]

@@ -19,6 +19,7 @@ from iotpm.detection import (
     OperatingConfig,
     OperatingPointConfig,
     _layout,
+    engine,
     native,
 )
 from iotpm.detection.detector import DetectionResult
@@ -209,3 +210,30 @@ def test_the_layout_names_fields_the_state_has() -> None:
     header = _layout.header()
     assert all(f"O_{name.upper()}" in header for name in _layout.OFFSETS)
     assert set(_layout.OFFSETS) <= set(layout_for(3).offsets)
+
+
+def test_the_state_layout_is_the_declarations_fields() -> None:
+    lay = layout_for(3)
+    declared = {f.name: f.width for d in _layout.DECLARATIONS for f in d.fields}
+    assert set(lay.offsets) == set(declared) == set(_layout.OFFSETS)
+    widths = {"channel": 3, "device": 1, "history": _layout.T2_HISTORY, "matrix": 9}
+    assert all(lay.offsets[name].stop - lay.offsets[name].start == widths[w] for name, w in declared.items())
+    assert lay.size == sum(widths[w] for w in declared.values())
+    # the score axes are the scoring declarations, in declaration order
+    assert tuple(d.name for d in _layout.DECLARATIONS if d.scope == "channel") == _layout.CHANNEL_DETECTORS
+    assert tuple(d.name for d in _layout.DECLARATIONS if d.scope == "device") == _layout.DEVICE_DETECTORS
+
+
+def test_a_name_declared_twice_is_refused() -> None:
+    spike = next(d for d in _layout.DECLARATIONS if d.name == "spike")
+    with pytest.raises(ValueError, match="declaration declared twice: spike"):
+        _layout.check((*_layout.DECLARATIONS, spike))
+    extra = _layout.Declaration("echo", "channel", (_layout.Field("mu", "channel", "again"),))
+    with pytest.raises(ValueError, match="field declared twice: mu"):
+        _layout.check((*_layout.DECLARATIONS, extra))
+
+
+def test_a_declared_parameter_without_a_value_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "PARAMS", (*_layout.PARAMS, "echo_gain"))
+    with pytest.raises(RuntimeError, match="echo_gain"):
+        engine.Kernel(DetectorConfig(), CHANNELS, np.array([0.0, 1.0, 0.0]))

@@ -312,6 +312,8 @@ class Kernel:
             "op_learn_ms": 1000.0 * cfg.operating_point.learn_s,
             "proxy": self.proxy,
         }
+        if set(values) != set(PARAMS):  # a declared parameter without a value, or the reverse
+            raise RuntimeError(f"kernel parameters out of step with _layout: {sorted(set(values) ^ set(PARAMS))}")
         return np.array([float(values[name]) for name in PARAMS])
 
     def __call__(
