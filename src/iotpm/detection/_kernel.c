@@ -202,6 +202,7 @@ static void load_pass(const double *restrict prm, int64_t n, int64_t c, double *
                       const int64_t *restrict off, const double *restrict x, const double *restrict gate,
                       const double *restrict rates, int64_t plane, double *restrict loads) {
     const int64_t p = (int64_t)prm[P_PROXY];
+    const double learn = prm[P_OP_LEARN_MS];
     double load = v[off[O_LOAD]], lm = v[off[O_LOAD_M]], lv = v[off[O_LOAD_V]], ran = v[off[O_RAN]];
     for (int64_t j = 0; j < n; j++) {
         if (p >= 0) {
@@ -209,11 +210,14 @@ static void load_pass(const double *restrict prm, int64_t n, int64_t c, double *
             if (gate[j] > 0.0 && !isnan(xv)) load = load + rates[R_LAG * plane + j] * (xv - load);
         }
         const int g = gate[j] >= 1.0;
-        const double rr = rates[R_REGRESSION * plane + j], dl = load - lm;
+        const double el = rates[R_ELAPSED * plane + j];
+        if (g) ran = ran + el;
+        /* while it learns, an average weighs all it has seen alike */
+        const double w = ran < learn ? (ran > 0.0 ? el / ran : 1.0) : 0.0;
+        const double rr = np_fmax(rates[R_REGRESSION * plane + j], w), dl = load - lm;
         if (g) {
             lm = lm + rr * dl;
             lv = (1.0 - rr) * (lv + (rr * dl) * dl);
-            ran = ran + rates[R_ELAPSED * plane + j];
         }
         double *restrict ld = loads + j * N_LOADS;
         ld[L_DL] = dl;
@@ -221,7 +225,7 @@ static void load_pass(const double *restrict prm, int64_t n, int64_t c, double *
         ld[L_RAN] = ran;
         ld[L_REGRESSION] = rr;
         ld[L_LEVEL] = rates[R_LEVEL * plane + j];
-        ld[L_BASELINE] = rates[R_BASELINE * plane + j];
+        ld[L_BASELINE] = np_fmax(rates[R_BASELINE * plane + j], w);
         ld[L_GAP] = rates[R_GAP * plane + j];
     }
     v[off[O_LOAD]] = load;

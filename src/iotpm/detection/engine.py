@@ -616,11 +616,14 @@ class Kernel:
             if p >= 0:
                 v = x[:, j, p]
                 load = np.where(runs[:, j] & ~np.isnan(v), load + r_lag[:, j] * (v - load), load)
-            g, rr = on[:, j], r_reg[:, j]
+            g = on[:, j]
+            ran = np.where(g, ran + r_el[:, j], ran)
+            # while it learns, an average weighs all it has seen alike
+            w = np.where(ran < learn, np.where(ran > 0.0, r_el[:, j] / ran, 1.0), 0.0)
+            rr, rb = np.fmax(r_reg[:, j], w), np.fmax(r_base[:, j], w)
             dl = load - lm
             lm = np.where(g, lm + rr * dl, lm)
             lv = np.where(g, (1.0 - rr) * (lv + (rr * dl) * dl), lv)
-            ran = np.where(g, ran + r_el[:, j], ran)
             xk = x_stat[:, j]
             present = ~np.isnan(xk)
             b = np.where(lv[:, None] > 0.0, oc / lv[:, None], 0.0)
@@ -638,7 +641,7 @@ class Kernel:
             room = q * np.maximum(margin, 1e-9)
             scoring = present & (ran >= learn)[:, None] & ~np.isnan(room)
             quiet = ~(scoring & (np.abs(e) >= clear * room))
-            ob = np.where(present & quiet, ob + r_base[:, j, None] * e, ob)
+            ob = np.where(present & quiet, ob + rb[:, None] * e, ob)
             score = np.where(scoring, np.abs(e) / room, 0.0)
             of = np.where(present, level, of)
             out[:, j] = score

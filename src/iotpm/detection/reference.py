@@ -100,11 +100,15 @@ class ReferenceDetector:
         self.rates["gap"] = 1.0 if silence > 1000.0 * op.max_step_s else 0.0
         if self.proxy >= 0 and not math.isnan(row[self.proxy]):
             f["load"][0] += self.rates["lag"] * (row[self.proxy] - f["load"][0])
-        rr = self.rates["regression"]
+        f["ran"][0] += elapsed
+        # while it learns, an average weighs all it has seen alike
+        learning = f["ran"][0] < 1000.0 * op.learn_s
+        w = (elapsed / f["ran"][0] if f["ran"][0] > 0 else 1.0) if learning else 0.0
+        self.rates["regression"] = rr = max(self.rates["regression"], w)
+        self.rates["baseline"] = max(self.rates["baseline"], w)
         dl = f["load"][0] - f["load_m"][0]
         f["load_m"][0] += rr * dl
         f["load_v"][0] = (1.0 - rr) * (f["load_v"][0] + rr * dl * dl)
-        f["ran"][0] += elapsed
         return dl, f["load_v"][0]
 
     def _operating_point(self, j: int, x: float, dl: float, lv: float) -> float:
