@@ -63,9 +63,11 @@ const char *iotpm_kernel_source(void) { return IOTPM_KERNEL_SOURCE; }
 
 /*
  * One channel of one device over its n readings: the static limits and ISO zone and,
- * with statistics, the baseline, CUSUM, step and trend recursions. The channel's
- * state lives in locals for the whole run. Writes its six scores, expected level and
- * scale, and its input to the multivariate detector into zmv (all with stride c).
+ * with statistics, the baseline, CUSUM, step, trend and operating-point recursions. The
+ * channel's state lives in locals for the whole run. Writes its N_CH scores, expected
+ * level and scale, the operating point's expectation, and its input to the multivariate
+ * detector into zmv (all with stride c). The load pass has left each reading's load
+ * record and rates in loads.
  *
  * gate[j] is 1 while the machine runs and has settled: below 1 the reading is missing
  * to the statistics and, from 0 to 1, the next reading's step starts afresh; at 0 or
