@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from iotpm.detection import AlarmConfig, DetectorConfig, DeviceInput, DeviceState, FleetDetector
+from iotpm.detection._layout import CH
 from iotpm.simulator.fleet import (
     ABRUPT_FAULTS,
     CHANNELS,
@@ -245,7 +246,7 @@ def describe(run: LongRun) -> str:
 
 
 def plot_day(run: LongRun, path: str, day: int = 1) -> str:
-    """One healthy two-shift machine's idle-run-idle day: readings, baseline, operating state, raises."""
+    """One healthy two-shift machine's idle-run-idle day: readings, operating point, state, raises."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -263,17 +264,16 @@ def plot_day(run: LongRun, path: str, day: int = 1) -> str:
     lo, hi = run.start_ms + day * 86_400_000, run.start_ms + (day + 1) * 86_400_000
     keep = (d.ts >= lo) & (d.ts < hi)
     hours = (d.ts[keep] - lo) / 3_600_000.0
-    expected = np.concatenate([r.expected for _, r in parts])[keep]
-    scale = np.concatenate([r.scale for _, r in parts])[keep]
+    point = np.concatenate([r.operating_point for _, r in parts])[keep]
     gate = np.concatenate([r.operating for _, r in parts])[keep]
+    op = np.concatenate([r.channel_scores[..., CH["operating_point"]].max(axis=1) for _, r in parts])[keep]
     raised = [(e.ts_ms - lo) / 3_600_000.0 for sl, r in parts for e in r.events if e.kind == "raise"]
-    fig, axes = plt.subplots(4, 1, figsize=(11, 9), sharex=True, height_ratios=[3, 3, 3, 1])
+    fig, axes = plt.subplots(5, 1, figsize=(11, 10), sharex=True, height_ratios=[3, 3, 3, 1, 1])
     low, high = _limits()
+    labels = ("expected at this load (operating point)", "operating point", "operating point")
     for j, ax in enumerate(axes[:3]):
         ax.plot(hours, d.values[keep, j], lw=0.4, color="tab:blue", label="reading")
-        ax.plot(hours, expected[:, j], lw=1.0, color="tab:orange", label="baseline (learned while running)")
-        band = 6.0 * scale[:, j]
-        ax.fill_between(hours, expected[:, j] - band, expected[:, j] + band, color="tab:orange", alpha=0.15)
+        ax.plot(hours, point[:, j], lw=1.0, color="tab:orange", label=labels[j])
         for limit in (low[j], high[j]):
             if np.isfinite(limit) and limit < 1.3 * np.nanmax(d.values[keep, j]):
                 ax.axhline(limit, color="tab:red", lw=0.8, ls="--")
@@ -281,11 +281,17 @@ def plot_day(run: LongRun, path: str, day: int = 1) -> str:
             if 0 <= t < 24:
                 ax.axvline(t, color="tab:red", lw=1.0)
         ax.set_ylabel(CHANNELS[j])
-    axes[0].legend(loc="upper right", fontsize=8)
+        ax.legend(loc="upper right", fontsize=8)
     axes[3].step(hours, gate, where="post", color="black", lw=0.8)
     axes[3].set_yticks([0, 0.5, 1], ["off", "settling", "running"])
-    axes[3].set_xlabel(f"hour of day {day + 1} ({d.device_id}, {d.schedule}); dashed: static limits; band: 6 scales")
-    fig.suptitle("Operating state: statistics score only while running and settled; low limits only while running")
+    axes[4].plot(hours, op, color="tab:orange", lw=0.8)
+    axes[4].axhline(1.0, color="tab:red", lw=0.8, ls="--")
+    axes[4].set_ylim(0, 1.2)
+    axes[4].set_ylabel("op. point\ntest")
+    axes[4].set_xlabel(
+        f"hour of day {day + 1} ({d.device_id}, {d.schedule}); dashed: static limits, the test's raise level"
+    )
+    fig.suptitle("Operating state and operating point: load changes move the expectation, not the alarm")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     return path

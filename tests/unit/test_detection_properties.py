@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import tracemalloc
 from dataclasses import replace
@@ -12,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iotpm.detection import STATE_VERSION, DetectorConfig, DeviceDetector, DeviceInput, DeviceState, FleetDetector
+from iotpm.detection._layout import CH
 from iotpm.detection.detector import _PAD_SLACK, Backend, _bands
-from iotpm.detection.engine import Kernel
 from iotpm.detection.reference import ReferenceDetector
-from iotpm.detection.state import layout_for
+from iotpm.detection.state import _V3_CHANNEL_FIELDS, _V3_DEVICE_FIELDS, _V3_FIXED, _V3_MATRIX, Layout, layout_for
 from tests.conftest import CHANNELS, healthy, timestamps
 
 CFG = DetectorConfig(warmup=40)
@@ -81,12 +82,35 @@ def test_state_is_compact_and_versioned(rng: np.random.Generator) -> None:
     det = DeviceDetector(channels=CHANNELS)
     det.fit(timestamps(200), healthy(rng, 200))
     data = det.state.to_dict()
-    assert data["v"] == STATE_VERSION == 3
+    assert data["v"] == STATE_VERSION == 4
     assert len(str(data)) < 2048  # lives in one DynamoDB item beside the latest reading
+    v3 = Layout(3, _V3_CHANNEL_FIELDS, _V3_DEVICE_FIELDS, _V3_FIXED, _V3_MATRIX).size
+    assert layout_for(3).size <= 1.25 * v3  # the operating point costs at most a quarter more
     with pytest.raises(ValueError, match="version"):
         DeviceState.from_dict({**data, "v": 99})
     with pytest.raises(ValueError, match="channel"):
         DeviceState.from_dict({**data, "channels": ["a"]})
+
+
+def test_a_version_3_state_loads_and_keeps_what_it_learned(rng: np.random.Generator) -> None:
+    ts, x = timestamps(400), healthy(rng, 400)
+    det = DeviceDetector(channels=CHANNELS)
+    det.fit(ts[:200], x[:200])
+    now, old = layout_for(3), Layout(3, _V3_CHANNEL_FIELDS, _V3_DEVICE_FIELDS, _V3_FIXED, _V3_MATRIX)
+    v3 = np.zeros(old.size)
+    for name, sl in old.offsets.items():
+        v3[sl] = det.state.vector[now.offsets[name]]
+    data = {**det.state.to_dict(), "v": 3, "state": base64.b64encode(v3.astype("<f8").tobytes()).decode()}
+    loaded = DeviceState.from_dict(data)
+    for name in old.offsets:
+        assert np.array_equal(loaded.vector[now.offsets[name]], det.state.vector[now.offsets[name]], equal_nan=True)
+    mu = loaded.vector[now.offsets["mu"]]
+    assert np.array_equal(loaded.vector[now.offsets["op_b"]], mu)  # the baseline starts at the learned level
+    assert loaded.vector[now.offsets["load"]] == mu[CHANNELS.index("vibration_mm_s")]
+    assert loaded.vector[now.offsets["ran"]] == 0.0  # and learns before it scores
+    resumed = DeviceDetector.from_state(loaded)
+    assert not resumed.update(ts[200:], x[200:]).is_anomaly.any()
+    assert resumed.state.to_dict()["v"] == STATE_VERSION
 
 
 @settings(max_examples=30, deadline=None)
@@ -133,20 +157,31 @@ def test_fleet_handles_devices_with_different_metrics() -> None:
     assert [r.channels for r, _ in out] == [CHANNELS, ("temperature_c",)]
 
 
+#: metrics with limits (the operating-point test, learning fast enough to score here), and
+#: metrics without (CUSUM and the multivariate detectors)
+QUICK_OPERATING_POINT = {"learn_s": 600.0, "baseline_tau_s": 3600.0, "margin": 0.2}
+UNITLESS = ("temperature", "vibration", "pressure")
+
+
 @BACKENDS
-@pytest.mark.parametrize(("seed", "smooth"), [(0, False), (1, False), (2, False), (3, True)])
-def test_kernel_matches_the_per_reading_reference(backend: Backend, seed: int, smooth: bool) -> None:
+@pytest.mark.parametrize(
+    ("seed", "smooth", "channels"),
+    [(0, False, CHANNELS), (1, False, CHANNELS), (2, False, UNITLESS), (3, True, UNITLESS), (4, True, CHANNELS)],
+)
+def test_kernel_matches_the_per_reading_reference(
+    backend: Backend, seed: int, smooth: bool, channels: tuple[str, ...]
+) -> None:
     ts, x = signal(seed, 1500, smooth)
     x[900:960, 1] = x[899, 1]  # a stuck stretch
     ts[1200:] += 10 * 60_000  # a gap
-    cfg = DetectorConfig(dropout_alarms=True)
-    det = DeviceDetector(channels=CHANNELS, config=cfg, backend=backend)
+    cfg = DetectorConfig(dropout_alarms=True, operating_point=QUICK_OPERATING_POINT)
+    det = DeviceDetector(channels=channels, config=cfg, backend=backend)
     det.fit(ts[:300], x[:300])
-    assert det.state.vector[layout_for(len(CHANNELS)).offsets["smooth"]].tolist()[0] == float(smooth)
+    assert det.state.vector[layout_for(len(channels)).offsets["smooth"]].tolist()[0] == float(smooth)
     fleet = det._fleet  # the same limits the detector uses
-    low, high = fleet._device_limits(DeviceInput("device", CHANNELS, ts[:0], x[:0]))
-    vib = [bool(v) for v in Kernel(cfg, CHANNELS, np.array([0.0, 1.0, 0.0])).vibration]
-    ref = ReferenceDetector(cfg, CHANNELS, det.state.vector.tolist(), low.tolist(), high.tolist(), vib)
+    low, high = fleet._device_limits(DeviceInput("device", channels, ts[:0], x[:0]))
+    vib = [bool(v) for v in fleet._kernel(channels).vibration]
+    ref = ReferenceDetector(cfg, channels, det.state.vector.tolist(), low.tolist(), high.tolist(), vib)
     got = det.update(ts[300:], x[300:])
     want = ref.run(ts[300:].tolist(), x[300:].tolist())
     np.testing.assert_allclose(got.score, want.score, rtol=1e-9, atol=1e-12)
@@ -154,6 +189,8 @@ def test_kernel_matches_the_per_reading_reference(backend: Backend, seed: int, s
     raise_level = cfg.alarm.raise_level
     assert got.is_anomaly.tolist() == [a and s >= raise_level for a, s in zip(want.alarm, want.score, strict=True)]
     assert got.is_anomaly.any() and (got.in_alarm & ~got.is_anomaly).any()
+    if channels == CHANNELS:  # the operating-point test has scored, so its recursions were compared
+        assert got.channel_scores[..., CH["operating_point"]].max() > 0.1
 
 
 def test_one_wild_reading_in_the_warm_up_leaves_the_multivariate_detector_working(rng: np.random.Generator) -> None:

@@ -16,6 +16,7 @@ from iotpm.detection import (
     Limits,
     ThresholdConfig,
 )
+from iotpm.detection._layout import CH
 from tests.conftest import CHANNELS, INTERVAL_MS, healthy, timestamps
 
 WARM = 300
@@ -132,16 +133,27 @@ def test_spike_raises_one_alarm_that_clears(rng: np.random.Generator) -> None:
     assert not r.is_anomaly[-100:].any()
 
 
-def test_step_is_caught_by_the_drift_detector(rng: np.random.Generator) -> None:
+def test_step_on_a_metric_without_limits_is_caught_by_the_drift_detector(rng: np.random.Generator) -> None:
     cfg = DetectorConfig(spike_z=50, roc_z=50, t2_z=50)  # leave the shift to CUSUM
-    det = fitted(rng, cfg)
+    det = DeviceDetector(channels=["temperature", "vibration", "pressure"], config=cfg)
+    det.fit(timestamps(WARM), healthy(rng, WARM))
     x = healthy(rng, 600)
-    x[100:, 0] += 1.5 * 0.5  # +1.5 sigma on temperature from reading 100
+    x[100:, 0] += 1.5 * 0.5  # +1.5 sigma from reading 100
     r = det.update(timestamps(600, start=10**13), x)
     first = raises(r)[0]
     assert 100 <= first < 100 + 2 * cfg.cusum_h
     assert r.events[0].reasons[0].detector == "drift"
-    assert r.events[0].reasons[0].metric == "temperature_c"
+    assert r.events[0].reasons[0].metric == "temperature"
+
+
+def test_a_metric_with_a_limit_has_the_operating_point_test_instead_of_cusum(rng: np.random.Generator) -> None:
+    cfg = DetectorConfig(spike_z=50, roc_z=50, t2_z=50)
+    det = fitted(rng, cfg)
+    x = healthy(rng, 600)
+    x[100:, 0] += 1.5 * 0.5  # a new operating point, far from the limit: no fault
+    r = det.update(timestamps(600, start=10**13), x)
+    assert not raises(r)
+    assert (r.channel_scores[..., CH["drift"]] == 0).all()
 
 
 def test_ramp_predicts_time_to_limit(rng: np.random.Generator) -> None:
@@ -274,7 +286,7 @@ def test_streaming_warmup_starts_scoring_after_warmup_readings(rng: np.random.Ge
     det = DeviceDetector(channels=CHANNELS, config=cfg)
     x = healthy(rng, 120)
     x[30, 2] += 40  # inside warm-up: only static limits apply, 131 psi is in range
-    x[100, 2] += 40  # after warm-up: a spike
+    x[100, 1] += 1.8  # after warm-up: a spike (3.8 mm/s, inside the limit and ISO zone B)
     r = det.update(timestamps(120), x)
     assert not det.state.ready or raises(r) == [100]
     assert det.state.ready

@@ -17,14 +17,19 @@ from iotpm.detection import (
     DeviceState,
     FleetDetector,
     OperatingConfig,
+    OperatingPointConfig,
     _layout,
+    engine,
     native,
 )
 from iotpm.detection.detector import DetectionResult
 from iotpm.detection.state import layout_for
 from tests.conftest import CHANNELS, healthy, timestamps
 
-FIELDS = ("score", "is_anomaly", "in_alarm", "channel_scores", "device_scores", "expected", "scale", "trend")
+FIELDS = (
+    "score", "is_anomaly", "in_alarm", "channel_scores", "device_scores", "expected", "scale", "trend",
+    "operating_point",
+)  # fmt: skip
 
 
 def test_the_kernel_is_built_for_this_machine() -> None:
@@ -123,7 +128,11 @@ def test_native_and_numpy_kernels_give_the_same_bits(
 ) -> None:
     alarm = AlarmConfig(cooldown=cooldown, min_duration=min_duration)
     operating = OperatingConfig(start_s=10.0, settle_s=40.0)  # a few readings each
-    cfg = DetectorConfig(warmup=30, alarm=alarm, dropout_alarms=dropout_alarms, operating=operating)
+    # the operating-point test scores from the first reading, and within these few minutes
+    point = OperatingPointConfig(learn_s=0.0, baseline_tau_s=600.0, regression_tau_s=300.0, margin=0.2)
+    cfg = DetectorConfig(
+        warmup=30, alarm=alarm, dropout_alarms=dropout_alarms, operating=operating, operating_point=point
+    )
     want = run("numpy", cfg, seed, devices, fresh, cut)
     got = run("native", cfg, seed, devices, fresh, cut)
     assert len(got) == len(want)
@@ -145,7 +154,7 @@ def kernel_args() -> dict[str, object]:
         "offsets": np.zeros(len(native.OFFSETS), dtype=np.int64),
         "params": np.zeros(len(native.PARAMS)),
         "packed": np.zeros((D, SIZE)),
-        # ts, x, lengths, low, high, vibration, gate
+        # ts, x, lengths, low, high, roles, gate, rates
         "inputs": (
             np.zeros((D, T), np.int64),
             np.zeros((D, T, C)),
@@ -153,6 +162,7 @@ def kernel_args() -> dict[str, object]:
             *np.zeros((2, D, C)),
             np.zeros(C),
             np.ones((D, T)),
+            np.zeros((len(_layout.RATES), D, T)),
         ),
         "outputs": tuple(np.zeros(shape) for shape in native._output_shapes(D, T, C)),
     }
@@ -174,7 +184,8 @@ def with_input(at: int, array: np.ndarray) -> dict[str, object]:
         pytest.param(with_input(6, np.ones((D, T + 1))), id="a gate of another length"),
         pytest.param(with_input(1, np.zeros((D, T, 2 * C))[:, :, ::2]), id="values not contiguous"),
         pytest.param({**kernel_args(), "offsets": np.full(len(native.OFFSETS), SIZE)}, id="offsets past the state"),
-        pytest.param({**kernel_args(), "outputs": (np.zeros((D, T)),) * 9}, id="outputs of the wrong shape"),
+        pytest.param(with_input(7, np.zeros((1, D, T))), id="rates of another width"),
+        pytest.param({**kernel_args(), "outputs": (np.zeros((D, T)),) * 11}, id="outputs of the wrong shape"),
     ],
 )
 def test_arrays_the_c_code_would_overrun_are_refused(args: dict[str, object]) -> None:
@@ -199,3 +210,30 @@ def test_the_layout_names_fields_the_state_has() -> None:
     header = _layout.header()
     assert all(f"O_{name.upper()}" in header for name in _layout.OFFSETS)
     assert set(_layout.OFFSETS) <= set(layout_for(3).offsets)
+
+
+def test_the_state_layout_is_the_declarations_fields() -> None:
+    lay = layout_for(3)
+    declared = {f.name: f.width for d in _layout.DECLARATIONS for f in d.fields}
+    assert set(lay.offsets) == set(declared) == set(_layout.OFFSETS)
+    widths = {"channel": 3, "device": 1, "history": _layout.T2_HISTORY, "matrix": 9}
+    assert all(lay.offsets[name].stop - lay.offsets[name].start == widths[w] for name, w in declared.items())
+    assert lay.size == sum(widths[w] for w in declared.values())
+    # the score axes are the scoring declarations, in declaration order
+    assert tuple(d.name for d in _layout.DECLARATIONS if d.scope == "channel") == _layout.CHANNEL_DETECTORS
+    assert tuple(d.name for d in _layout.DECLARATIONS if d.scope == "device") == _layout.DEVICE_DETECTORS
+
+
+def test_a_name_declared_twice_is_refused() -> None:
+    spike = next(d for d in _layout.DECLARATIONS if d.name == "spike")
+    with pytest.raises(ValueError, match="declaration declared twice: spike"):
+        _layout.check((*_layout.DECLARATIONS, spike))
+    extra = _layout.Declaration("echo", "channel", (_layout.Field("mu", "channel", "again"),))
+    with pytest.raises(ValueError, match="field declared twice: mu"):
+        _layout.check((*_layout.DECLARATIONS, extra))
+
+
+def test_a_declared_parameter_without_a_value_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "PARAMS", (*_layout.PARAMS, "echo_gain"))
+    with pytest.raises(RuntimeError, match="echo_gain"):
+        engine.Kernel(DetectorConfig(), CHANNELS, np.array([0.0, 1.0, 0.0]))

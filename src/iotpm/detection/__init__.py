@@ -17,6 +17,7 @@ from iotpm.detection.config import (
     IsoMachineClass,
     Limits,
     OperatingConfig,
+    OperatingPointConfig,
     ThresholdConfig,
 )
 from iotpm.detection.detector import (
@@ -47,6 +48,7 @@ __all__ = [
     "IsoMachineClass",
     "Limits",
     "OperatingConfig",
+    "OperatingPointConfig",
     "Prediction",
     "Reason",
     "ThresholdConfig",

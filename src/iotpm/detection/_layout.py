@@ -1,40 +1,210 @@
-"""The kernel's layout, declared once: what the C kernel and the numpy kernel agree on.
+"""The detectors, declared once: what the state, the numpy kernel and the C kernel agree on.
 
-The order of the score axes, the state fields whose offsets the C kernel takes and its
-parameters. ``native.py`` and the state layout read these names; ``header()`` writes
-them as the C header ``_kernel.c`` includes (the build generates it, and the library's
-digest covers it, so a library built for another order is refused at load). Standard
-library only: the build runs it before the project is installed.
+Each detector (and each part of the state several share: the baseline, the trend, the
+alarm, the operating state) is one :class:`Declaration`: its name, whether it scores per
+channel or per device, the state fields it keeps and the C kernel's parameters it reads.
+Everything else is derived from :data:`DECLARATIONS`, in its order: the score axes
+(``CHANNEL_DETECTORS``, ``DEVICE_DETECTORS``, ``CH``, ``DEV``), the state vector's fields
+(``CHANNEL_FIELDS`` and ``DEVICE_FIELDS``, then the fixed-width and matrix fields), the
+offsets the C kernel takes (``OFFSETS``) and its parameters (``PARAMS``). ``header()``
+writes them as the C header ``_kernel.c`` includes; the build generates it, and the
+library's digest covers it, so a library built for another order is refused at load.
+Standard library only: the build runs it before the project is installed.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal, NamedTuple
 
-#: channel-level detectors, in the order of the last axis of ``channel_scores``.
-CHANNEL_DETECTORS: Final = ("threshold", "iso10816", "spike", "drift", "rate_of_change", "flatline")
-#: device-level detectors, in the order of the last axis of ``device_scores``.
-DEVICE_DETECTORS: Final = ("dropout", "multivariate")
-#: the index of each detector's score on its axis (``channel_scores[..., CH["spike"]]``)
-CH: Final = {name: k for k, name in enumerate(CHANNEL_DETECTORS)}
-DEV: Final = {name: k for k, name in enumerate(DEVICE_DETECTORS)}
 #: raw T² values kept for the rolling median of the multivariate detector.
 T2_HISTORY: Final = 4
 MAX_CHANNELS: Final = 64
-#: state-vector fields whose offsets the C kernel takes (``O_<NAME>`` in C).
-OFFSETS: Final = (
-    "mu", "s", "s_min", "dscale", "last_x", "run", "flat_thr", "cp", "cn", "fast", "slow",
-    "zmax", "dmax", "smooth", "mew", "n", "last_t", "dt_exp", "alarm", "above", "below",
-    "cool", "health", "t2_on", "alarm_since", "t2_hist", "P",
-)  # fmt: skip
+
+Width = Literal["channel", "device", "history", "matrix"]
+
+
+class Field(NamedTuple):
+    """One state field: ``channel`` (one value per channel), ``device`` (one), ``history``
+    (``T2_HISTORY`` values) or ``matrix`` (channels x channels)."""
+
+    name: str
+    width: Width
+    doc: str
+
+
+class Declaration(NamedTuple):
+    """A detector's (or a shared part's) name, score scope, state fields and C parameters.
+
+    ``scope`` is where its score goes (``channel_scores`` or ``device_scores``), None for a
+    part that scores nothing itself.
+    """
+
+    name: str
+    scope: Literal["channel", "device"] | None
+    fields: tuple[Field, ...] = ()
+    params: tuple[str, ...] = ()
+
+
+def _channel(name: str, doc: str) -> Field:
+    return Field(name, "channel", doc)
+
+
+def _device(name: str, doc: str) -> Field:
+    return Field(name, "device", doc)
+
+
+DECLARATIONS: Final = (
+    Declaration(
+        "baseline",
+        None,
+        (
+            _channel("mu", "baseline level"),
+            _channel("s", "baseline scale"),
+            _channel("s_min", "floor under the scale, from the warm-up block"),
+            _channel("last_x", "last finite value"),
+            _device("n", "readings seen"),
+            _device("last_t", "last timestamp, epoch ms"),
+        ),
+        ("adapt_rate", "adapt_clip"),
+    ),
+    Declaration("threshold", "channel"),
+    Declaration("iso10816", "channel", params=("iso_bc", "iso_cd")),
+    Declaration(
+        "spike",
+        "channel",
+        (_channel("zmax", "decaying maximum of |z|: how heavy this channel's tails are"),),
+        ("spike_z", "tail_factor", "tail_decay"),
+    ),
+    Declaration(
+        "drift",
+        "channel",
+        (_channel("cp", "CUSUM, upward"), _channel("cn", "CUSUM, downward")),
+        ("cusum_k", "cusum_h", "cusum_clip"),
+    ),
+    Declaration(
+        "rate_of_change",
+        "channel",
+        (
+            _channel("dscale", "typical |step| between consecutive readings"),
+            _channel("dmax", "decaying maximum of |step| / typical step"),
+        ),
+        ("roc_z",),
+    ),
+    Declaration(
+        "flatline",
+        "channel",
+        (
+            _channel("run", "readings equal to the previous one, in a row"),
+            _channel("flat_thr", "run length that counts as a stuck sensor (inf = off)"),
+        ),
+    ),
+    Declaration(
+        "operating_point",
+        "channel",
+        (
+            _channel("op_m", "mean of the value, for the regression on the load proxy"),
+            _channel("op_c", "covariance of the value with the lagged load proxy"),
+            _channel("op_f", "the smoothed value, net of the load's share"),
+            _channel("op_b", "its baseline, adapted while the test is quiet"),
+            _device("load", "the load proxy, lagged by the thermal time constant"),
+            _device("load_m", "its mean"),
+            _device("load_v", "its variance"),
+            _device("ran", "running, settled time the baselines have learned from, ms"),
+        ),
+        ("op_margin", "op_learn_ms", "proxy"),
+    ),
+    Declaration(
+        "dropout", "device", (_device("dt_exp", "expected interval, ms"),), ("dropout_factor", "dropout_alarms")
+    ),
+    Declaration(
+        "multivariate",
+        "device",
+        (
+            _channel("smooth", "1 when the channel wanders smoothly (steps far below its spread in the warm-up)"),
+            _channel("mew", "the multivariate EWMA of the z-vector (its share for this channel)"),
+            _device("t2_on", "1 when the multivariate detector has a baseline"),
+            Field("t2_hist", "history", "the last raw T² values, for their rolling median"),
+            Field("P", "matrix", "precision matrix of the warm-up's z-scores"),
+        ),
+        ("t2_clip", "t2_limit", "mewma_rate", "ewma_limit"),
+    ),
+    Declaration(
+        "trend",
+        None,
+        (_channel("fast", "fast level, for the trend"), _channel("slow", "slower level, for the trend")),
+        ("trend_rate", "trend_rate_slow"),
+    ),
+    Declaration(
+        "alarm",
+        None,
+        (
+            _device("alarm", "1 while an alarm is raised"),
+            _device("above", "readings in a row at or above the raise level"),
+            _device("below", "readings in a row below the clear level"),
+            _device("cool", "readings left in the cooldown"),
+            _device("health", "smoothed anomaly score behind the health index"),
+            _device("alarm_since", "timestamp of the open alarm's raise, epoch ms"),
+        ),
+        ("raise_level", "clear_level", "min_duration", "clear_duration", "cooldown"),
+    ),
+    Declaration(
+        "operating_state",
+        None,
+        (
+            _channel("floor", "lowest value reported so far (a stopped machine's signals sit at their floor)"),
+            _device("running", "1 while the machine runs"),
+            _device("started", "timestamp of its last start, epoch ms (-inf: settled since before it was seen)"),
+        ),
+    ),
+)
+
+
+def _names(scope: str) -> tuple[str, ...]:
+    return tuple(d.name for d in DECLARATIONS if d.scope == scope)
+
+
+def _fields(width: Width) -> tuple[str, ...]:
+    return tuple(f.name for d in DECLARATIONS for f in d.fields if f.width == width)
+
+
+#: channel-level detectors, in the order of the last axis of ``channel_scores``.
+CHANNEL_DETECTORS: Final = _names("channel")
+#: device-level detectors, in the order of the last axis of ``device_scores``.
+DEVICE_DETECTORS: Final = _names("device")
+#: the index of each detector's score on its axis (``channel_scores[..., CH["spike"]]``)
+CH: Final = {name: k for k, name in enumerate(CHANNEL_DETECTORS)}
+DEV: Final = {name: k for k, name in enumerate(DEVICE_DETECTORS)}
+#: the state vector: per-channel fields (each C wide), per-device ones, then the history
+#: and matrix fields, in declaration order within each
+CHANNEL_FIELDS: Final = _fields("channel")
+DEVICE_FIELDS: Final = _fields("device")
+HISTORY_FIELDS: Final = _fields("history")
+MATRIX_FIELDS: Final = _fields("matrix")
+#: state-vector fields whose offsets the C kernel takes (``O_<NAME>`` in C): all of them.
+OFFSETS: Final = (*CHANNEL_FIELDS, *DEVICE_FIELDS, *HISTORY_FIELDS, *MATRIX_FIELDS)
 #: parameters the C kernel takes (``P_<NAME>`` in C).
-PARAMS: Final = (
-    "adapt_rate", "tail_decay", "cusum_clip", "adapt_clip", "cusum_k", "cusum_h", "tail_factor",
-    "spike_z", "roc_z", "dropout_factor", "trend_rate", "trend_rate_slow", "t2_clip", "t2_limit",
-    "mewma_rate", "ewma_limit", "raise_level", "clear_level", "min_duration", "clear_duration",
-    "cooldown", "dropout_alarms", "iso_bc", "iso_cd",
-)  # fmt: skip
+PARAMS: Final = tuple(p for d in DECLARATIONS for p in d.params)
+#: per-reading rates of the operating-point recursions (the first axis of the ``rates`` input,
+#: ``R_<NAME>`` in C): EWMA weights for the elapsed time, the elapsed time itself (ms, capped),
+#: and 1 where the silence before the reading was longer than the cap (a gap)
+RATES: Final = ("lag", "regression", "level", "baseline", "elapsed", "gap")
 HEADER_NAME: Final = "_kernel_layout.h"
+
+
+def check(declarations: tuple[Declaration, ...]) -> None:
+    """Every name once, and a C identifier; run at import, so at build time too."""
+    fields = [f.name for d in declarations for f in d.fields]
+    params = [p for d in declarations for p in d.params]
+    for kind, values in (("declaration", [d.name for d in declarations]), ("field", fields), ("parameter", params)):
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise ValueError(f"{kind} declared twice: {', '.join(repeated)}")
+        bad = [v for v in values if not v.isidentifier()]
+        if bad:
+            raise ValueError(f"{kind} names that are no C identifiers: {', '.join(bad)}")
+
+
+check(DECLARATIONS)
 
 
 def header() -> str:
@@ -50,4 +220,5 @@ def header() -> str:
     lines += [f"#define DEV_{name.upper()} {k}" for k, name in enumerate(DEVICE_DETECTORS)]
     lines.append("enum { " + ", ".join(f"O_{name.upper()}" for name in OFFSETS) + ", O_COUNT };")
     lines.append("enum { " + ", ".join(f"P_{name.upper()}" for name in PARAMS) + ", P_COUNT };")
+    lines.append("enum { " + ", ".join(f"R_{name.upper()}" for name in RATES) + ", R_COUNT };")
     return "\n".join(lines) + "\n"

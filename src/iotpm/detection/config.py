@@ -165,8 +165,9 @@ class OperatingConfig(BaseModel):
     # a pump's pressure builds within a minute of a start (low limits wait for it)
     start_s: Annotated[float, Field(ge=0)] = 60.0
     # a machine's temperature approaches its operating point with the casing's thermal
-    # time constant (tens of minutes for a medium motor): statistics wait for it
-    settle_s: Annotated[float, Field(ge=0)] = 1800.0
+    # time constant (tens of minutes for a medium motor): statistics wait three of them
+    # (within 5 % of the operating temperature)
+    settle_s: Annotated[float, Field(ge=0)] = 3600.0
 
     def resolve(self, channels: Iterable[str], device_type: str | None = None) -> list[float]:
         """Per channel, the value below which it says "off" (NaN: not part of the condition)."""
@@ -177,6 +178,39 @@ class OperatingConfig(BaseModel):
             keys = (ch, unit.quantity) if unit is not None else (ch,)
             out.append(next((float(table[k]) for k in keys if k in table), float("nan")))
         return out
+
+
+class OperatingPointConfig(BaseModel):
+    """The operating-point baseline of a metric with a static limit (times in seconds).
+
+    A temperature is compared with what the load proxy (the device's vibration velocity,
+    which a rotating machine's load drives) predicts for it, lagged by the casing's
+    thermal time constant; every such metric's smoothed value is compared with its
+    baseline, which adapts while the machine runs and the test is quiet, over a day. The
+    test raises when the operating point has used up ``margin`` of the distance from the
+    baseline to the limit it heads for.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # physical: the casing follows its heat input with tens of minutes' lag (settle_s)
+    thermal_tau_s: PositiveFloat = 1200.0
+    # physical: slower than the faults it must catch (they develop over one to three days),
+    # so a fault's ramp shows as the baseline's lag: its slope times this time constant
+    baseline_tau_s: PositiveFloat = 172_800.0
+    # chosen: long enough to see several load changes, short against a fault's days
+    regression_tau_s: PositiveFloat = 21_600.0
+    # chosen: averages the noise and the lag between load and temperature
+    level_tau_s: PositiveFloat = 1800.0
+    # chosen: the running time the regression needs before the test scores
+    learn_s: Annotated[float, Field(ge=0)] = 21_600.0
+    # chosen: the share of the baseline's distance to the limit that raises
+    margin: Annotated[float, Field(gt=0, le=1)] = 0.5
+    # physical: a longer silence is a gap, not running time the baselines may learn from
+    max_step_s: PositiveFloat = 300.0
+    # physical: quantities a controller holds at a setpoint; a step of one within its limits
+    # is a setpoint change, not a spike (the limits and the test above still apply)
+    setpoint_quantities: tuple[str, ...] = ("pressure",)
 
 
 class DetectorConfig(BaseModel):
@@ -217,6 +251,7 @@ class DetectorConfig(BaseModel):
     # detectors see its deviation from its own recent level, not from the baseline.
     smooth_step_ratio: Annotated[float, Field(ge=0)] = 0.6
     trend_halflife: PositiveFloat = 20.0  # the fast level used for the trend estimate
+    operating_point: OperatingPointConfig = Field(default_factory=OperatingPointConfig)
     alarm: AlarmConfig = Field(default_factory=AlarmConfig)
     operating: OperatingConfig = Field(default_factory=OperatingConfig)
     thresholds: ThresholdConfig = Field(default_factory=ThresholdConfig)

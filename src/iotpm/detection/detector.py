@@ -20,7 +20,7 @@ from iotpm.detection._layout import CH, CHANNEL_DETECTORS, DEVICE_DETECTORS, MAX
 from iotpm.detection.config import DetectorConfig
 from iotpm.detection.detectors import IsoVibrationZone
 from iotpm.detection.engine import Kernel, KernelOutput, KernelRows, fit_statistics, new_vector
-from iotpm.detection.state import DeviceState, FloatArray, IntArray, Layout, layout_for
+from iotpm.detection.state import DeviceState, FloatArray, IntArray, Layout, layout_for, load_proxy
 from iotpm.models.metrics import parse_metric
 
 #: which kernel runs: the compiled one when built for this machine ("auto"), or one of them
@@ -94,6 +94,9 @@ class DetectionResult:
     #: (n,) operating state per reading: 1 running, 0.5 settling after a start, 0 stopped or
     #: starting, -1 idle at a learned floor (:mod:`iotpm.detection.operating`)
     operating: FloatArray = field(default_factory=lambda: np.zeros(0))
+    #: (n, c) what the operating-point baseline expects at each reading's load (NaN where the
+    #: machine is not running and settled)
+    operating_point: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
 
     @property
     def predictions(self) -> dict[str, Prediction]:
@@ -155,7 +158,8 @@ class FleetDetector:
         x = np.concatenate(
             [state.warm_x, np.asarray(item.values, dtype=np.float64).reshape(len(item.ts), len(state.channels))]
         )
-        fit_statistics(state.vector, layout_for(len(state.channels)), ts, x, self.config)
+        lay = layout_for(len(state.channels))
+        fit_statistics(state.vector, lay, ts, x, self.config, load_proxy(state.channels))
         state.ready = True
         state.warm_t, state.warm_x = ts[:0], x[:0]
         return state
@@ -405,6 +409,7 @@ class FleetDetector:
             trend=trend,
             in_alarm=cols.in_alarm,
             operating=gate,
+            operating_point=cols.point,
         )
 
     def _events(

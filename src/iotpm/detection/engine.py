@@ -15,7 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from iotpm.detection._layout import CH, CHANNEL_DETECTORS, DEV, DEVICE_DETECTORS, OFFSETS, PARAMS
+from iotpm.detection._layout import CH, CHANNEL_DETECTORS, DEV, DEVICE_DETECTORS, OFFSETS, PARAMS, RATES
 from iotpm.detection.config import DetectorConfig
 from iotpm.detection.detectors import (
     Drift,
@@ -27,8 +27,9 @@ from iotpm.detection.detectors import (
     Spike,
     StaticThreshold,
 )
-from iotpm.detection.native import NativeKernel
-from iotpm.detection.state import FloatArray, IntArray, Layout
+from iotpm.detection.native import LOADS, NativeKernel
+from iotpm.detection.state import FloatArray, IntArray, Layout, load_proxy
+from iotpm.models.metrics import parse_metric
 
 _MAD_TO_SIGMA = 1.4826
 _DEFAULT_INTERVAL_MS = 1000.0
@@ -48,10 +49,13 @@ def new_vector(layout: Layout) -> FloatArray:
     v[layout.offsets["floor"]] = np.inf
     v[layout.offsets["running"]] = 1.0
     v[layout.offsets["started"]] = -np.inf
+    v[layout.offsets["load_v"]] = 1.0
     return v
 
 
-def fit_statistics(vector: FloatArray, layout: Layout, ts: IntArray, x: FloatArray, cfg: DetectorConfig) -> None:
+def fit_statistics(
+    vector: FloatArray, layout: Layout, ts: IntArray, x: FloatArray, cfg: DetectorConfig, proxy: int = -1
+) -> None:
     """Learn the baseline of one device from a label-free block, in place.
 
     Robust location and scale (median, MAD), the typical step, the longest repeat,
@@ -80,6 +84,14 @@ def fit_statistics(vector: FloatArray, layout: Layout, ts: IntArray, x: FloatArr
     vector[o["dscale"]] = np.fmax(typical, s_min)
     vector[o["cp"]] = 0.0
     vector[o["cn"]] = 0.0
+    # the operating-point baseline starts at the warm-up's level; the load proxy's variance
+    # at its noise (the regression on it learns as the load changes)
+    for name in ("op_m", "op_f", "op_b"):
+        vector[o[name]] = med
+    vector[o["op_c"]] = 0.0
+    vector[o["load"]] = vector[o["load_m"]] = med[proxy] if proxy >= 0 else 0.0
+    vector[o["load_v"]] = max(float(vector[o["s"]][proxy]) ** 2, 1e-12) if proxy >= 0 else 1.0
+    vector[o["ran"]] = 0.0
     runs, longest = _runs(x)
     vector[o["run"]] = runs
     vector[o["flat_thr"]] = np.where(scale > 0, np.fmax(cfg.flatline_min, cfg.flatline_factor * longest), np.inf)
@@ -169,6 +181,7 @@ class KernelOutput:
     transitions: list[bool]  # (d,) any raise or clear in the row
     anomalous: npt.NDArray[np.bool_]  # (d, t) in the alarm and scoring at the raise level
     shares: FloatArray  # (d, t, c) each channel's share of the multivariate score
+    point: FloatArray  # (d, t, c) the operating-point baseline's value for the reading's load
 
     def rows(self, row: int, length: int) -> KernelRows:
         """One device's share: row ``row``, its first ``length`` steps (views, no copies)."""
@@ -183,6 +196,7 @@ class KernelOutput:
             self.expected[row, :length],
             self.scale[row, :length],
             self.shares[row, :length],
+            self.point[row, :length],
         )
 
 
@@ -199,6 +213,7 @@ class KernelRows(NamedTuple):
     expected: FloatArray  # (n, c)
     scale: FloatArray  # (n, c)
     shares: FloatArray  # (n, c)
+    point: FloatArray  # (n, c)
 
     @classmethod
     def join(cls, parts: list[KernelRows], channels: int) -> KernelRows:
@@ -218,6 +233,7 @@ class KernelRows(NamedTuple):
             empty,
             np.zeros((0, c, len(CHANNEL_DETECTORS))),
             np.zeros((0, len(DEVICE_DETECTORS))),
+            np.zeros((0, c)),
             np.zeros((0, c)),
             np.zeros((0, c)),
             np.zeros((0, c)),
@@ -250,6 +266,17 @@ class Kernel:
         self.dropout = Dropout(config)
         self.t2 = Multivariate(config, len(channels))
         self.native = native
+        # the operating point: the load proxy, and the channels whose level follows it (a
+        # temperature follows the heat the load makes)
+        self.proxy = load_proxy(channels)
+        units = [parse_metric(name) for name in channels]
+        follows = [self.proxy >= 0 and u is not None and u.quantity == "temperature" for u in units]
+        self.follows = np.array(follows, dtype=bool)
+        held = config.operating_point.setpoint_quantities
+        self.setpoint = np.array([u is not None and u.quantity in held for u in units], dtype=bool)
+        op = config.operating_point
+        self._taus_ms = 1000.0 * np.array([op.thermal_tau_s, op.regression_tau_s, op.level_tau_s, op.baseline_tau_s])
+        self._scratch: dict[str, FloatArray] = {}
         self._offsets = np.array([self.layout.offsets[name].start for name in OFFSETS], dtype=np.int64)
         self._params = self._native_params()
 
@@ -281,7 +308,12 @@ class Kernel:
             "dropout_alarms": cfg.dropout_alarms,
             "iso_bc": self.iso.bc,
             "iso_cd": self.iso.cd,
+            "op_margin": cfg.operating_point.margin,
+            "op_learn_ms": 1000.0 * cfg.operating_point.learn_s,
+            "proxy": self.proxy,
         }
+        if set(values) != set(PARAMS):  # a declared parameter without a value, or the reverse
+            raise RuntimeError(f"kernel parameters out of step with _layout: {sorted(set(values) ^ set(PARAMS))}")
         return np.array([float(values[name]) for name in PARAMS])
 
     def __call__(
@@ -308,11 +340,14 @@ class Kernel:
         ch = np.zeros((d, t, c, len(CHANNEL_DETECTORS)))
         dev = np.zeros((d, t, len(DEVICE_DETECTORS)))
         share = np.zeros((d, t, c))  # each channel's share of the multivariate score
+        rates = self._rates(packed, ts)
         if self.native is not None:
             score, alarm, raised, cleared = np.zeros((4, d, t))
-            expected, scale = np.zeros((2, d, t, c))
-            inputs = (ts, x, lengths, low, high, self.vibration.astype(np.float64), gate)
-            outputs = (score, alarm, raised, cleared, ch, dev, expected, scale, share)
+            expected, scale, point = np.zeros((3, d, t, c))
+            loads = self._buffer("loads", (d, t, LOADS))  # scratch: the C kernel writes it before reading
+            roles = self.vibration.astype(np.float64) + 2.0 * self.follows + 4.0 * self.setpoint
+            inputs = (ts, x, lengths, low, high, roles, gate, rates)
+            outputs = (score, alarm, raised, cleared, ch, dev, expected, scale, share, point, loads)
             self.native(statistics, self._offsets, self._params, packed, inputs, outputs)
         else:
             active = (lengths[:, None] > np.arange(t)[None, :]).sum(axis=0)
@@ -324,9 +359,13 @@ class Kernel:
                     x_stat = np.where(on, x, np.nan)
                     # padding is not a reading; below 0 (idle at a floor) the last value is kept
                     gated = ~on & (gate[..., None] >= 0.0) & (np.arange(t)[None, :, None] < lengths[:, None, None])
-                    expected, scale = self._statistics(packed, ts, x_stat, gated, active, ch, dev, share)
+                    process = np.isfinite(low) | np.isfinite(high)  # (d, c) metrics with a static limit
+                    gap = rates[RATES.index("gap")]
+                    expected, scale = self._statistics(packed, ts, x_stat, gated, active, ch, dev, share, process, gap)
+                    op = self._operating_point(packed, x, x_stat, gate, rates, low, high)
+                    ch[..., CH["operating_point"]], point = op
                 else:
-                    expected = scale = np.full((d, t, c), np.nan)
+                    expected = scale = point = np.full((d, t, c), np.nan)
                 np.nan_to_num(ch, copy=False, nan=0.0, posinf=1e6)
                 np.nan_to_num(dev, copy=False, nan=0.0, posinf=1e6)
             alarming = dev if self.cfg.dropout_alarms else np.delete(dev, DEV["dropout"], axis=2)
@@ -335,7 +374,9 @@ class Kernel:
         transitions: list[bool] = np.asarray(((raised > 0) | (cleared > 0)).any(axis=1)).tolist()
         in_alarm = alarm > 0
         anomalous = in_alarm & (score >= self.cfg.alarm.raise_level)
-        return KernelOutput(score, in_alarm, raised, cleared, ch, dev, expected, scale, transitions, anomalous, share)
+        return KernelOutput(
+            score, in_alarm, raised, cleared, ch, dev, expected, scale, transitions, anomalous, share, point
+        )
 
     def _statistics(
         self,
@@ -347,6 +388,8 @@ class Kernel:
         ch: FloatArray,
         dev: FloatArray,
         share: FloatArray,
+        process: npt.NDArray[np.bool_],
+        gap: FloatArray,
     ) -> tuple[FloatArray, FloatArray]:
         cfg, lay = self.cfg, self.layout
         d, t, c = x.shape
@@ -365,7 +408,10 @@ class Kernel:
         # a gated reading (machine off or settling) leaves no last value: the step after it starts afresh
         gated_t = np.broadcast_to(gated.transpose(1, 0, 2), xs.shape)
         lx, final_x = _last_before(xs, m | gated_t, lay.view(packed, "last_x").copy())
-        dx = xs - lx
+        # across a gap, a metric with a limit has no rate of change: nothing is known of how
+        # it moved meanwhile (the dropout detector reports the gap)
+        across = process[None, :, :] & (gap.T[:, :, None] > 0)
+        dx = np.where(across, np.nan, xs - lx)
         run = _run_lengths(xs == lx, lay.view(packed, "run"))
         dt = tsf - np.concatenate([lay.scalar(packed, "last_t")[None, :], tsf[:-1]])
         x0, mf = np.zeros((t, d, w)), np.zeros((t, d, w))
@@ -484,8 +530,12 @@ class Kernel:
         z_all = (x - exp) / scale
         tail = cfg.tail_factor
         ratio = r_zr[:, 1].transpose(1, 0, 2)  # (d, t, w)
-        ch[..., CH["spike"]] = self.spike(z_all, tail * rec[2])
-        ch[..., CH["drift"]] = self.drift(r_cu[..., :c].transpose(1, 0, 2))
+        # a step of a metric held at a setpoint, within its limits, is a setpoint change
+        held = (process & self.setpoint[None, :])[:, None, :]
+        ch[..., CH["spike"]] = np.where(held, 0.0, self.spike(z_all, tail * rec[2]))
+        # a metric with a static limit has the operating-point test for slow shifts instead:
+        # against a baseline learned at one operating point, CUSUM alarms at every load change
+        ch[..., CH["drift"]] = np.where(process[:, None, :], 0.0, self.drift(r_cu[..., :c].transpose(1, 0, 2)))
         ch[..., CH["rate_of_change"]] = self.roc(ratio[..., :c], tail * rec[3])
         ch[..., CH["flatline"]] = self.flat(run.transpose(1, 0, 2), lay.view(packed, "flat_thr")[:, None, :])
         dev[..., DEV["dropout"]] = self.dropout(ratio[..., c])
@@ -493,6 +543,8 @@ class Kernel:
         # own recent level: its slow wander past the warm-up is not a fault
         fast_before = r_fast[..., :c].transpose(1, 0, 2)
         z_mv = np.where(lay.view(packed, "smooth")[:, None, :] > 0, (x - fast_before) / scale, z_all)
+        # so has the multivariate one: its correlation is learned at one operating point too
+        z_mv = np.where(process[:, None, :], 0.0, z_mv)
         dev[..., DEV["multivariate"]], share[:] = self.t2(
             z_mv,
             lay.matrix(packed),
@@ -502,6 +554,102 @@ class Kernel:
             active,
         )
         return exp, scale
+
+    def _buffer(self, name: str, shape: tuple[int, ...]) -> FloatArray:
+        """A scratch array of ``shape``, reused between calls (fresh pages cost more than the
+        work on them); valid until the next call asks for it again."""
+        size = int(np.prod(shape))
+        held = self._scratch.get(name)
+        if held is None or held.size < size:
+            held = self._scratch[name] = np.empty(max(size, 1))
+        return held[:size].reshape(shape)
+
+    def _rates(self, packed: FloatArray, ts: IntArray) -> FloatArray:
+        """Per reading (len(RATES), d, t): the EWMA weight of the time since the previous
+        reading for each operating-point time constant, that time (ms, capped: a longer
+        silence is a gap), and 1 after a gap. Computed once for both kernels, so the
+        exponentials agree; one plane per rate, which numpy fills fastest."""
+        cap = 1000.0 * self.cfg.operating_point.max_step_s
+        silence = ts.astype(np.float64)
+        silence[:, 1:] -= ts[:, :-1]
+        silence[:, 0] -= self.layout.scalar(packed, "last_t")
+        rates = self._buffer("rates", (len(RATES), *ts.shape))
+        elapsed, weights = rates[RATES.index("elapsed")], rates[:4]
+        np.minimum(np.maximum(silence, 0.0, out=elapsed), cap, out=elapsed)
+        np.multiply.outer(-1.0 / self._taus_ms, elapsed, out=weights)
+        np.expm1(weights, out=weights)
+        np.negative(weights, out=weights)
+        np.greater(silence, cap, out=rates[RATES.index("gap")])
+        return rates
+
+    def _operating_point(
+        self,
+        packed: FloatArray,
+        x: FloatArray,
+        x_stat: FloatArray,
+        gate: FloatArray,
+        rates: FloatArray,
+        low: FloatArray,
+        high: FloatArray,
+    ) -> tuple[FloatArray, FloatArray]:
+        """The operating-point test (d, t, c) and the value its baseline expects at each
+        reading's load (NaN where it does not score), advancing its state in place; one
+        reading at a time, in the C kernel's order of operations.
+
+        The load proxy is lagged by the thermal time constant while the machine runs; where
+        it runs and has settled, its mean and variance, and each channel's regression on it,
+        adapt. A channel that follows the load is taken net of the load's share; its smoothed
+        value is compared with its baseline: the score is the deviation over ``margin`` times
+        the baseline's distance to the limit on that side (none: no score). The baseline
+        adapts while the score is below the clear level.
+        """
+        lay, op = self.layout, self.cfg.operating_point
+        d, t, c = x.shape
+        r_lag, r_reg, r_lvl, r_base, r_el = (rates[RATES.index(name)] for name in RATES[:5])
+        load, lm, lv, ran = (lay.scalar(packed, name).copy() for name in ("load", "load_m", "load_v", "ran"))
+        om, oc, of, ob = (lay.view(packed, name).copy() for name in ("op_m", "op_c", "op_f", "op_b"))
+        on, runs = gate >= 1.0, gate > 0.0
+        p, follows, q = self.proxy, self.follows[None, :], op.margin
+        learn, clear = 1000.0 * op.learn_s, self.cfg.alarm.clear_level
+        out, points = np.zeros((d, t, c)), np.zeros((d, t, c))
+        for j in range(t):
+            if p >= 0:
+                v = x[:, j, p]
+                load = np.where(runs[:, j] & ~np.isnan(v), load + r_lag[:, j] * (v - load), load)
+            g = on[:, j]
+            ran = np.where(g, ran + r_el[:, j], ran)
+            # while it learns, an average weighs all it has seen alike
+            w = np.where(ran < learn, np.where(ran > 0.0, r_el[:, j] / ran, 1.0), 0.0)
+            rr, rb = np.fmax(r_reg[:, j], w), np.fmax(r_base[:, j], w)
+            dl = load - lm
+            lm = np.where(g, lm + rr * dl, lm)
+            lv = np.where(g, (1.0 - rr) * (lv + (rr * dl) * dl), lv)
+            xk = x_stat[:, j]
+            present = ~np.isnan(xk)
+            b = np.where(lv[:, None] > 0.0, oc / lv[:, None], 0.0)
+            load_share = b * dl[:, None]
+            res = np.where(follows, xk - load_share, xk)
+            points[:, j] = np.where(present, np.where(follows, ob + load_share, ob), np.nan)
+            dx = xk - om
+            rc = rr[:, None]
+            learned = present & follows
+            om = np.where(learned, om + rc * dx, om)
+            oc = np.where(learned, (1.0 - rc) * (oc + (rc * dx) * dl[:, None]), oc)
+            level = of + r_lvl[:, j, None] * (res - of)
+            e = level - ob
+            margin = np.where(e > 0.0, high - ob, ob - low)
+            room = q * np.maximum(margin, 1e-9)
+            scoring = present & (ran >= learn)[:, None] & ~np.isnan(room)
+            quiet = ~(scoring & (np.abs(e) >= clear * room))
+            ob = np.where(present & quiet, ob + rb[:, None] * e, ob)
+            score = np.where(scoring, np.abs(e) / room, 0.0)
+            of = np.where(present, level, of)
+            out[:, j] = score
+        for name, value in (("load", load), ("load_m", lm), ("load_v", lv), ("ran", ran)):
+            lay.scalar(packed, name)[:] = value
+        for name, value in (("op_m", om), ("op_c", oc), ("op_f", of), ("op_b", ob)):
+            lay.view(packed, name)[:] = value
+        return out, points
 
     def _alarm(
         self, packed: FloatArray, ts: IntArray, score: FloatArray, active: IntArray

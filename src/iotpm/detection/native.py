@@ -24,12 +24,12 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from iotpm.detection._layout import CHANNEL_DETECTORS, DEVICE_DETECTORS, MAX_CHANNELS, OFFSETS, PARAMS, header
+from iotpm.detection._layout import CHANNEL_DETECTORS, DEVICE_DETECTORS, MAX_CHANNELS, OFFSETS, PARAMS, RATES, header
 from iotpm.detection.state import FloatArray, IntArray
 
 HERE: Final = Path(__file__).resolve().parent
 SOURCE: Final = HERE / "_kernel.c"
-ABI: Final = 3
+ABI: Final = 4
 _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
 
@@ -51,7 +51,7 @@ class NativeKernel:
     def __init__(self, lib: ctypes.CDLL) -> None:
         self._fn = lib.iotpm_kernel
         self._fn.restype = ctypes.c_int
-        self._fn.argtypes = [_I64, _I64, _I64, _I64, ctypes.c_int32] + [_P] * 19
+        self._fn.argtypes = [_I64, _I64, _I64, _I64, ctypes.c_int32] + [_P] * 22
 
     def __call__(
         self,
@@ -59,13 +59,16 @@ class NativeKernel:
         offsets: IntArray,
         params: FloatArray,
         packed: FloatArray,
-        inputs: tuple[IntArray, FloatArray, IntArray, FloatArray, FloatArray, FloatArray, FloatArray],
+        inputs: tuple[IntArray, FloatArray, IntArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray],
         outputs: tuple[FloatArray, ...],
     ) -> None:
-        """Run over ``packed`` (d, size) in place; ``inputs`` ts, x, lengths, low, high, vibration, gate.
+        """Run over ``packed`` (d, size) in place; ``inputs`` ts, x, lengths, low, high, roles, gate, rates.
 
+        ``roles`` (c,) is 1 for a vibration channel (ISO zones) plus 2 for one that follows the
+        load; ``rates`` (len(RATES), d, t) the operating point's per-reading weights.
         ``outputs``: score, alarm, raised, cleared (d, t); channel scores (d, t, c, N_CH);
-        device scores (d, t, N_DEV); expected, scale, share (d, t, c). Shapes and types are
+        device scores (d, t, N_DEV); expected, scale, share, point (d, t, c); the load pass's
+        per-reading record (d, t, LOADS), scratch for the channel passes. Shapes and types are
         checked here: the C code trusts them.
         """
         x, lengths = inputs[1], inputs[2]
@@ -73,8 +76,8 @@ class NativeKernel:
         _check(offsets, np.int64, (len(OFFSETS),))
         _check(params, np.float64, (len(PARAMS),))
         _check(packed, np.float64, (d, packed.shape[1]))
-        # ts, x, lengths, low, high, vibration, gate
-        in_shapes = ((d, t), (d, t, c), (d,), (d, c), (d, c), (c,), (d, t))
+        # ts, x, lengths, low, high, roles, gate, rates
+        in_shapes = ((d, t), (d, t, c), (d,), (d, c), (d, c), (c,), (d, t), (len(RATES), d, t))
         for array, dtype, shape in zip(inputs, _INPUT_TYPES, in_shapes, strict=True):
             _check(array, dtype, shape)
         for array, shape in zip(outputs, _output_shapes(d, t, c), strict=True):
@@ -89,14 +92,28 @@ class NativeKernel:
         self._fn(d, t, c, packed.shape[1], int(statistics), *(a.ctypes.data for a in arrays))
 
 
+#: values the C kernel's load pass records per reading (``N_LOADS`` in ``_kernel.c``)
+LOADS: Final = 7
 _INPUT_TYPES: Final = tuple(
-    np.dtype(t) for t in ("int64", "float64", "int64", "float64", "float64", "float64", "float64")
+    np.dtype(t) for t in ("int64", "float64", "int64", "float64", "float64", "float64", "float64", "float64")
 )
 
 
 def _output_shapes(d: int, t: int, c: int) -> tuple[tuple[int, ...], ...]:
     n_ch, n_dev = len(CHANNEL_DETECTORS), len(DEVICE_DETECTORS)
-    return (d, t), (d, t), (d, t), (d, t), (d, t, c, n_ch), (d, t, n_dev), (d, t, c), (d, t, c), (d, t, c)
+    return (
+        (d, t),
+        (d, t),
+        (d, t),
+        (d, t),
+        (d, t, c, n_ch),
+        (d, t, n_dev),
+        (d, t, c),
+        (d, t, c),
+        (d, t, c),
+        (d, t, c),
+        (d, t, LOADS),
+    )
 
 
 def _check(array: npt.NDArray[Any], dtype: npt.DTypeLike, shape: tuple[int, ...]) -> None:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from iotpm.detection._layout import T2_HISTORY
 from iotpm.detection.config import ISO_10816_3_ZONES, DetectorConfig
 from iotpm.detection.detectors import chi2_quantile
-from iotpm.detection.state import Layout
+from iotpm.detection.state import Layout, load_proxy
+from iotpm.models.metrics import parse_metric
 
 
 @dataclass
@@ -45,6 +46,13 @@ class ReferenceDetector:
         rate = config.mewma_rate
         self.ewma_limit = config.mewma_factor * self.t2_limit * rate / (2.0 - rate)
         _, self.iso_bc, self.iso_cd = ISO_10816_3_ZONES[config.iso_class]
+        # the operating point (engine.Kernel): which metrics have a limit, which follow the load
+        self.process = [not (math.isnan(lo) and math.isnan(hi)) for lo, hi in zip(low, high, strict=True)]
+        self.proxy = load_proxy(channels)
+        quantities = [u.quantity if u is not None else "" for u in map(parse_metric, channels)]
+        self.follows = [self.proxy >= 0 and q == "temperature" for q in quantities]
+        self.setpoint = [q in config.operating_point.setpoint_quantities for q in quantities]
+        self.rates: dict[str, float] = {}
 
     def run(self, ts: list[int], rows: list[list[float]]) -> ReferenceOutput:
         """Score readings in order; the state advances as it goes."""
@@ -58,21 +66,69 @@ class ReferenceDetector:
     def _score(self, t: float, row: list[float]) -> float:
         cfg, f = self.cfg, self.f
         best, zs = 0.0, []
+        dl, b_load = self._load(t, row)
         for j, x in enumerate(row):
             best = max(best, self._static(j, x))
             if math.isnan(x):
                 zs.append(math.nan)
-                best = max(best, self._cusum(j, 0.0))
+                drift = self._cusum(j, 0.0)
+                best = max(best, 0.0 if self.process[j] else drift)
                 self._missing(j)
                 continue
+            best = max(best, self._operating_point(j, x, dl, b_load))
             z = (x - f["mu"][j]) / f["s"][j]
-            # the multivariate detectors see a smooth channel against its recent level
-            zs.append((x - f["fast"][j]) / f["s"][j] if f["smooth"][j] > 0 else z)
-            best = max(best, abs(z) / max(cfg.spike_z, cfg.tail_factor * f["zmax"][j]))
+            # the multivariate detectors see a smooth channel against its recent level, and
+            # a metric with a limit not at all (the operating-point test stands for them)
+            zs.append(0.0 if self.process[j] else (x - f["fast"][j]) / f["s"][j] if f["smooth"][j] > 0 else z)
+            if not (self.process[j] and self.setpoint[j]):  # a setpoint's step is no spike
+                best = max(best, abs(z) / max(cfg.spike_z, cfg.tail_factor * f["zmax"][j]))
             f["zmax"][j] = max(f["zmax"][j] * cfg.tail_decay, abs(z))
-            best = max(best, self._cusum(j, z), self._adapt(j, x, z))
+            drift = self._cusum(j, z)
+            best = max(best, 0.0 if self.process[j] else drift, self._adapt(j, x, z))
         best = max(best, self._gap(t))
         return max(best, self._t2(zs))
+
+    def _load(self, t: float, row: list[float]) -> tuple[float, float]:
+        """The elapsed time's rates, and the load proxy's lag, mean and variance; returns the
+        lag's deviation from its mean before this reading, and the variance after it."""
+        op, f = self.cfg.operating_point, self.f
+        silence = t - f["last_t"][0]
+        elapsed = min(max(silence, 0.0), 1000.0 * op.max_step_s)
+        taus = {"lag": op.thermal_tau_s, "regression": op.regression_tau_s, "level": op.level_tau_s}
+        self.rates = {name: -math.expm1(-elapsed / (1000.0 * tau)) for name, tau in taus.items()}
+        self.rates["baseline"] = -math.expm1(-elapsed / (1000.0 * op.baseline_tau_s))
+        self.rates["gap"] = 1.0 if silence > 1000.0 * op.max_step_s else 0.0
+        if self.proxy >= 0 and not math.isnan(row[self.proxy]):
+            f["load"][0] += self.rates["lag"] * (row[self.proxy] - f["load"][0])
+        f["ran"][0] += elapsed
+        # while it learns, an average weighs all it has seen alike
+        learning = f["ran"][0] < 1000.0 * op.learn_s
+        w = (elapsed / f["ran"][0] if f["ran"][0] > 0 else 1.0) if learning else 0.0
+        self.rates["regression"] = rr = max(self.rates["regression"], w)
+        self.rates["baseline"] = max(self.rates["baseline"], w)
+        dl = f["load"][0] - f["load_m"][0]
+        f["load_m"][0] += rr * dl
+        f["load_v"][0] = (1.0 - rr) * (f["load_v"][0] + rr * dl * dl)
+        return dl, f["load_v"][0]
+
+    def _operating_point(self, j: int, x: float, dl: float, lv: float) -> float:
+        """The operating-point test of one present reading (engine.Kernel._operating_point)."""
+        f, op, rr = self.f, self.cfg.operating_point, self.rates["regression"]
+        res = x
+        if self.follows[j]:
+            res = x - (f["op_c"][j] / lv if lv > 0 else 0.0) * dl
+            dx = x - f["op_m"][j]
+            f["op_m"][j] += rr * dx
+            f["op_c"][j] = (1.0 - rr) * (f["op_c"][j] + rr * dx * dl)
+        f["op_f"][j] += self.rates["level"] * (res - f["op_f"][j])
+        e = f["op_f"][j] - f["op_b"][j]
+        limit = self.high[j] if e > 0 else self.low[j]
+        margin = limit - f["op_b"][j] if e > 0 else f["op_b"][j] - limit
+        room = op.margin * max(margin, 1e-9)
+        scoring = not math.isnan(limit) and f["ran"][0] >= 1000.0 * op.learn_s
+        if not (scoring and abs(e) >= self.cfg.alarm.clear_level * room):
+            f["op_b"][j] += self.rates["baseline"] * e
+        return abs(e) / room if scoring else 0.0
 
     def _static(self, j: int, x: float) -> float:
         lo, hi = self.low[j], self.high[j]
@@ -114,6 +170,8 @@ class ReferenceDetector:
         f["s"][j] = max(f["s"][j] * math.sqrt(1.0 + a * (r * r - 1.0)), f["s_min"][j])
         score = 0.0
         dx = x - f["last_x"][j]
+        if self.process[j] and self.rates["gap"] > 0:
+            dx = math.nan  # across a gap, a metric with a limit has no rate of change
         if not math.isnan(dx):
             ds = f["dscale"][j]
             score = (abs(dx) / ds) / max(cfg.roc_z, cfg.tail_factor * f["dmax"][j])

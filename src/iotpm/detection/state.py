@@ -17,66 +17,51 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from iotpm.detection._layout import T2_HISTORY
+from iotpm.detection._layout import CHANNEL_FIELDS, DEVICE_FIELDS, HISTORY_FIELDS, MATRIX_FIELDS, T2_HISTORY
+from iotpm.models.metrics import parse_metric
 
-STATE_VERSION: Final = 3
+STATE_VERSION: Final = 4
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-#: per-channel fields, each C wide.
-CHANNEL_FIELDS: Final = (
-    "mu",  # baseline level
-    "s",  # baseline scale
-    "s_min",  # floor under the scale, from the warm-up block
-    "dscale",  # typical |step| between consecutive readings
-    "last_x",  # last finite value
-    "run",  # readings equal to the previous one, in a row
-    "flat_thr",  # run length that counts as a stuck sensor (inf = off)
-    "cp",  # CUSUM, upward
-    "cn",  # CUSUM, downward
-    "fast",  # fast level, for the trend
-    "slow",  # slower level, for the trend
-    "zmax",  # decaying maximum of |z|: how heavy this channel's tails are
-    "dmax",  # decaying maximum of |step| / typical step
-    "smooth",  # 1 when the channel wanders smoothly (steps far below its spread in the warm-up)
-    "mew",  # the multivariate EWMA of the z-vector (its share for this channel)
-    "floor",  # lowest value reported so far (a stopped machine's signals sit at their floor)
-)
-#: per-device scalar fields.
-DEVICE_FIELDS: Final = (
-    "n",  # readings seen
-    "last_t",  # last timestamp, epoch ms
-    "dt_exp",  # expected interval, ms
-    "alarm",  # 1 while an alarm is raised
-    "above",  # readings in a row at or above the raise level
-    "below",  # readings in a row below the clear level
-    "cool",  # readings left in the cooldown
-    "health",  # smoothed anomaly score behind the health index
-    "t2_on",  # 1 when the multivariate detector has a baseline
-    "alarm_since",  # timestamp of the open alarm's raise, epoch ms
-    "running",  # 1 while the machine runs (operating state)
-    "started",  # timestamp of its last start, epoch ms (-inf: settled since before it was seen)
-)
+#: the layout of version 3 (before the operating-point baseline), whose states still load
+_V3_CHANNEL_FIELDS: Final = (
+    "mu", "s", "s_min", "dscale", "last_x", "run", "flat_thr", "cp", "cn", "fast", "slow", "zmax", "dmax",
+    "smooth", "mew", "floor",
+)  # fmt: skip
+_V3_DEVICE_FIELDS: Final = (
+    "n", "last_t", "dt_exp", "alarm", "above", "below", "cool", "health", "t2_on", "alarm_since", "running",
+    "started",
+)  # fmt: skip
+_V3_FIXED: Final = (("t2_hist", T2_HISTORY),)
+#: the fixed-width fields' widths (each history field holds T2_HISTORY values)
+_FIXED: Final = tuple((field, T2_HISTORY) for field in HISTORY_FIELDS)
+_V3_MATRIX: Final = ("P",)
 
 
 class Layout:
-    """Offsets of every field in the state vector of a device with ``c`` channels."""
+    """Offsets of every field in the state vector of a device with ``c`` channels: the
+    declared fields (:mod:`iotpm.detection._layout`), per channel, per device, fixed-width
+    and channels x channels, in that order."""
 
-    def __init__(self, c: int) -> None:
+    def __init__(
+        self,
+        c: int,
+        channel_fields: tuple[str, ...] = CHANNEL_FIELDS,
+        device_fields: tuple[str, ...] = DEVICE_FIELDS,
+        fixed: tuple[tuple[str, int], ...] = _FIXED,
+        matrix: tuple[str, ...] = MATRIX_FIELDS,
+    ) -> None:
         self.c = c
         self.offsets: dict[str, slice] = {}
+        widths = [(name, c) for name in channel_fields] + [(name, 1) for name in device_fields]
+        widths += [*fixed, *((name, c * c) for name in matrix)]
         at = 0
-        for name in CHANNEL_FIELDS:
-            self.offsets[name] = slice(at, at + c)
-            at += c
-        for name in DEVICE_FIELDS:
-            self.offsets[name] = slice(at, at + 1)
-            at += 1
-        self.offsets["t2_hist"] = slice(at, at + T2_HISTORY)
-        at += T2_HISTORY
-        self.offsets["P"] = slice(at, at + c * c)
-        self.size = at + c * c
+        for name, width in widths:
+            self.offsets[name] = slice(at, at + width)
+            at += width
+        self.size = at
 
     def view(self, packed: FloatArray, name: str) -> FloatArray:
         """A writable view of one field across the stacked states (d, width)."""
@@ -142,10 +127,12 @@ class DeviceState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DeviceState:
         """Inverse of :meth:`to_dict`; rejects versions it does not know."""
-        if data.get("v") != STATE_VERSION:
+        if data.get("v") not in (3, STATE_VERSION):
             raise ValueError(f"detector state version {data.get('v')!r} is not {STATE_VERSION}")
         channels = tuple(str(c) for c in data["channels"])
         vector = np.frombuffer(binascii.a2b_base64(data["state"], strict_mode=True), dtype="<f8").astype(np.float64)
+        if data["v"] == 3:
+            vector = _from_v3(vector, channels)
         if vector.size != layout_for(len(channels)).size:
             raise ValueError("detector state does not match its channel list")
         state = cls(channels, vector, ready=bool(data["ready"]))
@@ -154,6 +141,35 @@ class DeviceState:
             warm = np.frombuffer(base64.b64decode(data["warm_x"]), dtype="<f8")
             state.warm_x = warm.astype(np.float64).reshape(len(state.warm_t), len(channels))
         return state
+
+
+def _from_v3(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
+    """A version-3 vector in the current layout: the operating-point baseline starts at the
+    learned level and scores once it has learned for ``OperatingPointConfig.learn_s``."""
+    c = len(channels)
+    was, now = Layout(c, _V3_CHANNEL_FIELDS, _V3_DEVICE_FIELDS, _V3_FIXED, _V3_MATRIX), layout_for(c)
+    if old.size != was.size:
+        raise ValueError("detector state does not match its channel list")
+    vector = np.zeros(now.size)
+    for name, sl in was.offsets.items():
+        vector[now.offsets[name]] = old[sl]
+    mu, s = vector[now.offsets["mu"]], vector[now.offsets["s"]]
+    for name in ("op_m", "op_f", "op_b"):
+        vector[now.offsets[name]] = mu
+    proxy = load_proxy(channels)
+    if proxy >= 0:
+        vector[now.offsets["load"]] = vector[now.offsets["load_m"]] = mu[proxy]
+    vector[now.offsets["load_v"]] = s[proxy] ** 2 if proxy >= 0 else 1.0
+    return vector
+
+
+def load_proxy(channels: tuple[str, ...]) -> int:
+    """The channel that stands for the machine's load (its first vibration velocity), or -1."""
+    for k, name in enumerate(channels):
+        unit = parse_metric(name)
+        if unit is not None and unit.quantity == "vibration":
+            return k
+    return -1
 
 
 def _b64(array: npt.NDArray[Any]) -> str:
