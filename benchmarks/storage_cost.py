@@ -102,10 +102,18 @@ def units(size: int) -> int:
     return max(1, math.ceil(size / 1024))
 
 
-INDEX_KEYS = {  # per table, the key attributes of each GSI (an item without them is not in the index)
-    NAMES.devices: [("fleet", "site_key"), ("line", "device_id")],
-    NAMES.anomalies: [("day", "day_key")],
-}
+def _indexes() -> dict[str, list[tuple[tuple[str, ...], bool]]]:
+    """Per table, each GSI's key attributes and whether it projects keys only (from the table specs)."""
+    out: dict[str, list[tuple[tuple[str, ...], bool]]] = {}
+    for spec in table_specs(NAMES):
+        for gsi in spec.get("GlobalSecondaryIndexes", []):
+            keys = tuple(k["AttributeName"] for k in gsi["KeySchema"])
+            out.setdefault(spec["TableName"], []).append((keys, gsi["Projection"]["ProjectionType"] == "KEYS_ONLY"))
+    return out
+
+
+INDEX_KEYS = _indexes()
+INDEX_ENTRY_BYTES = 100  # a keys-only index entry: its keys and the table's, well under 1 KB
 
 
 @dataclass
@@ -117,12 +125,29 @@ class Meter:
     bytes: Counter[str] = field(default_factory=Counter)
     on: bool = True
 
-    def put(self, table: str, item: Mapping[str, Any]) -> None:
+    def put(
+        self,
+        table: str,
+        item: Mapping[str, Any],
+        previous: Mapping[str, Any] | None = None,
+        projected_all: bool = False,
+    ) -> None:
+        """One put, with its index writes: an index projecting everything is written whenever the item is;
+        a keys-only one only when the item enters it or its keys change (a delete and a put then)."""
         if not self.on:
             return
         size = item_bytes(item)
-        indexes = sum(all(k in item for k in keys) for keys in INDEX_KEYS.get(table, []))
-        self.wru[table] += units(size) * (1 + indexes)
+        wru = units(size)
+        for keys, keys_only in INDEX_KEYS.get(table, []):
+            if not all(k in item for k in keys):
+                continue
+            if projected_all or not keys_only:
+                wru += units(size)
+            elif previous is None or not all(k in previous for k in keys):
+                wru += 1
+            elif any(previous[k] != item[k] for k in keys):
+                wru += 2
+        self.wru[table] += wru
         self.items[table] += 1
         self.bytes[table] += size
 
@@ -139,8 +164,9 @@ class RecordingClient:
         return json.dumps([item[k] for k in self.keys[table]], sort_keys=True)
 
     def _put(self, table: str, item: Item) -> None:
-        self.meter.put(table, item)
-        self.tables[table][self._key(table, item)] = item
+        key = self._key(table, item)
+        self.meter.put(table, item, self.tables[table].get(key))
+        self.tables[table][key] = item
 
     def batch_write_item(self, RequestItems: dict[str, list[Item]]) -> dict[str, Any]:  # noqa: N803 - boto3's name
         for table, requests in RequestItems.items():
@@ -257,8 +283,8 @@ class Legacy:
             self.meter.put(NAMES.readings, legacy_reading(row))
 
     def states(self, records: Sequence[DeviceRecord]) -> None:
-        for record in records:
-            self.meter.put(NAMES.devices, legacy_device(record))
+        for record in records:  # the layout before had indexes that projected every attribute
+            self.meter.put(NAMES.devices, legacy_device(record), projected_all=True)
 
     def rollups(self, deltas: Sequence[RollupDelta]) -> None:
         for d in deltas:

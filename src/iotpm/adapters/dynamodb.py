@@ -83,8 +83,8 @@ def table_specs(names: TableNames) -> list[dict[str, Any]]:
         out = [{"AttributeName": pk, "KeyType": "HASH"}]
         return out + ([{"AttributeName": sk, "KeyType": "RANGE"}] if sk else [])
 
-    def gsi(name: str, pk: str, sk: str) -> dict[str, Any]:
-        return {"IndexName": name, "KeySchema": key(pk, sk), "Projection": {"ProjectionType": "ALL"}}
+    def gsi(name: str, pk: str, sk: str, projection: str = "ALL") -> dict[str, Any]:
+        return {"IndexName": name, "KeySchema": key(pk, sk), "Projection": {"ProjectionType": projection}}
 
     on_demand = {"BillingMode": "PAY_PER_REQUEST"}
     return [
@@ -92,7 +92,8 @@ def table_specs(names: TableNames) -> list[dict[str, Any]]:
          "AttributeDefinitions": attrs(device_id="S", sk="S")},
         {"TableName": names.devices, "KeySchema": key("device_id"), **on_demand,
          "AttributeDefinitions": attrs(device_id="S", fleet="S", site_key="S", line="S"),
-         "GlobalSecondaryIndexes": [gsi("by_site", "fleet", "site_key"), gsi("by_line", "line", "device_id")]},
+         "GlobalSecondaryIndexes": [gsi("by_site", "fleet", "site_key", "KEYS_ONLY"),
+                                    gsi("by_line", "line", "device_id", "KEYS_ONLY")]},
         {"TableName": names.anomalies, "KeySchema": key("device_id", "sk"), **on_demand,
          "AttributeDefinitions": attrs(device_id="S", sk="S", day="S", day_key="S"),
          "GlobalSecondaryIndexes": [gsi("by_day", "day", "day_key")]},

@@ -23,7 +23,7 @@ typed keys only after checking their shape.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -86,22 +86,16 @@ class DynamoQueries:
         return None if record is None else tail.with_view(self.log, record)
 
     def devices(self, where: DeviceFilter, limit: int, cursor: str | None) -> Page[DeviceRecord]:
-        filters, values = [], {}
-        if where.health_below is not None:
-            filters.append("health < :h")
-            values[":h"] = _n(float(where.health_below))
+        """An index page of keys (the indexes project keys only), the records read by key, filtered here."""
         if where.line is not None:
             after = decode_cursor(cursor, ["device_id"])
-            if where.site is not None:
-                filters.append("site = :s")
-                values[":s"] = {"S": where.site}
             kwargs: dict[str, Any] = {"IndexName": "by_line", "KeyConditionExpression": "line = :l"}
-            values[":l"] = {"S": where.line}
+            values: Item = {":l": {"S": where.line}}
             start = None if after is None else {"line": {"S": where.line}, "device_id": _s(after["device_id"])}
         else:
             after = decode_cursor(cursor, ["device_id", "site_key"])
             kwargs = {"IndexName": "by_site", "KeyConditionExpression": "fleet = :f"}
-            values[":f"] = {"S": FLEET_KEY}
+            values = {":f": {"S": FLEET_KEY}}
             if where.site is not None:
                 kwargs["KeyConditionExpression"] += " AND begins_with(site_key, :p)"
                 values[":p"] = {"S": f"{where.site}#"}
@@ -112,13 +106,37 @@ class DynamoQueries:
                     "device_id": _s(after["device_id"]),
                     "site_key": _s(after["site_key"]),
                 }
-        if filters:
-            kwargs["FilterExpression"] = " AND ".join(filters)
-        items, last = self._query(self.tables.devices, kwargs, values, limit, start)
+
+        def keep(keys: list[Item]) -> list[Item]:
+            items = self._records_by_key(keys)
+            return [
+                it
+                for it in items
+                if (where.site is None or it["site"]["S"] == where.site)
+                and (where.health_below is None or float(it["health"]["N"]) < where.health_below)
+            ]
+
+        items, last = self._query(self.tables.devices, kwargs, values, limit, start, keep)
         return Page(
             [device_record(i) for i in items],
             _cursor(last, ("device_id", "site_key") if where.line is None else ("device_id",)),
         )
+
+    def _records_by_key(self, keys: list[Item]) -> list[Item]:
+        """The device items of an index page, in the page's order (BatchGetItem, 100 a call)."""
+        ids = [k["device_id"]["S"] for k in keys]
+        got: dict[str, Item] = {}
+        for at in range(0, len(ids), 100):
+            pending = [{"device_id": {"S": d}} for d in dict.fromkeys(ids[at : at + 100])]
+            for _ in range(6):
+                with aws_call(f"BatchGetItem {self.tables.devices}"):
+                    out = self.client.batch_get_item(RequestItems={self.tables.devices: {"Keys": pending}})
+                for it in out.get("Responses", {}).get(self.tables.devices, []):
+                    got[it["device_id"]["S"]] = it
+                pending = out.get("UnprocessedKeys", {}).get(self.tables.devices, {}).get("Keys", [])
+                if not pending:
+                    break
+        return [got[d] for d in ids if d in got]
 
     def readings(self, device_id: str, start_ms: int, end_ms: int, limit: int, cursor: str | None) -> Page[ReadingRow]:
         """Chunks hour by hour: an hour's chunks are all read before its readings are ordered."""
@@ -259,16 +277,25 @@ class DynamoQueries:
         out: list[DeviceRecord] = []
         start = None
         while len(out) < limit:
-            items, start = self._query(self.tables.devices, kwargs, {":l": {"S": line}}, limit - len(out), start)
+            items, start = self._query(
+                self.tables.devices, kwargs, {":l": {"S": line}}, limit - len(out), start, self._records_by_key
+            )
             out.extend(device_record(i) for i in items)
             if start is None:
                 break
         return out
 
     def _query(
-        self, table: str, kwargs: dict[str, Any], values: Item, limit: int, start: Item | None
+        self,
+        table: str,
+        kwargs: dict[str, Any],
+        values: Item,
+        limit: int,
+        start: Item | None,
+        keep: Callable[[list[Item]], list[Item]] | None = None,
     ) -> tuple[list[Item], Item | None]:
-        """Query until ``limit`` items match (filters can leave a page short) or the range ends."""
+        """Query until ``limit`` items match (filters, and ``keep`` on each page, can leave it short) or the
+        range ends. ``Limit`` is what is left to find, so the last key evaluated is the last item kept."""
         items: list[Item] = []
         while True:
             call = {"TableName": table, **kwargs, "ExpressionAttributeValues": values, "Limit": limit - len(items)}
@@ -276,7 +303,8 @@ class DynamoQueries:
                 call["ExclusiveStartKey"] = start
             with _cursor_checked(start is not None), aws_call(f"Query {table}"):
                 got = self.client.query(**call)
-            items.extend(got.get("Items", []))
+            page = got.get("Items", [])
+            items.extend(keep(page) if keep is not None and page else page)
             start = got.get("LastEvaluatedKey")
             if start is None or len(items) >= limit:
                 return items, start

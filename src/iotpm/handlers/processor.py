@@ -10,6 +10,7 @@ from __future__ import annotations
 import binascii
 import gc
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -127,9 +128,12 @@ class ProcessorHandler:
     def __init__(self, factory: Callable[[], Processor]) -> None:
         self._factory = factory
         self._processor: Processor | None = None
+        # one batch at a time, as Lambda runs it: the twin's poller calls from a thread per
+        # shard, and the detector's kernel reuses its scratch buffers
+        self._lock = threading.Lock()
 
     def __call__(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
-        with collector_paused():
+        with self._lock, collector_paused():
             return self._handle(event, context)
 
     def _handle(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:

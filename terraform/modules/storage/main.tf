@@ -12,16 +12,18 @@ locals {
     devices = {
       hash       = "device_id", range = null, range_type = null, ttl = false
       attributes = { device_id = "S", fleet = "S", site_key = "S", line = "S" }
+      # keys only: a device record is rewritten every compaction, and an index that projects
+      # keys alone is written only when they change (ALL would bill every write three times)
       indexes = {
-        by_site = { hash = "fleet", range = "site_key" }
-        by_line = { hash = "line", range = "device_id" }
+        by_site = { hash = "fleet", range = "site_key", projection = "KEYS_ONLY" }
+        by_line = { hash = "line", range = "device_id", projection = "KEYS_ONLY" }
       }
     }
     anomalies = {
       hash       = "device_id", range = "sk", range_type = "S", ttl = true
       attributes = { device_id = "S", sk = "S", day = "S", day_key = "S" }
       indexes = {
-        by_day = { hash = "day", range = "day_key" }
+        by_day = { hash = "day", range = "day_key", projection = "ALL" }
       }
     }
     rollups = {
@@ -54,7 +56,7 @@ resource "aws_dynamodb_table" "this" {
       name            = global_secondary_index.key
       hash_key        = global_secondary_index.value.hash
       range_key       = global_secondary_index.value.range
-      projection_type = "ALL"
+      projection_type = global_secondary_index.value.projection
     }
   }
 
