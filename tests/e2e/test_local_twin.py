@@ -26,7 +26,10 @@ from iotpm.emulator.control import free_port
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
-MAX_DELAY_S = 15.0  # from the fault's onset to its alarm (the faults ramp over 20 s)
+# from the fault's onset to its alarm: within the fault's 20 s ramp (a leak's pressure reaches its
+# 30 psi limit 16 s in; a drop within the limits is no longer scored as a spike, since a setpoint
+# step is one too). The product's bound for abrupt faults is 60 s (benchmarks/fleet_quality.py).
+MAX_DELAY_S = 20.0
 
 
 def iotpm(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -273,7 +273,7 @@ def device_item(r: DeviceRecord, version: int) -> Item:
         "site": {"S": r.site},
         "line": {"S": r.line},
         "device_type": {"S": r.device_type},
-        "state": {"B": _pack_state(r.detector, r.trend)},
+        "state": {"B": _pack_state(r.detector, r.trend, r.ingest, r.flushed)},
         "last_mark": _n(r.last_mark),
         "last_ts": _n(r.last_ts_ms),
         "latest": _num_map(r.latest),
@@ -283,22 +283,11 @@ def device_item(r: DeviceRecord, version: int) -> Item:
         "readings": _n(r.readings),
         "updated": _n(r.updated_ms),
         "version": _n(version),
-        **_ingest_attrs(r.ingest),
-        **({"flushed": {"S": json.dumps(r.flushed, separators=(",", ":"))}} if r.flushed else {}),
     }
 
 
-def _ingest_attrs(ingest: Mapping[str, Any]) -> Item:
-    """Replay protection: the shard positions as JSON text, the recent identities as their raw
-    bytes (a third smaller than base64: the item stays near one write unit)."""
-    out: Item = {"ingest_pos": {"S": json.dumps(ingest.get("pos") or {}, separators=(",", ":"))}}
-    recent = base64.b64decode(ingest.get("recent") or "")
-    if recent:
-        out["recent"] = {"B": recent}
-    return out
-
-
 def _ingest_of(item: Mapping[str, Any]) -> dict[str, Any]:
+    """Replay protection as items before it moved into the state blob kept it."""
     if "ingest_pos" not in item:
         return {}
     recent = bytes(item["recent"]["B"]) if "recent" in item else b""
@@ -306,10 +295,14 @@ def _ingest_of(item: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def device_record(item: Mapping[str, Any]) -> DeviceRecord:
-    """Inverse of :func:`device_item` (and of the layout before it: detector and trend as JSON text)."""
+    """Inverse of :func:`device_item` (and of the layouts before it: detector and trend as JSON text;
+    replay protection and the log key as attributes of their own)."""
     since = item.get("alarm_since", {"NULL": True})
+    ingest = _ingest_of(item)
+    flushed: dict[str, str] = json.loads(item["flushed"]["S"]) if "flushed" in item else {}
     if "state" in item:
-        detector, trend = _unpack_state(bytes(item["state"]["B"]))
+        detector, trend, packed_ingest, packed_flushed = _unpack_state(bytes(item["state"]["B"]))
+        ingest, flushed = packed_ingest or ingest, packed_flushed or flushed
     else:
         detector, trend = json.loads(item["detector"]["S"]), json.loads(item["trend"]["S"])
     return DeviceRecord(
@@ -328,28 +321,43 @@ def device_record(item: Mapping[str, Any]) -> DeviceRecord:
         readings=int(item["readings"]["N"]),
         updated_ms=int(item["updated"]["N"]),
         version=int(item["version"]["N"]),
-        ingest=_ingest_of(item),
-        flushed=json.loads(item["flushed"]["S"]) if "flushed" in item else {},
+        ingest=ingest,
+        flushed=flushed,
     )
 
 
-def _pack_state(detector: Mapping[str, Any] | None, trend: Mapping[str, Any]) -> bytes:
-    """Detector state and trend table in one deflated msgpack blob: a device item under 1 KB.
+def _pack_state(
+    detector: Mapping[str, Any] | None,
+    trend: Mapping[str, Any],
+    ingest: Mapping[str, Any],
+    flushed: Mapping[str, str],
+) -> bytes:
+    """Detector state, trend table, replay protection and log keys in one deflated msgpack blob.
 
-    The detector's arrays travel as base64 text; a string that is exactly the base64
-    of some bytes is stored as those bytes (msgpack keeps bytes and text apart, so
-    :func:`_unpack_state` turns them back), a quarter smaller before deflate, which
-    packs raw floats better than their base64 too.
+    It keeps a device item near 1 KB (one write unit). The detector's arrays travel as
+    base64 text; a string that is exactly the base64 of some bytes is stored as those
+    bytes (msgpack keeps bytes and text apart, so :func:`_unpack_state` turns them back),
+    a quarter smaller before deflate, which packs raw floats better than their base64
+    too. Sequence numbers are long decimal strings that share most digits: deflated
+    together they take a fraction of their text.
     """
     packed = None if detector is None else {k: _b64_bytes(v) for k, v in detector.items()}
-    return _deflate(msgspec.msgpack.encode([packed, trend]))
+    recent = base64.b64decode(ingest.get("recent") or "")
+    return _deflate(msgspec.msgpack.encode([packed, trend, ingest.get("pos") or {}, recent, dict(flushed)]))
 
 
-def _unpack_state(data: bytes) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    packed, trend = msgspec.msgpack.decode(_inflate(data))
-    if packed is None:
-        return None, trend
-    return {k: base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in packed.items()}, trend
+def _unpack_state(data: bytes) -> tuple[dict[str, Any] | None, dict[str, Any], dict[str, Any], dict[str, str]]:
+    """Inverse of :func:`_pack_state` (a blob of detector and trend alone reads with no ingest or keys)."""
+    packed, trend, *rest = msgspec.msgpack.decode(_inflate(data))
+    ingest: dict[str, Any] = {}
+    flushed: dict[str, str] = {}
+    if rest:
+        pos, recent, flushed = rest
+        ingest = {"pos": pos, "recent": base64.b64encode(recent).decode()} if pos or recent else {}
+    detector = None
+    if packed is not None:
+        detector = {k: base64.b64encode(v).decode() if isinstance(v, bytes) else v for k, v in packed.items()}
+    return detector, trend, ingest, flushed
 
 
 def _b64_bytes(value: Any) -> Any:
