@@ -366,7 +366,8 @@ def fleet_batches(devices: int, interval_s: float, window_s: float, minutes: flo
             "device_type": "pump",
             "metrics": metrics,
         }
-        record = RawRecord(f"{i:020d}", device, json.dumps(body).encode(), ts + 300, f"shard-{d % 4}")
+        # Kinesis sequence numbers are 56 digits (they sit in device records and log keys)
+        record = RawRecord(f"4962{i:052d}", device, json.dumps(body).encode(), ts + 300, f"shard-{d % 4}")
         batches.setdefault((ts - T0) // window, []).append(record)
     return [batches[k] for k in sorted(batches)]
 

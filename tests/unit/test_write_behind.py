@@ -101,7 +101,7 @@ def stream(seed: int, minutes: int) -> list[tuple[list[RawRecord], int]]:
             k = (ts - T0) // 5000
             if restart is not None and k == restart:
                 seq = 1  # the device restarted: its sequence numbers start again
-            temp = 55 + rng.gauss(0, 0.4) + (0.02 * max(0, k - 150) if d == 2 else 0.0)  # dev-02 overheats
+            temp = 55 + rng.gauss(0, 0.4) + (0.5 * max(0, k - 150) if d == 2 else 0.0)  # dev-02 overheats
             metrics = {
                 "temperature_c": round(temp, 2),
                 "vibration_mm_s": round(2 + rng.gauss(0, 0.1), 3),

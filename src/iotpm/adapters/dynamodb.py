@@ -274,7 +274,6 @@ def device_item(r: DeviceRecord, version: int) -> Item:
         "line": {"S": r.line},
         "device_type": {"S": r.device_type},
         "state": {"B": _pack_state(r.detector, r.trend, r.ingest, r.flushed)},
-        "last_mark": _n(r.last_mark),
         "last_ts": _n(r.last_ts_ms),
         "latest": _num_map(r.latest),
         "health": _n(float(r.health)),
@@ -311,7 +310,8 @@ def device_record(item: Mapping[str, Any]) -> DeviceRecord:
         line=item["line"]["S"],
         device_type=item["device_type"]["S"],
         detector=detector,
-        last_mark=int(item["last_mark"]["N"]),
+        # the last reading's ordinal is the count of readings (an attribute of older items)
+        last_mark=int(item["last_mark"]["N"]) if "last_mark" in item else int(item["readings"]["N"]),
         last_ts_ms=int(item["last_ts"]["N"]),
         latest=_from_num_map(item.get("latest", {})),
         health=float(item["health"]["N"]),
@@ -343,12 +343,40 @@ def _pack_state(
     """
     packed = None if detector is None else {k: _b64_bytes(v) for k, v in detector.items()}
     recent = base64.b64decode(ingest.get("recent") or "")
-    return _deflate(msgspec.msgpack.encode([packed, trend, ingest.get("pos") or {}, recent, dict(flushed)]))
+    return _deflate(
+        msgspec.msgpack.encode([packed, _trend_text(trend), ingest.get("pos") or {}, recent, dict(flushed)])
+    )
+
+
+_TREND_FIELDS: Final = ("level", "slope_per_hour", "limit", "hours_to_limit")
+
+
+def _trend_text(trend: Mapping[str, Any]) -> Any:
+    """The trend table (shown, never computed on) as text to 7 significant digits: a third of its msgpack.
+
+    A table of other fields than the usual four is kept as it is.
+    """
+    if not all(isinstance(v, Mapping) and tuple(v) == _TREND_FIELDS for v in trend.values()):
+        return dict(trend)
+    return {
+        metric: ",".join("" if x is None else f"{x:.7g}" for x in (row[f] for f in _TREND_FIELDS))
+        for metric, row in trend.items()
+    }
+
+
+def _trend_of(packed: Any) -> dict[str, Any]:
+    return {
+        metric: dict(zip(_TREND_FIELDS, (None if x == "" else float(x) for x in row.split(",")), strict=True))
+        if isinstance(row, str)
+        else row
+        for metric, row in packed.items()
+    }
 
 
 def _unpack_state(data: bytes) -> tuple[dict[str, Any] | None, dict[str, Any], dict[str, Any], dict[str, str]]:
     """Inverse of :func:`_pack_state` (a blob of detector and trend alone reads with no ingest or keys)."""
-    packed, trend, *rest = msgspec.msgpack.decode(_inflate(data))
+    packed, trend_packed, *rest = msgspec.msgpack.decode(_inflate(data))
+    trend = _trend_of(trend_packed)
     ingest: dict[str, Any] = {}
     flushed: dict[str, str] = {}
     if rest:
