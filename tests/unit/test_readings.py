@@ -15,7 +15,6 @@ from iotpm.models import (
     ReadingFields,
     Rejection,
     RejectReason,
-    SequenceGuard,
     ValidationLimits,
     decode,
 )
@@ -119,29 +118,6 @@ def test_oversize_message_is_rejected_before_parsing() -> None:
 def test_rejection_names_the_device_when_the_id_is_valid() -> None:
     result = decode(json.dumps(canonical(ts=NOW + 10**9)).encode(), NOW)
     assert isinstance(result, Rejection) and result.device_id == "pump-001"
-
-
-def test_sequence_guard_rejects_replays_and_repeats() -> None:
-    guard = SequenceGuard(last_applied={"pump-001": 41})
-    first, stale = decode(canonical(seq=42), NOW), decode(canonical(seq=41), NOW)
-    again = decode(canonical(seq=42), NOW)
-    assert isinstance(first, Reading) and isinstance(stale, Reading) and isinstance(again, Reading)
-    assert guard.check(first) is None
-    for dup in (stale, again):
-        rejected = guard.check(dup)
-        assert rejected is not None and rejected.reason is RejectReason.DUPLICATE_SEQUENCE
-
-
-def test_sequence_guard_dedups_legacy_readings_on_time_and_metric() -> None:
-    guard = SequenceGuard()
-    msg = {"sensor_id": "s-1", "type": "pressure", "value": 80.0, "timestamp": NOW - 10}
-    other = {**msg, "type": "temperature"}
-    a, b, c = decode(msg, NOW), decode(msg, NOW), decode(other, NOW)
-    assert isinstance(a, Reading) and isinstance(b, Reading) and isinstance(c, Reading)
-    assert guard.check(a) is None
-    assert guard.check(c) is None  # same instant, another sensor: not a duplicate
-    rejected = guard.check(b)
-    assert rejected is not None and rejected.reason is RejectReason.DUPLICATE_SEQUENCE
 
 
 def test_thing_name_from_the_topic_must_match_the_device() -> None:

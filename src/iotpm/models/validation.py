@@ -10,7 +10,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
@@ -372,33 +372,3 @@ class FastDecoder:
             if len(seen) < self.memory:
                 seen.add(value)
         return True
-
-
-@dataclass
-class SequenceGuard:
-    """Rejects readings already applied (seq at or below the device's last) or repeated.
-
-    ``last_applied`` comes from device state; the guard also remembers what it has
-    accepted itself, so a batch that carries the same reading twice keeps one.
-    """
-
-    last_applied: Mapping[str, int] = field(default_factory=dict)
-    _accepted_seq: dict[str, int] = field(default_factory=dict)
-    _seen: set[tuple[str, int | str]] = field(default_factory=set)
-
-    def check(self, reading: Reading) -> Rejection | None:
-        """None when the reading is new; otherwise the duplicate rejection."""
-        key = reading.dedup_key
-        if key in self._seen:
-            return self._duplicate(reading, "repeated in this batch")
-        if reading.seq is not None:
-            floor = self._accepted_seq.get(reading.device_id, self.last_applied.get(reading.device_id, -1))
-            if reading.seq <= floor:
-                return self._duplicate(reading, f"seq {reading.seq} <= last applied {floor}")
-            self._accepted_seq[reading.device_id] = reading.seq
-        self._seen.add(key)
-        return None
-
-    @staticmethod
-    def _duplicate(reading: Reading, why: str) -> Rejection:
-        return Rejection(RejectReason.DUPLICATE_SEQUENCE, why, reading.device_id)
