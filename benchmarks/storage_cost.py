@@ -495,7 +495,11 @@ def report_behind(r: Run, devices: int, interval_s: float, compact_s: int) -> di
           f"{r.snapshots.bytes // max(1, r.snapshots.puts):,} B each; per month {s3_puts / 1e6:.1f} M "
           f"(${s3_puts / 1e3 * S3_PUT_USD_PER_K:,.0f} at ${S3_PUT_USD_PER_K}/1k)")  # fmt: skip
     print(f"per month: {month / 1e6:,.0f} M WRU (${month / 1e6 * WRU_USD_PER_M:,.0f})")
+    stored = m.bytes[NAMES.readings] + 100 * m.items[NAMES.readings]  # chunks and log items, both kept 90 days
+    gb90 = stored / r.readings * readings_per_month * 3 / 1e9
+    print(f"readings table for 90 days (chunks and log): {gb90:,.0f} GB (${gb90 * GB_MONTH_USD:,.0f}/month)")
     return {
+        "readings_gb_90_days": round(gb90),
         "wru_per_1000_readings": per_1000(total, r.readings),
         "by_table": {t: per_1000(m.wru[t], r.readings) for t in m.wru},
         "usd_per_month": round(month / 1e6 * WRU_USD_PER_M),
