@@ -196,7 +196,7 @@ def test_injected_5xx_are_retried_or_reported_and_nothing_is_lost(env: Environme
     assert len(rows) == 6 * 190 and len({(r.device_id, r.key) for r in rows}) == 6 * 190
     assert sum(minute_counts(env, "temperature_c").values()) == 6 * 190
     devices = table(env, env.names.devices)
-    assert {int(d["last_mark"]["N"]) for d in devices} == {190} and sum(  # the last reading's ordinal
+    assert {int(d["readings"]["N"]) for d in devices} == {190} and sum(  # the last reading's ordinal
         int(d["readings"]["N"]) for d in devices
     ) == 6 * 190
     assert len([a for a in table(env, env.names.anomalies) if a["kind"]["S"] == "raise"]) == 1

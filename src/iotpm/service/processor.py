@@ -624,7 +624,7 @@ class Processor:
             record.alarm_since_ms = raises[-1].ts_ms
         if not result.alarm_open:
             record.alarm_since_ms = None
-        record.trend = result.trend_table()
+        record.trend = _shown(result.trend_table())
         record.updated_ms = now
 
 
@@ -1029,3 +1029,8 @@ def _row_rollups(rows: Sequence[ReadingRow], settings: ProcessorSettings) -> lis
             first = min(r.ordinal for r in members)
             deltas.append(RollupDelta(device, resolution, at, first, agg.metrics, agg.anomalies, at // 1000 + ttl_s))
     return deltas
+
+
+def _shown(trend: Mapping[str, Mapping[str, float | None]]) -> dict[str, dict[str, float | None]]:
+    """The trend table as it is shown and stored: 7 significant digits (the devices table keeps it as text)."""
+    return {m: {k: None if v is None else float(f"{v:.7g}") for k, v in row.items()} for m, row in trend.items()}
