@@ -35,6 +35,8 @@ locals {
         Action   = ["dynamodb:GetItem", "dynamodb:Query"]
         Resource = concat(values(var.table_arns), [for arn in values(var.table_arns) : "${arn}/index/*"])
       },
+      # the fleet list reads a page of keys from a keys-only index, then the records by key
+      { Sid = "ReadDevicesByKey", Effect = "Allow", Action = ["dynamodb:BatchGetItem"], Resource = [var.table_arns["devices"]] },
       { Sid = "DataKey", Effect = "Allow", Action = ["kms:Decrypt"], Resource = [var.kms_key_arn] },
     ]
   })

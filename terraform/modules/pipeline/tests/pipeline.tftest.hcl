@@ -111,8 +111,8 @@ run "api_policy_reads_without_scan" {
   command = apply # mocked: nothing is created
 
   assert {
-    condition     = toset(flatten([for s in jsondecode(module.api.policy_json).Statement : s.Action])) == toset(["dynamodb:GetItem", "dynamodb:Query", "kms:Decrypt"])
-    error_message = "The API reads with GetItem and Query only (no Scan, no writes)."
+    condition     = toset(flatten([for s in jsondecode(module.api.policy_json).Statement : s.Action])) == toset(["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query", "kms:Decrypt"])
+    error_message = "The API reads with GetItem, Query and BatchGetItem only (no Scan, no writes)."
   }
 }
 
