@@ -68,8 +68,9 @@ def fill(p: Processor, devices: int) -> None:
     step = 120  # readings per batch per device (2 hours at one per minute)
     for i in range(1440 // step):
         seq = i * step
+        # each batch at the end of its two hours: write-behind compacts as it goes, the last batch in the log
         out = p(batch(devices, step, start_ms=T0, first_seq=seq, interval_ms=60_000, faulty=[2], fault_from=900),
-                now_ms=NOW)  # fmt: skip
+                now_ms=min(NOW, T0 + (seq + step) * 60_000))  # fmt: skip
         assert not out.errors, out.errors[:3]
 
 
@@ -93,6 +94,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=200, help="handler-only repetitions")
     parser.add_argument("--http-reps", type=int, default=20, help="HTTP repetitions (moto answers a day in ~4 s)")
     parser.add_argument("--devices", type=int, default=5)
+    parser.add_argument("--write-through", action="store_true", help="fill without write-behind (no log, no snapshots)")
     args = parser.parse_args()
     for k, v in {
         "AWS_ACCESS_KEY_ID": "test",
@@ -122,12 +124,16 @@ def run(args: argparse.Namespace) -> None:
     create_tables(ddb, names)
     s3, sns = boto3.client("s3"), boto3.client("sns")
     s3.create_bucket(Bucket=f"bench-{tag}")
+    s3.create_bucket(Bucket=f"bench-{tag}-state")
     topic = sns.create_topic(Name=f"bench-{tag}")["TopicArn"]
     settings = Settings(readings_table=names.readings, devices_table=names.devices, anomalies_table=names.anomalies,
-                        rollups_table=names.rollups, archive_bucket=f"bench-{tag}", alerts_topic_arn=topic)  # fmt: skip
+                        rollups_table=names.rollups, archive_bucket=f"bench-{tag}", alerts_topic_arn=topic,
+                        state_bucket="" if args.write_through else f"bench-{tag}-state")  # fmt: skip
     t = time.perf_counter()
     fill(build_processor(settings), args.devices)
-    print(f"filled {args.devices} devices x 1,440 readings through the processor in {time.perf_counter() - t:.1f} s")
+    mode = "written through" if args.write_through else "write-behind, the last two hours in the log"
+    print(f"filled {args.devices} devices x 1,440 readings through the processor ({mode}) "
+          f"in {time.perf_counter() - t:.1f} s")  # fmt: skip
 
     st, rd, an, ro = m.MemoryStates(), m.MemoryReadings(), m.MemoryAnomalies(), m.MemoryRollups()
     sinks = {"archive": m.MemoryArchive(), "alerts": m.MemoryAlerts()}
