@@ -575,6 +575,8 @@ class DynamoLog(_Dynamo):
             "ScanIndexForward": not newest_first,
             "ConsistentRead": self.consistent,
         }
+        if newest_first:  # a reader after the newest entries stops early: small pages, not 1 MB ones
+            kwargs["Limit"] = 4
 
         def pages() -> Iterator[Item]:
             start: Item | None = None
