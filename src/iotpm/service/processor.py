@@ -146,7 +146,6 @@ class _Work:
     device: _Device
     record: DeviceRecord
     fresh: list[ReadingFields]  # in time order (late ones, older than the device's last, included)
-    marks: list[int]  # each fresh reading's order mark: its ordinal among the device's applied readings
     input: DeviceInput  # ts, and values (n, c) in channel order with NaN where a reading lacks a metric
     result: DetectionResult
     indices: list[int] = field(default_factory=list)  # each fresh reading's record index in the batch
@@ -403,10 +402,8 @@ class Processor:
                 if to_score is not whole:
                     result = _scatter(result, np.flatnonzero(whole.ts >= record.last_ts_ms), len(whole.ts))
             counts.stored += len(fresh.readings)
-            ordinal = record.readings
-            marks = list(range(ordinal + 1, ordinal + 1 + len(fresh.readings)))
             record.ingest = fresh.ingest
-            work.append(_Work(device, record, fresh.readings, marks, whole, result, fresh.indices))
+            work.append(_Work(device, record, fresh.readings, whole, result, fresh.indices))
         return work
 
     def _channels(self, record: DeviceRecord, fresh: list[ReadingFields]) -> tuple[tuple[str, ...], DeviceState | None]:
@@ -609,8 +606,8 @@ class Processor:
     def _update_record(w: _Work, now: int) -> None:
         record, result, fresh = w.record, w.result, w.fresh
         last = fresh[-1]
-        record.last_mark = w.marks[-1]
         record.readings += len(fresh)
+        record.last_mark = record.readings  # the last reading's mark: the count of applied readings
         record.updated_ms = now
         if last.ts_ms < record.last_ts_ms:  # every reading late: the device's current view stays
             return
