@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from iotpm.detection import STATE_VERSION, native
-from iotpm.handlers.processor import ProcessorHandler, parse_event
+from iotpm.handlers.processor import ProcessorHandler, collector_paused, parse_event
 from iotpm.service import BatchOutcome, Processor, RawRecord, StoreError
 from iotpm.service.memory import (
     MemoryAlerts,
@@ -332,3 +332,14 @@ def test_without_the_c_kernel_the_processor_says_so_and_gives_the_same_results(
     numpy_stores.processor()(batch(5, 150, start_ms=T0), now_ms=T0 + 200_000)
     assert "detector C kernel not loaded" in capsys.readouterr().err
     assert numpy_stores.snapshot() == native_stores.snapshot()
+
+
+def test_overlapping_batches_of_two_handlers_get_the_collector_back_when_the_last_ends() -> None:
+    first, second = collector_paused(), collector_paused()  # the twin runs a handler per shard
+    assert gc.isenabled()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert not gc.isenabled()  # the second batch is still running
+    second.__exit__(None, None, None)
+    assert gc.isenabled()

@@ -2,6 +2,8 @@
 
 Optional (new AWS accounts cannot create Timestream databases); nothing reads from
 it. Rejected records (e.g. outside the memory store window) are counted, not retried.
+What every record of a call shares (measure name, type, time unit) is sent once, as
+the call's ``CommonAttributes``: fewer bytes to AWS, and less for botocore to build.
 """
 
 from __future__ import annotations
@@ -17,8 +19,12 @@ _PER_CALL: Final = 100
 MEASURE_NAME: Final = "reading"
 
 
+#: what every record shares, sent once per call (a record's own attributes would override them)
+COMMON: Final = {"MeasureName": MEASURE_NAME, "MeasureValueType": "MULTI", "TimeUnit": "MILLISECONDS"}
+
+
 def record(row: ReadingRow) -> dict[str, Any]:
-    """One multi-measure record: the metrics plus the detector's score."""
+    """One multi-measure record: the metrics plus the detector's score (with :data:`COMMON`)."""
     measures = [{"Name": k, "Value": repr(float(v)), "Type": "DOUBLE"} for k, v in sorted(row.metrics.items())]
     measures.append({"Name": "anomaly_score", "Value": repr(float(row.score)), "Type": "DOUBLE"})
     return {
@@ -28,11 +34,8 @@ def record(row: ReadingRow) -> dict[str, Any]:
             {"Name": "line", "Value": row.line},
             {"Name": "device_type", "Value": row.device_type},
         ],
-        "MeasureName": MEASURE_NAME,
-        "MeasureValueType": "MULTI",
         "MeasureValues": measures,
         "Time": str(row.ts_ms),
-        "TimeUnit": "MILLISECONDS",
     }
 
 
@@ -60,7 +63,10 @@ class TimestreamWriter:
     def _write(self, chunk: Sequence[ReadingRow]) -> tuple[int, Failures]:
         try:
             self.client.write_records(
-                DatabaseName=self.database, TableName=self.table, Records=[record(r) for r in chunk]
+                DatabaseName=self.database,
+                TableName=self.table,
+                CommonAttributes=COMMON,
+                Records=[record(r) for r in chunk],
             )
         except Exception as exc:
             code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")

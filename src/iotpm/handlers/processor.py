@@ -104,6 +104,14 @@ def _repr(value: object) -> bytes:
         return repr(value)[:4096].encode("utf-8", "backslashreplace")
 
 
+class _Pauses:
+    """Batches inside :func:`collector_paused`, and whether the collector was on before the first."""
+
+    lock = threading.Lock()
+    active = 0
+    was_enabled = False
+
+
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """Keep Python's cycle collector out of one batch.
@@ -112,14 +120,21 @@ def collector_paused() -> Iterator[None]:
     none of them in reference cycles (they are freed by reference counting when the
     batch ends); left on, the collector walks them over and over and costs more than
     half the batch. Anything cyclic is collected by its next pass after the batch.
+    Batches of several handlers in one process (the twin's poller runs one per shard)
+    overlap: the collector comes back when the last of them ends, if it was on before.
     """
-    enabled = gc.isenabled()
-    gc.disable()
+    with _Pauses.lock:
+        if _Pauses.active == 0:
+            _Pauses.was_enabled = gc.isenabled()
+            gc.disable()
+        _Pauses.active += 1
     try:
         yield
     finally:
-        if enabled:
-            gc.enable()
+        with _Pauses.lock:
+            _Pauses.active -= 1
+            if _Pauses.active == 0 and _Pauses.was_enabled:
+                gc.enable()
 
 
 class ProcessorHandler:

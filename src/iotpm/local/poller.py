@@ -1,9 +1,9 @@
 """The Lambda event source mapping, locally: read every shard, invoke the handler in-process.
 
 As AWS does for a Kinesis mapping with ReportBatchItemFailures: up to ``batch_size``
-records per invocation, in shard order, gathered for at most ``batching_window_s``
-(MaximumBatchingWindowInSeconds) once the first record is there; when the response names a failed record, the
-next invocation starts again from it; after ``max_retries`` failed invocations the
+records per invocation, in shard order, gathered until the first record has waited
+``batching_window_s`` (MaximumBatchingWindowInSeconds) in the stream; when the response
+names a failed record, the next invocation starts again from it; after ``max_retries`` failed invocations the
 batch is sent to the on-failure queue (as a record of what was skipped) and the
 shard moves on. The handler is the one in the zip: ``iotpm.handlers.processor.handler``.
 """
@@ -38,11 +38,17 @@ class ShardProgress:
 
 @dataclass
 class Poller:
-    """Polls one stream's shards in threads and feeds the handler."""
+    """Polls one stream's shards in threads and feeds the handler.
+
+    With ``instances``, each shard gets a handler of its own from it, as Lambda runs one
+    function instance per shard (parallelization factor 1): shards' invocations overlap,
+    and no instance sees two batches at once. Without it, every shard calls ``handler``.
+    """
 
     kinesis: Any
     stream: str
     handler: Handler
+    instances: Callable[[], Handler] | None = None
     batch_size: int = 1000
     batching_window_s: float = 1.0
     max_retries: int = 5
@@ -59,7 +65,9 @@ class Poller:
         self.arn = desc["StreamARN"]
         for shard in desc["Shards"]:
             progress = self.shards.setdefault(shard["ShardId"], ShardProgress(shard["ShardId"]))
-            t = threading.Thread(target=self._run, args=(progress,), name=f"poller-{shard['ShardId']}", daemon=True)
+            handler = self.instances() if self.instances is not None else self.handler
+            name = f"poller-{shard['ShardId']}"
+            t = threading.Thread(target=self._run, args=(progress, handler), name=name, daemon=True)
             self._threads.append(t)
             t.start()
         return self
@@ -77,7 +85,7 @@ class Poller:
             kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=progress.checkpoint)
         return str(self.kinesis.get_shard_iterator(**kwargs)["ShardIterator"])
 
-    def _run(self, progress: ShardProgress) -> None:
+    def _run(self, progress: ShardProgress, handler: Handler) -> None:
         iterator: str | None = None
         failures = 0
         while not self._stop.is_set():
@@ -93,7 +101,7 @@ class Poller:
             if not records:
                 self._stop.wait(self.idle_s)
                 continue
-            done = self._invoke(progress, records)
+            done = self._invoke(progress, handler, records)
             if done is None:  # every record processed
                 progress.checkpoint = records[-1]["SequenceNumber"]
                 progress.records += len(records)
@@ -111,7 +119,13 @@ class Poller:
             time.sleep(min(0.1 * 2**failures, 5.0))
 
     def _gather(self, iterator: str) -> tuple[list[dict[str, Any]], str | None, float]:
-        """Records for one invocation: read until ``batch_size`` or the batching window closes."""
+        """Records for one invocation: read until ``batch_size``, or until the first record
+        has waited ``batching_window_s`` since it reached the stream.
+
+        The window counts from the record's arrival, not from when this loop first saw it:
+        AWS's mapping keeps polling while the function runs, so records that came in
+        during an invocation are not held back a further window after it.
+        """
         records: list[dict[str, Any]] = []
         deadline: float | None = None
         while True:
@@ -121,17 +135,18 @@ class Poller:
             lag = float(got.get("MillisBehindLatest", 0))
             if not records or len(records) >= self.batch_size or self._stop.is_set():
                 return records, iterator, lag
-            deadline = deadline or time.monotonic() + self.batching_window_s
+            if deadline is None:
+                deadline = time.monotonic() + self.batching_window_s - _waited_s(records[0])
             if time.monotonic() >= deadline:
                 return records, iterator, lag
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
-    def _invoke(self, progress: ShardProgress, records: list[dict[str, Any]]) -> int | None:
+    def _invoke(self, progress: ShardProgress, handler: Handler, records: list[dict[str, Any]]) -> int | None:
         """Call the handler; None when all succeeded, else the index of the first failed record."""
         event = {"Records": [self._record(progress.shard_id, r) for r in records]}
         progress.invocations += 1
         try:
-            response = self.handler(event, None)
+            response = handler(event, None)
         except Exception:
             log.exception("the handler raised; the whole batch is retried")
             return 0
@@ -175,3 +190,9 @@ class Poller:
             "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": self.max_retries + 1},
         }
         self.sqs.send_message(QueueUrl=self.on_failure_queue_url, MessageBody=json.dumps(body))
+
+
+def _waited_s(record: Mapping[str, Any]) -> float:
+    """Seconds since the record reached the stream (0 when Kinesis gave no arrival time)."""
+    arrival = record.get("ApproximateArrivalTimestamp")
+    return max(0.0, time.time() - arrival.timestamp()) if arrival is not None else 0.0

@@ -40,7 +40,10 @@ def main(argv: list[str] | None = None) -> None:
 
     processor_settings = Settings.from_environment(config["processor_environment"])
     api_settings = TableSettings.from_environment(config["api_environment"])
-    processor_handler = ProcessorHandler(lambda: build_processor(processor_settings))
+
+    def processor_instance() -> ProcessorHandler:  # one per shard, as Lambda runs them
+        return ProcessorHandler(lambda: build_processor(processor_settings))
+
     api_handler = ApiHandler(lambda: build_queries(api_settings))
     b = config["broker"]
     broker = Broker(b["host"], b["port"], Path(b["ca"]), b["topic_prefix"])
@@ -49,7 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     poller = Poller(
         kinesis,
         config["stream"],
-        processor_handler,
+        processor_instance(),
+        instances=processor_instance,
         batch_size=config["batch_size"],
         batching_window_s=config.get("batching_window_s", 1.0),
         sqs=boto3.client("sqs"),
