@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from iotpm.emulator import server
 
@@ -45,3 +49,75 @@ def test_every_patch_names_what_it_works_around() -> None:
     source = Path(server.__file__).read_text()
     for target in server.PATCHED:
         assert target.rpartition(".")[2].split(":")[-1] in source, f"{target} is listed but never patched"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("abc"), inner, max_size=3),
+    max_leaves=8,
+)
+bodies = st.one_of(
+    st.none(),
+    json_values.map(json.dumps),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.text(max_size=8),  # not JSON at all
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    body=bodies,
+    query=st.dictionaries(st.sampled_from("ab"), st.lists(st.text(max_size=2), min_size=1, max_size=2), max_size=2),
+    uri=st.none() | st.dictionaries(st.sampled_from("bc"), st.integers(), max_size=2),
+    names=st.lists(st.sampled_from("abcd"), min_size=1, max_size=4),
+)
+def test_the_body_parsed_once_answers_every_parameter_as_stock_moto_does(
+    body: Any, query: dict[str, list[str]], uri: dict[str, int] | None, names: list[str]
+) -> None:
+    from moto.core.responses import BaseResponse
+
+    stock = BaseResponse._get_param
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(BaseResponse, "_get_param", stock)  # restored after the test
+        server._json_body_parsed_once()
+        once = BaseResponse._get_param
+        response = BaseResponse("kinesis")
+        response.body, response.querystring, response.uri_match = body, query, uri
+        for name in names:  # repeated reads hit the parsed body
+            assert once(response, name, "absent") == stock(response, name, "absent")
+        response.body = json.dumps({"a": "replaced"})  # a handler that sets a new body is read anew
+        assert once(response, "a") == stock(response, "a")
+
+
+def _kinesis_round_trip(records: list[tuple[str, bytes]], direct: bool) -> tuple[Any, Any]:
+    """What botocore parses from PutRecords and GetRecords on a fresh in-process moto."""
+    import boto3
+    from moto import mock_aws
+    from moto.kinesis.responses import KinesisResponse
+
+    with mock_aws(), pytest.MonkeyPatch.context() as mp:
+        for name in ("put_records", "get_records"):
+            mp.setattr(KinesisResponse, name, getattr(KinesisResponse, name))  # restored after
+        if direct:
+            server._direct_kinesis_answers()
+        kinesis = boto3.client("kinesis", region_name="eu-west-1", aws_access_key_id="t", aws_secret_access_key="t")
+        kinesis.create_stream(StreamName="s", ShardCount=2)
+        put = kinesis.put_records(StreamName="s", Records=[{"PartitionKey": k, "Data": d} for k, d in records])
+        got = []
+        for shard in kinesis.describe_stream(StreamName="s")["StreamDescription"]["Shards"]:
+            iterator = kinesis.get_shard_iterator(
+                StreamName="s", ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            answer = kinesis.get_records(ShardIterator=iterator, Limit=1000)
+            for r in answer["Records"]:
+                assert r.pop("ApproximateArrivalTimestamp").tzinfo is not None  # a time, as botocore parses it
+            after = kinesis.get_records(ShardIterator=answer["NextShardIterator"])["Records"]  # it reads on
+            got.append((answer["Records"], answer["MillisBehindLatest"], after))
+        put.pop("ResponseMetadata")
+        return put, got
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.lists(st.tuples(st.text(min_size=1, max_size=6), st.binary(max_size=40)), min_size=1, max_size=25))
+def test_direct_kinesis_answers_parse_as_stock_motos_do(records: list[tuple[str, bytes]]) -> None:
+    assert _kinesis_round_trip(records, direct=True) == _kinesis_round_trip(records, direct=False)

@@ -20,6 +20,7 @@ import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -178,6 +179,9 @@ class Processor:
             log("warning", "detector C kernel not loaded; the numpy kernel runs (same results, slower)")
         self.settings = settings or ProcessorSettings()
         self._fast = FastDecoder(self.settings.limits)
+        # the raw batch goes to the archive while the batch is decoded and scored (nothing
+        # is written before the archive has it)
+        self._archiver = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iotpm-archive")
 
     def __call__(self, records: Sequence[RawRecord], now_ms: int | None = None) -> BatchOutcome:
         """Process a batch; raises :class:`StoreError` only when nothing could be stored."""
@@ -189,11 +193,15 @@ class Processor:
         if not records:
             return BatchOutcome(counts, [])
         counts.max_age_ms = max(0, now - min([r.arrival_ms for r in records]))
-        self.archive.put(ArchiveObject(self._key(self.settings.archive_prefix, records), _raw_lines(records)))
-        snap = self.snapshots.get(shards[0]) if self.log is not None and self.snapshots is not None else None
-        devices, rejected = self._decode(records, counts)
-        stored = self._records(sorted(devices), shards[0], snap) if devices else {}
-        work = self._detect(devices, records, stored, counts, rejected)
+        raw = ArchiveObject(self._key(self.settings.archive_prefix, records), _raw_lines(records))
+        archived = self._archiver.submit(self.archive.put, raw)
+        try:
+            snap = self.snapshots.get(shards[0]) if self.log is not None and self.snapshots is not None else None
+            devices, rejected = self._decode(records, counts)
+            stored = self._records(sorted(devices), shards[0], snap) if devices else {}
+            work = self._detect(devices, records, stored, counts, rejected)
+        finally:
+            archived.result()  # a failed archive write fails the batch here, before its own writes
         if rejected:
             self._quarantine(records, rejected, counts)
         if snap is not None:
