@@ -61,22 +61,21 @@ def main() -> None:
         when: list[float] = []  # of each sample, seconds since the first publish
         stop = threading.Event()
 
-        def sampler(d: str) -> None:  # one per sampled device, so a device is read again ~50 ms after
-            seen = 0
-            times = acked[d]
+        def sampler() -> None:  # one thread, the devices in turn: the readers' load stays small
+            seen: dict[str, int] = {}
             while not stop.is_set():
-                try:
-                    last = epoch_ms(get_json(live.api_url, f"/devices/{d}", live.api_key)["last_seen"])
-                except OSError:
-                    time.sleep(0.05)
-                    continue  # not stored yet
-                now = time.time()
-                with lock:
-                    fresh = [t for t in times if seen < t <= last]
-                    got = [now - ack_wall[(d, t)] for t in fresh if (d, t) in ack_wall]
-                    latencies.extend(got)
-                    when.extend([now - t0] * len(got))
-                seen = max(seen, last)
+                for d, times in acked.items():
+                    try:
+                        last = epoch_ms(get_json(live.api_url, f"/devices/{d}", live.api_key)["last_seen"])
+                    except OSError:
+                        continue  # not stored yet
+                    now = time.time()
+                    with lock:
+                        fresh = [t for t in times if seen.get(d, 0) < t <= last]
+                        got = [now - ack_wall[(d, t)] for t in fresh if (d, t) in ack_wall]
+                        latencies.extend(got)
+                        when.extend([now - t0] * len(got))
+                    seen[d] = max(seen.get(d, 0), last)
                 time.sleep(0.05)
 
         processed: list[tuple[float, int]] = []  # (seconds since the first publish, records the poller has done)
@@ -88,8 +87,7 @@ def main() -> None:
                     processed.append((time.time() - t0, int(st["poller"]["records"])))
 
         t0 = time.time()
-        threads = [threading.Thread(target=sampler, args=(d,), daemon=True) for d in acked]
-        threads.append(threading.Thread(target=counter, daemon=True))
+        threads = [threading.Thread(target=sampler, daemon=True), threading.Thread(target=counter, daemon=True)]
         for thread in threads:
             thread.start()
         run = simulate(

@@ -575,12 +575,13 @@ class DynamoLog(_Dynamo):
             "ScanIndexForward": not newest_first,
             "ConsistentRead": self.consistent,
         }
-        if newest_first:  # a reader after the newest entries stops early: small pages, not 1 MB ones
-            kwargs["Limit"] = 4
 
         def pages() -> Iterator[Item]:
             start: Item | None = None
+            limit = 1  # newest first, a reader usually stops at the first entry: pages of 1, 4, 16, then 64
             while True:
+                if newest_first:  # small pages, not 1 MB ones
+                    kwargs["Limit"], limit = limit, min(limit * 4, 64)
                 with aws_call(f"Query {self.table} {log_partition(shard)}"):
                     got = self.client.query(**kwargs, **({"ExclusiveStartKey": start} if start else {}))
                 yield from got.get("Items", [])

@@ -30,7 +30,12 @@ Started by ``iotpm emulator start`` as ``python -m iotpm.emulator.server``. The 
 - Kinesis ``PutRecords`` and ``GetRecords`` answers are written as JSON directly (stock
   moto's generic response serializer spent ~0.1 ms per record looking up each
   field's possible names: a third of the emulator's time at the twin's rate); the
-  answers botocore parses from them are the same.
+  answers botocore parses from them are the same;
+- the per-request costs that do not depend on the request are paid once: stock moto
+  lists its own package folder (~150 ``stat`` calls) to route every request and walks
+  the handler class with ``inspect`` to find the action; werkzeug's line per request
+  is off (``IOTPM_EMULATOR_REQUEST_LOG=1`` brings it back). Together they were a fifth
+  of the emulator's cheapest call.
 """
 
 from __future__ import annotations
@@ -69,6 +74,8 @@ PATCHED: dict[str, str] = {
     "moto.core.responses:BaseResponse._get_param": "the JSON body is parsed again for every parameter",
     "moto.kinesis.responses:KinesisResponse.put_records": "the generic serializer is slow per record",
     "moto.kinesis.responses:KinesisResponse.get_records": "the generic serializer is slow per record",
+    "moto.backends:list_of_moto_modules": "moto lists its package folder for every request",
+    "moto.core.responses:method_names_from_class": "inspect walks the handler class for every request",
 }
 
 
@@ -121,6 +128,23 @@ def apply_fixes(public_url: str) -> None:
     _athena_delete_named_query()
     _json_body_parsed_once()
     _direct_kinesis_answers()
+    _request_constants_once()
+
+
+def _request_constants_once() -> None:
+    import functools
+    import logging
+
+    import moto.backends
+    import moto.core.responses
+    from moto.core.utils import method_names_from_class
+
+    modules = tuple(moto.backends.list_of_moto_modules())  # the installed package does not change
+    moto.backends.list_of_moto_modules = lambda: modules
+    names = functools.lru_cache(maxsize=None)(method_names_from_class)  # the classes are patched by now
+    setattr(moto.core.responses, "method_names_from_class", names)  # noqa: B010 - not exported by moto
+    if os.environ.get("IOTPM_EMULATOR_REQUEST_LOG") != "1":
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 def _direct_kinesis_answers() -> None:

@@ -139,7 +139,9 @@ class Poller:
                 deadline = time.monotonic() + self.batching_window_s - _waited_s(records[0])
             if time.monotonic() >= deadline:
                 return records, iterator, lag
-            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+            # one read when the window closes gets what came meanwhile (up to the batch):
+            # each read is a call to the emulator, which every other call then waits behind
+            self._stop.wait(max(0.0, deadline - time.monotonic()))
 
     def _invoke(self, progress: ShardProgress, handler: Handler, records: list[dict[str, Any]]) -> int | None:
         """Call the handler; None when all succeeded, else the index of the first failed record."""
