@@ -13,7 +13,9 @@ Prints figures, then one JSON object on the last line: ``offered_readings_per_s`
 keeps up, less when a backlog grows), ``behind_at_end_of_publishing`` (the backlog then),
 ``end_to_end_readings_per_s`` (stored / time from the first publish to fully drained:
 below the offered rate by the pipeline's latency however fast it is), ``lost``,
-``latency_p50_s``/``latency_p99_s``. Target on 2 cores: 1,000 readings/s for 120 s, zero
+``latency_p50_s``/``latency_p99_s`` (and ``latency_p99_after_warmup_s``, of the readings
+seen from 10 s on: the first batches build the processors' clients and every device's
+first record). Target on 2 cores: 1,000 readings/s for 120 s, zero
 loss, p99 <= 2 s.
 """
 
@@ -105,6 +107,7 @@ def main() -> None:
     if args.latencies:
         args.latencies.write_text("".join(f"{t:.3f},{v:.3f}\n" for t, v in zip(when, latencies, strict=True)))
     warm = min(10.0, args.duration / 4)  # the processors' first batches (cold start) are left out
+    warmed = [v for t, v in zip(when, latencies, strict=True) if t >= warm]
     steady = [(t, n) for t, n in processed if warm <= t <= args.duration]
     (t1, n1), (t2, n2) = (steady[0], steady[-1]) if len(steady) > 1 else ((0.0, 0), (1.0, 0))
     result = {
@@ -123,6 +126,7 @@ def main() -> None:
         "latency_samples": len(latencies),
         "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
         "latency_p99_s": round(statistics.quantiles(latencies, n=100)[98], 3) if len(latencies) > 1 else None,
+        "latency_p99_after_warmup_s": round(statistics.quantiles(warmed, n=100)[98], 3) if len(warmed) > 1 else None,
     }
     print(f"offered {result['offered_readings_per_s']}/s for {args.duration:.0f} s; drained after {drained:.1f} s")
     print(
@@ -130,7 +134,10 @@ def main() -> None:
         f"({result['behind_at_end_of_publishing']} behind when publishing ended); "
         f"{result['end_to_end_readings_per_s']} readings/s first publish to drained; lost {result['lost']}"
     )
-    print(f"publish -> visible in the API: p50 {result['latency_p50_s']} s, p99 {result['latency_p99_s']} s")
+    print(
+        f"publish -> visible in the API: p50 {result['latency_p50_s']} s, p99 {result['latency_p99_s']} s "
+        f"(readings seen from {warm:.0f} s on: p99 {result['latency_p99_after_warmup_s']} s)"
+    )
     print(json.dumps(result))
 
 

@@ -55,7 +55,7 @@ def applied(endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str
         subprocess.run(build, check=True, stdout=subprocess.DEVNULL)
     tf = LocalTerraform(ROOT, tmp_path_factory.mktemp("terraform"), endpoint)
     tf.init()
-    tf.apply(lambda done, total, addr: None)
+    tf.apply(lambda done, total, addr: None, {"enable_timestream": "true"})  # the optional sink covered too
     return tf.outputs()
 
 
@@ -117,7 +117,7 @@ def test_handlers_run_with_the_environment_read_back_from_the_functions(run: dic
 
 def test_the_processor_reaches_every_store_terraform_created(run: dict[str, Any], endpoint: str) -> None:
     s: Settings = run["settings"]
-    assert s.timestream_enabled  # the local environment turns the optional sink on: its calls are covered too
+    assert s.timestream_enabled  # applied with the optional sink on: its permissions and calls are covered too
     s3 = client("s3", endpoint)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=s.archive_bucket)["Contents"]]
     assert any(k.startswith("raw/") for k in keys) and any(k.startswith("quarantine/") for k in keys)

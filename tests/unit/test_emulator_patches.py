@@ -121,3 +121,73 @@ def _kinesis_round_trip(records: list[tuple[str, bytes]], direct: bool) -> tuple
 @given(st.lists(st.tuples(st.text(min_size=1, max_size=6), st.binary(max_size=40)), min_size=1, max_size=25))
 def test_direct_kinesis_answers_parse_as_stock_motos_do(records: list[tuple[str, bytes]]) -> None:
     assert _kinesis_round_trip(records, direct=True) == _kinesis_round_trip(records, direct=False)
+
+
+def _queries(items: list[tuple[str, str]], asks: list[tuple[str, str, int | None, bool]], partition: bool) -> Any:
+    """Every page of each query, on a fresh in-process moto, with or without the partition patch."""
+    import boto3
+    from moto import mock_aws
+    from moto.dynamodb.models.table import Table
+
+    with mock_aws(), pytest.MonkeyPatch.context() as mp:
+        for name in ("query", "all_items"):
+            mp.setattr(Table, name, getattr(Table, name))  # restored after
+        if partition:
+            server._dynamodb_partition_queries()
+        ddb = boto3.client("dynamodb", region_name="eu-west-1", aws_access_key_id="t", aws_secret_access_key="t")
+        ddb.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "p", "KeyType": "HASH"}, {"AttributeName": "s", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("p", "s", "g")],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "by-g",
+                    "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        for p, sk in items:
+            ddb.put_item(TableName="t", Item={"p": {"S": p}, "s": {"S": sk}, "g": {"S": sk[:1]}})
+        out = []
+        for p, low, limit, forward in asks:
+            for kwargs in (
+                {
+                    "KeyConditionExpression": "p = :p AND s > :k",
+                    "ExpressionAttributeValues": {":p": {"S": p}, ":k": {"S": low}},
+                },
+                {
+                    "IndexName": "by-g",
+                    "KeyConditionExpression": "g = :g",
+                    "ExpressionAttributeValues": {":g": {"S": low[:1] or "a"}},
+                },
+            ):
+                pages, start = [], None
+                while True:
+                    extra = ({"Limit": limit} if limit else {}) | ({"ExclusiveStartKey": start} if start else {})
+                    got = ddb.query(TableName="t", ScanIndexForward=forward, **kwargs, **extra)
+                    pages.append((got["Items"], got["Count"]))
+                    start = got.get("LastEvaluatedKey")
+                    if not start:
+                        break
+                out.append(pages)
+        return out
+
+
+keys = st.text(alphabet="abc", min_size=1, max_size=3)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["p1", "p2", "~log#0"]), keys), max_size=25, unique=True),
+    st.lists(
+        st.tuples(st.sampled_from(["p1", "p2", "~log#0", "none"]), keys, st.none() | st.integers(1, 4), st.booleans()),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_a_query_reading_one_partition_answers_as_stock_moto(
+    items: list[tuple[str, str]], asks: list[tuple[str, str, int | None, bool]]
+) -> None:
+    assert _queries(items, asks, partition=True) == _queries(items, asks, partition=False)

@@ -5,8 +5,10 @@ lambda_architecture = "x86_64"
 processor_zip       = "../../../lambda_build/out/processor-x86_64.zip"
 api_zip             = "../../../lambda_build/out/api-x86_64.zip"
 
-# The emulator: Timestream on (the emulator has it), archive disposable.
-enable_timestream     = true
+# The emulator: archive disposable. Timestream off, as in every environment by default (AWS
+# accounts made after 2025-06-20 cannot create it); the Terraform contract test applies
+# this environment with enable_timestream = true, so its permissions and calls are covered.
+enable_timestream     = false
 object_lock_mode      = "GOVERNANCE"
 object_lock_days      = 1
 force_destroy_archive = true
@@ -37,4 +39,4 @@ alert_routes = {
   pipeline        = { topic = "pipeline", protocol = "http", endpoint = "{local_webhook}/hooks/pipeline" }
   critical-raises = { topic = "machine", protocol = "sqs", severities = ["critical"], events = ["alarm_raised"] }
 }
-compact_interval_s = 60 # write-behind: compacted every minute, so a short twin run shows the tables filled
+compact_interval_s = 10 # write-behind: compacted every 10 s, so a short twin run shows the tables filled and a compaction stays short
