@@ -87,7 +87,7 @@ def _data(value: Any, how: int, rng: random.Random) -> bytes:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_any_record_among_good_ones_leaves_the_good_ones_stored(values: list[tuple[Any, int]], seed: int) -> None:
     rng = random.Random(seed)
-    harness, records, n = Harness(), [], 10**20
+    harness, records, n = Harness(**MODES[("through", "behind, compacting every batch")[seed % 2]]), [], 10**20
     for i, (value, how) in enumerate(values):
         records.append(RawRecord(str(n + 2 * i), "dev-good", good("dev-good", i, T0 + i * 1000), T0 + 60_000))
         records.append(RawRecord(str(n + 2 * i + 1), "dev-good", _data(value, how, rng), T0 + 60_000))
@@ -96,15 +96,24 @@ def test_any_record_among_good_ones_leaves_the_good_ones_stored(values: list[tup
     assert raised is None and response == {"batchItemFailures": []}
     c = harness.last_counts
     assert c.received == c.stored + c.duplicates + c.quarantined and c.failed == 0
-    stored = {r.seq for r in harness.readings.items.values() if r.device_id == "dev-good" and r.seq is not None}
+    stored = {r.seq for r in harness.visible() if r.device_id == "dev-good" and r.seq is not None}
     assert set(range(len(values))) <= stored
     assert harness.consistency() == []
 
 
+#: written through, write-behind as deployed, and write-behind compacting after every batch
+MODES: dict[str, dict[str, Any]] = {
+    "through": {},
+    "behind": {"write_behind": True},
+    "behind, compacting every batch": {"write_behind": True, "compact_interval_s": 0},
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("seed", range(4))
-def test_a_fleet_stream_with_hostile_records_keeps_every_invariant(seed: int) -> None:
+def test_a_fleet_stream_with_hostile_records_keeps_every_invariant(seed: int, mode: str) -> None:
     """Three batches of 400 records (30 % hostile) and each replayed three times."""
-    harness, stream = Harness(), Stream(seed)
+    harness, stream = Harness(**MODES[mode]), Stream(seed)
     with quiet():
         for _ in range(3):
             corpus = stream.batch(400)
@@ -116,12 +125,13 @@ def test_a_fleet_stream_with_hostile_records_keeps_every_invariant(seed: int) ->
                 assert again.violations == [] and again.counts.stored == 0
             assert harness.totals() == before
     assert harness.consistency() == []
-    assert len(harness.readings.items) > 500  # the good readings were stored, not only counted
+    assert len(harness.visible()) > 500  # the good readings were stored, not only counted
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("seed", range(3))
-def test_odd_kinesis_events_never_raise_and_keep_the_counts(seed: int) -> None:
-    harness, stream, rng = Harness(), Stream(100 + seed), random.Random(seed)
+def test_odd_kinesis_events_never_raise_and_keep_the_counts(seed: int, mode: str) -> None:
+    harness, stream, rng = Harness(**MODES[mode]), Stream(100 + seed), random.Random(seed)
     with quiet():
         for _ in range(3):
             corpus = stream.batch(300)

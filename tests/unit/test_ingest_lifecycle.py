@@ -43,6 +43,22 @@ class Numbered:
         return RawRecord(str(self.n), device, data, arrival_ms, SHARD)
 
 
+#: the processor written through, write-behind as deployed (no compaction within a test),
+#: and write-behind compacting after every batch (log and tables read together at every step)
+MODES: dict[str, dict[str, Any]] = {
+    "through": {},
+    "behind": {"write_behind": True},
+    "behind, compacting every batch": {"write_behind": True, "compact_interval_s": 0},
+}
+
+
+def view(h: Harness, device: str) -> Any:
+    """The device's record as the API shows it (with write-behind, its log entries added)."""
+    record = h.queries.device(device)
+    assert record is not None
+    return record
+
+
 def send(h: Harness, records: Sequence[RawRecord]) -> Any:
     with contextlib.redirect_stdout(io.StringIO()):
         response, raised = h.send(kinesis_event(records))
@@ -54,19 +70,21 @@ def run_of(device: str, first_seq: int, start_ms: int, n: int, step_ms: int = 10
     return [reading(device, first_seq + i, start_ms + i * step_ms, dict(METRICS)) for i in range(n)]
 
 
-def test_a_restarted_device_keeps_every_reading_of_both_runs() -> None:
-    h, ks = Harness(), Numbered()
+@pytest.mark.parametrize("mode", MODES)
+def test_a_restarted_device_keeps_every_reading_of_both_runs(mode: str) -> None:
+    h, ks = Harness(**MODES[mode]), Numbered()
     first = run_of("pump-1", 1, T0, 300)
     second = run_of("pump-1", 1, T0 + 400_000, 300)  # restarted: seq from 1 again
     for body in first + second:
         send(h, [ks.record("pump-1", body, int(str(body["ts"])) + 50)])
     planted = [Planted("pump-1", int(str(b["ts"])), int(str(b["seq"])), tuple(sorted(METRICS))) for b in first + second]
     assert h.stored_all(planted) == []
-    assert h.states.items["pump-1"].readings == 600
+    assert view(h, "pump-1").readings == 600
 
 
-def test_a_huge_sequence_number_does_not_silence_the_device() -> None:
-    h, ks = Harness(), Numbered()
+@pytest.mark.parametrize("mode", MODES)
+def test_a_huge_sequence_number_does_not_silence_the_device(mode: str) -> None:
+    h, ks = Harness(**MODES[mode]), Numbered()
     c = send(h, [ks.record("pump-1", reading("pump-1", 2**63 - 1, T0, dict(METRICS)), T0)])
     assert c.stored == 1
     c = send(h, [ks.record("pump-1", b, T0 + 5000) for b in run_of("pump-1", 1, T0 + 1000, 3)])
@@ -75,8 +93,9 @@ def test_a_huge_sequence_number_does_not_silence_the_device() -> None:
     assert (c.stored, c.quarantine_reasons) == (0, {"schema_violation": 1})
 
 
-def test_a_gateways_late_and_out_of_order_readings_are_stored() -> None:
-    h, ks = Harness(), Numbered()
+@pytest.mark.parametrize("mode", MODES)
+def test_a_gateways_late_and_out_of_order_readings_are_stored(mode: str) -> None:
+    h, ks = Harness(**MODES[mode]), Numbered()
     send(h, [ks.record("pump-1", b, T0 + 200_000) for b in run_of("pump-1", 100, T0 + 100_000, 100)])
     buffered = run_of("pump-1", 1, T0, 99)  # what the gateway held during an outage, shuffled
     random.Random(3).shuffle(buffered)
@@ -84,25 +103,27 @@ def test_a_gateways_late_and_out_of_order_readings_are_stored() -> None:
     assert c.stored == 99 and c.duplicates == 0
     planted = [Planted("pump-1", T0 + i * 1000, 1 + i, tuple(sorted(METRICS))) for i in range(99)]
     assert h.stored_all(planted) == []
-    record = h.states.items["pump-1"]
+    record = view(h, "pump-1")
     assert record.last_ts_ms == T0 + 100_000 + 99_000  # the device's view is its newest reading
     assert record.readings == 199
 
 
-def test_legacy_single_sensor_messages_of_one_instant_are_each_stored() -> None:
-    h, ks = Harness(), Numbered()
+@pytest.mark.parametrize("mode", MODES)
+def test_legacy_single_sensor_messages_of_one_instant_are_each_stored(mode: str) -> None:
+    h, ks = Harness(**MODES[mode]), Numbered()
     for k in range(20):
         ts = T0 + k * 5000
         for kind, value in (("temperature", 55.0), ("vibration", 2.0), ("pressure", 90.0)):
             body = {"sensor_id": "press-7", "production_line": "line-2", "type": kind, "value": value, "timestamp": ts}
             send(h, [ks.record("press-7", body, ts + 100)])
-    assert h.states.items["press-7"].readings == 60
+    assert view(h, "press-7").readings == 60
     for name in METRICS:
         assert h.stored_all([Planted("press-7", T0 + k * 5000, None, (name,)) for k in range(20)]) == []
 
 
-def test_a_device_changing_message_shape_keeps_every_reading() -> None:
-    h, ks = Harness(), Numbered()
+@pytest.mark.parametrize("mode", MODES)
+def test_a_device_changing_message_shape_keeps_every_reading(mode: str) -> None:
+    h, ks = Harness(**MODES[mode]), Numbered()
     legacy = [
         {"sensor_id": "pump-9", "type": "temperature", "value": 50.0 + i, "timestamp": T0 + i * 1000} for i in range(50)
     ]
@@ -113,8 +134,9 @@ def test_a_device_changing_message_shape_keeps_every_reading() -> None:
     assert h.stored_all(planted) == []
 
 
-def test_replaying_the_stream_three_times_changes_nothing() -> None:
-    h = Harness()
+@pytest.mark.parametrize("mode", MODES)
+def test_replaying_the_stream_three_times_changes_nothing(mode: str) -> None:
+    h = Harness(**MODES[mode])
     batches = [batch(10, 50, start_ms=T0, first_seq=s, seed=s) for s in (0, 50, 100)]
     batches.append(batch(10, 50, start_ms=T0, first_seq=150, faulty=[3], fault_from=160, seed=9))
     for records in batches:

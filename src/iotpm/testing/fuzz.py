@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iotpm.models.validation import MAX_ABS_VALUE, MIN_ABS_VALUE, RejectReason
+from iotpm.service.ports import ReadingRow
 from iotpm.service.processor import RawRecord
 
 SHARD = "shardId-000000000007"
@@ -292,16 +293,22 @@ class Outcome:
 
 
 class Harness:
-    """The processor Lambda handler over in-memory stores, and the API's read side over them."""
+    """The processor Lambda handler over in-memory stores, and the API's read side over them.
 
-    def __init__(self) -> None:
+    ``write_behind`` gives the processor a batch log and snapshots (as the pipeline
+    module deploys it by default), compacting every ``compact_interval_s`` of wall time
+    (0: every batch). The checks read what the API shows, log included.
+    """
+
+    def __init__(self, *, write_behind: bool = False, compact_interval_s: int = 600) -> None:
         from iotpm.api.memory import MemoryQueries
         from iotpm.handlers.processor import ProcessorHandler
-        from iotpm.service import Processor
+        from iotpm.service import Processor, ProcessorSettings
         from iotpm.service import memory as m
 
         self.states, self.readings, self.anomalies = m.MemoryStates(), m.MemoryReadings(), m.MemoryAnomalies()
         self.rollups, self.archive, self.alerts = m.MemoryRollups(), m.MemoryArchive(), m.MemoryAlerts()
+        self.log, self.snapshots = m.MemoryLog(), m.MemorySnapshots()
         seen: list[Any] = [None]
 
         class Counting(Processor):
@@ -318,9 +325,12 @@ class Harness:
             rollups=self.rollups,
             archive=self.archive,
             alerts=self.alerts,
+            settings=ProcessorSettings(compact_interval_s=compact_interval_s),
+            batch_log=self.log if write_behind else None,
+            snapshots=self.snapshots if write_behind else None,
         )
         self.handler = ProcessorHandler(lambda: self.processor)
-        self.queries = MemoryQueries(self.states, self.readings, self.anomalies, self.rollups)
+        self.queries = MemoryQueries(self.states, self.readings, self.anomalies, self.rollups, self.log)
 
     @property
     def last_counts(self) -> Any:
@@ -388,9 +398,22 @@ class Harness:
             missing += [p for p in items if (p.ts_ms, p.seq, tuple(sorted(p.metrics))) not in seen]
         return [f"{len(missing)} planted readings not stored, e.g. {missing[0]}"] if missing else []
 
+    def visible(self) -> list[ReadingRow]:
+        """Every reading the API shows, of every device (the tables, and the log not yet compacted)."""
+        out: list[ReadingRow] = []
+        for device in sorted(self.states.items):
+            cursor: str | None = None
+            while True:
+                page = self.queries.readings(device, 0, 2**62, 5000, cursor)
+                out += page.items
+                cursor = page.cursor
+                if cursor is None:
+                    break
+        return out
+
     def totals(self) -> dict[str, Any]:
         """What a replay must leave unchanged: readings, rollup counts and sums, anomalies, alerts."""
-        readings = len(self.readings.items)
+        readings = len(self.visible())
         buckets: dict[tuple[str, str], tuple[int, float]] = {}
         for device in sorted(self.states.items):
             for resolution in ("1m", "1h"):
@@ -404,14 +427,14 @@ class Harness:
             "buckets": {f"{r}/{n}": (c, round(t, 3)) for (r, n), (c, t) in sorted(buckets.items())},
             "anomalies": len(self.anomalies.items),
             "alerts": len(self.alerts.sent),
-            "devices": {d: r.readings for d, r in sorted(self.states.items.items())},
+            "devices": {d: v.readings for d in sorted(self.states.items) if (v := self.queries.device(d)) is not None},
         }
 
     def consistency(self) -> list[str]:
         """Rollups agree with the readings; every stored number fits DynamoDB; no spoofed value stored."""
         out = []
         per_metric: dict[str, int] = {}
-        for row in self.readings.items.values():
+        for row in self.visible():
             for name, value in row.metrics.items():
                 per_metric[name] = per_metric.get(name, 0) + 1
                 if not dynamo_number_ok(value):
