@@ -15,6 +15,7 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -284,3 +285,28 @@ def test_a_device_that_goes_silent_is_compacted_with_the_rest(seed: int) -> None
         chunks = [k for k in behind.readings.inner.chunks if k[0] == device]
         assert chunks, f"{device}'s readings should be in the readings table"
     assert_same(view(through.queries), view(behind.queries))
+
+
+def test_a_reshard_moves_devices_to_child_shards_and_every_view_stays_the_same() -> None:
+    """Half way, the stream splits its shard in two: each device's readings come on a child shard
+    (Kinesis hands over a child only after its parent's records), and its first batch there has
+    the parent compacted first. The views match write-through after every batch, and a record
+    names only the shard it is on, so a read queries one log."""
+    through, behind = Side(False), Side(True)
+    batches = stream(seed=5, minutes=12)
+    split = len(batches) // 2
+    child = {d: f"shardId-00000000000{1 + i % 2}" for i, d in enumerate(DEVICES)}
+    for i, (records, now) in enumerate(batches):
+        if i >= split:
+            for shard in sorted(set(child.values())):
+                part = [msgspec.structs.replace(r, shard_id=shard) for r in records if child[r.partition_key] == shard]
+                if part:
+                    assert not through.proc(part, now).failed_sequence_numbers
+                    assert not behind.proc(part, now).failed_sequence_numbers
+        else:
+            through.proc(records, now)
+            behind.proc(records, now)
+        assert_same(view(through.queries), view(behind.queries))
+    for device in DEVICES:
+        record = behind.queries.device(device)
+        assert record is not None and set(record.flushed) <= {child[device]}, (device, record.flushed)

@@ -488,7 +488,9 @@ class Processor:
         for w in ok:
             self._update_record(w, now)
             if shard not in w.record.flushed:  # the API finds the device's readings in this shard's log
-                w.record.flushed = {**w.record.flushed, shard: snap.compacted_key or ""}
+                # only here: a device new to the shard had any other shard it names compacted
+                # first (see _records), so the tables hold what those logs had of it
+                w.record.flushed = {shard: snap.compacted_key or ""}
                 now_records.append(w.record)
             elif w.result.events:
                 now_records.append(w.record)
