@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import threading
 from collections import Counter
 from typing import Any
 
@@ -152,19 +153,23 @@ class _Body:
 def inject_failures(aws: dict[str, Any], rate: float, seed: int, first: int = 0) -> Counter[str]:
     """Fail a share of calls with HTTP 500 before they leave (botocore retries them).
 
-    The ``first`` calls all fail, so at least one call outlasts the client's retries
-    and the batch comes back for redelivery (random failures alone may all be retried
-    away: the processor makes few calls).
+    The ``first`` sends of every operation all fail, so a call outlasts the client's
+    retries and the batch comes back for redelivery (random failures alone may all be
+    retried away: the processor makes few calls, some of them at once from two threads,
+    so counting sends over all operations made which call failed depend on timing).
     """
     rng = random.Random(seed)
     injected: Counter[str] = Counter()
-    calls = [0]
+    sends: Counter[str] = Counter()
+    lock = threading.Lock()
 
     def fail(request: Any, **kwargs: Any) -> AWSResponse | None:
-        calls[0] += 1
-        if calls[0] > first and rng.random() >= rate:
-            return None
-        injected[str(kwargs.get("event_name", "?"))] += 1
+        name = str(kwargs.get("event_name", "?"))
+        with lock:
+            sends[name] += 1
+            if sends[name] > first and rng.random() >= rate:
+                return None
+            injected[name] += 1
         body = b'{"__type": "InternalServerError", "message": "injected"}'
         return AWSResponse(request.url, 500, {"Content-Type": "application/x-amz-json-1.0"}, _Body(body))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import tomllib
 from importlib.metadata import version
@@ -95,7 +96,9 @@ def _kinesis_round_trip(records: list[tuple[str, bytes]], direct: bool) -> tuple
     from moto import mock_aws
     from moto.kinesis.responses import KinesisResponse
 
-    with mock_aws(), pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, mock_aws():
+        for name in [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL")]:
+            mp.delenv(name)  # the integration tests' emulator: in-process moto here
         for name in ("put_records", "get_records"):
             mp.setattr(KinesisResponse, name, getattr(KinesisResponse, name))  # restored after
         if direct:
@@ -129,7 +132,9 @@ def _queries(items: list[tuple[str, str]], asks: list[tuple[str, str, int | None
     from moto import mock_aws
     from moto.dynamodb.models.table import Table
 
-    with mock_aws(), pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, mock_aws():
+        for name in [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL")]:
+            mp.delenv(name)  # the integration tests' emulator: in-process moto here
         for name in ("query", "all_items"):
             mp.setattr(Table, name, getattr(Table, name))  # restored after
         if partition:
