@@ -502,8 +502,7 @@ class Processor:
             except StoreError as exc:
                 return {**failures, **dict.fromkeys((w.device.device_id for w in ok), exc)}
             records.update((w.device.device_id, w.record) for w in ok)
-        since = snap.compacted_ms or now - _phase_ms(shard, s.compact_interval_s)
-        after = Snapshot(records, key or snap.last_key, snap.compacted_key, since, snap.tag)
+        after = Snapshot(records, key or snap.last_key, snap.compacted_key, snap.compacted_ms or now, snap.tag)
         try:
             self.snapshots.put(shard, after)
         except StoreError as exc:
@@ -995,16 +994,6 @@ def _merged(outcomes: Sequence[BatchOutcome]) -> BatchOutcome:
     return BatchOutcome(
         counts, [n for o in outcomes for n in o.failed_sequence_numbers], [e for o in outcomes for e in o.errors]
     )
-
-
-def _phase_ms(shard: str, interval_s: int) -> int:
-    """How far into its first compaction interval a shard's first batch counts as being.
-
-    A stream's shards start together; counted from their first batch, they would all
-    compact in the same second, every interval. A fixed phase per shard (up to half the
-    interval) spreads them, and no shard's first compaction comes later than the interval.
-    """
-    return zlib.crc32(shard.encode()) % max(1, interval_s * 500)
 
 
 def _last_sequence(work: Sequence[_Work], shard: str) -> str:

@@ -39,4 +39,4 @@ alert_routes = {
   pipeline        = { topic = "pipeline", protocol = "http", endpoint = "{local_webhook}/hooks/pipeline" }
   critical-raises = { topic = "machine", protocol = "sqs", severities = ["critical"], events = ["alarm_raised"] }
 }
-compact_interval_s = 10 # write-behind: compacted every 10 s, so a short twin run shows the tables filled and a compaction stays short
+compact_interval_s = 60 # write-behind: compacted every minute, so a short twin run shows the tables filled
