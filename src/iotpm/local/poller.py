@@ -42,12 +42,12 @@ class Poller:
 
     With ``instances``, each shard gets a handler of its own from it, as Lambda runs one
     function instance per shard (parallelization factor 1): shards' invocations overlap,
-    and no instance sees two batches at once. Without it, every shard calls ``handler``.
+    and no instance sees two batches at once. Otherwise every shard calls ``handler``.
     """
 
     kinesis: Any
     stream: str
-    handler: Handler
+    handler: Handler | None = None
     instances: Callable[[], Handler] | None = None
     batch_size: int = 1000
     batching_window_s: float = 1.0
@@ -66,6 +66,8 @@ class Poller:
         for shard in desc["Shards"]:
             progress = self.shards.setdefault(shard["ShardId"], ShardProgress(shard["ShardId"]))
             handler = self.instances() if self.instances is not None else self.handler
+            if handler is None:
+                raise ValueError("a Poller needs a handler or instances")
             name = f"poller-{shard['ShardId']}"
             t = threading.Thread(target=self._run, args=(progress, handler), name=name, daemon=True)
             self._threads.append(t)

@@ -52,7 +52,6 @@ def main(argv: list[str] | None = None) -> None:
     poller = Poller(
         kinesis,
         config["stream"],
-        processor_instance(),
         instances=processor_instance,
         batch_size=config["batch_size"],
         batching_window_s=config.get("batching_window_s", 1.0),

@@ -387,29 +387,24 @@ class Harness:
         missing = []
         for device, items in by_device.items():
             lo, hi = min(p.ts_ms for p in items), max(p.ts_ms for p in items) + 1
-            seen: set[tuple[int, int | None, tuple[str, ...]]] = set()
-            cursor: str | None = None
-            while True:
-                page = self.queries.readings(device, lo, hi, 2000, cursor)
-                seen.update((r.ts_ms, r.seq, tuple(sorted(r.metrics))) for r in page.items)
-                cursor = page.cursor
-                if cursor is None:
-                    break
+            seen = {(r.ts_ms, r.seq, tuple(sorted(r.metrics))) for r in self._readings(device, lo, hi)}
             missing += [p for p in items if (p.ts_ms, p.seq, tuple(sorted(p.metrics))) not in seen]
         return [f"{len(missing)} planted readings not stored, e.g. {missing[0]}"] if missing else []
 
     def visible(self) -> list[ReadingRow]:
         """Every reading the API shows, of every device (the tables, and the log not yet compacted)."""
+        return [r for device in sorted(self.states.items) for r in self._readings(device, 0, 2**62)]
+
+    def _readings(self, device: str, start_ms: int, end_ms: int) -> list[ReadingRow]:
+        """The device's readings in [start_ms, end_ms) through the API's read side, every page."""
         out: list[ReadingRow] = []
-        for device in sorted(self.states.items):
-            cursor: str | None = None
-            while True:
-                page = self.queries.readings(device, 0, 2**62, 5000, cursor)
-                out += page.items
-                cursor = page.cursor
-                if cursor is None:
-                    break
-        return out
+        cursor: str | None = None
+        while True:
+            page = self.queries.readings(device, start_ms, end_ms, 2000, cursor)
+            out += page.items
+            cursor = page.cursor
+            if cursor is None:
+                return out
 
     def totals(self) -> dict[str, Any]:
         """What a replay must leave unchanged: readings, rollup counts and sums, anomalies, alerts."""
