@@ -17,7 +17,7 @@ from iotpm.api.app import iso_texts
 from iotpm.cli.app import app
 from iotpm.cli.detect import CsvSource, Detection, Reservoir, iso_ms, timestamps
 from iotpm.detection import DetectorConfig
-from iotpm.models import parse_timestamp
+from iotpm.models import epoch_ms, parse_timestamp
 from tests.conftest import BENCH
 
 runner = CliRunner()
@@ -296,7 +296,7 @@ def test_column_timestamps_read_as_each_value_would_be(texts: list[str]) -> None
     slow = [parse_timestamp(float(t) if _is_number(t) else t) for t in texts]
     if fast is not None:
         assert all(p is not None for p in slow)
-        assert fast.tolist() == [int(p.timestamp() * 1000) for p in slow if p is not None]
+        assert fast.tolist() == [epoch_ms(p) for p in slow if p is not None]
 
 
 @pytest.mark.parametrize("text", ["2026-01-01T00:00:00Z", "2026-01-01 00:00", "2026-01-01T00:00:00.250", "1767225600"])

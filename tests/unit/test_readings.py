@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,6 +18,8 @@ from iotpm.models import (
     RejectReason,
     ValidationLimits,
     decode,
+    epoch_ms,
+    utc_from_ms,
 )
 
 NOW = int(datetime(2025, 11, 23, 13, 0, tzinfo=UTC).timestamp() * 1000)
@@ -223,3 +226,15 @@ def test_fast_decoder_takes_the_common_message_and_leaves_the_rest_to_decode() -
         [canonical(), canonical(device_id="bad id")],  # one bad message: decode judges each
     ):
         assert fast(json.dumps(other).encode(), NOW) is None
+
+
+@given(st.integers(946_684_800_000, 4_102_444_799_999))
+def test_an_iso_timestamp_with_milliseconds_decodes_to_exactly_those_milliseconds(ms: int) -> None:
+    """A float round trip (``timestamp() * 1000``) loses a millisecond on some values
+    (2038-02-01T00:00:00.015Z came out ...014); numpy's calendar arithmetic is the oracle."""
+    text = str(np.datetime64(ms, "ms")) + "Z"
+    reading = decode(json.dumps(canonical(ts=text)).encode(), ms)
+    assert isinstance(reading, Reading), reading
+    assert reading.ts_ms == ms
+    assert epoch_ms(utc_from_ms(ms)) == ms
+    assert utc_from_ms(ms).isoformat(timespec="milliseconds") == text.replace("Z", "+00:00")

@@ -48,7 +48,7 @@ from iotpm.api.models import (
 )
 from iotpm.api.ports import AnomalyFilter, DeviceFilter, InvalidCursorError, Queries
 from iotpm.models.metrics import METRIC_NAME_RE
-from iotpm.models.readings import DEVICE_ID_PATTERN, NAME_PATTERN
+from iotpm.models.readings import DEVICE_ID_PATTERN, NAME_PATTERN, epoch_ms
 from iotpm.service.errors import StoreError
 from iotpm.service.ports import AnomalyRow, DeviceRecord
 
@@ -341,7 +341,7 @@ def _range(
         raise ApiError(400, "bad_request", f"query parameter {names[0]!r}: must be before {names[1]!r}")
     if e - s > span:
         raise ApiError(400, "bad_request", f"query parameter {names[0]!r}: the range may span at most {span.days} days")
-    return int(s.timestamp() * 1000), int(e.timestamp() * 1000) + (1 if end is None else 0)
+    return epoch_ms(s), epoch_ms(e) + (1 if end is None else 0)
 
 
 def _bounded(name: str, t: datetime) -> datetime:

@@ -26,7 +26,7 @@ import numpy as np
 
 from iotpm.detection import AlarmEvent, DetectionResult, DetectorConfig, DeviceInput, DeviceState, FleetDetector
 from iotpm.detection.state import FloatArray, IntArray
-from iotpm.models import parse_timestamp
+from iotpm.models import epoch_ms, parse_timestamp
 from iotpm.models.validation import _EPOCH_MS_CUTOFF
 
 _TIME_COLUMNS = ("timestamp", "ts", "time", "datetime", "date")
@@ -170,7 +170,7 @@ class CsvSource:
                 parsed = parse_timestamp(_number_or_text(text))
                 if parsed is None:
                     raise CsvError(f"{self.name}: line {lines[i]}: cannot parse timestamp {text!r}")
-                ts[i] = int(parsed.timestamp() * 1000)
+                ts[i] = epoch_ms(parsed)
         values = np.empty((len(rows), len(self._metric_i)), dtype=np.float64)
         for k, j in enumerate(self._metric_i):
             values[:, k] = floats(cols[j])

@@ -20,9 +20,11 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from iotpm import models
 from iotpm.emulator import control
 from iotpm.local import broker as broker_mod
 from iotpm.local.certs import LocalCA, write_private
@@ -260,9 +262,7 @@ def _iso(ts_ms: int) -> str:
 
 def epoch_ms(iso: str) -> int:
     """ISO 8601 text from the API as epoch milliseconds."""
-    from datetime import datetime
-
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+    return models.epoch_ms(datetime.fromisoformat(iso.replace("Z", "+00:00")))
 
 
 def score(

@@ -1,7 +1,7 @@
 """Reading models, metric names and message validation."""
 
 from iotpm.models.metrics import KNOWN_UNITS, LEGACY_TYPES, MetricUnit, parse_metric
-from iotpm.models.readings import SCHEMA_VERSION, Reading, utc_from_ms
+from iotpm.models.readings import SCHEMA_VERSION, Reading, epoch_ms, utc_from_ms
 from iotpm.models.validation import (
     FastDecoder,
     ReadingFields,
@@ -24,6 +24,7 @@ __all__ = [
     "Rejection",
     "ValidationLimits",
     "decode",
+    "epoch_ms",
     "parse_metric",
     "parse_timestamp",
     "utc_from_ms",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Annotated, Final, Literal
 
@@ -44,7 +44,7 @@ class Reading(BaseModel):
     @cached_property
     def ts_ms(self) -> int:
         """The timestamp as integer epoch milliseconds (UTC); computed once (the processor asks often)."""
-        return int(self.ts.timestamp() * 1000)
+        return epoch_ms(self.ts)
 
     @property
     def dedup_key(self) -> tuple[str, int | str]:
@@ -54,6 +54,20 @@ class Reading(BaseModel):
         return (self.device_id, f"{self.ts_ms}:{','.join(sorted(self.metrics))}")
 
 
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MS: Final = timedelta(milliseconds=1)
+
+
+def epoch_ms(ts: datetime) -> int:
+    """Integer epoch milliseconds of ``ts`` (naive: local time, as ``timestamp()`` reads it).
+
+    Exact: ``int(ts.timestamp() * 1000)`` goes through a float and can come out one
+    millisecond early (2038-02-01T00:00:00.015Z as ...014).
+    """
+    aware = ts if ts.tzinfo is not None else ts.astimezone()
+    return (aware - _EPOCH) // _MS
+
+
 def utc_from_ms(ms: int) -> datetime:
-    """An aware UTC datetime from epoch milliseconds."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+    """An aware UTC datetime from epoch milliseconds (exact)."""
+    return _EPOCH + ms * _MS
