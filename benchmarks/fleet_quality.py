@@ -46,6 +46,7 @@ from iotpm.simulator.fleet import (
     CHANNELS,
     DEFAULT_LIMITS_LONG_RUN,
     LONG_RUN_FAULTS,
+    LONG_RUN_METRIC,
     SLOW_FAULTS,
     LongRun,
     long_run,
@@ -53,6 +54,8 @@ from iotpm.simulator.fleet import (
 
 FloatArray = npt.NDArray[np.float64]
 ABRUPT_WINDOW_MS = 3_600_000
+#: a crossing predicted within this many hours is "heading for a limit" (the report's horizon)
+HEADING_HORIZON_H = 168.0
 WARMUP = 100
 
 
@@ -64,6 +67,10 @@ class Outcome:
     alarm: list[npt.NDArray[np.bool_]]  # per device, per reading: the alarm is on
     gaps: list[list[int]] = field(default_factory=list)
     seconds: float = 0.0
+    #: per device, after each window: (epoch ms, metric, predicted hours to its limit)
+    heading: list[list[tuple[int, str, float]]] = field(default_factory=list)
+    #: per device: the epoch ms of each window's last reading (when the predictions were read)
+    checked: list[list[int]] = field(default_factory=list)
 
 
 def run_iotpm(run: LongRun, config: DetectorConfig, hours: float = 1.0) -> Outcome:
@@ -72,6 +79,8 @@ def run_iotpm(run: LongRun, config: DetectorConfig, hours: float = 1.0) -> Outco
     raises: list[list[int]] = [[] for _ in run.devices]
     gaps: list[list[int]] = [[] for _ in run.devices]
     alarm: list[list[npt.NDArray[np.bool_]]] = [[] for _ in run.devices]
+    heading: list[list[tuple[int, str, float]]] = [[] for _ in run.devices]
+    checked: list[list[int]] = [[] for _ in run.devices]
     t0 = time.perf_counter()
     for window in run.chunks(hours):
         items = []
@@ -84,9 +93,14 @@ def run_iotpm(run: LongRun, config: DetectorConfig, hours: float = 1.0) -> Outco
             alarm[i].append(result.in_alarm)
             gap = np.flatnonzero(result.device_scores[:, 0] >= 1.0)
             gaps[i] += run.devices[i].ts[sl][gap].tolist()
+            if sl.stop > sl.start:
+                at = int(run.devices[i].ts[sl.stop - 1])
+                checked[i].append(at)
+                heading[i] += [(at, p.metric, p.hours_to_limit) for p in result.predictions.values()
+                               if p.hours_to_limit is not None and p.hours_to_limit <= HEADING_HORIZON_H]  # fmt: skip
     seconds = time.perf_counter() - t0
     joined = [np.concatenate(a) if a else np.zeros(0, dtype=bool) for a in alarm]
-    return Outcome(raises, joined, gaps, seconds)
+    return Outcome(raises, joined, gaps, seconds, heading, checked)
 
 
 def _limits() -> tuple[FloatArray, FloatArray]:
@@ -214,6 +228,43 @@ def score_outcome(run: LongRun, out: Outcome) -> dict[str, Any]:
     }
 
 
+def score_heading(run: LongRun, out: Outcome) -> dict[str, Any]:
+    """How the predictions read each hour fare: "heading for a limit" (a crossing predicted
+    within the report's week) on fault-free time, and for slow faults whether the fault's
+    metric was named heading before its limit was crossed, how early, and how far the
+    predicted hours were from the true remaining time at that first prediction."""
+    checks, false_checks, devices_named = 0, 0, 0
+    leads: list[float] = []
+    ratios: list[float] = []
+    slow, predicted = 0, 0
+    for i, d in enumerate(run.devices):
+        f = d.fault
+        clean_end = run.end_ms if f is None else f.start_ms
+        at = np.array(out.checked[i], dtype=np.int64)
+        flagged = {t for t, _, _ in out.heading[i] if t < clean_end}
+        checks += int((at < clean_end).sum())
+        false_checks += len(flagged)
+        devices_named += bool(flagged)
+        if f is None or not f.slow or f.limit_ms is None:
+            continue
+        slow += 1
+        metric = LONG_RUN_METRIC[f.kind]
+        hits = [(t, h) for t, m, h in out.heading[i] if m == metric and f.start_ms <= t < f.limit_ms]
+        if hits:
+            predicted += 1
+            t, h = hits[0]
+            remaining = (f.limit_ms - t) / 3_600_000.0
+            leads.append(remaining)
+            ratios.append(h / remaining if remaining > 0 else float("nan"))
+    return {
+        "false_heading_fraction": round(false_checks / checks, 4) if checks else None,
+        "false_heading_devices": devices_named,
+        "slow_faults_predicted": f"{predicted}/{slow}",
+        "median_prediction_lead_h": round(statistics.median(leads), 1) if leads else None,
+        "median_predicted_over_true_hours": round(statistics.median(ratios), 2) if ratios else None,
+    }
+
+
 def _fmt(v: Any) -> str:
     return "-" if v is None else str(v)
 
@@ -315,6 +366,13 @@ def main() -> None:
     out = run_iotpm(run, DetectorConfig())
     results["iotpm"] = score_outcome(run, out)
     report("iotpm (DetectorConfig())", results["iotpm"], out.seconds)
+    heading = score_heading(run, out)
+    print(
+        f"  heading for a limit (hourly reads): {heading['false_heading_fraction']} of fault-free reads, on "
+        f"{heading['false_heading_devices']} devices; slow faults predicted {heading['slow_faults_predicted']}, "
+        f"median {_fmt(heading['median_prediction_lead_h'])} h before the limit, predicted/true hours "
+        f"{_fmt(heading['median_predicted_over_true_hours'])}"
+    )
     peers: dict[str, Callable[[list[FloatArray]], list[FloatArray]]] = {}
     if not args.no_peers:
         peers = {
@@ -335,6 +393,7 @@ def main() -> None:
     )
     summary: dict[str, Any] = {k: results["iotpm"][k] for k in keys}
     summary["kinds"] = results["iotpm"]["kinds"]
+    summary["heading"] = heading
     summary["peers"] = {name: {k: results[name][k] for k in keys} for name in peers}
     summary["run"] = {"devices": args.devices, "days": args.days, "interval_s": args.interval, "seed": args.seed}
     print(json.dumps(summary))

@@ -160,17 +160,36 @@ def test_ramp_predicts_time_to_limit(rng: np.random.Generator) -> None:
     det = fitted(rng)
     n = 2000
     x = healthy(rng, n)
-    per_reading = 0.005  # °C per reading; at 5 s per reading: 3.6 °C/h
-    x[:, 0] += per_reading * np.arange(n)
+    per_reading = 0.01  # °C per reading; at 5 s per reading: 7.2 °C/h
+    x[:, 0] += per_reading * (np.arange(n) - n) + 23.5  # ends 1.5 °C below 80: 12 minutes away
     r = det.update(timestamps(n, start=10**13), x)
     pred = r.predictions["temperature_c"]
     assert pred.limit == 80.0
-    assert 2.5 < pred.slope_per_hour < 4.5
-    remaining = (80.0 - x[-1, 0]) / 3.6
+    assert 5.5 < pred.slope_per_hour < 9.0
+    remaining = 1.5 / 7.2
     assert pred.hours_to_limit is not None
-    assert abs(pred.hours_to_limit - remaining) < 0.5 * remaining + 0.5
+    assert abs(pred.hours_to_limit - remaining) < 0.5 * remaining + 0.1
     assert r.predictions["vibration_mm_s"].hours_to_limit is None  # flat metric: no trend
     assert r.health <= 80
+
+
+def test_a_ramp_far_from_its_limit_has_a_slope_but_no_predicted_crossing(rng: np.random.Generator) -> None:
+    """The slope is measured over the time between the fast and slow levels (115 readings,
+    under 10 minutes at 5 s); a line that short is not extrapolated to a crossing more
+    than three times that far ahead."""
+    det = fitted(rng)
+    n = 2000
+    x = healthy(rng, n)
+    x[:, 0] += 0.005 * np.arange(n)  # 3.6 °C/h, 55 °C rising to 65 °C: 80 °C is 4 h away
+    r = det.update(timestamps(n, start=10**13), x)
+    pred = r.predictions["temperature_c"]
+    assert 2.5 < pred.slope_per_hour < 4.5
+    assert pred.hours_to_limit is None
+    reach_h = 3.0 * 115 * INTERVAL_MS / 3_600_000
+    config = DetectorConfig(trend_reach=60.0)  # 9.6 h of reach: now the crossing is in view
+    again = fitted(np.random.default_rng(7), config).update(timestamps(n, start=10**13), x)
+    assert again.predictions["temperature_c"].hours_to_limit is not None
+    assert reach_h < again.predictions["temperature_c"].hours_to_limit < 60.0 * 115 * INTERVAL_MS / 3_600_000
 
 
 def test_stuck_sensor_is_flagged_as_flatline(rng: np.random.Generator) -> None:

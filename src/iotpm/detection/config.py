@@ -251,6 +251,13 @@ class DetectorConfig(BaseModel):
     # detectors see its deviation from its own recent level, not from the baseline.
     smooth_step_ratio: Annotated[float, Field(ge=0)] = 0.6
     trend_halflife: PositiveFloat = 20.0  # the fast level used for the trend estimate
+    # A trend is reported when the gap between the fast and slow levels exceeds this many
+    # of its standard deviations on white noise; the crossing is predicted from the
+    # slope's lower bound at the same level.
+    trend_z: PositiveFloat = 3.0
+    # A crossing is predicted at most this many times the time the slope was measured
+    # over (the time between the two levels: 115 readings at the default half-life).
+    trend_reach: PositiveFloat = 3.0
     operating_point: OperatingPointConfig = Field(default_factory=OperatingPointConfig)
     alarm: AlarmConfig = Field(default_factory=AlarmConfig)
     operating: OperatingConfig = Field(default_factory=OperatingConfig)

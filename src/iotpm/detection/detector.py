@@ -459,20 +459,35 @@ class FleetDetector:
 
     def _trend(self, v: FloatArray, lay: Layout, low: FloatArray, high: FloatArray) -> FloatArray:
         """Trend from a fast and a slow level (their gap on a ramp is slope x lag), and
-        the hours until the trend meets the limit it is heading for; (d, c, 4)."""
+        the hours until the trend meets the limit it is heading for; (d, c, 4).
+
+        The slope is reported when the gap is beyond ``trend_z`` of its own noise. The
+        crossing is predicted from the slope's lower bound (the gap less that noise), so
+        a barely significant trend predicts no near crossing, and no further ahead than
+        ``trend_reach`` times the time the slope was measured over: a line fitted to
+        minutes says nothing about next week.
+        """
+        cfg = self.config
         slow, fast = v[:, lay.offsets["slow"]], v[:, lay.offsets["fast"]]
-        # the noise of the fast level, from the typical step (sqrt(2) sigma for white noise)
-        sigma = v[:, lay.offsets["dscale"]] / np.sqrt(2.0)
+        # the reading noise, from the typical step: white noise steps 2/sqrt(pi) sigma on average
+        sigma = v[:, lay.offsets["dscale"]] * (math.sqrt(math.pi) / 2.0)
         dt = v[:, lay.offsets["dt_exp"]]
-        a, af = self.config.trend_rate_slow, self.config.trend_rate
+        a, af = cfg.trend_rate_slow, cfg.trend_rate
         lag = (1.0 - a) / a - (1.0 - af) / af  # readings between the two levels on a ramp
+        # the gap's standard deviation on white noise of unit sigma (two EWMAs of one series)
+        gap_sd = math.sqrt(af / (2.0 - af) + a / (2.0 - a) - 2.0 * af * a / (1.0 - (1.0 - af) * (1.0 - a)))
         with np.errstate(all="ignore"):
             gap = fast - slow
-            significant = np.abs(gap) > 3.0 * sigma * np.sqrt(af / (2.0 - af))
-            slope = np.where(significant & (dt > 0), gap / lag * _MS_PER_HOUR / dt, 0.0)
+            noise = cfg.trend_z * gap_sd * sigma
+            per_hour = _MS_PER_HOUR / (lag * dt)
+            significant = (np.abs(gap) > noise) & (dt > 0)
+            slope = np.where(significant, gap * per_hour, 0.0)
             slope = np.where(np.isfinite(slope), slope, 0.0)
+            bound = np.sign(slope) * np.maximum(np.abs(gap) - noise, 0.0) * per_hour
             limit = np.where(slope > 0, high, np.where(slope < 0, low, np.nan))
-            hours = np.maximum((limit - fast) / slope, 0.0)
+            hours = np.maximum((limit - fast) / bound, 0.0)
+            reach = cfg.trend_reach * lag * dt / _MS_PER_HOUR
+            hours = np.where(hours <= reach, hours, np.nan)
         return np.stack([fast, slope, limit, hours], axis=-1)
 
     @staticmethod
