@@ -34,7 +34,7 @@ from iotpm.service.memory import (
     MemoryStates,
 )
 from iotpm.service.ports import Failures, ReadingRow, RollupDelta
-from iotpm.service.processor import ProcessorSettings
+from iotpm.service.processor import ProcessorSettings, _due_slices, _slice
 
 T0 = 1_789_999_200_000  # a whole hour
 DEVICES = [f"dev-{i:02d}" for i in range(6)]
@@ -310,3 +310,59 @@ def test_a_reshard_moves_devices_to_child_shards_and_every_view_stays_the_same()
     for device in DEVICES:
         record = behind.queries.device(device)
         assert record is not None and set(record.flushed) <= {child[device]}, (device, record.flushed)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    interval_s=st.integers(10, 3600),
+    count=st.integers(1, 16),
+    gaps_ms=st.lists(st.integers(1, 30_000), min_size=1, max_size=400),
+)
+def test_each_slice_is_compacted_once_an_interval_whatever_the_batches(
+    interval_s: int, count: int, gaps_ms: list[int]
+) -> None:
+    """Batches come when they come (a quiet shard waits; a busy one every few hundred ms):
+    every slice has its turn within an interval plus the longest wait between batches, and
+    no slice more than once a turn."""
+    interval = interval_s * 1000
+    last = now = 1_790_000_000_000
+    seen: dict[int, list[int]] = {k: [now] for k in range(count)}  # the first batch: none due yet
+    for gap in gaps_ms:
+        now += gap
+        due = _due_slices(last, now, interval, count)
+        assert due <= set(range(count))
+        for k in due:
+            seen[k].append(now)
+        if due:
+            last = now
+    step = interval // count
+    longest = max(gaps_ms)
+    for k, times in seen.items():
+        times.append(now)
+        waits = [b - a for a, b in zip(times, times[1:], strict=False)]
+        assert max(waits[:-1] or [0]) <= interval + step + longest, (k, waits)
+        assert waits[-1] <= interval + step + longest
+        gaps_between = [b - a for a, b in zip(times[1:-1], times[2:-1], strict=False)]
+        assert all(g > interval - longest - step for g in gaps_between), (k, gaps_between)
+
+
+def test_a_devices_slice_is_stable_and_the_slices_even() -> None:
+    ids = [f"pump-{i:04d}" for i in range(2000)]
+    assert [_slice(d, 10) for d in ids] == [_slice(d, 10) for d in ids]
+    sizes = [sum(_slice(d, 10) == k for d in ids) for k in range(10)]
+    assert min(sizes) > 150 and max(sizes) < 250, sizes
+
+
+def test_processors_taking_turns_on_a_shard_show_what_write_through_shows() -> None:
+    """Lambda may run a shard's batches on one instance, then another, then the first
+    again: each compacts from the log entries it wrote only while no other wrote between."""
+    through, behind = Side(False, interval_s=10), Side(True, interval_s=10)
+    instances = [behind.proc, behind.build(), behind.build()]
+    rng = random.Random(3)
+    for records, now in stream(seed=9, minutes=8):
+        through.proc(records, now)
+        proc = instances[0] if rng.random() < 0.6 else rng.choice(instances)
+        assert not proc(records, now).failed_sequence_numbers
+        if rng.random() < 0.3:  # delivered again, to any instance: nothing new to log, a compaction may be due
+            assert not rng.choice(instances)(records, now + 900).failed_sequence_numbers
+        assert_same(view(through.queries), view(behind.queries))

@@ -124,6 +124,10 @@ class ProcessorSettings:
     #: write-behind (when the processor has a batch log and snapshots): how often a shard's
     #: held readings are compacted into the readings chunks, the rollups and the device records
     compact_interval_s: int = 600
+    #: a shard's devices fall in this many slices (by a hash of the id), compacted in turn, a
+    #: slice every ``compact_interval_s / compact_slices``: each device still once per interval,
+    #: and no batch carries a whole shard's compaction
+    compact_slices: int = 10
 
 
 @dataclass(slots=True)
@@ -173,6 +177,7 @@ class Processor:
         """Write-through unless given a ``batch_log`` and ``snapshots`` (see :meth:`_write_behind`)."""
         self.states, self.readings, self.anomalies, self.rollups = states, readings, anomalies, rollups
         self.log, self.snapshots = batch_log, snapshots
+        self._tails: dict[str, _Tail] = {}  # per shard: the log entries this processor wrote
         self.archive, self.alerts, self.timeseries = archive, alerts, timeseries
         self.fleet = FleetDetector(detector)
         if self.fleet.native is None:  # the zip was built without a compiler for this machine
@@ -490,17 +495,19 @@ class Processor:
             if shard not in w.record.flushed:  # the API finds the device's readings in this shard's log
                 # only here: a device new to the shard had any other shard it names compacted
                 # first (see _records), so the tables hold what those logs had of it
-                w.record.flushed = {shard: snap.compacted_key or ""}
+                w.record.flushed = {shard: snap.last_key or ""}  # nothing of it logged before this batch
                 now_records.append(w.record)
             elif w.result.events:
                 now_records.append(w.record)
         records = dict(snap.records)
         if ok and key is not None:
             ttl_s = s.readings_ttl_days * _DAY_S
+            entry = LogEntry(key, now, ttl_s, [_log_device(w, rows[w.device.device_id]) for w in ok])
             try:
-                log_.append(shard, LogEntry(key, now, ttl_s, [_log_device(w, rows[w.device.device_id]) for w in ok]))
+                log_.append(shard, entry)
             except StoreError as exc:
                 return {**failures, **dict.fromkeys((w.device.device_id for w in ok), exc)}
+            self._tails[shard] = _Tail.grown(self._tails.get(shard), snap.last_key, entry)
             records.update((w.device.device_id, w.record) for w in ok)
         after = Snapshot(records, key or snap.last_key, snap.compacted_key, snap.compacted_ms or now, snap.tag)
         try:
@@ -512,54 +519,87 @@ class Processor:
         held = self.states.put_many(now_records, checked=False) if now_records else {}
         if held:
             log("warning", "device records not written; the next compaction writes them", devices=sorted(held)[:20])
-        if now - after.compacted_ms >= s.compact_interval_s * 1000:
+        slices = _due_slices(after.compacted_ms, now, s.compact_interval_s * 1000, s.compact_slices)
+        if slices:
             try:
-                self._compact(shard, after, now)
+                self._compact(shard, after, now, slices)
             except StoreError as exc:  # the readings stay in the log; the next batch compacts again
                 log("warning", "compaction failed; retried with the next batch", shard=shard, error=str(exc))
         return failures
 
-    def _compact(self, shard: str, snap: Snapshot, now: int) -> None:
-        """The shard's logged readings since the last compaction into the tables, then the snapshot marked.
+    def _compact(self, shard: str, snap: Snapshot, now: int, slices: frozenset[int] | None = None) -> None:
+        """The shard's logged readings into the tables, for the devices of ``slices`` (all
+        when None), then the snapshot marked.
 
-        Idempotent: a chunk is named by its device, hour and first ordinal, and a rollup
-        block replaces a contribution with the same first ordinal, so a compaction
-        repeated (it failed half way, or its snapshot write did) writes the same items.
-        Every record of the snapshot is written: a device logged since the last compaction
-        with its ``flushed`` key moved to the newest entry, a silent one without this
-        shard's key (nothing of it is in the log) and out of the snapshot; it comes back,
-        whole, from the devices table when it reports again.
+        Each device's readings are those logged after its own ``flushed`` key, so the
+        slices are compacted at different times. Idempotent: a chunk is named by its
+        device, hour and first ordinal, and a rollup block replaces a contribution with the
+        same first ordinal, so a compaction repeated (it failed half way, or its snapshot
+        write did) writes the same items. Every record of the slices is written: a device
+        logged since its last compaction with its ``flushed`` key moved to the newest
+        entry, a silent one without this shard's key (nothing of it is in the log) and out
+        of the snapshot; it comes back, whole, from the devices table when it reports again.
         """
         assert self.log is not None and self.snapshots is not None
-        if snap.last_key is None or snap.last_key == snap.compacted_key:
-            return  # nothing logged since the last compaction
-        rows: dict[str, dict[str, ReadingRow]] = {}
-        newest = snap.compacted_key
-        for entry in self.log.after(shard, snap.compacted_key):
-            newest = entry.key
-            for part in entry.devices:
-                held = rows.setdefault(part.device_id, {})
-                for row in part.rows(entry.ttl_s):
-                    held[row.key] = row  # of one key in two entries (a retried batch), the later
-        if newest is None or newest == snap.compacted_key:
+        count = self.settings.compact_slices
+        scope = {d: r for d, r in snap.records.items() if slices is None or _slice(d, count) in slices}
+        if snap.last_key is None or (not scope and slices is not None):
+            return  # nothing logged yet, or no device in these slices (the next ones are due by the clock)
+        cursors = {d: r.flushed.get(shard) or "" for d, r in scope.items()}
+        start = min(cursors.values(), default=snap.last_key)
+        if slices is None and start == snap.last_key:
+            # nothing logged since: a closed shard (resharded) is compacted once, and its silent
+            # devices' records, which may name their child shard by now, are left as they are
             return
+        rows, newest = self._logged_rows(shard, cursors, start, snap.last_key)
         # per device in arrival order: a chunk is named by its hour's first ordinal, which a
         # compaction repeated with more entries (newer batches) names the same
         flat = [r for held in rows.values() for r in sorted(held.values(), key=lambda r: r.ordinal)]
-        _raise_first(self.readings.put_many(flat))
-        _raise_first(self.rollups.apply(_row_rollups(flat, self.settings)))
-        records, kept = [], {}
-        for device, record in snap.records.items():
+        if flat:
+            _raise_first(self.readings.put_many(flat))
+            _raise_first(self.rollups.apply(_row_rollups(flat, self.settings)))
+        records = []
+        for device, record in scope.items():
             if device in rows:  # the API reads its log entries after ``newest`` only
-                record.flushed = {**record.flushed, shard: newest}
-                kept[device] = record
-            else:  # silent since the last compaction: the tables hold all of it; out of the snapshot
+                record.flushed = {**record.flushed, shard: newest or ""}  # newest: set, rows were read
+            else:  # silent since its last compaction: the tables hold all of it; out of the snapshot
                 record.flushed = {k: v for k, v in record.flushed.items() if k != shard}
+                del snap.records[device]
             records.append(record)
-        _raise_first(self.states.put_many(records, checked=False))
-        snap.records = kept
-        snap.compacted_key, snap.compacted_ms = newest, now
+        if records:
+            _raise_first(self.states.put_many(records, checked=False))
+        # the tables hold every device's readings up to here (the oldest slice's cursor)
+        snap.compacted_key = min((r.flushed.get(shard) or "" for r in snap.records.values()), default=newest)
+        snap.compacted_ms = now
         self.snapshots.put(shard, snap)
+        if shard in self._tails and snap.compacted_key:
+            self._tails[shard].trim(snap.compacted_key)
+
+    def _logged_rows(
+        self, shard: str, cursors: dict[str, str], start: str | None, last: str | None
+    ) -> tuple[dict[str, dict[str, ReadingRow]], str | None]:
+        """Each device's readings logged after its cursor, by key, and the newest entry read."""
+        rows: dict[str, dict[str, ReadingRow]] = {}
+        newest = last
+        if start == last:
+            return rows, newest
+        for entry in self._logged(shard, start or None, last):
+            newest = entry.key
+            for part in entry.devices:
+                if part.device_id in cursors and entry.key > cursors[part.device_id]:
+                    held = rows.setdefault(part.device_id, {})
+                    for row in part.rows(entry.ttl_s):
+                        held[row.key] = row  # of one key in two entries (a retried batch), the later
+        return rows, newest
+
+    def _logged(self, shard: str, after: str | None, last: str | None) -> Iterator[LogEntry]:
+        """The shard's entries after ``after``: from what this processor wrote when that is
+        every one of them up to the snapshot's ``last`` (no query), else from the log."""
+        tail = self._tails.get(shard)
+        if tail is not None and tail.covers(after, last):
+            return iter([e for e in tail.entries if after is None or e.key > after])
+        assert self.log is not None
+        return self.log.after(shard, after)
 
     def _events(self, work: list[_Work], counts: Counts, token: str, failures: Failures) -> None:
         """Each device's alarm events recorded and alerted; a device whose store fails is in ``failures``."""
@@ -633,6 +673,52 @@ class Processor:
             record.alarm_since_ms = None
         record.trend = _shown(result.trend_table())
         record.updated_ms = now
+
+
+@dataclass(slots=True)
+class _Tail:
+    """A shard's log entries after ``base`` as this processor wrote them, in key order: all
+    of them, as long as no other writer (another instance, a retried batch's first try
+    that did not commit) wrote in between; a gap starts a new tail."""
+
+    base: str | None  # None: from the shard's first entry
+    entries: list[LogEntry]
+
+    @classmethod
+    def grown(cls, tail: _Tail | None, prev: str | None, entry: LogEntry) -> _Tail:
+        """``tail`` with ``entry``, written when the snapshot's newest entry was ``prev``."""
+        if tail is not None:
+            newest = tail.entries[-1].key if tail.entries else tail.base
+            if newest == prev:
+                tail.entries.append(entry)
+                return tail
+        return cls(prev, [entry])
+
+    def covers(self, after: str | None, last: str | None) -> bool:
+        """Whether every entry after ``after`` up to ``last`` (the snapshot's newest) is here."""
+        newest = self.entries[-1].key if self.entries else self.base
+        if newest != last:
+            return False
+        return self.base is None or (after is not None and after >= self.base)
+
+    def trim(self, upto: str) -> None:
+        """Forget the entries up to ``upto`` (every device's readings there are compacted)."""
+        if self.base is None or upto > self.base:
+            self.entries = [e for e in self.entries if e.key > upto]
+            self.base = upto
+
+
+def _slice(device_id: str, count: int) -> int:
+    """The compaction slice a device falls in (a stable hash: every process agrees)."""
+    return zlib.crc32(device_id.encode()) % count
+
+
+def _due_slices(last_ms: int, now: int, interval_ms: int, count: int) -> frozenset[int]:
+    """The slices whose turn came since ``last_ms``: slice ``k`` is due whenever the clock
+    passes a multiple of ``interval_ms / count`` that is ``k`` modulo ``count``."""
+    step = max(1, interval_ms // max(1, count))
+    first, last = last_ms // step + 1, now // step
+    return frozenset(t % count for t in range(max(first, last - count + 1), last + 1))
 
 
 # -- fresh readings: what is new for a device --------------------------------------
