@@ -152,7 +152,9 @@ class Twin:
         write_private(self.home / "services.json", json.dumps(config, indent=2))  # it holds the API key
         (self.home / "status.json").unlink(missing_ok=True)
         (self.home / "webhooks.jsonl").unlink(missing_ok=True)
-        self.procs.spawn("services", [sys.executable, "-m", "iotpm.local.services", str(self.home / "services.json")])
+        services = [sys.executable, "-m", "iotpm.local.services", str(self.home / "services.json")]
+        self.procs.spawn("api", [*services, "api"])  # apart, as in AWS: the API's readers and the
+        self.procs.spawn("services", [*services, "pipeline"])  # processors do not share one interpreter lock
         api_url = f"http://127.0.0.1:{opts.api_port}"
         self._wait_api(api_url, api_key)
         record.update(api_url=api_url, api_key=api_key, outputs=out, broker_port=opts.broker_port,
@@ -181,10 +183,11 @@ class Twin:
                 get_json(url, "/health", key)
                 return
             except OSError:
-                if self.procs.pid("services") is None:
+                if self.procs.pid("services") is None or self.procs.pid("api") is None:
                     break
                 time.sleep(0.2)
-        raise RuntimeError(f"the services did not start; see {self.procs.log_path('services')}")
+        logs = " and ".join(str(self.procs.log_path(n)) for n in ("services", "api"))
+        raise RuntimeError(f"the services did not start; see {logs}")
 
     def drain(self, published: int, timeout_s: float) -> None:
         """Until the poller has processed every record the bridge put, and the bridge has every message."""
@@ -210,7 +213,7 @@ class Twin:
 
     def down(self) -> list[str]:
         """Stop what ``up`` started (services, broker, and the emulator if it started it)."""
-        stopped = [name for name in ("services", "broker") if self.procs.stop(name)]
+        stopped = [name for name in ("services", "api", "broker") if self.procs.stop(name)]
         record = self._load()
         if record.get("emulator_started") and control.stop(int(record["emulator_port"])):
             stopped.append("emulator")

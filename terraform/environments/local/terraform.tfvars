@@ -15,6 +15,7 @@ force_destroy_archive = true
 archive_tls_only      = false # the emulator speaks plain HTTP; every other environment keeps the TLS-only policy
 log_retention_days    = 1
 batch_size            = 10000 # the local poller reads the same
+batching_window_s     = 0
 
 # The local twin's fleet is the simulator's (iotpm simulate); things here are the demo set.
 things = {
@@ -39,4 +40,4 @@ alert_routes = {
   pipeline        = { topic = "pipeline", protocol = "http", endpoint = "{local_webhook}/hooks/pipeline" }
   critical-raises = { topic = "machine", protocol = "sqs", severities = ["critical"], events = ["alarm_raised"] }
 }
-compact_interval_s = 60 # write-behind: compacted every minute, so a short twin run shows the tables filled
+compact_interval_s = 10 # write-behind: each device compacted every 10 s (a tenth of a shard per second), so a short twin run shows the tables filled
