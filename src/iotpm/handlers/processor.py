@@ -147,6 +147,14 @@ class ProcessorHandler:
         # shard, and the detector's kernel reuses its scratch buffers
         self._lock = threading.Lock()
 
+    def warm(self) -> ProcessorHandler:
+        """Build the processor now (its clients, the detector), as Lambda's provisioned
+        concurrency does before the first batch, rather than in that batch's time."""
+        with self._lock:
+            if self._processor is None:
+                self._processor = self._factory()
+        return self
+
     def __call__(self, event: Mapping[str, Any], context: Any = None) -> dict[str, Any]:
         with self._lock, collector_paused():
             return self._handle(event, context)

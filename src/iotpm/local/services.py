@@ -1,16 +1,16 @@
 """The local twin's services: rule bridge, event source poller, API server.
 
-Started by ``iotpm local up`` as two processes, ``python -m iotpm.local.services
-<config.json> pipeline`` (the bridge, the poller with its processor instances, the
-webhook receiver) and ``... api`` (the API server), as AWS runs the API apart from the
-stream's functions: one interpreter's lock shared by both made every reader of the API
-wait behind the processors and the processors behind the readers. Without a role, one
-process runs all of it. The
-config holds the Terraform outputs and where the broker listens; the processor and
-API handlers are the modules the zips carry, each configured by the variables
-Terraform set on its own function (read back from the emulator's Lambda API by
-``iotpm local up``) plus the region the Lambda runtime adds. Counters are written to ``status.json`` every
-half second (``iotpm local status`` and the run summary read them).
+``iotpm local up`` starts each as its own process, ``python -m iotpm.local.services
+<config.json> <role>``: ``bridge`` (the IoT rule: broker to Kinesis), ``pipeline`` (the
+event source poller with a processor instance per shard, and the webhook receiver) and
+``api`` (the API server), as AWS runs each apart. In one process they shared one
+interpreter lock, so the API's readers and the processors waited on each other. Without
+a role, one process runs all three. The config holds the Terraform outputs and where the
+broker listens; the processor and API handlers are the modules the zips carry, each
+configured by the variables Terraform set on its own function (read back from the
+emulator's Lambda API by ``iotpm local up``) plus the region the Lambda runtime adds.
+Each role writes its counters every half second (``iotpm local status`` and the run
+summary read them through :func:`read_status`).
 """
 
 from __future__ import annotations
@@ -22,62 +22,66 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-ROLES = ("pipeline", "api")
+#: what each process runs; each writes its counters to ``status.<role>.json`` beside ``status.json``
+ROLES = ("bridge", "pipeline", "api")
 
 
 def main(argv: list[str] | None = None) -> None:
     args = argv if argv is not None else sys.argv[1:]
     config = json.loads(Path(args[0]).read_text())
-    roles = set(args[1:]) or set(ROLES)
-    if not roles <= set(ROLES):
-        raise SystemExit(f"unknown role(s) {sorted(roles - set(ROLES))}; the roles are {', '.join(ROLES)}")
+    roles = list(dict.fromkeys(args[1:])) or list(ROLES)
+    if unknown := sorted(set(roles) - set(ROLES)):
+        raise SystemExit(f"unknown role(s) {unknown}; the roles are {', '.join(ROLES)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     os.environ.update(config["environment"])  # AWS_ENDPOINT_URL, credentials, the region
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    if roles == {"api"}:
-        api = _api(config).start()
-        stop.wait()
-        api.stop()
-        return
-    _pipeline(config, stop, _api(config).start() if "api" in roles else None)
+    started = [(role, *STARTERS[role](config)) for role in roles]
+    status_path = Path(config["status_path"])
+    while not stop.wait(0.5):
+        for role, _, counters in started:
+            write_status(status_path, role, counters())
+    for role, stopper, counters in started:
+        stopper()
+        write_status(status_path, role, counters(), running=False)
 
 
-def _api(config: dict[str, Any]) -> Any:
-    from iotpm.api.server import ApiServer
-    from iotpm.composition import TableSettings, build_queries
-    from iotpm.handlers.api import ApiHandler
-
-    api_settings = TableSettings.from_environment(config["api_environment"])
-    return ApiServer(ApiHandler(lambda: build_queries(api_settings)), config["api_key"], config["api_port"])
+Started = tuple[Callable[[], None], Callable[[], dict[str, Any]]]  # how to stop it, its counters
 
 
-def _pipeline(config: dict[str, Any], stop: threading.Event, api: Any) -> None:
+def _bridge(config: dict[str, Any]) -> Started:
+    import boto3
 
+    from iotpm.local.bridge import Bridge
+    from iotpm.local.broker import Broker
+    from iotpm.local.certs import Identity
+
+    b = config["broker"]
+    broker = Broker(b["host"], b["port"], Path(b["ca"]), b["topic_prefix"])
+    bridge = Bridge(boto3.client("kinesis"), config["stream"], broker, Identity(Path(b["cert"]), Path(b["key"])))
+    bridge.start()
+    return bridge.stop, lambda: {"bridge": {"received": bridge.received, "put": bridge.put, "retried": bridge.retried}}
+
+
+def _pipeline(config: dict[str, Any]) -> Started:
     import boto3
 
     from iotpm.composition import Settings, build_processor
     from iotpm.handlers.processor import ProcessorHandler
-    from iotpm.local.bridge import Bridge
-    from iotpm.local.broker import Broker
-    from iotpm.local.certs import Identity
     from iotpm.local.poller import Poller
 
     processor_settings = Settings.from_environment(config["processor_environment"])
 
-    def processor_instance() -> ProcessorHandler:  # one per shard, as Lambda runs them
-        return ProcessorHandler(lambda: build_processor(processor_settings))
+    def processor_instance() -> ProcessorHandler:  # one per shard, as Lambda runs them, built before records come
+        return ProcessorHandler(lambda: build_processor(processor_settings)).warm()
 
-    b = config["broker"]
-    broker = Broker(b["host"], b["port"], Path(b["ca"]), b["topic_prefix"])
-    kinesis = boto3.client("kinesis")
-    bridge = Bridge(kinesis, config["stream"], broker, Identity(Path(b["cert"]), Path(b["key"]))).start()
     poller = Poller(
-        kinesis,
+        boto3.client("kinesis"),
         config["stream"],
         instances=processor_instance,
         batch_size=config["batch_size"],
@@ -91,37 +95,57 @@ def _pipeline(config: dict[str, Any], stop: threading.Event, api: Any) -> None:
         from iotpm.local.webhook import WebhookReceiver
 
         webhooks = WebhookReceiver(Path(config["webhook_log"]), config["webhook_port"]).start()
-    status_path = Path(config["status_path"])
-    api_url = f"http://127.0.0.1:{config['api_port']}"
-    while not stop.wait(0.5):
-        _write_status(status_path, bridge, poller, api_url)
-    bridge.stop()
-    poller.stop()
-    if api is not None:
-        api.stop()
-    if webhooks is not None:
-        webhooks.stop()
-    _write_status(status_path, bridge, poller, api_url, running=False)
+
+    def stop() -> None:
+        poller.stop()
+        if webhooks is not None:
+            webhooks.stop()
+
+    def counters() -> dict[str, Any]:
+        shards = list(poller.shards.values())
+        return {
+            "poller": {
+                "records": sum(s.records for s in shards),
+                "invocations": sum(s.invocations for s in shards),
+                "retries": sum(s.retries for s in shards),
+                "sent_to_dlq": sum(s.sent_to_dlq for s in shards),
+                "lag_ms": max((s.lag_ms for s in shards), default=0.0),
+            }
+        }
+
+    return stop, counters
 
 
-def _write_status(path: Path, bridge: Any, poller: Any, api_url: str, running: bool = True) -> None:
-    shards = list(poller.shards.values())
-    status = {
-        "running": running,
-        "time": time.time(),
-        "api_url": api_url,
-        "bridge": {"received": bridge.received, "put": bridge.put, "retried": bridge.retried},
-        "poller": {
-            "records": sum(s.records for s in shards),
-            "invocations": sum(s.invocations for s in shards),
-            "retries": sum(s.retries for s in shards),
-            "sent_to_dlq": sum(s.sent_to_dlq for s in shards),
-            "lag_ms": max((s.lag_ms for s in shards), default=0.0),
-        },
-    }
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(status))
-    tmp.replace(path)
+def _api(config: dict[str, Any]) -> Started:
+    from iotpm.api.server import ApiServer
+    from iotpm.composition import TableSettings, build_queries
+    from iotpm.handlers.api import ApiHandler
+
+    api_settings = TableSettings.from_environment(config["api_environment"])
+    api = ApiServer(ApiHandler(lambda: build_queries(api_settings)), config["api_key"], config["api_port"]).start()
+    return api.stop, lambda: {"api_url": api.url}
+
+
+STARTERS: dict[str, Callable[[dict[str, Any]], Started]] = {"bridge": _bridge, "pipeline": _pipeline, "api": _api}
+
+
+def write_status(path: Path, role: str, counters: dict[str, Any], running: bool = True) -> None:
+    """One role's counters, replaced whole (a reader never sees half a file)."""
+    target = path.with_name(f"{path.stem}.{role}.json")
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"running": running, "time": time.time(), **counters}))
+    tmp.replace(target)
+
+
+def read_status(path: Path) -> dict[str, Any] | None:
+    """Every role's counters in one dict (None until each running role has written once)."""
+    merged: dict[str, Any] = {}
+    for role in ROLES:
+        try:
+            merged.update(json.loads(path.with_name(f"{path.stem}.{role}.json").read_text()))
+        except (OSError, ValueError):
+            continue
+    return merged if "bridge" in merged and "poller" in merged else None
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from iotpm.emulator import control
 from iotpm.local import broker as broker_mod
 from iotpm.local.certs import LocalCA, write_private
 from iotpm.local.processes import Processes
+from iotpm.local.services import ROLES, read_status
 from iotpm.local.terraform import LocalTerraform, handler_environment, repo_root
 from iotpm.simulator.fleet import FAULTS, FaultKind, Fleet, ground_truth
 
@@ -150,11 +151,12 @@ class Twin:
             "status_path": str(self.home / "status.json"),
         }
         write_private(self.home / "services.json", json.dumps(config, indent=2))  # it holds the API key
-        (self.home / "status.json").unlink(missing_ok=True)
+        for stale in self.home.glob("status.*json"):
+            stale.unlink(missing_ok=True)
         (self.home / "webhooks.jsonl").unlink(missing_ok=True)
         services = [sys.executable, "-m", "iotpm.local.services", str(self.home / "services.json")]
-        self.procs.spawn("api", [*services, "api"])  # apart, as in AWS: the API's readers and the
-        self.procs.spawn("services", [*services, "pipeline"])  # processors do not share one interpreter lock
+        for role in ROLES:  # each apart, as in AWS: they do not share one interpreter lock
+            self.procs.spawn(_process(role), [*services, role])
         api_url = f"http://127.0.0.1:{opts.api_port}"
         self._wait_api(api_url, api_key)
         record.update(api_url=api_url, api_key=api_key, outputs=out, broker_port=opts.broker_port,
@@ -177,16 +179,19 @@ class Twin:
                            check=True, stdout=subprocess.DEVNULL)  # fmt: skip
 
     def _wait_api(self, url: str, key: str, timeout_s: float = 30.0) -> None:
+        """Until the API answers and the bridge and the poller (its processors built) report."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
                 get_json(url, "/health", key)
-                return
+                if self.status_counters() is not None:
+                    return
             except OSError:
-                if self.procs.pid("services") is None or self.procs.pid("api") is None:
-                    break
-                time.sleep(0.2)
-        logs = " and ".join(str(self.procs.log_path(n)) for n in ("services", "api"))
+                pass
+            if any(self.procs.pid(_process(role)) is None for role in ROLES):
+                break
+            time.sleep(0.2)
+        logs = ", ".join(str(self.procs.log_path(_process(role))) for role in ROLES)
         raise RuntimeError(f"the services did not start; see {logs}")
 
     def drain(self, published: int, timeout_s: float) -> None:
@@ -203,17 +208,13 @@ class Twin:
             time.sleep(0.25)
 
     def status_counters(self) -> dict[str, Any] | None:
-        path = self.home / "status.json"
-        try:
-            return dict(json.loads(path.read_text()))
-        except (OSError, ValueError):
-            return None
+        return read_status(self.home / "status.json")
 
     # -- down / status ----------------------------------------------------------------
 
     def down(self) -> list[str]:
         """Stop what ``up`` started (services, broker, and the emulator if it started it)."""
-        stopped = [name for name in ("services", "api", "broker") if self.procs.stop(name)]
+        stopped = [name for name in (*map(_process, ROLES), "broker") if self.procs.stop(name)]
         record = self._load()
         if record.get("emulator_started") and control.stop(int(record["emulator_port"])):
             stopped.append("emulator")
@@ -237,6 +238,11 @@ class Twin:
             return dict(json.loads(self.record_path.read_text()))
         except (OSError, ValueError):
             return {}
+
+
+def _process(role: str) -> str:
+    """The tracked process of a services role (the pipeline's keeps the old name, ``services``)."""
+    return "services" if role == "pipeline" else role
 
 
 def get_json(base: str, path: str, key: str, params: dict[str, str] | None = None) -> Any:
