@@ -10,6 +10,7 @@ container (the snapshot re-read) and a failing compaction change nothing.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 from collections.abc import Sequence
@@ -339,10 +340,10 @@ def test_each_slice_is_compacted_once_an_interval_whatever_the_batches(
     longest = max(gaps_ms)
     for k, times in seen.items():
         times.append(now)
-        waits = [b - a for a, b in zip(times, times[1:], strict=False)]
+        waits = [b - a for a, b in itertools.pairwise(times)]
         assert max(waits[:-1] or [0]) <= interval + step + longest, (k, waits)
         assert waits[-1] <= interval + step + longest
-        gaps_between = [b - a for a, b in zip(times[1:-1], times[2:-1], strict=False)]
+        gaps_between = [b - a for a, b in itertools.pairwise(times[1:-1])]
         assert all(g > interval - longest - step for g in gaps_between), (k, gaps_between)
 
 

@@ -510,26 +510,43 @@ class Processor:
             self._tails[shard] = _Tail.grown(self._tails.get(shard), snap.last_key, entry)
             records.update((w.device.device_id, w.record) for w in ok)
         after = Snapshot(records, key or snap.last_key, snap.compacted_key, snap.compacted_ms or now, snap.tag)
+        slices = _due_slices(after.compacted_ms, now, s.compact_interval_s * 1000, s.compact_slices)
+        if slices:
+            # before the commit, which then carries the slices' cursors (one snapshot write a
+            # batch): a retry reads these devices from the snapshot before, so what their records
+            # say now is not taken as applied; a device new to the shard (read from the devices
+            # table on a retry) waits for its slice's next turn
+            new = frozenset(w.device.device_id for w in ok if w.device.device_id not in snap.records)
+            try:
+                self._compact(shard, after, now, slices, skip=new, commit=False)
+            except StoreError as exc:  # the readings stay in the log; the next batch compacts again
+                log("warning", "compaction failed; retried with the next batch", shard=shard, error=str(exc))
         try:
             self.snapshots.put(shard, after)
         except StoreError as exc:
             return {**failures, **dict.fromkeys((w.device.device_id for w in work), exc)}
         # after the commit (a retry must not find them applied): a record that fails here is
         # written by the next compaction, and its readings are in the log meanwhile
+        now_records = [after.records.get(r.device_id, r) for r in now_records]  # with a compaction's cursor
         held = self.states.put_many(now_records, checked=False) if now_records else {}
         if held:
             log("warning", "device records not written; the next compaction writes them", devices=sorted(held)[:20])
-        slices = _due_slices(after.compacted_ms, now, s.compact_interval_s * 1000, s.compact_slices)
-        if slices:
-            try:
-                self._compact(shard, after, now, slices)
-            except StoreError as exc:  # the readings stay in the log; the next batch compacts again
-                log("warning", "compaction failed; retried with the next batch", shard=shard, error=str(exc))
         return failures
 
-    def _compact(self, shard: str, snap: Snapshot, now: int, slices: frozenset[int] | None = None) -> None:
+    def _compact(
+        self,
+        shard: str,
+        snap: Snapshot,
+        now: int,
+        slices: frozenset[int] | None = None,
+        *,
+        skip: frozenset[str] = frozenset(),
+        commit: bool = True,
+    ) -> None:
         """The shard's logged readings into the tables, for the devices of ``slices`` (all
-        when None), then the snapshot marked.
+        when None) but ``skip``, then the snapshot marked, and written when ``commit``
+        (else the caller's batch writes it: ``snap`` changes only once every table write
+        has succeeded).
 
         Each device's readings are those logged after its own ``flushed`` key, so the
         slices are compacted at different times. Idempotent: a chunk is named by its
@@ -542,7 +559,9 @@ class Processor:
         """
         assert self.log is not None and self.snapshots is not None
         count = self.settings.compact_slices
-        scope = {d: r for d, r in snap.records.items() if slices is None or _slice(d, count) in slices}
+        scope = {
+            d: r for d, r in snap.records.items() if d not in skip and (slices is None or _slice(d, count) in slices)
+        }
         if snap.last_key is None or (not scope and slices is not None):
             return  # nothing logged yet, or no device in these slices (the next ones are due by the clock)
         cursors = {d: r.flushed.get(shard) or "" for d, r in scope.items()}
@@ -561,18 +580,23 @@ class Processor:
         records = []
         for device, record in scope.items():
             if device in rows:  # the API reads its log entries after ``newest`` only
-                record.flushed = {**record.flushed, shard: newest or ""}  # newest: set, rows were read
+                flushed = {**record.flushed, shard: newest or ""}  # newest: set, rows were read
             else:  # silent since its last compaction: the tables hold all of it; out of the snapshot
-                record.flushed = {k: v for k, v in record.flushed.items() if k != shard}
-                del snap.records[device]
-            records.append(record)
+                flushed = {k: v for k, v in record.flushed.items() if k != shard}
+            records.append(dataclasses.replace(record, flushed=flushed))
         if records:
             _raise_first(self.states.put_many(records, checked=False))
+        for record in records:
+            if record.device_id in rows:
+                snap.records[record.device_id] = record
+            else:
+                del snap.records[record.device_id]
         # the tables hold every device's readings up to here (the oldest slice's cursor)
         snap.compacted_key = min((r.flushed.get(shard) or "" for r in snap.records.values()), default=newest)
         snap.compacted_ms = now
-        self.snapshots.put(shard, snap)
-        if shard in self._tails and snap.compacted_key:
+        if commit:
+            self.snapshots.put(shard, snap)
+        if shard in self._tails and snap.compacted_key:  # safe before the commit: an older cursor queries
             self._tails[shard].trim(snap.compacted_key)
 
     def _logged_rows(
