@@ -513,9 +513,9 @@ class Processor:
         slices = _due_slices(after.compacted_ms, now, s.compact_interval_s * 1000, s.compact_slices)
         if slices:
             # before the commit, which then carries the slices' cursors (one snapshot write a
-            # batch): a retry reads these devices from the snapshot before, so what their records
-            # say now is not taken as applied; a device new to the shard (read from the devices
-            # table on a retry) waits for its slice's next turn
+            # batch); if the commit fails, the tables already hold what the records written here
+            # say, and the retry starts from the snapshot before. A device new to the shard waits
+            # for its slice's next turn: its record is written after the commit, as every new one
             new = frozenset(w.device.device_id for w in ok if w.device.device_id not in snap.records)
             try:
                 self._compact(shard, after, now, slices, skip=new, commit=False)
