@@ -119,9 +119,9 @@ def build_app(
 
     @app.get("/dashboard", summary="the machine-health page", tags=["meta"], include_in_schema=False)
     def dashboard() -> Response[str]:
-        from iotpm.dashboard import page  # a static page: API Gateway serves this route without the key
+        from iotpm import dashboard  # a static page: API Gateway serves this route without the key
 
-        return Response(200, "text/html; charset=utf-8", page().decode(), headers={"Cache-Control": "no-cache"})
+        return Response(200, "text/html; charset=utf-8", dashboard.page().decode(), headers=dashboard.headers())
 
     @app.get("/devices", responses=_responses(DevicePage), summary="devices, filtered", tags=["devices"])
     def devices(
