@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from iotpm.analytics.duck import ArchiveDB
+from iotpm.analytics.duck import ArchiveDB, Sources
 from iotpm.analytics.queries import named_queries, render
 from iotpm.service import Processor, RawRecord
 from iotpm.service.memory import (
@@ -21,6 +21,7 @@ from iotpm.service.memory import (
     MemoryStates,
     MemoryTimeSeries,
 )
+from iotpm.service.ports import RawLine
 from iotpm.service.processor import encode_lines
 from iotpm.service.samples import batch
 
@@ -78,8 +79,7 @@ def test_readings_are_counted_once_across_overlapping_objects(db: ArchiveDB) -> 
 
 def test_limit_breaches_name_the_hot_device_only(db: ArchiveDB) -> None:
     rows = {(r["site"], r["line"]): r for r in run(db, "limit_breaches_per_line_per_day", DAY, DAY)}
-    assert rows.pop(("default", "default"))["readings"] == 1  # the raw archive keeps the quarantined record too
-    (row,) = rows.values()
+    (row,) = rows.values()  # the record the processor quarantined (in raw_records too) is left out
     assert (row["day"], row["site"], row["line"]) == (DAY, "plant-1", "line-1")
     assert row["temperature_breaches"] == 20 and row["devices_in_breach"] == 1  # dev-0002 at 85 °C from reading 10
     assert row["pressure_breaches"] == row["vibration_breaches"] == 0
@@ -89,10 +89,30 @@ def test_quarantine_late_and_silent(db: ArchiveDB) -> None:
     reasons = run(db, "quarantine_reasons", DAY, DAY)
     assert [(r["messages"], r["devices"]) for r in reasons] == [(1, 1)] and reasons[0]["reason"]
     late = run(db, "late_data", DAY, DAY, 60)
-    # dev-0001's record re-sent 10 minutes late, and the quarantined record (ts=1) as received
-    assert {(r["line"], r["late_readings"], r["devices"]) for r in late} == {("line-1", 1, 1), ("default", 1, 1)}
+    # dev-0001's record re-sent 10 minutes late; the quarantined record (ts=1) is not a reading
+    assert {(r["line"], r["late_readings"], r["devices"]) for r in late} == {("line-1", 1, 1)}
     silent = {r["device_id"] for r in run(db, "silent_devices", DAY, DAY, 5)}
     assert silent == {"dev-0000", "dev-0002", "dev-0003"}  # dev-0001's late copy arrived last
+
+
+def test_readings_belong_to_the_thing_that_published_them(tmp_path: Path) -> None:
+    """Issue 27: keyed by the partition key (the publishing thing), the processor's rejections left out."""
+    archive = MemoryArchive()
+    records = batch(2, 5, start_ms=T0)
+    foreign = json.loads(records[0].data) | {"device_id": "dev-0001", "seq": 99, "line": "line-2"}
+    spoof = RawRecord("8" * 20, "dev-0000", json.dumps(foreign).encode(), T0 + 9_000, records[0].shard_id)
+    process([*records, spoof], archive)  # dev-0000 publishes a reading naming dev-0001: quarantined
+    write_archive(archive, tmp_path)
+    # a line the processor never judged (an archive from before the device check): the thing's, not the payload's
+    lines = [RawLine(T0 + 9_500, json.dumps(foreign), "dev-0000", "7" * 20, records[0].shard_id)]
+    hand = tmp_path / "raw" / "year=2026" / "month=09" / "day=21" / "hour=14" / "by-hand.jsonl.gz"
+    hand.write_bytes(encode_lines(lines))
+    db = ArchiveDB(tmp_path)
+    assert db.query("SELECT count(*) FROM raw_records").rows == [(12,)]
+    assert len(run(db, "device_readings", "dev-0001", DAY, DAY)) == 5  # neither the spoof nor the hand-written line
+    own = run(db, "device_readings", "dev-0000", DAY, DAY)
+    assert len(own) == 6 and [r["line"] for r in own if r["arrival_ms"] == T0 + 9_500] == ["line-2"]
+    assert [r["reason"] for r in run(db, "quarantine_reasons", DAY, DAY)] == ["device_mismatch"]
 
 
 def test_an_empty_archive_answers_with_no_rows(tmp_path: Path) -> None:
@@ -105,16 +125,14 @@ def test_an_empty_archive_answers_with_no_rows(tmp_path: Path) -> None:
 @given(copies=st.lists(st.integers(min_value=0, max_value=9), min_size=1, max_size=30))
 def test_dedup_keeps_one_row_per_archive_key(copies: list[int]) -> None:
     """However many times a record is archived, ``${readings}`` has it once (keyed on shard and sequence)."""
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute("CREATE MACRO json_extract_scalar(j, p) AS json_extract_string(j, p)")
+    db = ArchiveDB(sources=Sources())  # the other views, empty
+    db.con.execute("DROP VIEW raw_records")
     rows = [(T0 + i, json.dumps({"device_id": f"d{k}", "ts": T0}), "p", f"{k:05d}", "s", "2026", "09", "21", "14")
             for i, k in enumerate(copies)]  # fmt: skip
     columns = "arrival_ms BIGINT, data VARCHAR, partition_key VARCHAR, sequence_number VARCHAR, shard_id VARCHAR"
-    con.execute(f"CREATE TABLE raw_records ({columns}, year VARCHAR, month VARCHAR, day VARCHAR, hour VARCHAR)")
-    con.executemany("INSERT INTO raw_records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-    got = con.execute(f"SELECT sequence_number, arrival_ms FROM {render('${readings}')} r").fetchall()
+    db.con.execute(f"CREATE TABLE raw_records ({columns}, year VARCHAR, month VARCHAR, day VARCHAR, hour VARCHAR)")
+    db.con.executemany("INSERT INTO raw_records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    got = db.con.execute(f"SELECT sequence_number, arrival_ms FROM {render('${readings}')} r").fetchall()
     first = {f"{k:05d}": T0 + copies.index(k) for k in copies}
     assert sorted(got) == sorted(first.items())
 
@@ -122,11 +140,16 @@ def test_dedup_keeps_one_row_per_archive_key(copies: list[int]) -> None:
 def test_the_sql_files_mean_the_same_to_terraform_and_python() -> None:
     """Terraform's templatefile reads ``${...}`` and ``%{...}``; Python's Template only ``$name``/``${name}``.
 
-    So the files may hold no ``%{`` and no ``${`` other than the two subqueries,
-    and then both render them to the same text.
+    So the files may hold no ``%{`` and no ``${`` other than the two subqueries (and
+    ``readings.sql`` its one part), and then both render them to the same text.
     """
     import re
 
-    for q in named_queries().values():
-        assert "%{" not in q.template and "$$" not in q.template, q.name
-        assert set(re.findall(r"\$\{(\w+)\}", q.template)) <= {"readings", "quarantine"}, q.name
+    sql = Path(__file__).resolve().parents[2] / "src" / "iotpm" / "analytics" / "sql"
+    texts = {q.name: (q.template, {"readings", "quarantine"}) for q in named_queries().values()}
+    texts["readings"] = ((sql / "readings.sql").read_text(), {"raw_pending"})
+    texts["quarantine"] = ((sql / "quarantine.sql").read_text(), set())
+    texts["raw_pending"] = ((sql / "parts" / "raw_pending.sql").read_text(), set())
+    for name, (text, allowed) in texts.items():
+        assert "%{" not in text and "$$" not in text, name
+        assert set(re.findall(r"\$\{(\w+)\}", text)) <= allowed, name

@@ -1,16 +1,22 @@
 """The named queries run locally: DuckDB over a folder holding a copy of the archive.
 
-The folder mirrors the bucket (``raw/year=/month=/day=/hour=/*.jsonl.gz`` and
-``quarantine/...``); :meth:`iotpm.adapters.s3.S3Archive.download` fills it from the
-emulator or from AWS. Two views stand in for the Glue tables (``raw_records``,
-``quarantine_records``, same columns, partition columns as text) and a few macros
-give DuckDB the Trino functions the SQL uses, so the files run unchanged.
+The folder mirrors the bucket (``raw/year=/month=/day=/hour=/*.jsonl.gz``,
+``quarantine/...`` and what the compaction job wrote: ``compacted/readings/...`` as
+Parquet and ``compacted/_state/state.json``); :meth:`iotpm.adapters.s3.S3Archive.download`
+fills it from the emulator or from AWS. Views stand in for the Glue tables
+(``raw_records``, ``quarantine_records``, ``compacted_readings``, ``compaction_state``:
+same columns, partition columns as text) and a few macros give DuckDB the Trino
+functions the SQL uses, so the files run unchanged. One difference: the raw records of
+the hours not yet compacted are a view of their own files (``raw_pending``), listed
+here, because DuckDB reads every file of a view whose partitions are compared with a
+joined value.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -22,7 +28,7 @@ TRINO_MACROS: Final = (
     "CREATE MACRO json_format(j) AS CAST(j AS VARCHAR)",
 )
 PARTITIONS: Final = ("year", "month", "day", "hour")
-#: the Glue tables' columns (terraform/modules/analytics/tables.tf), in DuckDB types
+#: the Glue tables' columns (terraform/modules/analytics/main.tf), in DuckDB types
 RAW_COLUMNS: Final = {
     "arrival_ms": "BIGINT",
     "data": "VARCHAR",
@@ -39,6 +45,68 @@ QUARANTINE_COLUMNS: Final = {
     "arrival_ms": "BIGINT",
     "payload": "JSON",
 }
+#: the compaction job's Parquet columns (``${readings}`` less its partition columns)
+COMPACTED_COLUMNS: Final = {
+    "device_id": "VARCHAR",
+    "site": "VARCHAR",
+    "line": "VARCHAR",
+    "device_type": "VARCHAR",
+    "ts_ms": "BIGINT",
+    "arrival_ms": "BIGINT",
+    "metrics": "VARCHAR",
+    "shard_id": "VARCHAR",
+    "sequence_number": "VARCHAR",
+}
+RAW_PREFIX: Final = "raw"
+QUARANTINE_PREFIX: Final = "quarantine"
+COMPACTED_PREFIX: Final = "compacted/readings"
+STATE_KEY: Final = "compacted/_state/state.json"
+
+
+def hour_key(path: Path | str) -> str:
+    """``YYYYMMDDHH`` of an archive key's Hive partition (``.../year=2026/month=11/day=30/hour=07/x``)."""
+    parts = {k: v for k, _, v in (p.partition("=") for p in str(path).split("/")) if k in PARTITIONS}
+    return "".join(parts.get(p, "") for p in PARTITIONS)
+
+
+def read_through(root: Path) -> str | None:
+    """The compaction job's mark in a folder copy: hours before it are compacted (None: none are)."""
+    try:
+        return str(json.loads((root / STATE_KEY).read_text())["through_hour"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """The files behind each view; what :meth:`of_folder` finds, or what the compaction job picks."""
+
+    raw: Sequence[Path] = ()
+    pending: Sequence[Path] = ()
+    compacted: Sequence[Path] = ()
+    quarantine: Sequence[Path] = ()
+    through_hour: str | None = None
+    #: raw_records over a glob (the whole folder) rather than a list
+    raw_glob: Path | None = field(default=None)
+
+    @classmethod
+    def of_folder(cls, root: Path) -> Sources:
+        """A folder copy of the archive: Parquet before the state's mark, raw objects from it on."""
+        through = read_through(root)
+        raw = _files(root, RAW_PREFIX, "*.jsonl.gz")
+        compacted = [p for p in _files(root, COMPACTED_PREFIX, "*.parquet") if through and hour_key(p) < through]
+        return cls(
+            raw=raw,
+            pending=[p for p in raw if not through or hour_key(p) >= through],
+            compacted=compacted,
+            quarantine=_files(root, QUARANTINE_PREFIX, "*.jsonl.gz"),
+            through_hour=through,
+            raw_glob=root / RAW_PREFIX / "year=*" / "month=*" / "day=*" / "hour=*" / "*.jsonl.gz" if raw else None,
+        )
+
+
+def _files(root: Path, prefix: str, pattern: str) -> list[Path]:
+    return sorted((root / prefix).glob(f"year=*/month=*/day=*/hour=*/{pattern}"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,41 +122,56 @@ class Result:
 
 
 class ArchiveDB:
-    """An in-memory DuckDB with the archive folder ``root`` as ``raw_records`` and ``quarantine_records``."""
+    """An in-memory DuckDB with an archive's files as the Glue tables' views.
 
-    def __init__(self, root: Path) -> None:
+    ``ArchiveDB(root)`` reads a folder copy of the archive; ``sources`` picks the files
+    (the compaction job runs ``${readings}`` over one hour's objects this way).
+    """
+
+    def __init__(self, root: Path | None = None, *, sources: Sources | None = None) -> None:
         try:
             import duckdb
         except ImportError as exc:  # the analytics extra is not installed
             raise RuntimeError("the local queries need DuckDB: pip install 'iotpm[analytics]'") from exc
 
-        self.root = root
+        if sources is None:
+            if root is None:
+                raise ValueError("ArchiveDB needs a folder or its sources")
+            sources = Sources.of_folder(root)
+        self.root, self.sources = root, sources
         self.con = duckdb.connect(":memory:")
         for macro in TRINO_MACROS:
             self.con.execute(macro)
-        self._view("raw_records", "raw", RAW_COLUMNS)
-        self._view("quarantine_records", "quarantine", QUARANTINE_COLUMNS)
+        self._json_view("raw_records", sources.raw_glob or sources.raw, RAW_COLUMNS)
+        self._json_view("raw_pending", sources.pending, RAW_COLUMNS)
+        self._json_view("quarantine_records", sources.quarantine, QUARANTINE_COLUMNS)
+        self._parquet_view("compacted_readings", sources.compacted)
+        through = "NULL" if sources.through_hour is None else _literal(sources.through_hour)
+        self.con.execute(f"CREATE VIEW compaction_state AS SELECT CAST({through} AS VARCHAR) AS through_hour")
 
-    def _view(self, name: str, prefix: str, columns: dict[str, str]) -> None:
-        pattern = self.root / prefix / "year=*" / "month=*" / "day=*" / "hour=*" / "*.jsonl.gz"
-        payload = "CAST(payload AS VARCHAR) AS payload" if "payload" in columns else None
-        picked = ", ".join(payload if c == "payload" and payload else c for c in columns)
-        parts = ", ".join(PARTITIONS)
-        if any(self.root.glob(str(pattern.relative_to(self.root)))):
+    def _json_view(self, name: str, files: Path | Sequence[Path], columns: dict[str, str]) -> None:
+        picked = ", ".join("CAST(payload AS VARCHAR) AS payload" if c == "payload" else c for c in columns)
+        if isinstance(files, Path) or files:
             cols = "{" + ", ".join(f"'{c}': '{t}'" for c, t in columns.items()) + "}"
-            types = "{" + ", ".join(f"'{p}': 'VARCHAR'" for p in PARTITIONS) + "}"
             source = (
-                f"read_json('{_quoted(pattern)}', format = 'newline_delimited', columns = {cols}, "
-                f"hive_partitioning = true, hive_types = {types}, compression = 'gzip')"
+                f"read_json({_paths(files)}, format = 'newline_delimited', columns = {cols}, "
+                f"hive_partitioning = true, hive_types = {_HIVE_TYPES}, compression = 'gzip')"
             )
-        else:  # an empty archive is an empty table, not an error
-            nulls = ", ".join(f"CAST(NULL AS {'VARCHAR' if t == 'JSON' else t}) AS {c}" for c, t in columns.items())
-            source = f"(SELECT {nulls}, {', '.join(f'CAST(NULL AS VARCHAR) AS {p}' for p in PARTITIONS)} WHERE false)"
-        self.con.execute(f"CREATE VIEW {name} AS SELECT {picked}, {parts} FROM {source}")
+        else:  # no objects: an empty table, not an error
+            source = _empty(columns)
+        self.con.execute(f"CREATE VIEW {name} AS SELECT {picked}, {', '.join(PARTITIONS)} FROM {source}")
+
+    def _parquet_view(self, name: str, files: Sequence[Path]) -> None:
+        picked = ", ".join([*COMPACTED_COLUMNS, *PARTITIONS])
+        if files:
+            source = f"read_parquet({_paths(files)}, hive_partitioning = true, hive_types = {_HIVE_TYPES})"
+        else:
+            source = _empty(COMPACTED_COLUMNS)
+        self.con.execute(f"CREATE VIEW {name} AS SELECT {picked} FROM {source}")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> Result:
         """Run ``sql`` (``${readings}``/``${quarantine}`` substituted) with positional parameters."""
-        cur = self.con.execute(render(sql), list(params))
+        cur = self.con.execute(render(sql, {"raw_pending": "raw_pending"}), list(params))
         columns = [d[0] for d in cur.description or []]
         return Result(columns, [tuple(r) for r in cur.fetchall()])
 
@@ -102,5 +185,19 @@ class ArchiveDB:
         self.con.close()
 
 
-def _quoted(path: Path) -> str:
-    return str(path).replace("'", "''")
+_HIVE_TYPES: Final = "{" + ", ".join(f"'{p}': 'VARCHAR'" for p in PARTITIONS) + "}"
+
+
+def _empty(columns: dict[str, str]) -> str:
+    nulls = ", ".join(f"CAST(NULL AS {'VARCHAR' if t == 'JSON' else t}) AS {c}" for c, t in columns.items())
+    return f"(SELECT {nulls}, {', '.join(f'CAST(NULL AS VARCHAR) AS {p}' for p in PARTITIONS)} WHERE false)"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _paths(files: Path | Iterable[Path]) -> str:
+    if isinstance(files, Path):
+        return _literal(str(files))
+    return "[" + ", ".join(_literal(str(p)) for p in files) + "]"

@@ -7,18 +7,26 @@ queries read the archive through two subqueries, ``${readings}`` and
 substituted in before a query runs: Terraform does it with ``templatefile`` for the
 Athena named queries, :func:`render` does it here, with the same ``${name}`` syntax.
 The subqueries de-duplicate the archive on its key, (shard_id, sequence_number).
+``readings.sql`` has one part of its own, ``${raw_pending}`` (``sql/parts/``, outside
+the folder Terraform makes named queries of): the raw records of the hours not yet
+compacted to Parquet. DuckDB hands its own relation for it (the pending hours' files,
+listed), since it cannot prune partitions on a joined value.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Final
 
 #: the subqueries the named queries are written over (substituted, not named queries)
 SUBQUERIES: Final = ("readings", "quarantine")
+#: the subqueries' own parts (``sql/parts/<name>.sql``), substituted into them first
+PARTS: Final = ("raw_pending",)
 _HEADER = re.compile(r"^-- (name|description|params): ?(.*)$", re.MULTILINE)
 
 
@@ -36,16 +44,20 @@ class NamedQuery:
         return render(self.template)
 
 
-def _sql_text(name: str) -> str:
-    return resources.files("iotpm.analytics").joinpath("sql", f"{name}.sql").read_text(encoding="utf-8")
+@functools.cache
+def _sql_text(*path: str) -> str:
+    return resources.files("iotpm.analytics").joinpath("sql", *path).read_text(encoding="utf-8").strip()
 
 
-def render(sql: str) -> str:
+def render(sql: str, parts: Mapping[str, str] | None = None) -> str:
     """``sql`` with ``${readings}`` and ``${quarantine}`` replaced by the archive's subqueries.
 
-    ``safe_substitute``: JSON paths (``'$.metrics'``) are not placeholders.
+    ``parts`` replaces a subquery's part (``raw_pending``) with another relation that
+    holds the same rows. ``safe_substitute``: JSON paths (``'$.metrics'``) are not placeholders.
     """
-    return string.Template(sql).safe_substitute({name: _sql_text(name).strip() for name in SUBQUERIES})
+    inner = {name: _sql_text("parts", f"{name}.sql") for name in PARTS} | dict(parts or {})
+    subs = {name: string.Template(_sql_text(f"{name}.sql")).safe_substitute(inner) for name in SUBQUERIES}
+    return string.Template(sql).safe_substitute(subs)
 
 
 def named_queries() -> dict[str, NamedQuery]:

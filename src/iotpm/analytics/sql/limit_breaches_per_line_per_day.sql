@@ -12,9 +12,9 @@ SELECT
                         OR vibration_mm_s > 5.0 THEN device_id END) AS devices_in_breach
 FROM (
   SELECT dt, site, line, device_id,
-    TRY_CAST(json_extract_scalar(data, '$.metrics.temperature_c') AS DOUBLE) AS temperature_c,
-    TRY_CAST(json_extract_scalar(data, '$.metrics.pressure_psi') AS DOUBLE) AS pressure_psi,
-    TRY_CAST(json_extract_scalar(data, '$.metrics.vibration_mm_s') AS DOUBLE) AS vibration_mm_s
+    TRY_CAST(json_extract_scalar(metrics, '$.temperature_c') AS DOUBLE) AS temperature_c,
+    TRY_CAST(json_extract_scalar(metrics, '$.pressure_psi') AS DOUBLE) AS pressure_psi,
+    TRY_CAST(json_extract_scalar(metrics, '$.vibration_mm_s') AS DOUBLE) AS vibration_mm_s
   FROM ${readings} r
   WHERE dt BETWEEN ? AND ?
 ) m
