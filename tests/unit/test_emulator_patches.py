@@ -206,3 +206,71 @@ def test_a_query_reading_one_partition_answers_as_stock_moto(
     items: list[tuple[str, str]], asks: list[tuple[str, str, int | None, bool]]
 ) -> None:
     assert _queries(items, asks, partition=True) == _queries(items, asks, partition=False)
+
+
+@contextlib.contextmanager
+def _rules_moto(patched: bool) -> Iterator[None]:
+    """In-process moto with (or without) the rule-retry patch, stock moto's methods restored after."""
+    from moto.ec2.models.security_groups import SecurityGroupBackend, SecurityGroupRule
+
+    names = ("authorize_security_group_egress", "authorize_security_group_ingress")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(SecurityGroupRule, "__init__", SecurityGroupRule.__init__)  # the patch wraps it
+        with in_process_moto(SecurityGroupBackend, names, server._rule_create_retries_answered if patched else None):
+            yield
+
+
+def _rule_requests(patched: bool, ages_s: tuple[float, ...]) -> list[str]:
+    """Each egress request's outcome on a fresh in-process moto: the rule id it answered, or the error code.
+
+    The first request creates a rule; each later one repeats it after ``ages_s`` seconds
+    (the clock the patch reads is moved on, not slept).
+    """
+    from botocore.exceptions import ClientError
+
+    outcomes = []
+    with _rules_moto(patched), pytest.MonkeyPatch.context() as mp:
+        ec2 = in_process_client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        group = ec2.create_security_group(GroupName="g", Description="d", VpcId=vpc)["GroupId"]
+        rule = {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+                "IpRanges": [{"CidrIp": "10.0.0.0/16", "Description": "HTTPS"}]}  # fmt: skip
+        clock = [1000.0]
+        mp.setattr("time.monotonic", lambda: clock[0])
+        for age in (0.0, *ages_s):
+            clock[0] = 1000.0 + age
+            try:
+                answer = ec2.authorize_security_group_egress(GroupId=group, IpPermissions=[rule])
+                outcomes.append(answer["SecurityGroupRules"][0]["SecurityGroupRuleId"])
+            except ClientError as err:
+                outcomes.append(err.response["Error"]["Code"])
+        listed = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group]}])
+        held = [r["SecurityGroupRuleId"] for r in listed["SecurityGroupRules"] if r["IsEgress"]]
+        assert len(set(held)) == len(held)
+        outcomes.append(f"rules held: {len(held)}")
+    return outcomes
+
+
+def test_a_retried_rule_create_is_answered_with_the_rule_its_first_attempt_made() -> None:
+    first, retry, held = _rule_requests(True, (2.0,))
+    assert retry == first and held == "rules held: 2"  # the default allow-all egress rule and this one
+
+
+def test_a_rule_repeated_after_the_retry_window_is_a_duplicate_as_on_aws() -> None:
+    assert _rule_requests(True, (server.RULE_RETRY_WINDOW_S + 1,))[1] == "InvalidPermission.Duplicate"
+    assert _rule_requests(False, (2.0,))[1] == "InvalidPermission.Duplicate"  # stock moto, the failure seen
+
+
+def test_a_rule_that_differs_only_in_its_description_is_still_a_duplicate() -> None:
+    from botocore.exceptions import ClientError
+
+    with _rules_moto(True):
+        ec2 = in_process_client("ec2")
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        group = ec2.create_security_group(GroupName="g", Description="d", VpcId=vpc)["GroupId"]
+        rule = {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.1.0.0/16"}]}
+        ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[rule])
+        assert ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[rule])["Return"]
+        rule["IpRanges"] = [{"CidrIp": "10.1.0.0/16", "Description": "another"}]
+        with pytest.raises(ClientError, match=r"InvalidPermission\.Duplicate"):
+            ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[rule])

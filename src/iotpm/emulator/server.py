@@ -38,7 +38,13 @@ Started by ``iotpm emulator start`` as ``python -m iotpm.emulator.server``. The 
   of the emulator's cheapest call;
 - a DynamoDB ``Query`` of a table's own key reads the one partition it names (stock
   moto lists and sorts every item of the table for every query, so reads slowed down
-  as the readings table filled: the twin's log and chunk reads grew with the run).
+  as the readings table filled: the twin's log and chunk reads grew with the run);
+- a security group rule request that repeats, within a minute, a rule it just created
+  (same group, protocol, ports, target, description and tags) is answered with that rule
+  instead of ``InvalidPermission.Duplicate``: the provider's SDK retries a request whose
+  answer it did not get (a 5xx or a dropped connection), and when the first attempt had
+  taken effect stock moto failed the apply (seen once on a bare Debian 12 under load).
+  Any other duplicate still fails, as on AWS.
 """
 
 from __future__ import annotations
@@ -52,6 +58,9 @@ from urllib.parse import parse_qsl, unquote
 
 #: IoT tags by resource ARN (stock moto keeps none)
 IOT_TAGS: dict[str, dict[str, str]] = {}
+
+#: How long after a security group rule's creation an identical request counts as a retry of it.
+RULE_RETRY_WINDOW_S = 60.0
 
 #: The moto release these patches were written and tested against (pyproject.toml pins it).
 TESTED_MOTO = "5.2.5"
@@ -81,6 +90,11 @@ PATCHED: dict[str, str] = {
     "moto.core.responses:method_names_from_class": "inspect walks the handler class for every request",
     "moto.dynamodb.models.table:Table.query": "a query sorts every item of the table",
     "moto.dynamodb.models.table:Table.all_items": "a query sorts every item of the table",
+    "moto.ec2.models.security_groups:SecurityGroupBackend.authorize_security_group_egress": "a retried create "
+    "fails as a duplicate of itself",
+    "moto.ec2.models.security_groups:SecurityGroupBackend.authorize_security_group_ingress": "a retried create "
+    "fails as a duplicate of itself",
+    "moto.ec2.exceptions:InvalidPermissionDuplicateError": "(caught to answer a retried rule create)",
 }
 
 
@@ -135,6 +149,73 @@ def apply_fixes(public_url: str) -> None:
     _direct_kinesis_answers()
     _request_constants_once()
     _dynamodb_partition_queries()
+    _rule_create_retries_answered()
+
+
+def _rule_create_retries_answered() -> None:
+    """AuthorizeSecurityGroupIngress/Egress repeating a rule made moments ago answers that rule.
+
+    The Terraform provider's SDK retries a request when it gets a 5xx or loses the
+    connection before the answer; if the first attempt had taken effect, stock moto
+    answers the retry ``InvalidPermission.Duplicate`` and the apply fails. A repeat of
+    every requested rule (identical: protocol, ports, target, description, tags) within
+    :data:`RULE_RETRY_WINDOW_S` of the rule's creation is answered as the first attempt
+    would have been, with the rules it made; anything else is a duplicate, as on AWS.
+    """
+    import inspect
+    import time
+
+    from moto.ec2.exceptions import InvalidPermissionDuplicateError
+    from moto.ec2.models.security_groups import SecurityGroupBackend, SecurityGroupRule
+
+    made = SecurityGroupRule.__init__
+
+    def stamped(self: Any, *args: Any, **kwargs: Any) -> None:
+        made(self, *args, **kwargs)
+        self._iotpm_created = time.monotonic()
+
+    def retried_rules(backend: Any, egress: bool, args: dict[str, Any]) -> list[Any] | None:
+        group = backend.get_security_group_by_name_or_id(args["group_name_or_id"], args.get("vpc_id"))
+        ip_ranges = args.get("ip_ranges") or []
+        if group is None or not isinstance(ip_ranges, list):
+            return None
+        wanted = list(backend._iterate_security_rules(
+            args["ip_protocol"], group.group_id, args["from_port"], args["to_port"], ip_ranges,
+            backend._add_source_group(args.get("source_groups"), args.get("vpc_id")),
+            args.get("prefix_list_ids") or [], is_egress=egress, tags={},
+        ))  # fmt: skip
+        tags = dict(args.get("sgrule_tags") or {})
+        now, found = time.monotonic(), []
+        for rule in wanted:
+            twin = next((r for r in (group.egress_rules if egress else group.ingress_rules) if r == rule), None)
+            if (
+                twin is None
+                or twin.description != rule.description
+                or {t["key"]: t["value"] for t in twin.get_tags()} != tags
+                or now - getattr(twin, "_iotpm_created", float("-inf")) > RULE_RETRY_WINDOW_S
+            ):
+                return None
+            found.append(twin)
+        return found or None
+
+    def answering_retries(original: Callable[..., Any], egress: bool) -> Callable[..., Any]:
+        signature = inspect.signature(original)
+
+        def authorize(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return original(self, *args, **kwargs)
+            except InvalidPermissionDuplicateError:
+                bound = signature.bind(self, *args, **kwargs).arguments
+                rules = retried_rules(self, egress, bound)
+                if rules is None:
+                    raise
+                return rules, self.get_security_group_by_name_or_id(bound["group_name_or_id"], bound.get("vpc_id"))
+
+        return authorize
+
+    SecurityGroupRule.__init__ = stamped  # type: ignore[method-assign]
+    for name, egress in (("authorize_security_group_egress", True), ("authorize_security_group_ingress", False)):
+        setattr(SecurityGroupBackend, name, answering_retries(getattr(SecurityGroupBackend, name), egress))
 
 
 def _dynamodb_partition_queries() -> None:

@@ -1,0 +1,123 @@
+"""Soak of the emulator check: ``scripts/terraform-local-check.sh`` N times in a row (not in CI).
+
+Each run starts a fresh emulator, applies terraform/environments/local, expects a
+no-change plan, destroys, and stops the emulator. With the provider's debug log kept
+per run (``IOTPM_TF_LOG_DIR``), it also counts what could make an apply flake: requests
+the provider's SDK sent again (``attempt=2``; the SDK has no response timeout, so a
+retry follows a 5xx, a throttling code or a lost connection), answers with a 5xx, and
+the slowest answer. Logs of failed runs are kept; the others are removed.
+
+    nice python benchmarks/terraform_soak.py --runs 20 --keep /tmp/soak
+
+Prints one line per run, then the pass count and the median timings, then one JSON
+object. Baseline: the first run's figures, in the same soak (a drift up the runs
+would show a leak across runs, e.g. ports or files left behind).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECK = ROOT / "scripts" / "terraform-local-check.sh"
+RESPONSE = re.compile(r"HTTP Response Received:.*")
+FIELD = re.compile(r"(rpc\.method|http\.status_code|http\.duration)=(\S+)")
+
+
+def provider_log(path: Path) -> dict[str, Any]:
+    """Retried requests, 5xx answers and the slowest answer in one provider debug log."""
+    retried: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    slowest = (0, "")
+    answers = 0
+    if not path.exists():
+        return {"answers": 0, "retried": {}, "5xx": {}, "slowest_ms": 0, "slowest": ""}
+    with path.open(errors="replace") as log:
+        for line in log:
+            if "attempt=2" in line and "HTTP Request Sent" in line:
+                method = re.search(r"rpc\.method=(\S+)", line)
+                retried[method.group(1) if method else "?"] += 1
+            if RESPONSE.search(line):
+                answers += 1
+                fields = dict(FIELD.findall(line))
+                method = fields.get("rpc.method", "?")
+                if fields.get("http.status_code", "200").startswith("5"):
+                    errors[f"{method} {fields['http.status_code']}"] += 1
+                duration = int(fields.get("http.duration", "0") or 0)
+                if duration > slowest[0]:
+                    slowest = (duration, method)
+    return {"answers": answers, "retried": dict(retried), "5xx": dict(errors), "slowest_ms": slowest[0],
+            "slowest": slowest[1]}  # fmt: skip
+
+
+def one_run(index: int, logs: Path, python: str) -> dict[str, Any]:
+    """One check; its outcome, timings and what the provider's log shows."""
+    folder = logs / f"run-{index:02d}"
+    env = {**os.environ, "IOTPM_TF_LOG_DIR": str(folder), "IOTPM_PYTHON": python}
+    started = time.monotonic()
+    proc = subprocess.run([str(CHECK)], env=env, capture_output=True, text=True, check=False)
+    wall = time.monotonic() - started
+    if folder.exists():
+        (folder / "check.out").write_text(proc.stdout + proc.stderr)
+    timings: dict[str, Any] = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("{"):
+            timings = json.loads(line)
+    result = {"run": index, "passed": proc.returncode == 0, "wall_s": round(wall, 1), **timings}
+    result.update(provider_log(folder / "provider.log"))
+    if proc.returncode != 0:
+        result["error"] = next((ln for ln in (proc.stdout + proc.stderr).splitlines() if "Error" in ln), "")[:300]
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--keep", type=Path, default=None, help="where failed runs' logs stay (default: a temp dir)")
+    parser.add_argument("--python", default=str(ROOT / ".venv" / "bin" / "python"), help="the venv's python")
+    args = parser.parse_args(argv)
+    logs = args.keep or Path(tempfile.mkdtemp(prefix="iotpm-soak-"))
+    logs.mkdir(parents=True, exist_ok=True)
+    results = []
+    for i in range(1, args.runs + 1):
+        r = one_run(i, logs, args.python)
+        results.append(r)
+        if r["passed"]:
+            shutil.rmtree(logs / f"run-{i:02d}", ignore_errors=True)
+        print(
+            f"run {i:2d}/{args.runs}: {'pass' if r['passed'] else 'FAIL'}  total {r.get('total_s', r['wall_s'])} s"
+            f"  apply {r.get('apply_s', '-')} s  retried {sum(r['retried'].values())} {r['retried'] or ''}"
+            f"  5xx {sum(r['5xx'].values())} {r['5xx'] or ''}  slowest {r['slowest_ms']} ms {r['slowest']}"
+            + (f"  error: {r['error']}" if not r["passed"] else ""),
+            flush=True,
+        )
+    passed = [r for r in results if r["passed"]]
+    print(f"\npassed {len(passed)} of {len(results)}; logs of failed runs in {logs}")
+    summary: dict[str, Any] = {"runs": len(results), "passed": len(passed)}
+    for key in ("apply_s", "plan_s", "destroy_s", "total_s"):
+        values = [r[key] for r in passed if key in r]
+        if values:
+            summary[f"median_{key}"] = round(statistics.median(values), 1)
+            summary[f"first_{key}"] = values[0]
+            print(f"{key:10s} median {summary[f'median_{key}']:6.1f} s (first run, the baseline: {values[0]} s)")
+    summary["retried_requests"] = sum(sum(r["retried"].values()) for r in results)
+    summary["5xx_answers"] = sum(sum(r["5xx"].values()) for r in results)
+    summary["slowest_ms"] = max((r["slowest_ms"] for r in results), default=0)
+    print(json.dumps(summary))
+    sys.exit(0 if len(passed) == len(results) else 1)
+
+
+if __name__ == "__main__":
+    main()
