@@ -278,8 +278,10 @@ def test_hysteresis_gives_one_alarm_per_incident(rng: np.random.Generator) -> No
 def test_cooldown_holds_off_a_new_raise(rng: np.random.Generator) -> None:
     x = healthy(rng, 200)
     x[[50, 70], 0] = 95.0
-    without = fitted(np.random.default_rng(3), DetectorConfig(alarm=AlarmConfig(clear_duration=2)))
-    with_cd = fitted(np.random.default_rng(3), DetectorConfig(alarm=AlarmConfig(clear_duration=2, cooldown=50)))
+    without = fitted(np.random.default_rng(3), DetectorConfig(alarm=AlarmConfig(clear_duration=2, clear_s=0)))
+    with_cd = fitted(
+        np.random.default_rng(3), DetectorConfig(alarm=AlarmConfig(clear_duration=2, clear_s=0, cooldown=50))
+    )
     assert raises(without.update(timestamps(200, start=10**13), x)) == [50, 70]
     assert raises(with_cd.update(timestamps(200, start=10**13), x)) == [50]
 

@@ -122,11 +122,19 @@ def events(result: DetectionResult) -> str:
     cooldown=st.integers(0, 5),
     min_duration=st.integers(1, 3),
     dropout_alarms=st.booleans(),
+    clear_s=st.sampled_from([0.0, 12.0, 600.0]),
 )
 def test_native_and_numpy_kernels_give_the_same_bits(
-    seed: int, devices: int, fresh: int, cut: int, cooldown: int, min_duration: int, dropout_alarms: bool
+    seed: int,
+    devices: int,
+    fresh: int,
+    cut: int,
+    cooldown: int,
+    min_duration: int,
+    dropout_alarms: bool,
+    clear_s: float,
 ) -> None:
-    alarm = AlarmConfig(cooldown=cooldown, min_duration=min_duration)
+    alarm = AlarmConfig(cooldown=cooldown, min_duration=min_duration, clear_s=clear_s)
     operating = OperatingConfig(start_s=10.0, settle_s=40.0)  # a few readings each
     # the operating-point test scores from the first reading, and within these few minutes
     point = OperatingPointConfig(learn_s=0.0, baseline_tau_s=600.0, regression_tau_s=300.0, margin=0.2)

@@ -144,8 +144,14 @@ DECLARATIONS: Final = (
             _device("cool", "readings left in the cooldown"),
             _device("health", "smoothed anomaly score behind the health index"),
             _device("alarm_since", "timestamp of the open alarm's raise, epoch ms"),
+            _device("below_since", "timestamp of the first reading of the run below the clear level, epoch ms"),
+            # the lifecycle of the open alarm (detector.FleetDetector's events; no kernel reads them)
+            _device("severity", "1 once the open alarm is critical"),
+            _device("esc_ref", "the sustained score the open alarm was raised or last escalated at"),
+            _device("last_score", "the score of the last reading"),
+            _channel("caused", "1 for a metric that is a cause of the open alarm"),
         ),
-        ("raise_level", "clear_level", "min_duration", "clear_duration", "cooldown"),
+        ("raise_level", "clear_level", "min_duration", "clear_duration", "cooldown", "clear_ms"),
     ),
     Declaration(
         "operating_state",

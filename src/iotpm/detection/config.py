@@ -130,7 +130,15 @@ PositiveInt = Annotated[int, Field(gt=0)]
 
 
 class AlarmConfig(BaseModel):
-    """Hysteresis on the anomaly score: one incident, one alarm."""
+    """Hysteresis on the anomaly score and the open alarm's lifecycle: one incident, one alarm.
+
+    An alarm raises at ``raise_level``; while it is open it escalates (an event of its own)
+    when it gets worse: a static limit or ISO 10816-3 zone D is crossed (it becomes
+    critical), another metric becomes a cause, or its score, sustained over two readings,
+    reaches ``escalate_factor`` times the score it was raised or last escalated at. It
+    clears once the score has stayed below ``clear_level`` for ``clear_duration`` readings
+    and ``clear_s`` seconds, so a condition that comes and goes is one incident.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -138,6 +146,14 @@ class AlarmConfig(BaseModel):
     clear_level: PositiveFloat = 0.8
     min_duration: PositiveInt = 1  # readings at or above raise_level before raising
     clear_duration: PositiveInt = 2  # readings below clear_level before clearing
+    # physical: the off-delay of ISA-18.2 (an alarm clears only once its condition has been
+    # gone for a while). Ten minutes is about the time an operator takes to reach a machine
+    # and look at it: a condition back within it is the same incident, not a new one
+    # (EEMUA 191 counts a raise within minutes of its clear as chattering)
+    clear_s: Annotated[float, Field(ge=0)] = 600.0
+    # physical: a deviation that has doubled is "worse" in any unit (the score is the
+    # deviation over its alarm level)
+    escalate_factor: Annotated[float, Field(gt=1)] = 2.0
     cooldown: Annotated[int, Field(ge=0)] = 0  # readings after a clear before a new raise
 
     @model_validator(mode="after")

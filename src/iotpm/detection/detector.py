@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from iotpm.detection import native, operating
-from iotpm.detection._layout import CH, CHANNEL_DETECTORS, DEVICE_DETECTORS, MAX_CHANNELS
+from iotpm.detection._layout import CH, CHANNEL_DETECTORS, DEV, DEVICE_DETECTORS, MAX_CHANNELS
 from iotpm.detection.config import DetectorConfig
 from iotpm.detection.detectors import IsoVibrationZone
 from iotpm.detection.engine import Kernel, KernelOutput, KernelRows, fit_statistics, new_vector
@@ -42,14 +42,20 @@ class Reason:
     detail: str = ""
 
 
+EventKind = Literal["raise", "escalate", "clear"]
+Severity = Literal["warning", "critical"]
+
+
 @dataclass(frozen=True, slots=True)
 class AlarmEvent:
-    """An alarm raise or clear at one reading of the chunk."""
+    """A transition of the alarm at one reading of the chunk: its raise, an escalation while
+    it is open (it got worse: its new severity and the reasons at that reading), its clear
+    (with the severity the incident reached)."""
 
-    kind: Literal["raise", "clear"]
+    kind: EventKind
     index: int
     ts_ms: int
-    severity: Literal["warning", "critical"]
+    severity: Severity
     score: float
     reasons: tuple[Reason, ...] = ()
 
@@ -70,10 +76,11 @@ class DetectionResult:
     """Per-reading outputs for one device's chunk, plus its device-level view.
 
     ``in_alarm`` is the alarm's state after each reading (raised at the raise level
-    after ``min_duration`` readings, cleared after ``clear_duration`` readings below
-    the clear level); ``events`` are its raise and clear transitions, one pair per
-    incident. ``is_anomaly`` flags the readings that carry an open alarm: the alarm is
-    on and the reading itself scores at the raise level or above. The readings of an
+    after ``min_duration`` readings, cleared after ``clear_duration`` readings and
+    ``clear_s`` seconds below the clear level); ``events`` are its transitions: one raise
+    and one clear per incident, and an escalation each time the open alarm got worse.
+    ``is_anomaly`` flags the readings that carry an open alarm: the alarm is on and the
+    reading itself scores at the raise level or above. The readings of an
     alarm waiting out its clear duration, or back under the raise level but not yet
     under the clear level, are in the alarm without being anomalous themselves.
     """
@@ -230,6 +237,7 @@ class FleetDetector:
                 self._result(
                     channels,
                     items[i],
+                    states[i],
                     ts[i],
                     xs[i],
                     _or_empty(gate[i]),
@@ -378,6 +386,7 @@ class FleetDetector:
         self,
         channels: tuple[str, ...],
         item: DeviceInput,
+        state: DeviceState,
         ts: IntArray,
         x: FloatArray,
         gate: FloatArray,
@@ -394,7 +403,9 @@ class FleetDetector:
             cols = KernelRows.join([out.rows(row, length) for out, row, length in segs], len(channels))
             moved = any(out.transitions[row] for out, row, _ in segs)
         assert len(cols.score) == len(ts), "kernel parts must cover the chunk"
-        events = self._events(channels, ts, x, cols, item) if moved else []
+        events = self._events(channels, ts, x, cols, item, state) if moved or alarm_open else []
+        if len(ts):
+            state.vector[layout_for(len(channels)).offsets["last_score"].start] = cols.score[-1]
         return DetectionResult(
             channels=channels,
             score=cols.score,
@@ -413,17 +424,27 @@ class FleetDetector:
         )
 
     def _events(
-        self, channels: tuple[str, ...], ts: IntArray, x: FloatArray, cols: KernelRows, item: DeviceInput
+        self,
+        channels: tuple[str, ...],
+        ts: IntArray,
+        x: FloatArray,
+        cols: KernelRows,
+        item: DeviceInput,
+        state: DeviceState,
     ) -> list[AlarmEvent]:
-        events: list[AlarmEvent] = []
-        for i in np.flatnonzero((cols.raised > 0) | (cols.cleared > 0)):
-            kind: Literal["raise", "clear"] = "raise" if cols.raised[i] > 0 else "clear"
-            reasons = self._reasons(channels, x[i], cols, int(i), item) if kind == "raise" else ()
-            limits = cols.channel_scores[i][:, [CH["threshold"], CH["iso10816"]]]
-            critical = bool(limits.max(initial=0.0) >= 1.0)
-            severity: Literal["warning", "critical"] = "critical" if critical else "warning"
-            events.append(AlarmEvent(kind, int(i), int(ts[i]), severity, float(cols.score[i]), reasons))
-        return events
+        """The alarm's raises, escalations and clears in the chunk; advances the open alarm's
+        lifecycle in ``state`` (its severity, causes and escalation level)."""
+        return [
+            AlarmEvent(
+                kind,
+                i,
+                int(ts[i]),
+                "critical" if critical else "warning",
+                float(cols.score[i]),
+                self._reasons(channels, x[i], cols, i, item) if kind != "clear" else (),
+            )
+            for kind, i, critical in Lifecycle(self.config, state).advance(cols)
+        ]
 
     def _reasons(
         self, channels: tuple[str, ...], x: FloatArray, cols: KernelRows, i: int, item: DeviceInput
@@ -503,6 +524,119 @@ class FleetDetector:
         soonest = np.min(np.where(np.isfinite(hours), hours, np.inf), axis=1, initial=np.inf)
         cap = np.where(soonest < 24.0, 50.0, np.where(soonest < _HOURS_PER_WEEK, 80.0, 100.0))
         return np.asarray(np.round(np.minimum(value, cap), 1), dtype=np.float64)
+
+
+class Lifecycle:
+    """The open alarm's life between its raise and its clear (ISA-18.2): it escalates when
+    it gets worse. Kept in the device's state, computed from the kernel's per-reading
+    scores, so every kernel gives the same events and chunks of any size give the same
+    events as one call.
+
+    While the alarm is open it escalates at a reading where
+
+    - a static limit or ISO 10816-3 zone D is crossed and it was a warning: it becomes
+      critical (and stays critical until it clears);
+    - a metric that was not yet a cause scores at the raise level (a detector on it, or
+      the multivariate detector with the largest share of its deviation there);
+    - the score, sustained over two readings (the smaller of the reading's and the one
+      before), reaches ``escalate_factor`` times the score it was raised or last escalated
+      at by the score.
+    """
+
+    def __init__(self, config: DetectorConfig, state: DeviceState) -> None:
+        self.cfg = config.alarm
+        self.state = state
+        self.lay = layout_for(len(state.channels))
+
+    def advance(self, cols: KernelRows) -> list[tuple[EventKind, int, bool]]:
+        """The chunk's events as (kind, reading, critical), in order; the state advances."""
+        n = len(cols.score)
+        if not n:
+            return []
+        v, o = self.state.vector, self.lay.offsets
+        severity, ref = v[o["severity"].start] > 0, float(v[o["esc_ref"].start])
+        caused = v[o["caused"]] > 0
+        score = cols.score
+        cs = cols.channel_scores
+        limits = np.maximum(cs[:, :, CH["threshold"]], cs[:, :, CH["iso10816"]]).max(axis=1) >= 1.0
+        sustained = np.minimum(score, np.concatenate(([v[o["last_score"].start]], score[:-1])))
+        raised, cleared = np.flatnonzero(cols.raised > 0), np.flatnonzero(cols.cleared > 0)
+        open_before = bool(cols.in_alarm[0]) != bool(cols.raised[0] > 0 or cols.cleared[0] > 0)
+        marks = sorted([(int(i), "raise") for i in raised] + [(int(i), "clear") for i in cleared])
+        events: list[tuple[EventKind, int, bool]] = []
+        at = 0 if open_before else None  # the first reading of the open alarm still to examine
+        for i, kind in marks:
+            if kind == "raise":
+                severity, caused, ref = (
+                    bool(limits[i]),
+                    self._causes(cols, i),
+                    max(float(score[i]), self.cfg.raise_level),
+                )
+                events.append(("raise", i, severity))
+                at = i + 1
+            else:
+                if at is not None:
+                    severity, caused, ref = self._escalate(
+                        cols, limits, sustained, at, i, severity, caused, ref, events
+                    )
+                events.append(("clear", i, severity))
+                severity, caused, ref, at = False, np.zeros_like(caused), 0.0, None
+        if at is not None:
+            severity, caused, ref = self._escalate(cols, limits, sustained, at, n, severity, caused, ref, events)
+        v[o["severity"].start], v[o["esc_ref"].start] = float(severity), ref
+        v[o["caused"]] = caused.astype(np.float64)
+        return events
+
+    def _causes(self, cols: KernelRows, i: int) -> npt.NDArray[np.bool_]:
+        """The metrics that score at the raise level at reading ``i``."""
+        level = self.cfg.raise_level
+        found = cols.channel_scores[i].max(axis=1) >= level
+        if cols.device_scores[i, DEV["multivariate"]] >= level and cols.shares[i].sum() > 0:
+            found[int(np.argmax(cols.shares[i]))] = True
+        return np.asarray(found, dtype=bool)
+
+    def _escalate(
+        self,
+        cols: KernelRows,
+        limits: npt.NDArray[np.bool_],
+        sustained: FloatArray,
+        start: int,
+        stop: int,
+        severity: bool,
+        caused: npt.NDArray[np.bool_],
+        ref: float,
+        events: list[tuple[EventKind, int, bool]],
+    ) -> tuple[bool, npt.NDArray[np.bool_], float]:
+        """Escalations of the open alarm over readings [start, stop); returns its new state."""
+        if stop <= start or cols.score[start:stop].max() < min(self.cfg.raise_level, 1.0):
+            return severity, caused, ref  # nothing scores at the raise level: nothing got worse
+        at: set[int] = set()
+        if not severity:
+            hits = np.flatnonzero(limits[start:stop])
+            at.update((start + hits[:1]).tolist())
+        level = self.cfg.raise_level
+        scoring = cols.channel_scores[start:stop].max(axis=2) >= level  # (n, c)
+        mv = cols.device_scores[start:stop, DEV["multivariate"]] >= level
+        if mv.any():
+            top = np.argmax(cols.shares[start:stop], axis=1)
+            scoring[np.flatnonzero(mv), top[mv]] = True
+        new = scoring & ~caused[None, :]
+        firsts = np.flatnonzero(new.any(axis=0))
+        at.update((start + np.argmax(new[:, firsts], axis=0)).tolist())
+        factor, j = self.cfg.escalate_factor, start
+        while j < stop:  # each rise past the factor escalates, from the level it reached
+            hits = np.flatnonzero(sustained[j:stop] >= factor * ref)
+            if not hits.size:
+                break
+            j += int(hits[0])
+            at.add(j)
+            ref = float(sustained[j])
+            j += 1
+        for i in sorted(at):
+            severity = severity or bool(limits[i])
+            caused = caused | self._causes(cols, i)
+            events.append(("escalate", i, severity))
+        return severity, caused, ref
 
 
 def _or_empty(gate: FloatArray | None) -> FloatArray:

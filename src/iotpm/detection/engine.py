@@ -49,6 +49,7 @@ def new_vector(layout: Layout) -> FloatArray:
     v[layout.offsets["floor"]] = np.inf
     v[layout.offsets["running"]] = 1.0
     v[layout.offsets["started"]] = -np.inf
+    v[layout.offsets["below_since"]] = -np.inf
     v[layout.offsets["load_v"]] = 1.0
     return v
 
@@ -305,6 +306,7 @@ class Kernel:
             "min_duration": alarm.min_duration,
             "clear_duration": alarm.clear_duration,
             "cooldown": alarm.cooldown,
+            "clear_ms": 1000.0 * alarm.clear_s,
             "dropout_alarms": cfg.dropout_alarms,
             "iso_bc": self.iso.bc,
             "iso_cd": self.iso.cd,
@@ -656,9 +658,10 @@ class Kernel:
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Hysteresis over each device's scores.
 
-        The run lengths above the raise level and below the clear level are computed
-        for the whole chunk at once; the alarm itself only changes at a raise or a
-        clear, so each device jumps from one transition to the next.
+        The run lengths above the raise level and below the clear level (and when that run
+        began) are computed for the whole chunk at once; the alarm itself only changes at a
+        raise or a clear, so each device jumps from one transition to the next. A clear
+        waits for ``clear_duration`` readings and ``clear_s`` seconds below the clear level.
         """
         cfg, lay = self.cfg.alarm, self.layout
         alarm, cool, since = lay.scalar(packed, "alarm"), lay.scalar(packed, "cool"), lay.scalar(packed, "alarm_since")
@@ -668,8 +671,17 @@ class Kernel:
         valid = np.arange(t)[None, :] < lengths[:, None]
         above = _run_lengths((score >= cfg.raise_level) & valid, lay.scalar(packed, "above"), axis=1)
         below = _run_lengths((score < cfg.clear_level) & valid, lay.scalar(packed, "below"), axis=1)
+        tsf = ts.astype(np.float64)
+        below_since = lay.scalar(packed, "below_since")
+        # the start of each reading's run below the clear level: in this chunk, or carried
+        first = np.arange(t)[None, :] - below + 1.0
+        at_first = np.take_along_axis(tsf, np.clip(first, 0, t - 1).astype(np.int64), axis=1)
+        run_since = np.where(first >= 0, at_first, below_since[:, None])
         can_raise = (above >= cfg.min_duration) & valid
-        can_clear = (below >= cfg.clear_duration) & valid
+        can_clear = (below >= cfg.clear_duration) & (tsf - run_since >= 1000.0 * cfg.clear_s) & valid
+        began = (below == 1.0) & valid
+        last_began = np.where(began.any(axis=1), t - 1 - np.argmax(began[:, ::-1], axis=1), -1)
+        below_since[:] = np.where(last_began >= 0, tsf[rows, np.maximum(last_began, 0)], below_since)
         out = np.repeat(alarm[:, None], t, axis=1)
         up_all, down_all = np.zeros((d, t)), np.zeros((d, t))
         busy = np.flatnonzero(np.where(alarm > 0, can_clear.any(axis=1), can_raise.any(axis=1)))

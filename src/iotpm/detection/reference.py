@@ -215,8 +215,11 @@ class ReferenceDetector:
         cfg, f = self.cfg.alarm, self.f
         f["above"][0] = f["above"][0] + 1.0 if score >= cfg.raise_level else 0.0
         f["below"][0] = f["below"][0] + 1.0 if score < cfg.clear_level else 0.0
+        if f["below"][0] == 1.0:
+            f["below_since"][0] = float(t)
         up = f["alarm"][0] == 0 and f["above"][0] >= cfg.min_duration and f["cool"][0] <= 0
-        down = f["alarm"][0] == 1 and f["below"][0] >= cfg.clear_duration
+        gone = float(t) - f["below_since"][0] >= 1000.0 * cfg.clear_s
+        down = f["alarm"][0] == 1 and f["below"][0] >= cfg.clear_duration and gone
         f["cool"][0] = float(cfg.cooldown) if down else max(f["cool"][0] - 1.0, 0.0)
         f["alarm"][0] = 1.0 if up else 0.0 if down else f["alarm"][0]
         if up:

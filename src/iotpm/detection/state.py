@@ -20,7 +20,7 @@ import numpy.typing as npt
 from iotpm.detection._layout import CHANNEL_FIELDS, DEVICE_FIELDS, HISTORY_FIELDS, MATRIX_FIELDS, T2_HISTORY
 from iotpm.models.metrics import parse_metric
 
-STATE_VERSION: Final = 4
+STATE_VERSION: Final = 5
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -35,6 +35,15 @@ _V3_DEVICE_FIELDS: Final = (
     "started",
 )  # fmt: skip
 _V3_FIXED: Final = (("t2_hist", T2_HISTORY),)
+#: the layout of version 4 (before the alarm's lifecycle), whose states still load
+_V4_CHANNEL_FIELDS: Final = (
+    "mu", "s", "s_min", "last_x", "zmax", "cp", "cn", "dscale", "dmax", "run", "flat_thr", "op_m", "op_c", "op_f",
+    "op_b", "smooth", "mew", "fast", "slow", "floor",
+)  # fmt: skip
+_V4_DEVICE_FIELDS: Final = (
+    "n", "last_t", "load", "load_m", "load_v", "ran", "dt_exp", "t2_on", "alarm", "above", "below", "cool", "health",
+    "alarm_since", "running", "started",
+)  # fmt: skip
 #: the fixed-width fields' widths (each history field holds T2_HISTORY values)
 _FIXED: Final = tuple((field, T2_HISTORY) for field in HISTORY_FIELDS)
 _V3_MATRIX: Final = ("P",)
@@ -127,12 +136,14 @@ class DeviceState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DeviceState:
         """Inverse of :meth:`to_dict`; rejects versions it does not know."""
-        if data.get("v") not in (3, STATE_VERSION):
+        if data.get("v") not in (3, 4, STATE_VERSION):
             raise ValueError(f"detector state version {data.get('v')!r} is not {STATE_VERSION}")
         channels = tuple(str(c) for c in data["channels"])
         vector = np.frombuffer(binascii.a2b_base64(data["state"], strict_mode=True), dtype="<f8").astype(np.float64)
         if data["v"] == 3:
             vector = _from_v3(vector, channels)
+        elif data["v"] == 4:
+            vector = _from_v4(vector, channels)
         if vector.size != layout_for(len(channels)).size:
             raise ValueError("detector state does not match its channel list")
         state = cls(channels, vector, ready=bool(data["ready"]))
@@ -141,6 +152,29 @@ class DeviceState:
             warm = np.frombuffer(base64.b64decode(data["warm_x"]), dtype="<f8")
             state.warm_x = warm.astype(np.float64).reshape(len(state.warm_t), len(channels))
         return state
+
+
+def _from_v4(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
+    """A version-4 vector in the current layout (see :func:`_lifecycle_unknown`)."""
+    c = len(channels)
+    was, now = Layout(c, _V4_CHANNEL_FIELDS, _V4_DEVICE_FIELDS, _V3_FIXED, _V3_MATRIX), layout_for(c)
+    if old.size != was.size:
+        raise ValueError("detector state does not match its channel list")
+    vector = np.zeros(now.size)
+    for name, sl in was.offsets.items():
+        vector[now.offsets[name]] = old[sl]
+    _lifecycle_unknown(vector, now)
+    return vector
+
+
+def _lifecycle_unknown(vector: FloatArray, layout: Layout) -> None:
+    """An alarm open before the lifecycle was kept: which metrics caused it and the score it
+    was raised at are not known, so it escalates only when it crosses a limit; a run below
+    the clear level already under way counts as long enough to clear."""
+    o = layout.offsets
+    vector[o["below_since"]] = -np.inf
+    vector[o["caused"]] = vector[o["alarm"]]
+    vector[o["esc_ref"]] = np.inf if vector[o["alarm"]][0] > 0 else 0.0
 
 
 def _from_v3(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
@@ -160,6 +194,7 @@ def _from_v3(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
     if proxy >= 0:
         vector[now.offsets["load"]] = vector[now.offsets["load_m"]] = mu[proxy]
     vector[now.offsets["load_v"]] = s[proxy] ** 2 if proxy >= 0 else 1.0
+    _lifecycle_unknown(vector, now)
     return vector
 
 
