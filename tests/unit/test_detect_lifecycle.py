@@ -162,3 +162,13 @@ def test_the_clear_waits_in_time_whatever_the_interval() -> None:
         assert kinds(events) == [("raise", "critical"), ("clear", "critical")]
         below = (events[1].ts_ms - ts[401]) / 1000
         assert AlarmConfig().clear_s <= below < AlarmConfig().clear_s + 2 * interval_ms / 1000
+
+
+def test_a_stuck_sensor_raises_once_and_does_not_escalate_as_its_run_grows() -> None:
+    rng = np.random.default_rng(19)
+    n = 1500
+    ts, x = timestamps(n), healthy(rng, n)
+    x[400:, 0] = x[400, 0]  # the temperature repeats one value for over an hour
+    events = detector(ts, x).update(ts[WARM:], x[WARM:]).events
+    assert kinds(events) == [("raise", "warning")]
+    assert events[0].reasons[0].detector == "flatline"

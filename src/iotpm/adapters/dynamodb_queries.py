@@ -355,7 +355,8 @@ def _day_key(row: AnomalyRow) -> str:
 def _day_start_key(day_key: str) -> Item:
     """The by_day start key of a day_key (its table key is recoverable from it)."""
     parts = day_key.split("#")
-    if len(parts) != 3 or not parts[0].isdigit() or len(parts[0]) != 13 or parts[2] not in ("raise", "clear"):
+    kinds = ("raise", "escalate", "clear")
+    if len(parts) != 3 or not parts[0].isdigit() or len(parts[0]) != 13 or parts[2] not in kinds:
         raise InvalidCursorError("next_token is not a token this API issued")
     ts, device, kind = int(parts[0]), parts[1], parts[2]
     return {

@@ -91,6 +91,8 @@ class FleetReport:
     lines: dict[str, dict[str, Any]] = field(default_factory=dict)
     open_alarms: list[dict[str, Any]] = field(default_factory=list)
     raised: list[dict[str, Any]] = field(default_factory=list)
+    #: open alarms that got worse in the period (a limit crossed, a new cause): their new severity
+    escalated: list[dict[str, Any]] = field(default_factory=list)
     heading: list[dict[str, Any]] = field(default_factory=list)
     quality: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -103,13 +105,14 @@ class FleetReport:
             "lines": self.lines,
             "open_alarms": self.open_alarms,
             "alarms_raised": self.raised,
+            "alarms_escalated": self.escalated,
             "heading_for_limit": self.heading,
             "data_quality": self.quality,
         }
 
     def named_devices(self) -> set[str]:
         """Every device the report names (the healthy ones appear only in counts)."""
-        sections = (self.open_alarms, self.raised, self.heading, self.quality.get("silent_devices", []))
+        sections = (self.open_alarms, self.raised, self.escalated, self.heading, self.quality.get("silent_devices", []))
         return {str(row["device_id"]) for section in sections for row in section}
 
     def summary(self) -> str:
@@ -124,7 +127,7 @@ class FleetReport:
         return (
             f"iotpm {scope} report to {_iso(o.until)}: {sum(bands.values())} devices, "
             f"{bands['good']} good / {bands['watch']} watch / {bands['critical']} critical. "
-            f"Open alarms: {alarms}. {len(self.raised)} raised in {o.hours:g} h; "
+            f"Open alarms: {alarms}. {len(self.raised)} raised, {len(self.escalated)} escalated in {o.hours:g} h; "
             f"{len(self.heading)} heading for a limit; {quarantined} quarantined, "
             f"{len(self.quality.get('silent_devices', []))} silent."
         )
@@ -149,6 +152,11 @@ def build_report(get: ApiGet, run_query: RunQuery | None, options: ReportOptions
     raised = _pages(get, "/anomalies", {**scope, "since": _iso(options.since), "limit": PAGE})
     until = _iso(options.until)
     report.raised = [_raise(a) for a in raised if a["kind"] == "raise" and a["time"] <= until]
+    report.escalated = [_raise(a) for a in raised if a["kind"] == "escalate" and a["time"] <= until]
+    for alarm in report.open_alarms:  # an open alarm is as severe as it has become since its raise
+        mine = [a for a in report.escalated if a["device_id"] == alarm["device_id"] and a["time"] >= alarm["since"]]
+        if any(a["severity"] == "critical" for a in mine):
+            alarm["severity"] = "critical"
     report.heading.sort(key=lambda h: h["hours_to_limit"])
     if run_query is not None:
         report.quality = _quality(run_query, options, {d["device_id"] for d in devices} if scope else None)
@@ -283,6 +291,8 @@ def render_html(r: FleetReport) -> str:
         _table(r.heading, HEADING_COLUMNS, "no machine is heading for a limit"),
         "<h2>Alarms raised in the period</h2>",
         _table(r.raised, ["time", "device_id", "line", "severity", "why"], "no alarm raised"),
+        "<h2>Alarms escalated in the period</h2>",
+        _table(r.escalated, ["time", "device_id", "line", "severity", "why"], "no alarm escalated"),
         "<h2>Data quality</h2><h3>Quarantined messages</h3>",
         _table(q.get("quarantine_reasons", []), ["day", "reason", "messages", "devices"], "nothing quarantined"),
         "<h3>Silent devices</h3>",

@@ -56,7 +56,7 @@ class DeviceSummary(Body):
 class Anomaly(Body):
     device_id: str
     time: datetime
-    kind: Literal["raise", "clear"]
+    kind: Literal["raise", "escalate", "clear"]
     severity: Literal["warning", "critical"]
     score: float
     site: str

@@ -540,7 +540,8 @@ class Lifecycle:
       the multivariate detector with the largest share of its deviation there);
     - the score, sustained over two readings (the smaller of the reading's and the one
       before), reaches ``escalate_factor`` times the score it was raised or last escalated
-      at by the score.
+      at by the score. Only the machine's condition counts here: a stuck sensor's run or a
+      gap grows with time, not with the fault (they raise, and are a new cause, all the same).
     """
 
     def __init__(self, config: DetectorConfig, state: DeviceState) -> None:
@@ -559,7 +560,13 @@ class Lifecycle:
         score = cols.score
         cs = cols.channel_scores
         limits = np.maximum(cs[:, :, CH["threshold"]], cs[:, :, CH["iso10816"]]).max(axis=1) >= 1.0
-        sustained = np.minimum(score, np.concatenate(([v[o["last_score"].start]], score[:-1])))
+        # the machine's condition: every score but the stuck sensor's and the gap's
+        f = CH["flatline"]
+        condition = np.fmax(cs[:, :, :f].max(axis=(1, 2)), cols.device_scores[:, DEV["multivariate"]])
+        if f + 1 < cs.shape[2]:
+            condition = np.fmax(condition, cs[:, :, f + 1 :].max(axis=(1, 2)))
+        before = np.concatenate(([v[o["last_score"].start]], score[:-1]))
+        sustained = np.minimum(condition, np.minimum(score, before))
         raised, cleared = np.flatnonzero(cols.raised > 0), np.flatnonzero(cols.cleared > 0)
         open_before = bool(cols.in_alarm[0]) != bool(cols.raised[0] > 0 or cols.cleared[0] > 0)
         marks = sorted([(int(i), "raise") for i in raised] + [(int(i), "clear") for i in cleared])
@@ -570,7 +577,7 @@ class Lifecycle:
                 severity, caused, ref = (
                     bool(limits[i]),
                     self._causes(cols, i),
-                    max(float(score[i]), self.cfg.raise_level),
+                    max(float(condition[i]), self.cfg.raise_level),
                 )
                 events.append(("raise", i, severity))
                 at = i + 1

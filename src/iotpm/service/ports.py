@@ -85,11 +85,11 @@ def chunks_of(rows: Sequence[ReadingRow]) -> dict[ChunkKey, list[ReadingRow]]:
 
 @dataclass(frozen=True, slots=True)
 class AnomalyRow:
-    """An alarm raise or clear, with its reasons."""
+    """An alarm raise, escalation or clear, with its reasons."""
 
     device_id: str
     ts_ms: int
-    kind: Literal["raise", "clear"]
+    kind: Literal["raise", "escalate", "clear"]
     severity: Literal["warning", "critical"]
     score: float
     site: str

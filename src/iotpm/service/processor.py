@@ -662,7 +662,7 @@ class Processor:
         )
         if event.kind == "raise":
             counts.anomalies_raised += 1
-        else:
+        elif event.kind == "clear":
             counts.anomalies_cleared += 1
         # claimed before it is sent, by this attempt's token: a retry after a failure anywhere
         # later finds it claimed and sends nothing, so an alert goes out once per raise; a claim
@@ -1026,7 +1026,8 @@ def _alert(row: AnomalyRow, reading: ReadingFields, result: DetectionResult) -> 
     at = datetime.fromtimestamp(row.ts_ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
     top = row.reasons[0] if row.reasons else None
     why = f": {top['metric']} {top['detector']}" if top else ""
-    verb = "raised" if row.kind == "raise" else "cleared"
+    # an escalation carries its new severity, so a route for critical alarms hears it
+    verb = {"raise": "raised", "escalate": "escalated", "clear": "cleared"}[row.kind]
     subject = f"[{row.severity.upper()}] {row.device_id} alarm {verb}{why}"[:100]
     body = {
         "event": f"alarm_{verb}",
