@@ -21,10 +21,10 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from iotpm.models.validation import MAX_ABS_VALUE, MIN_ABS_VALUE, RejectReason
-from iotpm.service.ports import ReadingRow
+from iotpm.service.ports import BatchLog, ReadingRow
 from iotpm.service.processor import RawRecord
 
 SHARD = "shardId-000000000007"
@@ -300,7 +300,9 @@ class Harness:
     (0: every batch). The checks read what the API shows, log included.
     """
 
-    def __init__(self, *, write_behind: bool = False, compact_interval_s: int = 600) -> None:
+    def __init__(
+        self, *, write_behind: bool = False, compact_interval_s: int = 600, batch_log: BatchLog | None = None
+    ) -> None:
         from iotpm.api.memory import MemoryQueries
         from iotpm.handlers.processor import ProcessorHandler
         from iotpm.service import Processor, ProcessorSettings
@@ -308,7 +310,8 @@ class Harness:
 
         self.states, self.readings, self.anomalies = m.MemoryStates(), m.MemoryReadings(), m.MemoryAnomalies()
         self.rollups, self.archive, self.alerts = m.MemoryRollups(), m.MemoryArchive(), m.MemoryAlerts()
-        self.log, self.snapshots = m.MemoryLog(), m.MemorySnapshots()
+        self.log: BatchLog = batch_log or m.MemoryLog()
+        self.snapshots = m.MemorySnapshots()
         seen: list[Any] = [None]
 
         class Counting(Processor):
@@ -330,7 +333,9 @@ class Harness:
             snapshots=self.snapshots if write_behind else None,
         )
         self.handler = ProcessorHandler(lambda: self.processor)
-        self.queries = MemoryQueries(self.states, self.readings, self.anomalies, self.rollups, self.log)
+        # MemoryQueries reads the log through the BatchLog port only (a DynamoLog over a stand-in table works)
+        log = cast("m.MemoryLog", self.log)
+        self.queries = MemoryQueries(self.states, self.readings, self.anomalies, self.rollups, log)
 
     @property
     def last_counts(self) -> Any:
