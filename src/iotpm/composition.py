@@ -62,6 +62,19 @@ class Settings(TableSettings):
     # write-behind: the per-shard snapshots' bucket (empty: every batch is written through)
     state_bucket: str = ""
     compact_interval_s: int = 600
+    # a device's channel set stops growing here; per device type as "pump=32,compressor=48"
+    max_channels: int = Field(default=64, ge=1)
+    max_channels_by_type: str = ""
+
+    def channel_caps(self) -> dict[str, int]:
+        """``max_channels_by_type`` as a mapping (a malformed pair is an error at start, not a silent default)."""
+        caps = {}
+        for pair in filter(None, (p.strip() for p in self.max_channels_by_type.split(","))):
+            kind, sep, number = pair.partition("=")
+            if not sep or not kind.strip() or not number.strip().isdigit() or int(number) < 1:
+                raise ValueError(f"max_channels_by_type: {pair!r} is not <device type>=<positive number>")
+            caps[kind.strip()] = int(number)
+        return caps
 
 
 def clients(settings: TableSettings, names: tuple[str, ...] | None = None, *, validate: bool = True) -> dict[str, Any]:
@@ -109,7 +122,11 @@ def build_processor(settings: Settings | None = None, aws: dict[str, Any] | None
         if s.timestream_enabled
         else None,
         settings=ProcessorSettings(
-            environment=s.environment, readings_ttl_days=s.readings_ttl_days, compact_interval_s=s.compact_interval_s
+            environment=s.environment,
+            readings_ttl_days=s.readings_ttl_days,
+            compact_interval_s=s.compact_interval_s,
+            max_channels=s.max_channels,
+            max_channels_by_type=s.channel_caps(),
         ),
         batch_log=DynamoLog(ddb, s.readings_table) if s.state_bucket else None,
         snapshots=S3Snapshots(c["s3"], s.state_bucket) if s.state_bucket else None,

@@ -46,6 +46,7 @@ from iotpm.service.ports import (
     ChunkKey,
     DeviceRecord,
     Failures,
+    LogDevice,
     LogEntry,
     MetricStats,
     ReadingRow,
@@ -282,6 +283,7 @@ def device_item(r: DeviceRecord, version: int) -> Item:
         "readings": _n(r.readings),
         "updated": _n(r.updated_ms),
         "version": _n(version),
+        "identity": {"S": r.identity},
     }
 
 
@@ -323,6 +325,7 @@ def device_record(item: Mapping[str, Any]) -> DeviceRecord:
         version=int(item["version"]["N"]),
         ingest=ingest,
         flushed=flushed,
+        identity=str(item.get("identity", {}).get("S", "payload")),  # items before it: all from payloads
     )
 
 
@@ -511,29 +514,70 @@ def log_partition(shard: str) -> str:
     return f"~log#{shard}"
 
 
+def _halves(part: LogEntry) -> list[LogEntry]:
+    """A part too large for one item as two: its devices in halves, or one device's readings."""
+    if len(part.devices) > 1:
+        half = len(part.devices) // 2
+        return [msgspec.structs.replace(part, devices=part.devices[:half]),
+                msgspec.structs.replace(part, devices=part.devices[half:])]  # fmt: skip
+    (d,) = part.devices
+    half = len(d.ts) // 2
+    return [msgspec.structs.replace(part, devices=[_piece(d, 0, half)]),
+            msgspec.structs.replace(part, devices=[_piece(d, half, len(d.ts))])]  # fmt: skip
+
+
+def _piece(d: LogDevice, start: int, end: int) -> LogDevice:
+    """The device's readings ``start:end`` of the entry, with their ordinals and its view."""
+    return msgspec.structs.replace(
+        d, first_ordinal=d.first_ordinal + start, ts=d.ts[start:end], seq=d.seq[start:end],
+        metrics=d.metrics[start:end], score=d.score[start:end], anomaly=d.anomaly[start:end],
+    )  # fmt: skip
+
+
+def _joined(entry: LogEntry) -> LogEntry:
+    """An entry whose devices came in pieces (one device's readings over several items) with each device whole."""
+    if len({d.device_id for d in entry.devices}) == len(entry.devices):
+        return entry
+    groups: dict[str, list[LogDevice]] = {}
+    for d in entry.devices:
+        groups.setdefault(d.device_id, []).append(d)
+    devices = []
+    for pieces in groups.values():
+        pieces.sort(key=lambda p: p.first_ordinal)
+        devices.append(msgspec.structs.replace(
+            pieces[0], ts=[t for p in pieces for t in p.ts], seq=[q for p in pieces for q in p.seq],
+            metrics=[m for p in pieces for m in p.metrics], score=[x for p in pieces for x in p.score],
+            anomaly=[a for p in pieces for a in p.anomaly],
+        ))  # fmt: skip
+    return msgspec.structs.replace(entry, devices=devices)
+
+
 def log_items(shard: str, entry: LogEntry) -> list[Item]:
-    """An entry as readings-table items: one, or parts of its devices when it is large."""
+    """An entry as readings-table items: one, or parts when it is large (split across its
+    devices, then within one device's readings), each below DynamoDB's item size."""
+    return [item for item, _ in _log_parts(shard, entry)]
+
+
+def _log_parts(shard: str, entry: LogEntry) -> list[tuple[Item, list[str]]]:
+    """Each item of the entry and the devices whose readings it holds."""
     parts = [entry]
-    out: list[Item] = []
+    out: list[tuple[Item, list[str]]] = []
     while parts:
         part = parts.pop(0)
         data = _deflate(msgspec.msgpack.encode(entry_columns(part)))
-        if len(data) > LOG_ITEM_BYTES and len(part.devices) > 1:
-            half = len(part.devices) // 2
-            parts[:0] = [msgspec.structs.replace(part, devices=part.devices[:half]),
-                         msgspec.structs.replace(part, devices=part.devices[half:])]  # fmt: skip
+        if len(data) > LOG_ITEM_BYTES and (len(part.devices) > 1 or any(len(d.ts) > 1 for d in part.devices)):
+            parts[:0] = _halves(part)
             continue
-        out.append(
-            {
-                "device_id": {"S": log_partition(shard)},
-                "sk": {"S": f"{entry.key}#{len(out):03d}"},
-                "n": _n(sum(len(d.ts) for d in part.devices)),
-                "data": {"B": data},
-                # kept as long as its readings would be: a shard that stops receiving keeps its
-                # last readings in the log (nothing compacts it), and the API still reads them
-                "expires_at": _n(entry.written_ms // 1000 + entry.ttl_s),
-            }
-        )
+        item = {
+            "device_id": {"S": log_partition(shard)},
+            "sk": {"S": f"{entry.key}#{len(out):03d}"},
+            "n": _n(sum(len(d.ts) for d in part.devices)),
+            "data": {"B": data},
+            # kept as long as its readings would be: a shard that stops receiving keeps its
+            # last readings in the log (nothing compacts it), and the API still reads them
+            "expires_at": _n(entry.written_ms // 1000 + entry.ttl_s),
+        }
+        out.append((item, [d.device_id for d in part.devices]))
     return out
 
 
@@ -546,10 +590,10 @@ def log_entries(items: Iterable[Item]) -> Iterator[LogEntry]:
             current.devices.extend(part.devices)
             continue
         if current is not None:
-            yield current
+            yield _joined(current)
         current = part
     if current is not None:
-        yield current
+        yield _joined(current)
 
 
 class DynamoLog(_Dynamo):
@@ -559,11 +603,11 @@ class DynamoLog(_Dynamo):
         super().__init__(client, table)
         self.consistent = consistent
 
-    def append(self, shard: str, entry: LogEntry) -> None:
-        items = log_items(shard, entry)
-        failures = self._batch_write(items, lambda it: str(it["sk"]["S"]))
-        if failures:
-            raise next(iter(failures.values()))
+    def append(self, shard: str, entry: LogEntry) -> Failures:
+        parts = _log_parts(shard, entry)
+        owners = {str(item["sk"]["S"]): devices for item, devices in parts}
+        failures = self._batch_write([item for item, _ in parts], lambda it: str(it["sk"]["S"]))
+        return {device: exc for sk, exc in failures.items() for device in owners[sk]}
 
     def after(self, shard: str, key: str | None, newest_first: bool = False) -> Iterator[LogEntry]:
         # "#~" sorts after every part suffix of ``key``; "0" before every key (they start with digits)

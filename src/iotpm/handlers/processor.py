@@ -186,6 +186,9 @@ class ProcessorHandler:
                 "AnomaliesCleared": (c.anomalies_cleared, "Count"),
                 "AlertsSent": (c.alerts_sent, "Count"),
                 "TimestreamRejected": (c.timeseries_rejected, "Count"),
+                "ReadingsRefused": (sum(n for per in c.refused.values() for n in per.values()), "Count"),
+                "IdentityMismatches": (c.identity_mismatches, "Count"),
+                "DevicesBootstrapped": (c.identities_bootstrapped, "Count"),
                 "BatchLatency": (round(ms, 2), "Milliseconds"),
                 "RecordAge": (c.max_age_ms, "Milliseconds"),
             },
@@ -199,9 +202,28 @@ class ProcessorHandler:
         )
         if outcome.errors:
             log("warning", "devices will be retried", request_id=request_id, errors=outcome.errors[:20])
+        self._refused(c.refused, request_id)
+
+    def _refused(self, refused: Mapping[str, Mapping[str, int]], request_id: str | None) -> None:
+        """A pipeline alarm's evidence per device refused: a metric with the device as its dimension
+        (the ``device-refused`` alarm watches their sum, ``ReadingsRefused``) and an error log line."""
+        for device, reasons in sorted(refused.items(), key=lambda kv: -sum(kv[1].values()))[:_REFUSED_NAMED]:
+            emf(
+                {"DeviceReadingsRefused": (sum(reasons.values()), "Count")},
+                {"Environment": self._environment(), "Function": "processor", "DeviceId": device},
+                properties={"reasons": dict(reasons), "request_id": request_id},
+            )
+            log("error", "device refused: its records break the pipeline's limits", device_id=device,
+                reasons=dict(reasons), request_id=request_id)  # fmt: skip
+        if len(refused) > _REFUSED_NAMED:
+            log("error", "more devices refused", count=len(refused) - _REFUSED_NAMED, request_id=request_id)
 
     def _environment(self) -> str:
         return self._processor.settings.environment if self._processor is not None else "unknown"
+
+
+#: at most this many devices named per batch (each a metric of its own); the rest are counted
+_REFUSED_NAMED = 10
 
 
 def _response(failed: list[str]) -> dict[str, Any]:

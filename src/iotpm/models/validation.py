@@ -54,6 +54,17 @@ class RejectReason(StrEnum):
     STORE_REJECTED = "store_rejected"
     #: the decoder itself failed on the record: a bug to fix, caught so it cannot block a shard
     DECODER_ERROR = "decoder_error"
+    #: a record carrying more readings than :attr:`ValidationLimits.max_readings` (refused once, whole)
+    TOO_MANY_READINGS = "too_many_readings"
+    #: metric names past the device's channel cap (the reading's other metrics are stored)
+    TOO_MANY_METRICS = "too_many_metrics"
+
+
+#: refusals that a device's own sending causes and that cost the pipeline (a pipeline alarm
+#: names the publishing device): caps, and readings published for another device
+DEVICE_REFUSALS: Final = frozenset(
+    {RejectReason.TOO_MANY_READINGS, RejectReason.TOO_MANY_METRICS, RejectReason.DEVICE_MISMATCH}
+)
 
 
 #: added by the IoT topic rule (and the local bridge): the thing whose certificate published
@@ -73,6 +84,9 @@ class Rejection:
     reason: RejectReason
     detail: str
     device_id: str | None = None
+    #: only part of the message was refused (metrics past a cap); the rest was stored, so
+    #: the rejection is not a reading of its own in the counts
+    part: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +94,10 @@ class ValidationLimits:
     """Bounds a message must respect. Defaults suit one reading per second or slower."""
 
     max_bytes: int = 16 * 1024
+    #: readings in one record (a JSON array of messages): more is refused whole, once. An IoT
+    #: Core message (128 KB) holds at most ~1,700 of the smallest readings; a gateway's buffer
+    #: flushed in one message is a few hundred
+    max_readings: int = 1000
     max_future_ms: int = 5 * 60 * 1000
     max_age_ms: int = 7 * 24 * 3600 * 1000
 

@@ -167,8 +167,9 @@ class MemoryLog:
     def __init__(self) -> None:
         self.shards: dict[str, dict[str, bytes]] = {}
 
-    def append(self, shard: str, entry: LogEntry) -> None:
+    def append(self, shard: str, entry: LogEntry) -> Failures:
         self.shards.setdefault(shard, {})[entry.key] = msgspec.msgpack.encode(entry)
+        return {}
 
     def after(self, shard: str, key: str | None, newest_first: bool = False) -> Iterator[LogEntry]:
         entries = self.shards.get(shard, {})

@@ -225,6 +225,10 @@ class DeviceRecord:
     #: through; the device's readings in later entries of that shard's log are not in
     #: the record, the readings chunks and the rollups yet (see :class:`BatchLog`)
     flushed: dict[str, str] = field(default_factory=dict)
+    #: where ``site``, ``line`` and ``device_type`` came from. Today always ``payload``: the
+    #: bootstrap, a device seen for the first time with no record takes its first message's
+    #: (later messages cannot change them); an operator registry will write ``registry``
+    identity: str = "payload"
 
 
 class LogDevice(msgspec.Struct, array_like=True, gc=False):
@@ -320,8 +324,14 @@ class BatchLog(Protocol):
     reading key in two entries they take the later.
     """
 
-    def append(self, shard: str, entry: LogEntry) -> None:
-        """Store the entry (raises :class:`~iotpm.service.errors.StoreError`)."""
+    def append(self, shard: str, entry: LogEntry) -> Failures:
+        """Store the entry; the devices whose part of it could not be stored, with why.
+
+        A store may split an entry into several items (by size, across devices and within
+        one device's readings); a failure is charged to the devices of the items that
+        failed, so the others' parts stand. A store may also raise
+        :class:`~iotpm.service.errors.StoreError` for the whole entry.
+        """
         ...
 
     def after(self, shard: str, key: str | None, newest_first: bool = False) -> Iterator[LogEntry]:

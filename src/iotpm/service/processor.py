@@ -34,6 +34,7 @@ import orjson
 from iotpm.detection import AlarmEvent, DetectionResult, DetectorConfig, DeviceInput, DeviceState, FleetDetector
 from iotpm.detection.state import FloatArray
 from iotpm.models import FastDecoder, ReadingFields, Rejection, RejectReason, ValidationLimits, decode
+from iotpm.models.validation import DEVICE_REFUSALS
 from iotpm.observability import log
 from iotpm.service.errors import StoreError
 from iotpm.service.ports import (
@@ -99,6 +100,13 @@ class Counts:
     timeseries_rejected: int = 0
     max_age_ms: int = 0
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    #: what a device's own sending made the processor refuse (see ``DEVICE_REFUSALS``), by the
+    #: thing that published it and the reason: each raises a pipeline alarm naming the device
+    refused: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: readings whose site, line or device type differ from their device's record (the record's kept)
+    identity_mismatches: int = 0
+    #: devices seen for the first time, their site, line and type taken from their payload
+    identities_bootstrapped: int = 0
 
 
 @dataclass
@@ -128,6 +136,15 @@ class ProcessorSettings:
     #: slice every ``compact_interval_s / compact_slices``: each device still once per interval,
     #: and no batch carries a whole shard's compaction
     compact_slices: int = 10
+    #: a device's channel set (its metric names) stops growing at this many; names past it are
+    #: refused (``too_many_metrics``). 64 is what the detector's C kernel takes
+    max_channels: int = 64
+    #: per device type, another cap than ``max_channels``
+    max_channels_by_type: Mapping[str, int] = field(default_factory=dict)
+
+    def channel_cap(self, device_type: str) -> int:
+        """How many channels a device of ``device_type`` may have."""
+        return self.max_channels_by_type.get(device_type, self.max_channels)
 
 
 @dataclass(slots=True)
@@ -281,8 +298,10 @@ class Processor:
         for index, fields in pairs:
             thing = records[index].partition_key
             if fields.device_id != thing:  # the rule keys each record by the thing that published it
+                # quarantined as itself, not as its record: an array of foreign ids costs its own size
                 why = f"reading for {fields.device_id!r} published by thing {thing[:128]!r}"
-                rejected.append((index, Rejection(RejectReason.DEVICE_MISMATCH, why, fields.device_id), None))
+                rejection = Rejection(RejectReason.DEVICE_MISMATCH, why, fields.device_id)
+                rejected.append((index, rejection, msgspec.to_builtins(fields)))
                 continue
             device = devices.get(fields.device_id)
             if device is None:
@@ -297,9 +316,13 @@ class Processor:
         self, records: Sequence[RawRecord], max_bytes: int, rejected: list[tuple[int, Rejection, Any]]
     ) -> Iterator[tuple[int, ReadingFields]]:
         """Each record's index with each of its readings: the fast decoder's, else :func:`decode`'s."""
+        most = self.settings.limits.max_readings
         for index, rec in enumerate(records):
             try:
                 readings = self._fast(rec.data, rec.arrival_ms) if len(rec.data) <= max_bytes else None
+                if readings is not None and len(readings) > most:
+                    rejected.append((index, _too_many(len(readings), most, rec), None))
+                    continue
                 if readings is None:
                     readings = self._slow(index, rec, max_bytes, rejected)
             except Exception as exc:  # a decoder bug must not block the shard: quarantined, counted, logged
@@ -320,11 +343,15 @@ class Processor:
             return []
         out = []
         strict, payloads = parsed
+        if len(payloads) > self.settings.limits.max_readings:
+            rejected.append((index, _too_many(len(payloads), self.settings.limits.max_readings, rec), None))
+            return []
         for payload in payloads:
             result = decode(payload, rec.arrival_ms, self.settings.limits)
             if isinstance(result, Rejection):
                 # what only the standard library could parse (NaN literals, say) has no
-                # JSON form: it is archived as the record's text, exactly as received
+                # JSON form: it is archived as the record's text, exactly as received (once
+                # per record, however many of its messages are refused: see _quarantine)
                 rejected.append((index, result, payload if strict else None))
             else:
                 out.append(ReadingFields.of(result))
@@ -337,24 +364,36 @@ class Processor:
         counts: Counts,
         prefix: str | None = None,
     ) -> None:
+        """One line per rejection, with what was refused: a message as itself, a record's text
+        once per record (its line counts the record's other rejections without a payload), so
+        the object grows with the input's size, never with its square."""
         lines = []
+        whole: dict[int, dict[str, Any]] = {}  # record index -> its line carrying the record's text
         for index, rejection, payload in rejected:
-            rec = records[index]
-            lines.append(
-                {
-                    "reason": rejection.reason.value,
-                    "detail": rejection.detail,
-                    "device_id": rejection.device_id,
-                    "sequence_number": rec.sequence_number,
-                    "partition_key": rec.partition_key,
-                    "arrival_ms": rec.arrival_ms,
-                    "payload": payload if payload is not None else _text(rec.data),
-                }
-            )
-            counts.quarantine_reasons[rejection.reason.value] = (
-                counts.quarantine_reasons.get(rejection.reason.value, 0) + 1
-            )
-        counts.quarantined += len(lines)
+            rec, reason = records[index], rejection.reason.value
+            counts.quarantine_reasons[reason] = counts.quarantine_reasons.get(reason, 0) + 1
+            counts.quarantined += not rejection.part
+            if rejection.reason in DEVICE_REFUSALS:  # charged to the thing that published it
+                per = counts.refused.setdefault(rec.partition_key[:128], {})
+                per[reason] = per.get(reason, 0) + 1
+            if payload is None and index in whole:
+                line = whole[index]
+                line["count"] += 1
+                line["reasons"][reason] = line["reasons"].get(reason, 0) + 1
+                continue
+            line = {
+                "reason": reason,
+                "detail": rejection.detail,
+                "device_id": rejection.device_id,
+                "sequence_number": rec.sequence_number,
+                "partition_key": rec.partition_key,
+                "arrival_ms": rec.arrival_ms,
+                "payload": payload if payload is not None else _text(rec.data),
+            }
+            if payload is None:
+                line.update(count=1, reasons={reason: 1})
+                whole[index] = line
+            lines.append(line)
         self.archive.put(ArchiveObject(self._key(prefix or self.settings.quarantine_prefix, records), lines))
 
     def _key(self, prefix: str, records: Sequence[RawRecord]) -> str:
@@ -379,15 +418,24 @@ class Processor:
     ) -> list[_Work]:
         """Each device's fresh readings through the detector, late ones stored without a score."""
         pending: list[tuple[_Device, DeviceRecord, _Fresh, DeviceInput, DeviceInput | None]] = []
+        new: list[str] = []
         for device_id in sorted(devices):
             device = devices[device_id]
-            first = device.readings[0]
-            record = stored.get(device_id) or DeviceRecord(device_id, first.site, first.line, first.device_type)
+            record = stored.get(device_id)
+            if record is None:  # the bootstrap: its first message's site, line and type (see DeviceRecord.identity)
+                first = device.readings[0]
+                record = DeviceRecord(device_id, first.site, first.line, first.device_type)
+                new.append(device_id)
             fresh = _fresh(device, records, record, counts)
             rejected += fresh.conflicts
             if not fresh.readings:
                 continue
-            channels, state = self._channels(record, fresh.readings)
+            _identify(record, fresh.readings, counts)
+            state = _state(record)
+            rejected += _capped(fresh, state.channels if state else (), self.settings.channel_cap(record.device_type))
+            if not fresh.readings:
+                continue
+            channels, state = _channels(state, fresh.readings)
             ts = np.array([r.ts_ms for r in fresh.readings], dtype=np.int64)
             x = _values(fresh.readings, channels)
             last = fresh.readings[-1]
@@ -403,6 +451,10 @@ class Processor:
                     else None
                 )
             pending.append((device, record, fresh, whole, scored))
+        if new:
+            counts.identities_bootstrapped += len(new)
+            log("info", "devices seen for the first time: site, line and type from their payload",
+                devices=new[:20], count=len(new))  # fmt: skip
         work = []
         detected = [item for *_, item in pending if item is not None]
         results = iter(self.fleet.update(detected)) if detected else iter(())
@@ -418,22 +470,6 @@ class Processor:
             record.ingest = fresh.ingest
             work.append(_Work(device, record, fresh.readings, whole, result, fresh.indices))
         return work
-
-    def _channels(self, record: DeviceRecord, fresh: list[ReadingFields]) -> tuple[tuple[str, ...], DeviceState | None]:
-        if record.detector is not None:
-            try:
-                state = DeviceState.from_dict(record.detector)
-            except (ValueError, KeyError, TypeError, binascii.Error) as exc:
-                # a state from another release (or damaged): the device learns its
-                # baseline again rather than holding up the shard
-                log("warning", "detector state unusable; relearning", device_id=record.device_id, error=str(exc))
-                return tuple(sorted(set().union(*[r.metrics for r in fresh]))), None
-            seen = set().union(*[r.metrics for r in fresh])
-            if seen.issubset(state.channels):
-                return state.channels, state
-            # a new metric: the detector relearns the device with the wider set
-            return tuple(sorted(seen.union(state.channels))), None
-        return tuple(sorted(set().union(*[r.metrics for r in fresh]))), None
 
     # -- write --------------------------------------------------------------------
 
@@ -504,10 +540,19 @@ class Processor:
             ttl_s = s.readings_ttl_days * _DAY_S
             entry = LogEntry(key, now, ttl_s, [_log_device(w, rows[w.device.device_id]) for w in ok])
             try:
-                log_.append(shard, entry)
+                refused = log_.append(shard, entry)
             except StoreError as exc:
                 return {**failures, **dict.fromkeys((w.device.device_id for w in ok), exc)}
-            self._tails[shard] = _Tail.grown(self._tails.get(shard), snap.last_key, entry)
+            if refused:
+                # charged to the devices whose items failed; the others' stand and commit. Their
+                # pieces that did land are read once per reading key, as a retried batch's
+                # are; the log now differs from what this processor wrote: read it from the table
+                failures.update(refused)
+                ok = [w for w in ok if w.device.device_id not in refused]
+                now_records = [r for r in now_records if r.device_id not in refused]
+                self._tails.pop(shard, None)
+            else:
+                self._tails[shard] = _Tail.grown(self._tails.get(shard), snap.last_key, entry)
             records.update((w.device.device_id, w.record) for w in ok)
         after = Snapshot(records, key or snap.last_key, snap.compacted_key, snap.compacted_ms or now, snap.tag)
         slices = _due_slices(after.compacted_ms, now, s.compact_interval_s * 1000, s.compact_slices)
@@ -685,7 +730,6 @@ class Processor:
         record.updated_ms = now
         if last.ts_ms < record.last_ts_ms:  # every reading late: the device's current view stays
             return
-        record.site, record.line, record.device_type = last.site, last.line, last.device_type
         record.last_ts_ms = last.ts_ms
         record.latest = dict(last.metrics)
         record.health = result.health
@@ -895,6 +939,46 @@ def _unscored(whole: DeviceInput, record: DeviceRecord) -> DetectionResult:
     )
 
 
+def _too_many(n: int, most: int, rec: RawRecord) -> Rejection:
+    """A record of more readings than a record may carry: refused whole, once."""
+    why = f"{n} readings in one record; at most {most}"
+    return Rejection(RejectReason.TOO_MANY_READINGS, why, rec.partition_key[:128] or None)
+
+
+def _capped(fresh: _Fresh, known: tuple[str, ...], cap: int) -> list[tuple[int, Rejection, Any]]:
+    """The device's channel set grown by the fresh readings' new names up to ``cap``, no further.
+
+    Names are taken in time order (a reading's own in sorted order) while the set has room;
+    a reading's metrics past it are refused (``too_many_metrics``) and quarantined as
+    themselves, its other metrics kept; a reading left with none is refused whole.
+    ``fresh`` keeps what is stored. A set already past ``cap`` (a lower cap set later)
+    keeps its channels and takes no new one.
+    """
+    admitted = set(known)
+    if len(admitted.union(*[r.metrics for r in fresh.readings])) <= max(cap, len(known)):
+        return []  # the common batch: every name fits
+    refused: list[tuple[int, Rejection, Any]] = []
+    readings, indices = [], []
+    for r, index in zip(fresh.readings, fresh.indices, strict=True):
+        for name in sorted(r.metrics):
+            if len(admitted) >= cap:
+                break
+            admitted.add(name)
+        extra = {m: v for m, v in r.metrics.items() if m not in admitted}
+        if extra:
+            part = len(extra) < len(r.metrics)
+            why = f"{len(extra)} metric names past the {cap} channels a {r.device_type!r} device may have"
+            payload = {"device_id": r.device_id, "ts": r.ts_ms, "seq": r.seq, "metrics": extra}
+            refused.append((index, Rejection(RejectReason.TOO_MANY_METRICS, why, r.device_id, part=part), payload))
+            if not part:
+                continue
+            r.metrics = {m: v for m, v in r.metrics.items() if m in admitted}
+        readings.append(r)
+        indices.append(index)
+    fresh.readings, fresh.indices = readings, indices
+    return refused
+
+
 def _again(call: Callable[[], T], attempts: int = 3) -> T:
     """``call``, tried again on a retryable store error (it must be idempotent); the last error leaves."""
     for attempt in range(attempts):
@@ -930,6 +1014,51 @@ def _payloads(data: bytes, max_bytes: int) -> tuple[bool, list[Any]] | Rejection
     if type(obj) is list:
         return (strict, obj) if obj else Rejection(RejectReason.UNKNOWN_SHAPE, "empty array")
     return strict, [obj]
+
+
+def _state(record: DeviceRecord) -> DeviceState | None:
+    """The device's detector state, or None when it has none (or one this release cannot read)."""
+    if record.detector is None:
+        return None
+    try:
+        return DeviceState.from_dict(record.detector)
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        # a state from another release (or damaged): the device learns its
+        # baseline again rather than holding up the shard
+        log("warning", "detector state unusable; relearning", device_id=record.device_id, error=str(exc))
+        return None
+
+
+def _channels(state: DeviceState | None, fresh: list[ReadingFields]) -> tuple[tuple[str, ...], DeviceState | None]:
+    """The detector's channels for the fresh readings, and the state to continue from (None: learn anew)."""
+    seen = set().union(*[r.metrics for r in fresh])
+    if state is None:
+        return tuple(sorted(seen)), None
+    if seen.issubset(state.channels):
+        return state.channels, state
+    # a new metric: the detector relearns the device with the wider set
+    return tuple(sorted(seen.union(state.channels))), None
+
+
+def _identify(record: DeviceRecord, fresh: list[ReadingFields], counts: Counts) -> None:
+    """The readings carry their device's site, line and type as its record has them.
+
+    A device's identity is its record's, not what its payload says: a reading that names
+    another site, line or type is counted and logged and stored under the record's, so
+    it cannot move the device to another line's routes (alerts' message attributes) or
+    summaries. Its own data (time, sequence number, metrics) is kept as sent.
+    """
+    own = (record.site, record.line, record.device_type)
+    differ = [r for r in fresh if (r.site, r.line, r.device_type) != own]
+    if not differ:
+        return
+    counts.identity_mismatches += len(differ)
+    said = differ[0]
+    log("warning", "payload names another site, line or type than the device's record; the record's is kept",
+        device_id=record.device_id, record=list(own), payload=[said.site, said.line, said.device_type],
+        readings=len(differ))  # fmt: skip
+    for r in differ:
+        r.site, r.line, r.device_type = own
 
 
 def _values(fresh: list[ReadingFields], channels: tuple[str, ...]) -> FloatArray:
@@ -1096,8 +1225,7 @@ def _merged(outcomes: Sequence[BatchOutcome]) -> BatchOutcome:
         for f in dataclasses.fields(Counts):
             mine, theirs = getattr(counts, f.name), getattr(o.counts, f.name)
             if isinstance(mine, dict):
-                for k, v in theirs.items():
-                    mine[k] = mine.get(k, 0) + v
+                _add(mine, theirs)
             elif f.name == "max_age_ms":
                 counts.max_age_ms = max(mine, theirs)
             else:
@@ -1105,6 +1233,15 @@ def _merged(outcomes: Sequence[BatchOutcome]) -> BatchOutcome:
     return BatchOutcome(
         counts, [n for o in outcomes for n in o.failed_sequence_numbers], [e for o in outcomes for e in o.errors]
     )
+
+
+def _add(mine: dict[str, Any], theirs: Mapping[str, Any]) -> None:
+    """``theirs`` added into ``mine``: numbers summed, nested tallies (per device) too."""
+    for k, v in theirs.items():
+        if isinstance(v, Mapping):
+            _add(mine.setdefault(k, {}), v)
+        else:
+            mine[k] = mine.get(k, 0) + v
 
 
 def _last_sequence(work: Sequence[_Work], shard: str) -> str:
