@@ -10,6 +10,11 @@ ensure_compilers() {
     command -v aarch64-linux-gnu-gcc >/dev/null || want+=(gcc-aarch64-linux-gnu)
   fi
   [ "${#want[@]}" -gt 0 ] || return 0
-  echo "==> installing Debian's ${want[*]} (the detection kernel's C library)"
+  local why="gcc and libc6-dev compile the detector's C kernel for this machine"
+  [[ " ${want[*]} " == *" gcc "* ]] || why=""
+  if [[ " ${want[*]} " == *" gcc-aarch64-linux-gnu "* ]]; then
+    why="${why:+$why; }gcc-aarch64-linux-gnu is the cross compiler that builds that kernel for the arm64 Lambda zip"
+  fi
+  echo "==> installing ${want[*]} with apt ($why)"
   apt_install "${want[@]}"
 }

@@ -6,7 +6,7 @@ _version_at_least() {  # _version_at_least HAVE WANT: true when HAVE >= WANT (do
   [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]
 }
 
-check_prerequisites() {  # check_prerequisites [terraform]
+check_prerequisites() {  # check_prerequisites [terraform [curl]]
   local py="${PYTHON:-python3}" missing=() will=() have
   if ! command -v "$py" >/dev/null; then
     missing+=("Python >= 3.11 ($py not found; set PYTHON to another interpreter)")
@@ -31,6 +31,7 @@ check_prerequisites() {  # check_prerequisites [terraform]
   [ -x "${IOTPM_VENV:-.venv}/bin/python" ] || "$py" -c 'import ensurepip, venv' 2>/dev/null || will+=("python3-venv")
   command -v cc >/dev/null || will+=("gcc libc6-dev")
   command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || will+=("mosquitto")
+  [ "${2:-}" != "curl" ] || command -v curl >/dev/null || will+=("curl")
   if [ "${#will[@]}" -gt 0 ]; then
     if ! command -v apt-get >/dev/null; then
       echo "missing, and there is no apt-get to install them: ${will[*]}" >&2
@@ -44,9 +45,41 @@ check_prerequisites() {  # check_prerequisites [terraform]
   fi
 }
 
-apt_install() {  # apt_install PACKAGE...: quietly, updating the package lists once if needed
-  local sudo=""
+# run_with_progress LOG PATTERN WHAT CMD...: runs CMD with its output in LOG and, every 10 s
+# (IOTPM_PROGRESS_EVERY) while it runs, prints how many lines matched PATTERN so far (WHAT names them) and the last
+# one, so a long install is never silent. Returns CMD's exit status; LOG is the caller's.
+run_with_progress() {
+  local log="$1" pattern="$2" what="$3" start=$SECONDS ticks=0 rc=0 pid last
+  shift 3
+  "$@" >"$log" 2>&1 &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    ticks=$((ticks + 1))
+    if [ $((ticks % ${IOTPM_PROGRESS_EVERY:-10})) -eq 0 ]; then
+      last="$(grep -E "$pattern" "$log" | tail -n 1 | cut -c1-70 || true)"
+      echo "    $(grep -c -E "$pattern" "$log" || true) $what so far, $((SECONDS - start)) s${last:+ (last: $last)}"
+    fi
+  done
+  wait "$pid" || rc=$?
+  return "$rc"
+}
+
+apt_install() {  # apt_install PACKAGE...: from the distribution, reading the package lists first if needed
+  local sudo="" log rc=0
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get install -y -qq "$@" >/dev/null 2>&1 \
-    || { $sudo apt-get update -qq && $sudo apt-get install -y -qq "$@" >/dev/null; }
+  log="$(mktemp "${TMPDIR:-/tmp}/iotpm-apt.XXXXXX")"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! compgen -G "/var/lib/apt/lists/*_Packages*" >/dev/null; then
+    echo "    apt-get update (this machine has no package lists yet)"
+    run_with_progress "$log" '^(Get|Hit):' "package lists read" $sudo apt-get update -q || rc=$?
+  fi
+  if [ "$rc" -eq 0 ] && ! run_with_progress "$log" '^Setting up' "packages set up" $sudo apt-get install -y -q "$@"; then
+    echo "    apt-get update (the package lists are out of date), then install again"
+    run_with_progress "$log" '^(Get|Hit):' "package lists read" $sudo apt-get update -q \
+      && run_with_progress "$log" '^Setting up' "packages set up" $sudo apt-get install -y -q "$@" || rc=$?
+  fi
+  [ "$rc" -eq 0 ] || { echo "apt-get failed (exit $rc); its last lines:" >&2; tail -n 20 "$log" >&2; }
+  rm -f "$log"
+  return "$rc"
 }

@@ -17,7 +17,16 @@ ensure_venv() {
     rm -rf "$VENV"  # a half-made folder from a failed earlier attempt
     "$py" -m venv "$VENV"
   fi
-  echo "==> installing iotpm[$extras]"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -e ".[$extras]"
+  local log
+  log="$(mktemp "${TMPDIR:-/tmp}/iotpm-pip.XXXXXX")"
+  echo "==> pip: the project and its Python dependencies into $VENV (iotpm[$extras]; a first install takes a few minutes)"
+  if ! "$VENV/bin/python" -m pip install --quiet --upgrade pip >"$log" 2>&1 \
+     || ! run_with_progress "$log" '^(Collecting|Processing|Installing collected)' "packages resolved" \
+            "$VENV/bin/python" -m pip install --progress-bar off -e ".[$extras]"; then
+    echo "pip failed; its last lines:" >&2
+    tail -n 30 "$log" >&2
+    rm -f "$log"
+    return 1
+  fi
+  rm -f "$log"
 }

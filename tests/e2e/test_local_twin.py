@@ -290,3 +290,48 @@ def _devices_detail(run: dict[str, Any], device_id: str) -> dict[str, Any]:
     req = urllib.request.Request(f"{s['api_url']}/devices/{device_id}", headers={"x-api-key": s["api_key"]})
     with urllib.request.urlopen(req, timeout=10) as resp:
         return dict(json.loads(resp.read()))
+
+
+# -- the newcomer's path: the twin comes up again from what a run left (keep this test last) ----
+
+
+def test_the_twin_comes_up_again_after_its_emulator_died_and_local_down(run: dict[str, Any]) -> None:
+    """The emulator keeps its resources in memory: once it is gone (a crash, a reboot, `local down`),
+    `local status` names the Terraform state as stale, `local down` removes it and the broker's
+    files, and `local up` in the same workspace applies afresh and scores a full (short) run."""
+    import signal
+    import time
+
+    from iotpm.emulator import pidfile
+
+    env, ports = run["env"], run["ports"]
+    home = Path(env["IOTPM_HOME"])
+    record = home / "local" / "broker-files"
+    runtime = [Path(p) for p in record.read_text().split()] if record.exists() else []
+    emulator = pidfile.read(home / f"emulator-{ports['emulator']}.pid")
+    assert emulator is not None and pidfile.running(emulator)
+    os.killpg(emulator.pid, signal.SIGKILL)  # as a crash would leave it: services up, the emulator gone
+    deadline = time.monotonic() + 10
+    while pidfile.running(emulator) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+    status = iotpm("local", "status", env=env)
+    assert "stale state: Terraform state: its emulator" in status.stderr, status.stderr
+    down = iotpm("local", "down", env=env)
+    assert down.returncode == 0, down.stderr
+    assert "removed the Terraform state" in down.stdout and "emulator" not in down.stdout.split("\n")[0]
+    assert not any(p.exists() for p in runtime), "the broker's copy of its key was left behind"
+    after = iotpm("local", "status", env=env)
+    assert after.returncode == 1 and "stale" not in after.stderr, after.stderr
+
+    summary = home / "summary-again.json"
+    up = iotpm(
+        "local", "up", "--devices", "4", "--duration", "12", "--rate", "5", "--faults", "overheating",
+        "--fault-at", "6", "--emulator-port", str(ports["emulator"]), "--broker-port", str(ports["broker"]),
+        "--api-port", str(ports["api"]), "--summary-json", str(summary), env=env,
+    )  # fmt: skip
+    assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+    s = json.loads(summary.read_text())
+    assert s["published"] == 4 * 12 * 5 and s["publish_failed"] == 0
+    assert s["stored"] == s["published"] and s["quarantined"] == 0 and s["lost"] == 0  # only this run's readings
+    assert f"curl -s -H 'x-api-key: {s['api_key']}'" in up.stdout and "local down" in up.stdout

@@ -25,6 +25,7 @@ def local_broker(tmp_path: Path) -> Iterator[tuple[broker.Broker, LocalCA]]:
     b = broker.start(procs, tmp_path, ca, free_port(), "iotpm")
     yield b, ca
     assert procs.stop("broker")
+    broker.remove_files(tmp_path)  # the broker's copy of its key (in /tmp when run as root)
 
 
 def test_simulate_publishes_every_reading_and_writes_the_truth(

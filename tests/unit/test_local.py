@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -13,9 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
+from iotpm.emulator import pidfile
 from iotpm.local.bridge import RULE_SQL, THING_SEGMENT, enrich
+from iotpm.local.certs import LocalCA, write_private
 from iotpm.local.poller import Poller
+from iotpm.local.processes import Processes
+from iotpm.local.terraform import TerraformState
+from iotpm.local.twin import Twin
 from iotpm.simulator.fleet import Fault, Fleet, ground_truth
 
 
@@ -213,3 +223,153 @@ def test_scenario_spares_a_healthy_device_and_the_truth_has_absolute_times() -> 
     truth = ground_truth(faults, 1_000_000)
     assert [t["start_ms"] for t in truth] == [1_030_000, 1_030_000]
     assert [t["metric"] for t in truth] == ["temperature_c", "pressure_psi"]
+
+
+# -- starting from any state: pid files, the Terraform state, private files -------------------
+
+
+def _sleeper(procs: Processes, name: str) -> int:
+    return procs.spawn(name, [sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def test_a_pid_file_names_its_process_and_never_a_stranger_that_got_its_pid(tmp_path: Path) -> None:
+    """After a reboot the recorded pid may belong to another process: it must not count as ours, nor be signalled."""
+    procs = Processes(tmp_path)
+    pid = _sleeper(procs, "services")
+    try:
+        assert procs.pid("services") == pid and procs.stale() == {}
+        me = pidfile.read(tmp_path / "services.pid")
+        assert me is not None and me.start is not None and me.boot == pidfile.boot_id()
+        (tmp_path / "services.pid").write_text(f"{pid} {me.start} another-boot\n")  # the same pid, after a reboot
+        assert procs.pid("services") is None and procs.stale() == {"services": pid}
+        assert procs.stop("services") is False  # nothing signalled...
+        assert pidfile.running(me)  # ...the process that has the pid runs on
+        (tmp_path / "services.pid").write_text(f"{pid} {me.start + 1} {me.boot}\n")  # same boot, a later process
+        assert procs.pid("services") is None
+        (tmp_path / "services.pid").write_text(f"{pid}\n")  # a file of an older release: the pid is all it says
+        assert procs.pid("services") == pid
+    finally:
+        os.kill(pid, signal.SIGKILL)
+
+
+def test_an_ended_process_leaves_a_stale_pid_file_that_clean_removes(tmp_path: Path) -> None:
+    procs = Processes(tmp_path)
+    pid = _sleeper(procs, "bridge")
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while procs.pid("bridge") is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert procs.running() == {} and procs.stale() == {"bridge": pid}
+    assert procs.clean() == ["bridge"] and procs.stale() == {} and not (tmp_path / "bridge.pid").exists()
+
+
+def _state(folder: Path, resources: int = 1, text: str | None = None) -> TerraformState:
+    folder.mkdir(parents=True, exist_ok=True)
+    body = {"version": 4, "outputs": {"api_key_id": {"value": "k1"}, "region": {"value": "eu-west-1"}},
+            "resources": [{"type": "aws_kinesis_stream"}] * resources}  # fmt: skip
+    (folder / "terraform.tfstate").write_text(json.dumps(body) if text is None else text)
+    return TerraformState(folder)
+
+
+def test_a_state_is_kept_while_its_emulator_runs_and_stale_once_it_ends(tmp_path: Path) -> None:
+    state = _state(tmp_path / "terraform")
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        state.claim("http://127.0.0.1:4566", pidfile.identify(alive.pid))
+        assert state.stale("http://127.0.0.1:4566") is None
+        assert "not http://127.0.0.1:4567" in str(state.stale("http://127.0.0.1:4567"))  # another emulator
+    finally:
+        alive.kill()
+        alive.wait()
+    assert "no longer runs" in str(state.stale("http://127.0.0.1:4566"))
+    (tmp_path / "terraform" / ".terraform").mkdir()
+    state.discard()
+    assert state.read() is None and state.owner() is None and (tmp_path / "terraform" / ".terraform").is_dir()
+
+
+def test_states_that_cannot_be_trusted_are_stale_and_empty_ones_are_not(tmp_path: Path) -> None:
+    assert TerraformState(tmp_path / "none").stale() is None  # nothing applied yet
+    assert _state(tmp_path / "empty", resources=0).stale() is None  # nothing to lose
+    assert "unreadable" in str(_state(tmp_path / "cut", text="").stale())  # an interrupted apply's 0-byte file
+    assert "older iotpm" in str(_state(tmp_path / "old").stale())  # no emulator recorded
+    foreign = _state(tmp_path / "foreign")
+    foreign.claim("http://127.0.0.1:4566", None)  # an emulator iotpm did not start: the caller asks it
+    assert foreign.stale("http://127.0.0.1:4566") is None
+
+
+def test_status_names_what_an_earlier_run_left_and_down_removes_it(tmp_path: Path) -> None:
+    """After a kill or a reboot: pid files of ended processes and the Terraform state of an emulator that is gone."""
+    twin = Twin(tmp_path)
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    pidfile.write(twin.procs.folder / "broker.pid", os.getpid())
+    (twin.procs.folder / "broker.pid").write_text(f"{ended.pid} 1 {pidfile.boot_id()}\n")
+    state = _state(twin.home / "terraform")
+    state.claim("http://127.0.0.1:4566", pidfile.Recorded(ended.pid, 1, pidfile.boot_id()))
+    stale = twin.status()["stale"]
+    assert set(stale) >= {"pid files", "state"}, stale
+    assert "broker" in stale["pid files"] and "no longer runs" in stale["state"]
+    done = twin.down()
+    assert done.stopped == []
+    assert any("pid files" in r for r in done.removed) and any("Terraform state" in r for r in done.removed)
+    assert Twin(tmp_path).stale().keys() <= {"broker files"}  # only other twins' leftovers, if any, remain
+    assert state.read() is None
+
+
+def test_the_twins_folder_is_private_even_if_it_was_not(tmp_path: Path) -> None:
+    (tmp_path / "local").mkdir(mode=0o755)
+    (tmp_path / "local").chmod(0o755)
+    twin = Twin(tmp_path)
+    assert twin.home.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_secret_is_never_readable_by_others_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        target = tmp_path / "summary.json"
+        target.write_text("old")
+        target.chmod(0o644)
+        before = target.stat().st_ino
+        write_private(target, "key")
+        assert target.read_text() == "key" and target.stat().st_mode & 0o777 == 0o600
+        assert target.stat().st_ino != before  # replaced whole, never rewritten in place
+        LocalCA(tmp_path / "pki").issue("pump-0001")
+        keys = sorted((tmp_path / "pki").glob("*.key"))
+        assert keys and all(k.stat().st_mode & 0o777 == 0o600 for k in keys)
+    finally:
+        os.umask(old)
+
+
+def test_an_aws_issued_private_key_is_created_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`iotpm devices provision` writes the key AWS returns: created 0600, never first with the umask's mode."""
+    from iotpm.adapters import iot
+
+    class FakeIot:
+        def describe_thing(self, thingName: str) -> None:  # noqa: N803 - boto3's names
+            return None
+
+        def create_keys_and_certificate(self, setAsActive: bool) -> dict[str, Any]:  # noqa: N803
+            return {"certificateArn": "arn:c", "certificatePem": "CERT", "keyPair": {"PrivateKey": "KEY"}}
+
+        def attach_policy(self, **_: Any) -> None:
+            return None
+
+        def attach_thing_principal(self, **_: Any) -> None:
+            return None
+
+    created: list[tuple[str, int]] = []
+    real_open = os.open
+
+    def spy(path: Any, flags: int, mode: int = 0o777, *args: Any, **kwargs: Any) -> int:
+        created.append((str(path), mode))
+        return real_open(path, flags, mode, *args, **kwargs)
+
+    monkeypatch.setattr(iot.os, "open", spy)
+    old = os.umask(0)
+    try:
+        iot.provision(FakeIot(), ["pump-1"], "policy", tmp_path / "certs")
+    finally:
+        os.umask(old)
+    key = tmp_path / "certs" / "pump-1.key"
+    assert key.read_text() == "KEY" and key.stat().st_mode & 0o777 == 0o600
+    assert [mode for path, mode in created if "pump-1.key" in path] == [0o600]

@@ -8,6 +8,7 @@ the simulator. A thing that already has a certificate file is left alone.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,16 @@ def provision(iot: Any, things: Sequence[str], policy: str, out: Path) -> list[P
             iot.attach_policy(policyName=policy, target=arn)
         with aws_call(f"AttachThingPrincipal {thing}"):
             iot.attach_thing_principal(thingName=thing, principal=arn)
-        key.write_text(made["keyPair"]["PrivateKey"])
-        key.chmod(0o600)
+        _write_private(key, made["keyPair"]["PrivateKey"])
         cert.write_text(made["certificatePem"])
         done.append(Provisioned(thing, arn))
     return done
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` readable by its owner only: created 0600 (no moment readable by others), then renamed in."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+        out.write(text)
+    tmp.replace(path)

@@ -531,8 +531,10 @@ def local_down() -> None:
     """Stop everything `iotpm local up` started (by pid)."""
     from iotpm.local.twin import Twin
 
-    stopped = Twin().down()
-    console.print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    done = Twin().down()
+    console.print("stopped: " + (", ".join(done.stopped) if done.stopped else "nothing was running"))
+    for item in done.removed:
+        console.print(f"removed {item}")
 
 
 @local.command("status")
@@ -542,6 +544,8 @@ def local_status() -> None:
     from iotpm.local.twin import Twin
 
     st = Twin().status()
+    for kind, why in st["stale"].items():
+        stderr.print(f"stale {kind}: {why} (`{_self_command()} local down` removes it; `local up` starts afresh)")
     if not st["running"]:
         stderr.print("nothing runs")
         raise typer.Exit(FAILED)

@@ -13,6 +13,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from iotpm.emulator import pidfile
+
 
 @dataclass(frozen=True, slots=True)
 class EmulatorStatus:
@@ -24,9 +26,21 @@ class EmulatorStatus:
 
 
 def state_dir() -> Path:
-    """Where pid and log files live (``IOTPM_HOME``, default ``./.iotpm``)."""
+    """Where pid and log files live (``IOTPM_HOME``, default ``./.iotpm``), private to its owner.
+
+    It holds the local twin's Terraform state and files with the API key: created 0700, and
+    made 0700 again if an older release left it open.
+    """
     path = Path(os.environ.get("IOTPM_HOME", ".iotpm"))
-    path.mkdir(parents=True, exist_ok=True)
+    private_dir(path)
+    return path
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a folder only its owner can read (created 0700, tightened to 0700 if it exists)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077 and path.stat().st_uid == os.geteuid():
+        path.chmod(0o700)
     return path
 
 
@@ -48,14 +62,6 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
 def _pid_file(port: int) -> Path:
     return state_dir() / f"emulator-{port}.pid"
 
@@ -64,11 +70,15 @@ def status(port: int = 4566, host: str = "127.0.0.1") -> EmulatorStatus:
     """The emulator on ``port``: its pid if we started it and it lives, and if it answers."""
     url = f"http://{host}:{port}"
     pid_file = _pid_file(port)
-    pid = int(pid_file.read_text()) if pid_file.exists() else None
-    if pid is not None and not _alive(pid):
-        pid_file.unlink(missing_ok=True)
-        pid = None
+    pid = pidfile.live_pid(pid_file)
+    if pid is None:
+        pid_file.unlink(missing_ok=True)  # it ended (or the machine rebooted): the pid may be another's now
     return EmulatorStatus(pid, url, answering(url))
+
+
+def recorded(port: int = 4566) -> pidfile.Recorded | None:
+    """The emulator process iotpm started on ``port`` (it may have ended since), as its pid file names it."""
+    return pidfile.read(_pid_file(port))
 
 
 def start(port: int = 4566, host: str = "127.0.0.1", wait_s: float = 30.0) -> EmulatorStatus:
@@ -83,7 +93,7 @@ def start(port: int = 4566, host: str = "127.0.0.1", wait_s: float = 30.0) -> Em
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    _pid_file(port).write_text(str(proc.pid))
+    pidfile.write(_pid_file(port), proc.pid)
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -100,11 +110,12 @@ def stop(port: int = 4566, host: str = "127.0.0.1") -> bool:
     current = status(port, host)
     if current.pid is None:
         return False
+    me = pidfile.identify(current.pid)
     os.killpg(current.pid, signal.SIGTERM)
     deadline = time.monotonic() + 10
-    while _alive(current.pid) and time.monotonic() < deadline:
+    while pidfile.running(me) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if _alive(current.pid):
+    if pidfile.running(me):
         os.killpg(current.pid, signal.SIGKILL)
     _pid_file(port).unlink(missing_ok=True)
     return True

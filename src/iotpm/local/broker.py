@@ -8,7 +8,12 @@ only to ``<prefix>/<its name>/telemetry`` — what the iot module's policy does 
 
 The broker never runs as root: started by root it drops to Debian's ``mosquitto`` user,
 and its files (server key, CA certificate, ACL) are then copied into a folder of that
-user's, since the twin's own folder may be private to root.
+user's (``/tmp/iotpm-broker-*``, 0700), since the twin's own folder is private to root.
+That folder holds a server key: it is recorded in the twin's folder and removed when the
+broker stops (:func:`remove_files`); :func:`stale_files` finds those no running broker
+uses (left by a killed run or a release that did not remove them).
+
+Messages are limited as IoT Core limits them: a payload over 128 KB is refused.
 """
 
 from __future__ import annotations
@@ -22,10 +27,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from iotpm.emulator import pidfile
 from iotpm.local.certs import LocalCA, write_private
 from iotpm.local.processes import Processes
 
 BRIDGE_CLIENT = "iotpm-bridge"
+#: IoT Core's limit on a message's payload (AWS IoT Core quotas: 128 KB)
+MAX_PAYLOAD_BYTES = 128 * 1024
+#: room in a packet for what comes with the payload (a topic of up to 256 bytes, properties)
+PACKET_HEADROOM = 1024
+RUNTIME_PREFIX = "iotpm-broker-"
+#: where the twin's folder records the broker's runtime folder (when it has one)
+RUNTIME_RECORD = "broker-files"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +71,7 @@ def mosquitto_path() -> str:
 def write_config(folder: Path, ca: LocalCA, port: int, topic_prefix: str) -> Path:
     """mosquitto.conf and its ACL, with the server key where the broker's user can read it."""
     server = ca.issue("localhost", server=True)
+    remove_files(folder)  # an earlier start's copy, if a run ended without removing it
     home, user = _runtime_folder(folder)
     files = {"ca.pem": ca.cert_path, "server.pem": server.cert, "server.key": server.key}
     for name, source in files.items():
@@ -81,6 +95,8 @@ def write_config(folder: Path, ca: LocalCA, port: int, topic_prefix: str) -> Pat
         f"acl_file {acl}\n"
         "persistence false\n"
         "max_queued_messages 100000\n"
+        f"message_size_limit {MAX_PAYLOAD_BYTES}\n"  # a larger payload is dropped, as IoT Core refuses it
+        f"max_packet_size {MAX_PAYLOAD_BYTES + PACKET_HEADROOM}\n"  # an MQTT5 client learns it at connect
         "log_dest stderr\n"
         "log_type error\nlog_type warning\nlog_type notice\n"
         f"listener {port} 127.0.0.1\n"
@@ -109,7 +125,66 @@ def _runtime_folder(folder: Path) -> tuple[Path, pwd.struct_passwd | None]:
         user = pwd.getpwnam("mosquitto")
     except KeyError as exc:
         raise RuntimeError("no 'mosquitto' user to run the broker as: apt-get install mosquitto") from exc
-    return Path(tempfile.mkdtemp(prefix="iotpm-broker-")), user
+    home = Path(tempfile.mkdtemp(prefix=RUNTIME_PREFIX))  # 0700
+    (folder / RUNTIME_RECORD).write_text(f"{home}\n")
+    return home, user
+
+
+def _is_runtime_folder(path: Path) -> bool:
+    return path.parent == Path(tempfile.gettempdir()) and path.name.startswith(RUNTIME_PREFIX)
+
+
+def remove_files(folder: Path) -> list[Path]:
+    """Remove the runtime folder recorded in the twin's ``folder`` (the broker's copy of its key)."""
+    record = folder / RUNTIME_RECORD
+    try:
+        recorded = [Path(line) for line in record.read_text().split()]
+    except OSError:
+        return []
+    removed = [p for p in recorded if _is_runtime_folder(p) and p.is_dir()]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    record.unlink(missing_ok=True)
+    return removed
+
+
+def stale_files(min_age_s: float = 60.0) -> list[Path]:
+    """Runtime folders (``/tmp/iotpm-broker-*``) no running mosquitto uses, older than ``min_age_s``.
+
+    A folder younger than that may belong to a broker another twin is starting right now.
+    """
+    in_use = _folders_of_running_brokers()
+    now = time.time()
+    out = []
+    for path in sorted(Path(tempfile.gettempdir()).glob(f"{RUNTIME_PREFIX}*")):
+        try:
+            young = now - path.stat().st_mtime < min_age_s
+        except OSError:
+            continue
+        if path.is_dir() and path not in in_use and not young:
+            out.append(path)
+    return out
+
+
+def _folders_of_running_brokers() -> set[Path]:
+    """The runtime folders named by the configs of the mosquitto processes running now."""
+    folders = set()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if not argv or not argv[0].endswith(b"mosquitto") or b"-c" not in argv[:-1]:
+            continue
+        conf = Path(argv[argv.index(b"-c") + 1].decode(errors="replace"))
+        if pidfile.start_ticks(int(proc.name)) is None:  # ended, or a zombie
+            continue
+        try:
+            lines = conf.read_text().splitlines()
+        except OSError:
+            continue
+        folders |= {Path(line.split(" ", 1)[1]).parent for line in lines if line.startswith("keyfile ")}
+    return folders
 
 
 def start(processes: Processes, folder: Path, ca: LocalCA, port: int, topic_prefix: str) -> Broker:

@@ -3,6 +3,13 @@
 Uses the same provider setup as the scripts (scripts/lib/terraform.sh: the registry,
 or a local mirror when it is unreachable) and keeps the state and the ``.terraform``
 folder in the twin's state folder, so the checkout stays clean.
+
+The state describes what one emulator holds, and the emulator keeps it in memory: when
+that emulator is gone (``local down``, a kill, a reboot) so are the resources, and a
+state kept past it makes the next apply fail refreshing them. So :class:`TerraformState`
+records which emulator the state belongs to (its address, and the process iotpm started:
+pid, start time and boot) and tells when it is stale; a stale state is discarded and the
+fresh emulator gets a fresh apply.
 """
 
 from __future__ import annotations
@@ -11,9 +18,12 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from iotpm.emulator import pidfile
 
 
 def repo_root(start: Path | None = None) -> Path:
@@ -22,6 +32,83 @@ def repo_root(start: Path | None = None) -> Path:
         if (folder / "terraform" / "environments" / "local").is_dir():
             return folder
     raise RuntimeError("run iotpm local from the iotpm checkout (terraform/environments/local is needed)")
+
+
+class TerraformState:
+    """The twin's Terraform state file and the emulator whose resources it describes."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / "terraform.tfstate"
+        self.owner_path = folder / "emulator.json"
+
+    def read(self) -> dict[str, Any] | None:
+        """The state as JSON; None when there is none, and {} when it is unreadable."""
+        try:
+            text = self.path.read_text()
+        except OSError:
+            return None
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+    def outputs(self) -> dict[str, Any]:
+        state = self.read() or {}
+        return {k: v.get("value") for k, v in (state.get("outputs") or {}).items() if isinstance(v, dict)}
+
+    def owner(self) -> dict[str, Any] | None:
+        """The emulator the state belongs to, as :meth:`claim` recorded it."""
+        try:
+            value = json.loads(self.owner_path.read_text())
+        except (OSError, ValueError):
+            return None
+        return value if isinstance(value, dict) else None
+
+    def claim(self, url: str, process: pidfile.Recorded | None) -> None:
+        """Record that the state (from now on) describes the emulator at ``url`` (``process``: iotpm started it)."""
+        owner: dict[str, Any] = {"url": url, "claimed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        if process is not None:
+            owner.update(pid=process.pid, start=process.start, boot=process.boot)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.owner_path.write_text(json.dumps(owner, indent=2))
+
+    def stale(self, url: str | None = None) -> str | None:
+        """Why the state cannot describe what the emulator holds now; None when it may.
+
+        Decided from what was recorded: the emulator process iotpm started for it no longer
+        runs, or ``url`` (the emulator about to be used) is another one. A state with no
+        process recorded (an emulator iotpm did not start) is not judged here: the caller
+        asks the emulator (:meth:`Twin._state_matches`).
+        """
+        state = self.read()
+        if state is None:
+            return None
+        if not state:
+            return "its file is unreadable (an apply was interrupted)"
+        if not state.get("resources"):
+            return None
+        owner = self.owner()
+        if owner is None:
+            return "it does not name the emulator that holds its resources (written by an older iotpm)"
+        if url is not None and owner.get("url") != url:
+            return f"it describes the emulator at {owner.get('url')}, not {url}"
+        if owner.get("pid") is None:
+            return None
+        rec = pidfile.Recorded(int(owner["pid"]), owner.get("start"), owner.get("boot"))
+        if not pidfile.running(rec):
+            return (
+                f"its emulator (pid {rec.pid}, from {owner.get('claimed_at', 'an earlier run')}) no longer runs, "
+                "and its resources went with it (stopped, killed, or the machine restarted)"
+            )
+        return None
+
+    def discard(self) -> None:
+        """Forget the state (the provider plugins in .terraform stay: no new init download)."""
+        for name in ("terraform.tfstate", "terraform.tfstate.backup", ".terraform.tfstate.lock.info"):
+            (self.folder / name).unlink(missing_ok=True)
+        self.owner_path.unlink(missing_ok=True)
 
 
 class LocalTerraform:

@@ -6,6 +6,13 @@ runs the fleet simulator with injected faults, waits for the pipeline to drain, 
 scores the run over the API: readings published vs stored + quarantined, each fault's
 detection delay, alerts raised and false alarms. Everything it starts is recorded by
 pid in the state folder; ``down`` stops exactly that.
+
+``up`` starts from whatever an earlier run left: what still runs from it is stopped
+first, and the Terraform state of an emulator that is gone is discarded (the emulator
+keeps its resources in memory), so every run applies to a fresh emulator. ``status``
+names what is stale (pid files of ended processes, such a Terraform state, the broker's
+leftover files); ``down`` stops what runs and removes what is stale. The state folder
+is private (0700): it holds the API key.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -25,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from iotpm import models
-from iotpm.emulator import control
+from iotpm.emulator import control, pidfile
 from iotpm.local import broker as broker_mod
 from iotpm.local.certs import LocalCA, write_private
 from iotpm.local.processes import Processes
 from iotpm.local.services import ROLES, read_status
-from iotpm.local.terraform import LocalTerraform, handler_environment, repo_root
+from iotpm.local.terraform import LocalTerraform, TerraformState, handler_environment, repo_root
 from iotpm.simulator.fleet import FAULTS, FaultKind, Fleet, ground_truth
 
 # The emulator accepts any credentials; the region is the one terraform/environments/local deploys to.
@@ -69,14 +77,22 @@ class Live:
     outputs: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Cleanup:
+    """What ``down`` stopped and what stale leftovers it removed."""
+
+    stopped: list[str]
+    removed: list[str]
+
+
 class Twin:
     """The local twin's state folder and what runs from it."""
 
     def __init__(self, home: Path | None = None) -> None:
-        self.home = (home or control.state_dir()).resolve() / "local"
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.home = control.private_dir((home or control.state_dir()).resolve() / "local")
         self.procs = Processes(self.home / "run")
         self.record_path = self.home / "twin.json"
+        self.state = TerraformState(self.home / "terraform")
 
     # -- up ---------------------------------------------------------------------------
 
@@ -108,12 +124,17 @@ class Twin:
         """Emulator, terraform apply, broker, services; what a run needs to publish and read back."""
         root = repo_root()
         os.environ.update({k: v for k, v in CREDENTIALS.items() if k not in os.environ})
+        self._clear_leftovers(say)
         say(f"emulator on 127.0.0.1:{opts.emulator_port}")
         emu = control.start(opts.emulator_port)
         record: dict[str, Any] = {"emulator_port": opts.emulator_port, "emulator_started": emu.pid is not None}
         self._save(record)
+        if reason := self.state.stale(emu.url) or self._state_unknown_to(emu):
+            say(f"discarding the Terraform state of an earlier run: {reason}; the apply starts afresh")
+            self.state.discard()
+        self.state.claim(emu.url, control.recorded(opts.emulator_port) if emu.pid is not None else None)
         self._ensure_zips(root, say)
-        say("terraform apply terraform/environments/local")
+        say("terraform apply terraform/environments/local (about 155 resources on the emulator; 1-2 min)")
         tf = LocalTerraform(root, self.home / "terraform", emu.url)
         tf.init()
         webhook_port = opts.webhook_port or control.free_port()
@@ -165,6 +186,25 @@ class Twin:
         say(f"services up: bridge, poller, API at {api_url}")
         return Live(emu.url, api_url, api_key, broker, ca, out)
 
+    def _clear_leftovers(self, say: Callable[[str], None]) -> None:
+        """Stop what an earlier ``up`` left running and remove its stale files, saying what."""
+        before = self.down()
+        if before.stopped:
+            say(f"stopped what an earlier run left running: {', '.join(before.stopped)}")
+        if before.removed:
+            say(f"removed what an earlier run left behind: {'; '.join(before.removed)}")
+
+    def _state_unknown_to(self, emu: control.EmulatorStatus) -> str | None:
+        """For an emulator iotpm did not start: why the state does not match it (its API key is not there)."""
+        owner, outputs = self.state.owner(), self.state.outputs()
+        if emu.pid is not None or owner is None or owner.get("pid") is not None or not outputs.get("api_key_id"):
+            return None
+        try:
+            self._api_key(emu.url, str(outputs.get("region", "eu-west-1")), str(outputs["api_key_id"]))
+        except Exception:  # any failure to find the key (absent, or no API at all): not this state's emulator
+            return f"the emulator at {emu.url} does not hold its resources (it was restarted)"
+        return None
+
     @staticmethod
     def _api_key(endpoint: str, region: str, key_id: str) -> str:
         apigw = _client("apigateway", endpoint, region)
@@ -212,23 +252,56 @@ class Twin:
 
     # -- down / status ----------------------------------------------------------------
 
-    def down(self) -> list[str]:
-        """Stop what ``up`` started (services, broker, and the emulator if it started it)."""
+    def down(self) -> Cleanup:
+        """Stop what ``up`` started (services, broker, and the emulator if it started it); remove what is stale.
+
+        Stale: pid files of processes that ended, the broker's copy of its files (it holds
+        the server key), and the Terraform state of an emulator that no longer runs.
+        """
+        stale, ended = self.stale(), self.procs.stale()
         stopped = [name for name in (*map(_process, ROLES), "broker") if self.procs.stop(name)]
         record = self._load()
         if record.get("emulator_started") and control.stop(int(record["emulator_port"])):
             stopped.append("emulator")
+        self.procs.clean()
+        removed = [f"pid files of processes that had ended ({', '.join(ended)})"] if ended else []
+        removed += [f"the broker's files in {p}" for p in broker_mod.remove_files(self.home)]
+        for path in broker_mod.stale_files():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(f"the broker's files in {path} (left by an earlier run)")
+        if reason := self.state.stale():
+            self.state.discard()
+            if "state" in stale:  # stale before this stop; a state whose emulator this stop ended is routine
+                removed.append(f"the Terraform state ({reason})")
         self.record_path.unlink(missing_ok=True)
-        return stopped
+        return Cleanup(stopped, removed)
+
+    def stale(self) -> dict[str, str]:
+        """What an earlier run left that no longer matches anything running, by kind, with why."""
+        out = {}
+        if gone := self.procs.stale():
+            out["pid files"] = ", ".join(f"{name} (pid {pid})" for name, pid in gone.items()) + ": ended"
+        record = self._load()
+        emu = control.recorded(int(record["emulator_port"])) if record.get("emulator_started") else None
+        if emu is not None and not pidfile.running(emu):
+            out["emulator"] = f"pid {emu.pid} recorded, ended"
+        if reason := self.state.stale():
+            out["state"] = f"Terraform state: {reason}"
+        leftovers = [str(p) for p in broker_mod.stale_files()]
+        if leftovers:
+            out["broker files"] = f"{', '.join(leftovers)}: no running broker uses them (they hold a server key)"
+        return out
 
     def status(self) -> dict[str, Any]:
+        stale = self.stale()  # first: reading the emulator's status removes its pid file once it ended
         record = self._load()
         running = dict(self.procs.running())
         if record.get("emulator_port"):
             emu = control.status(int(record["emulator_port"]))
             if emu.pid is not None:
                 running["emulator"] = emu.pid
-        return {"running": running, "api_url": record.get("api_url"), "counters": self.status_counters()}
+        return {"running": running, "api_url": record.get("api_url"), "counters": self.status_counters(),
+                "stale": stale}  # fmt: skip
 
     def _save(self, record: dict[str, Any]) -> None:
         write_private(self.record_path, json.dumps(record, indent=2))  # it holds the API key

@@ -1,0 +1,87 @@
+"""The local broker's hygiene: IoT Core's message size limit, and no server key left behind."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from awscrt import mqtt5
+
+from iotpm.emulator.control import free_port
+from iotpm.local import broker
+from iotpm.local.bridge import Bridge
+from iotpm.local.certs import LocalCA
+from iotpm.local.processes import Processes
+from iotpm.simulator.publish import Endpoint, client, connect_all, stop_all
+
+
+@pytest.fixture
+def started(tmp_path: Path) -> Iterator[tuple[broker.Broker, LocalCA, Processes]]:
+    ca, procs = LocalCA(tmp_path / "pki"), Processes(tmp_path / "run")
+    b = broker.start(procs, tmp_path, ca, free_port(), "iotpm")
+    yield b, ca, procs
+    procs.stop("broker")
+    broker.remove_files(tmp_path)
+
+
+class RecordingKinesis:
+    """What the rule bridge puts, kept in memory."""
+
+    def __init__(self) -> None:
+        self.payloads: list[int] = []
+
+    def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803 - boto3's
+        self.payloads += [len(r["Data"]) for r in Records]
+        return {"FailedRecordCount": 0, "Records": [{"SequenceNumber": "1"} for _ in Records]}
+
+
+def test_a_payload_over_iot_cores_128_kb_never_reaches_the_rule_and_one_at_the_limit_does(
+    started: tuple[broker.Broker, LocalCA, Processes],
+) -> None:
+    b, ca, _ = started
+    kinesis = RecordingKinesis()
+    rule = Bridge(kinesis, "s", b, ca.issue(broker.BRIDGE_CLIENT)).start()
+    ident = ca.issue("pump-0000")
+    device = client(Endpoint(b.host, b.port, b.ca), "pump-0000", ident.cert, ident.key)
+    connect_all([device])
+    outcomes = []
+    try:
+        time.sleep(0.5)  # the rule's subscription
+        for size in (broker.MAX_PAYLOAD_BYTES, broker.MAX_PAYLOAD_BYTES + 1, 4 * broker.MAX_PAYLOAD_BYTES):
+            packet = mqtt5.PublishPacket(topic=b.topic("pump-0000"), payload=b"x" * size, qos=mqtt5.QoS.AT_LEAST_ONCE)
+            try:
+                device.publish(packet).result(10)
+                outcomes.append("sent")
+            except Exception as exc:  # the client refuses a packet over the broker's maximum
+                outcomes.append(type(exc).__name__)
+        deadline = time.monotonic() + 5
+        while not kinesis.payloads and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # anything else the broker would forward
+    finally:
+        stop_all([device])
+        rule.stop()
+    # the rule adds the thing name to the payload (it is not JSON here: passed unchanged)
+    assert kinesis.payloads == [broker.MAX_PAYLOAD_BYTES]
+    assert outcomes[-1] != "sent"  # far over the limit: refused at the device, as IoT Core would
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a broker started by root has files outside the twin's folder")
+def test_the_brokers_copy_of_its_key_is_private_and_removed_when_it_stops(
+    started: tuple[broker.Broker, LocalCA, Processes], tmp_path: Path
+) -> None:
+    _, _, procs = started
+    [runtime] = [Path(p) for p in (tmp_path / broker.RUNTIME_RECORD).read_text().split()]
+    assert runtime.parent == Path(tempfile.gettempdir()) and runtime.name.startswith(broker.RUNTIME_PREFIX)
+    assert runtime.stat().st_mode & 0o777 == 0o700
+    assert (runtime / "server.key").stat().st_mode & 0o777 == 0o600
+    assert runtime not in broker.stale_files(min_age_s=0)  # a running broker uses it
+    procs.stop("broker")
+    assert runtime in broker.stale_files(min_age_s=0)  # nothing uses it once the broker stopped
+    assert broker.remove_files(tmp_path) == [runtime]
+    assert not runtime.exists() and not (tmp_path / broker.RUNTIME_RECORD).exists()
