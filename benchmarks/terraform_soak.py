@@ -34,22 +34,27 @@ ROOT = Path(__file__).resolve().parents[1]
 CHECK = ROOT / "scripts" / "terraform-local-check.sh"
 RESPONSE = re.compile(r"HTTP Response Received:.*")
 FIELD = re.compile(r"(rpc\.method|http\.status_code|http\.duration)=(\S+)")
+OPERATION = re.compile(r"tf_req_id=([0-9a-f-]{36})")  # one resource operation: its requests run one at a time
 
 
 def provider_log(path: Path) -> dict[str, Any]:
-    """Retried requests, 5xx answers and the slowest answer in one provider debug log."""
+    """Retried requests (with what their first attempt got), 5xx answers and the slowest answer in one log."""
     retried: Counter[str] = Counter()
     errors: Counter[str] = Counter()
-    slowest = (0, "")
-    answers = 0
+    slowest, answers = (0, ""), 0
+    last_outcome: dict[str, str] = {}  # operation -> what its latest request got
+    evidence: list[str] = []
     if not path.exists():
-        return {"answers": 0, "retried": {}, "5xx": {}, "slowest_ms": 0, "slowest": ""}
+        return {"answers": 0, "retried": {}, "5xx": {}, "slowest_ms": 0, "slowest": "", "why_retried": []}
     with path.open(errors="replace") as log:
         for line in log:
-            if "attempt=2" in line and "HTTP Request Sent" in line:
+            operation = OPERATION.search(line)
+            if "HTTP Request Sent" in line and "attempt=2" in line:
                 method = re.search(r"rpc\.method=(\S+)", line)
                 retried[method.group(1) if method else "?"] += 1
-            if RESPONSE.search(line):
+                before = last_outcome.get(operation.group(1), "nothing logged") if operation else "?"
+                evidence.append(f"{method.group(1) if method else '?'} retried after: {before}"[:300])
+            elif "HTTP Response Received" in line:
                 answers += 1
                 fields = dict(FIELD.findall(line))
                 method = fields.get("rpc.method", "?")
@@ -58,8 +63,12 @@ def provider_log(path: Path) -> dict[str, Any]:
                 duration = int(fields.get("http.duration", "0") or 0)
                 if duration > slowest[0]:
                     slowest = (duration, method)
+                if operation:
+                    last_outcome[operation.group(1)] = f"HTTP {fields.get('http.status_code')} in {duration} ms"
+            elif "retryable error" in line and "unretryable" not in line and operation:
+                last_outcome[operation.group(1)] = line.split("retryable error", 1)[1].strip()[:200]
     return {"answers": answers, "retried": dict(retried), "5xx": dict(errors), "slowest_ms": slowest[0],
-            "slowest": slowest[1]}  # fmt: skip
+            "slowest": slowest[1], "why_retried": evidence[:5]}  # fmt: skip
 
 
 def one_run(index: int, logs: Path, python: str) -> dict[str, Any]:
@@ -103,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
             + (f"  error: {r['error']}" if not r["passed"] else ""),
             flush=True,
         )
+        for why in r["why_retried"]:
+            print(f"    {why}", flush=True)
     passed = [r for r in results if r["passed"]]
     print(f"\npassed {len(passed)} of {len(results)}; logs of failed runs in {logs}")
     summary: dict[str, Any] = {"runs": len(results), "passed": len(passed)}
@@ -115,6 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     summary["retried_requests"] = sum(sum(r["retried"].values()) for r in results)
     summary["5xx_answers"] = sum(sum(r["5xx"].values()) for r in results)
     summary["slowest_ms"] = max((r["slowest_ms"] for r in results), default=0)
+    summary["why_retried"] = [w for r in results for w in r["why_retried"]][:20]
     print(json.dumps(summary))
     sys.exit(0 if len(passed) == len(results) else 1)
 
