@@ -23,6 +23,9 @@ ensure_mosquitto  # the end-to-end test runs the local twin's broker
 source scripts/lib/python312.sh
 ensure_python312  # the Lambda zip smoke test runs its handler under the runtime's Python
 ensure_chromium   # the end-to-end test opens the dashboard in a real browser
+# shellcheck source=scripts/lib/dynamodb_local.sh
+source scripts/lib/dynamodb_local.sh
+ensure_dynamodb_local  # the DynamoDB adapters' tests also run on DynamoDB Local, AWS's own engine
 
 echo "==> ruff"
 "$VENV/bin/ruff" check src tests benchmarks lambda_build

@@ -102,11 +102,9 @@ def _hostile_fleet() -> MemoryQueries:
             for i in range(120)
         ]
         readings.put_many(rows)
-        trend = (
-            {"temperature_c": {"level": 70.0, "slope_per_hour": 20.0, "limit": 80.0, "hours_to_limit": 0.5}}
-            if hot
-            else {}
-        )
+        trend: dict[str, dict[str, float | None]] = {}
+        if hot:  # heading for its limit in half an hour
+            trend["temperature_c"] = {"level": 70.0, "slope_per_hour": 20.0, "limit": 80.0, "hours_to_limit": 0.5}
         states.items[device_id] = DeviceRecord(
             device_id, "plant-1", "line-1", MARKUP if hot else "pump", latest=dict(rows[-1].metrics),
             health=30.0 if hot else 95.0, alarm_open=hot, alarm_since_ms=rows[80].ts_ms if hot else None,

@@ -1,4 +1,4 @@
-"""The stores' contract, run on the in-memory fakes and on the DynamoDB adapters (emulator).
+"""The stores' contract, run on the in-memory fakes and on the DynamoDB adapters (emulator, DynamoDB Local).
 
 What a store promises the processor and the API, on the packed layout: a chunk or
 block written again by a retry (same first ordinal) replaces the failed attempt, a
@@ -7,28 +7,33 @@ new batch adds; reads order, cut and page the same on both.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from iotpm.adapters.dynamodb import DynamoReadings, DynamoRollups
+from iotpm.adapters.dynamodb import DynamoAnomalies, DynamoReadings, DynamoRollups, DynamoStates
 from iotpm.adapters.dynamodb_queries import DynamoQueries
 from iotpm.api.memory import MemoryQueries
-from iotpm.api.ports import Queries
+from iotpm.api.ports import AnomalyFilter, DeviceFilter, Queries
 from iotpm.service import memory as m
 from iotpm.service.ports import (
     CHUNK_ROWS,
     ROLLUP_BLOCK_MS,
+    AnomalyRow,
+    AnomalyStore,
+    DeviceRecord,
     MetricStats,
     ReadingRow,
     ReadingStore,
     RollupDelta,
     RollupStore,
+    StateStore,
 )
 
-from .conftest import Environment
+from .conftest import DYNAMODB_BACKENDS, Environment
 
 HOUR = 3_600_000
 T0 = 1_789_999_200_000  # a whole hour
@@ -39,27 +44,38 @@ BLOCK = ROLLUP_BLOCK_MS["1m"]
 class Stores:
     readings: ReadingStore
     rollups: RollupStore
+    states: StateStore
+    anomalies: AnomalyStore
     queries: Queries
 
 
-@pytest.fixture(params=["memory", "dynamodb"])
+@pytest.fixture(params=["memory", *DYNAMODB_BACKENDS])
 def stores(request: pytest.FixtureRequest) -> Iterator[Stores]:
     if request.param == "memory":
-        readings, rollups = m.MemoryReadings(), m.MemoryRollups()
-        states = m.MemoryStates()
-        states.items["dev-1"] = m.DeviceRecord("dev-1", "plant-1", "line-1", "pump")
-        yield Stores(readings, rollups, MemoryQueries(states, readings, m.MemoryAnomalies(), rollups))
-        return
-    env = Environment(request.getfixturevalue("endpoint"), timestream=False)
-    yield Stores(
-        DynamoReadings(env.ddb, env.names.readings),
-        DynamoRollups(env.ddb, env.names.rollups),
-        DynamoQueries(env.ddb, env.names),
-    )
+        readings, rollups, states, anomalies = (
+            m.MemoryReadings(),
+            m.MemoryRollups(),
+            m.MemoryStates(),
+            m.MemoryAnomalies(),
+        )
+        out = Stores(readings, rollups, states, anomalies, MemoryQueries(states, readings, anomalies, rollups))
+    else:
+        endpoint = request.getfixturevalue("endpoint")
+        local = request.getfixturevalue("dynamodb_local") if request.param == "dynamodb-local" else None
+        env = Environment(endpoint, timestream=False, dynamodb=local)
+        out = Stores(
+            DynamoReadings(env.ddb, env.names.readings),
+            DynamoRollups(env.ddb, env.names.rollups),
+            DynamoStates(env.ddb, env.names.devices),
+            DynamoAnomalies(env.ddb, env.names.anomalies),
+            DynamoQueries(env.ddb, env.names),
+        )
+    assert not out.states.put_many([DeviceRecord("dev-1", "plant-1", "line-1", "pump")])
+    yield out
 
 
-def row(ordinal: int, ts_ms: int, value: float = 1.0) -> ReadingRow:
-    metrics = {"temperature_c": value}
+def row(ordinal: int, ts_ms: int, value: float = 1.0, metrics: dict[str, float] | None = None) -> ReadingRow:
+    metrics = {"temperature_c": value} if metrics is None else metrics
     return ReadingRow(
         "dev-1", ts_ms, f"{ts_ms:013d}#{ordinal}", ordinal, "plant-1", "line-1", "pump", metrics, 0.5, False, 1, ordinal
     )
@@ -80,10 +96,10 @@ def all_readings(q: Queries, limit: int = 1000) -> list[tuple[int, float]]:
             return out
 
 
-def minutes(q: Queries, limit: int = 1000) -> list[tuple[int, Any, int]]:
+def minutes(q: Queries, limit: int = 1000, device_id: str = "dev-1") -> list[tuple[int, Any, int]]:
     out, cursor = [], None
     while True:
-        page = q.buckets("dev-1", "1m", T0 - HOUR, T0 + 2 * HOUR, limit, cursor)
+        page = q.buckets(device_id, "1m", T0 - HOUR, T0 + 2 * HOUR, limit, cursor)
         out += [(b.start_ms - T0, dict(b.metrics["temperature_c"]), b.anomalies) for b in page.items]
         cursor = page.cursor
         if cursor is None:
@@ -145,9 +161,81 @@ def test_bucket_pages_cross_blocks_and_resume_after_their_cursor(stores: Stores)
     assert [b.start_ms - T0 for b in page.items] == [k * 60_000 for k in range(5, 12)]
 
 
-def test_a_table_written_before_packing_reads_on_and_takes_new_batches(endpoint: str) -> None:
+def test_a_full_chunk_of_readings_at_the_metric_cap_is_one_item_and_reads_back(stores: Stores) -> None:
+    """CHUNK_ROWS readings of 64 metrics (a device's default channel cap), values that barely compress:
+    one chunk item, under DynamoDB's 400 KB item limit."""
+    rng = random.Random(7)
+    names = [f"channel_{k:02d}_mm_s" for k in range(64)]
+    rows = [row(i, T0 + i * 10, metrics={n: rng.uniform(0, 1e3) for n in names}) for i in range(CHUNK_ROWS)]
+    assert not stores.readings.put_many(rows)
+    page = stores.queries.readings("dev-1", T0, T0 + HOUR, CHUNK_ROWS + 1, None)
+    assert [(r.ordinal, dict(r.metrics)) for r in page.items] == [(r.ordinal, dict(r.metrics)) for r in rows]
+
+
+def test_a_batch_over_more_blocks_than_one_batch_write_takes_is_stored_whole(stores: Stores) -> None:
+    devices = [f"dev-{d:02d}" for d in range(14)]  # 14 devices x 2 blocks: 28 items, BatchWriteItem takes 25
+    stats = lambda v: {"temperature_c": MetricStats(1, v, v, v)}  # noqa: E731 - one reading's stats
+    deltas = [
+        RollupDelta(d, "1m", T0 + b * BLOCK, 0, stats(1.0 + b), 0, 2_000_000_000) for d in devices for b in range(2)
+    ]
+    assert not stores.rollups.apply(deltas)
+    for d in devices:
+        got = [(at, s["count"], s["min"]) for at, s, _ in minutes(stores.queries, device_id=d)]
+        assert got == [(b * BLOCK, 1, 1.0 + b) for b in range(2)], d
+
+
+def test_devices_and_fleet_anomalies_filter_and_page_alike(stores: Stores) -> None:
+    """The index queries with their filter expressions: the same devices and alarms, in the same order, by pages."""
+    records = [
+        DeviceRecord(f"dev-{i:02d}", f"plant-{i % 2}", f"line-{i % 3}", "pump", health=3.0 * i, last_ts_ms=T0)
+        for i in range(30)
+    ]
+    assert not stores.states.put_many(records)
+    everyone = [*records, DeviceRecord("dev-1", "plant-1", "line-1", "pump")]
+    for where in (DeviceFilter(), DeviceFilter(line="line-2"), DeviceFilter(site="plant-1", health_below=50.0)):
+        chosen = [
+            r
+            for r in everyone
+            if where.site in (None, r.site) and where.line in (None, r.line)
+            and (where.health_below is None or r.health < where.health_below)
+        ]  # fmt: skip
+        order = (lambda r: r.device_id) if where.line else (lambda r: f"{r.site}#{r.line}#{r.device_id}")
+        assert _all_devices(stores.queries, where) == [r.device_id for r in sorted(chosen, key=order)], where
+    rows = [
+        AnomalyRow(f"dev-{i:02d}", T0 - i * 5 * HOUR, "raise", ("warning", "critical")[i % 2], 1.0, f"plant-{i % 2}",
+                   f"line-{i % 3}", "pump", ({"detector": "threshold", "metric": "temperature_c"},), 2_000_000_000)
+        for i in range(20)
+    ]  # fmt: skip
+    for r in rows:
+        assert stores.anomalies.record(r)
+    for sev, site, line in ((None, None, None), ("critical", None, None), ("warning", "plant-0", "line-1")):
+        where = AnomalyFilter(T0 - 90 * HOUR, T0 + HOUR, sev, site, line)
+        chosen = [r for r in rows if where.since_ms <= r.ts_ms and sev in (None, r.severity)
+                  and site in (None, r.site) and line in (None, r.line)]  # fmt: skip
+        assert _all_anomalies(stores.queries, where) == [(r.ts_ms, r.device_id) for r in chosen], where
+
+
+def _all_devices(q: Queries, where: DeviceFilter) -> list[str]:
+    out, cursor = [], None
+    while True:
+        page = q.devices(where, 7, cursor)
+        out += [r.device_id for r in page.items]
+        if (cursor := page.cursor) is None:
+            return out
+
+
+def _all_anomalies(q: Queries, where: AnomalyFilter) -> list[tuple[int, str]]:
+    out, cursor = [], None
+    while True:
+        page = q.anomalies(where, 4, cursor)
+        out += [(r.ts_ms, r.device_id) for r in page.items]
+        if (cursor := page.cursor) is None:
+            return out
+
+
+def test_a_table_written_before_packing_reads_on_and_takes_new_batches(endpoint: str, dynamodb_endpoint: str) -> None:
     """Items of the layout before (one per reading, one per bucket) sit with chunks and blocks: no migration."""
-    env = Environment(endpoint, timestream=False)
+    env = Environment(endpoint, timestream=False, dynamodb=dynamodb_endpoint)
     n = lambda v: {"N": str(v)}  # noqa: E731 - a DynamoDB number, for the items below
     for i, ts in enumerate((T0 + 1_000, T0 + BLOCK + 1_000)):
         env.ddb.put_item(
@@ -165,6 +253,7 @@ def test_a_table_written_before_packing_reads_on_and_takes_new_batches(endpoint:
                   "expires_at": n(2_000_000_000)},
         )  # fmt: skip
     new = Stores(DynamoReadings(env.ddb, env.names.readings), DynamoRollups(env.ddb, env.names.rollups),
+                 DynamoStates(env.ddb, env.names.devices), DynamoAnomalies(env.ddb, env.names.anomalies),
                  DynamoQueries(env.ddb, env.names))  # fmt: skip
     new.readings.put_many([row(5, T0 + 30_000, 1.0), row(6, T0 + BLOCK + 2_000, 2.0)])
     new.rollups.apply([delta(5, T0, [1.0]), delta(5, T0 + BLOCK, [2.0])])  # the minutes of the old items

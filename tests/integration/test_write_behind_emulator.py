@@ -1,5 +1,7 @@
 """Write-behind on the real adapters: DynamoDB's batch log, S3 snapshots with If-Match, the API's queries.
 
+DynamoDB is the emulator's and DynamoDB Local (AWS's own engine, with its item and request limits).
+
 The stream of tests/unit/test_write_behind.py goes through a processor built by the
 composition root (``IOTPM_STATE_BUCKET`` set, as Terraform sets it) over the emulator,
 and through an in-memory write-through one; every device reads the same through
@@ -20,8 +22,8 @@ from tests.integration.conftest import REGION, Environment
 from tests.unit.test_write_behind import Side, assert_same, stream, view
 
 
-def test_write_behind_over_the_emulator_reads_as_write_through(endpoint: str) -> None:
-    env = Environment(endpoint, timestream=False)
+def test_write_behind_over_the_emulator_reads_as_write_through(endpoint: str, dynamodb_endpoint: str) -> None:
+    env = Environment(endpoint, timestream=False, dynamodb=dynamodb_endpoint)
     state = f"{env.bucket}-state"
     env.s3.create_bucket(Bucket=state, CreateBucketConfiguration={"LocationConstraint": REGION})
     settings = env.settings.model_copy(update={"state_bucket": state, "compact_interval_s": 40})

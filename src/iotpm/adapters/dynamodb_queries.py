@@ -187,7 +187,10 @@ class DynamoQueries:
         mark = None if after is None else _int(after["bucket"])
         low = block_of(max(start_ms, 0 if mark is None else mark), ROLLUP_BLOCK_MS[resolution])
         values = {":s": {"S": f"{device_id}#{resolution}"}, ":a": _n(low), ":b": _n(end_ms - 1)}
-        kwargs = {"KeyConditionExpression": "series = :s AND bucket BETWEEN :a AND :b"}
+        kwargs = {  # BUCKET is one of DynamoDB's reserved words: named through a placeholder
+            "KeyConditionExpression": "series = :s AND #bucket BETWEEN :a AND :b",
+            "ExpressionAttributeNames": {"#bucket": "bucket"},
+        }
         width = ROLLUP_BLOCK_MS[resolution]
         out: list[Bucket] = []
         block: dict[int, BucketAgg] = {}
