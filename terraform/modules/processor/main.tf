@@ -12,7 +12,10 @@ locals {
     IOTPM_ALERTS_TOPIC_ARN   = var.alerts_topic_arn
     IOTPM_READINGS_TTL_DAYS  = tostring(var.readings_ttl_days)
     IOTPM_TIMESTREAM_ENABLED = tostring(local.timestream)
-    }, var.state_bucket != "" ? {
+    IOTPM_MAX_CHANNELS       = tostring(var.max_channels)
+    }, length(var.max_channels_by_type) > 0 ? {
+    IOTPM_MAX_CHANNELS_BY_TYPE = join(",", [for k, v in var.max_channels_by_type : "${k}=${v}"])
+    } : {}, var.state_bucket != "" ? {
     IOTPM_STATE_BUCKET       = var.state_bucket
     IOTPM_COMPACT_INTERVAL_S = tostring(var.compact_interval_s)
     } : {}, local.timestream ? {

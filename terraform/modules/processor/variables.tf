@@ -199,3 +199,23 @@ variable "compact_interval_s" {
     error_message = "compact_interval_s must be 10..3600 seconds."
   }
 }
+
+variable "max_channels" {
+  description = "A device's channel set (its metric names) stops growing at this many; names past it are refused (too_many_metrics) and raise the device-refused pipeline alarm. 64 is what the detector's C kernel takes."
+  type        = number
+  default     = 64
+  validation {
+    condition     = var.max_channels >= 1 && var.max_channels <= 256 && floor(var.max_channels) == var.max_channels
+    error_message = "max_channels must be a whole number 1..256."
+  }
+}
+
+variable "max_channels_by_type" {
+  description = "Per device type, another channel cap than max_channels (e.g. { compressor = 96 })."
+  type        = map(number)
+  default     = {}
+  validation {
+    condition     = alltrue([for k, v in var.max_channels_by_type : v >= 1 && v <= 256 && floor(v) == v && can(regex("^[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,63}$", k))])
+    error_message = "max_channels_by_type maps a device type name to a whole number 1..256."
+  }
+}
