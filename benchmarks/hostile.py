@@ -10,16 +10,18 @@ item-building is what is measured:
     them; (f) the same with 1,000 elements a message (the readings cap), so each element
     is judged and quarantined on its own;
 (b) new names: 10 messages of 40 readings x 32 metric names never seen before (one device);
-(c) a burst: 22 ~127 KB array messages of one device and 3 readings of another device.
+(c) a burst: 22 ~127 KB array messages of one device (16 raw doubles a reading), beside
+    the innocent device.
 
 Every case's batch also carries 3 readings of an innocent device. Each case is measured
 beside its baseline, a batch of the same records' size of normal readings (each array
-published by the device it names, three metrics), in the same run. Per case: peak RSS
-growth over the batch (Linux VmHWM, reset before it), the batch's wall time, quarantine
-bytes (gzip JSON Lines, as the archive writes them) per input byte, the hostile device's
-channel count, and whether the innocent device's readings are stored. Each measurement
-runs in a fresh interpreter; figures are medians over ``--reps`` runs. Prints a table,
-then one JSON object on the last line. Figures, not pass/fail.
+published by the device it names, three metrics, under the readings cap), in the same
+run. Per case: peak RSS growth over the batch (Linux VmHWM, reset before it), the batch's
+wall time, quarantine bytes (gzip JSON Lines, as the archive writes them) per input byte,
+the hostile device's channel count, and whether the innocent device's readings are
+stored. Each measurement runs in a fresh interpreter, capped in memory (``--limit-gb``)
+and time; figures are medians over ``--reps`` runs. Prints a table, then one JSON object
+on the last line. Figures, not pass/fail.
 """
 
 from __future__ import annotations
@@ -150,7 +152,8 @@ def case(kind: str, baseline: bool, now: int) -> list[tuple[str, bytes]]:
         at = 0
         for m in range(2):
             thing = f"normal-{m}" if baseline else "hostile-1"
-            data, n = array_message(lambda i, t=thing: t if baseline else f"victim-{i % 500:04d}", at, now, rng, small)
+            name = (lambda i, t=thing: t) if baseline else (lambda i: f"victim-{i % 500:04d}")
+            data, n = array_message(name, at, now, rng, normal if baseline else small)
             out.append((thing, data))
             at += n
     elif kind == "f":  # the same, 1,000 elements a message (at the readings cap): each one refused on its own
