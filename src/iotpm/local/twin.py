@@ -192,7 +192,7 @@ class Twin:
         if before.stopped:
             say(f"stopped what an earlier run left running: {', '.join(before.stopped)}")
         if before.removed:
-            say(f"removed what an earlier run left behind: {'; '.join(before.removed)}")
+            say(f"removed what earlier runs left behind: {'; '.join(before.removed)}")
 
     def _state_unknown_to(self, emu: control.EmulatorStatus) -> str | None:
         """For an emulator iotpm did not start: why the state does not match it (its API key is not there)."""
@@ -268,7 +268,7 @@ class Twin:
         removed += [f"the broker's files in {p}" for p in broker_mod.remove_files(self.home)]
         for path in broker_mod.stale_files():
             shutil.rmtree(path, ignore_errors=True)
-            removed.append(f"the broker's files in {path} (left by an earlier run)")
+            removed.append(f"the broker's files in {path} (no running broker uses them)")
         if reason := self.state.stale():
             self.state.discard()
             if "state" in stale:  # stale before this stop; a state whose emulator this stop ended is routine
