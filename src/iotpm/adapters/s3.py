@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import msgspec
@@ -15,6 +16,8 @@ from iotpm.adapters.errors import aws_call, translate
 from iotpm.service.errors import ConflictError
 from iotpm.service.ports import ArchiveObject, Snapshot
 from iotpm.service.processor import encode_lines
+
+LOGGER = logging.getLogger(__name__)
 
 
 class S3Archive:
@@ -38,15 +41,25 @@ class S3Archive:
         """Copy the archive's objects under ``prefixes`` into ``dest`` (same keys); objects already there are kept.
 
         An archive key names its batch (shard, first and last sequence number), so a
-        key present with the same size is the same object. Returns how many were fetched.
+        key present with the same size is the same object. A key that would land outside
+        ``dest`` (``..`` segments, an absolute path, through a symlink) is refused: logged
+        and left out, the other objects are fetched. Returns how many were fetched.
         """
         fetched = 0
+        root = dest.resolve()
         for prefix in prefixes:
             with aws_call(f"ListObjectsV2 s3://{self.bucket}/{prefix}"):
                 pages = list(self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix))
             for page in pages:
                 for obj in page.get("Contents", []):
-                    target = dest / obj["Key"]
+                    if obj["Key"].endswith("/"):
+                        continue  # a console "folder" marker: nothing to copy
+                    target = _inside(root, obj["Key"])
+                    if target is None:
+                        LOGGER.warning(
+                            "archive key %r in s3://%s leaves %s: not downloaded", obj["Key"], self.bucket, dest
+                        )
+                        continue
                     if target.exists() and target.stat().st_size == obj["Size"]:
                         continue
                     target.parent.mkdir(parents=True, exist_ok=True)
@@ -57,6 +70,16 @@ class S3Archive:
                     tmp.replace(target)
                     fetched += 1
         return fetched
+
+
+def _inside(root: Path, key: str) -> Path | None:
+    """Where ``key`` goes under ``root`` (resolved), or None when it would land anywhere else."""
+    parts = PurePosixPath(key).parts
+    if not parts or key.startswith("/") or ".." in parts:
+        return None
+    target = root.joinpath(*parts)
+    real = target.resolve()  # a symlink already in the folder may point out of it
+    return target if real != root and real.is_relative_to(root) else None
 
 
 class S3Reports:
