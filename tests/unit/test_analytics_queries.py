@@ -147,9 +147,10 @@ def test_the_sql_files_mean_the_same_to_terraform_and_python() -> None:
 
     sql = Path(__file__).resolve().parents[2] / "src" / "iotpm" / "analytics" / "sql"
     texts = {q.name: (q.template, {"readings", "quarantine"}) for q in named_queries().values()}
-    texts["readings"] = ((sql / "readings.sql").read_text(), {"raw_pending"})
+    texts["readings"] = ((sql / "readings.sql").read_text(), {"raw_pending", "compacted_recent"})
     texts["quarantine"] = ((sql / "quarantine.sql").read_text(), set())
-    texts["raw_pending"] = ((sql / "parts" / "raw_pending.sql").read_text(), set())
+    for part in (sql / "parts").glob("*.sql"):
+        texts[part.stem] = (part.read_text(), set())
     for name, (text, allowed) in texts.items():
         assert "%{" not in text and "$$" not in text, name
         assert set(re.findall(r"\$\{(\w+)\}", text)) <= allowed, name

@@ -54,6 +54,9 @@ COMPACTED_COLUMNS: Final = {
     "ts_ms": "BIGINT",
     "arrival_ms": "BIGINT",
     "metrics": "VARCHAR",
+    "temperature_c": "DOUBLE",
+    "pressure_psi": "DOUBLE",
+    "vibration_mm_s": "DOUBLE",
     "shard_id": "VARCHAR",
     "sequence_number": "VARCHAR",
 }
@@ -69,11 +72,31 @@ def hour_key(path: Path | str) -> str:
     return "".join(parts.get(p, "") for p in PARTITIONS)
 
 
-def read_through(root: Path) -> str | None:
-    """The compaction job's mark in a folder copy: hours before it are compacted (None: none are)."""
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """The compaction job's state: hours before ``through_hour`` are compacted; a retry's copy
+    of a pending hour's record can be in the compacted hours from ``window_from_hour`` on."""
+
+    through_hour: str
+    window_from_hour: str
+
+    @classmethod
+    def parse(cls, text: str | None) -> Mark | None:
+        try:
+            state = json.loads(text or "")
+            return cls(str(state["through_hour"]), str(state["window_from_hour"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+    def as_json(self) -> str:
+        return json.dumps({"through_hour": self.through_hour, "window_from_hour": self.window_from_hour}) + "\n"
+
+
+def read_mark(root: Path) -> Mark | None:
+    """The compaction job's mark in a folder copy (None: nothing is compacted)."""
     try:
-        return str(json.loads((root / STATE_KEY).read_text())["through_hour"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return Mark.parse((root / STATE_KEY).read_text())
+    except OSError:
         return None
 
 
@@ -84,23 +107,26 @@ class Sources:
     raw: Sequence[Path] = ()
     pending: Sequence[Path] = ()
     compacted: Sequence[Path] = ()
+    recent: Sequence[Path] = ()
     quarantine: Sequence[Path] = ()
-    through_hour: str | None = None
+    mark: Mark | None = None
     #: raw_records over a glob (the whole folder) rather than a list
     raw_glob: Path | None = field(default=None)
 
     @classmethod
     def of_folder(cls, root: Path) -> Sources:
         """A folder copy of the archive: Parquet before the state's mark, raw objects from it on."""
-        through = read_through(root)
+        mark = read_mark(root)
+        through = mark.through_hour if mark else ""
         raw = _files(root, RAW_PREFIX, "*.jsonl.gz")
-        compacted = [p for p in _files(root, COMPACTED_PREFIX, "*.parquet") if through and hour_key(p) < through]
+        compacted = [p for p in _files(root, COMPACTED_PREFIX, "*.parquet") if hour_key(p) < through]
         return cls(
             raw=raw,
-            pending=[p for p in raw if not through or hour_key(p) >= through],
+            pending=[p for p in raw if hour_key(p) >= through],
             compacted=compacted,
+            recent=[p for p in compacted if mark and hour_key(p) >= mark.window_from_hour],
             quarantine=_files(root, QUARANTINE_PREFIX, "*.jsonl.gz"),
-            through_hour=through,
+            mark=mark,
             raw_glob=root / RAW_PREFIX / "year=*" / "month=*" / "day=*" / "hour=*" / "*.jsonl.gz" if raw else None,
         )
 
@@ -146,8 +172,11 @@ class ArchiveDB:
         self._json_view("raw_pending", sources.pending, RAW_COLUMNS)
         self._json_view("quarantine_records", sources.quarantine, QUARANTINE_COLUMNS)
         self._parquet_view("compacted_readings", sources.compacted)
-        through = "NULL" if sources.through_hour is None else _literal(sources.through_hour)
-        self.con.execute(f"CREATE VIEW compaction_state AS SELECT CAST({through} AS VARCHAR) AS through_hour")
+        self._parquet_view("compacted_recent", sources.recent)
+        mark = sources.mark
+        through, since = (_literal(mark.through_hour), _literal(mark.window_from_hour)) if mark else ("NULL", "NULL")
+        self.con.execute(f"CREATE VIEW compaction_state AS SELECT CAST({through} AS VARCHAR) AS through_hour, "
+                         f"CAST({since} AS VARCHAR) AS window_from_hour WHERE {through} IS NOT NULL")  # fmt: skip
 
     def _json_view(self, name: str, files: Path | Sequence[Path], columns: dict[str, str]) -> None:
         picked = ", ".join("CAST(payload AS VARCHAR) AS payload" if c == "payload" else c for c in columns)
@@ -171,7 +200,7 @@ class ArchiveDB:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> Result:
         """Run ``sql`` (``${readings}``/``${quarantine}`` substituted) with positional parameters."""
-        cur = self.con.execute(render(sql, {"raw_pending": "raw_pending"}), list(params))
+        cur = self.con.execute(render(sql, LISTED), list(params))
         columns = [d[0] for d in cur.description or []]
         return Result(columns, [tuple(r) for r in cur.fetchall()])
 
@@ -185,6 +214,8 @@ class ArchiveDB:
         self.con.close()
 
 
+#: the subqueries' parts as this database's views of listed files
+LISTED: Final = {"raw_pending": "raw_pending", "compacted_recent": "compacted_recent"}
 _HIVE_TYPES: Final = "{" + ", ".join(f"'{p}': 'VARCHAR'" for p in PARTITIONS) + "}"
 
 

@@ -7,10 +7,11 @@ queries read the archive through two subqueries, ``${readings}`` and
 substituted in before a query runs: Terraform does it with ``templatefile`` for the
 Athena named queries, :func:`render` does it here, with the same ``${name}`` syntax.
 The subqueries de-duplicate the archive on its key, (shard_id, sequence_number).
-``readings.sql`` has one part of its own, ``${raw_pending}`` (``sql/parts/``, outside
-the folder Terraform makes named queries of): the raw records of the hours not yet
-compacted to Parquet. DuckDB hands its own relation for it (the pending hours' files,
-listed), since it cannot prune partitions on a joined value.
+``readings.sql`` has parts of its own (``sql/parts/``, outside the folder Terraform makes
+named queries of): ``${raw_pending}``, the raw records of the hours not yet compacted to
+Parquet, and ``${compacted_recent}``, the compacted hours just before them. DuckDB hands
+its own relations for both (their hours' files, listed), since it cannot prune
+partitions on a joined value.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Final
 #: the subqueries the named queries are written over (substituted, not named queries)
 SUBQUERIES: Final = ("readings", "quarantine")
 #: the subqueries' own parts (``sql/parts/<name>.sql``), substituted into them first
-PARTS: Final = ("raw_pending",)
+PARTS: Final = ("raw_pending", "compacted_recent")
 _HEADER = re.compile(r"^-- (name|description|params): ?(.*)$", re.MULTILINE)
 
 

@@ -11,10 +11,7 @@ SELECT
   count(DISTINCT CASE WHEN temperature_c < 10 OR temperature_c > 80 OR pressure_psi < 30 OR pressure_psi > 150
                         OR vibration_mm_s > 5.0 THEN device_id END) AS devices_in_breach
 FROM (
-  SELECT dt, site, line, device_id,
-    TRY_CAST(json_extract_scalar(metrics, '$.temperature_c') AS DOUBLE) AS temperature_c,
-    TRY_CAST(json_extract_scalar(metrics, '$.pressure_psi') AS DOUBLE) AS pressure_psi,
-    TRY_CAST(json_extract_scalar(metrics, '$.vibration_mm_s') AS DOUBLE) AS vibration_mm_s
+  SELECT dt, site, line, device_id, temperature_c, pressure_psi, vibration_mm_s
   FROM ${readings} r
   WHERE dt BETWEEN ? AND ?
 ) m
