@@ -213,10 +213,20 @@ class Twin:
     def _ensure_zips(self, root: Path, say: Callable[[str], None]) -> None:
         out = root / "lambda_build" / "out"
         missing = [fn for fn in ("processor", "api") if not (out / f"{fn}-x86_64.zip").exists()]
-        if missing:
-            say(f"building the Lambda zips ({', '.join(missing)}) for terraform")
-            subprocess.run([sys.executable, str(root / "lambda_build" / "build.py"), *missing, "--arch", "x86_64"],
-                           check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        if not missing:
+            return
+        say(f"building the Lambda zips ({', '.join(missing)}) that terraform uploads (pip fetches wheels; ~1 min)")
+        log, started, note_at = self.procs.log_path("lambda-build"), time.monotonic(), 15.0
+        with log.open("wb") as written:
+            build = subprocess.Popen([sys.executable, str(root / "lambda_build" / "build.py"), *missing, "--arch",
+                                      "x86_64"], stdout=written, stderr=subprocess.STDOUT)  # fmt: skip
+            while build.poll() is None:
+                time.sleep(0.5)
+                if (elapsed := time.monotonic() - started) >= note_at:
+                    say(f"  still building the zips ({elapsed:.0f} s)")
+                    note_at += 15
+        if build.returncode != 0:
+            raise RuntimeError(f"building the Lambda zips failed (exit {build.returncode}); see {log}")
 
     def _wait_api(self, url: str, key: str, timeout_s: float = 30.0) -> None:
         """Until the API answers and the bridge and the poller (its processors built) report."""
