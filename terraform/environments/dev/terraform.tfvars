@@ -6,7 +6,8 @@ lambda_architecture = "arm64"
 processor_zip       = "../../../lambda_build/out/processor-arm64.zip"
 api_zip             = "../../../lambda_build/out/api-arm64.zip"
 
-# Cheap and disposable: one shard, short retention, archive may be destroyed.
+# Cheap: one shard, short retention. Buckets are not force-destroyed (only the local environment's are):
+# empty them before a destroy.
 stream_mode             = "PROVISIONED"
 shard_count             = 1
 processor_memory_mb     = 1024
@@ -14,7 +15,6 @@ batch_size              = 1000
 object_lock_mode        = "GOVERNANCE"
 object_lock_days        = 1
 archive_expiration_days = 30
-force_destroy_archive   = true
 log_retention_days      = 14
 api_quota_per_day       = 10000
 

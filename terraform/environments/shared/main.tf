@@ -30,8 +30,8 @@ module "pipeline" {
   object_lock_mode               = var.object_lock_mode
   object_lock_days               = var.object_lock_days
   archive_expiration_days        = var.archive_expiration_days
-  force_destroy_archive          = var.force_destroy_archive
-  archive_tls_only               = var.archive_tls_only
+  force_destroy_buckets          = var.force_destroy_buckets
+  buckets_tls_only               = var.buckets_tls_only
   log_retention_days             = var.log_retention_days
   api_throttle_rate              = var.api_throttle_rate
   api_throttle_burst             = var.api_throttle_burst
@@ -44,6 +44,7 @@ module "pipeline" {
   report_schedule_expression     = var.report_schedule_expression
   report_scopes                  = var.report_scopes
   alert_routes                   = var.alert_routes
+  alert_route_secrets            = var.alert_route_secrets
   local_webhook_url              = var.local_webhook_url
 }
 

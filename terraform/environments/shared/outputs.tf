@@ -43,6 +43,11 @@ output "iot_policy_name" {
   value       = module.pipeline.iot_policy_name
 }
 
+output "rule_errors_bucket" {
+  description = "Messages the IoT rule could not put on the stream: iotpm replay --bucket <this> --stream <stream_name>."
+  value       = module.pipeline.rule_errors_bucket
+}
+
 output "topic_filter" {
   description = "Telemetry topic filter (devices publish to <project>/<thing>/telemetry)."
   value       = module.pipeline.topic_filter

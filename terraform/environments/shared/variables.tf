@@ -162,15 +162,15 @@ variable "archive_expiration_days" {
   default     = 0
 }
 
-variable "force_destroy_archive" {
+variable "force_destroy_buckets" {
   type        = bool
-  description = "Let destroy delete a non-empty archive (never in prod)."
+  description = "Let destroy delete every bucket with its objects (archive, state, results, rule errors): only the local environment."
   default     = false
 }
 
-variable "archive_tls_only" {
+variable "buckets_tls_only" {
   type        = bool
-  description = "Deny plain-HTTP requests to the archive. Only the local environment turns it off: the emulator speaks HTTP."
+  description = "Deny plain-HTTP requests to every bucket (aws:SecureTransport). Only the local environment turns it off: the emulator speaks HTTP."
   default     = true
 }
 
@@ -255,9 +255,19 @@ variable "alert_routes" {
     lines      = optional(list(string), [])
     severities = optional(list(string), [])
     events     = optional(list(string), [])
+    # endpoints that carry secrets: an SSM SecureString parameter's name, or secret = true (alert_route_secrets)
+    endpoint_ssm_parameter = optional(string, "")
+    secret                 = optional(bool, false)
   }))
-  description = "Alert routes (modules/alerting): topic machine|pipeline, protocol email|https|http|sqs, filters."
+  description = "Alert routes (modules/alerting): topic machine|pipeline, protocol email|https|sqs (http only in the local environment), filters."
   default     = {}
+}
+
+variable "alert_route_secrets" {
+  type        = map(string)
+  description = "Endpoints that carry secrets (webhook URLs with tokens) by route name, for routes with secret = true; give them with TF_VAR_alert_route_secrets, never in terraform.tfvars."
+  default     = {}
+  sensitive   = true
 }
 
 variable "local_webhook_url" {

@@ -43,12 +43,41 @@ resource "aws_sqs_queue_policy" "route" {
   })
 }
 
+# An endpoint that carries a secret (a chat webhook URL with its token) is not written in
+# terraform.tfvars: it is read from an SSM SecureString parameter (endpoint_ssm_parameter) or
+# given in the sensitive route_secrets variable (secret = true), and Terraform never prints it.
+data "aws_ssm_parameter" "route" {
+  for_each        = { for k, r in var.routes : k => r.endpoint_ssm_parameter if r.endpoint_ssm_parameter != "" }
+  name            = each.value
+  with_decryption = true
+}
+
+locals {
+  endpoints = { for k, r in var.routes : k => (
+    r.protocol == "sqs" ? "" :
+    r.endpoint_ssm_parameter != "" ? data.aws_ssm_parameter.route[k].value :
+    r.secret ? lookup(var.route_secrets, k, "") :
+    replace(r.endpoint, "{local_webhook}", var.local_webhook_url)
+  ) }
+}
+
 resource "aws_sns_topic_subscription" "route" {
   for_each             = var.routes
   topic_arn            = local.topics[each.value.topic]
   protocol             = each.value.protocol
-  endpoint             = each.value.protocol == "sqs" ? aws_sqs_queue.route[each.key].arn : replace(each.value.endpoint, "{local_webhook}", var.local_webhook_url)
+  endpoint             = each.value.protocol == "sqs" ? aws_sqs_queue.route[each.key].arn : local.endpoints[each.key]
   filter_policy        = length(local.filters[each.key]) > 0 ? jsonencode(local.filters[each.key]) : null
   filter_policy_scope  = length(local.filters[each.key]) > 0 ? "MessageAttributes" : null
   raw_message_delivery = each.value.protocol == "sqs"
+
+  lifecycle {
+    precondition {
+      condition     = each.value.protocol == "sqs" || local.endpoints[each.key] != ""
+      error_message = "This route's endpoint is empty: give endpoint, endpoint_ssm_parameter, or (secret = true) an entry in route_secrets."
+    }
+    precondition {
+      condition     = each.value.protocol != "https" || startswith(local.endpoints[each.key], "https://")
+      error_message = "An https route's endpoint must be an https:// URL."
+    }
+  }
 }

@@ -4,71 +4,18 @@
 
 data "aws_caller_identity" "current" {}
 
-resource "aws_s3_bucket" "results" {
-  # checkov:skip=CKV2_AWS_62:nothing consumes query-result events
-  # checkov:skip=CKV_AWS_18:access is audited with CloudTrail data events (an account-level choice), not a log bucket per results bucket
-  # checkov:skip=CKV_AWS_144:query results are re-creatable from the archive; replicating them buys nothing
-  bucket        = "${var.name}-athena-results-${data.aws_caller_identity.current.account_id}"
+module "results" {
+  source        = "../bucket"
+  name          = "${var.name}-athena-results-${data.aws_caller_identity.current.account_id}"
+  kms_key_arn   = var.kms_key_arn
   force_destroy = var.force_destroy_results
-  tags          = var.tags
-}
-
-resource "aws_s3_bucket_versioning" "results" {
-  bucket = aws_s3_bucket.results.id
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "results" {
-  bucket = aws_s3_bucket.results.id
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm     = "aws:kms"
-      kms_master_key_id = var.kms_key_arn
-    }
-    bucket_key_enabled = true
-  }
-}
-
-resource "aws_s3_bucket_public_access_block" "results" {
-  bucket                  = aws_s3_bucket.results.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_ownership_controls" "results" {
-  bucket = aws_s3_bucket.results.id
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "results" {
-  bucket = aws_s3_bucket.results.id
-  rule {
-    id     = "expire-results"
-    status = "Enabled"
-    filter {
-      prefix = "results/" # the fleet reports under reports/ are kept
-    }
-    expiration {
-      days = var.results_expiration_days
-    }
-    noncurrent_version_expiration {
-      noncurrent_days = 1
-    }
-  }
-  rule {
-    id     = "abort-uploads"
-    status = "Enabled"
-    filter {}
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
-    }
-  }
+  tls_only      = var.tls_only
+  lifecycle_rules = [
+    # the fleet reports under reports/ are kept
+    { id = "expire-results", prefix = "results/", expiration_days = var.results_expiration_days, noncurrent_expiration_days = 1 },
+    { id = "abort-uploads", abort_multipart_days = 1 },
+  ]
+  tags = var.tags
 }
 
 resource "aws_athena_workgroup" "this" {
@@ -86,7 +33,7 @@ resource "aws_athena_workgroup" "this" {
     }
 
     result_configuration {
-      output_location       = "s3://${aws_s3_bucket.results.bucket}/results/"
+      output_location       = "s3://${module.results.name}/results/"
       expected_bucket_owner = data.aws_caller_identity.current.account_id
 
       encryption_configuration {

@@ -20,15 +20,23 @@ output "workgroup_arn" {
 
 output "results_bucket" {
   description = "Bucket of the encrypted query results."
-  value       = aws_s3_bucket.results.bucket
+  value       = module.results.name
 }
 
 output "results_bucket_arn" {
   description = "ARN of the query results bucket."
-  value       = aws_s3_bucket.results.arn
+  value       = module.results.arn
 }
 
 output "named_query_ids" {
   description = "Athena named query ids by name."
   value       = { for k, q in aws_athena_named_query.this : k => q.id }
+}
+
+output "buckets" {
+  description = "The module's buckets by role, as modules/bucket reports them (name, TLS-only, force_destroy, encryption)."
+  value = { results = {
+    name          = module.results.name, tls_only = module.results.tls_only, force_destroy = module.results.force_destroy,
+    sse_algorithm = module.results.sse_algorithm, public_access_blocked = module.results.public_access_blocked
+  } }
 }

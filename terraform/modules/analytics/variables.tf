@@ -66,6 +66,12 @@ variable "force_destroy_results" {
   default     = false
 }
 
+variable "tls_only" {
+  type        = bool
+  description = "Deny every request to the results bucket that does not use TLS (off only on the local emulator, which speaks plain HTTP)."
+  default     = true
+}
+
 variable "tags" {
   type        = map(string)
   description = "Tags for every resource."

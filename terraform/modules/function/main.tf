@@ -1,6 +1,8 @@
 # One Lambda function in the VPC with its own role, log group and least-privilege policy.
 
 data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
 
 resource "aws_lambda_function" "this" {
   # checkov:skip=CKV_AWS_272:code signing needs a signing profile per organisation; the zip's sha256 is pinned instead
@@ -39,7 +41,7 @@ resource "aws_lambda_function" "this" {
 
   tags = var.tags
   # The log group exists (with retention and KMS) before the first invocation could create it.
-  depends_on = [aws_iam_role_policy.this, aws_iam_role_policy_attachment.vpc, aws_cloudwatch_log_group.this]
+  depends_on = [aws_iam_role_policy.this, aws_iam_role_policy.eni, aws_cloudwatch_log_group.this]
 }
 
 resource "aws_cloudwatch_log_group" "this" {
@@ -59,10 +61,41 @@ resource "aws_iam_role" "this" {
   tags = var.tags
 }
 
-# ENIs in the VPC (AWS-managed; the function cannot run in a VPC without it).
-resource "aws_iam_role_policy_attachment" "vpc" {
-  role       = aws_iam_role.this.name
-  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+# The function's network interfaces in its VPC: what the managed AWSLambdaVPCAccessExecutionRole
+# grants, minus its logs:* on every log group (the function writes only its own, below), and
+# with interfaces created only in the given subnets with the given security groups.
+locals {
+  ec2_arn = "arn:${data.aws_partition.current.partition}:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
+  eni_policy = jsonencode({
+    Version = "2012-10-17"
+    Statement = [
+      {
+        Sid    = "CreateInterfacesInItsSubnets"
+        Effect = "Allow"
+        Action = ["ec2:CreateNetworkInterface"]
+        Resource = concat(
+          ["${local.ec2_arn}:network-interface/*"],
+          [for id in var.subnet_ids : "${local.ec2_arn}:subnet/${id}"],
+          [for id in var.security_group_ids : "${local.ec2_arn}:security-group/${id}"],
+        )
+      },
+      {
+        # Lambda names no interface id in advance; these act on this account's and region's only
+        Sid      = "ManageItsInterfaces"
+        Effect   = "Allow"
+        Action   = ["ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"]
+        Resource = ["${local.ec2_arn}:network-interface/*"]
+      },
+      # EC2 defines no resource for these (Resource "*" is the only form AWS accepts)
+      { Sid = "DescribeNetwork", Effect = "Allow", Action = ["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"], Resource = ["*"] },
+    ]
+  })
+}
+
+resource "aws_iam_role_policy" "eni" {
+  name   = "vpc-interfaces"
+  role   = aws_iam_role.this.id
+  policy = local.eni_policy
 }
 
 resource "aws_iam_role_policy" "this" {

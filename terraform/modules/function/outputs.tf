@@ -32,3 +32,8 @@ output "reserved_concurrency" {
   description = "Reserved concurrency of the function (-1: none)."
   value       = aws_lambda_function.this.reserved_concurrent_executions
 }
+
+output "eni_policy" {
+  description = "The role's policy for the function's network interfaces (in place of the managed AWSLambdaVPCAccessExecutionRole)."
+  value       = aws_iam_role_policy.eni.policy
+}

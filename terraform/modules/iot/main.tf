@@ -83,22 +83,41 @@ resource "aws_iot_topic_rule" "this" {
     partition_key = "$${topic(2)}"
   }
 
+  # A message the Kinesis action cannot deliver (throttled, stream gone, key refused) is kept
+  # whole in the rule-errors bucket; `iotpm replay` puts it back on the stream.
   error_action {
-    cloudwatch_logs {
-      role_arn       = aws_iam_role.rule.arn
-      log_group_name = aws_cloudwatch_log_group.rule_errors.name
+    s3 {
+      role_arn    = aws_iam_role.rule.arn
+      bucket_name = module.errors.name
+      key         = local.error_key
     }
   }
 
   tags = var.tags
 }
 
-resource "aws_cloudwatch_log_group" "rule_errors" {
-  # checkov:skip=CKV_AWS_338:retention is the log_retention_days variable (365 in prod); dev and local keep days, not a year
-  name              = "/iotpm/${var.name}/iot-rule-errors"
-  retention_in_days = var.error_log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
+locals {
+  #: where the error action writes (src/iotpm/adapters/rule_errors.py reads ERROR_PREFIX)
+  error_prefix = "errors/"
+  error_key    = "${local.error_prefix}$${parse_time(\"yyyy/MM/dd/HH\", timestamp(), \"UTC\")}/$${newuuid()}.json"
+}
+
+# The messages the rule failed to deliver, each as AWS IoT writes an error action's message
+# (ruleName, topic, clientId, base64OriginalPayload, failures): kept until replayed, then
+# moved under replayed/; both expire after error_retention_days.
+module "errors" {
+  source        = "../bucket"
+  name          = "${var.name}-rule-errors-${data.aws_caller_identity.current.account_id}"
+  kms_key_arn   = var.kms_key_arn
+  force_destroy = var.force_destroy
+  tls_only      = var.tls_only
+  lifecycle_rules = [{
+    id                         = "expire"
+    expiration_days            = var.error_retention_days
+    noncurrent_expiration_days = 1
+    abort_multipart_days       = 1
+  }]
+  tags = var.tags
 }
 
 resource "aws_iam_role" "rule" {
@@ -126,8 +145,9 @@ resource "aws_iam_role_policy" "rule" {
     Version = "2012-10-17"
     Statement = [
       { Effect = "Allow", Action = "kinesis:PutRecord", Resource = var.stream_arn },
+      # the stream and the errors bucket are encrypted with the key
       { Effect = "Allow", Action = "kms:GenerateDataKey", Resource = var.kms_key_arn },
-      { Effect = "Allow", Action = ["logs:CreateLogStream", "logs:PutLogEvents"], Resource = "${aws_cloudwatch_log_group.rule_errors.arn}:*" },
+      { Effect = "Allow", Action = "s3:PutObject", Resource = "${module.errors.arn}/${local.error_prefix}*" },
     ]
   })
 }

@@ -41,13 +41,30 @@ variable "stream_arn" {
 
 variable "kms_key_arn" {
   type        = string
-  description = "KMS key of the stream (the rule's role encrypts with it)."
+  description = "KMS key of the stream and of the rule-errors bucket (the rule's role encrypts with it)."
 }
 
-variable "error_log_retention_days" {
+variable "error_retention_days" {
   type        = number
-  description = "Retention of the topic rule's error log group, in days."
+  description = "Days a message the rule failed to deliver stays in the rule-errors bucket (replayed or not)."
   default     = 30
+
+  validation {
+    condition     = var.error_retention_days >= 1
+    error_message = "error_retention_days must be at least 1."
+  }
+}
+
+variable "force_destroy" {
+  type        = bool
+  description = "Let terraform destroy delete the rule-errors bucket with its objects (only the local environment)."
+  default     = false
+}
+
+variable "tls_only" {
+  type        = bool
+  description = "Deny plain-HTTP requests to the rule-errors bucket (off only on the local emulator, which speaks HTTP)."
+  default     = true
 }
 
 variable "tags" {

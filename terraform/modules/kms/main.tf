@@ -54,6 +54,19 @@ locals {
           ] }
         }
       },
+      {
+        # The route queues (modules/alerting) are encrypted with this key: SNS must make a data
+        # key to deliver to them, on behalf of this environment's topics only.
+        Sid       = "SnsDeliversToEncryptedQueues"
+        Effect    = "Allow"
+        Principal = { Service = "sns.amazonaws.com" }
+        Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+        Resource  = "*"
+        Condition = {
+          StringEquals = { "aws:SourceAccount" = local.account }
+          ArnLike      = { "aws:SourceArn" = "arn:${data.aws_partition.current.partition}:sns:${data.aws_region.current.name}:${local.account}:${var.name}-*" }
+        }
+      },
     ]
   })
 }

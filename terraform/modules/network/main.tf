@@ -80,12 +80,44 @@ resource "aws_vpc_security_group_ingress_rule" "endpoints_from_lambda" {
   referenced_security_group_id = aws_security_group.lambda.id
 }
 
+# Endpoint policies: through these endpoints only this account's principals reach AWS, and
+# through the gateways only this environment's buckets and tables (names start with var.name),
+# so code in the VPC cannot copy data to another account's bucket or table.
+locals {
+  account   = data.aws_caller_identity.current.account_id
+  partition = data.aws_partition.current.partition
+  this_account = {
+    StringEquals = { "aws:PrincipalAccount" = local.account }
+  }
+  gateway_resources = {
+    s3       = ["arn:${local.partition}:s3:::${var.name}-*", "arn:${local.partition}:s3:::${var.name}-*/*"]
+    dynamodb = ["arn:${local.partition}:dynamodb:${data.aws_region.current.name}:${local.account}:table/${var.name}-*"]
+  }
+  endpoint_policies = merge(
+    { for svc, resources in local.gateway_resources : svc => jsonencode({
+      Version = "2012-10-17"
+      Statement = [{
+        Sid       = "ThisEnvironmentsData", Effect = "Allow", Principal = "*", Action = "${svc}:*", Resource = resources,
+        Condition = local.this_account
+      }]
+    }) },
+    { for svc in var.interface_endpoints : svc => jsonencode({
+      Version = "2012-10-17"
+      Statement = [{
+        Sid       = "ThisAccountsPrincipals", Effect = "Allow", Principal = "*", Action = "*", Resource = "*",
+        Condition = local.this_account
+      }]
+    }) },
+  )
+}
+
 resource "aws_vpc_endpoint" "gateway" {
-  for_each          = toset(["s3", "dynamodb"])
+  for_each          = local.gateway_resources
   vpc_id            = aws_vpc.this.id
   service_name      = "com.amazonaws.${data.aws_region.current.name}.${each.key}"
   vpc_endpoint_type = "Gateway"
   route_table_ids   = [aws_route_table.private.id]
+  policy            = local.endpoint_policies[each.key]
   tags              = merge(var.tags, { Name = "${var.name}-${each.key}" })
 }
 
@@ -97,6 +129,7 @@ resource "aws_vpc_endpoint" "interface" {
   subnet_ids          = aws_subnet.private[*].id
   security_group_ids  = [aws_security_group.endpoints.id]
   private_dns_enabled = true
+  policy              = local.endpoint_policies[each.key]
   tags                = merge(var.tags, { Name = "${var.name}-${each.key}" })
 }
 

@@ -27,3 +27,8 @@ output "gateway_endpoints" {
   description = "Services reached through gateway endpoints."
   value       = sort(keys(aws_vpc_endpoint.gateway))
 }
+
+output "endpoint_policies" {
+  description = "The policy of each endpoint (gateway and interface), by service."
+  value       = local.endpoint_policies
+}

@@ -39,10 +39,24 @@ locals {
         namespace = "iotpm", metric = "AnomaliesRaised", stat = "Sum", threshold = var.anomalies_per_5min_alarm
         dims      = { Environment = var.environment, Function = "processor" }, description = "Unusually many machine alarms raised"
       }
-      # The rule's Kinesis action failed (the message went to the error log group instead).
+      # The rule's Kinesis action failed (the message went to the rule-errors bucket instead).
       "iot-rule-errors" = {
         namespace = "AWS/IoT", metric = "Failure", stat = "Sum", threshold = 0
         dims      = { RuleName = var.iot_rule_name, ActionType = "Kinesis" }, description = "The IoT rule could not put readings into the stream"
+      }
+      # The error action could not keep the message either (it is lost): nothing may be lost at the rule.
+      "iot-rule-error-action-failures" = {
+        namespace = "AWS/IoT", metric = "ErrorActionFailure", stat = "Sum", threshold = 0
+        dims      = { RuleName = var.iot_rule_name, ActionType = "S3" }, description = "The IoT rule could not write a failed message to the rule-errors bucket: it is lost"
+      }
+      # Messages went to the rule-errors bucket: replay them (iotpm replay) once the cause is fixed.
+      "iot-rule-errors-kept" = {
+        namespace = "AWS/IoT", metric = "ErrorActionSuccess", stat = "Sum", threshold = 0
+        dims      = { RuleName = var.iot_rule_name, ActionType = "S3" }, description = "Messages the IoT rule could not deliver wait in the rule-errors bucket (iotpm replay)"
+      }
+      "iot-rule-throttled" = {
+        namespace = "AWS/IoT", metric = "RuleMessageThrottled", stat = "Sum", threshold = 0
+        dims      = { RuleName = var.iot_rule_name }, description = "IoT Core throttled messages for the telemetry rule (they never reached it)"
       }
       "iot-rule-parse-errors" = {
         namespace = "AWS/IoT", metric = "ParseError", stat = "Sum", threshold = 0
@@ -89,7 +103,7 @@ locals {
     { title = "Processor errors and throttles", metrics = [for m in ["Errors", "Throttles"] : ["AWS/Lambda", m, "FunctionName", var.processor_function_name]] },
     { title = "Processor duration (average) and iterator age (maximum), ms", metrics = [for m in ["Duration", "IteratorAge"] : ["AWS/Lambda", m, "FunctionName", var.processor_function_name]] },
     { title = "Stream in", metrics = [for m in ["IncomingRecords", "WriteProvisionedThroughputExceeded"] : ["AWS/Kinesis", m, "StreamName", var.stream_name]] },
-    { title = "IoT rule", metrics = concat([["AWS/IoT", "Success", "RuleName", var.iot_rule_name, "ActionType", "Kinesis"], ["AWS/IoT", "Failure", "RuleName", var.iot_rule_name, "ActionType", "Kinesis"]], [["AWS/IoT", "ParseError", "RuleName", var.iot_rule_name]]) },
+    { title = "IoT rule", metrics = concat([["AWS/IoT", "Success", "RuleName", var.iot_rule_name, "ActionType", "Kinesis"], ["AWS/IoT", "Failure", "RuleName", var.iot_rule_name, "ActionType", "Kinesis"]], [for m in ["ErrorActionSuccess", "ErrorActionFailure"] : ["AWS/IoT", m, "RuleName", var.iot_rule_name, "ActionType", "S3"]], [for m in ["ParseError", "RuleMessageThrottled"] : ["AWS/IoT", m, "RuleName", var.iot_rule_name]]) },
     { title = "API requests and errors", metrics = [for m in ["Count", "4XXError", "5XXError"] : ["AWS/ApiGateway", m, "ApiName", var.rest_api_name, "Stage", var.stage_name]] },
     { title = "API latency (average), ms", metrics = [for m in ["Latency", "IntegrationLatency"] : ["AWS/ApiGateway", m, "ApiName", var.rest_api_name, "Stage", var.stage_name]] },
   ]

@@ -51,21 +51,22 @@ module "storage" {
   object_lock_days        = var.object_lock_days
   archive_expiration_days = var.archive_expiration_days
   archive_noncurrent_days = var.archive_noncurrent_days
-  force_destroy_archive   = var.force_destroy_archive
-  tls_only                = var.archive_tls_only
+  force_destroy           = var.force_destroy_buckets
+  tls_only                = var.buckets_tls_only
   tags                    = local.tags
 }
 
 module "iot" {
-  source                   = "../../modules/iot"
-  name                     = local.name
-  things                   = var.things
-  topic_prefix             = var.project
-  stream_name              = module.stream.name
-  stream_arn               = module.stream.arn
-  kms_key_arn              = module.kms.arn
-  error_log_retention_days = var.log_retention_days
-  tags                     = local.tags
+  source        = "../../modules/iot"
+  name          = local.name
+  things        = var.things
+  topic_prefix  = var.project
+  stream_name   = module.stream.name
+  stream_arn    = module.stream.arn
+  kms_key_arn   = module.kms.arn
+  force_destroy = var.force_destroy_buckets
+  tls_only      = var.buckets_tls_only
+  tags          = local.tags
 }
 
 module "processor" {
@@ -160,7 +161,8 @@ module "analytics" {
   archive_bucket_arn    = module.storage.archive_bucket_arn
   kms_key_arn           = module.kms.arn
   named_queries         = local.analytics_queries
-  force_destroy_results = var.force_destroy_archive
+  force_destroy_results = var.force_destroy_buckets
+  tls_only              = var.buckets_tls_only
   tags                  = local.tags
 }
 
@@ -196,6 +198,8 @@ module "alerting" {
   kms_key_arn        = module.kms.arn
   pipeline_topic_arn = module.observability.alerts_topic_arn
   routes             = var.alert_routes
+  route_secrets      = var.alert_route_secrets
+  allow_http         = var.environment == "local" # the twin's webhook receiver has no TLS; routes are https elsewhere
   local_webhook_url  = var.local_webhook_url
   tags               = local.tags
 }

@@ -80,6 +80,16 @@ output "processor_environment" {
   value       = module.processor.environment
 }
 
+output "rule_errors_bucket" {
+  description = "Bucket of the messages the IoT rule could not put on the stream (iotpm replay puts them back)."
+  value       = module.iot.errors_bucket
+}
+
+output "buckets" {
+  description = "Every bucket of the environment by role (all made by modules/bucket): name, TLS-only, force_destroy, encryption, public access."
+  value       = merge(module.storage.buckets, module.analytics.buckets, module.iot.buckets)
+}
+
 # -- the analytics layer ------------------------------------------------------------
 
 output "analytics" {

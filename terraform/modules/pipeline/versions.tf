@@ -1,5 +1,5 @@
 terraform {
-  required_version = ">= 1.6"
+  required_version = ">= 1.9" # validations that name another variable
   required_providers {
     aws = {
       source  = "hashicorp/aws"

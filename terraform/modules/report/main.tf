@@ -46,6 +46,8 @@ locals {
         Action   = ["dynamodb:GetItem", "dynamodb:Query"]
         Resource = concat(values(var.table_arns), [for arn in values(var.table_arns) : "${arn}/index/*"])
       },
+      # the fleet is read as the API reads it: a page of keys from a keys-only index, then the records by key
+      { Sid = "ReadDevicesByKey", Effect = "Allow", Action = ["dynamodb:BatchGetItem"], Resource = [var.table_arns["devices"]] },
       {
         Sid      = "RunNamedQueries"
         Effect   = "Allow"
@@ -95,8 +97,12 @@ resource "aws_iam_role_policy" "scheduler" {
   name = "invoke-report"
   role = aws_iam_role.scheduler.id
   policy = jsonencode({
-    Version   = "2012-10-17"
-    Statement = [{ Effect = "Allow", Action = ["lambda:InvokeFunction"], Resource = [module.function.arn] }]
+    Version = "2012-10-17"
+    Statement = [
+      { Effect = "Allow", Action = ["lambda:InvokeFunction"], Resource = [module.function.arn] },
+      # the schedules are encrypted with the environment's key (kms_key_arn below)
+      { Effect = "Allow", Action = ["kms:Decrypt"], Resource = [var.kms_key_arn] },
+    ]
   })
 }
 

@@ -79,195 +79,40 @@ resource "aws_dynamodb_table" "this" {
 
 data "aws_caller_identity" "current" {}
 
-resource "aws_s3_bucket" "archive" {
-  # checkov:skip=CKV2_AWS_62:nothing consumes archive events; the processor writes, auditors read
-  # checkov:skip=CKV_AWS_18:object-level access is audited with CloudTrail data events (an account-level choice), not a second log bucket per environment
-  # checkov:skip=CKV_AWS_144:cross-region replication doubles storage cost and may break data residency; Object Lock + versioning protect the records
-  bucket              = "${var.name}-archive-${data.aws_caller_identity.current.account_id}"
-  object_lock_enabled = true
-  force_destroy       = var.force_destroy_archive
-  tags                = var.tags
-}
-
-resource "aws_s3_bucket_versioning" "archive" {
-  bucket = aws_s3_bucket.archive.id
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "archive" {
-  bucket = aws_s3_bucket.archive.id
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm     = "aws:kms"
-      kms_master_key_id = var.kms_key_arn
-    }
-    bucket_key_enabled = true
-  }
-}
-
-resource "aws_s3_bucket_public_access_block" "archive" {
-  bucket                  = aws_s3_bucket.archive.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_ownership_controls" "archive" {
-  bucket = aws_s3_bucket.archive.id
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "archive" {
-  bucket = aws_s3_bucket.archive.id
-
-  rule {
-    id     = "tiering"
-    status = "Enabled"
-    filter {}
-
-    transition {
-      days          = var.archive_ia_days
-      storage_class = "STANDARD_IA"
-    }
-    transition {
-      days          = var.archive_glacier_days
-      storage_class = "GLACIER"
-    }
-    noncurrent_version_transition {
-      noncurrent_days = var.archive_ia_days
-      storage_class   = "STANDARD_IA"
-    }
-    dynamic "expiration" {
-      for_each = var.archive_expiration_days > 0 ? [1] : []
-      content {
-        days = var.archive_expiration_days
-      }
-    }
-    # The bucket is versioned: an expired object only gets a delete marker, and its data
-    # stays as a noncurrent version until this removes it.
-    dynamic "noncurrent_version_expiration" {
-      for_each = var.archive_expiration_days > 0 ? [1] : []
-      content {
-        noncurrent_days = var.archive_noncurrent_days
-      }
-    }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 7
-    }
-  }
-  depends_on = [aws_s3_bucket_versioning.archive]
-}
-
-resource "aws_s3_bucket_object_lock_configuration" "archive" {
-  count  = var.object_lock_mode == "NONE" ? 0 : 1
-  bucket = aws_s3_bucket.archive.id
-  rule {
-    default_retention {
-      mode = var.object_lock_mode
-      days = var.object_lock_days
-    }
-  }
-  depends_on = [aws_s3_bucket_versioning.archive]
-}
-
-resource "aws_s3_bucket_policy" "archive" {
-  count  = var.tls_only ? 1 : 0
-  bucket = aws_s3_bucket.archive.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Sid       = "DenyInsecureTransport"
-      Effect    = "Deny"
-      Principal = "*"
-      Action    = "s3:*"
-      Resource  = [aws_s3_bucket.archive.arn, "${aws_s3_bucket.archive.arn}/*"]
-      Condition = { Bool = { "aws:SecureTransport" = "false" } }
-    }]
-  })
-  depends_on = [aws_s3_bucket_public_access_block.archive]
+module "archive" {
+  source        = "../bucket"
+  name          = "${var.name}-archive-${data.aws_caller_identity.current.account_id}"
+  kms_key_arn   = var.kms_key_arn
+  force_destroy = var.force_destroy
+  tls_only      = var.tls_only
+  # Object Lock is on for every archive (it can only be chosen at creation); NONE: no default retention
+  object_lock = { mode = var.object_lock_mode, days = var.object_lock_days }
+  lifecycle_rules = [{
+    id                         = "tiering"
+    transitions                = { STANDARD_IA = var.archive_ia_days, GLACIER = var.archive_glacier_days }
+    noncurrent_transitions     = { STANDARD_IA = var.archive_ia_days }
+    expiration_days            = var.archive_expiration_days > 0 ? var.archive_expiration_days : null
+    noncurrent_expiration_days = var.archive_expiration_days > 0 ? var.archive_noncurrent_days : null
+    abort_multipart_days       = 7
+  }]
+  tags = var.tags
 }
 
 # The processor's per-shard snapshots (write-behind): one small object per Kinesis shard,
 # rewritten every batch with If-Match. Not the archive: Object Lock would keep every version.
-resource "aws_s3_bucket" "state" {
-  # checkov:skip=CKV2_AWS_62:nothing consumes snapshot events; only the processor reads and writes them
-  # checkov:skip=CKV_AWS_18:object-level access is audited with CloudTrail data events (an account-level choice), not a second log bucket per environment
-  # checkov:skip=CKV_AWS_144:a snapshot is rebuilt from the tables and the log if lost; replicating an object rewritten every batch costs more than it saves
-  bucket        = "${var.name}-state-${data.aws_caller_identity.current.account_id}"
-  force_destroy = true
-  tags          = var.tags
-}
-
-resource "aws_s3_bucket_versioning" "state" {
-  bucket = aws_s3_bucket.state.id
-  versioning_configuration {
-    status = "Enabled"
-  }
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "state" {
-  bucket = aws_s3_bucket.state.id
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm     = "aws:kms"
-      kms_master_key_id = var.kms_key_arn
-    }
-    bucket_key_enabled = true
-  }
-}
-
-resource "aws_s3_bucket_public_access_block" "state" {
-  bucket                  = aws_s3_bucket.state.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_ownership_controls" "state" {
-  bucket = aws_s3_bucket.state.id
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "state" {
-  bucket = aws_s3_bucket.state.id
-  rule {
-    id     = "previous-snapshots"
-    status = "Enabled"
-    filter {}
+module "state" {
+  source        = "../bucket"
+  name          = "${var.name}-state-${data.aws_caller_identity.current.account_id}"
+  kms_key_arn   = var.kms_key_arn
+  force_destroy = var.force_destroy
+  tls_only      = var.tls_only
+  lifecycle_rules = [{
     # each batch leaves the snapshot before it as a noncurrent version: kept a day (to look back), then gone
-    noncurrent_version_expiration {
-      noncurrent_days = 1
-    }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
-    }
-  }
-  depends_on = [aws_s3_bucket_versioning.state]
-}
-
-resource "aws_s3_bucket_policy" "state" {
-  count  = var.tls_only ? 1 : 0
-  bucket = aws_s3_bucket.state.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Sid       = "DenyInsecureTransport"
-      Effect    = "Deny"
-      Principal = "*"
-      Action    = "s3:*"
-      Resource  = [aws_s3_bucket.state.arn, "${aws_s3_bucket.state.arn}/*"]
-      Condition = { Bool = { "aws:SecureTransport" = "false" } }
-    }]
-  })
-  depends_on = [aws_s3_bucket_public_access_block.state]
+    id                         = "previous-snapshots"
+    noncurrent_expiration_days = 1
+    abort_multipart_days       = 1
+  }]
+  tags = var.tags
 }
 
 resource "aws_timestreamwrite_database" "this" {

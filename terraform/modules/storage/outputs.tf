@@ -10,12 +10,12 @@ output "table_arns" {
 
 output "archive_bucket" {
   description = "Name of the raw-record archive bucket."
-  value       = aws_s3_bucket.archive.bucket
+  value       = module.archive.name
 }
 
 output "archive_bucket_arn" {
   description = "ARN of the raw-record archive bucket."
-  value       = aws_s3_bucket.archive.arn
+  value       = module.archive.arn
 }
 
 output "timestream_database" {
@@ -50,43 +50,47 @@ output "deletion_protection" {
 
 output "archive_sse_algorithm" {
   description = "Default encryption of the archive."
-  value       = one(aws_s3_bucket_server_side_encryption_configuration.archive.rule).apply_server_side_encryption_by_default[0].sse_algorithm
+  value       = module.archive.sse_algorithm
 }
 
 output "public_access_blocked" {
-  description = "Whether all four public access blocks are on."
-  value = alltrue([
-    aws_s3_bucket_public_access_block.archive.block_public_acls, aws_s3_bucket_public_access_block.archive.block_public_policy,
-    aws_s3_bucket_public_access_block.archive.ignore_public_acls, aws_s3_bucket_public_access_block.archive.restrict_public_buckets,
-  ])
+  description = "Whether all four public access blocks are on (archive and state buckets)."
+  value       = module.archive.public_access_blocked && module.state.public_access_blocked
 }
 
 output "archive_policy" {
   description = "Bucket policy of the archive."
-  value       = var.tls_only ? aws_s3_bucket_policy.archive[0].policy : ""
+  value       = module.archive.policy
 }
 
 output "lifecycle_transitions" {
   description = "Storage class => days after which current objects move there."
-  value       = { for t in one(aws_s3_bucket_lifecycle_configuration.archive.rule).transition : t.storage_class => t.days }
+  value       = { for class, days in one(module.archive.lifecycle_rules).transitions : class => days }
 }
 
 output "object_lock" {
   description = "Default Object Lock retention of the archive (null when off)."
-  value       = var.object_lock_mode == "NONE" ? null : { mode = var.object_lock_mode, days = var.object_lock_days }
+  value       = module.archive.object_lock
 }
 
 output "noncurrent_expiration_days" {
   description = "Days after which noncurrent archive versions are deleted (null when the archive never expires)."
-  value       = one([for e in one(aws_s3_bucket_lifecycle_configuration.archive.rule).noncurrent_version_expiration : e.noncurrent_days])
+  value       = one(module.archive.lifecycle_rules).noncurrent_expiration_days
 }
 
 output "state_bucket" {
   description = "Name of the bucket of the processor's per-shard snapshots (write-behind)."
-  value       = aws_s3_bucket.state.bucket
+  value       = module.state.name
 }
 
 output "state_bucket_arn" {
   description = "ARN of the bucket of the processor's per-shard snapshots."
-  value       = aws_s3_bucket.state.arn
+  value       = module.state.arn
+}
+
+output "buckets" {
+  description = "The module's buckets by role, as modules/bucket reports them (name, TLS-only, force_destroy, encryption)."
+  value = { for role, b in { archive = module.archive, state = module.state } : role => {
+    name = b.name, tls_only = b.tls_only, force_destroy = b.force_destroy, sse_algorithm = b.sse_algorithm, public_access_blocked = b.public_access_blocked
+  } }
 }

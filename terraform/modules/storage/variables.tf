@@ -70,15 +70,15 @@ variable "object_lock_days" {
   }
 }
 
-variable "force_destroy_archive" {
+variable "force_destroy" {
   type        = bool
-  description = "Let terraform destroy delete a non-empty archive (never in prod)."
+  description = "Let terraform destroy delete the archive and state buckets with their objects (only the local environment)."
   default     = false
 }
 
 variable "tls_only" {
   type        = bool
-  description = "Deny every request to the archive that does not use TLS (turned off only for the local emulator, which speaks plain HTTP)."
+  description = "Deny every request to the buckets that does not use TLS (turned off only for the local emulator, which speaks plain HTTP)."
   default     = true
 }
 

@@ -7,6 +7,9 @@ mock_provider "aws" {
   mock_resource "aws_sqs_queue" {
     defaults = { arn = "arn:aws:sqs:eu-west-1:123456789012:q", url = "https://sqs.eu-west-1.amazonaws.com/123456789012/q" }
   }
+  mock_data "aws_ssm_parameter" {
+    defaults = { value = "https://chat.example/hooks/line-2?token=from-ssm" }
+  }
 }
 
 variables {
@@ -14,6 +17,7 @@ variables {
   kms_key_arn        = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000"
   pipeline_topic_arn = "arn:aws:sns:eu-west-1:123456789012:pipeline"
   local_webhook_url  = "http://127.0.0.1:9999"
+  allow_http         = true # as the local environment sets it (its webhook receiver)
   routes = {
     line-1-critical = { topic = "machine", protocol = "https", endpoint = "https://chat.example/hook", lines = ["line-1"], severities = ["critical"] }
     plant-2         = { topic = "machine", protocol = "email", endpoint = "plant2@example.com", sites = ["plant-2"] }
@@ -65,4 +69,50 @@ run "an_unknown_topic_is_refused" {
     routes = { broken = { topic = "everything", protocol = "sqs" } }
   }
   expect_failures = [var.routes]
+}
+
+run "plain_http_is_refused_outside_the_local_environment" {
+  command = plan
+  variables {
+    allow_http = false
+  }
+  expect_failures = [var.routes]
+}
+
+run "an_https_route_needs_an_https_url" {
+  command = plan
+  variables {
+    routes = { chat = { topic = "machine", protocol = "https", endpoint = "http://chat.example/hook" } }
+  }
+  expect_failures = [var.routes]
+}
+
+run "endpoints_with_secrets_come_from_ssm_or_a_sensitive_variable" {
+  command = apply
+  variables {
+    allow_http = false
+    routes = {
+      line-1 = { topic = "machine", protocol = "https", secret = true, lines = ["line-1"] }
+      line-2 = { topic = "machine", protocol = "https", endpoint_ssm_parameter = "/iotpm/test/line-2-webhook", lines = ["line-2"] }
+    }
+    route_secrets = { line-1 = "https://chat.example/hooks/line-1?token=from-variable" }
+  }
+
+  assert {
+    condition     = nonsensitive(aws_sns_topic_subscription.route["line-1"].endpoint) == "https://chat.example/hooks/line-1?token=from-variable"
+    error_message = "secret = true takes the endpoint from the sensitive route_secrets."
+  }
+  assert {
+    condition     = nonsensitive(aws_sns_topic_subscription.route["line-2"].endpoint) == "https://chat.example/hooks/line-2?token=from-ssm" && data.aws_ssm_parameter.route["line-2"].with_decryption
+    error_message = "endpoint_ssm_parameter takes the endpoint from the (decrypted) SSM parameter."
+  }
+}
+
+run "a_secret_route_without_its_secret_is_refused" {
+  command = plan
+  variables {
+    allow_http = false
+    routes     = { line-1 = { topic = "machine", protocol = "https", secret = true } }
+  }
+  expect_failures = [aws_sns_topic_subscription.route["line-1"]]
 }

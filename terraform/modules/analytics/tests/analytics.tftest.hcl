@@ -64,8 +64,16 @@ run "workgroup_enforces_encrypted_results" {
     error_message = "Results are encrypted with the environment's KMS key."
   }
   assert {
-    condition     = aws_s3_bucket_public_access_block.results.restrict_public_buckets && alltrue([for r in aws_s3_bucket_server_side_encryption_configuration.results.rule : r.apply_server_side_encryption_by_default[0].sse_algorithm == "aws:kms"])
+    condition     = module.results.public_access_blocked && module.results.sse_algorithm == "aws:kms"
     error_message = "The results bucket is private and KMS-encrypted."
+  }
+  assert {
+    condition     = module.results.tls_only && jsondecode(module.results.policy).Statement[0].Condition.Bool["aws:SecureTransport"] == "false"
+    error_message = "The results bucket (it holds the fleet reports) refuses plain HTTP, as every bucket does."
+  }
+  assert {
+    condition     = !module.results.force_destroy
+    error_message = "force_destroy is off unless asked for."
   }
   assert {
     condition     = toset(keys(aws_athena_named_query.this)) == toset(["device_readings", "late_data"]) && alltrue([for q in aws_athena_named_query.this : q.database == "iotpm_test_archive"])

@@ -207,7 +207,7 @@ run "archive_lifecycle_and_object_lock" {
     error_message = "prod keeps its archive under COMPLIANCE Object Lock for a year."
   }
   assert {
-    condition     = var.environment != "prod" || (module.storage.deletion_protection && !var.force_destroy_archive)
+    condition     = var.environment != "prod" || (module.storage.deletion_protection && !var.force_destroy_buckets)
     error_message = "prod protects its tables and archive from deletion."
   }
 }
@@ -326,5 +326,128 @@ run "service_principals_are_bound_to_this_account" {
   assert {
     condition     = jsondecode(module.api.account_logging_role_trust).Statement[0].Condition.StringEquals["aws:SourceAccount"] == "123456789012"
     error_message = "Only this account's API Gateway may assume its CloudWatch role."
+  }
+}
+
+run "every_bucket_is_made_one_way" {
+  command = apply # mocked: nothing is created
+
+  assert {
+    condition     = toset(keys(output.buckets)) == toset(["archive", "state", "results", "rule_errors"])
+    error_message = "The environment's buckets are the archive, the snapshots, the Athena results and the rule errors (each from modules/bucket)."
+  }
+  assert {
+    condition     = alltrue([for b in output.buckets : b.tls_only == (var.environment != "local")])
+    error_message = "Every bucket refuses plain HTTP (aws:SecureTransport), everywhere but on the local emulator, which speaks only HTTP."
+  }
+  assert {
+    condition     = alltrue([for b in output.buckets : b.force_destroy == (var.environment == "local")])
+    error_message = "Only the local environment's buckets may be destroyed with their objects."
+  }
+  assert {
+    condition     = alltrue([for b in output.buckets : b.sse_algorithm == "aws:kms" && b.public_access_blocked])
+    error_message = "Every bucket is SSE-KMS and blocks every kind of public access."
+  }
+}
+
+run "force_destroy_is_refused_outside_local" {
+  command = plan
+  variables {
+    environment           = "prod"
+    force_destroy_buckets = true
+    buckets_tls_only      = true # the other local-only settings as prod has them
+    alert_routes          = {}
+  }
+  expect_failures = [var.force_destroy_buckets]
+}
+
+run "plain_http_buckets_are_refused_outside_local" {
+  command = plan
+  variables {
+    environment           = "staging"
+    buckets_tls_only      = false
+    force_destroy_buckets = false # the other local-only settings as staging has them
+    alert_routes          = {}
+  }
+  expect_failures = [var.buckets_tls_only]
+}
+
+run "sns_may_use_the_key_for_this_environments_topics_only" {
+  command = apply # mocked: nothing is created
+
+  assert {
+    condition = one([for s in jsondecode(module.kms.policy).Statement : s if s.Principal == { Service = "sns.amazonaws.com" }]) == {
+      Sid       = "SnsDeliversToEncryptedQueues"
+      Effect    = "Allow"
+      Principal = { Service = "sns.amazonaws.com" }
+      Action    = ["kms:Decrypt", "kms:GenerateDataKey*"]
+      Resource  = "*"
+      Condition = {
+        StringEquals = { "aws:SourceAccount" = "123456789012" }
+        ArnLike      = { "aws:SourceArn" = "arn:aws:sns:eu-west-1:123456789012:iotpm-${var.environment}-*" }
+      }
+    }
+    error_message = "SNS must be able to deliver to the CMK-encrypted route queues, on behalf of this environment's topics only."
+  }
+  assert {
+    condition     = alltrue([for arn in [module.alerting.machine_topic_arn, module.alerting.pipeline_topic_arn] : can(regex("^arn:aws:sns:", arn))])
+    error_message = "The routed topics are SNS topics (named iotpm-<environment>-..., matching the key's grant)."
+  }
+}
+
+run "endpoints_admit_only_this_account_and_environment" {
+  command = apply # mocked: nothing is created
+
+  assert {
+    condition     = toset(keys(module.network.endpoint_policies)) == toset(concat(module.network.gateway_endpoints, keys(module.network.interface_endpoints)))
+    error_message = "Every VPC endpoint has a policy."
+  }
+  assert {
+    condition = alltrue([for svc, p in module.network.endpoint_policies : alltrue([
+      for s in jsondecode(p).Statement : s.Effect == "Allow" && s.Condition.StringEquals["aws:PrincipalAccount"] == "123456789012"
+    ])])
+    error_message = "Only this account's principals pass the endpoints."
+  }
+  assert {
+    condition = (
+      jsondecode(module.network.endpoint_policies["s3"]).Statement[0].Resource == ["arn:aws:s3:::iotpm-${var.environment}-*", "arn:aws:s3:::iotpm-${var.environment}-*/*"] &&
+      jsondecode(module.network.endpoint_policies["dynamodb"]).Statement[0].Resource == ["arn:aws:dynamodb:eu-west-1:123456789012:table/iotpm-${var.environment}-*"]
+    )
+    error_message = "Through the gateways, only this environment's buckets and tables."
+  }
+  assert {
+    condition     = alltrue([for role, b in output.buckets : startswith(b.name, "iotpm-${var.environment}-")]) && alltrue([for t in values(module.storage.table_names) : startswith(t, "iotpm-${var.environment}-")])
+    error_message = "Every bucket and table is named so the gateway endpoint policies admit it."
+  }
+}
+
+run "nothing_is_lost_at_the_rule" {
+  command = apply # mocked: nothing is created
+
+  assert {
+    condition     = length(module.iot.error_action.s3) == 1 && module.iot.error_action.s3[0].bucket_name == output.rule_errors_bucket && startswith(module.iot.error_action.s3[0].key, module.iot.error_prefix)
+    error_message = "The rule's error action keeps each failed message in the rule-errors bucket, under the prefix iotpm replay reads."
+  }
+  assert {
+    condition     = contains([for s in jsondecode(module.iot.rule_role_policy).Statement : s.Resource if s.Action == "s3:PutObject"], "arn:aws:s3:::mock/${module.iot.error_prefix}*")
+    error_message = "The rule's role may write failed messages under the prefix (and nowhere else in S3)."
+  }
+  assert {
+    condition = (
+      module.observability.alarms["iot-rule-error-action-failures"].metric == "ErrorActionFailure" &&
+      module.observability.alarms["iot-rule-error-action-failures"].dims == { RuleName = module.iot.rule_name, ActionType = "S3" } &&
+      module.observability.alarms["iot-rule-errors-kept"].metric == "ErrorActionSuccess" &&
+      module.observability.alarms["iot-rule-throttled"].metric == "RuleMessageThrottled"
+    )
+    error_message = "Alarms fire when the rule fails to deliver (messages kept for replay), when it cannot keep them, and when IoT Core throttles it."
+  }
+}
+
+run "routes_are_https_outside_local" {
+  command = apply # mocked: nothing is created
+
+  assert {
+    condition     = var.environment == "local" || alltrue([for r in values(var.alert_routes) : r.protocol != "http"])
+    error_message = "Only the local environment has plain-http routes (its webhook receiver)."
   }
 }

@@ -59,8 +59,12 @@ run "one_schedule_per_scope_invokes_the_report_with_its_scope" {
     error_message = "Daily at 06:00 by default."
   }
   assert {
-    condition     = jsondecode(aws_iam_role_policy.scheduler.policy).Statement[0].Action == ["lambda:InvokeFunction"]
-    error_message = "The scheduler may only invoke the report function."
+    condition = (
+      jsondecode(aws_iam_role_policy.scheduler.policy).Statement[0].Action == ["lambda:InvokeFunction"] &&
+      jsondecode(aws_iam_role_policy.scheduler.policy).Statement[1].Action == ["kms:Decrypt"] &&
+      length(jsondecode(aws_iam_role_policy.scheduler.policy).Statement) == 2
+    )
+    error_message = "The scheduler may only invoke the report function (and decrypt its schedules, which are encrypted with the key)."
   }
 }
 
@@ -71,6 +75,12 @@ run "the_function_may_read_and_write_only_what_it_needs" {
     condition = alltrue([for s in jsondecode(output.policy_json).Statement :
     !anytrue([for a in s.Action : can(regex("\\*", a)) || a == "dynamodb:Scan"])])
     error_message = "No wildcard actions, no Scan."
+  }
+  assert {
+    condition = [for s in jsondecode(output.policy_json).Statement : s.Resource if contains(s.Action, "dynamodb:BatchGetItem")] == [
+      ["arn:aws:dynamodb:eu-west-1:123456789012:table/d"]
+    ]
+    error_message = "The report reads the fleet as the API does (BatchGetItem on the devices table, which its code calls), on nothing else."
   }
 }
 
