@@ -12,6 +12,7 @@ from iotpm.adapters.dynamodb import TableNames
 from iotpm.service import Processor, ProcessorSettings
 
 if TYPE_CHECKING:
+    from iotpm.analytics.compaction import Compactor
     from iotpm.analytics.job import ReportJob
     from iotpm.api.ports import Queries
 
@@ -168,3 +169,33 @@ def build_report_job(settings: ReportSettings | None = None, aws: dict[str, Any]
         reports=S3Reports(c["s3"], s.reports_bucket),
         alerts=SnsAlerts(c["sns"], s.report_topic_arn) if s.report_topic_arn else None,
     )
+
+
+class CompactionJobSettings(BaseSettings):
+    """The compaction Lambda: the archive bucket and when an hour is closed (Terraform sets them)."""
+
+    model_config = SettingsConfigDict(env_prefix="IOTPM_", extra="ignore", populate_by_name=True)
+
+    region: str | None = Field(default=None, validation_alias=AliasChoices("IOTPM_REGION", "AWS_REGION"))
+    archive_bucket: str
+    compaction_grace_s: int = 7200
+    compaction_window_h: int = 3
+    compaction_max_hours: int = 48
+    max_attempts: int = 4
+
+
+def build_compactor(settings: CompactionJobSettings | None = None, aws: dict[str, Any] | None = None) -> Compactor:
+    """The archive's Parquet compaction over S3 (DuckDB does the work in the function's /tmp)."""
+    from iotpm.adapters.s3_files import S3ArchiveFiles
+    from iotpm.analytics.compaction import CompactionSettings, Compactor
+
+    s = settings or CompactionJobSettings()
+    if aws is None:
+        import boto3
+        from botocore.config import Config
+
+        config = Config(region_name=s.region, retries={"mode": "standard", "max_attempts": s.max_attempts})
+        aws = {"s3": boto3.session.Session().client("s3", config=config)}
+    knobs = CompactionSettings(grace_s=s.compaction_grace_s, window_h=s.compaction_window_h,
+                               max_hours=s.compaction_max_hours)  # fmt: skip
+    return Compactor(S3ArchiveFiles(aws["s3"], s.archive_bucket), knobs)

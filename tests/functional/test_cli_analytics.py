@@ -37,3 +37,13 @@ def test_query_runs_any_sql_and_names_what_is_missing(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "device_id" in missing.output
     unknown = CliRunner().invoke(app, ["query", "nope", "--archive", folder])
     assert unknown.exit_code == 2 and "device_readings" in unknown.output
+
+
+def test_query_compact_writes_parquet_and_answers_the_same(tmp_path: Path) -> None:
+    folder = str(archive(tmp_path))
+    args = ["query", "limit_breaches_per_line_per_day", "--day", DAY, "--archive", folder, "--json"]
+    raw = CliRunner().invoke(app, args)
+    compacted = CliRunner().invoke(app, [*args, "--compact"])
+    assert compacted.exit_code == 0, compacted.output
+    assert "compacted 1 hours" in compacted.stderr and list(tmp_path.glob("compacted/readings/*/*/*/*/*.parquet"))
+    assert compacted.stdout == raw.stdout and json.loads(raw.stdout.splitlines()[0])["readings"] == 60

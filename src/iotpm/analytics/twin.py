@@ -50,4 +50,4 @@ class TwinEndpoints:
         from iotpm.adapters.s3 import S3Archive
 
         folder = dest or self.home / "archive"
-        return folder, S3Archive(self.s3(), self.bucket).download(folder)
+        return folder, S3Archive(self.s3(), self.bucket).download(folder, ("raw/", "quarantine/", "compacted/"))

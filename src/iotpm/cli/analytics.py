@@ -72,8 +72,15 @@ def query(
     archive: Annotated[Path | None, typer.Option(help="a folder copy of the archive (default: the twin's)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON lines instead of a table")] = False,
     list_queries: Annotated[bool, typer.Option("--list", help="list the named queries and exit")] = False,
+    compact: Annotated[
+        bool, typer.Option("--compact", help="first compact the copy's closed hours to Parquet (as the job does)")
+    ] = False,
 ) -> None:
-    """Run a named query (the Athena workgroup's) or any SQL over the archive with DuckDB."""
+    """Run a named query (the Athena workgroup's) or any SQL over the archive with DuckDB.
+
+    It reads the Parquet the compaction job wrote plus the raw objects of the hours not
+    compacted yet, as Athena does.
+    """
     from iotpm.analytics.duck import ArchiveDB
     from iotpm.analytics.queries import named_queries
 
@@ -95,7 +102,13 @@ def query(
         date.fromisoformat(str(d))  # a wrong day fails here, not as an empty result
     text, names = (queries[name].template, queries[name].params) if name else (str(sql), ())
     values = _params(names, given, param or [])
-    db = ArchiveDB(_archive_folder(archive))
+    folder = _archive_folder(archive)
+    if compact:
+        from iotpm.analytics.compaction import compact_folder
+
+        done = compact_folder(folder, int(time.time() * 1000))
+        err.print(f"compacted {len(done.hours)} hours ({done.rows:,} readings); raw from {done.through_hour} on")
+    db = ArchiveDB(folder)
     started = time.perf_counter()
     result = db.query(text, values)
     elapsed = time.perf_counter() - started
