@@ -51,8 +51,13 @@ unset TF_DATA_DIR
 echo "==> checkov"
 CHECKOV_VENV="${IOTPM_CHECKOV_VENV:-$(iotpm_home)/checkov-venv}"
 if [ ! -x "$CHECKOV_VENV/bin/checkov" ]; then
+  echo "==> pip: checkov into $CHECKOV_VENV (the Terraform policy scanner, kept apart from .venv; first run only)"
   python3 -m venv "$CHECKOV_VENV"
-  "$CHECKOV_VENV/bin/pip" install --quiet --disable-pip-version-check "checkov>=3.2,<4"
+  # shellcheck source=scripts/lib/prereqs.sh
+  source scripts/lib/prereqs.sh
+  run_with_progress "$WORK/checkov-pip.log" '^(Collecting|Installing collected)' "packages resolved" \
+    "$CHECKOV_VENV/bin/pip" install --progress-bar off --disable-pip-version-check "checkov>=3.2,<4" \
+    || { tail -n 30 "$WORK/checkov-pip.log" >&2; exit 1; }
 fi
 # Every skip is written next to the resource it concerns, with its reason (checkov:skip=ID:reason).
 "$CHECKOV_VENV/bin/checkov" --directory terraform --framework terraform --quiet --compact \
