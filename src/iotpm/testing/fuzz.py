@@ -36,6 +36,8 @@ DYNAMO_MAX, DYNAMO_MIN = 9.9999999999999999999999999999999999999e125, 1e-130
 Json = Any
 #: the value a spoofing device reports for its victim: never stored
 SPOOFED = 500.0
+#: a hostile thing of its own, beside the fleet: what it sends costs it alone
+ATTACKER = "fz-attacker"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,7 @@ class Stream:
         self.now_ms = start_ms
         self.sent: list[tuple[str, bytes, int]] = []  # good messages and their reading counts, for repeats
         self.queue: list[tuple[str, str, bytes]] = []  # messages that follow the one just made
+        self.names = 0  # the attacker's new metric names so far
 
     # -- the batch ------------------------------------------------------------------------
 
@@ -176,6 +179,14 @@ class Stream:
                 ),
             ),
             ("spoof", lambda: _canonical(self.ids[0], ts, 1, {"temperature_c": SPOOFED})),
+            # a hostile device of its own (ATTACKER, not one of the fleet's): many readings
+            # naming the fleet's devices, a record past the readings cap, endless new names
+            (
+                "hostile_foreign_ids",
+                lambda: [_canonical(self.rng.choice(self.ids), ts, i, {"temperature_c": SPOOFED}) for i in range(600)],
+            ),
+            ("hostile_too_many", lambda: [_canonical(ATTACKER, ts + i, i, self._metrics()) for i in range(1001)]),
+            ("hostile_new_names", lambda: self._new_names(ts)),
             ("spoof_array", lambda: [_canonical(self.ids[0], ts, 1, {"temperature_c": SPOOFED})]),
             ("thing_mismatch", lambda: {**_canonical(device, ts, 1, self._metrics()), "thing_name": "someone-else"}),
             ("mixed_array", lambda: [_canonical(device, ts, 1, self._metrics()), 7, "x", None, {"device_id": device}]),
@@ -198,7 +209,16 @@ class Stream:
         value = make()
         data = value if isinstance(value, bytes) else json.dumps(value, allow_nan=True).encode("utf-8", "surrogatepass")
         key = self.ids[1] if kind.startswith("spoof") else device  # the attacker publishes as ids[1]
-        return kind, key, data
+        return kind, ATTACKER if kind.startswith("hostile") else key, data
+
+    def _new_names(self, ts: int) -> Json:
+        """40 readings of the attacker, each with 32 metric names never sent before (past any channel cap)."""
+        out = []
+        for r in range(40):
+            self.names += 1
+            metrics = {f"n{self.names}x{j}_c": 1.0 for j in range(32)}
+            out.append(_canonical(ATTACKER, ts - 40_000 + r * 1000, self.names, metrics))
+        return out
 
     def _deep_array(self) -> bytes:
         return ("[" * self.rng.randrange(900, 5000) + "]" * 10).encode()
