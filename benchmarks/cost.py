@@ -1,0 +1,461 @@
+"""What each environment costs a month, and per million readings, at a stated fleet: computed, not guessed.
+
+Reads each environment's ``terraform/environments/<env>/terraform.tfvars`` (and the
+pipeline module's defaults for what it does not set), prices from one table
+(``benchmarks/aws_prices.json``: per region, every price with its source page), and
+the counts the other benchmarks measure:
+
+- message bytes: a canonical reading as the simulator sends it, plus the rule's
+  ``thing_name`` (measured here); IoT meters messages in 5 KB steps, Kinesis on demand
+  bills every record as at least 1 KB;
+- batches: one Lambda invocation per shard and batching window (or full batch); every
+  per-batch cost (Lambda requests and GB-s, the raw archive PUT, the snapshot's GET and
+  PUT, the batch-log write, X-Ray traces, log lines) multiplies by the shard count,
+  and on-demand Kinesis starts at 4 shards;
+- Lambda GB-s: the processor benchmark's per-record time (``benchmarks/processor.py``,
+  ``--processor-ms-per-10k``) plus a per-batch wait for its AWS calls (an assumption,
+  ``--batch-io-ms``), times the function's memory;
+- DynamoDB write units: ``benchmarks/storage_cost.py``'s measured write-behind figures
+  (the batch-log item per batch, the compaction writes per device and interval);
+- archive bytes: the processor's own encoder on a batch of the environment's size
+  (measured here); the lifecycle does not move objects under 128 KB;
+- X-Ray: Lambda's default sampling rule (1 trace a second, then 5 %), per function;
+- interface endpoints x availability zones x hours; log volume; point-in-time recovery.
+
+Levers (computed by the same model on prod): IoT Basic Ingest, provisioned Kinesis
+shards sized from the fleet's rate, X-Ray pass-through on the processor, two AZs for the
+endpoints, an archive in objects large enough for the lifecycle (the Parquet
+compaction), and gateways packing several readings per message.
+
+Prints the tables; ``--write-readme`` rewrites the README's marked cost block. The last
+line is one JSON object with ``usd_per_million_readings`` for prod.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from iotpm.service.ports import RawLine
+from iotpm.service.processor import encode_lines
+from iotpm.service.samples import reading
+
+ROOT = Path(__file__).resolve().parents[1]
+ENVIRONMENTS = ("dev", "staging", "prod")
+BEGIN, END = "<!-- cost.py:begin -->", "<!-- cost.py:end -->"
+KB, GB = 1024, 1024**3
+MONTH_MIN = 730 * 60
+MAX_BATCH_BYTES = 6 * 1000**2  # a Lambda invocation's payload
+
+
+# -- the environment, as Terraform would build it ------------------------------------
+
+
+def hcl_values(text: str) -> dict[str, str]:
+    """Top-level ``name = value`` lines of a tfvars file (scalars and one-line lists)."""
+    out = {}
+    for raw in text.splitlines():
+        m = re.match(r"^([a-z_0-9]+)\s*=\s*(.+?)\s*(#.*)?$", raw)
+        if m:
+            out[m.group(1)] = m.group(2)
+    return out
+
+
+def module_defaults() -> dict[str, str]:
+    text = (ROOT / "terraform" / "modules" / "pipeline" / "variables.tf").read_text()
+    out = {}
+    for name, body in re.findall(r'variable "(\w+)" \{(.*?)\n\}', text, re.S):
+        m = re.search(r"^\s*default\s*=\s*(.+)$", body, re.M)
+        if m:
+            out[name] = m.group(1).strip()
+    return out
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What the model needs from an environment's tfvars."""
+
+    name: str
+    region: str
+    azs: int
+    stream_mode: str
+    shard_count: int
+    retention_h: int
+    memory_mb: int
+    batch_size: int
+    window_s: float
+    arch: str
+    log_retention_days: int
+    compact_interval_s: int
+    readings_ttl_days: int
+    archive_expiration_days: int
+    interface_endpoints: int
+
+    @classmethod
+    def load(cls, name: str) -> Environment:
+        v = module_defaults() | hcl_values(
+            (ROOT / "terraform" / "environments" / name / "terraform.tfvars").read_text()
+        )
+
+        def num(key: str) -> float:
+            return float(v[key].strip('"'))
+
+        endpoints = 2 + (1 if v.get("enable_timestream", "false") == "true" else 0)  # sns, athena (+ timestream)
+        endpoints += len(re.findall(r'"[^"]+"', v.get("extra_interface_endpoints", "[]")))
+        return cls(
+            name=name, region=v["region"].strip('"'), azs=len(re.findall(r'"[^"]+"', v["availability_zones"])),
+            stream_mode=v["stream_mode"].strip('"'), shard_count=int(num("shard_count")),
+            retention_h=int(num("stream_retention_hours")), memory_mb=int(num("processor_memory_mb")),
+            batch_size=int(num("batch_size")), window_s=num("batching_window_s"),
+            arch=v["lambda_architecture"].strip('"'), log_retention_days=int(num("log_retention_days")),
+            compact_interval_s=int(num("compact_interval_s")), readings_ttl_days=int(num("readings_ttl_days")),
+            archive_expiration_days=int(num("archive_expiration_days")), interface_endpoints=endpoints,
+        )  # fmt: skip
+
+
+# -- the fleet and what the other benchmarks measured --------------------------------
+
+
+@dataclass(frozen=True)
+class Fleet:
+    devices: int = 500
+    interval_s: float = 5.0
+    readings_per_message: int = 1  # a gateway packing its devices' readings in one message
+
+    @property
+    def readings_per_s(self) -> float:
+        return self.devices / self.interval_s
+
+    @property
+    def messages_per_s(self) -> float:
+        return self.readings_per_s / self.readings_per_message
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Counts from the other benchmarks (defaults: their README figures, each with its source)."""
+
+    processor_ms_per_10k: float = 103.0  # benchmarks/processor.py, 10,000-record batch (issue 30's run)
+    batch_io_ms: float = 60.0  # assumption: the archive PUT beside decode, snapshot GET, log PUT, snapshot PUT
+    wru_per_batch: float = 2.0  # benchmarks/storage_cost.py: the batch-log item, ~1.5 KB (40 per 1,000 at 20 batches)
+    wru_per_device_compaction: float = 6.14  # storage_cost: chunks 16.7 + devices 8.6 + rollups 25.9 per 1,000 / 8.33
+    readings_table_bytes_per_reading: float = 46.0  # storage_cost: 36 GB for 90 days of 259 M readings a month
+    log_bytes_per_invocation: int = 1000  # assumption: START/END/REPORT lines and one EMF line
+    custom_metrics: int = 12  # assumption: the processor's EMF metrics per environment
+    alarms: int = 12
+    api_requests_per_month: float = 1_000_000  # assumption: dashboards and tooling
+    rru_per_api_request: float = 8.0  # assumption
+    flow_log_gb_per_month: float = 1.0  # assumption: VPC flow logs of the functions' ENIs
+    athena_scanned_gb_per_month: float = 30.0  # the daily report's named queries over a day (JSON) x 30
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def message_bytes(fleet: Fleet) -> int:
+    """A canonical reading as the simulator publishes it, with the rule's thing_name added."""
+    metrics = {"temperature_c": 61.234, "vibration_mm_s": 2.1234, "pressure_psi": 95.12}
+    one = reading("pump-000123", 123456, 1_790_000_000_000, metrics) | {"thing_name": "pump-000123"}
+    body = one if fleet.readings_per_message == 1 else [one] * fleet.readings_per_message
+    return len(json.dumps(body, separators=(",", ":")))
+
+
+def archive_bytes_per_reading(readings_per_batch: int) -> float:
+    """The processor's own encoder on a batch of this size (gzip JSON Lines)."""
+    n = max(1, min(readings_per_batch, 10_000))
+    lines = []
+    for i in range(n):
+        msg = reading(f"pump-{i % 500:06d}", 1000 + i, 1_790_000_000_000 + 5000 * i,
+                      {"temperature_c": 60 + (i * 7919 % 1000) / 100, "vibration_mm_s": 2 + (i * 104729 % 100) / 1000,
+                       "pressure_psi": 90 + (i * 15485863 % 1000) / 100})  # fmt: skip
+        lines.append(RawLine(1_790_000_000_040 + 5000 * i, json.dumps(msg), f"pump-{i % 500:06d}",
+                             f"4962{i:052d}", "shardId-000000000000"))  # fmt: skip
+    return len(encode_lines(lines)) / n
+
+
+# -- the model ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Levers:
+    basic_ingest: bool = False
+    provisioned_shards: int | None = None  # Kinesis provisioned mode at this many shards
+    processor_tracing: str = "Active"  # or "PassThrough": no traces for stream-invoked batches
+    azs: int | None = None  # interface endpoints in this many AZs
+    large_archive_objects: bool = False  # the archive in objects >= 128 KB (compaction): the lifecycle acts
+    readings_per_message: int = 1
+
+
+@dataclass
+class Line:
+    group: str
+    item: str
+    basis: str
+    usd: float
+
+
+class Prices:
+    def __init__(self, table: dict[str, Any], region: str) -> None:
+        if region not in table["regions"]:
+            raise SystemExit(f"no prices for {region} in the table (regions: {', '.join(table['regions'])})")
+        self.p = table["regions"][region]
+
+    def __call__(self, key: str) -> float:
+        return float(self.p[key]["usd"])
+
+
+def xray_traces_per_s(rate: float) -> float:
+    """Lambda's default sampling rule: the first request each second, then 5 % of the rest."""
+    return min(rate, 1.0) + 0.05 * max(rate - 1.0, 0.0)
+
+
+def model(env: Environment, fleet: Fleet, table: dict[str, Any], m: Measured, lv: Levers) -> list[Line]:
+    price = Prices(table, env.region)
+    month_s = table["hours_per_month"] * 3600
+    fleet = replace(fleet, readings_per_message=lv.readings_per_message)
+    readings = fleet.readings_per_s * month_s
+    messages = fleet.messages_per_s * month_s
+    size = message_bytes(fleet)
+    out: list[Line] = []
+
+    def add(group: str, item: str, basis: str, usd: float) -> None:
+        out.append(Line(group, item, basis, usd))
+
+    # IoT Core
+    add("IoT Core", "connectivity", f"{fleet.devices} devices always connected",
+        fleet.devices * MONTH_MIN / 1e6 * price("iot_connectivity_per_million_minutes"))  # fmt: skip
+    if not lv.basic_ingest:
+        units = math.ceil(size / (5 * 1000))
+        add("IoT Core", "messaging", f"{messages / 1e6:,.1f} M messages x {units} (5 KB steps)",
+            messages * units / 1e6 * price("iot_messages_per_million"))  # fmt: skip
+    add("IoT Core", "rule + Kinesis action", f"{messages / 1e6:,.1f} M rules triggered and actions",
+        messages / 1e6 * (price("iot_rules_triggered_per_million")
+                          + price("iot_actions_executed_per_million")))  # fmt: skip
+
+    # Kinesis
+    mb_per_s = fleet.messages_per_s * size / 1e6
+    if lv.provisioned_shards or env.stream_mode == "PROVISIONED":
+        shards = lv.provisioned_shards or env.shard_count
+        add("Kinesis", "shard-hours", f"{shards} provisioned shard(s)", shards * 730 * price("kinesis_shard_hour"))
+        add("Kinesis", "PUT payload units", f"{messages / 1e6:,.1f} M records x {math.ceil(size / 25_000)} (25 KB)",
+            messages * math.ceil(size / 25_000) / 1e6 * price("kinesis_put_payload_units_per_million"))  # fmt: skip
+        if env.retention_h > 24:
+            add("Kinesis", "extended retention", f"{env.retention_h} h", shards * 730 *
+                price("kinesis_extended_retention_shard_hour"))  # fmt: skip
+    else:
+        shards = max(4, math.ceil(mb_per_s), math.ceil(fleet.messages_per_s / 1000))
+        billed_gb = messages * math.ceil(size / KB) * KB / GB
+        add("Kinesis", "on-demand stream-hours", "one stream", 730 * price("kinesis_on_demand_stream_hour"))
+        add("Kinesis", "data in", f"{billed_gb:,.0f} GB: {size} B records billed as {math.ceil(size / KB)} KB",
+            billed_gb * price("kinesis_on_demand_ingest_per_gb"))  # fmt: skip
+        add("Kinesis", "data out", f"{messages * size / GB:,.0f} GB to the processor",
+            messages * size / GB * price("kinesis_on_demand_retrieval_per_gb"))  # fmt: skip
+        if env.retention_h > 24:
+            stored = billed_gb * (min(env.retention_h, 168) - 24) / 730
+            add("Kinesis", "extended retention", f"{stored:,.0f} GB-month ({env.retention_h} h)",
+                stored * price("kinesis_on_demand_extended_retention_per_gb_month"))  # fmt: skip
+
+    # batches: one invocation per shard and window, or sooner when a batch fills
+    per_shard = fleet.messages_per_s / shards
+    full_s = min(env.batch_size, MAX_BATCH_BYTES / size) / per_shard
+    every_s = max(0.2, min(max(env.window_s, 1.0), full_s))
+    batches = shards * month_s / every_s
+    per_batch = fleet.readings_per_s / shards * every_s
+    batch_s = (m.batch_io_ms + per_batch * m.processor_ms_per_10k / 10_000) / 1000
+    gb_s = batches * batch_s * env.memory_mb / 1024
+    add("Lambda", "processor requests", f"{batches / 1e6:,.2f} M batches ({shards} shards, one every {every_s:g} s)",
+        batches / 1e6 * price("lambda_requests_per_million"))  # fmt: skip
+    add("Lambda", "processor duration", f"{gb_s / 1e6:,.2f} M GB-s ({batch_s * 1000:.0f} ms x {env.memory_mb} MB, "
+        f"{per_batch:,.0f} readings a batch)", gb_s * price(f"lambda_gb_second_{env.arch}"))  # fmt: skip
+    api_gb_s = m.api_requests_per_month * 0.05 * 0.5
+    add("Lambda", "API and report", f"{m.api_requests_per_month / 1e6:g} M API requests x 50 ms x 512 MB",
+        m.api_requests_per_month / 1e6 * price("lambda_requests_per_million") +
+        api_gb_s * price(f"lambda_gb_second_{env.arch}"))  # fmt: skip
+
+    # S3: the raw archive's PUT per batch, the shard snapshot's GET and PUT per batch
+    add("S3 requests", "raw archive PUTs", f"{batches / 1e6:,.2f} M (one per batch)",
+        batches / 1e3 * price("s3_put_per_thousand"))  # fmt: skip
+    add("S3 requests", "snapshot PUTs + GETs", f"{batches / 1e6:,.2f} M each (write-behind: one of each per batch)",
+        batches / 1e3 * (price("s3_put_per_thousand") + price("s3_get_per_thousand")))  # fmt: skip
+    compaction_gets = batches + 730 * 10  # every raw object read once, plus the quarantine and recent hours
+    add("S3 requests", "Parquet compaction", f"{compaction_gets / 1e6:,.2f} M GETs, 730 runs",
+        compaction_gets / 1e3 * price("s3_get_per_thousand")
+        + 730 * 4 / 1e3 * price("s3_put_per_thousand"))  # fmt: skip
+    arch_b = archive_bytes_per_reading(round(per_batch))
+    months_kept = 12 if env.archive_expiration_days == 0 else min(12, env.archive_expiration_days / 30)
+    held_gb = readings * arch_b / GB * months_kept
+    if lv.large_archive_objects:  # Standard for 30 days, IA to 90, Glacier after (storage module defaults)
+        stored = readings * arch_b / GB
+        mix = (min(months_kept, 1) * price("s3_standard_gb_month")
+               + max(0.0, min(months_kept, 3) - 1) * price("s3_standard_ia_gb_month")
+               + max(0.0, months_kept - 3) * price("s3_glacier_flexible_gb_month"))  # fmt: skip
+        add("S3 storage", "archive", f"{held_gb:,.0f} GB after a year, tiered (objects >= 128 KB)", stored * mix)
+    else:
+        add("S3 storage", "archive", f"{held_gb:,.0f} GB after a year ({arch_b:.0f} B a reading), all Standard: "
+            "objects under 128 KB never transition", held_gb * price("s3_standard_gb_month"))  # fmt: skip
+
+    # DynamoDB (write-behind)
+    compactions = fleet.devices * month_s / env.compact_interval_s
+    wru = batches * m.wru_per_batch + compactions * m.wru_per_device_compaction
+    add("DynamoDB", "writes", f"{wru / 1e6:,.1f} M WRU ({wru / readings * 1000:.0f} per 1,000 readings)",
+        wru / 1e6 * price("dynamodb_write_request_units_per_million"))  # fmt: skip
+    rru = m.api_requests_per_month * m.rru_per_api_request
+    add(
+        "DynamoDB",
+        "reads",
+        f"{rru / 1e6:,.1f} M RRU (API)",
+        rru / 1e6 * price("dynamodb_read_request_units_per_million"),
+    )
+    table_gb = readings * m.readings_table_bytes_per_reading * env.readings_ttl_days / 30 / 1e9 * 1.15
+    add("DynamoDB", "storage", f"{table_gb:,.0f} GB ({env.readings_ttl_days} days of readings, + 15 % other tables)",
+        table_gb * price("dynamodb_storage_gb_month"))  # fmt: skip
+    add("DynamoDB", "point-in-time recovery", f"{table_gb:,.0f} GB", table_gb * price("dynamodb_pitr_gb_month"))
+
+    # X-Ray: processor, API (stage and function, one trace), report
+    processor_traces = 0.0 if lv.processor_tracing == "PassThrough" else xray_traces_per_s(batches / month_s) * month_s
+    api_traces = xray_traces_per_s(m.api_requests_per_month / month_s) * month_s
+    traces = processor_traces + api_traces + 30
+    add("X-Ray", "traces", f"{traces / 1e6:,.2f} M (processor {processor_traces / 1e6:,.2f} M: "
+        f"{lv.processor_tracing})", traces / 1e6 * price("xray_traces_recorded_per_million"))  # fmt: skip
+
+    # network
+    azs = lv.azs or env.azs
+    add("VPC", "interface endpoints", f"{env.interface_endpoints} x {azs} AZs x 730 h",
+        env.interface_endpoints * azs * 730 * price("vpc_interface_endpoint_az_hour"))  # fmt: skip
+
+    # CloudWatch
+    log_gb = (batches + m.api_requests_per_month) * m.log_bytes_per_invocation / GB + m.flow_log_gb_per_month
+    kept = log_gb * min(env.log_retention_days, 365) / 30
+    add("CloudWatch", "logs", f"{log_gb:,.1f} GB a month in, {kept:,.0f} GB held ({env.log_retention_days} days)",
+        log_gb * price("cloudwatch_logs_ingest_per_gb") + kept * price("cloudwatch_logs_storage_gb_month"))  # fmt: skip
+    add("CloudWatch", "metrics, alarms, dashboard", f"{m.custom_metrics} metrics, {m.alarms} alarms, 1 dashboard",
+        m.custom_metrics * price("cloudwatch_metric_month") + m.alarms * price("cloudwatch_alarm_month")
+        + price("cloudwatch_dashboard_month"))  # fmt: skip
+
+    # the rest
+    add("Other", "API Gateway", f"{m.api_requests_per_month / 1e6:g} M REST requests",
+        m.api_requests_per_month / 1e6 * price("api_gateway_rest_per_million"))  # fmt: skip
+    add("Other", "Athena", f"{m.athena_scanned_gb_per_month:g} GB scanned",
+        m.athena_scanned_gb_per_month / 1024 * price("athena_per_tb_scanned"))  # fmt: skip
+    kms_requests = batches * 0.01 + 500_000
+    add("Other", "KMS", f"1 key, {kms_requests / 1e6:.1f} M requests (bucket keys, cached data keys)",
+        price("kms_key_month") + kms_requests / 1e4 * price("kms_requests_per_10k"))  # fmt: skip
+    return out
+
+
+def summary(lines: list[Line], fleet: Fleet, table: dict[str, Any]) -> tuple[float, float]:
+    total = sum(line.usd for line in lines)
+    readings = fleet.readings_per_s * table["hours_per_month"] * 3600
+    return total, total / (readings / 1e6)
+
+
+# -- output -------------------------------------------------------------------------------
+
+
+def markdown(env: Environment, fleet: Fleet, table: dict[str, Any], lines: list[Line], envs: dict[str, Any],
+             levers: dict[str, Any]) -> str:  # fmt: skip
+    total, per_m = summary(lines, fleet, table)
+    readings = fleet.readings_per_s * table["hours_per_month"] * 3600
+    out = [
+        f"Computed by `python benchmarks/cost.py` for **{fleet.devices} devices at one reading every "
+        f"{fleet.interval_s:g} s** ({readings / 1e6:,.0f} M readings a month of {table['hours_per_month']} h), "
+        f"region **{env.region}**, list prices as of {table['as_of']} (`benchmarks/aws_prices.json`, each with "
+        "its source page), each environment as its `terraform.tfvars` configures it.",
+        "",
+        "| environment | USD / month | USD / million readings |",
+        "|---|---:|---:|",
+        *[f"| {name} | {e['usd_per_month']:,.0f} | {e['usd_per_million_readings']:.2f} |" for name, e in envs.items()],
+        "",
+        f"Prod, item by item (${total:,.0f} a month, **${per_m:.2f} per million readings**):",
+        "",
+        "| service | item | basis | USD / month |",
+        "|---|---|---|---:|",
+        *[f"| {x.group} | {x.item} | {x.basis} | {x.usd:,.2f} |" for x in lines],
+        "",
+        "What each lever would save on prod (the same model, one lever at a time, then all together):",
+        "",
+        "| lever | USD / month | saves | USD / million readings |",
+        "|---|---:|---:|---:|",
+        *[
+            f"| {name} | {v['usd_per_month']:,.0f} | {total - v['usd_per_month']:,.0f} | "
+            f"{v['usd_per_million_readings']:.2f} |"
+            for name, v in levers.items()
+        ],
+    ]
+    return "\n".join(out)
+
+
+def write_readme(block: str) -> None:
+    path = ROOT / "README.md"
+    text = path.read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"README.md has no {BEGIN} ... {END} block to rewrite")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=500)
+    parser.add_argument("--interval", type=float, default=5.0, help="seconds between a device's readings")
+    parser.add_argument("--prices", type=Path, default=Path(__file__).with_name("aws_prices.json"))
+    parser.add_argument("--processor-ms-per-10k", type=float, default=Measured.processor_ms_per_10k,
+                        help="benchmarks/processor.py's batch_ms_median (10,000 records)")  # fmt: skip
+    parser.add_argument("--batch-io-ms", type=float, default=Measured.batch_io_ms,
+                        help="per-batch wait for the processor's AWS calls (assumed)")  # fmt: skip
+    parser.add_argument("--write-readme", action="store_true", help="rewrite the README's cost block")
+    args = parser.parse_args()
+    table = json.loads(args.prices.read_text())
+    fleet = Fleet(args.devices, args.interval)
+    measured = Measured(processor_ms_per_10k=args.processor_ms_per_10k, batch_io_ms=args.batch_io_ms)
+    envs: dict[str, Any] = {}
+    for name in ENVIRONMENTS:
+        env = Environment.load(name)
+        total, per_m = summary(model(env, fleet, table, measured, Levers()), fleet, table)
+        envs[name] = {"usd_per_month": round(total, 2), "usd_per_million_readings": round(per_m, 4),
+                      "region": env.region, "stream_mode": env.stream_mode, "azs": env.azs}  # fmt: skip
+        print(f"{name:<8} {env.region}: ${total:,.0f} a month, ${per_m:.2f} per million readings")
+    prod = Environment.load("prod")
+    lines = model(prod, fleet, table, measured, Levers())
+    rate = fleet.readings_per_s * message_bytes(fleet) / 1e6
+    shards = max(1, math.ceil(2 * max(fleet.readings_per_s / 1000, rate)))  # twice the fleet's rate
+    provisioned = f"Kinesis provisioned, {shards} shard(s) (2x the fleet's rate)"
+    choices: dict[str, Callable[[Levers], Levers]] = {
+        "IoT Basic Ingest (no messaging charge)": lambda x: replace(x, basic_ingest=True),
+        provisioned: lambda x: replace(x, provisioned_shards=shards),
+        "X-Ray pass-through on the processor": lambda x: replace(x, processor_tracing="PassThrough"),
+        "interface endpoints in 2 AZs": lambda x: replace(x, azs=2),
+        "archive in objects >= 128 KB (lifecycle acts)": lambda x: replace(x, large_archive_objects=True),
+        "gateways: 10 readings a message": lambda x: replace(x, readings_per_message=10),
+    }
+    levers: dict[str, Any] = {}
+    together = Levers()
+    for name, change in choices.items():
+        t, per_m = summary(model(prod, fleet, table, measured, change(Levers())), fleet, table)
+        levers[name] = {"usd_per_month": round(t, 2), "usd_per_million_readings": round(per_m, 4)}
+        if not name.startswith("gateways"):
+            together = change(together)
+    t, per_m = summary(model(prod, fleet, table, measured, together), fleet, table)
+    levers["all but gateways, together"] = {"usd_per_month": round(t, 2), "usd_per_million_readings": round(per_m, 4)}
+    t, per_m = summary(model(prod, fleet, table, measured, replace(together, readings_per_message=10)), fleet, table)
+    levers["all, together"] = {"usd_per_month": round(t, 2), "usd_per_million_readings": round(per_m, 4)}
+    block = markdown(prod, fleet, table, lines, envs, levers)
+    print()
+    print(block)
+    if args.write_readme:
+        write_readme(block)
+        print("\nREADME.md: cost block rewritten")
+    total, per_m = summary(lines, fleet, table)
+    print(json.dumps({"devices": fleet.devices, "interval_s": fleet.interval_s, "region": prod.region,
+                      "usd_per_month": round(total, 2), "usd_per_million_readings": round(per_m, 4),
+                      "environments": envs, "levers": levers,
+                      "prod_items": {f"{x.group}: {x.item}": round(x.usd, 2) for x in lines}}))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

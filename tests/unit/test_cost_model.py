@@ -1,0 +1,91 @@
+"""``benchmarks/cost.py``: what it reads from the environments, what its levers change, and the README's block."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def cost() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("cost_model", ROOT / "benchmarks" / "cost.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["cost_model"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def prices() -> dict[str, Any]:
+    return dict(json.loads((ROOT / "benchmarks" / "aws_prices.json").read_text()))
+
+
+def items(lines: list[Any]) -> dict[str, float]:
+    return {f"{x.group}: {x.item}": x.usd for x in lines}
+
+
+def test_every_price_names_its_source(prices: dict[str, Any]) -> None:
+    regions = prices["regions"]
+    assert set(regions["eu-west-1"]) == set(regions["us-east-1"])
+    for region in regions.values():
+        for key, entry in region.items():
+            assert entry["usd"] > 0 and entry["source"].startswith("https://aws.amazon.com/"), key
+
+
+def test_the_environments_are_read_from_their_tfvars(cost: ModuleType) -> None:
+    prod = cost.Environment.load("prod")
+    text = (ROOT / "terraform" / "environments" / "prod" / "terraform.tfvars").read_text()
+    assert prod.azs == text.split("availability_zones")[1].split("\n")[0].count('"') // 2
+    assert (prod.stream_mode, prod.retention_h, prod.window_s) == ("ON_DEMAND", 168, 2.0)
+    dev = cost.Environment.load("dev")
+    assert (dev.stream_mode, dev.shard_count) == ("PROVISIONED", 1)
+
+
+def test_kinesis_on_demand_bills_each_record_as_a_kilobyte_and_starts_at_four_shards(
+    cost: ModuleType, prices: dict[str, Any]
+) -> None:
+    prod, fleet = cost.Environment.load("prod"), cost.Fleet(500, 5.0)
+    lines = {f"{x.group}: {x.item}": x for x in cost.model(prod, fleet, prices, cost.Measured(), cost.Levers())}
+    month = fleet.readings_per_s * 730 * 3600
+    assert cost.message_bytes(fleet) < 1024  # a reading is ~240 bytes, billed as 1 KB
+    per_gb = prices["regions"]["eu-west-1"]["kinesis_on_demand_ingest_per_gb"]["usd"]
+    assert lines["Kinesis: data in"].usd == pytest.approx(month * 1024 / 1024**3 * per_gb)
+    assert "4 shards" in lines["Lambda: processor requests"].basis
+
+
+def test_each_lever_changes_only_what_it_names(cost: ModuleType, prices: dict[str, Any]) -> None:
+    prod, fleet, m = cost.Environment.load("prod"), cost.Fleet(), cost.Measured()
+    base = items(cost.model(prod, fleet, prices, m, cost.Levers()))
+    ingest = items(cost.model(prod, fleet, prices, m, cost.Levers(basic_ingest=True)))
+    assert (
+        "IoT Core: messaging" not in ingest and {k: v for k, v in base.items() if k != "IoT Core: messaging"} == ingest
+    )
+    azs = items(cost.model(prod, fleet, prices, m, cost.Levers(azs=2)))
+    assert azs["VPC: interface endpoints"] == pytest.approx(base["VPC: interface endpoints"] * 2 / 3)
+    one = items(cost.model(prod, fleet, prices, m, cost.Levers(provisioned_shards=1)))
+    # a quarter of the batches: every per-batch cost falls with the shard count
+    assert one["S3 requests: raw archive PUTs"] == pytest.approx(base["S3 requests: raw archive PUTs"] / 4)
+    east = items(cost.model(replace(prod, region="us-east-1"), fleet, prices, m, cost.Levers()))
+    assert east["VPC: interface endpoints"] < base["VPC: interface endpoints"]  # the region's own price
+
+
+def test_the_readme_block_is_what_the_script_prints(cost: ModuleType) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split(cost.BEGIN)[1].split(cost.END)[0].strip()
+    assert block, "README.md has no cost block"
+    fleet = block.split("**")[1]
+    assert fleet.startswith("500 devices at one reading every 5 s")
+    table = json.loads((ROOT / "benchmarks" / "aws_prices.json").read_text())
+    lines = cost.model(cost.Environment.load("prod"), cost.Fleet(), table, cost.Measured(), cost.Levers())
+    per_m = cost.summary(lines, cost.Fleet(), table)[1]
+    assert f"**${per_m:.2f} per million readings**" in block, "run python benchmarks/cost.py --write-readme"
