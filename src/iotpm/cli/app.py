@@ -15,10 +15,12 @@ from rich.table import Table
 import iotpm
 from iotpm.cli.analytics import register as register_analytics
 from iotpm.cli.errors import FAILED, fail, needs, requires, stderr
+from iotpm.cli.replay import register as register_replay
 
 app = typer.Typer(help="iotpm: industrial IoT predictive maintenance.", no_args_is_help=True)
 console = Console(soft_wrap=True)
 register_analytics(app)  # iotpm query, iotpm report (cli/analytics.py)
+register_replay(app)  # iotpm replay (cli/replay.py)
 
 
 def _version(value: bool) -> None:
