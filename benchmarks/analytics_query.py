@@ -1,21 +1,25 @@
-"""``iotpm query`` over a day of a fleet's archive: DuckDB time per named query, bytes on disk.
+"""``iotpm query`` over a day of a fleet's archive: each named query on the raw archive and compacted to Parquet.
 
 Writes one UTC day of raw archive objects for ``--devices`` devices at ``--interval``
 seconds per reading (canonical messages, the processor's own line encoder and key
 layout, ``--batch`` records per object, a thousandth of the batches archived twice as
 a Lambda retry would), then times each named query through
 :class:`iotpm.analytics.duck.ArchiveDB` (what ``iotpm query --archive`` runs), the
-median of ``--repeat`` runs. Baseline in the same run: ``SELECT count(*) FROM
-raw_records`` (reading and decompressing every object, no JSON parsing of ``data``).
-It also writes the same readings as Parquet (one row per reading, metrics as columns)
-and times the limit-breach question on it, to weigh a columnar copy: bytes Athena
-would scan and the time. Prints figures, then one JSON object.
+median of ``--repeat`` runs: first over the raw gzip JSON Lines alone (the baseline,
+as before compaction), then after the compaction job
+(:mod:`iotpm.analytics.compaction`) ran an hour after the day ended (with its default
+two hours' grace: the day's last hour is still raw, as it would be), and checks that
+both answer the same. Bytes Athena would scan: every raw object of the day before;
+after, the Parquet column chunks a query names (from the files' own metadata), the
+duplicate check's key columns over the recent hours, and the raw objects still pending.
+Prints figures, then one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import tempfile
 import time
@@ -24,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from iotpm.analytics.compaction import CompactionSettings, compact_folder
 from iotpm.analytics.duck import ArchiveDB
 from iotpm.analytics.queries import named_queries
 from iotpm.service.ports import RawLine
@@ -87,6 +92,44 @@ def timed(fn: object, repeat: int) -> float:
     return statistics.median(runs)
 
 
+def run_all(db: ArchiveDB, repeat: int) -> tuple[dict[str, float], dict[str, list[tuple[object, ...]]]]:
+    """Each named query's median time and its rows."""
+    times, rows = {}, {}
+    for name, q in named_queries().items():
+        values = [PARAMS[p] for p in q.params]
+        times[name] = timed(lambda q=q, values=values: db.query(q.template, values), repeat)
+        rows[name] = db.query(q.template, values).rows
+    return times, rows
+
+
+def parquet_scan_bytes(db: ArchiveDB) -> dict[str, int]:
+    """Per named query, the compressed bytes of the Parquet column chunks it reads, and the raw objects pending."""
+    src = db.sources
+    chunks: dict[str, int] = {}
+    recent_keys = 0
+    if src.compacted:
+        files = [str(p) for p in src.compacted]
+        for column, size in db.con.execute(
+            "SELECT path_in_schema, sum(total_compressed_size) FROM parquet_metadata(?) GROUP BY 1", [files]
+        ).fetchall():
+            chunks[column] = int(size)
+    if src.recent:
+        row = db.con.execute(
+            "SELECT sum(total_compressed_size) FROM parquet_metadata(?)"
+            " WHERE path_in_schema IN ('shard_id', 'sequence_number')", [[str(p) for p in src.recent]]
+        ).fetchone()  # fmt: skip
+        recent_keys = int(row[0] or 0) if row else 0
+    pending = sum(p.stat().st_size for p in src.pending) + sum(p.stat().st_size for p in src.quarantine)
+    out = {}
+    for name, q in named_queries().items():
+        if "${readings}" not in q.template:  # quarantine only
+            out[name] = sum(p.stat().st_size for p in src.quarantine)
+            continue
+        named = {c for c in chunks if re.search(rf"\b{c}\b", q.template)}
+        out[name] = sum(chunks[c] for c in named) + recent_keys + pending
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=100)
@@ -100,33 +143,38 @@ def main() -> None:
         records, size = write_day(root, args.devices, args.interval, args.batch)
         took = time.perf_counter() - t0
         print(f"archive: {records:,} records in {size / 1e6:.1f} MB gzip JSON Lines ({took:.1f} s to write)")
+        raw_db = ArchiveDB(root)
+        base = timed(lambda: raw_db.query("SELECT count(*) FROM raw_records"), args.repeat)
+        print(f"floor: count(*) over raw_records (read and gunzip every object, no JSON parsing) {base:.2f} s")
+        before, before_rows = run_all(raw_db, args.repeat)
+        raw_db.close()
+        settings = CompactionSettings()
+        now = int(datetime.fromisoformat(f"{DAY}T00:00:00+00:00").timestamp() * 1000) + 25 * 3_600_000
+        t0 = time.perf_counter()
+        done = compact_folder(root, now, settings)
+        took = time.perf_counter() - t0
+        print(f"compaction an hour after the day (grace {settings.grace_s} s): {len(done.hours)} hours, "
+              f"{done.raw_objects} objects, {done.rows:,} readings -> {done.parquet_bytes / 1e6:.1f} MB Parquet "
+              f"in {took:.1f} s; mark {done.through_hour}")  # fmt: skip
         db = ArchiveDB(root)
-        base = timed(lambda: db.query("SELECT count(*) FROM raw_records"), args.repeat)
-        print(f"baseline count(*) over raw_records: {base:.2f} s")
-        figures: dict[str, float] = {}
-        for name, q in named_queries().items():
-            values = [PARAMS[p] for p in q.params]
-            figures[name] = timed(lambda q=q, values=values: db.query(q.template, values), args.repeat)
-            print(f"iotpm query {name}: {figures[name]:.2f} s (median of {args.repeat})")
-        parquet = root / "readings.parquet"
-        db.query(
-            "COPY (SELECT device_id, site, line, ts_ms, arrival_ms, dt,"
-            " CAST(json_extract_scalar(data, '$.metrics.temperature_c') AS DOUBLE) AS temperature_c,"
-            " CAST(json_extract_scalar(data, '$.metrics.pressure_psi') AS DOUBLE) AS pressure_psi,"
-            " CAST(json_extract_scalar(data, '$.metrics.vibration_mm_s') AS DOUBLE) AS vibration_mm_s"
-            " FROM ${readings} r)"
-            f" TO '{parquet}' (FORMAT parquet)"
-        )
-        pq_size = parquet.stat().st_size
-        breach = "sum(CASE WHEN temperature_c < 10 OR temperature_c > 80 THEN 1 ELSE 0 END)"
-        pq_sql = f"SELECT dt, site, line, count(*), {breach} FROM read_parquet('{parquet}') GROUP BY ALL"
-        pq_time = timed(lambda: db.con.execute(pq_sql).fetchall(), args.repeat)
-        print(f"the same readings as Parquet: {pq_size / 1e6:.1f} MB; limit breaches on it {pq_time:.2f} s "
-              f"(JSON: {figures['limit_breaches_per_line_per_day']:.2f} s)")  # fmt: skip
+        after, after_rows = run_all(db, args.repeat)
+        scanned = parquet_scan_bytes(db)
+        print(f"{'named query':<34} {'raw JSON s':>10} {'compacted s':>11} {'Athena MB before':>17} {'after':>7}  same")
+        for name in before:
+            same = "yes" if before_rows[name] == after_rows[name] else "NO"
+            before_mb = size / 1e6 if name != "quarantine_reasons" else 0.0
+            print(f"{name:<34} {before[name]:>10.2f} {after[name]:>11.3f} {before_mb:>17.1f} "
+                  f"{scanned[name] / 1e6:>7.2f}  {same}")  # fmt: skip
+        identical = all(before_rows[n] == after_rows[n] for n in before)
         print(json.dumps({"devices": args.devices, "interval_s": args.interval, "records": records,
-                          "archive_mb": round(size / 1e6, 1), "baseline_count_s": round(base, 3),
-                          "queries_s": {k: round(v, 3) for k, v in figures.items()},
-                          "parquet_mb": round(pq_size / 1e6, 1), "parquet_breaches_s": round(pq_time, 3)}))  # fmt: skip
+                          "archive_mb": round(size / 1e6, 1), "floor_count_s": round(base, 3),
+                          "raw_queries_s": {k: round(v, 3) for k, v in before.items()},
+                          "compacted_queries_s": {k: round(v, 3) for k, v in after.items()},
+                          "max_compacted_s": round(max(after.values()), 3), "identical": identical,
+                          "parquet_mb": round(done.parquet_bytes / 1e6, 1), "compaction_s": round(took, 1),
+                          "pending_hours": 24 - len(done.hours),
+                          "athena_mb_before": round(size / 1e6, 1),
+                          "athena_mb_after": {k: round(v / 1e6, 2) for k, v in scanned.items()}}))  # fmt: skip
 
 
 if __name__ == "__main__":
