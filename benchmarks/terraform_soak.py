@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,39 +35,62 @@ ROOT = Path(__file__).resolve().parents[1]
 CHECK = ROOT / "scripts" / "terraform-local-check.sh"
 RESPONSE = re.compile(r"HTTP Response Received:.*")
 FIELD = re.compile(r"(rpc\.method|http\.status_code|http\.duration)=(\S+)")
-OPERATION = re.compile(r"tf_req_id=([0-9a-f-]{36})")  # one resource operation: its requests run one at a time
+OPERATION = re.compile(r"tf_req_id=([0-9a-f-]{36})")
+METHOD = re.compile(r"rpc\.method=(\w+)")
+ENTRY = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")  # one resource operation: its requests run one at a time
 
 
-def provider_log(path: Path) -> dict[str, Any]:
-    """Retried requests (with what their first attempt got), 5xx answers and the slowest answer in one log."""
+def entries(path: Path) -> Iterator[str]:
+    """The provider log's entries (an entry may span lines: a logged body keeps its newlines)."""
+    entry: list[str] = []
+    with path.open(errors="replace") as log:
+        for line in log:
+            if ENTRY.match(line) and entry:
+                yield "".join(entry)
+                entry = []
+            entry.append(line)
+    if entry:
+        yield "".join(entry)
+
+
+def provider_log(path: Path, keep: Path | None = None) -> dict[str, Any]:
+    """Retried requests (with what their first attempt got), 5xx answers and the slowest answer in one log.
+
+    With ``keep``, every entry of an operation that had a request retried is written there.
+    """
     retried: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     slowest, answers = (0, ""), 0
     last_outcome: dict[str, str] = {}  # operation -> what its latest request got
+    history: dict[str, list[str]] = {}  # operation -> its entries (kept for the retried ones)
     evidence: list[str] = []
+    kept: set[str] = set()
     if not path.exists():
         return {"answers": 0, "retried": {}, "5xx": {}, "slowest_ms": 0, "slowest": "", "why_retried": []}
-    with path.open(errors="replace") as log:
-        for line in log:
-            operation = OPERATION.search(line)
-            if "HTTP Request Sent" in line and "attempt=2" in line:
-                method = re.search(r"rpc\.method=(\S+)", line)
-                retried[method.group(1) if method else "?"] += 1
-                before = last_outcome.get(operation.group(1), "nothing logged") if operation else "?"
-                evidence.append(f"{method.group(1) if method else '?'} retried after: {before}"[:300])
-            elif "HTTP Response Received" in line:
-                answers += 1
-                fields = dict(FIELD.findall(line))
-                method = fields.get("rpc.method", "?")
-                if fields.get("http.status_code", "200").startswith("5"):
-                    errors[f"{method} {fields['http.status_code']}"] += 1
-                duration = int(fields.get("http.duration", "0") or 0)
-                if duration > slowest[0]:
-                    slowest = (duration, method)
-                if operation:
-                    last_outcome[operation.group(1)] = f"HTTP {fields.get('http.status_code')} in {duration} ms"
-            elif "retryable error" in line and "unretryable" not in line and operation:
-                last_outcome[operation.group(1)] = line.split("retryable error", 1)[1].strip()[:200]
+    for entry in entries(path):
+        found = OPERATION.search(entry)
+        operation = found.group(1) if found else None
+        if operation is not None and ("HTTP" in entry or "error" in entry):
+            history.setdefault(operation, []).append(entry[:4000])
+        method = METHOD.search(entry)
+        name = method.group(1) if method else "?"
+        if "HTTP Request Sent" in entry and "attempt=2" in entry:
+            retried[name] += 1
+            evidence.append(f"{name} retried after: {last_outcome.get(operation or '?', 'nothing logged')}"[:300])
+            kept.add(operation or "?")
+        elif "HTTP Response Received" in entry:
+            answers += 1
+            fields = dict(FIELD.findall(entry))
+            if fields.get("http.status_code", "200").startswith("5"):
+                errors[f"{name} {fields['http.status_code']}"] += 1
+            duration = int(fields.get("http.duration", "0") or 0)
+            if duration > slowest[0]:
+                slowest = (duration, name)
+            last_outcome[operation or "?"] = f"HTTP {fields.get('http.status_code')} in {duration} ms"
+        elif "retryable error" in entry and "unretryable" not in entry:
+            last_outcome[operation or "?"] = " ".join(entry.split("retryable error", 1)[1].split())[:200]
+    if keep is not None and kept:
+        keep.write_text("\n".join(e for op in sorted(kept) for e in history.get(op, [])))
     return {"answers": answers, "retried": dict(retried), "5xx": dict(errors), "slowest_ms": slowest[0],
             "slowest": slowest[1], "why_retried": evidence[:5]}  # fmt: skip
 
@@ -85,7 +109,7 @@ def one_run(index: int, logs: Path, python: str) -> dict[str, Any]:
         if line.startswith("{"):
             timings = json.loads(line)
     result = {"run": index, "passed": proc.returncode == 0, "wall_s": round(wall, 1), **timings}
-    result.update(provider_log(folder / "provider.log"))
+    result.update(provider_log(folder / "provider.log", logs / f"run-{index:02d}-retried.log"))
     if proc.returncode != 0:
         result["error"] = next((ln for ln in (proc.stdout + proc.stderr).splitlines() if "Error" in ln), "")[:300]
     return result
