@@ -403,3 +403,42 @@ def test_a_commit_that_fails_after_its_slice_compacted_is_retried_and_changes_no
             first = next(k for k, r in enumerate(records) if r.sequence_number == out.failed_sequence_numbers[0])
             assert not behind.proc(records[first:], now + 300).failed_sequence_numbers
         assert_same(view(through.queries), view(behind.queries))
+
+
+class OneDeviceFails(Flaky):
+    """A store whose writes fail for one device only, for good (an item it cannot take)."""
+
+    def __init__(self, inner: Any, device: str) -> None:
+        super().__init__(inner)
+        self.device = device
+
+    def put_many(self, rows: Sequence[ReadingRow]) -> Failures:
+        if self.failing:
+            error = StoreError("refused", retryable=False, code="ValidationException")
+            ok = [r for r in rows if r.device_id != self.device]
+            failures: Failures = self.inner.put_many(ok)
+            return {**failures, **({self.device: error} if len(ok) < len(rows) else {})}
+        return super().put_many(rows)
+
+
+def test_a_device_whose_compaction_fails_keeps_its_cursor_and_the_others_are_compacted() -> None:
+    through, behind = Side(False), Side(True, interval_s=30)
+    behind.readings = OneDeviceFails(behind.readings.inner, "dev-02")
+    behind.proc = behind.build()
+    behind.readings.failing = True
+    batches = stream(seed=8, minutes=4)
+    for records, now in batches[: len(batches) // 2]:
+        through.proc(records, now)
+        assert not behind.proc(records, now).failed_sequence_numbers
+        assert_same(view(through.queries), view(behind.queries))  # the log still shows dev-02's readings
+    snap = behind.snapshots.get("shardId-000000000000")
+    assert snap.records["dev-02"].flushed.get("shardId-000000000000", "") < min(
+        r.flushed["shardId-000000000000"] for d, r in snap.records.items() if d != "dev-02"
+    )  # the others' cursors moved past dev-02's
+    assert {r.device_id for r in behind.readings.inner.items.values()} == set(DEVICES) - {"dev-02"}
+    behind.readings.failing = False
+    for records, now in batches[len(batches) // 2 :]:
+        through.proc(records, now)
+        behind.proc(records, now)
+    assert_same(view(through.queries), view(behind.queries))
+    assert "dev-02" in {r.device_id for r in behind.readings.inner.items.values()}

@@ -590,8 +590,9 @@ class Processor:
     ) -> None:
         """The shard's logged readings into the tables, for the devices of ``slices`` (all
         when None) but ``skip``, then the snapshot marked, and written when ``commit``
-        (else the caller's batch writes it: ``snap`` changes only once every table write
-        has succeeded).
+        (else the caller's batch writes it: ``snap`` changes only for what the tables
+        hold). In slices, a device whose writes fail keeps its record and cursor (the next
+        turn writes it again) and the others go on; a whole compaction fails as one.
 
         Each device's readings are those logged after its own ``flushed`` key, so the
         slices are compacted at different times. Idempotent: a chunk is named by its
@@ -616,21 +617,13 @@ class Processor:
             # devices' records, which may name their child shard by now, are left as they are
             return
         rows, newest = self._logged_rows(shard, cursors, start, snap.last_key)
-        # per device in arrival order: a chunk is named by its hour's first ordinal, which a
-        # compaction repeated with more entries (newer batches) names the same
-        flat = [r for held in rows.values() for r in sorted(held.values(), key=lambda r: r.ordinal)]
-        if flat:
-            _raise_first(self.readings.put_many(flat))
-            _raise_first(self.rollups.apply(_row_rollups(flat, self.settings)))
-        records = []
-        for device, record in scope.items():
-            if device in rows:  # the API reads its log entries after ``newest`` only
-                flushed = {**record.flushed, shard: newest or ""}  # newest: set, rows were read
-            else:  # silent since its last compaction: the tables hold all of it; out of the snapshot
-                flushed = {k: v for k, v in record.flushed.items() if k != shard}
-            records.append(dataclasses.replace(record, flushed=flushed))
-        if records:
-            _raise_first(self.states.put_many(records, checked=False))
+        records, failed = self._compacted(shard, scope, rows, newest)
+        if failed and (slices is None or len(failed) == len(scope)):
+            # a whole compaction (a reshard's parent shard, before its devices move) or nothing done
+            raise next(iter(failed.values()))
+        if failed:  # charged to those devices: they keep their cursors, and the next turn writes them again
+            log("warning", "compaction failed for some devices; they are compacted again on their next turn",
+                shard=shard, devices=sorted(failed)[:20], error=str(next(iter(failed.values())))[:300])  # fmt: skip
         for record in records:
             if record.device_id in rows:
                 snap.records[record.device_id] = record
@@ -643,6 +636,36 @@ class Processor:
             self.snapshots.put(shard, snap)
         if shard in self._tails and snap.compacted_key:  # safe before the commit: an older cursor queries
             self._tails[shard].trim(snap.compacted_key)
+
+    def _compacted(
+        self,
+        shard: str,
+        scope: Mapping[str, DeviceRecord],
+        rows: Mapping[str, Mapping[str, ReadingRow]],
+        newest: str | None,
+    ) -> tuple[list[DeviceRecord], Failures]:
+        """The scope's readings, rollups and records written; the records written (cursors moved) and
+        the devices whose writes failed (a device that fails a step skips the rest)."""
+        # per device in arrival order: a chunk is named by its hour's first ordinal, which a
+        # compaction repeated with more entries (newer batches) names the same
+        flat = [r for held in rows.values() for r in sorted(held.values(), key=lambda r: r.ordinal)]
+        failed: Failures = {}
+        if flat:
+            failed.update(self.readings.put_many(flat))
+            ok = [r for r in flat if r.device_id not in failed]
+            failed.update(self.rollups.apply(_row_rollups(ok, self.settings)))
+        records = []
+        for device, record in scope.items():
+            if device in failed:
+                continue
+            if device in rows:  # the API reads its log entries after ``newest`` only
+                flushed = {**record.flushed, shard: newest or ""}  # newest: set, rows were read
+            else:  # silent since its last compaction: the tables hold all of it; out of the snapshot
+                flushed = {k: v for k, v in record.flushed.items() if k != shard}
+            records.append(dataclasses.replace(record, flushed=flushed))
+        if records:
+            failed.update(self.states.put_many(records, checked=False))
+        return [r for r in records if r.device_id not in failed], failed
 
     def _logged_rows(
         self, shard: str, cursors: dict[str, str], start: str | None, last: str | None
@@ -1264,11 +1287,6 @@ def _log_device(w: _Work, rows: Sequence[ReadingRow]) -> LogDevice:
         [x.ts_ms for x in rows], [x.seq for x in rows], [dict(x.metrics) for x in rows], [x.score for x in rows],
         [x.anomaly for x in rows],
     )  # fmt: skip
-
-
-def _raise_first(failures: Failures) -> None:
-    if failures:
-        raise next(iter(failures.values()))
 
 
 def _row_rollups(rows: Sequence[ReadingRow], settings: ProcessorSettings) -> list[RollupDelta]:
