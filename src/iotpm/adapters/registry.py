@@ -1,0 +1,244 @@
+"""DynamoDB stores of the operator's controls: the device registry, versioned documents, the audit log.
+
+==========  ===============================  =======================  ==============================
+table       partition key                    sort key                 indexes
+==========  ===============================  =======================  ==============================
+registry    device_id                        -                        by_gateway (gateway, device_id)
+config      name (``limits``, ``alarm/<id>``)  -                      -
+audit       stream (``audit``)               sk = ts(13 digits)#id    -
+==========  ===============================  =======================  ==============================
+
+Every write is conditional on the version read (``attribute_not_exists`` for a new
+item), so a lost update shows as :class:`~iotpm.service.errors.ConflictError`. The audit
+log is one partition: operator writes come a few a minute, far below a partition's
+1,000 writes/s, and one partition reads newest first in one Query.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from iotpm.adapters.errors import aws_call
+from iotpm.api.ports import InvalidCursorError, Page, decode_cursor, encode_cursor
+from iotpm.operator.ports import AuditEntry, Document, Registration
+
+AUDIT_STREAM: Final = "audit"
+_BATCH_GET: Final = 100
+Item = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorTables:
+    """The three tables (names come from Terraform outputs via settings)."""
+
+    registry: str
+    config: str
+    audit: str
+
+
+def operator_table_specs(names: OperatorTables) -> list[dict[str, Any]]:
+    """CreateTable arguments matching terraform/modules/storage/registry.tf (tests and tools)."""
+    s = {"AttributeType": "S"}
+    return [
+        {
+            "TableName": names.registry,
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{"AttributeName": "device_id", **s}, {"AttributeName": "gateway", **s}],
+            "KeySchema": [{"AttributeName": "device_id", "KeyType": "HASH"}],
+            "GlobalSecondaryIndexes": [
+                {
+                    "IndexName": "by_gateway",
+                    "KeySchema": [
+                        {"AttributeName": "gateway", "KeyType": "HASH"},
+                        {"AttributeName": "device_id", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+        },
+        {
+            "TableName": names.config,
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{"AttributeName": "name", **s}],
+            "KeySchema": [{"AttributeName": "name", "KeyType": "HASH"}],
+        },
+        {
+            "TableName": names.audit,
+            "BillingMode": "PAY_PER_REQUEST",
+            "AttributeDefinitions": [{"AttributeName": "stream", **s}, {"AttributeName": "sk", **s}],
+            "KeySchema": [{"AttributeName": "stream", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        },
+    ]
+
+
+def create_operator_tables(client: Any, names: OperatorTables) -> None:
+    """Create the tables (tests and tools; Terraform owns them in real environments)."""
+    for spec in operator_table_specs(names):
+        client.create_table(**spec)
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _json(value: Any) -> dict[str, str]:
+    return {"S": json.dumps(value, sort_keys=True, separators=(",", ":"))}
+
+
+def _condition(key: str, expected: int | None) -> dict[str, Any]:
+    if expected is None:
+        return {"ConditionExpression": "attribute_not_exists(#k)", "ExpressionAttributeNames": {"#k": key}}
+    return {"ConditionExpression": "version = :v", "ExpressionAttributeValues": {":v": _n(expected)}}
+
+
+def _batch_get(client: Any, table: str, key: str, ids: Sequence[str], what: str) -> list[Item]:
+    out: list[Item] = []
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), _BATCH_GET):
+        request: dict[str, Any] = {
+            table: {"Keys": [{key: _s(i)} for i in unique[start : start + _BATCH_GET]], "ConsistentRead": True}
+        }
+        for _ in range(8):  # unprocessed keys come back under throttling: bounded retries
+            with aws_call(what):
+                got = client.batch_get_item(RequestItems=request)
+            out += got.get("Responses", {}).get(table, [])
+            request = got.get("UnprocessedKeys") or {}
+            if not request:
+                break
+    return out
+
+
+class DynamoRegistry:
+    """:class:`~iotpm.operator.ports.Registry` on the registry table."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self.client, self.table = client, table
+
+    def get(self, device_id: str) -> Registration | None:
+        with aws_call(f"GetItem {self.table}"):
+            item = self.client.get_item(TableName=self.table, Key={"device_id": _s(device_id)}, ConsistentRead=True)
+        return _registration(item["Item"]) if "Item" in item else None
+
+    def get_many(self, device_ids: Sequence[str]) -> dict[str, Registration]:
+        items = _batch_get(self.client, self.table, "device_id", device_ids, f"BatchGetItem {self.table}")
+        return {r.device_id: r for r in map(_registration, items)}
+
+    def put(self, registration: Registration, expected: int | None) -> Registration:
+        r = registration
+        item: Item = {
+            "device_id": _s(r.device_id), "site": _s(r.site), "line": _s(r.line), "device_type": _s(r.device_type),
+            "overrides": _json({k: dict(v) for k, v in r.overrides.items()}), "version": _n((expected or 0) + 1),
+            "updated_ms": _n(r.updated_ms), "updated_by": _s(r.updated_by),
+        }  # fmt: skip
+        if r.gateway:
+            item["gateway"] = _s(r.gateway)
+        with aws_call(f"PutItem {self.table}"):
+            self.client.put_item(TableName=self.table, Item=item, **_condition("device_id", expected))
+        return _registration(item)
+
+
+def _registration(item: Item) -> Registration:
+    return Registration(
+        device_id=item["device_id"]["S"],
+        site=item["site"]["S"],
+        line=item["line"]["S"],
+        device_type=item["device_type"]["S"],
+        gateway=item["gateway"]["S"] if "gateway" in item else None,
+        overrides=json.loads(item["overrides"]["S"]) if "overrides" in item else {},
+        version=int(item["version"]["N"]),
+        updated_ms=int(item.get("updated_ms", {"N": "0"})["N"]),
+        updated_by=item.get("updated_by", {"S": ""})["S"],
+    )
+
+
+class DynamoDocuments:
+    """:class:`~iotpm.operator.ports.Documents` on the config table."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self.client, self.table = client, table
+
+    def get(self, name: str) -> Document | None:
+        with aws_call(f"GetItem {self.table}"):
+            item = self.client.get_item(TableName=self.table, Key={"name": _s(name)}, ConsistentRead=True)
+        return _document(item["Item"]) if "Item" in item else None
+
+    def get_many(self, names: Sequence[str]) -> dict[str, Document]:
+        items = _batch_get(self.client, self.table, "name", names, f"BatchGetItem {self.table}")
+        return {d.name: d for d in map(_document, items)}
+
+    def put(self, name: str, body: Mapping[str, Any], expected: int | None, who: str, now_ms: int) -> Document:
+        item: Item = {"name": _s(name), "body": _json(dict(body)), "version": _n((expected or 0) + 1),
+                      "updated_ms": _n(now_ms), "updated_by": _s(who)}  # fmt: skip
+        with aws_call(f"PutItem {self.table}"):
+            self.client.put_item(TableName=self.table, Item=item, **_condition("name", expected))
+        return _document(item)
+
+
+def _document(item: Item) -> Document:
+    return Document(
+        item["name"]["S"],
+        json.loads(item["body"]["S"]),
+        int(item["version"]["N"]),
+        int(item["updated_ms"]["N"]),
+        item["updated_by"]["S"],
+    )
+
+
+class DynamoAudit:
+    """:class:`~iotpm.operator.ports.AuditLog` on the audit table (one partition, newest first)."""
+
+    def __init__(self, client: Any, table: str) -> None:
+        self.client, self.table = client, table
+
+    def append(self, entry: AuditEntry) -> None:
+        e = entry
+        item: Item = {
+            "stream": _s(AUDIT_STREAM), "sk": _s(f"{e.ts_ms:013d}#{e.entry_id}"), "ts_ms": _n(e.ts_ms),
+            "who": _s(e.who), "action": _s(e.action), "subject": _s(e.subject),
+            "before": _json(e.before), "after": _json(e.after),
+        }  # fmt: skip
+        with aws_call(f"PutItem {self.table}"):
+            self.client.put_item(TableName=self.table, Item=item)
+
+    def page(self, since_ms: int, until_ms: int, limit: int, cursor: str | None) -> Page[AuditEntry]:
+        after = decode_cursor(cursor, ["k"])
+        if after is not None and not isinstance(after["k"], str):
+            raise InvalidCursorError("next_token is not a token this API issued")
+        low, high = f"{since_ms:013d}#", f"{until_ms:013d}#"
+        request: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "#s = :s AND sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeNames": {"#s": "stream"},
+            "ExpressionAttributeValues": {":s": _s(AUDIT_STREAM), ":lo": _s(low), ":hi": _s(high)},
+            "ScanIndexForward": False,
+            "Limit": limit + 1,
+            "ConsistentRead": True,
+        }
+        if after is not None:
+            request["ExclusiveStartKey"] = {"stream": _s(AUDIT_STREAM), "sk": _s(after["k"])}
+        with aws_call(f"Query {self.table}"):
+            items = self.client.query(**request).get("Items", [])
+        rows = [_entry(i) for i in items if i["sk"]["S"] < high]  # BETWEEN includes `until#`
+        page = rows[:limit]
+        more = len(rows) > limit
+        return Page(page, encode_cursor({"k": f"{page[-1].ts_ms:013d}#{page[-1].entry_id}"}) if more else None)
+
+
+def _entry(item: Item) -> AuditEntry:
+    sk = item["sk"]["S"]
+    return AuditEntry(
+        int(item["ts_ms"]["N"]),
+        sk.split("#", 1)[1],
+        item["who"]["S"],
+        item["action"]["S"],
+        item["subject"]["S"],
+        json.loads(item["before"]["S"]),
+        json.loads(item["after"]["S"]),
+    )

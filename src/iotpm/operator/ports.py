@@ -1,0 +1,124 @@
+"""The operator's stores as ports: the device registry, versioned documents, the audit log.
+
+A document is a JSON object under a name (``limits``, ``alarm/<device id>``) with a
+version that every write increments; a write names the version it read (``expected``),
+or None for a document that must not exist yet, and a store refuses any other with
+:class:`~iotpm.service.errors.ConflictError`, so two operators cannot overwrite each other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from iotpm.api.ports import Page
+
+#: the name of the limits document (the ThresholdConfig JSON)
+LIMITS: str = "limits"
+
+
+def alarm_document(device_id: str) -> str:
+    """The name of a device's alarm controls document (acknowledge, shelve, re-baseline)."""
+    return f"alarm/{device_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """Where a device is and what it is: the authoritative source of its identity."""
+
+    device_id: str
+    site: str
+    line: str
+    device_type: str
+    gateway: str | None = None
+    #: the device's own limits, ``{metric or quantity: {"low": x, "high": y}}``: they win over
+    #: the limits document's
+    overrides: Mapping[str, Mapping[str, float | None]] = field(default_factory=dict)
+    version: int = 0
+    updated_ms: int = 0
+    updated_by: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """What the audit trail records of it."""
+        return {
+            "site": self.site,
+            "line": self.line,
+            "device_type": self.device_type,
+            "gateway": self.gateway,
+            "overrides": {k: dict(v) for k, v in self.overrides.items()},
+            "version": self.version,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A versioned JSON document."""
+
+    name: str
+    body: Mapping[str, Any]
+    version: int
+    updated_ms: int = 0
+    updated_by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One write: who, when, what, and the subject before and after it."""
+
+    ts_ms: int
+    entry_id: str
+    who: str
+    action: str
+    subject: str
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+
+
+class Registry(Protocol):
+    """Devices' registrations, one item per device."""
+
+    def get(self, device_id: str) -> Registration | None:
+        """The device's registration, or None."""
+        ...
+
+    def get_many(self, device_ids: Sequence[str]) -> dict[str, Registration]:
+        """The registrations of those of ``device_ids`` that are registered."""
+        ...
+
+    def put(self, registration: Registration, expected: int | None) -> Registration:
+        """Store it as version ``expected + 1`` (1 when ``expected`` is None: must be new); ConflictError else."""
+        ...
+
+
+class Documents(Protocol):
+    """Versioned JSON documents by name."""
+
+    def get(self, name: str) -> Document | None:
+        """The document, or None."""
+        ...
+
+    def get_many(self, names: Sequence[str]) -> dict[str, Document]:
+        """The documents of those names that exist."""
+        ...
+
+    def put(self, name: str, body: Mapping[str, Any], expected: int | None, who: str, now_ms: int) -> Document:
+        """Store ``body`` as version ``expected + 1`` (1 when None: must be new); ConflictError else."""
+        ...
+
+
+class AuditLog(Protocol):
+    """Every operator write, newest first."""
+
+    def append(self, entry: AuditEntry) -> None:
+        """Record one write."""
+        ...
+
+    def page(self, since_ms: int, until_ms: int, limit: int, cursor: str | None) -> Page[AuditEntry]:
+        """Entries in [since, until), newest first."""
+        ...
+
+
+def registrations_by_id(registrations: Iterable[Registration]) -> dict[str, Registration]:
+    """``{device_id: registration}`` (the last one of an id wins)."""
+    return {r.device_id: r for r in registrations}

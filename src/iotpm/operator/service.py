@@ -1,0 +1,295 @@
+"""The operator's writes and what they mean: validation, versions, and an audit entry for each.
+
+Every write names who made it (the API passes the IAM principal of the request) and
+leaves one :class:`~iotpm.operator.ports.AuditEntry` with the subject before and after.
+The limits document is validated whole before it is stored (an invalid one is never
+half applied) and written only over the version its writer read.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from iotpm.api.ports import Page
+from iotpm.detection.config import Limits, ThresholdConfig
+from iotpm.models.metrics import parse_metric
+from iotpm.operator.ports import (
+    LIMITS,
+    AuditEntry,
+    AuditLog,
+    Document,
+    Documents,
+    Registration,
+    Registry,
+    alarm_document,
+)
+from iotpm.service.errors import ConflictError
+from iotpm.service.ports import DeviceRecord
+
+#: the longest a shelve may last (ISA-18.2: shelving is time-limited)
+MAX_SHELVE_MS = 30 * 86_400_000
+AlarmState = Literal["normal", "unacknowledged", "acknowledged", "shelved"]
+
+
+class OperatorError(Exception):
+    """A write the service refuses; ``status`` is the HTTP status the API answers with."""
+
+    status = 400
+    code = "bad_request"
+
+
+class InvalidDocumentError(OperatorError):
+    """The body is not a valid document (nothing was stored)."""
+
+
+class NotFoundError(OperatorError):
+    status, code = 404, "not_found"
+
+
+class PreconditionRequiredError(OperatorError):
+    status, code = 428, "precondition_required"
+
+
+class PreconditionFailedError(OperatorError):
+    status, code = 412, "precondition_failed"
+
+
+class StateConflictError(OperatorError):
+    status, code = 409, "conflict"
+
+
+class AlarmControls(BaseModel):
+    """A device's alarm controls (the body of its ``alarm/<device id>`` document)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    acknowledged_ms: int | None = None
+    acknowledged_by: str | None = None
+    note: str | None = None
+    shelved_until_ms: int | None = None
+    shelved_by: str | None = None
+    shelve_reason: str | None = None
+    rebaseline_ms: int | None = None
+    rebaselined_by: str | None = None
+
+    def shelved(self, now_ms: int) -> bool:
+        """Shelved now (a shelve ends by itself at its ``until``)."""
+        return self.shelved_until_ms is not None and now_ms < self.shelved_until_ms
+
+    def state(self, record: DeviceRecord | None, now_ms: int) -> AlarmState:
+        """The alarm's state as ISA-18.2 names it (``normal``: no open alarm)."""
+        if record is None or not record.alarm_open:
+            return "normal"
+        if self.shelved(now_ms):
+            return "shelved"
+        since = record.alarm_since_ms or 0
+        acked = self.acknowledged_ms is not None and self.acknowledged_ms >= since
+        return "acknowledged" if acked else "unacknowledged"
+
+
+@dataclass(frozen=True, slots=True)
+class SourcedLimits:
+    """The limits in effect for one metric and where they come from."""
+
+    limits: Limits
+    source: str  # registration, device:<id>, line:<line>, device_type:<type>, default
+
+
+def thresholds_of(document: Document | None) -> ThresholdConfig:
+    """The limits document as a ThresholdConfig (the shipped defaults when there is none)."""
+    return ThresholdConfig() if document is None else ThresholdConfig.model_validate(dict(document.body))
+
+
+def with_registrations(config: ThresholdConfig, registrations: Iterable[Registration]) -> ThresholdConfig:
+    """``config`` with each device's registration overrides over its ``device`` entry."""
+    device = {k: dict(v) for k, v in config.device.items()}
+    for reg in registrations:
+        if reg.overrides:
+            mine = {m: Limits.model_validate(dict(v)) for m, v in reg.overrides.items()}
+            device[reg.device_id] = {**device.get(reg.device_id, {}), **mine}
+    return config.model_copy(update={"device": device})
+
+
+def sourced_limits(
+    config: ThresholdConfig, metrics: Iterable[str], registration: Registration | None, device_id: str,
+    line: str, device_type: str,
+) -> dict[str, SourcedLimits]:  # fmt: skip
+    """Per metric with a unit, the limits in effect and their source (the order ThresholdConfig.resolve uses)."""
+    mine = registration.overrides if registration is not None else {}
+    tables: list[tuple[Mapping[str, Any], str]] = [
+        (mine, "registration"),
+        (config.device.get(device_id, {}), f"device:{device_id}"),
+        (config.line.get(line, {}), f"line:{line}"),
+        (config.device_type.get(device_type, {}), f"device_type:{device_type}"),
+        (config.defaults, "default"),
+    ]
+    out = {}
+    for metric in sorted(metrics):
+        unit = parse_metric(metric)
+        if unit is None:
+            continue
+        for table, source in tables:
+            key = next((k for k in (metric, unit.quantity) if k in table), None)
+            if key is not None:
+                out[metric] = SourcedLimits(Limits.model_validate(dict(table[key])), source)
+                break
+    return out
+
+
+def parse_if_match(header: str | None) -> int | None:
+    """The version an ``If-Match`` header names (``"3"``, ``W/"3"`` or ``3``); None without one."""
+    if header is None:
+        return None
+    text = header.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise PreconditionFailedError(f"If-Match {header!r} is not a version this API issued")
+    return int(text)
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'document'}: {e['msg']}" for e in exc.errors())
+
+
+class Operator:
+    """The operator's writes over the registry, the documents and the audit log."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        documents: Documents,
+        audit: AuditLog,
+        devices: Callable[[str], DeviceRecord | None],
+        now_ms: Callable[[], int] | None = None,
+    ) -> None:
+        self.registry, self.documents, self.audit = registry, documents, audit
+        self._devices = devices
+        self._now = now_ms or (lambda: int(time.time() * 1000))
+
+    # -- registry --------------------------------------------------------------------------------------------
+    def register(self, registration: Registration, who: str) -> Registration:
+        """Create or replace a device's registration (read, then written over the version read)."""
+        held = self.registry.get(registration.device_id)
+        stored = self.registry.put(
+            Registration(**{**_fields(registration), "updated_ms": self._now(), "updated_by": who}),
+            None if held is None else held.version,
+        )
+        before = None if held is None else held.as_dict()
+        self._record(who, "registration", registration.device_id, before, stored.as_dict())
+        return stored
+
+    def import_registrations(self, registrations: Iterable[Registration], who: str) -> int:
+        """Register each (an unchanged one is not written again); how many changed."""
+        changed = 0
+        for reg in registrations:
+            held = self.registry.get(reg.device_id)
+            if held is not None and held.as_dict() | {"version": 0} == reg.as_dict() | {"version": 0}:
+                continue
+            self.register(reg, who)
+            changed += 1
+        return changed
+
+    # -- limits ----------------------------------------------------------------------------------------------
+    def limits(self) -> Document:
+        """The limits document (version 0: none stored yet, the shipped defaults)."""
+        held = self.documents.get(LIMITS)
+        return held or Document(LIMITS, ThresholdConfig().model_dump(mode="json"), 0)
+
+    def put_limits(self, body: Any, if_match: int | None, who: str) -> Document:
+        """Validate ``body`` whole, then store it over version ``if_match`` (412 on another, 428 without)."""
+        try:
+            config = ThresholdConfig.model_validate(body)
+        except ValidationError as exc:
+            raise InvalidDocumentError(f"the limits document is invalid: {_problems(exc)}") from exc
+        held = self.documents.get(LIMITS)
+        if held is not None and if_match is None:
+            raise PreconditionRequiredError(
+                f"send If-Match with the version you read (the current one is {held.version})"
+            )
+        current = 0 if held is None else held.version
+        if if_match is not None and if_match != current:
+            raise PreconditionFailedError(f"the limits are at version {current}, not {if_match}: read them again")
+        try:
+            stored = self.documents.put(LIMITS, config.model_dump(mode="json"), _version(held), who, self._now())
+        except ConflictError as exc:
+            raise PreconditionFailedError("the limits changed while this was written: read them again") from exc
+        self._record(who, "configuration", LIMITS, None if held is None else _doc(held), _doc(stored))
+        return stored
+
+    def device_limits(self, record: DeviceRecord) -> dict[str, SourcedLimits]:
+        """The limits in effect for a device's metrics and where each comes from."""
+        reg = self.registry.get(record.device_id)
+        line, kind = (reg.line, reg.device_type) if reg is not None else (record.line, record.device_type)
+        metrics = set(record.latest) | set(record.trend)
+        return sourced_limits(thresholds_of(self.documents.get(LIMITS)), metrics, reg, record.device_id, line, kind)
+
+    # -- alarm -----------------------------------------------------------------------------------------------
+    def controls(self, device_id: str) -> AlarmControls:
+        held = self.documents.get(alarm_document(device_id))
+        return AlarmControls() if held is None else AlarmControls.model_validate(dict(held.body))
+
+    def acknowledge(self, device_id: str, who: str, note: str | None) -> AlarmControls:
+        """Acknowledge the device's open alarm (409 when none is open)."""
+        record = self._known(device_id)
+        if not record.alarm_open:
+            raise StateConflictError(f"device {device_id!r} has no open alarm to acknowledge")
+        return self._control(device_id, who, "acknowledge", acknowledged_ms=self._now(), acknowledged_by=who, note=note)
+
+    def shelve(self, device_id: str, who: str, until_ms: int, reason: str) -> AlarmControls:
+        """Shelve the device's alarms until ``until_ms`` (recorded, not sent); at most 30 days ahead."""
+        self._known(device_id)
+        now = self._now()
+        if not now < until_ms <= now + MAX_SHELVE_MS:
+            raise InvalidDocumentError("until: must be in the future and at most 30 days ahead")
+        return self._control(device_id, who, "shelve", shelved_until_ms=until_ms, shelved_by=who, shelve_reason=reason)
+
+    def rebaseline(self, device_id: str, who: str) -> AlarmControls:
+        """Ask the processor to let the device's detector learn anew from now (its next batch does)."""
+        self._known(device_id)
+        return self._control(device_id, who, "rebaseline", rebaseline_ms=self._now(), rebaselined_by=who)
+
+    def audit_page(self, since_ms: int, until_ms: int, limit: int, cursor: str | None) -> Page[AuditEntry]:
+        return self.audit.page(since_ms, until_ms, limit, cursor)
+
+    # -- internals -------------------------------------------------------------------------------------------
+    def _known(self, device_id: str) -> DeviceRecord:
+        record = self._devices(device_id)
+        if record is None:
+            raise NotFoundError(f"device {device_id!r} is not known")
+        return record
+
+    def _control(self, device_id: str, who: str, action: str, **change: Any) -> AlarmControls:
+        name = alarm_document(device_id)
+        held = self.documents.get(name)
+        before = AlarmControls() if held is None else AlarmControls.model_validate(dict(held.body))
+        after = before.model_copy(update=change)
+        try:
+            self.documents.put(name, after.model_dump(mode="json"), _version(held), who, self._now())
+        except ConflictError as exc:
+            raise StateConflictError(f"device {device_id!r}'s alarm changed meanwhile: retry") from exc
+        self._record(who, action, device_id, before.model_dump(mode="json"), after.model_dump(mode="json"))
+        return after
+
+    def _record(self, who: str, action: str, subject: str, before: Mapping[str, Any] | None,
+                after: Mapping[str, Any] | None) -> None:  # fmt: skip
+        self.audit.append(AuditEntry(self._now(), uuid.uuid4().hex[:12], who, action, subject, before, after))
+
+
+def _fields(r: Registration) -> dict[str, Any]:
+    return {
+        "device_id": r.device_id, "site": r.site, "line": r.line, "device_type": r.device_type,
+        "gateway": r.gateway, "overrides": {k: dict(v) for k, v in r.overrides.items()},
+    }  # fmt: skip
+
+
+def _doc(d: Document) -> dict[str, Any]:
+    return {"version": d.version, "body": dict(d.body)}
+
+
+def _version(d: Document | None) -> int | None:
+    return None if d is None else d.version

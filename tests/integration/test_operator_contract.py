@@ -1,0 +1,109 @@
+"""The operator stores' contract, on the in-memory fakes and on the DynamoDB adapters (emulator, DynamoDB Local).
+
+What a store promises the operator service: a write over another version than the
+one it names is refused (so two operators cannot overwrite each other), what is
+written reads back as it was, and the audit log pages newest first.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from iotpm.adapters.registry import (
+    DynamoAudit,
+    DynamoDocuments,
+    DynamoRegistry,
+    OperatorTables,
+    create_operator_tables,
+)
+from iotpm.operator.memory import MemoryAudit, MemoryDocuments, MemoryRegistry
+from iotpm.operator.ports import AuditEntry, AuditLog, Documents, Registration, Registry
+from iotpm.service.errors import ConflictError
+
+from .conftest import DYNAMODB_BACKENDS, client
+
+T0 = 1_790_000_000_000
+
+
+@dataclass
+class Stores:
+    registry: Registry
+    documents: Documents
+    audit: AuditLog
+
+
+@pytest.fixture(params=["memory", *DYNAMODB_BACKENDS])
+def stores(request: pytest.FixtureRequest) -> Iterator[Stores]:
+    if request.param == "memory":
+        yield Stores(MemoryRegistry(), MemoryDocuments(), MemoryAudit())
+        return
+    endpoint = request.getfixturevalue("endpoint")
+    url = request.getfixturevalue("dynamodb_local") if request.param == "dynamodb-local" else endpoint
+    ddb = client("dynamodb", url)
+    tag = uuid.uuid4().hex[:8]
+    names = OperatorTables(f"t{tag}-registry", f"t{tag}-config", f"t{tag}-audit")
+    create_operator_tables(ddb, names)
+    yield Stores(DynamoRegistry(ddb, names.registry), DynamoDocuments(ddb, names.config), DynamoAudit(ddb, names.audit))
+
+
+def reg(device_id: str, line: str = "line-1", gateway: str | None = None) -> Registration:
+    return Registration(device_id, "plant-1", line, "pump", gateway, {"temperature": {"low": None, "high": 70.0}},
+                        updated_ms=T0, updated_by="alice")  # fmt: skip
+
+
+def test_a_registration_reads_back_and_a_write_over_a_stale_version_is_refused(stores: Stores) -> None:
+    first = stores.registry.put(reg("dev-1", gateway="gw-1"), None)
+    assert first.version == 1
+    got = stores.registry.get("dev-1")
+    assert got == first and got.gateway == "gw-1" and got.overrides == {"temperature": {"low": None, "high": 70.0}}
+    with pytest.raises(ConflictError):
+        stores.registry.put(reg("dev-1", line="line-2"), None)  # it exists: not new
+    second = stores.registry.put(reg("dev-1", line="line-2"), 1)
+    assert second.version == 2 and stores.registry.get("dev-1") == second
+    with pytest.raises(ConflictError):
+        stores.registry.put(reg("dev-1", line="line-3"), 1)  # someone wrote version 2 meanwhile
+    assert stores.registry.get("dev-1") == second
+    assert stores.registry.get("dev-9") is None
+
+
+def test_registrations_read_many_at_once(stores: Stores) -> None:
+    for i in range(105):  # more than one BatchGetItem takes
+        stores.registry.put(reg(f"dev-{i:03d}", gateway=None), None)
+    got = stores.registry.get_many([f"dev-{i:03d}" for i in range(110)] + ["dev-000"])
+    assert sorted(got) == [f"dev-{i:03d}" for i in range(105)]
+    assert got["dev-007"].gateway is None and got["dev-007"].version == 1
+
+
+def test_a_document_is_versioned_and_refuses_a_stale_writer(stores: Stores) -> None:
+    assert stores.documents.get("limits") is None
+    one = stores.documents.put("limits", {"defaults": {"temperature": {"low": 5.0, "high": 70.0}}}, None, "a", T0)
+    assert (one.version, one.updated_by, one.updated_ms) == (1, "a", T0)
+    with pytest.raises(ConflictError):
+        stores.documents.put("limits", {"x": 1}, None, "b", T0 + 1)
+    two = stores.documents.put("limits", {"defaults": {}}, 1, "b", T0 + 2)
+    with pytest.raises(ConflictError):
+        stores.documents.put("limits", {"x": 2}, 1, "c", T0 + 3)  # b wrote version 2 first
+    assert stores.documents.get("limits") == two and two.body == {"defaults": {}}
+    stores.documents.put("alarm/dev-1", {"note": "é ✓"}, None, "a", T0)
+    many = stores.documents.get_many(["limits", "alarm/dev-1", "alarm/dev-2"])
+    assert sorted(many) == ["alarm/dev-1", "limits"] and many["alarm/dev-1"].body == {"note": "é ✓"}
+
+
+def test_the_audit_log_pages_newest_first_within_the_range(stores: Stores) -> None:
+    for i in range(7):
+        stores.audit.append(AuditEntry(T0 + i * 1000, f"e{i}", "alice", "shelve", "dev-1", None, {"i": i}))
+    stores.audit.append(AuditEntry(T0 + 2000, "e2b", "bob", "acknowledge", "dev-2", {"a": [1]}, None))
+    seen, cursor = [], None
+    while True:
+        page = stores.audit.page(T0 + 1000, T0 + 6000, 2, cursor)
+        seen += [(e.ts_ms - T0, e.entry_id) for e in page.items]
+        cursor = page.cursor
+        if cursor is None:
+            break
+    assert seen == [(5000, "e5"), (4000, "e4"), (3000, "e3"), (2000, "e2b"), (2000, "e2"), (1000, "e1")]
+    bob = stores.audit.page(T0 + 2000, T0 + 2001, 10, None).items
+    assert [(e.who, e.before, e.after) for e in bob] == [("bob", {"a": [1]}, None), ("alice", None, {"i": 2})]
