@@ -63,8 +63,9 @@ class Settings(TableSettings):
     # write-behind: the per-shard snapshots' bucket (empty: every batch is written through)
     state_bucket: str = ""
     compact_interval_s: int = 600
-    # a device's channel set stops growing here; per device type as "pump=32,compressor=48"
-    max_channels: int = Field(default=64, ge=1)
+    # a device's channel set stops growing here (at most 64: the detector's C kernel, and a device's
+    # hour of minute rollups in one DynamoDB item); per device type as "pump=32,probe=8"
+    max_channels: int = Field(default=64, ge=1, le=64)
     max_channels_by_type: str = ""
 
     def channel_caps(self) -> dict[str, int]:
@@ -72,8 +73,8 @@ class Settings(TableSettings):
         caps = {}
         for pair in filter(None, (p.strip() for p in self.max_channels_by_type.split(","))):
             kind, sep, number = pair.partition("=")
-            if not sep or not kind.strip() or not number.strip().isdigit() or int(number) < 1:
-                raise ValueError(f"max_channels_by_type: {pair!r} is not <device type>=<positive number>")
+            if not sep or not kind.strip() or not number.strip().isdigit() or not 1 <= int(number) <= 64:
+                raise ValueError(f"max_channels_by_type: {pair!r} is not <device type>=<1..64>")
             caps[kind.strip()] = int(number)
         return caps
 

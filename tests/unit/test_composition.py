@@ -88,3 +88,24 @@ def test_a_missing_required_variable_is_an_error() -> None:
     env = {k: v for k, v in PROCESSOR.items() if k != "IOTPM_ARCHIVE_BUCKET"}
     with pytest.raises(ValueError, match="archive_bucket"):
         Settings.from_environment(env)
+
+
+def test_the_channel_caps_come_from_the_environment_terraform_sets() -> None:
+    env = {**PROCESSOR, "IOTPM_MAX_CHANNELS": "48", "IOTPM_MAX_CHANNELS_BY_TYPE": "pump=8, vibration probe=2"}
+    s = Settings.from_environment(env)
+    assert (s.max_channels, s.channel_caps()) == (48, {"pump": 8, "vibration probe": 2})
+    assert (
+        Settings.from_environment(PROCESSOR).channel_caps() == {}
+        and Settings.from_environment(PROCESSOR).max_channels == 64
+    )
+
+
+@pytest.mark.parametrize("caps", ["pump", "pump=", "=8", "pump=0", "pump=65", "pump=x"])
+def test_a_malformed_channel_cap_is_an_error_at_start(caps: str) -> None:
+    with pytest.raises(ValueError, match="max_channels_by_type"):
+        Settings.from_environment({**PROCESSOR, "IOTPM_MAX_CHANNELS_BY_TYPE": caps}).channel_caps()
+
+
+def test_a_channel_cap_above_what_the_kernel_takes_is_refused() -> None:
+    with pytest.raises(ValueError, match="max_channels"):
+        Settings.from_environment({**PROCESSOR, "IOTPM_MAX_CHANNELS": "65"})

@@ -201,21 +201,21 @@ variable "compact_interval_s" {
 }
 
 variable "max_channels" {
-  description = "A device's channel set (its metric names) stops growing at this many; names past it are refused (too_many_metrics) and raise the device-refused pipeline alarm. 64 is what the detector's C kernel takes."
+  description = "A device's channel set (its metric names) stops growing at this many; names past it are refused (too_many_metrics) and counted per device (ReadingsRefused). At most 64: the detector's C kernel takes 64 channels, and a device's hour of minute rollups stays well inside one DynamoDB item."
   type        = number
   default     = 64
   validation {
-    condition     = var.max_channels >= 1 && var.max_channels <= 256 && floor(var.max_channels) == var.max_channels
-    error_message = "max_channels must be a whole number 1..256."
+    condition     = var.max_channels >= 1 && var.max_channels <= 64 && floor(var.max_channels) == var.max_channels
+    error_message = "max_channels must be a whole number 1..64."
   }
 }
 
 variable "max_channels_by_type" {
-  description = "Per device type, another channel cap than max_channels (e.g. { compressor = 96 })."
+  description = "Per device type, another channel cap than max_channels (e.g. { vibration_probe = 8 }); 1..64 each."
   type        = map(number)
   default     = {}
   validation {
-    condition     = alltrue([for k, v in var.max_channels_by_type : v >= 1 && v <= 256 && floor(v) == v && can(regex("^[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,63}$", k))])
-    error_message = "max_channels_by_type maps a device type name to a whole number 1..256."
+    condition     = alltrue([for k, v in var.max_channels_by_type : v >= 1 && v <= 64 && floor(v) == v && can(regex("^[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,63}$", k))])
+    error_message = "max_channels_by_type maps a device type name to a whole number 1..64."
   }
 }
