@@ -1,0 +1,24 @@
+output "function_name" {
+  description = "The compaction Lambda."
+  value       = module.function.name
+}
+
+output "function_arn" {
+  description = "ARN of the compaction Lambda."
+  value       = module.function.arn
+}
+
+output "schedule_name" {
+  description = "The EventBridge Scheduler schedule that runs the job."
+  value       = aws_scheduler_schedule.this.name
+}
+
+output "table_names" {
+  description = "The Glue tables the named queries read beside raw_records and quarantine_records."
+  value       = [aws_glue_catalog_table.compacted.name, aws_glue_catalog_table.state.name]
+}
+
+output "policy_json" {
+  description = "The compaction function's IAM policy (least privilege: asserted in tests/)."
+  value       = local.policy_json
+}
