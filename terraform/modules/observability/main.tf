@@ -39,6 +39,11 @@ locals {
         namespace = "iotpm", metric = "AnomaliesRaised", stat = "Sum", threshold = var.anomalies_per_5min_alarm
         dims      = { Environment = var.environment, Function = "processor" }, description = "Unusually many machine alarms raised"
       }
+      # A device's records broke the pipeline's limits; the processor names it (DeviceReadingsRefused, its log).
+      "device-refused" = {
+        namespace = "iotpm", metric = "ReadingsRefused", stat = "Sum", threshold = 0
+        dims      = { Environment = var.environment, Function = "processor" }, description = "A device sent more readings or metric names than its caps, or readings for other devices: the DeviceReadingsRefused metric (DeviceId) and the processor's 'device refused' log lines name it"
+      }
       # The rule's Kinesis action failed (the message went to the rule-errors bucket instead).
       "iot-rule-errors" = {
         namespace = "AWS/IoT", metric = "Failure", stat = "Sum", threshold = 0

@@ -89,6 +89,8 @@ module "processor" {
   state_bucket         = var.write_behind ? module.storage.state_bucket : ""
   state_bucket_arn     = var.write_behind ? module.storage.state_bucket_arn : ""
   compact_interval_s   = var.compact_interval_s
+  max_channels         = var.max_channels
+  max_channels_by_type = var.max_channels_by_type
   alerts_topic_arn     = module.alerting.machine_topic_arn # machine alarms: their own routed topic
   timestream_database  = module.storage.timestream_database
   timestream_table     = module.storage.timestream_table

@@ -291,3 +291,15 @@ variable "compact_interval_s" {
   description = "Write-behind: how often a shard's logged readings go to the readings chunks, rollups and device records (the fleet list's values are this old at most; a device's own endpoint is current)."
   default     = 600
 }
+
+variable "max_channels" {
+  type        = number
+  description = "A device's channel set (its metric names) stops growing at this many (1..64; modules/processor)."
+  default     = 64
+}
+
+variable "max_channels_by_type" {
+  type        = map(number)
+  description = "Per device type, another channel cap than max_channels (1..64 each; modules/processor)."
+  default     = {}
+}
