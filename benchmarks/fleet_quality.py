@@ -1,9 +1,14 @@
-"""Detection quality on a plant's week: false raises, detection, delay and lead time.
+"""Detection quality on a plant's week: false raises, detection, delay and lead time, and
+the alarm load an operator sees.
 
 The simulator's offline long-run mode (``iotpm.simulator.fleet.long_run``) generates a
 week of a fleet (shifts, idle nights and weekends, cycling compressors, load and
 setpoint changes, the daily ambient, restarts and data gaps) with slow and abrupt
-faults and their ground truth. The fleet goes through ``FleetDetector`` in one-hour
+faults and their ground truth, and (unless ``--classic``) another plant's phenomena:
+pressure that follows the load, large setpoint steps, vibration that steps with the
+load, a coast-down at every stop, healthy machines back from a two-day stop at a new
+level. It runs at each of ``--intervals`` (every 10 s and every 10 minutes by default:
+the same hours should behave alike). The fleet goes through ``FleetDetector`` in one-hour
 batches (as the processor sees it), and through three peers in the same process:
 
 - ``static``: the static limits alone (what a plain SCADA alarm does);
@@ -11,8 +16,8 @@ batches (as the processor sees it), and through three peers in the same process:
 - ``cusum``: the static limits, and a two-sided CUSUM (k = 0.5, h = 5 sigma) on each
   metric standardised by its first 100 readings, reset after each signal.
 
-Every detector's alarm goes through the same hysteresis (raise at score 1, clear
-after 2 readings below 0.8). Figures per detector:
+Every peer's alarm goes through the product's hysteresis (raise at score 1, clear after
+2 readings and 10 minutes below 0.8). Figures per detector:
 
 - false raises per device-day: raises on fault-free time (healthy devices, and faulty
   ones before their fault) over fault-free device-days;
@@ -20,10 +25,17 @@ after 2 readings below 0.8). Figures per detector:
   hour for an abrupt fault, before the run ends for a slow one), the median delay,
   and for slow faults the lead time before the static limit is crossed. Dropout is a
   data-quality event (the detector reports the gap, it raises no alarm by default):
-  its row shows whether the gap was reported and it is left out of the fractions.
+  its row shows whether the gap was reported and it is left out of the fractions;
+- the operator's view (iotpm): time in alarm on healthy devices, escalations, whether
+  every limit crossing of a fault paged critical within 3 readings, and the EEMUA 191
+  figures scaled to a 100-device line watched by one operator: alarms (raises and
+  escalations) per 10 minutes on average and at the peak, the share of 10-minute windows
+  in a flood (more than 10), standing alarms (open longer than 24 h), and chattering (a
+  raise within 10 minutes of the same device's clear).
 
-The last line is JSON for iotpm (``false_raises_per_device_day``, ``detected_fraction``,
-``median_lead_time_h``, ``median_delay_s``) with the peers' figures under ``peers``.
+The last line is JSON for iotpm at the first interval (``false_raises_per_device_day``,
+``detected_fraction``, ``median_lead_time_h``, ``median_delay_s``, ``operator``) with the
+peers' figures under ``peers``, and every interval's under ``by_interval``.
 """
 
 from __future__ import annotations
@@ -71,6 +83,8 @@ class Outcome:
     heading: list[list[tuple[int, str, float]]] = field(default_factory=list)
     #: per device: the epoch ms of each window's last reading (when the predictions were read)
     checked: list[list[int]] = field(default_factory=list)
+    #: per device: every alarm event (epoch ms, raise / escalate / clear, severity)
+    events: list[list[tuple[int, str, str]]] = field(default_factory=list)
 
 
 def run_iotpm(run: LongRun, config: DetectorConfig, hours: float = 1.0) -> Outcome:
@@ -81,6 +95,7 @@ def run_iotpm(run: LongRun, config: DetectorConfig, hours: float = 1.0) -> Outco
     alarm: list[list[npt.NDArray[np.bool_]]] = [[] for _ in run.devices]
     heading: list[list[tuple[int, str, float]]] = [[] for _ in run.devices]
     checked: list[list[int]] = [[] for _ in run.devices]
+    events: list[list[tuple[int, str, str]]] = [[] for _ in run.devices]
     t0 = time.perf_counter()
     for window in run.chunks(hours):
         items = []
@@ -90,6 +105,7 @@ def run_iotpm(run: LongRun, config: DetectorConfig, hours: float = 1.0) -> Outco
         for (i, sl), (result, state) in zip(window, fleet.update(items), strict=True):
             states[i] = state
             raises[i] += [e.ts_ms for e in result.events if e.kind == "raise"]
+            events[i] += [(e.ts_ms, e.kind, e.severity) for e in result.events]
             alarm[i].append(result.in_alarm)
             gap = np.flatnonzero(result.device_scores[:, 0] >= 1.0)
             gaps[i] += run.devices[i].ts[sl][gap].tolist()
@@ -100,7 +116,7 @@ def run_iotpm(run: LongRun, config: DetectorConfig, hours: float = 1.0) -> Outco
                                if p.hours_to_limit is not None and p.hours_to_limit <= HEADING_HORIZON_H]  # fmt: skip
     seconds = time.perf_counter() - t0
     joined = [np.concatenate(a) if a else np.zeros(0, dtype=bool) for a in alarm]
-    return Outcome(raises, joined, gaps, seconds, heading, checked)
+    return Outcome(raises, joined, gaps, seconds, heading, checked, events)
 
 
 def _limits() -> tuple[FloatArray, FloatArray]:
@@ -124,7 +140,7 @@ def _standardised(x: FloatArray) -> FloatArray:
 def sigma3_score(x: FloatArray) -> FloatArray:
     z = np.abs(_standardised(x)) / 3.0
     z[:WARMUP] = 0.0
-    return np.fmax(static_score(x), z.max(axis=1))
+    return np.asarray(np.fmax(static_score(x), z.max(axis=1)), dtype=np.float64)
 
 
 def cusum_scores(xs: list[FloatArray], k: float = 0.5, h: float = 5.0) -> list[FloatArray]:
@@ -150,14 +166,16 @@ def hysteresis_raises(
     """Raise times, and the alarm per reading, under the same hysteresis the product uses."""
     raised: list[int] = []
     state = np.zeros(len(ts), dtype=bool)
-    on, above, below = False, 0, 0
-    for k, (t, s) in enumerate(zip(ts.tolist(), score.tolist(), strict=True)):
+    on, above, below, since = False, 0, 0, 0
+    # a missing score (a peer's NaN while a metric is absent) is no alarm
+    for k, (t, s) in enumerate(zip(ts.tolist(), np.nan_to_num(score).tolist(), strict=True)):
         above = above + 1 if s >= alarm.raise_level else 0
         below = below + 1 if s < alarm.clear_level else 0
+        since = t if below == 1 else since
         if not on and above >= alarm.min_duration:
             on = True
             raised.append(t)
-        elif on and below >= alarm.clear_duration:
+        elif on and below >= alarm.clear_duration and t - since >= 1000 * alarm.clear_s:
             on = False
         state[k] = on
     return raised, state
@@ -226,6 +244,72 @@ def score_outcome(run: LongRun, out: Outcome) -> dict[str, Any]:
             for k, v in per_kind.items()
         },
     }
+
+
+#: EEMUA 191: one operator's line; a 10-minute window with more alarms than this is a flood
+LINE_DEVICES = 100
+FLOOD_PER_10_MIN = 10
+STANDING_MS = 86_400_000
+CHATTER_MS = 600_000
+
+
+def score_operator(run: LongRun, out: Outcome) -> dict[str, Any]:
+    """The alarm load as an operator meets it (see the module's docstring)."""
+    interval_ms = int(run.interval_s * 1000)
+    healthy = [i for i, d in enumerate(run.devices) if d.fault is None]
+    in_alarm = [float(out.alarm[i].mean()) if len(out.alarm[i]) else 0.0 for i in healthy]
+    escalations = healthy_escalations = 0
+    standing = chatter = 0
+    paged, crossings = 0, 0
+    annunciated: list[int] = []
+    for i, d in enumerate(run.devices):
+        evs = out.events[i]
+        annunciated += [t for t, kind, _ in evs if kind in ("raise", "escalate")]
+        n_esc = sum(kind == "escalate" for _, kind, _ in evs)
+        escalations += n_esc
+        healthy_escalations += n_esc if d.fault is None else 0
+        opened, last_clear = None, None
+        for t, kind, _ in evs:
+            if kind == "raise":
+                chatter += last_clear is not None and t - last_clear < CHATTER_MS
+                opened = t
+            elif kind == "clear" and opened is not None:
+                standing += t - opened > STANDING_MS
+                opened, last_clear = None, t
+        standing += opened is not None and run.end_ms - opened > STANDING_MS
+        f = d.fault
+        if f is not None and f.limit_ms is not None:
+            crossings += 1
+            at = int(np.searchsorted(d.ts, f.limit_ms))
+            by = int(d.ts[min(at + 2, len(d.ts) - 1)])  # the third reading from the crossing on
+            paged += _critical_at(evs, by)
+    windows = max(1, int(np.ceil((run.end_ms - run.start_ms) / CHATTER_MS)))
+    per_window = np.bincount((np.array(annunciated, dtype=np.int64) - run.start_ms) // CHATTER_MS, minlength=windows)
+    scale = LINE_DEVICES / len(run.devices)
+    return {
+        "healthy_time_in_alarm": round(float(np.mean(in_alarm)), 4) if in_alarm else None,
+        "healthy_devices_in_alarm_over_2pct": sum(v > 0.02 for v in in_alarm),
+        "escalations": escalations,
+        "healthy_escalations": healthy_escalations,
+        "limit_crossings_paged_within_3": f"{paged}/{crossings}",
+        "eemua_alarms_per_10min_avg": round(float(per_window.mean()) * scale, 3),
+        "eemua_alarms_per_10min_peak": round(float(per_window.max(initial=0)) * scale, 1),
+        "eemua_flood_windows": round(float((per_window * scale > FLOOD_PER_10_MIN).mean()), 4),
+        "standing_over_24h": standing,
+        "chattering": chatter,
+        "interval_ms": interval_ms,
+    }
+
+
+def _critical_at(events: list[tuple[int, str, str]], at: int) -> bool:
+    """Whether an alarm is open and critical at ``at`` (the events of one device, in order)."""
+    open_, critical = False, False
+    for t, kind, severity in events:
+        if t > at:
+            break
+        open_ = kind != "clear"
+        critical = open_ and (critical or severity == "critical")
+    return open_ and critical
 
 
 def score_heading(run: LongRun, out: Outcome) -> dict[str, Any]:
@@ -348,24 +432,33 @@ def plot_day(run: LongRun, path: str, day: int = 1) -> str:
     return path
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--devices", type=int, default=100)
-    parser.add_argument("--days", type=float, default=7.0)
-    parser.add_argument("--interval", type=float, default=10.0, help="seconds between readings")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-peers", action="store_true")
-    parser.add_argument("--plot", metavar="PNG", help="also draw one healthy machine's idle-run-idle day")
-    args = parser.parse_args()
+def report_operator(op: dict[str, Any]) -> None:
+    print(
+        f"  operator: healthy devices in alarm {100 * (op['healthy_time_in_alarm'] or 0):.2f} % of their time "
+        f"({op['healthy_devices_in_alarm_over_2pct']} devices over 2 %); {op['escalations']} escalations "
+        f"({op['healthy_escalations']} on healthy devices); limit crossings paged critical within 3 readings "
+        f"{op['limit_crossings_paged_within_3']}"
+    )
+    print(
+        f"  EEMUA 191, a {LINE_DEVICES}-device line: {op['eemua_alarms_per_10min_avg']} alarms per 10 min "
+        f"(peak {op['eemua_alarms_per_10min_peak']}, flood in {100 * op['eemua_flood_windows']:.2f} % of windows); "
+        f"{op['standing_over_24h']} standing > 24 h; {op['chattering']} chattering"
+    )
+
+
+def evaluate(args: argparse.Namespace, interval: float) -> dict[str, Any]:
+    """Generate the run at one interval, score iotpm and the peers; print and return the figures."""
     t0 = time.perf_counter()
-    run = long_run(args.devices, args.days, args.interval, args.seed)
-    print(f"{describe(run)}; generated in {time.perf_counter() - t0:.1f} s (seed {args.seed})")
-    if args.plot:
+    run = long_run(args.devices, args.days, interval, args.seed, phenomena=not args.classic)
+    print(f"\n== {describe(run)}; generated in {time.perf_counter() - t0:.1f} s (seed {args.seed})")
+    if args.plot and interval == args.intervals[0]:
         print(f"plot: {plot_day(run, args.plot)}")
     results: dict[str, dict[str, Any]] = {}
     out = run_iotpm(run, DetectorConfig())
     results["iotpm"] = score_outcome(run, out)
     report("iotpm (DetectorConfig())", results["iotpm"], out.seconds)
+    operator = score_operator(run, out)
+    report_operator(operator)
     heading = score_heading(run, out)
     print(
         f"  heading for a limit (hourly reads): {heading['false_heading_fraction']} of fault-free reads, on "
@@ -393,9 +486,32 @@ def main() -> None:
     )
     summary: dict[str, Any] = {k: results["iotpm"][k] for k in keys}
     summary["kinds"] = results["iotpm"]["kinds"]
+    summary["operator"] = operator
     summary["heading"] = heading
     summary["peers"] = {name: {k: results[name][k] for k in keys} for name in peers}
-    summary["run"] = {"devices": args.devices, "days": args.days, "interval_s": args.interval, "seed": args.seed}
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--devices", type=int, default=100)
+    parser.add_argument("--days", type=float, default=7.0)
+    parser.add_argument(
+        "--intervals", type=lambda v: [float(x) for x in v.split(",")], default=[10.0, 600.0],
+        help="seconds between readings, comma-separated: one run at each",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--classic", action="store_true", help="the base model alone (no other plant's phenomena)")
+    parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--plot", metavar="PNG", help="also draw one healthy machine's idle-run-idle day")
+    args = parser.parse_args()
+    by_interval = {f"{interval:g}s": evaluate(args, interval) for interval in args.intervals}
+    summary = dict(next(iter(by_interval.values())))
+    summary["by_interval"] = by_interval
+    summary["run"] = {
+        "devices": args.devices, "days": args.days, "intervals_s": args.intervals, "seed": args.seed,
+        "phenomena": not args.classic,
+    }  # fmt: skip
     print(json.dumps(summary))
 
 

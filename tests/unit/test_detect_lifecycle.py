@@ -59,7 +59,7 @@ def test_a_cleared_critical_alarm_clears_as_critical_and_a_new_one_starts_afresh
     n = 1200
     ts, x = timestamps(n), healthy(rng, n)
     x[400:420, 0] = 95.0  # above the limit for 100 s, then back to normal
-    x[900, 2] = 140.0  # a pressure spike much later, within its limits
+    x[900, 1] = 4.6  # a vibration spike much later, into ISO zone C (below its 5 mm/s limit)
     events = detector(ts, x, backend=backend).update(ts[WARM:], x[WARM:]).events
     assert kinds(events) == [("raise", "critical"), ("clear", "critical"), ("raise", "warning"), ("clear", "warning")]
     clear = events[1]
@@ -73,12 +73,12 @@ def test_a_new_cause_on_another_metric_escalates(backend: Backend) -> None:
     n = 700
     ts, x = timestamps(n), healthy(rng, n)
     x[400:, 0] = 62.0 + rng.normal(0.0, 0.5, n - 400)  # hot, below its limit: a warning
-    x[500:, 2] = 60.0 + rng.normal(0.0, 1.5, n - 500)  # then the pressure sags, above its low limit
+    x[500:, 1] = 4.6 + rng.normal(0.0, 0.05, n - 500)  # then the vibration jumps, to ISO zone C
     events = detector(ts, x, backend=backend).update(ts[WARM:], x[WARM:]).events
     assert kinds(events[:2]) == [("raise", "warning"), ("escalate", "warning")]
     assert events[0].reasons[0].metric == "temperature_c"
-    assert events[1].index + WARM == 500 and events[1].reasons[0].metric == "pressure_psi"
-    # each cause escalates once: the pressure staying low is no new event
+    assert events[1].index + WARM == 500 and events[1].reasons[0].metric == "vibration_mm_s"
+    # each cause escalates once: the vibration staying high is no new event
     assert [e.kind for e in events].count("escalate") == 1
 
 

@@ -124,11 +124,11 @@ def test_vibration_zone_per_iso_10816_3(
 def test_spike_raises_one_alarm_that_clears(rng: np.random.Generator) -> None:
     det = fitted(rng)
     x = healthy(rng, 400)
-    x[200, 2] += 25 * 1.5  # +25 sigma on pressure, still inside 30-150 psi
+    x[200, 0] += 25 * 0.5  # +25 sigma on temperature, still inside 10-80 °C
     r = det.update(timestamps(400, start=10**13), x)
     assert raises(r) == [200]
     assert [e.kind for e in r.events] == ["raise", "clear"]
-    assert r.events[0].reasons[0].metric == "pressure_psi"
+    assert r.events[0].reasons[0].metric == "temperature_c"
     assert {rs.detector for rs in r.events[0].reasons} & {"spike", "rate_of_change"}
     assert not r.is_anomaly[-100:].any()
 
@@ -307,7 +307,7 @@ def test_streaming_warmup_starts_scoring_after_warmup_readings(rng: np.random.Ge
     det = DeviceDetector(channels=CHANNELS, config=cfg)
     x = healthy(rng, 120)
     x[30, 2] += 40  # inside warm-up: only static limits apply, 131 psi is in range
-    x[100, 1] += 1.8  # after warm-up: a spike (3.8 mm/s, inside the limit and ISO zone B)
+    x[100, 1] += 2.8  # after warm-up: a spike (4.8 mm/s, inside the limit, ISO zone C)
     r = det.update(timestamps(120), x)
     assert not det.state.ready or raises(r) == [100]
     assert det.state.ready

@@ -57,8 +57,8 @@ def test_settling_after_a_start_is_not_scored_and_then_it_is(rng: np.random.Gene
     det = learned(rng)
     x = np.concatenate([stopped(rng, 40), healthy(rng, 200)])
     x[40:44, PRES] = [8.0, 20.0, 29.0, 60.0]  # pressure building after the start: under 30 psi
-    x[45, PRES] += 25.0  # a jump while settling: not scored
-    x[40 + SETTLE + 30, PRES] += 25.0  # the same jump once settled: a spike
+    x[45, TEMP] += 15.0  # a jump while settling: not scored
+    x[40 + SETTLE + 30, TEMP] += 15.0  # the same jump once settled: a spike (a pressure's is a setpoint step)
     r = det.update(timestamps(240, start=1_700_001_000_000), x)
     assert raises(r) == [40 + SETTLE + 30]
 

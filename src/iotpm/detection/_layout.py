@@ -160,6 +160,10 @@ DECLARATIONS: Final = (
             _channel("floor", "lowest value reported so far (a stopped machine's signals sit at their floor)"),
             _device("running", "1 while the machine runs"),
             _device("started", "timestamp of its last start, epoch ms (-inf: settled since before it was seen)"),
+            _device("coast", "the load proxy's level over the last seconds, for a run-down"),
+            _device("coast_t", "timestamp of the reading that level last moved with, epoch ms"),
+            _device("coast_dev", "the load proxy's typical distance from that level"),
+            _device("coast_run", "the load proxy's level over the last minutes, as the machine runs"),
         ),
     ),
 )

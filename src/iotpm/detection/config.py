@@ -184,6 +184,14 @@ class OperatingConfig(BaseModel):
     # time constant (tens of minutes for a medium motor): statistics wait three of them
     # (within 5 % of the operating temperature)
     settle_s: Annotated[float, Field(ge=0)] = 3600.0
+    # physical: a stop is a transient like a start. A rotor runs down over tens of seconds
+    # (its vibration velocity falls with it) while the head of a pump goes with the square of
+    # the speed, within seconds: for a few readings a stopping machine vibrates like a running
+    # one below its low pressure limit. Its load proxy falling more than ``coast_drop`` below
+    # its level over the last ``coast_tau_s`` is a run-down (production loads change over
+    # minutes): those readings are stopping, not scored against running limits or statistics
+    coast_tau_s: Annotated[float, Field(gt=0)] = 10.0
+    coast_drop: Annotated[float, Field(gt=0, le=1)] = 0.15  # 1: no run-down is told apart
 
     def resolve(self, channels: Iterable[str], device_type: str | None = None) -> list[float]:
         """Per channel, the value below which it says "off" (NaN: not part of the condition)."""

@@ -282,15 +282,20 @@ class FleetDetector:
             for row, i in enumerate(rows):
                 t_pad[row, : lengths[row]], x_pad[row, : lengths[row]] = ts[i], xs[i]
             packed = np.stack([states[i].vector for i in rows])
-            g = self._gate(packed, t_pad, x_pad, lengths, off[rows])
+            g = self._gate(packed, t_pad, x_pad, lengths, off[rows], load_proxy(channels))
             for row, i in enumerate(rows):
                 states[i].vector = packed[row].copy()
                 out[i] = g[row, : lengths[row]]
         return out
 
-    def _gate(self, packed: FloatArray, ts: IntArray, x: FloatArray, lengths: IntArray, off: FloatArray) -> FloatArray:
+    def _gate(
+        self, packed: FloatArray, ts: IntArray, x: FloatArray, lengths: IntArray, off: FloatArray, proxy: int
+    ) -> FloatArray:
         op, lay = self.config.operating, layout_for(x.shape[2])
-        return operating.gates(packed, lay, ts, x, lengths, off, 1000.0 * op.start_s, 1000.0 * op.settle_s)
+        times = (1000.0 * op.start_s, 1000.0 * op.settle_s, 1000.0 * op.coast_tau_s)
+        return operating.gates(
+            packed, lay, ts, x, lengths, off, *times, proxy=proxy, coast_drop=op.coast_drop, native=self.native
+        )
 
     def _off_below(self, channels: tuple[str, ...], device_type: str | None) -> list[float]:
         key = (channels, device_type)
@@ -340,10 +345,12 @@ class FleetDetector:
                 if known:
                     fresh = [row for row in range(d) if row not in set(known)]
                     sub = packed[fresh]
-                    g_pad[fresh] = self._gate(sub, t_pad[fresh], x_pad[fresh], lengths[fresh], off[order][fresh])
+                    g_pad[fresh] = self._gate(
+                        sub, t_pad[fresh], x_pad[fresh], lengths[fresh], off[order][fresh], kernel.proxy
+                    )
                     packed[fresh] = sub
                 else:
-                    g_pad = self._gate(packed, t_pad, x_pad, lengths, off[order])
+                    g_pad = self._gate(packed, t_pad, x_pad, lengths, off[order], kernel.proxy)
                 for row, (i, _) in enumerate(chunk):
                     gate[i] = gate[i] if gate[i] is not None else g_pad[row, : lengths[row]].copy()
             for row in known:
@@ -557,16 +564,6 @@ class Lifecycle:
         v, o = self.state.vector, self.lay.offsets
         severity, ref = v[o["severity"].start] > 0, float(v[o["esc_ref"].start])
         caused = v[o["caused"]] > 0
-        score = cols.score
-        cs = cols.channel_scores
-        limits = np.maximum(cs[:, :, CH["threshold"]], cs[:, :, CH["iso10816"]]).max(axis=1) >= 1.0
-        # the machine's condition: every score but the stuck sensor's and the gap's
-        f = CH["flatline"]
-        condition = np.fmax(cs[:, :, :f].max(axis=(1, 2)), cols.device_scores[:, DEV["multivariate"]])
-        if f + 1 < cs.shape[2]:
-            condition = np.fmax(condition, cs[:, :, f + 1 :].max(axis=(1, 2)))
-        before = np.concatenate(([v[o["last_score"].start]], score[:-1]))
-        sustained = np.minimum(condition, np.minimum(score, before))
         raised, cleared = np.flatnonzero(cols.raised > 0), np.flatnonzero(cols.cleared > 0)
         open_before = bool(cols.in_alarm[0]) != bool(cols.raised[0] > 0 or cols.cleared[0] > 0)
         marks = sorted([(int(i), "raise") for i in raised] + [(int(i), "clear") for i in cleared])
@@ -574,25 +571,36 @@ class Lifecycle:
         at = 0 if open_before else None  # the first reading of the open alarm still to examine
         for i, kind in marks:
             if kind == "raise":
-                severity, caused, ref = (
-                    bool(limits[i]),
-                    self._causes(cols, i),
-                    max(float(condition[i]), self.cfg.raise_level),
-                )
+                severity, caused = bool(self._limits(cols, i, i + 1)[0]), self._causes(cols, i)
+                ref = max(float(self._condition(cols, i, i + 1)[0]), self.cfg.raise_level)
                 events.append(("raise", i, severity))
                 at = i + 1
             else:
                 if at is not None:
-                    severity, caused, ref = self._escalate(
-                        cols, limits, sustained, at, i, severity, caused, ref, events
-                    )
+                    severity, caused, ref = self._escalate(cols, at, i, severity, caused, ref, events)
                 events.append(("clear", i, severity))
                 severity, caused, ref, at = False, np.zeros_like(caused), 0.0, None
         if at is not None:
-            severity, caused, ref = self._escalate(cols, limits, sustained, at, n, severity, caused, ref, events)
+            severity, caused, ref = self._escalate(cols, at, n, severity, caused, ref, events)
         v[o["severity"].start], v[o["esc_ref"].start] = float(severity), ref
         v[o["caused"]] = caused.astype(np.float64)
         return events
+
+    @staticmethod
+    def _limits(cols: KernelRows, start: int, stop: int) -> npt.NDArray[np.bool_]:
+        """Readings [start, stop) past a static limit or into ISO zone D."""
+        cs = cols.channel_scores[start:stop]
+        return np.asarray(np.maximum(cs[:, :, CH["threshold"]], cs[:, :, CH["iso10816"]]).max(axis=1) >= 1.0)
+
+    @staticmethod
+    def _condition(cols: KernelRows, start: int, stop: int) -> FloatArray:
+        """The machine's condition over readings [start, stop): every score but the stuck
+        sensor's and the gap's."""
+        cs, f = cols.channel_scores[start:stop], CH["flatline"]
+        out = np.fmax(cs[:, :, :f].max(axis=(1, 2)), cols.device_scores[start:stop, DEV["multivariate"]])
+        if f + 1 < cs.shape[2]:
+            out = np.fmax(out, cs[:, :, f + 1 :].max(axis=(1, 2)))
+        return np.asarray(out, dtype=np.float64)
 
     def _causes(self, cols: KernelRows, i: int) -> npt.NDArray[np.bool_]:
         """The metrics that score at the raise level at reading ``i``."""
@@ -605,8 +613,6 @@ class Lifecycle:
     def _escalate(
         self,
         cols: KernelRows,
-        limits: npt.NDArray[np.bool_],
-        sustained: FloatArray,
         start: int,
         stop: int,
         severity: bool,
@@ -618,9 +624,9 @@ class Lifecycle:
         if stop <= start or cols.score[start:stop].max() < min(self.cfg.raise_level, 1.0):
             return severity, caused, ref  # nothing scores at the raise level: nothing got worse
         at: set[int] = set()
-        if not severity:
-            hits = np.flatnonzero(limits[start:stop])
-            at.update((start + hits[:1]).tolist())
+        limits = None if severity else self._limits(cols, start, stop)
+        if limits is not None:
+            at.update((start + np.flatnonzero(limits)[:1]).tolist())
         level = self.cfg.raise_level
         scoring = cols.channel_scores[start:stop].max(axis=2) >= level  # (n, c)
         mv = cols.device_scores[start:stop, DEV["multivariate"]] >= level
@@ -628,19 +634,26 @@ class Lifecycle:
             top = np.argmax(cols.shares[start:stop], axis=1)
             scoring[np.flatnonzero(mv), top[mv]] = True
         new = scoring & ~caused[None, :]
-        firsts = np.flatnonzero(new.any(axis=0))
-        at.update((start + np.argmax(new[:, firsts], axis=0)).tolist())
-        factor, j = self.cfg.escalate_factor, start
-        while j < stop:  # each rise past the factor escalates, from the level it reached
-            hits = np.flatnonzero(sustained[j:stop] >= factor * ref)
+        if new.any():
+            firsts = np.flatnonzero(new.any(axis=0))
+            at.update((start + np.argmax(new[:, firsts], axis=0)).tolist())
+        # the condition sustained over two readings: the smaller of the reading's and the
+        # score before it (the one before the range is the state's last score)
+        score = cols.score
+        before = score[start - 1] if start > 0 else self.state.vector[self.lay.offsets["last_score"].start]
+        prior = np.concatenate(([before], score[start : stop - 1]))
+        sustained = np.minimum(self._condition(cols, start, stop), np.minimum(score[start:stop], prior))
+        factor, j = self.cfg.escalate_factor, 0
+        while j < stop - start:  # each rise past the factor escalates, from the level it reached
+            hits = np.flatnonzero(sustained[j:] >= factor * ref)
             if not hits.size:
                 break
             j += int(hits[0])
-            at.add(j)
+            at.add(start + j)
             ref = float(sustained[j])
             j += 1
         for i in sorted(at):
-            severity = severity or bool(limits[i])
+            severity = severity or bool(limits is not None and limits[i - start])
             caused = caused | self._causes(cols, i)
             events.append(("escalate", i, severity))
         return severity, caused, ref

@@ -273,6 +273,7 @@ class Kernel:
         units = [parse_metric(name) for name in channels]
         follows = [self.proxy >= 0 and u is not None and u.quantity == "temperature" for u in units]
         self.follows = np.array(follows, dtype=bool)
+        self.is_proxy = np.arange(len(channels)) == self.proxy
         held = config.operating_point.setpoint_quantities
         self.setpoint = np.array([u is not None and u.quantity in held for u in units], dtype=bool)
         op = config.operating_point
@@ -347,7 +348,7 @@ class Kernel:
             score, alarm, raised, cleared = np.zeros((4, d, t))
             expected, scale, point = np.zeros((3, d, t, c))
             loads = self._buffer("loads", (d, t, LOADS))  # scratch: the C kernel writes it before reading
-            roles = self.vibration.astype(np.float64) + 2.0 * self.follows + 4.0 * self.setpoint
+            roles = self.vibration.astype(np.float64) + 2.0 * self.follows + 4.0 * self.setpoint + 8.0 * self.is_proxy
             inputs = (ts, x, lengths, low, high, roles, gate, rates)
             outputs = (score, alarm, raised, cleared, ch, dev, expected, scale, share, point, loads)
             self.native(statistics, self._offsets, self._params, packed, inputs, outputs)
@@ -363,7 +364,9 @@ class Kernel:
                     gated = ~on & (gate[..., None] >= 0.0) & (np.arange(t)[None, :, None] < lengths[:, None, None])
                     process = np.isfinite(low) | np.isfinite(high)  # (d, c) metrics with a static limit
                     gap = rates[RATES.index("gap")]
-                    expected, scale = self._statistics(packed, ts, x_stat, gated, active, ch, dev, share, process, gap)
+                    expected, scale = self._statistics(
+                        packed, ts, x_stat, gated, active, ch, dev, share, process, gap, high
+                    )
                     op = self._operating_point(packed, x, x_stat, gate, rates, low, high)
                     ch[..., CH["operating_point"]], point = op
                 else:
@@ -392,6 +395,7 @@ class Kernel:
         share: FloatArray,
         process: npt.NDArray[np.bool_],
         gap: FloatArray,
+        high: FloatArray,
     ) -> tuple[FloatArray, FloatArray]:
         cfg, lay = self.cfg, self.layout
         d, t, c = x.shape
@@ -534,11 +538,15 @@ class Kernel:
         ratio = r_zr[:, 1].transpose(1, 0, 2)  # (d, t, w)
         # a step of a metric held at a setpoint, within its limits, is a setpoint change
         held = (process & self.setpoint[None, :])[:, None, :]
-        ch[..., CH["spike"]] = np.where(held, 0.0, self.spike(z_all, tail * rec[2]))
+        # the load proxy steps with the load: within ISO 10816-3 zones A/B and its limit, a
+        # step of it is an operating change, not a spike (the zones and the limit still apply)
+        calm = self.is_proxy & (x < self.iso.bc) & ~(x > high[:, None, :])
+        held_or_calm = held | calm
+        ch[..., CH["spike"]] = np.where(held_or_calm, 0.0, self.spike(z_all, tail * rec[2]))
         # a metric with a static limit has the operating-point test for slow shifts instead:
         # against a baseline learned at one operating point, CUSUM alarms at every load change
         ch[..., CH["drift"]] = np.where(process[:, None, :], 0.0, self.drift(r_cu[..., :c].transpose(1, 0, 2)))
-        ch[..., CH["rate_of_change"]] = self.roc(ratio[..., :c], tail * rec[3])
+        ch[..., CH["rate_of_change"]] = np.where(held_or_calm, 0.0, self.roc(ratio[..., :c], tail * rec[3]))
         ch[..., CH["flatline"]] = self.flat(run.transpose(1, 0, 2), lay.view(packed, "flat_thr")[:, None, :])
         dev[..., DEV["dropout"]] = self.dropout(ratio[..., c])
         # a smooth channel enters the multivariate detectors by its deviation from its

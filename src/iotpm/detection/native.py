@@ -29,7 +29,7 @@ from iotpm.detection.state import FloatArray, IntArray
 
 HERE: Final = Path(__file__).resolve().parent
 SOURCE: Final = HERE / "_kernel.c"
-ABI: Final = 5
+ABI: Final = 6
 _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
 
@@ -52,6 +52,22 @@ class NativeKernel:
         self._fn = lib.iotpm_kernel
         self._fn.restype = ctypes.c_int
         self._fn.argtypes = [_I64, _I64, _I64, _I64, ctypes.c_int32] + [_P] * 22
+        self._run_down = lib.iotpm_run_down
+        self._run_down.restype = None
+        scalars: list[Any] = [_I64, _I64, ctypes.c_double]
+        self._run_down.argtypes = scalars + [_P] * 10
+
+    def run_down(self, keep: float, series: tuple[FloatArray, ...], levels: tuple[FloatArray, ...]) -> FloatArray:
+        """The run-down test (``operating._run_down``): ``series`` v, present, t_f, weight, slow
+        (d, t); ``levels`` lev, lev_t, dev, run (d,), advanced in place; returns out (d, t)."""
+        d, t = series[0].shape
+        for array in series:
+            _check(array, np.float64, (d, t))
+        for array in levels:
+            _check(array, np.float64, (d,))
+        out = np.zeros((d, t))
+        self._run_down(d, t, keep, *(a.ctypes.data for a in (*series, *levels, out)))
+        return out
 
     def __call__(
         self,
@@ -64,8 +80,9 @@ class NativeKernel:
     ) -> None:
         """Run over ``packed`` (d, size) in place; ``inputs`` ts, x, lengths, low, high, roles, gate, rates.
 
-        ``roles`` (c,) is 1 for a vibration channel (ISO zones) plus 2 for one that follows the
-        load; ``rates`` (len(RATES), d, t) the operating point's per-reading weights.
+        ``roles`` (c,) is 1 for a vibration channel (ISO zones), plus 2 for one that follows the
+        load, 4 for one held at a setpoint, 8 for the load proxy; ``rates`` (len(RATES), d, t)
+        the operating point's per-reading weights.
         ``outputs``: score, alarm, raised, cleared (d, t); channel scores (d, t, c, N_CH);
         device scores (d, t, N_DEV); expected, scale, share, point (d, t, c); the load pass's
         per-reading record (d, t, LOADS), scratch for the channel passes. Shapes and types are

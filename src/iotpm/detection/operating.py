@@ -13,10 +13,13 @@ that repeats while nothing moves is not a stuck sensor. Each reading gets a gate
   pump's pressure is still building);
 - **settling** until ``settle_s`` after it (temperatures are on their way to the
   operating point);
+- **stopping** while the load proxy of a running machine is more than ``coast_drop``
+  below its level over the last ``coast_tau_s`` (a run-down: the rotor coasts, the head
+  it built is gone within seconds);
 - **on** otherwise.
 
-The gate is 1 when on, 0.5 while settling, 0 when off or starting, -1 when idle at a
-learned floor. Below 1 the kernel treats the reading as missing to the statistical
+The gate is 1 when on, 0.5 while settling, 0 when off, starting or stopping, -1 when idle
+at a learned floor. Below 1 the kernel treats the reading as missing to the statistical
 detectors (no score, no adaptation, no repeat run); at 0 and below it drops the low
 limits too; at -1 the step from the floor to the next reading is still scored (leaving
 the floor may be the anomaly). The high limits always apply (an
@@ -33,6 +36,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
+from iotpm.detection.native import NativeKernel
 from iotpm.detection.state import FloatArray, IntArray, Layout
 
 BoolArray = npt.NDArray[np.bool_]
@@ -47,11 +51,17 @@ def gates(
     off_below: FloatArray,
     start_ms: float,
     settle_ms: float,
+    coast_ms: float = 10_000.0,
+    *,
+    proxy: int = -1,
+    coast_drop: float = 0.15,
+    native: NativeKernel | None = None,
 ) -> FloatArray:
     """The gate (d, t) of each reading, advancing the operating state in ``packed`` in place.
 
     ``x`` (d, t, c) padded past ``lengths``; ``off_below`` (d, c) the off-condition (NaN:
-    the metric is not part of it; a row of NaN: learned from the floors).
+    the metric is not part of it; a row of NaN: learned from the floors); ``proxy`` the
+    load proxy's channel (-1: none, no run-down is told apart).
     """
     d, t, c = x.shape
     valid = np.arange(t)[None, :] < lengths[:, None]
@@ -91,6 +101,10 @@ def gates(
     since = np.where(configured, t_f - last_start, np.inf)
     stopped = np.where(configured, 0.0, -1.0)  # at a learned floor, the step off it is scored
     gate = np.where(running, np.where(since >= settle_ms, 1.0, np.where(since >= start_ms, 0.5, 0.0)), stopped)
+    if proxy >= 0:
+        proxy_x = x[:, :, proxy]
+        stopping = _run_down(packed, layout, t_f, proxy_x, valid & running, coast_ms, coast_drop, native)
+        gate = np.where(stopping & running, 0.0, gate)
     gate = np.where(valid, gate, 0.0)
     rows, last = np.arange(d), np.maximum(lengths - 1, 0)
     has = lengths > 0
@@ -99,6 +113,80 @@ def gates(
     layout.scalar(packed, "running")[:] = np.where(has, running[rows, last], was)
     layout.scalar(packed, "started")[:] = np.where(has, last_start[rows, last], layout.scalar(packed, "started"))
     return np.asarray(gate, dtype=np.float64)
+
+
+def _run_down(
+    packed: FloatArray,
+    layout: Layout,
+    t_f: FloatArray,
+    v: FloatArray,
+    valid: BoolArray,
+    coast_ms: float,
+    drop: float,
+    native: NativeKernel | None = None,
+) -> BoolArray:
+    """Readings of a running machine (``valid``) whose load proxy ``v`` (d, t) is more than
+    ``drop`` below its level (an EWMA in time, ``coast_ms``, of the readings before, carried
+    in the state) and more than four times its typical distance from that level (noise is no
+    run-down: an EWMA over thirty times as long), or below half its running level (over as
+    long: a rotor under half its speed delivers under a quarter of its head). One reading at
+    a time, so chunks of any size give the same bits; in C when the library is there (the
+    weights computed here for both)."""
+    d, t = v.shape
+    names = ("coast", "coast_t", "coast_dev", "coast_run")
+    state = [layout.scalar(packed, name) for name in names]
+    present = valid & np.isfinite(v)  # a wild value (inf) is no level
+    # the time since the previous present reading (or the state's), and the weights for it
+    if present.all():  # the usual batch: the reading before
+        prev_t = np.concatenate([state[1][:, None], t_f[:, :-1]], axis=1)
+    else:
+        idx = np.maximum.accumulate(np.where(present, np.arange(t)[None, :], -1), axis=1)
+        prev = np.concatenate([np.full((d, 1), -1), idx[:, :-1]], axis=1)
+        prev_t = np.where(prev >= 0, np.take_along_axis(t_f, np.maximum(prev, 0), axis=1), state[1][:, None])
+    elapsed = np.maximum(t_f - prev_t, 0.0)
+    weight = -np.expm1(-elapsed / coast_ms)
+    # while it has seen little, an average weighs all alike
+    seen = layout.scalar(packed, "n")[:, None] + (np.arange(t) + 1.0)[None, :]
+    slow = np.fmax(-np.expm1(-elapsed / (30.0 * coast_ms)), 1.0 / seen)
+    keep = 1.0 - drop
+    levels = tuple(np.ascontiguousarray(a) for a in state)
+    if native is not None:
+        series = (np.ascontiguousarray(np.where(present, v, 0.0)), present.astype(np.float64), t_f, weight, slow)
+        out = native.run_down(keep, series, levels) > 0.0
+    else:
+        out = _run_down_steps(keep, v, present, t_f, weight, slow, *levels)
+    for field, value in zip(state, levels, strict=True):
+        field[:] = value
+    return out
+
+
+def _run_down_steps(
+    keep: float,
+    v: FloatArray,
+    present: BoolArray,
+    t_f: FloatArray,
+    weight: FloatArray,
+    slow: FloatArray,
+    lev: FloatArray,
+    lev_t: FloatArray,
+    dev: FloatArray,
+    run: FloatArray,
+) -> BoolArray:
+    """The recursion of :func:`_run_down` in numpy, in the C code's order; the levels in place."""
+    out = np.zeros(v.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        for j in range(v.shape[1]):
+            vj, pj = v[:, j], present[:, j]
+            gap = vj - lev
+            out[:, j] = pj & (((vj < keep * lev) & (-gap > 4.0 * dev)) | (vj < 0.5 * run))
+            # the spread of the machine as it runs: not from the first reading (its distance
+            # from nothing), nor from a run-down's
+            steady = pj & (lev_t > 0.0) & ~out[:, j]
+            dev[:] = np.where(steady, dev + slow[:, j] * (np.abs(gap) - dev), dev)
+            run[:] = np.where(pj, np.where(run > 0.0, run + slow[:, j] * (vj - run), vj), run)
+            lev[:] = np.where(pj, lev + weight[:, j] * gap, lev)
+            lev_t[:] = np.where(pj, t_f[:, j], lev_t)
+    return out
 
 
 def _carry(value: BoolArray, known: BoolArray, initial: BoolArray) -> BoolArray:

@@ -80,11 +80,15 @@ class ReferenceDetector:
             # the multivariate detectors see a smooth channel against its recent level, and
             # a metric with a limit not at all (the operating-point test stands for them)
             zs.append(0.0 if self.process[j] else (x - f["fast"][j]) / f["s"][j] if f["smooth"][j] > 0 else z)
-            if not (self.process[j] and self.setpoint[j]):  # a setpoint's step is no spike
+            # a setpoint's step is no spike (nor a stop's), nor a step of the load proxy within
+            # ISO zones A/B and its limit
+            calm = j == self.proxy and x < self.iso_bc and not x > self.high[j]
+            held = (self.process[j] and self.setpoint[j]) or calm
+            if not held:
                 best = max(best, abs(z) / max(cfg.spike_z, cfg.tail_factor * f["zmax"][j]))
             f["zmax"][j] = max(f["zmax"][j] * cfg.tail_decay, abs(z))
             drift = self._cusum(j, z)
-            best = max(best, 0.0 if self.process[j] else drift, self._adapt(j, x, z))
+            best = max(best, 0.0 if self.process[j] else drift, self._adapt(j, x, z, held))
         best = max(best, self._gap(t))
         return max(best, self._t2(zs))
 
@@ -161,7 +165,7 @@ class ReferenceDetector:
                 f[key][j] = 0.0
         return score
 
-    def _adapt(self, j: int, x: float, z: float) -> float:
+    def _adapt(self, j: int, x: float, z: float, held: bool) -> float:
         cfg, f = self.cfg, self.f
         a = cfg.adapt_rate
         r = min(max(z, -cfg.cusum_clip), cfg.cusum_clip)
@@ -174,7 +178,7 @@ class ReferenceDetector:
             dx = math.nan  # across a gap, a metric with a limit has no rate of change
         if not math.isnan(dx):
             ds = f["dscale"][j]
-            score = (abs(dx) / ds) / max(cfg.roc_z, cfg.tail_factor * f["dmax"][j])
+            score = 0.0 if held else (abs(dx) / ds) / max(cfg.roc_z, cfg.tail_factor * f["dmax"][j])
             f["dmax"][j] = max(f["dmax"][j] * cfg.tail_decay, abs(dx) / ds)
             f["dscale"][j] = ds + a * (min(abs(dx), 4.0 * ds) - ds)
         else:

@@ -169,6 +169,11 @@ def ground_truth(faults: list[Fault], run_start_ms: int) -> list[dict[str, Any]]
 # change every few hours, pressure setpoint steps, the site's daily ambient, thermal and
 # hydraulic lag, device restarts and data gaps, and slow and abrupt faults with ground
 # truth. Everything is an array per device, so a week of 100 devices takes seconds.
+#
+# With ``phenomena`` it also has what another plant's machines do (see :class:`Phenomena`):
+# pressure that follows the load, large setpoint steps within a shift, vibration that steps
+# with the load, a coast-down at every stop (the pressure falls faster than the vibration),
+# and healthy machines that come back from a stop of days at a new level.
 
 LongRunFaultKind = Literal[
     "bearing_wear",
@@ -273,6 +278,40 @@ class LongRun:
             yield [(i, slice(int(b[w]), int(b[w + 1]))) for i, b in enumerate(bounds) if b[w + 1] > b[w]]
 
 
+@dataclass(frozen=True, slots=True)
+class Phenomena:
+    """What one device does beyond the base model (all off: the base model)."""
+
+    #: the pressure follows the load (a pump's speed) instead of a controller's setpoint
+    load_following: bool = False
+    #: large setpoint steps within shifts (tens of psi), beside the base model's small ones
+    large_steps: bool = False
+    #: the vibration steps with each new order instead of following the lagged load
+    vibration_steps: bool = False
+    #: at a stop the rotor coasts down: vibration decays over tens of seconds, pressure faster
+    coast_down: bool = False
+    #: a healthy machine stopped for days comes back at a new level (the run's truth: healthy)
+    new_level_after_stop: bool = False
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, healthy: bool) -> Phenomena:
+        """Each device's share: half follow the load, a third get large steps, every one
+        coasts down and steps its vibration, one healthy machine in ten comes back anew."""
+        follows = bool(rng.random() < 0.5)
+        return cls(
+            load_following=follows,
+            large_steps=not follows and bool(rng.random() < 0.67),
+            vibration_steps=True,
+            coast_down=True,
+            new_level_after_stop=healthy and bool(rng.random() < 0.1),
+        )
+
+
+_COAST_VIB_TAU_S = 20.0  # a rotor's run-down: tens of seconds
+_COAST_PRES_TAU_S = 4.0  # the head collapses as soon as the impeller slows
+_LONG_STOP_S = (2.5 * DAY_S, 4.5 * DAY_S)  # a stop of two days (a repair, a holiday)
+
+
 def long_run(
     devices: int = 100,
     days: float = 7.0,
@@ -280,11 +319,14 @@ def long_run(
     seed: int = 0,
     faulty_fraction: float = 0.42,
     start_ms: int = LONG_RUN_EPOCH_MS,
+    phenomena: bool = False,
 ) -> LongRun:
     """Generate a run offline (no MQTT): the same arguments give the same readings.
 
     Devices cycle through the machine types and schedules; a ``faulty_fraction`` of them
     (spread through the fleet) get one fault each, the kinds in turn, slow ones most.
+    ``phenomena`` adds another plant's behaviour (:class:`Phenomena`), drawn from a stream
+    of its own: the base model's readings are the same with or without it.
     """
     rng = np.random.default_rng(seed)
     n_t = int(days * DAY_S / interval_s)
@@ -299,8 +341,12 @@ def long_run(
         dev_rng = np.random.default_rng(rng.integers(2**63))
         running = _schedule(schedule, t_s, start_ms, dev_rng)
         kind = kinds[i]
+        extra_rng = np.random.default_rng([seed, i, 1])
+        extra = Phenomena.draw(extra_rng, kind is None) if phenomena else Phenomena()
+        if extra.new_level_after_stop and days * DAY_S > _LONG_STOP_S[1] + DAY_S:
+            running = running & ~((t_s >= _LONG_STOP_S[0]) & (t_s < _LONG_STOP_S[1]))
         fault = _pick_fault(kind, t_s, running, dev_rng) if kind is not None else None
-        values = _signals(machine_type, t_s, running, site_ambient[i % 2], fault, dev_rng)
+        values = _signals(machine_type, t_s, running, site_ambient[i % 2], fault, dev_rng, extra, extra_rng)
         keep = _gaps(t_s, dev_rng, fault)
         device_id = f"{machine_type}-{i:04d}"
         ts = start_ms + (t_s * 1000).astype(np.int64)
@@ -423,7 +469,11 @@ def _signals(
     ambient: npt.NDArray[np.float64],
     fault: _Injected | None,
     rng: np.random.Generator,
+    extra: Phenomena | None = None,
+    extra_rng: np.random.Generator | None = None,
 ) -> npt.NDArray[np.float64]:
+    extra = extra or Phenomena()
+    xr = extra_rng or np.random.default_rng(0)
     temp0, vib0, pres0 = LEVELS[machine_type]
     n = len(t_s)
     dt = float(t_s[1] - t_s[0]) if n > 1 else 1.0
@@ -436,6 +486,8 @@ def _signals(
     setpoint = np.full(n, pres0)
     for at in np.sort(rng.uniform(0, t_s[-1], int(rng.integers(2, 5)))):
         setpoint[t_s >= at] = pres0 + rng.uniform(-12.0, 12.0)
+    if extra.large_steps:
+        _large_steps(setpoint, t_s, pres0, xr)
     k = _severity(fault, t_s)
     kind = fault.kind if fault is not None else None
     heat = run * (temp0 - 22.0) * (0.55 + 0.6 * load)
@@ -449,13 +501,23 @@ def _signals(
     since_start = t_s - np.maximum.accumulate(np.where(started, t_s, -1e9))
     transient = 1.0 + 0.4 * np.exp(-since_start / 30.0)
     vib_run = vib0 * (0.8 + 0.3 * load) * transient + 0.06 * rng.normal(size=n)
-    vib = np.where(running, vib_run, 0.05 + 0.03 * np.abs(rng.normal(size=n)))
+    # the vibration follows each new order at once (no thermal lag); back from a repair or a
+    # long stop, a machine may run about 20 % higher
+    vib_run = vib_run + float(extra.vibration_steps) * vib0 * 0.6 * (order - load)
+    vib_run = vib_run * np.where(extra.new_level_after_stop & (t_s >= _LONG_STOP_S[1]), 1.2, 1.0)
+    floor = 0.05 + 0.03 * np.abs(rng.normal(size=n))
+    vib = np.where(running, vib_run, floor)
     if kind == "bearing_wear":
         vib = vib + run * 5.0 * k
-    target = np.where(running, setpoint + 4.0 * (load - 0.6), _OFF_PRESSURE)
+    running_target = setpoint + 4.0 * (load - 0.6)
+    if extra.load_following:  # the head follows the speed: no controller holds it
+        running_target = setpoint * (0.6 + 0.5 * load)
+    target = np.where(running, running_target, _OFF_PRESSURE)
     if kind == "slow_leak":
         target = target - run * 0.8 * setpoint * k
     pres = _lag(target, dt, _HYDRAULIC_TAU_S) + np.where(running, 0.8, 0.3) * rng.normal(size=n)
+    if extra.coast_down:
+        vib, pres = _coast_down(t_s, running, vib, pres, floor)
     if kind == "overheating":
         temp = temp + 35.0 * k
     elif kind == "pressure_leak":  # a seal lets go: most of the head is lost within seconds
@@ -467,6 +529,37 @@ def _signals(
         at = int(np.searchsorted(t_s, fault.start_s))
         temp[at:] = round(float(temp[at]), 3)
     return np.stack([temp.round(3), vib.round(4), pres.round(2)], axis=1)
+
+
+def _large_steps(
+    setpoint: npt.NDArray[np.float64], t_s: npt.NDArray[np.float64], pres0: float, rng: np.random.Generator
+) -> None:
+    """A new product: setpoint steps of tens of psi, several times a week (in place)."""
+    for at in np.sort(rng.uniform(0, t_s[-1], int(rng.integers(4, 9)))):
+        # within the limits a plant would run at (the static limits are 30 and 150 psi)
+        setpoint[t_s >= at] = np.clip(pres0 + rng.choice([-1.0, 1.0]) * rng.uniform(15.0, 35.0), 40.0, 135.0)
+
+
+def _coast_down(
+    t_s: npt.NDArray[np.float64],
+    running: npt.NDArray[np.bool_],
+    vib: npt.NDArray[np.float64],
+    pres: npt.NDArray[np.float64],
+    floor: npt.NDArray[np.float64],
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """After each stop the rotor runs down: the vibration decays over tens of seconds from
+    its last running value, the head within seconds (so for a few readings the machine
+    vibrates like a running one below its low pressure limit)."""
+    n = len(t_s)
+    stopped = np.concatenate(([False], running[:-1] & ~running[1:]))
+    last_stop = np.maximum.accumulate(np.where(stopped, np.arange(n), 0))
+    at_stop = np.maximum(last_stop - 1, 0)  # the last running reading: the stop came after it
+    since = t_s - t_s[at_stop]
+    step = float(t_s[1] - t_s[0]) if n > 1 else 0.0
+    coasting = ~running & (last_stop > 0) & (since < 5 * _COAST_VIB_TAU_S + step)
+    vib = np.where(coasting, floor + vib[at_stop] * np.exp(-since / _COAST_VIB_TAU_S), vib)
+    head = _OFF_PRESSURE + (pres[at_stop] - _OFF_PRESSURE) * np.exp(-since / _COAST_PRES_TAU_S)
+    return vib, np.where(coasting, np.minimum(pres, head), pres)
 
 
 def _severity(fault: _Injected | None, t_s: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

@@ -1,0 +1,81 @@
+"""A stop is a transient like a start: the run-down is not scored against running limits, at
+any reading interval; a leak at running speed still is. The load proxy's own load steps are
+operating changes, not spikes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from iotpm.detection import DeviceDetector
+
+CHANNELS = ("temperature_c", "vibration_mm_s", "pressure_psi")
+T0 = 1_700_000_000_000
+TEMP, VIB, PRES = range(3)
+
+
+def pump(interval_s: float, hours: float, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """A running pump: 55 °C, 2 mm/s, 90 psi, with noise."""
+    rng = np.random.default_rng(seed)
+    n = int(hours * 3600 / interval_s)
+    t_s = np.arange(n) * interval_s
+    x = np.stack(
+        [55.0 + 0.3 * rng.normal(size=n), 2.0 + 0.06 * rng.normal(size=n), 90.0 + 0.8 * rng.normal(size=n)], axis=1
+    )
+    return t_s, x
+
+
+def stop_at(t_s: np.ndarray, x: np.ndarray, at_s: float) -> None:
+    """The pump stops at ``at_s``: the rotor runs down over tens of seconds, the head within seconds."""
+    since = t_s - at_s
+    after = since >= 0
+    x[after, VIB] = 0.05 + 2.0 * np.exp(-since[after] / 20.0)
+    x[after, PRES] = 2.0 + 88.0 * np.exp(-since[after] / 4.0)
+
+
+def learned(t_s: np.ndarray, x: np.ndarray, warm: int) -> DeviceDetector:
+    det = DeviceDetector(channels=CHANNELS, device_type="pump")
+    det.update(T0 + (t_s[:warm] * 1000).astype(np.int64), x[:warm])
+    assert det.state.ready
+    return det
+
+
+@pytest.mark.parametrize("interval_s", [1.0, 7.0, 10.0, 30.0])
+def test_a_run_down_at_a_stop_raises_nothing(interval_s: float) -> None:
+    warm = int(2.5 * 3600 / interval_s)
+    for offset in (0.3, 2.0, 5.0):  # wherever the stop falls between two readings
+        t_s, x = pump(interval_s, 4.0)
+        stop_at(t_s, x, 3.0 * 3600 + offset * interval_s / 10.0)
+        det = learned(t_s, x, warm)
+        r = det.update(T0 + (t_s[warm:] * 1000).astype(np.int64), x[warm:])
+        assert [e.kind for e in r.events] == [], (interval_s, offset, r.events[:1])
+        coasting = (t_s[warm:] >= 3.0 * 3600) & (x[warm:, PRES] < 30.0) & (x[warm:, VIB] >= 0.2)
+        assert (r.operating[coasting] <= 0.0).all()  # stopping: no running limit, no statistics
+
+
+@pytest.mark.parametrize("interval_s", [1.0, 10.0])
+def test_a_leak_at_running_speed_pages_within_three_readings(interval_s: float) -> None:
+    t_s, x = pump(interval_s, 4.0)
+    warm = int(2.5 * 3600 / interval_s)
+    leak = int(3.0 * 3600 / interval_s)
+    x[leak:, PRES] = 18.0 + 0.8 * np.random.default_rng(5).normal(size=len(x) - leak)  # the vibration runs on
+    det = learned(t_s, x, warm)
+    events = det.update(T0 + (t_s[warm:] * 1000).astype(np.int64), x[warm:]).events
+    assert [(e.kind, e.severity) for e in events] == [("raise", "critical")]
+    assert events[0].index + warm < leak + 3
+
+
+def test_the_load_proxy_stepping_with_the_load_is_no_spike() -> None:
+    t_s, x = pump(10.0, 6.0)
+    warm = 900
+    rng = np.random.default_rng(9)
+    for at, level in ((1000, 2.9), (1300, 1.4), (1600, 3.6), (1900, 2.0)):  # orders of another load
+        x[at:, VIB] = level + 0.06 * rng.normal(size=len(x) - at)
+    det = learned(t_s, x, warm)
+    r = det.update(T0 + (t_s[warm:] * 1000).astype(np.int64), x[warm:])
+    assert r.events == []
+    # past ISO 10816-3 zone B (4.5 mm/s here) the same step is scored
+    x[2050, VIB] = 4.7
+    det = learned(t_s, x, warm)
+    events = det.update(T0 + (t_s[warm:] * 1000).astype(np.int64), x[warm:]).events
+    assert [e.index + warm for e in events if e.kind == "raise"] == [2050]
