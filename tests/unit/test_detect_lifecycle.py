@@ -172,3 +172,18 @@ def test_a_stuck_sensor_raises_once_and_does_not_escalate_as_its_run_grows() -> 
     events = detector(ts, x).update(ts[WARM:], x[WARM:]).events
     assert kinds(events) == [("raise", "warning")]
     assert events[0].reasons[0].detector == "flatline"
+
+
+def test_a_constant_offset_on_a_sensor_without_limits_alarms_once() -> None:
+    # one reading every 10 minutes for five weeks; from the end of the first week a sensor
+    # the detector knows no unit for reads 2 sigma higher, and stays there
+    rng = np.random.default_rng(2)
+    n = 6000
+    ts = 1_700_000_000_000 + np.arange(n, dtype=np.int64) * 600_000
+    x = rng.normal(0.0, 1.0, (n, 2))
+    x[1000:, 0] += 2.0
+    det = DeviceDetector(channels=["sensor_a", "sensor_b"])
+    det.fit(ts[:400], x[:400])
+    result = det.update(ts[400:], x[400:])
+    assert [e.kind for e in result.events] == ["raise", "clear"]  # not again each time a CUSUM refills
+    assert result.in_alarm.mean() < 0.05

@@ -133,6 +133,7 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
         const double up = np_maximum((cp + zc * 1.0) - k_ref, 0.0);
         const double down = np_maximum((cn + zc * -1.0) - k_ref, 0.0);
         const double cusum = np_maximum(up, down);
+        const int fired = cusum > h_ref;
         cp = up * (up <= h_ref ? 1.0 : 0.0);
         cn = down * (down <= h_ref ? 1.0 : 0.0);
         mu = mu_b + (am * r) * s_b;
@@ -140,6 +141,8 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
         typ = typ_b + (np_minimum(step0, typ_b * 4.0) - typ_b) * step_rate;
         fast = fast_b + ((x0 - fast_b) * mf) * trend_rate;
         slow = slow + ((x0 - slow) * mf) * trend_slow;
+        /* a CUSUM that signalled has found a new level: the baseline moves to it */
+        if (fired) mu = fast;
         const double z_all = (xk - mu_b) / s_b;
         /* a step of a metric held at a setpoint, within its limits, is a setpoint change (or a
            stop); a step of the load proxy within ISO zones A/B and its limit an operating change */

@@ -491,6 +491,7 @@ class Kernel:
             cu_k -= k_ref
             np.maximum(cu_k, 0.0, out=cu_k)
             np.maximum(cu_k[0], cu_k[1], out=rcu_t)
+            fired = rcu_t > h_ref
             cu_k *= cu_k <= h_ref
             # baseline: an EWMA of the clipped residual, so an outlier moves it by at most
             # `adapt_clip` scales times the rate, and a new level is absorbed slowly
@@ -515,6 +516,9 @@ class Kernel:
             sg_k *= mf_t
             sg_k *= trend_rates
             tr_k += sg_k
+            # a CUSUM that signalled has found a new level: the baseline moves to it (the fast
+            # level), so a lasting offset alarms once, not again each time the sum refills
+            np.copyto(mu_k, tr_k[0], where=fired)
         for name, value in (
             ("mu", mu[:, :c]),
             ("s", s[:, :c]),

@@ -53,6 +53,7 @@ class ReferenceDetector:
         self.follows = [self.proxy >= 0 and q == "temperature" for q in quantities]
         self.setpoint = [q in config.operating_point.setpoint_quantities for q in quantities]
         self.rates: dict[str, float] = {}
+        self.fired = False
 
     def run(self, ts: list[int], rows: list[list[float]]) -> ReferenceOutput:
         """Score readings in order; the state advances as it goes."""
@@ -89,6 +90,8 @@ class ReferenceDetector:
             f["zmax"][j] = max(f["zmax"][j] * cfg.tail_decay, abs(z))
             drift = self._cusum(j, z)
             best = max(best, 0.0 if self.process[j] else drift, self._adapt(j, x, z, held))
+            if self.fired:  # a CUSUM that signalled has found a new level: the baseline moves to it
+                f["mu"][j] = f["fast"][j]
         best = max(best, self._gap(t))
         return max(best, self._t2(zs))
 
@@ -160,6 +163,7 @@ class ReferenceDetector:
         f["cp"][j] = max(f["cp"][j] + zc - cfg.cusum_k, 0.0)
         f["cn"][j] = max(f["cn"][j] - zc - cfg.cusum_k, 0.0)
         score = max(f["cp"][j], f["cn"][j]) / cfg.cusum_h
+        self.fired = max(f["cp"][j], f["cn"][j]) > cfg.cusum_h
         for key in ("cp", "cn"):
             if f[key][j] > cfg.cusum_h:
                 f[key][j] = 0.0
