@@ -389,6 +389,18 @@ def markdown(env: Environment, fleet: Fleet, table: dict[str, Any], lines: list[
     return "\n".join(out)
 
 
+def measure_processor() -> float:
+    """``benchmarks/processor.py``'s median time for its 10,000-record batch, run now."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "processor.py")], check=True,
+                          capture_output=True, text=True)  # fmt: skip
+    ms = float(json.loads(done.stdout.strip().splitlines()[-1])["batch_ms_median"])
+    print(f"benchmarks/processor.py, measured now: {ms:.1f} ms per 10,000-record batch")
+    return ms
+
+
 def write_readme(block: str) -> None:
     path = ROOT / "README.md"
     text = path.read_text()
@@ -408,11 +420,14 @@ def main() -> None:
                         help="benchmarks/processor.py's batch_ms_median (10,000 records)")  # fmt: skip
     parser.add_argument("--batch-io-ms", type=float, default=Measured.batch_io_ms,
                         help="per-batch wait for the processor's AWS calls (assumed)")  # fmt: skip
+    parser.add_argument("--measure-processor", action="store_true",
+                        help="run benchmarks/processor.py first and take its batch time (about a minute)")  # fmt: skip
     parser.add_argument("--write-readme", action="store_true", help="rewrite the README's cost block")
     args = parser.parse_args()
     table = json.loads(args.prices.read_text())
     fleet = Fleet(args.devices, args.interval)
-    measured = Measured(processor_ms_per_10k=args.processor_ms_per_10k, batch_io_ms=args.batch_io_ms)
+    per_10k = measure_processor() if args.measure_processor else args.processor_ms_per_10k
+    measured = Measured(processor_ms_per_10k=per_10k, batch_io_ms=args.batch_io_ms)
     envs: dict[str, Any] = {}
     for name in ENVIRONMENTS:
         env = Environment.load(name)
