@@ -17,17 +17,29 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSResponse
 
 from iotpm.adapters.dynamodb import TableNames, all_items, table_specs
 from iotpm.api.server import proxy_event
-from iotpm.composition import Settings, TableSettings, build_processor, build_queries, clients
+from iotpm.composition import (
+    ReportSettings,
+    Settings,
+    TableSettings,
+    build_processor,
+    build_queries,
+    build_report_job,
+    clients,
+)
 from iotpm.handlers.api import ApiHandler
 from iotpm.handlers.processor import ProcessorHandler
+from iotpm.handlers.report import ReportHandler
 from iotpm.local.terraform import LocalTerraform, handler_environment, repo_root
+from iotpm.local.webhook import WebhookReceiver
 from iotpm.service import RawRecord
 from iotpm.service.samples import batch, kinesis_event
 
@@ -44,8 +56,9 @@ Calls = set[tuple[str, str]]
 
 
 @pytest.fixture(scope="module")
-def applied(endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """terraform apply of the local environment on the test emulator; its outputs."""
+def applied(endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """terraform apply of the local environment on the test emulator (its http routes to a
+    webhook receiver, as the twin's); its outputs."""
     if os.environ.get("IOTPM_SKIP_TERRAFORM") == "1":
         pytest.skip("IOTPM_SKIP_TERRAFORM=1 (a quick local run; CI applies Terraform)")
     out = ROOT / "lambda_build" / "out"
@@ -53,10 +66,16 @@ def applied(endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     if missing:
         build = [sys.executable, str(ROOT / "lambda_build" / "build.py"), *missing, "--arch", "x86_64"]
         subprocess.run(build, check=True, stdout=subprocess.DEVNULL)
-    tf = LocalTerraform(ROOT, tmp_path_factory.mktemp("terraform"), endpoint)
-    tf.init()
-    tf.apply(lambda done, total, addr: None, {"enable_timestream": "true"})  # the optional sink covered too
-    return tf.outputs()
+    folder = tmp_path_factory.mktemp("terraform")
+    hooks = WebhookReceiver(folder / "hooks.jsonl").start()
+    try:
+        tf = LocalTerraform(ROOT, folder, endpoint)
+        tf.init()
+        # the optional sink covered too
+        tf.apply(lambda done, total, addr: None, {"enable_timestream": "true", "local_webhook_url": hooks.url})
+        yield tf.outputs()
+    finally:
+        hooks.stop()
 
 
 def recording(aws: dict[str, Any], calls: Calls) -> dict[str, Any]:
@@ -72,7 +91,7 @@ def recording(aws: dict[str, Any], calls: Calls) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def run(applied: dict[str, Any], endpoint: str) -> dict[str, Any]:
-    """Both handlers over a batch with an alarm and bad records, then every API route."""
+    """The handlers over a batch with an alarm and bad records, every API route, then the fleet report."""
     lam = client("lambda", endpoint)
     region = applied["region"]
     penv = handler_environment(lam, applied["processor_function_name"], region)
@@ -92,13 +111,47 @@ def run(applied: dict[str, Any], endpoint: str) -> dict[str, Any]:
     routes = ["/devices", device, f"{device}/readings?resolution=1m", f"{device}/readings", f"{device}/anomalies",
               "/anomalies", "/lines/line-1/summary"]  # fmt: skip
     answers = {r: api(proxy_event("GET", r, {}, "127.0.0.1"), None) for r in routes}
+    rsettings = ReportSettings.from_environment(handler_environment(lam, function_name(applied, "report"), region))
+    rcalls: Calls = set()
+    raws = recording(clients(rsettings, ("dynamodb", "athena", "s3", "sns")), rcalls)
+    raws["athena"].meta.events.register("before-send", athena_answers)  # the emulator cannot serve boto3's Athena
+    report = ReportHandler(lambda: build_report_job(rsettings, raws))({"hours": 24}, None)
     return {
         "responses": responses,
         "answers": answers,
-        "calls": {"processor": pcalls, "api": acalls},
-        "clients": [*paws.values(), *aaws.values()],
+        "report": report,
+        "calls": {"processor": pcalls, "api": acalls, "report": rcalls},
+        "clients": [*paws.values(), *aaws.values(), *raws.values()],
         "settings": psettings,
     }
+
+
+def athena_answers(request: Any, **kwargs: Any) -> AWSResponse:
+    """Athena's answers to the report, without the network (the emulator's moto speaks Athena's
+    JSON 1.1 protocol and botocore now sends rest-json): an empty result for every query. The
+    calls are recorded before they are sent, so the policy check still sees each one."""
+    operation = str(kwargs.get("event_name", "")).rsplit(".", 1)[-1]
+    body = {
+        "StartQueryExecution": {"QueryExecutionId": "q-1"},
+        "GetQueryExecution": {"QueryExecution": {"QueryExecutionId": "q-1", "Status": {"State": "SUCCEEDED"}}},
+        "GetQueryResults": {"ResultSet": {"Rows": [], "ResultSetMetadata": {"ColumnInfo": []}}},
+    }[operation]
+    return AWSResponse(request.url, 200, {"Content-Type": "application/json"}, _Raw(json.dumps(body).encode()))
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.body
+
+
+def function_name(applied: dict[str, Any], function: str) -> str:
+    """The Lambda Terraform made for ``function`` (processor, api, report), from its outputs."""
+    if function == "report":
+        return str(applied["analytics"]["report_function"])
+    return str(applied[f"{function}_function_name"])
 
 
 def test_terraform_deploys_to_a_region_other_than_us_east_1(applied: dict[str, Any]) -> None:
@@ -154,13 +207,13 @@ def _indexes(gsis: list[dict[str, Any]]) -> dict[str, Any]:
     return {g["IndexName"]: (g["KeySchema"], g["Projection"]["ProjectionType"]) for g in gsis}
 
 
-@pytest.mark.parametrize("function", ["processor", "api"])
+@pytest.mark.parametrize("function", ["processor", "api", "report"])
 def test_every_call_a_handler_makes_is_allowed_by_its_terraform_policy(
     applied: dict[str, Any], run: dict[str, Any], endpoint: str, function: str
 ) -> None:
     calls: Calls = run["calls"][function]
     assert calls, "the handler made no AWS calls: nothing was checked"
-    allowed = role_actions(endpoint, applied[f"{function}_function_name"])
+    allowed = role_actions(endpoint, function_name(applied, function))
     assert denied(calls, allowed) == [], (
         f"the {function} calls what its role's policy (terraform/modules/{function}) does not allow"
     )
@@ -172,6 +225,21 @@ def test_the_policy_check_fails_when_a_permission_is_removed(
     allowed = role_actions(endpoint, applied["processor_function_name"])
     assert "dynamodb:PutItem" in allowed and ("dynamodb", "PutItem") in run["calls"]["processor"]
     assert denied(run["calls"]["processor"], [a for a in allowed if a != "dynamodb:PutItem"]) == ["dynamodb:PutItem"]
+
+
+def test_the_report_runs_and_reads_the_fleet_by_key(run: dict[str, Any]) -> None:
+    assert run["report"]["devices"] == 4, run["report"]
+    assert ("dynamodb", "BatchGetItem") in run["calls"]["report"]  # its role lacked it (issue 27)
+    assert {("athena", "StartQueryExecution"), ("s3", "PutObject")} <= run["calls"]["report"]
+
+
+@pytest.mark.parametrize("function", ["processor", "api", "report"])
+def test_no_function_role_has_a_managed_policy(applied: dict[str, Any], endpoint: str, function: str) -> None:
+    """AWSLambdaVPCAccessExecutionRole (logs:* on every log group) is replaced by a scoped ENI policy."""
+    lam, iam = client("lambda", endpoint), client("iam", endpoint)
+    role = lam.get_function_configuration(FunctionName=function_name(applied, function))["Role"].rsplit("/", 1)[1]
+    assert iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"] == []
+    assert "vpc-interfaces" in iam.list_role_policies(RoleName=role)["PolicyNames"]
 
 
 def denied(calls: Calls, allowed: list[str]) -> list[str]:
