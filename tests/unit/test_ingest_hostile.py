@@ -155,6 +155,7 @@ def test_a_devices_channel_set_stops_at_its_cap_and_keeps_its_known_metrics(mode
     # the first reading's 6 names fit, 2 of the second's; the 2 others and every later reading's 4 are refused
     assert {line["reason"] for line in lines} == {"too_many_metrics"} and len(lines) == 19
     assert all(not set(line["payload"]["metrics"]) & set(got) for line in lines)  # only what was refused
+    assert all(line["partial"] for line in lines)  # each reading kept its two known metrics
     c = h.last_counts
     assert c.stored == 20 and c.quarantined == 0 and c.refused == {"dev-1": {"too_many_metrics": 19}}
     # the next batch's new names are refused too: the set does not move
@@ -175,6 +176,8 @@ def test_a_reading_with_only_names_past_the_cap_is_refused_whole_and_the_cap_is_
     assert channels(h, "pump-1") == ("a_c", "b_c") and len(channels(h, "fan-1")) == 10
     c = h.last_counts
     assert c.stored == 2 and c.quarantined == 1 and c.quarantine_reasons == {"too_many_metrics": 1}
+    (line,) = quarantined(h)
+    assert "partial" not in line and line["payload"]["metrics"] == {"c_c": 3.0}  # refused whole, as itself
 
 
 # -- identity: the record's, not the payload's --------------------------------------------------

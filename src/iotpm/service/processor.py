@@ -393,6 +393,8 @@ class Processor:
             if payload is None:
                 line.update(count=1, reasons={reason: 1})
                 whole[index] = line
+            if rejection.part:  # the rest of the message was stored: readers must not leave the record out
+                line["partial"] = True
             lines.append(line)
         self.archive.put(ArchiveObject(self._key(prefix or self.settings.quarantine_prefix, records), lines))
 
