@@ -235,7 +235,8 @@ def test_a_sustained_small_shift_is_caught_by_the_multivariate_ewma(rng: np.rand
     n = 600
     x = rng.normal(0, 1, (n, 3))
     x[400:, 2] += 2.2  # each reading ordinary; together, for long, not
-    quiet = {"spike_z": 50.0, "roc_z": 50.0, "cusum_h": 1e6}
+    # a shift lasting a minute or so: 13.5 readings at one every 5 s
+    quiet = {"spike_z": 50.0, "roc_z": 50.0, "cusum_h": 1e6, "mewma_halflife_s": 67.5}
     found = {}
     for factor in (8.0, 1e6):  # the shipped EWMA limit, and the EWMA switched off
         det = DeviceDetector(channels=["a", "b", "c"], config=DetectorConfig(**quiet, mewma_factor=factor))
@@ -248,7 +249,7 @@ def test_a_sustained_small_shift_is_caught_by_the_multivariate_ewma(rng: np.rand
     assert why.observed == x[300 + raises(r)[0], 2]
     assert not r.is_anomaly[:100].any()
     late = raises(found[1e6])  # without the EWMA the shift goes unseen, or is seen far later
-    assert not late or late[0] > raises(r)[0] + 40
+    assert not late or late[0] > raises(r)[0] + 25
 
 
 def test_a_smooth_channel_wandering_past_its_warm_up_is_no_multivariate_fault(rng: np.random.Generator) -> None:

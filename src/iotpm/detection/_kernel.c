@@ -86,7 +86,8 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
     const int process = isfinite(lo) || isfinite(hi);
     const double q = prm[P_OP_MARGIN], learn = prm[P_OP_LEARN_MS], clear_level = prm[P_CLEAR_LEVEL];
     double om = v[off[O_OP_M] + k], oc = v[off[O_OP_C] + k], of = v[off[O_OP_F] + k], ob = v[off[O_OP_B] + k];
-    const double a = prm[P_ADAPT_RATE], decay = prm[P_TAIL_DECAY], tail = prm[P_TAIL_FACTOR];
+    /* the device's per-reading rates (engine.device_rates, from its time constants and interval) */
+    const double a = v[off[O_R_ADAPT]], decay = v[off[O_R_TAIL]], tail = prm[P_TAIL_FACTOR];
     const double clip_cusum = prm[P_CUSUM_CLIP], clip_adapt = prm[P_ADAPT_CLIP], t2_clip = prm[P_T2_CLIP];
     const double k_ref = prm[P_CUSUM_K], h_ref = prm[P_CUSUM_H], spike_z = prm[P_SPIKE_Z], roc_z = prm[P_ROC_Z];
     const double trend_rate = prm[P_TREND_RATE], trend_slow = prm[P_TREND_RATE_SLOW];
@@ -133,7 +134,6 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
         const double up = np_maximum((cp + zc * 1.0) - k_ref, 0.0);
         const double down = np_maximum((cn + zc * -1.0) - k_ref, 0.0);
         const double cusum = np_maximum(up, down);
-        const int fired = cusum > h_ref;
         cp = up * (up <= h_ref ? 1.0 : 0.0);
         cn = down * (down <= h_ref ? 1.0 : 0.0);
         mu = mu_b + (am * r) * s_b;
@@ -141,8 +141,6 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
         typ = typ_b + (np_minimum(step0, typ_b * 4.0) - typ_b) * step_rate;
         fast = fast_b + ((x0 - fast_b) * mf) * trend_rate;
         slow = slow + ((x0 - slow) * mf) * trend_slow;
-        /* a CUSUM that signalled has found a new level: the baseline moves to it */
-        if (fired) mu = fast;
         const double z_all = (xk - mu_b) / s_b;
         /* a step of a metric held at a setpoint, within its limits, is a setpoint change (or a
            stop); a step of the load proxy within ISO zones A/B and its limit an operating change */
@@ -244,7 +242,7 @@ static void load_pass(const double *restrict prm, int64_t n, int64_t c, double *
 /* The device's interval: the gap ratio (the dropout score) and the expected interval. */
 static void interval_pass(const double *restrict prm, int64_t n, double *restrict v, const int64_t *restrict off,
                           const int64_t *restrict ts, double *restrict dev) {
-    const double a = prm[P_ADAPT_RATE], factor = prm[P_DROPOUT_FACTOR];
+    const double a = v[off[O_R_ADAPT]], factor = prm[P_DROPOUT_FACTOR];
     double last_t = v[off[O_LAST_T]], dt_exp = v[off[O_DT_EXP]];
     for (int64_t j = 0; j < n; j++) {
         const double tf = (double)ts[j], dt = tf - last_t;
@@ -267,10 +265,10 @@ static void device_pass(const double *restrict prm, int64_t n, int64_t c, int st
                         const int64_t *restrict off, const int64_t *restrict ts, double *restrict score,
                         double *restrict alarm_out, double *restrict raised, double *restrict cleared,
                         const double *restrict ch, double *restrict dev, double *restrict share) {
-    const double t2_limit = prm[P_T2_LIMIT], ewma_limit = prm[P_EWMA_LIMIT];
-    const double mewma = prm[P_MEWMA_RATE], keep = 1.0 - prm[P_MEWMA_RATE];
+    const double t2_limit = prm[P_T2_LIMIT], ewma_limit = v[off[O_R_EWMA_LIMIT]];
+    const double mewma = v[off[O_R_MEWMA]], keep = 1.0 - v[off[O_R_MEWMA]];
     const double raise_level = prm[P_RAISE_LEVEL], clear_level = prm[P_CLEAR_LEVEL], cooldown = prm[P_COOLDOWN];
-    const double min_duration = prm[P_MIN_DURATION], clear_duration = prm[P_CLEAR_DURATION], a = prm[P_ADAPT_RATE];
+    const double min_duration = prm[P_MIN_DURATION], clear_duration = prm[P_CLEAR_DURATION], a = v[off[O_R_ADAPT]];
     const double clear_ms = prm[P_CLEAR_MS];
     const int dropout_alarms = prm[P_DROPOUT_ALARMS] > 0;
     const double *p = v + off[O_P], t2_on = v[off[O_T2_ON]];

@@ -571,8 +571,12 @@ class Lifecycle:
         at = 0 if open_before else None  # the first reading of the open alarm still to examine
         for i, kind in marks:
             if kind == "raise":
-                severity, caused = bool(self._limits(cols, i, i + 1)[0]), self._causes(cols, i)
-                ref = max(float(self._condition(cols, i, i + 1)[0]), self.cfg.raise_level)
+                # per detector, the reading's largest score: its limits and its condition
+                row = cols.channel_scores[i].max(axis=0).tolist()
+                severity = max(row[CH["threshold"]], row[CH["iso10816"]]) >= 1.0
+                mv = float(cols.device_scores[i, DEV["multivariate"]])
+                condition = max([mv] + [s for k, s in enumerate(row) if k != CH["flatline"]])
+                caused, ref = self._causes(cols, i), max(condition, self.cfg.raise_level)
                 events.append(("raise", i, severity))
                 at = i + 1
             else:
@@ -628,17 +632,30 @@ class Lifecycle:
         if limits is not None:
             at.update((start + np.flatnonzero(limits)[:1]).tolist())
         level = self.cfg.raise_level
-        scoring = cols.channel_scores[start:stop].max(axis=2) >= level  # (n, c)
-        mv = cols.device_scores[start:stop, DEV["multivariate"]] >= level
-        if mv.any():
-            top = np.argmax(cols.shares[start:stop], axis=1)
-            scoring[np.flatnonzero(mv), top[mv]] = True
-        new = scoring & ~caused[None, :]
-        if new.any():
-            firsts = np.flatnonzero(new.any(axis=0))
-            at.update((start + np.argmax(new[:, firsts], axis=0)).tolist())
-        # the condition sustained over two readings: the smaller of the reading's and the
-        # score before it (the one before the range is the state's last score)
+        if not caused.all():
+            scoring = cols.channel_scores[start:stop].max(axis=2) >= level  # (n, c)
+            mv = cols.device_scores[start:stop, DEV["multivariate"]] >= level
+            if mv.any():
+                top = np.argmax(cols.shares[start:stop], axis=1)
+                scoring[np.flatnonzero(mv), top[mv]] = True
+            new = scoring & ~caused[None, :]
+            if new.any():
+                firsts = np.flatnonzero(new.any(axis=0))
+                at.update((start + np.argmax(new[:, firsts], axis=0)).tolist())
+        factor, score = self.cfg.escalate_factor, cols.score
+        if score[start:stop].max() >= factor * ref:  # else no sustained condition can double
+            ref = self._doublings(cols, start, stop, ref, at)
+        for i in sorted(at):
+            severity = severity or bool(limits is not None and limits[i - start])
+            caused = caused | self._causes(cols, i)
+            events.append(("escalate", i, severity))
+        return severity, caused, ref
+
+    def _doublings(self, cols: KernelRows, start: int, stop: int, ref: float, at: set[int]) -> float:
+        """Adds to ``at`` where the condition, sustained over two readings (the smaller of the
+        reading's and the score before it: the one before the range is the state's last
+        score), reaches the factor times the level it was raised or last escalated at;
+        returns the level it was last escalated at."""
         score = cols.score
         before = score[start - 1] if start > 0 else self.state.vector[self.lay.offsets["last_score"].start]
         prior = np.concatenate(([before], score[start : stop - 1]))
@@ -652,11 +669,7 @@ class Lifecycle:
             at.add(start + j)
             ref = float(sustained[j])
             j += 1
-        for i in sorted(at):
-            severity = severity or bool(limits is not None and limits[i - start])
-            caused = caused | self._causes(cols, i)
-            events.append(("escalate", i, severity))
-        return severity, caused, ref
+        return ref
 
 
 def _or_empty(gate: FloatArray | None) -> FloatArray:

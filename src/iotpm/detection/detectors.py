@@ -103,9 +103,12 @@ class Multivariate:
     def __init__(self, config: DetectorConfig, channels: int) -> None:
         self.clip = config.cusum_clip * 2
         self.limit = chi2_quantile(channels, config.t2_z)
-        self.rate = config.mewma_rate
-        # the EWMA's variance is rate / (2 - rate) of the z's: T² of it, scaled back
-        self.ewma_limit = config.mewma_factor * self.limit * self.rate / (2.0 - self.rate)
+        self.factor = config.mewma_factor
+
+    def ewma_limit(self, rate: FloatArray) -> FloatArray:
+        """The EWMA chart's limit at each device's weight: the EWMA's variance is
+        rate / (2 - rate) of the z's, so T² of it is scaled back."""
+        return np.asarray(self.factor * self.limit * rate / (2.0 - rate), dtype=np.float64)
 
     def __call__(
         self,
@@ -115,10 +118,13 @@ class Multivariate:
         history: FloatArray,
         ewma: FloatArray,
         active: IntArray,
+        rate: FloatArray,
+        ewma_limit: FloatArray,
     ) -> tuple[FloatArray, FloatArray]:
         """The score (d, t) and each channel's share of it (d, t, c), the reason's metric.
 
-        ``history`` (d, h) and ``ewma`` (d, c) are advanced in place.
+        ``history`` (d, h) and ``ewma`` (d, c) are advanced in place; ``rate`` and
+        ``ewma_limit`` (d,) are each device's EWMA weight and its chart's limit.
         """
         d, t, c = z.shape
         zc = np.nan_to_num(np.clip(z, -self.clip, self.clip))  # (d, t, c)
@@ -132,21 +138,21 @@ class Multivariate:
         median = _median5(window) if h + 1 == 5 else np.median(window, axis=2)
         history[:] = np.take_along_axis(series, lengths[:, None] + np.arange(h)[None, :], axis=1)
         # the EWMA, one reading at a time in a fixed order (chunking changes no bit)
-        pushed = np.ascontiguousarray(zc.transpose(1, 0, 2)) * self.rate  # (t, d, c)
+        pushed = np.ascontiguousarray(zc.transpose(1, 0, 2)) * rate[None, :, None]  # (t, d, c)
         e = np.zeros((t, d, c))
-        keep, prev = 1.0 - self.rate, ewma
+        keep, prev = (1.0 - rate)[:, None], ewma
         for e_t, p_t, k in zip(e, pushed, active.tolist(), strict=True):
             if k == d:
                 np.multiply(prev, keep, out=e_t)
                 np.add(e_t, p_t, out=e_t)
             else:  # devices with fewer readings have dropped out of the (sorted) stack
-                np.multiply(prev[:k], keep, out=e_t[:k])
+                np.multiply(prev[:k], keep[:k], out=e_t[:k])
                 e_t[:k] += p_t[:k]
             prev = e_t
         rows = np.flatnonzero(lengths > 0)
         ewma[rows] = e[lengths[rows] - 1, rows]
         drift_terms = _quadratic(precision, e.transpose(1, 0, 2)) * on[None, :, None]
-        instant, drift = median / self.limit, drift_terms.sum(axis=0) / self.ewma_limit
+        instant, drift = median / self.limit, drift_terms.sum(axis=0) / ewma_limit[:, None]
         # a channel's share: its terms of whichever statistic is the larger
         share = np.moveaxis(np.where(drift > instant, drift_terms, terms), 0, 2)
         return np.asarray(np.fmax(instant, drift), dtype=np.float64), share

@@ -26,6 +26,7 @@ from iotpm.detection.detectors import (
     RateOfChange,
     Spike,
     StaticThreshold,
+    chi2_quantile,
 )
 from iotpm.detection.native import LOADS, NativeKernel
 from iotpm.detection.state import FloatArray, IntArray, Layout, load_proxy
@@ -46,6 +47,7 @@ def new_vector(layout: Layout) -> FloatArray:
     v[layout.offsets["flat_thr"]] = np.inf
     v[layout.offsets["last_x"]] = np.nan
     v[layout.offsets["dt_exp"]] = _DEFAULT_INTERVAL_MS
+    v[layout.offsets["interval"]] = _DEFAULT_INTERVAL_MS
     v[layout.offsets["floor"]] = np.inf
     v[layout.offsets["running"]] = 1.0
     v[layout.offsets["started"]] = -np.inf
@@ -100,6 +102,8 @@ def fit_statistics(
     dts = np.diff(ts)
     dts = dts[dts > 0]
     vector[o["dt_exp"]] = float(np.median(dts)) if dts.size else _DEFAULT_INTERVAL_MS
+    vector[o["interval"]] = vector[o["dt_exp"]]
+    device_rates(vector[None, :], layout, cfg)
     if len(ts):
         vector[o["last_t"]] = float(ts[-1])
     with np.errstate(all="ignore"):
@@ -115,6 +119,19 @@ def fit_statistics(
     precision = _precision(np.clip(x, med - bound, med + bound), med, vector[o["s"]], cfg)
     vector[o["t2_on"]] = 0.0 if precision is None else 1.0
     vector[o["P"]] = 0.0 if precision is None else precision.ravel()
+
+
+def device_rates(packed: FloatArray, layout: Layout, cfg: DetectorConfig) -> None:
+    """Each device's per-reading rates from its time constants and its warm-up's interval,
+    in place: computed here once for both kernels, so they agree bit for bit."""
+    interval = layout.scalar(packed, "interval")
+    ln_half = np.log(0.5) * interval / 1000.0
+    mewma = -np.expm1(ln_half / cfg.mewma_halflife_s)
+    layout.scalar(packed, "r_adapt")[:] = 1.0 - 0.5 ** (1.0 / cfg.adapt_halflife)  # in readings (config)
+    layout.scalar(packed, "r_tail")[:] = np.exp(ln_half / cfg.tail_halflife_s)
+    layout.scalar(packed, "r_mewma")[:] = mewma
+    limit = chi2_quantile(layout.c, cfg.t2_z)
+    layout.scalar(packed, "r_ewma_limit")[:] = cfg.mewma_factor * limit * mewma / (2.0 - mewma)
 
 
 def _nan_or(a: FloatArray, fill: float) -> FloatArray:
@@ -286,8 +303,6 @@ class Kernel:
         """The parameters of the C kernel, in its order (what the numpy code reads from config)."""
         cfg, alarm = self.cfg, self.cfg.alarm
         values = {
-            "adapt_rate": cfg.adapt_rate,
-            "tail_decay": cfg.tail_decay,
             "cusum_clip": cfg.cusum_clip,
             "adapt_clip": min(cfg.adapt_clip, cfg.cusum_clip),
             "cusum_k": cfg.cusum_k,
@@ -300,8 +315,6 @@ class Kernel:
             "trend_rate_slow": cfg.trend_rate_slow,
             "t2_clip": self.t2.clip,
             "t2_limit": self.t2.limit,
-            "mewma_rate": cfg.mewma_rate,
-            "ewma_limit": self.t2.ewma_limit,
             "raise_level": alarm.raise_level,
             "clear_level": alarm.clear_level,
             "min_duration": alarm.min_duration,
@@ -340,6 +353,7 @@ class Kernel:
         d, t, c = x.shape
         if gate is None:
             gate = np.ones((d, t))
+        device_rates(packed, self.layout, self.cfg)
         ch = np.zeros((d, t, c, len(CHANNEL_DETECTORS)))
         dev = np.zeros((d, t, len(DEVICE_DETECTORS)))
         share = np.zeros((d, t, c))  # each channel's share of the multivariate score
@@ -400,7 +414,7 @@ class Kernel:
         cfg, lay = self.cfg, self.layout
         d, t, c = x.shape
         w = c + 1  # the channels, and one column for the device's interval
-        a = cfg.adapt_rate
+        a = lay.scalar(packed, "r_adapt")[None, :, None]  # (1, d, 1): each device's weight
         # Everything that is not a recursion on the baseline is computed for the whole
         # chunk up front, exactly: the last finite value before each reading, the step,
         # the repeat run, the interval. The loop below is left with the recursions that
@@ -431,7 +445,7 @@ class Kernel:
         step_in0 = np.where(np.isnan(step_in), 0.0, step_in)
         step_rate = np.empty((t, d, w))
         step_rate[..., :c] = a * ~np.isnan(dx)
-        step_rate[..., c] = a * (dt > 0)
+        step_rate[..., c] = a[..., 0] * (dt > 0)
         step_cap = np.array([4.0] * c + [3.0])
         # state: level, scale, recent max |z|, recent max step ratio; typical step and
         # interval; CUSUM sums; fast and slow levels. The extra column is inert.
@@ -455,7 +469,7 @@ class Kernel:
         clipped, signed = np.empty((2, d, w)), np.empty((2, d, w))
         limits = np.array([min(cfg.cusum_clip, np.inf), min(cfg.adapt_clip, cfg.cusum_clip)])[:, None, None]
         sign = np.array([1.0, -1.0])[:, None, None]
-        decay, k_ref, h_ref = cfg.tail_decay, cfg.cusum_k, cfg.cusum_h
+        decay, k_ref, h_ref = lay.scalar(packed, "r_tail")[:, None].copy(), cfg.cusum_k, cfg.cusum_h
         full = (st, mu, s, tails, s_min, typ, cu, trend, z, u, clipped, signed)
         trend_rates = np.array([cfg.trend_rate, cfg.trend_rate_slow])[:, None, None]
         per_step = zip(x0, mf, am, step_in, step_in0, step_rate, r_st, r_zr, r_cu, r_fast, strict=True)
@@ -478,7 +492,7 @@ class Kernel:
             # decaying maxima of |z| and of |step| / typical step (and the gap ratio)
             np.abs(z_k, out=rzr_t[0])
             np.divide(in_t, typ_k, out=rzr_t[1])
-            tl_k *= decay
+            tl_k *= decay if k == d else decay[:k]
             np.fmax(tl_k, rzr_t, out=tl_k)
             # z clipped for the CUSUM and, tighter, for the baseline's adaptation
             np.maximum(z_k, -limits, out=cl_k)
@@ -491,7 +505,6 @@ class Kernel:
             cu_k -= k_ref
             np.maximum(cu_k, 0.0, out=cu_k)
             np.maximum(cu_k[0], cu_k[1], out=rcu_t)
-            fired = rcu_t > h_ref
             cu_k *= cu_k <= h_ref
             # baseline: an EWMA of the clipped residual, so an outlier moves it by at most
             # `adapt_clip` scales times the rate, and a new level is absorbed slowly
@@ -516,9 +529,6 @@ class Kernel:
             sg_k *= mf_t
             sg_k *= trend_rates
             tr_k += sg_k
-            # a CUSUM that signalled has found a new level: the baseline moves to it (the fast
-            # level), so a lasting offset alarms once, not again each time the sum refills
-            np.copyto(mu_k, tr_k[0], where=fired)
         for name, value in (
             ("mu", mu[:, :c]),
             ("s", s[:, :c]),
@@ -566,6 +576,8 @@ class Kernel:
             lay.view(packed, "t2_hist"),
             lay.view(packed, "mew"),
             active,
+            lay.scalar(packed, "r_mewma").copy(),
+            lay.scalar(packed, "r_ewma_limit").copy(),
         )
         return exp, scale
 
@@ -722,11 +734,11 @@ class Kernel:
         lay.scalar(packed, "below")[:] = below[rows, last_row]
         health = lay.scalar(packed, "health")
         capped = np.ascontiguousarray(np.minimum(score, 2.0).T)
-        hr, tmp = self.cfg.adapt_rate, np.empty(d)
+        hr, tmp = lay.scalar(packed, "r_adapt").copy(), np.empty(d)
         for step in range(t):  # a plain EWMA, kept sequential so chunking changes no bit
             k = int(active[step])
             np.subtract(capped[step, :k], health[:k], out=tmp[:k])
-            tmp[:k] *= hr
+            tmp[:k] *= hr[:k]
             health[:k] += tmp[:k]
         lay.scalar(packed, "n")[:] += lengths
         return out, up_all, down_all

@@ -143,11 +143,12 @@ def _run_down(
         idx = np.maximum.accumulate(np.where(present, np.arange(t)[None, :], -1), axis=1)
         prev = np.concatenate([np.full((d, 1), -1), idx[:, :-1]], axis=1)
         prev_t = np.where(prev >= 0, np.take_along_axis(t_f, np.maximum(prev, 0), axis=1), state[1][:, None])
+    # first-order weights of the elapsed time (a reading a time constant or more after the
+    # last one replaces the level); while it has seen little, an average weighs all alike
     elapsed = np.maximum(t_f - prev_t, 0.0)
-    weight = -np.expm1(-elapsed / coast_ms)
-    # while it has seen little, an average weighs all alike
+    weight = np.minimum(elapsed / coast_ms, 1.0)
     seen = layout.scalar(packed, "n")[:, None] + (np.arange(t) + 1.0)[None, :]
-    slow = np.fmax(-np.expm1(-elapsed / (30.0 * coast_ms)), 1.0 / seen)
+    slow = np.fmax(np.minimum(elapsed / (30.0 * coast_ms), 1.0), 1.0 / seen)
     keep = 1.0 - drop
     levels = tuple(np.ascontiguousarray(a) for a in state)
     if native is not None:

@@ -43,8 +43,6 @@ class ReferenceDetector:
         self.f = {name: vector[sl] for name, sl in lay.offsets.items()}
         self.low, self.high, self.vib = low, high, vibration
         self.t2_limit = chi2_quantile(self.c, config.t2_z)
-        rate = config.mewma_rate
-        self.ewma_limit = config.mewma_factor * self.t2_limit * rate / (2.0 - rate)
         _, self.iso_bc, self.iso_cd = ISO_10816_3_ZONES[config.iso_class]
         # the operating point (engine.Kernel): which metrics have a limit, which follow the load
         self.process = [not (math.isnan(lo) and math.isnan(hi)) for lo, hi in zip(low, high, strict=True)]
@@ -53,7 +51,6 @@ class ReferenceDetector:
         self.follows = [self.proxy >= 0 and q == "temperature" for q in quantities]
         self.setpoint = [q in config.operating_point.setpoint_quantities for q in quantities]
         self.rates: dict[str, float] = {}
-        self.fired = False
 
     def run(self, ts: list[int], rows: list[list[float]]) -> ReferenceOutput:
         """Score readings in order; the state advances as it goes."""
@@ -87,11 +84,9 @@ class ReferenceDetector:
             held = (self.process[j] and self.setpoint[j]) or calm
             if not held:
                 best = max(best, abs(z) / max(cfg.spike_z, cfg.tail_factor * f["zmax"][j]))
-            f["zmax"][j] = max(f["zmax"][j] * cfg.tail_decay, abs(z))
+            f["zmax"][j] = max(f["zmax"][j] * f["r_tail"][0], abs(z))
             drift = self._cusum(j, z)
             best = max(best, 0.0 if self.process[j] else drift, self._adapt(j, x, z, held))
-            if self.fired:  # a CUSUM that signalled has found a new level: the baseline moves to it
-                f["mu"][j] = f["fast"][j]
         best = max(best, self._gap(t))
         return max(best, self._t2(zs))
 
@@ -154,8 +149,8 @@ class ReferenceDetector:
     def _missing(self, j: int) -> None:
         f = self.f
         f["run"][j] = 0.0
-        f["zmax"][j] = f["zmax"][j] * self.cfg.tail_decay
-        f["dmax"][j] = f["dmax"][j] * self.cfg.tail_decay
+        f["zmax"][j] = f["zmax"][j] * f["r_tail"][0]
+        f["dmax"][j] = f["dmax"][j] * f["r_tail"][0]
 
     def _cusum(self, j: int, z: float) -> float:
         cfg, f = self.cfg, self.f
@@ -163,7 +158,6 @@ class ReferenceDetector:
         f["cp"][j] = max(f["cp"][j] + zc - cfg.cusum_k, 0.0)
         f["cn"][j] = max(f["cn"][j] - zc - cfg.cusum_k, 0.0)
         score = max(f["cp"][j], f["cn"][j]) / cfg.cusum_h
-        self.fired = max(f["cp"][j], f["cn"][j]) > cfg.cusum_h
         for key in ("cp", "cn"):
             if f[key][j] > cfg.cusum_h:
                 f[key][j] = 0.0
@@ -171,7 +165,7 @@ class ReferenceDetector:
 
     def _adapt(self, j: int, x: float, z: float, held: bool) -> float:
         cfg, f = self.cfg, self.f
-        a = cfg.adapt_rate
+        a = f["r_adapt"][0]
         r = min(max(z, -cfg.cusum_clip), cfg.cusum_clip)
         r = min(max(r, -cfg.adapt_clip), cfg.adapt_clip)
         f["mu"][j] += a * r * f["s"][j]
@@ -183,10 +177,10 @@ class ReferenceDetector:
         if not math.isnan(dx):
             ds = f["dscale"][j]
             score = 0.0 if held else (abs(dx) / ds) / max(cfg.roc_z, cfg.tail_factor * f["dmax"][j])
-            f["dmax"][j] = max(f["dmax"][j] * cfg.tail_decay, abs(dx) / ds)
+            f["dmax"][j] = max(f["dmax"][j] * f["r_tail"][0], abs(dx) / ds)
             f["dscale"][j] = ds + a * (min(abs(dx), 4.0 * ds) - ds)
         else:
-            f["dmax"][j] = f["dmax"][j] * cfg.tail_decay
+            f["dmax"][j] = f["dmax"][j] * f["r_tail"][0]
         f["run"][j] = f["run"][j] + 1.0 if x == f["last_x"][j] else 0.0
         score = max(score, f["run"][j] / f["flat_thr"][j])
         f["last_x"][j] = x
@@ -199,13 +193,13 @@ class ReferenceDetector:
         dt = t - f["last_t"][0]
         ratio = dt / f["dt_exp"][0]
         if dt > 0:
-            f["dt_exp"][0] += self.cfg.adapt_rate * (min(dt, 3.0 * f["dt_exp"][0]) - f["dt_exp"][0])
+            f["dt_exp"][0] += f["r_adapt"][0] * (min(dt, 3.0 * f["dt_exp"][0]) - f["dt_exp"][0])
         f["last_t"][0] = t
         return ratio / self.cfg.dropout_factor if self.cfg.dropout_alarms else 0.0
 
     def _t2(self, zs: list[float]) -> float:
         f, c = self.f, self.c
-        clip, rate = self.cfg.cusum_clip * 2, self.cfg.mewma_rate
+        clip, rate = self.cfg.cusum_clip * 2, f["r_mewma"][0]
         zc = [0.0 if math.isnan(z) else min(max(z, -clip), clip) for z in zs]
         e = f["mew"]
         for j in range(c):
@@ -217,7 +211,7 @@ class ReferenceDetector:
             drift = sum(e[a] * p[a * c + b] * e[b] for a in range(c) for b in range(c))
         window = [*f["t2_hist"][:T2_HISTORY], t2]
         f["t2_hist"][:T2_HISTORY] = window[1:]
-        return max(_median(window) / self.t2_limit, drift / self.ewma_limit)
+        return max(_median(window) / self.t2_limit, drift / f["r_ewma_limit"][0])
 
     def _alarm(self, score: float, t: int) -> bool:
         cfg, f = self.cfg.alarm, self.f
@@ -232,7 +226,7 @@ class ReferenceDetector:
         f["alarm"][0] = 1.0 if up else 0.0 if down else f["alarm"][0]
         if up:
             f["alarm_since"][0] = float(t)
-        f["health"][0] += self.cfg.adapt_rate * (min(score, 2.0) - f["health"][0])
+        f["health"][0] += f["r_adapt"][0] * (min(score, 2.0) - f["health"][0])
         f["n"][0] += 1.0
         return f["alarm"][0] > 0
 

@@ -168,11 +168,13 @@ def _from_v4(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
 
 
 def _lifecycle_unknown(vector: FloatArray, layout: Layout) -> None:
-    """An alarm open before the lifecycle was kept: which metrics caused it and the score it
-    was raised at are not known, so it escalates only when it crosses a limit; a run below
-    the clear level already under way counts as long enough to clear."""
+    """A state from before the lifecycle and the time constants: its interval is the one it
+    learned. An alarm open then: which metrics caused it and the score it was raised at are
+    not known, so it escalates only when it crosses a limit; a run below the clear level
+    already under way counts as long enough to clear."""
     o = layout.offsets
     vector[o["below_since"]] = -np.inf
+    vector[o["interval"]] = vector[o["dt_exp"]]  # the time constants' rates follow from it
     vector[o["caused"]] = vector[o["alarm"]]
     vector[o["esc_ref"]] = np.inf if vector[o["alarm"]][0] > 0 else 0.0
 
