@@ -79,3 +79,14 @@ def test_the_load_proxy_stepping_with_the_load_is_no_spike() -> None:
     det = learned(t_s, x, warm)
     events = det.update(T0 + (t_s[warm:] * 1000).astype(np.int64), x[warm:]).events
     assert [e.index + warm for e in events if e.kind == "raise"] == [2050]
+
+
+@pytest.mark.parametrize(("interval_s", "learned_at"), [(10.0, 100), (600.0, 30)])
+def test_the_warm_up_is_a_hundred_readings_or_an_hour_in_at_least_thirty(interval_s: float, learned_at: int) -> None:
+    t_s, x = pump(interval_s, 200 * interval_s / 3600)
+    det = DeviceDetector(channels=CHANNELS, device_type="pump")
+    ts = T0 + (t_s * 1000).astype(np.int64)
+    det.update(ts[: learned_at - 1], x[: learned_at - 1])
+    assert not det.state.ready
+    det.update(ts[learned_at - 1 : learned_at], x[learned_at - 1 : learned_at])
+    assert det.state.ready

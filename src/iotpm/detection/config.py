@@ -247,6 +247,11 @@ class DetectorConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     warmup: Annotated[int, Field(ge=10)] = 100  # readings learned before statistics score
+    # physical: or an hour of running, settled (the machine at a few load points), in at
+    # least warmup_min readings (a median, a spread and the metrics' correlation need a
+    # sample): one reading every 10 min learns in 5 h, not in the 16 h of 100 readings
+    warmup_s: Annotated[float, Field(ge=0)] = 3600.0
+    warmup_min: Annotated[int, Field(ge=10)] = 30
     # chosen (measured): the statistical baseline's adaptation stays counted in readings, the
     # one time scale left so. Its precision is a matter of sample size, and a sensor's interval
     # is the engineer's choice of its process's time scale: NAB's 5-minute series and SKAB's

@@ -209,7 +209,7 @@ class FleetDetector:
             strict=True,
         ):
             gate[i] = g
-        split = [0 if g is None else self._warm_split(states[i], g) for i, g in enumerate(gate)]
+        split = [0 if g is None else self._warm_split(states[i], ts[i], g) for i, g in enumerate(gate)]
         warm = [i for i, k in enumerate(split) if k > 0]
         limits = [self._device_limits(it) for it in items]
         bounds = np.stack([lo for lo, _ in limits]), np.stack([hi for _, hi in limits])
@@ -221,7 +221,8 @@ class FleetDetector:
             st, keep = states[i], learned[: split[i]] >= 1.0
             st.warm_t = np.concatenate([st.warm_t, ts[i][: split[i]][keep]])
             st.warm_x = np.concatenate([st.warm_x, xs[i][: split[i]][keep]])
-            if len(st.warm_t) >= self.config.warmup:
+            span = np.array([st.warm_t[-1] - st.warm_t[0] if len(st.warm_t) else 0], dtype=np.float64)
+            if self._warmed(np.array([len(st.warm_t)]), span)[0]:
                 self.fit(DeviceInput(items[i].device_id, channels, ts[i][:0], xs[i][:0], st))
         ready = [(i, slice(split[i], len(ts[i]))) for i in range(len(items)) if split[i] < len(ts[i])]
         parts_b = run(ready, statistics=True)
@@ -252,13 +253,23 @@ class FleetDetector:
             for i in range(len(items))
         ]
 
-    def _warm_split(self, state: DeviceState, gate: FloatArray) -> int:
+    def _warm_split(self, state: DeviceState, ts: IntArray, gate: FloatArray) -> int:
         """How many of the chunk's readings belong to the warm-up (until it has enough running ones)."""
         if state.ready:
             return 0
         on = np.flatnonzero(gate >= 1.0)
-        need = self.config.warmup - len(state.warm_t)
-        return int(on[need - 1]) + 1 if len(on) >= need else len(gate)
+        if not len(on):
+            return len(gate)
+        count = len(state.warm_t) + np.arange(1, len(on) + 1)
+        first = state.warm_t[0] if len(state.warm_t) else ts[on[0]]
+        done = np.flatnonzero(self._warmed(count, (ts[on] - first).astype(np.float64)))
+        return int(on[done[0]]) + 1 if done.size else len(gate)
+
+    def _warmed(self, count: IntArray, span_ms: FloatArray) -> npt.NDArray[np.bool_]:
+        """Whether a warm-up of ``count`` running readings over ``span_ms`` is enough: ``warmup``
+        readings, or ``warmup_s`` of running time in at least ``warmup_min`` readings."""
+        cfg = self.config
+        return np.asarray((count >= cfg.warmup) | ((count >= cfg.warmup_min) & (span_ms >= 1000.0 * cfg.warmup_s)))
 
     def _gates(
         self,
