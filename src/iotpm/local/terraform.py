@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from iotpm.emulator import pidfile
+from iotpm.emulator.control import private_dir
 
 
 def repo_root(start: Path | None = None) -> Path:
@@ -119,7 +120,7 @@ class LocalTerraform:
             raise RuntimeError("terraform is not installed: https://developer.hashicorp.com/terraform/install")
         self.dir = root / "terraform" / "environments" / "local"
         self.state, self.endpoint = state, endpoint
-        state.mkdir(parents=True, exist_ok=True)
+        private_dir(state)  # the state holds the API key: 0700 wherever the caller puts it
         self.env = {**os.environ, "TF_DATA_DIR": str(state / ".terraform"), "TF_IN_AUTOMATION": "1"}
         self.env.update(_cli_config(root))
 
