@@ -17,7 +17,7 @@ import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import orjson
@@ -36,6 +36,7 @@ from iotpm.api.models import (
     DeviceDetail,
     DevicePage,
     DeviceSummary,
+    EffectiveLimit,
     ErrorBody,
     ErrorDetail,
     Health,
@@ -47,10 +48,14 @@ from iotpm.api.models import (
     iso,
 )
 from iotpm.api.ports import AnomalyFilter, DeviceFilter, InvalidCursorError, Queries
+from iotpm.api.routes import operator as operator_routes
 from iotpm.models.metrics import METRIC_NAME_RE
 from iotpm.models.readings import DEVICE_ID_PATTERN, NAME_PATTERN, epoch_ms
 from iotpm.service.errors import StoreError
 from iotpm.service.ports import AnomalyRow, DeviceRecord
+
+if TYPE_CHECKING:
+    from iotpm.operator.service import Operator
 
 TITLE = "iotpm analytics API"
 DAY = timedelta(days=1)
@@ -102,12 +107,18 @@ def _responses(model: type[Any]) -> dict[int, OpenAPIResponse]:
 
 
 def build_app(
-    queries: Queries, now_ms: Callable[[], int] | None = None, logger: Logger | None = None
+    queries: Queries,
+    now_ms: Callable[[], int] | None = None,
+    logger: Logger | None = None,
+    operator: Operator | None = None,
 ) -> APIGatewayRestResolver:
-    """The resolver with every route bound to ``queries``; failures logged to ``logger``."""
+    """The resolver with every route bound to ``queries`` (and the operator's to ``operator``:
+    without one they answer 503); failures logged to ``logger``."""
     app = APIGatewayRestResolver(enable_validation=True)
     clock = now_ms or (lambda: int(time.time() * 1000))
     _errors(app, logger or LOGGER)
+    operator_routes.register_errors(app)
+    app.include_router(operator_routes.build_router(operator, clock))
 
     @app.get("/health", responses=_responses(Health), summary="liveness", tags=["meta"])
     def health() -> Response[str]:
@@ -148,6 +159,11 @@ def build_app(
             open_alarm=open_alarm,
             trend={name: _trend(t, record.last_ts_ms) for name, t in record.trend.items()},
         )
+        if operator is not None:  # the limits in effect and the alarm's state (ISA-18.2)
+            limits = {m: EffectiveLimit(low=s.limits.low, high=s.limits.high, source=s.source)
+                      for m, s in operator.device_limits(record).items()}  # fmt: skip
+            state = operator.controls(device_id).state(record, clock())
+            detail = detail.model_copy(update={"limits": limits, "alarm_state": state})
         return _json(detail)
 
     @app.get("/devices/<device_id>/readings", responses=_responses(ReadingsPage), summary="readings", tags=["devices"])
@@ -291,7 +307,11 @@ def openapi_json(app: APIGatewayRestResolver) -> str:
         title=TITLE,
         version=iotpm.__version__,
         description="Which machines need attention, and since when. Times are ISO 8601 in UTC.",
-        security_schemes={"api_key": APIKey(name="x-api-key", in_=APIKeyIn.header)},
+        security_schemes={
+            "api_key": APIKey(name="x-api-key", in_=APIKeyIn.header),
+            # writes: AWS_IAM in API Gateway, a SigV4-signed request (curl --aws-sigv4)
+            "sigv4": APIKey(name="Authorization", in_=APIKeyIn.header, description="AWS SigV4 (IAM)"),
+        },
         security=[{"api_key": []}],
     )
     return json.dumps(json.loads(doc), indent=2, sort_keys=True) + "\n"

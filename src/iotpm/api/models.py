@@ -65,10 +65,22 @@ class Anomaly(Body):
     reasons: list[dict[str, Any]]
 
 
+class EffectiveLimit(Body):
+    low: float | None
+    high: float | None
+    source: str = Field(description="registration, device:<id>, line:<line>, device_type:<type> or default")
+
+
 class DeviceDetail(DeviceSummary):
     readings: int = Field(description="readings processed for this device")
     open_alarm: Anomaly | None = Field(description="the raise of the open alarm, with its reasons")
     trend: dict[str, Trend]
+    limits: dict[str, EffectiveLimit] | None = Field(
+        default=None, description="the limits in effect per metric and where each comes from"
+    )
+    alarm_state: Literal["normal", "unacknowledged", "acknowledged", "shelved"] | None = Field(
+        default=None, description="the open alarm's state (ISA-18.2); normal: none is open"
+    )
 
 
 class DevicePage(Body):

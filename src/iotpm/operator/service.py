@@ -256,6 +256,10 @@ class Operator:
     def audit_page(self, since_ms: int, until_ms: int, limit: int, cursor: str | None) -> Page[AuditEntry]:
         return self.audit.page(since_ms, until_ms, limit, cursor)
 
+    def device(self, device_id: str) -> DeviceRecord | None:
+        """The device's record as the processor keeps it (None: never seen)."""
+        return self._devices(device_id)
+
     # -- internals -------------------------------------------------------------------------------------------
     def _known(self, device_id: str) -> DeviceRecord:
         record = self._devices(device_id)
@@ -277,7 +281,9 @@ class Operator:
 
     def _record(self, who: str, action: str, subject: str, before: Mapping[str, Any] | None,
                 after: Mapping[str, Any] | None) -> None:  # fmt: skip
-        self.audit.append(AuditEntry(self._now(), uuid.uuid4().hex[:12], who, action, subject, before, after))
+        # the id sorts writes of one millisecond by the wall clock in ns, then a random tail
+        entry_id = f"{time.time_ns():020d}{uuid.uuid4().hex[:4]}"
+        self.audit.append(AuditEntry(self._now(), entry_id, who, action, subject, before, after))
 
 
 def _fields(r: Registration) -> dict[str, Any]:

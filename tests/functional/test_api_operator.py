@@ -1,0 +1,219 @@
+"""The operator's routes on API Gateway proxy events, over in-memory stores the real processor filled.
+
+Five devices, dev-0002 running hot from reading 400 (an open alarm); writes carry an
+IAM principal in the request context as API Gateway's AWS_IAM authorization leaves it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+
+from iotpm.api.app import build_app
+from iotpm.api.memory import MemoryQueries
+from iotpm.api.server import LOCAL_OPERATOR, ApiServer, proxy_event
+from iotpm.operator.memory import MemoryAudit, MemoryDocuments, MemoryRegistry
+from iotpm.operator.service import Operator
+from iotpm.service import Processor
+from iotpm.service import memory as m
+from iotpm.service.samples import batch
+
+T0 = 1_790_000_000_000
+NOW = T0 + 600_000
+ALICE = "arn:aws:sts::123456789012:assumed-role/iotpm-operator/alice"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def queries() -> MemoryQueries:
+    st, rd, an, ro = m.MemoryStates(), m.MemoryReadings(), m.MemoryAnomalies(), m.MemoryRollups()
+    p = Processor(states=st, readings=rd, anomalies=an, rollups=ro, archive=m.MemoryArchive(), alerts=m.MemoryAlerts())
+    for i in range(10):
+        out = p(batch(5, 60, start_ms=T0, first_seq=i * 60, faulty=[2], fault_from=400, seed=i), now_ms=NOW)
+        assert not out.errors
+    return MemoryQueries(st, rd, an, ro)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def operator(queries: MemoryQueries, clock: Clock) -> Operator:
+    return Operator(MemoryRegistry(), MemoryDocuments(), MemoryAudit(), queries.device, clock)
+
+
+@pytest.fixture
+def app(queries: MemoryQueries, operator: Operator, clock: Clock) -> APIGatewayRestResolver:
+    return build_app(queries, now_ms=clock, operator=operator)
+
+
+def call(
+    app: APIGatewayRestResolver, method: str, target: str, body: Any = None, *, who: str | None = ALICE,
+    headers: dict[str, str] | None = None,
+) -> tuple[int, Any, dict[str, str]]:  # fmt: skip
+    text = None if body is None else body if isinstance(body, str) else json.dumps(body)
+    out = app.resolve(proxy_event(method, target, headers or {}, "127.0.0.1", text, who), None)
+    merged = dict(out.get("headers") or {}) | {k: ", ".join(v) for k, v in (out.get("multiValueHeaders") or {}).items()}
+    return out["statusCode"], json.loads(out["body"]), merged
+
+
+def test_a_registration_is_written_read_back_and_audited(app: APIGatewayRestResolver) -> None:
+    assert call(app, "GET", "/devices/dev-0001/registration")[0] == 404
+    reg = {"site": "plant-1", "line": "line-2", "device_type": "compressor", "gateway": "gw-1",
+           "overrides": {"temperature": {"high": 95.0}}}  # fmt: skip
+    status, body, _ = call(app, "PUT", "/devices/dev-0001/registration", reg)
+    assert status == 200 and body["version"] == 1 and body["updated_by"] == ALICE and body["line"] == "line-2"
+    status, got, _ = call(app, "GET", "/devices/dev-0001/registration")
+    assert status == 200 and got == body and got["overrides"] == {"temperature": {"low": None, "high": 95.0}}
+    status, again, _ = call(app, "PUT", "/devices/dev-0001/registration", {**reg, "line": "line-3"})
+    assert again["version"] == 2
+    entries = call(app, "GET", "/audit")[1]["items"]
+    assert [(e["action"], e["subject"], e["who"]) for e in entries] == [("registration", "dev-0001", ALICE)] * 2
+    assert entries[0]["before"]["line"] == "line-2" and entries[0]["after"]["line"] == "line-3"
+    assert entries[1]["before"] is None
+
+
+def test_a_write_is_refused_without_a_principal_or_with_a_bad_body(app: APIGatewayRestResolver) -> None:
+    reg = {"site": "plant-1", "line": "line-2", "device_type": "pump"}
+    status, body, _ = call(app, "PUT", "/devices/dev-0001/registration", reg, who=None)
+    assert status == 403 and "IAM" in body["error"]["message"]
+    assert call(app, "PUT", "/devices/dev-0001/registration", {**reg, "colour": "red"})[0] == 400
+    assert call(app, "PUT", "/devices/dev-0001/registration", "{not json")[0] == 400
+    assert call(app, "GET", "/devices/dev-0001/registration")[0] == 404  # nothing was stored
+    assert call(app, "GET", "/audit")[1]["items"] == []
+
+
+def test_limits_are_versioned_and_two_operators_cannot_overwrite_each_other(app: APIGatewayRestResolver) -> None:
+    status, shipped, headers = call(app, "GET", "/config/limits")
+    assert (
+        status == 200 and headers["ETag"] == '"0"' and shipped["defaults"]["temperature"] == {"low": 10.0, "high": 80.0}
+    )
+    mine = {**shipped, "line": {"line-1": {"temperature": {"low": 10.0, "high": 60.0}}}}
+    status, body, headers = call(app, "PUT", "/config/limits", mine, headers={"If-Match": '"0"'})
+    assert status == 200 and headers["ETag"] == '"1"' and body["line"]["line-1"]["temperature"]["high"] == 60.0
+    theirs = {**shipped, "device_type": {"pump": {"pressure": {"low": 20.0, "high": 120.0}}}}
+    status, err, _ = call(app, "PUT", "/config/limits", theirs, headers={"If-Match": '"0"'})  # read before mine
+    assert status == 412 and "version 1" in err["error"]["message"]
+    assert call(app, "PUT", "/config/limits", theirs)[0] == 428  # no If-Match on an existing document
+    assert call(app, "GET", "/config/limits")[1] == body
+    status, _, headers = call(app, "PUT", "/config/limits", theirs, headers={"if-match": '"1"'})
+    assert status == 200 and headers["ETag"] == '"2"'
+
+
+def test_an_invalid_limits_document_is_refused_whole(app: APIGatewayRestResolver) -> None:
+    bad = {
+        "defaults": {"temperature": {"low": 10.0, "high": 80.0}},
+        "line": {"line-1": {"pressure": {"low": 90, "high": 50}}},
+    }
+    status, err, _ = call(app, "PUT", "/config/limits", bad, headers={"If-Match": '"0"'})
+    assert status == 400 and "low 90.0 must be below high 50.0" in err["error"]["message"]
+    assert call(app, "PUT", "/config/limits", {"defaults": {}, "sites": {}}, headers={"If-Match": '"0"'})[0] == 400
+    status, doc, headers = call(app, "GET", "/config/limits")
+    assert headers["ETag"] == '"0"' and doc["line"] == {}
+    assert call(app, "GET", "/audit")[1]["items"] == []
+
+
+def test_the_device_shows_the_limits_in_effect_and_where_each_comes_from(app: APIGatewayRestResolver) -> None:
+    limits = {"line": {"line-1": {"temperature": {"low": 5.0, "high": 60.0}}},
+              "device_type": {"pump": {"pressure_psi": {"low": 20.0, "high": 120.0}}}}  # fmt: skip
+    assert call(app, "PUT", "/config/limits", limits, headers={"If-Match": '"0"'})[0] == 200
+    reg = {"site": "plant-1", "line": "line-1", "device_type": "pump", "overrides": {"vibration": {"high": 7.1}}}
+    assert call(app, "PUT", "/devices/dev-0003/registration", reg)[0] == 200
+    body = call(app, "GET", "/devices/dev-0003")[1]
+    assert body["limits"] == {
+        "temperature_c": {"low": 5.0, "high": 60.0, "source": "line:line-1"},
+        "pressure_psi": {"low": 20.0, "high": 120.0, "source": "device_type:pump"},
+        "vibration_mm_s": {"low": None, "high": 7.1, "source": "registration"},
+    }
+    other = call(app, "GET", "/devices/dev-0004")[1]["limits"]
+    assert other["vibration_mm_s"] == {"low": None, "high": 5.0, "source": "default"}
+
+
+def test_acknowledge_shelve_and_rebaseline_change_the_alarm_and_are_audited(
+    app: APIGatewayRestResolver, clock: Clock
+) -> None:
+    assert call(app, "GET", "/devices/dev-0002")[1]["alarm_state"] == "unacknowledged"
+    assert (
+        call(app, "POST", "/devices/dev-0001/alarm/acknowledge", {"note": "?"})[0] == 409
+    )  # dev-0001 has no open alarm
+    status, body, _ = call(app, "POST", "/devices/dev-0002/alarm/acknowledge", {"note": "bearing, on my way"})
+    assert status == 200 and body["state"] == "acknowledged" and body["acknowledged_by"] == ALICE
+    until = "2026-09-21T16:00:00Z"  # about 1.5 h after NOW
+    status, body, _ = call(app, "POST", "/devices/dev-0002/alarm/shelve", {"until": until, "reason": "repair"})
+    assert status == 200 and body["state"] == "shelved" and body["shelved_until"] == until
+    assert call(app, "GET", "/devices/dev-0002")[1]["alarm_state"] == "shelved"
+    clock.now += 2 * 3_600_000  # the shelve ends by itself
+    assert call(app, "GET", "/devices/dev-0002/alarm")[1]["state"] == "acknowledged"
+    status, body, _ = call(app, "POST", "/devices/dev-0002/rebaseline", {})
+    assert status == 200 and body["rebaseline_at"] is not None and body["rebaselined_by"] == ALICE
+    actions = [(e["action"], e["subject"]) for e in call(app, "GET", "/audit")[1]["items"]]
+    assert actions == [("rebaseline", "dev-0002"), ("shelve", "dev-0002"), ("acknowledge", "dev-0002")]
+
+
+def test_shelving_is_bounded_and_needs_a_known_device(app: APIGatewayRestResolver) -> None:
+    past = {"until": "2026-09-21T10:00:00Z", "reason": "r"}
+    assert call(app, "POST", "/devices/dev-0002/alarm/shelve", past)[0] == 400
+    far = {"until": "2026-12-31T00:00:00Z", "reason": "r"}
+    assert call(app, "POST", "/devices/dev-0002/alarm/shelve", far)[0] == 400  # more than 30 days
+    assert call(app, "POST", "/devices/dev-0002/alarm/shelve", {"until": "2026-09-21T16:00:00Z"})[0] == 400
+    assert call(app, "POST", "/devices/nobody/alarm/shelve", {"until": "2026-09-21T16:00:00Z", "reason": "r"})[0] == 404
+    assert call(app, "POST", "/devices/nobody/rebaseline", {})[0] == 404
+
+
+def test_the_audit_trail_pages_and_filters_by_time(app: APIGatewayRestResolver, clock: Clock) -> None:
+    reg = {"site": "plant-1", "line": "line-1", "device_type": "pump"}
+    for i in range(5):
+        clock.now = NOW + i * 60_000
+        assert call(app, "PUT", f"/devices/dev-000{i}/registration", reg)[0] == 200
+    seen, target = [], "/audit?limit=2"
+    while True:
+        body = call(app, "GET", target)[1]
+        seen += [e["subject"] for e in body["items"]]
+        if body["next_token"] is None:
+            break
+        target = f"/audit?limit=2&next_token={body['next_token']}"
+    assert seen == [f"dev-000{i}" for i in reversed(range(5))]
+    window = call(app, "GET", "/audit?since=2026-09-21T14:24:00Z&until=2026-09-21T14:26:00Z")[1]["items"]
+    assert [e["subject"] for e in window] == ["dev-0002", "dev-0001"]
+    assert call(app, "GET", "/audit?since=2026-09-21T14:26:00Z&until=2026-09-21T14:24:00Z")[0] == 400
+
+
+def test_without_operator_stores_the_routes_say_so(queries: MemoryQueries) -> None:
+    app = build_app(queries, now_ms=lambda: NOW)
+    status, body, _ = call(app, "GET", "/config/limits")
+    assert status == 503 and "not configured" in body["error"]["message"]
+    assert (
+        "limits" not in call(app, "GET", "/devices/dev-0001")[1]
+        or call(app, "GET", "/devices/dev-0001")[1]["limits"] is None
+    )
+
+
+def test_locally_a_read_key_cannot_write_and_the_operator_credential_can(app: APIGatewayRestResolver) -> None:
+    server = ApiServer(lambda e, c: app.resolve(dict(e), c), "read-key", operator_key="op-key")
+    try:
+        reg = json.dumps({"site": "plant-1", "line": "line-1", "device_type": "pump"})
+        target = "/devices/dev-0001/registration"
+        status, _, _ = server.respond("PUT", target, {"x-api-key": "read-key"}, "127.0.0.1", reg)
+        assert status == 403
+        wrong = "Basic " + base64.b64encode(b"operator:read-key").decode()
+        assert server.respond("PUT", target, {"Authorization": wrong}, "127.0.0.1", reg)[0] == 403
+        good = "Basic " + base64.b64encode(b"operator:op-key").decode()
+        status, _, payload = server.respond("PUT", target, {"Authorization": good}, "127.0.0.1", reg)
+        assert status == 200 and json.loads(payload)["updated_by"] == LOCAL_OPERATOR
+        assert server.respond("GET", target, {"Authorization": good}, "127.0.0.1")[0] == 403  # reads need the key
+        assert server.respond("GET", target, {"x-api-key": "read-key"}, "127.0.0.1")[0] == 200
+    finally:
+        server.httpd.server_close()  # never started: nothing to shut down
