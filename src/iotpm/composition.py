@@ -9,12 +9,14 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from iotpm.adapters.dynamodb import TableNames
+from iotpm.adapters.registry import OperatorTables
 from iotpm.service import Processor, ProcessorSettings
 
 if TYPE_CHECKING:
     from iotpm.analytics.compaction import Compactor
     from iotpm.analytics.job import ReportJob
     from iotpm.api.ports import Queries
+    from iotpm.operator.service import Operator
 
 
 class TableSettings(BaseSettings):
@@ -31,6 +33,15 @@ class TableSettings(BaseSettings):
     anomalies_table: str
     rollups_table: str
     max_attempts: int = 4  # botocore's standard retry mode, per call
+    # the operator's tables (empty: this deployment has no registry, config or audit)
+    registry_table: str = ""
+    config_table: str = ""
+    audit_table: str = ""
+
+    def operator_tables(self) -> OperatorTables | None:
+        """The registry, config and audit tables, or None when they are not all set."""
+        names = (self.registry_table, self.config_table, self.audit_table)
+        return OperatorTables(*names) if all(names) else None
 
     def tables(self) -> TableNames:
         return TableNames(self.readings_table, self.devices_table, self.anomalies_table, self.rollups_table)
@@ -142,6 +153,24 @@ def build_queries(settings: TableSettings | None = None, aws: dict[str, Any] | N
     s = settings or TableSettings()
     c = aws or clients(s, ("dynamodb",))
     return DynamoQueries(c["dynamodb"], s.tables())
+
+
+def build_operator(
+    settings: TableSettings | None = None, aws: dict[str, Any] | None = None, queries: Queries | None = None
+) -> Operator | None:
+    """The operator's controls on DynamoDB (None when the environment has no operator tables)."""
+    from iotpm.adapters.registry import DynamoAudit, DynamoDocuments, DynamoRegistry
+    from iotpm.operator.service import Operator
+
+    s = settings or TableSettings()
+    names = s.operator_tables()
+    if names is None:
+        return None
+    c = aws or clients(s, ("dynamodb",))
+    ddb = c["dynamodb"]
+    devices = (queries or build_queries(s, c)).device
+    return Operator(DynamoRegistry(ddb, names.registry), DynamoDocuments(ddb, names.config),
+                    DynamoAudit(ddb, names.audit), devices)  # fmt: skip
 
 
 class ReportSettings(TableSettings):

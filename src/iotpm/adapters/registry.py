@@ -242,3 +242,16 @@ def _entry(item: Item) -> AuditEntry:
         json.loads(item["before"]["S"]),
         json.loads(item["after"]["S"]),
     )
+
+
+def connect(
+    names: OperatorTables, region: str | None = None, endpoint_url: str | None = None
+) -> tuple[DynamoRegistry, DynamoDocuments, DynamoAudit, str]:
+    """The three stores through one boto3 client, and the caller's IAM principal (who the audit names)."""
+    import boto3
+
+    session = boto3.session.Session(region_name=region)
+    ddb = session.client("dynamodb", endpoint_url=endpoint_url)
+    with aws_call("GetCallerIdentity"):
+        who = str(session.client("sts", endpoint_url=endpoint_url).get_caller_identity()["Arn"])
+    return DynamoRegistry(ddb, names.registry), DynamoDocuments(ddb, names.config), DynamoAudit(ddb, names.audit), who

@@ -14,6 +14,7 @@ from rich.table import Table
 
 import iotpm
 from iotpm.cli.analytics import register as register_analytics
+from iotpm.cli.devices import register as register_devices
 from iotpm.cli.errors import FAILED, fail, needs, requires, stderr
 from iotpm.cli.replay import register as register_replay
 
@@ -610,6 +611,7 @@ def simulate_cmd(
 
 devices_app = typer.Typer(help="Devices in AWS IoT Core.", no_args_is_help=True)
 app.add_typer(devices_app, name="devices")
+register_devices(devices_app)  # iotpm devices import (cli/devices.py)
 
 
 @devices_app.command("provision")

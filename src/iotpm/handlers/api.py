@@ -13,13 +13,16 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 
 from iotpm.api.app import LOGGER, build_app
 from iotpm.api.ports import Queries
+
+if TYPE_CHECKING:
+    from iotpm.operator.service import Operator
 
 __all__ = ["ApiHandler", "LocalContext", "build_app", "handler"]
 
@@ -37,8 +40,14 @@ class LocalContext:
 class ApiHandler:
     """Callable Lambda handler over a lazily built resolver (the DynamoDB client is made on first use)."""
 
-    def __init__(self, factory: Callable[[], Queries], logger: Logger | None = None) -> None:
-        self._factory = factory
+    def __init__(
+        self,
+        factory: Callable[[], Queries],
+        logger: Logger | None = None,
+        operator: Callable[[Queries], Operator | None] | None = None,
+    ) -> None:
+        """``operator``: builds the operator's controls over the queries (None: the routes answer 503)."""
+        self._factory, self._operator = factory, operator
         self._logger = logger or LOGGER
         self._app: APIGatewayRestResolver | None = None
         # (the correlation id is set from the event directly: a JMESPath query per request costs more)
@@ -54,7 +63,9 @@ class ApiHandler:
         request_id = context_of_request.get("requestId") if isinstance(context_of_request, dict) else None
         self._logger.set_correlation_id(request_id if isinstance(request_id, str) else None)
         if self._app is None:
-            self._app = build_app(self._factory(), logger=self._logger)
+            queries = self._factory()
+            operator = self._operator(queries) if self._operator is not None else None
+            self._app = build_app(queries, logger=self._logger, operator=operator)
         out = self._app.resolve(event, context)
         status = int(out.get("statusCode", 0))
         fields: dict[str, object] = {
@@ -76,4 +87,10 @@ def _build() -> Queries:
     return build_queries()
 
 
-handler = ApiHandler(_build)
+def _operator(queries: Queries) -> Operator | None:
+    from iotpm.composition import build_operator
+
+    return build_operator(queries=queries)
+
+
+handler = ApiHandler(_build, operator=_operator)

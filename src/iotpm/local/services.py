@@ -118,11 +118,16 @@ def _pipeline(config: dict[str, Any]) -> Started:
 
 def _api(config: dict[str, Any]) -> Started:
     from iotpm.api.server import ApiServer
-    from iotpm.composition import TableSettings, build_queries
+    from iotpm.composition import TableSettings, build_operator, build_queries
     from iotpm.handlers.api import ApiHandler
 
     api_settings = TableSettings.from_environment(config["api_environment"])
-    api = ApiServer(ApiHandler(lambda: build_queries(api_settings)), config["api_key"], config["api_port"]).start()
+    handler = ApiHandler(
+        lambda: build_queries(api_settings), operator=lambda q: build_operator(api_settings, queries=q)
+    )
+    # writes need the twin's operator credential (IAM in AWS): curl -u operator:$KEY
+    operator_key = str(config.get("operator_key", ""))
+    api = ApiServer(handler, config["api_key"], config["api_port"], operator_key=operator_key).start()
     return api.stop, lambda: {"api_url": api.url}
 
 

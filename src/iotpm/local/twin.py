@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -144,6 +145,7 @@ class Twin:
         region = str(out["region"])
         lam = _client("lambda", emu.url, region)
         api_key = self._api_key(emu.url, region, out["api_key_id"])
+        operator_key = secrets.token_urlsafe(24)
         ca = LocalCA(self.home / "pki")
         say(f"mosquitto (mutual TLS) on 127.0.0.1:{opts.broker_port}")
         broker = broker_mod.start(self.procs, self.home, ca, opts.broker_port, out["topic_filter"].split("/")[0])
@@ -166,6 +168,7 @@ class Twin:
             "batching_window_s": opts.batching_window_s,
             "on_failure_queue_url": out["on_failure_queue_url"],
             "api_key": api_key,
+            "operator_key": operator_key,  # the operator's credential for writes (IAM in AWS)
             "api_port": opts.api_port,
             "webhook_port": webhook_port,
             "webhook_log": str(self.home / "webhooks.jsonl"),
@@ -181,7 +184,7 @@ class Twin:
         api_url = f"http://127.0.0.1:{opts.api_port}"
         self._wait_api(api_url, api_key)
         record.update(api_url=api_url, api_key=api_key, outputs=out, broker_port=opts.broker_port,
-                      webhook_url=webhook_url)  # fmt: skip
+                      webhook_url=webhook_url, operator_key=operator_key)  # fmt: skip
         self._save(record)
         say(f"services up: bridge, poller, API at {api_url}")
         return Live(emu.url, api_url, api_key, broker, ca, out)

@@ -1,0 +1,108 @@
+"""``iotpm devices import registry.csv``: the device registry from a plant's list of devices.
+
+One row a device: ``device_id,site,line,device_type`` and optionally ``gateway`` (the
+gateway thing it publishes through) and ``overrides`` (its own limits as JSON,
+``{"temperature": {"high": 95}}``). Every row is checked before anything is written: a
+file with an invalid row writes nothing. A row equal to the device's registration is
+not written again; each one that is leaves an audit entry naming the caller's IAM
+principal.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from iotpm.cli.errors import FAILED, fail, requires
+
+if TYPE_CHECKING:
+    from iotpm.operator.ports import Registration
+
+console = Console(soft_wrap=True)
+REQUIRED = ("device_id", "site", "line", "device_type")
+
+
+def register(devices: typer.Typer) -> None:
+    """Add ``import`` to the ``iotpm devices`` group (beside ``provision``)."""
+    devices.command("import")(import_)
+
+
+def read_registrations(path: Path) -> list[Registration]:
+    """Every row of the CSV as a registration; ValueError naming each bad row (nothing is half read)."""
+    from iotpm.api.operator_models import RegistrationIn
+    from iotpm.models.readings import DEVICE_ID_PATTERN
+    from iotpm.operator.ports import Registration
+
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: the header lacks {', '.join(missing)}")
+        rows = list(reader)
+    out, problems, seen = [], [], set()
+    for line, row in enumerate(rows, start=2):
+        device_id = (row.get("device_id") or "").strip()
+        try:
+            if not re.match(DEVICE_ID_PATTERN, device_id):
+                raise ValueError(f"device_id {device_id!r} is not a thing name")
+            if device_id in seen:
+                raise ValueError(f"device {device_id!r} is listed twice")
+            overrides = json.loads(row["overrides"]) if (row.get("overrides") or "").strip() else {}
+            body = RegistrationIn.model_validate(
+                {k: (row.get(k) or "").strip() for k in REQUIRED[1:]}
+                | {"gateway": (row.get("gateway") or "").strip() or None, "overrides": overrides}
+            )
+        except ValidationError as exc:
+            problems.append(
+                f"line {line}: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            )
+            continue
+        except ValueError as exc:  # json's errors too
+            problems.append(f"line {line}: {exc}")
+            continue
+        seen.add(device_id)
+        limits = {k: v.model_dump() for k, v in body.overrides.items()}
+        out.append(Registration(device_id, body.site, body.line, body.device_type, body.gateway, limits))
+    if problems:
+        raise ValueError("\n".join(problems))
+    return out
+
+
+@requires("devices import", "boto3")
+def import_(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="registry.csv")],
+    registry_table: Annotated[str, typer.Option(envvar="IOTPM_REGISTRY_TABLE", help="terraform output")],
+    config_table: Annotated[str, typer.Option(envvar="IOTPM_CONFIG_TABLE", help="terraform output")],
+    audit_table: Annotated[str, typer.Option(envvar="IOTPM_AUDIT_TABLE", help="terraform output")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the file, write nothing.")] = False,
+    region: Annotated[str | None, typer.Option(help="AWS region (default: the AWS configuration's).")] = None,
+    endpoint_url: Annotated[
+        str | None, typer.Option(help="AWS endpoint, e.g. the local emulator (default: AWS_ENDPOINT_URL or AWS).")
+    ] = None,
+) -> None:
+    """Register every device the CSV lists (exit 2 and nothing written if a row is invalid)."""
+    from iotpm.adapters import registry
+    from iotpm.operator.service import Operator
+    from iotpm.service.errors import StoreError
+
+    try:
+        regs = read_registrations(path)
+    except ValueError as exc:
+        fail(f"nothing written:\n{exc}")
+    if dry_run:
+        console.print(f"{len(regs)} devices in {path}: valid (nothing written)")
+        return
+    names = registry.OperatorTables(registry_table, config_table, audit_table)
+    try:
+        reg, docs, audit, who = registry.connect(names, region, endpoint_url)
+        changed = Operator(reg, docs, audit, lambda _: None).import_registrations(regs, who)
+    except StoreError as exc:
+        fail(str(exc), FAILED)
+    console.print(f"registered {changed} of {len(regs)} devices ({len(regs) - changed} unchanged) as {who}")
