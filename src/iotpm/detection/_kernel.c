@@ -330,27 +330,35 @@ static void device_pass(const double *restrict prm, int64_t n, int64_t c, int st
 }
 
 /*
- * The run-down test of operating.gates (its _run_down loop), device by device: v, present,
- * t_f, weight, slow, out (d, t); lev, lev_t, dev, run (d,) advanced in place. The weights
- * come computed (numpy's exponentials), so both give the same bits.
+ * The run-down test of operating.gates (its _run_down_steps loop), device by device: v, marks
+ * (0 nothing, 1 present, 2 present and settled, -1 stopped), t_f, weight, slow, out (d, t);
+ * lev, lev_t, dev, run, since, began (d,) advanced in place. The weights come computed (numpy's),
+ * so both give the same bits.
  */
-void iotpm_run_down(int64_t d, int64_t t, double keep, const double *restrict v, const double *restrict present,
+void iotpm_run_down(int64_t d, int64_t t, double keep, double start_ms, const double *restrict v,
+                    const double *restrict marks,
                     const double *restrict t_f, const double *restrict weight, const double *restrict slow,
                     double *restrict lev, double *restrict lev_t, double *restrict dev, double *restrict run,
-                    double *restrict out) {
+                    double *restrict since, double *restrict began, double *restrict out) {
     for (int64_t i = 0; i < d; i++) {
-        double l = lev[i], lt = lev_t[i], dv = dev[i], r = run[i];
+        double l = lev[i], lt = lev_t[i], dv = dev[i], r = run[i], f = since[i], b = began[i];
         for (int64_t j = 0; j < t; j++) {
             const int64_t k = i * t + j;
-            if (!(present[k] > 0.0)) {
-                out[k] = 0.0;
-                continue;
-            }
+            out[k] = 0.0;
+            if (marks[k] < 0.0) f = 0.0; /* stopped: a run-down is over */
+            if (!(marks[k] > 0.0)) continue;
             const double vj = v[k], gap = vj - l;
-            const int stop = ((vj < keep * l) && (-gap > 4.0 * dv)) || (vj < 0.5 * r);
+            const int fresh = ((vj < keep * l) && (-gap > 4.0 * dv)) || (vj < 0.5 * r);
+            /* a run-down lasts at most a start's time: still turning after it, the machine runs */
+            const int latched = f > 0.0 && t_f[k] - b <= start_ms;
+            const int stop = latched ? vj < keep * f : fresh;
             out[k] = stop ? 1.0 : 0.0;
-            if (lt > 0.0 && !stop) dv = dv + slow[k] * (fabs(gap) - dv);
-            r = r > 0.0 ? r + slow[k] * (vj - r) : vj;
+            if (stop && !latched) b = t_f[k];
+            f = stop ? (latched ? f : l) : 0.0;
+            if (marks[k] > 1.5) { /* settled: the spread and the running level learn */
+                if (lt > 0.0 && !stop) dv = dv + slow[k] * (fabs(gap) - dv);
+                r = r > 0.0 ? r + slow[k] * (vj - r) : vj;
+            }
             l = l + weight[k] * gap;
             lt = t_f[k];
         }
@@ -358,6 +366,8 @@ void iotpm_run_down(int64_t d, int64_t t, double keep, const double *restrict v,
         lev_t[i] = lt;
         dev[i] = dv;
         run[i] = r;
+        since[i] = f;
+        began[i] = b;
     }
 }
 

@@ -171,6 +171,8 @@ DECLARATIONS: Final = (
             _device("coast_t", "timestamp of the reading that level last moved with, epoch ms"),
             _device("coast_dev", "the load proxy's typical distance from that level"),
             _device("coast_run", "the load proxy's level over the last minutes, as the machine runs"),
+            _device("coast_from", "the level a run-down under way started from (0: none)"),
+            _device("coast_at", "when that run-down started, epoch ms"),
         ),
     ),
 )

@@ -54,19 +54,22 @@ class NativeKernel:
         self._fn.argtypes = [_I64, _I64, _I64, _I64, ctypes.c_int32] + [_P] * 22
         self._run_down = lib.iotpm_run_down
         self._run_down.restype = None
-        scalars: list[Any] = [_I64, _I64, ctypes.c_double]
-        self._run_down.argtypes = scalars + [_P] * 10
+        scalars: list[Any] = [_I64, _I64, ctypes.c_double, ctypes.c_double]
+        self._run_down.argtypes = scalars + [_P] * 12
 
-    def run_down(self, keep: float, series: tuple[FloatArray, ...], levels: tuple[FloatArray, ...]) -> FloatArray:
-        """The run-down test (``operating._run_down``): ``series`` v, present, t_f, weight, slow
-        (d, t); ``levels`` lev, lev_t, dev, run (d,), advanced in place; returns out (d, t)."""
+    def run_down(
+        self, keep: float, start_ms: float, series: tuple[FloatArray, ...], levels: tuple[FloatArray, ...]
+    ) -> FloatArray:
+        """The run-down test (``operating._run_down_steps``): ``series`` v, marks, t_f, weight,
+        slow (d, t); ``levels`` lev, lev_t, dev, run, since, began (d,), advanced in place;
+        returns out (d, t)."""
         d, t = series[0].shape
         for array in series:
             _check(array, np.float64, (d, t))
         for array in levels:
             _check(array, np.float64, (d,))
         out = np.zeros((d, t))
-        self._run_down(d, t, keep, *(a.ctypes.data for a in (*series, *levels, out)))
+        self._run_down(d, t, keep, start_ms, *(a.ctypes.data for a in (*series, *levels, out)))
         return out
 
     def __call__(

@@ -102,8 +102,9 @@ def gates(
     stopped = np.where(configured, 0.0, -1.0)  # at a learned floor, the step off it is scored
     gate = np.where(running, np.where(since >= settle_ms, 1.0, np.where(since >= start_ms, 0.5, 0.0)), stopped)
     if proxy >= 0:
-        proxy_x = x[:, :, proxy]
-        stopping = _run_down(packed, layout, t_f, proxy_x, valid & running, coast_ms, coast_drop, native)
+        settled = gate >= 1.0
+        args = (t_f, x[:, :, proxy], valid, running, settled, coast_ms, coast_drop, start_ms, native)
+        stopping = _run_down(packed, layout, *args)
         gate = np.where(stopping & running, 0.0, gate)
     gate = np.where(valid, gate, 0.0)
     rows, last = np.arange(d), np.maximum(lengths - 1, 0)
@@ -121,21 +122,30 @@ def _run_down(
     t_f: FloatArray,
     v: FloatArray,
     valid: BoolArray,
+    running: BoolArray,
+    settled: BoolArray,
     coast_ms: float,
     drop: float,
+    start_ms: float,
     native: NativeKernel | None = None,
 ) -> BoolArray:
-    """Readings of a running machine (``valid``) whose load proxy ``v`` (d, t) is more than
+    """Readings of a running machine whose load proxy ``v`` (d, t) runs down: more than
     ``drop`` below its level (an EWMA in time, ``coast_ms``, of the readings before, carried
     in the state) and more than four times its typical distance from that level (noise is no
     run-down: an EWMA over thirty times as long), or below half its running level (over as
-    long: a rotor under half its speed delivers under a quarter of its head). One reading at
-    a time, so chunks of any size give the same bits; in C when the library is there (the
+    long: a rotor under half its speed delivers under a quarter of its head). Once it runs
+    down it is stopping until it is back within ``drop`` of the level it ran down from, or
+    stops, for at most ``start_ms`` (a stop is a transient like a start: a machine still
+    turning after that runs at a new operating point). The spread and the running level
+    learn from ``settled`` readings only (a start's overshoot is neither). One reading at a
+    time, so chunks of any size give the same bits; in C when the library is there (the
     weights computed here for both)."""
     d, t = v.shape
-    names = ("coast", "coast_t", "coast_dev", "coast_run")
+    names = ("coast", "coast_t", "coast_dev", "coast_run", "coast_from", "coast_at")
     state = [layout.scalar(packed, name) for name in names]
-    present = valid & np.isfinite(v)  # a wild value (inf) is no level
+    present = valid & running & np.isfinite(v)  # a wild value (inf) is no level
+    # per reading: 0 nothing to learn, 1 present, 2 present and settled, -1 stopped
+    marks = np.where(present, 1.0 + (present & settled), np.where(valid & ~running, -1.0, 0.0))
     # the time since the previous present reading (or the state's), and the weights for it
     if present.all():  # the usual batch: the reading before
         prev_t = np.concatenate([state[1][:, None], t_f[:, :-1]], axis=1)
@@ -152,10 +162,10 @@ def _run_down(
     keep = 1.0 - drop
     levels = tuple(np.ascontiguousarray(a) for a in state)
     if native is not None:
-        series = (np.ascontiguousarray(np.where(present, v, 0.0)), present.astype(np.float64), t_f, weight, slow)
-        out = native.run_down(keep, series, levels) > 0.0
+        series = (np.ascontiguousarray(np.where(present, v, 0.0)), marks, t_f, weight, slow)
+        out = native.run_down(keep, start_ms, series, levels) > 0.0
     else:
-        out = _run_down_steps(keep, v, present, t_f, weight, slow, *levels)
+        out = _run_down_steps(keep, start_ms, v, marks, t_f, weight, slow, *levels)
     for field, value in zip(state, levels, strict=True):
         field[:] = value
     return out
@@ -163,8 +173,9 @@ def _run_down(
 
 def _run_down_steps(
     keep: float,
+    start_ms: float,
     v: FloatArray,
-    present: BoolArray,
+    marks: FloatArray,
     t_f: FloatArray,
     weight: FloatArray,
     slow: FloatArray,
@@ -172,19 +183,29 @@ def _run_down_steps(
     lev_t: FloatArray,
     dev: FloatArray,
     run: FloatArray,
+    since: FloatArray,
+    began: FloatArray,
 ) -> BoolArray:
-    """The recursion of :func:`_run_down` in numpy, in the C code's order; the levels in place."""
+    """The recursion of :func:`_run_down` in numpy, in the C code's order; the levels in place
+    (``since``: the level a run-down started from, 0 while none is under way; ``began``: when)."""
     out = np.zeros(v.shape, dtype=bool)
     with np.errstate(invalid="ignore"):
         for j in range(v.shape[1]):
-            vj, pj = v[:, j], present[:, j]
+            vj, mj = v[:, j], marks[:, j]
+            pj, sj = mj > 0.0, mj > 1.5
             gap = vj - lev
-            out[:, j] = pj & (((vj < keep * lev) & (-gap > 4.0 * dev)) | (vj < 0.5 * run))
+            fresh = ((vj < keep * lev) & (-gap > 4.0 * dev)) | (vj < 0.5 * run)
+            tj = t_f[:, j]
+            latched = (since > 0.0) & (tj - began <= start_ms)
+            stop = pj & np.where(latched, vj < keep * since, fresh)
+            out[:, j] = stop
+            began[:] = np.where(pj & stop & ~latched, tj, began)
+            since[:] = np.where(pj, np.where(stop, np.where(latched, since, lev), 0.0), np.where(mj < 0.0, 0.0, since))
             # the spread of the machine as it runs: not from the first reading (its distance
             # from nothing), nor from a run-down's
-            steady = pj & (lev_t > 0.0) & ~out[:, j]
+            steady = sj & (lev_t > 0.0) & ~stop
             dev[:] = np.where(steady, dev + slow[:, j] * (np.abs(gap) - dev), dev)
-            run[:] = np.where(pj, np.where(run > 0.0, run + slow[:, j] * (vj - run), vj), run)
+            run[:] = np.where(sj, np.where(run > 0.0, run + slow[:, j] * (vj - run), vj), run)
             lev[:] = np.where(pj, lev + weight[:, j] * gap, lev)
             lev_t[:] = np.where(pj, t_f[:, j], lev_t)
     return out

@@ -503,7 +503,7 @@ def _signals(
     vib_run = vib0 * (0.8 + 0.3 * load) * transient + 0.06 * rng.normal(size=n)
     # the vibration follows each new order at once (no thermal lag); back from a repair or a
     # long stop, a machine may run about 20 % higher
-    vib_run = vib_run + float(extra.vibration_steps) * vib0 * 0.6 * (order - load)
+    vib_run = vib_run + float(extra.vibration_steps) * vib0 * 0.3 * (order - load)
     vib_run = vib_run * np.where(extra.new_level_after_stop & (t_s >= _LONG_STOP_S[1]), 1.2, 1.0)
     floor = 0.05 + 0.03 * np.abs(rng.normal(size=n))
     vib = np.where(running, vib_run, floor)
