@@ -274,3 +274,42 @@ def test_a_rule_that_differs_only_in_its_description_is_still_a_duplicate() -> N
         rule["IpRanges"] = [{"CidrIp": "10.1.0.0/16", "Description": "another"}]
         with pytest.raises(ClientError, match=r"InvalidPermission\.Duplicate"):
             ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[rule])
+
+
+def _vpcs_after(attempts: list[tuple[str | None, str]], patched: bool) -> tuple[list[str], int]:
+    """Each CreateVpc's answer on moto's server app (in process), and how many such VPCs exist after."""
+    import uuid
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.test import Client
+
+    cidr = f"10.{uuid.uuid4().int % 200 + 20}.0.0/16"  # moto's state is process-wide: a block of this test's own
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(DomainDispatcherApplication, "__call__", DomainDispatcherApplication.__call__)
+        if patched:
+            server._retried_requests_answered_once()
+        app = Client(DomainDispatcherApplication(create_backend_app))
+        auth = "AWS4-HMAC-SHA256 Credential=t/20261207/eu-south-2/ec2/aws4_request, SignedHeaders=host, Signature=x"
+        base = {"Authorization": auth, "Content-Type": "application/x-www-form-urlencoded"}
+        answers = []
+        for call, attempt in attempts:
+            headers = base | ({"amz-sdk-invocation-id": call, "amz-sdk-request": attempt} if call else {})
+            got = app.post("/", data=f"Action=CreateVpc&CidrBlock={cidr}&Version=2016-11-15", headers=headers)
+            answers.append(re.sub(r"<requestId>.*?</requestId>", "", got.get_data(as_text=True)))
+        query = f"Action=DescribeVpcs&Filter.1.Name=cidr&Filter.1.Value.1={cidr}&Version=2016-11-15"
+        listed = app.post("/", data=query, headers=base).get_data(as_text=True)
+    return answers, listed.count("<vpcId>")
+
+
+def test_a_retried_call_gets_its_first_answer_and_has_one_effect() -> None:
+    """The SDK lost attempt 1's answer and sent attempt 2 (same invocation id): one VPC, the same answer."""
+    answers, made = _vpcs_after([("call-1", "attempt=1; max=2"), ("call-1", "attempt=2; max=2")], patched=True)
+    assert answers[0] == answers[1] and made == 1
+    _, stock = _vpcs_after([("call-2", "attempt=1; max=2"), ("call-2", "attempt=2; max=2")], patched=False)
+    assert stock == 2  # stock moto runs it twice: the flake's cause
+
+
+def test_new_calls_and_calls_without_an_invocation_id_each_run() -> None:
+    calls = [("call-3", "attempt=1; max=2"), ("call-4", "attempt=1; max=2"), (None, ""), (None, "")]
+    answers, made = _vpcs_after(calls, patched=True)
+    assert made == 4 and len(set(answers)) == 4

@@ -44,7 +44,16 @@ Started by ``iotpm emulator start`` as ``python -m iotpm.emulator.server``. The 
   instead of ``InvalidPermission.Duplicate``: the provider's SDK retries a request whose
   answer it did not get (a 5xx or a dropped connection), and when the first attempt had
   taken effect stock moto failed the apply (seen once on a bare Debian 12 under load).
-  Any other duplicate still fails, as on AWS.
+  Any other duplicate still fails, as on AWS;
+- a request the SDK sends again (the same ``amz-sdk-invocation-id``, a later
+  ``amz-sdk-request: attempt=N``) gets the answer its first attempt got, if that attempt
+  reached the emulator and was answered below 500 (waiting for it if it is still running):
+  the SDKs retry an attempt whose answer they lost (a broken connection: the provider's
+  log shows about one such retry per apply, ~0.1 s after the first attempt, with no answer
+  logged), and stock moto ran the request twice, so a create met itself (the
+  ``InvalidPermission.Duplicate`` above; ``EntityAlreadyExists`` and the like elsewhere).
+  Each request then has one effect however often it is sent, as AWS's idempotency tokens
+  give.
 """
 
 from __future__ import annotations
@@ -61,6 +70,10 @@ IOT_TAGS: dict[str, dict[str, str]] = {}
 
 #: How long after a security group rule's creation an identical request counts as a retry of it.
 RULE_RETRY_WINDOW_S = 60.0
+
+#: How many calls' answers are kept for their retries, and the largest answer kept.
+RETRY_ANSWERS_KEPT = 1024
+RETRY_ANSWER_MAX_BYTES = 1 << 20
 
 #: The moto release these patches were written and tested against (pyproject.toml pins it).
 TESTED_MOTO = "5.2.5"
@@ -95,6 +108,7 @@ PATCHED: dict[str, str] = {
     "moto.ec2.models.security_groups:SecurityGroupBackend.authorize_security_group_ingress": "a retried create "
     "fails as a duplicate of itself",
     "moto.ec2.exceptions:InvalidPermissionDuplicateError": "(caught to answer a retried rule create)",
+    "moto.moto_server.werkzeug_app:DomainDispatcherApplication": "a retried request runs twice (its __call__)",
 }
 
 
@@ -150,6 +164,71 @@ def apply_fixes(public_url: str) -> None:
     _request_constants_once()
     _dynamodb_partition_queries()
     _rule_create_retries_answered()
+    _retried_requests_answered_once()
+
+
+def _retried_requests_answered_once() -> None:
+    """A retry of a request the emulator already answered gets that answer, not a second effect.
+
+    The AWS SDKs send ``amz-sdk-invocation-id`` (one id for every attempt of a call) and
+    ``amz-sdk-request: attempt=N; max=M``. The answer of each attempt (below 500, at most
+    :data:`RETRY_ANSWER_MAX_BYTES`) is kept for the :data:`RETRY_ANSWERS_KEPT` latest calls;
+    a later attempt of a call whose earlier attempt is still running waits for it.
+    """
+    import threading
+    from collections import OrderedDict
+
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    dispatch = DomainDispatcherApplication.__call__
+    answers: OrderedDict[str, tuple[str, list[tuple[str, str]], bytes]] = OrderedDict()
+    running: dict[str, threading.Event] = {}
+    lock = threading.Lock()
+
+    def answered(call: str, attempt: str) -> tuple[str, list[tuple[str, str]], bytes] | None:
+        if attempt.startswith("attempt=1;") or not attempt:
+            return None
+        with lock:
+            first = running.get(call)
+        if first is not None:
+            first.wait(60)
+        with lock:
+            return answers.get(call)
+
+    def call_once(self: Any, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        call, attempt = environ.get("HTTP_AMZ_SDK_INVOCATION_ID"), environ.get("HTTP_AMZ_SDK_REQUEST", "")
+        if not call:
+            return dispatch(self, environ, start_response)
+        if (kept := answered(call, attempt)) is not None:
+            start_response(kept[0], kept[1])
+            return [kept[2]]
+        done = threading.Event()
+        with lock:
+            running[call] = done
+        status: list[Any] = []
+
+        def capture(line: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status[:] = [line, headers]
+            return start_response(line, headers, exc_info) if exc_info else start_response(line, headers)
+
+        try:
+            chunks = dispatch(self, environ, capture)
+            try:
+                body = b"".join(chunks)
+            finally:
+                getattr(chunks, "close", lambda: None)()
+            if status and int(status[0].split()[0]) < 500 and len(body) <= RETRY_ANSWER_MAX_BYTES:
+                with lock:
+                    answers[call] = (status[0], list(status[1]), body)
+                    while len(answers) > RETRY_ANSWERS_KEPT:
+                        answers.popitem(last=False)
+            return [body]
+        finally:
+            with lock:
+                running.pop(call, None)
+            done.set()
+
+    DomainDispatcherApplication.__call__ = call_once  # type: ignore[method-assign]
 
 
 def _rule_create_retries_answered() -> None:
