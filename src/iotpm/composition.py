@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from iotpm.analytics.job import ReportJob
     from iotpm.api.ports import Queries
     from iotpm.operator.service import Operator
+    from iotpm.service.config_cache import OperatorCache
 
 
 class TableSettings(BaseSettings):
@@ -78,6 +79,10 @@ class Settings(TableSettings):
     # hour of minute rollups in one DynamoDB item); per device type as "pump=32,probe=8"
     max_channels: int = Field(default=64, ge=1, le=64)
     max_channels_by_type: str = ""
+    # the operator's controls (with the registry, config and audit tables): how old a cached
+    # registration, alarm control or limits document may be, and where unregistered devices go
+    operator_cache_ttl_s: float = Field(default=30.0, ge=0, le=60)
+    unregistered_devices: Literal["payload", "unassigned"] = "payload"
 
     def channel_caps(self) -> dict[str, int]:
         """``max_channels_by_type`` as a mapping (a malformed pair is an error at start, not a silent default)."""
@@ -143,7 +148,20 @@ def build_processor(settings: Settings | None = None, aws: dict[str, Any] | None
         ),
         batch_log=DynamoLog(ddb, s.readings_table) if s.state_bucket else None,
         snapshots=S3Snapshots(c["s3"], s.state_bucket) if s.state_bucket else None,
+        operator=_operator_cache(s, ddb),
     )
+
+
+def _operator_cache(s: Settings, ddb: Any) -> OperatorCache | None:
+    """The processor's cached view of the operator's tables (None without them)."""
+    from iotpm.adapters.registry import DynamoDocuments, DynamoRegistry
+    from iotpm.service.config_cache import OperatorCache
+
+    names = s.operator_tables()
+    if names is None:
+        return None
+    return OperatorCache(DynamoRegistry(ddb, names.registry), DynamoDocuments(ddb, names.config),
+                         ttl_s=s.operator_cache_ttl_s, unregistered=s.unregistered_devices)  # fmt: skip
 
 
 def build_queries(settings: TableSettings | None = None, aws: dict[str, Any] | None = None) -> Queries:

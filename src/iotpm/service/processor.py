@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import msgspec
 import numpy as np
@@ -65,6 +65,9 @@ from iotpm.service.ports import (
     log_key,
     reading_key,
 )
+
+if TYPE_CHECKING:
+    from iotpm.service.config_cache import OperatorCache
 
 _DAY_S = 86_400
 T = TypeVar("T")
@@ -107,6 +110,8 @@ class Counts:
     identity_mismatches: int = 0
     #: devices seen for the first time, their site, line and type taken from their payload
     identities_bootstrapped: int = 0
+    #: alarm events of shelved devices: recorded, not sent (see service/config_cache.py)
+    alerts_shelved: int = 0
 
 
 @dataclass
@@ -190,8 +195,11 @@ class Processor:
         settings: ProcessorSettings | None = None,
         batch_log: BatchLog | None = None,
         snapshots: SnapshotStore | None = None,
+        operator: OperatorCache | None = None,
     ) -> None:
-        """Write-through unless given a ``batch_log`` and ``snapshots`` (see :meth:`_write_behind`)."""
+        """Write-through unless given a ``batch_log`` and ``snapshots`` (see :meth:`_write_behind`);
+        ``operator``: registry identity, limits, shelve and re-baseline (see service/config_cache.py)."""
+        self.operator = operator
         self.states, self.readings, self.anomalies, self.rollups = states, readings, anomalies, rollups
         self.log, self.snapshots = batch_log, snapshots
         self._tails: dict[str, _Tail] = {}  # per shard: the log entries this processor wrote
@@ -421,6 +429,9 @@ class Processor:
         """Each device's fresh readings through the detector, late ones stored without a score."""
         pending: list[tuple[_Device, DeviceRecord, _Fresh, DeviceInput, DeviceInput | None]] = []
         new: list[str] = []
+        controls = self.operator.devices(sorted(devices)) if self.operator is not None else {}
+        if self.operator is not None and self.operator.config() is not self.fleet.config:
+            self.fleet = FleetDetector(self.operator.config())  # limits changed: applied from this batch on
         for device_id in sorted(devices):
             device = devices[device_id]
             record = stored.get(device_id)
@@ -428,6 +439,8 @@ class Processor:
                 first = device.readings[0]
                 record = DeviceRecord(device_id, first.site, first.line, first.device_type)
                 new.append(device_id)
+            if self.operator is not None:  # the registry's identity; a re-baseline drops the state
+                self.operator.apply(record, controls.get(device_id))
             fresh = _fresh(device, records, record, counts)
             rejected += fresh.conflicts
             if not fresh.readings:
@@ -738,7 +751,12 @@ class Processor:
         # later finds it claimed and sends nothing, so an alert goes out once per raise; a claim
         # whose outcome is unknown is asked again (idempotent for one token); a failed send
         # releases the claim
-        if self.anomalies.record(row) and _again(lambda: self.anomalies.claim(row, token)):
+        if not self.anomalies.record(row):
+            return
+        if self.operator is not None and self.operator.shelved(row.device_id, row.ts_ms):
+            counts.alerts_shelved += 1  # recorded, not sent
+            return
+        if _again(lambda: self.anomalies.claim(row, token)):
             try:
                 self.alerts.publish(_alert(row, reading, result))
             except StoreError:

@@ -1,0 +1,126 @@
+"""What the processor reads from the operator's stores, through a short cache.
+
+The processor asks once a batch for its devices' registrations and alarm controls and
+for the detector configuration; each is read again once it is older than ``ttl_s``
+(30 s by default, at most 60), so a change an operator makes through the API applies
+within a minute, without a redeploy or a cold start, at the cost of one BatchGetItem
+per table per minute per batch's devices and one GetItem for the limits.
+
+* identity: a registered device's site, line and type are its registration's (the
+  authoritative source), whatever its payload or first message said;
+* limits: the limits document (validated again: a document that does not validate
+  keeps the last good configuration, logged) with each registered device's overrides
+  over its ``device`` entry;
+* shelve: an alarm event of a device shelved at the reading's time is recorded, not sent;
+* re-baseline: a device whose record was last updated before its re-baseline request
+  drops its learned state and learns anew from its next reading.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import ValidationError
+
+from iotpm.detection import DetectorConfig
+from iotpm.observability import log
+from iotpm.operator.ports import LIMITS, Documents, Registration, Registry, alarm_document
+from iotpm.operator.service import AlarmControls, thresholds_of, with_registrations
+from iotpm.service.ports import DeviceRecord
+
+MAX_TTL_S = 60.0
+#: where an unregistered device's readings go: its payload's site, line and type (the
+#: bootstrap), or ``unassigned`` site and line until it is registered
+Unregistered = Literal["payload", "unassigned"]
+UNASSIGNED = "unassigned"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceControl:
+    """A device's registration (None: not registered) and alarm controls."""
+
+    registration: Registration | None = None
+    alarm: AlarmControls = field(default_factory=AlarmControls)
+
+
+class OperatorCache:
+    """The operator's stores as the processor reads them, each entry at most ``ttl_s`` old."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        documents: Documents,
+        base: DetectorConfig | None = None,
+        *,
+        ttl_s: float = 30.0,
+        unregistered: Unregistered = "payload",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not 0 <= ttl_s <= MAX_TTL_S:
+            raise ValueError(f"ttl_s must be within 0-{MAX_TTL_S:g} s (a change must apply within a minute)")
+        self.registry, self.documents, self.base = registry, documents, base or DetectorConfig()
+        self.ttl_s, self.unregistered, self._clock = ttl_s, unregistered, clock
+        self._devices: dict[str, tuple[float, DeviceControl]] = {}
+        self._read_at: float | None = None  # when the limits document was last read
+        self._version = -1  # the limits document's version in effect (0: none stored)
+        self._thresholds = self.base.thresholds
+        self._config = self.base
+        self._key: tuple[int, tuple[tuple[str, str], ...]] | None = None
+
+    def devices(self, device_ids: Sequence[str]) -> dict[str, DeviceControl]:
+        """Each device's control, the stale or missing ones read again in one request per table."""
+        now = self._clock()
+        stale = [d for d in device_ids if d not in self._devices or now - self._devices[d][0] > self.ttl_s]
+        if stale:
+            regs = self.registry.get_many(stale)
+            docs = self.documents.get_many([alarm_document(d) for d in stale])
+            for d in stale:
+                doc = docs.get(alarm_document(d))
+                alarm = AlarmControls.model_validate(dict(doc.body)) if doc is not None else AlarmControls()
+                self._devices[d] = (now, DeviceControl(regs.get(d), alarm))
+        return {d: self._devices[d][1] for d in device_ids}
+
+    def config(self) -> DetectorConfig:
+        """The detector configuration in effect (the same object until something in it changes)."""
+        now = self._clock()
+        if self._read_at is None or now - self._read_at > self.ttl_s:
+            self._read_at = now
+            doc = self.documents.get(LIMITS)
+            version = 0 if doc is None else doc.version
+            if version != self._version:
+                try:
+                    self._thresholds = self.base.thresholds if doc is None else thresholds_of(doc)
+                    self._version = version
+                except ValidationError as exc:  # the API never stores one; a hand-edited item might
+                    log("error", "the stored limits document is invalid; the last good one stays", error=str(exc))
+        regs = [c.registration for _, c in self._devices.values() if c.registration is not None]
+        overrides = tuple(sorted((r.device_id, repr(sorted(r.overrides.items()))) for r in regs if r.overrides))
+        if (self._version, overrides) != self._key:
+            merged = with_registrations(self._thresholds, regs)
+            self._config = self.base.model_copy(update={"thresholds": merged})
+            self._key = (self._version, overrides)
+        return self._config
+
+    def apply(self, record: DeviceRecord, control: DeviceControl | None) -> bool:
+        """Give ``record`` its registered identity and drop its state after a re-baseline; True when it did so."""
+        reg = control.registration if control is not None else None
+        if reg is not None:
+            record.site, record.line, record.device_type, record.identity = (
+                reg.site, reg.line, reg.device_type, "registry",
+            )  # fmt: skip
+        elif self.unregistered == UNASSIGNED:
+            record.site, record.line, record.identity = UNASSIGNED, UNASSIGNED, UNASSIGNED
+        asked = control.alarm.rebaseline_ms if control is not None else None
+        if asked is not None and record.updated_ms < asked and record.detector is not None:
+            record.detector = None  # the detector learns the device anew from its next reading
+            log("info", "re-baselined: the detector learns anew", device_id=record.device_id, asked_ms=asked)
+            return True
+        return False
+
+    def shelved(self, device_id: str, ts_ms: int) -> bool:
+        """Whether the device's alarms are shelved at ``ts_ms`` (from this batch's read)."""
+        held = self._devices.get(device_id)
+        return held is not None and held[1].alarm.shelved(ts_ms)

@@ -1,0 +1,137 @@
+"""The processor under the operator's controls (service/config_cache.py), over in-memory stores.
+
+Samples: devices at 55 °C (the shipped high limit is 80 °C); a faulty one runs 30 °C hotter.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from iotpm.operator.memory import MemoryDocuments, MemoryRegistry
+from iotpm.operator.ports import LIMITS, Registration, alarm_document
+from iotpm.service import Processor
+from iotpm.service import memory as m
+from iotpm.service.config_cache import OperatorCache
+from iotpm.service.samples import batch
+
+T0 = 1_790_000_000_000
+MIN = 60_000
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 0.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class Rig:
+    def __init__(self, unregistered: str = "payload") -> None:
+        self.registry, self.documents, self.clock = MemoryRegistry(), MemoryDocuments(), Clock()
+        self.cache = OperatorCache(self.registry, self.documents, clock=self.clock, unregistered=unregistered)  # type: ignore[arg-type]
+        self.states, self.anomalies, self.alerts = m.MemoryStates(), m.MemoryAnomalies(), m.MemoryAlerts()
+        self.p = Processor(states=self.states, readings=m.MemoryReadings(), anomalies=self.anomalies,
+                           rollups=m.MemoryRollups(), archive=m.MemoryArchive(), alerts=self.alerts,
+                           operator=self.cache)  # fmt: skip
+        self.round = 0
+
+    def run(self, devices: int = 3, per: int = 60, faulty: tuple[int, ...] = ()) -> m.Counts:  # type: ignore[name-defined]
+        seq = self.round * per
+        out = self.p(batch(devices, per, start_ms=T0, first_seq=seq, faulty=faulty, seed=self.round),
+                     now_ms=T0 + (seq + per) * 1000 + 100)  # fmt: skip
+        assert not out.errors, out.errors
+        self.round += 1
+        self.clock.t += 61.0  # past any TTL: the next batch reads the stores again
+        return out.counts
+
+    def kinds(self, device_id: str) -> list[str]:
+        rows = sorted((r for (d, _), (r, _) in self.anomalies.items.items() if d == device_id), key=lambda r: r.ts_ms)
+        return [r.kind for r in rows]
+
+
+def register(rig: Rig, device_id: str, **kw: object) -> None:
+    fields: dict[str, object] = {"site": "plant-2", "line": "line-9", "device_type": "compressor"} | kw
+    rig.registry.put(Registration(device_id, **fields), None)  # type: ignore[arg-type]
+
+
+def test_a_registered_device_takes_its_identity_from_the_registry_not_the_payload() -> None:
+    rig = Rig()
+    register(rig, "dev-0001")
+    rig.run(faulty=(1,))
+    rig.run(faulty=(1,))
+    rec = rig.states.items["dev-0001"]
+    assert (rec.site, rec.line, rec.device_type, rec.identity) == ("plant-2", "line-9", "compressor", "registry")
+    other = rig.states.items["dev-0000"]
+    assert (other.line, other.identity) == ("line-1", "payload")
+    raised = [a for a in rig.alerts.sent if a.body["device_id"] == "dev-0001"]
+    assert raised and {(a.body["line"], a.body["device_type"]) for a in raised} == {("line-9", "compressor")}
+
+
+def test_an_unregistered_device_is_unassigned_when_the_setting_says_so() -> None:
+    rig = Rig(unregistered="unassigned")
+    register(rig, "dev-0000")
+    rig.run()
+    assert (rig.states.items["dev-0000"].line, rig.states.items["dev-0001"].line) == ("line-9", "unassigned")
+    assert rig.states.items["dev-0001"].identity == "unassigned"
+
+
+def test_a_tightened_limit_applies_to_the_next_batch_after_the_cache_expires_without_a_new_processor() -> None:
+    rig = Rig()
+    for _ in range(3):
+        rig.run()
+    assert not rig.alerts.sent  # 55 °C under the shipped 80 °C
+    fleet = rig.p.fleet
+    rig.documents.put(LIMITS, {"line": {"line-1": {"temperature": {"high": 50.0}}}}, None, "alice", T0)
+    rig.clock.t -= 61.0  # still within the TTL: the old limits
+    rig.run()
+    assert not rig.alerts.sent and rig.p.fleet is fleet
+    rig.run()
+    assert rig.p.fleet is not fleet and rig.p.fleet.config.thresholds.line["line-1"]["temperature"].high == 50.0
+    assert {a.body["device_id"] for a in rig.alerts.sent} == {"dev-0000", "dev-0001", "dev-0002"}
+
+
+def test_a_registration_override_is_a_limit_of_that_device_only() -> None:
+    rig = Rig()
+    register(rig, "dev-0002", line="line-1", overrides={"temperature": {"high": 50.0}})
+    for _ in range(3):
+        rig.run()
+    assert {a.body["device_id"] for a in rig.alerts.sent} == {"dev-0002"}
+
+
+def test_a_shelved_device_records_its_alarm_but_sends_nothing_until_the_shelve_ends() -> None:
+    rig = Rig()
+    rig.run()
+    body = {"shelved_until_ms": T0 + 3 * MIN, "shelved_by": "alice", "shelve_reason": "repair"}
+    rig.documents.put(alarm_document("dev-0001"), body, None, "alice", T0)
+    counts = rig.run(faulty=(1,))  # readings 60-119 s: hot and shelved
+    assert rig.kinds("dev-0001")[:1] == ["raise"] and counts.alerts_shelved >= 1
+    assert not [a for a in rig.alerts.sent if a.body["device_id"] == "dev-0001"]
+    for _ in range(4):  # hot until 300 s, then normal: the clear comes after the shelve ended
+        rig.run(faulty=(1,) if rig.round < 5 else ())
+    for _ in range(12):
+        rig.run()
+    assert "clear" in rig.kinds("dev-0001")
+    assert [a.body["event"] for a in rig.alerts.sent if a.body["device_id"] == "dev-0001"][-1:] == ["alarm_cleared"]
+
+
+def test_a_rebaseline_drops_the_learned_state_once_and_the_new_level_is_normal() -> None:
+    rig = Rig()
+    for _ in range(2):
+        rig.run(faulty=(1,))
+    assert rig.states.items["dev-0001"].alarm_open
+    asked = rig.states.items["dev-0001"].updated_ms + 1
+    rig.documents.put(alarm_document("dev-0001"), {"rebaseline_ms": asked}, None, "alice", asked)
+    # after the repair the machine runs at its new normal (the samples' 55 °C)
+    rig.run()
+    rec = rig.states.items["dev-0001"]
+    assert not rec.alarm_open and rec.readings == 180
+    state_after = rec.detector
+    rig.run()
+    assert rig.states.items["dev-0001"].detector != state_after  # learning continues: not dropped again
+    assert not rig.states.items["dev-0001"].alarm_open
+
+
+def test_the_ttl_is_at_most_a_minute() -> None:
+    with pytest.raises(ValueError, match="within a minute"):
+        OperatorCache(MemoryRegistry(), MemoryDocuments(), ttl_s=61)
