@@ -432,6 +432,52 @@ def plot_day(run: LongRun, path: str, day: int = 1) -> str:
     return path
 
 
+def plot_failure(run: LongRun, path: str, kind: str = "bearing_wear") -> str:
+    """One machine's failure: its readings from a day before the fault to the end, the
+    static limits, and the alarm's raises, escalations and clears with their severity."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    i = next(k for k, d in enumerate(run.devices) if d.fault is not None and d.fault.kind == kind)
+    d, fault = run.devices[i], run.devices[i].fault
+    assert fault is not None
+    fleet, state = FleetDetector(DetectorConfig()), None
+    events: list[tuple[float, str, str]] = []
+    for window in run.chunks(1.0):
+        for k, sl in window:
+            if k == i:
+                item = DeviceInput(d.device_id, CHANNELS, d.ts[sl], d.values[sl], state, d.line, d.machine_type)
+                [(result, state)] = fleet.update([item])
+                events += [((e.ts_ms - run.start_ms) / 3_600_000.0, e.kind, e.severity) for e in result.events]
+    lo = max(run.start_ms, fault.start_ms - 86_400_000)
+    keep = d.ts >= lo
+    hours = (d.ts[keep] - run.start_ms) / 3_600_000.0
+    colour = {"raise": "tab:orange", "escalate": "tab:red", "clear": "tab:green"}
+    fig, axes = plt.subplots(3, 1, figsize=(11, 8), sharex=True)
+    low, high = _limits()
+    for j, ax in enumerate(axes):
+        ax.plot(hours, d.values[keep, j], lw=0.3, color="tab:blue")
+        for limit in (low[j], high[j]):
+            if np.isfinite(limit) and limit < 1.3 * np.nanmax(d.values[keep, j]):
+                ax.axhline(limit, color="tab:red", lw=0.8, ls="--")
+        for t, kind_, severity in events:
+            if t >= hours[0]:
+                ax.axvline(t, color=colour[kind_], lw=1.0, ls="-" if severity == "critical" else ":")
+        ax.axvline((fault.start_ms - run.start_ms) / 3_600_000.0, color="black", lw=0.8, ls="-.")
+        ax.set_ylabel(CHANNELS[j])
+    shown = [f"{k} ({s}) at {t:.0f} h" for t, k, s in events if t >= hours[0]][:6]
+    axes[2].set_xlabel(
+        f"hours into the run ({d.device_id}, {kind}); dash-dot: the fault starts; dashed red: static limits\n"
+        "orange: raise, red: escalate, green: clear (solid: critical, dotted: warning)"
+    )
+    fig.suptitle("A failure as the operator sees it: " + ", ".join(shown), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    return path
+
+
 def report_operator(op: dict[str, Any]) -> None:
     print(
         f"  operator: healthy devices in alarm {100 * (op['healthy_time_in_alarm'] or 0):.2f} % of their time "
@@ -453,6 +499,8 @@ def evaluate(args: argparse.Namespace, interval: float) -> dict[str, Any]:
     print(f"\n== {describe(run)}; generated in {time.perf_counter() - t0:.1f} s (seed {args.seed})")
     if args.plot and interval == args.intervals[0]:
         print(f"plot: {plot_day(run, args.plot)}")
+    if args.plot_failure and interval == args.intervals[0]:
+        print(f"plot: {plot_failure(run, args.plot_failure)}")
     results: dict[str, dict[str, Any]] = {}
     out = run_iotpm(run, DetectorConfig())
     results["iotpm"] = score_outcome(run, out)
@@ -504,6 +552,7 @@ def main() -> None:
     parser.add_argument("--classic", action="store_true", help="the base model alone (no other plant's phenomena)")
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--plot", metavar="PNG", help="also draw one healthy machine's idle-run-idle day")
+    parser.add_argument("--plot-failure", metavar="PNG", help="also draw one machine's bearing failure and its alarm")
     args = parser.parse_args()
     by_interval = {f"{interval:g}s": evaluate(args, interval) for interval in args.intervals}
     summary = dict(next(iter(by_interval.values())))

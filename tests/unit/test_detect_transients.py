@@ -90,3 +90,19 @@ def test_the_warm_up_is_a_hundred_readings_or_an_hour_in_at_least_thirty(interva
     assert not det.state.ready
     det.update(ts[learned_at - 1 : learned_at], x[learned_at - 1 : learned_at])
     assert det.state.ready
+
+
+def test_a_machine_back_at_a_new_level_is_learned_anew_after_a_rebaseline() -> None:
+    t_s, x = pump(10.0, 6.0)
+    repaired = 1500  # after a repair the pump runs 20 % harder and 8 °C warmer, healthy
+    x[repaired:, VIB] *= 1.2
+    x[repaired:, TEMP] += 8.0
+    ts = T0 + (t_s * 1000).astype(np.int64)
+    det = learned(t_s, x, 900)
+    before = det.update(ts[900 : repaired + 50], x[900 : repaired + 50])
+    assert before.alarm_open  # the new level: raised once
+    det.rebaseline()
+    assert not det.state.ready
+    after = det.update(ts[repaired + 50 :], x[repaired + 50 :])
+    assert det.state.ready and not after.alarm_open
+    assert [e.kind for e in after.events] == ["clear"]  # the open alarm clears, nothing raises

@@ -158,6 +158,22 @@ class FleetDetector:
         chans = tuple(channels)
         return DeviceState(chans, new_vector(layout_for(len(chans))), warm_x=np.zeros((0, len(chans))))
 
+    def rebaseline(self, state: DeviceState) -> DeviceState:
+        """A state that learns the device anew from its next readings (an operator's
+        re-baseline after a repair, or a machine back at a new level): the statistics, the
+        operating point and the run-down's levels start again with a warm-up; the alarm (and
+        its lifecycle), the operating state and the reading count carry over, so an open
+        alarm clears once its condition is gone, under the static limits alone meanwhile."""
+        lay = layout_for(len(state.channels))
+        fresh = self.new_state(state.channels)
+        kept = (
+            *("alarm", "above", "below", "cool", "health", "alarm_since", "below_since", "severity", "esc_ref"),
+            *("last_score", "caused", "floor", "running", "started", "n", "last_t"),
+        )
+        for name in kept:
+            fresh.vector[lay.offsets[name]] = state.vector[lay.offsets[name]]
+        return fresh
+
     def fit(self, item: DeviceInput) -> DeviceState:
         """Learn a device's baseline from a label-free block; returns its new state."""
         state = item.state or self.new_state(item.channels)
@@ -757,6 +773,10 @@ class DeviceDetector:
     def fit(self, timestamps: IntArray, values: FloatArray) -> None:
         """Learn the baseline from a label-free warm-up block (skips the streaming warm-up)."""
         self._state = self._fleet.fit(self._chunk(timestamps, values))
+
+    def rebaseline(self) -> None:
+        """Learn the device anew from its next readings (:meth:`FleetDetector.rebaseline`)."""
+        self._state = self._fleet.rebaseline(self._state)
 
     def update(self, timestamps: IntArray, values: FloatArray) -> DetectionResult:
         """Score a chunk (any size, in time order) and advance the state."""
