@@ -21,8 +21,9 @@ Every peer's alarm goes through the product's hysteresis (raise at score 1, clea
 
 - false raises per device-day: raises on fault-free time (healthy devices, and faulty
   ones before their fault) over fault-free device-days;
-- per fault kind: how many devices were detected (a raise after the start: within an
-  hour for an abrupt fault, before the run ends for a slow one), the median delay,
+- per fault kind: how many devices were detected (a page after the start: a raise, or
+  for iotpm an escalation of an alarm already open, within an hour for an abrupt fault,
+  before the run ends for a slow one), the median delay,
   and for slow faults the lead time before the static limit is crossed. Dropout is a
   data-quality event (the detector reports the gap, it raises no alarm by default):
   its row shows whether the gap was reported and it is left out of the fractions;
@@ -213,7 +214,10 @@ def score_outcome(run: LongRun, out: Outcome) -> dict[str, Any]:
             row["hit"].append(float(((g >= f.end_ms) & (g < f.end_ms + ABRUPT_WINDOW_MS)).any()))
             continue
         horizon = f.start_ms + ABRUPT_WINDOW_MS if f.kind in ABRUPT_FAULTS else run.end_ms
-        after = r[(r >= f.start_ms) & (r <= horizon)]
+        # a page is a raise, or an escalation of an alarm already open when the fault began
+        escalations = [t for t, kind, _ in (out.events[i] if out.events else []) if kind == "escalate"]
+        pages = np.array(sorted(escalations + r.tolist()), dtype=np.int64)
+        after = pages[(pages >= f.start_ms) & (pages <= horizon)]
         row["hit"].append(float(after.size > 0))
         if after.size:
             row["delay"].append((after[0] - f.start_ms) / 1000.0)
