@@ -13,7 +13,6 @@ module "results" {
   lifecycle_rules = [
     # the fleet reports under reports/ are kept
     { id = "expire-results", prefix = "results/", expiration_days = var.results_expiration_days, noncurrent_expiration_days = 1 },
-    { id = "abort-uploads", abort_multipart_days = 1 },
   ]
   tags = var.tags
 }

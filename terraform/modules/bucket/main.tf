@@ -47,7 +47,18 @@ resource "aws_s3_bucket_ownership_controls" "this" {
 }
 
 resource "aws_s3_bucket_lifecycle_configuration" "this" {
+  # checkov:skip=CKV_AWS_300:the first rule below aborts incomplete uploads on the whole bucket (tests/bucket.tftest.hcl holds it); checkov does not read a static rule beside dynamic ones
   bucket = aws_s3_bucket.this.id
+
+  # every bucket: parts of uploads that never completed are billed until removed
+  rule {
+    id     = "abort-incomplete-uploads"
+    status = "Enabled"
+    filter {}
+    abort_incomplete_multipart_upload {
+      days_after_initiation = var.abort_incomplete_upload_days
+    }
+  }
 
   dynamic "rule" {
     for_each = var.lifecycle_rules
@@ -92,12 +103,6 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
         for_each = rule.value.noncurrent_expiration_days == null ? [] : [rule.value.noncurrent_expiration_days]
         content {
           noncurrent_days = noncurrent_version_expiration.value
-        }
-      }
-      dynamic "abort_incomplete_multipart_upload" {
-        for_each = rule.value.abort_multipart_days == null ? [] : [rule.value.abort_multipart_days]
-        content {
-          days_after_initiation = abort_incomplete_multipart_upload.value
         }
       }
     }

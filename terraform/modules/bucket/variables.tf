@@ -47,9 +47,8 @@ variable "lifecycle_rules" {
     noncurrent_transitions     = optional(map(number), {}) # storage class => days after becoming noncurrent
     expiration_days            = optional(number)
     noncurrent_expiration_days = optional(number)
-    abort_multipart_days       = optional(number)
   }))
-  description = "Lifecycle rules (each enabled). At least one: every bucket says how long what it holds stays."
+  description = "Lifecycle rules (each enabled), beside the module's own rule that aborts incomplete uploads. At least one: every bucket says how long what it holds stays."
 
   validation {
     condition     = length(var.lifecycle_rules) > 0
@@ -58,6 +57,17 @@ variable "lifecycle_rules" {
   validation {
     condition     = alltrue([for r in var.lifecycle_rules : alltrue([for c, d in r.transitions : d >= 30 || c != "STANDARD_IA"])])
     error_message = "S3 accepts Standard-IA transitions from 30 days on."
+  }
+}
+
+variable "abort_incomplete_upload_days" {
+  type        = number
+  description = "Days after which the parts of an upload that never completed are deleted (a rule on the whole bucket)."
+  default     = 1
+
+  validation {
+    condition     = var.abort_incomplete_upload_days >= 1
+    error_message = "abort_incomplete_upload_days must be at least 1."
   }
 }
 

@@ -115,7 +115,6 @@ module "errors" {
     id                         = "expire"
     expiration_days            = var.error_retention_days
     noncurrent_expiration_days = 1
-    abort_multipart_days       = 1
   }]
   tags = var.tags
 }

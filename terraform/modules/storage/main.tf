@@ -93,9 +93,9 @@ module "archive" {
     noncurrent_transitions     = { STANDARD_IA = var.archive_ia_days }
     expiration_days            = var.archive_expiration_days > 0 ? var.archive_expiration_days : null
     noncurrent_expiration_days = var.archive_expiration_days > 0 ? var.archive_noncurrent_days : null
-    abort_multipart_days       = 7
   }]
-  tags = var.tags
+  abort_incomplete_upload_days = 7
+  tags                         = var.tags
 }
 
 # The processor's per-shard snapshots (write-behind): one small object per Kinesis shard,
@@ -110,7 +110,6 @@ module "state" {
     # each batch leaves the snapshot before it as a noncurrent version: kept a day (to look back), then gone
     id                         = "previous-snapshots"
     noncurrent_expiration_days = 1
-    abort_multipart_days       = 1
   }]
   tags = var.tags
 }

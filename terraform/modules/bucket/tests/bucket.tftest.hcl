@@ -10,7 +10,7 @@ variables {
   name        = "iotpm-test-things-123456789012"
   kms_key_arn = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000"
   lifecycle_rules = [
-    { id = "tiering", transitions = { STANDARD_IA = 30, GLACIER = 90 }, noncurrent_expiration_days = 1, abort_multipart_days = 7 },
+    { id = "tiering", transitions = { STANDARD_IA = 30, GLACIER = 90 }, noncurrent_expiration_days = 1 },
     { id = "results", prefix = "results/", expiration_days = 30 },
   ]
 }
@@ -49,20 +49,27 @@ run "lifecycle_rules_are_written_as_given" {
 
   assert {
     condition = (
-      aws_s3_bucket_lifecycle_configuration.this.rule[0].id == "tiering" && aws_s3_bucket_lifecycle_configuration.this.rule[0].status == "Enabled" &&
-      { for t in aws_s3_bucket_lifecycle_configuration.this.rule[0].transition : t.storage_class => t.days } == { STANDARD_IA = 30, GLACIER = 90 } &&
-      aws_s3_bucket_lifecycle_configuration.this.rule[0].noncurrent_version_expiration[0].noncurrent_days == 1 &&
-      aws_s3_bucket_lifecycle_configuration.this.rule[0].abort_incomplete_multipart_upload[0].days_after_initiation == 7 &&
+      aws_s3_bucket_lifecycle_configuration.this.rule[0].id == "abort-incomplete-uploads" &&
+      aws_s3_bucket_lifecycle_configuration.this.rule[0].abort_incomplete_multipart_upload[0].days_after_initiation == 1 &&
       length(aws_s3_bucket_lifecycle_configuration.this.rule[0].expiration) == 0
     )
-    error_message = "A whole-bucket rule: its transitions, noncurrent expiry and multipart cleanup, no expiry."
+    error_message = "Every bucket aborts incomplete uploads (after a day by default), and that rule expires nothing."
   }
   assert {
     condition = (
-      aws_s3_bucket_lifecycle_configuration.this.rule[1].id == "results" && aws_s3_bucket_lifecycle_configuration.this.rule[1].filter[0].prefix == "results/" &&
-      aws_s3_bucket_lifecycle_configuration.this.rule[1].expiration[0].days == 30 &&
-      length(aws_s3_bucket_lifecycle_configuration.this.rule[1].transition) == 0 &&
-      length(aws_s3_bucket_lifecycle_configuration.this.rule[1].abort_incomplete_multipart_upload) == 0
+      aws_s3_bucket_lifecycle_configuration.this.rule[1].id == "tiering" && aws_s3_bucket_lifecycle_configuration.this.rule[1].status == "Enabled" &&
+      { for t in aws_s3_bucket_lifecycle_configuration.this.rule[1].transition : t.storage_class => t.days } == { STANDARD_IA = 30, GLACIER = 90 } &&
+      aws_s3_bucket_lifecycle_configuration.this.rule[1].noncurrent_version_expiration[0].noncurrent_days == 1 &&
+      length(aws_s3_bucket_lifecycle_configuration.this.rule[1].expiration) == 0
+    )
+    error_message = "A whole-bucket rule: its transitions and noncurrent expiry, no expiry."
+  }
+  assert {
+    condition = (
+      aws_s3_bucket_lifecycle_configuration.this.rule[2].id == "results" && aws_s3_bucket_lifecycle_configuration.this.rule[2].filter[0].prefix == "results/" &&
+      aws_s3_bucket_lifecycle_configuration.this.rule[2].expiration[0].days == 30 &&
+      length(aws_s3_bucket_lifecycle_configuration.this.rule[2].transition) == 0 &&
+      length(aws_s3_bucket_lifecycle_configuration.this.rule[2].abort_incomplete_multipart_upload) == 0
     )
     error_message = "A prefix rule: its filter and expiry, nothing else."
   }
