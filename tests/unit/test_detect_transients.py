@@ -106,3 +106,18 @@ def test_a_machine_back_at_a_new_level_is_learned_anew_after_a_rebaseline() -> N
     after = det.update(ts[repaired + 50 :], x[repaired + 50 :])
     assert det.state.ready and not after.alarm_open
     assert [e.kind for e in after.events] == ["clear"]  # the open alarm clears, nothing raises
+
+
+def test_a_start_overshoot_of_the_vibration_waits_for_steady_running_as_iso_10816_does() -> None:
+    t_s, x = pump(10.0, 6.0)
+    stopped = (t_s >= 3.0 * 3600) & (t_s < 3.5 * 3600)
+    x[stopped, VIB], x[stopped, PRES], x[stopped, TEMP] = 0.05, 2.0, 30.0
+    start = int(3.5 * 3600 / 10)
+    x[start : start + 3, VIB] = 5.6  # run-up through a resonance: over 5 mm/s for 30 s
+    det = learned(t_s, x, 900)
+    ts = T0 + (t_s * 1000).astype(np.int64)
+    assert [e.kind for e in det.update(ts[900:], x[900:]).events] == []
+    x[start + 60, VIB] = 5.6  # the same, ten minutes into steady running: critical
+    det = learned(t_s, x, 900)
+    events = det.update(ts[900:], x[900:]).events
+    assert [(e.kind, e.severity, e.index + 900) for e in events][:1] == [("raise", "critical", start + 60)]

@@ -104,8 +104,11 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
         const int on = gate[j] >= 1.0, low_on = gate[j] > 0.0;
         double *restrict out = ch + (j * c + k) * N_CH;
         const double over = np_fmax(xr - hi, low_on ? lo - xr : NAN);
-        out[CH_THRESHOLD] = nan_to_num(over >= 0 ? 1.0 + over / span : 0.0);
-        out[CH_ISO10816] = nan_to_num(vibration ? (xr >= iso_cd ? xr / iso_cd : (xr >= iso_bc ? 0.5 : 0.0)) : 0.0);
+        /* ISO 10816-3 judges steady running: a vibration's limits wait out a start and a run-down */
+        const int transient = vibration && gate[j] == 0.0;
+        out[CH_THRESHOLD] = transient ? 0.0 : nan_to_num(over >= 0 ? 1.0 + over / span : 0.0);
+        out[CH_ISO10816] =
+            nan_to_num(vibration && !transient ? (xr >= iso_cd ? xr / iso_cd : (xr >= iso_bc ? 0.5 : 0.0)) : 0.0);
         if (!statistics) {
             expected[j * c + k] = NAN;
             scale[j * c + k] = NAN;
@@ -165,6 +168,11 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
         if (present && follows) {
             om = om + rr * dxo;
             oc = (1.0 - rr) * (oc + (rr * dxo) * dl);
+        }
+        /* a setpoint step moves the smoothed value and its baseline with it */
+        if (setpoint && process && ratio >= roc_z) {
+            of = of + dx;
+            ob = ob + dx;
         }
         const double level = of + ld[L_LEVEL] * (res - of);
         const double e = level - ob;
