@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -107,3 +108,29 @@ def test_the_audit_log_pages_newest_first_within_the_range(stores: Stores) -> No
     assert seen == [(5000, "e5"), (4000, "e4"), (3000, "e3"), (2000, "e2b"), (2000, "e2"), (1000, "e1")]
     bob = stores.audit.page(T0 + 2000, T0 + 2001, 10, None).items
     assert [(e.who, e.before, e.after) for e in bob] == [("bob", {"a": [1]}, None), ("alice", None, {"i": 2})]
+
+
+def test_devices_import_registers_on_the_emulator_as_the_callers_principal(endpoint: str, tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from iotpm.cli.app import app
+
+    ddb = client("dynamodb", endpoint)
+    tag = uuid.uuid4().hex[:8]
+    names = OperatorTables(f"t{tag}-registry", f"t{tag}-config", f"t{tag}-audit")
+    create_operator_tables(ddb, names)
+    csv = tmp_path / "registry.csv"
+    csv.write_text(
+        "device_id,site,line,device_type,gateway\npump-1,plant-1,line-1,pump,\nmotor-2,plant-1,line-2,motor,gw-1\n"
+    )
+    tables = ["--registry-table", names.registry, "--config-table", names.config, "--audit-table", names.audit]
+    res = CliRunner().invoke(app, ["devices", "import", str(csv), *tables, "--endpoint-url", endpoint])
+    assert res.exit_code == 0, res.output
+    got = DynamoRegistry(ddb, names.registry).get_many(["pump-1", "motor-2"])
+    assert {d: (r.line, r.gateway) for d, r in got.items()} == {
+        "pump-1": ("line-1", None),
+        "motor-2": ("line-2", "gw-1"),
+    }
+    entries = DynamoAudit(ddb, names.audit).page(0, 4_000_000_000_000, 10, None).items
+    assert sorted(e.subject for e in entries) == ["motor-2", "pump-1"]
+    assert all(e.who.startswith("arn:aws:") and e.action == "registration" for e in entries)

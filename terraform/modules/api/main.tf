@@ -9,13 +9,13 @@ module "function" {
   architecture = var.architecture
   memory_mb    = var.memory_mb
   timeout_s    = 29
-  environment = {
+  environment = merge({
     IOTPM_ENVIRONMENT     = var.environment
     IOTPM_READINGS_TABLE  = var.tables["readings"]
     IOTPM_DEVICES_TABLE   = var.tables["devices"]
     IOTPM_ANOMALIES_TABLE = var.tables["anomalies"]
     IOTPM_ROLLUPS_TABLE   = var.tables["rollups"]
-  }
+  }, local.operator_env) # the operator's tables: operator.tf
   policy_json        = local.policy_json
   subnet_ids         = var.subnet_ids
   security_group_ids = var.security_group_ids
@@ -28,7 +28,7 @@ module "function" {
 locals {
   policy_json = jsonencode({
     Version = "2012-10-17"
-    Statement = [
+    Statement = concat([
       {
         Sid      = "ReadTables"
         Effect   = "Allow"
@@ -38,7 +38,7 @@ locals {
       # the fleet list reads a page of keys from a keys-only index, then the records by key
       { Sid = "ReadDevicesByKey", Effect = "Allow", Action = ["dynamodb:BatchGetItem"], Resource = [var.table_arns["devices"]] },
       { Sid = "DataKey", Effect = "Allow", Action = ["kms:Decrypt"], Resource = [var.kms_key_arn] },
-    ]
+    ], local.operator_statements) # the operator's writes: operator.tf
   })
 }
 
@@ -84,6 +84,7 @@ resource "aws_api_gateway_deployment" "this" {
     redeploy = sha1(jsonencode([
       aws_api_gateway_resource.proxy.id, aws_api_gateway_method.proxy.id, aws_api_gateway_integration.proxy.id,
       aws_api_gateway_resource.dashboard.id, aws_api_gateway_method.dashboard.id, aws_api_gateway_integration.dashboard.id,
+      [for m in aws_api_gateway_method.write : m.id], [for i in aws_api_gateway_integration.write : i.id],
     ]))
   }
   lifecycle {

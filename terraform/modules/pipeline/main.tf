@@ -91,6 +91,8 @@ module "processor" {
   compact_interval_s   = var.compact_interval_s
   max_channels         = var.max_channels
   max_channels_by_type = var.max_channels_by_type
+  operator_tables      = module.storage.operator_table_names
+  operator_table_arns  = module.storage.operator_table_arns
   alerts_topic_arn     = module.alerting.machine_topic_arn # machine alarms: their own routed topic
   timestream_database  = module.storage.timestream_database
   timestream_table     = module.storage.timestream_table
@@ -111,6 +113,8 @@ module "api" {
   architecture                = var.lambda_architecture
   tables                      = module.storage.table_names
   table_arns                  = module.storage.table_arns
+  operator_tables             = module.storage.operator_table_names
+  operator_table_arns         = module.storage.operator_table_arns
   throttle_rate               = var.api_throttle_rate
   throttle_burst              = var.api_throttle_burst
   quota_per_day               = var.api_quota_per_day

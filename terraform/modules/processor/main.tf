@@ -21,7 +21,7 @@ locals {
     } : {}, local.timestream ? {
     IOTPM_TIMESTREAM_DATABASE = var.timestream_database
     IOTPM_TIMESTREAM_TABLE    = var.timestream_table
-  } : {})
+  } : {}, local.operator_env)
 }
 
 module "function" {
@@ -104,6 +104,6 @@ locals {
     ] : [], local.timestream ? [
     { Sid = "Timestream", Effect = "Allow", Action = ["timestream:WriteRecords"], Resource = [var.timestream_table_arn] },
     { Sid = "TimestreamEndpoints", Effect = "Allow", Action = ["timestream:DescribeEndpoints"], Resource = ["*"] },
-  ] : [])
+  ] : [], local.operator_statements)
   policy_json = jsonencode({ Version = "2012-10-17", Statement = local.statements })
 }

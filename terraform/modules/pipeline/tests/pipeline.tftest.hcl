@@ -111,8 +111,14 @@ run "api_policy_reads_without_scan" {
   command = apply # mocked: nothing is created
 
   assert {
-    condition     = toset(flatten([for s in jsondecode(module.api.policy_json).Statement : s.Action])) == toset(["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query", "kms:Decrypt"])
-    error_message = "The API reads with GetItem, Query and BatchGetItem only (no Scan, no writes)."
+    condition     = toset(flatten([for s in jsondecode(module.api.policy_json).Statement : s.Action if !startswith(s.Sid, "Operator")])) == toset(["dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query", "kms:Decrypt"])
+    error_message = "The API reads the pipeline's tables with GetItem, Query and BatchGetItem only (no Scan, no writes)."
+  }
+  assert {
+    condition = alltrue(flatten([for s in jsondecode(module.api.policy_json).Statement : [
+      for r in s.Resource : contains(values(module.storage.operator_table_arns), r)
+    ] if contains(s.Action, "dynamodb:PutItem")]))
+    error_message = "The API writes only the operator's tables (registry, config, audit: operator.tf)."
   }
 }
 
