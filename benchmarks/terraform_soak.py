@@ -110,6 +110,11 @@ def one_run(index: int, logs: Path, python: str) -> dict[str, Any]:
             timings = json.loads(line)
     result = {"run": index, "passed": proc.returncode == 0, "wall_s": round(wall, 1), **timings}
     result.update(provider_log(folder / "provider.log", logs / f"run-{index:02d}-retried.log"))
+    # retries whose first attempt had reached the emulator (and had its effect): it answered them again
+    result["answered_again"] = sum(
+        log.read_text(errors="replace").count("answered from its first attempt")
+        for log in folder.glob("emulator-*.log")
+    )
     if proc.returncode != 0:
         result["error"] = next((ln for ln in (proc.stdout + proc.stderr).splitlines() if "Error" in ln), "")[:300]
     return result
@@ -133,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
             f"run {i:2d}/{args.runs}: {'pass' if r['passed'] else 'FAIL'}  total {r.get('total_s', r['wall_s'])} s"
             f"  apply {r.get('apply_s', '-')} s  retried {sum(r['retried'].values())} {r['retried'] or ''}"
             f"  5xx {sum(r['5xx'].values())} {r['5xx'] or ''}  slowest {r['slowest_ms']} ms {r['slowest']}"
+            f"  answered again by the emulator {r['answered_again']}"
             + (f"  error: {r['error']}" if not r["passed"] else ""),
             flush=True,
         )
@@ -149,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{key:10s} median {summary[f'median_{key}']:6.1f} s (first run, the baseline: {values[0]} s)")
     summary["retried_requests"] = sum(sum(r["retried"].values()) for r in results)
     summary["5xx_answers"] = sum(sum(r["5xx"].values()) for r in results)
+    summary["answered_again"] = sum(r["answered_again"] for r in results)
     summary["slowest_ms"] = max((r["slowest_ms"] for r in results), default=0)
     summary["why_retried"] = [w for r in results for w in r["why_retried"]][:20]
     print(json.dumps(summary))

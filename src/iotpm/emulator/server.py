@@ -173,8 +173,11 @@ def _retried_requests_answered_once() -> None:
     The AWS SDKs send ``amz-sdk-invocation-id`` (one id for every attempt of a call) and
     ``amz-sdk-request: attempt=N; max=M``. The answer of each attempt (below 500, at most
     :data:`RETRY_ANSWER_MAX_BYTES`) is kept for the :data:`RETRY_ANSWERS_KEPT` latest calls;
-    a later attempt of a call whose earlier attempt is still running waits for it.
+    a later attempt of a call whose earlier attempt is still running waits for it. Each
+    answer given again is logged (the emulator's log says how often a first attempt's
+    answer was lost on the way).
     """
+    import logging
     import threading
     from collections import OrderedDict
 
@@ -200,6 +203,9 @@ def _retried_requests_answered_once() -> None:
         if not call:
             return dispatch(self, environ, start_response)
         if (kept := answered(call, attempt)) is not None:
+            logging.getLogger("iotpm.emulator").warning(
+                "%s (%s) answered from its first attempt: %s", call, attempt, environ.get("HTTP_X_AMZ_TARGET", "")
+            )
             start_response(kept[0], kept[1])
             return [kept[2]]
         done = threading.Event()
