@@ -169,11 +169,6 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
             om = om + rr * dxo;
             oc = (1.0 - rr) * (oc + (rr * dxo) * dl);
         }
-        /* a setpoint step moves the smoothed value and its baseline with it */
-        if (setpoint && process && ratio >= roc_z) {
-            of = of + dx;
-            ob = ob + dx;
-        }
         const double level = of + ld[L_LEVEL] * (res - of);
         const double e = level - ob;
         const double margin = e > 0.0 ? hi - ob : ob - lo;

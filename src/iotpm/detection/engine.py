@@ -383,10 +383,10 @@ class Kernel:
                     gated = ~on & (gate[..., None] >= 0.0) & (np.arange(t)[None, :, None] < lengths[:, None, None])
                     process = np.isfinite(low) | np.isfinite(high)  # (d, c) metrics with a static limit
                     gap = rates[RATES.index("gap")]
-                    expected, scale, steps = self._statistics(
+                    expected, scale = self._statistics(
                         packed, ts, x_stat, gated, active, ch, dev, share, process, gap, high
                     )
-                    op = self._operating_point(packed, x, x_stat, gate, rates, low, high, steps)
+                    op = self._operating_point(packed, x, x_stat, gate, rates, low, high)
                     ch[..., CH["operating_point"]], point = op
                 else:
                     expected = scale = point = np.full((d, t, c), np.nan)
@@ -415,9 +415,8 @@ class Kernel:
         process: npt.NDArray[np.bool_],
         gap: FloatArray,
         high: FloatArray,
-    ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """The statistical detectors; returns the expected level and scale before each
-        reading, and each setpoint step (d, t, c; NaN where none) for the operating point."""
+    ) -> tuple[FloatArray, FloatArray]:
+        """The statistical detectors; returns the expected level and scale before each reading."""
         cfg, lay = self.cfg, self.layout
         d, t, c = x.shape
         w = c + 1  # the channels, and one column for the device's interval
@@ -563,9 +562,6 @@ class Kernel:
         # step of it is an operating change, not a spike (the zones and the limit still apply)
         calm = self.is_proxy & (x < self.iso.bc) & ~(x > high[:, None, :])
         held_or_calm = held | calm
-        # a setpoint step: a held metric's step far above its typical one (the rate-of-change
-        # test's level); the operating point's baseline moves with it
-        steps = np.where(held & (ratio[..., :c] >= cfg.roc_z), dx.transpose(1, 0, 2), np.nan)
         ch[..., CH["spike"]] = np.where(held_or_calm, 0.0, self.spike(z_all, tail * rec[2]))
         # a metric with a static limit has the operating-point test for slow shifts instead:
         # against a baseline learned at one operating point, CUSUM alarms at every load change
@@ -589,7 +585,7 @@ class Kernel:
             lay.scalar(packed, "r_mewma").copy(),
             lay.scalar(packed, "r_ewma_limit").copy(),
         )
-        return exp, scale, steps
+        return exp, scale
 
     def _buffer(self, name: str, shape: tuple[int, ...]) -> FloatArray:
         """A scratch array of ``shape``, reused between calls (fresh pages cost more than the
@@ -627,7 +623,6 @@ class Kernel:
         rates: FloatArray,
         low: FloatArray,
         high: FloatArray,
-        steps: FloatArray,
     ) -> tuple[FloatArray, FloatArray]:
         """The operating-point test (d, t, c) and the value its baseline expects at each
         reading's load (NaN where it does not score), advancing its state in place; one
@@ -638,9 +633,7 @@ class Kernel:
         adapt. A channel that follows the load is taken net of the load's share; its smoothed
         value is compared with its baseline: the score is the deviation over ``margin`` times
         the baseline's distance to the limit on that side (none: no score). The baseline
-        adapts while the score is below the clear level. A setpoint step (``steps``) moves the
-        smoothed value and its baseline with it: the test looks for the slow change of a
-        machine at one setpoint, the limits judge where a setpoint is.
+        adapts while the score is below the clear level.
         """
         lay, op = self.layout, self.cfg.operating_point
         d, t, c = x.shape
@@ -674,9 +667,6 @@ class Kernel:
             learned = present & follows
             om = np.where(learned, om + rc * dx, om)
             oc = np.where(learned, (1.0 - rc) * (oc + (rc * dx) * dl[:, None]), oc)
-            moved = ~np.isnan(steps[:, j])
-            of = np.where(moved, of + steps[:, j], of)
-            ob = np.where(moved, ob + steps[:, j], ob)
             level = of + r_lvl[:, j, None] * (res - of)
             e = level - ob
             margin = np.where(e > 0.0, high - ob, ob - low)

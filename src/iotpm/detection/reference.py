@@ -73,12 +73,6 @@ class ReferenceDetector:
                 best = max(best, 0.0 if self.process[j] else drift)
                 self._missing(j)
                 continue
-            # a setpoint step moves the operating point's smoothed value and baseline with it
-            dx = x - f["last_x"][j]
-            held = self.process[j] and self.setpoint[j] and self.rates["gap"] == 0.0
-            if held and not math.isnan(dx) and abs(dx) / f["dscale"][j] >= cfg.roc_z:
-                f["op_f"][j] += dx
-                f["op_b"][j] += dx
             best = max(best, self._operating_point(j, x, dl, b_load))
             z = (x - f["mu"][j]) / f["s"][j]
             # the multivariate detectors see a smooth channel against its recent level, and
