@@ -70,7 +70,7 @@ step() {
 t0=$(now)
 tf init -input=false -backend-config="path=$WORK/terraform.tfstate" >/dev/null
 t1=$(now)
-echo "==> terraform apply of terraform/environments/local (about 155 resources; 1-2 min, most of it the provider's waits)"
+echo "==> terraform apply of terraform/environments/local (~170 resources; 1-2 min, most of it the provider's waits)"
 step apply "$WORK/apply.log" 'Creation complete' "resources created" -- \
   apply -input=false -auto-approve "${VARS[@]}" || { tail -50 "$WORK/apply.log"; exit 1; }
 t2=$(now)

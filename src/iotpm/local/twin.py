@@ -135,7 +135,7 @@ class Twin:
             self.state.discard()
         self.state.claim(emu.url, control.recorded(opts.emulator_port) if emu.pid is not None else None)
         self._ensure_zips(root, say)
-        say("terraform apply terraform/environments/local (about 155 resources on the emulator; 1-2 min)")
+        say("terraform apply terraform/environments/local (every resource of the pipeline, on the emulator; 1-2 min)")
         tf = LocalTerraform(root, self.home / "terraform", emu.url)
         tf.init()
         webhook_port = opts.webhook_port or control.free_port()
