@@ -82,7 +82,7 @@ class Settings(TableSettings):
     # the operator's controls (with the registry, config and audit tables): how old a cached
     # registration, alarm control or limits document may be, and where unregistered devices go
     operator_cache_ttl_s: float = Field(default=30.0, ge=0, le=60)
-    unregistered_devices: Literal["payload", "unassigned"] = "payload"
+    unregistered_devices: Literal["payload", "unassigned", "quarantine"] = "payload"
 
     def channel_caps(self) -> dict[str, int]:
         """``max_channels_by_type`` as a mapping (a malformed pair is an error at start, not a silent default)."""

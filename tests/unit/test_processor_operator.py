@@ -135,3 +135,38 @@ def test_a_rebaseline_drops_the_learned_state_once_and_the_new_level_is_normal()
 def test_the_ttl_is_at_most_a_minute() -> None:
     with pytest.raises(ValueError, match="within a minute"):
         OperatorCache(MemoryRegistry(), MemoryDocuments(), ttl_s=61)
+
+
+def test_a_stored_limits_document_that_does_not_validate_keeps_the_last_good_one() -> None:
+    registry, documents, clock = MemoryRegistry(), MemoryDocuments(), Clock()
+    cache = OperatorCache(registry, documents, clock=clock)
+    documents.put(LIMITS, {"line": {"line-1": {"temperature": {"high": 50.0}}}}, None, "alice", T0)
+    good = cache.config()
+    assert good.thresholds.line["line-1"]["temperature"].high == 50.0 and cache.config() is good
+    documents.put(LIMITS, {"line": {"line-1": {"temperature": {"low": 90.0, "high": 50.0}}}}, 1, "hand-edit", T0)
+    clock.t += 31.0
+    assert cache.config() is good
+
+
+def test_the_processor_gets_the_cache_only_with_the_operator_tables() -> None:
+    from iotpm.composition import Settings, _operator_cache
+
+    base = {"readings_table": "r", "devices_table": "d", "anomalies_table": "a", "rollups_table": "u",
+            "archive_bucket": "b", "alerts_topic_arn": "arn:aws:sns:eu-west-1:1:t"}  # fmt: skip
+    assert _operator_cache(Settings(**base), object()) is None
+    assert _operator_cache(Settings(**base, registry_table="reg", config_table="cfg"), object()) is None
+    full = Settings(**base, registry_table="reg", config_table="cfg", audit_table="aud", operator_cache_ttl_s=12,
+                    unregistered_devices="unassigned")  # fmt: skip
+    cache = _operator_cache(full, object())
+    assert cache is not None and (cache.ttl_s, cache.unregistered) == (12, "unassigned")
+
+
+def test_an_unregistered_device_is_quarantined_when_the_setting_says_so() -> None:
+    rig = Rig(unregistered="quarantine")
+    register(rig, "dev-0000", line="line-1")
+    counts = rig.run()
+    assert set(rig.states.items) == {"dev-0000"}
+    assert counts.quarantine_reasons == {"unregistered_device": 120} and counts.stored == 60
+    register(rig, "dev-0001", line="line-1")  # registered: its next readings are stored
+    rig.run()
+    assert set(rig.states.items) == {"dev-0000", "dev-0001"}

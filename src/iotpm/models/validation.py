@@ -58,6 +58,8 @@ class RejectReason(StrEnum):
     TOO_MANY_READINGS = "too_many_readings"
     #: metric names past the device's channel cap (the reading's other metrics are stored)
     TOO_MANY_METRICS = "too_many_metrics"
+    #: a device the registry does not know, where the environment quarantines those (issue 29)
+    UNREGISTERED_DEVICE = "unregistered_device"
 
 
 #: refusals that a device's own sending causes and that cost the pipeline (a pipeline alarm

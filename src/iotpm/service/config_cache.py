@@ -21,11 +21,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+import msgspec
 from pydantic import ValidationError
 
 from iotpm.detection import DetectorConfig
+from iotpm.models import ReadingFields, Rejection, RejectReason
 from iotpm.observability import log
 from iotpm.operator.ports import LIMITS, Documents, Registration, Registry, alarm_document
 from iotpm.operator.service import AlarmControls, thresholds_of, with_registrations
@@ -33,8 +35,9 @@ from iotpm.service.ports import DeviceRecord
 
 MAX_TTL_S = 60.0
 #: where an unregistered device's readings go: its payload's site, line and type (the
-#: bootstrap), or ``unassigned`` site and line until it is registered
-Unregistered = Literal["payload", "unassigned"]
+#: bootstrap), ``unassigned`` site and line until it is registered, or to the quarantine
+#: (``unregistered_device``)
+Unregistered = Literal["payload", "unassigned", "quarantine"]
 UNASSIGNED = "unassigned"
 
 
@@ -104,9 +107,12 @@ class OperatorCache:
             self._key = (self._version, overrides)
         return self._config
 
-    def apply(self, record: DeviceRecord, control: DeviceControl | None) -> bool:
-        """Give ``record`` its registered identity and drop its state after a re-baseline; True when it did so."""
+    def admit(self, record: DeviceRecord, control: DeviceControl | None) -> bool:
+        """Give ``record`` its registered identity and drop its state after a re-baseline; False
+        when its readings go to the quarantine instead (unregistered, ``quarantine`` set)."""
         reg = control.registration if control is not None else None
+        if reg is None and self.unregistered == "quarantine":
+            return False
         if reg is not None:
             record.site, record.line, record.device_type, record.identity = (
                 reg.site, reg.line, reg.device_type, "registry",
@@ -117,8 +123,16 @@ class OperatorCache:
         if asked is not None and record.updated_ms < asked and record.detector is not None:
             record.detector = None  # the detector learns the device anew from its next reading
             log("info", "re-baselined: the detector learns anew", device_id=record.device_id, asked_ms=asked)
-            return True
-        return False
+        return True
+
+    @staticmethod
+    def quarantined(
+        device_id: str, readings: Sequence[ReadingFields], indices: Sequence[int]
+    ) -> list[tuple[int, Rejection, Any]]:
+        """The readings of a device the registry does not know, as quarantine entries (``unregistered_device``)."""
+        why = f"device {device_id!r} is not registered (register it: PUT /devices/{device_id}/registration)"
+        rejection = Rejection(RejectReason.UNREGISTERED_DEVICE, why, device_id)
+        return [(i, rejection, msgspec.to_builtins(r)) for i, r in zip(indices, readings, strict=True)]
 
     def shelved(self, device_id: str, ts_ms: int) -> bool:
         """Whether the device's alarms are shelved at ``ts_ms`` (from this batch's read)."""

@@ -67,7 +67,7 @@ from iotpm.service.ports import (
 )
 
 if TYPE_CHECKING:
-    from iotpm.service.config_cache import OperatorCache
+    from iotpm.service.config_cache import DeviceControl, OperatorCache
 
 _DAY_S = 86_400
 T = TypeVar("T")
@@ -429,9 +429,7 @@ class Processor:
         """Each device's fresh readings through the detector, late ones stored without a score."""
         pending: list[tuple[_Device, DeviceRecord, _Fresh, DeviceInput, DeviceInput | None]] = []
         new: list[str] = []
-        controls = self.operator.devices(sorted(devices)) if self.operator is not None else {}
-        if self.operator is not None and self.operator.config() is not self.fleet.config:
-            self.fleet = FleetDetector(self.operator.config())  # limits changed: applied from this batch on
+        controls = self._controls(sorted(devices))
         for device_id in sorted(devices):
             device = devices[device_id]
             record = stored.get(device_id)
@@ -439,10 +437,12 @@ class Processor:
                 first = device.readings[0]
                 record = DeviceRecord(device_id, first.site, first.line, first.device_type)
                 new.append(device_id)
-            if self.operator is not None:  # the registry's identity; a re-baseline drops the state
-                self.operator.apply(record, controls.get(device_id))
             fresh = _fresh(device, records, record, counts)
             rejected += fresh.conflicts
+            # the registry's identity, a re-baseline; an unregistered device quarantined where so set
+            if self.operator is not None and not self.operator.admit(record, controls.get(device_id)):
+                rejected += self.operator.quarantined(device_id, fresh.readings, fresh.indices)
+                continue
             if not fresh.readings:
                 continue
             _identify(record, fresh.readings, counts)
@@ -485,6 +485,15 @@ class Processor:
             record.ingest = fresh.ingest
             work.append(_Work(device, record, fresh.readings, whole, result, fresh.indices))
         return work
+
+    def _controls(self, device_ids: list[str]) -> dict[str, DeviceControl]:
+        """The batch's devices' registrations and alarm controls; the detector on the limits in effect."""
+        if self.operator is None:
+            return {}
+        controls = self.operator.devices(device_ids)
+        if self.operator.config() is not self.fleet.config:
+            self.fleet = FleetDetector(self.operator.config())  # the limits changed: applied from this batch on
+        return controls
 
     # -- write --------------------------------------------------------------------
 

@@ -31,12 +31,12 @@ variable "operator_cache_ttl_s" {
 
 variable "unregistered_devices" {
   type        = string
-  description = "Where an unregistered device's readings go: payload (its message's site/line/type) or unassigned."
+  description = "Where an unregistered device's readings go: payload (its message's site/line/type), unassigned, or quarantine (unregistered_device)."
   default     = "payload"
 
   validation {
-    condition     = contains(["payload", "unassigned"], var.unregistered_devices)
-    error_message = "unregistered_devices must be payload or unassigned."
+    condition     = contains(["payload", "unassigned", "quarantine"], var.unregistered_devices)
+    error_message = "unregistered_devices must be payload, unassigned or quarantine."
   }
 }
 
