@@ -333,5 +333,7 @@ def test_the_twin_comes_up_again_after_its_emulator_died_and_local_down(run: dic
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
     s = json.loads(summary.read_text())
     assert s["published"] == 4 * 12 * 5 and s["publish_failed"] == 0
-    assert s["stored"] == s["published"] and s["quarantined"] == 0 and s["lost"] == 0  # only this run's readings
+    logs = "".join(p.read_text()[-1500:] for p in sorted((home / "local" / "run").glob("*.log")))
+    # only this run's readings (a fresh emulator); on failure: what up said and the services' logs
+    assert s["stored"] == s["published"] and s["quarantined"] == 0 and s["lost"] == 0, up.stderr[-2000:] + logs
     assert f"curl -s -H 'x-api-key: {s['api_key']}'" in up.stdout and "local down" in up.stdout

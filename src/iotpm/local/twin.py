@@ -113,7 +113,11 @@ class Twin:
         truth = ground_truth(faults, run.start_ms)
         (self.home / "ground_truth.json").write_text(json.dumps(truth, indent=2))
         say("waiting for the pipeline to drain")
-        self.drain(run.acked, opts.drain_timeout_s)
+        if not self.drain(run.acked, opts.drain_timeout_s):
+            st = self.status_counters() or {}
+            logs = ", ".join(str(self.procs.log_path(_process(role))) for role in ROLES)
+            say(f"the pipeline did not drain within {opts.drain_timeout_s:.0f} s (bridge {st.get('bridge')}, "
+                f"poller {st.get('poller')}): the summary counts what arrived; see {logs}")  # fmt: skip
         summary = score(live.api_url, live.api_key, fleet.ids, truth, run.sent, run.acked, run.failed, live.endpoint,
                         live.outputs)  # fmt: skip
         summary["api_url"], summary["api_key"] = live.api_url, live.api_key
@@ -247,8 +251,11 @@ class Twin:
         logs = ", ".join(str(self.procs.log_path(_process(role))) for role in ROLES)
         raise RuntimeError(f"the services did not start; see {logs}")
 
-    def drain(self, published: int, timeout_s: float) -> None:
-        """Until the poller has processed every record the bridge put, and the bridge has every message."""
+    def drain(self, published: int, timeout_s: float) -> bool:
+        """Until the poller has processed every record the bridge put, and the bridge has every message.
+
+        False when ``timeout_s`` passed first (the summary then counts what did arrive).
+        """
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             st = self.status_counters()
@@ -257,8 +264,9 @@ class Twin:
                 and st["bridge"]["received"] >= published
                 and st["poller"]["records"] >= st["bridge"]["put"] >= published
             ):
-                return
+                return True
             time.sleep(0.25)
+        return False
 
     def status_counters(self) -> dict[str, Any] | None:
         return read_status(self.home / "status.json")
