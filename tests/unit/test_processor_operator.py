@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from iotpm.detection import DeviceState
 from iotpm.operator.memory import MemoryDocuments, MemoryRegistry
 from iotpm.operator.ports import LIMITS, Registration, alarm_document
 from iotpm.service import Processor
@@ -115,21 +116,23 @@ def test_a_shelved_device_records_its_alarm_but_sends_nothing_until_the_shelve_e
     assert [a.body["event"] for a in rig.alerts.sent if a.body["device_id"] == "dev-0001"][-1:] == ["alarm_cleared"]
 
 
-def test_a_rebaseline_drops_the_learned_state_once_and_the_new_level_is_normal() -> None:
+def test_a_rebaseline_learns_anew_once_and_the_alarm_clears_at_the_new_level() -> None:
     rig = Rig()
     for _ in range(2):
         rig.run(faulty=(1,))
     assert rig.states.items["dev-0001"].alarm_open
+    assert DeviceState.from_dict(rig.states.items["dev-0001"].detector or {}).ready
     asked = rig.states.items["dev-0001"].updated_ms + 1
     rig.documents.put(alarm_document("dev-0001"), {"rebaseline_ms": asked}, None, "alice", asked)
-    # after the repair the machine runs at its new normal (the samples' 55 °C)
+    rig.run()  # after the repair the machine runs at its new normal (the samples' 55 °C)
+    state = DeviceState.from_dict(rig.states.items["dev-0001"].detector or {})
+    assert not state.ready  # learning its baseline again (a warm-up of 100 readings)
     rig.run()
-    rec = rig.states.items["dev-0001"]
-    assert not rec.alarm_open and rec.readings == 180
-    state_after = rec.detector
-    rig.run()
-    assert rig.states.items["dev-0001"].detector != state_after  # learning continues: not dropped again
-    assert not rig.states.items["dev-0001"].alarm_open
+    assert DeviceState.from_dict(rig.states.items["dev-0001"].detector or {}).ready  # not re-baselined again
+    for _ in range(10):  # the alarm carried over clears once its condition has been gone 10 minutes
+        rig.run()
+    assert not rig.states.items["dev-0001"].alarm_open and rig.kinds("dev-0001")[-1] == "clear"
+    assert [a.body["event"] for a in rig.alerts.sent if a.body["device_id"] == "dev-0001"][-1] == "alarm_cleared"
 
 
 def test_the_ttl_is_at_most_a_minute() -> None:

@@ -377,6 +377,12 @@ app.add_typer(api, name="api")
 def api_serve(
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1.", envvar="IOTPM_API_PORT")] = 8080,
     api_key: Annotated[str, typer.Option(help="the key clients send as x-api-key", envvar="IOTPM_API_KEY")] = "",
+    operator_key: Annotated[
+        str,
+        typer.Option(
+            help="the credential writes need (-u operator:KEY); empty: no writes", envvar="IOTPM_OPERATOR_KEY"
+        ),
+    ] = "",
 ) -> None:
     """Serve the API handler over HTTP with API Gateway's proxy events (tables from IOTPM_*_TABLE)."""
     from pydantic import ValidationError
@@ -386,14 +392,15 @@ def api_serve(
 
     if not api_key:
         fail("give --api-key or set IOTPM_API_KEY (clients send it as x-api-key)")
-    from iotpm.composition import TableSettings, build_queries
+    from iotpm.composition import TableSettings, build_operator, build_queries
 
     try:
         settings = TableSettings()
     except ValidationError as exc:
         missing = ", ".join(f"IOTPM_{str(e['loc'][0]).upper()}" for e in exc.errors())
         fail(f"set {missing} (the Terraform outputs of the environment)")
-    server = ApiServer(ApiHandler(lambda: build_queries(settings)), api_key, port)
+    handler = ApiHandler(lambda: build_queries(settings), operator=lambda q: build_operator(settings, queries=q))
+    server = ApiServer(handler, api_key, port, operator_key=operator_key)
     console.print(f"API at {server.url} (x-api-key required); Ctrl-C stops it")
     try:
         server.serve_forever()

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import msgspec
 from pydantic import ValidationError
 
-from iotpm.detection import DetectorConfig
+from iotpm.detection import DetectorConfig, DeviceState, FleetDetector
 from iotpm.models import ReadingFields, Rejection, RejectReason
 from iotpm.observability import log
 from iotpm.operator.ports import LIMITS, Documents, Registration, Registry, alarm_document
@@ -107,9 +107,9 @@ class OperatorCache:
             self._key = (self._version, overrides)
         return self._config
 
-    def admit(self, record: DeviceRecord, control: DeviceControl | None) -> bool:
-        """Give ``record`` its registered identity and drop its state after a re-baseline; False
-        when its readings go to the quarantine instead (unregistered, ``quarantine`` set)."""
+    def admit(self, record: DeviceRecord, control: DeviceControl | None, fleet: FleetDetector) -> bool:
+        """Give ``record`` its registered identity and re-baseline its state when asked (through
+        ``fleet``); False when its readings go to the quarantine instead (unregistered, ``quarantine`` set)."""
         reg = control.registration if control is not None else None
         if reg is None and self.unregistered == "quarantine":
             return False
@@ -121,7 +121,7 @@ class OperatorCache:
             record.site, record.line, record.identity = UNASSIGNED, UNASSIGNED, UNASSIGNED
         asked = control.alarm.rebaseline_ms if control is not None else None
         if asked is not None and record.updated_ms < asked and record.detector is not None:
-            record.detector = None  # the detector learns the device anew from its next reading
+            record.detector = _rebaselined(record, fleet)
             log("info", "re-baselined: the detector learns anew", device_id=record.device_id, asked_ms=asked)
         return True
 
@@ -138,3 +138,14 @@ class OperatorCache:
         """Whether the device's alarms are shelved at ``ts_ms`` (from this batch's read)."""
         held = self._devices.get(device_id)
         return held is not None and held[1].alarm.shelved(ts_ms)
+
+
+def _rebaselined(record: DeviceRecord, fleet: FleetDetector) -> dict[str, Any] | None:
+    """The device's state after the detector's re-baseline: its statistics learn anew from the next
+    reading, its alarm carries over and clears once its condition is gone (None: a state this
+    release cannot read, which learns anew whole)."""
+    try:
+        state = DeviceState.from_dict(record.detector or {})
+    except (ValueError, KeyError, TypeError):
+        return None
+    return fleet.rebaseline(state).to_dict()

@@ -440,7 +440,7 @@ class Processor:
             fresh = _fresh(device, records, record, counts)
             rejected += fresh.conflicts
             # the registry's identity, a re-baseline; an unregistered device quarantined where so set
-            if self.operator is not None and not self.operator.admit(record, controls.get(device_id)):
+            if self.operator is not None and not self.operator.admit(record, controls.get(device_id), self.fleet):
                 rejected += self.operator.quarantined(device_id, fresh.readings, fresh.indices)
                 continue
             if not fresh.readings:
