@@ -30,6 +30,7 @@ from iotpm.composition import (
     ReportSettings,
     Settings,
     TableSettings,
+    build_operator,
     build_processor,
     build_queries,
     build_report_job,
@@ -106,11 +107,20 @@ def run(applied: dict[str, Any], endpoint: str) -> dict[str, Any]:
     hot = batch(4, 40, start_ms=T0, first_seq=150, faulty=[2], fault_from=160, seed=7)
     bad = [RawRecord("x1", "x", b"{oops", T0), RawRecord("x2", "x", b"[]", T0)]
     responses = [processor(kinesis_event(records), None) for records in [*learn, hot + bad]]
-    api = ApiHandler(lambda: build_queries(asettings, aaws))
+    api = ApiHandler(lambda: build_queries(asettings, aaws), operator=lambda q: build_operator(asettings, aaws, q))
     device = "/devices/dev-0002"
     routes = ["/devices", device, f"{device}/readings?resolution=1m", f"{device}/readings", f"{device}/anomalies",
-              "/anomalies", "/lines/line-1/summary"]  # fmt: skip
+              "/anomalies", "/lines/line-1/summary", "/config/limits", "/audit"]  # fmt: skip
     answers = {r: api(proxy_event("GET", r, {}, "127.0.0.1"), None) for r in routes}
+    # the operator's writes, as an IAM principal (the API's policy must allow each call they make)
+    who, limits = (
+        "arn:aws:iam::000000000000:user/operator",
+        json.dumps({"line": {"line-1": {"temperature": {"high": 70}}}}),
+    )
+    registration = '{"site": "plant-1", "line": "line-1", "device_type": "pump"}'
+    writes = [("PUT", f"{device}/registration", registration), ("PUT", "/config/limits", limits),
+              ("POST", f"{device}/alarm/acknowledge", '{"note": "on it"}')]  # fmt: skip
+    answers |= {f"{m} {r}": api(proxy_event(m, r, {}, "127.0.0.1", b, who), None) for m, r, b in writes}
     rsettings = ReportSettings.from_environment(handler_environment(lam, function_name(applied, "report"), region))
     rcalls: Calls = set()
     raws = recording(clients(rsettings, ("dynamodb", "athena", "s3", "sns")), rcalls)
@@ -205,6 +215,20 @@ def _attrs(defs: list[dict[str, str]]) -> set[tuple[str, str]]:
 
 def _indexes(gsis: list[dict[str, Any]]) -> dict[str, Any]:
     return {g["IndexName"]: (g["KeySchema"], g["Projection"]["ProjectionType"]) for g in gsis}
+
+
+def test_the_registry_is_seeded_from_the_things_and_the_operator_writes_landed(run: dict[str, Any]) -> None:
+    from iotpm.adapters.registry import DynamoAudit, DynamoRegistry
+
+    settings, ddb = run["settings"], client("dynamodb", os.environ["AWS_ENDPOINT_URL"])
+    seeded = DynamoRegistry(ddb, settings.registry_table).get("compressor-0002")  # terraform/environments/local
+    assert seeded is not None and (seeded.line, seeded.device_type, seeded.updated_by) == (
+        "line-2",
+        "compressor",
+        "terraform",
+    )
+    entries = DynamoAudit(ddb, settings.audit_table).page(0, 4_000_000_000_000, 10, None).items
+    assert sorted(e.action for e in entries) == ["acknowledge", "configuration", "registration"]
 
 
 @pytest.mark.parametrize("function", ["processor", "api", "report"])

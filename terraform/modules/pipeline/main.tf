@@ -53,6 +53,7 @@ module "storage" {
   archive_noncurrent_days = var.archive_noncurrent_days
   force_destroy           = var.force_destroy_buckets
   tls_only                = var.buckets_tls_only
+  registrations           = var.things # the registry's seed (storage/registry.tf)
   tags                    = local.tags
 }
 

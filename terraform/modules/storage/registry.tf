@@ -60,3 +60,33 @@ output "operator_table_arns" {
   description = "The operator's DynamoDB table ARNs by role (registry, config, audit)."
   value       = { for k, t in aws_dynamodb_table.operator : k => t.arn }
 }
+
+variable "registrations" {
+  type = map(object({
+    device_type = string
+    site        = string
+    line        = string
+  }))
+  description = "Devices to seed the registry with (the pipeline's things); later changes go through the API or iotpm devices import."
+  default     = {}
+}
+
+# Seeded once: an operator's later registration (API, iotpm devices import) is not reverted by an apply.
+resource "aws_dynamodb_table_item" "registration" {
+  for_each   = var.registrations
+  table_name = aws_dynamodb_table.operator["registry"].name
+  hash_key   = "device_id"
+  item = jsonencode({
+    device_id   = { S = each.key }
+    site        = { S = each.value.site }
+    line        = { S = each.value.line }
+    device_type = { S = each.value.device_type }
+    overrides   = { S = "{}" }
+    version     = { N = "1" }
+    updated_ms  = { N = "0" }
+    updated_by  = { S = "terraform" }
+  })
+  lifecycle {
+    ignore_changes = [item]
+  }
+}
