@@ -217,3 +217,34 @@ def test_locally_a_read_key_cannot_write_and_the_operator_credential_can(app: AP
         assert server.respond("GET", target, {"x-api-key": "read-key"}, "127.0.0.1")[0] == 200
     finally:
         server.httpd.server_close()  # never started: nothing to shut down
+
+
+def test_over_http_the_operator_credential_writes_and_the_read_key_reads(app: APIGatewayRestResolver) -> None:
+    import urllib.error
+    import urllib.request
+
+    from iotpm.emulator.control import free_port
+
+    server = ApiServer(lambda e, c: app.resolve(dict(e), c), "read-key", free_port(), operator_key="op-key").start()
+    basic = "Basic " + base64.b64encode(b"operator:op-key").decode()
+
+    def send(method: str, path: str, body: dict[str, Any] | None, headers: dict[str, str]) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        # as curl -d, urllib says form-urlencoded unless told: the body is JSON
+        headers = headers | {"Content-Type": "application/json"}
+        req = urllib.request.Request(server.url + path, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    try:
+        reg = {"site": "plant-1", "line": "line-2", "device_type": "pump"}
+        assert send("PUT", "/devices/dev-0001/registration", reg, {"x-api-key": "read-key"})[0] == 403
+        status, body = send("PUT", "/devices/dev-0001/registration", reg, {"Authorization": basic})
+        assert status == 200 and body["line"] == "line-2" and body["updated_by"] == LOCAL_OPERATOR
+        status, audit = send("GET", "/audit", None, {"x-api-key": "read-key"})
+        assert status == 200 and [e["who"] for e in audit["items"]] == [LOCAL_OPERATOR]
+    finally:
+        server.stop()
