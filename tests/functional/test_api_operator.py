@@ -248,3 +248,16 @@ def test_over_http_the_operator_credential_writes_and_the_read_key_reads(app: AP
         assert status == 200 and [e["who"] for e in audit["items"]] == [LOCAL_OPERATOR]
     finally:
         server.stop()
+
+
+def test_the_open_alarms_raise_carries_its_state_and_the_device_shows_it(app: APIGatewayRestResolver) -> None:
+    detail = call(app, "GET", "/devices/dev-0002")[1]
+    assert detail["open_alarm"]["state"] == "unacknowledged"
+    assert call(app, "POST", "/devices/dev-0002/alarm/acknowledge", {"note": "seen"})[0] == 200
+    detail = call(app, "GET", "/devices/dev-0002")[1]
+    assert detail["open_alarm"]["state"] == "acknowledged" == detail["alarm_state"]
+    rows = call(app, "GET", "/devices/dev-0002/anomalies?from=2026-09-21T00:00:00Z")[1]["items"]
+    raises = [(r["time"], r["state"]) for r in rows if r["kind"] == "raise"]
+    assert (detail["alarm_since"], "acknowledged") in raises
+    assert all(s == "cleared" for t, s in raises if t != detail["alarm_since"])
+    assert all(r["state"] is None for r in rows if r["kind"] != "raise")

@@ -163,7 +163,8 @@ def build_app(
             limits = {m: EffectiveLimit(low=s.limits.low, high=s.limits.high, source=s.source)
                       for m, s in operator.device_limits(record).items()}  # fmt: skip
             state = operator.controls(device_id).state(record, clock())
-            detail = detail.model_copy(update={"limits": limits, "alarm_state": state})
+            shown = None if open_alarm is None else _with_state(open_alarm, record, state)
+            detail = detail.model_copy(update={"limits": limits, "alarm_state": state, "open_alarm": shown})
         return _json(detail)
 
     @app.get("/devices/<device_id>/readings", responses=_responses(ReadingsPage), summary="readings", tags=["devices"])
@@ -211,9 +212,13 @@ def build_app(
         next_token: TokenQuery = None,
     ) -> Response[str]:
         start, end = _range(from_, to, MAX_SPAN["anomalies"], clock, default=7 * DAY)
-        _known(queries, device_id)
+        record = _known(queries, device_id)
         page = queries.device_anomalies(device_id, start, end, limit, next_token)
-        return _json(AnomalyPage(items=[_anomaly(a) for a in page.items], next_token=page.cursor))
+        items = [_anomaly(a) for a in page.items]
+        if operator is not None:  # each raise's alarm state: the open alarm's, or cleared
+            state = operator.controls(device_id).state(record, clock())
+            items = [_with_state(a, record, state) for a in items]
+        return _json(AnomalyPage(items=items, next_token=page.cursor))
 
     @app.get("/anomalies", responses=_responses(AnomalyPage), summary="fleet alarms, newest first", tags=["fleet"])
     def anomalies(
@@ -408,6 +413,14 @@ def _trend(t: dict[str, float | None], last_ts_ms: int) -> Trend:
 
 def _finite(value: float | None) -> float | None:
     return value if value is not None and math.isfinite(value) else None
+
+
+def _with_state(a: Anomaly, record: DeviceRecord, state: str) -> Anomaly:
+    """A raise with its alarm's state: the open alarm's (``state``), or cleared (another incident)."""
+    if a.kind != "raise":
+        return a
+    open_now = record.alarm_open and record.alarm_since_ms is not None and epoch_ms(a.time) == record.alarm_since_ms
+    return a.model_copy(update={"state": state if open_now and state != "normal" else "cleared"})
 
 
 def _anomaly(a: AnomalyRow) -> Anomaly:

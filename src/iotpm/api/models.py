@@ -63,6 +63,9 @@ class Anomaly(Body):
     line: str
     device_type: str
     reasons: list[dict[str, Any]]
+    state: Literal["unacknowledged", "acknowledged", "shelved", "cleared"] | None = Field(
+        default=None, description="a raise's alarm state (ISA-18.2): cleared once its incident is over"
+    )
 
 
 class EffectiveLimit(Body):
