@@ -261,3 +261,18 @@ def test_the_open_alarms_raise_carries_its_state_and_the_device_shows_it(app: AP
     assert (detail["alarm_since"], "acknowledged") in raises
     assert all(s == "cleared" for t, s in raises if t != detail["alarm_since"])
     assert all(r["state"] is None for r in rows if r["kind"] != "raise")
+
+
+def test_detector_settings_are_a_versioned_document_without_the_limits(app: APIGatewayRestResolver) -> None:
+    status, shipped, headers = call(app, "GET", "/config/detector")
+    assert status == 200 and headers["ETag"] == '"0"' and shipped["warmup"] == 100 and "thresholds" not in shipped
+    mine = {**shipped, "alarm": {**shipped["alarm"], "min_duration": 3}}
+    status, body, headers = call(app, "PUT", "/config/detector", mine, headers={"If-Match": '"0"'})
+    assert status == 200 and headers["ETag"] == '"1"' and body["alarm"]["min_duration"] == 3
+    assert call(app, "PUT", "/config/detector", mine)[0] == 428
+    status, err, _ = call(app, "PUT", "/config/detector", {**mine, "warmup": 5}, headers={"If-Match": '"1"'})
+    assert status == 400 and "warmup" in err["error"]["message"]
+    status, err, _ = call(app, "PUT", "/config/detector", {**mine, "thresholds": {}}, headers={"If-Match": '"1"'})
+    assert status == 400 and "/config/limits" in err["error"]["message"]
+    assert call(app, "GET", "/config/detector")[1]["alarm"]["min_duration"] == 3
+    assert [e["subject"] for e in call(app, "GET", "/audit")[1]["items"]] == ["detector"]

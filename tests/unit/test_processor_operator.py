@@ -173,3 +173,13 @@ def test_an_unregistered_device_is_quarantined_when_the_setting_says_so() -> Non
     register(rig, "dev-0001", line="line-1")  # registered: its next readings are stored
     rig.run()
     assert set(rig.states.items) == {"dev-0000", "dev-0001"}
+
+
+def test_the_detector_settings_document_sets_the_other_knobs_and_keeps_the_limits() -> None:
+    registry, documents, clock = MemoryRegistry(), MemoryDocuments(), Clock()
+    cache = OperatorCache(registry, documents, clock=clock)
+    documents.put(LIMITS, {"line": {"line-1": {"temperature": {"high": 50.0}}}}, None, "alice", T0)
+    documents.put("detector", {"alarm": {"min_duration": 3}, "warmup": 200}, None, "alice", T0)
+    config = cache.config()
+    assert (config.alarm.min_duration, config.warmup) == (3, 200)
+    assert config.thresholds.line["line-1"]["temperature"].high == 50.0

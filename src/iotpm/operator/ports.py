@@ -16,6 +16,8 @@ from iotpm.api.ports import Page
 
 #: the name of the limits document (the ThresholdConfig JSON)
 LIMITS: str = "limits"
+#: the name of the detector settings document (DetectorConfig's fields but its thresholds)
+DETECTOR: str = "detector"
 
 
 def alarm_document(device_id: str) -> str:

@@ -17,9 +17,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from iotpm.api.ports import Page
-from iotpm.detection.config import Limits, ThresholdConfig
+from iotpm.detection.config import DetectorConfig, Limits, ThresholdConfig
 from iotpm.models.metrics import parse_metric
 from iotpm.operator.ports import (
+    DETECTOR,
     LIMITS,
     AuditEntry,
     AuditLog,
@@ -99,6 +100,11 @@ class SourcedLimits:
 
     limits: Limits
     source: str  # registration, device:<id>, line:<line>, device_type:<type>, default
+
+
+def detector_settings(config: DetectorConfig) -> dict[str, Any]:
+    """A DetectorConfig's fields but its thresholds, as JSON (the detector settings document)."""
+    return config.model_dump(mode="json", exclude={"thresholds"})
 
 
 def thresholds_of(document: Document | None) -> ThresholdConfig:
@@ -206,19 +212,37 @@ class Operator:
             config = ThresholdConfig.model_validate(body)
         except ValidationError as exc:
             raise InvalidDocumentError(f"the limits document is invalid: {_problems(exc)}") from exc
-        held = self.documents.get(LIMITS)
+        return self._put_document(LIMITS, config.model_dump(mode="json"), if_match, who)
+
+    def detector(self) -> Document:
+        """The detector settings document (version 0: none stored yet, the shipped settings)."""
+        held = self.documents.get(DETECTOR)
+        return held or Document(DETECTOR, detector_settings(DetectorConfig()), 0)
+
+    def put_detector(self, body: Any, if_match: int | None, who: str) -> Document:
+        """Validate ``body`` (DetectorConfig's fields but ``thresholds``: those are /config/limits) whole, then store it."""
+        if isinstance(body, dict) and "thresholds" in body:
+            raise InvalidDocumentError("thresholds: the limits are /config/limits, not detector settings")
+        try:
+            config = DetectorConfig.model_validate(body)
+        except ValidationError as exc:
+            raise InvalidDocumentError(f"the detector settings are invalid: {_problems(exc)}") from exc
+        return self._put_document(DETECTOR, detector_settings(config), if_match, who)
+
+    def _put_document(self, name: str, body: dict[str, Any], if_match: int | None, who: str) -> Document:
+        held = self.documents.get(name)
         if held is not None and if_match is None:
             raise PreconditionRequiredError(
                 f"send If-Match with the version you read (the current one is {held.version})"
             )
         current = 0 if held is None else held.version
         if if_match is not None and if_match != current:
-            raise PreconditionFailedError(f"the limits are at version {current}, not {if_match}: read them again")
+            raise PreconditionFailedError(f"{name} is at version {current}, not {if_match}: read it again")
         try:
-            stored = self.documents.put(LIMITS, config.model_dump(mode="json"), _version(held), who, self._now())
+            stored = self.documents.put(name, body, _version(held), who, self._now())
         except ConflictError as exc:
-            raise PreconditionFailedError("the limits changed while this was written: read them again") from exc
-        self._record(who, "configuration", LIMITS, None if held is None else _doc(held), _doc(stored))
+            raise PreconditionFailedError(f"{name} changed while this was written: read it again") from exc
+        self._record(who, "configuration", name, None if held is None else _doc(held), _doc(stored))
         return stored
 
     def device_limits(self, record: DeviceRecord) -> dict[str, SourcedLimits]:

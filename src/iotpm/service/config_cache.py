@@ -10,7 +10,7 @@ per table per minute per batch's devices and one GetItem for the limits.
   authoritative source), whatever its payload or first message said;
 * limits: the limits document (validated again: a document that does not validate
   keeps the last good configuration, logged) with each registered device's overrides
-  over its ``device`` entry;
+  over its ``device`` entry, on the detector settings document's other settings;
 * shelve: an alarm event of a device shelved at the reading's time is recorded, not sent;
 * re-baseline: a device whose record was last updated before its re-baseline request
   drops its learned state and learns anew from its next reading.
@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from iotpm.detection import DetectorConfig, DeviceState, FleetDetector
 from iotpm.models import ReadingFields, Rejection, RejectReason
 from iotpm.observability import log
-from iotpm.operator.ports import LIMITS, Documents, Registration, Registry, alarm_document
+from iotpm.operator.ports import DETECTOR, LIMITS, Document, Documents, Registration, Registry, alarm_document
 from iotpm.operator.service import AlarmControls, thresholds_of, with_registrations
 from iotpm.service.ports import DeviceRecord
 
@@ -70,8 +70,10 @@ class OperatorCache:
         self._read_at: float | None = None  # when the limits document was last read
         self._version = -1  # the limits document's version in effect (0: none stored)
         self._thresholds = self.base.thresholds
+        self._settings_version = -1  # the detector settings document's, likewise
+        self._settings = self.base
         self._config = self.base
-        self._key: tuple[int, tuple[tuple[str, str], ...]] | None = None
+        self._key: tuple[int, int, tuple[tuple[str, str], ...]] | None = None
 
     def devices(self, device_ids: Sequence[str]) -> dict[str, DeviceControl]:
         """Each device's control, the stale or missing ones read again in one request per table."""
@@ -91,21 +93,35 @@ class OperatorCache:
         now = self._clock()
         if self._read_at is None or now - self._read_at > self.ttl_s:
             self._read_at = now
-            doc = self.documents.get(LIMITS)
-            version = 0 if doc is None else doc.version
-            if version != self._version:
-                try:
-                    self._thresholds = self.base.thresholds if doc is None else thresholds_of(doc)
-                    self._version = version
-                except ValidationError as exc:  # the API never stores one; a hand-edited item might
-                    log("error", "the stored limits document is invalid; the last good one stays", error=str(exc))
+            docs = self.documents.get_many([LIMITS, DETECTOR])
+            self._read_limits(docs.get(LIMITS))
+            self._read_settings(docs.get(DETECTOR))
         regs = [c.registration for _, c in self._devices.values() if c.registration is not None]
         overrides = tuple(sorted((r.device_id, repr(sorted(r.overrides.items()))) for r in regs if r.overrides))
-        if (self._version, overrides) != self._key:
+        key = (self._version, self._settings_version, overrides)
+        if key != self._key:
             merged = with_registrations(self._thresholds, regs)
-            self._config = self.base.model_copy(update={"thresholds": merged})
-            self._key = (self._version, overrides)
+            self._config = self._settings.model_copy(update={"thresholds": merged})
+            self._key = key
         return self._config
+
+    def _read_limits(self, doc: Document | None) -> None:
+        version = 0 if doc is None else doc.version
+        if version != self._version:
+            try:
+                self._thresholds = self.base.thresholds if doc is None else thresholds_of(doc)
+                self._version = version
+            except ValidationError as exc:  # the API never stores one; a hand-edited item might
+                log("error", "the stored limits document is invalid; the last good one stays", error=str(exc))
+
+    def _read_settings(self, doc: Document | None) -> None:
+        version = 0 if doc is None else doc.version
+        if version != self._settings_version:
+            try:
+                self._settings = self.base if doc is None else DetectorConfig.model_validate(dict(doc.body))
+                self._settings_version = version
+            except ValidationError as exc:
+                log("error", "the stored detector settings are invalid; the last good ones stay", error=str(exc))
 
     def admit(self, record: DeviceRecord, control: DeviceControl | None, fleet: FleetDetector) -> bool:
         """Give ``record`` its registered identity and re-baseline its state when asked (through

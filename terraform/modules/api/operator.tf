@@ -44,6 +44,7 @@ locals {
   admin_routes = [
     "${local.invoke}/PUT/devices/*/registration",
     "${local.invoke}/PUT/config/limits",
+    "${local.invoke}/PUT/config/detector",
   ]
 }
 

@@ -9,6 +9,7 @@ gateway's configuration alone.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -169,6 +170,28 @@ def build_router(operator: Operator | None, clock: Callable[[], int]) -> Router:
     def put_limits(body: Annotated[ThresholdConfig, Body()], if_match: IfMatch = None) -> Response[str]:
         user = who()
         return limits_response(service().put_limits(body.model_dump(mode="json"), parse_if_match(if_match), user))
+
+    @router.get(
+        "/config/detector", responses=_responses(dict[str, Any]), summary="detector settings (ETag: version)", tags=tags
+    )
+    def get_detector() -> Response[str]:
+        doc = service().detector()
+        return Response(200, "application/json", json.dumps(dict(doc.body)), headers={"ETag": f'"{doc.version}"'})
+
+    @router.put(
+        "/config/detector",
+        responses=_responses(dict[str, Any], 412, 428),
+        summary="replace the detector settings (IAM, If-Match)",
+        tags=tags,
+        security=WRITE_SECURITY,
+    )
+    def put_detector(
+        body: Annotated[dict[str, Any], Body(description="DetectorConfig's fields but thresholds (/config/limits)")],
+        if_match: IfMatch = None,
+    ) -> Response[str]:
+        user = who()
+        doc = service().put_detector(body, parse_if_match(if_match), user)
+        return Response(200, "application/json", json.dumps(dict(doc.body)), headers={"ETag": f'"{doc.version}"'})
 
     @router.post(
         "/devices/<device_id>/alarm/acknowledge", responses=_responses(AlarmOut, 404, 409), summary="acknowledge (IAM)",
