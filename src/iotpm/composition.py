@@ -210,7 +210,8 @@ def build_report_job(settings: ReportSettings | None = None, aws: dict[str, Any]
 
     s = settings or ReportSettings()
     c = aws or clients(s, ("dynamodb", "athena", "s3", "sns"))
-    app = build_app(build_queries(s, c))
+    queries = build_queries(s, c)
+    app = build_app(queries, operator=build_operator(s, c, queries))  # alarms' states (with the operator's tables)
     return ReportJob(
         api=lambda event, context: app.resolve(dict(event), context),
         queries=AthenaQueries(c["athena"], s.athena_workgroup, s.athena_database),

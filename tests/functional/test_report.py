@@ -98,3 +98,22 @@ def test_the_report_lambda_writes_both_renderings_and_sends_the_summary(tmp_path
     (sent,) = alerts.sent
     assert sent.attributes["event"] == "report" and sent.attributes["line"] == "line-1"
     assert "dev-0001" in sent.body["summary"]
+
+
+def test_the_report_shows_each_open_alarms_state_where_the_operators_controls_are(tmp_path: Path) -> None:
+    from iotpm.operator.memory import MemoryAudit, MemoryDocuments, MemoryRegistry
+    from iotpm.operator.service import Operator
+
+    st, rd, an, ro = m.MemoryStates(), m.MemoryReadings(), m.MemoryAnomalies(), m.MemoryRollups()
+    p = Processor(states=st, readings=rd, anomalies=an, rollups=ro, archive=m.MemoryArchive(), alerts=m.MemoryAlerts())
+    for i in range(10):
+        assert not p(batch(5, 60, start_ms=T0, first_seq=i * 60, faulty=[2], fault_from=400, seed=i), now_ms=NOW).errors
+    queries = MemoryQueries(st, rd, an, ro)
+    operator = Operator(MemoryRegistry(), MemoryDocuments(), MemoryAudit(), queries.device, lambda: NOW)
+    operator.shelve("dev-0002", "alice", NOW + 3_600_000, "bearing swap")
+    app = build_app(queries, now_ms=lambda: NOW, operator=operator)
+    get = handler_get(lambda event, ctx: app.resolve(dict(event), ctx))
+    until = datetime.fromtimestamp(NOW / 1000, tz=UTC)
+    shelved = build_report(get, None, ReportOptions(until=until, hours=24, silent_minutes=60))
+    assert [(a["device_id"], a["state"]) for a in shelved.open_alarms] == [("dev-0002", "shelved")]
+    assert "0 unacknowledged, 1 shelved" in shelved.summary() and "<td>shelved</td>" in shelved.html()

@@ -123,11 +123,13 @@ class FleetReport:
         for v in self.lines.values():
             bands.update(v["health_bands"])
         alarms = ", ".join(f"{a['device_id']} ({a['why']})" for a in self.open_alarms[:5]) or "none"
+        states = Counter(str(a["state"]) for a in self.open_alarms)
         quarantined = sum(int(r["messages"]) for r in self.quality.get("quarantine_reasons", []))
         return (
             f"iotpm {scope} report to {_iso(o.until)}: {sum(bands.values())} devices, "
             f"{bands['good']} good / {bands['watch']} watch / {bands['critical']} critical. "
-            f"Open alarms: {alarms}. {len(self.raised)} raised, {len(self.escalated)} escalated in {o.hours:g} h; "
+            f"Open alarms: {alarms}; {states['unacknowledged']} unacknowledged, {states['shelved']} shelved. "
+            f"{len(self.raised)} raised, {len(self.escalated)} escalated in {o.hours:g} h; "
             f"{len(self.heading)} heading for a limit; {quarantined} quarantined, "
             f"{len(self.quality.get('silent_devices', []))} silent."
         )
@@ -196,6 +198,8 @@ def _open_alarm(detail: Mapping[str, Any]) -> dict[str, Any]:
         "device_id": detail["device_id"], "site": detail["site"], "line": detail["line"],
         "since": alarm["time"], "severity": alarm["severity"], "health": detail["health"],
         "why": _why(alarm["reasons"]), "reasons": alarm["reasons"],
+        # acknowledged or shelved where the operator's controls are deployed (issue 29)
+        "state": detail.get("alarm_state") or "unacknowledged",
     }  # fmt: skip
 
 
@@ -286,7 +290,7 @@ def render_html(r: FleetReport) -> str:
         "<h2>Devices by health band</h2>",
         _table(lines, ["line", "devices", "good", "watch", "critical", "open_alarms"], "no devices"),
         "<h2>Open alarms</h2>",
-        _table(r.open_alarms, ["device_id", "line", "severity", "since", "health", "why"], "no open alarm"),
+        _table(r.open_alarms, ["device_id", "line", "severity", "state", "since", "health", "why"], "no open alarm"),
         "<h2>Machines heading for a limit</h2>",
         _table(r.heading, HEADING_COLUMNS, "no machine is heading for a limit"),
         "<h2>Alarms raised in the period</h2>",

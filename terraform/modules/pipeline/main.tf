@@ -181,6 +181,8 @@ module "report" {
   architecture         = var.lambda_architecture
   tables               = module.storage.table_names
   table_arns           = module.storage.table_arns
+  operator_tables      = module.storage.operator_table_names
+  operator_table_arns  = module.storage.operator_table_arns
   archive_bucket_arn   = module.storage.archive_bucket_arn
   results_bucket       = module.analytics.results_bucket
   results_bucket_arn   = module.analytics.results_bucket_arn

@@ -12,7 +12,7 @@ module "function" {
   architecture = var.architecture
   memory_mb    = 1024
   timeout_s    = 600
-  environment = {
+  environment = merge({
     IOTPM_ENVIRONMENT      = var.environment
     IOTPM_READINGS_TABLE   = var.tables["readings"]
     IOTPM_DEVICES_TABLE    = var.tables["devices"]
@@ -22,7 +22,7 @@ module "function" {
     IOTPM_ATHENA_WORKGROUP = var.athena_workgroup
     IOTPM_ATHENA_DATABASE  = var.glue_database
     IOTPM_REPORT_TOPIC_ARN = var.summary_topic_arn
-  }
+  }, local.operator_env) # the alarms' states: operator.tf
   policy_json        = local.policy_json
   subnet_ids         = var.subnet_ids
   security_group_ids = var.security_group_ids
@@ -75,7 +75,7 @@ locals {
       { Sid = "DataKey", Effect = "Allow", Action = ["kms:Decrypt", "kms:GenerateDataKey"], Resource = [var.kms_key_arn] },
       ], var.summary_topic_arn == "" ? [] : [
       { Sid = "Summary", Effect = "Allow", Action = ["sns:Publish"], Resource = [var.summary_topic_arn] },
-    ])
+    ], local.operator_statements)
   })
 }
 
