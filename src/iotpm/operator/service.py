@@ -220,7 +220,7 @@ class Operator:
         return held or Document(DETECTOR, detector_settings(DetectorConfig()), 0)
 
     def put_detector(self, body: Any, if_match: int | None, who: str) -> Document:
-        """Validate ``body`` (DetectorConfig's fields but ``thresholds``: those are /config/limits) whole, then store it."""
+        """Validate ``body`` whole (DetectorConfig's fields but ``thresholds``, which are /config/limits); store it."""
         if isinstance(body, dict) and "thresholds" in body:
             raise InvalidDocumentError("thresholds: the limits are /config/limits, not detector settings")
         try:
