@@ -232,3 +232,40 @@ def test_an_api_link_to_elsewhere_gets_nothing_and_markup_in_the_data_stays_text
         api.stop()
     for png in tmp_path.glob("*.png"):
         _keep(png)
+
+
+def test_the_device_view_draws_the_limits_in_effect_from_the_api_and_the_alarms_state(
+    chrome: Any, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from iotpm.operator.memory import MemoryAudit, MemoryDocuments, MemoryRegistry
+    from iotpm.operator.service import Operator
+
+    fleet = _hostile_fleet()
+    operator = Operator(MemoryRegistry(), MemoryDocuments(), MemoryAudit(), fleet.device, lambda: NOW)
+    operator.put_limits({"line": {"line-1": {"temperature": {"low": 5.0, "high": 61.5}}}}, 0, "alice")
+    operator.acknowledge("dev-0002", "alice", "on my way")
+    app = build_app(fleet, now_ms=lambda: NOW, operator=operator)
+    api = ApiServer(lambda e, c: app.resolve(dict(e), c), KEY).start()
+    try:
+        wait = WebDriverWait(chrome, 20)
+        chrome.get(f"{api.url}/dashboard")
+        wait.until(lambda d: d.find_elements(By.ID, "api-key"))
+        chrome.find_element(By.ID, "api-key").send_keys(KEY)
+        chrome.find_element(By.ID, "save-key").click()
+        wait.until(lambda d: d.find_elements(By.ID, "devices"))
+        chrome.get(f"{api.url}/dashboard#/device/dev-0002")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".chart[data-metric='temperature_c']"))
+        temp = chrome.find_element(By.CSS_SELECTOR, ".chart[data-metric='temperature_c']")
+        labels = {e.text for e in temp.find_elements(By.CSS_SELECTOR, ".limit-label")}
+        # the limits in effect with their source; a bare one is the trend's (the detector's, from the API too)
+        trend = fleet.device("dev-0002").trend["temperature_c"]["limit"]  # type: ignore[union-attr]
+        assert labels - {f"limit {trend:g}"} == {"limit 61.5 (line:line-1)", "limit 5 (line:line-1)"}
+        assert chrome.find_element(By.ID, "alarm-state").text == "acknowledged"
+        chrome.save_screenshot(str(tmp_path / "dashboard-limits-in-effect.png"))
+    finally:
+        api.stop()
+    for png in tmp_path.glob("*.png"):
+        _keep(png)
