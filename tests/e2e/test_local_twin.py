@@ -285,6 +285,26 @@ def test_a_critical_alert_reaches_its_lines_critical_route_only(run: dict[str, A
     assert got == {device["line"], f"{device['line']}-critical"}, got
 
 
+def test_the_overheating_pump_escalates_to_critical_and_its_critical_route_hears_it(run: dict[str, Any]) -> None:
+    """The demo's overheating machine is raised as a warning (a spike) and escalated to critical
+    when it crosses 80 °C; the escalation reaches its line's route for critical alarms."""
+    s = run["summary"]
+    fault = next(f for f in s["faults"] if f["fault"] == "overheating")
+    req = urllib.request.Request(f"{s['api_url']}/devices/{fault['device_id']}/anomalies",
+                                 headers={"x-api-key": s["api_key"]})  # fmt: skip
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        anomalies = json.loads(resp.read())["items"]
+    paged = [a for a in anomalies if a["kind"] in ("raise", "escalate") and a["severity"] == "critical"]
+    assert paged, anomalies
+    line = paged[0]["line"]
+    with urllib.request.urlopen(f"{s['webhook_url']}/hooks", timeout=10) as resp:
+        deliveries = json.loads(resp.read())["items"]
+    heard = {d["message"]["event"] for d in deliveries if d["route"] == f"{line}-critical"
+             and isinstance(d["message"], dict) and d["message"].get("device_id") == fault["device_id"]}  # fmt: skip
+    assert "escalate" in {a["kind"] for a in paged}, anomalies  # warning first, critical at the limit
+    assert "alarm_escalated" in heard, (heard, paged)
+
+
 def _devices_detail(run: dict[str, Any], device_id: str) -> dict[str, Any]:
     s = run["summary"]
     req = urllib.request.Request(f"{s['api_url']}/devices/{device_id}", headers={"x-api-key": s["api_key"]})
