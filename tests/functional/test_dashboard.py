@@ -269,3 +269,40 @@ def test_the_device_view_draws_the_limits_in_effect_from_the_api_and_the_alarms_
         api.stop()
     for png in tmp_path.glob("*.png"):
         _keep(png)
+
+
+def test_the_operators_buttons_write_with_the_operator_key_and_not_without(chrome: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from iotpm.api.server import LOCAL_OPERATOR
+    from iotpm.operator.memory import MemoryAudit, MemoryDocuments, MemoryRegistry
+    from iotpm.operator.service import Operator
+
+    fleet = _hostile_fleet()
+    audit = MemoryAudit()
+    operator = Operator(MemoryRegistry(), MemoryDocuments(), audit, fleet.device, lambda: NOW)
+    app = build_app(fleet, now_ms=lambda: NOW, operator=operator)
+    api = ApiServer(lambda e, c: app.resolve(dict(e), c), KEY, operator_key="op-key").start()
+    try:
+        wait = WebDriverWait(chrome, 20)
+        chrome.get(f"{api.url}/dashboard")
+        wait.until(lambda d: d.find_elements(By.ID, "api-key"))
+        chrome.find_element(By.ID, "api-key").send_keys(KEY)
+        chrome.find_element(By.ID, "save-key").click()
+        wait.until(lambda d: d.find_elements(By.ID, "devices"))
+        chrome.get(f"{api.url}/dashboard#/device/dev-0002")
+        wait.until(lambda d: d.find_elements(By.ID, "acknowledge"))
+        assert chrome.find_element(By.ID, "alarm-state").text == "unacknowledged"
+        chrome.find_element(By.ID, "acknowledge").click()  # no operator key: refused
+        wait.until(lambda d: "refused" in d.find_element(By.ID, "action-status").text)
+        assert audit.entries == []
+        chrome.find_element(By.ID, "operator-key").send_keys("op-key")
+        chrome.find_element(By.ID, "note").send_keys("on my way")
+        chrome.find_element(By.ID, "acknowledge").click()
+        wait.until(lambda d: d.find_element(By.ID, "alarm-state").text == "acknowledged")
+        assert [(e.action, e.who, (e.after or {}).get("note")) for e in audit.entries] == [
+            ("acknowledge", LOCAL_OPERATOR, "on my way")
+        ]
+    finally:
+        api.stop()
