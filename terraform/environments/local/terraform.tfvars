@@ -28,16 +28,16 @@ things = {
 # stands in for each line's chat channel (every alarm of the line) and its pager
 # (critical only); critical raises also go to an SQS queue.
 alert_routes = {
-  line-1          = { topic = "machine", protocol = "http", endpoint = "{local_webhook}/hooks/line-1", lines = ["line-1"], events = ["alarm_raised", "alarm_cleared"] }
-  line-2          = { topic = "machine", protocol = "http", endpoint = "{local_webhook}/hooks/line-2", lines = ["line-2"], events = ["alarm_raised", "alarm_cleared"] }
-  line-3          = { topic = "machine", protocol = "http", endpoint = "{local_webhook}/hooks/line-3", lines = ["line-3"], events = ["alarm_raised", "alarm_cleared"] }
-  line-4          = { topic = "machine", protocol = "http", endpoint = "{local_webhook}/hooks/line-4", lines = ["line-4"], events = ["alarm_raised", "alarm_cleared"] }
+  line-1          = { topic = "machine", protocol = "http", endpoint = "{local_webhook}/hooks/line-1", lines = ["line-1"], events = ["alarm_raised", "alarm_escalated", "alarm_cleared"] }
+  line-2          = { topic = "machine", protocol = "http", endpoint = "{local_webhook}/hooks/line-2", lines = ["line-2"], events = ["alarm_raised", "alarm_escalated", "alarm_cleared"] }
+  line-3          = { topic = "machine", protocol = "http", endpoint = "{local_webhook}/hooks/line-3", lines = ["line-3"], events = ["alarm_raised", "alarm_escalated", "alarm_cleared"] }
+  line-4          = { topic = "machine", protocol = "http", endpoint = "{local_webhook}/hooks/line-4", lines = ["line-4"], events = ["alarm_raised", "alarm_escalated", "alarm_cleared"] }
   line-1-critical = { topic = "machine", protocol = "http", endpoint = "{local_webhook}/hooks/line-1-critical", lines = ["line-1"], severities = ["critical"] }
   line-2-critical = { topic = "machine", protocol = "http", endpoint = "{local_webhook}/hooks/line-2-critical", lines = ["line-2"], severities = ["critical"] }
   line-3-critical = { topic = "machine", protocol = "http", endpoint = "{local_webhook}/hooks/line-3-critical", lines = ["line-3"], severities = ["critical"] }
   line-4-critical = { topic = "machine", protocol = "http", endpoint = "{local_webhook}/hooks/line-4-critical", lines = ["line-4"], severities = ["critical"] }
   reports         = { topic = "machine", protocol = "http", endpoint = "{local_webhook}/hooks/reports", events = ["report"] }
   pipeline        = { topic = "pipeline", protocol = "http", endpoint = "{local_webhook}/hooks/pipeline" }
-  critical-raises = { topic = "machine", protocol = "sqs", severities = ["critical"], events = ["alarm_raised"] }
+  critical-raises = { topic = "machine", protocol = "sqs", severities = ["critical"], events = ["alarm_raised", "alarm_escalated"] }
 }
 compact_interval_s = 10 # write-behind: each device compacted every 10 s (a tenth of a shard per second), so a short twin run shows the tables filled

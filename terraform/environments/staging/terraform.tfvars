@@ -26,6 +26,6 @@ things = {
 #   line-1-chat = { topic = "machine", protocol = "https", endpoint = "https://chat.example/hooks/line-1", lines = ["line-1"] }
 #   on-call     = { topic = "machine", protocol = "email", endpoint = "oncall@example.com", severities = ["critical"] }
 alert_routes = {
-  critical-raises = { topic = "machine", protocol = "sqs", severities = ["critical"], events = ["alarm_raised"] }
+  critical-raises = { topic = "machine", protocol = "sqs", severities = ["critical"], events = ["alarm_raised", "alarm_escalated"] }
   pipeline        = { topic = "pipeline", protocol = "sqs" }
 }

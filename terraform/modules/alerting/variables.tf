@@ -25,7 +25,7 @@ variable "routes" {
     sites                  = optional(list(string), [])
     lines                  = optional(list(string), [])
     severities             = optional(list(string), [])
-    events                 = optional(list(string), []) # alarm_raised, alarm_cleared, report
+    events                 = optional(list(string), []) # alarm_raised, alarm_escalated, alarm_cleared, report
   }))
   description = "Alert routes by name: which topic, where to, and the site/line/severity/event filters (empty list: any)."
   default     = {}
