@@ -1,6 +1,6 @@
 """Reproducible Lambda zips for the python3.12 runtime, from manylinux wheels.
 
-    python lambda_build/build.py                       # processor and api, x86_64
+    python lambda_build/build.py                       # processor, api and compaction, x86_64
     python lambda_build/build.py processor --arch arm64
     python lambda_build/build.py --with-runtime        # also bundle boto3/botocore
 
@@ -36,7 +36,7 @@ import native  # lambda_build/native.py (this folder is not a package)
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = ROOT / "lambda_build"
-FUNCTIONS = ("processor", "api")
+FUNCTIONS = ("processor", "api", "compaction")  # compaction: the archive's Parquet job (DuckDB)
 # The python3.12 runtime is Amazon Linux 2023 (glibc 2.34): manylinux_2_28 wheels run there.
 ARCHES = {"x86_64": "x86_64", "arm64": "aarch64"}
 MANYLINUX = ("manylinux_2_28", "manylinux2014")
@@ -71,6 +71,13 @@ out = app.resolve({"httpMethod": "GET", "path": "/health", "resource": "/health"
                    "requestContext": {"stage": "v1"}}, None)
 assert out["statusCode"] == 200, out
 print("smoke ok", out["body"])
+""",
+    "compaction": """
+import duckdb
+from iotpm.handlers.compaction import CompactionHandler, handler
+assert isinstance(handler, CompactionHandler)
+assert duckdb.connect().execute("select 41 + 1").fetchall() == [(42,)]
+print("smoke ok", duckdb.__version__)
 """,
 }
 

@@ -36,7 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for fn in processor api; do
+for fn in processor api compaction; do
   if [ ! -f "lambda_build/out/$fn-x86_64.zip" ]; then
     echo "==> building the $fn Lambda zip (terraform uploads it to the emulator)"
     "$PY" lambda_build/build.py "$fn" --arch x86_64 >/dev/null

@@ -63,7 +63,7 @@ def applied(endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     if os.environ.get("IOTPM_SKIP_TERRAFORM") == "1":
         pytest.skip("IOTPM_SKIP_TERRAFORM=1 (a quick local run; CI applies Terraform)")
     out = ROOT / "lambda_build" / "out"
-    missing = [fn for fn in ("processor", "api") if not (out / f"{fn}-x86_64.zip").exists()]
+    missing = [fn for fn in ("processor", "api", "compaction") if not (out / f"{fn}-x86_64.zip").exists()]
     if missing:
         build = [sys.executable, str(ROOT / "lambda_build" / "build.py"), *missing, "--arch", "x86_64"]
         subprocess.run(build, check=True, stdout=subprocess.DEVNULL)
@@ -207,6 +207,18 @@ def test_tables_have_the_keys_indexes_and_ttl_the_code_expects(
         assert ttl["TimeToLiveStatus"] == "ENABLED", role
         items = all_items(ddb, t[role])
         assert items and all(ttl["AttributeName"] in it for it in items), f"{role} items lack {ttl['AttributeName']}"
+
+
+def test_the_operators_tables_have_the_keys_and_indexes_the_code_expects(run: dict[str, Any], endpoint: str) -> None:
+    from iotpm.adapters.registry import OperatorTables, operator_table_specs
+
+    settings, ddb = run["settings"], client("dynamodb", endpoint)
+    names = OperatorTables(settings.registry_table, settings.config_table, settings.audit_table)
+    for spec in operator_table_specs(names):
+        got = ddb.describe_table(TableName=spec["TableName"])["Table"]
+        assert got["KeySchema"] == spec["KeySchema"], spec["TableName"]
+        assert _attrs(got["AttributeDefinitions"]) == _attrs(spec["AttributeDefinitions"]), spec["TableName"]
+        assert _indexes(got.get("GlobalSecondaryIndexes", [])) == _indexes(spec.get("GlobalSecondaryIndexes", []))
 
 
 def _attrs(defs: list[dict[str, str]]) -> set[tuple[str, str]]:

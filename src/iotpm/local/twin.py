@@ -219,7 +219,7 @@ class Twin:
 
     def _ensure_zips(self, root: Path, say: Callable[[str], None]) -> None:
         out = root / "lambda_build" / "out"
-        missing = [fn for fn in ("processor", "api") if not (out / f"{fn}-x86_64.zip").exists()]
+        missing = [fn for fn in ("processor", "api", "compaction") if not (out / f"{fn}-x86_64.zip").exists()]
         if not missing:
             return
         say(f"building the Lambda zips ({', '.join(missing)}) that terraform uploads (pip fetches wheels; ~1 min)")
