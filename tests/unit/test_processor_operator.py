@@ -183,3 +183,17 @@ def test_the_detector_settings_document_sets_the_other_knobs_and_keeps_the_limit
     config = cache.config()
     assert (config.alarm.min_duration, config.warmup) == (3, 200)
     assert config.thresholds.line["line-1"]["temperature"].high == 50.0
+
+
+def test_a_registration_losing_its_overrides_drops_them_from_the_limits_on_the_next_read() -> None:
+    registry, documents, clock = MemoryRegistry(), MemoryDocuments(), Clock()
+    cache = OperatorCache(registry, documents, clock=clock)
+    registry.put(Registration("dev-1", "p", "line-1", "pump", None, {"temperature": {"high": 50.0}}), None)
+    cache.devices(["dev-1"])
+    assert cache.config().thresholds.device["dev-1"]["temperature"].high == 50.0
+    registry.put(Registration("dev-1", "p", "line-1", "pump"), 1)
+    cache.devices(["dev-1"])
+    assert cache.config().thresholds.device["dev-1"]["temperature"].high == 50.0  # within the TTL
+    clock.t += 31.0
+    cache.devices(["dev-1"])
+    assert "dev-1" not in cache.config().thresholds.device

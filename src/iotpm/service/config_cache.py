@@ -67,6 +67,7 @@ class OperatorCache:
         self.registry, self.documents, self.base = registry, documents, base or DetectorConfig()
         self.ttl_s, self.unregistered, self._clock = ttl_s, unregistered, clock
         self._devices: dict[str, tuple[float, DeviceControl]] = {}
+        self._overridden: dict[str, Registration] = {}  # the registrations with limits of their own
         self._read_at: float | None = None  # when the limits document was last read
         self._version = -1  # the limits document's version in effect (0: none stored)
         self._thresholds = self.base.thresholds
@@ -86,6 +87,11 @@ class OperatorCache:
                 doc = docs.get(alarm_document(d))
                 alarm = AlarmControls.model_validate(dict(doc.body)) if doc is not None else AlarmControls()
                 self._devices[d] = (now, DeviceControl(regs.get(d), alarm))
+                reg = regs.get(d)
+                if reg is not None and reg.overrides:  # kept apart: config() reads these, not the fleet
+                    self._overridden[d] = reg
+                else:
+                    self._overridden.pop(d, None)
         return {d: self._devices[d][1] for d in device_ids}
 
     def config(self) -> DetectorConfig:
@@ -96,8 +102,8 @@ class OperatorCache:
             docs = self.documents.get_many([LIMITS, DETECTOR])
             self._read_limits(docs.get(LIMITS))
             self._read_settings(docs.get(DETECTOR))
-        regs = [c.registration for _, c in self._devices.values() if c.registration is not None]
-        overrides = tuple(sorted((r.device_id, repr(sorted(r.overrides.items()))) for r in regs if r.overrides))
+        regs = list(self._overridden.values())
+        overrides = tuple(sorted((r.device_id, repr(sorted(r.overrides.items()))) for r in regs))
         key = (self._version, self._settings_version, overrides)
         if key != self._key:
             merged = with_registrations(self._thresholds, regs)
