@@ -5,6 +5,8 @@ Samples: devices at 55 °C (the shipped high limit is 80 °C); a faulty one runs
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from iotpm.detection import DeviceState
@@ -13,6 +15,7 @@ from iotpm.operator.ports import LIMITS, Registration, alarm_document
 from iotpm.service import Processor
 from iotpm.service import memory as m
 from iotpm.service.config_cache import OperatorCache
+from iotpm.service.errors import StoreError
 from iotpm.service.samples import batch
 
 T0 = 1_790_000_000_000
@@ -197,3 +200,29 @@ def test_a_registration_losing_its_overrides_drops_them_from_the_limits_on_the_n
     clock.t += 31.0
     cache.devices(["dev-1"])
     assert "dev-1" not in cache.config().thresholds.device
+
+
+class Unreadable(MemoryRegistry):
+    """A registry whose table does not answer (throttled, an outage)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = True
+
+    def get_many(self, device_ids: Sequence[str]) -> dict[str, Registration]:
+        if self.down:
+            raise StoreError("BatchGetItem registry: ProvisionedThroughputExceededException", retryable=True)
+        return super().get_many(device_ids)
+
+
+def test_an_unreadable_registry_does_not_hold_up_the_shard_nor_quarantine_for_it() -> None:
+    rig = Rig(unregistered="quarantine")
+    registry = Unreadable()
+    rig.cache.registry = registry
+    registry.put(Registration("dev-0000", "plant-2", "line-9", "compressor"), None)
+    counts = rig.run()  # the table is down: stored under the payload's identity, nothing quarantined
+    assert counts.stored == 180 and not counts.quarantine_reasons
+    assert rig.states.items["dev-0000"].line == "line-1"
+    registry.down = False
+    counts = rig.run()  # back: the registry's identity, the unregistered quarantined
+    assert rig.states.items["dev-0000"].line == "line-9" and counts.quarantine_reasons == {"unregistered_device": 120}

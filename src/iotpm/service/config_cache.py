@@ -31,6 +31,7 @@ from iotpm.models import ReadingFields, Rejection, RejectReason
 from iotpm.observability import log
 from iotpm.operator.ports import DETECTOR, LIMITS, Document, Documents, Registration, Registry, alarm_document
 from iotpm.operator.service import AlarmControls, thresholds_of, with_registrations
+from iotpm.service.errors import StoreError
 from iotpm.service.ports import DeviceRecord
 
 MAX_TTL_S = 60.0
@@ -47,6 +48,9 @@ class DeviceControl:
 
     registration: Registration | None = None
     alarm: AlarmControls = field(default_factory=AlarmControls)
+    #: False: the tables could not be read and nothing was read before (the device keeps the
+    #: identity its record or payload gives; it is not quarantined for an outage)
+    read: bool = True
 
 
 class OperatorCache:
@@ -81,8 +85,13 @@ class OperatorCache:
         now = self._clock()
         stale = [d for d in device_ids if d not in self._devices or now - self._devices[d][0] > self.ttl_s]
         if stale:
-            regs = self.registry.get_many(stale)
-            docs = self.documents.get_many([alarm_document(d) for d in stale])
+            try:
+                regs = self.registry.get_many(stale)
+                docs = self.documents.get_many([alarm_document(d) for d in stale])
+            except StoreError as exc:  # the shard goes on: what was read last (else nothing) until it answers
+                log("warning", "operator tables unreadable; the last controls read stand", error=str(exc),
+                    devices=len(stale))  # fmt: skip
+                return {d: self._devices[d][1] if d in self._devices else DeviceControl(read=False) for d in device_ids}
             for d in stale:
                 doc = docs.get(alarm_document(d))
                 alarm = AlarmControls.model_validate(dict(doc.body)) if doc is not None else AlarmControls()
@@ -98,8 +107,12 @@ class OperatorCache:
         """The detector configuration in effect (the same object until something in it changes)."""
         now = self._clock()
         if self._read_at is None or now - self._read_at > self.ttl_s:
+            try:
+                docs = self.documents.get_many([LIMITS, DETECTOR])
+            except StoreError as exc:  # the configuration in effect stands; read again next batch
+                log("warning", "configuration unreadable; the configuration in effect stands", error=str(exc))
+                return self._config
             self._read_at = now
-            docs = self.documents.get_many([LIMITS, DETECTOR])
             self._read_limits(docs.get(LIMITS))
             self._read_settings(docs.get(DETECTOR))
         regs = list(self._overridden.values())
@@ -132,6 +145,8 @@ class OperatorCache:
     def admit(self, record: DeviceRecord, control: DeviceControl | None, fleet: FleetDetector) -> bool:
         """Give ``record`` its registered identity and re-baseline its state when asked (through
         ``fleet``); False when its readings go to the quarantine instead (unregistered, ``quarantine`` set)."""
+        if control is not None and not control.read:
+            return True
         reg = control.registration if control is not None else None
         if reg is None and self.unregistered == "quarantine":
             return False
