@@ -5,6 +5,7 @@ vpc_cidr            = "10.40.0.0/16"
 lambda_architecture = "arm64"
 processor_zip       = "../../../lambda_build/out/processor-arm64.zip"
 api_zip             = "../../../lambda_build/out/api-arm64.zip"
+compaction_zip      = "../../../lambda_build/out/compaction-arm64.zip"
 
 # Cheap: one shard, short retention. Buckets are not force-destroyed (only the local environment's are):
 # empty them before a destroy.

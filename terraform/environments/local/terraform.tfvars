@@ -4,6 +4,7 @@ availability_zones  = ["eu-west-1a", "eu-west-1b"]
 lambda_architecture = "x86_64"
 processor_zip       = "../../../lambda_build/out/processor-x86_64.zip"
 api_zip             = "../../../lambda_build/out/api-x86_64.zip"
+compaction_zip      = "../../../lambda_build/out/compaction-x86_64.zip"
 
 # The emulator: archive disposable. Timestream off, as in every environment by default (AWS
 # accounts made after 2025-06-20 cannot create it); the Terraform contract test applies

@@ -5,19 +5,33 @@ vpc_cidr            = "10.42.0.0/16"
 lambda_architecture = "arm64"
 processor_zip       = "../../../lambda_build/out/processor-arm64.zip"
 api_zip             = "../../../lambda_build/out/api-arm64.zip"
+compaction_zip      = "../../../lambda_build/out/compaction-arm64.zip"
 
 # Compliance: Object Lock in COMPLIANCE mode for a year, tables protected, long retention.
-stream_mode            = "ON_DEMAND"
 stream_retention_hours = 168
-processor_memory_mb    = 1769
-batch_size             = 10000
-batching_window_s      = 2
-object_lock_mode       = "COMPLIANCE"
-object_lock_days       = 365
-deletion_protection    = true
-log_retention_days     = 365
-api_quota_per_day      = 1000000
-alert_emails           = []
+
+# Cost levers (README: Costs; benchmarks/cost.py reads them from here):
+# - Kinesis provisioned: shards = ceil(2 x max(readings/s / 1,000, MB/s / 1)). The plant's fleet of
+#   500 devices at one reading every 5 s is 100 readings/s of ~240 B (0.024 MB/s): 1 shard, at a tenth
+#   of its 1,000 records/s (up to ~2,500 such devices keep the 2x headroom; add a shard beyond).
+#   On demand would bill 4 shards' worth of batches and every record as 1 KB.
+# - X-Ray: the processor passes through (a stream invocation carries no trace: no traces, same
+#   metrics, logs and alarms); the API keeps Active tracing.
+# - Interface endpoints in 2 of the 3 AZs: still up through the loss of one AZ; Lambdas in the
+#   third reach them across AZs.
+stream_mode         = "PROVISIONED"
+shard_count         = 1
+processor_tracing   = "PassThrough"
+endpoint_az_count   = 2
+processor_memory_mb = 1769
+batch_size          = 10000
+batching_window_s   = 2
+object_lock_mode    = "COMPLIANCE"
+object_lock_days    = 365
+deletion_protection = true
+log_retention_days  = 365
+api_quota_per_day   = 1000000
+alert_emails        = []
 
 things = {}
 

@@ -14,6 +14,9 @@ module "pipeline" {
   lambda_architecture            = var.lambda_architecture
   processor_zip                  = var.processor_zip
   api_zip                        = var.api_zip
+  compaction_zip                 = var.compaction_zip
+  processor_tracing              = var.processor_tracing
+  endpoint_az_count              = var.endpoint_az_count
   stream_mode                    = var.stream_mode
   shard_count                    = var.shard_count
   stream_retention_hours         = var.stream_retention_hours

@@ -58,6 +58,11 @@ output "processor_function_name" {
   value       = module.pipeline.processor_function_name
 }
 
+output "compaction_function_name" {
+  description = "The archive's Parquet compaction Lambda (run hourly by EventBridge Scheduler)."
+  value       = module.pipeline.compaction_function_name
+}
+
 output "api_function_name" {
   description = "API Lambda."
   value       = module.pipeline.api_function_name

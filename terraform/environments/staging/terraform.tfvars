@@ -5,6 +5,7 @@ vpc_cidr            = "10.41.0.0/16"
 lambda_architecture = "arm64"
 processor_zip       = "../../../lambda_build/out/processor-arm64.zip"
 api_zip             = "../../../lambda_build/out/api-arm64.zip"
+compaction_zip      = "../../../lambda_build/out/compaction-arm64.zip"
 
 # Like prod in shape, smaller in size and retention.
 stream_mode             = "ON_DEMAND"

@@ -1,5 +1,5 @@
 # The smallest complete deployment: the whole pipeline as one module call, in the region
-# the provider names. Build the zips first (python3 lambda_build/build.py processor api --arch arm64),
+# the provider names. Build the zips first (python3 lambda_build/build.py --arch arm64),
 # then: terraform init && terraform apply -var environment=dev.
 
 provider "aws" {
@@ -14,6 +14,7 @@ module "pipeline" {
   lambda_architecture = "arm64"
   processor_zip       = var.processor_zip
   api_zip             = var.api_zip
+  compaction_zip      = var.compaction_zip
 
   # A fresh account: API Gateway's CloudWatch role is set by the module (one per account
   # and region; false where another stack sets it), and its concurrency quota may be 10,

@@ -33,3 +33,9 @@ variable "api_zip" {
   description = "The API zip (python3 lambda_build/build.py api --arch arm64)."
   default     = "../../../lambda_build/out/api-arm64.zip"
 }
+
+variable "compaction_zip" {
+  type        = string
+  description = "The compaction zip, with DuckDB (python3 lambda_build/build.py compaction --arch arm64)."
+  default     = "../../../lambda_build/out/compaction-arm64.zip"
+}

@@ -40,3 +40,8 @@ output "buckets" {
     sse_algorithm = module.results.sse_algorithm, public_access_blocked = module.results.public_access_blocked
   } }
 }
+
+output "named_queries" {
+  description = "The SQL of each named query, as Athena stores it."
+  value       = { for k, q in aws_athena_named_query.this : k => q.query }
+}

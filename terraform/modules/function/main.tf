@@ -29,7 +29,7 @@ resource "aws_lambda_function" "this" {
   }
 
   tracing_config {
-    mode = "Active"
+    mode = var.tracing_mode
   }
 
   dynamic "dead_letter_config" {

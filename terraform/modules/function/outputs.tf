@@ -37,3 +37,8 @@ output "eni_policy" {
   description = "The role's policy for the function's network interfaces (in place of the managed AWSLambdaVPCAccessExecutionRole)."
   value       = aws_iam_role_policy.eni.policy
 }
+
+output "tracing_mode" {
+  description = "X-Ray tracing mode of the function (Active or PassThrough)."
+  value       = aws_lambda_function.this.tracing_config[0].mode
+}

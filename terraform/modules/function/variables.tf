@@ -51,6 +51,17 @@ variable "timeout_s" {
   }
 }
 
+variable "tracing_mode" {
+  type        = string
+  description = "X-Ray tracing: Active (the function samples and records its own traces) or PassThrough (it records a trace only when its caller's sampled one; a Kinesis-invoked function then records none)."
+  default     = "Active"
+
+  validation {
+    condition     = contains(["Active", "PassThrough"], var.tracing_mode)
+    error_message = "tracing_mode must be Active or PassThrough."
+  }
+}
+
 variable "reserved_concurrency" {
   type        = number
   description = "Reserved concurrency (-1: unreserved)."

@@ -126,7 +126,7 @@ resource "aws_vpc_endpoint" "interface" {
   vpc_id              = aws_vpc.this.id
   service_name        = "com.amazonaws.${data.aws_region.current.name}.${each.key}"
   vpc_endpoint_type   = "Interface"
-  subnet_ids          = aws_subnet.private[*].id
+  subnet_ids          = slice(aws_subnet.private[*].id, 0, coalesce(var.endpoint_az_count, length(var.availability_zones)))
   security_group_ids  = [aws_security_group.endpoints.id]
   private_dns_enabled = true
   policy              = local.endpoint_policies[each.key]

@@ -32,3 +32,8 @@ output "endpoint_policies" {
   description = "The policy of each endpoint (gateway and interface), by service."
   value       = local.endpoint_policies
 }
+
+output "endpoint_subnet_ids" {
+  description = "Private subnets holding the interface endpoints' network interfaces (the first endpoint_az_count)."
+  value       = slice(aws_subnet.private[*].id, 0, coalesce(var.endpoint_az_count, length(var.availability_zones)))
+}

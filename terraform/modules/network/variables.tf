@@ -24,6 +24,17 @@ variable "availability_zones" {
   }
 }
 
+variable "endpoint_az_count" {
+  type        = number
+  description = "Availability zones (the first n of availability_zones) that get an interface endpoint's network interfaces; null: all. Each endpoint costs per AZ-hour; a Lambda in another AZ reaches them across AZs through the same private DNS name. Two keep the endpoints up through the loss of one AZ."
+  default     = null
+
+  validation {
+    condition     = var.endpoint_az_count == null ? true : (floor(var.endpoint_az_count) == var.endpoint_az_count && var.endpoint_az_count >= 2 && var.endpoint_az_count <= length(var.availability_zones))
+    error_message = "endpoint_az_count must be null (all) or a whole number from 2 to the number of availability_zones, so the endpoints survive the loss of one AZ."
+  }
+}
+
 variable "interface_endpoints" {
   type        = list(string)
   description = "AWS services reached through interface endpoints (there is no internet egress), e.g. kinesis-streams, sns."

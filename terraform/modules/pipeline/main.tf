@@ -26,6 +26,7 @@ module "network" {
   cidr_block               = var.vpc_cidr
   availability_zones       = var.availability_zones
   interface_endpoints      = local.interface_endpoints
+  endpoint_az_count        = var.endpoint_az_count
   flow_logs_retention_days = var.log_retention_days
   kms_key_arn              = module.kms.arn
   tags                     = local.tags
@@ -78,6 +79,7 @@ module "processor" {
   architecture         = var.lambda_architecture
   memory_mb            = var.processor_memory_mb
   reserved_concurrency = var.processor_reserved_concurrency
+  tracing_mode         = var.processor_tracing
   stream_arn           = module.stream.arn
   batch_size           = var.batch_size
   batching_window_s    = var.batching_window_s
@@ -150,7 +152,11 @@ module "observability" {
 locals {
   analytics_sql = "${path.module}/../../../src/iotpm/analytics/sql"
   analytics_subqueries = {
-    readings   = trimspace(file("${local.analytics_sql}/readings.sql"))
+    # readings.sql includes its parts (parts/ is outside the *.sql set that become named queries)
+    readings = trimspace(templatefile("${local.analytics_sql}/readings.sql", {
+      raw_pending      = trimspace(file("${local.analytics_sql}/parts/raw_pending.sql"))
+      compacted_recent = trimspace(file("${local.analytics_sql}/parts/compacted_recent.sql"))
+    }))
     quarantine = trimspace(file("${local.analytics_sql}/quarantine.sql"))
   }
   analytics_queries = {
@@ -171,6 +177,28 @@ module "analytics" {
   force_destroy_results = var.force_destroy_buckets
   tls_only              = var.buckets_tls_only
   tags                  = local.tags
+}
+
+# The archive's Parquet compaction: an hourly Lambda writes each closed hour as Parquet under
+# compacted/ and the Glue tables compacted_readings and compaction_state that ${readings} reads.
+module "compaction" {
+  source             = "../compaction"
+  name               = local.name
+  environment        = var.environment
+  zip_path           = var.compaction_zip
+  architecture       = var.lambda_architecture
+  archive_bucket     = module.storage.archive_bucket
+  archive_bucket_arn = module.storage.archive_bucket_arn
+  glue_database      = module.analytics.database
+  # an hour is compacted once a retry can no longer land in it (the mapping's maximum record
+  # age, plus an hour), and de-duplicated against copies up to that age apart
+  grace_s            = max(var.max_record_age_s, 3600) + 3600
+  window_h           = min(48, max(3, ceil(var.max_record_age_s / 3600) + 1))
+  subnet_ids         = module.network.private_subnet_ids
+  security_group_ids = [module.network.lambda_security_group_id]
+  kms_key_arn        = module.kms.arn
+  log_retention_days = var.log_retention_days
+  tags               = local.tags
 }
 
 module "report" {

@@ -55,6 +55,11 @@ output "processor_function_name" {
   value       = module.processor.function_name
 }
 
+output "compaction_function_name" {
+  description = "The archive's Parquet compaction Lambda (run hourly by EventBridge Scheduler)."
+  value       = module.compaction.function_name
+}
+
 output "api_function_name" {
   description = "API Lambda."
   value       = module.api.function_name

@@ -67,16 +67,53 @@ variable "api_zip" {
   description = "Path of the API zip (lambda_build/out/api-<arch>.zip)."
 }
 
+variable "compaction_zip" {
+  type        = string
+  description = "Path of the compaction zip, with DuckDB (lambda_build/out/compaction-<arch>.zip)."
+}
+
 variable "stream_mode" {
   type        = string
-  description = "Kinesis capacity mode: ON_DEMAND or PROVISIONED."
+  description = "Kinesis capacity mode: ON_DEMAND (scales itself; bills every record as at least 1 KB and runs at least 4 shards, so every per-batch cost is 4x) or PROVISIONED (shard_count shards, each taking 1,000 records/s or 1 MB/s in)."
   default     = "ON_DEMAND"
+
+  validation {
+    condition     = contains(["ON_DEMAND", "PROVISIONED"], var.stream_mode)
+    error_message = "stream_mode must be ON_DEMAND or PROVISIONED."
+  }
 }
 
 variable "shard_count" {
   type        = number
-  description = "Shards when stream_mode is PROVISIONED."
+  description = "Shards when stream_mode is PROVISIONED: the fleet's readings/s / 1,000 (or its MB/s), times 2 for headroom, rounded up (README: Costs)."
   default     = 1
+
+  validation {
+    condition     = floor(var.shard_count) == var.shard_count && var.shard_count >= 1 && var.shard_count <= 500
+    error_message = "shard_count must be a whole number from 1 to 500."
+  }
+}
+
+variable "processor_tracing" {
+  type        = string
+  description = "X-Ray tracing of the processor: Active (a trace per sampled batch: Lambda's 1/s plus 5 %) or PassThrough (none, as the stream carries no trace header; the processor's metrics, logs and alarms are unchanged). The API keeps Active."
+  default     = "Active"
+
+  validation {
+    condition     = contains(["Active", "PassThrough"], var.processor_tracing)
+    error_message = "processor_tracing must be Active or PassThrough."
+  }
+}
+
+variable "endpoint_az_count" {
+  type        = number
+  description = "Availability zones that hold the interface endpoints (the first n of availability_zones; null: all). An endpoint bills per AZ-hour; Lambdas in the other AZs reach it across AZs by the same DNS name. At least 2, so they survive the loss of one AZ."
+  default     = null
+
+  validation {
+    condition     = var.endpoint_az_count == null ? true : (floor(var.endpoint_az_count) == var.endpoint_az_count && var.endpoint_az_count >= 2 && var.endpoint_az_count <= length(var.availability_zones))
+    error_message = "endpoint_az_count must be null (all) or a whole number from 2 to the number of availability_zones."
+  }
 }
 
 variable "stream_retention_hours" {

@@ -34,6 +34,7 @@ module "function" {
   memory_mb            = var.memory_mb
   timeout_s            = var.timeout_s
   reserved_concurrency = var.reserved_concurrency
+  tracing_mode         = var.tracing_mode
   environment          = local.env
   policy_json          = local.policy_json
   subnet_ids           = var.subnet_ids

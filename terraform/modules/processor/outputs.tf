@@ -60,3 +60,8 @@ output "reserved_concurrency" {
   description = "Concurrency reserved for the processor (-1: none)."
   value       = module.function.reserved_concurrency
 }
+
+output "tracing_mode" {
+  description = "X-Ray tracing mode of the processor (Active or PassThrough)."
+  value       = module.function.tracing_mode
+}

@@ -219,3 +219,14 @@ variable "max_channels_by_type" {
     error_message = "max_channels_by_type maps a device type name to a whole number 1..64."
   }
 }
+
+variable "tracing_mode" {
+  type        = string
+  description = "X-Ray tracing of the processor: Active (a trace per sampled batch) or PassThrough (none: the stream carries no trace header). Metrics, logs and alarms are the same in both."
+  default     = "Active"
+
+  validation {
+    condition     = contains(["Active", "PassThrough"], var.tracing_mode)
+    error_message = "tracing_mode must be Active or PassThrough."
+  }
+}

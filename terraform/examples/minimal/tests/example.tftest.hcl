@@ -12,8 +12,9 @@ mock_provider "aws" {
 }
 
 variables {
-  processor_zip = "../../modules/pipeline/tests/fixture.zip"
-  api_zip       = "../../modules/pipeline/tests/fixture.zip"
+  processor_zip  = "../../modules/pipeline/tests/fixture.zip"
+  api_zip        = "../../modules/pipeline/tests/fixture.zip"
+  compaction_zip = "../../modules/pipeline/tests/fixture.zip"
 }
 
 run "one_module_call_plans_a_whole_environment" {

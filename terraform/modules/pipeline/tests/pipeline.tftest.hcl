@@ -53,8 +53,9 @@ mock_provider "aws" {
 
 variables {
   # Any zip will do offline; the real ones come from lambda_build/build.py.
-  processor_zip = "tests/fixture.zip"
-  api_zip       = "tests/fixture.zip"
+  processor_zip  = "tests/fixture.zip"
+  api_zip        = "tests/fixture.zip"
+  compaction_zip = "tests/fixture.zip"
 }
 
 run "names_carry_project_and_environment" {
@@ -456,4 +457,75 @@ run "routes_are_https_outside_local" {
     condition     = var.environment == "local" || alltrue([for r in values(var.alert_routes) : r.protocol != "http"])
     error_message = "Only the local environment has plain-http routes (its webhook receiver)."
   }
+}
+
+# Issue 30: the archive's compaction is wired, and Athena's named queries read what it writes.
+run "named_queries_read_compacted_parquet_and_pending_raw" {
+  command = apply # mocked: nothing is created
+
+  assert {
+    condition     = toset(module.compaction.table_names) == toset(["compacted_readings", "compaction_state"])
+    error_message = "The pipeline must make the compaction's Glue tables (compacted_readings, compaction_state)."
+  }
+  assert {
+    condition = alltrue([for k, q in module.analytics.named_queries :
+    strcontains(q, "compacted_readings") && strcontains(q, "compaction_state") && !strcontains(q, "$${") if strcontains(q, "raw_records")])
+    error_message = "Every named query over the archive must read compacted_readings and compaction_state, with readings.sql's parts rendered (no $${...} left)."
+  }
+  assert {
+    condition     = length([for k, q in module.analytics.named_queries : k if strcontains(q, "compacted_readings")]) >= 4
+    error_message = "The four named queries over $${readings} must read the compacted Parquet."
+  }
+  assert {
+    condition     = !contains(keys(module.analytics.named_queries), "raw_pending") && !contains(keys(module.analytics.named_queries), "compacted_recent")
+    error_message = "readings.sql's parts are not named queries."
+  }
+}
+
+# Issue 30: the cost levers are choices, and each environment's tfvars decides them.
+run "cost_levers_follow_the_tfvars" {
+  command = apply # mocked: nothing is created
+
+  assert {
+    condition     = module.stream.mode == var.stream_mode && (var.stream_mode == "ON_DEMAND" || module.stream.shard_count == var.shard_count)
+    error_message = "The stream's capacity mode and shard count must be the tfvars'."
+  }
+  assert {
+    condition     = module.processor.tracing_mode == var.processor_tracing && module.api.function_name != ""
+    error_message = "The processor's X-Ray mode must be processor_tracing."
+  }
+  assert {
+    condition     = length(module.network.endpoint_subnet_ids) == coalesce(var.endpoint_az_count, length(var.availability_zones))
+    error_message = "The interface endpoints must sit in endpoint_az_count AZs (all when null)."
+  }
+  assert {
+    condition     = var.environment != "prod" || (module.stream.mode == "PROVISIONED" && module.processor.tracing_mode == "PassThrough" && length(module.network.endpoint_subnet_ids) == 2)
+    error_message = "Prod chooses the cheap levers: provisioned Kinesis, the processor's tracing PassThrough, endpoints in 2 AZs."
+  }
+}
+
+run "shard_count_below_one_is_refused" {
+  command = plan
+  variables {
+    stream_mode = "PROVISIONED"
+    shard_count = 0
+  }
+  expect_failures = [var.shard_count]
+}
+
+run "unknown_stream_mode_and_tracing_are_refused" {
+  command = plan
+  variables {
+    stream_mode       = "PROVISIONED_PLUS"
+    processor_tracing = "Sampled"
+  }
+  expect_failures = [var.stream_mode, var.processor_tracing]
+}
+
+run "endpoints_in_one_az_are_refused" {
+  command = plan
+  variables {
+    endpoint_az_count = 1
+  }
+  expect_failures = [var.endpoint_az_count]
 }
