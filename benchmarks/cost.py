@@ -96,6 +96,8 @@ class Environment:
     readings_ttl_days: int
     archive_expiration_days: int
     interface_endpoints: int
+    processor_tracing: str = "Active"  # processor_tracing: Active or PassThrough
+    endpoint_azs: int = 0  # endpoint_az_count: AZs holding the interface endpoints (0: all of azs)
 
     @classmethod
     def load(cls, name: str) -> Environment:
@@ -108,8 +110,12 @@ class Environment:
 
         endpoints = 2 + (1 if v.get("enable_timestream", "false") == "true" else 0)  # sns, athena (+ timestream)
         endpoints += len(re.findall(r'"[^"]+"', v.get("extra_interface_endpoints", "[]")))
+        azs = len(re.findall(r'"[^"]+"', v["availability_zones"]))
+        endpoint_azs = v.get("endpoint_az_count", "null")
         return cls(
-            name=name, region=v["region"].strip('"'), azs=len(re.findall(r'"[^"]+"', v["availability_zones"])),
+            name=name, region=v["region"].strip('"'), azs=azs,
+            processor_tracing=v.get("processor_tracing", '"Active"').strip('"'),
+            endpoint_azs=azs if endpoint_azs == "null" else int(float(endpoint_azs)),
             stream_mode=v["stream_mode"].strip('"'), shard_count=int(num("shard_count")),
             retention_h=int(num("stream_retention_hours")), memory_mb=int(num("processor_memory_mb")),
             batch_size=int(num("batch_size")), window_s=num("batching_window_s"),
@@ -184,8 +190,10 @@ def archive_bytes_per_reading(readings_per_batch: int) -> float:
 class Levers:
     basic_ingest: bool = False
     provisioned_shards: int | None = None  # Kinesis provisioned mode at this many shards
-    processor_tracing: str = "Active"  # or "PassThrough": no traces for stream-invoked batches
-    azs: int | None = None  # interface endpoints in this many AZs
+    processor_tracing: str | None = (
+        None  # "Active" or "PassThrough" (no traces for stream-invoked batches); None: the tfvars'
+    )
+    azs: int | None = None  # interface endpoints in this many AZs; None: the tfvars' endpoint_az_count
     large_archive_objects: bool = False  # the archive in objects >= 128 KB (compaction): the lifecycle acts
     readings_per_message: int = 1
 
@@ -316,14 +324,15 @@ def model(env: Environment, fleet: Fleet, table: dict[str, Any], m: Measured, lv
     add("DynamoDB", "point-in-time recovery", f"{table_gb:,.0f} GB", table_gb * price("dynamodb_pitr_gb_month"))
 
     # X-Ray: processor, API (stage and function, one trace), report
-    processor_traces = 0.0 if lv.processor_tracing == "PassThrough" else xray_traces_per_s(batches / month_s) * month_s
+    tracing = lv.processor_tracing or env.processor_tracing
+    processor_traces = 0.0 if tracing == "PassThrough" else xray_traces_per_s(batches / month_s) * month_s
     api_traces = xray_traces_per_s(m.api_requests_per_month / month_s) * month_s
     traces = processor_traces + api_traces + 30
     add("X-Ray", "traces", f"{traces / 1e6:,.2f} M (processor {processor_traces / 1e6:,.2f} M: "
-        f"{lv.processor_tracing})", traces / 1e6 * price("xray_traces_recorded_per_million"))  # fmt: skip
+        f"{tracing})", traces / 1e6 * price("xray_traces_recorded_per_million"))  # fmt: skip
 
     # network
-    azs = lv.azs or env.azs
+    azs = lv.azs or env.endpoint_azs or env.azs
     add("VPC", "interface endpoints", f"{env.interface_endpoints} x {azs} AZs x 730 h",
         env.interface_endpoints * azs * 730 * price("vpc_interface_endpoint_az_hour"))  # fmt: skip
 
@@ -357,8 +366,12 @@ def summary(lines: list[Line], fleet: Fleet, table: dict[str, Any]) -> tuple[flo
 
 
 def markdown(env: Environment, fleet: Fleet, table: dict[str, Any], lines: list[Line], envs: dict[str, Any],
-             levers: dict[str, Any]) -> str:  # fmt: skip
+             levers: dict[str, Any], plain: dict[str, float]) -> str:  # fmt: skip
     total, per_m = summary(lines, fleet, table)
+    chosen = (f"{env.stream_mode.lower().replace('_', '-')} Kinesis"
+              + (f" ({env.shard_count} shard(s))" if env.stream_mode == "PROVISIONED" else "")
+              + f", the processor's X-Ray {env.processor_tracing}, interface endpoints in {env.endpoint_azs} of "
+              f"{env.azs} AZs")  # fmt: skip
     readings = fleet.readings_per_s * table["hours_per_month"] * 3600
     out = [
         f"Computed by `python benchmarks/cost.py` for **{fleet.devices} devices at one reading every "
@@ -376,12 +389,16 @@ def markdown(env: Environment, fleet: Fleet, table: dict[str, Any], lines: list[
         "|---|---|---|---:|",
         *[f"| {x.group} | {x.item} | {x.basis} | {x.usd:,.2f} |" for x in lines],
         "",
+        f"Prod's `terraform.tfvars` chooses {chosen}. With on-demand Kinesis, Active tracing and endpoints in "
+        f"every AZ (the variables' defaults) prod would cost ${plain['usd_per_month']:,.0f} a month, "
+        f"${plain['usd_per_million_readings']:.2f} per million readings.",
+        "",
         "What each lever would save on prod (the same model, one lever at a time, then all together):",
         "",
         "| lever | USD / month | saves | USD / million readings |",
         "|---|---:|---:|---:|",
         *[
-            f"| {name} | {v['usd_per_month']:,.0f} | {total - v['usd_per_month']:,.0f} | "
+            f"| {name} | {v['usd_per_month']:,.0f} | {max(0.0, total - v['usd_per_month']):,.0f} | "
             f"{v['usd_per_million_readings']:.2f} |"
             for name, v in levers.items()
         ],
@@ -440,11 +457,18 @@ def main() -> None:
     rate = fleet.readings_per_s * message_bytes(fleet) / 1e6
     shards = max(1, math.ceil(2 * max(fleet.readings_per_s / 1000, rate)))  # twice the fleet's rate
     provisioned = f"Kinesis provisioned, {shards} shard(s) (2x the fleet's rate)"
+
+    def chosen(name: str, in_tfvars: bool) -> str:
+        return f"{name} (in prod's tfvars)" if in_tfvars else name
+
+    in_place = prod.stream_mode == "PROVISIONED" and prod.shard_count == shards
     choices: dict[str, Callable[[Levers], Levers]] = {
         "IoT Basic Ingest (no messaging charge)": lambda x: replace(x, basic_ingest=True),
-        provisioned: lambda x: replace(x, provisioned_shards=shards),
-        "X-Ray pass-through on the processor": lambda x: replace(x, processor_tracing="PassThrough"),
-        "interface endpoints in 2 AZs": lambda x: replace(x, azs=2),
+        chosen(provisioned, in_place): lambda x: replace(x, provisioned_shards=shards),
+        chosen("X-Ray pass-through on the processor", prod.processor_tracing == "PassThrough"): lambda x: replace(
+            x, processor_tracing="PassThrough"
+        ),
+        chosen("interface endpoints in 2 AZs", prod.endpoint_azs == 2): lambda x: replace(x, azs=2),
         "archive in objects >= 128 KB (lifecycle acts)": lambda x: replace(x, large_archive_objects=True),
         "gateways: 10 readings a message": lambda x: replace(x, readings_per_message=10),
     }
@@ -459,7 +483,10 @@ def main() -> None:
     levers["all but gateways, together"] = {"usd_per_month": round(t, 2), "usd_per_million_readings": round(per_m, 4)}
     t, per_m = summary(model(prod, fleet, table, measured, replace(together, readings_per_message=10)), fleet, table)
     levers["all, together"] = {"usd_per_month": round(t, 2), "usd_per_million_readings": round(per_m, 4)}
-    block = markdown(prod, fleet, table, lines, envs, levers)
+    unlevered = replace(prod, stream_mode="ON_DEMAND", processor_tracing="Active", endpoint_azs=prod.azs)
+    t, per_m = summary(model(unlevered, fleet, table, measured, Levers()), fleet, table)
+    plain = {"usd_per_month": round(t, 2), "usd_per_million_readings": round(per_m, 4)}
+    block = markdown(prod, fleet, table, lines, envs, levers, plain)
     print()
     print(block)
     if args.write_readme:
@@ -468,7 +495,7 @@ def main() -> None:
     total, per_m = summary(lines, fleet, table)
     print(json.dumps({"devices": fleet.devices, "interval_s": fleet.interval_s, "region": prod.region,
                       "usd_per_month": round(total, 2), "usd_per_million_readings": round(per_m, 4),
-                      "environments": envs, "levers": levers,
+                      "prod_with_variable_defaults": plain, "environments": envs, "levers": levers,
                       "prod_items": {f"{x.group}: {x.item}": round(x.usd, 2) for x in lines}}))  # fmt: skip
 
 

@@ -46,15 +46,38 @@ def test_the_environments_are_read_from_their_tfvars(cost: ModuleType) -> None:
     prod = cost.Environment.load("prod")
     text = (ROOT / "terraform" / "environments" / "prod" / "terraform.tfvars").read_text()
     assert prod.azs == text.split("availability_zones")[1].split("\n")[0].count('"') // 2
-    assert (prod.stream_mode, prod.retention_h, prod.window_s) == ("ON_DEMAND", 168, 2.0)
+    values = cost.hcl_values(text)
+    assert prod.stream_mode == values["stream_mode"].strip('"') and (prod.retention_h, prod.window_s) == (168, 2.0)
+    assert prod.processor_tracing == values.get("processor_tracing", '"Active"').strip('"')
+    assert prod.endpoint_azs == int(values.get("endpoint_az_count", str(prod.azs)))
     dev = cost.Environment.load("dev")
     assert (dev.stream_mode, dev.shard_count) == ("PROVISIONED", 1)
+    # what a tfvars leaves out is the pipeline module's default: tracing Active, endpoints in every AZ
+    assert (dev.processor_tracing, dev.endpoint_azs) == ("Active", dev.azs)
+
+
+def test_the_tfvars_levers_reach_the_model(cost: ModuleType, prices: dict[str, Any]) -> None:
+    prod, fleet, m = cost.Environment.load("prod"), cost.Fleet(), cost.Measured()
+    plain = replace(prod, stream_mode="ON_DEMAND", processor_tracing="Active", endpoint_azs=prod.azs)
+    chosen = replace(plain, processor_tracing="PassThrough", endpoint_azs=2)
+    a, b = (
+        items(cost.model(plain, fleet, prices, m, cost.Levers())),
+        items(cost.model(chosen, fleet, prices, m, cost.Levers())),
+    )
+    assert b["VPC: interface endpoints"] == pytest.approx(a["VPC: interface endpoints"] * 2 / prod.azs)
+    xray = next(x for x in cost.model(chosen, fleet, prices, m, cost.Levers()) if x.group == "X-Ray")
+    assert "processor 0.00 M: PassThrough" in xray.basis
+    assert b["X-Ray: traces"] < a["X-Ray: traces"]
+    provisioned = items(
+        cost.model(replace(plain, stream_mode="PROVISIONED", shard_count=1), fleet, prices, m, cost.Levers())
+    )
+    assert "Kinesis: shard-hours" in provisioned and "Kinesis: shard-hours" not in a
 
 
 def test_kinesis_on_demand_bills_each_record_as_a_kilobyte_and_starts_at_four_shards(
     cost: ModuleType, prices: dict[str, Any]
 ) -> None:
-    prod, fleet = cost.Environment.load("prod"), cost.Fleet(500, 5.0)
+    prod, fleet = replace(cost.Environment.load("prod"), stream_mode="ON_DEMAND"), cost.Fleet(500, 5.0)
     lines = {f"{x.group}: {x.item}": x for x in cost.model(prod, fleet, prices, cost.Measured(), cost.Levers())}
     month = fleet.readings_per_s * 730 * 3600
     assert cost.message_bytes(fleet) < 1024  # a reading is ~240 bytes, billed as 1 KB
@@ -65,6 +88,8 @@ def test_kinesis_on_demand_bills_each_record_as_a_kilobyte_and_starts_at_four_sh
 
 def test_each_lever_changes_only_what_it_names(cost: ModuleType, prices: dict[str, Any]) -> None:
     prod, fleet, m = cost.Environment.load("prod"), cost.Fleet(), cost.Measured()
+    # prod as the variables' defaults would build it, so each lever has something to change
+    prod = replace(prod, stream_mode="ON_DEMAND", processor_tracing="Active", endpoint_azs=prod.azs)
     base = items(cost.model(prod, fleet, prices, m, cost.Levers()))
     ingest = items(cost.model(prod, fleet, prices, m, cost.Levers(basic_ingest=True)))
     assert (
