@@ -42,7 +42,8 @@ def provision(iot: Any, things: Sequence[str], policy: str, out: Path) -> list[P
         with aws_call(f"AttachPolicy {policy}"):
             iot.attach_policy(policyName=policy, target=arn)
         with aws_call(f"AttachThingPrincipal {thing}"):
-            iot.attach_thing_principal(thingName=thing, principal=arn)
+            # exclusive: the certificate can be attached to this thing only, so it cannot publish as another
+            iot.attach_thing_principal(thingName=thing, principal=arn, thingPrincipalType="EXCLUSIVE_THING")
         _write_private(key, made["keyPair"]["PrivateKey"])
         cert.write_text(made["certificatePem"])
         done.append(Provisioned(thing, arn))
