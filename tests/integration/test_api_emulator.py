@@ -20,10 +20,11 @@ from typing import Any
 
 import pytest
 
+from iotpm.adapters.registry import OperatorTables, create_operator_tables
 from iotpm.api.app import build_app
 from iotpm.api.memory import MemoryQueries
 from iotpm.api.server import ApiServer, proxy_event
-from iotpm.composition import build_processor, build_queries, clients
+from iotpm.composition import build_operator, build_processor, build_queries, clients
 from iotpm.handlers.api import ApiHandler
 from iotpm.service import Processor
 from iotpm.service import memory as m
@@ -62,6 +63,13 @@ def feed(p: Processor) -> None:
 @pytest.fixture(scope="module")
 def filled(endpoint: str) -> Environment:
     env = Environment(endpoint, timestream=False)
+    # the operator's tables too, as Terraform makes them in every environment: their routes are in the contract
+    tag = env.names.readings.removesuffix("-readings")
+    ops = OperatorTables(f"{tag}-registry", f"{tag}-config", f"{tag}-audit")
+    create_operator_tables(env.ddb, ops)
+    env.settings = env.settings.model_copy(
+        update={"registry_table": ops.registry, "config_table": ops.config, "audit_table": ops.audit}
+    )
     feed(build_processor(env.settings, clients(env.settings)))
     return env
 
@@ -98,7 +106,11 @@ def test_dynamo_and_memory_answer_every_request_the_same(filled: Environment) ->
 
 @pytest.fixture(scope="module")
 def server(filled: Environment) -> Iterator[ApiServer]:
-    srv = ApiServer(ApiHandler(lambda: build_queries(filled.settings, {"dynamodb": filled.ddb})), KEY).start()
+    aws = {"dynamodb": filled.ddb}
+    handler = ApiHandler(
+        lambda: build_queries(filled.settings, aws), operator=lambda q: build_operator(filled.settings, aws, q)
+    )
+    srv = ApiServer(handler, KEY).start()
     yield srv
     srv.stop()
 
