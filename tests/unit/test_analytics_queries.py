@@ -22,7 +22,7 @@ from iotpm.service.memory import (
     MemoryTimeSeries,
 )
 from iotpm.service.ports import RawLine
-from iotpm.service.processor import encode_lines
+from iotpm.service.processor import ProcessorSettings, encode_lines
 from iotpm.service.samples import batch
 
 T0 = 1_790_000_000_000  # 2026-09-21T14:13:20Z
@@ -113,6 +113,22 @@ def test_readings_belong_to_the_thing_that_published_them(tmp_path: Path) -> Non
     own = run(db, "device_readings", "dev-0000", DAY, DAY)
     assert len(own) == 6 and [r["line"] for r in own if r["arrival_ms"] == T0 + 9_500] == ["line-2"]
     assert [r["reason"] for r in run(db, "quarantine_reasons", DAY, DAY)] == ["device_mismatch"]
+
+
+def test_a_record_partly_refused_is_still_a_reading(tmp_path: Path) -> None:
+    """Names past the channel cap are quarantined (partial); the record's stored metrics still count."""
+    archive = MemoryArchive()
+    records = batch(1, 4, start_ms=T0)
+    wide = json.loads(records[3].data)
+    wide["metrics"] |= {f"extra_{i}": 1.0 for i in range(4)}
+    records[3] = RawRecord(records[3].sequence_number, "dev-0000", json.dumps(wide).encode(), records[3].arrival_ms,
+                           records[3].shard_id)  # fmt: skip
+    Processor(states=MemoryStates(), readings=MemoryReadings(), anomalies=MemoryAnomalies(), rollups=MemoryRollups(),
+              archive=archive, alerts=MemoryAlerts(), settings=ProcessorSettings(max_channels=4))(records)  # fmt: skip
+    write_archive(archive, tmp_path)
+    db = ArchiveDB(tmp_path)
+    assert db.query("SELECT count(*) FROM quarantine_records WHERE partial").rows == [(1,)]
+    assert len(run(db, "device_readings", "dev-0000", DAY, DAY)) == 4  # the wide record too
 
 
 def test_an_empty_archive_answers_with_no_rows(tmp_path: Path) -> None:

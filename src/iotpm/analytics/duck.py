@@ -44,6 +44,7 @@ QUARANTINE_COLUMNS: Final = {
     "partition_key": "VARCHAR",
     "arrival_ms": "BIGINT",
     "payload": "JSON",
+    "partial": "BOOLEAN",
 }
 #: the compaction job's Parquet columns (``${readings}`` less its partition columns)
 COMPACTED_COLUMNS: Final = {

@@ -30,6 +30,7 @@ locals {
         { name = "partition_key", type = "string", comment = "the publishing thing" },
         { name = "arrival_ms", type = "bigint", comment = "Kinesis approximate arrival, epoch ms" },
         { name = "payload", type = "string", comment = "the message as received (JSON text)" },
+        { name = "partial", type = "boolean", comment = "true: the rest of the record was stored (names past the channel cap)" },
       ]
     }
   }

@@ -1,7 +1,8 @@
 -- The archive's readings, one row per accepted Kinesis record, keyed by the thing that
 -- published it: the record's partition key (the IoT rule sets it to the thing name),
 -- never the device id the payload names. Records the processor rejected (a line in
--- quarantine_records with the same partition key and sequence number) are left out.
+-- quarantine_records with the same partition key and sequence number) are left out; a
+-- record only partly refused (its line says partial: names past the channel cap) is kept.
 -- A Lambda retry can archive a record twice, in a later object, even a later hour:
 -- copies are de-duplicated on the archive's key (shard_id, sequence_number), the
 -- earliest partition's kept.
@@ -46,6 +47,7 @@
     AND NOT EXISTS (
       SELECT 1 FROM quarantine_records q
       WHERE q.partition_key = pending.device_id AND q.sequence_number = pending.sequence_number
+        AND COALESCE(q.partial, false) = false
     )
     AND NOT EXISTS (
       SELECT 1 FROM ${compacted_recent} k
