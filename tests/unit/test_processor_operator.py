@@ -226,3 +226,19 @@ def test_an_unreadable_registry_does_not_hold_up_the_shard_nor_quarantine_for_it
     registry.down = False
     counts = rig.run()  # back: the registry's identity, the unregistered quarantined
     assert rig.states.items["dev-0000"].line == "line-9" and counts.quarantine_reasons == {"unregistered_device": 120}
+
+
+def test_an_alarm_document_that_does_not_validate_keeps_the_last_controls_and_fails_no_batch() -> None:
+    """A hand-edited item, or one a newer API wrote with a field this processor does not know."""
+    rig = Rig()
+    rig.documents.put(
+        alarm_document("dev-0001"), {"shelved_until_ms": T0 + 10**9, "shelved_by": "bob"}, None, "bob", T0
+    )
+    rig.run()
+    assert rig.cache.devices(["dev-0001"])["dev-0001"].alarm.shelved_by == "bob"
+    rig.documents.put(alarm_document("dev-0001"), {"shelved_by": "bob", "from_a_newer_api": 1}, 1, "hand", T0)
+    rig.documents.put(alarm_document("dev-0002"), {"unknown": True}, None, "hand", T0)
+    rig.run()  # asserts the batch has no errors
+    controls = rig.cache.devices(["dev-0001", "dev-0002"])
+    assert controls["dev-0001"].alarm.shelved_by == "bob"  # the last good read stands
+    assert controls["dev-0002"].alarm.shelved_until_ms is None  # never read well: no controls

@@ -17,6 +17,7 @@ log is one partition: operator writes come a few a minute, far below a partition
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -24,6 +25,7 @@ from typing import Any, Final
 from iotpm.adapters.errors import aws_call
 from iotpm.api.ports import InvalidCursorError, Page, decode_cursor, encode_cursor
 from iotpm.operator.ports import AuditEntry, Document, Registration
+from iotpm.service.errors import StoreError
 
 AUDIT_STREAM: Final = "audit"
 _BATCH_GET: Final = 100
@@ -105,13 +107,18 @@ def _batch_get(client: Any, table: str, key: str, ids: Sequence[str], what: str)
         request: dict[str, Any] = {
             table: {"Keys": [{key: _s(i)} for i in unique[start : start + _BATCH_GET]], "ConsistentRead": True}
         }
-        for _ in range(8):  # unprocessed keys come back under throttling: bounded retries
+        for attempt in range(8):  # unprocessed keys come back under throttling: bounded retries, backing off
+            if attempt:
+                time.sleep(min(0.05 * 2**attempt, 1.0))
             with aws_call(what):
                 got = client.batch_get_item(RequestItems=request)
             out += got.get("Responses", {}).get(table, [])
             request = got.get("UnprocessedKeys") or {}
             if not request:
                 break
+        if request:  # a key left unread is not a key that is absent: never answer as if it were
+            left = len(request[table]["Keys"])
+            raise StoreError(f"{what}: {left} keys still unprocessed after retries", code="Throttled", retryable=True)
     return out
 
 

@@ -93,8 +93,7 @@ class OperatorCache:
                     devices=len(stale))  # fmt: skip
                 return {d: self._devices[d][1] if d in self._devices else DeviceControl(read=False) for d in device_ids}
             for d in stale:
-                doc = docs.get(alarm_document(d))
-                alarm = AlarmControls.model_validate(dict(doc.body)) if doc is not None else AlarmControls()
+                alarm = self._alarm(d, docs.get(alarm_document(d)))
                 self._devices[d] = (now, DeviceControl(regs.get(d), alarm))
                 reg = regs.get(d)
                 if reg is not None and reg.overrides:  # kept apart: config() reads these, not the fleet
@@ -102,6 +101,17 @@ class OperatorCache:
                 else:
                     self._overridden.pop(d, None)
         return {d: self._devices[d][1] for d in device_ids}
+
+    def _alarm(self, device_id: str, doc: Document | None) -> AlarmControls:
+        """A device's alarm controls; a document that does not validate keeps the last read (never fails the batch)."""
+        if doc is None:
+            return AlarmControls()
+        try:
+            return AlarmControls.model_validate(dict(doc.body))
+        except ValidationError as exc:  # the API never stores one; a hand-edited item or a newer writer might
+            log("error", "alarm controls invalid; the last read stand", device_id=device_id, error=str(exc))
+            last = self._devices.get(device_id)
+            return last[1].alarm if last is not None else AlarmControls()
 
     def config(self) -> DetectorConfig:
         """The detector configuration in effect (the same object until something in it changes)."""
