@@ -149,3 +149,20 @@ def test_a_run_compacts_at_most_max_hours_and_the_next_goes_on(tmp_path: Path) -
     second = compact_folder(tmp_path, now, small)
     assert second.hours == [hour_of(2), hour_of(3)] and second.through_hour == hour_of(4)
     assert compact_folder(tmp_path, now, small).through_hour == hour_of(10 - 1)  # empty closed hours: passed
+
+
+def test_a_catch_up_run_keeps_one_hour_of_files_on_disk_at_a_time(tmp_path: Path) -> None:
+    """A Lambda's /tmp is 512 MB: an hour's downloads and Parquet are removed before the next hour's."""
+    archive = tmp_path / "archive"
+    write_archive(archive, [plain(hour=h, temp=50.0 + h) for h in range(4)])
+    compactor = Compactor(FolderFiles(archive), CompactionSettings(grace_s=600, window_h=3, max_hours=10))
+    seen: list[int] = []
+    real = compactor._hour
+
+    def counting(hour: str, work: Path, result: Any) -> None:
+        seen.append(sum(1 for _ in work.parent.iterdir()))  # hour folders present as this hour starts
+        real(hour, work, result)
+
+    compactor._hour = counting  # type: ignore[method-assign]
+    result = compactor(H0 + 10 * HOUR)
+    assert len(result.hours) == 4 and seen == [0, 0, 0, 0]

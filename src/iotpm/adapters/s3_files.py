@@ -58,6 +58,12 @@ class S3ArchiveFiles:
                                    ContentType="application/vnd.apache.parquet")  # fmt: skip
 
     def get_text(self, key: str) -> str | None:
+        # listed first: without s3:ListBucket on the key itself (the role lists by prefix only), S3 answers a
+        # missing key with 403 AccessDenied rather than 404, and the first run, before any state, would fail
+        with aws_call(f"ListObjectsV2 s3://{self.bucket}/{key}"):
+            listed = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
+        if not any(o.get("Key") == key for o in listed.get("Contents", [])):
+            return None
         try:
             with aws_call(f"GetObject s3://{self.bucket}/{key}"):
                 return str(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read().decode())

@@ -166,7 +166,10 @@ class Compactor:
         result = CompactionResult(through_hour=through)
         with tempfile.TemporaryDirectory(prefix="iotpm-compact-") as tmp:
             for hour in due:
-                self._hour(hour, Path(tmp) / hour, result)
+                try:
+                    self._hour(hour, Path(tmp) / hour, result)
+                finally:  # a catch-up run covers many hours: /tmp (512 MB in Lambda) holds one at a time
+                    shutil.rmtree(Path(tmp) / hour, ignore_errors=True)
                 result.hours.append(hour)
                 self._mark(result, shift(hour, 1))
         end = shift(last_closed, 1)
