@@ -27,7 +27,7 @@ shards sized from the fleet's rate, X-Ray pass-through on the processor, two AZs
 endpoints, an archive in objects large enough for the lifecycle (the Parquet
 compaction), and gateways packing several readings per message.
 
-Prints the tables; ``--write-readme`` rewrites the README's marked cost block. The last
+Prints the tables; ``--write-docs`` rewrites the marked cost block of docs/cost.md. The last
 line is one JSON object with ``usd_per_million_readings`` for prod.
 """
 
@@ -419,10 +419,10 @@ def measure_processor() -> float:
 
 
 def write_readme(block: str) -> None:
-    path = ROOT / "README.md"
+    path = ROOT / "docs" / "cost.md"
     text = path.read_text()
     if BEGIN not in text or END not in text:
-        raise SystemExit(f"README.md has no {BEGIN} ... {END} block to rewrite")
+        raise SystemExit(f"docs/cost.md has no {BEGIN} ... {END} block to rewrite")
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
     path.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}")
@@ -439,7 +439,8 @@ def main() -> None:
                         help="per-batch wait for the processor's AWS calls (assumed)")  # fmt: skip
     parser.add_argument("--measure-processor", action="store_true",
                         help="run benchmarks/processor.py first and take its batch time (about a minute)")  # fmt: skip
-    parser.add_argument("--write-readme", action="store_true", help="rewrite the README's cost block")
+    parser.add_argument("--write-docs", "--write-readme", dest="write_readme", action="store_true",
+                        help="rewrite the cost block of docs/cost.md")  # fmt: skip
     args = parser.parse_args()
     table = json.loads(args.prices.read_text())
     fleet = Fleet(args.devices, args.interval)
@@ -491,7 +492,7 @@ def main() -> None:
     print(block)
     if args.write_readme:
         write_readme(block)
-        print("\nREADME.md: cost block rewritten")
+        print("\ndocs/cost.md: cost block rewritten")
     total, per_m = summary(lines, fleet, table)
     print(json.dumps({"devices": fleet.devices, "interval_s": fleet.interval_s, "region": prod.region,
                       "usd_per_month": round(total, 2), "usd_per_million_readings": round(per_m, 4),

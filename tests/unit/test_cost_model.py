@@ -1,4 +1,4 @@
-"""``benchmarks/cost.py``: what it reads from the environments, what its levers change, and the README's block."""
+"""``benchmarks/cost.py``: what it reads from the environments, its levers, and the block in docs/cost.md."""
 
 from __future__ import annotations
 
@@ -104,13 +104,13 @@ def test_each_lever_changes_only_what_it_names(cost: ModuleType, prices: dict[st
     assert east["VPC: interface endpoints"] < base["VPC: interface endpoints"]  # the region's own price
 
 
-def test_the_readme_block_is_what_the_script_prints(cost: ModuleType) -> None:
-    readme = (ROOT / "README.md").read_text()
-    block = readme.split(cost.BEGIN)[1].split(cost.END)[0].strip()
-    assert block, "README.md has no cost block"
+def test_the_docs_block_is_what_the_script_prints(cost: ModuleType) -> None:
+    page = (ROOT / "docs" / "cost.md").read_text()
+    block = page.split(cost.BEGIN)[1].split(cost.END)[0].strip()
+    assert block, "docs/cost.md has no cost block"
     fleet = block.split("**")[1]
     assert fleet.startswith("500 devices at one reading every 5 s")
     table = json.loads((ROOT / "benchmarks" / "aws_prices.json").read_text())
     lines = cost.model(cost.Environment.load("prod"), cost.Fleet(), table, cost.Measured(), cost.Levers())
     per_m = cost.summary(lines, cost.Fleet(), table)[1]
-    assert f"**${per_m:.2f} per million readings**" in block, "run python benchmarks/cost.py --write-readme"
+    assert f"**${per_m:.2f} per million readings**" in block, "run python benchmarks/cost.py --write-docs"
