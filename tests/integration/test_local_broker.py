@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -23,7 +24,7 @@ from iotpm.simulator.publish import Endpoint, client, connect_all, stop_all
 @pytest.fixture
 def started(tmp_path: Path) -> Iterator[tuple[broker.Broker, LocalCA, Processes]]:
     ca, procs = LocalCA(tmp_path / "pki"), Processes(tmp_path / "run")
-    b = broker.start(procs, tmp_path, ca, free_port(), "iotpm")
+    b = broker.start(procs, tmp_path, ca, free_port(), "iotpm", broker.telemetry_rule("iotpm-local"))
     yield b, ca, procs
     procs.stop("broker")
     broker.remove_files(tmp_path)
@@ -34,9 +35,11 @@ class RecordingKinesis:
 
     def __init__(self) -> None:
         self.payloads: list[int] = []
+        self.records: list[tuple[str, bytes]] = []
 
     def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803 - boto3's
         self.payloads += [len(r["Data"]) for r in Records]
+        self.records += [(r["PartitionKey"], r["Data"]) for r in Records]
         return {"FailedRecordCount": 0, "Records": [{"SequenceNumber": "1"} for _ in Records]}
 
 
@@ -69,6 +72,37 @@ def test_a_payload_over_iot_cores_128_kb_never_reaches_the_rule_and_one_at_the_l
     # the rule adds the thing name to the payload (it is not JSON here: passed unchanged)
     assert kinesis.payloads == [broker.MAX_PAYLOAD_BYTES]
     assert outcomes[-1] != "sent"  # far over the limit: refused at the device, as IoT Core would
+
+
+def test_the_rule_bridge_reads_basic_ingest_topics_and_keys_a_gateways_message_by_the_gateway(
+    started: tuple[broker.Broker, LocalCA, Processes],
+) -> None:
+    """MQTT's ``+``/``#`` never match a topic starting with ``$``: the bridge subscribes to the
+    rule's Basic Ingest filter by name, and the rule sees the topic without its prefix."""
+    b, ca, _ = started
+    assert b.topic_filter == "$aws/rules/iotpm_local_telemetry/iotpm/+/telemetry"
+    kinesis = RecordingKinesis()
+    rule = Bridge(kinesis, "s", b, ca.issue(broker.BRIDGE_CLIENT)).start()
+    ident, gw = ca.issue("pump-0000"), ca.issue("gw-1")
+    device = client(Endpoint(b.host, b.port, b.ca), "pump-0000", ident.cert, ident.key)
+    gateway = client(Endpoint(b.host, b.port, b.ca), "gw-1", gw.cert, gw.key)
+    connect_all([device, gateway])
+    packed = [{"device_id": f"pump-{i:04d}", "seq": 1, "metrics": {}} for i in (1, 2)]
+    try:
+        time.sleep(0.5)  # the rule's subscription
+        qos = mqtt5.QoS.AT_LEAST_ONCE
+        device.publish(mqtt5.PublishPacket(topic=b.topic("pump-0000"), payload=b'{"seq":1}', qos=qos)).result(10)
+        gateway.publish(mqtt5.PublishPacket(topic=b.topic("gw-1"), payload=json.dumps(packed), qos=qos)).result(10)
+        deadline = time.monotonic() + 5
+        while len(kinesis.records) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop_all([device, gateway])
+        rule.stop()
+    by_key = dict(kinesis.records)
+    assert sorted(by_key) == ["gw-1", "pump-0000"]
+    assert json.loads(by_key["pump-0000"]) == {"seq": 1, "thing_name": "pump-0000"}
+    assert json.loads(by_key["gw-1"]) == packed  # an array goes through unchanged, keyed by the gateway
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only a broker started by root has files outside the twin's folder")

@@ -25,7 +25,9 @@ NOW = T0 + 400_000
 def error_message(thing: str, payload: bytes) -> bytes:
     """What AWS IoT's S3 error action writes when the rule's Kinesis action fails."""
     return json.dumps({
-        "ruleName": "iotpm_test_telemetry", "topic": f"iotpm/{thing}/telemetry", "clientId": thing,
+        # devices publish through Basic Ingest: the error action keeps the topic they published to
+        "ruleName": "iotpm_test_telemetry", "topic": f"$aws/rules/iotpm_test_telemetry/iotpm/{thing}/telemetry",
+        "clientId": thing,
         "base64OriginalPayload": base64.b64encode(payload).decode(),
         "failures": [{"failedAction": "KinesisAction", "errorMessage": "Rate exceeded for shard"}],
     }).encode()  # fmt: skip

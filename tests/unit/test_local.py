@@ -21,6 +21,7 @@ import pytest
 
 from iotpm.emulator import pidfile
 from iotpm.local.bridge import RULE_SQL, THING_SEGMENT, enrich
+from iotpm.local.broker import telemetry_rule, telemetry_topic
 from iotpm.local.certs import LocalCA, write_private
 from iotpm.local.poller import Poller
 from iotpm.local.processes import Processes
@@ -38,6 +39,21 @@ def test_the_bridge_enriches_as_the_terraform_topic_rule_does() -> None:
     assert sql is not None and key is not None
     assert sql.group(1).replace("${var.topic_prefix}", "{prefix}") == RULE_SQL
     assert int(key.group(1)) == THING_SEGMENT and f"topic({THING_SEGMENT}) AS thing_name" in RULE_SQL
+
+
+def test_devices_publish_through_basic_ingest_to_the_terraform_rule() -> None:
+    """The twin's topic is the one the iot module's policy allows: its rule name derived as
+    Terraform derives it, and the bridge sees the topic as the rule does (without the prefix)."""
+    main = (Path(__file__).resolve().parents[2] / "terraform" / "modules" / "iot" / "main.tf").read_text()
+    assert re.search(r'rule_name\s*=\s*replace\("\$\{var\.name\}_telemetry", "-", "_"\)', main)
+    allowed = ":topic/$aws/rules/${local.rule_name}/${var.topic_prefix}/$${iot:Connection.Thing.ThingName}/telemetry"
+    assert allowed in main
+    rule = telemetry_rule("iotpm-local")
+    assert rule == "iotpm_local_telemetry"
+    topic = telemetry_topic("iotpm", "pump-7", rule)
+    assert topic == "$aws/rules/iotpm_local_telemetry/iotpm/pump-7/telemetry"
+    assert enrich(topic, b"{}") == ("pump-7", b'{"thing_name":"pump-7"}')
+    assert telemetry_topic("iotpm", "pump-7", None) == "iotpm/pump-7/telemetry"  # no rule: the plain topic
 
 
 def test_an_array_is_keyed_by_the_publishing_thing_and_passed_unchanged() -> None:

@@ -32,7 +32,9 @@ PAYLOADS = [
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)
-@pytest.mark.parametrize("topic", ["iotpm/pump-0000/telemetry", "odd"])
+@pytest.mark.parametrize(
+    "topic", ["iotpm/pump-0000/telemetry", "$aws/rules/iotpm_prod_telemetry/iotpm/pump-0000/telemetry", "odd"]
+)
 def test_a_replayed_record_is_the_one_the_rule_makes(topic: str, payload: bytes) -> None:
     assert rule_record(topic, payload) == bridge.enrich(topic, payload)
 
@@ -40,6 +42,13 @@ def test_a_replayed_record_is_the_one_the_rule_makes(topic: str, payload: bytes)
 def test_the_thing_comes_from_the_topic_as_the_rules_partition_key() -> None:
     assert (THING_FIELD, THING_SEGMENT) == (THING_KEY, bridge.THING_SEGMENT)
     key, data = rule_record("iotpm/pump-0000/telemetry", PAYLOADS[1])
+    assert key == "pump-0000" and json.loads(data)["thing_name"] == "pump-0000"
+
+
+def test_a_basic_ingest_topic_is_seen_without_its_prefix() -> None:
+    """A message published through Basic Ingest is kept with its full topic; the rule saw it
+    without ``$aws/rules/<rule>/``, so its thing is still the topic's second level."""
+    key, data = rule_record("$aws/rules/iotpm_prod_telemetry/iotpm/pump-0000/telemetry", PAYLOADS[0])
     assert key == "pump-0000" and json.loads(data)["thing_name"] == "pump-0000"
 
 

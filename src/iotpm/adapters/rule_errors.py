@@ -28,6 +28,8 @@ from iotpm.service.errors import StoreError
 ERROR_PREFIX = "errors/"
 #: where a replayed message is moved (same lifecycle: it expires with the bucket's rule)
 REPLAYED_PREFIX = "replayed/"
+#: the Basic Ingest prefix (``$aws/rules/<rule>/``), which the rule does not see in the topic
+BASIC_INGEST = "$aws/rules/"
 #: the topic level holding the thing name: the rule's ``topic(2)``, its partition key
 THING_SEGMENT = 2
 #: the field the rule's SQL adds (iotpm.models.validation.THING_KEY)
@@ -59,8 +61,11 @@ def rule_record(topic: str, payload: bytes) -> tuple[str, bytes]:
 
     The same as the local bridge's ``enrich`` (a unit test holds the two together): the thing
     from the topic is the partition key, and is added to a JSON object; anything else goes
-    through unchanged (the processor quarantines what it cannot read).
+    through unchanged (the processor quarantines what it cannot read). A message published
+    through Basic Ingest (``$aws/rules/<rule>/...``) is seen by the rule without that prefix.
     """
+    if topic.startswith(BASIC_INGEST):
+        topic = topic[len(BASIC_INGEST) :].partition("/")[2]
     parts = topic.split("/")
     thing = parts[THING_SEGMENT - 1] if len(parts) > THING_SEGMENT else topic
     try:

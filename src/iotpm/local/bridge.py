@@ -10,6 +10,11 @@ processor refuses a reading naming another device. Records are batched (up to 50
 dropped; messages that are not JSON objects go through unchanged (the processor
 quarantines what it cannot read, with a reason). A test holds :data:`RULE_SQL` and
 :data:`THING_SEGMENT` to the Terraform rule.
+
+Devices publish through IoT Basic Ingest (``$aws/rules/<rule>/<prefix>/<thing>/telemetry``).
+The rule sees the topic without that prefix (its FROM clause and ``topic()`` alike), so
+:func:`enrich` drops it before taking the thing; the bridge subscribes to the Basic Ingest
+filter by name, since MQTT's ``+``/``#`` never match a first level that starts with ``$``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from typing import Any
 from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
 
-from iotpm.local.broker import BRIDGE_CLIENT, Broker
+from iotpm.local.broker import BASIC_INGEST, BRIDGE_CLIENT, Broker
 from iotpm.local.certs import Identity
 from iotpm.models.validation import THING_KEY
 
@@ -36,9 +41,16 @@ RULE_SQL = "SELECT *, topic(2) AS thing_name FROM '{prefix}/+/telemetry'"
 THING_SEGMENT = 2
 
 
+def rule_topic(topic: str) -> str:
+    """The topic as the rule sees it: without the Basic Ingest prefix ``$aws/rules/<rule>/``."""
+    if topic.startswith(BASIC_INGEST):
+        return topic[len(BASIC_INGEST) :].partition("/")[2]
+    return topic
+
+
 def enrich(topic: str, payload: bytes) -> tuple[str, bytes]:
     """(partition key, record data) for one MQTT message, as the topic rule makes them."""
-    parts = topic.split("/")
+    parts = rule_topic(topic).split("/")
     thing = parts[THING_SEGMENT - 1] if len(parts) > THING_SEGMENT else topic
     try:
         obj = json.loads(payload)

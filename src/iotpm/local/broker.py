@@ -3,8 +3,14 @@
 Devices authenticate with certificates from the local CA; the certificate's CN is the
 username (``use_identity_as_username``) and the client id (``use_username_as_clientid``:
 a device cannot connect as another and knock it off), and the ACL lets each name publish
-only to ``<prefix>/<its name>/telemetry`` — what the iot module's policy does with
+only to its own telemetry topic — what the iot module's policy does with
 ``${iot:Connection.Thing.ThingName}``. The bridge alone may read every device's topic.
+
+Devices publish through IoT Basic Ingest, as in AWS: ``$aws/rules/<rule>/<prefix>/<thing>/telemetry``
+(:meth:`Broker.topic`), which goes straight to the topic rule. MQTT's ``#`` and ``+`` never
+match a first level starting with ``$``, so the bridge subscribes to that rule's filter by
+name (:attr:`Broker.topic_filter`). A broker without a rule name (``rule_name=None``) uses
+the plain topic ``<prefix>/<thing>/telemetry`` of earlier releases.
 
 The broker never runs as root: started by root it drops to Debian's ``mosquitto`` user,
 and its files (server key, CA certificate, ACL) are then copied into a folder of that
@@ -49,13 +55,31 @@ class Broker:
     port: int
     ca: Path
     topic_prefix: str
+    #: the telemetry topic rule devices publish to through Basic Ingest (None: the plain topic)
+    rule_name: str | None = None
 
     def topic(self, device_id: str) -> str:
-        return f"{self.topic_prefix}/{device_id}/telemetry"
+        """Where ``device_id`` (a device, or a gateway for its devices) publishes its telemetry."""
+        return telemetry_topic(self.topic_prefix, device_id, self.rule_name)
 
     @property
     def topic_filter(self) -> str:
-        return f"{self.topic_prefix}/+/telemetry"
+        return telemetry_topic(self.topic_prefix, "+", self.rule_name)
+
+
+#: the Basic Ingest prefix: ``$aws/rules/<rule name>/`` before the rule's own topic
+BASIC_INGEST = "$aws/rules/"
+
+
+def telemetry_topic(prefix: str, thing: str, rule_name: str | None) -> str:
+    """``thing``'s telemetry topic, through Basic Ingest to ``rule_name`` when it is given."""
+    plain = f"{prefix}/{thing}/telemetry"
+    return f"{BASIC_INGEST}{rule_name}/{plain}" if rule_name else plain
+
+
+def telemetry_rule(name_prefix: str) -> str:
+    """The telemetry rule's name for an environment's ``name_prefix`` output (iot module: local.rule_name)."""
+    return f"{name_prefix}_telemetry".replace("-", "_")
 
 
 def mosquitto_path() -> str:
@@ -68,7 +92,7 @@ def mosquitto_path() -> str:
     return found
 
 
-def write_config(folder: Path, ca: LocalCA, port: int, topic_prefix: str) -> Path:
+def write_config(folder: Path, ca: LocalCA, port: int, topic_prefix: str, rule: str | None = None) -> Path:
     """mosquitto.conf and its ACL, with the server key where the broker's user can read it."""
     server = ca.issue("localhost", server=True)
     remove_files(folder)  # an earlier start's copy, if a run ended without removing it
@@ -81,9 +105,9 @@ def write_config(folder: Path, ca: LocalCA, port: int, topic_prefix: str) -> Pat
         acl,
         "# the rule bridge reads every device's telemetry (the topic rule)\n"
         f"user {BRIDGE_CLIENT}\n"
-        f"topic read {topic_prefix}/+/telemetry\n\n"
-        "# a device writes only to its own topic (the IoT policy's ${iot:Connection.Thing.ThingName})\n"
-        f"pattern write {topic_prefix}/%u/telemetry\n",
+        f"topic read {telemetry_topic(topic_prefix, '+', rule)}\n\n"
+        "# a device (or a gateway) writes only to its own topic (the IoT policy's ${iot:Connection.Thing.ThingName})\n"
+        f"pattern write {telemetry_topic(topic_prefix, '%u', rule)}\n",
     )
     if user is not None:
         for path in (home, *home.iterdir()):
@@ -187,15 +211,17 @@ def _folders_of_running_brokers() -> set[Path]:
     return folders
 
 
-def start(processes: Processes, folder: Path, ca: LocalCA, port: int, topic_prefix: str) -> Broker:
+def start(
+    processes: Processes, folder: Path, ca: LocalCA, port: int, topic_prefix: str, rule: str | None = None
+) -> Broker:
     """Start the broker (unless it runs) and wait until it accepts TCP connections."""
-    conf = write_config(folder, ca, port, topic_prefix)
+    conf = write_config(folder, ca, port, topic_prefix, rule)
     processes.spawn("broker", [mosquitto_path(), "-c", str(conf)])
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return Broker("127.0.0.1", port, ca.cert_path, topic_prefix)
+                return Broker("127.0.0.1", port, ca.cert_path, topic_prefix, rule)
         except OSError:
             if processes.pid("broker") is None:
                 break

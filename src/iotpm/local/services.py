@@ -62,7 +62,7 @@ def _bridge(config: dict[str, Any]) -> Started:
     from iotpm.local.certs import Identity
 
     b = config["broker"]
-    broker = Broker(b["host"], b["port"], Path(b["ca"]), b["topic_prefix"])
+    broker = Broker(b["host"], b["port"], Path(b["ca"]), b["topic_prefix"], b.get("rule_name"))
     bridge = Bridge(boto3.client("kinesis"), config["stream"], broker, Identity(Path(b["cert"]), Path(b["key"])))
     bridge.start()
     return bridge.stop, lambda: {"bridge": {"received": bridge.received, "put": bridge.put, "retried": bridge.retried}}

@@ -152,7 +152,8 @@ class Twin:
         operator_key = secrets.token_urlsafe(24)
         ca = LocalCA(self.home / "pki")
         say(f"mosquitto (mutual TLS) on 127.0.0.1:{opts.broker_port}")
-        broker = broker_mod.start(self.procs, self.home, ca, opts.broker_port, out["topic_filter"].split("/")[0])
+        rule = broker_mod.telemetry_rule(str(out["name_prefix"]))  # devices publish through Basic Ingest to it
+        broker = broker_mod.start(self.procs, self.home, ca, opts.broker_port, out["topic_filter"].split("/")[0], rule)
         bridge_id = ca.issue(broker_mod.BRIDGE_CLIENT)
         config = {
             "environment": {**CREDENTIALS, "AWS_ENDPOINT_URL": emu.url, **_region_variables(region)},
@@ -165,6 +166,7 @@ class Twin:
                 "port": broker.port,
                 "ca": str(broker.ca),
                 "topic_prefix": broker.topic_prefix,
+                "rule_name": broker.rule_name,
                 "cert": str(bridge_id.cert),
                 "key": str(bridge_id.key),
             },

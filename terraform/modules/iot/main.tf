@@ -45,7 +45,12 @@ resource "aws_iot_thing_group_membership" "this" {
 }
 
 # A device connects only as its own thing (client id = thing name, certificate attached
-# to that thing) and publishes only to its own telemetry topic.
+# to that thing) and publishes only to its own telemetry topic, through IoT Basic Ingest:
+# $aws/rules/<rule>/<topic_prefix>/<thing>/telemetry goes straight to the topic rule, without
+# the message broker, so IoT Core bills no messaging for it (rule actions still are). A
+# gateway is a thing like any other: it publishes on its own topic, one message carrying the
+# readings of the devices registered under it (the processor checks the registry). The plain
+# topic <topic_prefix>/<thing>/telemetry is not allowed: it would be billed as messaging.
 resource "aws_iot_policy" "device" {
   name = "${var.name}-device"
   policy = jsonencode({
@@ -60,7 +65,7 @@ resource "aws_iot_policy" "device" {
       {
         Effect   = "Allow"
         Action   = "iot:Publish"
-        Resource = "${local.arn_prefix}:topic/${var.topic_prefix}/$${iot:Connection.Thing.ThingName}/telemetry"
+        Resource = "${local.arn_prefix}:topic/$aws/rules/${local.rule_name}/${var.topic_prefix}/$${iot:Connection.Thing.ThingName}/telemetry"
       },
     ]
   })
@@ -74,7 +79,12 @@ resource "aws_iot_topic_rule" "this" {
   sql_version = "2016-03-23"
   # The rule adds what the local bridge adds (src/iotpm/local/bridge.py): the thing that
   # published, from the topic the policy allowed it; the processor quarantines a reading
-  # whose device id is another thing's (reason device_mismatch).
+  # whose device id is another thing's (reason device_mismatch) unless the registry puts that
+  # device under the publishing gateway. Under Basic Ingest the rule sees the topic without
+  # its $aws/rules/<rule> prefix (the FROM clause and topic() alike: "you can use an existing
+  # rule with Basic Ingest by adding the Basic Ingest prefix to the message topic",
+  # https://docs.aws.amazon.com/iot/latest/developerguide/iot-basic-ingest.html), so topic(2)
+  # is still the thing, and the FROM clause still matches the plain topic too.
   sql = "SELECT *, topic(2) AS thing_name FROM '${var.topic_prefix}/+/telemetry'"
 
   kinesis {
