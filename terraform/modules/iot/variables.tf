@@ -8,8 +8,9 @@ variable "things" {
     device_type = string
     site        = string
     line        = string
+    gateway     = optional(string)
   }))
-  description = "The fleet: thing name (= device id) => machine type, site and line."
+  description = "The fleet: thing name (= device id) => machine type, site, line and, for a device behind a gateway, the gateway thing it publishes through (device_type \"gateway\" makes a thing a gateway)."
   default     = {}
 
   validation {

@@ -46,9 +46,15 @@ variable "things" {
     device_type = string
     site        = string
     line        = string
+    gateway     = optional(string)
   }))
-  description = "The fleet: thing name (= device id) => machine type, site and line."
+  description = "The fleet: thing name (= device id) => machine type, site, line and, for a device behind a gateway, the gateway thing it publishes through (device_type \"gateway\" makes a thing a gateway)."
   default     = {}
+
+  validation {
+    condition     = alltrue([for k, t in var.things : t.gateway == null ? true : try(var.things[t.gateway].device_type == "gateway", false)])
+    error_message = "A thing's gateway must name another thing in things whose device_type is \"gateway\"."
+  }
 }
 
 variable "lambda_architecture" {

@@ -66,6 +66,7 @@ variable "registrations" {
     device_type = string
     site        = string
     line        = string
+    gateway     = optional(string)
   }))
   description = "Devices to seed the registry with (the pipeline's things); later changes go through the API or iotpm devices import."
   default     = {}
@@ -76,7 +77,7 @@ resource "aws_dynamodb_table_item" "registration" {
   for_each   = var.registrations
   table_name = aws_dynamodb_table.operator["registry"].name
   hash_key   = "device_id"
-  item = jsonencode({
+  item = jsonencode(merge({
     device_id   = { S = each.key }
     site        = { S = each.value.site }
     line        = { S = each.value.line }
@@ -85,7 +86,7 @@ resource "aws_dynamodb_table_item" "registration" {
     version     = { N = "1" }
     updated_ms  = { N = "0" }
     updated_by  = { S = "terraform" }
-  })
+  }, each.value.gateway == null ? {} : { gateway = { S = each.value.gateway } })) # the by_gateway index's key
   lifecycle {
     ignore_changes = [item]
   }
