@@ -583,6 +583,20 @@ def simulate_cmd(
         float | None, typer.Option(min=0, help="seconds into the run when every device restarts (seq from 1 again)")
     ] = None,
     topic_prefix: Annotated[str, typer.Option()] = "iotpm",
+    rule: Annotated[
+        str | None,
+        typer.Option(
+            help="publish through IoT Basic Ingest to this topic rule: <name_prefix>_telemetry with - as _ "
+            "(terraform output name_prefix; the IoT policy allows only that topic); empty: the plain topic"
+        ),
+    ] = None,
+    gateway: Annotated[
+        str | None,
+        typer.Option(
+            help="the devices sit behind this gateway thing: it alone connects (its certificate in --certs) "
+            "and publishes every device's reading of a tick in one message on its own topic"
+        ),
+    ] = None,
     truth: Annotated[Path, typer.Option(help="where to write the ground truth")] = Path("ground_truth.json"),
 ) -> None:
     """Publish a simulated fleet with injected faults (to AWS IoT Core or the local broker)."""
@@ -598,20 +612,20 @@ def simulate_cmd(
     except ValueError as exc:
         fail(str(exc))
     injected = fleet.scenario(kinds, fault_at)
-    missing = [d for d in fleet.ids if not (certs / f"{d}.pem").exists()]
+    missing = [d for d in ([gateway] if gateway else fleet.ids) if not (certs / f"{d}.pem").exists()]
     if missing:
         fail(f"no certificate for {', '.join(missing[:5])} in {certs}")
 
     from rich.live import Live
 
-    broker = Broker(endpoint, port, ca, topic_prefix)
+    broker = Broker(endpoint, port, ca, topic_prefix, rule or None)
     with Live(console=stderr, refresh_per_second=4) as live:
 
         def show(sent: int, acked: int, failed: int) -> None:
             live.update(f"sent {sent:,}  acknowledged {acked:,}  failed {failed:,}")
 
         identity = lambda d: Identity(certs / f"{d}.pem", certs / f"{d}.key")  # noqa: E731
-        run = simulate(fleet, identity, broker, duration, rate, show, restart_at_s=restart_at)
+        run = simulate(fleet, identity, broker, duration, rate, show, restart_at_s=restart_at, gateway=gateway)
     truth.write_text(json.dumps(ground_truth(injected, run.start_ms), indent=2))
     console.print(f"sent {run.sent:,}, acknowledged {run.acked:,}, failed {run.failed:,}; ground truth in {truth}")
 
