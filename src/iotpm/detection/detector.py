@@ -211,20 +211,7 @@ class FleetDetector:
         off = np.array([self._off_below(channels, it.device_type) for it in items])
         # a device still learning needs its gates first: its warm-up learns from the readings
         # of a running, settled machine only; a ready device's come with its kernel call
-        learning = [i for i, st in enumerate(states) if not st.ready]
-        gate: list[FloatArray | None] = [None] * len(items)
-        for i, g in zip(
-            learning,
-            self._gates(
-                channels,
-                [states[i] for i in learning],
-                [ts[i] for i in learning],
-                [xs[i] for i in learning],
-                off[learning],
-            ),
-            strict=True,
-        ):
-            gate[i] = g
+        gate = self._learning_gates(channels, states, ts, xs, off)
         split = [0 if g is None else self._warm_split(states[i], ts[i], g) for i, g in enumerate(gate)]
         warm = [i for i, k in enumerate(split) if k > 0]
         limits = [self._device_limits(it) for it in items]
@@ -234,12 +221,7 @@ class FleetDetector:
         for i in warm:
             learned = gate[i]
             assert learned is not None, "a learning device's gates are computed before its warm-up"
-            st, keep = states[i], learned[: split[i]] >= 1.0
-            st.warm_t = np.concatenate([st.warm_t, ts[i][: split[i]][keep]])
-            st.warm_x = np.concatenate([st.warm_x, xs[i][: split[i]][keep]])
-            span = np.array([st.warm_t[-1] - st.warm_t[0] if len(st.warm_t) else 0], dtype=np.float64)
-            if self._warmed(np.array([len(st.warm_t)]), span)[0]:
-                self.fit(DeviceInput(items[i].device_id, channels, ts[i][:0], xs[i][:0], st))
+            self._warm_up(items[i].device_id, channels, states[i], ts[i][: split[i]], xs[i][: split[i]], learned)
         ready = [(i, slice(split[i], len(ts[i]))) for i in range(len(items)) if split[i] < len(ts[i])]
         parts_b = run(ready, statistics=True)
         lay = layout_for(len(channels))
@@ -268,6 +250,41 @@ class FleetDetector:
             )
             for i in range(len(items))
         ]
+
+    def _learning_gates(
+        self,
+        channels: tuple[str, ...],
+        states: list[DeviceState],
+        ts: list[IntArray],
+        xs: list[FloatArray],
+        off: FloatArray,
+    ) -> list[FloatArray | None]:
+        """The gates of the devices still learning (None for the others)."""
+        learning = [i for i, st in enumerate(states) if not st.ready]
+        gate: list[FloatArray | None] = [None] * len(states)
+        sub = self._gates(
+            channels, [states[i] for i in learning], [ts[i] for i in learning], [xs[i] for i in learning], off[learning]
+        )
+        for i, g in zip(learning, sub, strict=True):
+            gate[i] = g
+        return gate
+
+    def _warm_up(
+        self,
+        device_id: str,
+        channels: tuple[str, ...],
+        st: DeviceState,
+        ts: IntArray,
+        xs: FloatArray,
+        gate: FloatArray,
+    ) -> None:
+        """Keep the warm-up's running, settled readings; fit once there are enough."""
+        keep = gate[: len(ts)] >= 1.0
+        st.warm_t = np.concatenate([st.warm_t, ts[keep]])
+        st.warm_x = np.concatenate([st.warm_x, xs[keep]])
+        span = np.array([st.warm_t[-1] - st.warm_t[0] if len(st.warm_t) else 0], dtype=np.float64)
+        if self._warmed(np.array([len(st.warm_t)]), span)[0]:
+            self.fit(DeviceInput(device_id, channels, ts[:0], xs[:0], st))
 
     def _warm_split(self, state: DeviceState, ts: IntArray, gate: FloatArray) -> int:
         """How many of the chunk's readings belong to the warm-up (until it has enough running ones)."""

@@ -5,6 +5,15 @@ devices still active are a prefix ``[:k]`` of the stack and every update is an
 in-place operation on a view of the packed state. Every recursion is evaluated one
 reading at a time in a fixed order, so feeding a series in chunks of any size gives
 bit-for-bit the result of feeding it at once.
+
+A call is a few named steps, each taking and returning small named structures: the
+:class:`Chunk` of inputs; the limits (:class:`LimitScores`), the statistical detectors
+(:class:`StatisticalScores`, their recursions in :mod:`iotpm.detection.recursions`) and
+the operating point (:class:`OperatingPoint`) each return their detectors' scores by
+name, which :meth:`Scores.put` files under the detector's column; the alarm's hysteresis
+(:class:`AlarmRuns`, :class:`Alarm`) runs over the device's score. A new detector is
+declared in :mod:`iotpm.detection._layout`, gets a field in its step's structure, and
+its computation in that step (and in ``_kernel.c``).
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from iotpm.detection import recursions
 from iotpm.detection._layout import CH, CHANNEL_DETECTORS, DEV, DEVICE_DETECTORS, OFFSETS, PARAMS, RATES
 from iotpm.detection.config import DetectorConfig
 from iotpm.detection.detectors import (
@@ -29,6 +39,7 @@ from iotpm.detection.detectors import (
     chi2_quantile,
 )
 from iotpm.detection.native import LOADS, NativeKernel
+from iotpm.detection.recursions import run_lengths
 from iotpm.detection.state import FloatArray, IntArray, Layout, load_proxy
 from iotpm.models.metrics import parse_metric
 
@@ -36,6 +47,8 @@ _MAD_TO_SIGMA = 1.4826
 _DEFAULT_INTERVAL_MS = 1000.0
 _T2_RIDGE = 0.05
 _WINSOR = 8.0  # MAD-sigmas beyond which warm-up values are clipped
+
+Mask = npt.NDArray[np.bool_]
 
 
 def new_vector(layout: Layout) -> FloatArray:
@@ -106,6 +119,21 @@ def fit_statistics(
     device_rates(vector[None, :], layout, cfg)
     if len(ts):
         vector[o["last_t"]] = float(ts[-1])
+    _fit_tails_and_correlation(vector, layout, x, dx, med, bound, cfg)
+
+
+def _fit_tails_and_correlation(
+    vector: FloatArray,
+    layout: Layout,
+    x: FloatArray,
+    dx: FloatArray,
+    med: FloatArray,
+    bound: FloatArray,
+    cfg: DetectorConfig,
+) -> None:
+    """The warm-up's largest |z| and step ratio, whether each channel is smooth, the floor
+    and the metrics' correlation (for the multivariate detectors), in place."""
+    o = layout.offsets
     with np.errstate(all="ignore"):
         z = np.minimum(np.abs(x - med), bound) / vector[o["s"]]
         vector[o["zmax"]] = _nan_or(np.nanmax(z, axis=0, initial=0.0), 0.0)
@@ -258,6 +286,141 @@ class KernelRows(NamedTuple):
         )
 
 
+class Chunk(NamedTuple):
+    """One kernel call's inputs, padded (d, t, ...); devices sorted by length, descending."""
+
+    ts: IntArray  # (d, t) epoch ms
+    x: FloatArray  # (d, t, c) NaN = missing
+    lengths: IntArray  # (d,) readings per device
+    low: FloatArray  # (d, c) each device's static limits
+    high: FloatArray  # (d, c)
+    gate: FloatArray  # (d, t) the operating gate (:mod:`iotpm.detection.operating`)
+    rates: FloatArray  # (len(RATES), d, t) per-reading weights (:meth:`Kernel._rates`)
+    active: IntArray  # (t,) how many devices (a prefix of the stack) have a reading at each step
+
+
+@dataclass
+class Scores:
+    """Every detector's score over a chunk, and the baselines behind them (d, t, ...)."""
+
+    channel: FloatArray  # (d, t, c, len(CHANNEL_DETECTORS))
+    device: FloatArray  # (d, t, len(DEVICE_DETECTORS))
+    share: FloatArray  # (d, t, c) each channel's share of the multivariate score
+    expected: FloatArray  # (d, t, c) the statistical baseline's level before the reading
+    scale: FloatArray  # (d, t, c) and its scale
+    point: FloatArray  # (d, t, c) the operating-point baseline's value at the reading's load
+
+    @classmethod
+    def zeros(cls, d: int, t: int, c: int) -> Scores:
+        expected, scale, point = np.zeros((3, d, t, c))
+        return cls(
+            np.zeros((d, t, c, len(CHANNEL_DETECTORS))),
+            np.zeros((d, t, len(DEVICE_DETECTORS))),
+            np.zeros((d, t, c)),
+            expected,
+            scale,
+            point,
+        )
+
+    def put(self, scores: LimitScores | StatisticalScores | OperatingPointScore) -> None:
+        """Each detector's score (a field named as the detector) into its column."""
+        for name, value in scores._asdict().items():
+            if name in CH:
+                self.channel[..., CH[name]] = value
+            else:
+                self.device[..., DEV[name]] = value
+
+
+class LimitScores(NamedTuple):
+    """The limit detectors' scores (d, t, c)."""
+
+    threshold: FloatArray
+    iso10816: FloatArray
+
+
+class StatisticalScores(NamedTuple):
+    """The statistical detectors' scores: per channel (d, t, c), per device (d, t)."""
+
+    spike: FloatArray
+    drift: FloatArray
+    rate_of_change: FloatArray
+    flatline: FloatArray
+    dropout: FloatArray
+    multivariate: FloatArray
+
+
+class StatisticalBaseline(NamedTuple):
+    """What the statistical detectors judged against (d, t, c)."""
+
+    expected: FloatArray  # the level before each reading
+    scale: FloatArray  # its scale
+    share: FloatArray  # each channel's share of the multivariate score
+
+
+class OperatingPointScore(NamedTuple):
+    operating_point: FloatArray  # (d, t, c)
+
+
+class OperatingPoint(NamedTuple):
+    """The operating-point test's score and the value its baseline expects (d, t, c)."""
+
+    score: FloatArray
+    point: FloatArray
+
+
+class OperatingRates(NamedTuple):
+    """The operating point's per-reading weights (from :meth:`Kernel._rates`), one per time constant."""
+
+    lag: FloatArray  # the load proxy's thermal lag
+    regression: FloatArray  # the load's mean and variance, the channels' regression on it
+    level: FloatArray  # a channel's smoothed level
+    baseline: FloatArray  # the operating point's baseline
+    elapsed: FloatArray  # the time since the previous reading (ms, capped)
+
+
+class OperatingState(NamedTuple):
+    """The operating point's state, named as its fields in the packed state."""
+
+    load: FloatArray  # (d,) the lagged load proxy
+    load_m: FloatArray  # (d,) its mean
+    load_v: FloatArray  # (d,) its variance
+    ran: FloatArray  # (d,) settled running time seen (ms)
+    op_m: FloatArray  # (d, c) each channel's mean
+    op_c: FloatArray  # (d, c) its covariance with the load
+    op_f: FloatArray  # (d, c) its smoothed level, net of the load's share
+    op_b: FloatArray  # (d, c) the baseline that level is judged against
+
+    @classmethod
+    def load_from(cls, packed: FloatArray, lay: Layout) -> OperatingState:
+        """A copy of the state in ``packed``."""
+        scalars = (lay.scalar(packed, name).copy() for name in cls._fields[:4])
+        return cls(*scalars, *(lay.view(packed, name).copy() for name in cls._fields[4:]))
+
+    def store(self, packed: FloatArray, lay: Layout) -> None:
+        for name, value in zip(self._fields[:4], self[:4], strict=True):
+            lay.scalar(packed, name)[:] = value
+        for name, value in zip(self._fields[4:], self[4:], strict=True):
+            lay.view(packed, name)[:] = value
+
+
+class Alarm(NamedTuple):
+    """The alarm over a chunk (d, t)."""
+
+    score: FloatArray  # the device's score at each reading
+    on: FloatArray  # 1 while the alarm is on after the reading
+    raised: FloatArray  # 1 at a raise
+    cleared: FloatArray  # 1 at a clear
+
+
+class AlarmRuns(NamedTuple):
+    """Runs of each device's score (d, t) and where they let the alarm change."""
+
+    above: FloatArray  # readings in a row at the raise level
+    below: FloatArray  # readings in a row below the clear level
+    can_raise: Mask
+    can_clear: Mask
+
+
 class Kernel:
     """Runs all detectors and the alarm decision over a stack of devices.
 
@@ -351,241 +514,158 @@ class Kernel:
         (:mod:`iotpm.detection.operating`).
         """
         d, t, c = x.shape
-        if gate is None:
-            gate = np.ones((d, t))
         device_rates(packed, self.layout, self.cfg)
-        ch = np.zeros((d, t, c, len(CHANNEL_DETECTORS)))
-        dev = np.zeros((d, t, len(DEVICE_DETECTORS)))
-        share = np.zeros((d, t, c))  # each channel's share of the multivariate score
-        rates = self._rates(packed, ts)
+        chunk = Chunk(
+            ts,
+            x,
+            lengths,
+            low,
+            high,
+            np.ones((d, t)) if gate is None else gate,
+            self._rates(packed, ts),
+            (lengths[:, None] > np.arange(t)[None, :]).sum(axis=0),
+        )
+        scores = Scores.zeros(d, t, c)
         if self.native is not None:
-            score, alarm, raised, cleared = np.zeros((4, d, t))
-            expected, scale, point = np.zeros((3, d, t, c))
-            loads = self._buffer("loads", (d, t, LOADS))  # scratch: the C kernel writes it before reading
-            roles = self.vibration.astype(np.float64) + 2.0 * self.follows + 4.0 * self.setpoint + 8.0 * self.is_proxy
-            inputs = (ts, x, lengths, low, high, roles, gate, rates)
-            outputs = (score, alarm, raised, cleared, ch, dev, expected, scale, share, point, loads)
-            self.native(statistics, self._offsets, self._params, packed, inputs, outputs)
+            alarm = self._native_call(packed, chunk, scores, statistics)
         else:
-            active = (lengths[:, None] > np.arange(t)[None, :]).sum(axis=0)
             with np.errstate(all="ignore"):  # inf and NaN are scored, not raised
-                on, low_on = gate[..., None] >= 1.0, gate[..., None] > 0.0
-                # ISO 10816-3 judges steady running: a vibration's limits wait out a start and a
-                # run-down (gate 0 while the machine turns; stopped, it sits at its floor anyway)
-                transient = self.vibration & (gate[..., None] == 0.0)
-                ch[..., CH["threshold"]] = np.where(
-                    transient, 0.0, self.static(x, low[:, None, :], high[:, None, :], low_on)
-                )
-                ch[..., CH["iso10816"]] = np.where(self.vibration & ~transient, self.iso(x), 0.0)
-                if statistics:
-                    x_stat = np.where(on, x, np.nan)
-                    # padding is not a reading; below 0 (idle at a floor) the last value is kept
-                    gated = ~on & (gate[..., None] >= 0.0) & (np.arange(t)[None, :, None] < lengths[:, None, None])
-                    process = np.isfinite(low) | np.isfinite(high)  # (d, c) metrics with a static limit
-                    gap = rates[RATES.index("gap")]
-                    expected, scale = self._statistics(
-                        packed, ts, x_stat, gated, active, ch, dev, share, process, gap, high
-                    )
-                    op = self._operating_point(packed, x, x_stat, gate, rates, low, high)
-                    ch[..., CH["operating_point"]], point = op
-                else:
-                    expected = scale = point = np.full((d, t, c), np.nan)
-                np.nan_to_num(ch, copy=False, nan=0.0, posinf=1e6)
-                np.nan_to_num(dev, copy=False, nan=0.0, posinf=1e6)
-            alarming = dev if self.cfg.dropout_alarms else np.delete(dev, DEV["dropout"], axis=2)
-            score = np.fmax(ch.max(axis=(2, 3)), alarming.max(axis=2))
-            alarm, raised, cleared = self._alarm(packed, ts, score, active)
-        transitions: list[bool] = np.asarray(((raised > 0) | (cleared > 0)).any(axis=1)).tolist()
-        in_alarm = alarm > 0
-        anomalous = in_alarm & (score >= self.cfg.alarm.raise_level)
+                self._score(packed, chunk, scores, statistics)
+            alarming = scores.device if self.cfg.dropout_alarms else np.delete(scores.device, DEV["dropout"], axis=2)
+            score = np.fmax(scores.channel.max(axis=(2, 3)), alarming.max(axis=2))
+            alarm = Alarm(score, *self._alarm(packed, ts, score, chunk.active))
+        transitions: list[bool] = np.asarray(((alarm.raised > 0) | (alarm.cleared > 0)).any(axis=1)).tolist()
+        in_alarm = alarm.on > 0
+        anomalous = in_alarm & (alarm.score >= self.cfg.alarm.raise_level)
         return KernelOutput(
-            score, in_alarm, raised, cleared, ch, dev, expected, scale, transitions, anomalous, share, point
+            alarm.score,
+            in_alarm,
+            alarm.raised,
+            alarm.cleared,
+            scores.channel,
+            scores.device,
+            scores.expected,
+            scores.scale,
+            transitions,
+            anomalous,
+            scores.share,
+            scores.point,
+        )
+
+    def _native_call(self, packed: FloatArray, chunk: Chunk, scores: Scores, statistics: bool) -> Alarm:
+        """One call of the C kernel: it fills ``scores`` and returns the alarm."""
+        assert self.native is not None
+        d, t = chunk.ts.shape
+        alarm = Alarm(*np.zeros((4, d, t)))
+        loads = self._buffer("loads", (d, t, LOADS))  # scratch: the C kernel writes it before reading
+        roles = self.vibration.astype(np.float64) + 2.0 * self.follows + 4.0 * self.setpoint + 8.0 * self.is_proxy
+        inputs = (chunk.ts, chunk.x, chunk.lengths, chunk.low, chunk.high, roles, chunk.gate, chunk.rates)
+        outputs = (
+            *(alarm.score, alarm.on, alarm.raised, alarm.cleared, scores.channel, scores.device),
+            *(scores.expected, scores.scale, scores.share, scores.point, loads),
+        )
+        self.native(statistics, self._offsets, self._params, packed, inputs, outputs)
+        return alarm
+
+    def _score(self, packed: FloatArray, chunk: Chunk, scores: Scores, statistics: bool) -> None:
+        """Every detector's score over the chunk into ``scores``, advancing ``packed``."""
+        scores.put(self._limits(chunk))
+        if statistics:
+            on = chunk.gate[..., None] >= 1.0
+            x_stat = np.where(on, chunk.x, np.nan)
+            # padding is not a reading; below 0 (idle at a floor) the last value is kept
+            t = chunk.x.shape[1]
+            padding = np.arange(t)[None, :, None] >= chunk.lengths[:, None, None]
+            gated = ~on & (chunk.gate[..., None] >= 0.0) & ~padding
+            process = np.isfinite(chunk.low) | np.isfinite(chunk.high)  # (d, c) metrics with a static limit
+            baseline, statistical = self._statistics(packed, chunk, x_stat, gated, process)
+            scores.put(statistical)
+            scores.expected, scores.scale, scores.share = baseline.expected, baseline.scale, baseline.share
+            op = self._operating_point(packed, chunk, x_stat)
+            scores.put(OperatingPointScore(op.score))
+            scores.point = op.point
+        else:
+            scores.expected = scores.scale = scores.point = np.full(chunk.x.shape, np.nan)
+        np.nan_to_num(scores.channel, copy=False, nan=0.0, posinf=1e6)
+        np.nan_to_num(scores.device, copy=False, nan=0.0, posinf=1e6)
+
+    def _limits(self, chunk: Chunk) -> LimitScores:
+        """The static limits and ISO 10816-3's zones. ISO 10816-3 judges steady running: a
+        vibration's limits wait out a start and a run-down (gate 0 while the machine turns;
+        stopped, it sits at its floor anyway)."""
+        x, gate = chunk.x, chunk.gate[..., None]
+        transient = self.vibration & (gate == 0.0)
+        static = self.static(x, chunk.low[:, None, :], chunk.high[:, None, :], gate > 0.0)
+        return LimitScores(
+            threshold=np.where(transient, 0.0, static),
+            iso10816=np.where(self.vibration & ~transient, self.iso(x), 0.0),
         )
 
     def _statistics(
-        self,
-        packed: FloatArray,
-        ts: IntArray,
-        x: FloatArray,
-        gated: npt.NDArray[np.bool_],
-        active: IntArray,
-        ch: FloatArray,
-        dev: FloatArray,
-        share: FloatArray,
-        process: npt.NDArray[np.bool_],
-        gap: FloatArray,
-        high: FloatArray,
-    ) -> tuple[FloatArray, FloatArray]:
-        """The statistical detectors; returns the expected level and scale before each reading."""
-        cfg, lay = self.cfg, self.layout
-        d, t, c = x.shape
-        w = c + 1  # the channels, and one column for the device's interval
-        a = lay.scalar(packed, "r_adapt")[None, :, None]  # (1, d, 1): each device's weight
-        # Everything that is not a recursion on the baseline is computed for the whole
-        # chunk up front, exactly: the last finite value before each reading, the step,
-        # the repeat run, the interval. The loop below is left with the recursions that
-        # need the previous reading's state, on contiguous time-major arrays whose
-        # fields are stacked so one numpy call advances several of them.
-        xs = np.ascontiguousarray(x.transpose(1, 0, 2))  # (t, d, c)
-        tsf = np.ascontiguousarray(ts.T).astype(np.float64)  # (t, d)
-        lengths = (active[None, :] > np.arange(d)[:, None]).sum(axis=1)
-        rows, last_row = np.arange(d), np.maximum(lengths - 1, 0)
-        m = ~np.isnan(xs)
-        # a gated reading (machine off or settling) leaves no last value: the step after it starts afresh
-        gated_t = np.broadcast_to(gated.transpose(1, 0, 2), xs.shape)
-        lx, final_x = _last_before(xs, m | gated_t, lay.view(packed, "last_x").copy())
+        self, packed: FloatArray, chunk: Chunk, x: FloatArray, gated: Mask, process: Mask
+    ) -> tuple[StatisticalBaseline, StatisticalScores]:
+        """The statistical detectors over ``x`` (NaN = missing to the statistics): advances
+        the baseline (:mod:`iotpm.detection.recursions`) and scores against it."""
+        lay, c = self.layout, x.shape[2]
         # across a gap, a metric with a limit has no rate of change: nothing is known of how
         # it moved meanwhile (the dropout detector reports the gap)
+        gap = chunk.rates[RATES.index("gap")]
         across = process[None, :, :] & (gap.T[:, :, None] > 0)
-        dx = np.where(across, np.nan, xs - lx)
-        run = _run_lengths(xs == lx, lay.view(packed, "run"))
-        dt = tsf - np.concatenate([lay.scalar(packed, "last_t")[None, :], tsf[:-1]])
-        x0, mf = np.zeros((t, d, w)), np.zeros((t, d, w))
-        x0[..., :c] = np.where(m, xs, 0.0)
-        mf[..., :c] = m
-        am = a * mf
-        # the typical step per channel and the expected interval share one recursion
-        step_in = np.empty((t, d, w))
-        step_in[..., :c] = np.abs(dx)
-        step_in[..., c] = dt
-        step_in0 = np.where(np.isnan(step_in), 0.0, step_in)
-        step_rate = np.empty((t, d, w))
-        step_rate[..., :c] = a * ~np.isnan(dx)
-        step_rate[..., c] = a[..., 0] * (dt > 0)
-        step_cap = np.array([4.0] * c + [3.0])
-        # state: level, scale, recent max |z|, recent max step ratio; typical step and
-        # interval; CUSUM sums; fast and slow levels. The extra column is inert.
-        st = np.zeros((4, d, w))
-        st[1, :, c] = 1.0
-        for row, name in enumerate(("mu", "s", "zmax", "dmax")):
-            st[row, :, :c] = lay.view(packed, name)
-        mu, s, tails = st[0], st[1], st[2:4]
-        s_min = np.ones((d, w))
-        s_min[:, :c] = lay.view(packed, "s_min")
-        typ = np.empty((d, w))
-        typ[:, :c] = lay.view(packed, "dscale")
-        typ[:, c] = lay.scalar(packed, "dt_exp")
-        cu, trend = np.zeros((2, d, w)), np.zeros((2, d, w))
-        cu[0, :, :c], cu[1, :, :c] = lay.view(packed, "cp"), lay.view(packed, "cn")
-        trend[0, :, :c], trend[1, :, :c] = lay.view(packed, "fast"), lay.view(packed, "slow")
-        # recordings: the state before each reading; |z| and the step ratio; the CUSUM
-        r_st, r_zr, r_cu = np.zeros((t, 4, d, w)), np.zeros((t, 2, d, w)), np.zeros((t, d, w))
-        r_fast = np.zeros((t, d, w))  # the fast level before each reading
-        z, u = np.empty((d, w)), np.empty((d, w))
-        clipped, signed = np.empty((2, d, w)), np.empty((2, d, w))
-        limits = np.array([min(cfg.cusum_clip, np.inf), min(cfg.adapt_clip, cfg.cusum_clip)])[:, None, None]
-        sign = np.array([1.0, -1.0])[:, None, None]
-        decay, k_ref, h_ref = lay.scalar(packed, "r_tail")[:, None].copy(), cfg.cusum_k, cfg.cusum_h
-        full = (st, mu, s, tails, s_min, typ, cu, trend, z, u, clipped, signed)
-        trend_rates = np.array([cfg.trend_rate, cfg.trend_rate_slow])[:, None, None]
-        per_step = zip(x0, mf, am, step_in, step_in0, step_rate, r_st, r_zr, r_cu, r_fast, strict=True)
-        for step, views in enumerate(per_step):
-            k = int(active[step])
-            if k == d:
-                st_k, mu_k, s_k, tl_k, smin_k, typ_k, cu_k, tr_k, z_k, u_k, cl_k, sg_k = full
-                x0_t, mf_t, am_t, in_t, in0_t, rate_t, rst_t, rzr_t, rcu_t, rfast_t = views
-            else:  # devices with fewer readings have dropped out of the (sorted) stack
-                st_k, tl_k, cu_k, tr_k, cl_k, sg_k = (arr[:, :k] for arr in (st, tails, cu, trend, clipped, signed))
-                mu_k, s_k, smin_k, typ_k, z_k, u_k = (arr[:k] for arr in (mu, s, s_min, typ, z, u))
-                x0_t, mf_t, am_t, in_t, in0_t, rate_t, rcu_t, rfast_t = (views[i][:k] for i in (0, 1, 2, 3, 4, 5, 8, 9))
-                rst_t, rzr_t = views[6][:, :k], views[7][:, :k]
-            np.copyto(rst_t, st_k)
-            np.copyto(rfast_t, tr_k[0])
-            # z against the baseline before this reading; 0 where missing
-            np.subtract(x0_t, mu_k, out=z_k)
-            z_k *= mf_t
-            z_k /= s_k
-            # decaying maxima of |z| and of |step| / typical step (and the gap ratio)
-            np.abs(z_k, out=rzr_t[0])
-            np.divide(in_t, typ_k, out=rzr_t[1])
-            tl_k *= decay if k == d else decay[:k]
-            np.fmax(tl_k, rzr_t, out=tl_k)
-            # z clipped for the CUSUM and, tighter, for the baseline's adaptation
-            np.maximum(z_k, -limits, out=cl_k)
-            np.minimum(cl_k, limits, out=cl_k)
-            zc_k, r_k = cl_k[0], cl_k[1]
-            # two-sided CUSUM, reset once it has signalled, so a drift alarms once, not
-            # for as long as the baseline takes to absorb the new level
-            np.multiply(zc_k, sign, out=sg_k)
-            cu_k += sg_k
-            cu_k -= k_ref
-            np.maximum(cu_k, 0.0, out=cu_k)
-            np.maximum(cu_k[0], cu_k[1], out=rcu_t)
-            cu_k *= cu_k <= h_ref
-            # baseline: an EWMA of the clipped residual, so an outlier moves it by at most
-            # `adapt_clip` scales times the rate, and a new level is absorbed slowly
-            np.multiply(am_t, r_k, out=u_k)
-            u_k *= s_k
-            mu_k += u_k
-            np.multiply(r_k, r_k, out=u_k)
-            u_k -= 1.0
-            u_k *= am_t
-            u_k += 1.0
-            np.sqrt(u_k, out=u_k)
-            s_k *= u_k
-            np.maximum(s_k, smin_k, out=s_k)
-            # typical step and expected interval: EWMAs of the capped value
-            np.multiply(typ_k, step_cap, out=u_k)
-            np.minimum(in0_t, u_k, out=u_k)
-            u_k -= typ_k
-            u_k *= rate_t
-            typ_k += u_k
-            # fast and slow levels for the trend
-            np.subtract(x0_t, tr_k, out=sg_k)
-            sg_k *= mf_t
-            sg_k *= trend_rates
-            tr_k += sg_k
-        for name, value in (
-            ("mu", mu[:, :c]),
-            ("s", s[:, :c]),
-            ("zmax", tails[0, :, :c]),
-            ("dmax", tails[1, :, :c]),
-            ("dscale", typ[:, :c]),
-            ("cp", cu[0, :, :c]),
-            ("cn", cu[1, :, :c]),
-            ("fast", trend[0, :, :c]),
-            ("slow", trend[1, :, :c]),
-            ("last_x", final_x),
-            ("run", run[last_row, rows]),
-        ):
-            lay.view(packed, name)[:] = value
-        lay.scalar(packed, "last_t")[:] = tsf[last_row, rows]
-        lay.scalar(packed, "dt_exp")[:] = typ[:, c]
-        rec = r_st[..., :c].transpose(1, 2, 0, 3)  # (4, d, t, c)
-        exp, scale = rec[0], rec[1]
-        z_all = (x - exp) / scale
-        tail = cfg.tail_factor
-        ratio = r_zr[:, 1].transpose(1, 0, 2)  # (d, t, w)
+        prepared = recursions.prepare(packed, lay, chunk.ts, x, gated, across)
+        state = recursions.load(packed, lay)
+        const = recursions.Constants.of(self.cfg, lay.scalar(packed, "r_tail"), c)
+        record = recursions.recurse(state, prepared.series, chunk.active, const)
+        recursions.store(packed, lay, state, prepared, chunk.lengths)
+        return self._statistical_scores(packed, chunk, x, process, prepared, record)
+
+    def _statistical_scores(
+        self,
+        packed: FloatArray,
+        chunk: Chunk,
+        x: FloatArray,
+        process: Mask,
+        prepared: recursions.Prepared,
+        record: recursions.Record,
+    ) -> tuple[StatisticalBaseline, StatisticalScores]:
+        """Each statistical detector's score from what the recursions recorded."""
+        lay, c, tail = self.layout, x.shape[2], self.cfg.tail_factor
+        before = record.before[..., :c].transpose(1, 2, 0, 3)  # (4, d, t, c)
+        expected, scale = before[0], before[1]
+        z_all = (x - expected) / scale
+        ratio = record.ratios[:, 1].transpose(1, 0, 2)  # (d, t, w)
         # a step of a metric held at a setpoint, within its limits, is a setpoint change
         held = (process & self.setpoint[None, :])[:, None, :]
         # the load proxy steps with the load: within ISO 10816-3 zones A/B and its limit, a
         # step of it is an operating change, not a spike (the zones and the limit still apply)
-        calm = self.is_proxy & (x < self.iso.bc) & ~(x > high[:, None, :])
+        calm = self.is_proxy & (x < self.iso.bc) & ~(x > chunk.high[:, None, :])
         held_or_calm = held | calm
-        ch[..., CH["spike"]] = np.where(held_or_calm, 0.0, self.spike(z_all, tail * rec[2]))
+        spike = np.where(held_or_calm, 0.0, self.spike(z_all, tail * before[2]))
         # a metric with a static limit has the operating-point test for slow shifts instead:
         # against a baseline learned at one operating point, CUSUM alarms at every load change
-        ch[..., CH["drift"]] = np.where(process[:, None, :], 0.0, self.drift(r_cu[..., :c].transpose(1, 0, 2)))
-        ch[..., CH["rate_of_change"]] = np.where(held_or_calm, 0.0, self.roc(ratio[..., :c], tail * rec[3]))
-        ch[..., CH["flatline"]] = self.flat(run.transpose(1, 0, 2), lay.view(packed, "flat_thr")[:, None, :])
-        dev[..., DEV["dropout"]] = self.dropout(ratio[..., c])
+        drift = np.where(process[:, None, :], 0.0, self.drift(record.cusum[..., :c].transpose(1, 0, 2)))
+        roc = np.where(held_or_calm, 0.0, self.roc(ratio[..., :c], tail * before[3]))
+        flat = self.flat(prepared.run.transpose(1, 0, 2), lay.view(packed, "flat_thr")[:, None, :])
+        dropout = self.dropout(ratio[..., c])
         # a smooth channel enters the multivariate detectors by its deviation from its
         # own recent level: its slow wander past the warm-up is not a fault
-        fast_before = r_fast[..., :c].transpose(1, 0, 2)
+        fast_before = record.fast[..., :c].transpose(1, 0, 2)
         z_mv = np.where(lay.view(packed, "smooth")[:, None, :] > 0, (x - fast_before) / scale, z_all)
         # so has the multivariate one: its correlation is learned at one operating point too
         z_mv = np.where(process[:, None, :], 0.0, z_mv)
-        dev[..., DEV["multivariate"]], share[:] = self.t2(
+        multivariate, share = self.t2(
             z_mv,
             lay.matrix(packed),
             lay.scalar(packed, "t2_on"),
             lay.view(packed, "t2_hist"),
             lay.view(packed, "mew"),
-            active,
+            chunk.active,
             lay.scalar(packed, "r_mewma").copy(),
             lay.scalar(packed, "r_ewma_limit").copy(),
         )
-        return exp, scale
+        return (
+            StatisticalBaseline(expected, scale, share),
+            StatisticalScores(spike, drift, roc, flat, dropout, multivariate),
+        )
 
     def _buffer(self, name: str, shape: tuple[int, ...]) -> FloatArray:
         """A scratch array of ``shape``, reused between calls (fresh pages cost more than the
@@ -614,16 +694,7 @@ class Kernel:
         np.greater(silence, cap, out=rates[RATES.index("gap")])
         return rates
 
-    def _operating_point(
-        self,
-        packed: FloatArray,
-        x: FloatArray,
-        x_stat: FloatArray,
-        gate: FloatArray,
-        rates: FloatArray,
-        low: FloatArray,
-        high: FloatArray,
-    ) -> tuple[FloatArray, FloatArray]:
+    def _operating_point(self, packed: FloatArray, chunk: Chunk, x_stat: FloatArray) -> OperatingPoint:
         """The operating-point test (d, t, c) and the value its baseline expects at each
         reading's load (NaN where it does not score), advancing its state in place; one
         reading at a time, in the C kernel's order of operations.
@@ -635,72 +706,106 @@ class Kernel:
         the baseline's distance to the limit on that side (none: no score). The baseline
         adapts while the score is below the clear level.
         """
-        lay, op = self.layout, self.cfg.operating_point
-        d, t, c = x.shape
-        r_lag, r_reg, r_lvl, r_base, r_el = (rates[RATES.index(name)] for name in RATES[:5])
-        load, lm, lv, ran = (lay.scalar(packed, name).copy() for name in ("load", "load_m", "load_v", "ran"))
-        om, oc, of, ob = (lay.view(packed, name).copy() for name in ("op_m", "op_c", "op_f", "op_b"))
-        on, runs = gate >= 1.0, gate > 0.0
-        p, follows, q = self.proxy, self.follows[None, :], op.margin
-        learn, clear = 1000.0 * op.learn_s, self.cfg.alarm.clear_level
-        out, points = np.zeros((d, t, c)), np.zeros((d, t, c))
+        lay = self.layout
+        d, t, c = chunk.x.shape
+        rates = OperatingRates(*(chunk.rates[RATES.index(name)] for name in OperatingRates._fields))
+        state = OperatingState.load_from(packed, lay)
+        on, runs = chunk.gate >= 1.0, chunk.gate > 0.0
+        out = OperatingPoint(np.zeros((d, t, c)), np.zeros((d, t, c)))
         for j in range(t):
-            if p >= 0:
-                v = x[:, j, p]
-                load = np.where(runs[:, j] & ~np.isnan(v), load + r_lag[:, j] * (v - load), load)
-            g = on[:, j]
-            ran = np.where(g, ran + r_el[:, j], ran)
-            # while it learns, an average weighs all it has seen alike
-            w = np.where(ran < learn, np.where(ran > 0.0, r_el[:, j] / ran, 1.0), 0.0)
-            rr, rb = np.fmax(r_reg[:, j], w), np.fmax(r_base[:, j], w)
-            dl = load - lm
-            lm = np.where(g, lm + rr * dl, lm)
-            lv = np.where(g, (1.0 - rr) * (lv + (rr * dl) * dl), lv)
-            xk = x_stat[:, j]
-            present = ~np.isnan(xk)
-            b = np.where(lv[:, None] > 0.0, oc / lv[:, None], 0.0)
-            load_share = b * dl[:, None]
-            res = np.where(follows, xk - load_share, xk)
-            points[:, j] = np.where(present, np.where(follows, ob + load_share, ob), np.nan)
-            dx = xk - om
-            rc = rr[:, None]
-            learned = present & follows
-            om = np.where(learned, om + rc * dx, om)
-            oc = np.where(learned, (1.0 - rc) * (oc + (rc * dx) * dl[:, None]), oc)
-            level = of + r_lvl[:, j, None] * (res - of)
-            e = level - ob
-            margin = np.where(e > 0.0, high - ob, ob - low)
-            room = q * np.maximum(margin, 1e-9)
-            scoring = present & (ran >= learn)[:, None] & ~np.isnan(room)
-            quiet = ~(scoring & (np.abs(e) >= clear * room))
-            ob = np.where(present & quiet, ob + rb[:, None] * e, ob)
-            score = np.where(scoring, np.abs(e) / room, 0.0)
-            of = np.where(present, level, of)
-            out[:, j] = score
-        for name, value in (("load", load), ("load_m", lm), ("load_v", lv), ("ran", ran)):
-            lay.scalar(packed, name)[:] = value
-        for name, value in (("op_m", om), ("op_c", oc), ("op_f", of), ("op_b", ob)):
-            lay.view(packed, name)[:] = value
-        return out, points
+            rates_j = OperatingRates(*(r[:, j] for r in rates))
+            if self.proxy >= 0:
+                v = chunk.x[:, j, self.proxy]
+                lagged = np.where(runs[:, j] & ~np.isnan(v), state.load + rates_j.lag * (v - state.load), state.load)
+                state = state._replace(load=lagged)
+            state, rr, rb, dl = self._learn_load(state, on[:, j], rates_j)
+            state, out.score[:, j], out.point[:, j] = self._judge_point(
+                state, x_stat[:, j], rr, rb, dl, rates_j.level, chunk.low, chunk.high
+            )
+        state.store(packed, lay)
+        return out
+
+    def _learn_load(
+        self, s: OperatingState, on: Mask, rates: OperatingRates
+    ) -> tuple[OperatingState, FloatArray, FloatArray, FloatArray]:
+        """One reading of the load's mean and variance where the machine runs and has
+        settled; returns the state, the regression's and the baseline's weights and the
+        load's deviation from its mean."""
+        ran = np.where(on, s.ran + rates.elapsed, s.ran)
+        # while it learns, an average weighs all it has seen alike
+        learn = 1000.0 * self.cfg.operating_point.learn_s
+        w = np.where(ran < learn, np.where(ran > 0.0, rates.elapsed / ran, 1.0), 0.0)
+        rr, rb = np.fmax(rates.regression, w), np.fmax(rates.baseline, w)
+        dl = s.load - s.load_m
+        lm = np.where(on, s.load_m + rr * dl, s.load_m)
+        lv = np.where(on, (1.0 - rr) * (s.load_v + (rr * dl) * dl), s.load_v)
+        return s._replace(ran=ran, load_m=lm, load_v=lv), rr, rb, dl
+
+    def _judge_point(
+        self,
+        s: OperatingState,
+        xk: FloatArray,
+        rr: FloatArray,
+        rb: FloatArray,
+        dl: FloatArray,
+        r_level: FloatArray,
+        low: FloatArray,
+        high: FloatArray,
+    ) -> tuple[OperatingState, FloatArray, FloatArray]:
+        """One reading (d, c) against the operating point: the state, the score and the
+        value the baseline expects at the reading's load."""
+        op, follows = self.cfg.operating_point, self.follows[None, :]
+        learn, clear = 1000.0 * op.learn_s, self.cfg.alarm.clear_level
+        om, oc, of, ob = s.op_m, s.op_c, s.op_f, s.op_b
+        present = ~np.isnan(xk)
+        b = np.where(s.load_v[:, None] > 0.0, oc / s.load_v[:, None], 0.0)
+        load_share = b * dl[:, None]
+        res = np.where(follows, xk - load_share, xk)
+        point = np.where(present, np.where(follows, ob + load_share, ob), np.nan)
+        dx = xk - om
+        rc = rr[:, None]
+        learned = present & follows
+        om = np.where(learned, om + rc * dx, om)
+        oc = np.where(learned, (1.0 - rc) * (oc + (rc * dx) * dl[:, None]), oc)
+        level = of + r_level[:, None] * (res - of)
+        e = level - ob
+        margin = np.where(e > 0.0, high - ob, ob - low)
+        room = op.margin * np.maximum(margin, 1e-9)
+        scoring = present & (s.ran >= learn)[:, None] & ~np.isnan(room)
+        quiet = ~(scoring & (np.abs(e) >= clear * room))
+        ob = np.where(present & quiet, ob + rb[:, None] * e, ob)
+        score = np.where(scoring, np.abs(e) / room, 0.0)
+        of = np.where(present, level, of)
+        return s._replace(op_m=om, op_c=oc, op_f=of, op_b=ob), score, point
 
     def _alarm(
         self, packed: FloatArray, ts: IntArray, score: FloatArray, active: IntArray
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
-        """Hysteresis over each device's scores.
-
-        The run lengths above the raise level and below the clear level (and when that run
-        began) are computed for the whole chunk at once; the alarm itself only changes at a
-        raise or a clear, so each device jumps from one transition to the next. A clear
-        waits for ``clear_duration`` readings and ``clear_s`` seconds below the clear level.
-        """
-        cfg, lay = self.cfg.alarm, self.layout
-        alarm, cool, since = lay.scalar(packed, "alarm"), lay.scalar(packed, "cool"), lay.scalar(packed, "alarm_since")
-        d, t = score.shape
+        """Hysteresis over each device's scores: the alarm after each reading, its raises and
+        its clears (d, t). The run lengths above the raise level and below the clear level
+        are computed for the whole chunk at once (:meth:`_runs`); the alarm itself only
+        changes at a raise or a clear (:meth:`_transitions`)."""
+        lay = self.layout
+        d = score.shape[0]
         lengths = (active[None, :] > np.arange(d)[:, None]).sum(axis=1)
+        runs = self._runs(packed, ts, score, lengths)
+        alarm = self._transitions(packed, ts, runs, lengths)
         rows, last_row = np.arange(d), np.maximum(lengths - 1, 0)
+        lay.scalar(packed, "above")[:] = runs.above[rows, last_row]
+        lay.scalar(packed, "below")[:] = runs.below[rows, last_row]
+        self._health(packed, score, active)
+        lay.scalar(packed, "n")[:] += lengths
+        return alarm
+
+    def _runs(self, packed: FloatArray, ts: IntArray, score: FloatArray, lengths: IntArray) -> AlarmRuns:
+        """Where the alarm may raise and clear: ``min_duration`` readings at the raise level;
+        ``clear_duration`` readings and ``clear_s`` seconds below the clear level."""
+        cfg, lay = self.cfg.alarm, self.layout
+        d, t = score.shape
+        rows = np.arange(d)
         valid = np.arange(t)[None, :] < lengths[:, None]
-        above = _run_lengths((score >= cfg.raise_level) & valid, lay.scalar(packed, "above"), axis=1)
-        below = _run_lengths((score < cfg.clear_level) & valid, lay.scalar(packed, "below"), axis=1)
+        above = run_lengths((score >= cfg.raise_level) & valid, lay.scalar(packed, "above"), axis=1)
+        below = run_lengths((score < cfg.clear_level) & valid, lay.scalar(packed, "below"), axis=1)
         tsf = ts.astype(np.float64)
         below_since = lay.scalar(packed, "below_since")
         # the start of each reading's run below the clear level: in this chunk, or carried
@@ -712,22 +817,32 @@ class Kernel:
         began = (below == 1.0) & valid
         last_began = np.where(began.any(axis=1), t - 1 - np.argmax(began[:, ::-1], axis=1), -1)
         below_since[:] = np.where(last_began >= 0, tsf[rows, np.maximum(last_began, 0)], below_since)
+        return AlarmRuns(above, below, can_raise, can_clear)
+
+    def _transitions(
+        self, packed: FloatArray, ts: IntArray, runs: AlarmRuns, lengths: IntArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """The alarm after each reading, its raises and clears: each device jumps from one
+        transition to the next (a raise waits out the cooldown)."""
+        lay, cooldown = self.layout, float(self.cfg.alarm.cooldown)
+        alarm, cool, since = lay.scalar(packed, "alarm"), lay.scalar(packed, "cool"), lay.scalar(packed, "alarm_since")
+        d, t = ts.shape
         out = np.repeat(alarm[:, None], t, axis=1)
         up_all, down_all = np.zeros((d, t)), np.zeros((d, t))
-        busy = np.flatnonzero(np.where(alarm > 0, can_clear.any(axis=1), can_raise.any(axis=1)))
+        busy = np.flatnonzero(np.where(alarm > 0, runs.can_clear.any(axis=1), runs.can_raise.any(axis=1)))
         for i in busy:
             n, at, on, co = int(lengths[i]), 0, alarm[i] > 0, float(cool[i])
             while at < n:
                 if on:
-                    hits = np.flatnonzero(can_clear[i, at:n])
+                    hits = np.flatnonzero(runs.can_clear[i, at:n])
                 else:
                     start = at + int(np.ceil(co))  # a raise waits out the cooldown
-                    hits = start - at + np.flatnonzero(can_raise[i, start:n])
+                    hits = start - at + np.flatnonzero(runs.can_raise[i, start:n])
                 if not hits.size:
                     break
                 step = at + int(hits[0])
                 if on:
-                    down_all[i, step], co = 1.0, float(cfg.cooldown)
+                    down_all[i, step], co = 1.0, cooldown
                 else:
                     up_all[i, step], co, since[i] = 1.0, 0.0, float(ts[i, step])
                 on = not on
@@ -736,38 +851,16 @@ class Kernel:
             alarm[i] = 1.0 if on else 0.0
             cool[i] = co + at  # the decrement below runs from the last transition on
         np.maximum(cool - lengths, 0.0, out=cool)
-        lay.scalar(packed, "above")[:] = above[rows, last_row]
-        lay.scalar(packed, "below")[:] = below[rows, last_row]
+        return out, up_all, down_all
+
+    def _health(self, packed: FloatArray, score: FloatArray, active: IntArray) -> None:
+        """The health EWMA of the capped score, in place; kept sequential so chunking changes no bit."""
+        lay, d = self.layout, score.shape[0]
         health = lay.scalar(packed, "health")
         capped = np.ascontiguousarray(np.minimum(score, 2.0).T)
         hr, tmp = lay.scalar(packed, "r_adapt").copy(), np.empty(d)
-        for step in range(t):  # a plain EWMA, kept sequential so chunking changes no bit
+        for step in range(score.shape[1]):
             k = int(active[step])
             np.subtract(capped[step, :k], health[:k], out=tmp[:k])
             tmp[:k] *= hr[:k]
             health[:k] += tmp[:k]
-        lay.scalar(packed, "n")[:] += lengths
-        return out, up_all, down_all
-
-
-def _last_before(xs: FloatArray, present: npt.NDArray[np.bool_], initial: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """The last present value before each step of ``xs`` (t, d, c), and after the last."""
-    t = xs.shape[0]
-    idx = np.arange(t)[:, None, None]
-    pos = np.maximum.accumulate(np.where(present, idx, -1), axis=0)
-    prev = np.concatenate([np.full((1, *pos.shape[1:]), -1), pos[:-1]])
-    before = np.where(prev >= 0, np.take_along_axis(xs, np.maximum(prev, 0), axis=0), initial[None])
-    last = pos[-1]
-    after = np.where(last >= 0, np.take_along_axis(xs, np.maximum(last, 0)[None], axis=0)[0], initial)
-    return before, after
-
-
-def _run_lengths(flags: npt.NDArray[np.bool_], initial: FloatArray, axis: int = 0) -> FloatArray:
-    """How many flags in a row end at each position, continuing ``initial`` runs."""
-    n = flags.shape[axis]
-    shape = [1] * flags.ndim
-    shape[axis] = n
-    idx = np.arange(n).reshape(shape)
-    last_break = np.maximum.accumulate(np.where(flags, -1, idx), axis=axis)
-    carried = np.expand_dims(initial, axis) + idx + 1.0
-    return np.asarray(np.where(last_break >= 0, idx - last_break, carried), dtype=np.float64)

@@ -33,6 +33,8 @@ chunks of any size give the same gates.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import numpy.typing as npt
 
@@ -63,32 +65,13 @@ def gates(
     the metric is not part of it; a row of NaN: learned from the floors); ``proxy`` the
     load proxy's channel (-1: none, no run-down is told apart).
     """
-    d, t, c = x.shape
+    d, t = x.shape[:2]
     valid = np.arange(t)[None, :] < lengths[:, None]
-    listed: BoolArray = np.isfinite(off_below)  # (d, c)
-    configured = np.any(listed, axis=1)[:, None]  # (d, 1)
-    # per metric, (d, t) at a time: reductions over a handful of metrics are slower
-    # than a loop over them
-    cond_known, cond_off = valid.copy(), valid.copy()
-    floor_known, floor_off = valid.copy(), valid.copy()
+    configured = np.any(np.isfinite(off_below), axis=1)[:, None]  # (d, 1)
     learn = not bool(configured.all())
     floor = layout.view(packed, "floor")
-    mins = np.empty((d, t + 1, c)) if learn else np.zeros(0)
-    with np.errstate(invalid="ignore"):
-        for j in range(c):
-            xj = x[:, :, j]
-            present = ~np.isnan(xj)
-            lj = listed[:, j : j + 1]
-            cond_known &= present | ~lj
-            cond_off &= (xj < off_below[:, j : j + 1]) | ~lj
-            if learn:
-                mins[:, 0, j] = floor[:, j]
-                np.minimum.accumulate(np.where(present & valid, xj, np.inf), axis=1, out=mins[:, 1:, j])
-                np.minimum(mins[:, 1:, j], floor[:, j : j + 1], out=mins[:, 1:, j])
-                floor_known &= present
-                floor_off &= xj == mins[:, :-1, j]  # equal to the lowest value reported before it
-    known = np.where(configured, cond_known, floor_known)
-    off = np.where(configured, cond_off, floor_off)
+    condition = _off_condition(x, valid, off_below, floor, learn)
+    known, off = condition.known, condition.off
     was = layout.scalar(packed, "running") > 0
     running = _carry(~off, known, was)
     before = np.concatenate([was[:, None], running[:, :-1]], axis=1)
@@ -110,10 +93,49 @@ def gates(
     rows, last = np.arange(d), np.maximum(lengths - 1, 0)
     has = lengths > 0
     if learn:
-        floor[:] = mins[rows, lengths]
+        floor[:] = condition.mins[rows, lengths]
     layout.scalar(packed, "running")[:] = np.where(has, running[rows, last], was)
     layout.scalar(packed, "started")[:] = np.where(has, last_start[rows, last], layout.scalar(packed, "started"))
     return np.asarray(gate, dtype=np.float64)
+
+
+class OffCondition(NamedTuple):
+    """Per reading (d, t): whether the off-condition is known and whether it holds."""
+
+    known: BoolArray
+    off: BoolArray
+    mins: FloatArray  # (d, t + 1, c) the lowest value before each reading (learned floors only)
+
+
+def _off_condition(
+    x: FloatArray, valid: BoolArray, off_below: FloatArray, floor: FloatArray, learn: bool
+) -> OffCondition:
+    """The configured off-condition (every listed metric below its level) where a device
+    has one, else the learned one (every metric at the lowest value it has reported)."""
+    d, t, c = x.shape
+    listed: BoolArray = np.isfinite(off_below)  # (d, c)
+    configured = np.any(listed, axis=1)[:, None]  # (d, 1)
+    # per metric, (d, t) at a time: reductions over a handful of metrics are slower
+    # than a loop over them
+    cond_known, cond_off = valid.copy(), valid.copy()
+    floor_known, floor_off = valid.copy(), valid.copy()
+    mins = np.empty((d, t + 1, c)) if learn else np.zeros(0)
+    with np.errstate(invalid="ignore"):
+        for j in range(c):
+            xj = x[:, :, j]
+            present = ~np.isnan(xj)
+            lj = listed[:, j : j + 1]
+            cond_known &= present | ~lj
+            cond_off &= (xj < off_below[:, j : j + 1]) | ~lj
+            if learn:
+                mins[:, 0, j] = floor[:, j]
+                np.minimum.accumulate(np.where(present & valid, xj, np.inf), axis=1, out=mins[:, 1:, j])
+                np.minimum(mins[:, 1:, j], floor[:, j : j + 1], out=mins[:, 1:, j])
+                floor_known &= present
+                floor_off &= xj == mins[:, :-1, j]  # equal to the lowest value reported before it
+    known = np.where(configured, cond_known, floor_known)
+    off = np.where(configured, cond_off, floor_off)
+    return OffCondition(known, off, mins)
 
 
 def _run_down(

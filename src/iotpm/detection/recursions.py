@@ -1,0 +1,291 @@
+"""The statistical baseline's recursions in numpy, one reading at a time.
+
+Everything that is not a recursion on the baseline is computed for the whole chunk up
+front, exactly (:func:`prepare`): the last finite value before each reading, the step,
+the repeat run, the interval. :func:`recurse` is left with the recursions that need the
+previous reading's state, on contiguous time-major arrays whose fields are stacked so
+one numpy call advances several of them; :func:`advance` is one reading of it, in the C
+kernel's order of operations (``_kernel.c``), so the two agree bit for bit.
+
+Every array carries ``w = c + 1`` columns: the channels, and one for the device's
+interval, which shares the typical step's recursion (inert in the others).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from iotpm.detection.config import DetectorConfig
+from iotpm.detection.state import FloatArray, IntArray, Layout
+
+Mask = npt.NDArray[np.bool_]
+
+
+class Series(NamedTuple):
+    """What each reading brings to the recursions, time-major (t, d, w)."""
+
+    x0: FloatArray  # the reading, 0 where missing
+    present: FloatArray  # 1 where the reading is present
+    adapt: FloatArray  # the baseline's weight (0 where missing)
+    step: FloatArray  # |step| per channel and the interval in the last column (NaN: none)
+    step0: FloatArray  # the same, 0 where none
+    step_rate: FloatArray  # the typical step's and the interval's weight
+
+    def at(self, step: int, k: int, d: int) -> Series:
+        """Reading ``step`` of the first ``k`` of ``d`` devices (views)."""
+        if k == d:
+            return Series(*(a[step] for a in self))
+        return Series(*(a[step, :k] for a in self))
+
+
+class Prepared(NamedTuple):
+    """A chunk's readings, ready for the recursions, and what is stored after them."""
+
+    series: Series
+    final_x: FloatArray  # (d, c) the last value (a gated reading leaves none)
+    run: FloatArray  # (t, d, c) the repeat run ending at each reading
+    tsf: FloatArray  # (t, d) the reading times, float ms
+
+
+class Baseline(NamedTuple):
+    """The recursions' state, (..., d, w); advanced in place."""
+
+    levels: FloatArray  # (4, d, w) level, scale, decaying max |z|, decaying max step ratio
+    s_min: FloatArray  # (d, w) the scale's floor
+    typical: FloatArray  # (d, w) the typical step; the expected interval in the last column
+    cusum: FloatArray  # (2, d, w) the upper and lower CUSUM sums
+    trend: FloatArray  # (2, d, w) the fast and slow levels
+
+    def head(self, k: int) -> Baseline:
+        """The first ``k`` devices (views)."""
+        return Baseline(self.levels[:, :k], self.s_min[:k], self.typical[:k], self.cusum[:, :k], self.trend[:, :k])
+
+
+class Record(NamedTuple):
+    """What the recursions record at each reading, time-major."""
+
+    before: FloatArray  # (t, 4, d, w) the levels before the reading
+    ratios: FloatArray  # (t, 2, d, w) |z| and the step over the typical step (the gap ratio)
+    cusum: FloatArray  # (t, d, w) the larger CUSUM sum
+    fast: FloatArray  # (t, d, w) the fast level before the reading
+
+    @classmethod
+    def empty(cls, t: int, d: int, w: int) -> Record:
+        return cls(np.zeros((t, 4, d, w)), np.zeros((t, 2, d, w)), np.zeros((t, d, w)), np.zeros((t, d, w)))
+
+    def at(self, step: int, k: int, d: int) -> Record:
+        """Reading ``step`` of the first ``k`` of ``d`` devices (views)."""
+        if k == d:
+            return Record(*(a[step] for a in self))
+        return Record(self.before[step, :, :k], self.ratios[step, :, :k], self.cusum[step, :k], self.fast[step, :k])
+
+
+class Scratch(NamedTuple):
+    """Work arrays for one reading, (..., d, w)."""
+
+    z: FloatArray  # (d, w)
+    u: FloatArray  # (d, w)
+    clipped: FloatArray  # (2, d, w) z clipped for the CUSUM and, tighter, for the adaptation
+    signed: FloatArray  # (2, d, w)
+
+    @classmethod
+    def empty(cls, d: int, w: int) -> Scratch:
+        return cls(np.empty((d, w)), np.empty((d, w)), np.empty((2, d, w)), np.empty((2, d, w)))
+
+    def head(self, k: int) -> Scratch:
+        return Scratch(self.z[:k], self.u[:k], self.clipped[:, :k], self.signed[:, :k])
+
+
+class Constants(NamedTuple):
+    """The recursions' parameters, shaped to broadcast."""
+
+    limits: FloatArray  # (2, 1, 1) the CUSUM's and the adaptation's clip of z
+    sign: FloatArray  # (2, 1, 1) +1 for the upper CUSUM, -1 for the lower
+    decay: FloatArray  # (d, 1) each device's per-reading decay of the recent maxima
+    k_ref: float  # the CUSUM's reference value
+    h_ref: float  # its decision interval (a sum past it signals and resets)
+    trend_rates: FloatArray  # (2, 1, 1) the fast and slow levels' weights
+    step_cap: FloatArray  # (w,) a step counts up to this many typical steps
+
+    @classmethod
+    def of(cls, cfg: DetectorConfig, decay: FloatArray, c: int) -> Constants:
+        return cls(
+            limits=np.array([min(cfg.cusum_clip, np.inf), min(cfg.adapt_clip, cfg.cusum_clip)])[:, None, None],
+            sign=np.array([1.0, -1.0])[:, None, None],
+            decay=decay[:, None].copy(),
+            k_ref=cfg.cusum_k,
+            h_ref=cfg.cusum_h,
+            trend_rates=np.array([cfg.trend_rate, cfg.trend_rate_slow])[:, None, None],
+            step_cap=np.array([4.0] * c + [3.0]),
+        )
+
+
+def prepare(
+    packed: FloatArray,
+    lay: Layout,
+    ts: IntArray,
+    x: FloatArray,
+    gated: Mask,
+    across_gap: Mask,
+) -> Prepared:
+    """The chunk's readings (d, t, c; NaN = missing to the statistics) as the recursions
+    take them. ``gated`` readings (machine off or settling) leave no last value: the step
+    after them starts afresh; ``across_gap`` (t, d, c) steps have no rate of change."""
+    d, t, c = x.shape
+    w = c + 1
+    a = lay.scalar(packed, "r_adapt")[None, :, None]  # (1, d, 1): each device's weight
+    xs = np.ascontiguousarray(x.transpose(1, 0, 2))  # (t, d, c)
+    tsf = np.ascontiguousarray(ts.T).astype(np.float64)  # (t, d)
+    m = ~np.isnan(xs)
+    gated_t = np.broadcast_to(gated.transpose(1, 0, 2), xs.shape)
+    lx, final_x = _last_before(xs, m | gated_t, lay.view(packed, "last_x").copy())
+    dx = np.where(across_gap, np.nan, xs - lx)
+    run = run_lengths(xs == lx, lay.view(packed, "run"))
+    dt = tsf - np.concatenate([lay.scalar(packed, "last_t")[None, :], tsf[:-1]])
+    x0, mf = np.zeros((t, d, w)), np.zeros((t, d, w))
+    x0[..., :c] = np.where(m, xs, 0.0)
+    mf[..., :c] = m
+    step = np.empty((t, d, w))
+    step[..., :c] = np.abs(dx)
+    step[..., c] = dt
+    step_rate = np.empty((t, d, w))
+    step_rate[..., :c] = a * ~np.isnan(dx)
+    step_rate[..., c] = a[..., 0] * (dt > 0)
+    series = Series(x0, mf, a * mf, step, np.where(np.isnan(step), 0.0, step), step_rate)
+    return Prepared(series, final_x, run, tsf)
+
+
+def load(packed: FloatArray, lay: Layout) -> Baseline:
+    """The recursions' state from the packed state (copies; :func:`store` writes it back)."""
+    d, c = packed.shape[0], lay.c
+    w = c + 1
+    levels = np.zeros((4, d, w))
+    levels[1, :, c] = 1.0
+    for row, name in enumerate(("mu", "s", "zmax", "dmax")):
+        levels[row, :, :c] = lay.view(packed, name)
+    s_min = np.ones((d, w))
+    s_min[:, :c] = lay.view(packed, "s_min")
+    typical = np.empty((d, w))
+    typical[:, :c] = lay.view(packed, "dscale")
+    typical[:, c] = lay.scalar(packed, "dt_exp")
+    cusum, trend = np.zeros((2, d, w)), np.zeros((2, d, w))
+    cusum[0, :, :c], cusum[1, :, :c] = lay.view(packed, "cp"), lay.view(packed, "cn")
+    trend[0, :, :c], trend[1, :, :c] = lay.view(packed, "fast"), lay.view(packed, "slow")
+    return Baseline(levels, s_min, typical, cusum, trend)
+
+
+def store(packed: FloatArray, lay: Layout, state: Baseline, prepared: Prepared, lengths: IntArray) -> None:
+    """Write the advanced state back into the packed state."""
+    c = lay.c
+    rows, last_row = np.arange(len(lengths)), np.maximum(lengths - 1, 0)
+    for name, value in (
+        ("mu", state.levels[0, :, :c]),
+        ("s", state.levels[1, :, :c]),
+        ("zmax", state.levels[2, :, :c]),
+        ("dmax", state.levels[3, :, :c]),
+        ("dscale", state.typical[:, :c]),
+        ("cp", state.cusum[0, :, :c]),
+        ("cn", state.cusum[1, :, :c]),
+        ("fast", state.trend[0, :, :c]),
+        ("slow", state.trend[1, :, :c]),
+        ("last_x", prepared.final_x),
+        ("run", prepared.run[last_row, rows]),
+    ):
+        lay.view(packed, name)[:] = value
+    lay.scalar(packed, "last_t")[:] = prepared.tsf[last_row, rows]
+    lay.scalar(packed, "dt_exp")[:] = state.typical[:, c]
+
+
+def recurse(state: Baseline, series: Series, active: IntArray, const: Constants) -> Record:
+    """Advance ``state`` over the chunk, reading by reading; returns what was recorded."""
+    t, d, w = series.x0.shape
+    record = Record.empty(t, d, w)
+    scratch = Scratch.empty(d, w)
+    for step in range(t):
+        k = int(active[step])
+        if k == d:
+            advance(state, scratch, series.at(step, k, d), record.at(step, k, d), const, const.decay)
+        else:  # devices with fewer readings have dropped out of the (sorted) stack
+            at = series.at(step, k, d), record.at(step, k, d)
+            advance(state.head(k), scratch.head(k), *at, const, const.decay[:k])
+    return record
+
+
+def advance(b: Baseline, sc: Scratch, x: Series, rec: Record, const: Constants, decay: FloatArray) -> None:
+    """One reading: record the state before it, then advance ``b`` in place."""
+    mu, s, tails = b.levels[0], b.levels[1], b.levels[2:4]
+    cusum, typical, trend, signed = b.cusum, b.typical, b.trend, sc.signed
+    np.copyto(rec.before, b.levels)
+    np.copyto(rec.fast, trend[0])
+    # z against the baseline before this reading; 0 where missing
+    z = sc.z
+    np.subtract(x.x0, mu, out=z)
+    z *= x.present
+    z /= s
+    # decaying maxima of |z| and of |step| / typical step (and the gap ratio)
+    np.abs(z, out=rec.ratios[0])
+    np.divide(x.step, typical, out=rec.ratios[1])
+    tails *= decay
+    np.fmax(tails, rec.ratios, out=tails)
+    # z clipped for the CUSUM and, tighter, for the baseline's adaptation
+    np.maximum(z, -const.limits, out=sc.clipped)
+    np.minimum(sc.clipped, const.limits, out=sc.clipped)
+    zc, r = sc.clipped[0], sc.clipped[1]
+    # two-sided CUSUM, reset once it has signalled, so a drift alarms once, not for as
+    # long as the baseline takes to absorb the new level
+    np.multiply(zc, const.sign, out=signed)
+    cusum += signed
+    cusum -= const.k_ref
+    np.maximum(cusum, 0.0, out=cusum)
+    np.maximum(cusum[0], cusum[1], out=rec.cusum)
+    cusum *= cusum <= const.h_ref
+    # baseline: an EWMA of the clipped residual, so an outlier moves it by at most
+    # `adapt_clip` scales times the rate, and a new level is absorbed slowly
+    u = sc.u
+    np.multiply(x.adapt, r, out=u)
+    u *= s
+    mu += u
+    np.multiply(r, r, out=u)
+    u -= 1.0
+    u *= x.adapt
+    u += 1.0
+    np.sqrt(u, out=u)
+    s *= u
+    np.maximum(s, b.s_min, out=s)
+    # typical step and expected interval: EWMAs of the capped value
+    np.multiply(typical, const.step_cap, out=u)
+    np.minimum(x.step0, u, out=u)
+    u -= typical
+    u *= x.step_rate
+    typical += u
+    # fast and slow levels for the trend
+    np.subtract(x.x0, trend, out=signed)
+    signed *= x.present
+    signed *= const.trend_rates
+    trend += signed
+
+
+def _last_before(xs: FloatArray, present: Mask, initial: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The last present value before each step of ``xs`` (t, d, c), and after the last."""
+    t = xs.shape[0]
+    idx = np.arange(t)[:, None, None]
+    pos = np.maximum.accumulate(np.where(present, idx, -1), axis=0)
+    prev = np.concatenate([np.full((1, *pos.shape[1:]), -1), pos[:-1]])
+    before = np.where(prev >= 0, np.take_along_axis(xs, np.maximum(prev, 0), axis=0), initial[None])
+    last = pos[-1]
+    after = np.where(last >= 0, np.take_along_axis(xs, np.maximum(last, 0)[None], axis=0)[0], initial)
+    return before, after
+
+
+def run_lengths(flags: Mask, initial: FloatArray, axis: int = 0) -> FloatArray:
+    """How many flags in a row end at each position, continuing ``initial`` runs."""
+    n = flags.shape[axis]
+    shape = [1] * flags.ndim
+    shape[axis] = n
+    idx = np.arange(n).reshape(shape)
+    last_break = np.maximum.accumulate(np.where(flags, -1, idx), axis=axis)
+    carried = np.expand_dims(initial, axis) + idx + 1.0
+    return np.asarray(np.where(last_break >= 0, idx - last_break, carried), dtype=np.float64)
