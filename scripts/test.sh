@@ -28,10 +28,14 @@ source scripts/lib/dynamodb_local.sh
 ensure_dynamodb_local  # the DynamoDB adapters' tests also run on DynamoDB Local, AWS's own engine
 
 echo "==> ruff"
-"$VENV/bin/ruff" check src tests benchmarks lambda_build
-"$VENV/bin/ruff" format --check src tests benchmarks lambda_build
+"$VENV/bin/ruff" check src tests benchmarks lambda_build docs/hooks
+"$VENV/bin/ruff" format --check src tests benchmarks lambda_build docs/hooks
 echo "==> mypy --strict"
 "$VENV/bin/mypy"
+echo "==> mkdocs build --strict (the docs site: a broken link, anchor or nav entry fails)"
+site="$(mktemp -d "${TMPDIR:-/tmp}/iotpm-site.XXXXXX")"
+NO_MKDOCS_2_WARNING=1 "$VENV/bin/mkdocs" build --strict --site-dir "$site"  # the variable hides Material's notice of its successor
+rm -rf "$site"
 echo "==> pytest"
 "$VENV/bin/pytest" -q "$@"
 
