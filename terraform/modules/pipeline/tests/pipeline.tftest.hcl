@@ -529,3 +529,25 @@ run "endpoints_in_one_az_are_refused" {
   }
   expect_failures = [var.endpoint_az_count]
 }
+
+run "a_device_may_name_its_gateway" {
+  command = apply # mocked: nothing is created
+  variables {
+    things = {
+      "gw-0001"   = { device_type = "gateway", site = "plant-1", line = "line-1" }
+      "pump-0100" = { device_type = "pump", site = "plant-1", line = "line-1", gateway = "gw-0001" }
+    }
+  }
+}
+
+run "a_gateway_must_be_a_gateway_thing" {
+  command = plan
+  variables {
+    things = {
+      "pump-0000" = { device_type = "pump", site = "plant-1", line = "line-1" }
+      "pump-0100" = { device_type = "pump", site = "plant-1", line = "line-1", gateway = "pump-0000" }
+      "pump-0101" = { device_type = "pump", site = "plant-1", line = "line-1", gateway = "gw-missing" }
+    }
+  }
+  expect_failures = [var.things]
+}
