@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from iotpm.adapters.errors import aws_call
 from iotpm.analytics.queries import named_queries
 from iotpm.service.errors import StoreError
+
+if TYPE_CHECKING:
+    from mypy_boto3_athena.client import AthenaClient
 
 _NUMBERS: Final = {"tinyint": int, "smallint": int, "integer": int, "bigint": int, "double": float, "real": float,
                    "float": float, "decimal": float}  # fmt: skip
@@ -18,7 +21,7 @@ class AthenaQueries:
     """Runs a named query's SQL in the workgroup (its settings enforced) with execution parameters."""
 
     def __init__(
-        self, client: Any, workgroup: str, database: str, poll_s: float = 0.5, timeout_s: float = 300.0,
+        self, client: AthenaClient, workgroup: str, database: str, poll_s: float = 0.5, timeout_s: float = 300.0,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:  # fmt: skip
         self.client, self.workgroup, self.database = client, workgroup, database

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -55,6 +55,15 @@ from iotpm.service.ports import (
     blocks_of,
     chunks_of,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import (
+        PutItemInputTypeDef,
+        QueryInputTypeDef,
+        WriteRequestOutputTypeDef,
+        WriteRequestTypeDef,
+    )
 
 _BATCH_WRITE: Final = 25
 _BATCH_GET: Final = 100
@@ -405,7 +414,7 @@ def _b64_bytes(value: Any) -> Any:
 
 
 class _Dynamo:
-    def __init__(self, client: Any, table: str, workers: int = 8) -> None:
+    def __init__(self, client: DynamoDBClient, table: str, workers: int = 8) -> None:
         self.client, self.table, self.workers = client, table, workers
 
     def _parallel(self, fn: Callable[[Any], Failures], chunks: Sequence[Any]) -> Failures:
@@ -431,7 +440,8 @@ class _Dynamo:
                         RequestItems={self.table: {"Keys": pending, "ConsistentRead": True}}
                     )
                 items.extend(got.get("Responses", {}).get(self.table, []))
-                pending = got.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
+                unprocessed = got.get("UnprocessedKeys", {}).get(self.table)
+                pending = list(unprocessed["Keys"]) if unprocessed else []
                 if not pending:
                     return items
                 time.sleep(min(0.05 * 2**attempt, 1.0))
@@ -442,12 +452,14 @@ class _Dynamo:
         with ThreadPoolExecutor(max_workers=min(self.workers, len(chunks))) as pool:
             return [item for got in pool.map(get, chunks) for item in got]
 
-    def _batch_write(self, items: list[Item], device_of: Callable[[Item], str]) -> Failures:
+    def _batch_write(self, items: list[Item], device_of: Callable[[Mapping[str, Any]], str]) -> Failures:
         """BatchWriteItem in 25s, retrying unprocessed items with backoff."""
         chunks = [items[i : i + _BATCH_WRITE] for i in range(0, len(items), _BATCH_WRITE)]
 
         def write(chunk: list[Item]) -> Failures:
-            pending = [{"PutRequest": {"Item": it}} for it in chunk]
+            pending: Sequence[WriteRequestTypeDef | WriteRequestOutputTypeDef] = [
+                {"PutRequest": {"Item": it}} for it in chunk
+            ]
             for attempt in range(_UNPROCESSED_ATTEMPTS):
                 try:
                     got = self.client.batch_write_item(RequestItems={self.table: pending})
@@ -488,15 +500,16 @@ class DynamoStates(_Dynamo):
             return failures
 
         def put(record: DeviceRecord) -> Failures:
-            condition = "attribute_not_exists(device_id)" if record.version == 0 else "version = :v"
-            extra = {} if record.version == 0 else {"ExpressionAttributeValues": {":v": _n(record.version)}}
+            request: PutItemInputTypeDef = {
+                "TableName": self.table,
+                "Item": device_item(record, record.version + 1),
+                "ConditionExpression": "attribute_not_exists(device_id)",
+            }
+            if record.version != 0:
+                request["ConditionExpression"] = "version = :v"
+                request["ExpressionAttributeValues"] = {":v": _n(record.version)}
             try:
-                self.client.put_item(
-                    TableName=self.table,
-                    Item=device_item(record, record.version + 1),
-                    ConditionExpression=condition,
-                    **extra,
-                )
+                self.client.put_item(**request)
             except Exception as exc:
                 return {record.device_id: translate(exc, f"PutItem {self.table}")}
             record.version += 1
@@ -599,7 +612,7 @@ def log_entries(items: Iterable[Item]) -> Iterator[LogEntry]:
 class DynamoLog(_Dynamo):
     """:class:`~iotpm.service.ports.BatchLog` in the readings table, one partition per shard."""
 
-    def __init__(self, client: Any, table: str, consistent: bool = True) -> None:
+    def __init__(self, client: DynamoDBClient, table: str, consistent: bool = True) -> None:
         super().__init__(client, table)
         self.consistent = consistent
 
@@ -612,7 +625,7 @@ class DynamoLog(_Dynamo):
     def after(self, shard: str, key: str | None, newest_first: bool = False) -> Iterator[LogEntry]:
         # "#~" sorts after every part suffix of ``key``; "0" before every key (they start with digits)
         low = "0" if key is None else f"{key}#~"
-        kwargs: dict[str, Any] = {
+        kwargs: QueryInputTypeDef = {
             "TableName": self.table,
             "KeyConditionExpression": "device_id = :d AND sk > :k",
             "ExpressionAttributeValues": {":d": {"S": log_partition(shard)}, ":k": {"S": low}},
@@ -626,8 +639,10 @@ class DynamoLog(_Dynamo):
             while True:
                 if newest_first:  # small pages, not 1 MB ones
                     kwargs["Limit"], limit = limit, min(limit * 4, 64)
+                if start:
+                    kwargs["ExclusiveStartKey"] = start
                 with aws_call(f"Query {self.table} {log_partition(shard)}"):
-                    got = self.client.query(**kwargs, **({"ExclusiveStartKey": start} if start else {}))
+                    got = self.client.query(**kwargs)
                 yield from got.get("Items", [])
                 start = got.get("LastEvaluatedKey")
                 if not start:
@@ -728,7 +743,7 @@ class DynamoRollups(_Dynamo):
         return {f"{it['series']['S']}#{it['bucket']['N']}": block_of_item(it) for it in self._batch_get(keys)}
 
 
-def create_tables(client: Any, names: TableNames, *, ttl: bool = True) -> None:
+def create_tables(client: DynamoDBClient, names: TableNames, *, ttl: bool = True) -> None:
     """Create the tables (for tests and tools; Terraform owns them in real environments)."""
     for spec in table_specs(names):
         client.create_table(**spec)
@@ -738,7 +753,7 @@ def create_tables(client: Any, names: TableNames, *, ttl: bool = True) -> None:
         )
 
 
-def all_items(client: Any, table: str) -> Iterable[Item]:
+def all_items(client: DynamoDBClient, table: str) -> Iterable[Item]:
     """Every item of a table (tests only: request paths never Scan)."""
     for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
         yield from page.get("Items", [])

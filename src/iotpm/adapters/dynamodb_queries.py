@@ -23,10 +23,10 @@ typed keys only after checking their shape.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -65,13 +65,17 @@ from iotpm.service.ports import (
     block_of,
 )
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
 _DAY_MS = 86_400_000
 
 
 class DynamoQueries:
     """:class:`~iotpm.api.ports.Queries` on the four tables."""
 
-    def __init__(self, client: Any, tables: TableNames) -> None:
+    def __init__(self, client: DynamoDBClient, tables: TableNames) -> None:
         self.client, self.tables = client, tables
         self.log = DynamoLog(client, tables.readings, consistent=False)
 
@@ -127,13 +131,16 @@ class DynamoQueries:
         ids = [k["device_id"]["S"] for k in keys]
         got: dict[str, Item] = {}
         for at in range(0, len(ids), 100):
-            pending = [{"device_id": {"S": d}} for d in dict.fromkeys(ids[at : at + 100])]
+            pending: list[Mapping[str, AttributeValueTypeDef]] = [
+                {"device_id": {"S": d}} for d in dict.fromkeys(ids[at : at + 100])
+            ]
             for _ in range(6):
                 with aws_call(f"BatchGetItem {self.tables.devices}"):
                     out = self.client.batch_get_item(RequestItems={self.tables.devices: {"Keys": pending}})
                 for it in out.get("Responses", {}).get(self.tables.devices, []):
                     got[it["device_id"]["S"]] = it
-                pending = out.get("UnprocessedKeys", {}).get(self.tables.devices, {}).get("Keys", [])
+                unprocessed = out.get("UnprocessedKeys", {}).get(self.tables.devices)
+                pending = list(unprocessed["Keys"]) if unprocessed else []
                 if not pending:
                     break
         return [got[d] for d in ids if d in got]

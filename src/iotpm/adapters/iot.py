@@ -12,9 +12,12 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from iotpm.adapters.errors import aws_call
+
+if TYPE_CHECKING:
+    from mypy_boto3_iot.client import IoTClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +28,7 @@ class Provisioned:
     certificate_arn: str | None  # None: its files existed, nothing was created
 
 
-def provision(iot: Any, things: Sequence[str], policy: str, out: Path) -> list[Provisioned]:
+def provision(iot: IoTClient, things: Sequence[str], policy: str, out: Path) -> list[Provisioned]:
     """Certificates for ``things`` in ``out`` (created 0700; keys 0600)."""
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     done = []

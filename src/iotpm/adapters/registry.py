@@ -20,12 +20,15 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from iotpm.adapters.errors import aws_call
 from iotpm.api.ports import InvalidCursorError, Page, decode_cursor, encode_cursor
 from iotpm.operator.ports import AuditEntry, Document, Registration
 from iotpm.service.errors import StoreError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
 
 AUDIT_STREAM: Final = "audit"
 _BATCH_GET: Final = 100
@@ -76,7 +79,7 @@ def operator_table_specs(names: OperatorTables) -> list[dict[str, Any]]:
     ]
 
 
-def create_operator_tables(client: Any, names: OperatorTables) -> None:
+def create_operator_tables(client: DynamoDBClient, names: OperatorTables) -> None:
     """Create the tables (tests and tools; Terraform owns them in real environments)."""
     for spec in operator_table_specs(names):
         client.create_table(**spec)
@@ -100,7 +103,7 @@ def _condition(key: str, expected: int | None) -> dict[str, Any]:
     return {"ConditionExpression": "version = :v", "ExpressionAttributeValues": {":v": _n(expected)}}
 
 
-def _batch_get(client: Any, table: str, key: str, ids: Sequence[str], what: str) -> list[Item]:
+def _batch_get(client: DynamoDBClient, table: str, key: str, ids: Sequence[str], what: str) -> list[Item]:
     out: list[Item] = []
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), _BATCH_GET):
@@ -125,7 +128,7 @@ def _batch_get(client: Any, table: str, key: str, ids: Sequence[str], what: str)
 class DynamoRegistry:
     """:class:`~iotpm.operator.ports.Registry` on the registry table."""
 
-    def __init__(self, client: Any, table: str) -> None:
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
         self.client, self.table = client, table
 
     def get(self, device_id: str) -> Registration | None:
@@ -168,7 +171,7 @@ def _registration(item: Item) -> Registration:
 class DynamoDocuments:
     """:class:`~iotpm.operator.ports.Documents` on the config table."""
 
-    def __init__(self, client: Any, table: str) -> None:
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
         self.client, self.table = client, table
 
     def get(self, name: str) -> Document | None:
@@ -201,7 +204,7 @@ def _document(item: Item) -> Document:
 class DynamoAudit:
     """:class:`~iotpm.operator.ports.AuditLog` on the audit table (one partition, newest first)."""
 
-    def __init__(self, client: Any, table: str) -> None:
+    def __init__(self, client: DynamoDBClient, table: str) -> None:
         self.client, self.table = client, table
 
     def append(self, entry: AuditEntry) -> None:

@@ -6,7 +6,7 @@ import logging
 import zlib
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from botocore.exceptions import BotoCoreError, ClientError
@@ -17,13 +17,17 @@ from iotpm.service.errors import ConflictError
 from iotpm.service.ports import ArchiveObject, Snapshot
 from iotpm.service.processor import encode_lines
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_s3.type_defs import PutObjectRequestTypeDef
+
 LOGGER = logging.getLogger(__name__)
 
 
 class S3Archive:
     """:class:`~iotpm.service.ports.Archive` on one bucket (keys carry Hive partitions)."""
 
-    def __init__(self, client: Any, bucket: str) -> None:
+    def __init__(self, client: S3Client, bucket: str) -> None:
         self.client, self.bucket = client, bucket
 
     def put(self, obj: ArchiveObject) -> None:
@@ -85,7 +89,7 @@ def _inside(root: Path, key: str) -> Path | None:
 class S3Reports:
     """The fleet reports: ``<prefix>/<scope>/<day>/report.{html,json}`` in one bucket."""
 
-    def __init__(self, client: Any, bucket: str, prefix: str = "reports") -> None:
+    def __init__(self, client: S3Client, bucket: str, prefix: str = "reports") -> None:
         self.client, self.bucket, self.prefix = client, bucket, prefix
 
     def put(self, scope: str, day: str, html: str, body: bytes) -> list[str]:
@@ -122,7 +126,7 @@ class S3Snapshots:
     archive's (Object Lock would keep every version of an object rewritten each batch).
     """
 
-    def __init__(self, client: Any, bucket: str, prefix: str = "snapshots/") -> None:
+    def __init__(self, client: S3Client, bucket: str, prefix: str = "snapshots/") -> None:
         self.client, self.bucket, self.prefix = client, bucket, prefix
         self._held: dict[str, tuple[str, bytes]] = {}
 
@@ -153,9 +157,13 @@ class S3Snapshots:
 
     def put(self, shard: str, snapshot: Snapshot) -> None:
         body = encode_snapshot(snapshot)
-        condition = {"IfMatch": snapshot.tag} if snapshot.tag is not None else {"IfNoneMatch": "*"}
+        request: PutObjectRequestTypeDef = {"Bucket": self.bucket, "Key": self._key(shard), "Body": body}
+        if snapshot.tag is not None:
+            request["IfMatch"] = snapshot.tag
+        else:
+            request["IfNoneMatch"] = "*"
         try:
-            got = self.client.put_object(Bucket=self.bucket, Key=self._key(shard), Body=body, **condition)
+            got = self.client.put_object(**request)
         except ClientError as exc:
             self._held.pop(shard, None)
             code = str(exc.response.get("Error", {}).get("Code", ""))

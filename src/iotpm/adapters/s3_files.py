@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from iotpm.adapters.errors import aws_call
 from iotpm.analytics.compaction import partition
 from iotpm.analytics.duck import PARTITIONS, hour_key
 from iotpm.service.errors import StoreError
 
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
 
 class S3ArchiveFiles:
     """Lists the Hive partitions level by level (never every key), fetches one hour at a time."""
 
-    def __init__(self, client: Any, bucket: str) -> None:
+    def __init__(self, client: S3Client, bucket: str) -> None:
         self.client, self.bucket = client, bucket
 
     def _prefixes(self, prefix: str) -> list[str]:

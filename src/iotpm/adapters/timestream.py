@@ -10,22 +10,28 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
 from iotpm.adapters.errors import translate
 from iotpm.service.ports import Failures, ReadingRow
+
+if TYPE_CHECKING:
+    from mypy_boto3_timestream_write.client import TimestreamWriteClient
+    from mypy_boto3_timestream_write.type_defs import MeasureValueTypeDef, RecordTypeDef
 
 _PER_CALL: Final = 100
 MEASURE_NAME: Final = "reading"
 
 
 #: what every record shares, sent once per call (a record's own attributes would override them)
-COMMON: Final = {"MeasureName": MEASURE_NAME, "MeasureValueType": "MULTI", "TimeUnit": "MILLISECONDS"}
+COMMON: Final[RecordTypeDef] = {"MeasureName": MEASURE_NAME, "MeasureValueType": "MULTI", "TimeUnit": "MILLISECONDS"}
 
 
-def record(row: ReadingRow) -> dict[str, Any]:
+def record(row: ReadingRow) -> RecordTypeDef:
     """One multi-measure record: the metrics plus the detector's score (with :data:`COMMON`)."""
-    measures = [{"Name": k, "Value": repr(float(v)), "Type": "DOUBLE"} for k, v in sorted(row.metrics.items())]
+    measures: list[MeasureValueTypeDef] = [
+        {"Name": k, "Value": repr(float(v)), "Type": "DOUBLE"} for k, v in sorted(row.metrics.items())
+    ]
     measures.append({"Name": "anomaly_score", "Value": repr(float(row.score)), "Type": "DOUBLE"})
     return {
         "Dimensions": [
@@ -42,7 +48,7 @@ def record(row: ReadingRow) -> dict[str, Any]:
 class TimestreamWriter:
     """:class:`~iotpm.service.ports.TimeSeries` on one database table."""
 
-    def __init__(self, client: Any, database: str, table: str, workers: int = 8) -> None:
+    def __init__(self, client: TimestreamWriteClient, database: str, table: str, workers: int = 8) -> None:
         self.client, self.database, self.table, self.workers = client, database, table, workers
 
     def write(self, rows: Sequence[ReadingRow]) -> tuple[int, Failures]:
