@@ -22,6 +22,10 @@ the counts the other benchmarks measure:
 - X-Ray: Lambda's default sampling rule (1 trace a second, then 5 %), per function;
 - interface endpoints x availability zones x hours; log volume; point-in-time recovery.
 
+Whether devices publish through IoT Basic Ingest (no messaging charge; rules and actions
+still billed) is read from the iot module's device policy (``terraform/modules/iot/main.tf``):
+it allows only the ``$aws/rules/<rule>/...`` topic, so every environment uses it.
+
 Levers (computed by the same model on prod): IoT Basic Ingest, provisioned Kinesis
 shards sized from the fleet's rate, X-Ray pass-through on the processor, two AZs for the
 endpoints, an archive in objects large enough for the lifecycle (the Parquet
@@ -98,6 +102,7 @@ class Environment:
     interface_endpoints: int
     processor_tracing: str = "Active"  # processor_tracing: Active or PassThrough
     endpoint_azs: int = 0  # endpoint_az_count: AZs holding the interface endpoints (0: all of azs)
+    basic_ingest: bool = False  # the iot module's policy lets devices publish only through Basic Ingest
 
     @classmethod
     def load(cls, name: str) -> Environment:
@@ -122,7 +127,17 @@ class Environment:
             arch=v["lambda_architecture"].strip('"'), log_retention_days=int(num("log_retention_days")),
             compact_interval_s=int(num("compact_interval_s")), readings_ttl_days=int(num("readings_ttl_days")),
             archive_expiration_days=int(num("archive_expiration_days")), interface_endpoints=endpoints,
+            basic_ingest=uses_basic_ingest(),
         )  # fmt: skip
+
+
+def uses_basic_ingest() -> bool:
+    """True when the iot module's device policy allows publishing only through Basic Ingest."""
+    text = (ROOT / "terraform" / "modules" / "iot" / "main.tf").read_text()
+    publish = re.search(r'Action\s*=\s*"iot:Publish"\s*\n\s*Resource\s*=\s*"([^"]+)"', text)
+    if publish is None:
+        raise SystemExit("terraform/modules/iot/main.tf: no iot:Publish statement found in the device policy")
+    return ":topic/$aws/rules/" in publish.group(1)
 
 
 # -- the fleet and what the other benchmarks measured --------------------------------
@@ -141,6 +156,11 @@ class Fleet:
     @property
     def messages_per_s(self) -> float:
         return self.readings_per_s / self.readings_per_message
+
+    @property
+    def connections(self) -> float:
+        """Clients connected to IoT Core: every device, or one gateway per ``readings_per_message`` devices."""
+        return self.devices / self.readings_per_message
 
 
 @dataclass(frozen=True)
@@ -163,10 +183,13 @@ class Measured:
 
 
 def message_bytes(fleet: Fleet) -> int:
-    """A canonical reading as the simulator publishes it, with the rule's thing_name added."""
+    """A canonical reading as the simulator publishes it, with the rule's thing_name added; a
+    gateway's message is a JSON array of readings, which the rule passes through unchanged."""
     metrics = {"temperature_c": 61.234, "vibration_mm_s": 2.1234, "pressure_psi": 95.12}
-    one = reading("pump-000123", 123456, 1_790_000_000_000, metrics) | {"thing_name": "pump-000123"}
-    body = one if fleet.readings_per_message == 1 else [one] * fleet.readings_per_message
+    one = reading("pump-000123", 123456, 1_790_000_000_000, metrics)
+    body = (
+        one | {"thing_name": "pump-000123"} if fleet.readings_per_message == 1 else [one] * fleet.readings_per_message
+    )
     return len(json.dumps(body, separators=(",", ":")))
 
 
@@ -234,9 +257,11 @@ def model(env: Environment, fleet: Fleet, table: dict[str, Any], m: Measured, lv
         out.append(Line(group, item, basis, usd))
 
     # IoT Core
-    add("IoT Core", "connectivity", f"{fleet.devices} devices always connected",
-        fleet.devices * MONTH_MIN / 1e6 * price("iot_connectivity_per_million_minutes"))  # fmt: skip
-    if not lv.basic_ingest:
+    who = (f"{fleet.devices} devices" if fleet.readings_per_message == 1
+           else f"{fleet.connections:,.0f} gateways of {fleet.readings_per_message} devices")  # fmt: skip
+    add("IoT Core", "connectivity", f"{who} always connected",
+        fleet.connections * MONTH_MIN / 1e6 * price("iot_connectivity_per_million_minutes"))  # fmt: skip
+    if not (lv.basic_ingest or env.basic_ingest):
         units = math.ceil(size / (5 * 1000))
         add("IoT Core", "messaging", f"{messages / 1e6:,.1f} M messages x {units} (5 KB steps)",
             messages * units / 1e6 * price("iot_messages_per_million"))  # fmt: skip
@@ -389,16 +414,23 @@ def markdown(env: Environment, fleet: Fleet, table: dict[str, Any], lines: list[
         "|---|---|---|---:|",
         *[f"| {x.group} | {x.item} | {x.basis} | {x.usd:,.2f} |" for x in lines],
         "",
-        f"Prod's `terraform.tfvars` chooses {chosen}. With on-demand Kinesis, Active tracing and endpoints in "
+        f"Prod's `terraform.tfvars` chooses {chosen}; devices publish "
+        + (
+            "through IoT Basic Ingest (the iot module's policy allows only that topic). "
+            if env.basic_ingest
+            else "on the plain topic, through the message broker. "
+        )
+        + "With the plain topic, on-demand Kinesis, Active tracing and endpoints in "
         f"every AZ (the variables' defaults) prod would cost ${plain['usd_per_month']:,.0f} a month, "
         f"${plain['usd_per_million_readings']:.2f} per million readings.",
         "",
-        "What each lever would save on prod (the same model, one lever at a time, then all together):",
+        "What each lever saves on prod (the same model, one lever at a time, then all together; a lever "
+        "already in place saves what prod would cost without it):",
         "",
         "| lever | USD / month | saves | USD / million readings |",
         "|---|---:|---:|---:|",
         *[
-            f"| {name} | {v['usd_per_month']:,.0f} | {max(0.0, total - v['usd_per_month']):,.0f} | "
+            f"| {name} | {v['usd_per_month']:,.0f} | {v['saves_usd_per_month']:,.0f} | "
             f"{v['usd_per_million_readings']:.2f} |"
             for name, v in levers.items()
         ],
@@ -437,6 +469,8 @@ def main() -> None:
                         help="benchmarks/processor.py's batch_ms_median (10,000 records)")  # fmt: skip
     parser.add_argument("--batch-io-ms", type=float, default=Measured.batch_io_ms,
                         help="per-batch wait for the processor's AWS calls (assumed)")  # fmt: skip
+    parser.add_argument("--gateway-readings", type=int, default=10,
+                        help="the gateway lever: readings of a gateway's devices packed in one message")  # fmt: skip
     parser.add_argument("--measure-processor", action="store_true",
                         help="run benchmarks/processor.py first and take its batch time (about a minute)")  # fmt: skip
     parser.add_argument("--write-docs", "--write-readme", dest="write_readme", action="store_true",
@@ -459,32 +493,52 @@ def main() -> None:
     shards = max(1, math.ceil(2 * max(fleet.readings_per_s / 1000, rate)))  # twice the fleet's rate
     provisioned = f"Kinesis provisioned, {shards} shard(s) (2x the fleet's rate)"
 
-    def chosen(name: str, in_tfvars: bool) -> str:
-        return f"{name} (in prod's tfvars)" if in_tfvars else name
+    def chosen(name: str, in_tfvars: bool, where: str = "prod's tfvars") -> str:
+        return f"{name} (in {where})" if in_tfvars else name
 
     in_place = prod.stream_mode == "PROVISIONED" and prod.shard_count == shards
+    packing = args.gateway_readings
     choices: dict[str, Callable[[Levers], Levers]] = {
-        "IoT Basic Ingest (no messaging charge)": lambda x: replace(x, basic_ingest=True),
+        chosen("IoT Basic Ingest (no messaging charge)", prod.basic_ingest, "the iot module's policy"): lambda x: (
+            replace(x, basic_ingest=True)
+        ),
         chosen(provisioned, in_place): lambda x: replace(x, provisioned_shards=shards),
         chosen("X-Ray pass-through on the processor", prod.processor_tracing == "PassThrough"): lambda x: replace(
             x, processor_tracing="PassThrough"
         ),
         chosen("interface endpoints in 2 AZs", prod.endpoint_azs == 2): lambda x: replace(x, azs=2),
         "archive in objects >= 128 KB (lifecycle acts)": lambda x: replace(x, large_archive_objects=True),
-        "gateways: 10 readings a message": lambda x: replace(x, readings_per_message=10),
+        f"gateways: {packing} readings a message": lambda x: replace(x, readings_per_message=packing),
     }
+    # a lever already in place saves what prod would cost without it
+    without: dict[str, Environment] = {
+        "IoT Basic Ingest": replace(prod, basic_ingest=False),
+        "Kinesis provisioned": replace(prod, stream_mode="ON_DEMAND"),
+        "X-Ray pass-through": replace(prod, processor_tracing="Active"),
+        "interface endpoints in 2 AZs": replace(prod, endpoint_azs=prod.azs),
+    }
+    base_total = summary(lines, fleet, table)[0]
     levers: dict[str, Any] = {}
     together = Levers()
     for name, change in choices.items():
         t, per_m = summary(model(prod, fleet, table, measured, change(Levers())), fleet, table)
-        levers[name] = {"usd_per_month": round(t, 2), "usd_per_million_readings": round(per_m, 4)}
+        saves = base_total - t
+        if name.endswith(")") and "(in " in name:
+            off = next(e for k, e in without.items() if name.startswith(k))
+            saves = summary(model(off, fleet, table, measured, Levers()), fleet, table)[0] - base_total
+        levers[name] = {"usd_per_month": round(t, 2), "usd_per_million_readings": round(per_m, 4),
+                        "saves_usd_per_month": round(saves, 2)}  # fmt: skip
         if not name.startswith("gateways"):
             together = change(together)
     t, per_m = summary(model(prod, fleet, table, measured, together), fleet, table)
-    levers["all but gateways, together"] = {"usd_per_month": round(t, 2), "usd_per_million_readings": round(per_m, 4)}
-    t, per_m = summary(model(prod, fleet, table, measured, replace(together, readings_per_message=10)), fleet, table)
-    levers["all, together"] = {"usd_per_month": round(t, 2), "usd_per_million_readings": round(per_m, 4)}
-    unlevered = replace(prod, stream_mode="ON_DEMAND", processor_tracing="Active", endpoint_azs=prod.azs)
+    levers["all but gateways, together"] = {"usd_per_month": round(t, 2), "usd_per_million_readings": round(per_m, 4),
+                                            "saves_usd_per_month": round(base_total - t, 2)}  # fmt: skip
+    t, per_m = summary(model(prod, fleet, table, measured, replace(together, readings_per_message=packing)), fleet,
+                       table)  # fmt: skip
+    levers["all, together"] = {"usd_per_month": round(t, 2), "usd_per_million_readings": round(per_m, 4),
+                               "saves_usd_per_month": round(base_total - t, 2)}  # fmt: skip
+    unlevered = replace(prod, stream_mode="ON_DEMAND", processor_tracing="Active", endpoint_azs=prod.azs,
+                        basic_ingest=False)  # fmt: skip
     t, per_m = summary(model(unlevered, fleet, table, measured, Levers()), fleet, table)
     plain = {"usd_per_month": round(t, 2), "usd_per_million_readings": round(per_m, 4)}
     block = markdown(prod, fleet, table, lines, envs, levers, plain)

@@ -58,7 +58,9 @@ def test_the_environments_are_read_from_their_tfvars(cost: ModuleType) -> None:
 
 def test_the_tfvars_levers_reach_the_model(cost: ModuleType, prices: dict[str, Any]) -> None:
     prod, fleet, m = cost.Environment.load("prod"), cost.Fleet(), cost.Measured()
-    plain = replace(prod, stream_mode="ON_DEMAND", processor_tracing="Active", endpoint_azs=prod.azs)
+    plain = replace(
+        prod, stream_mode="ON_DEMAND", processor_tracing="Active", endpoint_azs=prod.azs, basic_ingest=False
+    )
     chosen = replace(plain, processor_tracing="PassThrough", endpoint_azs=2)
     a, b = (
         items(cost.model(plain, fleet, prices, m, cost.Levers())),
@@ -89,7 +91,7 @@ def test_kinesis_on_demand_bills_each_record_as_a_kilobyte_and_starts_at_four_sh
 def test_each_lever_changes_only_what_it_names(cost: ModuleType, prices: dict[str, Any]) -> None:
     prod, fleet, m = cost.Environment.load("prod"), cost.Fleet(), cost.Measured()
     # prod as the variables' defaults would build it, so each lever has something to change
-    prod = replace(prod, stream_mode="ON_DEMAND", processor_tracing="Active", endpoint_azs=prod.azs)
+    prod = replace(prod, stream_mode="ON_DEMAND", processor_tracing="Active", endpoint_azs=prod.azs, basic_ingest=False)
     base = items(cost.model(prod, fleet, prices, m, cost.Levers()))
     ingest = items(cost.model(prod, fleet, prices, m, cost.Levers(basic_ingest=True)))
     assert (
@@ -102,6 +104,34 @@ def test_each_lever_changes_only_what_it_names(cost: ModuleType, prices: dict[st
     assert one["S3 requests: raw archive PUTs"] == pytest.approx(base["S3 requests: raw archive PUTs"] / 4)
     east = items(cost.model(replace(prod, region="us-east-1"), fleet, prices, m, cost.Levers()))
     assert east["VPC: interface endpoints"] < base["VPC: interface endpoints"]  # the region's own price
+
+
+def test_basic_ingest_is_read_from_the_iot_modules_device_policy(cost: ModuleType, prices: dict[str, Any]) -> None:
+    """The policy allows only the Basic Ingest topic, so no environment pays IoT messaging;
+    the rule and its Kinesis action are still billed per message."""
+    main = (ROOT / "terraform" / "modules" / "iot" / "main.tf").read_text()
+    assert cost.uses_basic_ingest() == (":topic/$aws/rules/${local.rule_name}/" in main)
+    for name in cost.ENVIRONMENTS:
+        env = cost.Environment.load(name)
+        lines = items(cost.model(env, cost.Fleet(), prices, cost.Measured(), cost.Levers()))
+        assert ("IoT Core: messaging" in lines) != env.basic_ingest and "IoT Core: rule + Kinesis action" in lines
+        plain = items(
+            cost.model(replace(env, basic_ingest=False), cost.Fleet(), prices, cost.Measured(), cost.Levers())
+        )
+        assert plain["IoT Core: messaging"] > 0
+
+
+def test_a_gateway_packing_readings_divides_what_is_billed_per_message(
+    cost: ModuleType, prices: dict[str, Any]
+) -> None:
+    prod, fleet, m = replace(cost.Environment.load("prod"), basic_ingest=False), cost.Fleet(), cost.Measured()
+    one = items(cost.model(prod, fleet, prices, m, cost.Levers()))
+    ten = items(cost.model(prod, fleet, prices, m, cost.Levers(readings_per_message=10)))
+    for item in ("IoT Core: rule + Kinesis action", "IoT Core: messaging", "IoT Core: connectivity",
+                 "Kinesis: PUT payload units"):  # fmt: skip
+        assert ten[item] == pytest.approx(one[item] / 10), item  # 10 readings fit one 5 KB / 25 KB unit
+    assert ten["Kinesis: shard-hours"] == one["Kinesis: shard-hours"]  # per shard, not per message
+    assert cost.message_bytes(cost.Fleet(readings_per_message=10)) < 10 * cost.message_bytes(fleet)
 
 
 def test_the_docs_block_is_what_the_script_prints(cost: ModuleType) -> None:
