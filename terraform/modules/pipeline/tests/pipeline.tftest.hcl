@@ -135,8 +135,8 @@ run "iot_policy_binds_each_device_to_itself" {
     error_message = "Connect must require the certificate to be attached to the thing."
   }
   assert {
-    condition     = endswith(jsondecode(module.iot.policy_json).Statement[1].Resource, ":topic/iotpm/$${iot:Connection.Thing.ThingName}/telemetry")
-    error_message = "A device may publish only to its own telemetry topic."
+    condition     = endswith(jsondecode(module.iot.policy_json).Statement[1].Resource, ":topic/$aws/rules/${module.iot.rule_name}/iotpm/$${iot:Connection.Thing.ThingName}/telemetry")
+    error_message = "A device may publish only to its own telemetry topic, through Basic Ingest to the telemetry rule."
   }
   assert {
     condition     = length(jsondecode(module.iot.policy_json).Statement) == 2
