@@ -60,6 +60,28 @@ def test_the_layout_page_names_every_folder_and_package() -> None:
     assert not unnamed, f"docs/layout.md does not say what these hold: {unnamed}"
 
 
+def test_every_repository_path_the_docs_name_exists() -> None:
+    """A page that names a moved or deleted file is stale: `src/...`, `tests/...`, or `detection/engine.py`."""
+    packages = {p.name for p in (ROOT / "src" / "iotpm").iterdir()}
+    roots = ("src", "tests", "benchmarks", "scripts", "terraform", "lambda_build", "docs", ".ci")
+    stale = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for name in re.findall(r"`([^`\s]+/[^`\s]*)`", page.read_text()):
+            path = name.rstrip("/.,:;")
+            if re.search(r"[<>{}*=$]", path):  # a pattern or a placeholder, not a path
+                continue
+            first = path.split("/")[0]
+            if first in roots:
+                target = ROOT / path
+            elif first in packages and path.endswith((".py", ".c", ".sql", ".html", ".json")):
+                target = ROOT / "src" / "iotpm" / path
+            else:
+                continue
+            if not target.exists():
+                stale.append(f"{page.relative_to(ROOT)}: {name}")
+    assert not stale, f"the docs name paths that are not in the tree: {stale}"
+
+
 def test_the_readme_is_a_front_door() -> None:
     readme = (ROOT / "README.md").read_text()
     assert len(readme.splitlines()) <= 300, "README.md is the front door: the rest goes in docs/"
