@@ -1,4 +1,7 @@
-"""``iotpm devices import registry.csv``: the device registry from a plant's list of devices.
+"""``iotpm devices provision|import``: certificates for things, and the device registry from a plant's list.
+
+``provision`` creates a certificate per thing in AWS IoT Core (files for ``iotpm simulate``).
+``import registry.csv`` fills the device registry from a plant's list of devices.
 
 One row a device: ``device_id,site,line,device_type`` and optionally ``gateway`` (the
 gateway thing it publishes through) and ``overrides`` (its own limits as JSON,
@@ -29,9 +32,12 @@ console = Console(soft_wrap=True)
 REQUIRED = ("device_id", "site", "line", "device_type")
 
 
-def register(devices: typer.Typer) -> None:
-    """Add ``import`` to the ``iotpm devices`` group (beside ``provision``)."""
+def register(app: typer.Typer) -> None:
+    """Add the ``devices`` group (``import``, ``provision``) to the ``iotpm`` app."""
+    devices = typer.Typer(help="Devices in AWS IoT Core.", no_args_is_help=True)
     devices.command("import")(import_)
+    devices.command("provision")(provision)
+    app.add_typer(devices, name="devices")
 
 
 def read_registrations(path: Path) -> list[Registration]:
@@ -106,3 +112,24 @@ def import_(
     except StoreError as exc:
         fail(str(exc), FAILED)
     console.print(f"registered {changed} of {len(regs)} devices ({len(regs) - changed} unchanged) as {who}")
+
+
+@requires("devices provision", "boto3")
+def provision(
+    things: Annotated[str, typer.Option(help="thing names, comma-separated (terraform output: the things variable)")],
+    policy: Annotated[str, typer.Option(help="the iot_policy_name output of the environment")],
+    out: Annotated[Path, typer.Option(help="folder for <thing>.pem and <thing>.key")] = Path("certs"),
+) -> None:
+    """Create a certificate per thing, attach the device policy and the thing (files for `iotpm simulate`)."""
+    import boto3
+
+    from iotpm.adapters import iot
+    from iotpm.service.errors import StoreError
+
+    names = [t.strip() for t in things.split(",") if t.strip()]
+    try:
+        done = iot.provision(boto3.client("iot"), names, policy, out)
+    except StoreError as exc:
+        fail(str(exc), FAILED)
+    for p in done:
+        console.print(f"{p.thing}: " + (p.certificate_arn or "certificate already in " + str(out)))
