@@ -19,10 +19,15 @@ import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iotpm.adapters.errors import aws_call
 from iotpm.service.errors import StoreError
+
+if TYPE_CHECKING:
+    from mypy_boto3_kinesis.client import KinesisClient
+    from mypy_boto3_kinesis.type_defs import PutRecordsRequestEntryTypeDef
+    from mypy_boto3_s3.client import S3Client
 
 #: where the rule's error action writes (terraform/modules/iot: local.error_prefix)
 ERROR_PREFIX = "errors/"
@@ -95,7 +100,7 @@ def parse_error_message(key: str, body: bytes) -> FailedMessage:
 class RuleErrors:
     """The rule-errors bucket: the messages waiting under ``prefix``, oldest first."""
 
-    def __init__(self, client: Any, bucket: str, prefix: str = ERROR_PREFIX) -> None:
+    def __init__(self, client: S3Client, bucket: str, prefix: str = ERROR_PREFIX) -> None:
         self.client, self.bucket, self.prefix = client, bucket, prefix
 
     def keys(self) -> list[str]:
@@ -133,7 +138,7 @@ class StreamWriter:
     """PutRecords to one stream, resending exactly the records Kinesis reports as failed."""
 
     def __init__(
-        self, client: Any, stream: str, attempts: int = 5, sleep: Callable[[float], None] = time.sleep
+        self, client: KinesisClient, stream: str, attempts: int = 5, sleep: Callable[[float], None] = time.sleep
     ) -> None:
         self.client, self.stream, self.attempts, self.sleep = client, stream, attempts, sleep
 
@@ -150,7 +155,9 @@ class StreamWriter:
         return done
 
     def _put_once(self, indices: list[int], records: Sequence[tuple[str, bytes]], done: list[bool]) -> list[int]:
-        entries = [{"PartitionKey": records[i][0], "Data": records[i][1]} for i in indices]
+        entries: list[PutRecordsRequestEntryTypeDef] = [
+            {"PartitionKey": records[i][0], "Data": records[i][1]} for i in indices
+        ]
         try:
             with aws_call(f"PutRecords {self.stream}"):
                 got = self.client.put_records(StreamName=self.stream, Records=entries)["Records"]
