@@ -30,9 +30,8 @@ def hooks() -> ModuleType:
 
 
 def layout_paths() -> list[str]:
-    """The first column of the layout page's block."""
-    block = LAYOUT.read_text().split("```")[1]
-    return [line.split()[0] for line in block.strip().splitlines()]
+    """The first column of the layout page's table."""
+    return re.findall(r"^\| `([^`]+)` \|", LAYOUT.read_text(), flags=re.MULTILINE)
 
 
 def tracked() -> list[str]:
