@@ -31,11 +31,12 @@ resource "aws_iot_thing" "this" {
   for_each        = var.things
   name            = each.key
   thing_type_name = aws_iot_thing_type.this.name
-  attributes = {
+  # a device behind a gateway names it (an IoT attribute cannot be empty: left out otherwise)
+  attributes = merge({
     device_type = each.value.device_type
     site        = each.value.site
     line        = each.value.line
-  }
+  }, each.value.gateway == null ? {} : { gateway = each.value.gateway })
 }
 
 resource "aws_iot_thing_group_membership" "this" {
