@@ -17,6 +17,9 @@ terraform fmt -check -recursive terraform
 echo "==> module READMEs match variables.tf/outputs.tf"
 "${IOTPM_PYTHON:-python3}" scripts/terraform-docs.py --check
 
+echo "==> environment roots pass every setting of modules/pipeline/variables.tf through (generated)"
+"${IOTPM_PYTHON:-python3}" scripts/terraform-passthrough.py --check
+
 tf_test() {  # tf_test DIR NAME [ARGS...]: init, validate and `terraform test` a root
   local dir="$1" name="$2"; shift 2
   export TF_DATA_DIR="$WORK/$name"
