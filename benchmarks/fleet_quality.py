@@ -45,6 +45,7 @@ import argparse
 import json
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,12 +55,14 @@ import numpy.typing as npt
 
 from iotpm.detection import AlarmConfig, DetectorConfig, DeviceInput, DeviceState, FleetDetector
 from iotpm.detection._layout import CH
+from iotpm.detection.detector import Reason
 from iotpm.simulator.fleet import (
     ABRUPT_FAULTS,
     CHANNELS,
     DEFAULT_LIMITS_LONG_RUN,
     LONG_RUN_FAULTS,
     LONG_RUN_METRIC,
+    PLANTS,
     SLOW_FAULTS,
     LongRun,
     long_run,
@@ -86,6 +89,8 @@ class Outcome:
     checked: list[list[int]] = field(default_factory=list)
     #: per device: every alarm event (epoch ms, raise / escalate / clear, severity)
     events: list[list[tuple[int, str, str]]] = field(default_factory=list)
+    #: per device: each raise's cause (epoch ms, "detector metric" of its first reason)
+    causes: list[list[tuple[int, str]]] = field(default_factory=list)
 
 
 def run_iotpm(run: LongRun, config: DetectorConfig, hours: float = 1.0) -> Outcome:
@@ -97,6 +102,7 @@ def run_iotpm(run: LongRun, config: DetectorConfig, hours: float = 1.0) -> Outco
     heading: list[list[tuple[int, str, float]]] = [[] for _ in run.devices]
     checked: list[list[int]] = [[] for _ in run.devices]
     events: list[list[tuple[int, str, str]]] = [[] for _ in run.devices]
+    causes: list[list[tuple[int, str]]] = [[] for _ in run.devices]
     t0 = time.perf_counter()
     for window in run.chunks(hours):
         items = []
@@ -107,6 +113,7 @@ def run_iotpm(run: LongRun, config: DetectorConfig, hours: float = 1.0) -> Outco
             states[i] = state
             raises[i] += [e.ts_ms for e in result.events if e.kind == "raise"]
             events[i] += [(e.ts_ms, e.kind, e.severity) for e in result.events]
+            causes[i] += [(e.ts_ms, _cause(e.reasons)) for e in result.events if e.kind == "raise"]
             alarm[i].append(result.in_alarm)
             gap = np.flatnonzero(result.device_scores[:, 0] >= 1.0)
             gaps[i] += run.devices[i].ts[sl][gap].tolist()
@@ -117,7 +124,11 @@ def run_iotpm(run: LongRun, config: DetectorConfig, hours: float = 1.0) -> Outco
                                if p.hours_to_limit is not None and p.hours_to_limit <= HEADING_HORIZON_H]  # fmt: skip
     seconds = time.perf_counter() - t0
     joined = [np.concatenate(a) if a else np.zeros(0, dtype=bool) for a in alarm]
-    return Outcome(raises, joined, gaps, seconds, heading, checked, events)
+    return Outcome(raises, joined, gaps, seconds, heading, checked, events, causes)
+
+
+def _cause(reasons: tuple[Reason, ...]) -> str:
+    return f"{reasons[0].detector} {reasons[0].metric}" if reasons else "?"
 
 
 def _limits() -> tuple[FloatArray, FloatArray]:
@@ -193,6 +204,7 @@ def run_peer(run: LongRun, score: Callable[[list[FloatArray]], list[FloatArray]]
 def score_outcome(run: LongRun, out: Outcome) -> dict[str, Any]:
     """False raises on fault-free time, and detection, delay and lead time per fault kind."""
     false_raises, free_ms, free_readings, free_alarm = 0, 0, 0, 0
+    false_causes: Counter[str] = Counter()
     per_kind: dict[str, dict[str, list[float]]] = {
         k: {"n": [], "hit": [], "delay": [], "lead": []} for k in LONG_RUN_FAULTS
     }
@@ -201,6 +213,7 @@ def score_outcome(run: LongRun, out: Outcome) -> dict[str, Any]:
         f = d.fault
         clean_end = run.end_ms if f is None else f.start_ms
         false_raises += int((r < clean_end).sum())
+        false_causes.update(cause for t, cause in (out.causes[i] if out.causes else []) if t < clean_end)
         free_ms += clean_end - run.start_ms
         clean = d.ts < clean_end
         free_readings += int(clean.sum())
@@ -231,6 +244,7 @@ def score_outcome(run: LongRun, out: Outcome) -> dict[str, Any]:
     delays = [v for k in ABRUPT_FAULTS for v in per_kind[k]["delay"]]
     return {
         "false_raises": false_raises,
+        "false_raise_causes": dict(false_causes.most_common()),
         "fault_free_device_days": round(days, 1),
         "false_raises_per_device_day": round(false_raises / days, 3) if days else None,
         "fault_free_time_in_alarm": round(free_alarm / free_readings, 3) if free_readings else None,
@@ -372,6 +386,8 @@ def report(name: str, res: dict[str, Any], seconds: float) -> None:
                 f"  {kind:<20} {row['detected']:>4}/{row['devices']:<4} {_fmt(row['median_delay_s']):>9} "
                 f"{_fmt(row['median_lead_h']):>7} {_fmt(row['min_lead_h']):>10}"
             )
+    if res.get("false_raise_causes"):
+        print("  false raises by first reason: " + ", ".join(f"{k} {v}" for k, v in res["false_raise_causes"].items()))
 
 
 def describe(run: LongRun) -> str:
@@ -499,7 +515,7 @@ def report_operator(op: dict[str, Any]) -> None:
 def evaluate(args: argparse.Namespace, interval: float) -> dict[str, Any]:
     """Generate the run at one interval, score iotpm and the peers; print and return the figures."""
     t0 = time.perf_counter()
-    run = long_run(args.devices, args.days, interval, args.seed, phenomena=not args.classic)
+    run = long_run(args.devices, args.days, interval, args.seed, plant="base" if args.classic else args.plant)
     print(f"\n== {describe(run)}; generated in {time.perf_counter() - t0:.1f} s (seed {args.seed})")
     if args.plot and interval == args.intervals[0]:
         print(f"plot: {plot_day(run, args.plot)}")
@@ -553,7 +569,11 @@ def main() -> None:
         help="seconds between readings, comma-separated: one run at each",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--classic", action="store_true", help="the base model alone (no other plant's phenomena)")
+    parser.add_argument("--classic", action="store_true", help="the base model alone (same as --plant base)")
+    parser.add_argument(
+        "--plant", choices=PLANTS, default="extended",
+        help="extended: the base model with another plant's phenomena (default); speed: variable-speed drives",
+    )  # fmt: skip
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--plot", metavar="PNG", help="also draw one healthy machine's idle-run-idle day")
     parser.add_argument("--plot-failure", metavar="PNG", help="also draw one machine's bearing failure and its alarm")
@@ -563,7 +583,7 @@ def main() -> None:
     summary["by_interval"] = by_interval
     summary["run"] = {
         "devices": args.devices, "days": args.days, "intervals_s": args.intervals, "seed": args.seed,
-        "phenomena": not args.classic,
+        "phenomena": not args.classic, "plant": "base" if args.classic else args.plant,
     }  # fmt: skip
     print(json.dumps(summary))
 

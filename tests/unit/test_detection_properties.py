@@ -21,10 +21,20 @@ from iotpm.detection import (
     FleetDetector,
     OperatingConfig,
 )
-from iotpm.detection._layout import CH
+from iotpm.detection._layout import CH, MATRIX_FIELDS
 from iotpm.detection.detector import _PAD_SLACK, Backend, _bands
 from iotpm.detection.reference import ReferenceDetector
-from iotpm.detection.state import _V3_CHANNEL_FIELDS, _V3_DEVICE_FIELDS, _V3_FIXED, _V3_MATRIX, Layout, layout_for
+from iotpm.detection.state import (
+    _FIXED,
+    _V3_CHANNEL_FIELDS,
+    _V3_DEVICE_FIELDS,
+    _V3_FIXED,
+    _V3_MATRIX,
+    _V5_CHANNEL_FIELDS,
+    _V5_DEVICE_FIELDS,
+    Layout,
+    layout_for,
+)
 from tests.conftest import CHANNELS, healthy, timestamps
 
 CFG = DetectorConfig(warmup=40)
@@ -90,12 +100,12 @@ def test_state_is_compact_and_versioned(rng: np.random.Generator) -> None:
     det = DeviceDetector(channels=CHANNELS)
     det.fit(timestamps(200), healthy(rng, 200))
     data = det.state.to_dict()
-    assert data["v"] == STATE_VERSION == 5
+    assert data["v"] == STATE_VERSION == 6
     assert len(str(data)) < 2048  # lives in one DynamoDB item beside the latest reading
     v3 = Layout(3, _V3_CHANNEL_FIELDS, _V3_DEVICE_FIELDS, _V3_FIXED, _V3_MATRIX).size
-    # the operating point, the alarm's lifecycle, the run-down's level and the per-device
-    # rates of the time constants cost at most half as much again
-    assert layout_for(3).size <= 1.5 * v3
+    # the operating point, the alarm's lifecycle, the run-down's level, the per-device
+    # rates of the time constants and the load proxy as it is cost at most 60 % more
+    assert layout_for(3).size <= 1.6 * v3
     with pytest.raises(ValueError, match="version"):
         DeviceState.from_dict({**data, "v": 99})
     with pytest.raises(ValueError, match="channel"):
@@ -118,6 +128,28 @@ def test_a_version_3_state_loads_and_keeps_what_it_learned(rng: np.random.Genera
     assert np.array_equal(loaded.vector[now.offsets["op_b"]], mu)  # the baseline starts at the learned level
     assert loaded.vector[now.offsets["load"]] == mu[CHANNELS.index("vibration_mm_s")]
     assert loaded.vector[now.offsets["ran"]] == 0.0  # and learns before it scores
+    resumed = DeviceDetector.from_state(loaded)
+    assert not resumed.update(ts[200:], x[200:]).is_anomaly.any()
+    assert resumed.state.to_dict()["v"] == STATE_VERSION
+
+
+def test_a_version_5_state_loads_and_its_load_as_it_is_starts_from_the_lagged_one(rng: np.random.Generator) -> None:
+    ts, x = timestamps(400), healthy(rng, 400)
+    det = DeviceDetector(channels=CHANNELS)
+    det.fit(ts[:200], x[:200])
+    now, old = layout_for(3), Layout(3, _V5_CHANNEL_FIELDS, _V5_DEVICE_FIELDS, _FIXED, MATRIX_FIELDS)
+    v5 = np.zeros(old.size)
+    for name, sl in old.offsets.items():
+        v5[sl] = det.state.vector[now.offsets[name]]
+    data = {**det.state.to_dict(), "v": 5, "state": base64.b64encode(v5.astype("<f8").tobytes()).decode()}
+    loaded = DeviceState.from_dict(data)
+    for name in old.offsets:
+        assert np.array_equal(loaded.vector[now.offsets[name]], det.state.vector[now.offsets[name]], equal_nan=True)
+    o = now.offsets
+    assert (
+        loaded.vector[o["now_m"]] == loaded.vector[o["load_m"]]
+        and loaded.vector[o["now_v"]] == loaded.vector[o["load_v"]]
+    )
     resumed = DeviceDetector.from_state(loaded)
     assert not resumed.update(ts[200:], x[200:]).is_anomaly.any()
     assert resumed.state.to_dict()["v"] == STATE_VERSION

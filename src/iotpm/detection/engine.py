@@ -66,6 +66,7 @@ def new_vector(layout: Layout) -> FloatArray:
     v[layout.offsets["started"]] = -np.inf
     v[layout.offsets["below_since"]] = -np.inf
     v[layout.offsets["load_v"]] = 1.0
+    v[layout.offsets["now_v"]] = 1.0
     return v
 
 
@@ -107,6 +108,8 @@ def fit_statistics(
     vector[o["op_c"]] = 0.0
     vector[o["load"]] = vector[o["load_m"]] = med[proxy] if proxy >= 0 else 0.0
     vector[o["load_v"]] = max(float(vector[o["s"]][proxy]) ** 2, 1e-12) if proxy >= 0 else 1.0
+    vector[o["now"]] = vector[o["now_m"]] = vector[o["load_m"]]
+    vector[o["now_v"]] = vector[o["load_v"]]
     vector[o["ran"]] = 0.0
     runs, longest = _runs(x)
     vector[o["run"]] = runs
@@ -385,6 +388,9 @@ class OperatingState(NamedTuple):
     load_m: FloatArray  # (d,) its mean
     load_v: FloatArray  # (d,) its variance
     ran: FloatArray  # (d,) settled running time seen (ms)
+    now: FloatArray  # (d,) the load proxy as it is (its last running reading)
+    now_m: FloatArray  # (d,) its mean
+    now_v: FloatArray  # (d,) its variance
     op_m: FloatArray  # (d, c) each channel's mean
     op_c: FloatArray  # (d, c) its covariance with the load
     op_f: FloatArray  # (d, c) its smoothed level, net of the load's share
@@ -393,14 +399,26 @@ class OperatingState(NamedTuple):
     @classmethod
     def load_from(cls, packed: FloatArray, lay: Layout) -> OperatingState:
         """A copy of the state in ``packed``."""
-        scalars = (lay.scalar(packed, name).copy() for name in cls._fields[:4])
-        return cls(*scalars, *(lay.view(packed, name).copy() for name in cls._fields[4:]))
+        scalars = (lay.scalar(packed, name).copy() for name in cls._fields[:_DEVICE_WIDE])
+        return cls(*scalars, *(lay.view(packed, name).copy() for name in cls._fields[_DEVICE_WIDE:]))
 
     def store(self, packed: FloatArray, lay: Layout) -> None:
-        for name, value in zip(self._fields[:4], self[:4], strict=True):
+        for name, value in zip(self._fields[:_DEVICE_WIDE], self[:_DEVICE_WIDE], strict=True):
             lay.scalar(packed, name)[:] = value
-        for name, value in zip(self._fields[4:], self[4:], strict=True):
+        for name, value in zip(self._fields[_DEVICE_WIDE:], self[_DEVICE_WIDE:], strict=True):
             lay.view(packed, name)[:] = value
+
+
+_DEVICE_WIDE = 7  # OperatingState's per-device fields come first
+
+
+class LoadStep(NamedTuple):
+    """What one reading of the load leaves for the channels (d, c)."""
+
+    rr: FloatArray  # (d, 1) the regression's weight
+    rb: FloatArray  # (d, 1) the baseline's weight
+    dl: FloatArray  # each channel's load's deviation from its mean, before the reading
+    lv: FloatArray  # that load's variance, after it
 
 
 class Alarm(NamedTuple):
@@ -454,6 +472,12 @@ class Kernel:
         follows = [self.proxy >= 0 and u is not None and u.quantity == "temperature" for u in units]
         self.follows = np.array(follows, dtype=bool)
         self.is_proxy = np.arange(len(channels)) == self.proxy
+        # every other metric the detector knows (a head, a flow, a current, another bearing's
+        # vibration) follows the load at once: it is regressed on the load proxy as it is, so
+        # a machine's own coupling is learned (a pressure held at a setpoint learns none)
+        at_once = [self.proxy >= 0 and u is not None and not f for u, f in zip(units, follows, strict=True)]
+        self.instant = np.array(at_once, dtype=bool) & ~self.is_proxy
+        self.regressed = self.follows | self.instant
         held = config.operating_point.setpoint_quantities
         self.setpoint = np.array([u is not None and u.quantity in held for u in units], dtype=bool)
         op = config.operating_point
@@ -559,6 +583,7 @@ class Kernel:
         alarm = Alarm(*np.zeros((4, d, t)))
         loads = self._buffer("loads", (d, t, LOADS))  # scratch: the C kernel writes it before reading
         roles = self.vibration.astype(np.float64) + 2.0 * self.follows + 4.0 * self.setpoint + 8.0 * self.is_proxy
+        roles += 16.0 * self.instant
         inputs = (chunk.ts, chunk.x, chunk.lengths, chunk.low, chunk.high, roles, chunk.gate, chunk.rates)
         outputs = (
             *(alarm.score, alarm.on, alarm.raised, alarm.cleared, scores.channel, scores.device),
@@ -716,21 +741,19 @@ class Kernel:
             rates_j = OperatingRates(*(r[:, j] for r in rates))
             if self.proxy >= 0:
                 v = chunk.x[:, j, self.proxy]
-                lagged = np.where(runs[:, j] & ~np.isnan(v), state.load + rates_j.lag * (v - state.load), state.load)
-                state = state._replace(load=lagged)
-            state, rr, rb, dl = self._learn_load(state, on[:, j], rates_j)
+                seen = runs[:, j] & ~np.isnan(v)
+                lagged = np.where(seen, state.load + rates_j.lag * (v - state.load), state.load)
+                state = state._replace(load=lagged, now=np.where(seen, v, state.now))
+            state, load = self._learn_load(state, on[:, j], rates_j)
             state, out.score[:, j], out.point[:, j] = self._judge_point(
-                state, x_stat[:, j], rr, rb, dl, rates_j.level, chunk.low, chunk.high
+                state, x_stat[:, j], load, rates_j.level, chunk.low, chunk.high
             )
         state.store(packed, lay)
         return out
 
-    def _learn_load(
-        self, s: OperatingState, on: Mask, rates: OperatingRates
-    ) -> tuple[OperatingState, FloatArray, FloatArray, FloatArray]:
-        """One reading of the load's mean and variance where the machine runs and has
-        settled; returns the state, the regression's and the baseline's weights and the
-        load's deviation from its mean."""
+    def _learn_load(self, s: OperatingState, on: Mask, rates: OperatingRates) -> tuple[OperatingState, LoadStep]:
+        """One reading of the load's mean and variance (lagged, and as it is) where the
+        machine runs and has settled; returns the state and what the channels need of it."""
         ran = np.where(on, s.ran + rates.elapsed, s.ran)
         # while it learns, an average weighs all it has seen alike
         learn = 1000.0 * self.cfg.operating_point.learn_s
@@ -739,41 +762,47 @@ class Kernel:
         dl = s.load - s.load_m
         lm = np.where(on, s.load_m + rr * dl, s.load_m)
         lv = np.where(on, (1.0 - rr) * (s.load_v + (rr * dl) * dl), s.load_v)
-        return s._replace(ran=ran, load_m=lm, load_v=lv), rr, rb, dl
+        dn = s.now - s.now_m
+        nm = np.where(on, s.now_m + rr * dn, s.now_m)
+        nv = np.where(on, (1.0 - rr) * (s.now_v + (rr * dn) * dn), s.now_v)
+        # each channel's load: lagged for a temperature, as it is for the rest
+        instant = self.instant[None, :]
+        dlc = np.where(instant, dn[:, None], dl[:, None])
+        lvc = np.where(instant, nv[:, None], lv[:, None])
+        state = s._replace(ran=ran, load_m=lm, load_v=lv, now_m=nm, now_v=nv)
+        return state, LoadStep(rr[:, None], rb[:, None], dlc, lvc)
 
     def _judge_point(
         self,
         s: OperatingState,
         xk: FloatArray,
-        rr: FloatArray,
-        rb: FloatArray,
-        dl: FloatArray,
+        load: LoadStep,
         r_level: FloatArray,
         low: FloatArray,
         high: FloatArray,
     ) -> tuple[OperatingState, FloatArray, FloatArray]:
         """One reading (d, c) against the operating point: the state, the score and the
         value the baseline expects at the reading's load."""
-        op, follows = self.cfg.operating_point, self.follows[None, :]
+        op, follows = self.cfg.operating_point, self.regressed[None, :]
         learn, clear = 1000.0 * op.learn_s, self.cfg.alarm.clear_level
         om, oc, of, ob = s.op_m, s.op_c, s.op_f, s.op_b
         present = ~np.isnan(xk)
-        b = np.where(s.load_v[:, None] > 0.0, oc / s.load_v[:, None], 0.0)
-        load_share = b * dl[:, None]
+        dl, rc = load.dl, load.rr
+        b = np.where(load.lv > 0.0, oc / load.lv, 0.0)
+        load_share = b * dl
         res = np.where(follows, xk - load_share, xk)
         point = np.where(present, np.where(follows, ob + load_share, ob), np.nan)
         dx = xk - om
-        rc = rr[:, None]
         learned = present & follows
         om = np.where(learned, om + rc * dx, om)
-        oc = np.where(learned, (1.0 - rc) * (oc + (rc * dx) * dl[:, None]), oc)
+        oc = np.where(learned, (1.0 - rc) * (oc + (rc * dx) * dl), oc)
         level = of + r_level[:, None] * (res - of)
         e = level - ob
         margin = np.where(e > 0.0, high - ob, ob - low)
         room = op.margin * np.maximum(margin, 1e-9)
         scoring = present & (s.ran >= learn)[:, None] & ~np.isnan(room)
         quiet = ~(scoring & (np.abs(e) >= clear * room))
-        ob = np.where(present & quiet, ob + rb[:, None] * e, ob)
+        ob = np.where(present & quiet, ob + load.rb * e, ob)
         score = np.where(scoring, np.abs(e) / room, 0.0)
         of = np.where(present, level, of)
         return s._replace(op_m=om, op_c=oc, op_f=of, op_b=ob), score, point

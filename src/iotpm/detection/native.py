@@ -29,7 +29,7 @@ from iotpm.detection.state import FloatArray, IntArray
 
 HERE: Final = Path(__file__).resolve().parent
 SOURCE: Final = HERE / "_kernel.c"
-ABI: Final = 6
+ABI: Final = 7
 _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
 
@@ -113,7 +113,7 @@ class NativeKernel:
 
 
 #: values the C kernel's load pass records per reading (``N_LOADS`` in ``_kernel.c``)
-LOADS: Final = 7
+LOADS: Final = 9
 _INPUT_TYPES: Final = tuple(
     np.dtype(t) for t in ("int64", "float64", "int64", "float64", "float64", "float64", "float64", "float64")
 )

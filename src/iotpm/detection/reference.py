@@ -49,6 +49,9 @@ class ReferenceDetector:
         self.proxy = load_proxy(channels)
         quantities = [u.quantity if u is not None else "" for u in map(parse_metric, channels)]
         self.follows = [self.proxy >= 0 and q == "temperature" for q in quantities]
+        # the other known metrics follow the load proxy as it is (engine.Kernel.instant)
+        self.instant = [self.proxy >= 0 and q not in ("", "temperature") and j != self.proxy
+                        for j, q in enumerate(quantities)]  # fmt: skip
         self.setpoint = [q in config.operating_point.setpoint_quantities for q in quantities]
         self.rates: dict[str, float] = {}
 
@@ -64,7 +67,7 @@ class ReferenceDetector:
     def _score(self, t: float, row: list[float]) -> float:
         cfg, f = self.cfg, self.f
         best, zs = 0.0, []
-        dl, b_load = self._load(t, row)
+        loads = self._load(t, row)
         for j, x in enumerate(row):
             best = max(best, self._static(j, x))
             if math.isnan(x):
@@ -73,7 +76,7 @@ class ReferenceDetector:
                 best = max(best, 0.0 if self.process[j] else drift)
                 self._missing(j)
                 continue
-            best = max(best, self._operating_point(j, x, dl, b_load))
+            best = max(best, self._operating_point(j, x, *loads[1 if self.instant[j] else 0]))
             z = (x - f["mu"][j]) / f["s"][j]
             # the multivariate detectors see a smooth channel against its recent level, and
             # a metric with a limit not at all (the operating-point test stands for them)
@@ -90,9 +93,10 @@ class ReferenceDetector:
         best = max(best, self._gap(t))
         return max(best, self._t2(zs))
 
-    def _load(self, t: float, row: list[float]) -> tuple[float, float]:
-        """The elapsed time's rates, and the load proxy's lag, mean and variance; returns the
-        lag's deviation from its mean before this reading, and the variance after it."""
+    def _load(self, t: float, row: list[float]) -> tuple[tuple[float, float], tuple[float, float]]:
+        """The elapsed time's rates, and the load proxy's lag, mean and variance, lagged and
+        as it is; returns each one's deviation from its mean before this reading, and the
+        variance after it."""
         op, f = self.cfg.operating_point, self.f
         silence = t - f["last_t"][0]
         elapsed = min(max(silence, 0.0), 1000.0 * op.max_step_s)
@@ -102,6 +106,7 @@ class ReferenceDetector:
         self.rates["gap"] = 1.0 if silence > 1000.0 * op.max_step_s else 0.0
         if self.proxy >= 0 and not math.isnan(row[self.proxy]):
             f["load"][0] += self.rates["lag"] * (row[self.proxy] - f["load"][0])
+            f["now"][0] = row[self.proxy]
         f["ran"][0] += elapsed
         # while it learns, an average weighs all it has seen alike
         learning = f["ran"][0] < 1000.0 * op.learn_s
@@ -111,13 +116,16 @@ class ReferenceDetector:
         dl = f["load"][0] - f["load_m"][0]
         f["load_m"][0] += rr * dl
         f["load_v"][0] = (1.0 - rr) * (f["load_v"][0] + rr * dl * dl)
-        return dl, f["load_v"][0]
+        dn = f["now"][0] - f["now_m"][0]
+        f["now_m"][0] += rr * dn
+        f["now_v"][0] = (1.0 - rr) * (f["now_v"][0] + rr * dn * dn)
+        return (dl, f["load_v"][0]), (dn, f["now_v"][0])
 
     def _operating_point(self, j: int, x: float, dl: float, lv: float) -> float:
         """The operating-point test of one present reading (engine.Kernel._operating_point)."""
         f, op, rr = self.f, self.cfg.operating_point, self.rates["regression"]
         res = x
-        if self.follows[j]:
+        if self.follows[j] or self.instant[j]:
             res = x - (f["op_c"][j] / lv if lv > 0 else 0.0) * dl
             dx = x - f["op_m"][j]
             f["op_m"][j] += rr * dx

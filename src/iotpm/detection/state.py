@@ -20,7 +20,7 @@ import numpy.typing as npt
 from iotpm.detection._layout import CHANNEL_FIELDS, DEVICE_FIELDS, HISTORY_FIELDS, MATRIX_FIELDS, T2_HISTORY
 from iotpm.models.metrics import parse_metric
 
-STATE_VERSION: Final = 5
+STATE_VERSION: Final = 6
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -43,6 +43,13 @@ _V4_CHANNEL_FIELDS: Final = (
 _V4_DEVICE_FIELDS: Final = (
     "n", "last_t", "load", "load_m", "load_v", "ran", "dt_exp", "t2_on", "alarm", "above", "below", "cool", "health",
     "alarm_since", "running", "started",
+)  # fmt: skip
+#: the layout of version 5 (before the load proxy as it is), whose states still load
+_V5_CHANNEL_FIELDS: Final = (*_V4_CHANNEL_FIELDS[:19], "caused", "floor")
+_V5_DEVICE_FIELDS: Final = (
+    "n", "last_t", "interval", "r_adapt", "r_tail", "load", "load_m", "load_v", "ran", "dt_exp", "t2_on", "r_mewma",
+    "r_ewma_limit", "alarm", "above", "below", "cool", "health", "alarm_since", "below_since", "severity", "esc_ref",
+    "last_score", "running", "started", "coast", "coast_t", "coast_dev", "coast_run", "coast_from", "coast_at",
 )  # fmt: skip
 #: the fixed-width fields' widths (each history field holds T2_HISTORY values)
 _FIXED: Final = tuple((field, T2_HISTORY) for field in HISTORY_FIELDS)
@@ -136,7 +143,7 @@ class DeviceState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DeviceState:
         """Inverse of :meth:`to_dict`; rejects versions it does not know."""
-        if data.get("v") not in (3, 4, STATE_VERSION):
+        if data.get("v") not in (3, 4, 5, STATE_VERSION):
             raise ValueError(f"detector state version {data.get('v')!r} is not {STATE_VERSION}")
         channels = tuple(str(c) for c in data["channels"])
         vector = np.frombuffer(binascii.a2b_base64(data["state"], strict_mode=True), dtype="<f8").astype(np.float64)
@@ -144,6 +151,8 @@ class DeviceState:
             vector = _from_v3(vector, channels)
         elif data["v"] == 4:
             vector = _from_v4(vector, channels)
+        elif data["v"] == 5:
+            vector = _from_v5(vector, channels)
         if vector.size != layout_for(len(channels)).size:
             raise ValueError("detector state does not match its channel list")
         state = cls(channels, vector, ready=bool(data["ready"]))
@@ -152,6 +161,26 @@ class DeviceState:
             warm = np.frombuffer(base64.b64decode(data["warm_x"]), dtype="<f8")
             state.warm_x = warm.astype(np.float64).reshape(len(state.warm_t), len(channels))
         return state
+
+
+def _from_v5(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
+    """A version-5 vector in the current layout: the load proxy as it is starts from the
+    lagged one's mean and variance (the regressions on it learn from there)."""
+    c = len(channels)
+    was, now = Layout(c, _V5_CHANNEL_FIELDS, _V5_DEVICE_FIELDS, _FIXED, MATRIX_FIELDS), layout_for(c)
+    if old.size != was.size:
+        raise ValueError("detector state does not match its channel list")
+    vector = np.zeros(now.size)
+    for name, sl in was.offsets.items():
+        vector[now.offsets[name]] = old[sl]
+    _instant_load(vector, now)
+    return vector
+
+
+def _instant_load(vector: FloatArray, layout: Layout) -> None:
+    o = layout.offsets
+    vector[o["now"]] = vector[o["now_m"]] = vector[o["load_m"]]
+    vector[o["now_v"]] = vector[o["load_v"]]
 
 
 def _from_v4(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
@@ -164,6 +193,7 @@ def _from_v4(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
     for name, sl in was.offsets.items():
         vector[now.offsets[name]] = old[sl]
     _lifecycle_unknown(vector, now)
+    _instant_load(vector, now)
     return vector
 
 
@@ -197,6 +227,7 @@ def _from_v3(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
         vector[now.offsets["load"]] = vector[now.offsets["load_m"]] = mu[proxy]
     vector[now.offsets["load_v"]] = s[proxy] ** 2 if proxy >= 0 else 1.0
     _lifecycle_unknown(vector, now)
+    _instant_load(vector, now)
     return vector
 
 

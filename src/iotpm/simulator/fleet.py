@@ -173,7 +173,11 @@ def ground_truth(faults: list[Fault], run_start_ms: int) -> list[dict[str, Any]]
 # With ``phenomena`` it also has what another plant's machines do (see :class:`Phenomena`):
 # pressure that follows the load, large setpoint steps within a shift, vibration that steps
 # with the load, a coast-down at every stop (the pressure falls faster than the vibration),
-# and healthy machines that come back from a stop of days at a new level.
+# and healthy machines that come back from a stop of days at a new level. With
+# ``plant="speed"`` every machine is on a variable-speed drive instead (the affinity laws):
+# the drive sets the speed from the demand and the pressure setpoint, the head goes with
+# the speed squared and the vibration with the speed, so a setpoint step of tens of psi
+# moves the vibration with it; a leak loses head at the same speed.
 
 LongRunFaultKind = Literal[
     "bearing_wear",
@@ -292,6 +296,9 @@ class Phenomena:
     coast_down: bool = False
     #: a healthy machine stopped for days comes back at a new level (the run's truth: healthy)
     new_level_after_stop: bool = False
+    #: a variable-speed drive: the speed follows the demand and the pressure setpoint, the
+    #: head goes with the speed squared and the vibration with the speed (affinity laws)
+    speed_driven: bool = False
 
     @classmethod
     def draw(cls, rng: np.random.Generator, healthy: bool) -> Phenomena:
@@ -305,6 +312,24 @@ class Phenomena:
             coast_down=True,
             new_level_after_stop=healthy and bool(rng.random() < 0.1),
         )
+
+    @classmethod
+    def draw_speed(cls, rng: np.random.Generator, healthy: bool) -> Phenomena:
+        """The speed-driven plant: every machine on a drive, with large setpoint steps, a
+        coast-down at each stop; one healthy machine in ten comes back anew."""
+        return cls(
+            large_steps=True,
+            coast_down=True,
+            new_level_after_stop=healthy and bool(rng.random() < 0.1),
+            speed_driven=True,
+        )
+
+
+#: which plant a long run simulates: the base model, the base model with another plant's
+#: phenomena (:meth:`Phenomena.draw`), or a plant of variable-speed drives (:meth:`Phenomena.draw_speed`)
+Plant = Literal["base", "extended", "speed"]
+PLANTS: tuple[Plant, ...] = ("base", "extended", "speed")
+_DRIVE_TAU_S = 10.0  # a drive ramps to a new speed within seconds
 
 
 _COAST_VIB_TAU_S = 20.0  # a rotor's run-down: tens of seconds
@@ -320,14 +345,18 @@ def long_run(
     faulty_fraction: float = 0.42,
     start_ms: int = LONG_RUN_EPOCH_MS,
     phenomena: bool = False,
+    plant: Plant | None = None,
 ) -> LongRun:
     """Generate a run offline (no MQTT): the same arguments give the same readings.
 
     Devices cycle through the machine types and schedules; a ``faulty_fraction`` of them
     (spread through the fleet) get one fault each, the kinds in turn, slow ones most.
     ``phenomena`` adds another plant's behaviour (:class:`Phenomena`), drawn from a stream
-    of its own: the base model's readings are the same with or without it.
+    of its own: the base model's readings are the same with or without it. ``plant``
+    names the plant instead (``"extended"`` is ``phenomena``; ``"speed"`` a plant of
+    variable-speed drives, also from that stream).
     """
+    plant = plant or ("extended" if phenomena else "base")
     rng = np.random.default_rng(seed)
     n_t = int(days * DAY_S / interval_s)
     t_s = np.arange(n_t, dtype=np.float64) * float(interval_s)
@@ -342,7 +371,7 @@ def long_run(
         running = _schedule(schedule, t_s, start_ms, dev_rng)
         kind = kinds[i]
         extra_rng = np.random.default_rng([seed, i, 1])
-        extra = Phenomena.draw(extra_rng, kind is None) if phenomena else Phenomena()
+        extra = _draw(plant, extra_rng, kind is None)
         if extra.new_level_after_stop and days * DAY_S > _LONG_STOP_S[1] + DAY_S:
             running = running & ~((t_s >= _LONG_STOP_S[0]) & (t_s < _LONG_STOP_S[1]))
         fault = _pick_fault(kind, t_s, running, dev_rng) if kind is not None else None
@@ -366,6 +395,14 @@ def long_run(
             )
         )
     return LongRun(start_ms, days, interval_s, out)
+
+
+def _draw(plant: Plant, rng: np.random.Generator, healthy: bool) -> Phenomena:
+    if plant == "extended":
+        return Phenomena.draw(rng, healthy)
+    if plant == "speed":
+        return Phenomena.draw_speed(rng, healthy)
+    return Phenomena()
 
 
 def _fault_plan(devices: int, fraction: float) -> list[LongRunFaultKind | None]:
@@ -487,7 +524,11 @@ def _signals(
     for at in np.sort(rng.uniform(0, t_s[-1], int(rng.integers(2, 5)))):
         setpoint[t_s >= at] = pres0 + rng.uniform(-12.0, 12.0)
     if extra.large_steps:
-        _large_steps(setpoint, t_s, pres0, xr)
+        # a drive's setpoints stay where its speed range reaches them
+        _large_steps(setpoint, t_s, pres0, xr, (55.0, 125.0) if extra.speed_driven else (40.0, 135.0))
+    # the drive's speed relative to the one that makes pres0 (the affinity laws: head ~ speed^2)
+    demand = 0.6 + 0.5 * _lag(order, dt, _DRIVE_TAU_S)
+    speed = np.sqrt(setpoint * demand / pres0)
     k = _severity(fault, t_s)
     kind = fault.kind if fault is not None else None
     heat = run * (temp0 - 22.0) * (0.55 + 0.6 * load)
@@ -501,6 +542,8 @@ def _signals(
     since_start = t_s - np.maximum.accumulate(np.where(started, t_s, -1e9))
     transient = 1.0 + 0.4 * np.exp(-since_start / 30.0)
     vib_run = vib0 * (0.8 + 0.3 * load) * transient + 0.06 * rng.normal(size=n)
+    if extra.speed_driven:  # the velocity goes with the speed (unbalance above resonance)
+        vib_run = vib_run + vib0 * (0.2 + 0.8 * speed - (0.8 + 0.3 * load)) * transient
     # the vibration follows each new order at once (no thermal lag); back from a repair or a
     # long stop, a machine may run about 20 % higher
     vib_run = vib_run + float(extra.vibration_steps) * vib0 * 0.3 * (order - load)
@@ -512,32 +555,54 @@ def _signals(
     running_target = setpoint + 4.0 * (load - 0.6)
     if extra.load_following:  # the head follows the speed: no controller holds it
         running_target = setpoint * (0.6 + 0.5 * load)
+    if extra.speed_driven:
+        running_target = pres0 * speed**2
     target = np.where(running, running_target, _OFF_PRESSURE)
     if kind == "slow_leak":
         target = target - run * 0.8 * setpoint * k
     pres = _lag(target, dt, _HYDRAULIC_TAU_S) + np.where(running, 0.8, 0.3) * rng.normal(size=n)
     if extra.coast_down:
         vib, pres = _coast_down(t_s, running, vib, pres, floor)
-    if kind == "overheating":
-        temp = temp + 35.0 * k
-    elif kind == "pressure_leak":  # a seal lets go: most of the head is lost within seconds
-        pres = pres - 0.8 * setpoint * k
-    elif kind == "spikes":
-        burst = (k > 0) & running & (rng.random(n) < 0.1)
-        vib = np.where(burst, vib * 4.0, vib)
-    elif kind == "stuck_sensor" and fault is not None:
+    values = np.stack([temp, vib, pres], axis=1)
+    if fault is not None:
+        _abrupt(fault, values, t_s, running, setpoint, k, rng)
+    return np.stack([values[:, 0].round(3), values[:, 1].round(4), values[:, 2].round(2)], axis=1)
+
+
+def _abrupt(
+    fault: _Injected,
+    values: npt.NDArray[np.float64],
+    t_s: npt.NDArray[np.float64],
+    running: npt.NDArray[np.bool_],
+    setpoint: npt.NDArray[np.float64],
+    k: npt.NDArray[np.float64],
+    rng: np.random.Generator,
+) -> None:
+    """The faults that act on the signals themselves (in place: temperature, vibration, pressure)."""
+    temp, vib, pres = values[:, 0], values[:, 1], values[:, 2]
+    if fault.kind == "overheating":
+        temp += 35.0 * k
+    elif fault.kind == "pressure_leak":  # a seal lets go: most of the head is lost within seconds
+        pres -= 0.8 * setpoint * k
+    elif fault.kind == "spikes":
+        burst = (k > 0) & running & (rng.random(len(t_s)) < 0.1)
+        vib[:] = np.where(burst, vib * 4.0, vib)
+    elif fault.kind == "stuck_sensor":
         at = int(np.searchsorted(t_s, fault.start_s))
         temp[at:] = round(float(temp[at]), 3)
-    return np.stack([temp.round(3), vib.round(4), pres.round(2)], axis=1)
 
 
 def _large_steps(
-    setpoint: npt.NDArray[np.float64], t_s: npt.NDArray[np.float64], pres0: float, rng: np.random.Generator
+    setpoint: npt.NDArray[np.float64],
+    t_s: npt.NDArray[np.float64],
+    pres0: float,
+    rng: np.random.Generator,
+    bounds: tuple[float, float] = (40.0, 135.0),
 ) -> None:
     """A new product: setpoint steps of tens of psi, several times a week (in place)."""
     for at in np.sort(rng.uniform(0, t_s[-1], int(rng.integers(4, 9)))):
         # within the limits a plant would run at (the static limits are 30 and 150 psi)
-        setpoint[t_s >= at] = np.clip(pres0 + rng.choice([-1.0, 1.0]) * rng.uniform(15.0, 35.0), 40.0, 135.0)
+        setpoint[t_s >= at] = np.clip(pres0 + rng.choice([-1.0, 1.0]) * rng.uniform(15.0, 35.0), *bounds)
 
 
 def _coast_down(
