@@ -17,13 +17,16 @@ from iotpm.api.app import build_app
 from iotpm.api.memory import MemoryQueries
 from iotpm.api.server import LOCAL_OPERATOR, ApiServer, proxy_event
 from iotpm.operator.memory import MemoryAudit, MemoryDocuments, MemoryRegistry
+from iotpm.operator.ports import AuditEntry
 from iotpm.operator.service import Operator
 from iotpm.service import Processor
 from iotpm.service import memory as m
+from iotpm.service.errors import StoreError
 from iotpm.service.samples import batch
 
 T0 = 1_790_000_000_000
 NOW = T0 + 600_000
+MIN = 60_000
 ALICE = "arn:aws:sts::123456789012:assumed-role/iotpm-operator/alice"
 
 
@@ -276,3 +279,82 @@ def test_detector_settings_are_a_versioned_document_without_the_limits(app: APIG
     assert status == 400 and "/config/limits" in err["error"]["message"]
     assert call(app, "GET", "/config/detector")[1]["alarm"]["min_duration"] == 3
     assert [e["subject"] for e in call(app, "GET", "/audit")[1]["items"]] == ["detector"]
+
+
+def test_the_fleet_wide_alarms_carry_each_raises_state(app: APIGatewayRestResolver) -> None:
+    since = "/anomalies?since=2026-09-21T00:00:00Z&limit=500"
+    detail = call(app, "GET", "/devices/dev-0002")[1]
+
+    def states() -> dict[str, set[str | None]]:
+        rows = call(app, "GET", since)[1]["items"]
+        out: dict[str, set[str | None]] = {"open": set(), "other": set(), "events": set()}
+        for r in rows:
+            key = "events" if r["kind"] != "raise" else "open" if r["time"] == detail["alarm_since"] else "other"
+            out[key].add(r["state"])
+        return out
+
+    first = states()
+    assert first["open"] == {"unacknowledged"} and first["other"] <= {"cleared"} and first["events"] <= {None}
+    assert call(app, "POST", "/devices/dev-0002/alarm/acknowledge", {"note": "seen"})[0] == 200
+    assert states()["open"] == {"acknowledged"}
+    shelve = {"until": "2026-09-21T16:00:00Z", "reason": "repair"}
+    assert call(app, "POST", "/devices/dev-0002/alarm/shelve", shelve)[0] == 200
+    assert states()["open"] == {"shelved"}
+
+
+def test_the_fleet_wide_alarms_without_operator_stores_carry_no_state(queries: MemoryQueries) -> None:
+    rows = call(build_app(queries, now_ms=lambda: NOW), "GET", "/anomalies?since=2026-09-21T00:00:00Z")[1]["items"]
+    assert rows and all(r["state"] is None for r in rows)
+
+
+@pytest.mark.parametrize("skew_h", [5, -5])
+def test_an_acknowledgement_names_its_incident_whatever_the_devices_clock(skew_h: int) -> None:
+    """The device's clock is hours off the server's: acknowledging compares incidents, not clocks."""
+    st, an, alerts = m.MemoryStates(), m.MemoryAnomalies(), m.MemoryAlerts()
+    p = Processor(states=st, readings=m.MemoryReadings(), anomalies=an, rollups=m.MemoryRollups(),
+                  archive=m.MemoryArchive(), alerts=alerts)  # fmt: skip
+    device_t0 = T0 + skew_h * 3_600_000  # the devices' clocks; the server's is T0 + ...
+
+    def run(i: int, faulty: list[int]) -> None:
+        out = p(batch(3, 60, start_ms=device_t0, first_seq=i * 60, faulty=faulty, seed=i), now_ms=T0 + (i + 1) * MIN)
+        assert not out.errors
+
+    for i in range(3):
+        run(i, [1])
+    queries, clock = MemoryQueries(st, m.MemoryReadings(), an, m.MemoryRollups()), Clock()
+    clock.now = T0 + 3 * MIN
+    app = build_app(queries, now_ms=clock, operator=Operator(MemoryRegistry(), MemoryDocuments(), MemoryAudit(),
+                                                             queries.device, clock))  # fmt: skip
+    assert call(app, "GET", "/devices/dev-0001/alarm")[1]["state"] == "unacknowledged"
+    status, body, _ = call(app, "POST", "/devices/dev-0001/alarm/acknowledge", {"note": "seen"})
+    assert status == 200 and body["state"] == "acknowledged"
+    assert call(app, "GET", "/devices/dev-0001")[1]["open_alarm"]["state"] == "acknowledged"
+    first_since = st.items["dev-0001"].alarm_since_ms
+    for i in range(3, 20):  # normal again: the alarm clears; then hot again: a new incident
+        run(i, [1] if i >= 16 else [])
+    record = st.items["dev-0001"]
+    assert record.alarm_open and record.alarm_since_ms != first_since, "a second incident"
+    clock.now = T0 + 20 * MIN
+    assert call(app, "GET", "/devices/dev-0001/alarm")[1]["state"] == "unacknowledged"
+
+
+def test_a_rebaselines_note_is_kept_in_the_audit_trail(app: APIGatewayRestResolver) -> None:
+    status, _, _ = call(app, "POST", "/devices/dev-0002/rebaseline", {"note": "bearing replaced"})
+    assert status == 200
+    [entry] = call(app, "GET", "/audit")[1]["items"]
+    assert entry["action"] == "rebaseline" and entry["after"]["rebaseline_note"] == "bearing replaced"
+
+
+class FailingAudit(MemoryAudit):
+    def append(self, entry: AuditEntry) -> None:
+        raise StoreError("the audit table is unavailable")
+
+
+def test_a_write_whose_audit_entry_cannot_be_written_is_not_made(queries: MemoryQueries, clock: Clock) -> None:
+    operator = Operator(MemoryRegistry(), MemoryDocuments(), FailingAudit(), queries.device, clock)
+    app = build_app(queries, now_ms=clock, operator=operator)
+    reg = {"site": "plant-1", "line": "line-2", "device_type": "pump"}
+    assert call(app, "PUT", "/devices/dev-0001/registration", reg)[0] == 503
+    assert call(app, "GET", "/devices/dev-0001/registration")[0] == 404
+    assert call(app, "POST", "/devices/dev-0002/alarm/acknowledge", {"note": "x"})[0] == 503
+    assert call(app, "GET", "/devices/dev-0002/alarm")[1]["state"] == "unacknowledged"

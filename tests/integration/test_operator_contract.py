@@ -2,7 +2,8 @@
 
 What a store promises the operator service: a write over another version than the
 one it names is refused (so two operators cannot overwrite each other), what is
-written reads back as it was, and the audit log pages newest first.
+written reads back as it was, an audited write lands with its audit entry or not at all
+(one TransactWriteItems in DynamoDB), and the audit log pages newest first.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from iotpm.adapters.registry import (
     create_operator_tables,
 )
 from iotpm.operator.memory import MemoryAudit, MemoryDocuments, MemoryRegistry
-from iotpm.operator.ports import AuditEntry, AuditLog, Documents, Registration, Registry
+from iotpm.operator.ports import Audited, AuditEntry, AuditLog, Documents, Registration, Registry
 from iotpm.service.errors import ConflictError
 
 from .conftest import DYNAMODB_BACKENDS, client
@@ -92,6 +93,34 @@ def test_a_document_is_versioned_and_refuses_a_stale_writer(stores: Stores) -> N
     stores.documents.put("alarm/dev-1", {"note": "é ✓"}, None, "a", T0)
     many = stores.documents.get_many(["limits", "alarm/dev-1", "alarm/dev-2"])
     assert sorted(many) == ["alarm/dev-1", "limits"] and many["alarm/dev-1"].body == {"note": "é ✓"}
+
+
+def entry(entry_id: str, subject: str, after: dict[str, Any] | None) -> AuditEntry:
+    return AuditEntry(T0, entry_id, "alice", "registration", subject, None, after)
+
+
+def test_an_audited_registration_lands_with_its_entry_or_not_at_all(stores: Stores) -> None:
+    first = stores.registry.put(reg("dev-1"), None, Audited(stores.audit, entry("e1", "dev-1", {"version": 1})))
+    assert first.version == 1
+    with pytest.raises(ConflictError):  # a stale version: neither the change nor its entry
+        stores.registry.put(reg("dev-1", line="line-2"), None, Audited(stores.audit, entry("e2", "dev-1", None)))
+    with pytest.raises(ConflictError):  # the entry cannot be written (its id exists): the change is not made
+        stores.registry.put(reg("dev-1", line="line-3"), 1, Audited(stores.audit, entry("e1", "dev-1", None)))
+    assert stores.registry.get("dev-1") == first
+    entries = stores.audit.page(0, T0 + 1, 10, None).items
+    assert [(e.entry_id, e.after) for e in entries] == [("e1", {"version": 1})]
+
+
+def test_an_audited_document_lands_with_its_entry_or_not_at_all(stores: Stores) -> None:
+    one = stores.documents.put("limits", {"a": 1}, None, "alice", T0, Audited(stores.audit, entry("d1", "limits", {})))
+    with pytest.raises(ConflictError):
+        stores.documents.put("limits", {"a": 2}, 7, "bob", T0, Audited(stores.audit, entry("d2", "limits", None)))
+    with pytest.raises(ConflictError):
+        stores.documents.put("limits", {"a": 3}, 1, "bob", T0, Audited(stores.audit, entry("d1", "limits", None)))
+    assert stores.documents.get("limits") == one
+    two = stores.documents.put("limits", {"a": 4}, 1, "bob", T0, Audited(stores.audit, entry("d3", "limits", {"a": 4})))
+    assert two.version == 2 and stores.documents.get("limits") == two
+    assert [e.entry_id for e in stores.audit.page(0, T0 + 1, 10, None).items] == ["d3", "d1"]
 
 
 def test_the_audit_log_pages_newest_first_within_the_range(stores: Stores) -> None:

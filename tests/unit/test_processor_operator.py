@@ -16,6 +16,7 @@ from iotpm.service import Processor
 from iotpm.service import memory as m
 from iotpm.service.config_cache import OperatorCache
 from iotpm.service.errors import StoreError
+from iotpm.service.ports import Alert
 from iotpm.service.samples import batch
 
 T0 = 1_790_000_000_000
@@ -33,17 +34,22 @@ class Clock:
 class Rig:
     def __init__(self, unregistered: str = "payload") -> None:
         self.registry, self.documents, self.clock = MemoryRegistry(), MemoryDocuments(), Clock()
-        self.cache = OperatorCache(self.registry, self.documents, clock=self.clock, unregistered=unregistered)  # type: ignore[arg-type]
+        self.now = T0  # the batch's processing time (the server's clock), which shelves are compared with
+        self.cache = OperatorCache(self.registry, self.documents, clock=self.clock, unregistered=unregistered,  # type: ignore[arg-type]
+                                   wall_ms=lambda: self.now)  # fmt: skip
         self.states, self.anomalies, self.alerts = m.MemoryStates(), m.MemoryAnomalies(), m.MemoryAlerts()
         self.p = Processor(states=self.states, readings=m.MemoryReadings(), anomalies=self.anomalies,
                            rollups=m.MemoryRollups(), archive=m.MemoryArchive(), alerts=self.alerts,
                            operator=self.cache)  # fmt: skip
         self.round = 0
+        self.device_skew_ms = 0  # added to the devices' clocks
 
     def run(self, devices: int = 3, per: int = 60, faulty: tuple[int, ...] = ()) -> m.Counts:  # type: ignore[name-defined]
         seq = self.round * per
-        out = self.p(batch(devices, per, start_ms=T0, first_seq=seq, faulty=faulty, seed=self.round),
-                     now_ms=T0 + (seq + per) * 1000 + 100)  # fmt: skip
+        self.now = T0 + (seq + per) * 1000 + 100
+        start = T0 + self.device_skew_ms
+        out = self.p(batch(devices, per, start_ms=start, first_seq=seq, faulty=faulty, seed=self.round),
+                     now_ms=self.now)  # fmt: skip
         assert not out.errors, out.errors
         self.round += 1
         self.clock.t += 61.0  # past any TTL: the next batch reads the stores again
@@ -242,3 +248,77 @@ def test_an_alarm_document_that_does_not_validate_keeps_the_last_controls_and_fa
     controls = rig.cache.devices(["dev-0001", "dev-0002"])
     assert controls["dev-0001"].alarm.shelved_by == "bob"  # the last good read stands
     assert controls["dev-0002"].alarm.shelved_until_ms is None  # never read well: no controls
+
+
+@pytest.mark.parametrize("skew_h", [5, -5])
+def test_a_shelve_holds_by_server_time_whatever_the_devices_clock(skew_h: int) -> None:
+    """The devices' clocks are hours off the server's: the shelve's until (server time) is compared
+    with processing time, so it holds while it should and ends when it should."""
+    rig = Rig()
+    rig.device_skew_ms = skew_h * 3_600_000
+    rig.run()
+    until = rig.now + 3 * MIN  # as the API sets it: server time
+    rig.documents.put(alarm_document("dev-0001"), {"shelved_until_ms": until}, None, "alice", rig.now)
+    counts = rig.run(faulty=(1,))  # hot and shelved
+    assert "raise" in rig.kinds("dev-0001") and counts.alerts_shelved >= 1
+    assert not [a for a in rig.alerts.sent if a.body["device_id"] == "dev-0001"]
+    for _ in range(4):
+        rig.run(faulty=(1,) if rig.round < 5 else ())
+    assert rig.now > until
+    for _ in range(12):
+        rig.run()
+    assert "clear" in rig.kinds("dev-0001")  # the clear comes after the shelve ended: it is sent
+    assert [a.body["event"] for a in rig.alerts.sent if a.body["device_id"] == "dev-0001"][-1:] == ["alarm_cleared"]
+
+
+class BrokenAlerts(m.MemoryAlerts):
+    def publish(self, alert: Alert) -> None:
+        raise StoreError("SNS is down")
+
+
+def test_a_standing_alarm_the_shelve_held_is_announced_once_when_it_ends() -> None:
+    rig = Rig()
+    rig.run()
+    until = rig.now + 2 * MIN
+    rig.documents.put(alarm_document("dev-0001"), {"shelved_until_ms": until}, None, "alice", rig.now)
+    rig.run(faulty=(1,))  # raised while shelved: recorded, not sent
+    record = rig.states.items["dev-0001"]
+    assert record.alarm_open and not [a for a in rig.alerts.sent if a.body["device_id"] == "dev-0001"]
+    assert not rig.cache.announce_unshelved(record, rig.anomalies, rig.alerts, "t0", 90)  # still shelved
+    rig.now = until + 1
+    with pytest.raises(StoreError):  # the send fails: the claim is released, the batch retried
+        rig.cache.announce_unshelved(record, rig.anomalies, BrokenAlerts(), "t1", 90)
+    assert rig.cache.announce_unshelved(record, rig.anomalies, rig.alerts, "t2", 90)
+    [alert] = [a for a in rig.alerts.sent if a.body["device_id"] == "dev-0001"]
+    assert alert.body["event"] == "alarm_raised" and alert.body["unshelved"] is True
+    assert alert.attributes["event"] == "alarm_raised" and alert.body["time"].startswith("2026-09-21T")
+    assert not rig.cache.announce_unshelved(record, rig.anomalies, rig.alerts, "t3", 90)  # a retry, a later batch
+    cold = OperatorCache(rig.registry, rig.documents, wall_ms=lambda: until + 1)  # another instance
+    cold.devices(["dev-0001"])
+    assert not cold.announce_unshelved(record, rig.anomalies, rig.alerts, "t4", 90)
+    assert len([a for a in rig.alerts.sent if a.body["device_id"] == "dev-0001"]) == 1
+
+
+def test_an_alarm_sent_before_its_shelve_or_acknowledged_is_not_announced_again() -> None:
+    rig = Rig()
+    rig.run(faulty=(1,))  # raised and sent
+    sent = len(rig.alerts.sent)
+    record = rig.states.items["dev-0001"]
+    body = {"shelved_until_ms": rig.now + MIN}
+    rig.documents.put(alarm_document("dev-0001"), body, None, "alice", rig.now)
+    rig.run(faulty=(1,))
+    rig.now += 2 * MIN
+    assert not rig.cache.announce_unshelved(record, rig.anomalies, rig.alerts, "t1", 90)
+    assert len(rig.alerts.sent) == sent
+    acked = Rig()
+    acked.run()
+    until = acked.now + MIN
+    acked.documents.put(alarm_document("dev-0001"), {"shelved_until_ms": until}, None, "alice", acked.now)
+    acked.run(faulty=(1,))
+    standing = acked.states.items["dev-0001"]
+    ack = {"shelved_until_ms": until, "acknowledged_ms": acked.now, "alarm_since_ms": standing.alarm_since_ms}
+    acked.documents.put(alarm_document("dev-0001"), ack, 1, "alice", acked.now)
+    acked.clock.t += 61.0
+    acked.cache.devices(["dev-0001"])
+    acked.now = until + 1
+    assert not acked.cache.announce_unshelved(standing, acked.anomalies, acked.alerts, "t1", 90)

@@ -9,9 +9,12 @@ audit       stream (``audit``)               sk = ts(13 digits)#id    -
 ==========  ===============================  =======================  ==============================
 
 Every write is conditional on the version read (``attribute_not_exists`` for a new
-item), so a lost update shows as :class:`~iotpm.service.errors.ConflictError`. The audit
-log is one partition: operator writes come a few a minute, far below a partition's
-1,000 writes/s, and one partition reads newest first in one Query.
+item), so a lost update shows as :class:`~iotpm.service.errors.ConflictError`. An audited
+write is one TransactWriteItems of two items, the change and its audit entry (well inside
+the 100-item and 4 MB limits; each item stays under 400 KB, which the operator service
+checks before writing): both land or neither. The audit log is one partition: operator
+writes come a few a minute, far below a partition's 1,000 writes/s, and one partition
+reads newest first in one Query.
 """
 
 from __future__ import annotations
@@ -22,13 +25,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from iotpm.adapters.errors import aws_call
+from botocore.exceptions import BotoCoreError, ClientError
+
+from iotpm.adapters.errors import aws_call, translate
 from iotpm.api.ports import InvalidCursorError, Page, decode_cursor, encode_cursor
-from iotpm.operator.ports import AuditEntry, Document, Registration
-from iotpm.service.errors import StoreError
+from iotpm.operator.ports import Audited, AuditEntry, Document, Registration
+from iotpm.service.errors import ConflictError, StoreError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import PutTypeDef
 
 AUDIT_STREAM: Final = "audit"
 _BATCH_GET: Final = 100
@@ -103,6 +109,34 @@ def _condition(key: str, expected: int | None) -> dict[str, Any]:
     return {"ConditionExpression": "version = :v", "ExpressionAttributeValues": {":v": _n(expected)}}
 
 
+def _put(client: DynamoDBClient, table: str, item: Item, key: str, expected: int | None, audit: Audited | None) -> None:
+    """PutItem over version ``expected``; with ``audit``, one transaction with the audit entry."""
+    if audit is None:
+        with aws_call(f"PutItem {table}"):
+            client.put_item(TableName=table, Item=item, **_condition(key, expected))
+        return
+    log = audit.log
+    if not isinstance(log, DynamoAudit):  # one transaction needs both items in DynamoDB
+        raise TypeError(f"an audited write to {table} needs the DynamoDB audit log, not {type(log).__name__}")
+    change: PutTypeDef = {"TableName": table, "Item": item, **_condition(key, expected)}  # type: ignore[typeddict-item]
+    entry: PutTypeDef = {"TableName": log.table, "Item": audit_item(audit.entry),
+                         "ConditionExpression": "attribute_not_exists(sk)"}  # fmt: skip
+    what = f"TransactWriteItems {table} + {log.table}"
+    try:
+        client.transact_write_items(TransactItems=[{"Put": change}, {"Put": entry}])
+    except ClientError as exc:
+        reasons = [str(r.get("Code", "")) for r in exc.response.get("CancellationReasons", [])]
+        if {"ConditionalCheckFailed", "TransactionConflict"} & set(reasons):
+            raise ConflictError(
+                f"{what}: cancelled ({', '.join(reasons)})", code="ConditionalCheckFailedException"
+            ) from exc
+        error = translate(exc, what)
+        error.retryable = error.retryable or any("Throttl" in r or "ThroughputExceeded" in r for r in reasons)
+        raise error from exc
+    except BotoCoreError as exc:
+        raise translate(exc, what) from exc
+
+
 def _batch_get(client: DynamoDBClient, table: str, key: str, ids: Sequence[str], what: str) -> list[Item]:
     out: list[Item] = []
     unique = list(dict.fromkeys(ids))
@@ -140,7 +174,7 @@ class DynamoRegistry:
         items = _batch_get(self.client, self.table, "device_id", device_ids, f"BatchGetItem {self.table}")
         return {r.device_id: r for r in map(_registration, items)}
 
-    def put(self, registration: Registration, expected: int | None) -> Registration:
+    def put(self, registration: Registration, expected: int | None, audit: Audited | None = None) -> Registration:
         r = registration
         item: Item = {
             "device_id": _s(r.device_id), "site": _s(r.site), "line": _s(r.line), "device_type": _s(r.device_type),
@@ -149,8 +183,7 @@ class DynamoRegistry:
         }  # fmt: skip
         if r.gateway:
             item["gateway"] = _s(r.gateway)
-        with aws_call(f"PutItem {self.table}"):
-            self.client.put_item(TableName=self.table, Item=item, **_condition("device_id", expected))
+        _put(self.client, self.table, item, "device_id", expected, audit)
         return _registration(item)
 
 
@@ -183,11 +216,13 @@ class DynamoDocuments:
         items = _batch_get(self.client, self.table, "name", names, f"BatchGetItem {self.table}")
         return {d.name: d for d in map(_document, items)}
 
-    def put(self, name: str, body: Mapping[str, Any], expected: int | None, who: str, now_ms: int) -> Document:
+    def put(
+        self, name: str, body: Mapping[str, Any], expected: int | None, who: str, now_ms: int,
+        audit: Audited | None = None,
+    ) -> Document:  # fmt: skip
         item: Item = {"name": _s(name), "body": _json(dict(body)), "version": _n((expected or 0) + 1),
                       "updated_ms": _n(now_ms), "updated_by": _s(who)}  # fmt: skip
-        with aws_call(f"PutItem {self.table}"):
-            self.client.put_item(TableName=self.table, Item=item, **_condition("name", expected))
+        _put(self.client, self.table, item, "name", expected, audit)
         return _document(item)
 
 
@@ -208,14 +243,11 @@ class DynamoAudit:
         self.client, self.table = client, table
 
     def append(self, entry: AuditEntry) -> None:
-        e = entry
-        item: Item = {
-            "stream": _s(AUDIT_STREAM), "sk": _s(f"{e.ts_ms:013d}#{e.entry_id}"), "ts_ms": _n(e.ts_ms),
-            "who": _s(e.who), "action": _s(e.action), "subject": _s(e.subject),
-            "before": _json(e.before), "after": _json(e.after),
-        }  # fmt: skip
+        """Append ``entry`` (an entry is never overwritten: ConflictError on an id that exists)."""
         with aws_call(f"PutItem {self.table}"):
-            self.client.put_item(TableName=self.table, Item=item)
+            self.client.put_item(
+                TableName=self.table, Item=audit_item(entry), ConditionExpression="attribute_not_exists(sk)"
+            )
 
     def page(self, since_ms: int, until_ms: int, limit: int, cursor: str | None) -> Page[AuditEntry]:
         after = decode_cursor(cursor, ["k"])
@@ -239,6 +271,15 @@ class DynamoAudit:
         page = rows[:limit]
         more = len(rows) > limit
         return Page(page, encode_cursor({"k": f"{page[-1].ts_ms:013d}#{page[-1].entry_id}"}) if more else None)
+
+
+def audit_item(e: AuditEntry) -> Item:
+    """The audit table's item of an entry."""
+    return {
+        "stream": _s(AUDIT_STREAM), "sk": _s(f"{e.ts_ms:013d}#{e.entry_id}"), "ts_ms": _n(e.ts_ms),
+        "who": _s(e.who), "action": _s(e.action), "subject": _s(e.subject),
+        "before": _json(e.before), "after": _json(e.after),
+    }  # fmt: skip
 
 
 def _entry(item: Item) -> AuditEntry:

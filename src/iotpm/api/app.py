@@ -56,7 +56,7 @@ def build_app(
     app.include_router(meta.build_router(clock, lambda: openapi_json(app)))
     app.include_router(devices.build_router(queries, clock, operator))
     app.include_router(readings.build_router(queries, clock))
-    app.include_router(fleet.build_router(queries, clock))
+    app.include_router(fleet.build_router(queries, clock, operator))
     return app
 
 

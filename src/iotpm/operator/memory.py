@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from iotpm.api.ports import InvalidCursorError, Page, decode_cursor, encode_cursor
-from iotpm.operator.ports import AuditEntry, Document, Registration
+from iotpm.operator.ports import Audited, AuditEntry, Document, Registration
 from iotpm.service.errors import ConflictError
 
 
@@ -34,11 +34,12 @@ class MemoryRegistry:
     def get_many(self, device_ids: Sequence[str]) -> dict[str, Registration]:
         return {d: self.items[d] for d in device_ids if d in self.items}
 
-    def put(self, registration: Registration, expected: int | None) -> Registration:
+    def put(self, registration: Registration, expected: int | None, audit: Audited | None = None) -> Registration:
         with self._lock:
             held = self.items.get(registration.device_id)
             _check(None if held is None else held.version, expected, f"registration {registration.device_id}")
             stored = dataclasses.replace(registration, version=(expected or 0) + 1)
+            _append(audit)  # checked first: both or neither
             self.items[registration.device_id] = stored
             return stored
 
@@ -56,11 +57,15 @@ class MemoryDocuments:
     def get_many(self, names: Sequence[str]) -> dict[str, Document]:
         return {n: self.items[n] for n in names if n in self.items}
 
-    def put(self, name: str, body: Mapping[str, Any], expected: int | None, who: str, now_ms: int) -> Document:
+    def put(
+        self, name: str, body: Mapping[str, Any], expected: int | None, who: str, now_ms: int,
+        audit: Audited | None = None,
+    ) -> Document:  # fmt: skip
         with self._lock:
             held = self.items.get(name)
             _check(None if held is None else held.version, expected, f"document {name}")
             doc = Document(name, dict(body), (expected or 0) + 1, now_ms, who)
+            _append(audit)
             self.items[name] = doc
             return doc
 
@@ -72,6 +77,8 @@ class MemoryAudit:
         self.entries: list[AuditEntry] = []
 
     def append(self, entry: AuditEntry) -> None:
+        if any(_key(e) == _key(entry) for e in self.entries):
+            raise ConflictError(f"audit entry {_key(entry)} exists", code="ConditionalCheckFailedException")
         self.entries.append(entry)
 
     def page(self, since_ms: int, until_ms: int, limit: int, cursor: str | None) -> Page[AuditEntry]:
@@ -83,6 +90,11 @@ class MemoryAudit:
             rows = [e for e in rows if _key(e) < after["k"]]
         items = rows[:limit]
         return Page(items, encode_cursor({"k": _key(items[-1])}) if len(rows) > limit else None)
+
+
+def _append(audit: Audited | None) -> None:
+    if audit is not None:
+        audit.log.append(audit.entry)
 
 
 def _key(e: AuditEntry) -> str:

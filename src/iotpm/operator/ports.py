@@ -4,6 +4,10 @@ A document is a JSON object under a name (``limits``, ``alarm/<device id>``) wit
 version that every write increments; a write names the version it read (``expected``),
 or None for a document that must not exist yet, and a store refuses any other with
 :class:`~iotpm.service.errors.ConflictError`, so two operators cannot overwrite each other.
+
+A write given an :class:`Audited` entry stores the change and the entry in one
+transaction: both land or neither does, so no change goes unaudited and no entry names a
+change that was refused.
 """
 
 from __future__ import annotations
@@ -77,6 +81,14 @@ class AuditEntry:
     after: Mapping[str, Any] | None
 
 
+@dataclass(frozen=True, slots=True)
+class Audited:
+    """The audit entry of a write and the log it goes to, written in the write's own transaction."""
+
+    log: AuditLog
+    entry: AuditEntry
+
+
 class Registry(Protocol):
     """Devices' registrations, one item per device."""
 
@@ -88,8 +100,9 @@ class Registry(Protocol):
         """The registrations of those of ``device_ids`` that are registered."""
         ...
 
-    def put(self, registration: Registration, expected: int | None) -> Registration:
-        """Store it as version ``expected + 1`` (1 when ``expected`` is None: must be new); ConflictError else."""
+    def put(self, registration: Registration, expected: int | None, audit: Audited | None = None) -> Registration:
+        """Store it as version ``expected + 1`` (1 when ``expected`` is None: must be new); ConflictError else.
+        With ``audit``, its entry is appended in the same transaction."""
         ...
 
 
@@ -104,8 +117,12 @@ class Documents(Protocol):
         """The documents of those names that exist."""
         ...
 
-    def put(self, name: str, body: Mapping[str, Any], expected: int | None, who: str, now_ms: int) -> Document:
-        """Store ``body`` as version ``expected + 1`` (1 when None: must be new); ConflictError else."""
+    def put(
+        self, name: str, body: Mapping[str, Any], expected: int | None, who: str, now_ms: int,
+        audit: Audited | None = None,
+    ) -> Document:  # fmt: skip
+        """Store ``body`` as version ``expected + 1`` (1 when None: must be new); ConflictError else.
+        With ``audit``, its entry is appended in the same transaction."""
         ...
 
 

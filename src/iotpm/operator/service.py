@@ -1,16 +1,19 @@
 """The operator's writes and what they mean: validation, versions, and an audit entry for each.
 
 Every write names who made it (the API passes the IAM principal of the request) and
-leaves one :class:`~iotpm.operator.ports.AuditEntry` with the subject before and after.
+leaves one :class:`~iotpm.operator.ports.AuditEntry` with the subject before and after,
+written in the same transaction as the change (both or neither).
 The limits document is validated whole before it is stored (an invalid one is never
 half applied) and written only over the version its writer read.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -22,6 +25,7 @@ from iotpm.models.metrics import parse_metric
 from iotpm.operator.ports import (
     DETECTOR,
     LIMITS,
+    Audited,
     AuditEntry,
     AuditLog,
     Document,
@@ -35,6 +39,9 @@ from iotpm.service.ports import DeviceRecord
 
 #: the longest a shelve may last (ISA-18.2: shelving is time-limited)
 MAX_SHELVE_MS = 30 * 86_400_000
+#: the largest audit entry (its before and after as JSON): a DynamoDB item holds at most 400 KB,
+#: and the entry is written in the change's own transaction, so a larger one would refuse the change
+MAX_AUDIT_BYTES = 380_000
 AlarmState = Literal["normal", "unacknowledged", "acknowledged", "shelved"]
 
 
@@ -70,18 +77,34 @@ class AlarmControls(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    acknowledged_ms: int | None = None
+    acknowledged_ms: int | None = None  # server time, for the record
     acknowledged_by: str | None = None
+    #: the acknowledged alarm's ``alarm_since_ms`` (the device's clock): which incident was
+    #: acknowledged, compared with the open alarm's own time, never with server time
+    alarm_since_ms: int | None = None
     note: str | None = None
     shelved_until_ms: int | None = None
     shelved_by: str | None = None
     shelve_reason: str | None = None
     rebaseline_ms: int | None = None
     rebaselined_by: str | None = None
+    rebaseline_note: str | None = None  # e.g. what was repaired (kept in the audit trail)
 
     def shelved(self, now_ms: int) -> bool:
-        """Shelved now (a shelve ends by itself at its ``until``)."""
+        """Shelved at ``now_ms``, server time (a shelve ends by itself at its ``until``)."""
         return self.shelved_until_ms is not None and now_ms < self.shelved_until_ms
+
+    def acknowledged_for(self, since_ms: int) -> bool:
+        """Whether the alarm open since ``since_ms`` (the device's clock) was acknowledged.
+
+        An acknowledgement names the incident it was given for; one recorded before that was
+        kept (no ``alarm_since_ms``) falls back to comparing its time.
+        """
+        if self.acknowledged_ms is None:
+            return False
+        if self.alarm_since_ms is not None:
+            return self.alarm_since_ms == since_ms
+        return self.acknowledged_ms >= since_ms
 
     def state(self, record: DeviceRecord | None, now_ms: int) -> AlarmState:
         """The alarm's state as ISA-18.2 names it (``normal``: no open alarm)."""
@@ -89,9 +112,7 @@ class AlarmControls(BaseModel):
             return "normal"
         if self.shelved(now_ms):
             return "shelved"
-        since = record.alarm_since_ms or 0
-        acked = self.acknowledged_ms is not None and self.acknowledged_ms >= since
-        return "acknowledged" if acked else "unacknowledged"
+        return "acknowledged" if self.acknowledged_for(record.alarm_since_ms or 0) else "unacknowledged"
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,13 +202,12 @@ class Operator:
     def register(self, registration: Registration, who: str) -> Registration:
         """Create or replace a device's registration (read, then written over the version read)."""
         held = self.registry.get(registration.device_id)
-        stored = self.registry.put(
-            Registration(**{**_fields(registration), "updated_ms": self._now(), "updated_by": who}),
-            None if held is None else held.version,
-        )
+        expected = None if held is None else held.version
+        new = Registration(**{**_fields(registration), "updated_ms": self._now(), "updated_by": who})
+        after = dataclasses.replace(new, version=(expected or 0) + 1).as_dict()
         before = None if held is None else held.as_dict()
-        self._record(who, "registration", registration.device_id, before, stored.as_dict())
-        return stored
+        entry = self._entry(who, "registration", registration.device_id, before, after)
+        return self.registry.put(new, expected, entry)
 
     def import_registrations(self, registrations: Iterable[Registration], who: str) -> int:
         """Register each (an unchanged one is not written again); how many changed."""
@@ -238,12 +258,12 @@ class Operator:
         current = 0 if held is None else held.version
         if if_match is not None and if_match != current:
             raise PreconditionFailedError(f"{name} is at version {current}, not {if_match}: read it again")
+        after = {"version": current + 1, "body": body}
+        entry = self._entry(who, "configuration", name, None if held is None else _doc(held), after)
         try:
-            stored = self.documents.put(name, body, _version(held), who, self._now())
+            return self.documents.put(name, body, _version(held), who, self._now(), entry)
         except ConflictError as exc:
             raise PreconditionFailedError(f"{name} changed while this was written: read it again") from exc
-        self._record(who, "configuration", name, None if held is None else _doc(held), _doc(stored))
-        return stored
 
     def device_limits(self, record: DeviceRecord) -> dict[str, SourcedLimits]:
         """The limits in effect for a device's metrics and where each comes from."""
@@ -254,15 +274,22 @@ class Operator:
 
     # -- alarm -----------------------------------------------------------------------------------------------
     def controls(self, device_id: str) -> AlarmControls:
-        held = self.documents.get(alarm_document(device_id))
-        return AlarmControls() if held is None else AlarmControls.model_validate(dict(held.body))
+        return _controls_of(self.documents.get(alarm_document(device_id)))
+
+    def controls_many(self, device_ids: Sequence[str]) -> dict[str, AlarmControls]:
+        """Each device's alarm controls, read in one request."""
+        docs = self.documents.get_many([alarm_document(d) for d in device_ids])
+        return {d: _controls_of(docs.get(alarm_document(d))) for d in device_ids}
 
     def acknowledge(self, device_id: str, who: str, note: str | None) -> AlarmControls:
         """Acknowledge the device's open alarm (409 when none is open)."""
         record = self._known(device_id)
         if not record.alarm_open:
             raise StateConflictError(f"device {device_id!r} has no open alarm to acknowledge")
-        return self._control(device_id, who, "acknowledge", acknowledged_ms=self._now(), acknowledged_by=who, note=note)
+        return self._control(
+            device_id, who, "acknowledge", acknowledged_ms=self._now(), acknowledged_by=who, note=note,
+            alarm_since_ms=record.alarm_since_ms,
+        )  # fmt: skip
 
     def shelve(self, device_id: str, who: str, until_ms: int, reason: str) -> AlarmControls:
         """Shelve the device's alarms until ``until_ms`` (recorded, not sent); at most 30 days ahead."""
@@ -272,10 +299,12 @@ class Operator:
             raise InvalidDocumentError("until: must be in the future and at most 30 days ahead")
         return self._control(device_id, who, "shelve", shelved_until_ms=until_ms, shelved_by=who, shelve_reason=reason)
 
-    def rebaseline(self, device_id: str, who: str) -> AlarmControls:
+    def rebaseline(self, device_id: str, who: str, note: str | None = None) -> AlarmControls:
         """Ask the processor to let the device's detector learn anew from now (its next batch does)."""
         self._known(device_id)
-        return self._control(device_id, who, "rebaseline", rebaseline_ms=self._now(), rebaselined_by=who)
+        return self._control(
+            device_id, who, "rebaseline", rebaseline_ms=self._now(), rebaselined_by=who, rebaseline_note=note
+        )
 
     def audit_page(self, since_ms: int, until_ms: int, limit: int, cursor: str | None) -> Page[AuditEntry]:
         return self.audit.page(since_ms, until_ms, limit, cursor)
@@ -294,20 +323,28 @@ class Operator:
     def _control(self, device_id: str, who: str, action: str, **change: Any) -> AlarmControls:
         name = alarm_document(device_id)
         held = self.documents.get(name)
-        before = AlarmControls() if held is None else AlarmControls.model_validate(dict(held.body))
+        before = _controls_of(held)
         after = before.model_copy(update=change)
+        body = after.model_dump(mode="json")
+        entry = self._entry(who, action, device_id, before.model_dump(mode="json"), body)
         try:
-            self.documents.put(name, after.model_dump(mode="json"), _version(held), who, self._now())
+            self.documents.put(name, body, _version(held), who, self._now(), entry)
         except ConflictError as exc:
             raise StateConflictError(f"device {device_id!r}'s alarm changed meanwhile: retry") from exc
-        self._record(who, action, device_id, before.model_dump(mode="json"), after.model_dump(mode="json"))
         return after
 
-    def _record(self, who: str, action: str, subject: str, before: Mapping[str, Any] | None,
-                after: Mapping[str, Any] | None) -> None:  # fmt: skip
+    def _entry(self, who: str, action: str, subject: str, before: Mapping[str, Any] | None,
+               after: Mapping[str, Any] | None) -> Audited:  # fmt: skip
+        """The write's audit entry, for its store to write in the same transaction."""
+        size = len(json.dumps([before, after], separators=(",", ":")))
+        if size > MAX_AUDIT_BYTES:
+            raise InvalidDocumentError(
+                f"{subject}: too large to store with its audit entry ({size:,} bytes of before and after; "
+                f"at most {MAX_AUDIT_BYTES:,})"
+            )
         # the id sorts writes of one millisecond by the wall clock in ns, then a random tail
         entry_id = f"{time.time_ns():020d}{uuid.uuid4().hex[:4]}"
-        self.audit.append(AuditEntry(self._now(), entry_id, who, action, subject, before, after))
+        return Audited(self.audit, AuditEntry(self._now(), entry_id, who, action, subject, before, after))
 
 
 def _fields(r: Registration) -> dict[str, Any]:
@@ -315,6 +352,10 @@ def _fields(r: Registration) -> dict[str, Any]:
         "device_id": r.device_id, "site": r.site, "line": r.line, "device_type": r.device_type,
         "gateway": r.gateway, "overrides": {k: dict(v) for k, v in r.overrides.items()},
     }  # fmt: skip
+
+
+def _controls_of(held: Document | None) -> AlarmControls:
+    return AlarmControls() if held is None else AlarmControls.model_validate(dict(held.body))
 
 
 def _doc(d: Document) -> dict[str, Any]:

@@ -11,7 +11,10 @@ per table per minute per batch's devices and one GetItem for the limits.
 * limits: the limits document (validated again: a document that does not validate
   keeps the last good configuration, logged) with each registered device's overrides
   over its ``device`` entry, on the detector settings document's other settings;
-* shelve: an alarm event of a device shelved at the reading's time is recorded, not sent;
+* shelve: an alarm event of a device shelved at processing time (the server's clock, which
+  the shelve's ``until`` was set against: a device's own clock may be hours off) is recorded,
+  not sent; once the shelve has ended, an alarm still standing whose alert the shelve held is
+  announced, once (:meth:`OperatorCache.announce_unshelved`);
 * re-baseline: a device whose record was last updated before its re-baseline request
   drops its learned state and learns anew from its next reading.
 """
@@ -21,18 +24,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import msgspec
 from pydantic import ValidationError
 
 from iotpm.detection import DetectorConfig, DeviceState, FleetDetector
+from iotpm.detection.state import layout_for
 from iotpm.models import ReadingFields, Rejection, RejectReason
 from iotpm.observability import log
 from iotpm.operator.ports import DETECTOR, LIMITS, Document, Documents, Registration, Registry, alarm_document
 from iotpm.operator.service import AlarmControls, thresholds_of, with_registrations
 from iotpm.service.errors import StoreError
-from iotpm.service.ports import DeviceRecord
+from iotpm.service.ports import Alert, Alerts, AnomalyRow, AnomalyStore, DeviceRecord
 
 MAX_TTL_S = 60.0
 #: where an unregistered device's readings go: its payload's site, line and type (the
@@ -65,6 +70,7 @@ class OperatorCache:
         ttl_s: float = 30.0,
         unregistered: Unregistered = "payload",
         clock: Callable[[], float] = time.monotonic,
+        wall_ms: Callable[[], int] | None = None,
     ) -> None:
         if not 0 <= ttl_s <= MAX_TTL_S:
             raise ValueError(f"ttl_s must be within 0-{MAX_TTL_S:g} s (a change must apply within a minute)")
@@ -79,9 +85,14 @@ class OperatorCache:
         self._settings = self.base
         self._config = self.base
         self._key: tuple[int, int, tuple[tuple[str, str], ...]] | None = None
+        self._wall_ms = wall_ms or (lambda: int(time.time() * 1000))
+        self._batch_ms: int | None = None  # the processing time of the batch being processed
+        self._announced: set[tuple[str, int]] = set()  # (device, alarm since) announced after a shelve
 
-    def devices(self, device_ids: Sequence[str]) -> dict[str, DeviceControl]:
-        """Each device's control, the stale or missing ones read again in one request per table."""
+    def devices(self, device_ids: Sequence[str], now_ms: int | None = None) -> dict[str, DeviceControl]:
+        """Each device's control, the stale or missing ones read again in one request per table;
+        ``now_ms`` is the batch's processing time (default: the wall clock when asked)."""
+        self._batch_ms = now_ms
         now = self._clock()
         stale = [d for d in device_ids if d not in self._devices or now - self._devices[d][0] > self.ttl_s]
         if stale:
@@ -181,10 +192,52 @@ class OperatorCache:
         rejection = Rejection(RejectReason.UNREGISTERED_DEVICE, why, device_id)
         return [(i, rejection, msgspec.to_builtins(r)) for i, r in zip(indices, readings, strict=True)]
 
-    def shelved(self, device_id: str, ts_ms: int) -> bool:
-        """Whether the device's alarms are shelved at ``ts_ms`` (from this batch's read)."""
+    def processing_ms(self) -> int:
+        """The batch's processing time (server clock), which shelves are compared with."""
+        return self._batch_ms if self._batch_ms is not None else self._wall_ms()
+
+    def shelved(self, device_id: str, ts_ms: int | None = None) -> bool:
+        """Whether the device's alarms are shelved now, at processing time (from this batch's read).
+
+        ``ts_ms``, the reading's own time, is not used (accepted for callers that still pass
+        it): a device's clock may be hours off the server's, against which ``until`` was set.
+        """
         held = self._devices.get(device_id)
-        return held is not None and held[1].alarm.shelved(ts_ms)
+        return held is not None and held[1].alarm.shelved(self.processing_ms())
+
+    def announce_unshelved(
+        self, record: DeviceRecord, anomalies: AnomalyStore, alerts: Alerts, token: str, ttl_days: int
+    ) -> bool:
+        """Announce ``record``'s standing alarm once its shelve has ended, if the shelve held its alert;
+        True when an alert was sent.
+
+        The alarm's raise row says whether its alert went out: a raise recorded while shelved
+        was never claimed, so it is claimed now by ``token`` and sent, once; a retry, a later
+        batch or another instance finds it claimed and sends nothing. An alarm whose alert went
+        out before the shelve, or that was acknowledged, is not announced again. A failed send
+        releases the claim and raises (the batch is retried).
+        """
+        held = self._devices.get(record.device_id)
+        since = record.alarm_since_ms
+        if held is None or not record.alarm_open or since is None:
+            return False
+        alarm = held[1].alarm
+        if alarm.shelved_until_ms is None or alarm.shelved(self.processing_ms()) or alarm.acknowledged_for(since):
+            return False
+        if (record.device_id, since) in self._announced:
+            return False
+        row = _standing_raise(record, ttl_days)
+        if not (anomalies.record(row) and anomalies.claim(row, token)):
+            self._announced.add((record.device_id, since))
+            return False
+        try:
+            alerts.publish(_unshelved_alert(row, record, alarm.shelved_until_ms))
+        except StoreError:
+            anomalies.release(row, token)
+            raise
+        self._announced.add((record.device_id, since))
+        log("info", "shelve ended: standing alarm announced", device_id=record.device_id, since_ms=since)
+        return True
 
 
 def _rebaselined(record: DeviceRecord, fleet: FleetDetector) -> dict[str, Any] | None:
@@ -196,3 +249,40 @@ def _rebaselined(record: DeviceRecord, fleet: FleetDetector) -> dict[str, Any] |
     except (ValueError, KeyError, TypeError):
         return None
     return fleet.rebaseline(state).to_dict()
+
+
+def _standing_raise(record: DeviceRecord, ttl_days: int) -> AnomalyRow:
+    """The raise row of ``record``'s open alarm (its key; the fields it would be written with
+    if it is no longer there)."""
+    since = record.alarm_since_ms or 0
+    return AnomalyRow(
+        device_id=record.device_id, ts_ms=since, kind="raise", severity=_severity(record), score=0.0,
+        site=record.site, line=record.line, device_type=record.device_type, reasons=(),
+        expires_at=since // 1000 + ttl_days * 86_400,
+    )  # fmt: skip
+
+
+def _severity(record: DeviceRecord) -> Literal["warning", "critical"]:
+    """The open alarm's severity from the detector's state (warning when it cannot be read)."""
+    try:
+        state = DeviceState.from_dict(record.detector or {})
+        critical = state.vector[layout_for(len(state.channels)).offsets["severity"].start] > 0
+    except (ValueError, KeyError, TypeError, IndexError):
+        return "warning"
+    return "critical" if critical else "warning"
+
+
+def _unshelved_alert(row: AnomalyRow, record: DeviceRecord, until_ms: int) -> Alert:
+    """The alert of a standing alarm the shelve held: ``alarm_raised`` (so the routes for raises
+    hear it), marked ``unshelved`` with when the shelve ended."""
+    at = datetime.fromtimestamp(row.ts_ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+    ended = datetime.fromtimestamp(until_ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+    body = {
+        "event": "alarm_raised", "unshelved": True, "shelved_until": ended, "device_id": row.device_id,
+        "site": row.site, "line": row.line, "device_type": row.device_type, "time": at,
+        "severity": row.severity, "health": record.health, "reading": dict(record.latest),
+    }  # fmt: skip
+    attributes = {"severity": row.severity, "site": row.site, "line": row.line, "device_id": row.device_id,
+                  "event": "alarm_raised"}  # fmt: skip
+    subject = f"[{row.severity.upper()}] {row.device_id} alarm standing after its shelve ended"[:100]
+    return Alert(subject, body, attributes, f"{row.device_id}#{row.key}")

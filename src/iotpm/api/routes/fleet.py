@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 
 from iotpm.api.http import MAX_SPAN, ApiError, Clock, NameQuery, TokenQuery, json_response, responses, time_range
-from iotpm.api.models import AnomalyPage, HealthBands, LineSummary, OpenAlarm
+from iotpm.api.models import Anomaly, AnomalyPage, HealthBands, LineSummary, OpenAlarm
 from iotpm.api.ports import AnomalyFilter, Queries
-from iotpm.api.views import anomaly, iso_or_none, summary
+from iotpm.api.views import anomaly, iso_or_none, summary, with_state
 from iotpm.models.readings import NAME_PATTERN
 
+if TYPE_CHECKING:
+    from iotpm.operator.service import Operator
 
-def build_router(queries: Queries, clock: Clock) -> Router:
-    """``GET /anomalies`` and ``GET /lines/{line}/summary`` over ``queries``."""
+
+def build_router(queries: Queries, clock: Clock, operator: Operator | None = None) -> Router:
+    """``GET /anomalies`` and ``GET /lines/{line}/summary`` over ``queries``; with ``operator``, each
+    raise carries its alarm state."""
     router = Router()  # type: ignore[no-untyped-call]  # Powertools' Router.__init__ is unannotated
 
     @router.get("/anomalies", responses=responses(AnomalyPage), summary="fleet alarms, newest first", tags=["fleet"])
@@ -31,7 +35,10 @@ def build_router(queries: Queries, clock: Clock) -> Router:
     ) -> Response[str]:
         start, end = time_range(since, None, MAX_SPAN["anomalies"], clock, names=("since", "now"))
         page = queries.anomalies(AnomalyFilter(start, end, severity, site, line), limit, next_token)
-        return json_response(AnomalyPage(items=[anomaly(a) for a in page.items], next_token=page.cursor))
+        items = [anomaly(a) for a in page.items]
+        if operator is not None:  # each raise's alarm state, as on the device's own route
+            items = _with_states(items, queries, operator, clock())
+        return json_response(AnomalyPage(items=items, next_token=page.cursor))
 
     @router.get("/lines/<line>/summary", responses=responses(LineSummary), summary="a line at a glance", tags=["fleet"])
     def line_summary(line: Annotated[str, Path(pattern=NAME_PATTERN)]) -> Response[str]:
@@ -64,3 +71,18 @@ def build_router(queries: Queries, clock: Clock) -> Router:
         return json_response(result)
 
     return router
+
+
+def _with_states(items: list[Anomaly], queries: Queries, operator: Operator, now_ms: int) -> list[Anomaly]:
+    """The page's raises with their alarm states: the open alarm's, or cleared.
+
+    One record read per device that raised in the page (the open alarm is the record's) and
+    one read of their alarm controls together.
+    """
+    raised = sorted({a.device_id for a in items if a.kind == "raise"})
+    if not raised:
+        return items
+    records = {d: queries.device(d) for d in raised}
+    controls = operator.controls_many(raised)
+    states = {d: controls[d].state(records[d], now_ms) for d in raised}
+    return [with_state(a, records[a.device_id], states[a.device_id]) if a.kind == "raise" else a for a in items]

@@ -216,7 +216,7 @@ def build_router(operator: Operator | None, clock: Callable[[], int]) -> Router:
         security=WRITE_SECURITY,
     )  # fmt: skip
     def rebaseline(device_id: DeviceIdParam, body: Annotated[RebaselineIn, Body()]) -> Response[str]:
-        return alarm(device_id, service().rebaseline(device_id, who()))
+        return alarm(device_id, service().rebaseline(device_id, who(), body.note))
 
     @router.get("/devices/<device_id>/alarm", responses=_responses(AlarmOut, 404), summary="alarm state", tags=tags)
     def get_alarm(device_id: DeviceIdParam) -> Response[str]:
