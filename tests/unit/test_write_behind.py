@@ -24,6 +24,8 @@ from hypothesis import strategies as st
 from iotpm.api.memory import MemoryQueries
 from iotpm.api.ports import Queries
 from iotpm.service import Processor, RawRecord, StoreError
+from iotpm.service.compaction import due_slices as _due_slices
+from iotpm.service.compaction import slice_of as _slice
 from iotpm.service.memory import (
     MemoryAlerts,
     MemoryAnomalies,
@@ -35,7 +37,7 @@ from iotpm.service.memory import (
     MemoryStates,
 )
 from iotpm.service.ports import Failures, ReadingRow, RollupDelta
-from iotpm.service.processor import ProcessorSettings, _due_slices, _slice
+from iotpm.service.processor import ProcessorSettings
 
 T0 = 1_789_999_200_000  # a whole hour
 DEVICES = [f"dev-{i:02d}" for i in range(6)]

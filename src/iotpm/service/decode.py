@@ -1,0 +1,144 @@
+"""Decode: a batch's records into each device's readings, and what was refused, with why.
+
+A batch whose every record is one canonical reading is checked as a whole; otherwise a
+record of canonical messages with epoch-ms timestamps takes the fast decoder, and
+anything else goes through :func:`~iotpm.models.decode`, which accepts the legacy shapes
+and names what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import orjson
+
+from iotpm.models import FastDecoder, ReadingFields, Rejection, RejectReason, ValidationLimits, decode
+from iotpm.observability import log
+from iotpm.service.batch import Counts, DeviceReadings, RawRecord, Rejected
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """The batch's valid readings grouped by device, and its rejections (to quarantine)."""
+
+    devices: dict[str, DeviceReadings]
+    rejected: list[Rejected]
+
+
+class BatchDecoder:
+    """Turns a batch's records into :class:`Decoded`; configured with the validation limits."""
+
+    def __init__(self, limits: ValidationLimits) -> None:
+        self.limits = limits
+        self._fast = FastDecoder(limits)
+
+    def __call__(self, records: Sequence[RawRecord], counts: Counts) -> Decoded:
+        """Group the valid readings by device; the rest, with their reasons, to quarantine."""
+        devices: dict[str, DeviceReadings] = {}
+        rejected: list[Rejected] = []
+        max_bytes = self.limits.max_bytes * 1000  # a record may carry an array of readings
+        datas = [rec.data for rec in records]
+        whole = (
+            self._fast.batch(datas, [rec.arrival_ms for rec in records]) if max(map(len, datas)) <= max_bytes else None
+        )
+        # the common batch is one accepted reading per record; otherwise record by record
+        pairs = enumerate(whole) if whole is not None else self._each(records, max_bytes, rejected)
+        for index, fields in pairs:
+            thing = records[index].partition_key
+            if fields.device_id != thing:  # the rule keys each record by the thing that published it
+                # quarantined as itself, not as its record: an array of foreign ids costs its own size
+                rejected.append(_mismatch(fields, thing, index))
+                continue
+            device = devices.get(fields.device_id)
+            if device is None:
+                device = devices[fields.device_id] = DeviceReadings(fields.device_id, index)
+            device.readings.append(fields)
+            device.indices.append(index)
+        # each rejection is one message (or one unreadable record)
+        counts.received += sum(len(d.readings) for d in devices.values()) + len(rejected)
+        return Decoded(devices, rejected)
+
+    def _each(
+        self, records: Sequence[RawRecord], max_bytes: int, rejected: list[Rejected]
+    ) -> Iterator[tuple[int, ReadingFields]]:
+        """Each record's index with each of its readings: the fast decoder's, else :func:`decode`'s."""
+        most = self.limits.max_readings
+        for index, rec in enumerate(records):
+            try:
+                readings = self._fast(rec.data, rec.arrival_ms) if len(rec.data) <= max_bytes else None
+                if readings is not None and len(readings) > most:
+                    rejected.append((index, _too_many(len(readings), most, rec), None))
+                    continue
+                if readings is None:
+                    readings = self._slow(index, rec, max_bytes, rejected)
+            except Exception as exc:  # a decoder bug must not block the shard: quarantined, counted, logged
+                log("error", "decoder failed on a record", sequence_number=rec.sequence_number, error=repr(exc)[:300])
+                detail = f"{type(exc).__name__}: {exc}"[:300]
+                rejected.append((index, Rejection(RejectReason.DECODER_ERROR, detail), None))
+                continue
+            for fields in readings:
+                yield index, fields
+
+    def _slow(self, index: int, rec: RawRecord, max_bytes: int, rejected: list[Rejected]) -> list[ReadingFields]:
+        """A record the fast decoder did not take: each message judged by :func:`decode`."""
+        parsed = _payloads(rec.data, max_bytes)
+        if isinstance(parsed, Rejection):
+            rejected.append((index, parsed, None))
+            return []
+        out = []
+        strict, payloads = parsed
+        if len(payloads) > self.limits.max_readings:
+            rejected.append((index, _too_many(len(payloads), self.limits.max_readings, rec), None))
+            return []
+        for payload in payloads:
+            result = decode(payload, rec.arrival_ms, self.limits)
+            if isinstance(result, Rejection):
+                # what only the standard library could parse (NaN literals, say) has no
+                # JSON form: it is archived as the record's text, exactly as received (once
+                # per record, however many of its messages are refused: see quarantine_object)
+                rejected.append((index, result, payload if strict else None))
+            else:
+                out.append(ReadingFields.of(result))
+        return out
+
+
+def _mismatch(fields: ReadingFields, thing: str, index: int) -> Rejected:
+    """A reading for another device than the thing that published it may publish for."""
+    why = f"reading for {fields.device_id!r} published by thing {thing[:128]!r}"
+    return index, Rejection(RejectReason.DEVICE_MISMATCH, why, fields.device_id), msgspec.to_builtins(fields)
+
+
+def _too_many(n: int, most: int, rec: RawRecord) -> Rejection:
+    """A record of more readings than a record may carry: refused whole, once."""
+    why = f"{n} readings in one record; at most {most}"
+    return Rejection(RejectReason.TOO_MANY_READINGS, why, rec.partition_key[:128] or None)
+
+
+def _payloads(data: bytes, max_bytes: int) -> tuple[bool, list[Any]] | Rejection:
+    """The messages in one record (an object, or each element of a JSON array), or why none.
+
+    orjson parses; the standard library gets a second look at what orjson refuses
+    (``NaN`` literals, integers past 64 bits), so those reach validation and are
+    rejected with their own reason rather than as malformed JSON. The flag says
+    whether the record was strict JSON (parsed by orjson).
+    """
+    if len(data) > max_bytes:
+        return Rejection(RejectReason.OVERSIZE, f"record of {len(data)} bytes")
+    strict = True
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        strict = False
+        try:
+            obj = json.loads(data)
+        except RecursionError:
+            return Rejection(RejectReason.MALFORMED_JSON, "nested too deeply")
+        except (ValueError, UnicodeDecodeError) as exc:
+            return Rejection(RejectReason.MALFORMED_JSON, str(exc)[:200])
+    if type(obj) is list:
+        return (strict, obj) if obj else Rejection(RejectReason.UNKNOWN_SHAPE, "empty array")
+    return strict, [obj]

@@ -1,0 +1,325 @@
+"""Detect: each device's fresh readings through the fleet detector, and its record after them.
+
+Per device: what is fresh (not a replay nor a repeat), the registry's say (identity,
+re-baseline, an unregistered device quarantined where so set), the channel cap, then one
+call of the fleet detector for every device at once. Readings older than the device's
+last scored one are stored and rolled up, not scored: the detector's state has moved
+past them (a gateway forwarding what it buffered).
+"""
+
+from __future__ import annotations
+
+import binascii
+import copy
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from iotpm.detection import DetectionResult, DetectorConfig, DeviceInput, DeviceState, FleetDetector
+from iotpm.detection.state import FloatArray
+from iotpm.models import ReadingFields, Rejection, RejectReason
+from iotpm.observability import log
+from iotpm.service.batch import Counts, DeviceReadings, ProcessorSettings, RawRecord, Rejected, Work
+from iotpm.service.fresh import Fresh, fresh_readings
+from iotpm.service.ports import DeviceRecord
+
+if TYPE_CHECKING:
+    from iotpm.service.config_cache import DeviceControl, OperatorCache
+
+
+@dataclass(frozen=True, slots=True)
+class Detected:
+    """The batch's work (one per device with fresh readings) and the readings refused on the way."""
+
+    work: list[Work]
+    rejected: list[Rejected]
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """A device ready for the detector: its readings as input, and the on-time part to score (None: none)."""
+
+    device: DeviceReadings
+    record: DeviceRecord
+    fresh: Fresh
+    whole: DeviceInput
+    scored: DeviceInput | None
+
+
+class BatchDetector:
+    """Scores a batch's devices; configured with the detector's settings and the operator's controls."""
+
+    def __init__(
+        self, config: DetectorConfig | None, settings: ProcessorSettings, operator: OperatorCache | None = None
+    ) -> None:
+        self.fleet = FleetDetector(config)
+        if self.fleet.native is None:  # the zip was built without a compiler for this machine
+            log("warning", "detector C kernel not loaded; the numpy kernel runs (same results, slower)")
+        self.settings, self.operator = settings, operator
+
+    def __call__(
+        self,
+        devices: Mapping[str, DeviceReadings],
+        records: Sequence[RawRecord],
+        stored: Mapping[str, DeviceRecord],
+        counts: Counts,
+        now: int,
+    ) -> Detected:
+        """Each device's fresh readings through the detector, late ones stored without a score."""
+        rejected: list[Rejected] = []
+        pending: list[_Pending] = []
+        new: list[str] = []
+        controls = self._controls(sorted(devices))
+        for device_id in sorted(devices):
+            record = stored.get(device_id)
+            if record is None:  # the bootstrap: its first message's site, line and type (see DeviceRecord.identity)
+                first = devices[device_id].readings[0]
+                record = DeviceRecord(device_id, first.site, first.line, first.device_type)
+                new.append(device_id)
+            else:  # the operator's controls set identity and state on this batch's own copy
+                record = copy.copy(record)
+            item = self._prepare(devices[device_id], records, record, controls.get(device_id), counts, rejected)
+            if item is not None:
+                pending.append(item)
+        if new:
+            counts.identities_bootstrapped += len(new)
+            log("info", "devices seen for the first time: site, line and type from their payload",
+                devices=new[:20], count=len(new))  # fmt: skip
+        return Detected(self._score(pending, counts, now), rejected)
+
+    def _prepare(
+        self,
+        device: DeviceReadings,
+        records: Sequence[RawRecord],
+        record: DeviceRecord,
+        control: DeviceControl | None,
+        counts: Counts,
+        rejected: list[Rejected],
+    ) -> _Pending | None:
+        """The device's fresh readings as the detector's input; None when none is left to store."""
+        fresh = fresh_readings(device, records, record, counts)
+        rejected += fresh.conflicts
+        # the registry's identity, a re-baseline; an unregistered device quarantined where so set
+        if self.operator is not None and not self.operator.admit(record, control, self.fleet):
+            rejected += self.operator.quarantined(device.device_id, fresh.readings, fresh.indices)
+            return None
+        if not fresh.readings:
+            return None
+        fresh = _identified(record, fresh, counts)
+        state = _state(record)
+        fresh, refused = _capped(fresh, state.channels if state else (), self.settings.channel_cap(record.device_type))
+        rejected += refused
+        if not fresh.readings:
+            return None
+        channels, state = _channels(state, fresh.readings)
+        ts = np.array([r.ts_ms for r in fresh.readings], dtype=np.int64)
+        x = _values(fresh.readings, channels)
+        last = fresh.readings[-1]
+        whole = DeviceInput(device.device_id, channels, ts, x, state, last.line, last.device_type)
+        on_time = ts >= record.last_ts_ms
+        scored: DeviceInput | None = whole
+        if not on_time.all():
+            scored = (
+                DeviceInput(device.device_id, channels, ts[on_time], x[on_time], state, last.line, last.device_type)
+                if on_time.any()
+                else None
+            )
+        return _Pending(device, record, fresh, whole, scored)
+
+    def _score(self, pending: list[_Pending], counts: Counts, now: int) -> list[Work]:
+        """One detector call for every device, and each device's work with its record after the batch."""
+        detected = [p.scored for p in pending if p.scored is not None]
+        results = iter(self.fleet.update(detected)) if detected else iter(())
+        work = []
+        for p in pending:
+            detector = p.record.detector
+            if p.scored is None:
+                result = _unscored(p.whole, p.record)
+            else:
+                result, state = next(results)
+                detector = state.to_dict()
+                if p.scored is not p.whole:
+                    result = _scatter(result, np.flatnonzero(p.whole.ts >= p.record.last_ts_ms), len(p.whole.ts))
+            counts.stored += len(p.fresh.readings)
+            after = _after(p.record, p.fresh, result, detector, now)
+            work.append(Work(p.device, p.record, after, p.fresh.readings, p.whole, result, p.fresh.indices))
+        return work
+
+    def _controls(self, device_ids: list[str]) -> dict[str, DeviceControl]:
+        """The batch's devices' registrations and alarm controls; the detector on the limits in effect."""
+        if self.operator is None:
+            return {}
+        controls = self.operator.devices(device_ids)
+        if self.operator.config() is not self.fleet.config:
+            self.fleet = FleetDetector(self.operator.config())  # the limits changed: applied from this batch on
+        return controls
+
+
+def _after(
+    record: DeviceRecord, fresh: Fresh, result: DetectionResult, detector: dict[str, Any] | None, now: int
+) -> DeviceRecord:
+    """The device's record after the batch's readings (the one read is left as it was)."""
+    last = fresh.readings[-1]
+    count = record.readings + len(fresh.readings)
+    changes: dict[str, Any] = {"detector": detector, "ingest": fresh.ingest, "readings": count, "updated_ms": now}
+    changes["last_mark"] = count  # the last reading's mark: the count of applied readings
+    if last.ts_ms >= record.last_ts_ms:  # else every reading late: the device's current view stays
+        raises = [e for e in result.events if e.kind == "raise"]
+        since = raises[-1].ts_ms if raises else record.alarm_since_ms
+        changes.update(
+            last_ts_ms=last.ts_ms,
+            latest=dict(last.metrics),
+            health=result.health,
+            alarm_open=result.alarm_open,
+            alarm_since_ms=since if result.alarm_open else None,
+            trend=_shown(result.trend_table()),
+        )
+    return dataclasses.replace(record, **changes)
+
+
+def _shown(trend: Mapping[str, Mapping[str, float | None]]) -> dict[str, dict[str, float | None]]:
+    """The trend table as it is shown and stored: 7 significant digits (the devices table keeps it as text)."""
+    return {m: {k: None if v is None else float(f"{v:.7g}") for k, v in row.items()} for m, row in trend.items()}
+
+
+def _scatter(result: DetectionResult, keep: npt.NDArray[np.intp], n: int) -> DetectionResult:
+    """A result for the on-time subset ``keep`` of ``n`` readings, spread back over all ``n``.
+
+    The late readings get no score, no flag and no expected value; events point at the
+    reading they belong to.
+    """
+    m = len(keep)
+    changes: dict[str, Any] = {}
+    for f in dataclasses.fields(result):
+        value = getattr(result, f.name)
+        if f.name != "trend" and isinstance(value, np.ndarray) and value.ndim and value.shape[0] == m:
+            fill: Any = False if value.dtype == np.bool_ else (np.nan if f.name in _UNKNOWN_WHEN_LATE else 0)
+            full = np.full((n, *value.shape[1:]), fill, dtype=value.dtype)
+            full[keep] = value
+            changes[f.name] = full
+    changes["events"] = [dataclasses.replace(e, index=int(keep[e.index])) for e in result.events]
+    return dataclasses.replace(result, **changes)
+
+
+_UNKNOWN_WHEN_LATE: Final = frozenset({"expected", "scale"})
+
+
+def _unscored(whole: DeviceInput, record: DeviceRecord) -> DetectionResult:
+    """The result for a chunk of late readings only: nothing scored, the device's view unchanged."""
+    n, c = whole.values.shape
+    return DetectionResult(
+        channels=whole.channels,
+        score=np.zeros(n),
+        is_anomaly=np.zeros(n, dtype=bool),
+        events=[],
+        channel_scores=np.zeros((n, c, 0)),
+        device_scores=np.zeros((n, 0)),
+        expected=np.full((n, c), np.nan),
+        scale=np.full((n, c), np.nan),
+        health=record.health,
+        alarm_open=record.alarm_open,
+        trend=np.full((c, 4), np.nan),
+        in_alarm=np.zeros(n, dtype=bool),
+    )
+
+
+def _capped(fresh: Fresh, known: tuple[str, ...], cap: int) -> tuple[Fresh, list[Rejected]]:
+    """The channel set grown by the fresh readings' new names up to ``cap``, no further: what is
+    kept, and what is refused.
+
+    Names are taken in time order (a reading's own in sorted order) while the set has room;
+    a reading's metrics past it are refused (``too_many_metrics``) and quarantined as
+    themselves, its other metrics kept; a reading left with none is refused whole. A set
+    already past ``cap`` (a lower cap set later) keeps its channels and takes no new one.
+    """
+    admitted = set(known)
+    if len(admitted.union(*[r.metrics for r in fresh.readings])) <= max(cap, len(known)):
+        return fresh, []  # the common batch: every name fits
+    refused: list[Rejected] = []
+    readings, indices = [], []
+    for r, index in zip(fresh.readings, fresh.indices, strict=True):
+        for name in sorted(r.metrics):
+            if len(admitted) >= cap:
+                break
+            admitted.add(name)
+        extra = {m: v for m, v in r.metrics.items() if m not in admitted}
+        if extra:
+            part = len(extra) < len(r.metrics)
+            why = f"{len(extra)} metric names past the {cap} channels a {r.device_type!r} device may have"
+            payload = {"device_id": r.device_id, "ts": r.ts_ms, "seq": r.seq, "metrics": extra}
+            refused.append((index, Rejection(RejectReason.TOO_MANY_METRICS, why, r.device_id, part=part), payload))
+            if not part:
+                continue
+            kept = {m: v for m, v in r.metrics.items() if m in admitted}
+            readings.append(msgspec.structs.replace(r, metrics=kept))
+        else:
+            readings.append(r)
+        indices.append(index)
+    return dataclasses.replace(fresh, readings=readings, indices=indices), refused
+
+
+def _state(record: DeviceRecord) -> DeviceState | None:
+    """The device's detector state, or None when it has none (or one this release cannot read)."""
+    if record.detector is None:
+        return None
+    try:
+        return DeviceState.from_dict(record.detector)
+    except (ValueError, KeyError, TypeError, binascii.Error) as exc:
+        # a state from another release (or damaged): the device learns its
+        # baseline again rather than holding up the shard
+        log("warning", "detector state unusable; relearning", device_id=record.device_id, error=str(exc))
+        return None
+
+
+def _channels(state: DeviceState | None, fresh: list[ReadingFields]) -> tuple[tuple[str, ...], DeviceState | None]:
+    """The detector's channels for the fresh readings, and the state to continue from (None: learn anew)."""
+    seen = set().union(*[r.metrics for r in fresh])
+    if state is None:
+        return tuple(sorted(seen)), None
+    if seen.issubset(state.channels):
+        return state.channels, state
+    # a new metric: the detector relearns the device with the wider set
+    return tuple(sorted(seen.union(state.channels))), None
+
+
+def _identified(record: DeviceRecord, fresh: Fresh, counts: Counts) -> Fresh:
+    """The readings with their device's site, line and type as its record has them.
+
+    A device's identity is its record's, not what its payload says: a reading that names
+    another site, line or type is counted and logged and stored under the record's, so
+    it cannot move the device to another line's routes (alerts' message attributes) or
+    summaries. Its own data (time, sequence number, metrics) is kept as sent.
+    """
+    own = (record.site, record.line, record.device_type)
+    differ = [r for r in fresh.readings if (r.site, r.line, r.device_type) != own]
+    if not differ:
+        return fresh
+    counts.identity_mismatches += len(differ)
+    said = differ[0]
+    log("warning", "payload names another site, line or type than the device's record; the record's is kept",
+        device_id=record.device_id, record=list(own), payload=[said.site, said.line, said.device_type],
+        readings=len(differ))  # fmt: skip
+    site, line, device_type = own
+    readings = [
+        r
+        if (r.site, r.line, r.device_type) == own
+        else msgspec.structs.replace(r, site=site, line=line, device_type=device_type)
+        for r in fresh.readings
+    ]
+    return dataclasses.replace(fresh, readings=readings)
+
+
+def _values(fresh: list[ReadingFields], channels: tuple[str, ...]) -> FloatArray:
+    """(n, c) metric values in channel order; NaN where a reading lacks a metric."""
+    get = itemgetter(*channels)
+    try:
+        rows: list[Any] = [get(r.metrics) for r in fresh]
+    except KeyError:
+        rows = [[r.metrics.get(ch, np.nan) for ch in channels] for r in fresh]
+    return np.array(rows, dtype=np.float64).reshape(len(fresh), len(channels))
