@@ -17,22 +17,63 @@ below the offered rate by the pipeline's latency however fast it is), ``lost``,
 seen from 10 s on: the first batches build the processors' clients and every device's
 first record). Target on 2 cores: 1,000 readings/s for 120 s, zero
 loss, p99 <= 2 s.
+
+Where the time goes: every 5 s a timeline line gives the readings acknowledged,
+put to Kinesis by the bridge and processed by the poller per second, the backlog
+(put, not processed), the poller's invocations (their sizes and the handler's mean
+time), its GetRecords calls and their mean time (the emulator's answer included), and
+the load average. After publishing ends the backlog drains: ``drain_readings_per_s``
+is the rate from the end of publishing to drained, ``slowest_drain_window_readings_per_s``
+the slowest 5 s window while a backlog was left (a drain that collapses shows there),
+and ``drain_batch_fill`` the mean batch size while draining over the mapping's batch
+size (a poller that keeps up with a backlog fills its batches).
+
+Baseline from the same run: ``calibration_records_per_s``, base64 + JSON of a
+10,000-record sample event in this process, before the twin starts and after it stops
+(what the machine gave one core then); with the load averages printed, it says how
+loaded the machine was. Re-measure on a quiet machine before quoting figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import binascii
+import itertools
 import json
+import os
+import signal
 import statistics
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from iotpm.emulator.control import free_port
 from iotpm.local.run import simulate
 from iotpm.local.twin import Twin, UpOptions, epoch_ms, get_json, score
+from iotpm.service.samples import batch, kinesis_event
 from iotpm.simulator.fleet import Fleet
+
+WINDOW_S = 5.0  # the timeline's step
+
+
+def calibration_records_per_s() -> float:
+    """Base64 + JSON of a 10,000-record sample event (median of 5): what one core gave this process."""
+    event: Any = kinesis_event(batch(500, 20, start_ms=1_790_000_000_000))
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for rec in event["Records"]:
+            orjson.loads(binascii.a2b_base64(rec["kinesis"]["data"], strict_mode=True))
+        times.append(time.perf_counter() - t0)
+    return len(event["Records"]) / statistics.median(times)
+
+
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
 
 
 def main() -> None:
@@ -42,10 +83,15 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=120.0)
     parser.add_argument("--sampled", type=int, default=5, help="devices whose latency is sampled")
     parser.add_argument("--latencies", type=Path, help="write every sample here (CSV: seconds since start, latency)")
+    parser.add_argument("--batch-size", type=int, default=UpOptions.batch_size, help="the mapping's batch size")
+    parser.add_argument("--stall", type=float, default=0.0, help="seconds the pipeline process is stopped (a backlog)")
+    parser.add_argument("--stall-at", type=float, default=15.0, help="seconds after the first publish the stall begins")
     args = parser.parse_args()
+    calibration = [(calibration_records_per_s(), load())]
     home = Path(tempfile.mkdtemp(prefix="iotpm-bench-"))
     twin = Twin(home)
-    opts = UpOptions(devices=args.devices, emulator_port=free_port(), broker_port=free_port(), api_port=free_port())
+    opts = UpOptions(devices=args.devices, emulator_port=free_port(), broker_port=free_port(), api_port=free_port(),
+                     batch_size=args.batch_size)  # fmt: skip
     try:
         live = twin.start(opts, lambda s: print(f"==> {s}"), lambda *_: None)
         fleet = Fleet(args.devices, seed=11)
@@ -81,22 +127,52 @@ def main() -> None:
                 time.sleep(0.05)
 
         processed: list[tuple[float, int]] = []  # (seconds since the first publish, records the poller has done)
+        samples: list[dict[str, Any]] = []  # every 0.5 s: the counters of the simulator, bridge and poller
+        batches: dict[tuple[str, float], list[Any]] = {}  # every invocation seen, by (shard, end time)
+        published = [0]
 
         def counter() -> None:
             while not stop.wait(0.5):
                 st = twin.status_counters()
                 if st:
-                    processed.append((time.time() - t0, int(st["poller"]["records"])))
+                    now = time.time() - t0
+                    poller = st["poller"]
+                    processed.append((now, int(poller["records"])))
+                    samples.append({"t": now, "acked": published[0], "put": st["bridge"]["put"],
+                                    "records": poller["records"], "invocations": poller["invocations"],
+                                    "reads": poller.get("reads", 0), "read_s": poller.get("read_s", 0.0),
+                                    "invoke_s": poller.get("invoke_s", 0.0), "load": load()})  # fmt: skip
+                    for b in poller.get("recent", []):
+                        batches[(b[1], b[0])] = b
 
         t0 = time.time()
         threads = [threading.Thread(target=sampler, daemon=True), threading.Thread(target=counter, daemon=True)]
         for thread in threads:
             thread.start()
-        run = simulate(
-            fleet, live.ca.issue, live.broker, args.duration, args.rate / args.devices, lambda *_: None, on_ack
-        )
+
+        def on_progress(sent: int, acked: int, failed: int) -> None:
+            published[0] = acked
+
+        stalled = [0.0, 0.0]  # when the pipeline process was stopped and continued, seconds since the first publish
+        if args.stall > 0:  # the poller reads nothing meanwhile: a backlog of rate x stall builds in the stream
+
+            def stall() -> None:
+                pid = twin.procs.pid("services")
+                if pid is None or stop.wait(args.stall_at):
+                    return
+                os.kill(pid, signal.SIGSTOP)
+                stalled[0] = time.time() - t0
+                stop.wait(args.stall)
+                os.kill(pid, signal.SIGCONT)
+                stalled[1] = time.time() - t0
+
+            threads.append(threading.Thread(target=stall, daemon=True))
+            threads[-1].start()
+        run = simulate(fleet, live.ca.issue, live.broker, args.duration, args.rate / args.devices, on_progress, on_ack)
+        published_s = time.time() - t0  # the publisher may fall behind its schedule on a loaded machine
         twin.drain(run.acked, timeout_s=max(600.0, args.duration * 10))
         drained = time.time() - t0
+        time.sleep(1.0)  # one more sample of the counters
         stop.set()
         for thread in threads:
             thread.join()
@@ -104,16 +180,31 @@ def main() -> None:
                   live.outputs)  # fmt: skip
     finally:
         twin.down()
+    calibration.append((calibration_records_per_s(), load()))
     if args.latencies:
         args.latencies.write_text("".join(f"{t:.3f},{v:.3f}\n" for t, v in zip(when, latencies, strict=True)))
     warm = min(10.0, args.duration / 4)  # the processors' first batches (cold start) are left out
     warmed = [v for t, v in zip(when, latencies, strict=True) if t >= warm]
-    steady = [(t, n) for t, n in processed if warm <= t <= args.duration]
+    keeping_up_until = stalled[0] if stalled[1] else published_s
+    steady = [(t, n) for t, n in processed if warm <= t <= keeping_up_until]
+    timeline = windows(samples, sorted(batches.values()), t0)
+    # the drain: from the end of the stall (or of publishing) until every record is processed
+    drain_from = stalled[1] + 1.0 if stalled[1] else published_s  # the first status written after SIGCONT
+    draining = [w for w in timeline if drain_from < w["t_end"] <= drained and w["backlog_start"] > 0]
+    at_start = next(((t, n) for t, n in processed if t >= drain_from), None)
+    drain_rate = None
+    if at_start is not None and drained > at_start[0]:
+        drain_rate = (run.acked - at_start[1]) / (drained - at_start[0])
+    shards = len({b[1] for b in batches.values()}) or 1
+    backlogged = {round(w["t_end"]) for w in draining if w["backlog_start"] >= args.batch_size * shards}
+    drain_batches = [b for b in batches.values() if any(t - WINDOW_S < b[0] - t0 <= t + 0.5 for t in backlogged)]
     (t1, n1), (t2, n2) = (steady[0], steady[-1]) if len(steady) > 1 else ((0.0, 0), (1.0, 0))
     result = {
         "devices": args.devices,
         "duration_s": args.duration,
-        "offered_readings_per_s": round(run.acked / args.duration, 1),
+        "offered_readings_per_s": round(run.acked / published_s, 1),
+        "scheduled_readings_per_s": args.rate,
+        "published_over_s": round(published_s, 1),
         "published": run.acked,
         "stored": s["stored"],
         "quarantined": s["quarantined"],
@@ -122,13 +213,50 @@ def main() -> None:
         # while publishing, after warm-up: the rate the pipeline processed at (= offered if it keeps up)
         "sustained_readings_per_s": round((n2 - n1) / (t2 - t1), 1),
         "end_to_end_readings_per_s": round(s["stored"] / drained, 1),  # stored / first publish to drained
-        "behind_at_end_of_publishing": run.acked - n2 if steady else None,
+        "behind_at_end_of_publishing": run.acked - next((n for t, n in processed if t >= published_s), run.acked),
+        "stalled_s": [round(stalled[0], 1), round(stalled[1], 1)] if stalled[1] else None,
+        "backlog_at_drain_start": (draining[0]["backlog_start"] if draining else None),
+        "drain_readings_per_s": round(drain_rate, 1) if drain_rate is not None else None,
+        # over 10 s (two windows: a full batch's invocation can outlast one), the drain's first and last left out
+        "slowest_drain_window_readings_per_s": min(
+            (
+                round((a["processed_per_s"] + b["processed_per_s"]) / 2, 1)
+                for a, b in itertools.pairwise(draining[1:-1])
+            ),
+            default=None,
+        ),
+        "drain_batch_fill": round(statistics.mean(b[2] for b in drain_batches) / args.batch_size, 3)
+        if drain_batches
+        else None,
+        "invocations": len(batches),
+        "batch_records_median": statistics.median(b[2] for b in batches.values()) if batches else None,
+        "invoke_ms_median": round(statistics.median(b[6] for b in batches.values()) * 1000, 1) if batches else None,
+        "get_records_ms_median": round(statistics.median(b[4] / b[3] for b in batches.values() if b[3]) * 1000, 1)
+        if batches
+        else None,
+        "calibration_records_per_s": [round(c) for c, _ in calibration],
+        "load_average_1m": [w["load"] for w in timeline],
         "latency_samples": len(latencies),
         "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
         "latency_p99_s": round(statistics.quantiles(latencies, n=100)[98], 3) if len(latencies) > 1 else None,
         "latency_p99_after_warmup_s": round(statistics.quantiles(warmed, n=100)[98], 3) if len(warmed) > 1 else None,
     }
-    print(f"offered {result['offered_readings_per_s']}/s for {args.duration:.0f} s; drained after {drained:.1f} s")
+    print("   t  acked/s    put/s  done/s  backlog  calls  batch mean/max  invoke ms  reads  read ms  load")
+    for w in timeline:
+        print(f"{w['t_end']:4.0f} {w['acked_per_s']:8.0f} {w['put_per_s']:8.0f} {w['processed_per_s']:7.0f} "
+              f"{w['backlog_end']:8d} {w['invocations']:6d} {w['batch_mean']:7.0f}/{w['batch_max']:<6d} "
+              f"{w['invoke_ms']:9.0f} {w['reads']:6d} {w['read_ms']:8.1f} {w['load']:5.1f}")  # fmt: skip
+    print(
+        f"calibration (base64 + JSON, one core): {calibration[0][0]:,.0f} records/s before (load {calibration[0][1]}), "
+        f"{calibration[1][0]:,.0f} after (load {calibration[1][1]})"
+    )
+    if stalled[1]:
+        print(f"the pipeline process was stopped from {stalled[0]:.1f} s to {stalled[1]:.1f} s: "
+              f"{result['backlog_at_drain_start']} records behind when it continued")  # fmt: skip
+    print(f"offered {result['offered_readings_per_s']}/s ({args.rate:.0f}/s scheduled) for {published_s:.0f} s; "
+          f"drained after {drained:.1f} s; drained at {result['drain_readings_per_s']} readings/s "
+          f"(slowest 10 s {result['slowest_drain_window_readings_per_s']}/s, "
+          f"batches {result['drain_batch_fill']} full)")  # fmt: skip
     print(
         f"sustained {result['sustained_readings_per_s']} readings/s from {t1:.0f} s to {t2:.0f} s "
         f"({result['behind_at_end_of_publishing']} behind when publishing ended); "
@@ -139,6 +267,37 @@ def main() -> None:
         f"(readings seen from {warm:.0f} s on: p99 {result['latency_p99_after_warmup_s']} s)"
     )
     print(json.dumps(result))
+
+
+def windows(samples: list[dict[str, Any]], batches: list[list[Any]], t0: float) -> list[dict[str, Any]]:
+    """The counters per :data:`WINDOW_S`: rates, backlog, the invocations that ended in the window."""
+    out: list[dict[str, Any]] = []
+    if not samples:
+        return out
+    edge, first = WINDOW_S, samples[0]
+    for s in samples[1:]:
+        if s["t"] < edge and s is not samples[-1]:
+            continue
+        span = max(s["t"] - first["t"], 1e-9)
+        inv = [b for b in batches if first["t"] < b[0] - t0 <= s["t"]]
+        calls = s["reads"] - first["reads"]
+        out.append({
+            "t_end": round(s["t"], 1),
+            "acked_per_s": (s["acked"] - first["acked"]) / span,
+            "put_per_s": (s["put"] - first["put"]) / span,
+            "processed_per_s": round((s["records"] - first["records"]) / span, 1),
+            "backlog_start": first["put"] - first["records"],
+            "backlog_end": s["put"] - s["records"],
+            "invocations": s["invocations"] - first["invocations"],
+            "batch_mean": statistics.mean(b[2] for b in inv) if inv else 0.0,
+            "batch_max": max((b[2] for b in inv), default=0),
+            "invoke_ms": statistics.mean(b[6] for b in inv) * 1000 if inv else 0.0,
+            "reads": calls,
+            "read_ms": (s["read_s"] - first["read_s"]) / calls * 1000 if calls else 0.0,
+            "load": s["load"],
+        })  # fmt: skip
+        first, edge = s, edge + WINDOW_S
+    return out
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,9 +24,30 @@ log = logging.getLogger("iotpm.poller")
 Handler = Callable[[Mapping[str, Any], Any], Mapping[str, Any]]
 
 
+#: How many of a shard's latest invocations :attr:`ShardProgress.recent` keeps.
+RECENT_BATCHES = 64
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStat:
+    """One invocation: when it ended, its size, and where its time went."""
+
+    ended: float  # wall-clock time (time.time()) the handler returned
+    records: int
+    reads: int  # GetRecords calls that gathered it
+    read_s: float  # time in those calls (the emulator's answer included)
+    window_s: float  # time waiting for the batching window to close
+    invoke_s: float  # the handler's time
+    failed_at: int | None  # index of the first record reported failed; None when all succeeded
+
+
 @dataclass
 class ShardProgress:
-    """Where a shard stands: the last sequence number processed (``records`` up to it), and counters."""
+    """Where a shard stands: the last sequence number processed (``records`` up to it), and counters.
+
+    The totals (``reads``, ``read_s``, ``invoke_s``) only grow, so a reader sampling them
+    gets rates and means per interval; ``recent`` holds the latest invocations' sizes and times.
+    """
 
     shard_id: str
     checkpoint: str | None = None
@@ -34,6 +56,10 @@ class ShardProgress:
     retries: int = 0
     sent_to_dlq: int = 0
     lag_ms: float = 0.0
+    reads: int = 0
+    read_s: float = 0.0
+    invoke_s: float = 0.0
+    recent: deque[BatchStat] = field(default_factory=lambda: deque(maxlen=RECENT_BATCHES))
 
 
 @dataclass
@@ -93,7 +119,8 @@ class Poller:
         while not self._stop.is_set():
             try:
                 iterator = iterator or self._iterator(progress)
-                records, iterator, lag = self._gather(iterator)
+                gathered = self._gather(iterator, progress)
+                records, iterator, lag = gathered.records, gathered.iterator, gathered.lag_ms
             except Exception as exc:
                 log.warning("GetRecords on %s failed (%s); retrying", progress.shard_id, exc)
                 iterator = None
@@ -103,7 +130,12 @@ class Poller:
             if not records:
                 self._stop.wait(self.idle_s)
                 continue
+            started = time.perf_counter()
             done = self._invoke(progress, handler, records)
+            took = time.perf_counter() - started
+            progress.invoke_s += took
+            progress.recent.append(BatchStat(time.time(), len(records), gathered.reads, gathered.read_s,
+                                             gathered.window_s, took, done))  # fmt: skip
             if done is None:  # every record processed
                 progress.checkpoint = records[-1]["SequenceNumber"]
                 progress.records += len(records)
@@ -120,7 +152,7 @@ class Poller:
             iterator = None  # re-read from the checkpoint: the failed record comes first
             time.sleep(min(0.1 * 2**failures, 5.0))
 
-    def _gather(self, iterator: str) -> tuple[list[dict[str, Any]], str | None, float]:
+    def _gather(self, iterator: str, progress: ShardProgress | None = None) -> Gathered:
         """Records for one invocation: read until ``batch_size``, or until the first record
         has waited ``batching_window_s`` since it reached the stream.
 
@@ -128,22 +160,29 @@ class Poller:
         AWS's mapping keeps polling while the function runs, so records that came in
         during an invocation are not held back a further window after it.
         """
-        records: list[dict[str, Any]] = []
+        out = Gathered([], iterator)
         deadline: float | None = None
         while True:
-            got = self.kinesis.get_records(ShardIterator=iterator, Limit=self.batch_size - len(records))
-            records += got.get("Records", [])
-            iterator = got.get("NextShardIterator") or iterator
-            lag = float(got.get("MillisBehindLatest", 0))
-            if not records or len(records) >= self.batch_size or self._stop.is_set():
-                return records, iterator, lag
+            started = time.perf_counter()
+            got = self.kinesis.get_records(ShardIterator=out.iterator, Limit=self.batch_size - len(out.records))
+            took = time.perf_counter() - started
+            out.reads, out.read_s = out.reads + 1, out.read_s + took
+            if progress is not None:
+                progress.reads, progress.read_s = progress.reads + 1, progress.read_s + took
+            out.records += got.get("Records", [])
+            out.iterator = got.get("NextShardIterator") or out.iterator
+            out.lag_ms = float(got.get("MillisBehindLatest", 0))
+            if not out.records or len(out.records) >= self.batch_size or self._stop.is_set():
+                return out
             if deadline is None:
-                deadline = time.monotonic() + self.batching_window_s - _waited_s(records[0])
+                deadline = time.monotonic() + self.batching_window_s - _waited_s(out.records[0])
             if time.monotonic() >= deadline:
-                return records, iterator, lag
+                return out
             # one read when the window closes gets what came meanwhile (up to the batch):
             # each read is a call to the emulator, which every other call then waits behind
+            waited = time.perf_counter()
             self._stop.wait(max(0.0, deadline - time.monotonic()))
+            out.window_s += time.perf_counter() - waited
 
     def _invoke(self, progress: ShardProgress, handler: Handler, records: list[dict[str, Any]]) -> int | None:
         """Call the handler; None when all succeeded, else the index of the first failed record."""
@@ -194,6 +233,18 @@ class Poller:
             "requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": self.max_retries + 1},
         }
         self.sqs.send_message(QueueUrl=self.on_failure_queue_url, MessageBody=json.dumps(body))
+
+
+@dataclass
+class Gathered:
+    """What :meth:`Poller._gather` read for one invocation, and how long the reads took."""
+
+    records: list[dict[str, Any]]
+    iterator: str | None
+    lag_ms: float = 0.0
+    reads: int = 0
+    read_s: float = 0.0
+    window_s: float = 0.0
 
 
 def _waited_s(record: Mapping[str, Any]) -> float:

@@ -70,6 +70,7 @@ def _bridge(config: dict[str, Any]) -> Started:
 
 def _pipeline(config: dict[str, Any]) -> Started:
     import boto3
+    from botocore.config import Config
 
     from iotpm.composition import Settings, build_processor
     from iotpm.handlers.processor import ProcessorHandler
@@ -80,8 +81,13 @@ def _pipeline(config: dict[str, Any]) -> Started:
     def processor_instance() -> ProcessorHandler:  # one per shard, as Lambda runs them, built before records come
         return ProcessorHandler(lambda: build_processor(processor_settings)).warm()
 
+    # A full batch behind a backlog is 10,000 records a GetRecords call: on a busy emulator that
+    # answer can take longer than botocore's 60 s read timeout, and each retry asked the emulator
+    # for the same 10,000 records again while it was still writing the first answer. The poller
+    # retries a failed read itself, from its checkpoint.
+    reader = boto3.client("kinesis", config=Config(read_timeout=600, retries={"mode": "standard", "max_attempts": 2}))
     poller = Poller(
-        boto3.client("kinesis"),
+        reader,
         config["stream"],
         instances=processor_instance,
         batch_size=config["batch_size"],
@@ -110,6 +116,25 @@ def _pipeline(config: dict[str, Any]) -> Started:
                 "retries": sum(s.retries for s in shards),
                 "sent_to_dlq": sum(s.sent_to_dlq for s in shards),
                 "lag_ms": max((s.lag_ms for s in shards), default=0.0),
+                # where the time goes (totals: a reader takes differences between samples)
+                "reads": sum(s.reads for s in shards),
+                "read_s": round(sum(s.read_s for s in shards), 4),
+                "invoke_s": round(sum(s.invoke_s for s in shards), 4),
+                # each shard's latest invocations: [ended, shard, records, reads, read_s, window_s, invoke_s, failed_at]
+                "recent": [
+                    [
+                        round(b.ended, 3),
+                        s.shard_id,
+                        b.records,
+                        b.reads,
+                        round(b.read_s, 4),
+                        round(b.window_s, 4),
+                        round(b.invoke_s, 4),
+                        b.failed_at,
+                    ]
+                    for s in shards
+                    for b in list(s.recent)
+                ],
             }
         }
 
