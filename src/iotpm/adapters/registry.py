@@ -35,6 +35,7 @@ from iotpm.service.errors import ConflictError, StoreError
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import PutTypeDef
+    from mypy_boto3_sts.client import STSClient
 
 AUDIT_STREAM: Final = "audit"
 _BATCH_GET: Final = 100
@@ -302,7 +303,8 @@ def connect(
     import boto3
 
     session = boto3.session.Session(region_name=region)
-    ddb = session.client("dynamodb", endpoint_url=endpoint_url)
+    ddb: DynamoDBClient = session.client("dynamodb", endpoint_url=endpoint_url)
+    sts: STSClient = session.client("sts", endpoint_url=endpoint_url)
     with aws_call("GetCallerIdentity"):
-        who = str(session.client("sts", endpoint_url=endpoint_url).get_caller_identity()["Arn"])
+        who = sts.get_caller_identity()["Arn"]
     return DynamoRegistry(ddb, names.registry), DynamoDocuments(ddb, names.config), DynamoAudit(ddb, names.audit), who

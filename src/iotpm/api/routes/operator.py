@@ -38,6 +38,7 @@ from iotpm.operator.service import AlarmControls, AlarmState, Operator, Operator
 
 DeviceIdParam = Annotated[str, Path(pattern=DEVICE_ID_PATTERN, description="the device's id (its thing name)")]
 IfMatch = Annotated[str | None, Header(description='the version read, from ETag (e.g. "3")')]
+TAGS = ["operator"]
 #: the write routes' security scheme in the OpenAPI document (AWS_IAM in API Gateway)
 WRITE_SECURITY: list[dict[str, list[str]]] = [{"sigv4": []}]
 _STATUS_TEXT = {
@@ -113,132 +114,159 @@ def alarm_out(device_id: str, c: AlarmControls, state: AlarmState) -> AlarmOut:
     )  # fmt: skip
 
 
-def build_router(operator: Operator | None, clock: Callable[[], int]) -> Router:
-    """The operator routes bound to ``operator`` (None: they answer 503)."""
-    router = Router()  # type: ignore[no-untyped-call]  # Powertools' Router.__init__ is unannotated
+class _Context:
+    """What the operator routes share: the service (or 503), the writer (or 403), the clock."""
 
-    def service() -> Operator:
-        if operator is None:
+    def __init__(self, router: Router, operator: Operator | None, clock: Callable[[], int]) -> None:
+        self.router, self.operator, self.clock = router, operator, clock
+
+    def service(self) -> Operator:
+        if self.operator is None:
             raise OperatorUnavailableError("the operator's tables are not configured in this deployment")
-        return operator
+        return self.operator
 
-    def who() -> str:
-        found = principal(router.current_event)
+    def who(self) -> str:
+        found = principal(self.router.current_event)
         if not found:
             raise ForbiddenError("writes need IAM credentials (curl --aws-sigv4); an API key only reads")
         return found
 
-    def limits_response(doc: Document) -> Response[str]:
+    def limits_response(self, doc: Document) -> Response[str]:
         etag = {"ETag": f'"{doc.version}"'}
         return _json(ThresholdConfig.model_validate(dict(doc.body)), etag)
 
-    def alarm(device_id: str, c: AlarmControls) -> Response[str]:
-        record = service().device(device_id)
-        return _json(alarm_out(device_id, c, c.state(record, clock())))
+    def alarm(self, device_id: str, c: AlarmControls) -> Response[str]:
+        record = self.service().device(device_id)
+        return _json(alarm_out(device_id, c, c.state(record, self.clock())))
 
-    tags = ["operator"]
+
+def build_router(operator: Operator | None, clock: Callable[[], int]) -> Router:
+    """The operator routes bound to ``operator`` (None: they answer 503)."""
+    router = Router()  # type: ignore[no-untyped-call]  # Powertools' Router.__init__ is unannotated
+    ctx = _Context(router, operator, clock)
+    for add in (_registration_routes, _config_routes, _alarm_routes, _audit_routes):
+        add(router, ctx)
+    return router
+
+
+def _registration_routes(router: Router, ctx: _Context) -> None:
+    """GET/PUT /devices/{device_id}/registration."""
 
     @router.get(
         "/devices/<device_id>/registration", responses=_responses(RegistrationOut, 404), summary="registration",
-        tags=tags,
+        tags=TAGS,
     )  # fmt: skip
     def get_registration(device_id: DeviceIdParam) -> Response[str]:
-        held = service().registry.get(device_id)
+        held = ctx.service().registry.get(device_id)
         if held is None:
             return _error(404, "not_found", f"device {device_id!r} is not registered")
         return _json(registration_out(held))
 
     @router.put(
         "/devices/<device_id>/registration", responses=_responses(RegistrationOut), summary="register (IAM)",
-        tags=tags,
+        tags=TAGS,
         security=WRITE_SECURITY,
     )  # fmt: skip
     def put_registration(device_id: DeviceIdParam, body: Annotated[RegistrationIn, Body()]) -> Response[str]:
         reg = Registration(device_id, body.site, body.line, body.device_type, body.gateway,
                            {k: v.model_dump() for k, v in body.overrides.items()})  # fmt: skip
-        return _json(registration_out(service().register(reg, who())))
+        return _json(registration_out(ctx.service().register(reg, ctx.who())))
 
-    @router.get("/config/limits", responses=_responses(ThresholdConfig), summary="limits (ETag: version)", tags=tags)
+
+def _config_routes(router: Router, ctx: _Context) -> None:
+    """GET/PUT /config/limits and /config/detector (versioned: ETag, If-Match)."""
+
+    @router.get("/config/limits", responses=_responses(ThresholdConfig), summary="limits (ETag: version)", tags=TAGS)
     def get_limits() -> Response[str]:
-        return limits_response(service().limits())
+        return ctx.limits_response(ctx.service().limits())
 
     @router.put(
         "/config/limits", responses=_responses(ThresholdConfig, 412, 428), summary="replace the limits (IAM, If-Match)",
-        tags=tags,
+        tags=TAGS,
         security=WRITE_SECURITY,
     )  # fmt: skip
     def put_limits(body: Annotated[ThresholdConfig, Body()], if_match: IfMatch = None) -> Response[str]:
-        user = who()
-        return limits_response(service().put_limits(body.model_dump(mode="json"), parse_if_match(if_match), user))
+        user = ctx.who()
+        return ctx.limits_response(
+            ctx.service().put_limits(body.model_dump(mode="json"), parse_if_match(if_match), user)
+        )
 
     @router.get(
-        "/config/detector", responses=_responses(dict[str, Any]), summary="detector settings (ETag: version)", tags=tags
+        "/config/detector", responses=_responses(dict[str, Any]), summary="detector settings (ETag: version)", tags=TAGS
     )
     def get_detector() -> Response[str]:
-        doc = service().detector()
+        doc = ctx.service().detector()
         return Response(200, "application/json", json.dumps(dict(doc.body)), headers={"ETag": f'"{doc.version}"'})
 
     @router.put(
         "/config/detector",
         responses=_responses(dict[str, Any], 412, 428),
         summary="replace the detector settings (IAM, If-Match)",
-        tags=tags,
+        tags=TAGS,
         security=WRITE_SECURITY,
     )
     def put_detector(
         body: Annotated[dict[str, Any], Body(description="DetectorConfig's fields but thresholds (/config/limits)")],
         if_match: IfMatch = None,
     ) -> Response[str]:
-        user = who()
-        doc = service().put_detector(body, parse_if_match(if_match), user)
+        user = ctx.who()
+        doc = ctx.service().put_detector(body, parse_if_match(if_match), user)
         return Response(200, "application/json", json.dumps(dict(doc.body)), headers={"ETag": f'"{doc.version}"'})
+
+
+def _alarm_routes(router: Router, ctx: _Context) -> None:
+    """The alarm workflow: acknowledge, shelve, re-baseline, and the alarm's state."""
 
     @router.post(
         "/devices/<device_id>/alarm/acknowledge", responses=_responses(AlarmOut, 404, 409), summary="acknowledge (IAM)",
-        tags=tags,
+        tags=TAGS,
         security=WRITE_SECURITY,
     )  # fmt: skip
     def acknowledge(device_id: DeviceIdParam, body: Annotated[AcknowledgeIn, Body()]) -> Response[str]:
-        return alarm(device_id, service().acknowledge(device_id, who(), body.note))
+        return ctx.alarm(device_id, ctx.service().acknowledge(device_id, ctx.who(), body.note))
 
     @router.post(
-        "/devices/<device_id>/alarm/shelve", responses=_responses(AlarmOut, 404), summary="shelve (IAM)", tags=tags,
+        "/devices/<device_id>/alarm/shelve", responses=_responses(AlarmOut, 404), summary="shelve (IAM)", tags=TAGS,
         security=WRITE_SECURITY,
     )  # fmt: skip
     def shelve(device_id: DeviceIdParam, body: Annotated[ShelveIn, Body()]) -> Response[str]:
         until = body.until if body.until.tzinfo is not None else body.until.replace(tzinfo=UTC)
         if not datetime(2000, 1, 1, tzinfo=UTC) < until < datetime(2100, 1, 1, tzinfo=UTC):
             return _error(400, "bad_request", "until: must be between 2000 and 2100")
-        return alarm(device_id, service().shelve(device_id, who(), epoch_ms(until), body.reason))
+        return ctx.alarm(device_id, ctx.service().shelve(device_id, ctx.who(), epoch_ms(until), body.reason))
 
     @router.post(
-        "/devices/<device_id>/rebaseline", responses=_responses(AlarmOut, 404), summary="re-baseline (IAM)", tags=tags,
+        "/devices/<device_id>/rebaseline", responses=_responses(AlarmOut, 404), summary="re-baseline (IAM)", tags=TAGS,
         security=WRITE_SECURITY,
     )  # fmt: skip
     def rebaseline(device_id: DeviceIdParam, body: Annotated[RebaselineIn, Body()]) -> Response[str]:
-        return alarm(device_id, service().rebaseline(device_id, who(), body.note))
+        return ctx.alarm(device_id, ctx.service().rebaseline(device_id, ctx.who(), body.note))
 
-    @router.get("/devices/<device_id>/alarm", responses=_responses(AlarmOut, 404), summary="alarm state", tags=tags)
+    @router.get("/devices/<device_id>/alarm", responses=_responses(AlarmOut, 404), summary="alarm state", tags=TAGS)
     def get_alarm(device_id: DeviceIdParam) -> Response[str]:
-        s = service()
+        s = ctx.service()
         record = s.device(device_id)
         if record is None:
             return _error(404, "not_found", f"device {device_id!r} is not known")
         c = s.controls(device_id)
-        return _json(alarm_out(device_id, c, c.state(record, clock())))
+        return _json(alarm_out(device_id, c, c.state(record, ctx.clock())))
 
-    @router.get("/audit", responses=_responses(AuditPage), summary="every operator write, newest first", tags=tags)
+
+def _audit_routes(router: Router, ctx: _Context) -> None:
+    """GET /audit: every operator write, newest first."""
+
+    @router.get("/audit", responses=_responses(AuditPage), summary="every operator write, newest first", tags=TAGS)
     def audit(
         since: Annotated[datetime | None, Query(description="ISO 8601; default: 30 days ago")] = None,
         until: Annotated[datetime | None, Query(description="ISO 8601; default: now")] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
         next_token: Annotated[str | None, Query(max_length=2048, pattern=r"^[A-Za-z0-9_-]+$")] = None,
     ) -> Response[str]:
-        end = epoch_ms(_utc(until)) if until is not None else clock() + 1
+        end = epoch_ms(_utc(until)) if until is not None else ctx.clock() + 1
         start = epoch_ms(_utc(since)) if since is not None else end - int(timedelta(days=30).total_seconds() * 1000)
         if start >= end:
             return _error(400, "bad_request", "query parameter 'since': must be before 'until'")
-        page = service().audit_page(start, end, limit, next_token)
+        page = ctx.service().audit_page(start, end, limit, next_token)
         items = [
             AuditItem(
                 time=iso(e.ts_ms),
@@ -252,8 +280,6 @@ def build_router(operator: Operator | None, clock: Callable[[], int]) -> Router:
             for e in page.items
         ]
         return _json(AuditPage(items=items, next_token=page.cursor))
-
-    return router
 
 
 class ForbiddenError(OperatorError):
