@@ -30,13 +30,22 @@ class AlarmRecorder:
         """The events of every device not in ``failures``; the failures with the devices whose store failed."""
         failed: Failures = dict(failures)
         for w in work:
-            for event in w.result.events if w.device_id not in failed else ():
-                try:
+            if w.device_id in failed:
+                continue
+            try:
+                for event in w.result.events:
                     self._event(event, w.fresh[event.index], w.result, counts, token)
-                except StoreError as exc:
-                    failed[w.device_id] = exc
-                    break
+                self._unshelved(w, counts, token)
+            except StoreError as exc:
+                failed[w.device_id] = exc
         return failed
+
+    def _unshelved(self, w: Work, counts: Counts, token: str) -> None:
+        """A standing alarm whose alert a shelve held, announced once the shelve has ended."""
+        if self.operator is not None and self.operator.announce_unshelved(
+            w.after, self.anomalies, self.alerts, token, self.ttl_days
+        ):
+            counts.alerts_sent += 1
 
     def _event(
         self, event: AlarmEvent, reading: ReadingFields, result: DetectionResult, counts: Counts, token: str
@@ -52,7 +61,7 @@ class AlarmRecorder:
         # releases the claim
         if not self.anomalies.record(row):
             return
-        if self.operator is not None and self.operator.shelved(row.device_id, row.ts_ms):
+        if self.operator is not None and self.operator.shelved(row.device_id):
             counts.alerts_shelved += 1  # recorded, not sent
             return
         if _again(lambda: self.anomalies.claim(row, token)):
