@@ -164,6 +164,35 @@ def test_the_batching_window_counts_from_the_first_records_arrival() -> None:
     assert gather_time(arrived_s_ago=0.0, window_s=1.0) >= 0.9
 
 
+def test_a_backlog_drains_in_full_batches_however_long_it_waited() -> None:
+    # records that waited in the stream (a backlog behind a stall or an overload): every
+    # invocation but the last carries a full batch, at once, with no window waited
+    kinesis = FakeKinesis(5_500)
+    arrival = datetime.fromtimestamp(time.time() - 120, tz=UTC)
+    for r in kinesis.records:
+        r["ApproximateArrivalTimestamp"] = arrival
+    sizes: list[int] = []
+
+    def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        sizes.append(len(event["Records"]))
+        return {"batchItemFailures": []}
+
+    poller = run_poller(kinesis, handler, batch_size=1_000, batching_window_s=5.0)
+    shard = poller.shards["shard-0"]
+    assert sizes == [1_000] * 5 + [500] and shard.records == 5_500
+    assert [b.records for b in shard.recent] == sizes and all(b.failed_at is None for b in shard.recent)
+    assert all(b.reads == 1 and b.window_s == 0.0 for b in shard.recent)  # one read each, no window waited
+
+
+def test_the_poller_records_where_a_failed_invocation_stopped() -> None:
+    def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        seqs = [r["kinesis"]["sequenceNumber"] for r in event["Records"]]
+        return {"batchItemFailures": [{"itemIdentifier": "00003"}] if "00003" in seqs and seqs[0] != "00003" else []}
+
+    poller = run_poller(FakeKinesis(6), handler, batch_size=6)
+    assert [(b.records, b.failed_at) for b in poller.shards["shard-0"].recent] == [(6, 3), (3, None)]
+
+
 def test_each_shard_gets_its_own_handler_instance_when_the_poller_has_a_factory() -> None:
     made: list[Any] = []
     seen: dict[int, set[str]] = {}

@@ -30,7 +30,9 @@ Started by ``iotpm emulator start`` as ``python -m iotpm.emulator.server``. The 
 - Kinesis ``PutRecords`` and ``GetRecords`` answers are written as JSON directly (stock
   moto's generic response serializer spent ~0.1 ms per record looking up each
   field's possible names: a third of the emulator's time at the twin's rate); the
-  answers botocore parses from them are the same;
+  answers botocore parses from them are the same. Each record's part of a GetRecords
+  answer is written once and kept: a poller behind by a backlog reads 10,000 records a
+  call, and each call re-encoded every record's data;
 - the per-request costs that do not depend on the request are paid once: stock moto
   lists its own package folder (~150 ``stat`` calls) to route every request and walks
   the handler class with ``inspect`` to find the action; werkzeug's line per request
@@ -53,7 +55,14 @@ Started by ``iotpm emulator start`` as ``python -m iotpm.emulator.server``. The 
   logged), and stock moto ran the request twice, so a create met itself (the
   ``InvalidPermission.Duplicate`` above; ``EntityAlreadyExists`` and the like elsewhere).
   Each request then has one effect however often it is sent, as AWS's idempotency tokens
-  give.
+  give;
+- connections are kept alive: werkzeug's development server answers every request with
+  ``Connection: close``, so every call of every client opened a new TCP connection and the
+  emulator started a new thread for it (a tenth of the twin's processor time went to
+  connecting, and each closed connection left a socket in TIME_WAIT: at the twin's rates
+  tens of thousands a minute). A request with a ``Content-Length`` body over HTTP/1.1 now
+  leaves its connection open for the client's next request; anything else (a chunked body,
+  HTTP/1.0, a client asking to close) is served as before.
 """
 
 from __future__ import annotations
@@ -109,7 +118,11 @@ PATCHED: dict[str, str] = {
     "fails as a duplicate of itself",
     "moto.ec2.exceptions:InvalidPermissionDuplicateError": "(caught to answer a retried rule create)",
     "moto.moto_server.werkzeug_app:DomainDispatcherApplication": "a retried request runs twice (its __call__)",
+    "moto.server:MotoRequestHandler": "every connection is closed after one request (no keep-alive)",
 }
+
+#: Seconds a kept-alive connection may sit idle before the emulator closes it (clients reconnect).
+IDLE_CONNECTION_S = 120.0
 
 
 def missing_internals() -> list[str]:
@@ -165,6 +178,70 @@ def apply_fixes(public_url: str) -> None:
     _dynamodb_partition_queries()
     _rule_create_retries_answered()
     _retried_requests_answered_once()
+    _keep_alive_connections()
+
+
+def _keep_alive_connections() -> None:
+    """Serve with a request handler that keeps HTTP/1.1 connections open between requests.
+
+    Werkzeug closes every connection because, after the answer, it reads whatever the
+    client sent that the application did not (so a client sees an error answer rather
+    than a reset): on a kept connection that read would swallow the next request. Here
+    the body is read whole before the application runs (moto reads bodies whole anyway),
+    and that after-answer read is pointed at an empty body and a descriptor that is
+    always readable at end of file, so it ends at once and the socket stays at the next
+    request's first byte.
+    """
+    import io
+
+    import moto.server
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    read_end, write_end = os.pipe()
+    os.close(write_end)  # the read end is at end of file, readable, for ever
+
+    class _Drained:
+        """What werkzeug's after-answer read selects on: nothing more to read."""
+
+        def fileno(self) -> int:
+            return read_end
+
+    class KeepAliveRequestHandler(MotoRequestHandler):
+        timeout = IDLE_CONNECTION_S
+        # werkzeug writes the headers and the body apart: on a kept connection, Nagle's
+        # algorithm held the body until the client's delayed ACK of the headers (~40 ms a call)
+        disable_nagle_algorithm = True
+        _keep = False
+
+        def run_wsgi(self) -> None:
+            length = (self.headers.get("Content-Length") or "0").strip()
+            expect = self.headers.get("Expect", "").lower().strip(" \t")
+            self._keep = (
+                self.request_version == "HTTP/1.1"
+                and not self.close_connection  # the client did not ask to close
+                and length.isdigit()
+                and "Transfer-Encoding" not in self.headers
+                and expect in ("", "100-continue")
+            )
+            if not self._keep:
+                return super().run_wsgi()
+            if expect:  # the client sends the body once told to (werkzeug would tell it after this read)
+                self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                del self.headers["Expect"]
+            body = self.rfile.read(int(length))
+            stream, connection = self.rfile, self.connection
+            self.rfile, self.connection = io.BytesIO(body), _Drained()
+            try:
+                super().run_wsgi()
+            finally:
+                self.rfile, self.connection = stream, connection
+
+        def send_header(self, keyword: str, value: str) -> None:
+            if self._keep and keyword.lower() == "connection" and value.lower() == "close":
+                return  # werkzeug closes every connection; this one stays open
+            super().send_header(keyword, value)
+
+    setattr(moto.server, "MotoRequestHandler", KeepAliveRequestHandler)  # noqa: B010 - not exported by moto
 
 
 def _retried_requests_answered_once() -> None:
@@ -361,23 +438,27 @@ def _direct_kinesis_answers() -> None:
         stream_arn, stream_name = self._get_param("StreamARN"), self._get_param("StreamName")
         return json.dumps(self.kinesis_backend.put_records(stream_arn, stream_name, self._get_param("Records")))
 
-    def get_records(self: Any) -> str:
-        stream_arn, iterator = self._get_param("StreamARN"), self._get_param("ShardIterator")
-        following, records, behind = self.kinesis_backend.get_records(stream_arn, iterator, self._get_param("Limit"))
-        answer = {
-            "NextShardIterator": following,
-            "Records": [
+    def written(r: Any) -> str:
+        """A record as the answer writes it, made once per record (a backlog is read again on a retry)."""
+        text: str | None = r.__dict__.get("_iotpm_json")
+        if text is None:
+            text = r._iotpm_json = json.dumps(
                 {
                     "Data": base64.b64encode(base64.b64decode(r.data)).decode(),  # as stock moto re-encodes it
                     "PartitionKey": r.partition_key,
                     "SequenceNumber": str(r.sequence_number),
                     "ApproximateArrivalTimestamp": r.created_at,
                 }
-                for r in records
-            ],
-            "MillisBehindLatest": behind,
-        }
-        return json.dumps(answer)
+            )
+        return text
+
+    def get_records(self: Any) -> str:
+        stream_arn, iterator = self._get_param("StreamARN"), self._get_param("ShardIterator")
+        following, records, behind = self.kinesis_backend.get_records(stream_arn, iterator, self._get_param("Limit"))
+        return (
+            f'{{"NextShardIterator": {json.dumps(following)}, "Records": [{", ".join(map(written, records))}], '
+            f'"MillisBehindLatest": {json.dumps(behind)}}}'
+        )
 
     KinesisResponse.put_records = put_records  # type: ignore[method-assign,assignment]
     KinesisResponse.get_records = get_records  # type: ignore[method-assign,assignment]
