@@ -285,7 +285,7 @@ def test_a_standing_alarm_the_shelve_held_is_announced_once_when_it_ends() -> No
     record = rig.states.items["dev-0001"]
     assert record.alarm_open and not [a for a in rig.alerts.sent if a.body["device_id"] == "dev-0001"]
     assert not rig.cache.announce_unshelved(record, rig.anomalies, rig.alerts, "t0", 90)  # still shelved
-    rig.now = until + 1
+    rig.cache.devices(["dev-0001"], until + 1)  # the next batch, processed after the shelve ended
     with pytest.raises(StoreError):  # the send fails: the claim is released, the batch retried
         rig.cache.announce_unshelved(record, rig.anomalies, BrokenAlerts(), "t1", 90)
     assert rig.cache.announce_unshelved(record, rig.anomalies, rig.alerts, "t2", 90)
@@ -293,8 +293,8 @@ def test_a_standing_alarm_the_shelve_held_is_announced_once_when_it_ends() -> No
     assert alert.body["event"] == "alarm_raised" and alert.body["unshelved"] is True
     assert alert.attributes["event"] == "alarm_raised" and alert.body["time"].startswith("2026-09-21T")
     assert not rig.cache.announce_unshelved(record, rig.anomalies, rig.alerts, "t3", 90)  # a retry, a later batch
-    cold = OperatorCache(rig.registry, rig.documents, wall_ms=lambda: until + 1)  # another instance
-    cold.devices(["dev-0001"])
+    cold = OperatorCache(rig.registry, rig.documents)  # another instance
+    cold.devices(["dev-0001"], until + 1)
     assert not cold.announce_unshelved(record, rig.anomalies, rig.alerts, "t4", 90)
     assert len([a for a in rig.alerts.sent if a.body["device_id"] == "dev-0001"]) == 1
 
@@ -307,7 +307,7 @@ def test_an_alarm_sent_before_its_shelve_or_acknowledged_is_not_announced_again(
     body = {"shelved_until_ms": rig.now + MIN}
     rig.documents.put(alarm_document("dev-0001"), body, None, "alice", rig.now)
     rig.run(faulty=(1,))
-    rig.now += 2 * MIN
+    rig.cache.devices(["dev-0001"], rig.now + 2 * MIN)
     assert not rig.cache.announce_unshelved(record, rig.anomalies, rig.alerts, "t1", 90)
     assert len(rig.alerts.sent) == sent
     acked = Rig()
@@ -319,6 +319,18 @@ def test_an_alarm_sent_before_its_shelve_or_acknowledged_is_not_announced_again(
     ack = {"shelved_until_ms": until, "acknowledged_ms": acked.now, "alarm_since_ms": standing.alarm_since_ms}
     acked.documents.put(alarm_document("dev-0001"), ack, 1, "alice", acked.now)
     acked.clock.t += 61.0
-    acked.cache.devices(["dev-0001"])
-    acked.now = until + 1
+    acked.cache.devices(["dev-0001"], until + 1)
     assert not acked.cache.announce_unshelved(standing, acked.anomalies, acked.alerts, "t1", 90)
+
+
+def test_through_the_processor_a_shelve_ending_announces_the_standing_alarm_once() -> None:
+    rig = Rig()
+    rig.run()
+    until = rig.now + 2 * MIN
+    rig.documents.put(alarm_document("dev-0001"), {"shelved_until_ms": until}, None, "alice", rig.now)
+    for _ in range(5):  # hot throughout: raised while shelved, still standing after the shelve ends
+        rig.run(faulty=(1,))
+    assert rig.now > until and rig.states.items["dev-0001"].alarm_open
+    mine = [a for a in rig.alerts.sent if a.body["device_id"] == "dev-0001"]
+    assert [(a.body["event"], a.body.get("unshelved")) for a in mine] == [("alarm_raised", True)]
+    assert rig.kinds("dev-0001")[:1] == ["raise"]
