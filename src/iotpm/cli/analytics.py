@@ -33,7 +33,7 @@ def _today() -> str:
 
 
 def _archive_folder(archive: Path | None) -> Path:
-    from iotpm.analytics.twin import TwinEndpoints, TwinNotRunningError
+    from iotpm.local.endpoints import TwinEndpoints, TwinNotRunningError
 
     if archive is not None:
         return archive
@@ -137,7 +137,7 @@ def report(
     """The fleet report (what the scheduled report Lambda writes) from the local twin."""
     from iotpm.analytics.duck import ArchiveDB
     from iotpm.analytics.report import ReportOptions, build_report, http_get
-    from iotpm.analytics.twin import TwinEndpoints, TwinNotRunningError
+    from iotpm.local.endpoints import TwinEndpoints, TwinNotRunningError
 
     if api_url is None or api_key is None:
         try:
