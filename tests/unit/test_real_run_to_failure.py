@@ -158,3 +158,39 @@ def test_sigma3_peer_raises_on_a_step_and_clears_with_hysteresis(rr: ModuleType)
     kinds = [(e.kind, int(e.ts_ms // TEN_MIN)) for e in events if e.ts_ms >= 200 * TEN_MIN]
     assert kinds[0] == ("raise", 200)
     assert kinds[1][0] == "clear" and 231 <= kinds[1][1] <= 233  # 2 readings and 10 minutes below
+
+
+def test_features_are_copied_into_the_cache_from_a_local_repository(rr: ModuleType, tmp_path: Path) -> None:
+    import subprocess
+
+    repo = tmp_path / "repo"
+    for path in rr.IMS_FILES.values():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text(f",B1_rms\n2004-02-12 10:32:39,{len(path)}\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "features"], check=True)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    paths = rr.ims_features(str(repo), cache)
+    assert sorted(paths) == [1, 2]
+    for n, path in paths.items():
+        assert path.parent == cache
+        assert path.read_text().endswith(f",{len(rr.IMS_FILES[n])}\n")
+    assert not (cache / "ims-features.git").exists()  # a local repository is read in place
+
+
+def test_iotpm_run_names_what_holds_each_reading_in_alarm(rr: ModuleType) -> None:
+    rng = np.random.default_rng(3)
+    n = 600
+    values = 1.0 + 0.01 * rng.standard_normal((n, 2))
+    values[400:, 0] += 0.5  # a lasting step of one metric
+    m = rr.Machine("m", "test", ("a_rms", "b_rms"), _ts(n), values, False, (0,))
+    events, held = rr.run_iotpm(m)
+    assert len(held) == n
+    raised = [e for e in events if e.kind == "raise"]
+    assert raised, "a 50-sigma step of a unit-less metric raises"
+    for e in raised:
+        assert held[int(e.ts_ms // TEN_MIN)] != ""  # the raising reading is in alarm
+    assert set(held[:50]) == {""}  # nothing is open during the warm-up
