@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import binascii
-import itertools
 import json
 import os
 import signal
@@ -217,14 +216,15 @@ def main() -> None:
         "stalled_s": [round(stalled[0], 1), round(stalled[1], 1)] if stalled[1] else None,
         "backlog_at_drain_start": (draining[0]["backlog_start"] if draining else None),
         "drain_readings_per_s": round(drain_rate, 1) if drain_rate is not None else None,
-        # over 10 s (two windows: a full batch's invocation can outlast one), the drain's first and last left out
+        # over 20 s (four windows: a full batch's read and invocation can outlast one), the last left out
         "slowest_drain_window_readings_per_s": min(
             (
-                round((a["processed_per_s"] + b["processed_per_s"]) / 2, 1)
-                for a, b in itertools.pairwise(draining[1:-1])
+                round(statistics.mean(w["processed_per_s"] for w in draining[i : i + 4]), 1)
+                for i in range(len(draining) - 4)
             ),
             default=None,
         ),
+        "failed_invocations": sum(1 for b in batches.values() if b[7] is not None),
         "drain_batch_fill": round(statistics.mean(b[2] for b in drain_batches) / args.batch_size, 3)
         if drain_batches
         else None,
@@ -241,11 +241,12 @@ def main() -> None:
         "latency_p99_s": round(statistics.quantiles(latencies, n=100)[98], 3) if len(latencies) > 1 else None,
         "latency_p99_after_warmup_s": round(statistics.quantiles(warmed, n=100)[98], 3) if len(warmed) > 1 else None,
     }
-    print("   t  acked/s    put/s  done/s  backlog  calls  batch mean/max  invoke ms  reads  read ms  load")
+    print("   t  acked/s    put/s  done/s  backlog  calls  batch mean/max  invoke ms  failed  reads  read ms  load")
     for w in timeline:
         print(f"{w['t_end']:4.0f} {w['acked_per_s']:8.0f} {w['put_per_s']:8.0f} {w['processed_per_s']:7.0f} "
               f"{w['backlog_end']:8d} {w['invocations']:6d} {w['batch_mean']:7.0f}/{w['batch_max']:<6d} "
-              f"{w['invoke_ms']:9.0f} {w['reads']:6d} {w['read_ms']:8.1f} {w['load']:5.1f}")  # fmt: skip
+              f"{w['invoke_ms']:9.0f} {w['failed']:7d} {w['reads']:6d} {w['read_ms']:8.1f} "
+              f"{w['load']:5.1f}")  # fmt: skip
     print(
         f"calibration (base64 + JSON, one core): {calibration[0][0]:,.0f} records/s before (load {calibration[0][1]}), "
         f"{calibration[1][0]:,.0f} after (load {calibration[1][1]})"
@@ -255,7 +256,7 @@ def main() -> None:
               f"{result['backlog_at_drain_start']} records behind when it continued")  # fmt: skip
     print(f"offered {result['offered_readings_per_s']}/s ({args.rate:.0f}/s scheduled) for {published_s:.0f} s; "
           f"drained after {drained:.1f} s; drained at {result['drain_readings_per_s']} readings/s "
-          f"(slowest 10 s {result['slowest_drain_window_readings_per_s']}/s, "
+          f"(slowest 20 s {result['slowest_drain_window_readings_per_s']}/s, "
           f"batches {result['drain_batch_fill']} full)")  # fmt: skip
     print(
         f"sustained {result['sustained_readings_per_s']} readings/s from {t1:.0f} s to {t2:.0f} s "
@@ -292,6 +293,7 @@ def windows(samples: list[dict[str, Any]], batches: list[list[Any]], t0: float) 
             "batch_mean": statistics.mean(b[2] for b in inv) if inv else 0.0,
             "batch_max": max((b[2] for b in inv), default=0),
             "invoke_ms": statistics.mean(b[6] for b in inv) * 1000 if inv else 0.0,
+            "failed": sum(1 for b in inv if b[7] is not None),  # invocations that reported a failed record
             "reads": calls,
             "read_ms": (s["read_s"] - first["read_s"]) / calls * 1000 if calls else 0.0,
             "load": s["load"],
