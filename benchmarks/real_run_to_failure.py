@@ -662,6 +662,48 @@ def _line(peer: str, s: dict[str, object]) -> str:
     )
 
 
+def plot_machine(m: Machine, healthy: float, path: str) -> str:
+    """One machine's run: its RMS and kurtosis, the healthy life and the onset, the long
+    stops, and the shipped detector's alarm (open spans, raises, escalations, clears)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    events, _ = run_iotpm(m)
+    end_healthy = healthy_end(m, healthy)
+    onset = onset_ms(m.ts, m.values[:, list(m.rms)], end_healthy) if m.failed else None
+    hours = (m.ts - m.ts[0]) / HOUR_MS
+    at = {"raise": ("tab:red", "raise"), "escalate": ("tab:orange", "escalate"), "clear": ("tab:green", "clear")}
+    fig, axes = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True)
+    for ax, feature in zip(axes, ("rms", "kurtosis"), strict=True):
+        for k, c in enumerate(m.channels):
+            if c.endswith(feature):
+                ax.plot(hours, m.values[:, k], ".", ms=1.5, label=c)
+        for a, b, _ in alarm_intervals(events, int(m.ts[-1])):
+            ax.axvspan((a - m.ts[0]) / HOUR_MS, (b - m.ts[0]) / HOUR_MS, color="tab:red", alpha=0.08, lw=0)
+        for g in np.flatnonzero(np.diff(m.ts) >= LONG_STOP_MS):
+            ax.axvspan(hours[g], hours[g + 1], color="grey", alpha=0.3, lw=0)
+        shown: set[str] = set()
+        for e in events:
+            colour, label = at[e.kind]
+            ax.axvline((e.ts_ms - m.ts[0]) / HOUR_MS, color=colour, lw=0.6, label=None if label in shown else label)
+            shown.add(label)
+        ax.axvline((end_healthy - m.ts[0]) / HOUR_MS, color="black", ls="--", lw=0.8, label="end of healthy life")
+        if onset is not None:
+            ax.axvline((onset - m.ts[0]) / HOUR_MS, color="black", ls=":", lw=1.0, label="onset (RMS 2x)")
+        ax.set_ylabel(feature)
+        ax.legend(loc="upper left", fontsize=7, ncol=4)
+    axes[1].set_xlabel(
+        f"hours from the start of {m.name}'s run ({m.dataset}); red spans: an alarm open; grey: the rig stopped"
+    )
+    fig.suptitle(f"{m.name}: the shipped detector on a real run to failure (unit-less features, no limits)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def load(dataset: str, args: argparse.Namespace, cache: Path) -> list[Machine]:
     if dataset == "ims":
         return ims_machines(ims_features(args.source_ims, cache))
@@ -680,6 +722,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--operator-h", type=float, default=8.0, help="iotpm+operator: re-baseline this long after a restart (8 h)"
     )
     p.add_argument("--machines", default="", help="comma-separated subset, e.g. ims1-b3,ims2-rig")
+    p.add_argument("--plot", action="append", default=[], help="MACHINE=PATH: draw one machine's run (repeatable)")
     p.add_argument("--fetch-only", action="store_true", help="download and cache the features, then stop")
     args = p.parse_args(argv)
     cache = args.cache_dir or default_cache_dir()
@@ -691,6 +734,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.fetch_only:
             print(f"{dataset}: {len(machines)} machines cached in {cache}")
             continue
+        for spec in args.plot:
+            name, _, path = spec.partition("=")
+            for m in machines:
+                if m.name == name:
+                    print(f"plotted {plot_machine(m, args.healthy, path)}")
         if args.machines:
             wanted = set(args.machines.split(","))
             machines = [m for m in machines if m.name in wanted]
