@@ -140,9 +140,10 @@ def default_cache_dir() -> Path:
     return Path(env) if env else Path.home() / ".cache" / "iotpm" / "datasets"
 
 
-def git_dir(source: str, cache: Path, name: str) -> Path:
+def git_dir(source: str, cache: Path, name: str, lazy: bool = False) -> Path:
     """A git directory holding ``source``: itself when it is a local repository, else a
-    shallow bare clone of it in the cache (made once)."""
+    shallow bare clone of it in the cache (made once). ``lazy``: without file contents,
+    which ``git show`` then fetches one by one (for a few files of a larger repository)."""
     local = Path(source)
     if local.exists():
         out = subprocess.run(
@@ -153,7 +154,8 @@ def git_dir(source: str, cache: Path, name: str) -> Path:
     if not target.exists():
         cache.mkdir(parents=True, exist_ok=True)
         print(f"downloading {source} into {target}", file=sys.stderr)
-        subprocess.run(["git", "clone", "--bare", "--depth", "1", source, str(target)], check=True)
+        lazy_args = ["--filter=blob:none"] if lazy else []
+        subprocess.run(["git", "clone", "--bare", "--depth", "1", *lazy_args, source, str(target)], check=True)
     return target
 
 
@@ -167,7 +169,7 @@ def ims_features(source: str, cache: Path) -> dict[int, Path]:
     """The two IMS feature tables in the cache (copied out of the repository once)."""
     out = {n: cache / f"ims_test{n}_timefeatures.csv" for n in IMS_FILES}
     if not all(p.exists() for p in out.values()):
-        gdir = git_dir(source, cache, "ims-features")
+        gdir = git_dir(source, cache, "ims-features", lazy=True)
         for n, path in IMS_FILES.items():
             out[n].write_bytes(_git_show(gdir, path))
     return out

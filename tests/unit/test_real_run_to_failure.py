@@ -6,6 +6,7 @@ downloaded by the benchmark, never by the tests."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -194,3 +195,34 @@ def test_iotpm_run_names_what_holds_each_reading_in_alarm(rr: ModuleType) -> Non
     for e in raised:
         assert held[int(e.ts_ms // TEN_MIN)] != ""  # the raising reading is in alarm
     assert set(held[:50]) == {""}  # nothing is open during the warm-up
+
+
+def test_a_remote_repository_is_cloned_once_into_the_cache(rr: ModuleType, tmp_path: Path) -> None:
+    import subprocess
+
+    repo = tmp_path / "remote"
+    for path in rr.IMS_FILES.values():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text(",B1_rms\n2004-02-12 10:32:39,0.1\n")
+    (repo / "big.ipynb").write_text("x" * 100_000)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "config", "uploadpack.allowFilter", "true"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "features"], check=True)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    paths = rr.ims_features(repo.as_uri(), cache)
+    assert (cache / "ims-features.git").is_dir()
+    assert all(p.read_text().startswith(",B1_rms") for p in paths.values())
+    # the notebook's contents were never fetched: only the two feature tables
+    missing = subprocess.run(
+        ["git", "--git-dir", str(cache / "ims-features.git"), "cat-file", "-e", "HEAD:big.ipynb"],
+        check=False,
+        capture_output=True,
+        env={**os.environ, "GIT_NO_LAZY_FETCH": "1"},
+    )
+    assert missing.returncode != 0
+    paths[1].unlink()
+    rr.ims_features(repo.as_uri(), cache)  # the clone is reused, the table copied again
+    assert paths[1].exists()
