@@ -28,7 +28,6 @@ variable "routes" {
     events                 = optional(list(string), []) # alarm_raised, alarm_escalated, alarm_cleared, report
   }))
   description = "Alert routes by name: which topic, where to, and the site/line/severity/event filters (empty list: any)."
-  default     = {}
 
   validation {
     condition     = alltrue([for r in values(var.routes) : contains(["machine", "pipeline"], r.topic)])
@@ -69,14 +68,12 @@ variable "allow_http" {
 variable "route_secrets" {
   type        = map(string)
   description = "Endpoints that carry secrets (webhook URLs with tokens), by route name, for routes with secret = true. Give them with TF_VAR_ or a -var-file kept out of git."
-  default     = {}
   sensitive   = true
 }
 
 variable "local_webhook_url" {
   type        = string
   description = "Replaces {local_webhook} in route endpoints (the local twin's webhook receiver); empty elsewhere."
-  default     = ""
 }
 
 variable "tags" {

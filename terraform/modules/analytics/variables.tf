@@ -63,13 +63,11 @@ variable "results_expiration_days" {
 variable "force_destroy_results" {
   type        = bool
   description = "Let terraform destroy the results bucket while it holds results (disposable environments)."
-  default     = false
 }
 
 variable "tls_only" {
   type        = bool
   description = "Deny every request to the results bucket that does not use TLS (off only on the local emulator, which speaks plain HTTP)."
-  default     = true
 }
 
 variable "tags" {

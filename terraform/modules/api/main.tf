@@ -102,7 +102,7 @@ resource "aws_api_gateway_stage" "this" {
   xray_tracing_enabled = true
 
   access_log_settings {
-    destination_arn = aws_cloudwatch_log_group.access.arn
+    destination_arn = module.access_logs.arn
     format = jsonencode({
       requestId = "$context.requestId", ip = "$context.identity.sourceIp", apiKeyId = "$context.identity.apiKeyId"
       method    = "$context.httpMethod", path = "$context.path", status = "$context.status"
@@ -127,12 +127,13 @@ resource "aws_api_gateway_method_settings" "this" {
   }
 }
 
-resource "aws_cloudwatch_log_group" "access" {
-  # checkov:skip=CKV_AWS_338:retention is the log_retention_days variable (365 in prod); dev and local keep days, not a year
-  name              = "/iotpm/${var.name}/api-access"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
+# API Gateway writes it with the account-wide role below (account_logging).
+module "access_logs" {
+  source         = "../log_group"
+  name           = "/iotpm/${var.name}/api-access"
+  retention_days = var.log_retention_days
+  kms_key_arn    = var.kms_key_arn
+  tags           = var.tags
 }
 
 resource "aws_lambda_permission" "api" {

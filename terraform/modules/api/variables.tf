@@ -16,7 +16,6 @@ variable "zip_path" {
 variable "architecture" {
   type        = string
   description = "x86_64 or arm64 (must match the zip)."
-  default     = "arm64"
 }
 
 variable "memory_mb" {
@@ -49,19 +48,16 @@ variable "stage_name" {
 variable "throttle_rate" {
   type        = number
   description = "Steady requests per second allowed per API key."
-  default     = 50
 }
 
 variable "throttle_burst" {
   type        = number
   description = "Burst of requests allowed per API key."
-  default     = 100
 }
 
 variable "quota_per_day" {
   type        = number
   description = "Requests per API key per day."
-  default     = 100000
 
   validation {
     condition     = var.quota_per_day >= 1
@@ -87,7 +83,6 @@ variable "kms_key_arn" {
 variable "log_retention_days" {
   type        = number
   description = "Retention of the function's and the access log groups, in days."
-  default     = 30
 }
 
 variable "tags" {
@@ -99,5 +94,4 @@ variable "tags" {
 variable "manage_account_logging_role" {
   type        = bool
   description = "Create API Gateway's account-wide CloudWatch Logs role and set it (aws_api_gateway_account). Needed once per account and region; false where another stack already sets it."
-  default     = true
 }

@@ -30,8 +30,6 @@ module "function" {
   tags               = var.tags
 }
 
-data "aws_caller_identity" "current" {}
-
 locals {
   policy_json = jsonencode({
     Version = "2012-10-17"
@@ -60,50 +58,20 @@ locals {
   })
 }
 
-resource "aws_iam_role" "scheduler" {
-  name = "${var.name}-compaction-scheduler"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "scheduler.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-      Condition = { StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id } }
-    }]
-  })
-  tags = var.tags
-}
-
-resource "aws_iam_role_policy" "scheduler" {
-  name = "invoke-compaction"
-  role = aws_iam_role.scheduler.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      { Effect = "Allow", Action = ["lambda:InvokeFunction"], Resource = [module.function.arn] },
-      { Effect = "Allow", Action = ["kms:Decrypt"], Resource = [var.kms_key_arn] },
-    ]
-  })
-}
-
-resource "aws_scheduler_schedule" "this" {
-  name                = "${var.name}-compaction"
-  description         = "iotpm archive compaction: the closed hours of raw/ to Parquet"
+module "schedule" {
+  source              = "../schedule"
+  role_name           = "${var.name}-compaction-scheduler"
+  policy_name         = "invoke-compaction"
+  function_arn        = module.function.arn
   schedule_expression = var.schedule_expression
+  timezone            = "UTC"
   kms_key_arn         = var.kms_key_arn
-
-  flexible_time_window {
-    mode = "OFF"
-  }
-
-  target {
-    arn      = module.function.arn
-    role_arn = aws_iam_role.scheduler.arn
-    input    = jsonencode({})
-
-    retry_policy {
-      maximum_retry_attempts       = 2
-      maximum_event_age_in_seconds = 3600
+  tags                = var.tags
+  schedules = {
+    archive = {
+      name        = "${var.name}-compaction"
+      description = "iotpm archive compaction: the closed hours of raw/ to Parquet"
+      input       = jsonencode({}) # the job takes its settings from its environment
     }
   }
 }

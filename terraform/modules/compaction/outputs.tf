@@ -10,7 +10,7 @@ output "function_arn" {
 
 output "schedule_name" {
   description = "The EventBridge Scheduler schedule that runs the job."
-  value       = aws_scheduler_schedule.this.name
+  value       = module.schedule.schedules["archive"].name
 }
 
 output "table_names" {

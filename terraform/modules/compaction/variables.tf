@@ -16,7 +16,6 @@ variable "zip_path" {
 variable "architecture" {
   type        = string
   description = "Lambda architecture (x86_64 or arm64), as the zip was built."
-  default     = "arm64"
 }
 
 variable "memory_mb" {
@@ -113,7 +112,6 @@ variable "kms_key_arn" {
 variable "log_retention_days" {
   type        = number
   description = "Days the function's logs are kept."
-  default     = 30
 }
 
 variable "tags" {

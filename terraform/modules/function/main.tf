@@ -41,15 +41,16 @@ resource "aws_lambda_function" "this" {
 
   tags = var.tags
   # The log group exists (with retention and KMS) before the first invocation could create it.
-  depends_on = [aws_iam_role_policy.this, aws_iam_role_policy.eni, aws_cloudwatch_log_group.this]
+  depends_on = [aws_iam_role_policy.this, aws_iam_role_policy.eni, module.log_group]
 }
 
-resource "aws_cloudwatch_log_group" "this" {
-  # checkov:skip=CKV_AWS_338:retention is the log_retention_days variable (365 in prod); dev and local keep days, not a year
-  name              = "/aws/lambda/${var.name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
+# Written by the function's own role (the own-log-group policy below).
+module "log_group" {
+  source         = "../log_group"
+  name           = "/aws/lambda/${var.name}"
+  retention_days = var.log_retention_days
+  kms_key_arn    = var.kms_key_arn
+  tags           = var.tags
 }
 
 resource "aws_iam_role" "this" {
@@ -110,7 +111,7 @@ resource "aws_iam_role_policy" "logs" {
   policy = jsonencode({
     Version = "2012-10-17"
     Statement = [
-      { Effect = "Allow", Action = ["logs:CreateLogStream", "logs:PutLogEvents"], Resource = "${aws_cloudwatch_log_group.this.arn}:*" },
+      { Effect = "Allow", Action = ["logs:CreateLogStream", "logs:PutLogEvents"], Resource = "${module.log_group.arn}:*" },
       { Effect = "Allow", Action = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"], Resource = "*" },
     ]
   })

@@ -25,7 +25,7 @@ output "role_arn" {
 
 output "log_group_name" {
   description = "The function's log group."
-  value       = aws_cloudwatch_log_group.this.name
+  value       = module.log_group.name
 }
 
 output "reserved_concurrency" {

@@ -137,45 +137,22 @@ resource "aws_flow_log" "this" {
   vpc_id               = aws_vpc.this.id
   traffic_type         = "REJECT"
   log_destination_type = "cloud-watch-logs"
-  log_destination      = aws_cloudwatch_log_group.flow.arn
-  iam_role_arn         = aws_iam_role.flow.arn
+  log_destination      = module.flow_logs.arn
+  iam_role_arn         = module.flow_logs.writer_role_arn
   tags                 = var.tags
 }
 
-resource "aws_cloudwatch_log_group" "flow" {
-  # checkov:skip=CKV_AWS_338:retention is the log_retention_days variable (365 in prod); dev and local keep days, not a year
-  name              = "/iotpm/${var.name}/vpc-flow"
-  retention_in_days = var.flow_logs_retention_days
-  kms_key_id        = var.kms_key_arn
-  tags              = var.tags
-}
-
-resource "aws_iam_role" "flow" {
-  name = "${var.name}-vpc-flow"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Action    = "sts:AssumeRole"
-      Principal = { Service = "vpc-flow-logs.amazonaws.com" }
-      Condition = {
-        StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id }
-        ArnLike      = { "aws:SourceArn" = "arn:${data.aws_partition.current.partition}:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:vpc-flow-log/*" }
-      }
-    }]
-  })
+module "flow_logs" {
+  source         = "../log_group"
+  name           = "/iotpm/${var.name}/vpc-flow"
+  retention_days = var.flow_logs_retention_days
+  kms_key_arn    = var.kms_key_arn
+  writer = {
+    service     = "vpc-flow-logs.amazonaws.com"
+    role_name   = "${var.name}-vpc-flow"
+    policy_name = "write-flow-logs"
+    actions     = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    source_arn  = "arn:${data.aws_partition.current.partition}:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:vpc-flow-log/*"
+  }
   tags = var.tags
-}
-
-resource "aws_iam_role_policy" "flow" {
-  name = "write-flow-logs"
-  role = aws_iam_role.flow.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect   = "Allow"
-      Action   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
-      Resource = "${aws_cloudwatch_log_group.flow.arn}:*"
-    }]
-  })
 }

@@ -20,7 +20,7 @@ output "interface_endpoints" {
 
 output "flow_logs_role_trust" {
   description = "Trust policy of the role VPC flow logs assume."
-  value       = aws_iam_role.flow.assume_role_policy
+  value       = module.flow_logs.writer_role_trust
 }
 
 output "gateway_endpoints" {

@@ -6,7 +6,6 @@ variable "name" {
 variable "cidr_block" {
   type        = string
   description = "CIDR of the VPC."
-  default     = "10.40.0.0/16"
 
   validation {
     condition     = can(cidrnetmask(var.cidr_block)) && tonumber(split("/", var.cidr_block)[1]) <= 24
@@ -27,7 +26,6 @@ variable "availability_zones" {
 variable "endpoint_az_count" {
   type        = number
   description = "Availability zones (the first n of availability_zones) that get an interface endpoint's network interfaces; null: all. Each endpoint costs per AZ-hour; a Lambda in another AZ reaches them across AZs through the same private DNS name. Two keep the endpoints up through the loss of one AZ."
-  default     = null
 
   validation {
     condition     = var.endpoint_az_count == null ? true : (floor(var.endpoint_az_count) == var.endpoint_az_count && var.endpoint_az_count >= 2 && var.endpoint_az_count <= length(var.availability_zones))
@@ -44,7 +42,6 @@ variable "interface_endpoints" {
 variable "flow_logs_retention_days" {
   type        = number
   description = "Retention of the VPC flow log group, in days."
-  default     = 30
 }
 
 variable "kms_key_arn" {

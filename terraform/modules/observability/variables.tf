@@ -16,7 +16,6 @@ variable "kms_key_arn" {
 variable "alert_emails" {
   type        = list(string)
   description = "Email addresses subscribed to alerts and alarms (each must confirm)."
-  default     = []
 
   validation {
     condition     = alltrue([for e in var.alert_emails : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", e))])

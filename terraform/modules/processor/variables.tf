@@ -16,13 +16,11 @@ variable "zip_path" {
 variable "architecture" {
   type        = string
   description = "x86_64 or arm64 (must match the zip)."
-  default     = "arm64"
 }
 
 variable "memory_mb" {
   type        = number
   description = "Memory of the processor, in MB (CPU grows with it)."
-  default     = 1024
 }
 
 variable "timeout_s" {
@@ -39,7 +37,6 @@ variable "stream_arn" {
 variable "batch_size" {
   type        = number
   description = "Records per invocation (1 to 10,000)."
-  default     = 1000
 
   validation {
     condition     = var.batch_size >= 1 && var.batch_size <= 10000
@@ -50,7 +47,6 @@ variable "batch_size" {
 variable "batching_window_s" {
   type        = number
   description = "Seconds to gather records before invoking (0 to 300)."
-  default     = 1
 
   validation {
     condition     = var.batching_window_s >= 0 && var.batching_window_s <= 300
@@ -72,7 +68,6 @@ variable "parallelization_factor" {
 variable "max_retries" {
   type        = number
   description = "Retries of a failing batch before it goes to the on-failure queue."
-  default     = 5
 
   validation {
     condition     = var.max_retries >= 0 && var.max_retries <= 10000
@@ -83,7 +78,6 @@ variable "max_retries" {
 variable "max_record_age_s" {
   type        = number
   description = "Records older than this go to the on-failure queue instead of being retried (60 to 604800)."
-  default     = 3600
 
   validation {
     condition     = var.max_record_age_s >= 60 && var.max_record_age_s <= 604800
@@ -137,7 +131,6 @@ variable "timestream_table_arn" {
 variable "readings_ttl_days" {
   type        = number
   description = "Days a reading stays in DynamoDB."
-  default     = 90
 }
 
 variable "subnet_ids" {
@@ -158,7 +151,6 @@ variable "kms_key_arn" {
 variable "log_retention_days" {
   type        = number
   description = "Retention of the processor's log group, in days."
-  default     = 30
 }
 
 variable "tags" {
@@ -170,7 +162,6 @@ variable "tags" {
 variable "reserved_concurrency" {
   type        = number
   description = "Concurrency reserved for the processor, so API load cannot starve it (-1: none). Needs shards x parallelization_factor to keep up; the account must keep 10 unreserved."
-  default     = 10
 
   validation {
     condition     = var.reserved_concurrency == -1 || var.reserved_concurrency >= 1
@@ -193,7 +184,6 @@ variable "state_bucket_arn" {
 variable "compact_interval_s" {
   description = "Write-behind: how often a shard's logged readings are written to the readings chunks, rollups and device records."
   type        = number
-  default     = 600
   validation {
     condition     = var.compact_interval_s >= 10 && var.compact_interval_s <= 3600
     error_message = "compact_interval_s must be 10..3600 seconds."
@@ -203,7 +193,6 @@ variable "compact_interval_s" {
 variable "max_channels" {
   description = "A device's channel set (its metric names) stops growing at this many; names past it are refused (too_many_metrics) and counted per device (ReadingsRefused). At most 64: the detector's C kernel takes 64 channels, and a device's hour of minute rollups stays well inside one DynamoDB item."
   type        = number
-  default     = 64
   validation {
     condition     = var.max_channels >= 1 && var.max_channels <= 64 && floor(var.max_channels) == var.max_channels
     error_message = "max_channels must be a whole number 1..64."
@@ -213,7 +202,6 @@ variable "max_channels" {
 variable "max_channels_by_type" {
   description = "Per device type, another channel cap than max_channels (e.g. { vibration_probe = 8 }); 1..64 each."
   type        = map(number)
-  default     = {}
   validation {
     condition     = alltrue([for k, v in var.max_channels_by_type : v >= 1 && v <= 64 && floor(v) == v && can(regex("^[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,63}$", k))])
     error_message = "max_channels_by_type maps a device type name to a whole number 1..64."
@@ -223,7 +211,6 @@ variable "max_channels_by_type" {
 variable "tracing_mode" {
   type        = string
   description = "X-Ray tracing of the processor: Active (a trace per sampled batch) or PassThrough (none: the stream carries no trace header). Metrics, logs and alarms are the same in both."
-  default     = "Active"
 
   validation {
     condition     = contains(["Active", "PassThrough"], var.tracing_mode)

@@ -79,53 +79,18 @@ locals {
   })
 }
 
-resource "aws_iam_role" "scheduler" {
-  name = "${var.name}-report-scheduler"
-  assume_role_policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [{
-      Effect    = "Allow"
-      Principal = { Service = "scheduler.amazonaws.com" }
-      Action    = "sts:AssumeRole"
-      Condition = { StringEquals = { "aws:SourceAccount" = data.aws_caller_identity.current.account_id } }
-    }]
-  })
-  tags = var.tags
-}
-
-resource "aws_iam_role_policy" "scheduler" {
-  name = "invoke-report"
-  role = aws_iam_role.scheduler.id
-  policy = jsonencode({
-    Version = "2012-10-17"
-    Statement = [
-      { Effect = "Allow", Action = ["lambda:InvokeFunction"], Resource = [module.function.arn] },
-      # the schedules are encrypted with the environment's key (kms_key_arn below)
-      { Effect = "Allow", Action = ["kms:Decrypt"], Resource = [var.kms_key_arn] },
-    ]
-  })
-}
-
-resource "aws_scheduler_schedule" "this" {
-  for_each                     = var.scopes
-  name                         = "${var.name}-report-${each.key}"
-  description                  = "iotpm fleet report: ${each.key}"
-  schedule_expression          = var.schedule_expression
-  schedule_expression_timezone = var.schedule_timezone
-  kms_key_arn                  = var.kms_key_arn
-
-  flexible_time_window {
-    mode = "OFF"
-  }
-
-  target {
-    arn      = module.function.arn
-    role_arn = aws_iam_role.scheduler.arn
-    input    = jsonencode({ site = each.value.site, line = each.value.line, hours = each.value.hours })
-
-    retry_policy {
-      maximum_retry_attempts       = 2
-      maximum_event_age_in_seconds = 3600
-    }
-  }
+module "schedule" {
+  source              = "../schedule"
+  role_name           = "${var.name}-report-scheduler"
+  policy_name         = "invoke-report"
+  function_arn        = module.function.arn
+  schedule_expression = var.schedule_expression
+  timezone            = var.schedule_timezone
+  kms_key_arn         = var.kms_key_arn
+  tags                = var.tags
+  schedules = { for k, scope in var.scopes : k => {
+    name        = "${var.name}-report-${k}"
+    description = "iotpm fleet report: ${k}"
+    input       = jsonencode({ site = scope.site, line = scope.line, hours = scope.hours })
+  } }
 }

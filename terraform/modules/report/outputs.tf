@@ -10,7 +10,7 @@ output "function_arn" {
 
 output "schedule_names" {
   description = "EventBridge Scheduler schedules by scope."
-  value       = { for k, s in aws_scheduler_schedule.this : k => s.name }
+  value       = { for k, s in module.schedule.schedules : k => s.name }
 }
 
 output "reports_location" {

@@ -16,7 +16,6 @@ variable "zip_path" {
 variable "architecture" {
   type        = string
   description = "Lambda architecture (x86_64 or arm64), as the zip was built."
-  default     = "arm64"
 }
 
 variable "tables" {
@@ -68,7 +67,6 @@ variable "summary_topic_arn" {
 variable "schedule_expression" {
   type        = string
   description = "When the reports run (EventBridge Scheduler expression)."
-  default     = "cron(0 6 * * ? *)"
 
   validation {
     condition     = can(regex("^(cron|rate|at)\\(.+\\)$", var.schedule_expression))
@@ -89,7 +87,6 @@ variable "scopes" {
     hours = optional(number, 24)
   }))
   description = "One report per entry (a schedule each): the whole fleet, a site, or a line; hours is the period."
-  default     = { fleet = {} }
 
   validation {
     condition     = alltrue([for s in values(var.scopes) : s.hours > 0 && s.hours <= 2208])
@@ -115,7 +112,6 @@ variable "kms_key_arn" {
 variable "log_retention_days" {
   type        = number
   description = "Days the function's logs are kept."
-  default     = 30
 }
 
 variable "tags" {

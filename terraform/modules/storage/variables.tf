@@ -17,7 +17,6 @@ variable "point_in_time_recovery" {
 variable "deletion_protection" {
   type        = bool
   description = "Refuse to delete the tables (turn on in prod)."
-  default     = false
 }
 
 variable "archive_ia_days" {
@@ -40,7 +39,6 @@ variable "archive_glacier_days" {
 variable "archive_expiration_days" {
   type        = number
   description = "Days after which archived objects expire (0 keeps them forever)."
-  default     = 0
 
   validation {
     condition     = var.archive_expiration_days >= 0
@@ -51,7 +49,6 @@ variable "archive_expiration_days" {
 variable "object_lock_mode" {
   type        = string
   description = "Default Object Lock retention of the archive: GOVERNANCE, COMPLIANCE, or NONE (no default retention)."
-  default     = "GOVERNANCE"
 
   validation {
     condition     = contains(["GOVERNANCE", "COMPLIANCE", "NONE"], var.object_lock_mode)
@@ -62,7 +59,6 @@ variable "object_lock_mode" {
 variable "object_lock_days" {
   type        = number
   description = "Default retention in days for locked archive objects."
-  default     = 30
 
   validation {
     condition     = var.object_lock_days >= 1 && var.object_lock_days <= 36500
@@ -73,19 +69,16 @@ variable "object_lock_days" {
 variable "force_destroy" {
   type        = bool
   description = "Let terraform destroy delete the archive and state buckets with their objects (only the local environment)."
-  default     = false
 }
 
 variable "tls_only" {
   type        = bool
   description = "Deny every request to the buckets that does not use TLS (turned off only for the local emulator, which speaks plain HTTP)."
-  default     = true
 }
 
 variable "enable_timestream" {
   type        = bool
   description = "Create the Timestream for LiveAnalytics sink. AWS accounts created after 2025-06-20 cannot create it: leave false there."
-  default     = false
 }
 
 variable "timestream_memory_hours" {
@@ -109,7 +102,6 @@ variable "tags" {
 variable "archive_noncurrent_days" {
   type        = number
   description = "Days a replaced or expired (noncurrent) archive version is kept before it is deleted, when archive_expiration_days is set."
-  default     = 1
 
   validation {
     condition     = var.archive_noncurrent_days >= 1

@@ -6,7 +6,6 @@ variable "name" {
 variable "stream_mode" {
   type        = string
   description = "ON_DEMAND (scales itself) or PROVISIONED (fixed shards, cheaper at steady load)."
-  default     = "ON_DEMAND"
 
   validation {
     condition     = contains(["ON_DEMAND", "PROVISIONED"], var.stream_mode)
@@ -17,7 +16,6 @@ variable "stream_mode" {
 variable "shard_count" {
   type        = number
   description = "Shards when stream_mode is PROVISIONED (1 MB/s or 1,000 records/s in per shard)."
-  default     = 1
 
   validation {
     condition     = var.shard_count >= 1 && var.shard_count <= 500 && floor(var.shard_count) == var.shard_count
@@ -28,7 +26,6 @@ variable "shard_count" {
 variable "retention_hours" {
   type        = number
   description = "How long records stay in the stream (24 to 8760 hours); the processor can replay this far back."
-  default     = 24
 
   validation {
     condition     = var.retention_hours >= 24 && var.retention_hours <= 8760

@@ -18,6 +18,7 @@ variables {
   pipeline_topic_arn = "arn:aws:sns:eu-west-1:123456789012:pipeline"
   local_webhook_url  = "http://127.0.0.1:9999"
   allow_http         = true # as the local environment sets it (its webhook receiver)
+  route_secrets      = {}
   routes = {
     line-1-critical = { topic = "machine", protocol = "https", endpoint = "https://chat.example/hook", lines = ["line-1"], severities = ["critical"] }
     plant-2         = { topic = "machine", protocol = "email", endpoint = "plant2@example.com", sites = ["plant-2"] }

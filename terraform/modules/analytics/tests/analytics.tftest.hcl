@@ -12,10 +12,12 @@ mock_provider "aws" {
 }
 
 variables {
-  name               = "iotpm-test"
-  archive_bucket     = "iotpm-test-archive-123456789012"
-  archive_bucket_arn = "arn:aws:s3:::iotpm-test-archive-123456789012"
-  kms_key_arn        = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000"
+  name                  = "iotpm-test"
+  archive_bucket        = "iotpm-test-archive-123456789012"
+  archive_bucket_arn    = "arn:aws:s3:::iotpm-test-archive-123456789012"
+  kms_key_arn           = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000"
+  force_destroy_results = false
+  tls_only              = true
   named_queries = {
     device_readings = { description = "a device's readings", query = "SELECT 1" }
     late_data       = { description = "late data", query = "SELECT 2" }

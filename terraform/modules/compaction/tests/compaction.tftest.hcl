@@ -28,17 +28,19 @@ variables {
   subnet_ids         = ["subnet-1", "subnet-2"]
   security_group_ids = ["sg-1"]
   kms_key_arn        = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000"
+  architecture       = "arm64"
+  log_retention_days = 30
 }
 
 run "an_hourly_schedule_invokes_the_job_with_its_settings" {
   command = apply
 
   assert {
-    condition     = aws_scheduler_schedule.this.schedule_expression == "cron(15 * * * ? *)" && aws_scheduler_schedule.this.target[0].arn == module.function.arn
+    condition     = module.schedule.schedules["archive"].expression == "cron(15 * * * ? *)" && module.schedule.schedules["archive"].target_arn == module.function.arn
     error_message = "The job runs every hour, a quarter past."
   }
   assert {
-    condition     = jsondecode(aws_scheduler_schedule.this.target[0].input) == {} && aws_scheduler_schedule.this.flexible_time_window[0].mode == "OFF"
+    condition     = jsondecode(module.schedule.schedules["archive"].input) == {} && module.schedule.schedules["archive"].window_mode == "OFF"
     error_message = "The job takes its settings from its environment, not the schedule's input."
   }
 }

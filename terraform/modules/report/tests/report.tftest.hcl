@@ -41,28 +41,31 @@ variables {
   security_group_ids   = ["sg-1"]
   kms_key_arn          = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000"
   scopes               = { fleet = {}, line-1 = { site = "plant-1", line = "line-1", hours = 12 } }
+  architecture         = "arm64"
+  schedule_expression  = "cron(0 6 * * ? *)"
+  log_retention_days   = 30
 }
 
 run "one_schedule_per_scope_invokes_the_report_with_its_scope" {
   command = apply
 
   assert {
-    condition     = toset(keys(aws_scheduler_schedule.this)) == toset(["fleet", "line-1"])
+    condition     = toset(keys(module.schedule.schedules)) == toset(["fleet", "line-1"])
     error_message = "Each scope has its own schedule."
   }
   assert {
-    condition     = jsondecode(aws_scheduler_schedule.this["line-1"].target[0].input) == { site = "plant-1", line = "line-1", hours = 12 }
+    condition     = jsondecode(module.schedule.schedules["line-1"].input) == { site = "plant-1", line = "line-1", hours = 12 }
     error_message = "The schedule hands the report its scope and period."
   }
   assert {
-    condition     = aws_scheduler_schedule.this["fleet"].schedule_expression == "cron(0 6 * * ? *)" && aws_scheduler_schedule.this["fleet"].flexible_time_window[0].mode == "OFF"
-    error_message = "Daily at 06:00 by default."
+    condition     = module.schedule.schedules["fleet"].expression == "cron(0 6 * * ? *)" && module.schedule.schedules["fleet"].timezone == "UTC" && module.schedule.schedules["fleet"].window_mode == "OFF"
+    error_message = "At the expression given (the pipeline's default: daily at 06:00 UTC), on time."
   }
   assert {
     condition = (
-      jsondecode(aws_iam_role_policy.scheduler.policy).Statement[0].Action == ["lambda:InvokeFunction"] &&
-      jsondecode(aws_iam_role_policy.scheduler.policy).Statement[1].Action == ["kms:Decrypt"] &&
-      length(jsondecode(aws_iam_role_policy.scheduler.policy).Statement) == 2
+      jsondecode(module.schedule.policy_json).Statement[0].Action == ["lambda:InvokeFunction"] &&
+      jsondecode(module.schedule.policy_json).Statement[1].Action == ["kms:Decrypt"] &&
+      length(jsondecode(module.schedule.policy_json).Statement) == 2
     )
     error_message = "The scheduler may only invoke the report function (and decrypt its schedules, which are encrypted with the key)."
   }
