@@ -38,8 +38,9 @@ settings apply as on a device; readings go in one-hour chunks, as the processor 
 
 What an operator would ask, per machine:
 
-- **healthy life in alarm**: the share of the healthy life during which an alarm is
-  open (the warm-up included). Healthy life: the first ``--healthy`` (default 0.5) of
+- **healthy life in alarm**: the share of the healthy life's running time during which
+  an alarm is open (the warm-up included; a stop of 12 h or more counts neither way,
+  ``longest`` gives the age an alarm reached, stops included). Healthy life: the first ``--healthy`` (default 0.5) of
   each run, for every machine: neither set publishes an onset of degradation, the
   bearings were new or run in at the start, and published health indicators on both
   sets (and the ``healthy_rms_ratio`` check this script prints: the 95th percentile of
@@ -427,6 +428,17 @@ def restarts(ts: IntArray, intervals: Sequence[tuple[int, int, str]], events: Se
     return out
 
 
+def running_steps(ts: IntArray, until_ms: int) -> IntArray:
+    """How long each reading stands before ``until_ms``: until the next reading (the last
+    one: the median interval), nothing across a long stop (``LONG_STOP_MS`` or more)."""
+    if len(ts) == 0:
+        return np.zeros(0, dtype=np.int64)
+    usual = int(np.median(np.diff(ts))) if len(ts) > 1 else 1
+    step = np.diff(ts, append=ts[-1] + usual)
+    step = np.where(step >= LONG_STOP_MS, 0, step)
+    return np.asarray(np.clip(np.minimum(step, until_ms - ts), 0, None), dtype=np.int64)
+
+
 def judge(
     machine: str,
     ts: IntArray,
@@ -443,14 +455,17 @@ def judge(
     start, end = int(ts[0]), int(ts[-1])
     healthy_end_ms = min(healthy_end_ms, end)
     intervals = alarm_intervals(events, end)
-    healthy_ms = max(healthy_end_ms - start, 1)
+    # running time: each reading stands until the next one, and a long stop counts neither
+    # way (an alarm standing through a stop is in its age, ``longest``, not in the share)
+    step = running_steps(ts, healthy_end_ms)
+    healthy_ms = max(int(step.sum()), 1)
     by_cause: Counter[str] = Counter()
     longest = 0
     for a, b, cause in intervals:
-        overlap = min(b, healthy_end_ms) - max(a, start)
-        if overlap > 0:
-            by_cause[cause] += overlap
-            longest = max(longest, overlap)
+        inside = (ts >= a) & (ts < b)
+        if inside.any():
+            by_cause[cause] += int(step[inside].sum())
+        longest = max(longest, min(b, healthy_end_ms) - max(a, start))
     raises = [e for e in events if e.kind == "raise"]
     h = 1.0 / HOUR_MS
     drift = [e.ts_ms for e in raises if e.cause.startswith("drift ")]
@@ -459,7 +474,7 @@ def judge(
         failed=onset is not None,
         life_h=(end - start) * h,
         healthy_h=healthy_ms * h,
-        healthy_in_alarm=sum(by_cause.values()) / healthy_ms,
+        healthy_in_alarm=sum(by_cause.values()) / healthy_ms,  # a reading is in one interval at most
         healthy_raises=sum(1 for e in raises if e.ts_ms < healthy_end_ms),
         healthy_alarm_h_by_cause={k: round(v * h, 2) for k, v in by_cause.most_common()},
         longest_healthy_alarm_h=round(longest * h, 2),
@@ -472,8 +487,6 @@ def judge(
     )
     if len(held):
         # a reading holds the alarm until the next reading (the last one: a median interval)
-        step = np.diff(ts, append=ts[-1] + int(np.median(np.diff(ts))) if len(ts) > 1 else ts[-1] + 1)
-        step = np.minimum(step, np.maximum(healthy_end_ms - ts, 0))
         holders: Counter[str] = Counter()
         for label, dt in zip(held, step, strict=True):
             if label and dt > 0:

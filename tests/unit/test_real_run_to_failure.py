@@ -226,3 +226,16 @@ def test_a_remote_repository_is_cloned_once_into_the_cache(rr: ModuleType, tmp_p
     paths[1].unlink()
     rr.ims_features(repo.as_uri(), cache)  # the clone is reused, the table copied again
     assert paths[1].exists()
+
+
+def test_a_long_stop_counts_neither_way_in_the_healthy_share(rr: ModuleType) -> None:
+    event = rr.Event
+    ts = np.concatenate([_ts(60), _ts(60) + 59 * TEN_MIN + 96 * HOUR])  # 10 h, stopped 4 days, 10 h
+    steps = rr.running_steps(ts, int(ts[-1]) + TEN_MIN)
+    assert steps[59] == 0 and steps.sum() == 119 * TEN_MIN  # the reading before the stop stands for nothing
+    # an alarm raised at the last reading before the stop, cleared 1 h after the restart
+    events = [event(int(ts[59]), "raise", "warning", "multivariate *"), event(int(ts[66]), "clear", "warning")]
+    j = rr.judge("m", ts, events, int(ts[-1]) + 1, None)
+    # six running readings of 118 (the run ends at its last reading), not four days
+    assert j.healthy_in_alarm == pytest.approx(6 / 118)
+    assert j.longest_healthy_alarm_h == pytest.approx(97.0, abs=0.2)  # the alarm's age includes the stop
