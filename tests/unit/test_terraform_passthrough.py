@@ -59,6 +59,17 @@ def test_every_setting_reaches_the_pipeline_with_its_default_written_once() -> N
             assert "default" not in root[name], f"{name} is required in the pipeline, so in the root too"
 
 
+def test_every_output_of_the_pipeline_is_an_output_of_the_roots() -> None:
+    pipeline: dict[str, dict[str, list[str]]] = {}
+    for tf in (TERRAFORM / "modules" / "pipeline").glob("*.tf"):
+        pipeline |= passthrough.variables(tf.read_text(), "output")
+    root = passthrough.variables((TERRAFORM / "environments" / "shared" / "outputs.tf").read_text(), "output")
+    assert set(root) == set(pipeline) and "buckets" in root
+    for name, args in root.items():
+        assert args["value"] == [f"  value       = module.pipeline.{name}"]
+        assert args["description"] == pipeline[name]["description"]
+
+
 def test_every_environment_root_links_the_shared_files() -> None:
     for env in ("dev", "staging", "prod", "local"):
         for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf"):
