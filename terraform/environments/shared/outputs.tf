@@ -88,7 +88,7 @@ output "processor_environment" {
 }
 
 output "rule_errors_bucket" {
-  description = "Bucket of the messages the IoT rule could not put on the stream (iotpm replay puts them back)."
+  description = "Bucket of the messages the IoT rule could not put on the stream: iotpm replay --bucket <this> --stream <stream_name> puts them back."
   value       = module.pipeline.rule_errors_bucket
 }
 
