@@ -49,7 +49,12 @@ from .conftest import REGION, client
 ROOT = repo_root(Path(__file__).resolve().parent)
 T0 = (int(time.time()) - 3600) * 1000  # within the API's default windows (the last 24 h)
 #: IAM actions whose name is not the API operation's (the service authorises another action)
-ACTION_OF = {("s3", "HeadObject"): "s3:GetObject", ("s3", "ListObjectsV2"): "s3:ListBucket"}
+ACTION_OF = {
+    ("s3", "HeadObject"): "s3:GetObject",
+    ("s3", "ListObjectsV2"): "s3:ListBucket",
+    # IAM authorizes a transaction by its items' own actions; the operator's audited writes are Puts
+    ("dynamodb", "TransactWriteItems"): "dynamodb:PutItem",
+}
 #: VPC endpoint service names whose name is not the IAM prefix
 ENDPOINT_OF = {"timestream": "timestream.ingest-cell1"}
 
