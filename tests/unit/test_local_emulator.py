@@ -113,3 +113,26 @@ def test_a_backlog_is_read_a_full_limit_at_a_time_and_the_same_again_on_a_retry(
         at = got["NextShardIterator"]
     assert sizes == [1_000, 1_000, 500]
     assert data == [f"{i:05d}".encode() for i in range(2_500)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['{"Records": [], "MillisBehindLatest": 0}', "<R><RequestId>old</RequestId><x/></R>", "", b"\x00binary"],
+)
+def test_an_answer_is_enriched_as_stock_moto_does_it_without_a_scan_of_bodies_that_hold_no_request_id(
+    monkeypatch: pytest.MonkeyPatch, body: str | bytes
+) -> None:
+    from moto.core.responses import BaseResponse
+
+    from iotpm.emulator import server
+
+    monkeypatch.setattr(BaseResponse, "_enrich_response", BaseResponse.__dict__["_enrich_response"])  # put back after
+    stock = BaseResponse._enrich_response
+    server._request_id_regex_only_on_xml()
+    patched = BaseResponse._enrich_response
+    assert patched is not stock
+    (stock_headers, stock_body), (headers, answer) = stock({"status": 200}, body), patched({"status": 200}, body)
+    assert headers.keys() == stock_headers.keys() and headers["status"] == "200"
+    ids = stock_headers["x-amzn-requestid"], headers["x-amzn-requestid"]
+    expected = stock_body.replace(*ids) if isinstance(stock_body, str) else stock_body
+    assert answer == expected  # the XML's RequestId is the answer's own; anything else unchanged
