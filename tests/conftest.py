@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
+
+from iotpm.service.in_memory import MemoryPipeline
 
 # CI machines are shared: generation slowed by another job's load is not a failing test
 settings.register_profile("shared-machine", suppress_health_check=[HealthCheck.too_slow], deadline=None)
@@ -35,3 +38,10 @@ def healthy(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 CHANNELS = ("temperature_c", "vibration_mm_s", "pressure_psi")
+
+
+@pytest.fixture
+def memory_pipeline() -> Callable[..., MemoryPipeline]:
+    """The one factory for a processor over the in-memory stores:
+    ``memory_pipeline(behind=True)`` gives the stores, ``.processor(settings=...)`` a processor over them."""
+    return MemoryPipeline.build
