@@ -9,7 +9,7 @@ and names what is wrong.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ import msgspec
 import orjson
 
 from iotpm.models import FastDecoder, ReadingFields, Rejection, RejectReason, ValidationLimits, decode
+from iotpm.models.validation import THING_KEY
 from iotpm.observability import log
 from iotpm.service.batch import Counts, DeviceReadings, RawRecord, Rejected
 
@@ -29,17 +30,23 @@ class Decoded:
     rejected: list[Rejected]
 
 
+#: the registry's answer: the gateway each of these devices is registered under (None: none, or unknown)
+Gateways = Callable[[Sequence[str]], Mapping[str, str | None]]
+
+
 class BatchDecoder:
     """Turns a batch's records into :class:`Decoded`; configured with the validation limits."""
 
-    def __init__(self, limits: ValidationLimits) -> None:
-        self.limits = limits
+    def __init__(self, limits: ValidationLimits, gateways: Gateways | None = None) -> None:
+        """``gateways``: the registry's gateway of each device (None: a thing publishes only its own)."""
+        self.limits, self.gateways = limits, gateways
         self._fast = FastDecoder(limits)
 
     def __call__(self, records: Sequence[RawRecord], counts: Counts) -> Decoded:
         """Group the valid readings by device; the rest, with their reasons, to quarantine."""
         devices: dict[str, DeviceReadings] = {}
         rejected: list[Rejected] = []
+        foreign: list[tuple[int, ReadingFields]] = []  # readings for another device than the thing that sent them
         max_bytes = self.limits.max_bytes * 1000  # a record may carry an array of readings
         datas = [rec.data for rec in records]
         whole = (
@@ -48,19 +55,45 @@ class BatchDecoder:
         # the common batch is one accepted reading per record; otherwise record by record
         pairs = enumerate(whole) if whole is not None else self._each(records, max_bytes, rejected)
         for index, fields in pairs:
-            thing = records[index].partition_key
-            if fields.device_id != thing:  # the rule keys each record by the thing that published it
-                # quarantined as itself, not as its record: an array of foreign ids costs its own size
-                rejected.append(_mismatch(fields, thing, index))
+            if fields.device_id != records[index].partition_key:  # the rule keys a record by the thing that sent it
+                if self.gateways is None:  # quarantined as itself, not as its record: it costs its own size
+                    rejected.append(_mismatch(fields, records[index].partition_key, index))
+                else:
+                    foreign.append((index, fields))
                 continue
-            device = devices.get(fields.device_id)
+            device = devices.get(fields.device_id)  # inline: 10,000 readings a batch
             if device is None:
                 device = devices[fields.device_id] = DeviceReadings(fields.device_id, index)
             device.readings.append(fields)
             device.indices.append(index)
+        if foreign:
+            rejected += self._behind_gateways(records, foreign, devices)
         # each rejection is one message (or one unreadable record)
         counts.received += sum(len(d.readings) for d in devices.values()) + len(rejected)
         return Decoded(devices, rejected)
+
+    def _behind_gateways(
+        self,
+        records: Sequence[RawRecord],
+        foreign: list[tuple[int, ReadingFields]],
+        devices: dict[str, DeviceReadings],
+    ) -> list[Rejected]:
+        """Readings a gateway sent for the devices registered under it, added to their devices'
+        (in record order); the others refused as ``device_mismatch``, each costing only itself."""
+        assert self.gateways is not None
+        gateway_of = self.gateways(sorted({fields.device_id for _, fields in foreign}))
+        rejected: list[Rejected] = []
+        joined: set[str] = set()
+        for index, fields in foreign:
+            thing = records[index].partition_key
+            if gateway_of.get(fields.device_id) != thing:
+                rejected.append(_mismatch(fields, thing, index))
+                continue
+            joined.add(fields.device_id)
+            _group(devices, index, fields)
+        for device_id in joined:  # a device that also sent readings itself: its readings in record order
+            devices[device_id] = _in_record_order(devices[device_id])
+        return rejected
 
     def _each(
         self, records: Sequence[RawRecord], max_bytes: int, rejected: list[Rejected]
@@ -83,6 +116,13 @@ class BatchDecoder:
             for fields in readings:
                 yield index, fields
 
+    def _unstamped(self, payload: Any, rec: RawRecord) -> Any:
+        """The message without the thing name the rule stamps on it, when the registry judges the
+        publisher (the batch's rule, against the record's partition key: the same thing)."""
+        if self.gateways is None or type(payload) is not dict or payload.get(THING_KEY) != rec.partition_key:
+            return payload
+        return {k: v for k, v in payload.items() if k != THING_KEY}
+
     def _slow(self, index: int, rec: RawRecord, max_bytes: int, rejected: list[Rejected]) -> list[ReadingFields]:
         """A record the fast decoder did not take: each message judged by :func:`decode`."""
         parsed = _payloads(rec.data, max_bytes)
@@ -95,7 +135,7 @@ class BatchDecoder:
             rejected.append((index, _too_many(len(payloads), self.limits.max_readings, rec), None))
             return []
         for payload in payloads:
-            result = decode(payload, rec.arrival_ms, self.limits)
+            result = decode(self._unstamped(payload, rec), rec.arrival_ms, self.limits)
             if isinstance(result, Rejection):
                 # what only the standard library could parse (NaN literals, say) has no
                 # JSON form: it is archived as the record's text, exactly as received (once
@@ -104,6 +144,22 @@ class BatchDecoder:
             else:
                 out.append(ReadingFields.of(result))
         return out
+
+
+def _group(devices: dict[str, DeviceReadings], index: int, fields: ReadingFields) -> None:
+    """``fields`` added to its device's readings."""
+    device = devices.get(fields.device_id)
+    if device is None:
+        device = devices[fields.device_id] = DeviceReadings(fields.device_id, index)
+    device.readings.append(fields)
+    device.indices.append(index)
+
+
+def _in_record_order(device: DeviceReadings) -> DeviceReadings:
+    """The device's readings sorted by their record (stable: one record's keep their order)."""
+    order = sorted(range(len(device.indices)), key=device.indices.__getitem__)
+    indices = [device.indices[i] for i in order]
+    return DeviceReadings(device.device_id, indices[0], [device.readings[i] for i in order], indices)
 
 
 def _mismatch(fields: ReadingFields, thing: str, index: int) -> Rejected:

@@ -106,8 +106,15 @@ class Processor:
                  self.timeseries, self.log, self.snapshots)  # fmt: skip
         if self._wired is None or any(a is not b for a, b in zip(ports, self._wired[0], strict=True)):
             self._detect.settings = self.settings
-            self._wired = (ports, BatchDecoder(self.settings.limits), self._storage(self.settings))
+            decoder = BatchDecoder(self.settings.limits, self._gateways if self.operator is not None else None)
+            self._wired = (ports, decoder, self._storage(self.settings))
         return self._wired[1], self._wired[2]
+
+    def _gateways(self, device_ids: Sequence[str]) -> dict[str, str | None]:
+        """The gateway each device is registered under, from the operator's registry."""
+        assert self.operator is not None
+        controls = self.operator.devices(device_ids)
+        return {d: c.registration.gateway if c.registration is not None else None for d, c in controls.items()}
 
     def _storage(self, settings: ProcessorSettings) -> Storage:
         alarms = AlarmRecorder(self.anomalies, self.alerts, settings.anomalies_ttl_days, self.operator)

@@ -1,0 +1,170 @@
+"""Gateways: a thing may publish readings for the devices the registry puts under it (issue 29 item 6).
+
+The rule keys each Kinesis record by the thing that published it. A reading for device D in a
+record of thing T is the device's when D is T, or when the registry says D's gateway is T;
+otherwise it is ``device_mismatch`` and costs that reading only. One gateway message (a JSON
+array) may carry readings of several devices; each is counted, stored and scored as its own
+device's. Without a registry, a thing publishes only its own readings (the rule before).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from iotpm.operator.memory import MemoryDocuments, MemoryRegistry
+from iotpm.operator.ports import Registration
+from iotpm.service import RawRecord
+from iotpm.service.config_cache import OperatorCache
+from iotpm.service.in_memory import MemoryPipeline
+from iotpm.service.samples import batch, reading
+
+T0 = 1_790_000_000_000
+SHARD = "shardId-000000000000"
+BEHIND = [f"dev-{i:02d}" for i in range(10)]  # registered under gw-1
+OTHERS = ["dev-90", "dev-91"]  # registered under gw-2
+LONE = "dev-99"  # registered, no gateway
+
+
+def registry() -> OperatorCache:
+    reg = MemoryRegistry()
+    for device in BEHIND:
+        reg.put(Registration(device, "plant-1", "line-1", "pump", gateway="gw-1"), None)
+    for device in OTHERS:
+        reg.put(Registration(device, "plant-1", "line-2", "pump", gateway="gw-2"), None)
+    reg.put(Registration(LONE, "plant-1", "line-3", "pump"), None)
+    for gw in ("gw-1", "gw-2"):
+        reg.put(Registration(gw, "plant-1", "line-1", "gateway"), None)
+    return OperatorCache(reg, MemoryDocuments())
+
+
+def records(
+    messages: Sequence[tuple[str, list[dict[str, object]]]], first: int = 0, arrival_ms: int = T0 + 60_000
+) -> list[RawRecord]:
+    """One record per (publishing thing, array of readings), in order, on one shard."""
+    return [
+        RawRecord(f"{49_600_000_000 + (first + i) * 7:056d}", thing, json.dumps(body).encode(), arrival_ms, SHARD)
+        for i, (thing, body) in enumerate(messages)
+    ]
+
+
+def metrics(i: int) -> dict[str, float]:
+    return {"temperature_c": 55.0 + (i % 5) * 0.1, "vibration_mm_s": 2.0, "pressure_psi": 90.0}
+
+
+def stored_per_device(pipe: MemoryPipeline) -> Counter[str]:
+    return Counter(device for device, _ in pipe.readings.items)
+
+
+@pytest.mark.parametrize("behind", [False, True], ids=["write-through", "write-behind"])
+def test_a_gateway_publishes_mixed_arrays_for_its_10_devices_and_a_device_not_under_it_is_refused(
+    memory_pipeline: Callable[..., MemoryPipeline], behind: bool
+) -> None:
+    pipe = memory_pipeline(behind=behind)
+    proc = pipe.processor(operator=registry())
+    # 6 messages of the gateway, each an array of the 10 devices' readings at one instant, one of
+    # them also carrying a reading of a device under another gateway; then each device's own
+    messages: list[tuple[str, list[dict[str, object]]]] = [
+        ("gw-1", [reading(d, k, T0 + k * 1000, metrics(k)) for d in BEHIND]) for k in range(6)
+    ]
+    messages[2][1].insert(4, reading("dev-90", 2, T0 + 2000, metrics(2)))
+    messages += [(d, [reading(d, 6, T0 + 6000, metrics(6))]) for d in BEHIND[:3]]  # a device may publish itself
+    out = proc(records(messages), now_ms=T0 + 60_000)
+    c = out.counts
+    assert out.failed_sequence_numbers == [] and not out.errors
+    assert c.received == 6 * 10 + 1 + 3 == c.stored + c.quarantined + c.duplicates + c.failed
+    assert c.quarantine_reasons == {"device_mismatch": 1} and c.refused == {"gw-1": {"device_mismatch": 1}}
+    if not behind:  # write-behind holds the readings in its log until a compaction
+        assert stored_per_device(pipe) == {d: 7 if d in BEHIND[:3] else 6 for d in BEHIND}
+    for d in BEHIND:  # each device's record counts its own readings, under its own id and registered identity
+        record = proc.storage.open(SHARD).records([d])[d]
+        assert (record.readings, record.line, record.identity) == (7 if d in BEHIND[:3] else 6, "line-1", "registry")
+    assert "dev-90" not in pipe.states.items and (
+        pipe.snapshots is None or "dev-90" not in pipe.snapshots.get(SHARD).records
+    )
+    [line] = [line for o in pipe.archive.objects.values() if o.key.startswith("quarantine/") for line in o.lines]
+    assert (line["reason"], line["device_id"], line["partition_key"]) == ("device_mismatch", "dev-90", "gw-1")  # type: ignore[index]
+
+
+def test_without_a_registry_a_thing_publishes_only_its_own_readings(
+    memory_pipeline: Callable[..., MemoryPipeline],
+) -> None:
+    pipe = memory_pipeline()
+    out = pipe.processor()(records([("gw-1", [reading(d, 1, T0, metrics(1)) for d in BEHIND[:4]])]), now_ms=T0)
+    assert out.counts.stored == 0 and out.counts.quarantine_reasons == {"device_mismatch": 4}
+
+
+def test_a_gateways_device_is_scored_as_itself_its_neighbours_unaffected(
+    memory_pipeline: Callable[..., MemoryPipeline],
+) -> None:
+    """The samples' fleet of 10 repacked as the gateway sends it: one array per instant."""
+    pipe = memory_pipeline()
+    proc = pipe.processor(operator=registry())
+    per_device = [batch(10, 60, start_ms=T0 + k * 60_000, first_seq=k * 60, faulty=[3], fault_from=90, seed=k)
+                  for k in range(4)]  # fmt: skip
+    for k, recs in enumerate(per_device):
+        by_ts: dict[int, list[dict[str, object]]] = {}
+        for rec in recs:
+            body = json.loads(rec.data)
+            body["device_id"] = BEHIND[int(body["device_id"].split("-")[1])]
+            by_ts.setdefault(body["ts"], []).append(body)
+        now = T0 + (k + 1) * 60_000
+        out = proc(records([("gw-1", by_ts[ts]) for ts in sorted(by_ts)], k * 100, now), now_ms=now)
+        assert out.counts.stored == 600 and out.counts.quarantined == 0
+    raised = {a.body["device_id"] for a in pipe.alerts.sent if a.body["event"] == "alarm_raised"}
+    assert raised == {"dev-03"}
+    assert stored_per_device(pipe) == dict.fromkeys(BEHIND, 240)
+
+
+THINGS = ["gw-1", "gw-2", *BEHIND[:2], "dev-90", LONE, "dev-77"]
+DEVICES = [*BEHIND, *OTHERS, LONE, "dev-77"]  # dev-77: not registered at all
+
+
+def admitted(device: str, thing: str) -> bool:
+    gateway = "gw-1" if device in BEHIND else "gw-2" if device in OTHERS else None
+    return thing in (device, gateway)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(THINGS), st.lists(st.sampled_from(DEVICES), min_size=1, max_size=12)),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_each_reading_is_its_devices_exactly_when_its_publisher_may_send_it(
+    memory_pipeline: Callable[..., MemoryPipeline], messages: list[tuple[str, list[str]]]
+) -> None:
+    pipe = memory_pipeline()
+    bodies, expected = [], Counter[str]()
+    for m, (thing, devices) in enumerate(messages):
+        # each reading of a device at its own instant (a reading's key is its time and sequence number)
+        bodies.append(
+            (thing, [reading(d, m * 20 + j, T0 + m * 20_000 + j * 1000, metrics(j)) for j, d in enumerate(devices)])
+        )
+        expected.update(d for d in devices if admitted(d, thing))
+    refused = sum(len(devices) for _, devices in messages) - sum(expected.values())
+    out = pipe.processor(operator=registry())(records(bodies, arrival_ms=T0 + 600_000), now_ms=T0 + 600_000)
+    c = out.counts
+    assert stored_per_device(pipe) == expected and c.stored == sum(expected.values())
+    assert c.quarantine_reasons.get("device_mismatch", 0) == refused == c.quarantined
+    assert c.received == c.stored + c.quarantined + c.duplicates + c.failed
+    assert sum(n for per in c.refused.values() for n in per.values()) == refused
+
+
+def test_a_single_message_the_rule_stamped_with_the_gateways_name_is_its_devices(
+    memory_pipeline: Callable[..., MemoryPipeline],
+) -> None:
+    """An object message gets the rule's ``thing_name`` (the topic's thing): the registry judges it too."""
+    pipe = memory_pipeline()
+    stamped = [reading(d, 1, T0, metrics(1)) | {"thing_name": "gw-1"} for d in ("dev-00", "dev-90")]
+    recs = [RawRecord(f"{i + 1:056d}", "gw-1", json.dumps(body).encode(), T0, SHARD) for i, body in enumerate(stamped)]
+    out = pipe.processor(operator=registry())(recs, now_ms=T0)
+    assert out.counts.stored == 1 and out.counts.quarantine_reasons == {"device_mismatch": 1}
+    assert stored_per_device(pipe) == {"dev-00": 1}
