@@ -22,11 +22,13 @@ Where the time goes: every 5 s a timeline line gives the readings acknowledged,
 put to Kinesis by the bridge and processed by the poller per second, the backlog
 (put, not processed), the poller's invocations (their sizes and the handler's mean
 time), its GetRecords calls and their mean time (the emulator's answer included), and
-the load average. After publishing ends the backlog drains: ``drain_readings_per_s``
-is the rate from the end of publishing to drained, ``slowest_drain_window_readings_per_s``
-the slowest 5 s window while a backlog was left (a drain that collapses shows there),
-and ``drain_batch_fill`` the mean batch size while draining over the mapping's batch
-size (a poller that keeps up with a backlog fills its batches).
+the load average. After publishing ends (or the stall, ``--stall``) the backlog drains:
+``drain_readings_per_s`` is the rate from then to drained, against
+``sustained_readings_per_s`` before it (the same run's baseline: a drain at full speed
+is at least that), ``slowest_drain_window_readings_per_s`` the slowest 20 s while a
+backlog was left (a drain that collapses shows there), and ``drain_batch_records_mean``/
+``_max`` the invocations' sizes meanwhile (a poller that keeps up with a backlog takes
+what each shard holds, up to the mapping's batch size, in one invocation).
 
 Baseline from the same run: ``calibration_records_per_s``, base64 + JSON of a
 10,000-record sample event in this process, before the twin starts and after it stops
@@ -182,9 +184,9 @@ def main() -> None:
     calibration.append((calibration_records_per_s(), load()))
     if args.latencies:
         args.latencies.write_text("".join(f"{t:.3f},{v:.3f}\n" for t, v in zip(when, latencies, strict=True)))
-    warm = min(10.0, args.duration / 4)  # the processors' first batches (cold start) are left out
-    warmed = [v for t, v in zip(when, latencies, strict=True) if t >= warm]
     keeping_up_until = stalled[0] if stalled[1] else published_s
+    warm = min(10.0, args.duration / 4, keeping_up_until / 2)  # the processors' first batches (cold start) left out
+    warmed = [v for t, v in zip(when, latencies, strict=True) if t >= warm]
     steady = [(t, n) for t, n in processed if warm <= t <= keeping_up_until]
     timeline = windows(samples, sorted(batches.values()), t0)
     # the drain: from the end of the stall (or of publishing) until every record is processed
@@ -194,9 +196,7 @@ def main() -> None:
     drain_rate = None
     if at_start is not None and drained > at_start[0]:
         drain_rate = (run.acked - at_start[1]) / (drained - at_start[0])
-    shards = len({b[1] for b in batches.values()}) or 1
-    backlogged = {round(w["t_end"]) for w in draining if w["backlog_start"] >= args.batch_size * shards}
-    drain_batches = [b for b in batches.values() if any(t - WINDOW_S < b[0] - t0 <= t + 0.5 for t in backlogged)]
+    drain_batches = [b[2] for b in batches.values() if drain_from < b[0] - t0 <= drained]
     (t1, n1), (t2, n2) = (steady[0], steady[-1]) if len(steady) > 1 else ((0.0, 0), (1.0, 0))
     result = {
         "devices": args.devices,
@@ -225,9 +225,9 @@ def main() -> None:
             default=None,
         ),
         "failed_invocations": sum(1 for b in batches.values() if b[7] is not None),
-        "drain_batch_fill": round(statistics.mean(b[2] for b in drain_batches) / args.batch_size, 3)
-        if drain_batches
-        else None,
+        "batch_size": args.batch_size,
+        "drain_batch_records_mean": round(statistics.mean(drain_batches)) if drain_batches else None,
+        "drain_batch_records_max": max(drain_batches, default=None),
         "invocations": len(batches),
         "batch_records_median": statistics.median(b[2] for b in batches.values()) if batches else None,
         "invoke_ms_median": round(statistics.median(b[6] for b in batches.values()) * 1000, 1) if batches else None,
@@ -257,7 +257,8 @@ def main() -> None:
     print(f"offered {result['offered_readings_per_s']}/s ({args.rate:.0f}/s scheduled) for {published_s:.0f} s; "
           f"drained after {drained:.1f} s; drained at {result['drain_readings_per_s']} readings/s "
           f"(slowest 20 s {result['slowest_drain_window_readings_per_s']}/s, "
-          f"batches {result['drain_batch_fill']} full)")  # fmt: skip
+          f"batches {result['drain_batch_records_mean']} records on average, at most "
+          f"{result['drain_batch_records_max']} of {args.batch_size})")  # fmt: skip
     print(
         f"sustained {result['sustained_readings_per_s']} readings/s from {t1:.0f} s to {t2:.0f} s "
         f"({result['behind_at_end_of_publishing']} behind when publishing ended); "
