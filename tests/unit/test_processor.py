@@ -7,9 +7,8 @@ import copy
 import gc
 import gzip
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any
 
 import orjson
 import pytest
@@ -17,15 +16,8 @@ import pytest
 from iotpm.detection import STATE_VERSION, native
 from iotpm.handlers.processor import ProcessorHandler, collector_paused, parse_event
 from iotpm.service import BatchOutcome, Processor, RawRecord, StoreError
-from iotpm.service.memory import (
-    MemoryAlerts,
-    MemoryAnomalies,
-    MemoryArchive,
-    MemoryReadings,
-    MemoryRollups,
-    MemoryStates,
-    MemoryTimeSeries,
-)
+from iotpm.service.in_memory import MemoryPipeline
+from iotpm.service.memory import MemoryReadings
 from iotpm.service.ports import Failures, ReadingRow
 from iotpm.service.processor import encode_lines
 from iotpm.service.samples import batch, kinesis_event
@@ -33,48 +25,29 @@ from iotpm.service.samples import batch, kinesis_event
 T0 = 1_790_000_000_000
 
 
-class Stores:
-    def __init__(self) -> None:
-        self.states, self.readings, self.anomalies = MemoryStates(), MemoryReadings(), MemoryAnomalies()
-        self.rollups, self.archive, self.alerts = MemoryRollups(), MemoryArchive(), MemoryAlerts()
-        self.timeseries = MemoryTimeSeries()
-
-    def ports(self) -> dict[str, Any]:
-        return {
-            "states": self.states,
-            "readings": self.readings,
-            "anomalies": self.anomalies,
-            "rollups": self.rollups,
-            "archive": self.archive,
-            "alerts": self.alerts,
-            "timeseries": self.timeseries,
-        }
-
-    def processor(self) -> Processor:
-        return Processor(**self.ports())
-
-    def snapshot(self) -> object:
-        return copy.deepcopy(
-            (
-                self.readings.items,
-                {k: (v.version, v.detector, v.last_mark) for k, v in self.states.items.items()},
-                self.anomalies.items,
-                self.rollups.items,
-                sorted(self.archive.objects),
-                len(self.alerts.sent),
-            )
+def snapshot(stores: MemoryPipeline) -> object:
+    """What the stores hold, to compare two runs."""
+    return copy.deepcopy(
+        (
+            stores.readings.items,
+            {k: (v.version, v.detector, v.last_mark) for k, v in stores.states.items.items()},
+            stores.anomalies.items,
+            stores.rollups.items,
+            sorted(stores.archive.objects),
+            len(stores.alerts.sent),
         )
+    )
 
 
-def warm_then_fault(stores: Stores) -> list[list[RawRecord]]:
+def warm_then_fault(stores: MemoryPipeline) -> list[list[RawRecord]]:
     """Batches of 10 devices: 150 healthy readings each, then device 3 runs hot."""
     batches = [batch(10, 50, start_ms=T0, first_seq=s, seed=s) for s in (0, 50, 100)]
     batches.append(batch(10, 50, start_ms=T0, first_seq=150, faulty=[3], fault_from=160, seed=9))
     return batches
 
 
-def test_a_batch_is_stored_with_state_rollups_and_archive() -> None:
-    stores = Stores()
+def test_a_batch_is_stored_with_state_rollups_and_archive(memory_pipeline: Callable[..., MemoryPipeline]) -> None:
+    stores = memory_pipeline(timeseries=True)
     out = stores.processor()(batch(5, 120, start_ms=T0), now_ms=T0 + 200_000)
     assert out.failed_sequence_numbers == []
     assert out.counts.received == out.counts.stored == 600
@@ -89,8 +62,8 @@ def test_a_batch_is_stored_with_state_rollups_and_archive() -> None:
     assert len(stores.timeseries.rows) == 600
 
 
-def test_a_hot_machine_raises_one_alert_with_reasons() -> None:
-    stores = Stores()
+def test_a_hot_machine_raises_one_alert_with_reasons(memory_pipeline: Callable[..., MemoryPipeline]) -> None:
+    stores = memory_pipeline(timeseries=True)
     proc = stores.processor()
     for records in warm_then_fault(stores):
         out = proc(records, now_ms=T0 + 300_000)
@@ -106,27 +79,27 @@ def test_a_hot_machine_raises_one_alert_with_reasons() -> None:
     assert not stores.states.items["dev-0004"].alarm_open
 
 
-def test_replaying_batches_changes_nothing() -> None:
-    stores = Stores()
+def test_replaying_batches_changes_nothing(memory_pipeline: Callable[..., MemoryPipeline]) -> None:
+    stores = memory_pipeline(timeseries=True)
     proc = stores.processor()
     batches = warm_then_fault(stores)
     for records in batches:
         proc(records, now_ms=T0 + 300_000)
-    before = stores.snapshot()
+    before = snapshot(stores)
     readings_before = {k: v for k, v in stores.readings.items.items()}
     for _ in range(3):
         for records in batches:
             out = proc(records, now_ms=T0 + 300_000)
             assert out.counts.duplicates == out.counts.received and out.counts.stored == 0
-    after = stores.snapshot()
+    after = snapshot(stores)
     states_before, states_after = before[1], after[1]  # type: ignore[index]
     assert {k: v[1:] for k, v in states_before.items()} == {k: v[1:] for k, v in states_after.items()}
     assert before[0] == after[0] == readings_before  # type: ignore[index]
     assert before[2:] == after[2:]  # type: ignore[index]
 
 
-def test_malformed_records_are_quarantined_and_counts_reconcile() -> None:
-    stores = Stores()
+def test_malformed_records_are_quarantined_and_counts_reconcile(memory_pipeline: Callable[..., MemoryPipeline]) -> None:
+    stores = memory_pipeline(timeseries=True)
     records = batch(4, 25, start_ms=T0)
     bad = [
         b"{not json",
@@ -169,8 +142,10 @@ class FlakyReadings(MemoryReadings):
         return {d: StoreError("throttled", code="ProvisionedThroughputExceededException") for d in failing}
 
 
-def test_a_failing_device_is_retried_from_its_first_record_and_nothing_is_lost() -> None:
-    stores = Stores()
+def test_a_failing_device_is_retried_from_its_first_record_and_nothing_is_lost(
+    memory_pipeline: Callable[..., MemoryPipeline],
+) -> None:
+    stores = memory_pipeline(timeseries=True)
     stores.readings = FlakyReadings({"dev-0002"})
     proc = stores.processor()
     records = batch(4, 30, start_ms=T0)
@@ -190,8 +165,8 @@ def test_a_failing_device_is_retried_from_its_first_record_and_nothing_is_lost()
     assert sum(r.metrics["pressure_psi"].count for r in minute) == 120
 
 
-def test_a_concurrent_state_write_is_a_retry_not_a_loss() -> None:
-    stores = Stores()
+def test_a_concurrent_state_write_is_a_retry_not_a_loss(memory_pipeline: Callable[..., MemoryPipeline]) -> None:
+    stores = memory_pipeline(timeseries=True)
     proc = stores.processor()
     proc(batch(2, 10, start_ms=T0), now_ms=T0)
     real_get = stores.states.get_many
@@ -206,14 +181,14 @@ def test_a_concurrent_state_write_is_a_retry_not_a_loss() -> None:
     assert all(s.last_mark == 10 and s.readings == 10 for s in stores.states.items.values())
 
 
-def test_empty_batch_does_nothing() -> None:
-    stores = Stores()
+def test_empty_batch_does_nothing(memory_pipeline: Callable[..., MemoryPipeline]) -> None:
+    stores = memory_pipeline(timeseries=True)
     out = stores.processor()([], now_ms=T0)
     assert out.counts.records == 0 and not stores.archive.objects
 
 
-def test_a_record_may_carry_an_array_of_readings() -> None:
-    stores = Stores()
+def test_a_record_may_carry_an_array_of_readings(memory_pipeline: Callable[..., MemoryPipeline]) -> None:
+    stores = memory_pipeline(timeseries=True)
     body = (
         b'[{"device_id": "a", "ts": 1790000000000, "seq": 1, "metrics": {"temperature_c": 20}},'
         b' {"device_id": "a", "ts": 1790000001000, "seq": 2, "metrics": {"temperature_c": 21}}]'
@@ -222,8 +197,10 @@ def test_a_record_may_carry_an_array_of_readings() -> None:
     assert out.counts.stored == 2 and set(stores.states.items) == {"a"}
 
 
-def test_an_array_with_one_bad_reading_keeps_the_good_ones_and_quarantines_the_bad_one() -> None:
-    stores = Stores()
+def test_an_array_with_one_bad_reading_keeps_the_good_ones_and_quarantines_the_bad_one(
+    memory_pipeline: Callable[..., MemoryPipeline],
+) -> None:
+    stores = memory_pipeline(timeseries=True)
     body = (
         b'[{"device_id": "a", "ts": 1790000000000, "seq": 1, "metrics": {"temperature_c": 20.5}},'
         b' {"device_id": "not an id", "ts": 1790000000000, "seq": 1, "metrics": {"temperature_c": 21.0}},'
@@ -238,10 +215,12 @@ def test_an_array_with_one_bad_reading_keeps_the_good_ones_and_quarantines_the_b
 
 
 @pytest.mark.parametrize("wrap", [False, True])
-def test_a_reading_for_another_device_is_quarantined_in_any_shape(wrap: bool) -> None:
+def test_a_reading_for_another_device_is_quarantined_in_any_shape(
+    wrap: bool, memory_pipeline: Callable[..., MemoryPipeline]
+) -> None:
     """The record's partition key is the publishing thing (the rule's topic(2)): a reading
     naming another device is refused whether it comes alone or inside an array."""
-    stores = Stores()
+    stores = memory_pipeline(timeseries=True)
     victim = b'{"device_id": "victim", "ts": 1790000000000, "seq": 1, "metrics": {"temperature_c": 500.0}}'
     body = b"[" + victim + b"]" if wrap else victim
     out = stores.processor()([RawRecord("1", "attacker", body, T0)], now_ms=T0)
@@ -249,8 +228,10 @@ def test_a_reading_for_another_device_is_quarantined_in_any_shape(wrap: bool) ->
     assert not stores.states.items and not stores.alerts.sent
 
 
-def test_the_handler_parses_the_event_and_pauses_the_cycle_collector_only_for_the_batch() -> None:
-    stores = Stores()
+def test_the_handler_parses_the_event_and_pauses_the_cycle_collector_only_for_the_batch(
+    memory_pipeline: Callable[..., MemoryPipeline],
+) -> None:
+    stores = memory_pipeline(timeseries=True)
     inner = stores.processor()
     seen: list[tuple[bool, int]] = []
 
@@ -259,7 +240,8 @@ def test_the_handler_parses_the_event_and_pauses_the_cycle_collector_only_for_th
             seen.append((gc.isenabled(), len(records)))
             return inner(records, now_ms=T0 + 100_000)
 
-    watching = Watching(**stores.ports())
+    watching = Watching(states=stores.states, readings=stores.readings, anomalies=stores.anomalies,
+                        rollups=stores.rollups, archive=stores.archive, alerts=stores.alerts)  # fmt: skip
     event = kinesis_event(batch(3, 5, start_ms=T0))
     event["Records"].append({"eventID": "shardId-1:9", "kinesis": {"sequenceNumber": "9", "data": "!!not base64"}})  # type: ignore[attr-defined]
     assert gc.isenabled()
@@ -293,8 +275,8 @@ def test_parse_event_takes_a_well_formed_event_at_once_and_an_odd_one_record_by_
     assert texted.arrival_ms == 1_790_000_000_500
 
 
-def test_quarantined_messages_are_archived_as_strict_json_lines() -> None:
-    stores = Stores()
+def test_quarantined_messages_are_archived_as_strict_json_lines(memory_pipeline: Callable[..., MemoryPipeline]) -> None:
+    stores = memory_pipeline(timeseries=True)
     nan = b'{"device_id": "dev-1", "ts": 1790000000000, "metrics": {"temperature_c": NaN}}'
     accented = '{"device_id": "café", "ts": 1790000000000, "metrics": {"temperature_c": 1.5}}'.encode()
     out = stores.processor()([RawRecord("1", "k", nan, T0), RawRecord("2", "k", accented, T0)], now_ms=T0)
@@ -307,8 +289,10 @@ def test_quarantined_messages_are_archived_as_strict_json_lines() -> None:
     assert encode_lines(lines) == encode_lines(copy.deepcopy(lines))  # a replay writes the same bytes
 
 
-def test_a_device_whose_detector_state_is_from_another_release_is_relearned() -> None:
-    stores = Stores()
+def test_a_device_whose_detector_state_is_from_another_release_is_relearned(
+    memory_pipeline: Callable[..., MemoryPipeline],
+) -> None:
+    stores = memory_pipeline(timeseries=True)
     processor = stores.processor()
     processor(batch(2, 30, start_ms=T0), now_ms=T0 + 100_000)
     old = stores.states.items["dev-0000"]
@@ -322,16 +306,16 @@ def test_a_device_whose_detector_state_is_from_another_release_is_relearned() ->
 
 
 def test_without_the_c_kernel_the_processor_says_so_and_gives_the_same_results(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], memory_pipeline: Callable[..., MemoryPipeline]
 ) -> None:
-    native_stores = Stores()
+    native_stores = memory_pipeline(timeseries=True)
     native_stores.processor()(batch(5, 150, start_ms=T0), now_ms=T0 + 200_000)
     assert "C kernel not loaded" not in capsys.readouterr().err
     monkeypatch.setattr(native, "load", lambda: None)  # a zip built without a compiler for its machine
-    numpy_stores = Stores()
+    numpy_stores = memory_pipeline(timeseries=True)
     numpy_stores.processor()(batch(5, 150, start_ms=T0), now_ms=T0 + 200_000)
     assert "detector C kernel not loaded" in capsys.readouterr().err
-    assert numpy_stores.snapshot() == native_stores.snapshot()
+    assert snapshot(numpy_stores) == snapshot(native_stores)
 
 
 def test_overlapping_batches_of_two_handlers_get_the_collector_back_when_the_last_ends() -> None:

@@ -4,6 +4,7 @@ its batch is delivered, with the severity a route for critical alarms filters on
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import numpy as np
@@ -11,16 +12,8 @@ import numpy as np
 from iotpm.analytics.report import ReportOptions, build_report, handler_get
 from iotpm.api.app import build_app
 from iotpm.api.memory import MemoryQueries
-from iotpm.service import Processor, RawRecord
-from iotpm.service.memory import (
-    MemoryAlerts,
-    MemoryAnomalies,
-    MemoryArchive,
-    MemoryReadings,
-    MemoryRollups,
-    MemoryStates,
-    MemoryTimeSeries,
-)
+from iotpm.service import RawRecord
+from iotpm.service.in_memory import MemoryPipeline
 from iotpm.service.samples import BASE, NOISE, reading
 
 T0 = 1_790_000_000_000
@@ -38,22 +31,17 @@ def records(temperatures: list[float], first: int) -> list[RawRecord]:
     return out
 
 
-def test_a_warning_that_crosses_its_limit_is_escalated_once_to_the_critical_route() -> None:
+def test_a_warning_that_crosses_its_limit_is_escalated_once_to_the_critical_route(
+    memory_pipeline: Callable[..., MemoryPipeline],
+) -> None:
     rng = np.random.default_rng(1)
     healthy = [round(55.0 + 0.5 * float(rng.normal()), 3) for _ in range(150)]
     hot = [65.0] * 5 + [95.0] * 10  # a warning first (no limit crossed), then over the 80 °C limit
     batches = [records(healthy, 0), records(hot, 150)]
-    alerts, anomalies = MemoryAlerts(), MemoryAnomalies()
-    states, readings, rollups = MemoryStates(), MemoryReadings(), MemoryRollups()
-    proc = Processor(
-        states=states,
-        readings=readings,
-        anomalies=anomalies,
-        rollups=rollups,
-        archive=MemoryArchive(),
-        alerts=alerts,
-        timeseries=MemoryTimeSeries(),
-    )
+    stores = memory_pipeline(timeseries=True)
+    proc = stores.processor()
+    alerts, anomalies = stores.alerts, stores.anomalies
+    states, readings, rollups = stores.states, stores.readings, stores.rollups
     for _ in range(3):  # delivered three times: recorded and alerted once
         for batch in batches:
             assert proc(batch, now_ms=T0 + 400_000).failed_sequence_numbers == []

@@ -26,16 +26,8 @@ from iotpm.api.ports import Queries
 from iotpm.service import Processor, RawRecord, StoreError
 from iotpm.service.compaction import due_slices as _due_slices
 from iotpm.service.compaction import slice_of as _slice
-from iotpm.service.memory import (
-    MemoryAlerts,
-    MemoryAnomalies,
-    MemoryArchive,
-    MemoryLog,
-    MemoryReadings,
-    MemoryRollups,
-    MemorySnapshots,
-    MemoryStates,
-)
+from iotpm.service.in_memory import MemoryPipeline
+from iotpm.service.memory import MemoryLog, MemorySnapshots
 from iotpm.service.ports import Failures, ReadingRow, RollupDelta
 from iotpm.service.processor import ProcessorSettings
 
@@ -69,9 +61,10 @@ class Side:
     """One processor with its in-memory stores and the API's queries over them."""
 
     def __init__(self, behind: bool, interval_s: int = 60) -> None:
-        self.states, self.readings, self.rollups = MemoryStates(), Flaky(MemoryReadings()), Flaky(MemoryRollups())
-        self.anomalies, self.alerts = MemoryAnomalies(), MemoryAlerts()
-        self.log, self.snapshots = MemoryLog(), MemorySnapshots()
+        self.stores = MemoryPipeline.build(behind=behind)  # what the conftest's memory_pipeline fixture gives
+        self.states, self.anomalies, self.alerts = self.stores.states, self.stores.anomalies, self.stores.alerts
+        self.readings, self.rollups = Flaky(self.stores.readings), Flaky(self.stores.rollups)
+        self.log, self.snapshots = self.stores.log or MemoryLog(), self.stores.snapshots or MemorySnapshots()
         self.behind, self.interval_s = behind, interval_s
         self.proc = self.build()
         self.queries: Queries = MemoryQueries(
@@ -80,13 +73,9 @@ class Side:
 
     def build(self) -> Processor:
         """A processor as a fresh container builds it (nothing held from before)."""
-        return Processor(
-            states=self.states,
+        return self.stores.processor(
             readings=self.readings,
-            anomalies=self.anomalies,
             rollups=self.rollups,
-            archive=MemoryArchive(),
-            alerts=self.alerts,
             settings=ProcessorSettings(compact_interval_s=self.interval_s),
             batch_log=self.log if self.behind else None,
             snapshots=self.snapshots if self.behind else None,
