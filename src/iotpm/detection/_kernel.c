@@ -21,7 +21,7 @@
 /* what the load pass leaves per reading for the channel passes (one stream, not one per rate) */
 /* L_DL, L_LV: the lagged load proxy (what a temperature follows); L_DN, L_NV: the load proxy
    as it is (what a head or a flow follows at once) */
-enum { L_DL, L_LV, L_RAN, L_REGRESSION, L_LEVEL, L_BASELINE, L_GAP, L_DN, L_NV, N_LOADS };
+enum { L_DL, L_LV, L_RAN, L_REGRESSION, L_LEVEL, L_BASELINE, L_GAP, L_DN, L_NV, L_LOAD, L_NOW, N_LOADS };
 
 /* numpy.maximum / numpy.minimum: NaN in the first argument wins, then in the second */
 static inline double np_maximum(double a, double b) { return (a >= b || isnan(a)) ? a : b; }
@@ -90,6 +90,7 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
     const int process = isfinite(lo) || isfinite(hi);
     const double q = prm[P_OP_MARGIN], learn = prm[P_OP_LEARN_MS], clear_level = prm[P_CLEAR_LEVEL];
     double om = v[off[O_OP_M] + k], oc = v[off[O_OP_C] + k], of = v[off[O_OP_F] + k], ob = v[off[O_OP_B] + k];
+    double ol = v[off[O_OP_L] + k];
     /* the device's per-reading rates (engine.device_rates, from its time constants and interval) */
     const double a = v[off[O_R_ADAPT]], decay = v[off[O_R_TAIL]], tail = prm[P_TAIL_FACTOR];
     const double clip_cusum = prm[P_CUSUM_CLIP], clip_adapt = prm[P_ADAPT_CLIP], t2_clip = prm[P_T2_CLIP];
@@ -166,7 +167,8 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
         const double dl = instant ? ld[L_DN] : ld[L_DL], lv = instant ? ld[L_NV] : ld[L_LV];
         const double ran = ld[L_RAN], rr = ld[L_REGRESSION];
         const double b = lv > 0.0 ? oc / lv : 0.0;
-        const double load_share = b * dl;
+        const double lvalue = instant ? ld[L_NOW] : ld[L_LOAD];
+        const double load_share = b * (lvalue - ol);
         const double res = follows ? xk - load_share : xk;
         point[j * c + k] = present ? (follows ? ob + load_share : ob) : NAN;
         const double dxo = xk - om;
@@ -181,7 +183,10 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
         /* the baseline adapts while the test is below the clear level (no division on
            the baseline's recursion: the score is computed beside it) */
         const int scoring = present && ran >= learn && !isnan(room);
-        if (present && !(scoring && fabs(e) >= clear_level * room)) ob = ob + ld[L_BASELINE] * e;
+        if (present && !(scoring && fabs(e) >= clear_level * room)) {
+            ob = ob + ld[L_BASELINE] * e;
+            if (follows) ol = ol + ld[L_BASELINE] * (lvalue - ol);
+        }
         const double op = scoring ? fabs(e) / room : 0.0;
         if (present) of = level;
         out[CH_OPERATING_POINT] = nan_to_num(op);
@@ -202,6 +207,7 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
     v[off[O_OP_C] + k] = oc;
     v[off[O_OP_F] + k] = of;
     v[off[O_OP_B] + k] = ob;
+    v[off[O_OP_L] + k] = ol;
 }
 
 /*
@@ -248,6 +254,8 @@ static void load_pass(const double *restrict prm, int64_t n, int64_t c, double *
         ld[L_GAP] = rates[R_GAP * plane + j];
         ld[L_DN] = dn;
         ld[L_NV] = nv;
+        ld[L_LOAD] = load;
+        ld[L_NOW] = now;
     }
     v[off[O_LOAD]] = load;
     v[off[O_LOAD_M]] = lm;

@@ -111,6 +111,7 @@ DECLARATIONS: Final = (
             _channel("op_c", "covariance of the value with the load proxy (lagged for a temperature)"),
             _channel("op_f", "the smoothed value, net of the load's share"),
             _channel("op_b", "its baseline, adapted while the test is quiet"),
+            _channel("op_l", "the load that baseline stands for, adapted with it"),
             _device("load", "the load proxy, lagged by the thermal time constant"),
             _device("load_m", "its mean"),
             _device("load_v", "its variance"),

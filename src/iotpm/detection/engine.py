@@ -108,7 +108,7 @@ def fit_statistics(
     vector[o["op_c"]] = 0.0
     vector[o["load"]] = vector[o["load_m"]] = med[proxy] if proxy >= 0 else 0.0
     vector[o["load_v"]] = max(float(vector[o["s"]][proxy]) ** 2, 1e-12) if proxy >= 0 else 1.0
-    vector[o["now"]] = vector[o["now_m"]] = vector[o["load_m"]]
+    vector[o["now"]] = vector[o["now_m"]] = vector[o["op_l"]] = vector[o["load_m"]]
     vector[o["now_v"]] = vector[o["load_v"]]
     vector[o["ran"]] = 0.0
     runs, longest = _runs(x)
@@ -395,6 +395,7 @@ class OperatingState(NamedTuple):
     op_c: FloatArray  # (d, c) its covariance with the load
     op_f: FloatArray  # (d, c) its smoothed level, net of the load's share
     op_b: FloatArray  # (d, c) the baseline that level is judged against
+    op_l: FloatArray  # (d, c) the load that baseline stands for
 
     @classmethod
     def load_from(cls, packed: FloatArray, lay: Layout) -> OperatingState:
@@ -419,6 +420,7 @@ class LoadStep(NamedTuple):
     rb: FloatArray  # (d, 1) the baseline's weight
     dl: FloatArray  # each channel's load's deviation from its mean, before the reading
     lv: FloatArray  # that load's variance, after it
+    value: FloatArray  # that load itself
 
 
 class Alarm(NamedTuple):
@@ -769,8 +771,9 @@ class Kernel:
         instant = self.instant[None, :]
         dlc = np.where(instant, dn[:, None], dl[:, None])
         lvc = np.where(instant, nv[:, None], lv[:, None])
+        value = np.where(instant, s.now[:, None], s.load[:, None])
         state = s._replace(ran=ran, load_m=lm, load_v=lv, now_m=nm, now_v=nv)
-        return state, LoadStep(rr[:, None], rb[:, None], dlc, lvc)
+        return state, LoadStep(rr[:, None], rb[:, None], dlc, lvc, value)
 
     def _judge_point(
         self,
@@ -785,11 +788,13 @@ class Kernel:
         value the baseline expects at the reading's load."""
         op, follows = self.cfg.operating_point, self.regressed[None, :]
         learn, clear = 1000.0 * op.learn_s, self.cfg.alarm.clear_level
-        om, oc, of, ob = s.op_m, s.op_c, s.op_f, s.op_b
+        om, oc, of, ob, ol = s.op_m, s.op_c, s.op_f, s.op_b, s.op_l
         present = ~np.isnan(xk)
         dl, rc = load.dl, load.rr
         b = np.where(load.lv > 0.0, oc / load.lv, 0.0)
-        load_share = b * dl
+        # the load's share against the load the baseline stands for (not the regression's
+        # mean, which moves over hours: the baseline and its load move together, over days)
+        load_share = b * (load.value - ol)
         res = np.where(follows, xk - load_share, xk)
         point = np.where(present, np.where(follows, ob + load_share, ob), np.nan)
         dx = xk - om
@@ -803,9 +808,10 @@ class Kernel:
         scoring = present & (s.ran >= learn)[:, None] & ~np.isnan(room)
         quiet = ~(scoring & (np.abs(e) >= clear * room))
         ob = np.where(present & quiet, ob + load.rb * e, ob)
+        ol = np.where(present & quiet & follows, ol + load.rb * (load.value - ol), ol)
         score = np.where(scoring, np.abs(e) / room, 0.0)
         of = np.where(present, level, of)
-        return s._replace(op_m=om, op_c=oc, op_f=of, op_b=ob), score, point
+        return s._replace(op_m=om, op_c=oc, op_f=of, op_b=ob, op_l=ol), score, point
 
     def _alarm(
         self, packed: FloatArray, ts: IntArray, score: FloatArray, active: IntArray

@@ -113,7 +113,7 @@ class NativeKernel:
 
 
 #: values the C kernel's load pass records per reading (``N_LOADS`` in ``_kernel.c``)
-LOADS: Final = 9
+LOADS: Final = 11
 _INPUT_TYPES: Final = tuple(
     np.dtype(t) for t in ("int64", "float64", "int64", "float64", "float64", "float64", "float64", "float64")
 )

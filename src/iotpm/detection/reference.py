@@ -93,10 +93,10 @@ class ReferenceDetector:
         best = max(best, self._gap(t))
         return max(best, self._t2(zs))
 
-    def _load(self, t: float, row: list[float]) -> tuple[tuple[float, float], tuple[float, float]]:
+    def _load(self, t: float, row: list[float]) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
         """The elapsed time's rates, and the load proxy's lag, mean and variance, lagged and
-        as it is; returns each one's deviation from its mean before this reading, and the
-        variance after it."""
+        as it is; returns each one's deviation from its mean before this reading, its
+        variance after it and its value."""
         op, f = self.cfg.operating_point, self.f
         silence = t - f["last_t"][0]
         elapsed = min(max(silence, 0.0), 1000.0 * op.max_step_s)
@@ -119,14 +119,14 @@ class ReferenceDetector:
         dn = f["now"][0] - f["now_m"][0]
         f["now_m"][0] += rr * dn
         f["now_v"][0] = (1.0 - rr) * (f["now_v"][0] + rr * dn * dn)
-        return (dl, f["load_v"][0]), (dn, f["now_v"][0])
+        return (dl, f["load_v"][0], f["load"][0]), (dn, f["now_v"][0], f["now"][0])
 
-    def _operating_point(self, j: int, x: float, dl: float, lv: float) -> float:
+    def _operating_point(self, j: int, x: float, dl: float, lv: float, value: float) -> float:
         """The operating-point test of one present reading (engine.Kernel._operating_point)."""
         f, op, rr = self.f, self.cfg.operating_point, self.rates["regression"]
-        res = x
-        if self.follows[j] or self.instant[j]:
-            res = x - (f["op_c"][j] / lv if lv > 0 else 0.0) * dl
+        res, follows = x, self.follows[j] or self.instant[j]
+        if follows:
+            res = x - (f["op_c"][j] / lv if lv > 0 else 0.0) * (value - f["op_l"][j])
             dx = x - f["op_m"][j]
             f["op_m"][j] += rr * dx
             f["op_c"][j] = (1.0 - rr) * (f["op_c"][j] + rr * dx * dl)
@@ -138,6 +138,8 @@ class ReferenceDetector:
         scoring = not math.isnan(limit) and f["ran"][0] >= 1000.0 * op.learn_s
         if not (scoring and abs(e) >= self.cfg.alarm.clear_level * room):
             f["op_b"][j] += self.rates["baseline"] * e
+            if follows:
+                f["op_l"][j] += self.rates["baseline"] * (value - f["op_l"][j])
         return abs(e) / room if scoring else 0.0
 
     def _static(self, j: int, x: float) -> float:

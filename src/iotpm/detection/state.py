@@ -181,6 +181,7 @@ def _instant_load(vector: FloatArray, layout: Layout) -> None:
     o = layout.offsets
     vector[o["now"]] = vector[o["now_m"]] = vector[o["load_m"]]
     vector[o["now_v"]] = vector[o["load_v"]]
+    vector[o["op_l"]] = vector[o["load_m"]]
 
 
 def _from_v4(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:

@@ -531,9 +531,11 @@ def _signals(
     speed = np.sqrt(setpoint * demand / pres0)
     k = _severity(fault, t_s)
     kind = fault.kind if fault is not None else None
-    heat = run * (temp0 - 22.0) * (0.55 + 0.6 * load)
+    # the heat follows the power: the load, or on a drive its speed (the setpoint's too)
+    duty = np.clip(0.6 + (speed - 1.0), 0.3, 1.0) if extra.speed_driven else load
+    heat = run * (temp0 - 22.0) * (0.55 + 0.6 * duty)
     if kind == "cooling_degradation":  # the cooler fouls: the same heat, less taken away
-        heat = heat + run * 30.0 * k * (0.55 + 0.6 * load)
+        heat = heat + run * 30.0 * k * (0.55 + 0.6 * duty)
     if kind == "bearing_wear":  # friction heat follows the wear
         heat = heat + run * 8.0 * k
     temp = _lag(ambient + heat, dt, _THERMAL_TAU_S) + 0.3 * rng.normal(size=n)
