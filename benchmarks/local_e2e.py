@@ -18,9 +18,10 @@ seen from 10 s on: the first batches build the processors' clients and every dev
 first record). Target on 2 cores: 1,000 readings/s for 120 s, zero
 loss, p99 <= 2 s.
 
-Where the time goes: every 5 s a timeline line gives the readings acknowledged,
-put to Kinesis by the bridge and processed by the poller per second, the backlog
-(put, not processed), the poller's invocations (their sizes and the handler's mean
+Where the time goes: every 5 s a timeline line gives the readings acknowledged per
+second, how many of them the broker still held for the bridge (``queued``), the readings
+put to Kinesis by the bridge and processed by the poller per second, the backlog in the
+stream (put, not processed), the poller's invocations (their sizes and the handler's mean
 time), its GetRecords calls and their mean time (the emulator's answer included), and
 the load average. After publishing ends (or the stall, ``--stall``) the backlog drains:
 ``drain_readings_per_s`` is the rate from then to drained, against
@@ -140,6 +141,7 @@ def main() -> None:
                     poller = st["poller"]
                     processed.append((now, int(poller["records"])))
                     samples.append({"t": now, "acked": published[0], "put": st["bridge"]["put"],
+                                    "received": st["bridge"]["received"],
                                     "records": poller["records"], "invocations": poller["invocations"],
                                     "reads": poller.get("reads", 0), "read_s": poller.get("read_s", 0.0),
                                     "invoke_s": poller.get("invoke_s", 0.0), "load": load()})  # fmt: skip
@@ -241,9 +243,13 @@ def main() -> None:
         "latency_p99_s": round(statistics.quantiles(latencies, n=100)[98], 3) if len(latencies) > 1 else None,
         "latency_p99_after_warmup_s": round(statistics.quantiles(warmed, n=100)[98], 3) if len(warmed) > 1 else None,
     }
-    print("   t  acked/s    put/s  done/s  backlog  calls  batch mean/max  invoke ms  failed  reads  read ms  load")
+    print(
+        "   t  acked/s  queued    put/s  done/s  backlog  calls  batch mean/max  invoke ms  failed  reads  read ms"
+        "  load"
+    )
     for w in timeline:
-        print(f"{w['t_end']:4.0f} {w['acked_per_s']:8.0f} {w['put_per_s']:8.0f} {w['processed_per_s']:7.0f} "
+        print(f"{w['t_end']:4.0f} {w['acked_per_s']:8.0f} {w['broker_queue_end']:7d} {w['put_per_s']:8.0f} "
+              f"{w['processed_per_s']:7.0f} "
               f"{w['backlog_end']:8d} {w['invocations']:6d} {w['batch_mean']:7.0f}/{w['batch_max']:<6d} "
               f"{w['invoke_ms']:9.0f} {w['failed']:7d} {w['reads']:6d} {w['read_ms']:8.1f} "
               f"{w['load']:5.1f}")  # fmt: skip
@@ -290,6 +296,8 @@ def windows(samples: list[dict[str, Any]], batches: list[list[Any]], t0: float) 
             "processed_per_s": round((s["records"] - first["records"]) / span, 1),
             "backlog_start": first["put"] - first["records"],
             "backlog_end": s["put"] - s["records"],
+            # acknowledged by the broker, not yet delivered to the bridge (queued in mosquitto for it)
+            "broker_queue_end": max(0, s["acked"] - s["received"]),
             "invocations": s["invocations"] - first["invocations"],
             "batch_mean": statistics.mean(b[2] for b in inv) if inv else 0.0,
             "batch_max": max((b[2] for b in inv), default=0),
