@@ -10,7 +10,7 @@ compaction_zip      = "../../../lambda_build/out/compaction-arm64.zip"
 # Compliance: Object Lock in COMPLIANCE mode for a year, tables protected, long retention.
 stream_retention_hours = 168
 
-# Cost levers (README: Costs; benchmarks/cost.py reads them from here):
+# Cost levers (docs/cost.md; benchmarks/cost.py reads them from here):
 # - Kinesis provisioned: shards = ceil(2 x max(readings/s / 1,000, MB/s / 1)). The plant's fleet of
 #   500 devices at one reading every 5 s is 100 readings/s of ~240 B (0.024 MB/s): 1 shard, at a tenth
 #   of its 1,000 records/s (up to ~2,500 such devices keep the 2x headroom; add a shard beyond).
