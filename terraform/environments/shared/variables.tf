@@ -79,7 +79,7 @@ variable "stream_mode" {
 
 variable "shard_count" {
   type        = number
-  description = "Shards when stream_mode is PROVISIONED: the fleet's readings/s / 1,000 (or its MB/s), times 2 for headroom, rounded up (README: Costs)."
+  description = "Shards when stream_mode is PROVISIONED: the fleet's readings/s / 1,000 (or its MB/s), times 2 for headroom, rounded up (docs/cost.md)."
   default     = null # the pipeline's default
 }
 
