@@ -46,8 +46,13 @@ output "iot_policy_name" {
 }
 
 output "topic_filter" {
-  description = "Telemetry topic filter (devices publish to <project>/<thing>/telemetry)."
+  description = "Telemetry topic filter of the rule (devices publish through Basic Ingest: $aws/rules/<telemetry_rule_name>/<this filter>)."
   value       = module.iot.topic_filter
+}
+
+output "telemetry_rule_name" {
+  description = "The telemetry topic rule: devices publish to $aws/rules/<this>/<topic prefix>/<thing>/telemetry (Basic Ingest; iotpm simulate --rule <this>)."
+  value       = module.iot.rule_name
 }
 
 output "processor_function_name" {
