@@ -18,7 +18,6 @@ from iotpm.cli.app import app
 from iotpm.cli.detect import CsvSource, Detection, Reservoir, iso_ms, timestamps
 from iotpm.detection import DetectorConfig
 from iotpm.models import epoch_ms, parse_timestamp
-from tests.conftest import BENCH
 
 runner = CliRunner()
 
@@ -312,9 +311,8 @@ def _is_number(text: str) -> bool:
     return True
 
 
-@pytest.mark.skipif(not BENCH.is_dir(), reason="shared anomaly-bench data not present (never copied into the repo)")
-def test_detect_runs_on_a_nab_file(tmp_path: Path) -> None:
-    src = BENCH / "nab" / "data" / "realAWSCloudwatch" / "ec2_cpu_utilization_825cc2.csv"
+def test_detect_runs_on_a_nab_file(tmp_path: Path, anomaly_bench: Path) -> None:
+    src = anomaly_bench / "nab" / "data" / "realAWSCloudwatch" / "ec2_cpu_utilization_825cc2.csv"
     out = tmp_path / "a.json"
     code, _, stderr = detect(str(src), "--warmup", "600", "--out", str(out))
     assert code == 0, stderr
