@@ -26,8 +26,10 @@ time), its GetRecords calls and their mean time (the emulator's answer included)
 the load average. After publishing ends (or the stall, ``--stall``) the backlog drains:
 ``drain_readings_per_s`` is the rate from then to drained, against
 ``sustained_readings_per_s`` before it (the same run's baseline: a drain at full speed
-is at least that), ``slowest_drain_window_readings_per_s`` the slowest 20 s while a
-backlog was left (a drain that collapses shows there), and ``drain_batch_records_mean``/
+is at least that), ``caught_up_after_s`` and ``catch_up_readings_per_s`` until the
+stream's backlog was back to its level while the pipeline kept up,
+``slowest_drain_window_readings_per_s`` the slowest 20 s while a backlog was left (a
+drain that collapses shows there), and ``drain_batch_records_mean``/
 ``_max`` the invocations' sizes meanwhile (a poller that keeps up with a backlog takes
 what each shard holds, up to the mapping's batch size, in one invocation).
 
@@ -199,6 +201,14 @@ def main() -> None:
     if at_start is not None and drained > at_start[0]:
         drain_rate = (run.acked - at_start[1]) / (drained - at_start[0])
     drain_batches = [b[2] for b in batches.values() if drain_from < b[0] - t0 <= drained]
+    # caught up: the stream's backlog back to what it was while the pipeline kept up
+    usual = max((x["put"] - x["records"] for x in samples if warm <= x["t"] <= keeping_up_until), default=0)
+    usual = usual if stalled[1] else 0  # without a stall, the backlog grew while publishing: caught up = drained
+    resumed = next((x for x in samples if x["t"] >= drain_from), None)
+    caught = next((x for x in samples if resumed and x["t"] > resumed["t"] and x["put"] - x["records"] <= usual), None)
+    catch_up = None
+    if resumed is not None and caught is not None:
+        catch_up = (caught["t"] - resumed["t"], (caught["records"] - resumed["records"]) / (caught["t"] - resumed["t"]))
     (t1, n1), (t2, n2) = (steady[0], steady[-1]) if len(steady) > 1 else ((0.0, 0), (1.0, 0))
     result = {
         "devices": args.devices,
@@ -218,6 +228,9 @@ def main() -> None:
         "stalled_s": [round(stalled[0], 1), round(stalled[1], 1)] if stalled[1] else None,
         "backlog_at_drain_start": (draining[0]["backlog_start"] if draining else None),
         "drain_readings_per_s": round(drain_rate, 1) if drain_rate is not None else None,
+        # from the drain's start until the backlog is back to its level while keeping up (new readings included)
+        "caught_up_after_s": round(catch_up[0], 1) if catch_up else None,
+        "catch_up_readings_per_s": round(catch_up[1], 1) if catch_up else None,
         # over 20 s (four windows: a full batch's read and invocation can outlast one), the last left out
         "slowest_drain_window_readings_per_s": min(
             (
@@ -260,6 +273,10 @@ def main() -> None:
     if stalled[1]:
         print(f"the pipeline process was stopped from {stalled[0]:.1f} s to {stalled[1]:.1f} s: "
               f"{result['backlog_at_drain_start']} records behind when it continued")  # fmt: skip
+    if catch_up:
+        print(f"caught up {catch_up[0]:.1f} s after the drain began, processing {catch_up[1]:,.0f} readings/s "
+              "meanwhile "
+              f"(while keeping up before: {result['sustained_readings_per_s']}/s)")  # fmt: skip
     print(f"offered {result['offered_readings_per_s']}/s ({args.rate:.0f}/s scheduled) for {published_s:.0f} s; "
           f"drained after {drained:.1f} s; drained at {result['drain_readings_per_s']} readings/s "
           f"(slowest 20 s {result['slowest_drain_window_readings_per_s']}/s, "
