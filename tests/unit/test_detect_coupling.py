@@ -12,7 +12,7 @@ from iotpm.detection._layout import CH
 from iotpm.detection.detector import Backend
 from iotpm.detection.state import layout_for
 from iotpm.simulator.fleet import long_run
-from tests.conftest import CHANNELS
+from iotpm.testing.signals import CHANNELS
 
 STEP_MS = 10_000
 HOUR = 360  # readings at one every 10 s

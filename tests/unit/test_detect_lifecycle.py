@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from iotpm.detection import AlarmConfig, AlarmEvent, DetectorConfig, DeviceDetector, DeviceState
 from iotpm.detection.detector import Backend
 from iotpm.detection.state import _V3_FIXED, _V3_MATRIX, _V4_CHANNEL_FIELDS, _V4_DEVICE_FIELDS, Layout, layout_for
-from tests.conftest import CHANNELS, INTERVAL_MS, healthy, timestamps
+from iotpm.testing.signals import CHANNELS, INTERVAL_MS, healthy, timestamps
 
 BACKENDS = pytest.mark.parametrize("backend", ["native", "numpy"])
 WARM = 200

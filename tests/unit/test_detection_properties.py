@@ -35,7 +35,7 @@ from iotpm.detection.state import (
     Layout,
     layout_for,
 )
-from tests.conftest import CHANNELS, healthy, timestamps
+from iotpm.testing.signals import CHANNELS, healthy, timestamps
 
 CFG = DetectorConfig(warmup=40)
 

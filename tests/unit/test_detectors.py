@@ -17,7 +17,7 @@ from iotpm.detection import (
     ThresholdConfig,
 )
 from iotpm.detection._layout import CH
-from tests.conftest import CHANNELS, INTERVAL_MS, healthy, timestamps
+from iotpm.testing.signals import CHANNELS, INTERVAL_MS, healthy, timestamps
 
 WARM = 300
 

@@ -24,7 +24,7 @@ from iotpm.detection import (
 )
 from iotpm.detection.detector import DetectionResult
 from iotpm.detection.state import layout_for
-from tests.conftest import CHANNELS, healthy, timestamps
+from iotpm.testing.signals import CHANNELS, healthy, timestamps
 
 FIELDS = (
     "score", "is_anomaly", "in_alarm", "channel_scores", "device_scores", "expected", "scale", "trend",

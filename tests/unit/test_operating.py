@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from iotpm.detection import DetectorConfig, DeviceDetector, OperatingConfig
 from iotpm.detection.detector import DetectionResult
-from tests.conftest import CHANNELS, INTERVAL_MS, healthy, timestamps
+from iotpm.testing.signals import CHANNELS, INTERVAL_MS, healthy, timestamps
 
 # a machine settling 2 min after a start
 CFG = DetectorConfig(operating=OperatingConfig(start_s=20.0, settle_s=120.0))
