@@ -15,9 +15,6 @@ from hypothesis import HealthCheck, settings
 
 from iotpm.service.in_memory import MemoryPipeline
 
-# re-exported for the detector's tests until they import iotpm.testing.signals themselves
-from iotpm.testing.signals import CHANNELS, INTERVAL_MS, healthy, timestamps  # noqa: F401
-
 # CI machines are shared: generation slowed by another job's load is not a failing test
 settings.register_profile("shared-machine", suppress_health_check=[HealthCheck.too_slow], deadline=None)
 settings.load_profile("shared-machine")
