@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,24 +13,24 @@ from iotpm.analytics.duck import ArchiveDB
 from iotpm.analytics.report import FleetReport, ReportOptions, band, build_report, handler_get
 from iotpm.api.app import build_app
 from iotpm.api.memory import MemoryQueries
-from iotpm.service import Processor
 from iotpm.service import memory as m
+from iotpm.service.in_memory import MemoryPipeline
 from iotpm.service.samples import batch
-from tests.unit.test_analytics_queries import write_archive
+from iotpm.testing.archive import write_archive
 
 T0 = 1_790_000_000_000
 NOW = T0 + 600_000
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory: pytest.TempPathFactory) -> FleetReport:
-    st, rd, an, ro, ar = m.MemoryStates(), m.MemoryReadings(), m.MemoryAnomalies(), m.MemoryRollups(), m.MemoryArchive()
-    p = Processor(states=st, readings=rd, anomalies=an, rollups=ro, archive=ar, alerts=m.MemoryAlerts())
+def report(tmp_path_factory: pytest.TempPathFactory, memory_pipeline: Callable[..., MemoryPipeline]) -> FleetReport:
+    s = memory_pipeline()
+    p = s.processor()
     for i in range(10):
         assert not p(batch(5, 60, start_ms=T0, first_seq=i * 60, faulty=[2], fault_from=400, seed=i), now_ms=NOW).errors
     folder = tmp_path_factory.mktemp("archive")
-    write_archive(ar, folder)
-    app = build_app(MemoryQueries(st, rd, an, ro), now_ms=lambda: NOW)
+    write_archive(s.archive, folder)
+    app = build_app(MemoryQueries(s.states, s.readings, s.anomalies, s.rollups), now_ms=lambda: NOW)
     get = handler_get(lambda event, ctx: app.resolve(dict(event), ctx))
     until = datetime.fromtimestamp(NOW / 1000, tz=UTC)
     return build_report(get, ArchiveDB(folder).named, ReportOptions(until=until, hours=24, silent_minutes=60))
@@ -77,17 +78,19 @@ class Reports:
         return sorted(self.objects)
 
 
-def test_the_report_lambda_writes_both_renderings_and_sends_the_summary(tmp_path: Path) -> None:
+def test_the_report_lambda_writes_both_renderings_and_sends_the_summary(
+    tmp_path: Path, memory_pipeline: Callable[..., MemoryPipeline]
+) -> None:
     import json
 
     from iotpm.analytics.job import ReportJob
     from iotpm.handlers.report import ReportHandler
 
-    st, rd, an, ro = m.MemoryStates(), m.MemoryReadings(), m.MemoryAnomalies(), m.MemoryRollups()
-    p = Processor(states=st, readings=rd, anomalies=an, rollups=ro, archive=m.MemoryArchive(), alerts=m.MemoryAlerts())
+    s = memory_pipeline()
+    p = s.processor()
     for i in range(8):
         p(batch(4, 60, start_ms=T0, first_seq=i * 60, faulty=[1], fault_from=300, seed=i), now_ms=NOW)
-    app = build_app(MemoryQueries(st, rd, an, ro), now_ms=lambda: NOW)
+    app = build_app(MemoryQueries(s.states, s.readings, s.anomalies, s.rollups), now_ms=lambda: NOW)
     reports, alerts = Reports(), m.MemoryAlerts()
     job = ReportJob(lambda e, c: app.resolve(dict(e), c), ArchiveDB(tmp_path), reports, alerts)
     handler = ReportHandler(lambda: job, now=lambda: datetime.fromtimestamp(NOW / 1000, tz=UTC))
@@ -100,15 +103,17 @@ def test_the_report_lambda_writes_both_renderings_and_sends_the_summary(tmp_path
     assert "dev-0001" in sent.body["summary"]
 
 
-def test_the_report_shows_each_open_alarms_state_where_the_operators_controls_are(tmp_path: Path) -> None:
+def test_the_report_shows_each_open_alarms_state_where_the_operators_controls_are(
+    memory_pipeline: Callable[..., MemoryPipeline],
+) -> None:
     from iotpm.operator.memory import MemoryAudit, MemoryDocuments, MemoryRegistry
     from iotpm.operator.service import Operator
 
-    st, rd, an, ro = m.MemoryStates(), m.MemoryReadings(), m.MemoryAnomalies(), m.MemoryRollups()
-    p = Processor(states=st, readings=rd, anomalies=an, rollups=ro, archive=m.MemoryArchive(), alerts=m.MemoryAlerts())
+    s = memory_pipeline()
+    p = s.processor()
     for i in range(10):
         assert not p(batch(5, 60, start_ms=T0, first_seq=i * 60, faulty=[2], fault_from=400, seed=i), now_ms=NOW).errors
-    queries = MemoryQueries(st, rd, an, ro)
+    queries = MemoryQueries(s.states, s.readings, s.anomalies, s.rollups)
     operator = Operator(MemoryRegistry(), MemoryDocuments(), MemoryAudit(), queries.device, lambda: NOW)
     operator.shelve("dev-0002", "alice", NOW + 3_600_000, "bearing swap")
     app = build_app(queries, now_ms=lambda: NOW, operator=operator)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,38 +12,33 @@ from hypothesis import strategies as st
 
 from iotpm.analytics.duck import ArchiveDB, Sources
 from iotpm.analytics.queries import named_queries, render
-from iotpm.service import Processor, RawRecord
-from iotpm.service.memory import (
-    MemoryAlerts,
-    MemoryAnomalies,
-    MemoryArchive,
-    MemoryReadings,
-    MemoryRollups,
-    MemoryStates,
-    MemoryTimeSeries,
-)
+from iotpm.service import RawRecord
+from iotpm.service.in_memory import MemoryPipeline
+from iotpm.service.memory import MemoryArchive
 from iotpm.service.ports import RawLine
 from iotpm.service.processor import ProcessorSettings, encode_lines
 from iotpm.service.samples import batch
+from iotpm.testing.archive import write_archive
 
 T0 = 1_790_000_000_000  # 2026-09-21T14:13:20Z
 DAY = "2026-09-21"
 
 
-def write_archive(archive: MemoryArchive, root: Path) -> None:
-    for key, obj in archive.objects.items():
-        target = root / key
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(encode_lines(obj.lines))
-
-
-def process(records: list[RawRecord], archive: MemoryArchive) -> None:
-    Processor(states=MemoryStates(), readings=MemoryReadings(), anomalies=MemoryAnomalies(), rollups=MemoryRollups(),
-              archive=archive, alerts=MemoryAlerts(), timeseries=MemoryTimeSeries())(records)  # fmt: skip
+Process = Callable[[list[RawRecord], MemoryArchive], None]
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> ArchiveDB:
+def process(memory_pipeline: Callable[..., MemoryPipeline]) -> Process:
+    """``process(records, archive)``: a fresh processor and stores over ``records``, archiving into ``archive``."""
+
+    def run(records: list[RawRecord], archive: MemoryArchive) -> None:
+        memory_pipeline(timeseries=True).processor(archive=archive)(records)
+
+    return run
+
+
+@pytest.fixture
+def db(tmp_path: Path, process: Process) -> ArchiveDB:
     archive = MemoryArchive()
     records = batch(4, 30, start_ms=T0, faulty=[2], fault_from=10)
     process(records[:80], archive)
@@ -95,7 +91,7 @@ def test_quarantine_late_and_silent(db: ArchiveDB) -> None:
     assert silent == {"dev-0000", "dev-0002", "dev-0003"}  # dev-0001's late copy arrived last
 
 
-def test_readings_belong_to_the_thing_that_published_them(tmp_path: Path) -> None:
+def test_readings_belong_to_the_thing_that_published_them(tmp_path: Path, process: Process) -> None:
     """Issue 27: keyed by the partition key (the publishing thing), the processor's rejections left out."""
     archive = MemoryArchive()
     records = batch(2, 5, start_ms=T0)
@@ -115,17 +111,18 @@ def test_readings_belong_to_the_thing_that_published_them(tmp_path: Path) -> Non
     assert [r["reason"] for r in run(db, "quarantine_reasons", DAY, DAY)] == ["device_mismatch"]
 
 
-def test_a_record_partly_refused_is_still_a_reading(tmp_path: Path) -> None:
+def test_a_record_partly_refused_is_still_a_reading(
+    tmp_path: Path, memory_pipeline: Callable[..., MemoryPipeline]
+) -> None:
     """Names past the channel cap are quarantined (partial); the record's stored metrics still count."""
-    archive = MemoryArchive()
     records = batch(1, 4, start_ms=T0)
     wide = json.loads(records[3].data)
     wide["metrics"] |= {f"extra_{i}": 1.0 for i in range(4)}
     records[3] = RawRecord(records[3].sequence_number, "dev-0000", json.dumps(wide).encode(), records[3].arrival_ms,
                            records[3].shard_id)  # fmt: skip
-    Processor(states=MemoryStates(), readings=MemoryReadings(), anomalies=MemoryAnomalies(), rollups=MemoryRollups(),
-              archive=archive, alerts=MemoryAlerts(), settings=ProcessorSettings(max_channels=4))(records)  # fmt: skip
-    write_archive(archive, tmp_path)
+    stores = memory_pipeline()
+    stores.processor(settings=ProcessorSettings(max_channels=4))(records)
+    write_archive(stores.archive, tmp_path)
     db = ArchiveDB(tmp_path)
     assert db.query("SELECT count(*) FROM quarantine_records WHERE partial").rows == [(1,)]
     assert len(run(db, "device_readings", "dev-0000", DAY, DAY)) == 4  # the wide record too
