@@ -7,6 +7,7 @@ reading 400), so the answers are what the deployed API would give for that data.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from iotpm.api.app import build_app, openapi_json
 from iotpm.api.memory import MemoryQueries
 from iotpm.api.server import proxy_event
-from iotpm.service import Processor
-from iotpm.service import memory as m
+from iotpm.service.in_memory import MemoryPipeline
 from iotpm.service.samples import batch
 
 T0 = 1_790_000_000_000
@@ -25,18 +25,14 @@ NOW = T0 + 600_000
 OPENAPI = Path(__file__).resolve().parents[2] / "src" / "iotpm" / "api" / "openapi.json"
 
 
-def filled() -> MemoryQueries:
-    st, rd, an, ro = m.MemoryStates(), m.MemoryReadings(), m.MemoryAnomalies(), m.MemoryRollups()
-    p = Processor(states=st, readings=rd, anomalies=an, rollups=ro, archive=m.MemoryArchive(), alerts=m.MemoryAlerts())
+@pytest.fixture(scope="module")
+def app(memory_pipeline: Callable[..., MemoryPipeline]) -> APIGatewayRestResolver:
+    s = memory_pipeline()
+    p = s.processor()
     for i in range(10):
         out = p(batch(5, 60, start_ms=T0, first_seq=i * 60, faulty=[2], fault_from=400, seed=i), now_ms=NOW)
         assert not out.errors
-    return MemoryQueries(st, rd, an, ro)
-
-
-@pytest.fixture(scope="module")
-def app() -> APIGatewayRestResolver:
-    return build_app(filled(), now_ms=lambda: NOW)
+    return build_app(MemoryQueries(s.states, s.readings, s.anomalies, s.rollups), now_ms=lambda: NOW)
 
 
 def get(app: APIGatewayRestResolver, target: str) -> tuple[int, Any]:
