@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,9 +20,8 @@ from iotpm.api.server import LOCAL_OPERATOR, ApiServer, proxy_event
 from iotpm.operator.memory import MemoryAudit, MemoryDocuments, MemoryRegistry
 from iotpm.operator.ports import AuditEntry
 from iotpm.operator.service import Operator
-from iotpm.service import Processor
-from iotpm.service import memory as m
 from iotpm.service.errors import StoreError
+from iotpm.service.in_memory import MemoryPipeline
 from iotpm.service.samples import batch
 
 T0 = 1_790_000_000_000
@@ -39,13 +39,13 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-def queries() -> MemoryQueries:
-    st, rd, an, ro = m.MemoryStates(), m.MemoryReadings(), m.MemoryAnomalies(), m.MemoryRollups()
-    p = Processor(states=st, readings=rd, anomalies=an, rollups=ro, archive=m.MemoryArchive(), alerts=m.MemoryAlerts())
+def queries(memory_pipeline: Callable[..., MemoryPipeline]) -> MemoryQueries:
+    s = memory_pipeline()
+    p = s.processor()
     for i in range(10):
         out = p(batch(5, 60, start_ms=T0, first_seq=i * 60, faulty=[2], fault_from=400, seed=i), now_ms=NOW)
         assert not out.errors
-    return MemoryQueries(st, rd, an, ro)
+    return MemoryQueries(s.states, s.readings, s.anomalies, s.rollups)
 
 
 @pytest.fixture
@@ -308,11 +308,12 @@ def test_the_fleet_wide_alarms_without_operator_stores_carry_no_state(queries: M
 
 
 @pytest.mark.parametrize("skew_h", [5, -5])
-def test_an_acknowledgement_names_its_incident_whatever_the_devices_clock(skew_h: int) -> None:
+def test_an_acknowledgement_names_its_incident_whatever_the_devices_clock(
+    skew_h: int, memory_pipeline: Callable[..., MemoryPipeline]
+) -> None:
     """The device's clock is hours off the server's: acknowledging compares incidents, not clocks."""
-    st, an, alerts = m.MemoryStates(), m.MemoryAnomalies(), m.MemoryAlerts()
-    p = Processor(states=st, readings=m.MemoryReadings(), anomalies=an, rollups=m.MemoryRollups(),
-                  archive=m.MemoryArchive(), alerts=alerts)  # fmt: skip
+    s = memory_pipeline()
+    p, st = s.processor(), s.states
     device_t0 = T0 + skew_h * 3_600_000  # the devices' clocks; the server's is T0 + ...
 
     def run(i: int, faulty: list[int]) -> None:
@@ -321,7 +322,7 @@ def test_an_acknowledgement_names_its_incident_whatever_the_devices_clock(skew_h
 
     for i in range(3):
         run(i, [1])
-    queries, clock = MemoryQueries(st, m.MemoryReadings(), an, m.MemoryRollups()), Clock()
+    queries, clock = MemoryQueries(st, s.readings, s.anomalies, s.rollups), Clock()
     clock.now = T0 + 3 * MIN
     app = build_app(queries, now_ms=clock, operator=Operator(MemoryRegistry(), MemoryDocuments(), MemoryAudit(),
                                                              queries.device, clock))  # fmt: skip
