@@ -10,6 +10,7 @@ by the real processor. Every answer is a 2xx or a 4xx with a message.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -20,8 +21,7 @@ from hypothesis import strategies as st
 from iotpm.api.memory import MemoryQueries
 from iotpm.api.server import proxy_event
 from iotpm.handlers.api import ApiHandler
-from iotpm.service import Processor
-from iotpm.service import memory as m
+from iotpm.service.in_memory import MemoryPipeline
 from iotpm.service.samples import batch
 
 T0 = 1_790_000_000_000
@@ -59,12 +59,12 @@ values = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def handler() -> ApiHandler:
-    st_, rd, an, ro = m.MemoryStates(), m.MemoryReadings(), m.MemoryAnomalies(), m.MemoryRollups()
-    p = Processor(states=st_, readings=rd, anomalies=an, rollups=ro, archive=m.MemoryArchive(), alerts=m.MemoryAlerts())
+def handler(memory_pipeline: Callable[..., MemoryPipeline]) -> ApiHandler:
+    s = memory_pipeline()
+    p = s.processor()
     for i in range(4):
         p(batch(4, 60, start_ms=T0, first_seq=i * 60, faulty=[2], fault_from=150, seed=i), now_ms=T0 + 400_000)
-    return ApiHandler(lambda: MemoryQueries(st_, rd, an, ro))
+    return ApiHandler(lambda: MemoryQueries(s.states, s.readings, s.anomalies, s.rollups))
 
 
 def ask(handler: ApiHandler, target: str, headers: dict[str, str] | None = None) -> tuple[int, Any]:

@@ -7,6 +7,7 @@ without the others (and a path of another module is not found there).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,8 +17,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from iotpm.api.memory import MemoryQueries
 from iotpm.api.routes import devices, fleet, meta, readings
 from iotpm.api.server import proxy_event
-from iotpm.service import Processor
-from iotpm.service import memory as m
+from iotpm.service.in_memory import MemoryPipeline
 from iotpm.service.samples import batch
 
 T0 = 1_790_000_000_000
@@ -25,12 +25,12 @@ NOW = T0 + 600_000
 
 
 @pytest.fixture(scope="module")
-def queries() -> MemoryQueries:
-    st, rd, an, ro = m.MemoryStates(), m.MemoryReadings(), m.MemoryAnomalies(), m.MemoryRollups()
-    p = Processor(states=st, readings=rd, anomalies=an, rollups=ro, archive=m.MemoryArchive(), alerts=m.MemoryAlerts())
+def queries(memory_pipeline: Callable[..., MemoryPipeline]) -> MemoryQueries:
+    s = memory_pipeline()
+    p = s.processor()
     for i in range(4):
         assert not p(batch(3, 60, start_ms=T0, first_seq=i * 60, faulty=[1], fault_from=100, seed=i), now_ms=NOW).errors
-    return MemoryQueries(st, rd, an, ro)
+    return MemoryQueries(s.states, s.readings, s.anomalies, s.rollups)
 
 
 def alone(router: Router) -> APIGatewayRestResolver:
