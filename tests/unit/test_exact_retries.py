@@ -16,14 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iotpm.service import Processor, RawRecord, StoreError
-from iotpm.service.memory import (
-    MemoryAlerts,
-    MemoryAnomalies,
-    MemoryArchive,
-    MemoryReadings,
-    MemoryRollups,
-    MemoryStates,
-)
+from iotpm.service.in_memory import MemoryPipeline
+from iotpm.service.memory import MemoryReadings, MemoryRollups, MemoryStates
 from iotpm.service.ports import RESOLUTION_MS, DeviceRecord, Failures, MetricStats
 from iotpm.service.samples import batch
 
@@ -46,16 +40,10 @@ class FlakyStates(MemoryStates):
 
 
 def stores() -> tuple[Processor, FlakyStates, MemoryReadings, MemoryRollups]:
-    states, readings, rollups = FlakyStates(), MemoryReadings(), MemoryRollups()
-    proc = Processor(
-        states=states,
-        readings=readings,
-        anomalies=MemoryAnomalies(),
-        rollups=rollups,
-        archive=MemoryArchive(),
-        alerts=MemoryAlerts(),
-    )
-    return proc, states, readings, rollups
+    """Fresh in-memory stores (each hypothesis example its own) with flaky states, and a processor over them."""
+    states = FlakyStates()
+    pipe = MemoryPipeline(states=states)
+    return pipe.processor(), states, pipe.readings, pipe.rollups
 
 
 def expected_buckets(records: Sequence[RawRecord]) -> dict[tuple[str, str, int], dict[str, MetricStats]]:

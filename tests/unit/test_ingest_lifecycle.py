@@ -22,6 +22,7 @@ import pytest
 
 from iotpm.service import Processor, RawRecord, StoreError
 from iotpm.service import memory as m
+from iotpm.service.in_memory import MemoryPipeline
 from iotpm.service.ports import Failures
 from iotpm.service.samples import batch, kinesis_event, reading
 from iotpm.testing.fuzz import Harness, Planted
@@ -253,23 +254,16 @@ class Refusing(m.MemoryReadings):
 
 @pytest.mark.parametrize("retryable", [False, True])
 def test_a_store_error_quarantines_when_retrying_cannot_fix_it_and_retries_when_it_can(retryable: bool) -> None:
-    stores = {
-        "states": m.MemoryStates(),
-        "readings": Refusing("dev-0001", retryable),
-        "anomalies": m.MemoryAnomalies(),
-        "rollups": m.MemoryRollups(),
-        "archive": m.MemoryArchive(),
-        "alerts": m.MemoryAlerts(),
-    }
+    stores = MemoryPipeline(readings=Refusing("dev-0001", retryable))
     records = batch(3, 10, start_ms=T0)
-    out = Processor(**stores)(records, now_ms=T0 + 60_000)  # type: ignore[arg-type]
+    out = stores.processor()(records, now_ms=T0 + 60_000)
     c = out.counts
     assert c.received == c.stored + c.quarantined + c.duplicates + c.failed
     if retryable:
         assert out.failed_sequence_numbers == [records[1].sequence_number] and c.failed == 10
     else:
         assert out.failed_sequence_numbers == [] and c.quarantine_reasons == {"store_rejected": 10}
-        lines = [line for k, o in stores["archive"].objects.items() if "quarantine" in k for line in o.lines]  # type: ignore[attr-defined]
+        lines = [line for k, o in stores.archive.objects.items() if "quarantine" in k for line in o.lines]
         assert {line["device_id"] for line in lines} == {"dev-0001"}  # type: ignore[index]
         assert all("ValidationException" in line["detail"] for line in lines)  # type: ignore[index]
     assert c.stored == 20
