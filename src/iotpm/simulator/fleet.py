@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -510,25 +510,11 @@ def _signals(
     extra_rng: np.random.Generator | None = None,
 ) -> npt.NDArray[np.float64]:
     extra = extra or Phenomena()
-    xr = extra_rng or np.random.default_rng(0)
     temp0, vib0, pres0 = LEVELS[machine_type]
     n = len(t_s)
     dt = float(t_s[1] - t_s[0]) if n > 1 else 1.0
     run = running.astype(np.float64)
-    # production load: a new order every 1-4 hours, reached over minutes, with some wander
-    changes = np.cumsum(rng.uniform(_HOUR_S, 4 * _HOUR_S, int(t_s[-1] / _HOUR_S) + 2))
-    order = rng.uniform(0.45, 1.0, len(changes) + 1)[np.searchsorted(changes, t_s)]
-    load = _lag(order, dt, _LOAD_TAU_S) + 0.03 * np.sin(2 * np.pi * t_s / 2700.0 + rng.uniform(0, 6.3))
-    # pressure setpoint: the level, and two to four steps in the run
-    setpoint = np.full(n, pres0)
-    for at in np.sort(rng.uniform(0, t_s[-1], int(rng.integers(2, 5)))):
-        setpoint[t_s >= at] = pres0 + rng.uniform(-12.0, 12.0)
-    if extra.large_steps:
-        # a drive's setpoints stay where its speed range reaches them
-        _large_steps(setpoint, t_s, pres0, xr, (55.0, 125.0) if extra.speed_driven else (40.0, 135.0))
-    # the drive's speed relative to the one that makes pres0 (the affinity laws: head ~ speed^2)
-    demand = 0.6 + 0.5 * _lag(order, dt, _DRIVE_TAU_S)
-    speed = np.sqrt(setpoint * demand / pres0)
+    order, load, setpoint, speed = _demand(t_s, dt, pres0, rng, extra, extra_rng or np.random.default_rng(0))
     k = _severity(fault, t_s)
     kind = fault.kind if fault is not None else None
     # the heat follows the power: the load, or on a drive its speed (the setpoint's too)
@@ -569,6 +555,40 @@ def _signals(
     if fault is not None:
         _abrupt(fault, values, t_s, running, setpoint, k, rng)
     return np.stack([values[:, 0].round(3), values[:, 1].round(4), values[:, 2].round(2)], axis=1)
+
+
+class _Demand(NamedTuple):
+    """What production asks of a machine over the run."""
+
+    order: npt.NDArray[np.float64]  # the current order's load (steps)
+    load: npt.NDArray[np.float64]  # the load, reached over minutes, with some wander
+    setpoint: npt.NDArray[np.float64]  # the pressure setpoint
+    speed: npt.NDArray[np.float64]  # a drive's speed, relative to the one that makes pres0
+
+
+def _demand(
+    t_s: npt.NDArray[np.float64],
+    dt: float,
+    pres0: float,
+    rng: np.random.Generator,
+    extra: Phenomena,
+    xr: np.random.Generator,
+) -> _Demand:
+    n = len(t_s)
+    # production load: a new order every 1-4 hours, reached over minutes, with some wander
+    changes = np.cumsum(rng.uniform(_HOUR_S, 4 * _HOUR_S, int(t_s[-1] / _HOUR_S) + 2))
+    order = rng.uniform(0.45, 1.0, len(changes) + 1)[np.searchsorted(changes, t_s)]
+    load = _lag(order, dt, _LOAD_TAU_S) + 0.03 * np.sin(2 * np.pi * t_s / 2700.0 + rng.uniform(0, 6.3))
+    # pressure setpoint: the level, and two to four steps in the run
+    setpoint = np.full(n, pres0)
+    for at in np.sort(rng.uniform(0, t_s[-1], int(rng.integers(2, 5)))):
+        setpoint[t_s >= at] = pres0 + rng.uniform(-12.0, 12.0)
+    if extra.large_steps:
+        # a drive's setpoints stay where its speed range reaches them
+        _large_steps(setpoint, t_s, pres0, xr, (55.0, 125.0) if extra.speed_driven else (40.0, 135.0))
+    # the drive's speed relative to the one that makes pres0 (the affinity laws: head ~ speed^2)
+    demand = 0.6 + 0.5 * _lag(order, dt, _DRIVE_TAU_S)
+    return _Demand(order, load, setpoint, np.sqrt(setpoint * demand / pres0))
 
 
 def _abrupt(
