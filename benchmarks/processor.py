@@ -26,15 +26,7 @@ from typing import Any
 import orjson
 
 from iotpm.handlers.processor import ProcessorHandler
-from iotpm.service import Processor
-from iotpm.service.memory import (
-    MemoryAlerts,
-    MemoryAnomalies,
-    MemoryArchive,
-    MemoryReadings,
-    MemoryRollups,
-    MemoryStates,
-)
+from iotpm.service.in_memory import MemoryPipeline
 from iotpm.service.processor import encode_lines
 from iotpm.service.samples import batch, kinesis_event
 
@@ -72,15 +64,8 @@ def main() -> None:
     parser.add_argument("--warm-batches", type=int, default=6)
     parser.add_argument("--reps", type=int, default=9)
     args = parser.parse_args()
-    archive = MemoryArchive()
-    processor = Processor(
-        states=MemoryStates(),
-        readings=MemoryReadings(),
-        anomalies=MemoryAnomalies(),
-        rollups=MemoryRollups(),
-        archive=archive,
-        alerts=MemoryAlerts(),
-    )
+    stores = MemoryPipeline.build()
+    archive, processor = stores.archive, stores.processor()
     handler = ProcessorHandler(lambda: processor)
     n = args.per_device
     now = T0 + (args.warm_batches + args.reps) * n * 1000

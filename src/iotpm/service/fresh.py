@@ -53,14 +53,21 @@ def fresh_readings(device: DeviceReadings, records: Sequence[RawRecord], record:
     fresh: list[tuple[int, int, ReadingFields]] = []
     conflicts: list[Rejected] = []
     newest: dict[str, int] = {}
+    names_of: dict[str, int] = {}  # a device's readings mostly share their metric names: one CRC each
     for reading, index in zip(device.readings, device.indices, strict=True):
         rec = records[index]
-        number = seqnum(rec.sequence_number)
-        floor = applied.get(rec.shard_id)
+        text, shard = rec.sequence_number, rec.shard_id
+        # seqnum(), inlined: 10,000 readings a batch
+        number = int(text) if 0 < len(text) <= 128 and text.isascii() and text.isdigit() else None
+        floor = applied.get(shard)
         if number is not None and floor is not None and number <= floor:
             counts.duplicates += 1
             continue
-        key, content = _identity(reading)
+        joined = "\x00".join(reading.metrics)
+        names = names_of.get(joined)
+        if names is None:
+            names = names_of[joined] = zlib.crc32(joined.encode())
+        key, content = _identity(reading, names)
         known = seen.get(key)
         if known is not None:
             if known == content:
@@ -73,8 +80,8 @@ def fresh_readings(device: DeviceReadings, records: Sequence[RawRecord], record:
         seen[key] = content
         recent.append(key << _CONTENT_BITS | content)
         fresh.append((reading.ts_ms, index, reading))
-        if number is not None and number > newest.get(rec.shard_id, -1):
-            newest[rec.shard_id] = number
+        if number is not None and number > newest.get(shard, -1):
+            newest[shard] = number
     fresh.sort(key=itemgetter(0))  # stable: one instant's readings keep their arrival order
     for shard, number in newest.items():
         positions[shard] = str(number)
@@ -97,14 +104,14 @@ _CONTENT_BITS: Final = 23
 _CONTENT_MASK: Final = (1 << _CONTENT_BITS) - 1
 
 
-def _identity(r: ReadingFields) -> tuple[int, int]:
+def _identity(r: ReadingFields, names: int) -> tuple[int, int]:
     """(key, content) digests: the reading's key as the readings table has it (time and sequence
-    number, or time and metric names without one), and its metrics.
+    number, or time and metric names without one), and its metrics; ``names`` is the CRC-32 of
+    its metric names joined by NUL.
 
     Built from ints and floats only (CPython hashes those the same in every process and
     release; strings it salts), names through CRC-32.
     """
-    names = zlib.crc32("\x00".join(r.metrics).encode())
     key = hash((r.ts_ms, -1, names) if r.seq is None else (r.ts_ms, r.seq)) & 0xFF_FFFF_FFFF
     return key, hash((names, *r.metrics.values())) & _CONTENT_MASK
 
