@@ -14,7 +14,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from iotpm.api.server import ApiServer, proxy_event
 from iotpm.composition import build_operator, build_processor, build_queries, clients
 from iotpm.handlers.api import ApiHandler
 from iotpm.service import Processor
-from iotpm.service import memory as m
+from iotpm.service.in_memory import MemoryPipeline
 from iotpm.service.samples import batch
 
 from .conftest import Environment
@@ -74,12 +74,12 @@ def filled(endpoint: str) -> Environment:
     return env
 
 
-def memory_queries() -> MemoryQueries:
-    st, rd, an, ro = m.MemoryStates(), m.MemoryReadings(), m.MemoryAnomalies(), m.MemoryRollups()
-    feed(
-        Processor(states=st, readings=rd, anomalies=an, rollups=ro, archive=m.MemoryArchive(), alerts=m.MemoryAlerts())
-    )
-    return MemoryQueries(st, rd, an, ro)
+@pytest.fixture
+def memory_queries(memory_pipeline: Callable[..., MemoryPipeline]) -> MemoryQueries:
+    """The in-memory fakes, filled with the same batches."""
+    s = memory_pipeline()
+    feed(s.processor())
+    return MemoryQueries(s.states, s.readings, s.anomalies, s.rollups)
 
 
 def pages(app: Any, target: str) -> tuple[int, list[Any]]:
@@ -95,9 +95,9 @@ def pages(app: Any, target: str) -> tuple[int, list[Any]]:
         target = f"{target}{'&' if '?' in target else '?'}next_token={token}".replace(f"next_token={token}&", "")
 
 
-def test_dynamo_and_memory_answer_every_request_the_same(filled: Environment) -> None:
+def test_dynamo_and_memory_answer_every_request_the_same(filled: Environment, memory_queries: MemoryQueries) -> None:
     dynamo = build_app(build_queries(filled.settings, {"dynamodb": filled.ddb}), now_ms=lambda: NOW)
-    memory = build_app(memory_queries(), now_ms=lambda: NOW)
+    memory = build_app(memory_queries, now_ms=lambda: NOW)
     for target in TARGETS:
         assert pages(dynamo, target) == pages(memory, target), target
     status, [detail] = pages(dynamo, "/devices/dev-0002")
