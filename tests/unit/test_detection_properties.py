@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import itertools
+import json
 import tracemalloc
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,6 +37,8 @@ from iotpm.detection.state import (
     Layout,
     layout_for,
 )
+from iotpm.simulator.fleet import CHANNELS as FLEET_CHANNELS
+from iotpm.simulator.fleet import long_run
 from iotpm.testing.signals import CHANNELS, healthy, timestamps
 
 CFG = DetectorConfig(warmup=40)
@@ -281,3 +285,27 @@ def test_a_device_backfilling_among_many_costs_its_readings_not_the_fleet_times_
     # one padded call would hold 301 x 9,000 readings in a dozen arrays: over 1 GB
     assert peak < 100e6, f"{peak / 1e6:.0f} MB"
     assert all(np.array_equal(r.score, a) for (r, _), a in zip(results, alone, strict=False))
+
+
+def test_a_version_5_fleet_raises_nothing_more_in_the_half_day_after_its_upgrade() -> None:
+    """Two healthy machines of the extended plant whose states a version-5 detector saved
+    after three days (tests/unit/data): in the 12 h after loading them the operating-point
+    test raises nothing. Their pressure was not regressed on the load before version 6, so
+    its regression's mean had stayed at the first reading; taken as it was, the first hours'
+    covariance became a slope and raised the pressure at 2.5 h and 5.9 h."""
+    saved = json.loads((Path(__file__).parent / "data" / "detector_v5_states.json").read_text())["states"]
+    run = long_run(devices=40, days=6.0, interval_s=10.0, seed=3, phenomena=True)
+    devices = [d for d in run.devices if d.device_id in saved]
+    states: list[DeviceState | None] = [DeviceState.from_dict(saved[d.device_id]) for d in devices]
+    fleet, raises = FleetDetector(DetectorConfig()), []
+    for hour in range(72, 84):
+        lo, hi = run.start_ms + hour * 3_600_000, run.start_ms + (hour + 1) * 3_600_000
+        items = []
+        for d, state in zip(devices, states, strict=True):
+            m = (d.ts >= lo) & (d.ts < hi)
+            items.append(DeviceInput(d.device_id, FLEET_CHANNELS, d.ts[m], d.values[m], state, d.line, d.machine_type))
+        for k, (result, state) in enumerate(fleet.update(items)):
+            states[k] = state
+            raises += [(devices[k].device_id, e.reasons[0]) for e in result.events if e.kind == "raise"]
+    assert len(devices) == 2 and all(d.fault is None for d in devices)
+    assert raises == []

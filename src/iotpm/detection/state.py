@@ -173,15 +173,25 @@ def _from_v5(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
     vector = np.zeros(now.size)
     for name, sl in was.offsets.items():
         vector[now.offsets[name]] = old[sl]
-    _instant_load(vector, now)
+    _instant_load(vector, now, channels)
     return vector
 
 
-def _instant_load(vector: FloatArray, layout: Layout) -> None:
+def _instant_load(vector: FloatArray, layout: Layout, channels: tuple[str, ...]) -> None:
+    """The load proxy as it is starts from the lagged one's mean and variance. Before
+    version 6 only a temperature was regressed on the load: every other metric's regression
+    (its mean ``op_m``, its covariance ``op_c``) was never learned, its mean stayed at the
+    first reading it saw. Those start at the metric's level now with no dependence, and
+    learn theirs over ``regression_tau_s`` (a stale mean turned the first hours' covariance
+    into a slope and raised the operating-point test)."""
     o = layout.offsets
     vector[o["now"]] = vector[o["now_m"]] = vector[o["load_m"]]
     vector[o["now_v"]] = vector[o["load_v"]]
     vector[o["op_l"]] = vector[o["load_m"]]
+    units = [parse_metric(name) for name in channels]
+    unlearned = np.array([u is None or u.quantity != "temperature" for u in units], dtype=bool)
+    vector[o["op_m"]] = np.where(unlearned, vector[o["op_f"]], vector[o["op_m"]])
+    vector[o["op_c"]] = np.where(unlearned, 0.0, vector[o["op_c"]])
 
 
 def _from_v4(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
@@ -194,7 +204,7 @@ def _from_v4(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
     for name, sl in was.offsets.items():
         vector[now.offsets[name]] = old[sl]
     _lifecycle_unknown(vector, now)
-    _instant_load(vector, now)
+    _instant_load(vector, now, channels)
     return vector
 
 
@@ -228,7 +238,7 @@ def _from_v3(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
         vector[now.offsets["load"]] = vector[now.offsets["load_m"]] = mu[proxy]
     vector[now.offsets["load_v"]] = s[proxy] ** 2 if proxy >= 0 else 1.0
     _lifecycle_unknown(vector, now)
-    _instant_load(vector, now)
+    _instant_load(vector, now, channels)
     return vector
 
 
