@@ -9,17 +9,19 @@ from collections.abc import Sequence
 
 import pytest
 
+from iotpm.adapters.dynamodb import device_item, device_record
 from iotpm.detection import DeviceState
 from iotpm.operator.memory import MemoryDocuments, MemoryRegistry
 from iotpm.operator.ports import LIMITS, Registration, alarm_document
-from iotpm.service import Processor
 from iotpm.service import memory as m
 from iotpm.service.config_cache import OperatorCache
 from iotpm.service.errors import StoreError
-from iotpm.service.ports import Alert
+from iotpm.service.in_memory import MemoryPipeline
+from iotpm.service.ports import Alert, DeviceRecord
 from iotpm.service.samples import batch
 
 T0 = 1_790_000_000_000
+SHARD = "shardId-000000000000"  # the samples' shard
 MIN = 60_000
 
 
@@ -32,15 +34,14 @@ class Clock:
 
 
 class Rig:
-    def __init__(self, unregistered: str = "payload") -> None:
+    def __init__(self, unregistered: str = "payload", *, behind: bool = False) -> None:
         self.registry, self.documents, self.clock = MemoryRegistry(), MemoryDocuments(), Clock()
         self.now = T0  # the batch's processing time (the server's clock), which shelves are compared with
         self.cache = OperatorCache(self.registry, self.documents, clock=self.clock, unregistered=unregistered,  # type: ignore[arg-type]
                                    wall_ms=lambda: self.now)  # fmt: skip
-        self.states, self.anomalies, self.alerts = m.MemoryStates(), m.MemoryAnomalies(), m.MemoryAlerts()
-        self.p = Processor(states=self.states, readings=m.MemoryReadings(), anomalies=self.anomalies,
-                           rollups=m.MemoryRollups(), archive=m.MemoryArchive(), alerts=self.alerts,
-                           operator=self.cache)  # fmt: skip
+        self.pipe = MemoryPipeline.build(behind=behind)
+        self.states, self.anomalies, self.alerts = self.pipe.states, self.pipe.anomalies, self.pipe.alerts
+        self.p = self.pipe.processor(operator=self.cache)
         self.round = 0
         self.device_skew_ms = 0  # added to the devices' clocks
 
@@ -54,6 +55,12 @@ class Rig:
         self.round += 1
         self.clock.t += 61.0  # past any TTL: the next batch reads the stores again
         return out.counts
+
+    def record(self, device_id: str) -> DeviceRecord:
+        """The device's record as the devices table holds it (write-behind: after a compaction)."""
+        if self.pipe.snapshots is not None:
+            self.p.storage.compact_all(SHARD)  # type: ignore[attr-defined]
+        return self.states.items[device_id]
 
     def kinds(self, device_id: str) -> list[str]:
         rows = sorted((r for (d, _), (r, _) in self.anomalies.items.items() if d == device_id), key=lambda r: r.ts_ms)
@@ -142,6 +149,38 @@ def test_a_rebaseline_learns_anew_once_and_the_alarm_clears_at_the_new_level() -
         rig.run()
     assert not rig.states.items["dev-0001"].alarm_open and rig.kinds("dev-0001")[-1] == "clear"
     assert [a.body["event"] for a in rig.alerts.sent if a.body["device_id"] == "dev-0001"][-1] == "alarm_cleared"
+
+
+@pytest.mark.parametrize("behind", [False, True], ids=["write-through", "write-behind"])
+def test_a_rebaseline_asked_while_the_cache_holds_the_controls_from_before_is_applied_once(behind: bool) -> None:
+    rig = Rig(behind=behind)
+    for _ in range(2):
+        rig.run(faulty=(1,))
+    asked = rig.record("dev-0001").updated_ms + 1  # the operator asks (server time)
+    rig.documents.put(alarm_document("dev-0001"), {"rebaseline_ms": asked}, None, "alice", asked)
+    rig.clock.t -= 61.0 - 10.0  # the cache was read 10 s ago (TTL 30 s): this batch runs on the controls before
+    rig.run()  # the device reports: its record's updated_ms moves past the request, which is not read yet
+    before = rig.record("dev-0001")
+    assert before.updated_ms > asked and DeviceState.from_dict(before.detector or {}).ready
+    rig.run()  # the cache reads the request
+    record = rig.record("dev-0001")
+    assert not DeviceState.from_dict(record.detector or {}).ready and record.rebaselined_ms == asked
+    rig.run()  # warmed up again (100 readings), and not re-baselined a second time
+    assert DeviceState.from_dict(rig.record("dev-0001").detector or {}).ready
+    again = rig.record("dev-0001").updated_ms + 1  # a second request applies too, once
+    rig.documents.put(alarm_document("dev-0001"), {"rebaseline_ms": again}, 1, "alice", again)
+    rig.run()
+    assert not DeviceState.from_dict(rig.record("dev-0001").detector or {}).ready
+    assert rig.record("dev-0001").rebaselined_ms == again
+    assert all(rig.record(d).rebaselined_ms == 0 for d in ("dev-0000", "dev-0002"))  # nothing asked for them
+
+
+def test_the_applied_rebaseline_is_kept_in_the_devices_item_and_an_item_from_before_counts_its_last_write() -> None:
+    record = DeviceRecord("dev-1", "plant-1", "line-1", "pump", updated_ms=T0, rebaselined_ms=T0 - MIN)
+    assert device_record(device_item(record, 1)).rebaselined_ms == T0 - MIN
+    old = device_item(record, 1)
+    del old["rebaselined"]  # written before it: a request older than its last write was applied then
+    assert device_record(old).rebaselined_ms == T0
 
 
 def test_the_ttl_is_at_most_a_minute() -> None:

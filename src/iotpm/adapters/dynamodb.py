@@ -293,6 +293,7 @@ def device_item(r: DeviceRecord, version: int) -> Item:
         "updated": _n(r.updated_ms),
         "version": _n(version),
         "identity": {"S": r.identity},
+        "rebaselined": _n(r.rebaselined_ms),
     }
 
 
@@ -335,6 +336,8 @@ def device_record(item: Mapping[str, Any]) -> DeviceRecord:
         ingest=ingest,
         flushed=flushed,
         identity=str(item.get("identity", {}).get("S", "payload")),  # items before it: all from payloads
+        # items before it: a request older than the item's last write was applied then (or never will be)
+        rebaselined_ms=int(item.get("rebaselined", item["updated"])["N"]),
     )
 
 

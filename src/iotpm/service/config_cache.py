@@ -15,8 +15,10 @@ per table per minute per batch's devices and one GetItem for the limits.
   the shelve's ``until`` was set against: a device's own clock may be hours off) is recorded,
   not sent; once the shelve has ended, an alarm still standing whose alert the shelve held is
   announced, once (:meth:`OperatorCache.announce_unshelved`);
-* re-baseline: a device whose record was last updated before its re-baseline request
-  drops its learned state and learns anew from its next reading.
+* re-baseline: a device drops its learned state and learns anew from its first reading
+  processed once the cache has read the request (within ``ttl_s``); its record keeps which
+  request it applied (``rebaselined_ms``), so each request applies once, however often the
+  device reported while the cache still held the controls from before it.
 """
 
 from __future__ import annotations
@@ -178,9 +180,13 @@ class OperatorCache:
         elif self.unregistered == UNASSIGNED:
             record.site, record.line, record.identity = UNASSIGNED, UNASSIGNED, UNASSIGNED
         asked = control.alarm.rebaseline_ms if control is not None else None
-        if asked is not None and record.updated_ms < asked and record.detector is not None:
-            record.detector = _rebaselined(record, fleet)
-            log("info", "re-baselined: the detector learns anew", device_id=record.device_id, asked_ms=asked)
+        if asked is not None and asked > record.rebaselined_ms:
+            # once per request, whenever the device reports after it: not by the record's last
+            # update, which a batch processed on controls cached before the request moves past it
+            if record.detector is not None:
+                record.detector = _rebaselined(record, fleet)
+                log("info", "re-baselined: the detector learns anew", device_id=record.device_id, asked_ms=asked)
+            record.rebaselined_ms = asked  # written with the state it produced (a failed batch applies it again)
         return True
 
     @staticmethod

@@ -229,6 +229,10 @@ class DeviceRecord:
     #: bootstrap, a device seen for the first time with no record takes its first message's
     #: (later messages cannot change them); an operator registry will write ``registry``
     identity: str = "payload"
+    #: the operator's re-baseline request (its ``rebaseline_ms``, server time) last applied to
+    #: ``detector``: a newer request is applied once, whenever the device reports after it
+    #: (written in the same write as the state it produced)
+    rebaselined_ms: int = 0
 
 
 class LogDevice(msgspec.Struct, array_like=True, gc=False):
