@@ -30,7 +30,7 @@ from iotpm.service import Processor
 from iotpm.service.in_memory import MemoryPipeline
 from iotpm.service.samples import batch
 
-from .conftest import Environment
+from .aws import Environment
 
 T0 = 1_790_000_000_000
 NOW = T0 + 600_000

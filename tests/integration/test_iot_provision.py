@@ -11,7 +11,7 @@ from cryptography import x509
 from iotpm.adapters.iot import provision
 from iotpm.service.errors import StoreError
 
-from .conftest import client
+from .aws import client
 
 
 def test_each_thing_gets_its_own_certificate_bound_to_it_and_the_policy(endpoint: str, tmp_path: Path) -> None:

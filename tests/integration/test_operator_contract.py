@@ -26,7 +26,7 @@ from iotpm.operator.memory import MemoryAudit, MemoryDocuments, MemoryRegistry
 from iotpm.operator.ports import Audited, AuditEntry, AuditLog, Documents, Registration, Registry
 from iotpm.service.errors import ConflictError
 
-from .conftest import DYNAMODB_BACKENDS, client
+from .aws import DYNAMODB_BACKENDS, client
 
 T0 = 1_790_000_000_000
 

@@ -17,7 +17,7 @@ from iotpm.handlers.processor import ProcessorHandler
 from iotpm.service import Processor, RawRecord
 from iotpm.service.samples import batch, kinesis_event
 
-from .conftest import Environment
+from .aws import Environment
 
 T0 = 1_790_000_000_000
 NOW = T0 + 400_000

@@ -16,7 +16,7 @@ from iotpm.composition import build_processor, clients
 from iotpm.service import RawRecord
 from iotpm.service.samples import reading
 
-from .conftest import REGION, Environment, client
+from .aws import REGION, Environment, client
 
 T0 = 1_790_000_000_000
 NOW = T0 + 400_000

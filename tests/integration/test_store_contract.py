@@ -33,7 +33,7 @@ from iotpm.service.ports import (
     StateStore,
 )
 
-from .conftest import DYNAMODB_BACKENDS, Environment
+from .aws import DYNAMODB_BACKENDS, Environment
 
 HOUR = 3_600_000
 T0 = 1_789_999_200_000  # a whole hour

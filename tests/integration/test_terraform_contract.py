@@ -44,7 +44,7 @@ from iotpm.local.webhook import WebhookReceiver
 from iotpm.service import RawRecord
 from iotpm.service.samples import batch, kinesis_event
 
-from .conftest import REGION, client
+from .aws import REGION, client
 
 ROOT = repo_root(Path(__file__).resolve().parent)
 T0 = (int(time.time()) - 3600) * 1000  # within the API's default windows (the last 24 h)

@@ -25,7 +25,7 @@ from iotpm.service.ports import Snapshot
 from iotpm.service.processor import ProcessorSettings
 from iotpm.testing.stream import assert_same, stream, view
 
-from .conftest import REGION, Environment
+from .aws import REGION, Environment
 
 
 def test_write_behind_over_the_emulator_reads_as_write_through(
