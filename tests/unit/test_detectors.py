@@ -217,6 +217,24 @@ def test_gap_is_scored_and_alarms_only_when_configured(rng: np.random.Generator)
     assert r.events[0].reasons[0].detector == "dropout"
 
 
+def test_a_gap_is_listed_after_what_raised_the_alarm(rng: np.random.Generator) -> None:
+    """A machine back after two days' silence with a spike on its first reading: the gap
+    scores in the hundreds but does not count toward the alarm, so the spike is the first
+    reason and the gap is listed after it; where gaps do alarm, the gap comes first."""
+    ts = timestamps(100, start=timestamps(WARM)[-1] + INTERVAL_MS)
+    ts[50:] += 2 * 86_400_000
+    x = healthy(rng, 100)
+    x[50, 1] += 6.0
+    r = fitted(rng).update(ts, x)
+    assert raises(r) == [50]
+    first, *rest = r.events[0].reasons
+    assert (first.detector, first.metric) == ("spike", "vibration_mm_s")
+    assert [reason.detector for reason in rest][-1] == "dropout"
+    assert rest[-1].score > first.score
+    loud = fitted(np.random.default_rng(1), DetectorConfig(dropout_alarms=True)).update(ts, x)
+    assert loud.events[0].reasons[0].detector == "dropout"
+
+
 def test_multivariate_catches_a_broken_correlation(rng: np.random.Generator) -> None:
     n = 600
     common = rng.normal(0, 1, n)

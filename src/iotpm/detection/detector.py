@@ -500,7 +500,9 @@ class FleetDetector:
     def _reasons(
         self, channels: tuple[str, ...], x: FloatArray, cols: KernelRows, i: int, item: DeviceInput
     ) -> tuple[Reason, ...]:
-        """What scored at the clear level or above at reading ``i``, strongest first."""
+        """What scored at the clear level or above at reading ``i``: the detectors that count
+        toward the alarm's score strongest first, then a gap when it does not count (a gap of
+        days scores in the hundreds; listed first, it reads as the cause of the alarm)."""
         floor = self.config.alarm.clear_level
         chs, devs, expected = cols.channel_scores[i], cols.device_scores[i], cols.expected[i]
         low, high = self._device_limits(item)
@@ -526,7 +528,8 @@ class FleetDetector:
                 found.append(Reason(det, channels[j], float(x[j]), float(expected[j]), score, detail))
             else:
                 found.append(Reason(det, "*", score, 1.0, score, "score relative to its limit"))
-        found.sort(key=lambda r: -r.score)
+        counts = self.config.dropout_alarms
+        found.sort(key=lambda r: (r.detector == "dropout" and not counts, -r.score))
         return tuple(found[:_MAX_REASONS])
 
     def _trend(self, v: FloatArray, lay: Layout, low: FloatArray, high: FloatArray) -> FloatArray:
