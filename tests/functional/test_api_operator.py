@@ -18,8 +18,8 @@ from iotpm.api.app import build_app
 from iotpm.api.memory import MemoryQueries
 from iotpm.api.server import LOCAL_OPERATOR, ApiServer, proxy_event
 from iotpm.operator.memory import MemoryAudit, MemoryDocuments, MemoryRegistry
-from iotpm.operator.ports import AuditEntry
-from iotpm.operator.service import Operator
+from iotpm.operator.ports import AuditEntry, Registration
+from iotpm.operator.service import InvalidRegistrationsError, Operator
 from iotpm.service.errors import StoreError
 from iotpm.service.in_memory import MemoryPipeline
 from iotpm.service.samples import batch
@@ -73,7 +73,8 @@ def call(
     return out["statusCode"], json.loads(out["body"]), merged
 
 
-def test_a_registration_is_written_read_back_and_audited(app: APIGatewayRestResolver) -> None:
+def test_a_registration_is_written_read_back_and_audited(app: APIGatewayRestResolver, operator: Operator) -> None:
+    operator.registry.put(Registration("gw-1", "plant-1", "line-2", "gateway"), None)  # the gateway it names
     assert call(app, "GET", "/devices/dev-0001/registration")[0] == 404
     reg = {"site": "plant-1", "line": "line-2", "device_type": "compressor", "gateway": "gw-1",
            "overrides": {"temperature": {"high": 95.0}}}  # fmt: skip
@@ -87,6 +88,47 @@ def test_a_registration_is_written_read_back_and_audited(app: APIGatewayRestReso
     assert [(e["action"], e["subject"], e["who"]) for e in entries] == [("registration", "dev-0001", ALICE)] * 2
     assert entries[0]["before"]["line"] == "line-2" and entries[0]["after"]["line"] == "line-3"
     assert entries[1]["before"] is None
+
+
+def test_a_registration_naming_a_gateway_that_is_not_a_registered_gateway_is_refused(
+    app: APIGatewayRestResolver, operator: Operator
+) -> None:
+    operator.registry.put(Registration("pump-0001", "plant-1", "line-1", "pump"), None)
+    reg = {"site": "plant-1", "line": "line-1", "device_type": "pump"}
+    for gateway, why in (
+        ("pump-0002", "'pump-0002' cannot be its own gateway"),
+        ("pump-0001", "'pump-0001' is a 'pump', not a gateway"),  # it would let one device publish as another
+        ("gw-typo", "'gw-typo' is not a registered device"),  # every reading its real gateway sent quarantined
+    ):
+        status, body, _ = call(app, "PUT", "/devices/pump-0002/registration", {**reg, "gateway": gateway})
+        assert status == 400 and why in body["error"]["message"], body
+    assert call(app, "GET", "/devices/pump-0002/registration")[0] == 404  # nothing stored
+    assert call(app, "GET", "/audit")[1]["items"] == []
+    operator.registry.put(Registration("gw-1", "plant-1", "line-1", "gateway"), None)
+    status, body, _ = call(app, "PUT", "/devices/pump-0002/registration", {**reg, "gateway": "gw-1"})
+    assert status == 200 and body["gateway"] == "gw-1"
+
+
+def test_an_import_checks_each_gateway_against_its_own_rows_and_the_registry_first(operator: Operator) -> None:
+    operator.registry.put(Registration("pump-0001", "plant-1", "line-1", "pump"), None)
+    operator.registry.put(Registration("gw-1", "plant-1", "line-1", "gateway"), None)
+    rows = [
+        Registration("pump-0002", "plant-1", "line-1", "pump", gateway="gw-2"),  # a gateway further down the file
+        Registration("pump-0003", "plant-1", "line-1", "pump", gateway="gw-1"),  # one already registered
+        Registration("gw-2", "plant-1", "line-1", "gateway"),
+    ]
+    bad = [
+        Registration("pump-0004", "plant-1", "line-1", "pump", gateway="pump-0001"),
+        Registration("pump-0005", "plant-1", "line-1", "pump", gateway="pump-0002"),  # a row of the file, not a gateway
+        Registration("pump-0006", "plant-1", "line-1", "pump", gateway="pump-0006"),
+    ]
+    with pytest.raises(InvalidRegistrationsError) as refused:
+        operator.import_registrations(rows + bad, ALICE)
+    assert sorted(refused.value.problems) == ["pump-0004", "pump-0005", "pump-0006"]
+    assert operator.registry.get("pump-0002") is None and operator.audit.page(0, NOW + 1, 10, None).items == []
+    assert operator.import_registrations(rows, ALICE) == 3
+    subjects = [e.subject for e in reversed(operator.audit.page(0, NOW + 1, 10, None).items)]
+    assert subjects[0] == "gw-2" and sorted(subjects) == ["gw-2", "pump-0002", "pump-0003"]  # the gateway first
 
 
 def test_a_write_is_refused_without_a_principal_or_with_a_bad_body(app: APIGatewayRestResolver) -> None:

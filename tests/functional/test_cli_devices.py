@@ -12,6 +12,7 @@ from iotpm.adapters import registry
 from iotpm.cli.app import app
 from iotpm.cli.devices import read_registrations
 from iotpm.operator.memory import MemoryAudit, MemoryDocuments, MemoryRegistry
+from iotpm.operator.ports import Registration
 
 runner = CliRunner()
 TABLES = ["--registry-table", "r", "--config-table", "c", "--audit-table", "a"]
@@ -38,6 +39,7 @@ def test_the_rows_are_registered_and_audited_and_an_unchanged_one_is_not_written
     tmp_path: Path, stores: tuple[MemoryRegistry, MemoryAudit]
 ) -> None:
     reg, audit = stores
+    reg.put(Registration("gw-1", "plant-1", "line-2", "gateway"), None)  # the gateway motor-7 names
     csv = tmp_path / "registry.csv"
     csv.write_text(GOOD)
     res = runner.invoke(app, ["devices", "import", str(csv), *TABLES])
@@ -66,6 +68,33 @@ def test_a_file_with_an_invalid_row_writes_nothing(tmp_path: Path, stores: tuple
     for expected in ("line 4: device_id 'bad id!'", "line 5: line:", "line 6: device 'pump-1' is listed twice"):
         assert expected in res.output
     assert reg.items == {} and audit.entries == []
+
+
+def test_a_gateway_must_be_a_row_or_a_registered_gateway_and_the_refused_rows_are_named(
+    tmp_path: Path, stores: tuple[MemoryRegistry, MemoryAudit]
+) -> None:
+    reg, audit = stores
+    reg.put(Registration("pump-0001", "plant-1", "line-1", "pump"), None)
+    csv = tmp_path / "registry.csv"
+    head = "device_id,site,line,device_type,gateway\n"
+    csv.write_text(head + "pump-0002,plant-1,line-1,pump,pump-0002\npump-0003,plant-1,line-1,pump,pump-0002\n")
+    res = runner.invoke(app, ["devices", "import", str(csv), *TABLES, "--dry-run"])  # the file alone refuses these
+    assert res.exit_code == 2
+    assert "line 2: gateway: 'pump-0002' cannot be its own gateway" in res.output
+    assert "line 3: gateway: 'pump-0002' is a 'pump', not a gateway" in res.output
+    rows = (
+        "pump-0002,plant-1,line-1,pump,gw-1\npump-0003,plant-1,line-1,pump,pump-0001\npump-0004,plant-1,line-1,pump,\n"
+    )
+    csv.write_text(head + rows)  # gateways the registry refuses: neither a row nor a registered gateway
+    res = runner.invoke(app, ["devices", "import", str(csv), *TABLES])
+    assert res.exit_code == 2 and "nothing written" in res.output
+    assert "line 2: gateway: 'gw-1' is not a registered device" in res.output
+    assert "line 3: gateway: 'pump-0001' is a 'pump', not a gateway" in res.output
+    assert set(reg.items) == {"pump-0001"} and audit.entries == []
+    csv.write_text(head + rows.replace("pump-0001\n", "gw-1\n") + "gw-1,plant-1,line-1,gateway,\n")  # listed last
+    res = runner.invoke(app, ["devices", "import", str(csv), *TABLES])
+    assert res.exit_code == 0 and "registered 4 of 4" in res.output, res.output
+    assert audit.entries[0].subject == "gw-1"  # written before the devices that name it
 
 
 def test_the_header_must_name_the_required_columns(tmp_path: Path) -> None:

@@ -149,10 +149,13 @@ def test_devices_import_registers_on_the_emulator_as_the_callers_principal(endpo
     names = OperatorTables(f"t{tag}-registry", f"t{tag}-config", f"t{tag}-audit")
     create_operator_tables(ddb, names)
     csv = tmp_path / "registry.csv"
-    csv.write_text(
-        "device_id,site,line,device_type,gateway\npump-1,plant-1,line-1,pump,\nmotor-2,plant-1,line-2,motor,gw-1\n"
-    )
+    head = "device_id,site,line,device_type,gateway\npump-1,plant-1,line-1,pump,\n"
     tables = ["--registry-table", names.registry, "--config-table", names.config, "--audit-table", names.audit]
+    csv.write_text(head + "motor-2,plant-1,line-2,motor,gw-1\n")
+    res = CliRunner().invoke(app, ["devices", "import", str(csv), *tables, "--endpoint-url", endpoint])
+    assert res.exit_code == 2 and "line 3: gateway: 'gw-1' is not a registered device" in res.output, res.output
+    assert DynamoRegistry(ddb, names.registry).get_many(["pump-1", "motor-2"]) == {}  # nothing written
+    DynamoRegistry(ddb, names.registry).put(Registration("gw-1", "plant-1", "line-2", "gateway"), None)
     res = CliRunner().invoke(app, ["devices", "import", str(csv), *tables, "--endpoint-url", endpoint])
     assert res.exit_code == 0, res.output
     got = DynamoRegistry(ddb, names.registry).get_many(["pump-1", "motor-2"])

@@ -21,7 +21,9 @@ class RegistrationIn(Body):
     line: str = Field(pattern=NAME_PATTERN)
     device_type: str = Field(pattern=NAME_PATTERN)
     gateway: str | None = Field(
-        default=None, pattern=NAME_PATTERN, description="the gateway thing it publishes through"
+        default=None,
+        pattern=NAME_PATTERN,
+        description='the gateway thing it publishes through: another registered device whose device_type is "gateway"',
     )
     overrides: dict[str, LimitsIn] = Field(
         default_factory=dict, description="the device's own limits by metric or quantity (they win over /config/limits)"

@@ -6,9 +6,10 @@
 One row a device: ``device_id,site,line,device_type`` and optionally ``gateway`` (the
 gateway thing it publishes through) and ``overrides`` (its own limits as JSON,
 ``{"temperature": {"high": 95}}``). Every row is checked before anything is written: a
-file with an invalid row writes nothing. A row equal to the device's registration is
-not written again; each one that is leaves an audit entry naming the caller's IAM
-principal.
+file with an invalid row writes nothing. A row's gateway must be another row or a
+registered device whose device_type is ``gateway`` (the file's gateways are written
+first). A row equal to the device's registration is not written again; each one that is
+leaves an audit entry naming the caller's IAM principal.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def read_registrations(path: Path) -> list[Registration]:
         if missing:
             raise ValueError(f"{path}: the header lacks {', '.join(missing)}")
         rows = list(reader)
-    out, problems, seen = [], [], set()
+    out, problems, seen, lines = [], [], set(), {}
     for line, row in enumerate(rows, start=2):
         device_id = (row.get("device_id") or "").strip()
         try:
@@ -74,11 +75,27 @@ def read_registrations(path: Path) -> list[Registration]:
             problems.append(f"line {line}: {exc}")
             continue
         seen.add(device_id)
+        lines[device_id] = line
         limits = {k: v.model_dump() for k, v in body.overrides.items()}
         out.append(Registration(device_id, body.site, body.line, body.device_type, body.gateway, limits))
+    problems += [f"line {lines[d]}: {p}" for d, p in _gateway_problems(out).items()]
     if problems:
         raise ValueError("\n".join(problems))
     return out
+
+
+def _gateway_problems(regs: list[Registration]) -> dict[str, str]:
+    """The rows whose gateway the file alone refuses: the device itself, or a row of it that is not
+    a gateway (a gateway the file does not list is checked against the registry on import)."""
+    from iotpm.operator.service import gateway_problem
+
+    listed = {r.device_id: r for r in regs}
+    return {
+        r.device_id: p
+        for r in regs
+        if r.gateway is not None and (r.gateway == r.device_id or r.gateway in listed)
+        if (p := gateway_problem(r, listed.get(r.gateway))) is not None
+    }
 
 
 @requires("devices import", "boto3")
@@ -95,7 +112,7 @@ def import_(
 ) -> None:
     """Register every device the CSV lists (exit 2 and nothing written if a row is invalid)."""
     from iotpm.adapters import registry
-    from iotpm.operator.service import Operator
+    from iotpm.operator.service import InvalidRegistrationsError, Operator
     from iotpm.service.errors import StoreError
 
     try:
@@ -109,6 +126,9 @@ def import_(
     try:
         reg, docs, audit, who = registry.connect(names, region, endpoint_url)
         changed = Operator(reg, docs, audit, lambda _: None).import_registrations(regs, who)
+    except InvalidRegistrationsError as exc:  # a gateway the registry refuses
+        rows = {r.device_id: n for n, r in enumerate(regs, start=2)}  # every row was read: line n is regs[n-2]
+        fail("nothing written:\n" + "\n".join(f"line {rows[d]}: {p}" for d, p in exc.problems.items()))
     except StoreError as exc:
         fail(str(exc), FAILED)
     console.print(f"registered {changed} of {len(regs)} devices ({len(regs) - changed} unchanged) as {who}")

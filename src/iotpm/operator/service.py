@@ -33,6 +33,7 @@ from iotpm.operator.ports import (
     Registration,
     Registry,
     alarm_document,
+    registrations_by_id,
 )
 from iotpm.service.errors import ConflictError
 from iotpm.service.ports import DeviceRecord
@@ -43,6 +44,8 @@ MAX_SHELVE_MS = 30 * 86_400_000
 #: and the entry is written in the change's own transaction, so a larger one would refuse the change
 MAX_AUDIT_BYTES = 380_000
 AlarmState = Literal["normal", "unacknowledged", "acknowledged", "shelved"]
+#: the device type that makes a registered thing a gateway (as Terraform's ``things``)
+GATEWAY_TYPE = "gateway"
 
 
 class OperatorError(Exception):
@@ -54,6 +57,14 @@ class OperatorError(Exception):
 
 class InvalidDocumentError(OperatorError):
     """The body is not a valid document (nothing was stored)."""
+
+
+class InvalidRegistrationsError(InvalidDocumentError):
+    """Registrations of an import refused (nothing was stored); ``problems``: why, by device id."""
+
+    def __init__(self, problems: Mapping[str, str]) -> None:
+        self.problems = dict(problems)
+        super().__init__("; ".join(f"device {d!r}: {p}" for d, p in self.problems.items()))
 
 
 class NotFoundError(OperatorError):
@@ -179,6 +190,25 @@ def parse_if_match(header: str | None) -> int | None:
     return int(text)
 
 
+def gateway_problem(registration: Registration, gateway: Registration | None) -> str | None:
+    """Why ``registration`` cannot name its gateway (None: it names none, or a registered gateway).
+
+    ``gateway`` is the registration of the thing it names (None: not registered). As Terraform's
+    ``things`` validation: a device's gateway is another registered thing whose device_type is
+    ``gateway`` (the processor lets that thing publish the device's readings, and only it).
+    """
+    name = registration.gateway
+    if name is None:
+        return None
+    if name == registration.device_id:
+        return f"gateway: {name!r} cannot be its own gateway (leave gateway empty for a device that publishes itself)"
+    if gateway is None:
+        return f"gateway: {name!r} is not a registered device (register it first, with device_type {GATEWAY_TYPE!r})"
+    if gateway.device_type != GATEWAY_TYPE:
+        return f"gateway: {name!r} is a {gateway.device_type!r}, not a gateway (device_type {GATEWAY_TYPE!r})"
+    return None
+
+
 def _problems(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'document'}: {e['msg']}" for e in exc.errors())
 
@@ -200,7 +230,15 @@ class Operator:
 
     # -- registry --------------------------------------------------------------------------------------------
     def register(self, registration: Registration, who: str) -> Registration:
-        """Create or replace a device's registration (read, then written over the version read)."""
+        """Create or replace a device's registration (read, then written over the version read); 400 when
+        it names a gateway that is not a registered gateway (see :func:`gateway_problem`)."""
+        gw = registration.gateway
+        problem = gateway_problem(registration, None if gw in (None, registration.device_id) else self.registry.get(gw))
+        if problem is not None:
+            raise InvalidDocumentError(problem)
+        return self._write(registration, who)
+
+    def _write(self, registration: Registration, who: str) -> Registration:
         held = self.registry.get(registration.device_id)
         expected = None if held is None else held.version
         new = Registration(**{**_fields(registration), "updated_ms": self._now(), "updated_by": who})
@@ -210,13 +248,25 @@ class Operator:
         return self.registry.put(new, expected, entry)
 
     def import_registrations(self, registrations: Iterable[Registration], who: str) -> int:
-        """Register each (an unchanged one is not written again); how many changed."""
+        """Register each (an unchanged one is not written again); how many changed.
+
+        Every gateway named is checked first, against the import's own registrations and the
+        registry (:class:`InvalidRegistrationsError` naming each device refused: nothing is
+        written); the import's gateways are written before the devices that name them.
+        """
+        regs = list(registrations)
+        listed = registrations_by_id(regs)
+        elsewhere = sorted({r.gateway for r in regs if r.gateway is not None and r.gateway not in listed})
+        known = {**(self.registry.get_many(elsewhere) if elsewhere else {}), **listed}
+        problems = {r.device_id: p for r in regs if (p := gateway_problem(r, known.get(r.gateway or ""))) is not None}
+        if problems:
+            raise InvalidRegistrationsError(problems)
         changed = 0
-        for reg in registrations:
+        for reg in sorted(regs, key=lambda r: r.device_type != GATEWAY_TYPE):  # stable: the file's order otherwise
             held = self.registry.get(reg.device_id)
             if held is not None and held.as_dict() | {"version": 0} == reg.as_dict() | {"version": 0}:
                 continue
-            self.register(reg, who)
+            self._write(reg, who)
             changed += 1
         return changed
 
