@@ -187,3 +187,26 @@ def test_a_bounded_run_in_drift_read_every_10_minutes_is_not_held_in_alarm() -> 
     det.fit(ts[:400], x[:400])
     result = det.update(ts[400:], x[400:])
     assert result.in_alarm.mean() < 0.02
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_multivariate_naming_another_metric_is_no_new_cause(seed: int) -> None:
+    """Two metrics that moved together stop doing so, each still in its usual range: the
+    multivariate detector raises, and the metric with the largest share of its deviation
+    flips from reading to reading (a third, healthy metric among them). None of the three
+    scores on a detector of its own, so the alarm stays as raised unless its score doubles;
+    before, each flip was an escalation ("another metric becomes a cause")."""
+    rng = np.random.default_rng(seed)
+    n = 900
+    common = rng.normal(0, 1, n)
+    x = np.column_stack([common + rng.normal(0, 0.1, n), common + rng.normal(0, 0.1, n), rng.normal(0, 1, n)])
+    x[400:, 1] = -x[400:, 0]
+    quiet = DetectorConfig(spike_z=50, roc_z=50, cusum_h=1e6)  # only the multivariate detector
+    det = DeviceDetector(channels=["flow", "current", "other"], config=quiet)
+    det.fit(timestamps(300), x[:300])
+    events = det.update(timestamps(n - 300, start=10**13), x[300:]).events
+    assert events[0].kind == "raise" and events[0].reasons[0].detector == "multivariate"
+    previous = events[0].score
+    for e in events[1:]:
+        assert e.kind == "escalate" and e.score >= 2.0 * previous  # its score doubled; nothing else
+        previous = e.score

@@ -590,8 +590,9 @@ class Lifecycle:
 
     - a static limit or ISO 10816-3 zone D is crossed and it was a warning: it becomes
       critical (and stays critical until it clears);
-    - a metric that was not yet a cause scores at the raise level (a detector on it, or
-      the multivariate detector with the largest share of its deviation there);
+    - a metric that was not yet a cause scores at the raise level on a detector of its own
+      (the multivariate detector's largest share moving to another metric is not a new
+      cause; the multivariate's score doubling is an escalation like any other);
     - the score, sustained over two readings (the smaller of the reading's and the one
       before), reaches ``escalate_factor`` times the score it was raised or last escalated
       at by the score. Only the machine's condition counts here: a stuck sensor's run or a
@@ -680,11 +681,11 @@ class Lifecycle:
             at.update((start + np.flatnonzero(limits)[:1]).tolist())
         level = self.cfg.raise_level
         if not caused.all():
+            # a metric's own detector at the raise level; the metric carrying the largest share
+            # of the multivariate's deviation is not one: at a score near the raise level the
+            # largest share flips from reading to reading between metrics that are all a little
+            # off (26 escalations per healthy bearing of IMS set 1)
             scoring = cols.channel_scores[start:stop].max(axis=2) >= level  # (n, c)
-            mv = cols.device_scores[start:stop, DEV["multivariate"]] >= level
-            if mv.any():
-                top = np.argmax(cols.shares[start:stop], axis=1)
-                scoring[np.flatnonzero(mv), top[mv]] = True
             new = scoring & ~caused[None, :]
             if new.any():
                 firsts = np.flatnonzero(new.any(axis=0))
