@@ -1,10 +1,13 @@
 """Gateways: a thing may publish readings for the devices the registry puts under it (issue 29 item 6).
 
 The rule keys each Kinesis record by the thing that published it. A reading for device D in a
-record of thing T is the device's when D is T, or when the registry says D's gateway is T;
-otherwise it is ``device_mismatch`` and costs that reading only. One gateway message (a JSON
-array) may carry readings of several devices; each is counted, stored and scored as its own
-device's. Without a registry, a thing publishes only its own readings (the rule before).
+record of thing T is the device's when the registry puts D under gateway T, or when D is T and
+has no gateway (a device under a gateway publishes through it only: one partition key, one
+shard); otherwise it is ``device_mismatch`` and costs that reading only. One gateway message
+(``{"readings": [...]}``, or a plain array) may carry readings of several devices; each is
+counted, stored and scored as its own device's. A registry that cannot be read for a gateway's
+readings fails the batch (retried), never quarantines them. Without a registry, a thing
+publishes only its own readings (the rule before).
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from iotpm.models import ValidationLimits
 from iotpm.operator.memory import MemoryDocuments, MemoryRegistry
 from iotpm.operator.ports import Registration
-from iotpm.service import RawRecord
+from iotpm.service import ProcessorSettings, RawRecord, StoreError
 from iotpm.service.config_cache import OperatorCache
 from iotpm.service.in_memory import MemoryPipeline
 from iotpm.service.samples import batch, reading
@@ -44,13 +48,18 @@ def registry() -> OperatorCache:
 
 
 def records(
-    messages: Sequence[tuple[str, list[dict[str, object]]]], first: int = 0, arrival_ms: int = T0 + 60_000
+    messages: Sequence[tuple[str, object]], first: int = 0, arrival_ms: int = T0 + 60_000, shard: str = SHARD
 ) -> list[RawRecord]:
-    """One record per (publishing thing, array of readings), in order, on one shard."""
+    """One record per (publishing thing, message), in order, on one shard."""
     return [
-        RawRecord(f"{49_600_000_000 + (first + i) * 7:056d}", thing, json.dumps(body).encode(), arrival_ms, SHARD)
+        RawRecord(f"{49_600_000_000 + (first + i) * 7:056d}", thing, json.dumps(body).encode(), arrival_ms, shard)
         for i, (thing, body) in enumerate(messages)
     ]
+
+
+def envelope(readings: list[dict[str, object]]) -> dict[str, object]:
+    """A gateway's message as it publishes it, stamped by the rule with the gateway's name."""
+    return {"readings": readings, "thing_name": "gw-1"}
 
 
 def metrics(i: int) -> dict[str, float]:
@@ -62,33 +71,83 @@ def stored_per_device(pipe: MemoryPipeline) -> Counter[str]:
 
 
 @pytest.mark.parametrize("behind", [False, True], ids=["write-through", "write-behind"])
-def test_a_gateway_publishes_mixed_arrays_for_its_10_devices_and_a_device_not_under_it_is_refused(
+def test_a_gateway_publishes_for_its_10_devices_and_a_device_not_under_it_is_refused(
     memory_pipeline: Callable[..., MemoryPipeline], behind: bool
 ) -> None:
     pipe = memory_pipeline(behind=behind)
     proc = pipe.processor(operator=registry())
-    # 6 messages of the gateway, each an array of the 10 devices' readings at one instant, one of
-    # them also carrying a reading of a device under another gateway; then each device's own
-    messages: list[tuple[str, list[dict[str, object]]]] = [
-        ("gw-1", [reading(d, k, T0 + k * 1000, metrics(k)) for d in BEHIND]) for k in range(6)
-    ]
-    messages[2][1].insert(4, reading("dev-90", 2, T0 + 2000, metrics(2)))
-    messages += [(d, [reading(d, 6, T0 + 6000, metrics(6))]) for d in BEHIND[:3]]  # a device may publish itself
+    # 6 messages of the gateway (envelopes, and plain arrays), each the 10 devices' readings at one
+    # instant, one also carrying a reading of a device under another gateway
+    bodies = [[reading(d, k, T0 + k * 1000, metrics(k)) for d in BEHIND] for k in range(6)]
+    bodies[2].insert(4, reading("dev-90", 2, T0 + 2000, metrics(2)))
+    messages: list[tuple[str, object]] = [("gw-1", envelope(b) if k % 2 else b) for k, b in enumerate(bodies)]
+    messages += [(d, reading(d, 6, T0 + 6000, metrics(6))) for d in BEHIND[:3]]  # under a gateway: not themselves
     out = proc(records(messages), now_ms=T0 + 60_000)
     c = out.counts
     assert out.failed_sequence_numbers == [] and not out.errors
     assert c.received == 6 * 10 + 1 + 3 == c.stored + c.quarantined + c.duplicates + c.failed
-    assert c.quarantine_reasons == {"device_mismatch": 1} and c.refused == {"gw-1": {"device_mismatch": 1}}
+    assert c.stored == 60 and c.quarantine_reasons == {"device_mismatch": 4}
+    assert c.refused == {t: {"device_mismatch": 1} for t in ("gw-1", *BEHIND[:3])}
     if not behind:  # write-behind holds the readings in its log until a compaction
-        assert stored_per_device(pipe) == {d: 7 if d in BEHIND[:3] else 6 for d in BEHIND}
+        assert stored_per_device(pipe) == dict.fromkeys(BEHIND, 6)
     for d in BEHIND:  # each device's record counts its own readings, under its own id and registered identity
         record = proc.storage.open(SHARD).records([d])[d]
-        assert (record.readings, record.line, record.identity) == (7 if d in BEHIND[:3] else 6, "line-1", "registry")
-    assert "dev-90" not in pipe.states.items and (
-        pipe.snapshots is None or "dev-90" not in pipe.snapshots.get(SHARD).records
-    )
-    [line] = [line for o in pipe.archive.objects.values() if o.key.startswith("quarantine/") for line in o.lines]
-    assert (line["reason"], line["device_id"], line["partition_key"]) == ("device_mismatch", "dev-90", "gw-1")  # type: ignore[index]
+        assert (record.readings, record.line, record.identity) == (6, "line-1", "registry")
+    assert "dev-90" not in pipe.states.items
+    assert pipe.snapshots is None or "dev-90" not in pipe.snapshots.get(SHARD).records
+    lines = [line for o in pipe.archive.objects.values() if o.key.startswith("quarantine/") for line in o.lines]
+    assert sorted((line["device_id"], line["partition_key"]) for line in lines) == [  # type: ignore[index]
+        ("dev-00", "dev-00"), ("dev-01", "dev-01"), ("dev-02", "dev-02"), ("dev-90", "gw-1")
+    ]  # fmt: skip
+
+
+def test_a_device_under_a_gateway_lives_on_its_gateways_shard_only(
+    memory_pipeline: Callable[..., MemoryPipeline],
+) -> None:
+    """Kinesis places a record by its key: a device publishing itself too would have two shards."""
+    pipe = memory_pipeline(behind=True)
+    proc = pipe.processor(operator=registry())
+    other = "shardId-000000000001"
+    for k in range(4):
+        own = records([("dev-00", [reading("dev-00", 10 * k, T0 + 10_000 * k, metrics(k))])], 2 * k, shard=other)
+        out = proc(own, now_ms=T0 + 60_000 + k)
+        assert out.counts.stored == 0 and out.counts.quarantine_reasons == {"device_mismatch": 1}
+        sent = envelope([reading("dev-00", 10 * k + 1, T0 + 10_000 * k + 1000, metrics(k))])
+        assert proc(records([("gw-1", sent)], 2 * k + 1), now_ms=T0 + 60_000 + k).counts.stored == 1
+    assert pipe.snapshots is not None and "dev-00" not in pipe.snapshots.get(other).records
+    assert pipe.snapshots.get(SHARD).records["dev-00"].readings == 4
+
+
+class Down(MemoryRegistry):
+    """A registry that cannot be read (throttled, unreachable)."""
+
+    def get_many(self, device_ids: Sequence[str]) -> dict[str, Registration]:
+        raise StoreError("throttled", code="ProvisionedThroughputExceededException")
+
+
+def test_a_registry_outage_fails_a_gateways_batch_for_a_retry_and_keeps_devices_publishing_themselves(
+    memory_pipeline: Callable[..., MemoryPipeline],
+) -> None:
+    pipe = memory_pipeline()
+    proc = pipe.processor(operator=OperatorCache(Down(), MemoryDocuments()))
+    sent = [("gw-1", envelope([reading(d, k, T0 + k * 1000, metrics(k)) for d in BEHIND])) for k in range(3)]
+    with pytest.raises(StoreError):  # the handler reports the whole batch: Lambda retries it
+        proc(records(sent), now_ms=T0 + 60_000)
+    assert not pipe.readings.items and not pipe.states.items
+    out = proc(records([(LONE, reading(LONE, 1, T0, metrics(1)))], 10), now_ms=T0 + 60_000)
+    assert out.counts.stored == 1 and not out.counts.quarantine_reasons
+
+
+def test_an_empty_or_oversized_gateway_message_is_refused_whole(
+    memory_pipeline: Callable[..., MemoryPipeline],
+) -> None:
+    pipe = memory_pipeline()
+    proc = pipe.processor(operator=registry(), settings=ProcessorSettings(limits=ValidationLimits(max_readings=8)))
+    out = proc(records([("gw-1", envelope([])), ("gw-1", {"readings": "dev-00"})]), now_ms=T0 + 60_000)
+    assert out.counts.quarantine_reasons == {"unknown_shape": 2} and out.counts.stored == 0
+    ten = envelope([reading(d, 1, T0, metrics(1)) for d in BEHIND])
+    out = proc(records([("gw-1", ten)], 5), now_ms=T0 + 60_000)
+    assert out.counts.quarantine_reasons == {"too_many_readings": 1} and out.counts.stored == 0
 
 
 def test_without_a_registry_a_thing_publishes_only_its_own_readings(
@@ -127,7 +186,7 @@ DEVICES = [*BEHIND, *OTHERS, LONE, "dev-77"]  # dev-77: not registered at all
 
 def admitted(device: str, thing: str) -> bool:
     gateway = "gw-1" if device in BEHIND else "gw-2" if device in OTHERS else None
-    return thing in (device, gateway)
+    return thing == gateway if gateway is not None else thing == device
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

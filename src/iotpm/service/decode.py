@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 import orjson
@@ -30,8 +30,13 @@ class Decoded:
     rejected: list[Rejected]
 
 
-#: the registry's answer: the gateway each of these devices is registered under (None: none, or unknown)
-Gateways = Callable[[Sequence[str]], Mapping[str, str | None]]
+#: a gateway's message: ``{"readings": [<reading>, ...]}`` (an object, which the IoT rule stamps with
+#: the gateway's ``thing_name`` in a well-defined way; the readings carry their own ``device_id``)
+ENVELOPE: Final = "readings"
+
+#: the registry's answer: the gateway each device is registered under (None: none, or unknown), for the
+#: devices that published themselves and those a gateway published for (unknown for one of those raises)
+Gateways = Callable[[Sequence[str], Sequence[str]], Mapping[str, str | None]]
 
 
 class BatchDecoder:
@@ -66,33 +71,39 @@ class BatchDecoder:
                 device = devices[fields.device_id] = DeviceReadings(fields.device_id, index)
             device.readings.append(fields)
             device.indices.append(index)
-        if foreign:
-            rejected += self._behind_gateways(records, foreign, devices)
+        if self.gateways is not None:
+            rejected += self._judged(records, foreign, devices)
         # each rejection is one message (or one unreadable record)
         counts.received += sum(len(d.readings) for d in devices.values()) + len(rejected)
         return Decoded(devices, rejected)
 
-    def _behind_gateways(
+    def _judged(
         self,
         records: Sequence[RawRecord],
         foreign: list[tuple[int, ReadingFields]],
         devices: dict[str, DeviceReadings],
     ) -> list[Rejected]:
-        """Readings a gateway sent for the devices registered under it, added to their devices'
-        (in record order); the others refused as ``device_mismatch``, each costing only itself."""
+        """With a registry: a reading is its device's when it comes through the gateway the device is
+        registered under, or from the device itself when it has none. A device under a gateway
+        publishes through it only (one partition key: its readings on one shard). The others are
+        ``device_mismatch``, each costing only itself.
+
+        Raises a retryable :class:`StoreError` when the registry cannot say for a reading a gateway
+        sent (an outage is retried, never quarantined); a device's own readings go on meanwhile.
+        """
         assert self.gateways is not None
-        gateway_of = self.gateways(sorted({fields.device_id for _, fields in foreign}))
+        gateway_of = self.gateways(sorted(devices), sorted({fields.device_id for _, fields in foreign}))
         rejected: list[Rejected] = []
-        joined: set[str] = set()
+        for device_id in [d for d in devices if gateway_of.get(d) is not None]:
+            own = devices.pop(device_id)
+            why = f"{device_id!r} is registered under gateway {gateway_of[device_id]!r}: it publishes through it only"
+            rejected += [_mismatch(r, device_id, i, why) for r, i in zip(own.readings, own.indices, strict=True)]
         for index, fields in foreign:
             thing = records[index].partition_key
             if gateway_of.get(fields.device_id) != thing:
                 rejected.append(_mismatch(fields, thing, index))
-                continue
-            joined.add(fields.device_id)
-            _group(devices, index, fields)
-        for device_id in joined:  # a device that also sent readings itself: its readings in record order
-            devices[device_id] = _in_record_order(devices[device_id])
+            else:
+                _group(devices, index, fields)
         return rejected
 
     def _each(
@@ -155,16 +166,9 @@ def _group(devices: dict[str, DeviceReadings], index: int, fields: ReadingFields
     device.indices.append(index)
 
 
-def _in_record_order(device: DeviceReadings) -> DeviceReadings:
-    """The device's readings sorted by their record (stable: one record's keep their order)."""
-    order = sorted(range(len(device.indices)), key=device.indices.__getitem__)
-    indices = [device.indices[i] for i in order]
-    return DeviceReadings(device.device_id, indices[0], [device.readings[i] for i in order], indices)
-
-
-def _mismatch(fields: ReadingFields, thing: str, index: int) -> Rejected:
+def _mismatch(fields: ReadingFields, thing: str, index: int, why: str | None = None) -> Rejected:
     """A reading for another device than the thing that published it may publish for."""
-    why = f"reading for {fields.device_id!r} published by thing {thing[:128]!r}"
+    why = why or f"reading for {fields.device_id!r} published by thing {thing[:128]!r}"
     return index, Rejection(RejectReason.DEVICE_MISMATCH, why, fields.device_id), msgspec.to_builtins(fields)
 
 
@@ -197,4 +201,9 @@ def _payloads(data: bytes, max_bytes: int) -> tuple[bool, list[Any]] | Rejection
             return Rejection(RejectReason.MALFORMED_JSON, str(exc)[:200])
     if type(obj) is list:
         return (strict, obj) if obj else Rejection(RejectReason.UNKNOWN_SHAPE, "empty array")
+    if type(obj) is dict and ENVELOPE in obj and "device_id" not in obj:  # a gateway's message
+        inner = obj[ENVELOPE]
+        if type(inner) is not list or not inner:
+            return Rejection(RejectReason.UNKNOWN_SHAPE, f"a gateway message's {ENVELOPE!r} must be a non-empty array")
+        return strict, inner
     return strict, [obj]

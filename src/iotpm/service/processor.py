@@ -37,6 +37,7 @@ from iotpm.service.archive_objects import encode_lines, quarantine_object, raw_o
 from iotpm.service.batch import BatchOutcome, Counts, ProcessorSettings, RawRecord, Rejected, Work, merged
 from iotpm.service.decode import BatchDecoder
 from iotpm.service.detect import BatchDetector
+from iotpm.service.errors import StoreError
 from iotpm.service.ports import (
     Alerts,
     AnomalyStore,
@@ -110,10 +111,14 @@ class Processor:
             self._wired = (ports, decoder, self._storage(self.settings))
         return self._wired[1], self._wired[2]
 
-    def _gateways(self, device_ids: Sequence[str]) -> dict[str, str | None]:
-        """The gateway each device is registered under, from the operator's registry."""
+    def _gateways(self, own: Sequence[str], sent: Sequence[str]) -> dict[str, str | None]:
+        """The gateway each device is registered under, from the operator's registry; a retryable
+        :class:`StoreError` when it cannot be read for a device a gateway published for."""
         assert self.operator is not None
-        controls = self.operator.devices(device_ids)
+        controls = self.operator.devices(sorted({*own, *sent}))
+        unread = [d for d in sent if not controls[d].read]
+        if unread:
+            raise StoreError(f"device registry unreadable for {len(unread)} devices a gateway published for")
         return {d: c.registration.gateway if c.registration is not None else None for d, c in controls.items()}
 
     def _storage(self, settings: ProcessorSettings) -> Storage:

@@ -107,12 +107,14 @@ def publish_packed(
     counts: Counts,
     on_ack: Callable[[], Any] | None = None,
 ) -> None:
-    """A gateway's message: ``readings`` of several devices as one JSON array, with QoS 1.
+    """A gateway's message: ``readings`` of several devices in one ``{"readings": [...]}`` object, with QoS 1.
 
-    ``counts`` counts readings (every one of them acknowledged or failed with the message).
+    An object rather than a bare array: the IoT rule (``SELECT *, topic(2) AS thing_name``) adds a
+    field to an object in a documented way. ``counts`` counts readings (every one of them
+    acknowledged or failed with the message).
     """
     if readings:
-        _publish(c, topic, readings, len(readings), counts, on_ack)
+        _publish(c, topic, {"readings": readings}, len(readings), counts, on_ack)
 
 
 def _publish(
