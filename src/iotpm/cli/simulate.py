@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -37,8 +38,9 @@ def simulate_cmd(
     rule: Annotated[
         str | None,
         typer.Option(
-            help="publish through IoT Basic Ingest to this topic rule: <name_prefix>_telemetry with - as _ "
-            "(terraform output name_prefix; the IoT policy allows only that topic); empty: the plain topic"
+            help="publish through IoT Basic Ingest to this topic rule: the telemetry_rule_name Terraform output "
+            "(the device policy allows only that topic; required unless the endpoint is on this machine); "
+            "empty: the plain topic"
         ),
     ] = None,
     gateway: Annotated[
@@ -57,6 +59,10 @@ def simulate_cmd(
     from iotpm.local.twin import fault_list
     from iotpm.simulator.fleet import Fleet, ground_truth
 
+    try:
+        rule = basic_ingest_rule(endpoint, rule, twin_rule(port))
+    except ValueError as exc:
+        fail(str(exc))
     fleet = Fleet(devices, seed=7)
     try:
         kinds = fault_list(faults)
@@ -79,3 +85,45 @@ def simulate_cmd(
         run = simulate(fleet, identity, broker, duration, rate, show, restart_at_s=restart_at, gateway=gateway)
     truth.write_text(json.dumps(ground_truth(injected, run.start_ms), indent=2))
     console.print(f"sent {run.sent:,}, acknowledged {run.acked:,}, failed {run.failed:,}; ground truth in {truth}")
+
+
+def basic_ingest_rule(endpoint: str, rule: str | None, twin: str | None = None) -> str | None:
+    """The topic rule to publish through (None: the plain topic).
+
+    Without ``--rule``, a broker on this machine takes the running twin's rule (``twin``,
+    see :func:`twin_rule`: its ACL allows the Basic Ingest topic only, as AWS) or, for a broker
+    of your own, the plain topic; any other endpoint is refused (ValueError): AWS IoT's device
+    policy allows a thing only its Basic Ingest topic and closes the connection of a device
+    that publishes elsewhere. ``--rule ""`` asks for the plain topic explicitly.
+    """
+    if rule is not None:
+        return rule or None
+    if _on_this_machine(endpoint):
+        return twin
+    raise ValueError(
+        f"--rule is needed for {endpoint}: devices publish through IoT Basic Ingest, the only topic the "
+        "device policy allows. Pass the telemetry_rule_name Terraform output: "
+        '--rule "$(terraform -chdir=terraform/environments/<env> output -raw telemetry_rule_name)"'
+    )
+
+
+def _on_this_machine(endpoint: str) -> bool:
+    import ipaddress
+
+    host = endpoint.strip().removeprefix("[").removesuffix("]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def twin_rule(port: int) -> str | None:
+    """The telemetry rule of the local twin whose broker listens on ``port`` (None: no twin there)."""
+    path = Path(os.environ.get("IOTPM_HOME", ".iotpm")) / "local" / "services.json"
+    try:
+        broker = json.loads(path.read_text())["broker"]
+        return str(broker["rule_name"]) if int(broker["port"]) == port and broker.get("rule_name") else None
+    except (OSError, ValueError, KeyError, TypeError):  # no twin, or a record of another release
+        return None
