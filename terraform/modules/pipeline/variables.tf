@@ -249,7 +249,7 @@ variable "buckets_tls_only" {
 
 variable "log_retention_days" {
   type        = number
-  description = "Retention of every log group, in days."
+  description = "Retention of every log group, in days (0: never expire; otherwise a value CloudWatch Logs accepts)."
   default     = 30
   nullable    = false
 }
