@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iotpm.models import ValidationLimits
+from iotpm.models import FastDecoder, ReadingFields, ValidationLimits, decode
 from iotpm.operator.memory import MemoryDocuments, MemoryRegistry
 from iotpm.operator.ports import Registration
 from iotpm.service import ProcessorSettings, RawRecord, StoreError
@@ -227,3 +227,12 @@ def test_a_single_message_the_rule_stamped_with_the_gateways_name_is_its_devices
     out = pipe.processor(operator=registry())(recs, now_ms=T0)
     assert out.counts.stored == 1 and out.counts.quarantine_reasons == {"device_mismatch": 1}
     assert stored_per_device(pipe) == {"dev-00": 1}
+
+
+def test_an_envelope_takes_the_fast_decoder_and_gives_what_the_full_decoder_gives() -> None:
+    """Same readings from ``{"readings": [...]}`` whether the fast decoder or :func:`decode` reads it."""
+    body = [reading(d, k, T0 + k * 1000, metrics(k)) for k in range(3) for d in BEHIND[:4]]
+    fast = FastDecoder()(json.dumps(envelope(body)).encode(), T0 + 60_000)
+    assert fast is not None and len(fast) == 12
+    full = [decode(b, T0 + 60_000) for b in body]
+    assert fast == [ReadingFields.of(r) for r in full]  # type: ignore[arg-type]

@@ -307,6 +307,13 @@ class ReadingFields(msgspec.Struct, forbid_unknown_fields=True, gc=False):
         )
 
 
+class _Envelope(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A gateway's message: its devices' readings, and the thing name the topic rule adds."""
+
+    readings: list[ReadingFields]
+    thing_name: str | None = None
+
+
 class FastDecoder:
     """Decodes a record holding canonical readings without building pydantic models.
 
@@ -328,16 +335,23 @@ class FastDecoder:
         self.memory = memory
         self._decode = msgspec.json.Decoder(ReadingFields | list[ReadingFields]).decode
         self._decode_one = msgspec.json.Decoder(ReadingFields).decode
+        self._decode_envelope = msgspec.json.Decoder(_Envelope).decode
         self._ids: set[str] = set()
         self._names: set[str] = set()
         self._metrics: set[str] = set()
 
     def __call__(self, data: bytes, received_at_ms: int) -> list[ReadingFields] | None:
-        """The record's readings, or None when :func:`decode` must judge its messages."""
+        """The record's readings, or None when :func:`decode` must judge its messages.
+
+        A gateway's message ``{"readings": [...]}`` (the processor checks which devices its
+        publisher may send for) is read as its array of readings."""
         try:
             got = self._decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-            return None
+            try:
+                got = self._decode_envelope(data).readings
+            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+                return None
         readings = got if isinstance(got, list) else [got]
         return readings if readings and self._accept(readings, [received_at_ms] * len(readings)) else None
 
