@@ -55,7 +55,7 @@ variable "things" {
     line        = string
     gateway     = optional(string)
   }))
-  description = "The fleet: thing name (= device id) => machine type, site, line and, for a device behind a gateway, the gateway thing it publishes through (device_type \"gateway\" makes a thing a gateway)."
+  description = "The fleet: thing name (= device id) => machine type, site, line and, for a device behind a gateway, the gateway thing it publishes through (device_type \"gateway\" makes a thing a gateway). The device registry is seeded from it once, when a thing is first deployed: a later change here to a deployed thing's site, line, type or gateway changes the IoT thing but not the registry the processor checks; change a deployed device with PUT /devices/{id}/registration or iotpm devices import (docs/operate.md)."
   default     = {}
   nullable    = false
 
