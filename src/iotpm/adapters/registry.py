@@ -19,6 +19,7 @@ reads newest first in one Query.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -34,7 +35,7 @@ from iotpm.service.errors import ConflictError, StoreError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import PutTypeDef
+    from mypy_boto3_dynamodb.type_defs import PutTypeDef, TransactWriteItemTypeDef
     from mypy_boto3_sts.client import STSClient
 
 AUDIT_STREAM: Final = "audit"
@@ -124,7 +125,8 @@ def _put(client: DynamoDBClient, table: str, item: Item, key: str, expected: int
                          "ConditionExpression": "attribute_not_exists(sk)"}  # fmt: skip
     what = f"TransactWriteItems {table} + {log.table}"
     try:
-        client.transact_write_items(TransactItems=[{"Put": change}, {"Put": entry}])
+        items: list[TransactWriteItemTypeDef] = [{"Put": change}, {"Put": entry}]
+        client.transact_write_items(TransactItems=items, ClientRequestToken=request_token(items))
     except ClientError as exc:
         reasons = [str(r.get("Code", "")) for r in exc.response.get("CancellationReasons", [])]
         if {"ConditionalCheckFailed", "TransactionConflict"} & set(reasons):
@@ -272,6 +274,16 @@ class DynamoAudit:
         page = rows[:limit]
         more = len(rows) > limit
         return Page(page, encode_cursor({"k": f"{page[-1].ts_ms:013d}#{page[-1].entry_id}"}) if more else None)
+
+
+def request_token(items: Sequence[Mapping[str, Any]]) -> str:
+    """The transaction's idempotency token, from its items: botocore sending the same write
+    again after its answer was lost (within DynamoDB's 10 minutes) gets the first attempt's
+    success instead of a version conflict (412). Each audited write has its own audit entry
+    (a unique id), so two writes never share a token; a different write naming an entry that
+    exists still fails its condition."""
+    text = json.dumps(items, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:36]
 
 
 def audit_item(e: AuditEntry) -> Item:
