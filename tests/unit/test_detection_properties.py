@@ -309,3 +309,32 @@ def test_a_version_5_fleet_raises_nothing_more_in_the_half_day_after_its_upgrade
             raises += [(devices[k].device_id, e.reasons[0]) for e in result.events if e.kind == "raise"]
     assert len(devices) == 2 and all(d.fault is None for d in devices)
     assert raises == []
+
+
+@BACKENDS
+def test_a_drift_raises_once_and_the_level_it_found_becomes_the_normal(backend: Backend) -> None:
+    """A metric without a unit settles two scales off its baseline and stays there: the
+    drift detector raises once. Before, the baseline absorbed the offset at the healthy
+    scatter's rate, so the CUSUM, reset at its signal, filled again and raised every 500
+    readings (on real bearings every 22-27 h at one reading per 10 min). The kernel moves the
+    baseline to the level the CUSUM found, as the per-reading reference does."""
+    rng = np.random.default_rng(3)
+    n, channels = 3000, ("sensor_a", "sensor_b")
+    x = rng.normal(0.0, 1.0, (n, 2))
+    x[500:, 0] += 2.0
+    ts = timestamps(n)
+    det = DeviceDetector(channels=channels, backend=backend)
+    det.fit(ts[:300], x[:300])
+    fleet = det._fleet
+    low, high = fleet._device_limits(DeviceInput("device", channels, ts[:0], x[:0]))
+    ref = ReferenceDetector(
+        DetectorConfig(), channels, det.state.vector.tolist(), low.tolist(), high.tolist(), [False] * 2
+    )
+    got = det.update(ts[300:], x[300:])
+    raised = [e for e in got.events if e.kind == "raise"]
+    assert [(e.index, e.reasons[0].detector, e.reasons[0].metric) for e in raised] == [(427, "drift", "sensor_a")]
+    expected = det.state.vector[layout_for(2).offsets["mu"]][0]
+    assert 1.5 < expected < 2.5  # the baseline stands at the new level
+    want = ref.run(ts[300:].tolist(), x[300:].tolist())
+    np.testing.assert_allclose(got.score, want.score, rtol=1e-9, atol=1e-12)
+    assert got.in_alarm.tolist() == want.alarm

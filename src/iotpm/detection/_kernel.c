@@ -142,9 +142,14 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
         const double up = np_maximum((cp + zc * 1.0) - k_ref, 0.0);
         const double down = np_maximum((cn + zc * -1.0) - k_ref, 0.0);
         const double cusum = np_maximum(up, down);
+        const int signalled = !process && cusum > h_ref;
         cp = up * (up <= h_ref ? 1.0 : 0.0);
         cn = down * (down <= h_ref ? 1.0 : 0.0);
-        mu = mu_b + (am * r) * s_b;
+        /* a shift the CUSUM has signalled has lasted: the level it stands at (the fast level)
+           is the new normal, by at most the adaptation's clip in scales, so the drift raises
+           once per shift, not at each refill of the sum */
+        const double absorb = clip_adapt * s_b;
+        mu = signalled ? mu_b + np_minimum(np_maximum(fast_b - mu_b, -absorb), absorb) : mu_b + (am * r) * s_b;
         s = np_maximum(s_b * sqrt(((r * r - 1.0) * am) + 1.0), s_min);
         typ = typ_b + (np_minimum(step0, typ_b * 4.0) - typ_b) * step_rate;
         fast = fast_b + ((x0 - fast_b) * mf) * trend_rate;

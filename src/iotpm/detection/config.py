@@ -268,6 +268,8 @@ class DetectorConfig(BaseModel):
     # physical: how heavy a channel's tails are (the recent maximum an alarm must beat) is a
     # property of the machine and its sensor: it is remembered over a production week
     tail_halflife_s: PositiveFloat = 604_800.0
+    # physical: the CUSUM's signal means the level moved and stayed; the baseline then moves
+    # to the level found (by at most adapt_clip scales), so a drift raises once per shift
     cusum_k: Annotated[float, Field(ge=0)] = 1.0
     cusum_h: PositiveFloat = 200.0
     cusum_clip: PositiveFloat = 4.0

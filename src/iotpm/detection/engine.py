@@ -640,7 +640,7 @@ class Kernel:
         across = process[None, :, :] & (gap.T[:, :, None] > 0)
         prepared = recursions.prepare(packed, lay, chunk.ts, x, gated, across)
         state = recursions.load(packed, lay)
-        const = recursions.Constants.of(self.cfg, lay.scalar(packed, "r_tail"), c)
+        const = recursions.Constants.of(self.cfg, lay.scalar(packed, "r_tail"), c, ~process)
         record = recursions.recurse(state, prepared.series, chunk.active, const)
         recursions.store(packed, lay, state, prepared, chunk.lengths)
         return self._statistical_scores(packed, chunk, x, process, prepared, record)

@@ -109,9 +109,13 @@ class Constants(NamedTuple):
     h_ref: float  # its decision interval (a sum past it signals and resets)
     trend_rates: FloatArray  # (2, 1, 1) the fast and slow levels' weights
     step_cap: FloatArray  # (w,) a step counts up to this many typical steps
+    relearn: Mask  # (d, w) where the CUSUM's signal moves the baseline to the level it found
 
     @classmethod
-    def of(cls, cfg: DetectorConfig, decay: FloatArray, c: int) -> Constants:
+    def of(cls, cfg: DetectorConfig, decay: FloatArray, c: int, drift: Mask) -> Constants:
+        """``drift`` (d, c): the metrics whose slow shifts the CUSUM judges (no static limit)."""
+        relearn = np.zeros((len(decay), c + 1), dtype=bool)
+        relearn[:, :c] = drift
         return cls(
             limits=np.array([min(cfg.cusum_clip, np.inf), min(cfg.adapt_clip, cfg.cusum_clip)])[:, None, None],
             sign=np.array([1.0, -1.0])[:, None, None],
@@ -120,6 +124,7 @@ class Constants(NamedTuple):
             h_ref=cfg.cusum_h,
             trend_rates=np.array([cfg.trend_rate, cfg.trend_rate_slow])[:, None, None],
             step_cap=np.array([4.0] * c + [3.0]),
+            relearn=relearn,
         )
 
 
@@ -207,14 +212,16 @@ def recurse(state: Baseline, series: Series, active: IntArray, const: Constants)
     for step in range(t):
         k = int(active[step])
         if k == d:
-            advance(state, scratch, series.at(step, k, d), record.at(step, k, d), const, const.decay)
+            advance(state, scratch, series.at(step, k, d), record.at(step, k, d), const, const.decay, const.relearn)
         else:  # devices with fewer readings have dropped out of the (sorted) stack
             at = series.at(step, k, d), record.at(step, k, d)
-            advance(state.head(k), scratch.head(k), *at, const, const.decay[:k])
+            advance(state.head(k), scratch.head(k), *at, const, const.decay[:k], const.relearn[:k])
     return record
 
 
-def advance(b: Baseline, sc: Scratch, x: Series, rec: Record, const: Constants, decay: FloatArray) -> None:
+def advance(
+    b: Baseline, sc: Scratch, x: Series, rec: Record, const: Constants, decay: FloatArray, relearn: Mask
+) -> None:
     """One reading: record the state before it, then advance ``b`` in place."""
     mu, s, tails = b.levels[0], b.levels[1], b.levels[2:4]
     cusum, typical, trend, signed = b.cusum, b.typical, b.trend, sc.signed
@@ -241,6 +248,7 @@ def advance(b: Baseline, sc: Scratch, x: Series, rec: Record, const: Constants, 
     cusum -= const.k_ref
     np.maximum(cusum, 0.0, out=cusum)
     np.maximum(cusum[0], cusum[1], out=rec.cusum)
+    signalled = (rec.cusum > const.h_ref) & relearn
     cusum *= cusum <= const.h_ref
     # baseline: an EWMA of the clipped residual, so an outlier moves it by at most
     # `adapt_clip` scales times the rate, and a new level is absorbed slowly
@@ -248,6 +256,16 @@ def advance(b: Baseline, sc: Scratch, x: Series, rec: Record, const: Constants, 
     np.multiply(x.adapt, r, out=u)
     u *= s
     mu += u
+    # a shift the CUSUM has signalled has lasted: the level it stands at (the fast level)
+    # is the new normal, so the drift raises once per shift, not at each refill of the sum.
+    # By at most the adaptation's clip in scales, as the baseline adapts: a larger change is
+    # the spike's and the multivariate detectors' to judge, and a level that keeps moving
+    # fills the sum again and signals again
+    if signalled.any():
+        room = const.limits[1] * rec.before[1]
+        shift = np.minimum(np.maximum(rec.fast - rec.before[0], -room), room)
+        shift += rec.before[0]
+        np.copyto(mu, shift, where=signalled)
     np.multiply(r, r, out=u)
     u -= 1.0
     u *= x.adapt

@@ -54,6 +54,7 @@ class ReferenceDetector:
                         for j, q in enumerate(quantities)]  # fmt: skip
         self.setpoint = [q in config.operating_point.setpoint_quantities for q in quantities]
         self.rates: dict[str, float] = {}
+        self.signalled = False  # the last CUSUM step signalled a shift
 
     def run(self, ts: list[int], rows: list[list[float]]) -> ReferenceOutput:
         """Score readings in order; the state advances as it goes."""
@@ -168,6 +169,7 @@ class ReferenceDetector:
         f["cp"][j] = max(f["cp"][j] + zc - cfg.cusum_k, 0.0)
         f["cn"][j] = max(f["cn"][j] - zc - cfg.cusum_k, 0.0)
         score = max(f["cp"][j], f["cn"][j]) / cfg.cusum_h
+        self.signalled = not self.process[j] and max(f["cp"][j], f["cn"][j]) > cfg.cusum_h
         for key in ("cp", "cn"):
             if f[key][j] > cfg.cusum_h:
                 f[key][j] = 0.0
@@ -178,7 +180,11 @@ class ReferenceDetector:
         a = f["r_adapt"][0]
         r = min(max(z, -cfg.cusum_clip), cfg.cusum_clip)
         r = min(max(r, -cfg.adapt_clip), cfg.adapt_clip)
+        mu_b, s_b = f["mu"][j], f["s"][j]
         f["mu"][j] += a * r * f["s"][j]
+        if self.signalled:  # a shift the CUSUM signalled: the level it stands at is the new normal
+            room = min(cfg.adapt_clip, cfg.cusum_clip) * s_b
+            f["mu"][j] = mu_b + min(max(f["fast"][j] - mu_b, -room), room)
         f["s"][j] = max(f["s"][j] * math.sqrt(1.0 + a * (r * r - 1.0)), f["s_min"][j])
         score = 0.0
         dx = x - f["last_x"][j]
