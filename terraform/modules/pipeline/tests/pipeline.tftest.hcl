@@ -551,3 +551,13 @@ run "a_gateway_must_be_a_gateway_thing" {
   }
   expect_failures = [var.things]
 }
+
+run "a_gateway_is_not_its_own_gateway" {
+  command = plan
+  variables {
+    things = {
+      "gw-0001" = { device_type = "gateway", site = "plant-1", line = "line-1", gateway = "gw-0001" }
+    }
+  }
+  expect_failures = [var.things]
+}
