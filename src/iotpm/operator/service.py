@@ -139,6 +139,65 @@ def detector_settings(config: DetectorConfig) -> dict[str, Any]:
     return config.model_dump(mode="json", exclude={"thresholds"})
 
 
+#: the sections of a detector settings document with per-type settings (a flat document is the defaults)
+SETTINGS_SECTIONS = frozenset({"defaults", "device_types"})
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """The detector settings document read: the defaults, each device type's partial override as
+    stored, and each of those types' whole settings (the defaults with the override merged in)."""
+
+    defaults: DetectorConfig
+    overrides: dict[str, dict[str, Any]]
+    by_type: dict[str, DetectorConfig]
+
+    def document(self) -> dict[str, Any]:
+        """The document as stored: flat when there is no per-type section (as before)."""
+        flat = detector_settings(self.defaults)
+        return {"defaults": flat, "device_types": self.overrides} if self.overrides else flat
+
+
+def settings_of(body: Any) -> DetectorSettings:
+    """The detector settings document ``{"defaults": {...}, "device_types": {"<type>": {...}}}`` (or a
+    flat one: the defaults) validated whole: every type's merged settings, or :class:`InvalidDocumentError`
+    naming what is wrong; nothing is half applied."""
+    if not isinstance(body, dict):
+        raise InvalidDocumentError("the detector settings must be an object")
+    sectioned = bool(SETTINGS_SECTIONS & body.keys())
+    if sectioned and body.keys() - SETTINGS_SECTIONS:
+        raise InvalidDocumentError(
+            f"unknown sections {sorted(body.keys() - SETTINGS_SECTIONS)}: defaults, device_types"
+        )
+    flat = dict(body.get("defaults") or {}) if sectioned else dict(body)
+    overrides = (body.get("device_types") or {}) if sectioned else {}
+    if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
+        raise InvalidDocumentError("device_types: an object of each device type's settings")
+    parts = [("defaults." if sectioned else "", flat), *((f"device_types.{t}.", v) for t, v in overrides.items())]
+    for where, part in parts:
+        if "thresholds" in part:
+            raise InvalidDocumentError(f"{where}thresholds: the limits are /config/limits, not detector settings")
+    defaults = _detector_config(flat, "the detector settings")
+    base = detector_settings(defaults)
+    by_type = {t: _detector_config(_merged(base, o), f"device_types.{t}") for t, o in sorted(overrides.items())}
+    return DetectorSettings(defaults, {t: dict(overrides[t]) for t in sorted(overrides)}, by_type)
+
+
+def _detector_config(body: dict[str, Any], what: str) -> DetectorConfig:
+    try:
+        return DetectorConfig.model_validate(body)
+    except ValidationError as exc:
+        raise InvalidDocumentError(f"{what} are invalid: {_problems(exc)}") from exc
+
+
+def _merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``, nested objects merged key by key."""
+    out = dict(base)
+    for k, v in override.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def thresholds_of(document: Document | None) -> ThresholdConfig:
     """The limits document as a ThresholdConfig (the shipped defaults when there is none)."""
     return ThresholdConfig() if document is None else ThresholdConfig.model_validate(dict(document.body))
@@ -290,14 +349,9 @@ class Operator:
         return held or Document(DETECTOR, detector_settings(DetectorConfig()), 0)
 
     def put_detector(self, body: Any, if_match: int | None, who: str) -> Document:
-        """Validate ``body`` whole (DetectorConfig's fields but ``thresholds``, which are /config/limits); store it."""
-        if isinstance(body, dict) and "thresholds" in body:
-            raise InvalidDocumentError("thresholds: the limits are /config/limits, not detector settings")
-        try:
-            config = DetectorConfig.model_validate(body)
-        except ValidationError as exc:
-            raise InvalidDocumentError(f"the detector settings are invalid: {_problems(exc)}") from exc
-        return self._put_document(DETECTOR, detector_settings(config), if_match, who)
+        """Validate ``body`` whole (DetectorConfig's fields but ``thresholds``, which are /config/limits;
+        per device type under ``device_types``, see :func:`settings_of`); store it."""
+        return self._put_document(DETECTOR, settings_of(body).document(), if_match, who)
 
     def _put_document(self, name: str, body: dict[str, Any], if_match: int | None, who: str) -> Document:
         held = self.documents.get(name)

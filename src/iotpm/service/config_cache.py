@@ -37,7 +37,13 @@ from iotpm.detection.state import layout_for
 from iotpm.models import ReadingFields, Rejection, RejectReason
 from iotpm.observability import log
 from iotpm.operator.ports import DETECTOR, LIMITS, Document, Documents, Registration, Registry, alarm_document
-from iotpm.operator.service import AlarmControls, thresholds_of, with_registrations
+from iotpm.operator.service import (
+    AlarmControls,
+    InvalidDocumentError,
+    settings_of,
+    thresholds_of,
+    with_registrations,
+)
 from iotpm.service.errors import StoreError
 from iotpm.service.ports import Alert, Alerts, AnomalyRow, AnomalyStore, DeviceRecord
 
@@ -85,7 +91,9 @@ class OperatorCache:
         self._thresholds = self.base.thresholds
         self._settings_version = -1  # the detector settings document's, likewise
         self._settings = self.base
+        self._type_settings: dict[str, DetectorConfig] = {}  # per device type (the document's device_types)
         self._config = self.base
+        self._type_configs: dict[str, DetectorConfig] = {}
         self._key: tuple[int, int, tuple[tuple[str, str], ...]] | None = None
         self._wall_ms = wall_ms or (lambda: int(time.time() * 1000))
         self._batch_ms: int | None = None  # the processing time of the batch being processed
@@ -144,8 +152,17 @@ class OperatorCache:
         if key != self._key:
             merged = with_registrations(self._thresholds, regs)
             self._config = self._settings.model_copy(update={"thresholds": merged})
+            self._type_configs = {
+                t: c.model_copy(update={"thresholds": merged}) for t, c in self._type_settings.items()
+            }
             self._key = key
         return self._config
+
+    def config_for(self, device_type: str) -> DetectorConfig:
+        """The detector configuration in effect for devices of ``device_type`` (its settings when the
+        document has its own for it, else the defaults; the limits are the same merged ones)."""
+        defaults = self.config()
+        return self._type_configs.get(device_type, defaults)
 
     def _read_limits(self, doc: Document | None) -> None:
         version = 0 if doc is None else doc.version
@@ -160,9 +177,11 @@ class OperatorCache:
         version = 0 if doc is None else doc.version
         if version != self._settings_version:
             try:
-                self._settings = self.base if doc is None else DetectorConfig.model_validate(dict(doc.body))
+                read = None if doc is None else settings_of(dict(doc.body))
+                self._settings = self.base if read is None else read.defaults
+                self._type_settings = {} if read is None else read.by_type
                 self._settings_version = version
-            except ValidationError as exc:
+            except (ValidationError, InvalidDocumentError) as exc:
                 log("error", "the stored detector settings are invalid; the last good ones stay", error=str(exc))
 
     def admit(self, record: DeviceRecord, control: DeviceControl | None, fleet: FleetDetector) -> bool:

@@ -2,7 +2,8 @@
 
 Per device: what is fresh (not a replay nor a repeat), the registry's say (identity,
 re-baseline, an unregistered device quarantined where so set), the channel cap, then one
-call of the fleet detector for every device at once. Readings older than the device's
+call of the fleet detector for every device at once (one per device type with detector
+settings of its own). Readings older than the device's
 last scored one are stored and rolled up, not scored: the detector's state has moved
 past them (a gateway forwarding what it buffered).
 """
@@ -49,6 +50,7 @@ class _Pending:
     fresh: Fresh
     whole: DeviceInput
     scored: DeviceInput | None
+    fleet: FleetDetector  # the detector on its device type's settings
 
 
 class BatchDetector:
@@ -61,6 +63,7 @@ class BatchDetector:
         if self.fleet.native is None:  # the zip was built without a compiler for this machine
             log("warning", "detector C kernel not loaded; the numpy kernel runs (same results, slower)")
         self.settings, self.operator = settings, operator
+        self._by_type: dict[str, FleetDetector] = {}  # device types with settings of their own
 
     def __call__(
         self,
@@ -105,7 +108,7 @@ class BatchDetector:
         fresh = fresh_readings(device, records, record, counts)
         rejected += fresh.conflicts
         # the registry's identity, a re-baseline; an unregistered device quarantined where so set
-        if self.operator is not None and not self.operator.admit(record, control, self.fleet):
+        if self.operator is not None and not self.operator.admit(record, control, self._fleet(record.device_type)):
             rejected += self.operator.quarantined(device.device_id, fresh.readings, fresh.indices)
             return None
         if not fresh.readings:
@@ -129,19 +132,22 @@ class BatchDetector:
                 if on_time.any()
                 else None
             )
-        return _Pending(device, record, fresh, whole, scored)
+        return _Pending(device, record, fresh, whole, scored, self._fleet(record.device_type))
 
     def _score(self, pending: list[_Pending], counts: Counts, now: int) -> list[Work]:
         """One detector call for every device, and each device's work with its record after the batch."""
-        detected = [p.scored for p in pending if p.scored is not None]
-        results = iter(self.fleet.update(detected)) if detected else iter(())
+        groups: dict[int, tuple[FleetDetector, list[DeviceInput]]] = {}  # one call per detector
+        for p in pending:
+            if p.scored is not None:
+                groups.setdefault(id(p.fleet), (p.fleet, []))[1].append(p.scored)
+        results = {key: iter(fleet.update(inputs)) for key, (fleet, inputs) in groups.items()}
         work = []
         for p in pending:
             detector = p.record.detector
             if p.scored is None:
                 result = _unscored(p.whole, p.record)
             else:
-                result, state = next(results)
+                result, state = next(results[id(p.fleet)])
                 detector = state.to_dict()
                 if p.scored is not p.whole:
                     result = _scatter(result, np.flatnonzero(p.whole.ts >= p.record.last_ts_ms), len(p.whole.ts))
@@ -149,6 +155,18 @@ class BatchDetector:
             after = _after(p.record, p.fresh, result, detector, now)
             work.append(Work(p.device, p.record, after, p.fresh.readings, p.whole, result, p.fresh.indices))
         return work
+
+    def _fleet(self, device_type: str) -> FleetDetector:
+        """The detector on the settings in effect for ``device_type`` (one per type with its own)."""
+        if self.operator is None:
+            return self.fleet
+        config = self.operator.config_for(device_type)
+        if config is self.fleet.config:
+            return self.fleet
+        fleet = self._by_type.get(device_type)
+        if fleet is None or fleet.config is not config:
+            fleet = self._by_type[device_type] = FleetDetector(config)
+        return fleet
 
     def _controls(self, device_ids: list[str]) -> dict[str, DeviceControl]:
         """The batch's devices' registrations and alarm controls; the detector on the limits in effect."""
