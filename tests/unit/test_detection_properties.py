@@ -338,3 +338,37 @@ def test_a_drift_raises_once_and_the_level_it_found_becomes_the_normal(backend: 
     want = ref.run(ts[300:].tolist(), x[300:].tolist())
     np.testing.assert_allclose(got.score, want.score, rtol=1e-9, atol=1e-12)
     assert got.in_alarm.tolist() == want.alarm
+
+
+@BACKENDS
+def test_a_machine_back_at_a_new_level_raises_once_and_the_level_is_learned(backend: Backend) -> None:
+    """A metric without a unit comes back 15 scales higher and stays there (a bearing back
+    from a long stop): one raise, and once the level has stopped moving the baseline stands
+    at it and the alarm clears (320 readings: 53 h at one reading per 10 minutes). The
+    previous kernel absorbed it at the healthy scatter's rate: the alarm stayed open 1,380
+    readings and the drift then raised three more times."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    x = rng.normal(0.0, 1.0, (n, 2))
+    x[500:, 0] += 15.0
+    det = DeviceDetector(channels=("sensor_a", "sensor_b"), backend=backend)
+    det.fit(timestamps(300), x[:300])
+    got = det.update(timestamps(n - 300, start=10**13), x[300:])
+    assert [(e.kind, e.index) for e in got.events] == [("raise", 200), ("clear", 523)]
+    assert abs(got.expected[600, 0] - 15.0) < 0.5
+
+
+@BACKENDS
+def test_a_level_that_keeps_moving_keeps_raising(backend: Backend) -> None:
+    """A unit-less metric climbing steadily (60 scales over 2,500 readings) is not learned
+    away: while it climbs, the baseline follows by at most 3 scales at each CUSUM signal, so
+    the metric raises again every few hundred readings until the end."""
+    rng = np.random.default_rng(5)
+    n = 3000
+    x = rng.normal(0.0, 1.0, (n, 2))
+    x[500:, 0] += np.linspace(0.0, 60.0, n - 500)
+    det = DeviceDetector(channels=("sensor_a", "sensor_b"), backend=backend)
+    det.fit(timestamps(300), x[:300])
+    got = det.update(timestamps(n - 300, start=10**13), x[300:])
+    raised = [e.index for e in got.events if e.kind == "raise"]
+    assert raised[0] < 400 and np.diff(raised).max() < 600 and raised[-1] > 2_400

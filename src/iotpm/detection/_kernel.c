@@ -146,10 +146,12 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
         cp = up * (up <= h_ref ? 1.0 : 0.0);
         cn = down * (down <= h_ref ? 1.0 : 0.0);
         /* a shift the CUSUM has signalled has lasted: the level it stands at (the fast level)
-           is the new normal, by at most the adaptation's clip in scales, so the drift raises
-           once per shift, not at each refill of the sum */
-        const double absorb = clip_adapt * s_b;
-        mu = signalled ? mu_b + np_minimum(np_maximum(fast_b - mu_b, -absorb), absorb) : mu_b + (am * r) * s_b;
+           is the new normal, so the drift raises once per shift, not at each refill of the sum;
+           in full once the level has stopped moving (fast and slow agree within the clip),
+           else by at most the adaptation's clip in scales */
+        const double absorb = clip_adapt * s_b, found = fast_b - mu_b;
+        const double shift = fabs(fast_b - slow) >= absorb ? np_minimum(np_maximum(found, -absorb), absorb) : found;
+        mu = signalled ? mu_b + shift : mu_b + (am * r) * s_b;
         s = np_maximum(s_b * sqrt(((r * r - 1.0) * am) + 1.0), s_min);
         typ = typ_b + (np_minimum(step0, typ_b * 4.0) - typ_b) * step_rate;
         fast = fast_b + ((x0 - fast_b) * mf) * trend_rate;

@@ -258,12 +258,15 @@ def advance(
     mu += u
     # a shift the CUSUM has signalled has lasted: the level it stands at (the fast level)
     # is the new normal, so the drift raises once per shift, not at each refill of the sum.
-    # By at most the adaptation's clip in scales, as the baseline adapts: a larger change is
-    # the spike's and the multivariate detectors' to judge, and a level that keeps moving
-    # fills the sum again and signals again
+    # In full once the level has stopped moving (the fast and slow levels agree within the
+    # adaptation's clip); while it still moves, by at most that clip in scales, as the
+    # baseline adapts: a moving level is the spike's and the multivariate detectors' to
+    # judge, and fills the sum again and signals again
     if signalled.any():
         room = const.limits[1] * rec.before[1]
-        shift = np.minimum(np.maximum(rec.fast - rec.before[0], -room), room)
+        shift = rec.fast - rec.before[0]
+        moving = np.abs(rec.fast - trend[1]) >= room
+        np.copyto(shift, np.minimum(np.maximum(shift, -room), room), where=moving)
         shift += rec.before[0]
         np.copyto(mu, shift, where=signalled)
     np.multiply(r, r, out=u)

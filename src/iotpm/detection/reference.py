@@ -184,7 +184,10 @@ class ReferenceDetector:
         f["mu"][j] += a * r * f["s"][j]
         if self.signalled:  # a shift the CUSUM signalled: the level it stands at is the new normal
             room = min(cfg.adapt_clip, cfg.cusum_clip) * s_b
-            f["mu"][j] = mu_b + min(max(f["fast"][j] - mu_b, -room), room)
+            shift = f["fast"][j] - mu_b
+            if abs(f["fast"][j] - f["slow"][j]) >= room:  # still moving: by at most the clip
+                shift = min(max(shift, -room), room)
+            f["mu"][j] = mu_b + shift
         f["s"][j] = max(f["s"][j] * math.sqrt(1.0 + a * (r * r - 1.0)), f["s_min"][j])
         score = 0.0
         dx = x - f["last_x"][j]
