@@ -13,12 +13,14 @@ from typing import Any
 
 import pytest
 
+from iotpm.service.alarms import AlarmRecorder
 from iotpm.service.batch import ProcessorSettings
 from iotpm.service.compaction import Compaction, slice_of
 from iotpm.service.errors import StoreError
 from iotpm.service.in_memory import MemoryPipeline
 from iotpm.service.ports import Failures, ReadingRow, Snapshot
 from iotpm.service.samples import batch
+from iotpm.service.storage import Tables
 
 T0 = 1_790_000_000_000
 SHARD = "shardId-000000000000"
@@ -53,8 +55,9 @@ def logged(pipe: MemoryPipeline, devices: int = 6, batches: int = 3, first: int 
 
 def compaction(pipe: MemoryPipeline, readings: Any = None) -> Compaction:
     assert pipe.log is not None
-    return Compaction(log=pipe.log, readings=readings or pipe.readings, rollups=pipe.rollups, states=pipe.states,
-                      settings=ProcessorSettings())  # fmt: skip
+    alarms = AlarmRecorder(pipe.anomalies, pipe.alerts, 365)  # not used by a compaction
+    tables = Tables(pipe.states, readings or pipe.readings, pipe.rollups, None, alarms, ProcessorSettings())
+    return Compaction(tables, pipe.log)
 
 
 def test_a_whole_compaction_writes_every_logged_reading_and_leaves_the_snapshot_it_was_handed(

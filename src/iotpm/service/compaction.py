@@ -17,19 +17,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from iotpm.observability import log
-from iotpm.service.batch import ProcessorSettings
-from iotpm.service.ports import (
-    BatchLog,
-    DeviceRecord,
-    Failures,
-    LogEntry,
-    ReadingRow,
-    ReadingStore,
-    RollupStore,
-    Snapshot,
-    StateStore,
-)
+from iotpm.service.ports import BatchLog, DeviceRecord, Failures, LogEntry, ReadingRow, Snapshot
 from iotpm.service.rows import row_rollups
+from iotpm.service.storage import Tables
 
 #: each device's readings logged after its cursor, by reading key
 Logged = dict[str, dict[str, ReadingRow]]
@@ -42,16 +32,8 @@ class Compaction:
     reads them without a query when no other writer wrote in between.
     """
 
-    def __init__(
-        self,
-        *,
-        log: BatchLog,
-        readings: ReadingStore,
-        rollups: RollupStore,
-        states: StateStore,
-        settings: ProcessorSettings,
-    ) -> None:
-        self.log, self.readings, self.rollups, self.states, self.settings = log, readings, rollups, states, settings
+    def __init__(self, tables: Tables, log: BatchLog) -> None:
+        self.tables, self.log = tables, log
         self._tails: dict[str, LogTail] = {}  # per shard: the log entries this processor wrote
 
     def wrote(self, shard: str, prev: str | None, entry: LogEntry) -> None:
@@ -82,7 +64,7 @@ class Compaction:
         (nothing of it is in the log) and out of the snapshot; it comes back, whole, from the
         devices table when it reports again.
         """
-        count = self.settings.compact_slices
+        count = self.tables.settings.compact_slices
         scope = {
             d: r for d, r in snap.records.items() if d not in skip and (slices is None or slice_of(d, count) in slices)
         }
@@ -117,9 +99,9 @@ class Compaction:
         flat = [r for held in rows.values() for r in sorted(held.values(), key=lambda r: r.ordinal)]
         failed: Failures = {}
         if flat:
-            failed.update(self.readings.put_many(flat))
+            failed.update(self.tables.readings.put_many(flat))
             ok = [r for r in flat if r.device_id not in failed]
-            failed.update(self.rollups.apply(row_rollups(ok, self.settings)))
+            failed.update(self.tables.rollups.apply(row_rollups(ok, self.tables.settings)))
         records = []
         for device, record in scope.items():
             if device in failed:
@@ -130,7 +112,7 @@ class Compaction:
                 flushed = {k: v for k, v in record.flushed.items() if k != shard}
             records.append(dataclasses.replace(record, flushed=flushed))
         if records:
-            failed.update(self.states.put_many(records, checked=False))
+            failed.update(self.tables.states.put_many(records, checked=False))
         return [r for r in records if r.device_id not in failed], failed
 
     def _logged_rows(

@@ -50,7 +50,7 @@ from iotpm.service.ports import (
     StateStore,
     TimeSeries,
 )
-from iotpm.service.storage import Storage
+from iotpm.service.storage import Storage, Tables
 from iotpm.service.write_behind import WriteBehind
 from iotpm.service.write_through import WriteThrough
 
@@ -123,25 +123,10 @@ class Processor:
 
     def _storage(self, settings: ProcessorSettings) -> Storage:
         alarms = AlarmRecorder(self.anomalies, self.alerts, settings.anomalies_ttl_days, self.operator)
+        tables = Tables(self.states, self.readings, self.rollups, self.timeseries, alarms, settings)
         if self.log is not None and self.snapshots is not None:
-            return WriteBehind(
-                log=self.log,
-                snapshots=self.snapshots,
-                states=self.states,
-                readings=self.readings,
-                rollups=self.rollups,
-                timeseries=self.timeseries,
-                alarms=alarms,
-                settings=settings,
-            )
-        return WriteThrough(
-            states=self.states,
-            readings=self.readings,
-            rollups=self.rollups,
-            timeseries=self.timeseries,
-            alarms=alarms,
-            settings=settings,
-        )
+            return WriteBehind(tables, log=self.log, snapshots=self.snapshots)
+        return WriteThrough(tables)
 
     def __call__(self, records: Sequence[RawRecord], now_ms: int | None = None) -> BatchOutcome:
         """Process a batch; raises :class:`StoreError` only when nothing could be stored."""

@@ -10,10 +10,25 @@ into the tables in slices). Both record and alert the alarm events before their 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
-from iotpm.service.batch import Counts, Work
-from iotpm.service.ports import DeviceRecord, Failures
+from iotpm.service.alarms import AlarmRecorder
+from iotpm.service.batch import Counts, ProcessorSettings, Work
+from iotpm.service.ports import DeviceRecord, Failures, ReadingStore, RollupStore, StateStore, TimeSeries
+
+
+@dataclass(frozen=True, slots=True)
+class Tables:
+    """What every strategy writes a batch's plan to: the tables, the time-series copy (if any), the
+    alarm recorder, and the settings (TTLs, compaction)."""
+
+    states: StateStore
+    readings: ReadingStore
+    rollups: RollupStore
+    timeseries: TimeSeries | None
+    alarms: AlarmRecorder
+    settings: ProcessorSettings
 
 
 class ShardBatch(Protocol):

@@ -23,25 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from iotpm.observability import log
-from iotpm.service.alarms import AlarmRecorder
-from iotpm.service.batch import DAY_S, Counts, ProcessorSettings, Work
+from iotpm.service.batch import DAY_S, Counts, Work
 from iotpm.service.compaction import Compaction, due_slices
 from iotpm.service.errors import StoreError
-from iotpm.service.ports import (
-    BatchLog,
-    DeviceRecord,
-    Failures,
-    LogEntry,
-    ReadingRow,
-    ReadingStore,
-    RollupStore,
-    Snapshot,
-    SnapshotStore,
-    StateStore,
-    TimeSeries,
-    log_key,
-)
+from iotpm.service.ports import BatchLog, DeviceRecord, Failures, LogEntry, ReadingRow, Snapshot, SnapshotStore, log_key
 from iotpm.service.rows import last_sequence, log_device, reading_rows
+from iotpm.service.storage import Tables
 
 
 class WriteBehind:
@@ -49,21 +36,9 @@ class WriteBehind:
 
     per_shard = True
 
-    def __init__(
-        self,
-        *,
-        log: BatchLog,
-        snapshots: SnapshotStore,
-        states: StateStore,
-        readings: ReadingStore,
-        rollups: RollupStore,
-        timeseries: TimeSeries | None,
-        alarms: AlarmRecorder,
-        settings: ProcessorSettings,
-    ) -> None:
-        self.log, self.snapshots, self.states, self.timeseries = log, snapshots, states, timeseries
-        self.alarms, self.settings = alarms, settings
-        self.compaction = Compaction(log=log, readings=readings, rollups=rollups, states=states, settings=settings)
+    def __init__(self, tables: Tables, *, log: BatchLog, snapshots: SnapshotStore) -> None:
+        self.tables, self.log, self.snapshots = tables, log, snapshots
+        self.compaction = Compaction(tables, log)
 
     def open(self, shard: str) -> ShardLogBatch:
         """The shard's batch, from the shard's snapshot as stored now."""
@@ -104,12 +79,12 @@ class ShardLogBatch:
         """
         out = {d: self.snap.records[d] for d in device_ids if d in self.snap.records}
         missing = [d for d in device_ids if d not in out]
-        stored = self.owner.states.get_many(missing) if missing else {}
+        stored = self.owner.tables.states.get_many(missing) if missing else {}
         others = sorted({s for r in stored.values() for s in r.flushed if s != self.shard})
         for other in others:
             self.owner.compact_all(other)
         if others:
-            stored = self.owner.states.get_many(missing)
+            stored = self.owner.tables.states.get_many(missing)
         out.update(stored)
         return out
 
@@ -117,13 +92,13 @@ class ShardLogBatch:
         """Time-series copy and events, the log entry, a due compaction, the snapshot (the commit),
         then the records the devices table must hold now."""
         owner = self.owner
-        rows = reading_rows(work, owner.settings.readings_ttl_days)
+        rows = reading_rows(work, owner.tables.settings.readings_ttl_days)
         failures: Failures = {}
-        if owner.timeseries is not None and rows:
-            rejected, failed = owner.timeseries.write([r for rs in rows.values() for r in rs])
+        if owner.tables.timeseries is not None and rows:
+            rejected, failed = owner.tables.timeseries.write([r for rs in rows.values() for r in rs])
             counts.timeseries_rejected += rejected
             failures.update(failed)
-        failures = owner.alarms(work, counts, uuid.uuid4().hex, failures)
+        failures = owner.tables.alarms(work, counts, uuid.uuid4().hex, failures)
         try:
             logged = self._append([w for w in work if w.device_id not in failures], rows, now, failures)
         except StoreError as exc:
@@ -140,7 +115,7 @@ class ShardLogBatch:
         # after the commit (a retry must not find them applied): a record that fails here is
         # written by the next compaction, and its readings are in the log meanwhile
         now_records = [after.records.get(r.device_id, r) for r in logged.now_records]  # with a compaction's cursor
-        held = owner.states.put_many(now_records, checked=False) if now_records else {}
+        held = owner.tables.states.put_many(now_records, checked=False) if now_records else {}
         if held:
             log("warning", "device records not written; the next compaction writes them", devices=sorted(held)[:20])
         return failures
@@ -153,7 +128,7 @@ class ShardLogBatch:
             return _Logged(None, ok, records, [])
         key = log_key(last_sequence(ok, self.shard), self.snap.last_key)
         committed, now_records = self._committed(ok)
-        ttl_s = self.owner.settings.readings_ttl_days * DAY_S
+        ttl_s = self.owner.tables.settings.readings_ttl_days * DAY_S
         entry = LogEntry(key, now, ttl_s, [log_device(w, rows[w.device_id]) for w in ok])
         refused = self.owner.log.append(self.shard, entry)
         if refused:
@@ -193,7 +168,7 @@ class ShardLogBatch:
         say, and the retry starts from the snapshot before. A device new to the shard waits
         for its slice's next turn: its record is written after the commit, as every new one.
         """
-        s = self.owner.settings
+        s = self.owner.tables.settings
         slices = due_slices(after.compacted_ms, now, s.compact_interval_s * 1000, s.compact_slices)
         if not slices:
             return after

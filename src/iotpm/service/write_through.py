@@ -10,10 +10,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from iotpm.service.alarms import AlarmRecorder
-from iotpm.service.batch import Counts, ProcessorSettings, Work
-from iotpm.service.ports import DeviceRecord, Failures, ReadingStore, RollupStore, StateStore, TimeSeries
+from iotpm.service.batch import Counts, Work
+from iotpm.service.ports import DeviceRecord, Failures
 from iotpm.service.rows import reading_rows, rollups
+from iotpm.service.storage import Tables
 
 
 class WriteThrough:
@@ -21,18 +21,8 @@ class WriteThrough:
 
     per_shard = False
 
-    def __init__(
-        self,
-        *,
-        states: StateStore,
-        readings: ReadingStore,
-        rollups: RollupStore,
-        timeseries: TimeSeries | None,
-        alarms: AlarmRecorder,
-        settings: ProcessorSettings,
-    ) -> None:
-        self.states, self.readings, self.rollups, self.timeseries = states, readings, rollups, timeseries
-        self.alarms, self.settings = alarms, settings
+    def __init__(self, tables: Tables) -> None:
+        self.tables = tables
 
     def open(self, shard: str) -> WriteThrough:
         """Every shard's batch reads and writes the tables alike."""
@@ -40,20 +30,21 @@ class WriteThrough:
 
     def records(self, device_ids: Sequence[str]) -> dict[str, DeviceRecord]:
         """The devices' records from the devices table."""
-        return self.states.get_many(list(device_ids))
+        return self.tables.states.get_many(list(device_ids))
 
     def write(self, work: Sequence[Work], now: int, counts: Counts) -> Failures:
         """Readings (and the time-series copy), events, rollups, then the device records."""
         if not work:
             return {}
+        t = self.tables
         token = uuid.uuid4().hex  # this attempt's claim on the alerts it sends
-        rows = reading_rows(work, self.settings.readings_ttl_days)
-        failures: Failures = dict(self.readings.put_many([row for rs in rows.values() for row in rs]))
-        if self.timeseries is not None:
-            rejected, failed = self.timeseries.write([r for d, rs in rows.items() if d not in failures for r in rs])
+        rows = reading_rows(work, t.settings.readings_ttl_days)
+        failures: Failures = dict(t.readings.put_many([row for rs in rows.values() for row in rs]))
+        if t.timeseries is not None:
+            rejected, failed = t.timeseries.write([r for d, rs in rows.items() if d not in failures for r in rs])
             counts.timeseries_rejected += rejected
             failures.update(failed)
-        failures = self.alarms(work, counts, token, failures)
-        failures.update(self.rollups.apply(rollups([w for w in work if w.device_id not in failures], self.settings)))
-        failures.update(self.states.put_many([w.after for w in work if w.device_id not in failures]))
+        failures = t.alarms(work, counts, token, failures)
+        failures.update(t.rollups.apply(rollups([w for w in work if w.device_id not in failures], t.settings)))
+        failures.update(t.states.put_many([w.after for w in work if w.device_id not in failures]))
         return failures
