@@ -311,18 +311,23 @@ def test_a_version_5_fleet_raises_nothing_more_in_the_half_day_after_its_upgrade
     assert raises == []
 
 
+def every_10_minutes(n: int, start: int = 1_700_000_000_000) -> np.ndarray:
+    """Timestamps of a slowly read machine (a bearing's vibration snapshot every 10 minutes)."""
+    return start + np.arange(n, dtype=np.int64) * 600_000
+
+
 @BACKENDS
 def test_a_drift_raises_once_and_the_level_it_found_becomes_the_normal(backend: Backend) -> None:
-    """A metric without a unit settles two scales off its baseline and stays there: the
-    drift detector raises once. Before, the baseline absorbed the offset at the healthy
-    scatter's rate, so the CUSUM, reset at its signal, filled again and raised every 500
-    readings (on real bearings every 22-27 h at one reading per 10 min). The kernel moves the
-    baseline to the level the CUSUM found, as the per-reading reference does."""
+    """A metric without a unit, read every 10 minutes, settles two scales off its baseline
+    and stays there: the drift detector raises once. Before, the baseline absorbed the offset
+    at the healthy scatter's rate, so the CUSUM, reset at its signal, filled again and raised
+    again (on real bearings every 22-27 h). The kernel moves the baseline to the level the
+    CUSUM found, as the per-reading reference does."""
     rng = np.random.default_rng(3)
     n, channels = 3000, ("sensor_a", "sensor_b")
     x = rng.normal(0.0, 1.0, (n, 2))
     x[500:, 0] += 2.0
-    ts = timestamps(n)
+    ts = every_10_minutes(n)
     det = DeviceDetector(channels=channels, backend=backend)
     det.fit(ts[:300], x[:300])
     fleet = det._fleet
@@ -342,19 +347,19 @@ def test_a_drift_raises_once_and_the_level_it_found_becomes_the_normal(backend: 
 
 @BACKENDS
 def test_a_machine_back_at_a_new_level_raises_once_and_the_level_is_learned(backend: Backend) -> None:
-    """A metric without a unit comes back 15 scales higher and stays there (a bearing back
-    from a long stop): one raise, and once the level has stopped moving the baseline stands
-    at it and the alarm clears (320 readings: 53 h at one reading per 10 minutes). The
-    previous kernel absorbed it at the healthy scatter's rate: the alarm stayed open 1,380
-    readings and the drift then raised three more times."""
+    """A metric without a unit, read every 10 minutes, comes back 15 scales higher and stays
+    there (a bearing back from a long stop): one raise, and once the level has stopped moving
+    the baseline stands at it and the alarm clears (204 readings: 34 h). The previous kernel
+    absorbed it at the healthy scatter's rate: the alarm stayed open 1,006 readings (7 days)
+    and then raised six more times."""
     rng = np.random.default_rng(5)
     n = 3000
     x = rng.normal(0.0, 1.0, (n, 2))
     x[500:, 0] += 15.0
     det = DeviceDetector(channels=("sensor_a", "sensor_b"), backend=backend)
-    det.fit(timestamps(300), x[:300])
-    got = det.update(timestamps(n - 300, start=10**13), x[300:])
-    assert [(e.kind, e.index) for e in got.events] == [("raise", 200), ("clear", 523)]
+    det.fit(every_10_minutes(300), x[:300])
+    got = det.update(every_10_minutes(n - 300, start=10**13), x[300:])
+    assert [(e.kind, e.index) for e in got.events] == [("raise", 200), ("clear", 404)]
     assert abs(got.expected[600, 0] - 15.0) < 0.5
 
 
@@ -368,7 +373,7 @@ def test_a_level_that_keeps_moving_keeps_raising(backend: Backend) -> None:
     x = rng.normal(0.0, 1.0, (n, 2))
     x[500:, 0] += np.linspace(0.0, 60.0, n - 500)
     det = DeviceDetector(channels=("sensor_a", "sensor_b"), backend=backend)
-    det.fit(timestamps(300), x[:300])
-    got = det.update(timestamps(n - 300, start=10**13), x[300:])
+    det.fit(every_10_minutes(300), x[:300])
+    got = det.update(every_10_minutes(n - 300, start=10**13), x[300:])
     raised = [e.index for e in got.events if e.kind == "raise"]
     assert raised[0] < 400 and np.diff(raised).max() < 600 and raised[-1] > 2_400

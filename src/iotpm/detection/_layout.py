@@ -84,7 +84,7 @@ DECLARATIONS: Final = (
         "drift",
         "channel",
         (_channel("cp", "CUSUM, upward"), _channel("cn", "CUSUM, downward")),
-        ("cusum_k", "cusum_h", "cusum_clip"),
+        ("cusum_k", "cusum_h", "cusum_clip", "drift_relearn_ms"),
     ),
     Declaration(
         "rate_of_change",

@@ -268,11 +268,18 @@ class DetectorConfig(BaseModel):
     # physical: how heavy a channel's tails are (the recent maximum an alarm must beat) is a
     # property of the machine and its sensor: it is remembered over a production week
     tail_halflife_s: PositiveFloat = 604_800.0
-    # physical: the CUSUM's signal means the level moved and stayed; the baseline then moves
-    # to the level found (by at most adapt_clip scales), so a drift raises once per shift
     cusum_k: Annotated[float, Field(ge=0)] = 1.0
     cusum_h: PositiveFloat = 200.0
     cusum_clip: PositiveFloat = 4.0
+    # physical: a level that has held for 6 h is the machine's (longer than a start-up's
+    # warm-up and a shift's transients). The CUSUM signals no sooner than
+    # cusum_h / (cusum_clip - cusum_k) readings (67) after a shift began, so where those
+    # readings span this long (one every 5.4 min or slower) its signal moves the baseline to
+    # the level found (in full once it has stopped moving, else by adapt_clip scales) and a
+    # drift raises once per shift. Faster-read devices keep the slow adaptation: a shift of
+    # minutes is an anomaly, not a new normal (SKAB's valve faults at 1 s: F1 0.78 -> 0.58
+    # when they were learned at the signal)
+    drift_relearn_s: Annotated[float, Field(ge=0)] = 21_600.0
     roc_z: PositiveFloat = 8.0
     flatline_min: PositiveInt = 30
     flatline_factor: PositiveFloat = 3.0

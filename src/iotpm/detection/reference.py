@@ -169,7 +169,10 @@ class ReferenceDetector:
         f["cp"][j] = max(f["cp"][j] + zc - cfg.cusum_k, 0.0)
         f["cn"][j] = max(f["cn"][j] - zc - cfg.cusum_k, 0.0)
         score = max(f["cp"][j], f["cn"][j]) / cfg.cusum_h
-        self.signalled = not self.process[j] and max(f["cp"][j], f["cn"][j]) > cfg.cusum_h
+        gain = cfg.cusum_clip - cfg.cusum_k  # the most the sum grows by per reading
+        readings = cfg.cusum_h / gain if gain != 0 else math.inf
+        lasted = f["interval"][0] * readings >= 1000.0 * cfg.drift_relearn_s
+        self.signalled = not self.process[j] and lasted and max(f["cp"][j], f["cn"][j]) > cfg.cusum_h
         for key in ("cp", "cn"):
             if f[key][j] > cfg.cusum_h:
                 f[key][j] = 0.0
