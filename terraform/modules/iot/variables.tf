@@ -11,7 +11,6 @@ variable "things" {
     gateway     = optional(string)
   }))
   description = "The fleet: thing name (= device id) => machine type, site, line and, for a device behind a gateway, the gateway thing it publishes through (device_type \"gateway\" makes a thing a gateway)."
-  default     = {}
 
   validation {
     condition     = alltrue([for k, _ in var.things : can(regex("^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$", k))])
@@ -21,8 +20,7 @@ variable "things" {
 
 variable "topic_prefix" {
   type        = string
-  description = "Devices publish to <topic_prefix>/<thing name>/telemetry."
-  default     = "iotpm"
+  description = "Devices publish to $aws/rules/<rule>/<topic_prefix>/<thing name>/telemetry (IoT Basic Ingest; the rule's own filter is <topic_prefix>/+/telemetry)."
 
   validation {
     condition     = can(regex("^[a-z0-9][a-z0-9_-]{0,30}$", var.topic_prefix))
@@ -59,13 +57,11 @@ variable "error_retention_days" {
 variable "force_destroy" {
   type        = bool
   description = "Let terraform destroy delete the rule-errors bucket with its objects (only the local environment)."
-  default     = false
 }
 
 variable "tls_only" {
   type        = bool
   description = "Deny plain-HTTP requests to the rule-errors bucket (off only on the local emulator, which speaks HTTP)."
-  default     = true
 }
 
 variable "tags" {
