@@ -12,9 +12,10 @@ the same hours should behave alike). The fleet goes through ``FleetDetector`` in
 batches (as the processor sees it), and through three peers in the same process:
 
 - ``static``: the static limits alone (what a plain SCADA alarm does);
-- ``sigma3``: the static limits, and 3 sigma of each metric's first 100 readings;
+- ``sigma3``: the static limits, and 3 sigma of each metric's first day of running readings
+  (judged while the machine runs);
 - ``cusum``: the static limits, and a two-sided CUSUM (k = 0.5, h = 5 sigma) on each
-  metric standardised by its first 100 readings, reset after each signal.
+  metric standardised as sigma3 does (its first day of running readings), reset after each signal.
 
 Every peer's alarm goes through the product's hysteresis (raise at score 1, clear after
 2 readings and 10 minutes below 0.8). Figures per detector:
@@ -143,27 +144,51 @@ def static_score(x: FloatArray) -> FloatArray:
         return np.asarray(np.where((x > high) | (x < low), 1.0, 0.0).max(axis=1), dtype=np.float64)
 
 
-def _standardised(x: FloatArray) -> FloatArray:
-    warm = x[:WARMUP]
-    sd = warm.std(axis=0)
-    return np.asarray((x - warm.mean(axis=0)) / np.where(sd > 0, sd, 1.0), dtype=np.float64)
+def _running(x: FloatArray) -> npt.NDArray[np.bool_]:
+    """Readings of a running machine: every metric present and the vibration (the load
+    proxy) at least half its usual running level. A peer that learned its 3 sigma from a
+    stopped machine, or judged a stop against running statistics, would be in alarm always."""
+    vib = x[:, CHANNELS.index("vibration_mm_s")]
+    present = np.isfinite(x).all(axis=1)
+    if not present.any():
+        return present
+    return np.asarray(present & (vib >= 0.5 * np.percentile(vib[present], 75)), dtype=np.bool_)
 
 
-def sigma3_score(x: FloatArray) -> FloatArray:
-    z = np.abs(_standardised(x)) / 3.0
-    z[:WARMUP] = 0.0
+def _standardised(x: FloatArray, ts: npt.NDArray[np.int64]) -> FloatArray:
+    """z of each metric against its first day of running readings (at least WARMUP of them:
+    a day holds a shift's load and the daily ambient, as an engineer setting 3-sigma limits
+    by hand would take them); 0 while stopped or still learning."""
+    running = _running(x)
+    index = np.flatnonzero(running)
+    day = int(np.searchsorted(ts[index], ts[index[0]] + 86_400_000)) if len(index) else 0
+    index = index[: max(day, WARMUP)] if len(index) > max(day, WARMUP) else np.flatnonzero(running)
+    learned = index[-1] + 1 if len(index) else len(x)
+    warm = x[index]
+    sd = warm.std(axis=0) if len(warm) else np.ones(x.shape[1])
+    mean = warm.mean(axis=0) if len(warm) else np.zeros(x.shape[1])
+    z = np.asarray((x - mean) / np.where(sd > 0, sd, 1.0), dtype=np.float64)
+    z[~running] = 0.0
+    z[:learned] = 0.0
+    return z
+
+
+def sigma3_score(x: FloatArray, ts: npt.NDArray[np.int64]) -> FloatArray:
+    z = np.abs(_standardised(x, ts)) / 3.0
     return np.asarray(np.fmax(static_score(x), z.max(axis=1)), dtype=np.float64)
 
 
-def cusum_scores(xs: list[FloatArray], k: float = 0.5, h: float = 5.0) -> list[FloatArray]:
+def cusum_scores(
+    xs: list[FloatArray], tss: list[npt.NDArray[np.int64]], k: float = 0.5, h: float = 5.0
+) -> list[FloatArray]:
     """Two-sided CUSUM per metric, all devices stepped together (padded to the longest)."""
     n = max(len(x) for x in xs)
     z = np.zeros((n, len(xs), xs[0].shape[1]))
-    for i, x in enumerate(xs):
-        z[: len(x), i] = _standardised(x)
+    for i, (x, ts) in enumerate(zip(xs, tss, strict=True)):
+        z[: len(x), i] = _standardised(x, ts)
     out = np.zeros((n, len(xs)))
     up, down = np.zeros(z.shape[1:]), np.zeros(z.shape[1:])
-    for step in range(WARMUP, n):
+    for step in range(n):
         np.maximum(0.0, up + z[step] - k, out=up)
         np.maximum(0.0, down - z[step] - k, out=down)
         out[step] = np.fmax(up, down).max(axis=1) / h
@@ -538,8 +563,8 @@ def evaluate(args: argparse.Namespace, interval: float) -> dict[str, Any]:
     if not args.no_peers:
         peers = {
             "static": lambda xs: [static_score(x) for x in xs],
-            "sigma3": lambda xs: [sigma3_score(x) for x in xs],
-            "cusum": cusum_scores,
+            "sigma3": lambda xs: [sigma3_score(x, d.ts) for x, d in zip(xs, run.devices, strict=True)],
+            "cusum": lambda xs: cusum_scores(xs, [d.ts for d in run.devices]),
         }
     for name, fn in peers.items():
         po = run_peer(run, fn)
