@@ -144,33 +144,36 @@ def static_score(x: FloatArray) -> FloatArray:
         return np.asarray(np.where((x > high) | (x < low), 1.0, 0.0).max(axis=1), dtype=np.float64)
 
 
-def _running(x: FloatArray) -> npt.NDArray[np.bool_]:
-    """Readings of a running machine: every metric present and the vibration (the load
-    proxy) at least half its usual running level. A peer that learned its 3 sigma from a
-    stopped machine, or judged a stop against running statistics, would be in alarm always."""
+def _running(x: FloatArray, ts: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Readings of a running machine: the vibration (the load proxy) at least half its usual
+    running level, that level taken from the first day only (what a peer could know when it
+    judges later readings). A peer that learned its 3 sigma from a stopped machine, or judged
+    a stop against running statistics, would be in alarm always."""
     vib = x[:, CHANNELS.index("vibration_mm_s")]
-    present = np.isfinite(x).all(axis=1)
-    if not present.any():
-        return present
-    return np.asarray(present & (vib >= 0.5 * np.percentile(vib[present], 75)), dtype=np.bool_)
+    first_day = (ts < ts[0] + 86_400_000) & np.isfinite(vib) if len(ts) else np.isfinite(vib)
+    if not first_day.any():
+        return np.zeros(len(x), dtype=np.bool_)
+    with np.errstate(invalid="ignore"):
+        return np.asarray(vib >= 0.5 * np.percentile(vib[first_day], 75), dtype=np.bool_)
 
 
 def _standardised(x: FloatArray, ts: npt.NDArray[np.int64]) -> FloatArray:
     """z of each metric against its first day of running readings (at least WARMUP of them:
     a day holds a shift's load and the daily ambient, as an engineer setting 3-sigma limits
-    by hand would take them); 0 while stopped or still learning."""
-    running = _running(x)
+    by hand would take them); 0 while stopped or still learning, and for a metric absent."""
+    running = _running(x, ts)
     index = np.flatnonzero(running)
     day = int(np.searchsorted(ts[index], ts[index[0]] + 86_400_000)) if len(index) else 0
-    index = index[: max(day, WARMUP)] if len(index) > max(day, WARMUP) else np.flatnonzero(running)
+    index = index[: max(day, WARMUP)]
     learned = index[-1] + 1 if len(index) else len(x)
     warm = x[index]
-    sd = warm.std(axis=0) if len(warm) else np.ones(x.shape[1])
-    mean = warm.mean(axis=0) if len(warm) else np.zeros(x.shape[1])
+    with np.errstate(invalid="ignore"):
+        sd = np.nanstd(warm, axis=0) if len(warm) else np.ones(x.shape[1])
+        mean = np.nanmean(warm, axis=0) if len(warm) else np.zeros(x.shape[1])
     z = np.asarray((x - mean) / np.where(sd > 0, sd, 1.0), dtype=np.float64)
     z[~running] = 0.0
     z[:learned] = 0.0
-    return z
+    return np.nan_to_num(z, nan=0.0)
 
 
 def sigma3_score(x: FloatArray, ts: npt.NDArray[np.int64]) -> FloatArray:
