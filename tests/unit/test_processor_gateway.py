@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from iotpm.models import FastDecoder, ReadingFields, ValidationLimits, decode
 from iotpm.operator.memory import MemoryDocuments, MemoryRegistry
-from iotpm.operator.ports import Registration
+from iotpm.operator.ports import Document, Registration
 from iotpm.service import ProcessorSettings, RawRecord, StoreError
 from iotpm.service.config_cache import OperatorCache
 from iotpm.service.in_memory import MemoryPipeline
@@ -236,3 +236,99 @@ def test_an_envelope_takes_the_fast_decoder_and_gives_what_the_full_decoder_give
     assert fast is not None and len(fast) == 12
     full = [decode(b, T0 + 60_000) for b in body]
     assert fast == [ReadingFields.of(r) for r in full]  # type: ignore[arg-type]
+
+
+class Flaky(MemoryRegistry):
+    """A registry that records what it was asked for and can be taken down."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.asked: list[str] = []
+
+    def get_many(self, device_ids: Sequence[str]) -> dict[str, Registration]:
+        if self.down:
+            raise StoreError("throttled", code="ProvisionedThroughputExceededException")
+        self.asked += device_ids
+        return super().get_many(device_ids)
+
+
+def flaky() -> tuple[Flaky, OperatorCache]:
+    reg = Flaky()
+    for device in (*BEHIND, LONE, "dev-98"):
+        reg.put(Registration(device, "plant-1", "line-1", "pump", gateway="gw-1" if device in BEHIND else None), None)
+    reg.put(Registration("gw-1", "plant-1", "line-1", "gateway"), None)
+    return reg, OperatorCache(reg, MemoryDocuments(), ttl_s=0)
+
+
+def test_in_a_registry_outage_a_plain_devices_stray_reading_costs_itself_not_the_batch(
+    memory_pipeline: Callable[..., MemoryPipeline],
+) -> None:
+    """A device that is not a gateway (a copied configuration) naming another id: device_mismatch,
+    whatever the registry's state; the others' readings of the batch are stored."""
+    reg, cache = flaky()
+    proc = memory_pipeline().processor(operator=cache)
+    own = [(d, reading(d, k, T0 + k * 1000, metrics(k))) for k in range(3) for d in (LONE, "dev-98")]
+    assert proc(records(own), now_ms=T0 + 60_000).counts.stored == 6
+    reg.down = True
+    later = [(d, reading(d, k, T0 + k * 1000, metrics(k))) for k in range(3, 6) for d in (LONE, "dev-98")]
+    out = proc(records([*later, ("dev-98", reading("dev-0x8", 9, T0 + 9000, metrics(9)))], 10), now_ms=T0 + 61_000)
+    assert out.failed_sequence_numbers == [] and out.counts.stored == 6
+    assert out.counts.quarantine_reasons == {"device_mismatch": 1}
+
+
+def test_the_ids_a_thing_that_is_not_a_gateway_names_are_never_looked_up_nor_held(
+    memory_pipeline: Callable[..., MemoryPipeline],
+) -> None:
+    reg, cache = flaky()
+    proc = memory_pipeline().processor(operator=cache)
+    invented = [reading(f"fake-{i:04d}", 1, T0, metrics(1)) for i in range(1000)]
+    out = proc(records([(LONE, invented), (LONE, reading(LONE, 1, T0, metrics(1)))]), now_ms=T0 + 60_000)
+    assert out.counts.stored == 1 and out.counts.quarantine_reasons == {"device_mismatch": 1000}
+    assert not [d for d in reg.asked if d.startswith("fake-")]
+    assert not [d for d in cache.devices([LONE]) if d.startswith("fake-")]
+    assert cache.devices(["fake-0001"])["fake-0001"].registration is None  # read now, asked directly
+
+
+def test_the_controls_held_are_bounded_whatever_ids_a_gateway_names(
+    memory_pipeline: Callable[..., MemoryPipeline],
+) -> None:
+    reg, _ = flaky()
+    cache = OperatorCache(reg, MemoryDocuments(), max_devices=300)
+    proc = memory_pipeline().processor(operator=cache)
+    for k in range(5):
+        invented = [reading(f"fake-{k}-{i:03d}", 1, T0, metrics(1)) for i in range(200)]
+        ours = [reading(d, k, T0 + k * 1000, metrics(k)) for d in BEHIND]
+        out = proc(records([("gw-1", invented + ours)], k), now_ms=T0 + 60_000 + k)
+        assert out.counts.stored == 10 and out.counts.quarantine_reasons == {"device_mismatch": 200}
+        assert len(cache._devices) <= 300
+
+
+def test_a_publisher_that_is_no_longer_a_gateway_cannot_carry_its_old_devices(
+    memory_pipeline: Callable[..., MemoryPipeline],
+) -> None:
+    """Re-registered as a pump while devices still name it: their readings through it are refused."""
+    reg, cache = flaky()
+    reg.put(Registration("gw-1", "plant-1", "line-1", "pump"), 1)
+    out = memory_pipeline().processor(operator=cache)(
+        records([("gw-1", envelope([reading(d, 1, T0, metrics(1)) for d in BEHIND]))]), now_ms=T0 + 60_000
+    )
+    assert out.counts.stored == 0 and out.counts.quarantine_reasons == {"device_mismatch": 10}
+    assert not set(BEHIND) & set(reg.asked)
+
+
+class DocumentsDown(MemoryDocuments):
+    def get_many(self, names: Sequence[str]) -> dict[str, Document]:
+        if any(n.startswith("alarm") for n in names):
+            raise StoreError("throttled", code="ProvisionedThroughputExceededException")
+        return super().get_many(names)
+
+
+def test_an_outage_of_the_alarm_documents_alone_does_not_fail_a_gateways_batch(
+    memory_pipeline: Callable[..., MemoryPipeline],
+) -> None:
+    reg, _ = flaky()
+    proc = memory_pipeline().processor(operator=OperatorCache(reg, DocumentsDown()))
+    sent = envelope([reading(d, 1, T0, metrics(1)) for d in BEHIND])
+    out = proc(records([("gw-1", sent)]), now_ms=T0 + 60_000)
+    assert out.failed_sequence_numbers == [] and out.counts.stored == 10 and not out.counts.quarantine_reasons

@@ -23,6 +23,7 @@ per table per minute per batch's devices and one GetItem for the limits.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,9 @@ from iotpm.service.errors import StoreError
 from iotpm.service.ports import Alert, Alerts, AnomalyRow, AnomalyStore, DeviceRecord
 
 MAX_TTL_S = 60.0
+#: the most devices' controls a cache holds (a registered gateway naming invented devices cannot grow it
+#: without bound; a fleet larger than this reads the controls it dropped again)
+MAX_DEVICES = 50_000
 #: where an unregistered device's readings go: its payload's site, line and type (the
 #: bootstrap), ``unassigned`` site and line until it is registered, or to the quarantine
 #: (``unregistered_device``)
@@ -79,11 +83,14 @@ class OperatorCache:
         unregistered: Unregistered = "payload",
         clock: Callable[[], float] = time.monotonic,
         wall_ms: Callable[[], int] | None = None,
+        max_devices: int = MAX_DEVICES,
     ) -> None:
+        """``max_devices``: the most devices' controls held (those read longest ago are dropped first)."""
         if not 0 <= ttl_s <= MAX_TTL_S:
             raise ValueError(f"ttl_s must be within 0-{MAX_TTL_S:g} s (a change must apply within a minute)")
         self.registry, self.documents, self.base = registry, documents, base or DetectorConfig()
         self.ttl_s, self.unregistered, self._clock = ttl_s, unregistered, clock
+        self.max_devices = max_devices
         self._devices: dict[str, tuple[float, DeviceControl]] = {}
         self._overridden: dict[str, Registration] = {}  # the registrations with limits of their own
         self._read_at: float | None = None  # when the limits document was last read
@@ -108,22 +115,35 @@ class OperatorCache:
         if stale:
             try:
                 regs = self.registry.get_many(stale)
-                docs = self.documents.get_many([alarm_document(d) for d in stale])
             except StoreError as exc:  # the shard goes on: what was read last (else nothing) until it answers
-                log("warning", "operator tables unreadable; the last controls read stand", error=str(exc),
+                log("warning", "device registry unreadable; the last controls read stand", error=str(exc),
                     devices=len(stale))  # fmt: skip
                 return {d: self._devices[d][1] if d in self._devices else DeviceControl(read=False) for d in device_ids}
+            try:  # read apart: an outage of the alarm documents alone does not hide the registrations
+                docs: dict[str, Document] | None = dict(self.documents.get_many([alarm_document(d) for d in stale]))
+            except StoreError as exc:  # the last alarm controls read stand; read again next batch
+                log("warning", "alarm controls unreadable; the last read stand", error=str(exc), devices=len(stale))
+                docs = None
             for d in stale:
-                alarm = self._alarm(d, docs.get(alarm_document(d)))
-                self._devices[d] = (now, DeviceControl(regs.get(d), alarm))
+                last = self._devices.pop(d, None)  # re-inserted: the entries stay in the order they were read
+                if docs is None:
+                    alarm, at = (last[1].alarm, last[0]) if last is not None else (AlarmControls(), -math.inf)
+                else:
+                    alarm, at = self._alarm(d, docs.get(alarm_document(d)), last), now
+                self._devices[d] = (at, DeviceControl(regs.get(d), alarm))
                 reg = regs.get(d)
                 if reg is not None and reg.overrides:  # kept apart: config() reads these, not the fleet
                     self._overridden[d] = reg
                 else:
                     self._overridden.pop(d, None)
+            held = {d: self._devices[d][1] for d in device_ids}
+            while len(self._devices) > self.max_devices:  # bounded: the entries read longest ago go first
+                del self._devices[next(iter(self._devices))]
+            return held
         return {d: self._devices[d][1] for d in device_ids}
 
-    def _alarm(self, device_id: str, doc: Document | None) -> AlarmControls:
+    @staticmethod
+    def _alarm(device_id: str, doc: Document | None, last: tuple[float, DeviceControl] | None = None) -> AlarmControls:
         """A device's alarm controls; a document that does not validate keeps the last read (never fails the batch)."""
         if doc is None:
             return AlarmControls()
@@ -131,7 +151,6 @@ class OperatorCache:
             return AlarmControls.model_validate(dict(doc.body))
         except ValidationError as exc:  # the API never stores one; a hand-edited item or a newer writer might
             log("error", "alarm controls invalid; the last read stand", device_id=device_id, error=str(exc))
-            last = self._devices.get(device_id)
             return last[1].alarm if last is not None else AlarmControls()
 
     def config(self) -> DetectorConfig:

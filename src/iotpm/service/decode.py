@@ -34,9 +34,20 @@ class Decoded:
 #: the gateway's ``thing_name`` in a well-defined way; the readings carry their own ``device_id``)
 ENVELOPE: Final = "readings"
 
-#: the registry's answer: the gateway each device is registered under (None: none, or unknown), for the
-#: devices that published themselves and those a gateway published for (unknown for one of those raises)
-Gateways = Callable[[Sequence[str], Sequence[str]], Mapping[str, str | None]]
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """The registry's answer for a batch: the gateway each device is registered under (None: none,
+    or unknown), and which of the publishers are registered gateways (``device_type`` "gateway")."""
+
+    gateway_of: Mapping[str, str | None]
+    gateways: frozenset[str]
+
+
+#: asked with the devices that published themselves and, for each thing that published readings of
+#: other devices, the devices it named; only a publisher that is a registered gateway has the devices
+#: it names looked up (a registry that cannot say for those, or for the publisher, raises StoreError)
+Gateways = Callable[[Sequence[str], Mapping[str, Sequence[str]]], Registered]
 
 
 class BatchDecoder:
@@ -84,15 +95,21 @@ class BatchDecoder:
         devices: dict[str, DeviceReadings],
     ) -> list[Rejected]:
         """With a registry: a reading is its device's when it comes through the gateway the device is
-        registered under, or from the device itself when it has none. A device under a gateway
-        publishes through it only (one partition key: its readings on one shard). The others are
-        ``device_mismatch``, each costing only itself.
+        registered under (a publisher registered as a gateway), or from the device itself when it has
+        none. A device under a gateway publishes through it only (one partition key: its readings on
+        one shard). The others are ``device_mismatch``, each costing only itself; the devices a
+        publisher that is not a registered gateway names are not looked up.
 
-        Raises a retryable :class:`StoreError` when the registry cannot say for a reading a gateway
-        sent (an outage is retried, never quarantined); a device's own readings go on meanwhile.
+        Raises a retryable :class:`StoreError` when the registry cannot say for a reading a registered
+        gateway sent, or whether a thing that sent other devices' readings is a gateway (an outage is
+        retried, never quarantined); a device's own readings go on meanwhile.
         """
         assert self.gateways is not None
-        gateway_of = self.gateways(sorted(devices), sorted({fields.device_id for _, fields in foreign}))
+        named: dict[str, set[str]] = {}
+        for index, fields in foreign:
+            named.setdefault(records[index].partition_key, set()).add(fields.device_id)
+        registered = self.gateways(sorted(devices), {thing: sorted(ids) for thing, ids in sorted(named.items())})
+        gateway_of, gateways = registered.gateway_of, registered.gateways
         rejected: list[Rejected] = []
         for device_id in [d for d in devices if gateway_of.get(d) is not None]:
             own = devices.pop(device_id)
@@ -100,7 +117,7 @@ class BatchDecoder:
             rejected += [_mismatch(r, device_id, i, why) for r, i in zip(own.readings, own.indices, strict=True)]
         for index, fields in foreign:
             thing = records[index].partition_key
-            if gateway_of.get(fields.device_id) != thing:
+            if thing not in gateways or gateway_of.get(fields.device_id) != thing:
                 rejected.append(_mismatch(fields, thing, index))
             else:
                 _group(devices, index, fields)

@@ -24,7 +24,7 @@ device state by an optimistic version check, alerts by the anomaly row's ``notif
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -35,7 +35,7 @@ from iotpm.models import Rejection, RejectReason
 from iotpm.service.alarms import AlarmRecorder
 from iotpm.service.archive_objects import encode_lines, quarantine_object, raw_object
 from iotpm.service.batch import BatchOutcome, Counts, ProcessorSettings, RawRecord, Rejected, Work, merged
-from iotpm.service.decode import BatchDecoder
+from iotpm.service.decode import BatchDecoder, Registered
 from iotpm.service.detect import BatchDetector
 from iotpm.service.errors import StoreError
 from iotpm.service.ports import (
@@ -55,7 +55,11 @@ from iotpm.service.write_behind import WriteBehind
 from iotpm.service.write_through import WriteThrough
 
 if TYPE_CHECKING:
+    from iotpm.operator.ports import Registration
     from iotpm.service.config_cache import OperatorCache
+
+#: a gateway's registered device_type (iotpm.operator.service.GATEWAY_TYPE; not imported here: an import cycle)
+GATEWAY_TYPE = "gateway"
 
 __all__ = ["BatchOutcome", "Counts", "Processor", "ProcessorSettings", "RawRecord", "encode_lines"]
 
@@ -111,15 +115,27 @@ class Processor:
             self._wired = (ports, decoder, self._storage(self.settings))
         return self._wired[1], self._wired[2]
 
-    def _gateways(self, own: Sequence[str], sent: Sequence[str]) -> dict[str, str | None]:
-        """The gateway each device is registered under, from the operator's registry; a retryable
-        :class:`StoreError` when it cannot be read for a device a gateway published for."""
+    def _gateways(self, own: Sequence[str], named: Mapping[str, Sequence[str]]) -> Registered:
+        """The gateway each device is registered under, from the operator's registry, judged by the
+        publisher first: only the devices a registered gateway names are looked up (a thing that is not
+        one cannot make the processor read, or cache, the ids it invents). A retryable
+        :class:`StoreError` when the registry cannot be read for a device a gateway published for, or
+        for a thing that published other devices' readings and was never read (it may be a gateway:
+        its devices' readings are retried, not quarantined); a device's own readings go on otherwise."""
         assert self.operator is not None
-        controls = self.operator.devices(sorted({*own, *sent}))
-        unread = [d for d in sent if not controls[d].read]
-        if unread:
-            raise StoreError(f"device registry unreadable for {len(unread)} devices a gateway published for")
-        return {d: c.registration.gateway if c.registration is not None else None for d, c in controls.items()}
+        controls = self.operator.devices(sorted({*own, *named}))
+        unknown = [t for t in named if not controls[t].read]
+        if unknown:
+            raise StoreError(f"device registry unreadable for {len(unknown)} things that published other devices")
+        gateways = frozenset(t for t in named if _is_gateway(controls[t].registration))
+        sent = sorted({d for t in gateways for d in named[t]} - controls.keys())
+        if sent:
+            controls.update(self.operator.devices(sent))
+            unread = [d for d in sent if not controls[d].read]
+            if unread:
+                raise StoreError(f"device registry unreadable for {len(unread)} devices a gateway published for")
+        gateway_of = {d: c.registration.gateway if c.registration is not None else None for d, c in controls.items()}
+        return Registered(gateway_of, gateways)
 
     def _storage(self, settings: ProcessorSettings) -> Storage:
         alarms = AlarmRecorder(self.anomalies, self.alerts, settings.anomalies_ttl_days, self.operator)
@@ -181,3 +197,8 @@ class Processor:
         failed = [] if first_failed is None else [records[first_failed].sequence_number]
         errors = [f"{device}: {exc}" for device, exc in sorted(failures.items())]
         return BatchOutcome(counts, failed, errors)
+
+
+def _is_gateway(registration: Registration | None) -> bool:
+    """Whether a thing is registered as a gateway (it may publish the readings of the devices under it)."""
+    return registration is not None and registration.device_type == GATEWAY_TYPE
