@@ -4,12 +4,12 @@ within the operator cache's TTL, without a redeploy."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
 from iotpm.operator.memory import MemoryAudit, MemoryDocuments, MemoryRegistry
-from iotpm.operator.ports import DETECTOR, Registration
+from iotpm.operator.ports import DETECTOR, Document, Registration
 from iotpm.operator.service import InvalidDocumentError, Operator, settings_of
 from iotpm.service.config_cache import OperatorCache
 from iotpm.service.in_memory import MemoryPipeline
@@ -71,3 +71,36 @@ def test_a_compressor_override_applies_to_compressors_only_within_the_cache_ttl(
     out = proc(batch(3, 60, start_ms=T0, first_seq=150, faulty=[1, 2], fault_from=150), now_ms=T0 + 220_000)
     raised = {a.body["device_id"] for a in stores.alerts.sent if a.body["event"] == "alarm_raised"}
     assert raised == {"dev-0002"} and out.counts.anomalies_raised == 1  # the pump raises, the compressor waits
+
+
+class Counted(MemoryDocuments):
+    """Counts the reads of the configuration documents."""
+
+    reads = 0
+
+    def get_many(self, names: Sequence[str]) -> dict[str, Document]:
+        self.reads += DETECTOR in names
+        return super().get_many(names)
+
+
+def test_a_batch_is_scored_under_one_configuration_read_once(
+    memory_pipeline: Callable[..., MemoryPipeline],
+) -> None:
+    """However many devices and types a batch has, and even when the cache's TTL runs out while it is
+    processed (a clock that moves 31 s each time it is read), the configuration is read once a batch."""
+    registry, documents, clock = MemoryRegistry(), Counted(), Clock()
+    for i in range(1, 41):
+        kind = "compressor" if i % 2 else "pump"
+        registry.put(Registration(f"dev-{i:04d}", "p", "l", kind, overrides={"temperature_c": {"high": 90.0}}), None)
+    documents.put(DETECTOR, settings_of({"device_types": {"compressor": SLOW}}).document(), None, "alice", T0)
+
+    def ticking() -> float:
+        clock.t += 31
+        return clock.t
+
+    cache = OperatorCache(registry, documents, clock=ticking, ttl_s=30)
+    proc = memory_pipeline().processor(operator=cache)
+    for k in range(3):
+        before = documents.reads
+        out = proc(batch(40, 5, start_ms=T0, first_seq=5 * k), now_ms=T0 + 60_000 + k)
+        assert out.counts.stored == 200 and documents.reads == before + 1

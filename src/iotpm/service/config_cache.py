@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -101,7 +101,8 @@ class OperatorCache:
         self._type_settings: dict[str, DetectorConfig] = {}  # per device type (the document's device_types)
         self._config = self.base
         self._type_configs: dict[str, DetectorConfig] = {}
-        self._key: tuple[int, int, tuple[tuple[str, str], ...]] | None = None
+        self._overrides_rev = 0  # moves on whenever a registration with overrides is read changed, or goes
+        self._key: tuple[int, int, int] | None = None
         self._wall_ms = wall_ms or (lambda: int(time.time() * 1000))
         self._batch_ms: int | None = None  # the processing time of the batch being processed
         self._announced: set[tuple[str, int]] = set()  # (device, alarm since) announced after a shelve
@@ -133,9 +134,11 @@ class OperatorCache:
                 self._devices[d] = (at, DeviceControl(regs.get(d), alarm))
                 reg = regs.get(d)
                 if reg is not None and reg.overrides:  # kept apart: config() reads these, not the fleet
-                    self._overridden[d] = reg
-                else:
-                    self._overridden.pop(d, None)
+                    if self._overridden.get(d) != reg:
+                        self._overridden[d] = reg
+                        self._overrides_rev += 1
+                elif self._overridden.pop(d, None) is not None:
+                    self._overrides_rev += 1
             held = {d: self._devices[d][1] for d in device_ids}
             while len(self._devices) > self.max_devices:  # bounded: the entries read longest ago go first
                 del self._devices[next(iter(self._devices))]
@@ -165,10 +168,9 @@ class OperatorCache:
             self._read_at = now
             self._read_limits(docs.get(LIMITS))
             self._read_settings(docs.get(DETECTOR))
-        regs = list(self._overridden.values())
-        overrides = tuple(sorted((r.device_id, repr(sorted(r.overrides.items()))) for r in regs))
-        key = (self._version, self._settings_version, overrides)
+        key = (self._version, self._settings_version, self._overrides_rev)
         if key != self._key:
+            regs = list(self._overridden.values())
             merged = with_registrations(self._thresholds, regs)
             self._config = self._settings.model_copy(update={"thresholds": merged})
             self._type_configs = {
@@ -182,6 +184,12 @@ class OperatorCache:
         document has its own for it, else the defaults; the limits are the same merged ones)."""
         defaults = self.config()
         return self._type_configs.get(device_type, defaults)
+
+    def configs(self) -> tuple[DetectorConfig, Mapping[str, DetectorConfig]]:
+        """The configuration in effect and the device types' own, read together: one batch is scored
+        under one configuration (a TTL expiring mid-batch does not split it)."""
+        defaults = self.config()
+        return defaults, self._type_configs
 
     def _read_limits(self, doc: Document | None) -> None:
         version = 0 if doc is None else doc.version

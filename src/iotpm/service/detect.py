@@ -64,6 +64,7 @@ class BatchDetector:
             log("warning", "detector C kernel not loaded; the numpy kernel runs (same results, slower)")
         self.settings, self.operator = settings, operator
         self._by_type: dict[str, FleetDetector] = {}  # device types with settings of their own
+        self._type_configs: Mapping[str, DetectorConfig] = {}  # their configurations, read once a batch
 
     def __call__(
         self,
@@ -160,7 +161,7 @@ class BatchDetector:
         """The detector on the settings in effect for ``device_type`` (one per type with its own)."""
         if self.operator is None:
             return self.fleet
-        config = self.operator.config_for(device_type)
+        config = self._type_configs.get(device_type, self.fleet.config)  # this batch's (see _controls)
         if config is self.fleet.config:
             return self.fleet
         fleet = self._by_type.get(device_type)
@@ -173,8 +174,9 @@ class BatchDetector:
         if self.operator is None:
             return {}
         controls = self.operator.devices(device_ids)
-        if self.operator.config() is not self.fleet.config:
-            self.fleet = FleetDetector(self.operator.config())  # the limits changed: applied from this batch on
+        config, self._type_configs = self.operator.configs()  # once a batch: the whole batch under one
+        if config is not self.fleet.config:
+            self.fleet = FleetDetector(config)  # the limits changed: applied from this batch on
         return controls
 
 
