@@ -323,6 +323,15 @@ def test_detector_settings_are_a_versioned_document_without_the_limits(app: APIG
     assert [e["subject"] for e in call(app, "GET", "/audit")[1]["items"]] == ["detector"]
 
 
+@pytest.mark.parametrize("defaults", ["abc", 5, [1, 2], [["warmup", 200]]])
+def test_a_defaults_section_that_is_not_an_object_is_a_400_naming_it(
+    app: APIGatewayRestResolver, defaults: Any
+) -> None:
+    status, err, _ = call(app, "PUT", "/config/detector", {"defaults": defaults}, headers={"If-Match": '"0"'})
+    assert status == 400 and "defaults" in err["error"]["message"]
+    assert call(app, "GET", "/config/detector")[2]["ETag"] == '"0"'  # nothing stored
+
+
 def test_the_fleet_wide_alarms_carry_each_raises_state(app: APIGatewayRestResolver) -> None:
     since = "/anomalies?since=2026-09-21T00:00:00Z&limit=500"
     detail = call(app, "GET", "/devices/dev-0002")[1]

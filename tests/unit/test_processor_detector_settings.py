@@ -45,6 +45,9 @@ def test_a_sectioned_document_merges_each_types_override_into_the_defaults() -> 
         ({"device_types": {"pump": {"thresholds": {}}}}, "device_types.pump.thresholds"),
         ({"device_types": {"pump": 3}}, "device_types"),
         ({"defaults": {}, "limits": {}}, "unknown sections"),
+        ({"defaults": "abc"}, "defaults"),
+        ({"defaults": 5}, "defaults"),
+        ({"defaults": [["warmup", 200]]}, "defaults"),
     ],
 )
 def test_an_invalid_per_type_document_is_refused_whole_and_nothing_is_stored(body: object, named: str) -> None:
@@ -104,3 +107,19 @@ def test_a_batch_is_scored_under_one_configuration_read_once(
         before = documents.reads
         out = proc(batch(40, 5, start_ms=T0, first_seq=5 * k), now_ms=T0 + 60_000 + k)
         assert out.counts.stored == 200 and documents.reads == before + 1
+
+
+@pytest.mark.parametrize("stored", [{"defaults": "abc"}, {"defaults": [1, 2]}, {"device_types": {"pump": 3}}])
+def test_a_stored_settings_document_that_is_not_valid_keeps_the_last_good_settings(
+    memory_pipeline: Callable[..., MemoryPipeline], stored: dict[str, object]
+) -> None:
+    """A hand-edited item (the API never stores one) does not stop the processor: logged, the last good stay."""
+    documents, clock = MemoryDocuments(), Clock()
+    documents.put(DETECTOR, settings_of({"defaults": {"warmup": 200}}).document(), None, "alice", T0)
+    cache = OperatorCache(MemoryRegistry(), documents, clock=clock, ttl_s=30)
+    proc = memory_pipeline().processor(operator=cache)
+    assert proc(batch(2, 5, start_ms=T0), now_ms=T0 + 10_000).counts.stored == 10
+    documents.put(DETECTOR, stored, 1, "hand-edit", T0)
+    clock.t += 31
+    out = proc(batch(2, 5, start_ms=T0, first_seq=5), now_ms=T0 + 20_000)
+    assert out.counts.stored == 10 and cache.config().warmup == 200

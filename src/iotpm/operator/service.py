@@ -169,7 +169,10 @@ def settings_of(body: Any) -> DetectorSettings:
         raise InvalidDocumentError(
             f"unknown sections {sorted(body.keys() - SETTINGS_SECTIONS)}: defaults, device_types"
         )
-    flat = dict(body.get("defaults") or {}) if sectioned else dict(body)
+    defaults_part = body.get("defaults") if sectioned else body
+    if defaults_part is not None and not isinstance(defaults_part, dict):
+        raise InvalidDocumentError("defaults: an object of the detector settings")
+    flat = dict(defaults_part or {})
     overrides = (body.get("device_types") or {}) if sectioned else {}
     if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
         raise InvalidDocumentError("device_types: an object of each device type's settings")

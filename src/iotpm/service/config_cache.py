@@ -197,7 +197,7 @@ class OperatorCache:
             try:
                 self._thresholds = self.base.thresholds if doc is None else thresholds_of(doc)
                 self._version = version
-            except ValidationError as exc:  # the API never stores one; a hand-edited item might
+            except (ValidationError, ValueError, TypeError) as exc:  # the API never stores one; a hand edit might
                 log("error", "the stored limits document is invalid; the last good one stays", error=str(exc))
 
     def _read_settings(self, doc: Document | None) -> None:
@@ -208,7 +208,7 @@ class OperatorCache:
                 self._settings = self.base if read is None else read.defaults
                 self._type_settings = {} if read is None else read.by_type
                 self._settings_version = version
-            except (ValidationError, InvalidDocumentError) as exc:
+            except (ValidationError, InvalidDocumentError, ValueError, TypeError) as exc:  # never fails the batch
                 log("error", "the stored detector settings are invalid; the last good ones stay", error=str(exc))
 
     def admit(self, record: DeviceRecord, control: DeviceControl | None, fleet: FleetDetector) -> bool:
