@@ -364,6 +364,40 @@ def test_a_machine_back_at_a_new_level_raises_once_and_the_level_is_learned(back
 
 
 @BACKENDS
+def test_a_machine_whose_readings_slow_down_learns_a_new_level_like_one_read_slowly_from_the_start(
+    backend: Backend,
+) -> None:
+    """A unit-less metric read every 5 minutes during its warm-up, then every 10 minutes
+    (IMS set 1's bearings), comes back 15 scales higher and stays there. Whether a drift
+    signal means the shift has lasted 6 h follows the interval the device reads at now: the
+    level is learned, the alarm clears 245 readings (41 h) after the step, and nothing raises
+    afterwards. Judged by the warm-up's interval, the alarm stayed open 1,040 readings (7 days)
+    and the drift raised again every 130-270 readings to the end, the baseline still 9 scales
+    short. The per-reading reference agrees."""
+    rng = np.random.default_rng(5)
+    n, channels = 3000, ("sensor_a", "sensor_b")
+    x = rng.normal(0.0, 1.0, (n, 2))
+    x[800:, 0] += 15.0
+    ts = np.empty(n, dtype=np.int64)
+    ts[:300] = 1_700_000_000_000 + np.arange(300) * 300_000
+    ts[300:] = ts[299] + (1 + np.arange(n - 300)) * 600_000
+    det = DeviceDetector(channels=channels, backend=backend)
+    det.fit(ts[:300], x[:300])
+    low, high = det._fleet._device_limits(DeviceInput("device", channels, ts[:0], x[:0]))
+    ref = ReferenceDetector(
+        DetectorConfig(), channels, det.state.vector.tolist(), low.tolist(), high.tolist(), [False] * 2
+    )
+    got = det.update(ts[300:], x[300:])
+    events = [(e.kind, e.index) for e in got.events]
+    assert events[0] == ("raise", 500) and ("clear", 745) in events
+    assert all(index < 800 for _, index in events)  # nothing after the first 50 h at the new level
+    assert abs(got.expected[1000, 0] - 15.0) < 0.5
+    want = ref.run(ts[300:].tolist(), x[300:].tolist())
+    np.testing.assert_allclose(got.score, want.score, rtol=1e-9, atol=1e-12)
+    assert got.in_alarm.tolist() == want.alarm
+
+
+@BACKENDS
 def test_a_level_that_keeps_moving_keeps_raising(backend: Backend) -> None:
     """A unit-less metric climbing steadily (60 scales over 2,500 readings) is not learned
     away: while it climbs, the baseline follows by at most 3 scales at each CUSUM signal, so

@@ -165,14 +165,6 @@ def device_rates(packed: FloatArray, layout: Layout, cfg: DetectorConfig) -> Non
     layout.scalar(packed, "r_ewma_limit")[:] = cfg.mewma_factor * limit * mewma / (2.0 - mewma)
 
 
-def relearns(interval_ms: FloatArray, cfg: DetectorConfig) -> npt.NDArray[np.bool_]:
-    """Whether a CUSUM signal of each device means its shift has lasted ``drift_relearn_s``:
-    it signals no sooner than cusum_h / (cusum_clip - cusum_k) readings after a shift began."""
-    with np.errstate(divide="ignore"):  # clip = k: the sum cannot grow (C divides the same way)
-        readings = np.divide(np.float64(cfg.cusum_h), np.float64(cfg.cusum_clip - cfg.cusum_k))
-    return np.asarray(interval_ms * readings >= 1000.0 * cfg.drift_relearn_s)
-
-
 def _nan_or(a: FloatArray, fill: float) -> FloatArray:
     return np.where(np.isfinite(a), a, fill)
 
@@ -653,7 +645,7 @@ class Kernel:
             self.cfg,
             lay.scalar(packed, "r_tail"),
             c,
-            ~process & relearns(lay.scalar(packed, "interval"), self.cfg)[:, None],
+            ~process,
         )
         record = recursions.recurse(state, prepared.series, chunk.active, const)
         recursions.store(packed, lay, state, prepared, chunk.lengths)

@@ -29,7 +29,7 @@ from iotpm.detection.state import FloatArray, IntArray
 
 HERE: Final = Path(__file__).resolve().parent
 SOURCE: Final = HERE / "_kernel.c"
-ABI: Final = 8
+ABI: Final = 9
 _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
 
@@ -112,8 +112,8 @@ class NativeKernel:
         self._fn(d, t, c, packed.shape[1], int(statistics), *(a.ctypes.data for a in arrays))
 
 
-#: values the C kernel's load pass records per reading (``N_LOADS`` in ``_kernel.c``)
-LOADS: Final = 11
+#: values the C kernel's load and interval passes record per reading (``N_LOADS`` in ``_kernel.c``)
+LOADS: Final = 12
 _INPUT_TYPES: Final = tuple(
     np.dtype(t) for t in ("int64", "float64", "int64", "float64", "float64", "float64", "float64", "float64")
 )

@@ -109,13 +109,17 @@ class Constants(NamedTuple):
     h_ref: float  # its decision interval (a sum past it signals and resets)
     trend_rates: FloatArray  # (2, 1, 1) the fast and slow levels' weights
     step_cap: FloatArray  # (w,) a step counts up to this many typical steps
-    relearn: Mask  # (d, w) where the CUSUM's signal moves the baseline to the level it found
+    relearn: Mask  # (d, w) where the CUSUM's signal may move the baseline to the level it found
+    readings: float  # the fewest readings after a shift began at which the CUSUM can signal
+    relearn_ms: float  # how long a shift must have lasted for its signal to move the baseline
 
     @classmethod
     def of(cls, cfg: DetectorConfig, decay: FloatArray, c: int, drift: Mask) -> Constants:
         """``drift`` (d, c): the metrics whose slow shifts the CUSUM judges (no static limit)."""
         relearn = np.zeros((len(decay), c + 1), dtype=bool)
         relearn[:, :c] = drift
+        with np.errstate(divide="ignore"):  # clip = k: the sum cannot grow (C divides the same way)
+            readings = np.divide(np.float64(cfg.cusum_h), np.float64(cfg.cusum_clip - cfg.cusum_k))
         return cls(
             limits=np.array([min(cfg.cusum_clip, np.inf), min(cfg.adapt_clip, cfg.cusum_clip)])[:, None, None],
             sign=np.array([1.0, -1.0])[:, None, None],
@@ -125,6 +129,8 @@ class Constants(NamedTuple):
             trend_rates=np.array([cfg.trend_rate, cfg.trend_rate_slow])[:, None, None],
             step_cap=np.array([4.0] * c + [3.0]),
             relearn=relearn,
+            readings=float(readings),
+            relearn_ms=1000.0 * cfg.drift_relearn_s,
         )
 
 
@@ -248,7 +254,10 @@ def advance(
     cusum -= const.k_ref
     np.maximum(cusum, 0.0, out=cusum)
     np.maximum(cusum[0], cusum[1], out=rec.cusum)
-    signalled = (rec.cusum > const.h_ref) & relearn
+    # a signal means the shift has lasted drift_relearn_s where the CUSUM cannot signal
+    # sooner: `readings` at the device's expected interval before this reading (it follows
+    # the interval the device reads at now, not the warm-up's)
+    signalled = (rec.cusum > const.h_ref) & relearn & (typical[:, -1:] * const.readings >= const.relearn_ms)
     cusum *= cusum <= const.h_ref
     # baseline: an EWMA of the clipped residual, so an outlier moves it by at most
     # `adapt_clip` scales times the rate, and a new level is absorbed slowly

@@ -171,7 +171,8 @@ class ReferenceDetector:
         score = max(f["cp"][j], f["cn"][j]) / cfg.cusum_h
         gain = cfg.cusum_clip - cfg.cusum_k  # the most the sum grows by per reading
         readings = cfg.cusum_h / gain if gain != 0 else math.inf
-        lasted = f["interval"][0] * readings >= 1000.0 * cfg.drift_relearn_s
+        # the device's expected interval before this reading (_gap advances it after the channels)
+        lasted = f["dt_exp"][0] * readings >= 1000.0 * cfg.drift_relearn_s
         self.signalled = not self.process[j] and lasted and max(f["cp"][j], f["cn"][j]) > cfg.cusum_h
         for key in ("cp", "cn"):
             if f[key][j] > cfg.cusum_h:
