@@ -109,6 +109,32 @@ def test_a_registration_naming_a_gateway_that_is_not_a_registered_gateway_is_ref
     assert status == 200 and body["gateway"] == "gw-1"
 
 
+def test_a_gateway_cannot_be_retyped_while_devices_name_it_nor_be_under_a_gateway(
+    app: APIGatewayRestResolver, operator: Operator
+) -> None:
+    """Retyped, it would go on publishing for the devices still under it (review2 F2)."""
+    gateway = {"site": "plant-1", "line": "line-1", "device_type": "gateway"}
+    assert call(app, "PUT", "/devices/gw-1/registration", gateway)[0] == 200
+    assert call(app, "PUT", "/devices/gw-2/registration", gateway)[0] == 200
+    pump = {**gateway, "device_type": "pump"}
+    assert call(app, "PUT", "/devices/dev-10/registration", {**pump, "gateway": "gw-1"})[0] == 200
+    status, body, _ = call(app, "PUT", "/devices/gw-1/registration", pump)
+    assert status == 400 and "'gw-1' is the gateway of 'dev-10'" in body["error"]["message"], body
+    assert operator.registry.get("gw-1").device_type == "gateway"  # type: ignore[union-attr]
+    status, body, _ = call(app, "PUT", "/devices/gw-3/registration", {**gateway, "gateway": "gw-2"})
+    assert status == 400 and "cannot be under gateway 'gw-2'" in body["error"]["message"], body
+    assert call(app, "PUT", "/devices/gw-2/registration", pump)[0] == 200  # no device under it: it may change
+    assert call(app, "PUT", "/devices/dev-10/registration", pump)[0] == 200  # moved off gw-1 first
+    assert call(app, "PUT", "/devices/gw-1/registration", pump)[0] == 200
+    rows = [Registration("gw-4", "plant-1", "line-1", "gateway"), Registration("d-1", "p", "l", "pump", "gw-4")]
+    operator.import_registrations(rows, ALICE)
+    with pytest.raises(InvalidRegistrationsError) as refused:  # an import likewise, unless it moves them too
+        operator.import_registrations([Registration("gw-4", "plant-1", "line-1", "pump")], ALICE)
+    assert list(refused.value.problems) == ["gw-4"]
+    retyped = [Registration("gw-4", "plant-1", "line-1", "pump"), Registration("d-1", "p", "l", "pump")]
+    assert operator.import_registrations(retyped, ALICE) == 2
+
+
 def test_an_import_checks_each_gateway_against_its_own_rows_and_the_registry_first(operator: Operator) -> None:
     operator.registry.put(Registration("pump-0001", "plant-1", "line-1", "pump"), None)
     operator.registry.put(Registration("gw-1", "plant-1", "line-1", "gateway"), None)

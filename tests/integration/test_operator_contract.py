@@ -80,6 +80,15 @@ def test_registrations_read_many_at_once(stores: Stores) -> None:
     assert got["dev-007"].gateway is None and got["dev-007"].version == 1
 
 
+def test_the_devices_under_a_gateway_are_listed_in_id_order_up_to_a_limit(stores: Stores) -> None:
+    for i in (3, 1, 2, 4):
+        stores.registry.put(reg(f"dev-{i}", gateway="gw-1"), None)
+    stores.registry.put(reg("dev-9", gateway="gw-2"), None)
+    stores.registry.put(reg("dev-8"), None)
+    assert stores.registry.under("gw-1", 3) == ["dev-1", "dev-2", "dev-3"]
+    assert stores.registry.under("gw-2") == ["dev-9"] and stores.registry.under("gw-3") == []
+
+
 def test_a_document_is_versioned_and_refuses_a_stale_writer(stores: Stores) -> None:
     assert stores.documents.get("limits") is None
     one = stores.documents.put("limits", {"defaults": {"temperature": {"low": 5.0, "high": 70.0}}}, None, "a", T0)

@@ -177,6 +177,14 @@ class DynamoRegistry:
         items = _batch_get(self.client, self.table, "device_id", device_ids, f"BatchGetItem {self.table}")
         return {r.device_id: r for r in map(_registration, items)}
 
+    def under(self, gateway: str, limit: int = 10) -> list[str]:
+        with aws_call(f"Query {self.table} by_gateway"):
+            page = self.client.query(
+                TableName=self.table, IndexName="by_gateway", KeyConditionExpression="gateway = :g",
+                ExpressionAttributeValues={":g": _s(gateway)}, ProjectionExpression="device_id", Limit=limit,
+            )  # fmt: skip
+        return [item["device_id"]["S"] for item in page.get("Items", [])]
+
     def put(self, registration: Registration, expected: int | None, audit: Audited | None = None) -> Registration:
         r = registration
         item: Item = {

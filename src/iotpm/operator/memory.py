@@ -34,6 +34,9 @@ class MemoryRegistry:
     def get_many(self, device_ids: Sequence[str]) -> dict[str, Registration]:
         return {d: self.items[d] for d in device_ids if d in self.items}
 
+    def under(self, gateway: str, limit: int = 10) -> list[str]:
+        return sorted(d for d, r in self.items.items() if r.gateway == gateway)[:limit]
+
     def put(self, registration: Registration, expected: int | None, audit: Audited | None = None) -> Registration:
         with self._lock:
             held = self.items.get(registration.device_id)

@@ -100,6 +100,11 @@ class Registry(Protocol):
         """The registrations of those of ``device_ids`` that are registered."""
         ...
 
+    def under(self, gateway: str, limit: int = 10) -> list[str]:
+        """Up to ``limit`` ids of the devices registered under ``gateway``, in id order (DynamoDB: the
+        ``by_gateway`` index, eventually consistent)."""
+        ...
+
     def put(self, registration: Registration, expected: int | None, audit: Audited | None = None) -> Registration:
         """Store it as version ``expected + 1`` (1 when ``expected`` is None: must be new); ConflictError else.
         With ``audit``, its entry is appended in the same transaction."""

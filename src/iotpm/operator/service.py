@@ -264,6 +264,8 @@ def gateway_problem(registration: Registration, gateway: Registration | None) ->
         return None
     if name == registration.device_id:
         return f"gateway: {name!r} cannot be its own gateway (leave gateway empty for a device that publishes itself)"
+    if registration.device_type == GATEWAY_TYPE:
+        return f"gateway: a gateway publishes itself; {registration.device_id!r} cannot be under gateway {name!r}"
     if gateway is None:
         return f"gateway: {name!r} is not a registered device (register it first, with device_type {GATEWAY_TYPE!r})"
     if gateway.device_type != GATEWAY_TYPE:
@@ -296,9 +298,27 @@ class Operator:
         it names a gateway that is not a registered gateway (see :func:`gateway_problem`)."""
         gw = registration.gateway
         problem = gateway_problem(registration, None if gw in (None, registration.device_id) else self.registry.get(gw))
+        if problem is None and registration.device_type != GATEWAY_TYPE:
+            problem = self._still_a_gateway(registration.device_id)
         if problem is not None:
             raise InvalidDocumentError(problem)
         return self._write(registration, who)
+
+    def _still_a_gateway(self, device_id: str, moved: Mapping[str, Registration] | None = None) -> str | None:
+        """Why a thing cannot stop being a gateway: devices are still registered under it (None: none;
+        ``moved``: registrations an import writes, whose own gateway counts instead of the stored one)."""
+        held = self.registry.get(device_id)
+        if held is None or held.device_type != GATEWAY_TYPE:
+            return None
+        moved = moved or {}
+        named = [d for d in self.registry.under(device_id, 3 + len(moved)) if d not in moved][:3]
+        named += sorted(d for d, r in moved.items() if r.gateway == device_id)[: 3 - len(named)]
+        if not named:
+            return None
+        return (
+            f"device_type: {device_id!r} is the gateway of {', '.join(map(repr, named))}"
+            f"{' and others' if len(named) == 3 else ''}; register those elsewhere first"
+        )
 
     def _write(self, registration: Registration, who: str) -> Registration:
         held = self.registry.get(registration.device_id)
@@ -321,6 +341,10 @@ class Operator:
         elsewhere = sorted({r.gateway for r in regs if r.gateway is not None and r.gateway not in listed})
         known = {**(self.registry.get_many(elsewhere) if elsewhere else {}), **listed}
         problems = {r.device_id: p for r in regs if (p := gateway_problem(r, known.get(r.gateway or ""))) is not None}
+        retyped = [r.device_id for r in regs if r.device_type != GATEWAY_TYPE and r.device_id not in problems]
+        for device_id, was in (self.registry.get_many(retyped) if retyped else {}).items():
+            if was.device_type == GATEWAY_TYPE and (p := self._still_a_gateway(device_id, listed)) is not None:
+                problems[device_id] = p  # a gateway retyped while devices still name it
         if problems:
             raise InvalidRegistrationsError(problems)
         changed = 0
