@@ -10,7 +10,16 @@ from typing import Any
 from iotpm.local.broker import Broker
 from iotpm.local.certs import Identity
 from iotpm.simulator.fleet import Fleet
-from iotpm.simulator.publish import Counts, Endpoint, client, connect_all, publish, publish_packed, stop_all
+from iotpm.simulator.publish import (
+    Counts,
+    Endpoint,
+    client,
+    connect_all,
+    packed_messages,
+    publish,
+    publish_packed,
+    stop_all,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +50,9 @@ def simulate(
     start again from 1 (its clock goes on).
 
     ``gateway``: the devices sit behind that gateway thing, which alone connects (with its
-    own certificate) and publishes, on its own topic, one message a tick carrying every
-    device's reading (a JSON array; :func:`iotpm.simulator.publish.pack`). ``sent`` and
-    ``acked`` still count readings.
+    own certificate) and publishes, on its own topic, the devices' readings of a tick packed in
+    messages of at most :data:`~iotpm.simulator.publish.MAX_PACKED` readings
+    (:func:`iotpm.simulator.publish.publish_packed`). ``sent`` and ``acked`` still count readings.
     """
     endpoint = Endpoint(broker.host, broker.port, broker.ca, broker.topic_prefix)
 
@@ -81,8 +90,9 @@ def simulate(
             ts_ms = int(due * 1000)
             if gateway is not None:
                 packed = [(m.device_id, r) for m in fleet.machines if (r := m.reading(k / rate_hz, ts_ms)) is not None]
-                acks = _acks(on_ack, [d for d, _ in packed], ts_ms)
-                publish_packed(clients[gateway], broker.topic(gateway), [r for _, r in packed], counts, acks)
+                for part in packed_messages(packed):  # IoT Core refuses a message over 128 KB
+                    acks = _acks(on_ack, [d for d, _ in part], ts_ms)
+                    publish_packed(clients[gateway], broker.topic(gateway), [r for _, r in part], counts, acks)
             for m in fleet.machines if gateway is None else ():
                 message = m.reading(k / rate_hz, ts_ms)
                 if message is not None:

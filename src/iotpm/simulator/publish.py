@@ -17,14 +17,16 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -100,6 +102,16 @@ def publish(
     _publish(c, topic, message, 1, counts, on_ack)
 
 
+#: the most readings one gateway message carries: about 230 bytes a reading keeps it near 93 KB, under
+#: AWS IoT Core's 128 KB payload limit (and the processor's 1,000 readings a record)
+MAX_PACKED = 400
+
+
+def packed_messages(readings: Sequence[T], most: int = MAX_PACKED) -> list[Sequence[T]]:
+    """``readings`` in the gateway messages that carry them, in order, at most ``most`` a message."""
+    return [readings[i : i + most] for i in range(0, len(readings), most)]
+
+
 def publish_packed(
     c: mqtt5.Client,
     topic: str,
@@ -107,7 +119,8 @@ def publish_packed(
     counts: Counts,
     on_ack: Callable[[], Any] | None = None,
 ) -> None:
-    """A gateway's message: ``readings`` of several devices in one ``{"readings": [...]}`` object, with QoS 1.
+    """A gateway's message: ``readings`` of several devices in one ``{"readings": [...]}`` object, with QoS 1
+    (at most :data:`MAX_PACKED` of them: see :func:`packed_messages`).
 
     An object rather than a bare array: the IoT rule (``SELECT *, topic(2) AS thing_name``) adds a
     field to an object in a documented way. ``counts`` counts readings (every one of them
