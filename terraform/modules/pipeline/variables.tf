@@ -60,8 +60,8 @@ variable "things" {
   nullable    = false
 
   validation {
-    condition     = alltrue([for k, t in var.things : t.gateway == null ? true : t.gateway != k && try(var.things[t.gateway].device_type == "gateway", false)])
-    error_message = "A thing's gateway must name another thing (not itself) in things whose device_type is \"gateway\"."
+    condition     = alltrue([for k, t in var.things : t.gateway == null ? true : t.gateway != k && t.device_type != "gateway" && try(var.things[t.gateway].device_type == "gateway", false)])
+    error_message = "A thing's gateway must name another thing (not itself) in things whose device_type is \"gateway\"; a gateway is not under a gateway."
   }
 }
 

@@ -561,3 +561,14 @@ run "a_gateway_is_not_its_own_gateway" {
   }
   expect_failures = [var.things]
 }
+
+run "a_gateway_is_not_under_a_gateway" {
+  command = plan
+  variables {
+    things = {
+      "gw-0001" = { device_type = "gateway", site = "plant-1", line = "line-1" }
+      "gw-0002" = { device_type = "gateway", site = "plant-1", line = "line-1", gateway = "gw-0001" }
+    }
+  }
+  expect_failures = [var.things]
+}
