@@ -247,37 +247,15 @@ def advance(
     np.maximum(z, -const.limits, out=sc.clipped)
     np.minimum(sc.clipped, const.limits, out=sc.clipped)
     zc, r = sc.clipped[0], sc.clipped[1]
-    # two-sided CUSUM, reset once it has signalled, so a drift alarms once, not for as
-    # long as the baseline takes to absorb the new level
-    np.multiply(zc, const.sign, out=signed)
-    cusum += signed
-    cusum -= const.k_ref
-    np.maximum(cusum, 0.0, out=cusum)
-    np.maximum(cusum[0], cusum[1], out=rec.cusum)
-    # a signal means the shift has lasted drift_relearn_s where the CUSUM cannot signal
-    # sooner: `readings` at the device's expected interval before this reading (it follows
-    # the interval the device reads at now, not the warm-up's)
-    signalled = (rec.cusum > const.h_ref) & relearn & (typical[:, -1:] * const.readings >= const.relearn_ms)
-    cusum *= cusum <= const.h_ref
+    signalled = _cusum(cusum, zc, typical, rec, const, signed, relearn)
     # baseline: an EWMA of the clipped residual, so an outlier moves it by at most
     # `adapt_clip` scales times the rate, and a new level is absorbed slowly
     u = sc.u
     np.multiply(x.adapt, r, out=u)
     u *= s
     mu += u
-    # a shift the CUSUM has signalled has lasted: the level it stands at (the fast level)
-    # is the new normal, so the drift raises once per shift, not at each refill of the sum.
-    # In full once the level has stopped moving (the fast and slow levels agree within the
-    # adaptation's clip); while it still moves, by at most that clip in scales, as the
-    # baseline adapts: a moving level is the spike's and the multivariate detectors' to
-    # judge, and fills the sum again and signals again
     if signalled.any():
-        room = const.limits[1] * rec.before[1]
-        shift = rec.fast - rec.before[0]
-        moving = np.abs(rec.fast - trend[1]) >= room
-        np.copyto(shift, np.minimum(np.maximum(shift, -room), room), where=moving)
-        shift += rec.before[0]
-        np.copyto(mu, shift, where=signalled)
+        _relearn(mu, trend, rec, const, signalled)
     np.multiply(r, r, out=u)
     u -= 1.0
     u *= x.adapt
@@ -296,6 +274,45 @@ def advance(
     signed *= x.present
     signed *= const.trend_rates
     trend += signed
+
+
+def _cusum(
+    cusum: FloatArray,
+    zc: FloatArray,
+    typical: FloatArray,
+    rec: Record,
+    const: Constants,
+    signed: FloatArray,
+    relearn: Mask,
+) -> Mask:
+    """Two-sided CUSUM step, reset once it has signalled, so a drift alarms once, not for as
+    long as the baseline takes to absorb the new level. A signal means the shift has lasted
+    drift_relearn_s where the CUSUM cannot signal sooner: `readings` at the device's expected
+    interval before this reading (it follows the interval the device reads at now, not the
+    warm-up's)."""
+    np.multiply(zc, const.sign, out=signed)
+    cusum += signed
+    cusum -= const.k_ref
+    np.maximum(cusum, 0.0, out=cusum)
+    np.maximum(cusum[0], cusum[1], out=rec.cusum)
+    signalled: Mask = (rec.cusum > const.h_ref) & relearn & (typical[:, -1:] * const.readings >= const.relearn_ms)
+    cusum *= cusum <= const.h_ref
+    return signalled
+
+
+def _relearn(mu: FloatArray, trend: FloatArray, rec: Record, const: Constants, signalled: Mask) -> None:
+    """A shift the CUSUM has signalled has lasted: the level it stands at (the fast level)
+    is the new normal, so the drift raises once per shift, not at each refill of the sum.
+    In full once the level has stopped moving (the fast and slow levels agree within the
+    adaptation's clip); while it still moves, by at most that clip in scales, as the
+    baseline adapts: a moving level is the spike's and the multivariate detectors' to
+    judge, and fills the sum again and signals again."""
+    room = const.limits[1] * rec.before[1]
+    shift = rec.fast - rec.before[0]
+    moving = np.abs(rec.fast - trend[1]) >= room
+    np.copyto(shift, np.minimum(np.maximum(shift, -room), room), where=moving)
+    shift += rec.before[0]
+    np.copyto(mu, shift, where=signalled)
 
 
 def _last_before(xs: FloatArray, present: Mask, initial: FloatArray) -> tuple[FloatArray, FloatArray]:
