@@ -167,10 +167,12 @@ class Fleet:
 class Measured:
     """Counts from the other benchmarks (defaults: their README figures, each with its source)."""
 
-    processor_ms_per_10k: float = 103.0  # benchmarks/processor.py, 10,000-record batch (issue 30's run)
+    processor_ms_per_10k: float = 126.0  # benchmarks/processor.py, 10,000-record batch (2026-12-07, quiet machine)
     batch_io_ms: float = 60.0  # assumption: the archive PUT beside decode, snapshot GET, log PUT, snapshot PUT
     wru_per_batch: float = 2.0  # benchmarks/storage_cost.py: the batch-log item, ~1.5 KB (40 per 1,000 at 20 batches)
-    wru_per_device_compaction: float = 6.14  # storage_cost: chunks 16.7 + devices 8.6 + rollups 25.9 per 1,000 / 8.33
+    # storage_cost (2026-12-07): chunks 16.7 + devices 16.7 + rollups 25.9 per 1,000 / 8.33; a device
+    # item is ~1.13 KB since the detector state grew (v6: the learned coupling), so 2 units a write
+    wru_per_device_compaction: float = 7.12
     readings_table_bytes_per_reading: float = 46.0  # storage_cost: 36 GB for 90 days of 259 M readings a month
     log_bytes_per_invocation: int = 1000  # assumption: START/END/REPORT lines and one EMF line
     custom_metrics: int = 12  # assumption: the processor's EMF metrics per environment
