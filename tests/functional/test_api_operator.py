@@ -349,6 +349,21 @@ def test_detector_settings_are_a_versioned_document_without_the_limits(app: APIG
     assert [e["subject"] for e in call(app, "GET", "/audit")[1]["items"]] == ["detector"]
 
 
+def test_the_device_shows_the_detector_settings_in_effect_for_its_type(app: APIGatewayRestResolver) -> None:
+    shipped = call(app, "GET", "/config/detector")[1]
+    assert call(app, "GET", "/devices/dev-0004")[1]["detector"] == {"settings": shipped, "source": "default"}
+    doc = {"defaults": {"alarm": {"min_duration": 3}}, "device_types": {"compressor": {"alarm": {"min_duration": 5}}}}
+    assert call(app, "PUT", "/config/detector", doc, headers={"If-Match": '"0"'})[0] == 200
+    reg = {"site": "plant-1", "line": "line-1", "device_type": "compressor"}
+    assert call(app, "PUT", "/devices/dev-0003/registration", reg)[0] == 200
+    mine, other = (call(app, "GET", f"/devices/{d}")[1]["detector"] for d in ("dev-0003", "dev-0004"))
+    assert mine["source"] == "device_type:compressor" and mine["settings"]["alarm"]["min_duration"] == 5
+    assert other["source"] == "document:v1" and other["settings"]["alarm"]["min_duration"] == 3
+    assert {k: v for k, v in mine["settings"].items() if k != "alarm"} == {
+        k: v for k, v in shipped.items() if k != "alarm"
+    }
+
+
 @pytest.mark.parametrize("defaults", ["abc", 5, [1, 2], [["warmup", 200]]])
 def test_a_defaults_section_that_is_not_an_object_is_a_400_naming_it(
     app: APIGatewayRestResolver, defaults: Any
@@ -377,6 +392,18 @@ def test_the_fleet_wide_alarms_carry_each_raises_state(app: APIGatewayRestResolv
     shelve = {"until": "2026-09-21T16:00:00Z", "reason": "repair"}
     assert call(app, "POST", "/devices/dev-0002/alarm/shelve", shelve)[0] == 200
     assert states()["open"] == {"shelved"}
+
+
+def test_the_fleet_wide_alarms_read_their_devices_together_not_one_by_one(
+    queries: MemoryQueries, operator: Operator, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[int] = []
+    batched = queries.device_records
+    monkeypatch.setattr(queries, "device", lambda d: pytest.fail(f"one device read ({d}) per raise"))
+    monkeypatch.setattr(queries, "device_records", lambda ids: reads.append(len(ids)) or batched(ids))
+    rows = call(build_app(queries, now_ms=clock, operator=operator), "GET", "/anomalies?since=2026-09-21T00:00:00Z")
+    raised = {r["device_id"] for r in rows[1]["items"] if r["kind"] == "raise"}
+    assert rows[0] == 200 and raised and reads == [len(raised)]
 
 
 def test_the_fleet_wide_alarms_without_operator_stores_carry_no_state(queries: MemoryQueries) -> None:

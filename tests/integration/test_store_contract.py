@@ -215,6 +215,19 @@ def test_devices_and_fleet_anomalies_filter_and_page_alike(stores: Stores) -> No
         assert _all_anomalies(stores.queries, where) == [(r.ts_ms, r.device_id) for r in chosen], where
 
 
+def test_device_records_reads_many_devices_together_and_skips_unknown_ones(stores: Stores) -> None:
+    """Fleet-wide alarm states read their devices' records in batches: past 100 keys, repeated and unknown ids."""
+    records = [DeviceRecord(f"dev-{i:03d}", "plant-1", "line-1", "pump", alarm_open=i % 3 == 0,
+                            alarm_since_ms=T0 + i if i % 3 == 0 else None) for i in range(130)]  # fmt: skip
+    assert not stores.states.put_many(records)
+    asked = [f"dev-{i:03d}" for i in range(0, 130, 1)] + ["dev-007", "nobody", "dev-129"]
+    got = stores.queries.device_records(asked)
+    assert sorted(got) == sorted(r.device_id for r in records)
+    for r in records:
+        assert (got[r.device_id].alarm_open, got[r.device_id].alarm_since_ms) == (r.alarm_open, r.alarm_since_ms)
+    assert stores.queries.device_records([]) == {}
+
+
 def _all_devices(q: Queries, where: DeviceFilter) -> list[str]:
     out, cursor = [], None
     while True:

@@ -23,7 +23,7 @@ typed keys only after checking their shape.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -88,6 +88,11 @@ class DynamoQueries:
     def device(self, device_id: str) -> DeviceRecord | None:
         record = self._record(device_id)
         return None if record is None else tail.with_view(self.log, record)
+
+    def device_records(self, device_ids: Sequence[str]) -> dict[str, DeviceRecord]:
+        """BatchGetItem, 100 keys a call (unprocessed keys retried)."""
+        items = self._records_by_key([{"device_id": {"S": d}} for d in dict.fromkeys(device_ids)])
+        return {i["device_id"]["S"]: device_record(i) for i in items}
 
     def devices(self, where: DeviceFilter, limit: int, cursor: str | None) -> Page[DeviceRecord]:
         """An index page of keys (the indexes project keys only), the records read by key, filtered here."""

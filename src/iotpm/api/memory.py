@@ -55,6 +55,9 @@ class MemoryQueries:
         record = self.states.items.get(device_id)
         return None if record is None else tail.with_view(self.log, record)
 
+    def device_records(self, device_ids: Sequence[str]) -> dict[str, DeviceRecord]:
+        return {d: self.states.items[d] for d in device_ids if d in self.states.items}
+
     def devices(self, where: DeviceFilter, limit: int, cursor: str | None) -> Page[DeviceRecord]:
         rows = [
             r

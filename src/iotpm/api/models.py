@@ -74,6 +74,12 @@ class EffectiveLimit(Body):
     source: str = Field(description="registration, device:<id>, line:<line>, device_type:<type> or default")
 
 
+class EffectiveDetector(Body):
+    settings: dict[str, Any] = Field(description="the detector settings the processor scores this device with")
+    source: str = Field(description="device_type:<type> (its type's section), document:v<version> (the defaults "
+                        "of the stored document) or default (the shipped settings)")  # fmt: skip
+
+
 class DeviceDetail(DeviceSummary):
     readings: int = Field(description="readings processed for this device")
     open_alarm: Anomaly | None = Field(description="the raise of the open alarm, with its reasons")
@@ -83,6 +89,9 @@ class DeviceDetail(DeviceSummary):
     )
     alarm_state: Literal["normal", "unacknowledged", "acknowledged", "shelved"] | None = Field(
         default=None, description="the open alarm's state (ISA-18.2); normal: none is open"
+    )
+    detector: EffectiveDetector | None = Field(
+        default=None, description="the detector settings in effect for the device and where they come from"
     )
 
 

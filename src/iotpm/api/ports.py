@@ -83,6 +83,10 @@ class Queries(Protocol):
         """One device's record, or None."""
         ...
 
+    def device_records(self, device_ids: Sequence[str]) -> dict[str, DeviceRecord]:
+        """The records of the devices among ``device_ids`` that exist, read together (no readings view)."""
+        ...
+
     def devices(self, where: DeviceFilter, limit: int, cursor: str | None) -> Page[DeviceRecord]:
         """Devices ordered by (site, line, id), or by id within a line."""
         ...

@@ -22,7 +22,7 @@ from iotpm.api.http import (
     responses,
     time_range,
 )
-from iotpm.api.models import AnomalyPage, DeviceDetail, DevicePage, EffectiveLimit
+from iotpm.api.models import AnomalyPage, DeviceDetail, DevicePage, EffectiveDetector, EffectiveLimit
 from iotpm.api.ports import DeviceFilter, Queries
 from iotpm.api.views import anomaly, summary, trend, with_state
 
@@ -64,7 +64,10 @@ def build_router(queries: Queries, clock: Clock, operator: Operator | None = Non
                       for m, s in operator.device_limits(record).items()}  # fmt: skip
             state = operator.controls(device_id).state(record, clock())
             shown = None if open_alarm is None else with_state(open_alarm, record, state)
-            detail = detail.model_copy(update={"limits": limits, "alarm_state": state, "open_alarm": shown})
+            settings, source = operator.device_detector(record)
+            detector = EffectiveDetector(settings=settings, source=source)
+            update = {"limits": limits, "alarm_state": state, "open_alarm": shown, "detector": detector}
+            detail = detail.model_copy(update=update)
         return json_response(detail)
 
     @router.get("/devices/<device_id>/anomalies", responses=responses(AnomalyPage), summary="alarms", tags=["devices"])
