@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from iotpm.simulator.fleet import CHANNELS, DAY_S, SLOW_FAULTS, long_run
+from iotpm.simulator.fleet import (
+    ABRUPT_FAULTS,
+    CHANNELS,
+    DAY_S,
+    LONG_RUN_EPOCH_MS,
+    SLOW_FAULTS,
+    LongRun,
+    LongRunDevice,
+    LongRunFault,
+    long_run,
+)
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +94,51 @@ def test_the_fleet_benchmark_runs_and_stops_raise_no_alarm() -> None:
     # static limits alone raise at every stop of a pump (below 30 psi by design); iotpm does not
     static = summary["peers"]["static"]
     assert summary["false_raises_per_device_day"] < static["false_raises_per_device_day"] / 2
+
+
+def _fleet_quality() -> Any:
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "fleet_quality.py"
+    spec = importlib.util.spec_from_file_location("fleet_quality_under_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_an_abrupt_fault_is_visible_at_the_first_reading_that_differs_from_the_healthy_machine() -> None:
+    run = long_run(devices=30, days=3.0, interval_s=600.0, seed=0)
+    vib = CHANNELS.index("vibration_mm_s")
+    abrupt = [(d, d.fault) for d in run.devices if d.fault is not None and d.fault.kind in ABRUPT_FAULTS]
+    assert {f.kind for _, f in abrupt} == set(ABRUPT_FAULTS)
+    for d, f in abrupt:
+        assert f.visible_ms is not None and f.visible_ms >= f.start_ms
+        at = int(np.searchsorted(d.ts, f.visible_ms))
+        assert d.ts[at] == f.visible_ms, "a reading the device sent"
+        if f.kind == "stuck_sensor":  # the first repeat of the frozen value
+            assert d.values[at, 0] == d.values[at - 1, 0] and d.ts[at - 1] >= f.start_ms
+        if f.kind == "spikes":  # the first reading that catches a burst; none before it
+            running = d.values[d.running, vib]
+            assert d.values[at, vib] > 2.5 * np.median(running)
+            since = (d.ts >= f.start_ms) & (d.ts < f.visible_ms)
+            assert (d.values[since, vib] < 2.0 * np.median(running)).all()
+
+
+def test_an_abrupt_fault_is_judged_from_the_first_reading_that_shows_it() -> None:
+    """Intermittent spikes that no reading catches for three hours, paged at the first one
+    that does: detected with no delay, where the old rule (an hour from the start) missed it."""
+    fq = _fleet_quality()
+    start, step = LONG_RUN_EPOCH_MS, 600_000
+    ts = start + np.arange(0, 24 * 6, dtype=np.int64) * step
+    fault = LongRunFault("pump-0000", "spikes", start + 6 * step, 20.0, int(ts[-1]), None, start + 24 * step)
+    device = LongRunDevice("pump-0000", "pump", "line-1", "two_shift", ts, np.zeros((len(ts), 3)),
+                           np.ones(len(ts), dtype=bool), fault)  # fmt: skip
+    run = LongRun(start, 1.0, 600.0, [device])
+    seen = start + 24 * step
+    alarm = np.zeros(len(ts), dtype=bool)
+    out = fq.Outcome([[seen]], [alarm], events=[[(seen, "raise", "critical")]])
+    res = fq.score_outcome(run, out)
+    assert res["detected_fraction"] == 1.0 and res["median_delay_s"] == 0.0 and res["median_delay_readings"] == 1
+    assert res["detected_fraction_from_start"] == 0.0
+    late = fq.Outcome([[seen + 7 * step]], [alarm], events=[[]])
+    assert fq.score_outcome(run, late)["detected_fraction"] == 0.0  # more than an hour after it showed

@@ -225,6 +225,11 @@ class LongRunFault:
     limit while the machine runs (None if that does not happen within the run): the
     time a limit-only monitor would alarm, against which a slow fault's lead time is
     measured. ``end_ms`` is when the fault's effect ends (dropout) or the run's end.
+    ``visible_ms`` is the first reading the device sends that differs from what the
+    healthy machine would have sent (None: no reading shows it): an abrupt fault
+    cannot be seen earlier by anyone. At one reading every 10 minutes an overheating
+    shows one interval after it starts, a stuck sensor at the first reading that repeats
+    the frozen value, and intermittent spikes at the first reading that catches one.
     """
 
     device_id: str
@@ -233,6 +238,7 @@ class LongRunFault:
     ramp_s: float
     end_ms: int
     limit_ms: int | None
+    visible_ms: int | None = None
 
     @property
     def metric(self) -> str:
@@ -375,13 +381,13 @@ def long_run(
         if extra.new_level_after_stop and days * DAY_S > _LONG_STOP_S[1] + DAY_S:
             running = running & ~((t_s >= _LONG_STOP_S[0]) & (t_s < _LONG_STOP_S[1]))
         fault = _pick_fault(kind, t_s, running, dev_rng) if kind is not None else None
-        values = _signals(machine_type, t_s, running, site_ambient[i % 2], fault, dev_rng, extra, extra_rng)
+        values, healthy = _signals(machine_type, t_s, running, site_ambient[i % 2], fault, dev_rng, extra, extra_rng)
         keep = _gaps(t_s, dev_rng, fault)
         device_id = f"{machine_type}-{i:04d}"
         ts = start_ms + (t_s * 1000).astype(np.int64)
         lr_fault = None
         if kind is not None and fault is not None:
-            lr_fault = _ground_truth(device_id, kind, fault, ts, values, running, keep, start_ms, days)
+            lr_fault = _ground_truth(device_id, kind, fault, ts, values, running, keep, start_ms, days, healthy)
         out.append(
             LongRunDevice(
                 device_id=device_id,
@@ -508,7 +514,9 @@ def _signals(
     rng: np.random.Generator,
     extra: Phenomena | None = None,
     extra_rng: np.random.Generator | None = None,
-) -> npt.NDArray[np.float64]:
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The readings, and what the machine would have sent without the abrupt fault's
+    effect on the signals (the same as the readings for every other kind)."""
     extra = extra or Phenomena()
     temp0, vib0, pres0 = LEVELS[machine_type]
     n = len(t_s)
@@ -552,8 +560,14 @@ def _signals(
     if extra.coast_down:
         vib, pres = _coast_down(t_s, running, vib, pres, floor)
     values = np.stack([temp, vib, pres], axis=1)
+    healthy = _rounded(values)
     if fault is not None:
         _abrupt(fault, values, t_s, running, setpoint, k, rng)
+    return _rounded(values), healthy
+
+
+def _rounded(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """As a device sends them: mK, 0.1 um/s and 0.01 psi."""
     return np.stack([values[:, 0].round(3), values[:, 1].round(4), values[:, 2].round(2)], axis=1)
 
 
@@ -680,8 +694,18 @@ def _ground_truth(
     keep: npt.NDArray[np.bool_],
     start_ms: int,
     days: float,
+    healthy: npt.NDArray[np.float64] | None = None,
 ) -> LongRunFault:
     metric = LONG_RUN_METRIC[kind]
+    after_start = ts >= start_ms + int(fault.start_s * 1000)
+    if healthy is not None and kind in ABRUPT_FAULTS:
+        # the first reading sent that differs from the healthy machine's (its fault's metric)
+        j = CHANNELS.index(metric)
+        shows = after_start & keep & (values[:, j] != healthy[:, j])
+    else:  # a slow fault or a dropout: from the first reading sent at or after its start
+        shows = after_start & keep
+    first = np.flatnonzero(shows)
+    visible_ms = int(ts[first[0]]) if first.size else None
     limit_ms = None
     if metric:
         j = CHANNELS.index(metric)
@@ -702,6 +726,7 @@ def _ground_truth(
         ramp_s=fault.ramp_s,
         end_ms=start_ms + int(fault.end_s * 1000),
         limit_ms=limit_ms,
+        visible_ms=visible_ms,
     )
 
 
