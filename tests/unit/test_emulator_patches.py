@@ -313,3 +313,31 @@ def test_new_calls_and_calls_without_an_invocation_id_each_run() -> None:
     calls = [("call-3", "attempt=1; max=2"), ("call-4", "attempt=1; max=2"), (None, ""), (None, "")]
     answers, made = _vpcs_after(calls, patched=True)
     assert made == 4 and len(set(answers)) == 4
+
+
+def test_the_get_records_answers_kept_stay_bounded_however_many_records_are_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from moto.kinesis.responses import KinesisResponse
+
+    kept = server.RecentAnswers(limit=300)
+    monkeypatch.setattr(server, "KINESIS_RECORD_JSON", kept)
+    with in_process_moto(KinesisResponse, ("put_records", "get_records"), server._direct_kinesis_answers):
+        kinesis = in_process_client("kinesis")
+        kinesis.create_stream(StreamName="s", ShardCount=1)
+        shard = kinesis.describe_stream(StreamName="s")["StreamDescription"]["Shards"][0]["ShardId"]
+        iterator = kinesis.get_shard_iterator(StreamName="s", ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+        following, read, sizes = iterator["ShardIterator"], [], []
+        for n in range(12):  # 2,400 records in all, 8 times what is kept
+            batch = [{"PartitionKey": "d", "Data": f"{n}-{i}".encode()} for i in range(200)]
+            kinesis.put_records(StreamName="s", Records=batch)
+            got = kinesis.get_records(ShardIterator=following, Limit=1000)
+            read += [r["Data"] for r in got["Records"]]
+            following = got["NextShardIterator"]
+            sizes.append(len(kept))
+        again = kinesis.get_shard_iterator(StreamName="s", ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+        first = kinesis.get_records(ShardIterator=again["ShardIterator"], Limit=250)["Records"]  # long dropped
+    assert read == [f"{n}-{i}".encode() for n in range(12) for i in range(200)]
+    assert sizes[:2] == [200, 300] and max(sizes) == 300  # it fills up to its limit, then stays there
+    assert [r["Data"] for r in first] == read[:250]  # records whose answer was dropped are written anew
+    assert len(kept) == 300

@@ -31,8 +31,10 @@ Started by ``iotpm emulator start`` as ``python -m iotpm.emulator.server``. The 
   moto's generic response serializer spent ~0.1 ms per record looking up each
   field's possible names: a third of the emulator's time at the twin's rate); the
   answers botocore parses from them are the same. Each record's part of a GetRecords
-  answer is written once and kept: a poller behind by a backlog reads 10,000 records a
-  call, and each call re-encoded every record's data;
+  answer is written once and kept for the records read last (:data:`KINESIS_RECORD_JSON`,
+  at most :data:`RECORD_JSON_KEPT`): a poller behind by a backlog reads 10,000 records a
+  call, each call re-encoded every record's data, and a retry reads the same records
+  again; kept for every record, those answers grew the emulator's memory without bound;
 - the per-request costs that do not depend on the request are paid once: stock moto
   lists its own package folder (~150 ``stat`` calls) to route every request and walks
   the handler class with ``inspect`` to find the action; werkzeug's line per request
@@ -126,6 +128,42 @@ PATCHED: dict[str, str] = {
 
 #: Seconds a kept-alive connection may sit idle before the emulator closes it (clients reconnect).
 IDLE_CONNECTION_S = 120.0
+
+#: How many records' GetRecords JSON is kept (the latest written): a full read of every shard
+#: of the twin's stream (4 x 10,000) and its retry fit, a long run's records do not.
+RECORD_JSON_KEPT = 50_000
+
+
+class RecentAnswers:
+    """Each record's part of a GetRecords answer, for the ``limit`` records written last (thread-safe).
+
+    Keyed by the record object itself (moto's records compare by identity), so a key is
+    never another record's however many come and go.
+    """
+
+    def __init__(self, limit: int = RECORD_JSON_KEPT) -> None:
+        import threading
+
+        self.limit = limit
+        self._kept: dict[Any, str] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def get(self, record: Any, write: Callable[[Any], str]) -> str:
+        text = self._kept.get(record)
+        if text is None:
+            text = write(record)
+            with self._lock:
+                self._kept[record] = text
+                while len(self._kept) > self.limit:  # the oldest written go first (dicts keep insertion order)
+                    del self._kept[next(iter(self._kept))]
+        return text
+
+
+#: The GetRecords JSON of the records read last (:func:`_direct_kinesis_answers`).
+KINESIS_RECORD_JSON = RecentAnswers()
 
 
 def missing_internals() -> list[str]:
@@ -463,19 +501,20 @@ def _direct_kinesis_answers() -> None:
         stream_arn, stream_name = self._get_param("StreamARN"), self._get_param("StreamName")
         return json.dumps(self.kinesis_backend.put_records(stream_arn, stream_name, self._get_param("Records")))
 
+    def write(r: Any) -> str:
+        """A record as the answer writes it."""
+        return json.dumps(
+            {
+                "Data": base64.b64encode(base64.b64decode(r.data)).decode(),  # as stock moto re-encodes it
+                "PartitionKey": r.partition_key,
+                "SequenceNumber": str(r.sequence_number),
+                "ApproximateArrivalTimestamp": r.created_at,
+            }
+        )
+
     def written(r: Any) -> str:
-        """A record as the answer writes it, made once per record (a backlog is read again on a retry)."""
-        text: str | None = r.__dict__.get("_iotpm_json")
-        if text is None:
-            text = r._iotpm_json = json.dumps(
-                {
-                    "Data": base64.b64encode(base64.b64decode(r.data)).decode(),  # as stock moto re-encodes it
-                    "PartitionKey": r.partition_key,
-                    "SequenceNumber": str(r.sequence_number),
-                    "ApproximateArrivalTimestamp": r.created_at,
-                }
-            )
-        return text
+        """A record as the answer writes it, made once while it is among the latest read (a retry reads it again)."""
+        return KINESIS_RECORD_JSON.get(r, write)
 
     def get_records(self: Any) -> str:
         stream_arn, iterator = self._get_param("StreamARN"), self._get_param("ShardIterator")
