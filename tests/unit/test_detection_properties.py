@@ -411,3 +411,32 @@ def test_a_level_that_keeps_moving_keeps_raising(backend: Backend) -> None:
     got = det.update(every_10_minutes(n - 300, start=10**13), x[300:])
     raised = [e.index for e in got.events if e.kind == "raise"]
     assert raised[0] < 400 and np.diff(raised).max() < 600 and raised[-1] > 2_400
+
+
+@BACKENDS
+def test_a_device_that_reads_less_often_is_judged_at_its_new_interval_within_hours(backend: Backend) -> None:
+    """The expected interval learns in time (interval_halflife_s, an hour), a reading weighing
+    the time it stands for. A device read every minute during its warm-up, then every 10
+    minutes (a gateway batching its readings), with gaps alarming: the first 10-minute gap
+    raises, and the alarm clears 50 minutes later (within 3 hours here), the expected interval within
+    5 % after 6 hours. Adapting over 2,000 readings, it stayed open 54 h (the expected interval
+    grew 0.07 % a reading). The per-reading reference agrees."""
+    rng = np.random.default_rng(7)
+    n, channels = 600, ("sensor_a", "sensor_b")
+    x = rng.normal(0.0, 1.0, (n, 2))
+    ts = np.empty(n, dtype=np.int64)
+    ts[:300] = 1_700_000_000_000 + np.arange(300) * 60_000
+    ts[300:] = ts[299] + (1 + np.arange(n - 300)) * 600_000
+    cfg = DetectorConfig(dropout_alarms=True)
+    det = DeviceDetector(channels=channels, config=cfg, backend=backend)
+    det.fit(ts[:300], x[:300])
+    low, high = det._fleet._device_limits(DeviceInput("device", channels, ts[:0], x[:0]))
+    ref = ReferenceDetector(cfg, channels, det.state.vector.tolist(), low.tolist(), high.tolist(), [False] * 2)
+    got = det.update(ts[300:336], x[300:336])
+    assert abs(det.state.vector[layout_for(2).offsets["dt_exp"]][0] / 600_000 - 1.0) < 0.05
+    got_rest = det.update(ts[336:], x[336:])
+    events = [(e.kind, e.index) for e in got.events] + [(e.kind, e.index + 36) for e in got_rest.events]
+    assert events[0] == ("raise", 0) and events[1][0] == "clear" and events[1][1] <= 18
+    assert len(events) == 2
+    want = ref.run(ts[300:].tolist(), x[300:].tolist())
+    np.testing.assert_allclose(np.concatenate([got.score, got_rest.score]), want.score, rtol=1e-9, atol=1e-12)

@@ -123,7 +123,10 @@ DECLARATIONS: Final = (
         ("op_margin", "op_learn_ms", "proxy"),
     ),
     Declaration(
-        "dropout", "device", (_device("dt_exp", "expected interval, ms"),), ("dropout_factor", "dropout_alarms")
+        "dropout",
+        "device",
+        (_device("dt_exp", "expected interval, ms"),),
+        ("dropout_factor", "dropout_alarms", "interval_tau_ms"),
     ),
     Declaration(
         "multivariate",

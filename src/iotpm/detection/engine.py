@@ -494,6 +494,7 @@ class Kernel:
         values = {
             "cusum_clip": cfg.cusum_clip,
             "adapt_clip": min(cfg.adapt_clip, cfg.cusum_clip),
+            "interval_tau_ms": recursions.time_constant_ms(cfg.interval_halflife_s),
             "cusum_k": cfg.cusum_k,
             "cusum_h": cfg.cusum_h,
             "drift_relearn_ms": 1000.0 * cfg.drift_relearn_s,
@@ -646,6 +647,7 @@ class Kernel:
             lay.scalar(packed, "r_tail"),
             c,
             ~process,
+            lay.scalar(packed, "r_adapt"),
         )
         record = recursions.recurse(state, prepared.series, chunk.active, const)
         recursions.store(packed, lay, state, prepared, chunk.lengths)

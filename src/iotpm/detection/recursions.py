@@ -13,6 +13,7 @@ interval, which shares the typical step's recursion (inert in the others).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -28,11 +29,10 @@ class Series(NamedTuple):
     """What each reading brings to the recursions, time-major (t, d, w)."""
 
     x0: FloatArray  # the reading, 0 where missing
-    present: FloatArray  # 1 where the reading is present
-    adapt: FloatArray  # the baseline's weight (0 where missing)
+    present: FloatArray  # 1 where the reading is present (the baseline adapts), else 0
     step: FloatArray  # |step| per channel and the interval in the last column (NaN: none)
     step0: FloatArray  # the same, 0 where none
-    step_rate: FloatArray  # the typical step's and the interval's weight
+    stepped: FloatArray  # 1 where there is a step (the typical step and the interval adapt), else 0
 
     def at(self, step: int, k: int, d: int) -> Series:
         """Reading ``step`` of the first ``k`` of ``d`` devices (views)."""
@@ -90,13 +90,14 @@ class Scratch(NamedTuple):
     u: FloatArray  # (d, w)
     clipped: FloatArray  # (2, d, w) z clipped for the CUSUM and, tighter, for the adaptation
     signed: FloatArray  # (2, d, w)
+    weights: FloatArray  # (2, d, w) the reading's weight in the baseline and in the typical step
 
     @classmethod
     def empty(cls, d: int, w: int) -> Scratch:
-        return cls(np.empty((d, w)), np.empty((d, w)), np.empty((2, d, w)), np.empty((2, d, w)))
+        return cls(np.empty((d, w)), np.empty((d, w)), np.empty((2, d, w)), np.empty((2, d, w)), np.empty((2, d, w)))
 
     def head(self, k: int) -> Scratch:
-        return Scratch(self.z[:k], self.u[:k], self.clipped[:, :k], self.signed[:, :k])
+        return Scratch(self.z[:k], self.u[:k], self.clipped[:, :k], self.signed[:, :k], self.weights[:, :k])
 
 
 class Constants(NamedTuple):
@@ -112,10 +113,18 @@ class Constants(NamedTuple):
     relearn: Mask  # (d, w) where the CUSUM's signal may move the baseline to the level it found
     readings: float  # the fewest readings after a shift began at which the CUSUM can signal
     relearn_ms: float  # how long a shift must have lasted for its signal to move the baseline
+    r_adapt: FloatArray  # (d, 1) each device's baseline weight of one reading (adapt_halflife)
+    interval_tau_ms: float  # the expected interval's time constant (interval_halflife_s)
+
+    def head(self, k: int) -> Constants:
+        """The first ``k`` devices' constants (views)."""
+        return self._replace(decay=self.decay[:k], relearn=self.relearn[:k], r_adapt=self.r_adapt[:k])
 
     @classmethod
-    def of(cls, cfg: DetectorConfig, decay: FloatArray, c: int, drift: Mask) -> Constants:
-        """``drift`` (d, c): the metrics whose slow shifts the CUSUM judges (no static limit)."""
+    def of(cls, cfg: DetectorConfig, decay: FloatArray, c: int, drift: Mask, r_adapt: FloatArray) -> Constants:
+        """``drift`` (d, c): the metrics whose slow shifts the CUSUM judges (no static limit);
+        ``decay`` and ``r_adapt`` (d,) each device's per-reading decay of the recent maxima and
+        the baseline's weight of one reading."""
         relearn = np.zeros((len(decay), c + 1), dtype=bool)
         relearn[:, :c] = drift
         with np.errstate(divide="ignore"):  # clip = k: the sum cannot grow (C divides the same way)
@@ -131,7 +140,16 @@ class Constants(NamedTuple):
             relearn=relearn,
             readings=float(readings),
             relearn_ms=1000.0 * cfg.drift_relearn_s,
+            r_adapt=r_adapt[:, None].copy(),
+            interval_tau_ms=time_constant_ms(cfg.interval_halflife_s),
         )
+
+
+def time_constant_ms(halflife_s: float) -> float:
+    """The time constant (ms) of a first-order filter with this half-life. A reading's weight
+    is ``elapsed / (elapsed + tau)`` (the filter discretised implicitly, exact with + and / in
+    both kernels): over a half-life of readings much closer than it, half the weight."""
+    return 1000.0 * halflife_s / math.log(2.0)
 
 
 def prepare(
@@ -147,7 +165,6 @@ def prepare(
     after them starts afresh; ``across_gap`` (t, d, c) steps have no rate of change."""
     d, t, c = x.shape
     w = c + 1
-    a = lay.scalar(packed, "r_adapt")[None, :, None]  # (1, d, 1): each device's weight
     xs = np.ascontiguousarray(x.transpose(1, 0, 2))  # (t, d, c)
     tsf = np.ascontiguousarray(ts.T).astype(np.float64)  # (t, d)
     m = ~np.isnan(xs)
@@ -162,10 +179,10 @@ def prepare(
     step = np.empty((t, d, w))
     step[..., :c] = np.abs(dx)
     step[..., c] = dt
-    step_rate = np.empty((t, d, w))
-    step_rate[..., :c] = a * ~np.isnan(dx)
-    step_rate[..., c] = a[..., 0] * (dt > 0)
-    series = Series(x0, mf, a * mf, step, np.where(np.isnan(step), 0.0, step), step_rate)
+    stepped = np.empty((t, d, w))
+    stepped[..., :c] = ~np.isnan(dx)
+    stepped[..., c] = dt > 0
+    series = Series(x0, mf, step, np.where(np.isnan(step), 0.0, step), stepped)
     return Prepared(series, final_x, run, tsf)
 
 
@@ -218,19 +235,17 @@ def recurse(state: Baseline, series: Series, active: IntArray, const: Constants)
     for step in range(t):
         k = int(active[step])
         if k == d:
-            advance(state, scratch, series.at(step, k, d), record.at(step, k, d), const, const.decay, const.relearn)
+            advance(state, scratch, series.at(step, k, d), record.at(step, k, d), const)
         else:  # devices with fewer readings have dropped out of the (sorted) stack
-            at = series.at(step, k, d), record.at(step, k, d)
-            advance(state.head(k), scratch.head(k), *at, const, const.decay[:k], const.relearn[:k])
+            advance(state.head(k), scratch.head(k), series.at(step, k, d), record.at(step, k, d), const.head(k))
     return record
 
 
-def advance(
-    b: Baseline, sc: Scratch, x: Series, rec: Record, const: Constants, decay: FloatArray, relearn: Mask
-) -> None:
+def advance(b: Baseline, sc: Scratch, x: Series, rec: Record, const: Constants) -> None:
     """One reading: record the state before it, then advance ``b`` in place."""
     mu, s, tails = b.levels[0], b.levels[1], b.levels[2:4]
     cusum, typical, trend, signed = b.cusum, b.typical, b.trend, sc.signed
+    adapt, stepping = _weights(sc.weights, typical, x, const)
     np.copyto(rec.before, b.levels)
     np.copyto(rec.fast, trend[0])
     # z against the baseline before this reading; 0 where missing
@@ -241,24 +256,24 @@ def advance(
     # decaying maxima of |z| and of |step| / typical step (and the gap ratio)
     np.abs(z, out=rec.ratios[0])
     np.divide(x.step, typical, out=rec.ratios[1])
-    tails *= decay
+    tails *= const.decay
     np.fmax(tails, rec.ratios, out=tails)
     # z clipped for the CUSUM and, tighter, for the baseline's adaptation
     np.maximum(z, -const.limits, out=sc.clipped)
     np.minimum(sc.clipped, const.limits, out=sc.clipped)
     zc, r = sc.clipped[0], sc.clipped[1]
-    signalled = _cusum(cusum, zc, typical, rec, const, signed, relearn)
+    signalled = _cusum(cusum, zc, typical, rec, const, signed)
     # baseline: an EWMA of the clipped residual, so an outlier moves it by at most
     # `adapt_clip` scales times the rate, and a new level is absorbed slowly
     u = sc.u
-    np.multiply(x.adapt, r, out=u)
+    np.multiply(adapt, r, out=u)
     u *= s
     mu += u
     if signalled.any():
         _relearn(mu, trend, rec, const, signalled)
     np.multiply(r, r, out=u)
     u -= 1.0
-    u *= x.adapt
+    u *= adapt
     u += 1.0
     np.sqrt(u, out=u)
     s *= u
@@ -267,13 +282,34 @@ def advance(
     np.multiply(typical, const.step_cap, out=u)
     np.minimum(x.step0, u, out=u)
     u -= typical
-    u *= x.step_rate
+    u *= stepping
     typical += u
     # fast and slow levels for the trend
     np.subtract(x.x0, trend, out=signed)
     signed *= x.present
     signed *= const.trend_rates
     trend += signed
+
+
+def _weights(out: FloatArray, typical: FloatArray, x: Series, const: Constants) -> tuple[FloatArray, FloatArray]:
+    """The reading's weight in the baseline (``out[0]``: 0 where missing) and in the typical
+    step and the expected interval (``out[1]``: 0 where no step). The baseline and the typical
+    step weigh one reading as such (``adapt_halflife``); the expected interval learns in time,
+    a reading weighing the time it stands for: its interval, up to three expected ones (the
+    last column of ``typical``; a longer silence is a gap), ``seen / (seen + tau)``. A device
+    that slows down is judged at its new interval within hours, not thousands of readings."""
+    c = typical.shape[1] - 1
+    adapt, stepping = out[0], out[1]
+    adapt[:] = const.r_adapt
+    stepping[:, :c] = const.r_adapt
+    seen = stepping[:, c:]
+    np.multiply(typical[:, c:], 3.0, out=seen)
+    np.minimum(x.step0[:, c:], seen, out=seen)
+    np.copyto(seen, 0.0, where=x.stepped[:, c:] == 0.0)
+    np.divide(seen, seen + const.interval_tau_ms, out=seen)
+    np.multiply(stepping[:, :c], x.stepped[:, :c], out=stepping[:, :c])
+    np.multiply(adapt, x.present, out=adapt)
+    return adapt, stepping
 
 
 def _cusum(
@@ -283,7 +319,6 @@ def _cusum(
     rec: Record,
     const: Constants,
     signed: FloatArray,
-    relearn: Mask,
 ) -> Mask:
     """Two-sided CUSUM step, reset once it has signalled, so a drift alarms once, not for as
     long as the baseline takes to absorb the new level. A signal means the shift has lasted
@@ -295,7 +330,8 @@ def _cusum(
     cusum -= const.k_ref
     np.maximum(cusum, 0.0, out=cusum)
     np.maximum(cusum[0], cusum[1], out=rec.cusum)
-    signalled: Mask = (rec.cusum > const.h_ref) & relearn & (typical[:, -1:] * const.readings >= const.relearn_ms)
+    lasted = typical[:, -1:] * const.readings >= const.relearn_ms
+    signalled: Mask = (rec.cusum > const.h_ref) & const.relearn & lasted
     cusum *= cusum <= const.h_ref
     return signalled
 

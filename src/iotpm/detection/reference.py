@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from iotpm.detection._layout import T2_HISTORY
 from iotpm.detection.config import ISO_10816_3_ZONES, DetectorConfig
 from iotpm.detection.detectors import chi2_quantile
+from iotpm.detection.recursions import time_constant_ms
 from iotpm.detection.state import Layout, load_proxy
 from iotpm.models.metrics import parse_metric
 
@@ -215,8 +216,9 @@ class ReferenceDetector:
         f = self.f
         dt = t - f["last_t"][0]
         ratio = dt / f["dt_exp"][0]
-        if dt > 0:
-            f["dt_exp"][0] += f["r_adapt"][0] * (min(dt, 3.0 * f["dt_exp"][0]) - f["dt_exp"][0])
+        if dt > 0:  # the expected interval learns in time: a reading weighs the time it stands for
+            seen = min(dt, 3.0 * f["dt_exp"][0])
+            f["dt_exp"][0] += (seen - f["dt_exp"][0]) * (seen / (seen + time_constant_ms(self.cfg.interval_halflife_s)))
         f["last_t"][0] = t
         return ratio / self.cfg.dropout_factor if self.cfg.dropout_alarms else 0.0
 
