@@ -440,3 +440,24 @@ def test_a_device_that_reads_less_often_is_judged_at_its_new_interval_within_hou
     assert len(events) == 2
     want = ref.run(ts[300:].tolist(), x[300:].tolist())
     np.testing.assert_allclose(np.concatenate([got.score, got_rest.score]), want.score, rtol=1e-9, atol=1e-12)
+
+
+@BACKENDS
+def test_a_stuck_temperature_read_every_10_minutes_raises_within_half_an_hour(backend: Backend) -> None:
+    """A stuck sensor of a physical quantity is one that holds its value for five minutes of
+    readings (flatline_s), at least 3: a temperature read every 10 minutes that freezes raises
+    at its third repeat (30 min), where 30 readings (5 h) were needed before. A metric without
+    a unit (a count may repeat) keeps the 30 readings."""
+    rng = np.random.default_rng(11)
+    n, channels = 700, ("temperature_c", "sensor_b")
+    x = np.column_stack([np.round(50.0 + rng.normal(0.0, 0.3, n), 2), rng.normal(0.0, 1.0, n)])
+    x[400:, 0] = x[399, 0]
+    x[550:, 1] = x[549, 1]
+    ts = every_10_minutes(n)
+    det = DeviceDetector(channels=channels, backend=backend)
+    det.fit(ts[:300], x[:300])
+    got = det.update(ts[300:], x[300:])
+    raised = [(e.index + 300, e.reasons[0].detector, e.reasons[0].metric) for e in got.events if e.kind == "raise"]
+    assert raised[0] == (402, "flatline", "temperature_c")  # frozen since 399
+    flat = got.channel_scores[:, 1, CH["flatline"]]
+    assert flat[549 - 300 + 29] < 1.0 <= flat[549 - 300 + 30]  # frozen since 549: its 30th repeat

@@ -284,7 +284,16 @@ class DetectorConfig(BaseModel):
     # when they were learned at the signal)
     drift_relearn_s: Annotated[float, Field(ge=0)] = 21_600.0
     roc_z: PositiveFloat = 8.0
+    # a stuck sensor: its value repeated flatline_factor x the warm-up's longest repeat, and at
+    # least flatline_min readings; for a metric with a unit the detector knows, at least
+    # flatline_s of readings instead (physical: a running machine's temperature or vibration,
+    # sent to its sensor's resolution, does not hold its last digit for five minutes), counted
+    # as at least 3 readings (a run must be one) and at most flatline_min (30 readings: five
+    # minutes at one reading every 10 s, as before): one reading every 10 minutes, 3 readings.
+    # A metric without a unit (a count, a percentage) may repeat: NAB's 5-minute series lost
+    # 55.1 -> 53.3 with the floor of 3 readings on them
     flatline_min: PositiveInt = 30
+    flatline_s: Annotated[float, Field(ge=0)] = 300.0
     flatline_factor: PositiveFloat = 3.0
     dropout_factor: PositiveFloat = 10.0
     # A gap is a data-quality event, not a machine fault: it is scored and reported,

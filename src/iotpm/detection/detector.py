@@ -182,7 +182,8 @@ class FleetDetector:
             [state.warm_x, np.asarray(item.values, dtype=np.float64).reshape(len(item.ts), len(state.channels))]
         )
         lay = layout_for(len(state.channels))
-        fit_statistics(state.vector, lay, ts, x, self.config, load_proxy(state.channels))
+        measured = np.array([parse_metric(name) is not None for name in state.channels], dtype=bool)
+        fit_statistics(state.vector, lay, ts, x, self.config, load_proxy(state.channels), measured)
         state.ready = True
         state.warm_t, state.warm_x = ts[:0], x[:0]
         return state

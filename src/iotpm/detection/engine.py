@@ -18,6 +18,7 @@ its computation in that step (and in ``_kernel.c``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -71,13 +72,20 @@ def new_vector(layout: Layout) -> FloatArray:
 
 
 def fit_statistics(
-    vector: FloatArray, layout: Layout, ts: IntArray, x: FloatArray, cfg: DetectorConfig, proxy: int = -1
+    vector: FloatArray,
+    layout: Layout,
+    ts: IntArray,
+    x: FloatArray,
+    cfg: DetectorConfig,
+    proxy: int = -1,
+    measured: npt.NDArray[np.bool_] | None = None,
 ) -> None:
     """Learn the baseline of one device from a label-free block, in place.
 
     Robust location and scale (median, MAD), the typical step, the longest repeat,
     the expected interval and the correlation of the metrics. Alarm and counters are
-    left alone: a device keeps its alarm through the end of its warm-up.
+    left alone: a device keeps its alarm through the end of its warm-up. ``measured`` (c,):
+    the metrics with a unit the detector knows (a physical quantity of a running machine).
     """
     o = layout.offsets
     with np.errstate(all="ignore"):
@@ -113,11 +121,15 @@ def fit_statistics(
     vector[o["ran"]] = 0.0
     runs, longest = _runs(x)
     vector[o["run"]] = runs
-    vector[o["flat_thr"]] = np.where(scale > 0, np.fmax(cfg.flatline_min, cfg.flatline_factor * longest), np.inf)
     vector[o["last_x"]] = _last_finite(x)
     dts = np.diff(ts)
     dts = dts[dts > 0]
     vector[o["dt_exp"]] = float(np.median(dts)) if dts.size else _DEFAULT_INTERVAL_MS
+    # the shortest stuck run of a physical quantity: flatline_s of readings at the warm-up's
+    # interval, 3 to flatline_min; of a metric without a unit (a count may repeat), flatline_min
+    timed = min(max(math.ceil(1000.0 * cfg.flatline_s / float(vector[o["dt_exp"]][0])), 3), cfg.flatline_min)
+    least = np.where(measured if measured is not None else False, timed, cfg.flatline_min)
+    vector[o["flat_thr"]] = np.where(scale > 0, np.fmax(least, cfg.flatline_factor * longest), np.inf)
     vector[o["interval"]] = vector[o["dt_exp"]]
     device_rates(vector[None, :], layout, cfg)
     if len(ts):
