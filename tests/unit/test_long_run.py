@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,6 +24,8 @@ from iotpm.simulator.fleet import (
     LongRun,
     LongRunDevice,
     LongRunFault,
+    Phenomena,
+    _signals,
     long_run,
 )
 
@@ -142,3 +145,33 @@ def test_an_abrupt_fault_is_judged_from_the_first_reading_that_shows_it() -> Non
     assert res["detected_fraction_from_start"] == 0.0
     late = fq.Outcome([[seen + 7 * step]], [alarm], events=[[]])
     assert fq.score_outcome(run, late)["detected_fraction"] == 0.0  # more than an hour after it showed
+
+
+def _one_machine(extra: Phenomena) -> npt.NDArray[np.float64]:
+    """Four days of a pump that always runs, at 60 s, at 20 C air: its readings."""
+    t_s = np.arange(0.0, 4 * DAY_S, 60.0)
+    running, air = np.ones(len(t_s), dtype=bool), np.full(len(t_s), 20.0)
+    values, _ = _signals("pump", t_s, running, air, None, np.random.default_rng(1), extra, np.random.default_rng(2))
+    return values
+
+
+def test_the_held_out_plant_s_physics_each_does_what_it_says() -> None:
+    base = _one_machine(Phenomena())
+    day = np.arange(len(base)) * 60.0 / DAY_S
+    hot = _one_machine(Phenomena(hot_day_c=8.0))[:, 0] - base[:, 0]
+    assert np.abs(hot[day < 1.0]).max() < 0.01  # the same machine until the hot day
+    assert 2.55 < day[np.argmax(hot)] < 2.8 and hot.max() > 6.0  # warmest on Wednesday afternoon
+    drift = _one_machine(Phenomena(calibration_drift_c_per_day=0.5))[:, 0] - base[:, 0]
+    assert np.allclose(drift, 0.5 * day, atol=0.002)  # the sensor, not the machine: from the start, steadily
+    aged = _one_machine(Phenomena(noise_growth=3.0))
+    first, last = (np.std(np.diff(aged[(day >= a) & (day < a + 0.5), 0])) for a in (0.0, 3.5))
+    assert last > 2.3 * first
+    pressure = _one_machine(Phenomena(speeds=2))[:, 2]  # head ~ speed^2 at 3/4 and full speed
+    levels = np.array([90.0 * 0.75**2, 90.0])
+    assert (np.abs(pressure[:, None] - levels).min(axis=1) < 3.0).mean() > 0.97
+    # a casing with an hour's time constant follows the load's changes less within half an hour
+    slow, fast = (
+        np.convolve(x, np.ones(30) / 30, "valid")
+        for x in (_one_machine(Phenomena(thermal_tau_s=3600.0))[:, 0], base[:, 0])
+    )
+    assert np.std(slow[30:] - slow[:-30]) < 0.8 * np.std(fast[30:] - fast[:-30])

@@ -305,6 +305,18 @@ class Phenomena:
     #: a variable-speed drive: the speed follows the demand and the pressure setpoint, the
     #: head goes with the speed squared and the vibration with the speed (affinity laws)
     speed_driven: bool = False
+    #: the casing's thermal time constant, s (the base model's 20 minutes; a large motor's
+    #: is an hour, a small pump's ten minutes)
+    thermal_tau_s: float = _THERMAL_TAU_S
+    #: a hot afternoon: the site's air this much warmer (C) at the peak of the run's third day
+    hot_day_c: float = 0.0
+    #: an ageing sensor: its noise this many times the new one's by the end of the run
+    noise_growth: float = 1.0
+    #: the temperature sensor's calibration drifts by this much a day (C): not the machine
+    calibration_drift_c_per_day: float = 0.0
+    #: a machine with this many fixed speeds (a pole-changing motor: 0 = none), the order
+    #: choosing the speed; the head goes with the speed squared, the vibration with the speed
+    speeds: int = 0
 
     @classmethod
     def draw(cls, rng: np.random.Generator, healthy: bool) -> Phenomena:
@@ -330,17 +342,40 @@ class Phenomena:
             speed_driven=True,
         )
 
+    @classmethod
+    def draw_heldout(cls, rng: np.random.Generator, healthy: bool) -> Phenomena:
+        """A plant the detector was not tuned on: every casing has its own thermal time
+        constant (10 minutes to an hour), the third day is hot (8 C more at its peak), sensors
+        age (noise up to three times the new one's by the week's end), one temperature sensor
+        in three drifts out of calibration (0.2-0.5 C a day, either way), and two machines in
+        three run at two or three fixed speeds; vibration steps with each order and every
+        stop coasts down."""
+        return cls(
+            vibration_steps=True,
+            coast_down=True,
+            thermal_tau_s=float(rng.uniform(600.0, 3600.0)),
+            hot_day_c=8.0,
+            noise_growth=float(rng.uniform(1.0, 3.0)),
+            calibration_drift_c_per_day=(
+                float(rng.choice([-1.0, 1.0]) * rng.uniform(0.2, 0.5)) if rng.random() < 1 / 3 else 0.0
+            ),
+            speeds=int(rng.choice([0, 2, 3])),
+        )
+
 
 #: which plant a long run simulates: the base model, the base model with another plant's
-#: phenomena (:meth:`Phenomena.draw`), or a plant of variable-speed drives (:meth:`Phenomena.draw_speed`)
-Plant = Literal["base", "extended", "speed"]
-PLANTS: tuple[Plant, ...] = ("base", "extended", "speed")
+#: phenomena (:meth:`Phenomena.draw`), a plant of variable-speed drives
+#: (:meth:`Phenomena.draw_speed`), or a plant held out from the detector's development
+#: (:meth:`Phenomena.draw_heldout`)
+Plant = Literal["base", "extended", "speed", "heldout"]
+PLANTS: tuple[Plant, ...] = ("base", "extended", "speed", "heldout")
 _DRIVE_TAU_S = 10.0  # a drive ramps to a new speed within seconds
 
 
 _COAST_VIB_TAU_S = 20.0  # a rotor's run-down: tens of seconds
 _COAST_PRES_TAU_S = 4.0  # the head collapses as soon as the impeller slows
 _LONG_STOP_S = (2.5 * DAY_S, 4.5 * DAY_S)  # a stop of two days (a repair, a holiday)
+_HOT_PEAK_S = 2 * DAY_S + 15 * _HOUR_S  # the held-out plant's hot afternoon: Wednesday, 15:00
 
 
 def long_run(
@@ -408,6 +443,8 @@ def _draw(plant: Plant, rng: np.random.Generator, healthy: bool) -> Phenomena:
         return Phenomena.draw(rng, healthy)
     if plant == "speed":
         return Phenomena.draw_speed(rng, healthy)
+    if plant == "heldout":
+        return Phenomena.draw_heldout(rng, healthy)
     return Phenomena()
 
 
@@ -526,19 +563,21 @@ def _signals(
     k = _severity(fault, t_s)
     kind = fault.kind if fault is not None else None
     # the heat follows the power: the load, or on a drive its speed (the setpoint's too)
-    duty = np.clip(0.6 + (speed - 1.0), 0.3, 1.0) if extra.speed_driven else load
+    driven = extra.speed_driven or extra.speeds > 0
+    duty = np.clip(0.6 + (speed - 1.0), 0.3, 1.0) if driven else load
     heat = run * (temp0 - 22.0) * (0.55 + 0.6 * duty)
     if kind == "cooling_degradation":  # the cooler fouls: the same heat, less taken away
         heat = heat + run * 30.0 * k * (0.55 + 0.6 * duty)
     if kind == "bearing_wear":  # friction heat follows the wear
         heat = heat + run * 8.0 * k
-    temp = _lag(ambient + heat, dt, _THERMAL_TAU_S) + 0.3 * rng.normal(size=n)
+    air = ambient + extra.hot_day_c * np.exp(-0.5 * ((t_s - _HOT_PEAK_S) / (3 * _HOUR_S)) ** 2)
+    temp = _lag(air + heat, dt, extra.thermal_tau_s) + 0.3 * rng.normal(size=n)
     # velocity RMS: load-dependent while running, a start transient, the floor when stopped
     started = np.concatenate(([0.0], np.diff(run) > 0)).astype(bool)
     since_start = t_s - np.maximum.accumulate(np.where(started, t_s, -1e9))
     transient = 1.0 + 0.4 * np.exp(-since_start / 30.0)
     vib_run = vib0 * (0.8 + 0.3 * load) * transient + 0.06 * rng.normal(size=n)
-    if extra.speed_driven:  # the velocity goes with the speed (unbalance above resonance)
+    if driven:  # the velocity goes with the speed (unbalance above resonance)
         vib_run = vib_run + vib0 * (0.2 + 0.8 * speed - (0.8 + 0.3 * load)) * transient
     # the vibration follows each new order at once (no thermal lag); back from a repair or a
     # long stop, a machine may run about 20 % higher
@@ -551,7 +590,7 @@ def _signals(
     running_target = setpoint + 4.0 * (load - 0.6)
     if extra.load_following:  # the head follows the speed: no controller holds it
         running_target = setpoint * (0.6 + 0.5 * load)
-    if extra.speed_driven:
+    if driven:
         running_target = pres0 * speed**2
     target = np.where(running, running_target, _OFF_PRESSURE)
     if kind == "slow_leak":
@@ -560,10 +599,30 @@ def _signals(
     if extra.coast_down:
         vib, pres = _coast_down(t_s, running, vib, pres, floor)
     values = np.stack([temp, vib, pres], axis=1)
+    _sensors(values, t_s, running, extra, extra_rng or np.random.default_rng(0))
     healthy = _rounded(values)
     if fault is not None:
         _abrupt(fault, values, t_s, running, setpoint, k, rng)
     return _rounded(values), healthy
+
+
+def _sensors(
+    values: npt.NDArray[np.float64],
+    t_s: npt.NDArray[np.float64],
+    running: npt.NDArray[np.bool_],
+    extra: Phenomena,
+    xr: np.random.Generator,
+) -> None:
+    """What the sensors add (in place): a temperature sensor's calibration drift, and the
+    noise of ageing sensors growing over the run (temperature; vibration while running)."""
+    if extra.calibration_drift_c_per_day:
+        values[:, 0] += extra.calibration_drift_c_per_day * t_s / DAY_S
+    if extra.noise_growth > 1.0 and len(t_s):
+        # extra noise so that the total's spread grows linearly to noise_growth x the new one's
+        g = 1.0 + (extra.noise_growth - 1.0) * t_s / max(float(t_s[-1]), 1.0)
+        more = np.sqrt(g**2 - 1.0)
+        values[:, 0] += 0.3 * more * xr.normal(size=len(t_s))
+        values[:, 1] += np.where(running, 0.06 * more * xr.normal(size=len(t_s)), 0.0)
 
 
 def _rounded(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -600,6 +659,10 @@ def _demand(
     if extra.large_steps:
         # a drive's setpoints stay where its speed range reaches them
         _large_steps(setpoint, t_s, pres0, xr, (55.0, 125.0) if extra.speed_driven else (40.0, 135.0))
+    if extra.speeds:  # fixed speeds, the slowest at three quarters of the top one
+        levels = np.linspace(0.75, 1.0, extra.speeds)
+        step = np.clip(np.rint((order - 0.45) / 0.55 * (extra.speeds - 1)), 0, extra.speeds - 1).astype(int)
+        return _Demand(order, load, setpoint, _lag(levels[step], dt, _DRIVE_TAU_S))
     # the drive's speed relative to the one that makes pres0 (the affinity laws: head ~ speed^2)
     demand = 0.6 + 0.5 * _lag(order, dt, _DRIVE_TAU_S)
     return _Demand(order, load, setpoint, np.sqrt(setpoint * demand / pres0))
