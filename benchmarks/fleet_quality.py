@@ -42,7 +42,11 @@ Every peer's alarm goes through the product's hysteresis (raise at score 1, clea
   data-quality event (the detector reports the gap, it raises no alarm by default):
   its row shows whether the gap was reported and it is left out of the fractions;
 - the operator's view (iotpm): time in alarm on healthy devices, escalations, whether
-  every limit crossing of a fault paged critical within 3 readings, and the EEMUA 191
+  every limit crossing of a fault paged critical within 3 readings (a critical raise or
+  escalation at the crossing reading or one of the two after it, or an alarm already open
+  and critical at the crossing; beside it, as scored before, whether an alarm is still
+  open and critical at the third reading, which a single reading over the limit that
+  pages and clears ten minutes later fails at 10-minute readings), and the EEMUA 191
   figures scaled to a 100-device line watched by one operator: alarms (raises and
   escalations) per 10 minutes on average and at the peak, the share of 10-minute windows
   in a flood (more than 10), standing alarms (open longer than 24 h), and chattering (a
@@ -353,7 +357,7 @@ def score_operator(run: LongRun, out: Outcome) -> dict[str, Any]:
     in_alarm = [float(out.alarm[i].mean()) if len(out.alarm[i]) else 0.0 for i in healthy]
     escalations = healthy_escalations = 0
     standing = chatter = 0
-    paged, crossings = 0, 0
+    paged, still_open, crossings = 0, 0, 0
     annunciated: list[int] = []
     for i, d in enumerate(run.devices):
         evs = out.events[i]
@@ -375,7 +379,8 @@ def score_operator(run: LongRun, out: Outcome) -> dict[str, Any]:
             crossings += 1
             at = int(np.searchsorted(d.ts, f.limit_ms))
             by = int(d.ts[min(at + 2, len(d.ts) - 1)])  # the third reading from the crossing on
-            paged += _critical_at(evs, by)
+            paged += _paged_critical(evs, int(d.ts[min(at, len(d.ts) - 1)]), by)
+            still_open += _critical_at(evs, by)
     windows = max(1, int(np.ceil((run.end_ms - run.start_ms) / CHATTER_MS)))
     per_window = np.bincount((np.array(annunciated, dtype=np.int64) - run.start_ms) // CHATTER_MS, minlength=windows)
     scale = LINE_DEVICES / len(run.devices)
@@ -385,6 +390,7 @@ def score_operator(run: LongRun, out: Outcome) -> dict[str, Any]:
         "escalations": escalations,
         "healthy_escalations": healthy_escalations,
         "limit_crossings_paged_within_3": f"{paged}/{crossings}",
+        "limit_crossings_open_critical_at_3rd": f"{still_open}/{crossings}",
         "eemua_alarms_per_10min_avg": round(float(per_window.mean()) * scale, 3),
         "eemua_alarms_per_10min_peak": round(float(per_window.max(initial=0)) * scale, 1),
         "eemua_flood_windows": round(float((per_window * scale > FLOOD_PER_10_MIN).mean()), 4),
@@ -392,6 +398,13 @@ def score_operator(run: LongRun, out: Outcome) -> dict[str, Any]:
         "chattering": chatter,
         "interval_ms": interval_ms,
     }
+
+
+def _paged_critical(events: list[tuple[int, str, str]], at: int, by: int) -> bool:
+    """Whether a critical alarm pages from ``at`` to ``by`` (both included): a critical
+    raise or escalation then, or an alarm already open and critical at ``at``."""
+    sent = any(at <= t <= by and kind != "clear" and severity == "critical" for t, kind, severity in events)
+    return sent or _critical_at(events, at)
 
 
 def _critical_at(events: list[tuple[int, str, str]], at: int) -> bool:
@@ -586,7 +599,8 @@ def report_operator(op: dict[str, Any]) -> None:
         f"  operator: healthy devices in alarm {100 * (op['healthy_time_in_alarm'] or 0):.2f} % of their time "
         f"({op['healthy_devices_in_alarm_over_2pct']} devices over 2 %); {op['escalations']} escalations "
         f"({op['healthy_escalations']} on healthy devices); limit crossings paged critical within 3 readings "
-        f"{op['limit_crossings_paged_within_3']}"
+        f"{op['limit_crossings_paged_within_3']} (still open and critical at the third reading "
+        f"{op['limit_crossings_open_critical_at_3rd']})"
     )
     print(
         f"  EEMUA 191, a {LINE_DEVICES}-device line: {op['eemua_alarms_per_10min_avg']} alarms per 10 min "

@@ -175,3 +175,31 @@ def test_the_held_out_plant_s_physics_each_does_what_it_says() -> None:
         for x in (_one_machine(Phenomena(thermal_tau_s=3600.0))[:, 0], base[:, 0])
     )
     assert np.std(slow[30:] - slow[:-30]) < 0.8 * np.std(fast[30:] - fast[:-30])
+
+
+def test_a_limit_crossing_paged_critical_at_once_counts_even_if_it_clears_before_the_third_reading() -> None:
+    """At 10-minute readings one reading over the limit pages critical and clears ten minutes
+    later: paged within 3 readings (scored before as missed, since nothing was open at the third)."""
+    fq = _fleet_quality()
+    start, step = LONG_RUN_EPOCH_MS, 600_000
+    ts = start + np.arange(0, 24 * 6, dtype=np.int64) * step
+    crossing = int(ts[80])
+    fault = LongRunFault("motor-0000", "spikes", int(ts[70]), 20.0, int(ts[-1]), crossing, crossing)
+    device = LongRunDevice("motor-0000", "motor", "line-1", "two_shift", ts, np.zeros((len(ts), 3)),
+                           np.ones(len(ts), dtype=bool), fault)  # fmt: skip
+    run = LongRun(start, 1.0, 600.0, [device])
+    alarm = np.zeros(len(ts), dtype=bool)
+    paged = [(crossing, "raise", "critical"), (crossing + 2 * step, "clear", "critical")]
+    op = fq.score_operator(run, fq.Outcome([[crossing]], [alarm], events=[paged]))
+    assert op["limit_crossings_paged_within_3"] == "1/1"
+    assert op["limit_crossings_open_critical_at_3rd"] == "0/1"
+    warned = [(crossing, "raise", "warning")]  # open at the third reading, but never critical
+    assert (
+        fq.score_operator(run, fq.Outcome([[crossing]], [alarm], events=[warned]))["limit_crossings_paged_within_3"]
+        == "0/1"
+    )
+    late = [(crossing + 3 * step, "raise", "critical")]  # the fourth reading: too late
+    assert (
+        fq.score_operator(run, fq.Outcome([[crossing]], [alarm], events=[late]))["limit_crossings_paged_within_3"]
+        == "0/1"
+    )
