@@ -15,21 +15,31 @@ the counts the other benchmarks measure:
 - Lambda GB-s: the processor benchmark's per-record time (``benchmarks/processor.py``,
   ``--processor-ms-per-10k``) plus a per-batch wait for its AWS calls (an assumption,
   ``--batch-io-ms``), times the function's memory;
-- DynamoDB write units: ``benchmarks/storage_cost.py``'s measured write-behind figures
-  (the batch-log item per batch, the compaction writes per device and interval);
+- DynamoDB write units: the batch log's item(s) of a batch of the environment's size, sized here
+  with the adapters' own encoder (``log_items``) by DynamoDB's rules (``item_size``), and
+  ``benchmarks/storage_cost.py``'s measured compaction writes per device and interval (its chunk,
+  rollup blocks and record); the readings table holds a reading in its chunk and in the batch log;
 - archive bytes: the processor's own encoder on a batch of the environment's size
   (measured here); the lifecycle does not move objects under 128 KB;
-- X-Ray: Lambda's default sampling rule (1 trace a second, then 5 %), per function;
+- X-Ray: Lambda's default sampling rule (1 trace a second, then 5 %), per function, or the API
+  stage's own rule (``api_xray_sampling_rate``: a fixed rate, no reservoir);
 - interface endpoints x availability zones x hours; log volume; point-in-time recovery.
 
 Whether devices publish through IoT Basic Ingest (no messaging charge; rules and actions
 still billed) is read from the iot module's device policy (``terraform/modules/iot/main.tf``):
 it allows only the ``$aws/rules/<rule>/...`` topic, so every environment uses it.
 
-Levers (computed by the same model on prod): IoT Basic Ingest, provisioned Kinesis
-shards sized from the fleet's rate, X-Ray pass-through on the processor, two AZs for the
-endpoints, an archive in objects large enough for the lifecycle (the Parquet
-compaction), and gateways packing several readings per message.
+How the fleet publishes is an input (``--readings-per-message``, printed first and in the
+headline): through gateways packing 10 devices' readings a message as stated, or 1 for devices
+publishing their own; the JSON says whether the $0.50 target is met either way.
+
+Levers (computed by the same model on prod, each with what it trades): IoT Basic Ingest,
+provisioned Kinesis shards sized from the fleet's rate, the batching window, X-Ray
+pass-through on the processor and sampling on the API, two AZs for the endpoints, gateways
+packing several readings per message, an archive in objects large enough for the lifecycle
+(the Parquet compaction), a device item under 1 KB. Levers that weaken a guarantee (shorter
+stream retention, endpoints in one AZ, a shorter DynamoDB window, slower compaction, a
+60 s window) are a table of their own, never in the headline.
 
 Prints the tables; ``--write-docs`` rewrites the marked cost block of docs/cost.md. The last
 line is one JSON object with ``usd_per_million_readings`` for prod.
@@ -41,12 +51,13 @@ import argparse
 import json
 import math
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from iotpm.service.ports import RawLine
+from iotpm.adapters.dynamodb import item_size, log_items, write_units
+from iotpm.service.ports import LogDevice, LogEntry, RawLine, log_key
 from iotpm.service.processor import encode_lines
 from iotpm.service.samples import reading
 
@@ -101,6 +112,7 @@ class Environment:
     archive_expiration_days: int
     interface_endpoints: int
     processor_tracing: str = "Active"  # processor_tracing: Active or PassThrough
+    api_sampling: float | None = None  # api_xray_sampling_rate: the API stage's traced fraction (None: X-Ray's default)
     endpoint_azs: int = 0  # endpoint_az_count: AZs holding the interface endpoints (0: all of azs)
     basic_ingest: bool = False  # the iot module's policy lets devices publish only through Basic Ingest
 
@@ -117,9 +129,11 @@ class Environment:
         endpoints += len(re.findall(r'"[^"]+"', v.get("extra_interface_endpoints", "[]")))
         azs = len(re.findall(r'"[^"]+"', v["availability_zones"]))
         endpoint_azs = v.get("endpoint_az_count", "null")
+        sampling = v.get("api_xray_sampling_rate", "null")
         return cls(
             name=name, region=v["region"].strip('"'), azs=azs,
             processor_tracing=v.get("processor_tracing", '"Active"').strip('"'),
+            api_sampling=None if sampling == "null" else float(sampling),
             endpoint_azs=azs if endpoint_azs == "null" else int(float(endpoint_azs)),
             stream_mode=v["stream_mode"].strip('"'), shard_count=int(num("shard_count")),
             retention_h=int(num("stream_retention_hours")), memory_mb=int(num("processor_memory_mb")),
@@ -143,11 +157,25 @@ def uses_basic_ingest() -> bool:
 # -- the fleet and what the other benchmarks measured --------------------------------
 
 
+#: how the stated fleet publishes: through gateways, each packing its devices' readings of an instant
+#: in one message (``--readings-per-message``; 1: every device publishes its own readings)
+STATED_READINGS_PER_MESSAGE = 10
+TARGET_USD_PER_MILLION = 0.50  # issue 30
+
+
 @dataclass(frozen=True)
 class Fleet:
     devices: int = 500
     interval_s: float = 5.0
-    readings_per_message: int = 1  # a gateway packing its devices' readings in one message
+    readings_per_message: int = STATED_READINGS_PER_MESSAGE  # a gateway packing its devices' readings
+
+    @property
+    def publishes(self) -> str:
+        """How the fleet publishes, as the headline says it."""
+        if self.readings_per_message == 1:
+            return "one reading a message (each device publishes its own)"
+        return (f"through gateways, {self.readings_per_message} readings a message (a gateway packs its "
+                f"{self.readings_per_message} devices' readings of an instant)")  # fmt: skip
 
     @property
     def readings_per_s(self) -> float:
@@ -169,11 +197,16 @@ class Measured:
 
     processor_ms_per_10k: float = 126.0  # benchmarks/processor.py, 10,000-record batch (2026-12-07, quiet machine)
     batch_io_ms: float = 60.0  # assumption: the archive PUT beside decode, snapshot GET, log PUT, snapshot PUT
-    wru_per_batch: float = 2.0  # benchmarks/storage_cost.py: the batch-log item, ~1.5 KB (40 per 1,000 at 20 batches)
-    # storage_cost (2026-12-07): chunks 16.7 + devices 16.7 + rollups 25.9 per 1,000 / 8.33; a device
-    # item is ~1.13 KB since the detector state grew (v6: the learned coupling), so 2 units a write
-    wru_per_device_compaction: float = 7.12
-    readings_table_bytes_per_reading: float = 46.0  # storage_cost: 36 GB for 90 days of 259 M readings a month
+    # Per device and compaction (write-behind; the batch log's items are sized here, per batch, by
+    # log_write, ~15 % above what storage_cost measured on its fleet): benchmarks/storage_cost.py split by
+    # item kind, 500 devices on 1 shard, compaction every 600 s, windows 2 and 10 s alike (2026-12-07):
+    # a chunk of a device's ~120 readings 2 units (1,716 B), its rollup blocks 2.7 units, its record
+    # 2 units: the device item is 1,147 B there, 1,180-1,280 B with an alarm open and Kinesis's own
+    # sequence numbers (the detector's state ~650 B deflated, 16 replay identities 128 B), over 1 KB
+    chunk_wru_per_device_compaction: float = 2.0
+    rollup_wru_per_device_compaction: float = 2.7
+    device_item_wru: int = 2
+    chunk_bytes_per_reading: float = 15.1  # storage_cost: (1,716 B + 100 B an item) / 120 readings
     log_bytes_per_invocation: int = 1000  # assumption: START/END/REPORT lines and one EMF line
     custom_metrics: int = 12  # assumption: the processor's EMF metrics per environment
     alarms: int = 12
@@ -182,6 +215,29 @@ class Measured:
     flow_log_gb_per_month: float = 1.0  # assumption: VPC flow logs of the functions' ENIs
     athena_scanned_gb_per_month: float = 30.0  # the daily report's named queries over a day (JSON) x 30
     sources: dict[str, str] = field(default_factory=dict)
+
+
+@lru_cache(maxsize=64)
+def log_write(devices: int, per_device: int) -> tuple[int, int, int]:
+    """One batch's log entry as the adapters write it (``log_items``): its write units, bytes and items,
+    for ``devices`` devices of ``per_device`` readings each (deterministic readings of the simulator's
+    three metrics at their simulator precision, scores to 4 decimals as the detector gives them, 56-digit
+    sequence numbers)."""
+    seq0 = 49_620_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000_000
+    out = []
+    for d in range(devices):
+        ts = [1_790_000_000_000 + 5000 * k + d for k in range(per_device)]
+        metrics = [{"temperature_c": 55 + (d * 7919 + k * 104729) % 1000 / 100,
+                    "vibration_mm_s": 2 + (d * 31 + k * 17) % 1000 / 1000,
+                    "pressure_psi": 90 + (d * 15485863 + k * 7) % 1000 / 100} for k in range(per_device)]  # fmt: skip
+        score = [round((d * 2654435761 + k * 40503) % 10**6 / 10**6 * math.pi, 4) for k in range(per_device)]
+        newest = str(seq0 + 7_919_000_000 * (d + 1) * per_device)
+        out.append(LogDevice(f"pump-{d:06d}", "plant-1", f"line-{d % 10}", "pump", newest, 97.5, False, None,
+                             ts[-1], 1000 + per_device, 1000, ts, list(range(1000, 1000 + per_device)), metrics,
+                             score, [False] * per_device))  # fmt: skip
+    entry = LogEntry(log_key(str(seq0 + 10**12), None), 1_790_000_000_000, 90 * 86_400, out)
+    items = log_items("shardId-000000000000", entry)
+    return sum(write_units(item_size(i)) for i in items), sum(item_size(i) for i in items), len(items)
 
 
 def message_bytes(fleet: Fleet) -> int:
@@ -213,6 +269,8 @@ def archive_bytes_per_reading(readings_per_batch: int) -> float:
 
 @dataclass(frozen=True)
 class Levers:
+    """A change to prod; None keeps what its tfvars (or the fleet) says."""
+
     basic_ingest: bool = False
     provisioned_shards: int | None = None  # Kinesis provisioned mode at this many shards
     processor_tracing: str | None = (
@@ -220,7 +278,13 @@ class Levers:
     )
     azs: int | None = None  # interface endpoints in this many AZs; None: the tfvars' endpoint_az_count
     large_archive_objects: bool = False  # the archive in objects >= 128 KB (compaction): the lifecycle acts
-    readings_per_message: int = 1
+    readings_per_message: int | None = None  # None: the fleet's
+    api_sampling: float | None = None  # the API stage's traced fraction; None: the tfvars'
+    window_s: float | None = None  # the batching window; None: the tfvars'
+    retention_h: int | None = None  # Kinesis retention; None: the tfvars'
+    readings_ttl_days: int | None = None  # days readings stay in DynamoDB; None: the tfvars'
+    compact_interval_s: int | None = None  # write-behind compaction; None: the tfvars'
+    device_item_wru: int | None = None  # write units of a device item; None: the measured
 
 
 @dataclass
@@ -249,7 +313,13 @@ def xray_traces_per_s(rate: float) -> float:
 def model(env: Environment, fleet: Fleet, table: dict[str, Any], m: Measured, lv: Levers) -> list[Line]:
     price = Prices(table, env.region)
     month_s = table["hours_per_month"] * 3600
-    fleet = replace(fleet, readings_per_message=lv.readings_per_message)
+    fleet = replace(fleet, readings_per_message=lv.readings_per_message or fleet.readings_per_message)
+    env = replace(
+        env, window_s=lv.window_s or env.window_s, retention_h=lv.retention_h or env.retention_h,
+        readings_ttl_days=lv.readings_ttl_days or env.readings_ttl_days,
+        compact_interval_s=lv.compact_interval_s or env.compact_interval_s,
+        api_sampling=env.api_sampling if lv.api_sampling is None else lv.api_sampling,
+    )  # fmt: skip
     readings = fleet.readings_per_s * month_s
     messages = fleet.messages_per_s * month_s
     size = message_bytes(fleet)
@@ -335,8 +405,15 @@ def model(env: Environment, fleet: Fleet, table: dict[str, Any], m: Measured, lv
 
     # DynamoDB (write-behind)
     compactions = fleet.devices * month_s / env.compact_interval_s
-    wru = batches * m.wru_per_batch + compactions * m.wru_per_device_compaction
-    add("DynamoDB", "writes", f"{wru / 1e6:,.1f} M WRU ({wru / readings * 1000:.0f} per 1,000 readings)",
+    in_batch = min(fleet.devices / shards, per_batch)  # devices in a shard's batch
+    log_wru, log_bytes, log_n = log_write(max(1, round(in_batch)), max(1, round(per_batch / in_batch)))
+    device_wru = lv.device_item_wru or m.device_item_wru
+    per_compaction = m.chunk_wru_per_device_compaction + m.rollup_wru_per_device_compaction + device_wru
+    wru = batches * log_wru + compactions * per_compaction
+    wru_basis = (f"{wru / 1e6:,.1f} M WRU ({wru / readings * 1000:.0f} per 1,000 readings: the batch log "
+                 f"{log_wru} a batch, {per_compaction:g} per device every {env.compact_interval_s} s, "
+                 f"its record {device_wru})")  # fmt: skip
+    add("DynamoDB", "writes", wru_basis,
         wru / 1e6 * price("dynamodb_write_request_units_per_million"))  # fmt: skip
     rru = m.api_requests_per_month * m.rru_per_api_request
     add(
@@ -345,7 +422,9 @@ def model(env: Environment, fleet: Fleet, table: dict[str, Any], m: Measured, lv
         f"{rru / 1e6:,.1f} M RRU (API)",
         rru / 1e6 * price("dynamodb_read_request_units_per_million"),
     )
-    table_gb = readings * m.readings_table_bytes_per_reading * env.readings_ttl_days / 30 / 1e9 * 1.15
+    # the readings table holds a reading twice for its TTL: in its chunk, and in the batch log it came in
+    per_reading = m.chunk_bytes_per_reading + (log_bytes + 100 * log_n) / max(1.0, per_batch)
+    table_gb = readings * per_reading * env.readings_ttl_days / 30 / 1e9 * 1.15
     add("DynamoDB", "storage", f"{table_gb:,.0f} GB ({env.readings_ttl_days} days of readings, + 15 % other tables)",
         table_gb * price("dynamodb_storage_gb_month"))  # fmt: skip
     add("DynamoDB", "point-in-time recovery", f"{table_gb:,.0f} GB", table_gb * price("dynamodb_pitr_gb_month"))
@@ -353,10 +432,15 @@ def model(env: Environment, fleet: Fleet, table: dict[str, Any], m: Measured, lv
     # X-Ray: processor, API (stage and function, one trace), report
     tracing = lv.processor_tracing or env.processor_tracing
     processor_traces = 0.0 if tracing == "PassThrough" else xray_traces_per_s(batches / month_s) * month_s
-    api_traces = xray_traces_per_s(m.api_requests_per_month / month_s) * month_s
+    if env.api_sampling is None:  # X-Ray's default rule
+        api_traces = xray_traces_per_s(m.api_requests_per_month / month_s) * month_s
+    else:  # the stage's own rule: a fixed rate, no reservoir
+        api_traces = m.api_requests_per_month * env.api_sampling
     traces = processor_traces + api_traces + 30
+    api_rule = "X-Ray's default rule" if env.api_sampling is None else f"{env.api_sampling:.0%} sampled"
     add("X-Ray", "traces", f"{traces / 1e6:,.2f} M (processor {processor_traces / 1e6:,.2f} M: "
-        f"{tracing})", traces / 1e6 * price("xray_traces_recorded_per_million"))  # fmt: skip
+        f"{tracing}; API {api_traces / 1e6:,.2f} M: {api_rule})",
+        traces / 1e6 * price("xray_traces_recorded_per_million"))  # fmt: skip
 
     # network
     azs = lv.azs or env.endpoint_azs or env.azs
@@ -392,29 +476,64 @@ def summary(lines: list[Line], fleet: Fleet, table: dict[str, Any]) -> tuple[flo
 # -- output -------------------------------------------------------------------------------
 
 
-def markdown(env: Environment, fleet: Fleet, table: dict[str, Any], lines: list[Line], envs: dict[str, Any],
-             levers: dict[str, Any], plain: dict[str, float]) -> str:  # fmt: skip
+def usd(total: float, per_m: float, base: float | None = None) -> dict[str, float]:
+    out = {"usd_per_month": round(total, 2), "usd_per_million_readings": round(per_m, 4)}
+    if base is not None:
+        out["saves_usd_per_month"] = round(base - total, 2)
+    return out
+
+
+def lever_rows(levers: dict[str, Any]) -> list[str]:
+    return [
+        "| lever | trades | USD / month | saves | USD / million readings |",
+        "|---|---|---:|---:|---:|",
+        *[
+            f"| {name} | {v['trades']} | {v['usd_per_month']:,.0f} | {v['saves_usd_per_month']:,.0f} | "
+            f"{v['usd_per_million_readings']:.2f} |"
+            for name, v in levers.items()
+        ],
+    ]
+
+
+def markdown(env: Environment, fleet: Fleet, table: dict[str, Any], lines: list[Line], out: dict[str, Any]) -> str:
     total, per_m = summary(lines, fleet, table)
+    one = out["at_one_reading_a_message"]
     chosen = (f"{env.stream_mode.lower().replace('_', '-')} Kinesis"
               + (f" ({env.shard_count} shard(s))" if env.stream_mode == "PROVISIONED" else "")
-              + f", the processor's X-Ray {env.processor_tracing}, interface endpoints in {env.endpoint_azs} of "
-              f"{env.azs} AZs")  # fmt: skip
+              + f", a {env.window_s:g} s batching window, the processor's X-Ray {env.processor_tracing}, the API's "
+              + ("X-Ray default rule" if env.api_sampling is None else f"X-Ray sampled at {env.api_sampling:.0%}")
+              + f", interface endpoints in {env.endpoint_azs} of {env.azs} AZs")  # fmt: skip
     readings = fleet.readings_per_s * table["hours_per_month"] * 3600
-    out = [
+    met = out["target_met"]
+    only_packed = met and not out["target_met_at_one_reading_a_message"]
+    rule = out["prod_items"]["IoT Core: rule + Kinesis action"] / (readings / 1e6) * fleet.readings_per_message
+    verdict = (f"**${TARGET_USD_PER_MILLION:.2f} per million readings is reached only with packed messages**: "
+               if only_packed else "")  # fmt: skip
+    windows = out["batching_windows"]
+    text = [
         f"Computed by `python benchmarks/cost.py` for **{fleet.devices} devices at one reading every "
-        f"{fleet.interval_s:g} s** ({readings / 1e6:,.0f} M readings a month of {table['hours_per_month']} h), "
-        f"region **{env.region}**, list prices as of {table['as_of']} (`benchmarks/aws_prices.json`, each with "
-        "its source page), each environment as its `terraform.tfvars` configures it.",
+        f"{fleet.interval_s:g} s, publishing {fleet.publishes}** ({readings / 1e6:,.0f} M readings a month of "
+        f"{table['hours_per_month']} h; `--readings-per-message` states how the fleet publishes), region "
+        f"**{env.region}**, list prices as of {table['as_of']} (`benchmarks/aws_prices.json`, each with its source "
+        "page), each environment as its `terraform.tfvars` configures it.",
         "",
         "| environment | USD / month | USD / million readings |",
         "|---|---:|---:|",
-        *[f"| {name} | {e['usd_per_month']:,.0f} | {e['usd_per_million_readings']:.2f} |" for name, e in envs.items()],
+        *[
+            f"| {name} | {e['usd_per_month']:,.0f} | {e['usd_per_million_readings']:.2f} |"
+            for name, e in out["environments"].items()
+        ],
         "",
-        f"Prod, item by item (${total:,.0f} a month, **${per_m:.2f} per million readings**):",
+        f"Prod, item by item (${total:,.0f} a month, **${per_m:.2f} per million readings**; the target is "
+        f"${TARGET_USD_PER_MILLION:.2f}, {'met' if met else 'not met'}):",
         "",
         "| service | item | basis | USD / month |",
         "|---|---|---|---:|",
         *[f"| {x.group} | {x.item} | {x.basis} | {x.usd:,.2f} |" for x in lines],
+        "",
+        f"{verdict}with every device publishing its own readings (one reading a message) prod costs "
+        f"${one['usd_per_month']:,.0f} a month, **${one['usd_per_million_readings']:.2f} per million readings**, "
+        f"of which the IoT rule and its Kinesis action alone are ${rule:.2f} per million (they bill per message).",
         "",
         f"Prod's `terraform.tfvars` chooses {chosen}; devices publish "
         + (
@@ -422,22 +541,33 @@ def markdown(env: Environment, fleet: Fleet, table: dict[str, Any], lines: list[
             if env.basic_ingest
             else "on the plain topic, through the message broker. "
         )
-        + "With the plain topic, on-demand Kinesis, Active tracing and endpoints in "
-        f"every AZ (the variables' defaults) prod would cost ${plain['usd_per_month']:,.0f} a month, "
-        f"${plain['usd_per_million_readings']:.2f} per million readings.",
+        + "With the plain topic, on-demand Kinesis, a 1 s window, Active tracing, X-Ray's default rule and "
+        f"endpoints in every AZ (the variables' defaults) prod would cost "
+        f"${out['prod_with_variable_defaults']['usd_per_month']:,.0f} a month, "
+        f"${out['prod_with_variable_defaults']['usd_per_million_readings']:.2f} per million readings.",
         "",
-        "What each lever saves on prod (the same model, one lever at a time, then all together; a lever "
-        "already in place saves what prod would cost without it):",
+        "What each lever saves on prod, with the same job and guarantees (the same model, one lever at a time; a "
+        "lever in place saves what prod would cost without it, the others what they would save):",
         "",
-        "| lever | USD / month | saves | USD / million readings |",
-        "|---|---:|---:|---:|",
+        *lever_rows(out["levers"]),
+        "",
+        "Levers that **weaken a guarantee** (not in prod, not in the figures above; each from prod as it is):",
+        "",
+        *lever_rows(out["weaker_guarantees"]),
+        "",
+        "The batching window (prod's tfvars: `batching_window_s`) trades cost for alert latency: a reading "
+        "waits up to the window before the processor sees it, so every alert leaves up to that much later "
+        "(half of it on average).",
+        "",
+        "| batching window | USD / month | USD / million readings | alerts leave up to |",
+        "|---:|---:|---:|---|",
         *[
-            f"| {name} | {v['usd_per_month']:,.0f} | {v['saves_usd_per_month']:,.0f} | "
-            f"{v['usd_per_million_readings']:.2f} |"
-            for name, v in levers.items()
+            f"| {w['window_s']:g} s | {w['usd_per_month']:,.0f} | {w['usd_per_million_readings']:.2f} | "
+            f"{w['window_s']:g} s later |"
+            for w in windows
         ],
     ]
-    return "\n".join(out)
+    return "\n".join(text)
 
 
 def measure_processor() -> float:
@@ -466,94 +596,162 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=500)
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between a device's readings")
+    parser.add_argument("--readings-per-message", "--gateway-readings", type=int, default=STATED_READINGS_PER_MESSAGE,
+                        help="how the fleet publishes: readings a message (1: each device its own; N: gateways "
+                             "packing N devices' readings)")  # fmt: skip
     parser.add_argument("--prices", type=Path, default=Path(__file__).with_name("aws_prices.json"))
     parser.add_argument("--processor-ms-per-10k", type=float, default=Measured.processor_ms_per_10k,
                         help="benchmarks/processor.py's batch_ms_median (10,000 records)")  # fmt: skip
     parser.add_argument("--batch-io-ms", type=float, default=Measured.batch_io_ms,
                         help="per-batch wait for the processor's AWS calls (assumed)")  # fmt: skip
-    parser.add_argument("--gateway-readings", type=int, default=10,
-                        help="the gateway lever: readings of a gateway's devices packed in one message")  # fmt: skip
     parser.add_argument("--measure-processor", action="store_true",
                         help="run benchmarks/processor.py first and take its batch time (about a minute)")  # fmt: skip
     parser.add_argument("--write-docs", "--write-readme", dest="write_readme", action="store_true",
                         help="rewrite the cost block of docs/cost.md")  # fmt: skip
     args = parser.parse_args()
     table = json.loads(args.prices.read_text())
-    fleet = Fleet(args.devices, args.interval)
+    fleet = Fleet(args.devices, args.interval, args.readings_per_message)
     per_10k = measure_processor() if args.measure_processor else args.processor_ms_per_10k
-    measured = Measured(processor_ms_per_10k=per_10k, batch_io_ms=args.batch_io_ms)
+    m = Measured(processor_ms_per_10k=per_10k, batch_io_ms=args.batch_io_ms)
+    print(f"fleet: {fleet.devices} devices at one reading every {fleet.interval_s:g} s, publishing {fleet.publishes}")
+
+    def cost(env: Environment, lv: Levers = Levers()) -> tuple[float, float]:
+        return summary(model(env, fleet, table, m, lv), fleet, table)
+
     envs: dict[str, Any] = {}
     for name in ENVIRONMENTS:
         env = Environment.load(name)
-        total, per_m = summary(model(env, fleet, table, measured, Levers()), fleet, table)
-        envs[name] = {"usd_per_month": round(total, 2), "usd_per_million_readings": round(per_m, 4),
-                      "region": env.region, "stream_mode": env.stream_mode, "azs": env.azs}  # fmt: skip
+        total, per_m = cost(env)
+        envs[name] = usd(total, per_m) | {"region": env.region, "stream_mode": env.stream_mode, "azs": env.azs}
         print(f"{name:<8} {env.region}: ${total:,.0f} a month, ${per_m:.2f} per million readings")
     prod = Environment.load("prod")
-    lines = model(prod, fleet, table, measured, Levers())
-    rate = fleet.readings_per_s * message_bytes(fleet) / 1e6
-    shards = max(1, math.ceil(2 * max(fleet.readings_per_s / 1000, rate)))  # twice the fleet's rate
-    provisioned = f"Kinesis provisioned, {shards} shard(s) (2x the fleet's rate)"
+    lines = model(prod, fleet, table, m, Levers())
+    base, base_per_m = summary(lines, fleet, table)
+    rate = fleet.readings_per_s * message_bytes(fleet) / 1e6 / fleet.readings_per_message
+    shards = max(1, math.ceil(2 * max(fleet.messages_per_s / 1000, rate)))  # twice the fleet's rate
 
-    def chosen(name: str, in_tfvars: bool, where: str = "prod's tfvars") -> str:
-        return f"{name} (in {where})" if in_tfvars else name
+    def in_place(name: str, where: str, trades: str, off: Environment, lv: Levers = Levers()) -> tuple[str, Any]:
+        t = cost(off, lv)[0]
+        return f"{name} (in {where})", usd(base, base_per_m) | {"saves_usd_per_month": round(t - base, 2),
+                                                                "trades": trades}  # fmt: skip
 
-    in_place = prod.stream_mode == "PROVISIONED" and prod.shard_count == shards
-    packing = args.gateway_readings
-    choices: dict[str, Callable[[Levers], Levers]] = {
-        chosen("IoT Basic Ingest (no messaging charge)", prod.basic_ingest, "the iot module's policy"): lambda x: (
-            replace(x, basic_ingest=True)
+    def would(name: str, trades: str, lv: Levers) -> tuple[str, Any]:
+        return name, usd(*cost(prod, lv), base) | {"trades": trades}
+
+    packing = fleet.readings_per_message
+    rows = [
+        in_place(
+            "IoT Basic Ingest (no messaging charge)",
+            "the iot module's policy",
+            "nothing: the rule still authorizes and routes each message",
+            replace(prod, basic_ingest=False),
         ),
-        chosen(provisioned, in_place): lambda x: replace(x, provisioned_shards=shards),
-        chosen("X-Ray pass-through on the processor", prod.processor_tracing == "PassThrough"): lambda x: replace(
-            x, processor_tracing="PassThrough"
+        in_place(
+            f"Kinesis provisioned, {prod.shard_count} shard(s) ({shards} at 2x the fleet's rate)",
+            "prod's tfvars",
+            "capacity is sized by hand (docs below); on demand scales by itself",
+            replace(prod, stream_mode="ON_DEMAND"),
         ),
-        chosen("interface endpoints in 2 AZs", prod.endpoint_azs == 2): lambda x: replace(x, azs=2),
-        "archive in objects >= 128 KB (lifecycle acts)": lambda x: replace(x, large_archive_objects=True),
-        f"gateways: {packing} readings a message": lambda x: replace(x, readings_per_message=packing),
-    }
-    # a lever already in place saves what prod would cost without it
-    without: dict[str, Environment] = {
-        "IoT Basic Ingest": replace(prod, basic_ingest=False),
-        "Kinesis provisioned": replace(prod, stream_mode="ON_DEMAND"),
-        "X-Ray pass-through": replace(prod, processor_tracing="Active"),
-        "interface endpoints in 2 AZs": replace(prod, endpoint_azs=prod.azs),
-    }
-    base_total = summary(lines, fleet, table)[0]
-    levers: dict[str, Any] = {}
-    together = Levers()
-    for name, change in choices.items():
-        t, per_m = summary(model(prod, fleet, table, measured, change(Levers())), fleet, table)
-        saves = base_total - t
-        if name.endswith(")") and "(in " in name:
-            off = next(e for k, e in without.items() if name.startswith(k))
-            saves = summary(model(off, fleet, table, measured, Levers()), fleet, table)[0] - base_total
-        levers[name] = {"usd_per_month": round(t, 2), "usd_per_million_readings": round(per_m, 4),
-                        "saves_usd_per_month": round(saves, 2)}  # fmt: skip
-        if not name.startswith("gateways"):
-            together = change(together)
-    t, per_m = summary(model(prod, fleet, table, measured, together), fleet, table)
-    levers["all but gateways, together"] = {"usd_per_month": round(t, 2), "usd_per_million_readings": round(per_m, 4),
-                                            "saves_usd_per_month": round(base_total - t, 2)}  # fmt: skip
-    t, per_m = summary(model(prod, fleet, table, measured, replace(together, readings_per_message=packing)), fleet,
-                       table)  # fmt: skip
-    levers["all, together"] = {"usd_per_month": round(t, 2), "usd_per_million_readings": round(per_m, 4),
-                               "saves_usd_per_month": round(base_total - t, 2)}  # fmt: skip
+        in_place(
+            f"batching window {prod.window_s:g} s (was 2 s)",
+            "prod's tfvars",
+            f"alerts leave up to {prod.window_s:g} s after their reading (2 s before)",
+            replace(prod, window_s=2.0),
+        )
+        if prod.window_s > 2
+        else would("batching window 10 s", "alerts leave up to 10 s after their reading", Levers(window_s=10)),
+        in_place(
+            "X-Ray pass-through on the processor",
+            "prod's tfvars",
+            "no traces of batches; metrics, logs and alarms unchanged",
+            replace(prod, processor_tracing="Active"),
+        ),
+        in_place(
+            f"X-Ray on the API sampled at {prod.api_sampling:.0%}",
+            "prod's tfvars",
+            f"a slow request has a trace 1 time in {1 / prod.api_sampling:.0f}; access logs and metrics see "
+            "every request",
+            replace(prod, api_sampling=None),
+        )
+        if prod.api_sampling
+        else would(
+            "X-Ray on the API sampled at 5%",
+            "a slow request has a trace 1 time in 20; access logs and metrics see every request",
+            Levers(api_sampling=0.05),
+        ),
+        in_place(
+            f"interface endpoints in {prod.endpoint_azs} AZs",
+            "prod's tfvars",
+            "still up through the loss of one AZ; Lambdas in the third cross AZs",
+            replace(prod, endpoint_azs=prod.azs),
+        ),
+    ]
+    if packing > 1:
+        rows.append(in_place(f"gateways, {packing} readings a message", "the stated fleet",
+                             "a gateway publishes for its devices (a registered gateway thing)", prod,
+                             Levers(readings_per_message=1)))  # fmt: skip
+    else:
+        rows.append(would("gateways, 10 readings a message", "a gateway publishes for its devices",
+                          Levers(readings_per_message=10)))  # fmt: skip
+    rows += [
+        would("archive in objects >= 128 KB (lifecycle acts)", "nothing (the Parquet compaction's objects)",
+              Levers(large_archive_objects=True)),
+        would("device item under 1 KB (1 write unit, not 2)", "nothing; needs the detector state or the replay "
+              "identities smaller (docs/cost.md)", Levers(device_item_wru=1)),
+    ]  # fmt: skip
+    weaker = [
+        would(
+            "Kinesis retention 24 h (168 h now)",
+            "an outage longer than a day loses readings (the stream replays 1 day, not 7)",
+            Levers(retention_h=24),
+        ),
+        would("interface endpoints in 1 AZ", "the loss of that AZ cuts the Lambdas off SNS and Athena", Levers(azs=1)),
+        would(
+            "readings in DynamoDB 30 days (90 now)",
+            "the API answers 30 days; older readings only in the archive (Athena)",
+            Levers(readings_ttl_days=30),
+        ),
+        would(
+            "compaction every 30 min (10 now)",
+            "the fleet list's values up to 30 min old (a device's own endpoint stays current)",
+            Levers(compact_interval_s=1800),
+        ),
+        would(
+            "batching window 60 s",
+            "alerts leave up to 60 s after their reading: the whole of the 'abrupt faults within 60 s' budget",
+            Levers(window_s=60),
+        ),
+    ]
+    weaker.append(
+        would(
+            "all of these, together",
+            "all of the above",
+            Levers(retention_h=24, azs=1, readings_ttl_days=30, compact_interval_s=1800, window_s=60),
+        )
+    )
+    one_t, one_m = cost(prod, Levers(readings_per_message=1))
     unlevered = replace(prod, stream_mode="ON_DEMAND", processor_tracing="Active", endpoint_azs=prod.azs,
-                        basic_ingest=False)  # fmt: skip
-    t, per_m = summary(model(unlevered, fleet, table, measured, Levers()), fleet, table)
-    plain = {"usd_per_month": round(t, 2), "usd_per_million_readings": round(per_m, 4)}
-    block = markdown(prod, fleet, table, lines, envs, levers, plain)
+                        basic_ingest=False, api_sampling=None, window_s=1.0)  # fmt: skip
+    windows = [{"window_s": w} | usd(*cost(prod, Levers(window_s=w))) for w in (1.0, 2.0, 5.0, 10.0, 20.0, 60.0)]
+    out: dict[str, Any] = {
+        "devices": fleet.devices, "interval_s": fleet.interval_s, "region": prod.region,
+        "readings_per_message": packing, "publishes": fleet.publishes,
+        **usd(base, base_per_m),
+        "target_usd_per_million_readings": TARGET_USD_PER_MILLION,
+        "target_met": base_per_m <= TARGET_USD_PER_MILLION,
+        "at_one_reading_a_message": usd(one_t, one_m),
+        "target_met_at_one_reading_a_message": one_m <= TARGET_USD_PER_MILLION,
+        "prod_with_variable_defaults": usd(*cost(unlevered, Levers(readings_per_message=1))),
+        "environments": envs, "levers": dict(rows), "weaker_guarantees": dict(weaker), "batching_windows": windows,
+        "prod_items": {f"{x.group}: {x.item}": round(x.usd, 2) for x in lines},
+    }  # fmt: skip
+    block = markdown(prod, fleet, table, lines, out)
     print()
     print(block)
     if args.write_readme:
         write_readme(block)
         print("\ndocs/cost.md: cost block rewritten")
-    total, per_m = summary(lines, fleet, table)
-    print(json.dumps({"devices": fleet.devices, "interval_s": fleet.interval_s, "region": prod.region,
-                      "usd_per_month": round(total, 2), "usd_per_million_readings": round(per_m, 4),
-                      "prod_with_variable_defaults": plain, "environments": envs, "levers": levers,
-                      "prod_items": {f"{x.group}: {x.item}": round(x.usd, 2) for x in lines}}))  # fmt: skip
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +41,8 @@ from iotpm.adapters.dynamodb import (
     anomaly_item,
     table_specs,
 )
+from iotpm.adapters.dynamodb import item_size as item_bytes
+from iotpm.adapters.dynamodb import write_units as units
 from iotpm.adapters.s3 import encode_snapshot
 from iotpm.service import Processor, RawRecord
 from iotpm.service.memory import MemoryAlerts, MemoryArchive, MemorySnapshots
@@ -68,38 +68,7 @@ GB_MONTH_USD = 0.25
 Item = dict[str, Any]
 
 
-# -- DynamoDB's item size -----------------------------------------------------------
-
-
-def number_bytes(text: str) -> int:
-    """1 byte per two significant digits, plus 1."""
-    digits = Decimal(text).normalize().as_tuple().digits
-    return (len(digits) + 1) // 2 + 1
-
-
-def value_bytes(value: Mapping[str, Any]) -> int:
-    ((kind, v),) = value.items()
-    if kind == "S":
-        return len(v.encode())
-    if kind == "N":
-        return number_bytes(v)
-    if kind == "B":
-        return len(v)
-    if kind in ("BOOL", "NULL"):
-        return 1
-    if kind == "M":
-        return 3 + sum(len(k.encode()) + value_bytes(x) + 1 for k, x in v.items())
-    if kind == "L":
-        return 3 + sum(value_bytes(x) + 1 for x in v)
-    raise ValueError(kind)
-
-
-def item_bytes(item: Mapping[str, Any]) -> int:
-    return sum(len(name.encode()) + value_bytes(v) for name, v in item.items())
-
-
-def units(size: int) -> int:
-    return max(1, math.ceil(size / 1024))
+# -- DynamoDB's item size (iotpm.adapters.dynamodb.item_size) and its indexes ----------
 
 
 def _indexes() -> dict[str, list[tuple[tuple[str, ...], bool]]]:
@@ -338,8 +307,10 @@ def prod_window_s() -> float:
     raise SystemExit(f"batching_window_s not found in {PROD_TFVARS}")
 
 
-def fleet_batches(devices: int, interval_s: float, window_s: float, minutes: float) -> list[list[RawRecord]]:
-    """Each device reads every ``interval_s`` (phases spread); a batch is a window's records."""
+def fleet_batches(devices: int, interval_s: float, window_s: float, minutes: float,
+                  shards: int = 4) -> list[list[RawRecord]]:  # fmt: skip
+    """Each device reads every ``interval_s`` (phases spread) on one of ``shards`` shards; a batch is a window's
+    records (the processor writes a log entry and a snapshot per shard of a batch)."""
     rng = np.random.default_rng(7)
     interval, window = int(interval_s * 1000), int(window_s * 1000)
     phase = (np.arange(devices) * interval) // devices
@@ -367,7 +338,7 @@ def fleet_batches(devices: int, interval_s: float, window_s: float, minutes: flo
             "metrics": metrics,
         }
         # Kinesis sequence numbers are 56 digits (they sit in device records and log keys)
-        record = RawRecord(f"4962{i:052d}", device, json.dumps(body).encode(), ts + 300, f"shard-{d % 4}")
+        record = RawRecord(f"4962{i:052d}", device, json.dumps(body).encode(), ts + 300, f"shard-{d % shards}")
         batches.setdefault((ts - T0) // window, []).append(record)
     return [batches[k] for k in sorted(batches)]
 
@@ -399,7 +370,7 @@ class Run:
 
 
 def run(devices: int, interval_s: float, window_s: float, minutes: float, warmup: float,
-        compact_s: int | None = None) -> Run:  # fmt: skip
+        compact_s: int | None = None, shards: int = 4) -> Run:  # fmt: skip
     """The fleet through the processor: write-through (both layouts metered), or write-behind."""
     new, old = Meter(on=False), Meter(on=False)
     client = RecordingClient(new)
@@ -419,7 +390,7 @@ def run(devices: int, interval_s: float, window_s: float, minutes: float, warmup
     )
     readings = 0
     t0 = time.perf_counter()
-    for records in fleet_batches(devices, interval_s, window_s, minutes + warmup):
+    for records in fleet_batches(devices, interval_s, window_s, minutes + warmup, shards):
         counting = records[0].arrival_ms - T0 >= warmup * 60_000
         new.on = old.on = snaps.on = counting
         out = proc(records, now_ms=records[-1].arrival_ms)
@@ -527,18 +498,20 @@ def main() -> None:
     parser.add_argument("--windows", default="", help="batching windows in seconds (default: prod's), comma-separated")
     parser.add_argument("--minutes", type=float, default=10.0, help="measured minutes of fleet time")
     parser.add_argument("--warmup", type=float, default=9.0, help="minutes run first and left out (100 readings)")
+    parser.add_argument("--shards", type=int, default=4, help="Kinesis shards the fleet is spread over")
     args = parser.parse_args()
     windows = [float(w) for w in args.windows.split(",") if w] or [prod_window_s()]
     print(
         f"{args.devices} devices, one reading every {args.interval:g} s, windows {windows} s "
-        f"(prod: {prod_window_s():g} s), {args.minutes:g} min measured after {args.warmup:g} min; "
+        f"(prod: {prod_window_s():g} s), {args.shards} shard(s), {args.minutes:g} min measured after "
+        f"{args.warmup:g} min; "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     )
-    results = [report(run(args.devices, args.interval, w, args.minutes, args.warmup), args.devices, args.interval)
-               for w in windows]  # fmt: skip
+    results = [report(run(args.devices, args.interval, w, args.minutes, args.warmup, shards=args.shards),
+                      args.devices, args.interval) for w in windows]  # fmt: skip
     compact = prod_compact_s()
-    behind = report_behind(run(args.devices, args.interval, windows[0], args.minutes, args.warmup, compact),
-                           args.devices, args.interval, compact)  # fmt: skip
+    behind = report_behind(run(args.devices, args.interval, windows[0], args.minutes, args.warmup, compact,
+                               args.shards), args.devices, args.interval, compact)  # fmt: skip
     first = results[0]
     through = {k: first[k] for k in ("wru_per_1000_readings", "new_by_table", "new_usd_per_month")}
     print(json.dumps({"devices": args.devices, "interval_s": args.interval, "window_s": first["window_s"],

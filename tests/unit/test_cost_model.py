@@ -47,13 +47,17 @@ def test_the_environments_are_read_from_their_tfvars(cost: ModuleType) -> None:
     text = (ROOT / "terraform" / "environments" / "prod" / "terraform.tfvars").read_text()
     assert prod.azs == text.split("availability_zones")[1].split("\n")[0].count('"') // 2
     values = cost.hcl_values(text)
-    assert prod.stream_mode == values["stream_mode"].strip('"') and (prod.retention_h, prod.window_s) == (168, 2.0)
+    assert prod.stream_mode == values["stream_mode"].strip('"') and prod.retention_h == 168
+    assert prod.window_s == float(values["batching_window_s"])
+    sampling = values.get("api_xray_sampling_rate")
+    assert prod.api_sampling == (None if sampling is None else float(sampling))
     assert prod.processor_tracing == values.get("processor_tracing", '"Active"').strip('"')
     assert prod.endpoint_azs == int(values.get("endpoint_az_count", str(prod.azs)))
     dev = cost.Environment.load("dev")
     assert (dev.stream_mode, dev.shard_count) == ("PROVISIONED", 1)
-    # what a tfvars leaves out is the pipeline module's default: tracing Active, endpoints in every AZ
-    assert (dev.processor_tracing, dev.endpoint_azs) == ("Active", dev.azs)
+    # what a tfvars leaves out is the pipeline module's default: tracing Active, endpoints in every AZ,
+    # X-Ray's default rule on the API
+    assert (dev.processor_tracing, dev.endpoint_azs, dev.api_sampling) == ("Active", dev.azs, None)
 
 
 def test_the_tfvars_levers_reach_the_model(cost: ModuleType, prices: dict[str, Any]) -> None:
@@ -79,7 +83,7 @@ def test_the_tfvars_levers_reach_the_model(cost: ModuleType, prices: dict[str, A
 def test_kinesis_on_demand_bills_each_record_as_a_kilobyte_and_starts_at_four_shards(
     cost: ModuleType, prices: dict[str, Any]
 ) -> None:
-    prod, fleet = replace(cost.Environment.load("prod"), stream_mode="ON_DEMAND"), cost.Fleet(500, 5.0)
+    prod, fleet = replace(cost.Environment.load("prod"), stream_mode="ON_DEMAND"), cost.Fleet(500, 5.0, 1)
     lines = {f"{x.group}: {x.item}": x for x in cost.model(prod, fleet, prices, cost.Measured(), cost.Levers())}
     month = fleet.readings_per_s * 730 * 3600
     assert cost.message_bytes(fleet) < 1024  # a reading is ~240 bytes, billed as 1 KB
@@ -124,7 +128,8 @@ def test_basic_ingest_is_read_from_the_iot_modules_device_policy(cost: ModuleTyp
 def test_a_gateway_packing_readings_divides_what_is_billed_per_message(
     cost: ModuleType, prices: dict[str, Any]
 ) -> None:
-    prod, fleet, m = replace(cost.Environment.load("prod"), basic_ingest=False), cost.Fleet(), cost.Measured()
+    prod, m = replace(cost.Environment.load("prod"), basic_ingest=False), cost.Measured()
+    fleet = cost.Fleet(readings_per_message=1)
     one = items(cost.model(prod, fleet, prices, m, cost.Levers()))
     ten = items(cost.model(prod, fleet, prices, m, cost.Levers(readings_per_message=10)))
     for item in ("IoT Core: rule + Kinesis action", "IoT Core: messaging", "IoT Core: connectivity",
@@ -144,3 +149,72 @@ def test_the_docs_block_is_what_the_script_prints(cost: ModuleType) -> None:
     lines = cost.model(cost.Environment.load("prod"), cost.Fleet(), table, cost.Measured(), cost.Levers())
     per_m = cost.summary(lines, cost.Fleet(), table)[1]
     assert f"**${per_m:.2f} per million readings**" in block, "run python benchmarks/cost.py --write-docs"
+
+
+def test_the_api_sampling_rule_sets_the_apis_traces(cost: ModuleType, prices: dict[str, Any]) -> None:
+    prod, fleet, m = cost.Environment.load("prod"), cost.Fleet(), cost.Measured()
+    default = replace(prod, api_sampling=None, processor_tracing="PassThrough")
+    traced = {
+        rate: next(x for x in cost.model(replace(default, api_sampling=rate), fleet, prices, m, cost.Levers())
+                   if x.group == "X-Ray")
+        for rate in (0.05, 0.5)
+    }  # fmt: skip
+    by_default = next(x for x in cost.model(default, fleet, prices, m, cost.Levers()) if x.group == "X-Ray")
+    per_trace = prices["regions"]["eu-west-1"]["xray_traces_recorded_per_million"]["usd"] / 1e6
+    # a fixed rate and no reservoir: that fraction of the API's requests (+30 report traces)
+    assert traced[0.05].usd == pytest.approx((m.api_requests_per_month * 0.05 + 30) * per_trace)
+    assert traced[0.5].usd == pytest.approx((m.api_requests_per_month * 0.5 + 30) * per_trace)
+    # X-Ray's default rule traces the first request each second: nearly all of a quiet API's
+    assert by_default.usd > 0.9 * m.api_requests_per_month * per_trace and "default rule" in by_default.basis
+
+
+def test_a_longer_batching_window_divides_every_per_batch_cost(cost: ModuleType, prices: dict[str, Any]) -> None:
+    prod, fleet, m = cost.Environment.load("prod"), cost.Fleet(), cost.Measured()
+    two, ten = (items(cost.model(replace(prod, window_s=w), fleet, prices, m, cost.Levers())) for w in (2.0, 10.0))
+    for item in ("S3 requests: raw archive PUTs", "S3 requests: snapshot PUTs + GETs", "Lambda: processor requests"):
+        assert ten[item] == pytest.approx(two[item] / 5), item
+    # the batch log's item grows with the batch, but fewer of them cost fewer units: whole kilobytes
+    assert ten["DynamoDB: writes"] < two["DynamoDB: writes"]
+    assert ten["Kinesis: shard-hours"] == two["Kinesis: shard-hours"]
+
+
+def test_the_batch_log_is_sized_with_the_adapters_encoder(cost: ModuleType) -> None:
+    small, large = cost.log_write(100, 1), cost.log_write(500, 2)
+    for units, size, count in (small, large):
+        assert count >= 1 and size / 1024 <= units <= size / 1024 + count  # a started kilobyte per item
+    assert large[1] > 3 * small[1]  # ten times the readings: more bytes, not ten times (columns, deflate)
+    assert large[1] < 10 * small[1]
+
+
+def run_script(*args: str) -> dict[str, Any]:
+    import subprocess
+
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cost.py"), *args], check=True,
+                          capture_output=True, text=True)  # fmt: skip
+    out: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert done.stdout.startswith(f"fleet: 500 devices at one reading every 5 s, publishing {out['publishes']}")
+    return out
+
+
+def test_the_headline_says_how_the_fleet_publishes_and_whether_only_packing_meets_the_target() -> None:
+    stated, one = run_script(), run_script("--readings-per-message", "1")
+    assert one["readings_per_message"] == 1 and one["publishes"].startswith("one reading a message")
+    assert stated["at_one_reading_a_message"] == {k: one[k] for k in ("usd_per_month", "usd_per_million_readings")}
+    for out in (stated, one):
+        assert out["target_met"] == (out["usd_per_million_readings"] <= out["target_usd_per_million_readings"])
+    if stated["readings_per_message"] > 1:
+        assert stated["usd_per_million_readings"] < one["usd_per_million_readings"]
+        assert stated["target_met_at_one_reading_a_message"] == one["target_met"]
+
+
+def test_levers_that_weaken_a_guarantee_stay_out_of_the_headline(cost: ModuleType, prices: dict[str, Any]) -> None:
+    out = run_script()
+    prod, fleet = cost.Environment.load("prod"), cost.Fleet()
+    headline = cost.summary(cost.model(prod, fleet, prices, cost.Measured(), cost.Levers()), fleet, prices)[0]
+    assert out["usd_per_month"] == pytest.approx(headline, abs=0.01)
+    weaker = out["weaker_guarantees"]
+    assert {"Kinesis retention 24 h (168 h now)", "interface endpoints in 1 AZ"} <= set(weaker)
+    for name, row in weaker.items():
+        assert row["saves_usd_per_month"] > 0 and row["usd_per_month"] < out["usd_per_month"], name
+        assert row["trades"], name
+    assert all(row["trades"] for row in out["levers"].values())

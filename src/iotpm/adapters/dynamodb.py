@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -113,6 +114,40 @@ def table_specs(names: TableNames) -> list[dict[str, Any]]:
 
 
 # -- marshalling ---------------------------------------------------------------------
+
+
+def _number_size(text: str) -> int:
+    """A DynamoDB number's size: 1 byte per two significant digits, plus 1."""
+    digits = Decimal(text).normalize().as_tuple().digits
+    return (len(digits) + 1) // 2 + 1
+
+
+def _value_size(value: Mapping[str, Any]) -> int:
+    ((kind, v),) = value.items()
+    if kind == "S":
+        return len(v.encode())
+    if kind == "N":
+        return _number_size(v)
+    if kind == "B":
+        return len(v)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + _value_size(x) + 1 for k, x in v.items())
+    if kind == "L":
+        return 3 + sum(_value_size(x) + 1 for x in v)
+    raise ValueError(f"no size rule for a DynamoDB {kind} value")
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    """An item's size as DynamoDB bills it: attribute names and values (strings in UTF-8, binary as is,
+    numbers by their significant digits); an item of up to 1,024 bytes is one write unit."""
+    return sum(len(name.encode()) + _value_size(v) for name, v in item.items())
+
+
+def write_units(size: int) -> int:
+    """On-demand write units of one put of an item of ``size`` bytes (a started kilobyte each)."""
+    return max(1, -(-size // 1024))
 
 
 def _n(value: float | int) -> dict[str, str]:
