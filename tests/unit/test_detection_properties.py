@@ -24,8 +24,8 @@ from iotpm.detection import (
     OperatingConfig,
 )
 from iotpm.detection._layout import CH, MATRIX_FIELDS
-from iotpm.detection.detector import _PAD_SLACK, Backend, _bands
-from iotpm.detection.reference import ReferenceDetector
+from iotpm.detection.detector import _PAD_SLACK, Backend, DetectionResult, _bands
+from iotpm.detection.reference import ReferenceDetector, ReferenceOutput
 from iotpm.detection.state import (
     _FIXED,
     _V3_CHANNEL_FIELDS,
@@ -34,6 +34,8 @@ from iotpm.detection.state import (
     _V3_MATRIX,
     _V5_CHANNEL_FIELDS,
     _V5_DEVICE_FIELDS,
+    _V6_CHANNEL_FIELDS,
+    _V6_DEVICE_FIELDS,
     Layout,
     layout_for,
 )
@@ -104,11 +106,12 @@ def test_state_is_compact_and_versioned(rng: np.random.Generator) -> None:
     det = DeviceDetector(channels=CHANNELS)
     det.fit(timestamps(200), healthy(rng, 200))
     data = det.state.to_dict()
-    assert data["v"] == STATE_VERSION == 6
+    assert data["v"] == STATE_VERSION == 7
     assert len(str(data)) < 2048  # lives in one DynamoDB item beside the latest reading
     v3 = Layout(3, _V3_CHANNEL_FIELDS, _V3_DEVICE_FIELDS, _V3_FIXED, _V3_MATRIX).size
     # the operating point, the alarm's lifecycle, the run-down's level, the per-device
-    # rates of the time constants and the load proxy as it is cost at most 60 % more
+    # rates of the time constants, the load proxy as it is and the drift's memory cost at
+    # most 60 % more
     assert layout_for(3).size <= 1.6 * v3
     with pytest.raises(ValueError, match="version"):
         DeviceState.from_dict({**data, "v": 99})
@@ -397,20 +400,92 @@ def test_a_machine_whose_readings_slow_down_learns_a_new_level_like_one_read_slo
     assert got.in_alarm.tolist() == want.alarm
 
 
-@BACKENDS
-def test_a_level_that_keeps_moving_keeps_raising(backend: Backend) -> None:
-    """A unit-less metric climbing steadily (60 scales over 2,500 readings) is not learned
-    away: while it climbs, the baseline follows by at most 3 scales at each CUSUM signal, so
-    the metric raises again every few hundred readings until the end."""
+def climb(backend: Backend, scales: float, cuts: tuple[int, ...] = ()) -> tuple[DetectionResult, ReferenceOutput]:
+    """A unit-less metric read every 10 minutes, climbing ``scales`` over 2,500 readings from
+    reading 500; the detector's result over readings 300 on (in chunks cut at ``cuts``), and
+    the per-reading reference's."""
     rng = np.random.default_rng(5)
-    n = 3000
+    n, channels = 3000, ("sensor_a", "sensor_b")
     x = rng.normal(0.0, 1.0, (n, 2))
-    x[500:, 0] += np.linspace(0.0, 60.0, n - 500)
-    det = DeviceDetector(channels=("sensor_a", "sensor_b"), backend=backend)
-    det.fit(every_10_minutes(300), x[:300])
-    got = det.update(every_10_minutes(n - 300, start=10**13), x[300:])
+    x[500:, 0] += np.linspace(0.0, scales, n - 500)
+    ts = every_10_minutes(n)
+    det = DeviceDetector(channels=channels, backend=backend)
+    det.fit(ts[:300], x[:300])
+    low, high = det._fleet._device_limits(DeviceInput("device", channels, ts[:0], x[:0]))
+    ref = ReferenceDetector(
+        DetectorConfig(), channels, det.state.vector.tolist(), low.tolist(), high.tolist(), [False] * 2
+    )
+    want = ref.run(ts[300:].tolist(), x[300:].tolist())
+    parts = []
+    for a, b in itertools.pairwise([300, *cuts, n]):
+        parts.append(det.update(ts[a:b], x[a:b]))
+    got = parts[0]
+    if len(parts) > 1:
+        got = replace(
+            got,
+            score=np.concatenate([p.score for p in parts]),
+            in_alarm=np.concatenate([p.in_alarm for p in parts]),
+            expected=np.concatenate([p.expected for p in parts]),
+            events=[
+                replace(e, index=e.index + a - 300) for p, a in zip(parts, [300, *cuts], strict=True) for e in p.events
+            ],
+        )
+    return got, want
+
+
+@BACKENDS
+def test_a_level_that_keeps_moving_stays_in_alarm_and_escalates(backend: Backend) -> None:
+    """A unit-less metric climbing steadily (60 scales over 2,500 readings) is not learned
+    away: once a settled shift has been learned, a second signal the same way (the metric not
+    back) is a level still moving, not a new normal. Its alarm stays open to the end and
+    escalates (the multivariate doubles); the baseline is not moved. Before, each CUSUM signal
+    moved the baseline and the metric raised again every few hundred readings (13 raises)."""
+    got, want = climb(backend, 60.0)
+    kinds = [(e.kind, e.index) for e in got.events]
+    last_raise = max(i for k, i in kinds if k == "raise")
+    assert last_raise < 600 and all(k != "clear" for k, i in kinds if i > last_raise)
+    assert any(k == "escalate" for k, _ in kinds) and got.alarm_open
+    assert got.expected[-1, 0] < 30.0  # not chased: the climb ends 60 scales up
+    np.testing.assert_allclose(got.score, want.score, rtol=1e-9, atol=1e-12)
+    assert got.in_alarm.tolist() == want.alarm
+
+
+@BACKENDS
+def test_a_slow_climb_is_one_alarm_not_a_warning_at_each_signal(backend: Backend) -> None:
+    """20 scales over 17 days at one reading per 10 minutes: the fast and slow levels cannot
+    tell such a climb from a settled level, so the first signal learns it in full; the second,
+    the same way, is kept: one alarm open to the end instead of a new warning at each signal
+    (five, each clearing within two readings, the baseline chasing the climb to 16.5). Fed in
+    chunks, the same bits as in one call; the reference agrees."""
+    got, want = climb(backend, 20.0)
     raised = [e.index for e in got.events if e.kind == "raise"]
-    assert raised[0] < 400 and np.diff(raised).max() < 600 and raised[-1] > 2_400
+    assert len(raised) == 2 and got.alarm_open and got.in_alarm[raised[-1] :].all()
+    assert got.expected[-1, 0] < 10.0
+    np.testing.assert_allclose(got.score, want.score, rtol=1e-9, atol=1e-12)
+    assert got.in_alarm.tolist() == want.alarm
+    chunked, _ = climb(backend, 20.0, cuts=(555, 700, 917, 1500, 2222))
+    assert np.array_equal(chunked.score, got.score) and np.array_equal(chunked.expected, got.expected)
+    assert [(e.kind, e.index) for e in chunked.events] == [(e.kind, e.index) for e in got.events]
+
+
+def test_a_version_6_state_loads_with_no_shift_remembered(rng: np.random.Generator) -> None:
+    """A v6 state (before the drift's memory) loads: what it learned is kept, no shift is
+    remembered, and it resumes."""
+    ts, x = timestamps(400), healthy(rng, 400)
+    det = DeviceDetector(channels=UNITLESS)
+    det.fit(ts[:200], x[:200])
+    now, old = layout_for(3), Layout(3, _V6_CHANNEL_FIELDS, _V6_DEVICE_FIELDS, _FIXED, MATRIX_FIELDS)
+    v6 = np.zeros(old.size)
+    for name, sl in old.offsets.items():
+        v6[sl] = det.state.vector[now.offsets[name]]
+    data = {**det.state.to_dict(), "v": 6, "state": base64.b64encode(v6.astype("<f8").tobytes()).decode()}
+    loaded = DeviceState.from_dict(data)
+    for name in old.offsets:
+        assert np.array_equal(loaded.vector[now.offsets[name]], det.state.vector[now.offsets[name]], equal_nan=True)
+    assert np.isnan(loaded.vector[now.offsets["drift_from"]]).all()
+    resumed = DeviceDetector.from_state(loaded)
+    resumed.update(ts[200:], x[200:])
+    assert resumed.state.to_dict()["v"] == STATE_VERSION
 
 
 @BACKENDS

@@ -83,7 +83,11 @@ DECLARATIONS: Final = (
     Declaration(
         "drift",
         "channel",
-        (_channel("cp", "CUSUM, upward"), _channel("cn", "CUSUM, downward")),
+        (
+            _channel("cp", "CUSUM, upward"),
+            _channel("cn", "CUSUM, downward"),
+            _channel("drift_from", "the level a settled shift was last learned from (NaN: none, or it returned)"),
+        ),
         ("cusum_k", "cusum_h", "cusum_clip", "drift_relearn_ms"),
     ),
     Declaration(

@@ -60,6 +60,7 @@ def new_vector(layout: Layout) -> FloatArray:
     v[layout.offsets["dscale"]] = 1.0
     v[layout.offsets["flat_thr"]] = np.inf
     v[layout.offsets["last_x"]] = np.nan
+    v[layout.offsets["drift_from"]] = np.nan
     v[layout.offsets["dt_exp"]] = _DEFAULT_INTERVAL_MS
     v[layout.offsets["interval"]] = _DEFAULT_INTERVAL_MS
     v[layout.offsets["floor"]] = np.inf
@@ -109,6 +110,7 @@ def fit_statistics(
     vector[o["dscale"]] = np.fmax(typical, s_min)
     vector[o["cp"]] = 0.0
     vector[o["cn"]] = 0.0
+    vector[o["drift_from"]] = np.nan
     # the operating-point baseline starts at the warm-up's level; the load proxy's variance
     # at its noise (the regression on it learns as the load changes)
     for name in ("op_m", "op_f", "op_b"):

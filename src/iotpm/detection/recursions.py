@@ -58,10 +58,18 @@ class Baseline(NamedTuple):
     typical: FloatArray  # (d, w) the typical step; the expected interval in the last column
     cusum: FloatArray  # (2, d, w) the upper and lower CUSUM sums
     trend: FloatArray  # (2, d, w) the fast and slow levels
+    learned_from: FloatArray  # (d, w) the level a settled shift was last learned from (NaN: none)
 
     def head(self, k: int) -> Baseline:
         """The first ``k`` devices (views)."""
-        return Baseline(self.levels[:, :k], self.s_min[:k], self.typical[:k], self.cusum[:, :k], self.trend[:, :k])
+        return Baseline(
+            self.levels[:, :k],
+            self.s_min[:k],
+            self.typical[:k],
+            self.cusum[:, :k],
+            self.trend[:, :k],
+            self.learned_from[:k],
+        )
 
 
 class Record(NamedTuple):
@@ -114,6 +122,7 @@ class Constants(NamedTuple):
     readings: float  # the fewest readings after a shift began at which the CUSUM can signal
     relearn_ms: float  # how long a shift must have lasted for its signal to move the baseline
     r_adapt: FloatArray  # (d, 1) each device's baseline weight of one reading (adapt_halflife)
+    dropout_factor: float  # a silence of this many expected intervals is a gap
     interval_tau_ms: float  # the expected interval's time constant (interval_halflife_s)
 
     def head(self, k: int) -> Constants:
@@ -141,6 +150,7 @@ class Constants(NamedTuple):
             readings=float(readings),
             relearn_ms=1000.0 * cfg.drift_relearn_s,
             r_adapt=r_adapt[:, None].copy(),
+            dropout_factor=cfg.dropout_factor,
             interval_tau_ms=time_constant_ms(cfg.interval_halflife_s),
         )
 
@@ -201,8 +211,10 @@ def load(packed: FloatArray, lay: Layout) -> Baseline:
     typical[:, c] = lay.scalar(packed, "dt_exp")
     cusum, trend = np.zeros((2, d, w)), np.zeros((2, d, w))
     cusum[0, :, :c], cusum[1, :, :c] = lay.view(packed, "cp"), lay.view(packed, "cn")
+    learned_from = np.full((d, w), np.nan)
+    learned_from[:, :c] = lay.view(packed, "drift_from")
     trend[0, :, :c], trend[1, :, :c] = lay.view(packed, "fast"), lay.view(packed, "slow")
-    return Baseline(levels, s_min, typical, cusum, trend)
+    return Baseline(levels, s_min, typical, cusum, trend, learned_from)
 
 
 def store(packed: FloatArray, lay: Layout, state: Baseline, prepared: Prepared, lengths: IntArray) -> None:
@@ -217,6 +229,7 @@ def store(packed: FloatArray, lay: Layout, state: Baseline, prepared: Prepared, 
         ("dscale", state.typical[:, :c]),
         ("cp", state.cusum[0, :, :c]),
         ("cn", state.cusum[1, :, :c]),
+        ("drift_from", state.learned_from[:, :c]),
         ("fast", state.trend[0, :, :c]),
         ("slow", state.trend[1, :, :c]),
         ("last_x", prepared.final_x),
@@ -262,7 +275,8 @@ def advance(b: Baseline, sc: Scratch, x: Series, rec: Record, const: Constants) 
     np.maximum(z, -const.limits, out=sc.clipped)
     np.minimum(sc.clipped, const.limits, out=sc.clipped)
     zc, r = sc.clipped[0], sc.clipped[1]
-    signalled = _cusum(cusum, zc, typical, rec, const, signed)
+    _forget(b.learned_from, rec, x, typical, const)
+    signalled, kept = _cusum(cusum, zc, typical, rec, const, signed, b.learned_from)
     # baseline: an EWMA of the clipped residual, so an outlier moves it by at most
     # `adapt_clip` scales times the rate, and a new level is absorbed slowly
     u = sc.u
@@ -270,7 +284,7 @@ def advance(b: Baseline, sc: Scratch, x: Series, rec: Record, const: Constants) 
     u *= s
     mu += u
     if signalled.any():
-        _relearn(mu, trend, rec, const, signalled)
+        _relearn(mu, trend, rec, const, signalled & ~kept, b.learned_from)
     np.multiply(r, r, out=u)
     u -= 1.0
     u *= adapt
@@ -319,12 +333,19 @@ def _cusum(
     rec: Record,
     const: Constants,
     signed: FloatArray,
-) -> Mask:
+    learned_from: FloatArray,
+) -> tuple[Mask, Mask]:
     """Two-sided CUSUM step, reset once it has signalled, so a drift alarms once, not for as
     long as the baseline takes to absorb the new level. A signal means the shift has lasted
     drift_relearn_s where the CUSUM cannot signal sooner: `readings` at the device's expected
     interval before this reading (it follows the interval the device reads at now, not the
-    warm-up's)."""
+    warm-up's).
+
+    A second signal the way the last settled shift went (``learned_from`` below the baseline for
+    an upward one), the metric not back: the level still moves, it is no new normal. It is not
+    learned (``kept``, returned with the signal) and its sum is held at the decision interval
+    rather than reset: the alarm stays open, and escalates as the spike and multivariate
+    detectors see the level grow (a slow climb was learned step by step, a warning each)."""
     np.multiply(zc, const.sign, out=signed)
     cusum += signed
     cusum -= const.k_ref
@@ -332,23 +353,45 @@ def _cusum(
     np.maximum(cusum[0], cusum[1], out=rec.cusum)
     lasted = typical[:, -1:] * const.readings >= const.relearn_ms
     signalled: Mask = (rec.cusum > const.h_ref) & const.relearn & lasted
-    cusum *= cusum <= const.h_ref
-    return signalled
+    over = cusum > const.h_ref  # (2, d, w)
+    up = rec.before[0] > learned_from
+    kept: Mask = signalled & ~np.isnan(learned_from) & np.where(up, over[0], over[1])
+    cusum *= ~over
+    if kept.any():
+        np.copyto(cusum, const.h_ref, where=over & kept)
+    return signalled, kept
 
 
-def _relearn(mu: FloatArray, trend: FloatArray, rec: Record, const: Constants, signalled: Mask) -> None:
+def _forget(learned_from: FloatArray, rec: Record, x: Series, typical: FloatArray, const: Constants) -> None:
+    """The level a settled shift was learned from is forgotten once the metric (its fast level)
+    is back nearer it than the baseline, or after a silence the dropout detector calls a gap
+    (the machine was stopped: it may come back at a level of its own): a later shift that way
+    is a new one."""
+    mu = rec.before[0]
+    toward = np.where(mu > learned_from, 1.0, -1.0)
+    back = (toward * (rec.fast - learned_from)) * 2.0 <= np.abs(mu - learned_from)
+    c = typical.shape[1] - 1
+    back |= x.step[:, c:] > const.dropout_factor * typical[:, c:]
+    np.copyto(learned_from, np.nan, where=back)
+
+
+def _relearn(
+    mu: FloatArray, trend: FloatArray, rec: Record, const: Constants, signalled: Mask, learned_from: FloatArray
+) -> None:
     """A shift the CUSUM has signalled has lasted: the level it stands at (the fast level)
     is the new normal, so the drift raises once per shift, not at each refill of the sum.
     In full once the level has stopped moving (the fast and slow levels agree within the
     adaptation's clip); while it still moves, by at most that clip in scales, as the
     baseline adapts: a moving level is the spike's and the multivariate detectors' to
-    judge, and fills the sum again and signals again."""
+    judge, and fills the sum again and signals again. A level learned in full is remembered
+    as the one it was learned from (``learned_from``): a second shift the same way is kept."""
     room = const.limits[1] * rec.before[1]
     shift = rec.fast - rec.before[0]
     moving = np.abs(rec.fast - trend[1]) >= room
     np.copyto(shift, np.minimum(np.maximum(shift, -room), room), where=moving)
     shift += rec.before[0]
     np.copyto(mu, shift, where=signalled)
+    np.copyto(learned_from, rec.before[0], where=signalled & ~moving)
 
 
 def _last_before(xs: FloatArray, present: Mask, initial: FloatArray) -> tuple[FloatArray, FloatArray]:

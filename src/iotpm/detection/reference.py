@@ -56,6 +56,8 @@ class ReferenceDetector:
         self.setpoint = [q in config.operating_point.setpoint_quantities for q in quantities]
         self.rates: dict[str, float] = {}
         self.signalled = False  # the last CUSUM step signalled a shift
+        self.kept = False  # ... the way the last settled shift went: not learned
+        self.t = 0.0  # the reading's time
 
     def run(self, ts: list[int], rows: list[list[float]]) -> ReferenceOutput:
         """Score readings in order; the state advances as it goes."""
@@ -68,6 +70,7 @@ class ReferenceDetector:
 
     def _score(self, t: float, row: list[float]) -> float:
         cfg, f = self.cfg, self.f
+        self.t = t
         best, zs = 0.0, []
         loads = self._load(t, row)
         for j, x in enumerate(row):
@@ -166,6 +169,12 @@ class ReferenceDetector:
 
     def _cusum(self, j: int, z: float) -> float:
         cfg, f = self.cfg, self.f
+        # the level a settled shift was learned from, forgotten once the metric is back nearer it
+        start, mu = f["drift_from"][j], f["mu"][j]
+        toward = 1.0 if mu > start else -1.0
+        silent = self.t - f["last_t"][0] > cfg.dropout_factor * f["dt_exp"][0]  # a gap: the machine stopped
+        if not math.isnan(start) and (silent or toward * (f["fast"][j] - start) * 2.0 <= abs(mu - start)):
+            f["drift_from"][j] = start = math.nan
         zc = min(max(z, -cfg.cusum_clip), cfg.cusum_clip)
         f["cp"][j] = max(f["cp"][j] + zc - cfg.cusum_k, 0.0)
         f["cn"][j] = max(f["cn"][j] - zc - cfg.cusum_k, 0.0)
@@ -175,9 +184,12 @@ class ReferenceDetector:
         # the device's expected interval before this reading (_gap advances it after the channels)
         lasted = f["dt_exp"][0] * readings >= 1000.0 * cfg.drift_relearn_s
         self.signalled = not self.process[j] and lasted and max(f["cp"][j], f["cn"][j]) > cfg.cusum_h
+        # a second signal the way the last settled shift went: not learned, its sum held
+        way = "cp" if toward > 0 else "cn"
+        self.kept = self.signalled and not math.isnan(start) and f[way][j] > cfg.cusum_h
         for key in ("cp", "cn"):
             if f[key][j] > cfg.cusum_h:
-                f[key][j] = 0.0
+                f[key][j] = cfg.cusum_h if self.kept else 0.0
         return score
 
     def _adapt(self, j: int, x: float, z: float, held: bool) -> float:
@@ -187,11 +199,13 @@ class ReferenceDetector:
         r = min(max(r, -cfg.adapt_clip), cfg.adapt_clip)
         mu_b, s_b = f["mu"][j], f["s"][j]
         f["mu"][j] += a * r * f["s"][j]
-        if self.signalled:  # a shift the CUSUM signalled: the level it stands at is the new normal
+        if self.signalled and not self.kept:  # a shift the CUSUM signalled: the level it stands at is the new normal
             room = min(cfg.adapt_clip, cfg.cusum_clip) * s_b
             shift = f["fast"][j] - mu_b
             if abs(f["fast"][j] - f["slow"][j]) >= room:  # still moving: by at most the clip
                 shift = min(max(shift, -room), room)
+            else:  # settled: remembered as the level it was learned from
+                f["drift_from"][j] = mu_b
             f["mu"][j] = mu_b + shift
         f["s"][j] = max(f["s"][j] * math.sqrt(1.0 + a * (r * r - 1.0)), f["s_min"][j])
         score = 0.0

@@ -20,7 +20,7 @@ import numpy.typing as npt
 from iotpm.detection._layout import CHANNEL_FIELDS, DEVICE_FIELDS, HISTORY_FIELDS, MATRIX_FIELDS, T2_HISTORY
 from iotpm.models.metrics import parse_metric
 
-STATE_VERSION: Final = 6
+STATE_VERSION: Final = 7
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -50,6 +50,17 @@ _V5_DEVICE_FIELDS: Final = (
     "n", "last_t", "interval", "r_adapt", "r_tail", "load", "load_m", "load_v", "ran", "dt_exp", "t2_on", "r_mewma",
     "r_ewma_limit", "alarm", "above", "below", "cool", "health", "alarm_since", "below_since", "severity", "esc_ref",
     "last_score", "running", "started", "coast", "coast_t", "coast_dev", "coast_run", "coast_from", "coast_at",
+)  # fmt: skip
+#: the layout of version 6 (before the drift's memory of the shift it learned), whose states still load
+_V6_CHANNEL_FIELDS: Final = (
+    "mu", "s", "s_min", "last_x", "zmax", "cp", "cn", "dscale", "dmax", "run", "flat_thr", "op_m", "op_c", "op_f",
+    "op_b", "op_l", "smooth", "mew", "fast", "slow", "caused", "floor",
+)  # fmt: skip
+_V6_DEVICE_FIELDS: Final = (
+    "n", "last_t", "interval", "r_adapt", "r_tail", "load", "load_m", "load_v", "ran", "now", "now_m", "now_v",
+    "dt_exp", "t2_on", "r_mewma", "r_ewma_limit", "alarm", "above", "below", "cool", "health", "alarm_since",
+    "below_since", "severity", "esc_ref", "last_score", "running", "started", "coast", "coast_t", "coast_dev",
+    "coast_run", "coast_from", "coast_at",
 )  # fmt: skip
 #: the fixed-width fields' widths (each history field holds T2_HISTORY values)
 _FIXED: Final = tuple((field, T2_HISTORY) for field in HISTORY_FIELDS)
@@ -143,7 +154,7 @@ class DeviceState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DeviceState:
         """Inverse of :meth:`to_dict`; rejects versions it does not know."""
-        if data.get("v") not in (3, 4, 5, STATE_VERSION):
+        if data.get("v") not in (3, 4, 5, 6, STATE_VERSION):
             raise ValueError(f"detector state version {data.get('v')!r} is not {STATE_VERSION}")
         channels = tuple(str(c) for c in data["channels"])
         vector = np.frombuffer(binascii.a2b_base64(data["state"], strict_mode=True), dtype="<f8").astype(np.float64)
@@ -153,6 +164,8 @@ class DeviceState:
             vector = _from_v4(vector, channels)
         elif data["v"] == 5:
             vector = _from_v5(vector, channels)
+        elif data["v"] == 6:
+            vector = _from_v6(vector, channels)
         if vector.size != layout_for(len(channels)).size:
             raise ValueError("detector state does not match its channel list")
         state = cls(channels, vector, ready=bool(data["ready"]))
@@ -161,6 +174,24 @@ class DeviceState:
             warm = np.frombuffer(base64.b64decode(data["warm_x"]), dtype="<f8")
             state.warm_x = warm.astype(np.float64).reshape(len(state.warm_t), len(channels))
         return state
+
+
+def _from_v6(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
+    """A version-6 vector in the current layout: no shift learned yet to remember."""
+    c = len(channels)
+    was, now = Layout(c, _V6_CHANNEL_FIELDS, _V6_DEVICE_FIELDS, _FIXED, MATRIX_FIELDS), layout_for(c)
+    if old.size != was.size:
+        raise ValueError("detector state does not match its channel list")
+    vector = np.zeros(now.size)
+    for name, sl in was.offsets.items():
+        vector[now.offsets[name]] = old[sl]
+    _nothing_learned(vector, now)
+    return vector
+
+
+def _nothing_learned(vector: FloatArray, layout: Layout) -> None:
+    """A state from before the drift remembered the shift it learned: none is remembered."""
+    vector[layout.offsets["drift_from"]] = np.nan
 
 
 def _from_v5(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
@@ -174,6 +205,7 @@ def _from_v5(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
     for name, sl in was.offsets.items():
         vector[now.offsets[name]] = old[sl]
     _instant_load(vector, now, channels)
+    _nothing_learned(vector, now)
     return vector
 
 
@@ -205,6 +237,7 @@ def _from_v4(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
         vector[now.offsets[name]] = old[sl]
     _lifecycle_unknown(vector, now)
     _instant_load(vector, now, channels)
+    _nothing_learned(vector, now)
     return vector
 
 
@@ -239,6 +272,7 @@ def _from_v3(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
     vector[now.offsets["load_v"]] = s[proxy] ** 2 if proxy >= 0 else 1.0
     _lifecycle_unknown(vector, now)
     _instant_load(vector, now, channels)
+    _nothing_learned(vector, now)
     return vector
 
 
