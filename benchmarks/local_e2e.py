@@ -80,6 +80,29 @@ def load() -> float:
     return round(os.getloadavg()[0], 2)
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds of a process (all its threads) so far, from /proc; None when it is gone."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime (fields 14 and 15 of stat)
+
+
+def twin_pids(twin: Twin, emulator_port: int) -> dict[str, int | None]:
+    """Every process a reading passes through, by role (the publisher is this process)."""
+    from iotpm.emulator.control import status
+
+    return {"publisher": os.getpid(), "broker": twin.procs.pid("broker"), "bridge": twin.procs.pid("bridge"),
+            "emulator": status(emulator_port).pid, "pipeline": twin.procs.pid("services"),
+            "api": twin.procs.pid("api")}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rate", type=float, default=1000.0, help="readings per second, whole fleet")
@@ -91,6 +114,12 @@ def main() -> None:
     parser.add_argument("--stall", type=float, default=0.0, help="seconds the pipeline process is stopped (a backlog)")
     parser.add_argument("--stall-at", type=float, default=15.0, help="seconds after the first publish the stall begins")
     args = parser.parse_args()
+
+    def interrupted(*_: Any) -> None:
+        raise KeyboardInterrupt  # the twin is brought down (finally below) however the run is stopped
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)  # also when started in the background, which ignores SIGINT
     calibration = [(calibration_records_per_s(), load())]
     home = Path(tempfile.mkdtemp(prefix="iotpm-bench-"))
     twin = Twin(home)
@@ -150,6 +179,8 @@ def main() -> None:
                     for b in poller.get("recent", []):
                         batches[(b[1], b[0])] = b
 
+        pids = twin_pids(twin, opts.emulator_port)
+        cpu_start = {role: cpu_s(pid) for role, pid in pids.items()}
         t0 = time.time()
         threads = [threading.Thread(target=sampler, daemon=True), threading.Thread(target=counter, daemon=True)]
         for thread in threads:
@@ -177,6 +208,7 @@ def main() -> None:
         published_s = time.time() - t0  # the publisher may fall behind its schedule on a loaded machine
         twin.drain(run.acked, timeout_s=max(600.0, args.duration * 10))
         drained = time.time() - t0
+        cpu_end = {role: cpu_s(pid) for role, pid in pids.items()}
         time.sleep(1.0)  # one more sample of the counters
         stop.set()
         for thread in threads:
@@ -209,6 +241,11 @@ def main() -> None:
     catch_up = None
     if resumed is not None and caught is not None:
         catch_up = (caught["t"] - resumed["t"], (caught["records"] - resumed["records"]) / (caught["t"] - resumed["t"]))
+    # CPU per 1,000 readings in each process from the first publish to drained: a figure the machine's
+    # other load does not distort (it takes wall time, not CPU time), and the rate it allows on 2 cores
+    per_1000 = {r: round((cpu_end[r] - cpu_start[r]) / run.acked * 1000, 4) for r in pids
+                if cpu_start[r] is not None and cpu_end[r] is not None and run.acked}  # fmt: skip
+    cpu_total = sum(per_1000.values())
     (t1, n1), (t2, n2) = (steady[0], steady[-1]) if len(steady) > 1 else ((0.0, 0), (1.0, 0))
     result = {
         "devices": args.devices,
@@ -249,6 +286,11 @@ def main() -> None:
         "get_records_ms_median": round(statistics.median(b[4] / b[3] for b in batches.values() if b[3]) * 1000, 1)
         if batches
         else None,
+        "cpu_s_per_1000_readings": per_1000,
+        "cpu_s_per_1000_readings_total": round(cpu_total, 4),
+        # every core busy with the twin alone; one process cannot use more than one core for its Python
+        "capacity_readings_per_s_2_cores": round(2000 / cpu_total) if cpu_total else None,
+        "capacity_readings_per_s_busiest_process": round(1000 / max(per_1000.values())) if per_1000 else None,
         "calibration_records_per_s": [round(c) for c, _ in calibration],
         "load_average_1m": [w["load"] for w in timeline],
         "latency_samples": len(latencies),
@@ -266,6 +308,9 @@ def main() -> None:
               f"{w['backlog_end']:8d} {w['invocations']:6d} {w['batch_mean']:7.0f}/{w['batch_max']:<6d} "
               f"{w['invoke_ms']:9.0f} {w['failed']:7d} {w['reads']:6d} {w['read_ms']:8.1f} "
               f"{w['load']:5.1f}")  # fmt: skip
+    print("CPU seconds per 1,000 readings: " + ", ".join(f"{r} {v:.3f}" for r, v in per_1000.items())
+          + f"; total {cpu_total:.3f}: {result['capacity_readings_per_s_2_cores']} readings/s on 2 cores "
+          f"(busiest process alone: {result['capacity_readings_per_s_busiest_process']}/s)")  # fmt: skip
     print(
         f"calibration (base64 + JSON, one core): {calibration[0][0]:,.0f} records/s before (load {calibration[0][1]}), "
         f"{calibration[1][0]:,.0f} after (load {calibration[1][1]})"

@@ -68,6 +68,32 @@ def test_enrich_adds_the_publishing_thing_and_keys_by_it() -> None:
     assert enrich("iotpm/pump-7/telemetry", b"not json") == ("pump-7", b"not json")  # the processor quarantines it
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"device_id": "pump-7", "metrics": {"t": 1.5}}',
+        b'{"a":1}\n \t',  # whitespace after the object
+        b"{}",
+        b'{"thing_name": "pump-9", "a": 1}',  # a field the rule overwrites
+        b'{"a": NaN}',  # JSON to Python's json, not to msgspec
+        b'{"a": "\xc3\xa9", "b": [1, {"c": null}]}',
+        b'{"a": 1',
+        b"",
+    ],
+)
+def test_enrich_gives_what_parsing_and_writing_the_whole_object_gives(body: bytes) -> None:
+    key, data = enrich("$aws/rules/r/iotpm/pump-7/telemetry", body)
+    assert key == "pump-7"
+    try:
+        expected = json.loads(body)
+    except ValueError:
+        assert data == body  # not JSON: passed on for the processor to quarantine
+        return
+    expected["thing_name"] = "pump-7"
+    assert json.loads(data) == expected
+    assert list(json.loads(data)) == list(expected)  # the fields in the order the rule writes them
+
+
 class FakeKinesis:
     """One shard holding ``n`` records; iterators are positions."""
 
@@ -417,3 +443,38 @@ def test_an_aws_issued_private_key_is_created_private(tmp_path: Path, monkeypatc
     key = tmp_path / "certs" / "pump-1.key"
     assert key.read_text() == "KEY" and key.stat().st_mode & 0o777 == 0o600
     assert [mode for path, mode in created if "pump-1.key" in path] == [0o600]
+
+
+def test_the_poller_builds_the_same_event_from_raw_records_as_from_botocores_parsed_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The poller's reader leaves data as base64 text and arrivals as numbers (:func:`raw_records_client`):
+    the handler must get the event a default client's bytes and datetimes give, byte for byte."""
+    import boto3
+    from moto import mock_aws
+
+    from iotpm.local.poller import raw_records_client
+
+    for name in [k for k in os.environ if k.startswith("AWS_ENDPOINT_URL")]:
+        monkeypatch.delenv(name)  # in-process moto here, not the integration tests' emulator
+    creds = {"region_name": "eu-west-1", "aws_access_key_id": "t", "aws_secret_access_key": "t"}
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "t")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "t")
+    with mock_aws():
+        kinesis = boto3.client("kinesis", **creds)
+        kinesis.create_stream(StreamName="s", ShardCount=1)
+        data = [b"{}", b'{"a":1}', bytes(range(256)), b""]
+        kinesis.put_records(StreamName="s", Records=[{"PartitionKey": f"d{i}", "Data": d} for i, d in enumerate(data)])
+        events = []
+        for client in (kinesis, raw_records_client()):
+            poller = Poller(client, "s", handler=lambda e, c: {})
+            desc = client.describe_stream(StreamName="s")["StreamDescription"]
+            poller.arn = desc["StreamARN"]
+            shard = desc["Shards"][0]["ShardId"]
+            it = client.get_shard_iterator(StreamName="s", ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+            records = client.get_records(ShardIterator=it["ShardIterator"])["Records"]
+            events.append([poller._record(shard, r) for r in records])
+    assert isinstance(records[0]["Data"], str)  # the raw client's: base64 text as the answer held it
+    assert events[0] == events[1]
+    assert [base64.b64decode(r["kinesis"]["data"]) for r in events[1]] == data

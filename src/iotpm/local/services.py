@@ -56,6 +56,7 @@ Started = tuple[Callable[[], None], Callable[[], dict[str, Any]]]  # how to stop
 
 def _bridge(config: dict[str, Any]) -> Started:
     import boto3
+    from botocore.config import Config
 
     from iotpm.local.bridge import Bridge
     from iotpm.local.broker import Broker
@@ -63,7 +64,9 @@ def _bridge(config: dict[str, Any]) -> Started:
 
     b = config["broker"]
     broker = Broker(b["host"], b["port"], Path(b["ca"]), b["topic_prefix"], b.get("rule_name"))
-    bridge = Bridge(boto3.client("kinesis"), config["stream"], broker, Identity(Path(b["cert"]), Path(b["key"])))
+    # the bridge builds every record itself: botocore's check of each record's parameters is left out
+    kinesis = boto3.client("kinesis", config=Config(parameter_validation=False))
+    bridge = Bridge(kinesis, config["stream"], broker, Identity(Path(b["cert"]), Path(b["key"])))
     bridge.start()
     return bridge.stop, lambda: {"bridge": {"received": bridge.received, "put": bridge.put, "retried": bridge.retried}}
 
@@ -74,7 +77,7 @@ def _pipeline(config: dict[str, Any]) -> Started:
 
     from iotpm.composition import Settings, build_processor
     from iotpm.handlers.processor import ProcessorHandler
-    from iotpm.local.poller import Poller
+    from iotpm.local.poller import Poller, raw_records_client
 
     processor_settings = Settings.from_environment(config["processor_environment"])
 
@@ -85,7 +88,7 @@ def _pipeline(config: dict[str, Any]) -> Started:
     # answer can take longer than botocore's 60 s read timeout, and each retry asked the emulator
     # for the same 10,000 records again while it was still writing the first answer. The poller
     # retries a failed read itself, from its checkpoint.
-    reader = boto3.client("kinesis", config=Config(read_timeout=600, retries={"mode": "standard", "max_attempts": 2}))
+    reader = raw_records_client(Config(read_timeout=600, retries={"mode": "standard", "max_attempts": 2}))
     poller = Poller(
         reader,
         config["stream"],
