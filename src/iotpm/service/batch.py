@@ -116,6 +116,8 @@ class DeviceReadings:
     first_record: int
     readings: list[ReadingFields] = field(default_factory=list)
     indices: list[int] = field(default_factory=list)  # each reading's record index in the batch
+    #: each reading's place among the batch's decoded readings (see ``Decoded.readings``)
+    positions: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

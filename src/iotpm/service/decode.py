@@ -28,6 +28,9 @@ class Decoded:
 
     devices: dict[str, DeviceReadings]
     rejected: list[Rejected]
+    #: every reading decoded, in the batch's order (a device's ``positions`` index it): what is
+    #: worked out for all readings at once is worked out in the order they sit in memory
+    readings: list[ReadingFields]
 
 
 #: a gateway's message: ``{"readings": [<reading>, ...]}`` (an object, which the IoT rule stamps with
@@ -62,7 +65,7 @@ class BatchDecoder:
         """Group the valid readings by device; the rest, with their reasons, to quarantine."""
         devices: dict[str, DeviceReadings] = {}
         rejected: list[Rejected] = []
-        foreign: list[tuple[int, ReadingFields]] = []  # readings for another device than the thing that sent them
+        foreign: list[tuple[int, int, ReadingFields]] = []  # readings for another device than the thing that sent them
         max_bytes = self.limits.max_bytes * 1000  # a record may carry an array of readings
         datas = [rec.data for rec in records]
         whole = (
@@ -70,28 +73,32 @@ class BatchDecoder:
         )
         # the common batch is one accepted reading per record; otherwise record by record
         pairs = enumerate(whole) if whole is not None else self._each(records, max_bytes, rejected)
-        for index, fields in pairs:
+        readings: list[ReadingFields] = whole if whole is not None else []
+        for position, (index, fields) in enumerate(pairs):
+            if whole is None:
+                readings.append(fields)
             if fields.device_id != records[index].partition_key:  # the rule keys a record by the thing that sent it
                 if self.gateways is None:  # quarantined as itself, not as its record: it costs its own size
                     rejected.append(_mismatch(fields, records[index].partition_key, index))
                 else:
-                    foreign.append((index, fields))
+                    foreign.append((position, index, fields))
                 continue
             device = devices.get(fields.device_id)  # inline: 10,000 readings a batch
             if device is None:
                 device = devices[fields.device_id] = DeviceReadings(fields.device_id, index)
             device.readings.append(fields)
             device.indices.append(index)
+            device.positions.append(position)
         if self.gateways is not None:
             rejected += self._judged(records, foreign, devices)
         # each rejection is one message (or one unreadable record)
         counts.received += sum(len(d.readings) for d in devices.values()) + len(rejected)
-        return Decoded(devices, rejected)
+        return Decoded(devices, rejected, readings)
 
     def _judged(
         self,
         records: Sequence[RawRecord],
-        foreign: list[tuple[int, ReadingFields]],
+        foreign: list[tuple[int, int, ReadingFields]],
         devices: dict[str, DeviceReadings],
     ) -> list[Rejected]:
         """With a registry: a reading is its device's when it comes through the gateway the device is
@@ -106,7 +113,7 @@ class BatchDecoder:
         """
         assert self.gateways is not None
         named: dict[str, set[str]] = {}
-        for index, fields in foreign:
+        for _, index, fields in foreign:
             named.setdefault(records[index].partition_key, set()).add(fields.device_id)
         registered = self.gateways(sorted(devices), {thing: sorted(ids) for thing, ids in sorted(named.items())})
         gateway_of, gateways = registered.gateway_of, registered.gateways
@@ -115,12 +122,12 @@ class BatchDecoder:
             own = devices.pop(device_id)
             why = f"{device_id!r} is registered under gateway {gateway_of[device_id]!r}: it publishes through it only"
             rejected += [_mismatch(r, device_id, i, why) for r, i in zip(own.readings, own.indices, strict=True)]
-        for index, fields in foreign:
+        for position, index, fields in foreign:
             thing = records[index].partition_key
             if thing not in gateways or gateway_of.get(fields.device_id) != thing:
                 rejected.append(_mismatch(fields, thing, index))
             else:
-                _group(devices, index, fields)
+                _group(devices, position, index, fields)
         return rejected
 
     def _each(
@@ -174,13 +181,14 @@ class BatchDecoder:
         return out
 
 
-def _group(devices: dict[str, DeviceReadings], index: int, fields: ReadingFields) -> None:
+def _group(devices: dict[str, DeviceReadings], position: int, index: int, fields: ReadingFields) -> None:
     """``fields`` added to its device's readings."""
     device = devices.get(fields.device_id)
     if device is None:
         device = devices[fields.device_id] = DeviceReadings(fields.device_id, index)
     device.readings.append(fields)
     device.indices.append(index)
+    device.positions.append(position)
 
 
 def _mismatch(fields: ReadingFields, thing: str, index: int, why: str | None = None) -> Rejected:

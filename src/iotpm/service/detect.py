@@ -26,7 +26,7 @@ from iotpm.detection.state import FloatArray
 from iotpm.models import ReadingFields, Rejection, RejectReason
 from iotpm.observability import log
 from iotpm.service.batch import Counts, DeviceReadings, ProcessorSettings, RawRecord, Rejected, Work
-from iotpm.service.fresh import Fresh, fresh_readings
+from iotpm.service.fresh import BatchMarks, Fresh, fresh_readings
 from iotpm.service.ports import DeviceRecord
 
 if TYPE_CHECKING:
@@ -73,13 +73,20 @@ class BatchDetector:
         stored: Mapping[str, DeviceRecord],
         counts: Counts,
         now: int,
+        readings: Sequence[ReadingFields] | None = None,
     ) -> Detected:
-        """Each device's fresh readings through the detector, late ones stored without a score."""
+        """Each device's fresh readings through the detector, late ones stored without a score;
+        ``readings``: the batch's decoded readings, which the devices' ``positions`` index."""
         rejected: list[Rejected] = []
         pending: list[_Pending] = []
         new: list[str] = []
-        controls = self._controls(sorted(devices))
-        for device_id in sorted(devices):
+        order = sorted(devices)
+        controls = self._controls(order)
+        # the replay and repeat tests' numbers for every reading at once, in the batch's order
+        marks = BatchMarks.of(
+            records, readings if readings is not None else [r for d in order for r in devices[d].readings]
+        )
+        for device_id in order:
             record = stored.get(device_id)
             if record is None:  # the bootstrap: its first message's site, line and type (see DeviceRecord.identity)
                 first = devices[device_id].readings[0]
@@ -87,7 +94,7 @@ class BatchDetector:
                 new.append(device_id)
             else:  # the operator's controls set identity and state on this batch's own copy
                 record = _copy(record)
-            item = self._prepare(devices[device_id], records, record, controls.get(device_id), counts, rejected)
+            item = self._prepare(devices[device_id], records, record, controls.get(device_id), counts, rejected, marks)
             if item is not None:
                 pending.append(item)
         if new:
@@ -104,9 +111,10 @@ class BatchDetector:
         control: DeviceControl | None,
         counts: Counts,
         rejected: list[Rejected],
+        marks: BatchMarks,
     ) -> _Pending | None:
         """The device's fresh readings as the detector's input; None when none is left to store."""
-        fresh = fresh_readings(device, records, record, counts)
+        fresh = fresh_readings(device, records, record, counts, marks)
         rejected += fresh.conflicts
         # the registry's identity, a re-baseline; an unregistered device quarantined where so set
         if self.operator is not None and not self.operator.admit(record, control, self._fleet(record.device_type)):

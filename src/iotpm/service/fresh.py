@@ -7,11 +7,13 @@ import binascii
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 from operator import itemgetter
 from typing import Any, Final
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 
 from iotpm.models import ReadingFields, Rejection, RejectReason
 from iotpm.service.batch import Counts, DeviceReadings, RawRecord, Rejected
@@ -22,6 +24,8 @@ from iotpm.service.ports import DeviceRecord
 RECENT_IDENTITIES: Final = 16
 #: how many shards' positions a device record keeps (a reshard moves a device to a child shard)
 POSITION_SHARDS: Final = 8
+
+Entries = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +38,52 @@ class Fresh:
     conflicts: list[Rejected]  # same time and sequence number as a reading applied, other values
 
 
-def fresh_readings(device: DeviceReadings, records: Sequence[RawRecord], record: DeviceRecord, counts: Counts) -> Fresh:
+@dataclass(frozen=True, slots=True)
+class BatchMarks:
+    """What the replay and repeat tests need of the whole batch, worked out once for it: each
+    record's Kinesis sequence number as an int (None: not one), the shard when every record is of
+    one (as Kinesis sends a batch), and the recent-identity entry of each decoded reading (a
+    device's readings' ``positions`` index them)."""
+
+    numbers: list[int | None]
+    shard: str | None
+    entries: Entries
+    readings: Sequence[ReadingFields]
+
+    @classmethod
+    def of(cls, records: Sequence[RawRecord], readings: Sequence[ReadingFields]) -> BatchMarks:
+        """The marks of a batch's ``records`` and decoded ``readings`` (in the batch's order: at
+        once, in the order they sit in memory, rather than device by device)."""
+        numbers = _numbers([r.sequence_number for r in records])
+        shards = {r.shard_id for r in records}
+        return cls(numbers, next(iter(shards)) if len(shards) == 1 else None, identities(readings), readings)
+
+    def entries_of(self, device: DeviceReadings) -> Entries:
+        """The device's readings' entries, in its arrival order."""
+        positions, readings = device.positions, device.readings
+        mine = self.readings
+        if (
+            readings
+            and len(positions) == len(readings)
+            and 0 <= positions[0] < len(mine)
+            and 0 <= positions[-1] < len(mine)
+            and mine[positions[0]] is readings[0]
+            and mine[positions[-1]] is readings[-1]
+        ):
+            try:
+                return self.entries[positions]
+            except IndexError:
+                pass
+        return identities(readings)  # readings that are not the batch's decoded ones
+
+
+def fresh_readings(
+    device: DeviceReadings,
+    records: Sequence[RawRecord],
+    record: DeviceRecord,
+    counts: Counts,
+    marks: BatchMarks | None = None,
+) -> Fresh:
     """The device's readings that are not replays nor repeats, and its ingest marks after them.
 
     Replay protection keys on what Kinesis guarantees: a record at or below the device's
@@ -44,30 +93,76 @@ def fresh_readings(device: DeviceReadings, records: Sequence[RawRecord], record:
     with the same time, sequence number and metric names as one of the device's recent
     ones, delivered in another record, is a repeat when its values are the same too, and a
     conflict (quarantined) when they differ: the readings table holds one reading per key.
+
+    ``marks``: the batch's, worked out once for all its devices (else for this device alone).
+    The common device (every record past its position, no identity met before) is settled
+    with a few set operations; any other reading by reading.
     """
+    if marks is None:
+        marks = BatchMarks.of(records, device.readings)
+        entries = marks.entries
+    else:
+        entries = marks.entries_of(device)
     ingest = record.ingest
     positions: dict[str, str] = dict(ingest.get("pos") or {})
-    applied = {shard: seqnum(value) for shard, value in positions.items()}
     recent = _unpack(ingest.get("recent"))
+    fresh = _all_fresh(device, marks, positions, recent, entries)
+    if fresh is None:
+        fresh = _each_fresh(device, records, marks, positions, recent, entries.tolist(), counts)
+    return fresh
+
+
+def _all_fresh(
+    device: DeviceReadings, marks: BatchMarks, positions: dict[str, str], recent: list[int], entries: Entries
+) -> Fresh | None:
+    """Every reading fresh (all its records past the device's position on the batch's one shard, no
+    identity met twice nor one of its recent ones), with the marks after them; else None."""
+    shard = marks.shard
+    if shard is None:
+        return None
+    numbers = list(map(marks.numbers.__getitem__, device.indices))
+    if None in numbers:
+        return None
+    newest: int = max(numbers)  # type: ignore[type-var,assignment]
+    floor = seqnum(positions.get(shard))
+    if floor is not None and min(numbers) <= floor:  # type: ignore[type-var,operator]
+        return None
+    keys = (entries >> _CONTENT_BITS).tolist()
+    known = {entry >> _CONTENT_BITS for entry in recent}
+    if len(set(keys)) != len(keys) or not known.isdisjoint(keys):
+        return None
+    readings, indices = device.readings, device.indices
+    ts = [r.ts_ms for r in readings]
+    if ts != sorted(ts):  # stable: one instant's readings keep their arrival order
+        order = sorted(range(len(ts)), key=ts.__getitem__)
+        readings, indices = [readings[i] for i in order], [indices[i] for i in order]
+    positions[shard] = str(newest)
+    kept = [*recent, *entries.tolist()][-RECENT_IDENTITIES:]
+    return Fresh(list(readings), list(indices), _marks(positions, kept), [])
+
+
+def _each_fresh(
+    device: DeviceReadings,
+    records: Sequence[RawRecord],
+    marks: BatchMarks,
+    positions: dict[str, str],
+    recent: list[int],
+    entries: list[int],
+    counts: Counts,
+) -> Fresh:
+    """Reading by reading: replays and repeats counted as duplicates, conflicts refused."""
+    applied = {shard: seqnum(value) for shard, value in positions.items()}
     seen = {entry >> _CONTENT_BITS: entry & _CONTENT_MASK for entry in recent}
     fresh: list[tuple[int, int, ReadingFields]] = []
     conflicts: list[Rejected] = []
     newest: dict[str, int] = {}
-    names_of: dict[str, int] = {}  # a device's readings mostly share their metric names: one CRC each
-    for reading, index in zip(device.readings, device.indices, strict=True):
-        rec = records[index]
-        text, shard = rec.sequence_number, rec.shard_id
-        # seqnum(), inlined: 10,000 readings a batch
-        number = int(text) if 0 < len(text) <= 128 and text.isascii() and text.isdigit() else None
+    for reading, index, entry in zip(device.readings, device.indices, entries, strict=True):
+        shard, number = records[index].shard_id, marks.numbers[index]
         floor = applied.get(shard)
         if number is not None and floor is not None and number <= floor:
             counts.duplicates += 1
             continue
-        joined = "\x00".join(reading.metrics)
-        names = names_of.get(joined)
-        if names is None:
-            names = names_of[joined] = zlib.crc32(joined.encode())
-        key, content = _identity(reading, names)
+        key, content = entry >> _CONTENT_BITS, entry & _CONTENT_MASK
         known = seen.get(key)
         if known is not None:
             if known == content:
@@ -78,18 +173,32 @@ def fresh_readings(device: DeviceReadings, records: Sequence[RawRecord], record:
                 conflicts.append((index, rejection, msgspec.to_builtins(reading)))
             continue
         seen[key] = content
-        recent.append(key << _CONTENT_BITS | content)
+        recent.append(entry)
         fresh.append((reading.ts_ms, index, reading))
         if number is not None and number > newest.get(shard, -1):
             newest[shard] = number
     fresh.sort(key=itemgetter(0))  # stable: one instant's readings keep their arrival order
     for shard, number in newest.items():
         positions[shard] = str(number)
-    if len(positions) > POSITION_SHARDS:  # the newest shards: sequence numbers grow across a reshard
+    return Fresh([r for _, _, r in fresh], [i for _, i, _ in fresh], _marks(positions, recent), conflicts)
+
+
+def _marks(positions: dict[str, str], recent: list[int]) -> dict[str, Any]:
+    """The ingest marks: the newest shards' positions (sequence numbers grow across a reshard) and
+    the recent identities."""
+    if len(positions) > POSITION_SHARDS:
         keep = sorted(positions, key=lambda k: seqnum(positions[k]) or -1)[-POSITION_SHARDS:]
         positions = {k: positions[k] for k in keep}
-    marks = {"pos": positions, "recent": _pack(recent[-RECENT_IDENTITIES:])}
-    return Fresh([r for _, _, r in fresh], [i for _, i, _ in fresh], marks, conflicts)
+    return {"pos": positions, "recent": _pack(recent[-RECENT_IDENTITIES:])}
+
+
+def _numbers(texts: list[str]) -> list[int | None]:
+    """:func:`seqnum` of each (the common batch checked at once)."""
+    if texts and min(map(len, texts)) > 0 and max(map(len, texts)) <= 128:
+        joined = "".join(texts)
+        if joined.isascii() and joined.isdigit():
+            return list(map(int, texts))
+    return [seqnum(t) for t in texts]
 
 
 def seqnum(value: object) -> int | None:
@@ -102,6 +211,7 @@ def seqnum(value: object) -> int | None:
 #: a recent identity packs the reading's key (40 bits) above a digest of its values (23 bits)
 _CONTENT_BITS: Final = 23
 _CONTENT_MASK: Final = (1 << _CONTENT_BITS) - 1
+_KEY_MASK: Final = 0xFF_FFFF_FFFF
 
 
 def _identity(r: ReadingFields, names: int) -> tuple[int, int]:
@@ -110,10 +220,122 @@ def _identity(r: ReadingFields, names: int) -> tuple[int, int]:
     its metric names joined by NUL.
 
     Built from ints and floats only (CPython hashes those the same in every process and
-    release; strings it salts), names through CRC-32.
+    release; strings it salts), names through CRC-32. :func:`identities` computes the same
+    for a batch at once.
     """
-    key = hash((r.ts_ms, -1, names) if r.seq is None else (r.ts_ms, r.seq)) & 0xFF_FFFF_FFFF
+    key = hash((r.ts_ms, -1, names) if r.seq is None else (r.ts_ms, r.seq)) & _KEY_MASK
     return key, hash((names, *r.metrics.values())) & _CONTENT_MASK
+
+
+def identities(readings: Sequence[ReadingFields]) -> Entries:
+    """Each reading's recent-identity entry (``key << 23 | content``, as :func:`_identity` gives),
+    for many readings at once: CPython's hashes of ints, floats and tuples of them computed in
+    numpy (they are fixed by the language: see :func:`_tuple_hash`), bit for bit.
+
+    Readings of many different metric-name sets (a few readings each) are hashed one by one:
+    numpy's work is per set, so a hostile batch costs no more per reading than before."""
+    if not readings:
+        return np.zeros(0, dtype=np.int64)
+    groups = _by_names([r.metrics for r in readings])
+    if len(groups) <= max(8, len(readings) // 16):
+        try:
+            return _vectorised(readings, groups)
+        except (ValueError, OverflowError, TypeError):  # a number validation would not let through
+            pass
+    names_of: dict[str, int] = {}
+    out = []
+    for r in readings:
+        joined = "\x00".join(r.metrics)
+        names = names_of.get(joined)
+        if names is None:
+            names = names_of[joined] = zlib.crc32(joined.encode())
+        key, content = _identity(r, names)
+        out.append(key << _CONTENT_BITS | content)
+    return np.array(out, dtype=np.int64)
+
+
+def _vectorised(readings: Sequence[ReadingFields], groups: dict[tuple[str, ...], list[int] | None]) -> Entries:
+    n = len(readings)
+    ts, seq = _ints([r.ts_ms for r in readings]), [r.seq for r in readings]
+    names, content = np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=np.uint64)
+    for metric_names, rows in groups.items():
+        crc = zlib.crc32("\x00".join(metric_names).encode())
+        values = _values([readings[i].metrics for i in rows] if rows is not None else [r.metrics for r in readings],
+                         metric_names)  # fmt: skip
+        lanes = [
+            np.full(len(values), crc, dtype=np.uint64),
+            *(_float_lanes(values[:, j]) for j in range(len(metric_names))),
+        ]
+        at = slice(None) if rows is None else rows
+        names[at], content[at] = crc, _tuple_hash(lanes)
+    if None in seq:
+        has = np.array([s is not None for s in seq])
+        with_seq = _tuple_hash([ts, _ints([0 if s is None else s for s in seq])])
+        without = _tuple_hash([ts, np.full(n, _MINUS_ONE_LANE, dtype=np.uint64), names])
+        key = np.where(has, with_seq, without)
+    else:
+        key = _tuple_hash([ts, _ints(seq)])  # type: ignore[arg-type]  # no None in it
+    entries = ((key & np.uint64(_KEY_MASK)) << np.uint64(_CONTENT_BITS)) | (content & np.uint64(_CONTENT_MASK))
+    return entries.view(np.int64)
+
+
+def _by_names(metrics: list[dict[str, float]]) -> dict[tuple[str, ...], list[int] | None]:
+    """The readings' positions by their metric names in their order (None: all of them, the common batch)."""
+    names = list(map(tuple, metrics))
+    if names.count(names[0]) == len(names):
+        return {names[0]: None}
+    groups: dict[tuple[str, ...], list[int] | None] = {}
+    for i, key in enumerate(names):
+        groups.setdefault(key, []).append(i)  # type: ignore[union-attr]
+    return groups
+
+
+def _values(metrics: list[dict[str, float]], names: tuple[str, ...]) -> npt.NDArray[np.float64]:
+    """(n, len(names)) values of readings whose metrics are ``names``."""
+    n, k = len(metrics), len(names)
+    if k == 0:
+        return np.zeros((n, 0))
+    get = itemgetter(*names)
+    flat = map(get, metrics) if k == 1 else chain.from_iterable(map(get, metrics))
+    return np.fromiter(flat, np.float64, count=n * k).reshape(n, k)
+
+
+#: CPython's hash of a number is its value modulo this prime (sys.hash_info.modulus, 64-bit builds)
+_P: Final = (1 << 61) - 1
+#: CPython's tuple hash (xxHash's round, Objects/tupleobject.c since 3.8)
+_XX1, _XX2, _XX5 = np.uint64(11400714785074694791), np.uint64(14029467366897019727), np.uint64(2870177450012600261)
+_MINUS_ONE_LANE: Final = np.uint64(2**64 - 2)  # hash(-1) is -2
+_ALL_ONES: Final = np.uint64(2**64 - 1)
+
+
+def _ints(values: list[int]) -> npt.NDArray[np.uint64]:
+    """hash() of each non-negative int, as unsigned 64-bit lanes."""
+    if min(values) < 0 or max(values) >= 2**64:
+        raise ValueError("identities are of non-negative 64-bit ints")  # validation keeps them so
+    return np.array(values, dtype=np.uint64) % np.uint64(_P)
+
+
+def _float_lanes(x: npt.NDArray[np.float64]) -> npt.NDArray[np.uint64]:
+    """hash() of each finite float: its value as m * 2**e (m a 53-bit integer) modulo ``_P``, which
+    is m rotated left by e mod 61 within 61 bits (2**61 is 1 modulo ``_P``); negated for a negative
+    value, and -1 made -2."""
+    m, e = np.frexp(np.abs(x))
+    mant = (m * 2.0**53).astype(np.uint64)
+    k = np.mod(e.astype(np.int64) - 53, 61).astype(np.uint64)
+    h = ((mant << k) & np.uint64(_P)) | (mant >> (np.uint64(61) - k))
+    h = np.where(x < 0, np.uint64(0) - h, h)
+    return np.where(h == _ALL_ONES, _MINUS_ONE_LANE, h)
+
+
+def _tuple_hash(lanes: Sequence[npt.NDArray[np.uint64]]) -> npt.NDArray[np.uint64]:
+    """hash() of tuples whose items hash to ``lanes`` (one array per position)."""
+    acc = np.full(len(lanes[0]), _XX5, dtype=np.uint64)
+    for lane in lanes:
+        acc += lane * _XX2
+        acc = (acc << np.uint64(31)) | (acc >> np.uint64(33))
+        acc *= _XX1
+    acc += np.uint64(len(lanes) ^ (2870177450012600261 ^ 3527539))
+    return np.where(acc == _ALL_ONES, np.uint64(1546275796), acc)
 
 
 def _pack(keys: list[int]) -> str:

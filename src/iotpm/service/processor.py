@@ -160,7 +160,7 @@ class Processor:
             batch = storage.open(shards[0])
             decoded = decoder(records, counts)
             stored = batch.records(sorted(decoded.devices)) if decoded.devices else {}
-            detected = self._detect(decoded.devices, records, stored, counts, now)
+            detected = self._detect(decoded.devices, records, stored, counts, now, decoded.readings)
         finally:
             archived.result()  # a failed archive write fails the batch here, before its own writes
         rejected = decoded.rejected + detected.rejected
