@@ -21,6 +21,7 @@ module "pipeline" {
   stream_mode                    = var.stream_mode
   shard_count                    = var.shard_count
   processor_tracing              = var.processor_tracing
+  api_xray_sampling_rate         = var.api_xray_sampling_rate
   endpoint_az_count              = var.endpoint_az_count
   stream_retention_hours         = var.stream_retention_hours
   processor_memory_mb            = var.processor_memory_mb

@@ -37,3 +37,8 @@ output "account_logging_role_arn" {
   description = "The CloudWatch role set on the account's API Gateway settings (null when not managed here)."
   value       = one(aws_api_gateway_account.this[*].cloudwatch_role_arn)
 }
+
+output "xray_sampling_rate" {
+  description = "Fraction of the stage's requests X-Ray traces (null: X-Ray's default rule)."
+  value       = one(aws_xray_sampling_rule.stage[*].fixed_rate)
+}

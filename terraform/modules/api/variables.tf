@@ -45,6 +45,16 @@ variable "stage_name" {
   }
 }
 
+variable "xray_sampling_rate" {
+  type        = number
+  description = "Fraction of the stage's requests X-Ray traces (a sampling rule for this stage, no reservoir; the API function follows the stage's decision). null: X-Ray's default rule (the first request each second and 5 % of the rest, so nearly every request of a quiet API)."
+
+  validation {
+    condition     = var.xray_sampling_rate == null ? true : (var.xray_sampling_rate >= 0 && var.xray_sampling_rate <= 1)
+    error_message = "xray_sampling_rate must be null or a fraction from 0 to 1."
+  }
+}
+
 variable "throttle_rate" {
   type        = number
   description = "Steady requests per second allowed per API key."

@@ -126,6 +126,7 @@ module "api" {
   security_group_ids          = [module.network.lambda_security_group_id]
   kms_key_arn                 = module.kms.arn
   log_retention_days          = var.log_retention_days
+  xray_sampling_rate          = var.api_xray_sampling_rate
   tags                        = local.tags
 }
 

@@ -123,6 +123,17 @@ variable "processor_tracing" {
   }
 }
 
+variable "api_xray_sampling_rate" {
+  type        = number
+  description = "Fraction of the API's requests X-Ray traces (a sampling rule for its stage, no reservoir). null: X-Ray's default rule, which traces the first request each second and 5 % of the rest, so nearly every request of an API that gets well under one a second. Metrics, access logs and alarms see every request either way."
+  default     = null
+
+  validation {
+    condition     = var.api_xray_sampling_rate == null ? true : (var.api_xray_sampling_rate >= 0 && var.api_xray_sampling_rate <= 1)
+    error_message = "api_xray_sampling_rate must be null or a fraction from 0 to 1."
+  }
+}
+
 variable "endpoint_az_count" {
   type        = number
   description = "Availability zones that hold the interface endpoints (the first n of availability_zones; null: all). An endpoint bills per AZ-hour; Lambdas in the other AZs reach it across AZs by the same DNS name. At least 2, so they survive the loss of one AZ."

@@ -499,9 +499,21 @@ run "cost_levers_follow_the_tfvars" {
     error_message = "The interface endpoints must sit in endpoint_az_count AZs (all when null)."
   }
   assert {
-    condition     = var.environment != "prod" || (module.stream.mode == "PROVISIONED" && module.processor.tracing_mode == "PassThrough" && length(module.network.endpoint_subnet_ids) == 2)
-    error_message = "Prod chooses the cheap levers: provisioned Kinesis, the processor's tracing PassThrough, endpoints in 2 AZs."
+    condition     = module.api.xray_sampling_rate == var.api_xray_sampling_rate
+    error_message = "The API stage's X-Ray sampling rule must trace api_xray_sampling_rate of its requests (none when null)."
   }
+  assert {
+    condition     = var.environment != "prod" || (module.stream.mode == "PROVISIONED" && module.processor.tracing_mode == "PassThrough" && length(module.network.endpoint_subnet_ids) == 2 && coalesce(module.api.xray_sampling_rate, 1) < 1)
+    error_message = "Prod chooses the cheap levers: provisioned Kinesis, the processor's tracing PassThrough, endpoints in 2 AZs, the API sampled."
+  }
+}
+
+run "api_sampling_outside_zero_to_one_is_refused" {
+  command = plan
+  variables {
+    api_xray_sampling_rate = 1.5
+  }
+  expect_failures = [var.api_xray_sampling_rate]
 }
 
 run "shard_count_below_one_is_refused" {
