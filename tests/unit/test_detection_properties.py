@@ -536,3 +536,28 @@ def test_a_stuck_temperature_read_every_10_minutes_raises_within_half_an_hour(ba
     assert raised[0] == (402, "flatline", "temperature_c")  # frozen since 399
     flat = got.channel_scores[:, 1, CH["flatline"]]
     assert flat[549 - 300 + 29] < 1.0 <= flat[549 - 300 + 30]  # frozen since 549: its 30th repeat
+
+
+@BACKENDS
+def test_a_machine_read_every_10_minutes_learns_its_operating_point_in_time(backend: Backend) -> None:
+    """A step of the device's own interval is not a gap: a machine read every 10 minutes
+    counts each step's 10 minutes of running (up to 1.5 warm-up intervals), not the 5 minutes
+    of ``max_step_s``, so its operating-point test learns its 6 h in 6 h and its time constants
+    run at their speed (before: 12 h, at half speed). A limited metric's rate of change is
+    still not judged across a silence over ``max_step_s``. The reference agrees."""
+    rng = np.random.default_rng(13)
+    n = 400
+    ts, x = every_10_minutes(n), healthy(rng, n)
+    no_run_down = OperatingConfig(coast_drop=1.0)
+    cfg = DetectorConfig(operating=no_run_down)
+    det = DeviceDetector(channels=CHANNELS, config=cfg, backend=backend)
+    det.fit(ts[:100], x[:100])
+    low, high = det._fleet._device_limits(DeviceInput("device", CHANNELS, ts[:0], x[:0]))
+    vib = [bool(v) for v in det._fleet._kernel(CHANNELS).vibration]
+    ref = ReferenceDetector(cfg, CHANNELS, det.state.vector.tolist(), low.tolist(), high.tolist(), vib)
+    got = det.update(ts[100:136], x[100:136])
+    assert det.state.vector[layout_for(3).offsets["ran"]][0] == 36 * 600_000.0  # 6 h of running
+    rest = det.update(ts[136:], x[136:])
+    assert rest.channel_scores[:, :, CH["operating_point"]].max() > 0.0  # it scores
+    want = ref.run(ts[100:].tolist(), x[100:].tolist())
+    np.testing.assert_allclose(np.concatenate([got.score, rest.score]), want.score, rtol=1e-9, atol=1e-12)

@@ -728,9 +728,12 @@ class Kernel:
     def _rates(self, packed: FloatArray, ts: IntArray) -> FloatArray:
         """Per reading (len(RATES), d, t): the EWMA weight of the time since the previous
         reading for each operating-point time constant, that time (ms, capped: a longer
-        silence is a gap), and 1 after a gap. Computed once for both kernels, so the
-        exponentials agree; one plane per rate, which numpy fills fastest."""
-        cap = 1000.0 * self.cfg.operating_point.max_step_s
+        silence is a gap, but a step of the device's own interval is not one, so the cap is at
+        least 1.5 of its warm-up's interval), and 1 after a silence over ``max_step_s`` (a
+        limited metric's rate of change is not judged across it). Computed once for both
+        kernels, so the exponentials agree; one plane per rate, which numpy fills fastest."""
+        gap_ms = 1000.0 * self.cfg.operating_point.max_step_s
+        cap = np.maximum(gap_ms, 1.5 * self.layout.scalar(packed, "interval"))[:, None]
         silence = ts.astype(np.float64)
         silence[:, 1:] -= ts[:, :-1]
         silence[:, 0] -= self.layout.scalar(packed, "last_t")
@@ -740,7 +743,7 @@ class Kernel:
         np.multiply.outer(-1.0 / self._taus_ms, elapsed, out=weights)
         np.expm1(weights, out=weights)
         np.negative(weights, out=weights)
-        np.greater(silence, cap, out=rates[RATES.index("gap")])
+        np.greater(silence, gap_ms, out=rates[RATES.index("gap")])
         return rates
 
     def _operating_point(self, packed: FloatArray, chunk: Chunk, x_stat: FloatArray) -> OperatingPoint:

@@ -104,7 +104,8 @@ class ReferenceDetector:
         variance after it and its value."""
         op, f = self.cfg.operating_point, self.f
         silence = t - f["last_t"][0]
-        elapsed = min(max(silence, 0.0), 1000.0 * op.max_step_s)
+        # a step of the device's own interval is not a gap: capped at 1.5 of the warm-up's interval or more
+        elapsed = min(max(silence, 0.0), max(1000.0 * op.max_step_s, 1.5 * f["interval"][0]))
         taus = {"lag": op.thermal_tau_s, "regression": op.regression_tau_s, "level": op.level_tau_s}
         self.rates = {name: -math.expm1(-elapsed / (1000.0 * tau)) for name, tau in taus.items()}
         self.rates["baseline"] = -math.expm1(-elapsed / (1000.0 * op.baseline_tau_s))
