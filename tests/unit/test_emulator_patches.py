@@ -341,3 +341,95 @@ def test_the_get_records_answers_kept_stay_bounded_however_many_records_are_read
     assert sizes[:2] == [200, 300] and max(sizes) == 300  # it fills up to its limit, then stays there
     assert [r["Data"] for r in first] == read[:250]  # records whose answer was dropped are written anew
     assert len(kept) == 300
+
+
+def _puts(patched: bool) -> list[Any]:
+    """Where PutRecords puts records on a fresh in-process moto, with or without the shard lookup patch."""
+    from moto.kinesis.models import Shard, Stream
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("get_records", "get_max_sequence_number", "get_min_sequence_number"):
+            mp.setattr(Shard, name, getattr(Shard, name))  # restored after the test
+        with in_process_moto(Stream, ("put_record",), server._fast_kinesis_shards if patched else None):
+            kinesis = in_process_client("kinesis")
+            kinesis.create_stream(StreamName="s", ShardCount=4)
+            out = []
+            for n in range(3):
+                keys = [f"device-{i % 37}" for i in range(n * 100, n * 100 + 100)]
+                records: list[Any] = [{"PartitionKey": k, "Data": k.encode()} for k in keys]
+                records += [{"PartitionKey": "x", "ExplicitHashKey": str(2**126 * h), "Data": b"e"} for h in range(4)]
+                out.append(kinesis.put_records(StreamName="s", Records=records)["Records"])
+            kinesis.update_shard_count(StreamName="s", TargetShardCount=2, ScalingType="UNIFORM_SCALING")
+            out.append(
+                kinesis.put_records(StreamName="s", Records=[{"PartitionKey": "device-1", "Data": b"d"}])["Records"]
+            )
+            return out
+
+
+def test_a_put_finds_the_shard_stock_moto_finds_for_each_key_and_after_a_reshard() -> None:
+    got = _puts(patched=True)
+    assert got == _puts(patched=False)
+    assert len({r["ShardId"] for r in got[0]}) == 4  # the keys spread over every shard
+
+
+def _item_actions(direct: bool) -> list[Any]:
+    """What botocore parses from every DynamoDB item action on a fresh in-process moto, with or without
+    the direct answers; items hold every attribute type."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    with in_process_moto(DynamoHandler, ("serialized",), server._direct_dynamodb_answers if direct else None):
+        ddb = in_process_client("dynamodb")
+        ddb.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "p", "KeyType": "HASH"}, {"AttributeName": "s", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("p", "s")],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        every: dict[str, Any] = {
+            "str": {"S": "é"}, "num": {"N": "1.50"}, "bin": {"B": bytes(range(5))}, "yes": {"BOOL": True},
+            "nil": {"NULL": True}, "list": {"L": [{"N": "2"}, {"M": {"x": {"S": "y"}}}]},
+            "map": {"M": {"b": {"B": b"\x00"}, "ss": {"SS": ["a", "b"]}}}, "ss": {"SS": ["q"]},
+            "ns": {"NS": ["1", "2.5"]}, "bs": {"BS": [b"x", b"\xff"]},
+        }  # fmt: skip
+        cap = {"ReturnConsumedCapacity": "TOTAL"}
+        out: list[Any] = []
+        for i in range(5):
+            key = {"p": {"S": "a"}, "s": {"S": f"{i}"}}
+            out.append(ddb.put_item(TableName="t", Item={**key, **every}, ReturnValues="ALL_OLD", **cap))
+        out.append(ddb.put_item(TableName="t", Item={**key, "str": {"S": "z"}}, ReturnValues="ALL_OLD"))
+        values = {":n": {"N": "3"}}
+        out.append(ddb.update_item(TableName="t", Key=key, UpdateExpression="SET num = :n",
+                                   ExpressionAttributeValues=values, ReturnValues="ALL_NEW", **cap))  # fmt: skip
+        out.append(ddb.get_item(TableName="t", Key={"p": {"S": "a"}, "s": {"S": "0"}}, **cap))
+        out.append(ddb.get_item(TableName="t", Key={"p": {"S": "none"}, "s": {"S": "0"}}))
+        out.append(
+            ddb.batch_get_item(RequestItems={"t": {"Keys": [{"p": {"S": "a"}, "s": {"S": f"{i}"}} for i in range(3)]}})
+        )
+        start = None
+        while True:  # pages, each with its LastEvaluatedKey
+            extra = {"ExclusiveStartKey": start} if start else {}
+            page = ddb.query(TableName="t", KeyConditionExpression="p = :p", Limit=2,
+                             ExpressionAttributeValues={":p": {"S": "a"}}, **extra, **cap)  # fmt: skip
+            out.append(page)
+            if not (start := page.get("LastEvaluatedKey")):
+                break
+        out.append(ddb.query(TableName="t", KeyConditionExpression="p = :p", Select="COUNT",
+                             ExpressionAttributeValues={":p": {"S": "a"}}))  # fmt: skip
+        out.append(ddb.scan(TableName="t", ProjectionExpression="bs, #m.b", ExpressionAttributeNames={"#m": "map"}))
+        writes = [{"DeleteRequest": {"Key": key}}, {"PutRequest": {"Item": {**key, **every}}}]
+        out.append(ddb.batch_write_item(RequestItems={"t": writes}, **cap))
+        out.append(ddb.delete_item(TableName="t", Key=key, ReturnValues="ALL_OLD"))
+        with pytest.raises(ddb.exceptions.ConditionalCheckFailedException) as failed:  # errors: as stock moto
+            ddb.put_item(TableName="t", Item={**key, "s": {"S": "0"}}, ConditionExpression="attribute_not_exists(p)",
+                         ReturnValuesOnConditionCheckFailure="ALL_OLD")  # fmt: skip
+        out.append(failed.value.response.get("Item"))
+        for answer in out:
+            if isinstance(answer, dict):
+                answer.pop("ResponseMetadata", None)
+        return out
+
+
+def test_direct_dynamodb_answers_parse_as_stock_motos_do() -> None:
+    got = _item_actions(direct=True)
+    assert got == _item_actions(direct=False)
+    assert got[7]["Item"]["bin"] == {"B": bytes(range(5))} and got[7]["ConsumedCapacity"]["TableName"] == "t"

@@ -20,7 +20,9 @@ Started by ``iotpm emulator start`` as ``python -m iotpm.emulator.server``. The 
 - Kinesis shards find their newest record and the records after an iterator in
   constant time per record (stock moto copies or walks the whole shard on every put
   and every GetRecords, so a stream slows down quadratically as it fills: the local
-  twin fell to ~100 records/s after a minute at 1,000/s);
+  twin fell to ~100 records/s after a minute at 1,000/s), and a put finds its shard once
+  per partition key (stock moto hashes every record's key, and looks up the Lambda backend
+  for each mapping of the stream to tell it of the record: nothing, see above);
 - Athena ``DeleteNamedQuery`` exists (stock moto has no such action, so destroying
   the analytics module's named queries failed);
 - a JSON request body is parsed once per request (stock moto's Kinesis and Timestream
@@ -106,12 +108,16 @@ PATCHED: dict[str, str] = {
     "moto.kinesis.models:Shard.get_records": "GetRecords walks the whole shard (quadratic slow-down)",
     "moto.kinesis.models:Shard.get_max_sequence_number": "every put copies the whole shard",
     "moto.kinesis.models:Shard.get_min_sequence_number": "every put copies the whole shard",
+    "moto.kinesis.models:Stream.put_record": "every record hashes its key and looks up the Lambda backend",
+    "moto.kinesis.models:Stream.get_shard_for_key": "(called once per partition key and shard layout)",
     "moto.ec2.models.security_groups:SecurityGroupRule.description": "group rule descriptions are dropped",
     "moto.core.responses:ActionResult": "(used to answer the IoT tag calls moto lacks)",
     "moto.core.responses:EmptyResult": "(used to answer the IoT tag calls moto lacks)",
     "moto.core.responses:BaseResponse._get_param": "the JSON body is parsed again for every parameter",
     "moto.kinesis.responses:KinesisResponse.put_records": "the generic serializer is slow per record",
     "moto.kinesis.responses:KinesisResponse.get_records": "the generic serializer is slow per record",
+    "moto.core.responses:BaseResponse.serialized": "the generic serializer walks every DynamoDB item's attributes",
+    "moto.dynamodb.responses:DynamoResult": "(the item actions' results, written as JSON directly)",
     "moto.backends:list_of_moto_modules": "moto lists its package folder for every request",
     "moto.core.responses:method_names_from_class": "inspect walks the handler class for every request",
     "moto.dynamodb.models.table:Table.query": "a query sorts every item of the table",
@@ -161,6 +167,9 @@ class RecentAnswers:
                     del self._kept[next(iter(self._kept))]
         return text
 
+
+#: How many partition keys' shards a stream remembers (more, and it starts again).
+SHARD_KEYS_KEPT = 100_000
 
 #: The GetRecords JSON of the records read last (:func:`_direct_kinesis_answers`).
 KINESIS_RECORD_JSON = RecentAnswers()
@@ -215,6 +224,7 @@ def apply_fixes(public_url: str) -> None:
     _athena_delete_named_query()
     _json_body_parsed_once()
     _direct_kinesis_answers()
+    _direct_dynamodb_answers()
     _request_constants_once()
     _dynamodb_partition_queries()
     _rule_create_retries_answered()
@@ -528,6 +538,45 @@ def _direct_kinesis_answers() -> None:
     KinesisResponse.get_records = get_records  # type: ignore[method-assign,assignment]
 
 
+#: DynamoDB actions whose answers are items, counts and keys: written as JSON directly.
+DIRECT_DYNAMODB_ACTIONS = frozenset(
+    {"GetItem", "BatchGetItem", "Query", "Scan", "PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"}
+)
+
+
+def _direct_dynamodb_answers() -> None:
+    """The item actions' answers written as JSON directly: the generic serializer looked up each
+    attribute's shape by name (a quarter of the emulator's time in the twin, for the processor's
+    reads and writes). Their results are already in DynamoDB's JSON (``DynamoResult``), with
+    nothing that needs a shape (no timestamps; binary values base64 as on the wire); the status
+    and headers are stock moto's, from serializing an empty result."""
+    import base64
+
+    from moto.dynamodb.responses import DynamoHandler, DynamoResult
+
+    stock = DynamoHandler.serialized
+
+    def dropped_none(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: dropped_none(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [dropped_none(v) for v in value]
+        return value
+
+    def binary(value: Any) -> str:
+        if isinstance(value, bytes | bytearray):
+            return base64.b64encode(value).decode()
+        raise TypeError(f"{type(value).__name__} is not JSON")
+
+    def serialized(self: Any, action_result: Any) -> Any:
+        if type(action_result) is not DynamoResult or self._get_action() not in DIRECT_DYNAMODB_ACTIONS:
+            return stock(self, action_result)
+        status, headers, _ = stock(self, DynamoResult({}))
+        return status, headers, json.dumps(dropped_none(action_result.result), default=binary)
+
+    DynamoHandler.serialized = serialized  # type: ignore[method-assign]
+
+
 def _json_body_parsed_once() -> None:
     """``BaseResponse._get_param`` as stock moto answers it, with the JSON body parsed once per request."""
     from moto.core.responses import BaseResponse
@@ -577,11 +626,13 @@ def _no_event_source_invokes() -> None:
     def send_kinesis_message(self: Any, *args: Any, **kwargs: Any) -> None:
         return None
 
+    send_kinesis_message.iotpm_no_op = True  # type: ignore[attr-defined]
     LambdaBackend.send_kinesis_message = send_kinesis_message  # type: ignore[method-assign]
 
 
 def _fast_kinesis_shards() -> None:
-    from moto.kinesis.models import Shard
+    from moto.awslambda.models import LambdaBackend
+    from moto.kinesis.models import Shard, Stream
 
     def newest(self: Any) -> int:
         return next(reversed(self.records)) if self.records else 0
@@ -606,6 +657,24 @@ def _fast_kinesis_shards() -> None:
         behind = self.records[top].created_at - results[-1].created_at if results else 0.0
         return results, last, int(behind * 1000)
 
+    put_one = Stream.put_record
+
+    def put_record(self: Any, partition_key: str, explicit_hash_key: str, data: str) -> tuple[str, str]:
+        """Stock moto's put, with each partition key's shard looked up once per shard layout, and without
+        telling a mapped Lambda of each record (a no-op here: it looked up the Lambda backend per record)."""
+        told = getattr(LambdaBackend.send_kinesis_message, "iotpm_no_op", False)
+        if explicit_hash_key or (self.lambda_event_source_mappings and not told):
+            return put_one(self, partition_key, explicit_hash_key, data)
+        layout = tuple(self.shards)
+        known = self.__dict__.get("_iotpm_shard_of")
+        if known is None or known[0] != layout or len(known[1]) > SHARD_KEYS_KEPT:
+            known = self._iotpm_shard_of = (layout, {})
+        shard = known[1].get(partition_key)
+        if shard is None:
+            shard = known[1][partition_key] = self.get_shard_for_key(partition_key, explicit_hash_key)
+        return shard.put_record(partition_key, data, explicit_hash_key), shard.shard_id
+
+    Stream.put_record = put_record  # type: ignore[method-assign]
     Shard.get_max_sequence_number = newest  # type: ignore[method-assign]
     Shard.get_min_sequence_number = oldest  # type: ignore[method-assign]
     Shard.get_records = get_records  # type: ignore[method-assign]

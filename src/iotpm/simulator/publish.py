@@ -14,7 +14,6 @@ so ten readings a message cost a tenth of ten messages.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 from awscrt import mqtt5
 from awsiot import mqtt5_client_builder
 
@@ -133,7 +133,9 @@ def publish_packed(
 def _publish(
     c: mqtt5.Client, topic: str, message: object, n: int, counts: Counts, on_ack: Callable[[], Any] | None
 ) -> None:
-    payload = json.dumps(message, separators=(",", ":")).encode()
+    # orjson: json.dumps was a fifth of the publisher's time per reading; numpy floats (the
+    # simulator's readings) are written as the floats they are
+    payload = orjson.dumps(message, option=orjson.OPT_SERIALIZE_NUMPY)
     with counts.lock:
         counts.sent += n
     future: Future[Any] = c.publish(mqtt5.PublishPacket(topic=topic, payload=payload, qos=mqtt5.QoS.AT_LEAST_ONCE))
