@@ -83,3 +83,30 @@ def test_the_common_devices_shortcut_decides_as_reading_by_reading(
     assert got.ingest == want.ingest
     assert [(i, r.reason) for i, r, _ in got.conflicts] == [(i, r.reason) for i, r, _ in want.conflicts]
     assert got_counts == want_counts
+
+
+def test_the_batch_columns_give_the_detector_what_the_readings_give() -> None:
+    """Times and values in channel order from the batch's columns, NaN for a channel the readings lack,
+    exactly as reading by reading; none when the readings' names differ."""
+    import numpy as np
+
+    from iotpm.service.detect import _values
+
+    metrics = [{"vibration_mm_s": 2.0 + i, "pressure_psi": -1e-3 * i, "temperature_c": 55.5} for i in range(6)]
+    readings = [ReadingFields("dev-1", T0 + 1000 * (5 - i), m, seq=i) for i, m in enumerate(metrics)]
+    records = _records(len(readings), 0)
+    device = DeviceReadings("dev-1", 0, readings, list(range(6)), list(range(6)))
+    marks = BatchMarks.of(records, readings)
+    fresh = fresh_readings(device, records, DeviceRecord("dev-1", "s", "l", "t"), Counts(), marks)
+    assert fresh.rows == [5, 4, 3, 2, 1, 0]  # in time order
+    channels = ("pressure_psi", "rpm", "temperature_c", "vibration_mm_s")
+    columns = marks.columns(fresh, channels)
+    assert columns is not None
+    ts, x = columns
+    assert ts.tolist() == [r.ts_ms for r in fresh.readings]
+    np.testing.assert_array_equal(x, _values(fresh.readings, channels))
+    mixed = [*readings[:5], ReadingFields("dev-1", T0, {"temperature_c": 1.0, "rpm": 2.0}, seq=9)]
+    device = DeviceReadings("dev-1", 0, mixed, list(range(6)), list(range(6)))
+    marks = BatchMarks.of(records, mixed)
+    fresh = fresh_readings(device, records, DeviceRecord("dev-1", "s", "l", "t"), Counts(), marks)
+    assert marks.names is None and marks.columns(fresh, channels) is None

@@ -124,13 +124,19 @@ class BatchDetector:
             return None
         fresh = _identified(record, fresh, counts)
         state = _state(record)
-        fresh, refused = _capped(fresh, state.channels if state else (), self.settings.channel_cap(record.device_type))
+        names = marks.names if fresh.rows is not None else None  # every fresh reading's metric names
+        cap = self.settings.channel_cap(record.device_type)
+        fresh, refused = _capped(fresh, state.channels if state else (), cap, names)
         rejected += refused
         if not fresh.readings:
             return None
-        channels, state = _channels(state, fresh.readings)
-        ts = np.array([r.ts_ms for r in fresh.readings], dtype=np.int64)
-        x = _values(fresh.readings, channels)
+        channels, state = _channels(state, fresh.readings, names if fresh.rows is not None else None)
+        columns = marks.columns(fresh, channels)  # the batch's columns, else reading by reading
+        if columns is not None:
+            ts, x = columns
+        else:
+            ts = np.array([r.ts_ms for r in fresh.readings], dtype=np.int64)
+            x = _values(fresh.readings, channels)
         last = fresh.readings[-1]
         whole = DeviceInput(device.device_id, channels, ts, x, state, last.line, last.device_type)
         on_time = ts >= record.last_ts_ms
@@ -266,7 +272,9 @@ def _unscored(whole: DeviceInput, record: DeviceRecord) -> DetectionResult:
     )
 
 
-def _capped(fresh: Fresh, known: tuple[str, ...], cap: int) -> tuple[Fresh, list[Rejected]]:
+def _capped(
+    fresh: Fresh, known: tuple[str, ...], cap: int, names: tuple[str, ...] | None = None
+) -> tuple[Fresh, list[Rejected]]:
     """The channel set grown by the fresh readings' new names up to ``cap``, no further: what is
     kept, and what is refused.
 
@@ -274,9 +282,12 @@ def _capped(fresh: Fresh, known: tuple[str, ...], cap: int) -> tuple[Fresh, list
     a reading's metrics past it are refused (``too_many_metrics``) and quarantined as
     themselves, its other metrics kept; a reading left with none is refused whole. A set
     already past ``cap`` (a lower cap set later) keeps its channels and takes no new one.
+    ``names``: every reading's metric names, when they are known to be all alike.
     """
     admitted = set(known)
-    if len(admitted.union(*[r.metrics for r in fresh.readings])) <= max(cap, len(known)):
+    if len(admitted.union(names if names is not None else set().union(*[r.metrics for r in fresh.readings]))) <= max(
+        cap, len(known)
+    ):
         return fresh, []  # the common batch: every name fits
     refused: list[Rejected] = []
     readings, indices = [], []
@@ -298,7 +309,7 @@ def _capped(fresh: Fresh, known: tuple[str, ...], cap: int) -> tuple[Fresh, list
         else:
             readings.append(r)
         indices.append(index)
-    return dataclasses.replace(fresh, readings=readings, indices=indices), refused
+    return dataclasses.replace(fresh, readings=readings, indices=indices, rows=None), refused
 
 
 def _state(record: DeviceRecord) -> DeviceState | None:
@@ -314,9 +325,12 @@ def _state(record: DeviceRecord) -> DeviceState | None:
         return None
 
 
-def _channels(state: DeviceState | None, fresh: list[ReadingFields]) -> tuple[tuple[str, ...], DeviceState | None]:
-    """The detector's channels for the fresh readings, and the state to continue from (None: learn anew)."""
-    seen = set().union(*[r.metrics for r in fresh])
+def _channels(
+    state: DeviceState | None, fresh: list[ReadingFields], names: tuple[str, ...] | None = None
+) -> tuple[tuple[str, ...], DeviceState | None]:
+    """The detector's channels for the fresh readings, and the state to continue from (None: learn
+    anew); ``names``: every reading's metric names, when they are known to be all alike."""
+    seen = set(names) if names is not None else set().union(*[r.metrics for r in fresh])
     if state is None:
         return tuple(sorted(seen)), None
     if seen.issubset(state.channels):

@@ -36,6 +36,8 @@ class Fresh:
     indices: list[int]
     ingest: dict[str, Any]
     conflicts: list[Rejected]  # same time and sequence number as a reading applied, other values
+    #: each reading's row in the batch's columns (:class:`BatchMarks`); None: not known
+    rows: list[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,11 @@ class BatchMarks:
     shard: str | None
     entries: Entries
     readings: Sequence[ReadingFields]
+    #: the metric names (in their order) of every reading when they are all alike, the common
+    #: batch, and then each reading's time and values (in that order) as columns; else None
+    names: tuple[str, ...] | None = None
+    ts: npt.NDArray[np.int64] | None = None
+    values: npt.NDArray[np.float64] | None = None
 
     @classmethod
     def of(cls, records: Sequence[RawRecord], readings: Sequence[ReadingFields]) -> BatchMarks:
@@ -56,25 +63,47 @@ class BatchMarks:
         once, in the order they sit in memory, rather than device by device)."""
         numbers = _numbers([r.sequence_number for r in records])
         shards = {r.shard_id for r in records}
-        return cls(numbers, next(iter(shards)) if len(shards) == 1 else None, identities(readings), readings)
+        shard = next(iter(shards)) if len(shards) == 1 else None
+        groups = _by_names([r.metrics for r in readings]) if readings else {}
+        if len(groups) == 1 and None in groups.values():  # every reading with the same names
+            (names,) = groups
+            values = _values([r.metrics for r in readings], names)
+            ts = np.array([r.ts_ms for r in readings], dtype=np.int64)
+            return cls(numbers, shard, identities(readings, groups, values), readings, names, ts, values)
+        return cls(numbers, shard, identities(readings, groups), readings)
 
-    def entries_of(self, device: DeviceReadings) -> Entries:
-        """The device's readings' entries, in its arrival order."""
+    def rows_of(self, device: DeviceReadings) -> list[int] | None:
+        """The device's readings' rows in the batch's columns; None when they are not the batch's."""
         positions, readings = device.positions, device.readings
         mine = self.readings
         if (
             readings
             and len(positions) == len(readings)
-            and 0 <= positions[0] < len(mine)
-            and 0 <= positions[-1] < len(mine)
+            and min(positions) >= 0
+            and max(positions) < len(mine)
             and mine[positions[0]] is readings[0]
             and mine[positions[-1]] is readings[-1]
         ):
-            try:
-                return self.entries[positions]
-            except IndexError:
-                pass
-        return identities(readings)  # readings that are not the batch's decoded ones
+            return positions
+        return None
+
+    def columns(
+        self, fresh: Fresh, channels: tuple[str, ...]
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None:
+        """The fresh readings' times and (n, c) values in ``channels`` order (NaN where a reading
+        lacks a metric), from the batch's columns; None when those do not hold them."""
+        if fresh.rows is None or self.names is None or self.ts is None or self.values is None:
+            return None
+        at = {name: j for j, name in enumerate(self.names)}
+        rows = np.array(fresh.rows, dtype=np.intp)
+        taken = self.values[rows]
+        if all(ch in at for ch in channels):
+            return self.ts[rows], taken[:, [at[ch] for ch in channels]]
+        x = np.full((len(rows), len(channels)), np.nan)
+        for k, ch in enumerate(channels):
+            if ch in at:
+                x[:, k] = taken[:, at[ch]]
+        return self.ts[rows], x
 
 
 def fresh_readings(
@@ -98,22 +127,29 @@ def fresh_readings(
     The common device (every record past its position, no identity met before) is settled
     with a few set operations; any other reading by reading.
     """
+    rows = None
     if marks is None:
         marks = BatchMarks.of(records, device.readings)
         entries = marks.entries
     else:
-        entries = marks.entries_of(device)
+        rows = marks.rows_of(device)
+        entries = marks.entries[rows] if rows is not None else identities(device.readings)
     ingest = record.ingest
     positions: dict[str, str] = dict(ingest.get("pos") or {})
     recent = _unpack(ingest.get("recent"))
-    fresh = _all_fresh(device, marks, positions, recent, entries)
+    fresh = _all_fresh(device, marks, positions, recent, entries, rows)
     if fresh is None:
-        fresh = _each_fresh(device, records, marks, positions, recent, entries.tolist(), counts)
+        fresh = _each_fresh(device, records, marks, positions, recent, entries.tolist(), counts, rows)
     return fresh
 
 
 def _all_fresh(
-    device: DeviceReadings, marks: BatchMarks, positions: dict[str, str], recent: list[int], entries: Entries
+    device: DeviceReadings,
+    marks: BatchMarks,
+    positions: dict[str, str],
+    recent: list[int],
+    entries: Entries,
+    rows: list[int] | None,
 ) -> Fresh | None:
     """Every reading fresh (all its records past the device's position on the batch's one shard, no
     identity met twice nor one of its recent ones), with the marks after them; else None."""
@@ -136,9 +172,10 @@ def _all_fresh(
     if ts != sorted(ts):  # stable: one instant's readings keep their arrival order
         order = sorted(range(len(ts)), key=ts.__getitem__)
         readings, indices = [readings[i] for i in order], [indices[i] for i in order]
+        rows = None if rows is None else [rows[i] for i in order]
     positions[shard] = str(newest)
     kept = [*recent, *entries.tolist()][-RECENT_IDENTITIES:]
-    return Fresh(list(readings), list(indices), _marks(positions, kept), [])
+    return Fresh(list(readings), list(indices), _marks(positions, kept), [], None if rows is None else list(rows))
 
 
 def _each_fresh(
@@ -149,14 +186,16 @@ def _each_fresh(
     recent: list[int],
     entries: list[int],
     counts: Counts,
+    rows: list[int] | None = None,
 ) -> Fresh:
     """Reading by reading: replays and repeats counted as duplicates, conflicts refused."""
     applied = {shard: seqnum(value) for shard, value in positions.items()}
     seen = {entry >> _CONTENT_BITS: entry & _CONTENT_MASK for entry in recent}
-    fresh: list[tuple[int, int, ReadingFields]] = []
+    fresh: list[tuple[int, int, ReadingFields, int]] = []
     conflicts: list[Rejected] = []
     newest: dict[str, int] = {}
-    for reading, index, entry in zip(device.readings, device.indices, entries, strict=True):
+    places = rows if rows is not None else [-1] * len(entries)
+    for reading, index, entry, row in zip(device.readings, device.indices, entries, places, strict=True):
         shard, number = records[index].shard_id, marks.numbers[index]
         floor = applied.get(shard)
         if number is not None and floor is not None and number <= floor:
@@ -174,13 +213,14 @@ def _each_fresh(
             continue
         seen[key] = content
         recent.append(entry)
-        fresh.append((reading.ts_ms, index, reading))
+        fresh.append((reading.ts_ms, index, reading, row))
         if number is not None and number > newest.get(shard, -1):
             newest[shard] = number
     fresh.sort(key=itemgetter(0))  # stable: one instant's readings keep their arrival order
     for shard, number in newest.items():
         positions[shard] = str(number)
-    return Fresh([r for _, _, r in fresh], [i for _, i, _ in fresh], _marks(positions, recent), conflicts)
+    kept = None if rows is None else [row for *_, row in fresh]
+    return Fresh([f[2] for f in fresh], [f[1] for f in fresh], _marks(positions, recent), conflicts, kept)
 
 
 def _marks(positions: dict[str, str], recent: list[int]) -> dict[str, Any]:
@@ -227,19 +267,24 @@ def _identity(r: ReadingFields, names: int) -> tuple[int, int]:
     return key, hash((names, *r.metrics.values())) & _CONTENT_MASK
 
 
-def identities(readings: Sequence[ReadingFields]) -> Entries:
+def identities(
+    readings: Sequence[ReadingFields],
+    groups: dict[tuple[str, ...], list[int] | None] | None = None,
+    values: npt.NDArray[np.float64] | None = None,
+) -> Entries:
     """Each reading's recent-identity entry (``key << 23 | content``, as :func:`_identity` gives),
     for many readings at once: CPython's hashes of ints, floats and tuples of them computed in
-    numpy (they are fixed by the language: see :func:`_tuple_hash`), bit for bit.
+    numpy (they are fixed by the language: see :func:`_tuple_hash`), bit for bit. ``groups``:
+    :func:`_by_names` of them, if known; ``values``: those of the one group, if known.
 
     Readings of many different metric-name sets (a few readings each) are hashed one by one:
     numpy's work is per set, so a hostile batch costs no more per reading than before."""
     if not readings:
         return np.zeros(0, dtype=np.int64)
-    groups = _by_names([r.metrics for r in readings])
+    groups = _by_names([r.metrics for r in readings]) if groups is None else groups
     if len(groups) <= max(8, len(readings) // 16):
         try:
-            return _vectorised(readings, groups)
+            return _vectorised(readings, groups, values)
         except (ValueError, OverflowError, TypeError):  # a number validation would not let through
             pass
     names_of: dict[str, int] = {}
@@ -254,14 +299,21 @@ def identities(readings: Sequence[ReadingFields]) -> Entries:
     return np.array(out, dtype=np.int64)
 
 
-def _vectorised(readings: Sequence[ReadingFields], groups: dict[tuple[str, ...], list[int] | None]) -> Entries:
+def _vectorised(
+    readings: Sequence[ReadingFields],
+    groups: dict[tuple[str, ...], list[int] | None],
+    known: npt.NDArray[np.float64] | None = None,
+) -> Entries:
     n = len(readings)
     ts, seq = _ints([r.ts_ms for r in readings]), [r.seq for r in readings]
     names, content = np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=np.uint64)
     for metric_names, rows in groups.items():
         crc = zlib.crc32("\x00".join(metric_names).encode())
-        values = _values([readings[i].metrics for i in rows] if rows is not None else [r.metrics for r in readings],
-                         metric_names)  # fmt: skip
+        if rows is None and known is not None:
+            values = known
+        else:
+            values = _values([readings[i].metrics for i in rows] if rows is not None else [r.metrics for r in readings],
+                             metric_names)  # fmt: skip
         lanes = [
             np.full(len(values), crc, dtype=np.uint64),
             *(_float_lanes(values[:, j]) for j in range(len(metric_names))),
