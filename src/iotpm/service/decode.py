@@ -71,7 +71,13 @@ class BatchDecoder:
         whole = (
             self._fast.batch(datas, [rec.arrival_ms for rec in records]) if max(map(len, datas)) <= max_bytes else None
         )
-        # the common batch is one accepted reading per record; otherwise record by record
+        if whole is not None and [f.device_id for f in whole] == [rec.partition_key for rec in records]:
+            devices = _own(whole)  # the common batch: one reading a record, each its publisher's own
+            if self.gateways is not None:
+                rejected += self._judged(records, [], devices)
+            counts.received += sum(len(d.readings) for d in devices.values()) + len(rejected)
+            return Decoded(devices, rejected, whole)
+        # one accepted reading per record, some of them published by another thing; otherwise record by record
         pairs = enumerate(whole) if whole is not None else self._each(records, max_bytes, rejected)
         readings: list[ReadingFields] = whole if whole is not None else []
         for position, (index, fields) in enumerate(pairs):
@@ -179,6 +185,21 @@ class BatchDecoder:
             else:
                 out.append(ReadingFields.of(result))
         return out
+
+
+def _own(readings: list[ReadingFields]) -> dict[str, DeviceReadings]:
+    """Readings one a record, each published by its own device, grouped by device (a reading's
+    record index is its position)."""
+    places: dict[str, list[int]] = {}
+    for i, fields in enumerate(readings):
+        mine = places.get(fields.device_id)
+        if mine is None:
+            places[fields.device_id] = [i]
+        else:
+            mine.append(i)
+    return {
+        device: DeviceReadings(device, at[0], [readings[i] for i in at], at, list(at)) for device, at in places.items()
+    }
 
 
 def _group(devices: dict[str, DeviceReadings], position: int, index: int, fields: ReadingFields) -> None:

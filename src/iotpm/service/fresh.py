@@ -6,7 +6,7 @@ import base64
 import binascii
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
 from typing import Any, Final
@@ -56,6 +56,7 @@ class BatchMarks:
     names: tuple[str, ...] | None = None
     ts: npt.NDArray[np.int64] | None = None
     values: npt.NDArray[np.float64] | None = None
+    _ordered: dict[tuple[str, ...], npt.NDArray[np.float64]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, records: Sequence[RawRecord], readings: Sequence[ReadingFields]) -> BatchMarks:
@@ -94,16 +95,16 @@ class BatchMarks:
         lacks a metric), from the batch's columns; None when those do not hold them."""
         if fresh.rows is None or self.names is None or self.ts is None or self.values is None:
             return None
-        at = {name: j for j, name in enumerate(self.names)}
+        x = self._ordered.get(channels)
+        if x is None:  # the batch's values in this channel order, once a batch for each order
+            at = {name: j for j, name in enumerate(self.names)}
+            x = np.full((len(self.values), len(channels)), np.nan)
+            for k, ch in enumerate(channels):
+                if ch in at:
+                    x[:, k] = self.values[:, at[ch]]
+            self._ordered[channels] = x
         rows = np.array(fresh.rows, dtype=np.intp)
-        taken = self.values[rows]
-        if all(ch in at for ch in channels):
-            return self.ts[rows], taken[:, [at[ch] for ch in channels]]
-        x = np.full((len(rows), len(channels)), np.nan)
-        for k, ch in enumerate(channels):
-            if ch in at:
-                x[:, k] = taken[:, at[ch]]
-        return self.ts[rows], x
+        return self.ts[rows], x[rows]
 
 
 def fresh_readings(

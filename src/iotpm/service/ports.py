@@ -74,7 +74,8 @@ def chunks_of(rows: Sequence[ReadingRow]) -> dict[ChunkKey, list[ReadingRow]]:
     """
     groups: dict[tuple[str, int], list[ReadingRow]] = {}
     for row in rows:
-        groups.setdefault((row.device_id, block_of(row.ts_ms, CHUNK_MS)), []).append(row)
+        ts = row.ts_ms
+        groups.setdefault((row.device_id, ts - ts % CHUNK_MS), []).append(row)  # block_of, inline: 10,000 rows
     out = {}
     for (device, hour), group in groups.items():
         for at in range(0, len(group), CHUNK_ROWS):
