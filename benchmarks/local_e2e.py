@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import binascii
+import itertools
 import json
 import os
 import signal
@@ -124,13 +125,16 @@ def main() -> None:
     parser.add_argument("--sampled", type=int, default=5, help="devices whose latency is sampled")
     parser.add_argument("--latencies", type=Path, help="write every sample here (CSV: seconds since start, latency)")
     parser.add_argument("--batch-size", type=int, default=UpOptions.batch_size, help="the mapping's batch size")
-    parser.add_argument("--gateway", action="store_true",
-                        help="the devices sit behind one gateway, which publishes each instant's readings in "
-                        "messages of up to 400 (registered as a gateway first); by default every device "
-                        "publishes its own readings")  # fmt: skip
+    parser.add_argument("--gateways", type=int, default=0,
+                        help="the devices sit behind this many gateways (registered first; device i behind "
+                        "gateway i %% N), each publishing its devices' readings of an instant in one message; "
+                        "by default (0) every device publishes its own readings")  # fmt: skip
     parser.add_argument("--stall", type=float, default=0.0, help="seconds the pipeline process is stopped (a backlog)")
     parser.add_argument("--stall-at", type=float, default=15.0, help="seconds after the first publish the stall begins")
     args = parser.parse_args()
+    if args.gateways and (args.devices % args.gateways or args.devices // args.gateways > 400):
+        parser.error("--devices must be a multiple of --gateways, at most 400 behind each (one message each)")
+    per = args.devices // args.gateways if args.gateways else 1  # readings a record carries
 
     def interrupted(*_: Any) -> None:
         raise KeyboardInterrupt  # the twin is brought down (finally below) however the run is stopped
@@ -147,7 +151,7 @@ def main() -> None:
     try:
         live = twin.start(opts, lambda s: print(f"==> {s}"), lambda *_: None)
         fleet = Fleet(args.devices, seed=11)
-        gateway = register_gateway(twin, live.api_url, fleet) if args.gateway else None
+        gateways = register_gateways(twin, live.api_url, fleet, args.gateways) if args.gateways else None
         acked: dict[str, list[int]] = {d: [] for d in fleet.ids[: args.sampled]}
         ack_wall: dict[tuple[str, int], float] = {}
         lock = threading.Lock()
@@ -193,14 +197,14 @@ def main() -> None:
                 if st:
                     now = time.time() - t0
                     poller = st["poller"]
-                    processed.append((now, int(poller["records"])))
-                    samples.append({"t": now, "acked": published[0], "put": st["bridge"]["put"],
-                                    "received": st["bridge"]["received"],
-                                    "records": poller["records"], "invocations": poller["invocations"],
+                    processed.append((now, int(poller["records"]) * per))  # readings, whatever a record holds
+                    samples.append({"t": now, "acked": published[0], "put": st["bridge"]["put"] * per,
+                                    "received": st["bridge"]["received"] * per,
+                                    "records": poller["records"] * per, "invocations": poller["invocations"],
                                     "reads": poller.get("reads", 0), "read_s": poller.get("read_s", 0.0),
                                     "invoke_s": poller.get("invoke_s", 0.0), "load": load()})  # fmt: skip
                     for b in poller.get("recent", []):
-                        batches[(b[1], b[0])] = b
+                        batches[(b[1], b[0])] = [*b[:2], b[2] * per, *b[3:]]  # its size in readings
 
         pids = twin_pids(twin, opts.emulator_port)
         cpu_start = {role: cpu_s(pid) for role, pid in pids.items()}
@@ -228,10 +232,10 @@ def main() -> None:
             threads.append(threading.Thread(target=stall, daemon=True))
             threads[-1].start()
         run = simulate(fleet, live.ca.issue, live.broker, args.duration, args.rate / args.devices, on_progress, on_ack,
-                       gateway=gateway)  # fmt: skip
+                       gateway=gateways)  # fmt: skip
         published_s = time.time() - t0  # the publisher may fall behind its schedule on a loaded machine
         run_over[0] = True
-        twin.drain(run.acked, timeout_s=max(600.0, args.duration * 10))
+        twin.drain(run.acked // per, timeout_s=max(600.0, args.duration * 10))
         drained = time.time() - t0
         cpu_end = {role: cpu_s(pid) for role, pid in pids.items()}
         time.sleep(1.0)  # one more sample of the counters
@@ -275,7 +279,7 @@ def main() -> None:
     (t1, n1), (t2, n2) = (steady[0], steady[-1]) if len(steady) > 1 else ((0.0, 0), (1.0, 0))
     result = {
         "devices": args.devices,
-        "gateway": args.gateway,
+        "gateways": args.gateways,
         "duration_s": args.duration,
         "offered_readings_per_s": round(run.acked / published_s, 1),
         "scheduled_readings_per_s": args.rate,
@@ -372,11 +376,25 @@ def main() -> None:
     print(json.dumps(result))
 
 
-GATEWAY = "gateway-0001"
+def gateway_names(n: int) -> list[str]:
+    """``n`` gateway names whose partition keys fall in ``n`` equal parts of Kinesis's hash range: one on
+    each shard of a stream with ``n`` even shards (the local one has 4), as a plant's gateways spread."""
+    import hashlib
+
+    names: dict[int, str] = {}
+    for k in itertools.count(1):
+        name = f"gateway-{k:04d}"
+        names.setdefault(
+            int(hashlib.md5(name.encode()).hexdigest(), 16) * n >> 128, name
+        )  # MD5: how Kinesis hashes a key
+        if len(names) == n:
+            return [names[i] for i in range(n)]
+    raise AssertionError("unreachable")
 
 
-def register_gateway(twin: Twin, api_url: str, fleet: Fleet) -> str:
-    """Register a gateway thing and every device of ``fleet`` under it, with the twin's operator credential."""
+def register_gateways(twin: Twin, api_url: str, fleet: Fleet, n: int) -> list[str]:
+    """Register ``n`` gateway things and device ``i`` of ``fleet`` under gateway ``i % n``, with the twin's
+    operator credential."""
     import base64
     import urllib.request
 
@@ -390,10 +408,13 @@ def register_gateway(twin: Twin, api_url: str, fleet: Fleet) -> str:
         with urllib.request.urlopen(req, timeout=30):
             pass
 
-    register(GATEWAY, {"site": fleet.machines[0].site, "line": fleet.machines[0].line, "device_type": "gateway"})
-    for m in fleet.machines:
-        register(m.device_id, {"site": m.site, "line": m.line, "device_type": m.machine_type, "gateway": GATEWAY})
-    return GATEWAY
+    gateways = gateway_names(n)
+    for gw in gateways:
+        register(gw, {"site": fleet.machines[0].site, "line": fleet.machines[0].line, "device_type": "gateway"})
+    for i, m in enumerate(fleet.machines):
+        register(m.device_id, {"site": m.site, "line": m.line, "device_type": m.machine_type,
+                               "gateway": gateways[i % n]})  # fmt: skip
+    return gateways
 
 
 def windows(samples: list[dict[str, Any]], batches: list[list[Any]], t0: float) -> list[dict[str, Any]]:

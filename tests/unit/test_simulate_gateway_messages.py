@@ -55,3 +55,32 @@ def test_a_gateway_of_1000_devices_publishes_messages_under_iot_cores_payload_li
     assert max(map(len, sent)) < IOT_CORE_MAX_PAYLOAD
     assert sorted(acked) == sorted(r["device_id"] for r in readings)
     assert len(set(acked)) == len(acked)  # each device's reading acknowledged once, by its own message
+
+
+def test_several_gateways_each_publish_their_own_devices_readings_on_their_own_topic(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[tuple[str, list[str]]] = []
+
+    def publish_packed(
+        c: object, topic: str, readings: list[dict[str, Any]], counts: Counts, on_ack: Callable[[], Any] | None
+    ) -> None:
+        sent.append((topic, [r["device_id"] for r in readings]))
+        counts.sent += len(readings)
+        counts.done(None, len(readings))
+
+    connected: list[str] = []
+    monkeypatch.setattr(run, "client", lambda endpoint, name, *a, **k: connected.append(name) or object())
+    monkeypatch.setattr(run, "connect_all", lambda clients: None)
+    monkeypatch.setattr(run, "stop_all", lambda clients: None)
+    monkeypatch.setattr(run, "publish_packed", publish_packed)
+    broker: Any = SimpleNamespace(host="localhost", port=1, ca=None, topic_prefix="iotpm", topic=lambda t: f"t/{t}")
+    identity: Any = lambda thing: SimpleNamespace(cert=None, key=None)  # noqa: E731
+    fleet = Fleet(10, seed=7)
+    out = run.simulate(fleet, identity, broker, 2.0, 1.0, lambda *a: None, gateway=["gw-a", "gw-b", "gw-c"])
+    assert connected == ["gw-a", "gw-b", "gw-c"]  # the gateways connect, no device does
+    assert [t for t, _ in sent] == ["t/gw-a", "t/gw-b", "t/gw-c"] * 2  # a message per gateway per instant
+    for topic, devices in sent:
+        gw = ["t/gw-a", "t/gw-b", "t/gw-c"].index(topic)
+        assert devices == fleet.ids[gw::3]  # device i behind gateway i % 3, in the fleet's order
+    assert out.acked == out.sent == 20

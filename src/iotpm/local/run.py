@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +41,7 @@ def simulate(
     progress: Callable[[int, int, int], None],
     on_ack: Callable[[str, int], None] | None = None,
     restart_at_s: float | None = None,
-    gateway: str | None = None,
+    gateway: str | Sequence[str] | None = None,
 ) -> RunResult:
     """Publish the fleet for ``duration_s``; ``progress(sent, acked, failed)`` about ten times a second.
 
@@ -53,14 +53,19 @@ def simulate(
     own certificate) and publishes, on its own topic, the devices' readings of a tick packed in
     messages of at most :data:`~iotpm.simulator.publish.MAX_PACKED` readings
     (:func:`iotpm.simulator.publish.publish_packed`). ``sent`` and ``acked`` still count readings.
+    Several gateways: the fleet's devices in turn behind each (device ``i`` behind gateway
+    ``i % len(gateway)``), each gateway publishing its own devices' readings.
     """
     endpoint = Endpoint(broker.host, broker.port, broker.ca, broker.topic_prefix)
+    gateways = [gateway] if isinstance(gateway, str) else list(gateway or [])
+    behind = {m.device_id: gateways[i % len(gateways)] for i, m in enumerate(fleet.machines)} if gateways else {}
 
     def connected() -> dict[str, Any]:
         out = {}
-        if gateway is not None:
-            ident = identity(gateway)
-            out[gateway] = client(endpoint, gateway, ident.cert, ident.key, unthrottled=rate_hz > 100)
+        if gateways:
+            for name in gateways:
+                ident = identity(name)
+                out[name] = client(endpoint, name, ident.cert, ident.key, unthrottled=rate_hz > 100)
             connect_all(out.values())
             return out
         for m in fleet.machines:
@@ -88,12 +93,9 @@ def simulate(
             if (wait := due - time.time()) > 0:
                 time.sleep(wait)
             ts_ms = int(due * 1000)
-            if gateway is not None:
-                packed = [(m.device_id, r) for m in fleet.machines if (r := m.reading(k / rate_hz, ts_ms)) is not None]
-                for part in packed_messages(packed):  # IoT Core refuses a message over 128 KB
-                    acks = _acks(on_ack, [d for d, _ in part], ts_ms)
-                    publish_packed(clients[gateway], broker.topic(gateway), [r for _, r in part], counts, acks)
-            for m in fleet.machines if gateway is None else ():
+            if gateways:
+                _publish_gateways(fleet, behind, clients, broker, k / rate_hz, ts_ms, counts, on_ack)
+            for m in fleet.machines if not gateways else ():
                 message = m.reading(k / rate_hz, ts_ms)
                 if message is not None:
                     ack = (lambda d=m.device_id, t=ts_ms: on_ack(d, t)) if on_ack else None
@@ -106,6 +108,27 @@ def simulate(
     finally:
         stop_all(clients.values())
     return RunResult(start_ms, counts.sent, counts.acked, counts.failed)
+
+
+def _publish_gateways(
+    fleet: Fleet,
+    behind: dict[str, str],
+    clients: dict[str, Any],
+    broker: Broker,
+    t_s: float,
+    ts_ms: int,
+    counts: Counts,
+    on_ack: Callable[[str, int], None] | None,
+) -> None:
+    """Every gateway's message(s) of one instant: the readings of the devices ``behind`` it."""
+    packed: dict[str, list[tuple[str, Any]]] = {name: [] for name in dict.fromkeys(behind.values())}
+    for m in fleet.machines:
+        if (r := m.reading(t_s, ts_ms)) is not None:
+            packed[behind[m.device_id]].append((m.device_id, r))
+    for name, readings in packed.items():
+        for part in packed_messages(readings):  # IoT Core refuses a message over 128 KB
+            acks = _acks(on_ack, [d for d, _ in part], ts_ms)
+            publish_packed(clients[name], broker.topic(name), [r for _, r in part], counts, acks)
 
 
 def _acks(on_ack: Callable[[str, int], None] | None, devices: list[str], ts_ms: int) -> Callable[[], None] | None:
