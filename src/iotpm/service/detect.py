@@ -14,7 +14,7 @@ import binascii
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
@@ -339,6 +339,9 @@ def _channels(
     return tuple(sorted(seen.union(state.channels))), None
 
 
+_IDENTITY: Final = attrgetter("site", "line", "device_type")
+
+
 def _identified(record: DeviceRecord, fresh: Fresh, counts: Counts) -> Fresh:
     """The readings with their device's site, line and type as its record has them.
 
@@ -348,9 +351,9 @@ def _identified(record: DeviceRecord, fresh: Fresh, counts: Counts) -> Fresh:
     summaries. Its own data (time, sequence number, metrics) is kept as sent.
     """
     own = (record.site, record.line, record.device_type)
+    if set(map(_IDENTITY, fresh.readings)) == {own}:
+        return fresh  # the common device: every reading names its record's
     differ = [r for r in fresh.readings if (r.site, r.line, r.device_type) != own]
-    if not differ:
-        return fresh
     counts.identity_mismatches += len(differ)
     said = differ[0]
     log("warning", "payload names another site, line or type than the device's record; the record's is kept",

