@@ -161,6 +161,10 @@ def uses_basic_ingest() -> bool:
 #: in one message (``--readings-per-message``; 1: every device publishes its own readings)
 STATED_READINGS_PER_MESSAGE = 10
 TARGET_USD_PER_MILLION = 0.50  # issue 30
+E2E_BUDGET_S = 5.0  # the original requirement: end-to-end under 5 s (docs/ARCHITECTURE: scale targets)
+#: assumed, not measured in AWS: the IoT rule, the Kinesis put and the event source mapping's poll
+#: (it polls each shard about once a second) before the batching window starts to count
+INGEST_ALLOWANCE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -467,6 +471,15 @@ def model(env: Environment, fleet: Fleet, table: dict[str, Any], m: Measured, lv
     return out
 
 
+def e2e_worst_s(env: Environment, fleet: Fleet, m: Measured, window_s: float) -> float:
+    """A reading's worst end-to-end time at this window: the ingest allowance, the whole window, then its
+    batch's processing (the processor benchmark's per-record time and the per-batch I/O, as the model bills)."""
+    shards = env.shard_count if env.stream_mode == "PROVISIONED" else max(4, math.ceil(fleet.messages_per_s / 1000))
+    per_batch = fleet.readings_per_s / shards * max(window_s, 1.0)
+    batch_s = (m.batch_io_ms + min(per_batch, env.batch_size) * m.processor_ms_per_10k / 10_000) / 1000
+    return INGEST_ALLOWANCE_S + window_s + batch_s
+
+
 def summary(lines: list[Line], fleet: Fleet, table: dict[str, Any]) -> tuple[float, float]:
     total = sum(line.usd for line in lines)
     readings = fleet.readings_per_s * table["hours_per_month"] * 3600
@@ -559,11 +572,20 @@ def markdown(env: Environment, fleet: Fleet, table: dict[str, Any], lines: list[
         "waits up to the window before the processor sees it, so every alert leaves up to that much later "
         "(half of it on average).",
         "",
-        "| batching window | USD / month | USD / million readings | alerts leave up to |",
-        "|---:|---:|---:|---|",
+        f"The original requirement is end-to-end under {E2E_BUDGET_S:g} s. A reading's worst case is the "
+        f"ingest (the IoT rule, the Kinesis put and the mapping's poll: {INGEST_ALLOWANCE_S:g} s assumed, not "
+        "measured in AWS), the whole window, then its batch's processing (the processor benchmark's time for the "
+        f"batch, plus {Measured.batch_io_ms:g} ms of AWS calls). A window that takes it past the budget weakens "
+        "that guarantee, so prod keeps "
+        f"{env.window_s:g} s and longer windows are in the table above.",
+        "",
+        "| batching window | USD / month | USD / million readings | alerts leave up to | worst end-to-end | "
+        f"under {E2E_BUDGET_S:g} s |",
+        "|---:|---:|---:|---|---:|---|",
         *[
-            f"| {w['window_s']:g} s | {w['usd_per_month']:,.0f} | {w['usd_per_million_readings']:.2f} | "
-            f"{w['window_s']:g} s later |"
+            f"| {w['window_s']:g} s{' (prod)' if w['window_s'] == env.window_s else ''} | {w['usd_per_month']:,.0f} | "
+            f"{w['usd_per_million_readings']:.2f} | {w['window_s']:g} s later | {w['e2e_worst_s']:.1f} s | "
+            f"{'yes' if w['e2e_worst_s'] < E2E_BUDGET_S else '**no**'} |"
             for w in windows
         ],
     ]
@@ -653,14 +675,6 @@ def main() -> None:
             replace(prod, stream_mode="ON_DEMAND"),
         ),
         in_place(
-            f"batching window {prod.window_s:g} s (was 2 s)",
-            "prod's tfvars",
-            f"alerts leave up to {prod.window_s:g} s after their reading (2 s before)",
-            replace(prod, window_s=2.0),
-        )
-        if prod.window_s > 2
-        else would("batching window 10 s", "alerts leave up to 10 s after their reading", Levers(window_s=10)),
-        in_place(
             "X-Ray pass-through on the processor",
             "prod's tfvars",
             "no traces of batches; metrics, logs and alarms unchanged",
@@ -716,6 +730,16 @@ def main() -> None:
             "the fleet list's values up to 30 min old (a device's own endpoint stays current)",
             Levers(compact_interval_s=1800),
         ),
+        *[
+            would(
+                f"batching window {w:g} s ({prod.window_s:g} s now)",
+                f"a reading waits up to {w:g} s before the processor sees it: end-to-end over the original "
+                f"requirement's {E2E_BUDGET_S:g} s",
+                Levers(window_s=w),
+            )
+            for w in (5.0, 10.0)
+            if w > prod.window_s
+        ],
         would(
             "batching window 60 s",
             "alerts leave up to 60 s after their reading: the whole of the 'abrupt faults within 60 s' budget",
@@ -732,7 +756,10 @@ def main() -> None:
     one_t, one_m = cost(prod, Levers(readings_per_message=1))
     unlevered = replace(prod, stream_mode="ON_DEMAND", processor_tracing="Active", endpoint_azs=prod.azs,
                         basic_ingest=False, api_sampling=None, window_s=1.0)  # fmt: skip
-    windows = [{"window_s": w} | usd(*cost(prod, Levers(window_s=w))) for w in (1.0, 2.0, 5.0, 10.0, 20.0, 60.0)]
+    windows = [
+        {"window_s": w, "e2e_worst_s": round(e2e_worst_s(prod, fleet, m, w), 2)} | usd(*cost(prod, Levers(window_s=w)))
+        for w in (1.0, 2.0, 5.0, 10.0, 20.0, 60.0)
+    ]
     out: dict[str, Any] = {
         "devices": fleet.devices, "interval_s": fleet.interval_s, "region": prod.region,
         "readings_per_message": packing, "publishes": fleet.publishes,
