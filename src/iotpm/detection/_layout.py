@@ -163,13 +163,15 @@ DECLARATIONS: Final = (
             _device("health", "smoothed anomaly score behind the health index"),
             _device("alarm_since", "timestamp of the open alarm's raise, epoch ms"),
             _device("below_since", "timestamp of the first reading of the run below the clear level, epoch ms"),
+            _device("cleared_at", "timestamp of the last clear, epoch ms (-inf: none)"),
+            _device("off_mult", "the off-delay in clear_s: doubled at each raise within the off-delay of a clear"),
             # the lifecycle of the open alarm (detector.FleetDetector's events; no kernel reads them)
             _device("severity", "1 once the open alarm is critical"),
             _device("esc_ref", "the sustained score the open alarm was raised or last escalated at"),
             _device("last_score", "the score of the last reading"),
             _channel("caused", "1 for a metric that is a cause of the open alarm"),
         ),
-        ("raise_level", "clear_level", "min_duration", "clear_duration", "cooldown", "clear_ms"),
+        ("raise_level", "clear_level", "min_duration", "clear_duration", "cooldown", "clear_ms", "off_mult_max"),
     ),
     Declaration(
         "operating_state",

@@ -151,10 +151,21 @@ class AlarmConfig(BaseModel):
     # and look at it: a condition back within it is the same incident, not a new one
     # (EEMUA 191 counts a raise within minutes of its clear as chattering)
     clear_s: Annotated[float, Field(ge=0)] = 600.0
+    # ISA-18.2's re-alarm: a raise within the off-delay of the device's last clear is the same
+    # incident coming back (EEMUA 191 calls it chattering): the off-delay doubles for it, so an
+    # intermittent condition is one incident open longer, not a raise every ten minutes; a raise
+    # later than that starts again at clear_s. chosen: up to 20 minutes, once doubled (up to two
+    # hours lost a failure's page on PHM 2012: the incident held open where its raise had paged)
+    off_delay_max_s: Annotated[float, Field(ge=0)] = 1200.0
     # physical: a deviation that has doubled is "worse" in any unit (the score is the
     # deviation over its alarm level)
     escalate_factor: Annotated[float, Field(gt=1)] = 2.0
     cooldown: Annotated[int, Field(ge=0)] = 0  # readings after a clear before a new raise
+
+    @property
+    def off_mult_max(self) -> float:
+        """The longest off-delay, in off-delays of ``clear_s`` (at least 1)."""
+        return max(1.0, self.off_delay_max_s / self.clear_s) if self.clear_s > 0 else 1.0
 
     @model_validator(mode="after")
     def _levels(self) -> AlarmConfig:

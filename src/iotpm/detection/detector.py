@@ -168,6 +168,7 @@ class FleetDetector:
         fresh = self.new_state(state.channels)
         kept = (
             *("alarm", "above", "below", "cool", "health", "alarm_since", "below_since", "severity", "esc_ref"),
+            *("cleared_at", "off_mult"),
             *("last_score", "caused", "floor", "running", "started", "n", "last_t"),
         )
         for name in kept:
@@ -613,8 +614,8 @@ class Lifecycle:
         v, o = self.state.vector, self.lay.offsets
         severity, ref = v[o["severity"].start] > 0, float(v[o["esc_ref"].start])
         caused = v[o["caused"]] > 0
-        raised, cleared = np.flatnonzero(cols.raised > 0), np.flatnonzero(cols.cleared > 0)
-        open_before = bool(cols.in_alarm[0]) != bool(cols.raised[0] > 0 or cols.cleared[0] > 0)
+        raised, cleared = np.flatnonzero(cols.raised >= 1.0), np.flatnonzero(cols.cleared > 0)
+        open_before = bool(cols.in_alarm[0]) != bool(cols.raised[0] >= 1.0 or cols.cleared[0] > 0)
         marks = sorted([(int(i), "raise") for i in raised] + [(int(i), "clear") for i in cleared])
         events: list[tuple[EventKind, int, bool]] = []
         at = 0 if open_before else None  # the first reading of the open alarm still to examine
@@ -691,9 +692,22 @@ class Lifecycle:
             if new.any():
                 firsts = np.flatnonzero(new.any(axis=0))
                 at.update((start + np.argmax(new[:, firsts], axis=0)).tolist())
-        factor, score = self.cfg.escalate_factor, cols.score
-        if score[start:stop].max() >= factor * ref:  # else no sustained condition can double
-            ref = self._doublings(cols, start, stop, ref, at)
+        # the condition back after it had gone for the plain off-delay (a re-alarm held in the
+        # incident by the doubled off-delay) is judged as a raise would be: worse than the level
+        # the incident was raised or last escalated at, it escalates; either way doubling is
+        # judged from its level on, so a failure behind an intermittent alarm pages
+        back = start + np.flatnonzero((cols.raised[start:stop] > 0) & (cols.raised[start:stop] < 1.0))
+        conditions = self._condition(cols, start, stop) if back.size else np.zeros(0)
+        factor, score, segment = self.cfg.escalate_factor, cols.score, start
+        for i in [*back.tolist(), stop]:
+            if i > segment and score[segment:i].max() >= factor * ref:  # else no sustained condition can double
+                ref = self._doublings(cols, segment, i, ref, at)
+            if i == stop:
+                break
+            condition = float(conditions[i - start])
+            if condition > ref:
+                at.add(i)
+            ref, segment = max(condition, level), i + 1
         for i in sorted(at):
             severity = severity or bool(limits is not None and limits[i - start])
             caused = caused | self._causes(cols, i)

@@ -67,6 +67,8 @@ def new_vector(layout: Layout) -> FloatArray:
     v[layout.offsets["running"]] = 1.0
     v[layout.offsets["started"]] = -np.inf
     v[layout.offsets["below_since"]] = -np.inf
+    v[layout.offsets["cleared_at"]] = -np.inf
+    v[layout.offsets["off_mult"]] = 1.0
     v[layout.offsets["load_v"]] = 1.0
     v[layout.offsets["now_v"]] = 1.0
     return v
@@ -452,7 +454,10 @@ class AlarmRuns(NamedTuple):
     above: FloatArray  # readings in a row at the raise level
     below: FloatArray  # readings in a row below the clear level
     can_raise: Mask
-    can_clear: Mask
+    can_clear: Mask  # at the shortest off-delay (clear_s)
+    settled: Mask  # clear_duration readings below the clear level
+    gone: FloatArray  # ms since the run below the clear level began
+    back: Mask  # at the raise level after the plain off-delay below the clear level
 
 
 class Kernel:
@@ -526,6 +531,7 @@ class Kernel:
             "clear_duration": alarm.clear_duration,
             "cooldown": alarm.cooldown,
             "clear_ms": 1000.0 * alarm.clear_s,
+            "off_mult_max": alarm.off_mult_max,
             "dropout_alarms": cfg.dropout_alarms,
             "iso_bc": self.iso.bc,
             "iso_cd": self.iso.cd,
@@ -868,33 +874,45 @@ class Kernel:
         below = run_lengths((score < cfg.clear_level) & valid, lay.scalar(packed, "below"), axis=1)
         tsf = ts.astype(np.float64)
         below_since = lay.scalar(packed, "below_since")
+        # the open incident's condition back after it had gone for the plain off-delay
+        below_before = np.concatenate([lay.scalar(packed, "below")[:, None], below[:, :-1]], axis=1)
         # the start of each reading's run below the clear level: in this chunk, or carried
         first = np.arange(t)[None, :] - below + 1.0
         at_first = np.take_along_axis(tsf, np.clip(first, 0, t - 1).astype(np.int64), axis=1)
         run_since = np.where(first >= 0, at_first, below_since[:, None])
         can_raise = (above >= cfg.min_duration) & valid
-        can_clear = (below >= cfg.clear_duration) & (tsf - run_since >= 1000.0 * cfg.clear_s) & valid
+        settled = (below >= cfg.clear_duration) & valid
+        gone = tsf - run_since
+        can_clear = settled & (gone >= 1000.0 * cfg.clear_s)  # at the shortest off-delay
+        since_before = np.concatenate([below_since[:, None], run_since[:, :-1]], axis=1)
+        back = can_raise & (below_before >= cfg.clear_duration) & (tsf - since_before >= 1000.0 * cfg.clear_s)
         began = (below == 1.0) & valid
         last_began = np.where(began.any(axis=1), t - 1 - np.argmax(began[:, ::-1], axis=1), -1)
         below_since[:] = np.where(last_began >= 0, tsf[rows, np.maximum(last_began, 0)], below_since)
-        return AlarmRuns(above, below, can_raise, can_clear)
+        return AlarmRuns(above, below, can_raise, can_clear, settled, gone, back)
 
     def _transitions(
         self, packed: FloatArray, ts: IntArray, runs: AlarmRuns, lengths: IntArray
     ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """The alarm after each reading, its raises and clears: each device jumps from one
-        transition to the next (a raise waits out the cooldown)."""
+        transition to the next (a raise waits out the cooldown). A raise within the off-delay
+        of the device's last clear doubles the off-delay (up to ``off_delay_max_s``), a later
+        one restores it to ``clear_s``: an intermittent condition is one incident."""
         lay, cooldown = self.layout, float(self.cfg.alarm.cooldown)
+        clear_ms, cap = 1000.0 * self.cfg.alarm.clear_s, self.cfg.alarm.off_mult_max
         alarm, cool, since = lay.scalar(packed, "alarm"), lay.scalar(packed, "cool"), lay.scalar(packed, "alarm_since")
+        mult, cleared = lay.scalar(packed, "off_mult"), lay.scalar(packed, "cleared_at")
         d, t = ts.shape
+        initial = alarm.copy()
         out = np.repeat(alarm[:, None], t, axis=1)
         up_all, down_all = np.zeros((d, t)), np.zeros((d, t))
         busy = np.flatnonzero(np.where(alarm > 0, runs.can_clear.any(axis=1), runs.can_raise.any(axis=1)))
         for i in busy:
             n, at, on, co = int(lengths[i]), 0, alarm[i] > 0, float(cool[i])
+            m, last = float(mult[i]), float(cleared[i])
             while at < n:
                 if on:
-                    hits = np.flatnonzero(runs.can_clear[i, at:n])
+                    hits = np.flatnonzero(runs.settled[i, at:n] & (runs.gone[i, at:n] >= clear_ms * m))
                 else:
                     start = at + int(np.ceil(co))  # a raise waits out the cooldown
                     hits = start - at + np.flatnonzero(runs.can_raise[i, start:n])
@@ -902,15 +920,20 @@ class Kernel:
                     break
                 step = at + int(hits[0])
                 if on:
-                    down_all[i, step], co = 1.0, cooldown
+                    down_all[i, step], co, last = 1.0, cooldown, float(ts[i, step])
                 else:
                     up_all[i, step], co, since[i] = 1.0, 0.0, float(ts[i, step])
+                    m = min(m * 2.0, cap) if float(ts[i, step]) - last < clear_ms * m else 1.0
                 on = not on
                 out[i, step:] = 1.0 if on else 0.0
                 at = step + 1
             alarm[i] = 1.0 if on else 0.0
+            mult[i], cleared[i] = m, last
             cool[i] = co + at  # the decrement below runs from the last transition on
         np.maximum(cool - lengths, 0.0, out=cool)
+        # an open incident's condition back (0.5 in the raises: the lifecycle judges it)
+        was_on = np.concatenate([initial[:, None], out[:, :-1]], axis=1) > 0
+        up_all[runs.back & was_on] = 0.5
         return out, up_all, down_all
 
     def _health(self, packed: FloatArray, score: FloatArray, active: IntArray) -> None:

@@ -260,12 +260,17 @@ class ReferenceDetector:
         if f["below"][0] == 1.0:
             f["below_since"][0] = float(t)
         up = f["alarm"][0] == 0 and f["above"][0] >= cfg.min_duration and f["cool"][0] <= 0
-        gone = float(t) - f["below_since"][0] >= 1000.0 * cfg.clear_s
+        clear_ms = 1000.0 * cfg.clear_s
+        gone = float(t) - f["below_since"][0] >= clear_ms * f["off_mult"][0]
         down = f["alarm"][0] == 1 and f["below"][0] >= cfg.clear_duration and gone
         f["cool"][0] = float(cfg.cooldown) if down else max(f["cool"][0] - 1.0, 0.0)
         f["alarm"][0] = 1.0 if up else 0.0 if down else f["alarm"][0]
-        if up:
+        if up:  # a raise within the off-delay of the last clear doubles it (re-alarm)
             f["alarm_since"][0] = float(t)
+            within = float(t) - f["cleared_at"][0] < clear_ms * f["off_mult"][0]
+            f["off_mult"][0] = min(f["off_mult"][0] * 2.0, cfg.off_mult_max) if within else 1.0
+        if down:
+            f["cleared_at"][0] = float(t)
         f["health"][0] += f["r_adapt"][0] * (min(score, 2.0) - f["health"][0])
         f["n"][0] += 1.0
         return f["alarm"][0] > 0

@@ -190,8 +190,11 @@ def _from_v6(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
 
 
 def _nothing_learned(vector: FloatArray, layout: Layout) -> None:
-    """A state from before the drift remembered the shift it learned: none is remembered."""
+    """A state from before the drift remembered the shift it learned (none is remembered) and
+    before the re-alarm's off-delay (no clear remembered, the off-delay at clear_s)."""
     vector[layout.offsets["drift_from"]] = np.nan
+    vector[layout.offsets["cleared_at"]] = -np.inf
+    vector[layout.offsets["off_mult"]] = 1.0
 
 
 def _from_v5(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
