@@ -406,6 +406,46 @@ def test_the_fleet_wide_alarms_read_their_devices_together_not_one_by_one(
     assert rows[0] == 200 and raised and reads == [len(raised)]
 
 
+def test_in_write_behind_the_fleet_wide_alarms_see_the_open_alarm_the_log_holds(
+    memory_pipeline: Callable[..., MemoryPipeline], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The device records are written at compaction: until then the open alarm is in the batch log,
+    and the fleet-wide list must say what the device's own routes say, not 'cleared'."""
+    from iotpm.service.processor import ProcessorSettings
+
+    s = memory_pipeline(behind=True)
+    p = s.processor(settings=ProcessorSettings(compact_interval_s=3600), batch_log=s.log, snapshots=s.snapshots)
+    real_put, throttled = s.states.put_many, {"on": False}
+
+    def put_many(records: Any, **kw: Any) -> Any:  # the devices table throttled from the raising batch on
+        if throttled["on"]:
+            return {r.device_id: StoreError("throttled", code="ThrottlingException") for r in records}
+        return real_put(records, **kw)
+
+    monkeypatch.setattr(s.states, "put_many", put_many)
+    for i in range(10):
+        throttled["on"] = i >= 6
+        out = p(batch(5, 60, start_ms=T0, first_seq=i * 60, faulty=[2], fault_from=400, seed=i), now_ms=T0 + i)
+        assert not out.errors
+    stored = s.states.items.get("dev-0002")
+    assert stored is None or not stored.alarm_open  # the record does not hold the alarm yet
+    q = MemoryQueries(s.states, s.readings, s.anomalies, s.rollups, s.log)
+    ids = [f"dev-{i:04d}" for i in range(5)]
+    assert q.device_records(ids) == {d: q.device(d) for d in ids}  # one read of the log gives each its view
+    app = build_app(q, now_ms=lambda: NOW, operator=Operator(MemoryRegistry(), MemoryDocuments(), MemoryAudit(),
+                                                               q.device, lambda: NOW))  # fmt: skip
+    own = call(app, "GET", "/devices/dev-0002")[1]
+    assert own["alarm_state"] == "unacknowledged"
+    rows = call(app, "GET", "/anomalies?since=2026-09-21T00:00:00Z&limit=500")[1]["items"]
+    fleet = [r["state"] for r in rows if r["kind"] == "raise" and r["device_id"] == "dev-0002"]
+    assert (
+        fleet
+        and fleet[0] == "unacknowledged"
+        and own["alarm_since"]
+        in {r["time"] for r in rows if r["device_id"] == "dev-0002" and r["state"] == "unacknowledged"}
+    )
+
+
 def test_the_fleet_wide_alarms_without_operator_stores_carry_no_state(queries: MemoryQueries) -> None:
     rows = call(build_app(queries, now_ms=lambda: NOW), "GET", "/anomalies?since=2026-09-21T00:00:00Z")[1]["items"]
     assert rows and all(r["state"] is None for r in rows)

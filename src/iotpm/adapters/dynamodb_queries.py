@@ -23,6 +23,7 @@ typed keys only after checking their shape.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -52,6 +53,7 @@ from iotpm.api.ports import (
     encode_cursor,
     summary,
 )
+from iotpm.service.errors import StoreError
 from iotpm.service.ports import (
     CHUNK_MS,
     RESOLUTION_MS,
@@ -90,9 +92,10 @@ class DynamoQueries:
         return None if record is None else tail.with_view(self.log, record)
 
     def device_records(self, device_ids: Sequence[str]) -> dict[str, DeviceRecord]:
-        """BatchGetItem, 100 keys a call (unprocessed keys retried)."""
+        """BatchGetItem, 100 keys a call (unprocessed keys retried), each with its view in the log
+        (each shard's log read once)."""
         items = self._records_by_key([{"device_id": {"S": d}} for d in dict.fromkeys(device_ids)])
-        return {i["device_id"]["S"]: device_record(i) for i in items}
+        return tail.with_views(self.log, [device_record(i) for i in items])
 
     def devices(self, where: DeviceFilter, limit: int, cursor: str | None) -> Page[DeviceRecord]:
         """An index page of keys (the indexes project keys only), the records read by key, filtered here."""
@@ -139,7 +142,7 @@ class DynamoQueries:
             pending: list[Mapping[str, AttributeValueTypeDef]] = [
                 {"device_id": {"S": d}} for d in dict.fromkeys(ids[at : at + 100])
             ]
-            for _ in range(6):
+            for attempt in range(6):
                 with aws_call(f"BatchGetItem {self.tables.devices}"):
                     out = self.client.batch_get_item(RequestItems={self.tables.devices: {"Keys": pending}})
                 for it in out.get("Responses", {}).get(self.tables.devices, []):
@@ -148,6 +151,9 @@ class DynamoQueries:
                 pending = list(unprocessed["Keys"]) if unprocessed else []
                 if not pending:
                     break
+                time.sleep(min(0.05 * 2**attempt, 1.0))  # throttled: back off, as the writes do
+            if pending:  # never a page that silently lacks devices: the API answers 503
+                raise StoreError(f"BatchGetItem {self.tables.devices}: keys still unprocessed", code="Unprocessed")
         return [got[d] for d in ids if d in got]
 
     def readings(self, device_id: str, start_ms: int, end_ms: int, limit: int, cursor: str | None) -> Page[ReadingRow]:

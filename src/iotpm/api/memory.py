@@ -56,7 +56,7 @@ class MemoryQueries:
         return None if record is None else tail.with_view(self.log, record)
 
     def device_records(self, device_ids: Sequence[str]) -> dict[str, DeviceRecord]:
-        return {d: self.states.items[d] for d in device_ids if d in self.states.items}
+        return tail.with_views(self.log, [self.states.items[d] for d in device_ids if d in self.states.items])
 
     def devices(self, where: DeviceFilter, limit: int, cursor: str | None) -> Page[DeviceRecord]:
         rows = [

@@ -84,7 +84,8 @@ class Queries(Protocol):
         ...
 
     def device_records(self, device_ids: Sequence[str]) -> dict[str, DeviceRecord]:
-        """The records of the devices among ``device_ids`` that exist, read together (no readings view)."""
+        """The records of the devices among ``device_ids`` that exist, read together, each as
+        :meth:`device` gives it (its newest view in the batch log)."""
         ...
 
     def devices(self, where: DeviceFilter, limit: int, cursor: str | None) -> Page[DeviceRecord]:

@@ -9,7 +9,7 @@ after its record's ``flushed`` key, newest view first, one reading per key.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from iotpm.service.ports import (
     BatchLog,
@@ -34,10 +34,38 @@ def parts(log: BatchLog, record: DeviceRecord, newest_first: bool = False) -> It
 
 def with_view(log: BatchLog, record: DeviceRecord) -> DeviceRecord:
     """The record as its newest log entry sees the device (itself when nothing is logged after it)."""
-    newest = next(parts(log, record, newest_first=True), None)
-    if newest is None:
-        return record
-    entry, part = newest
+    return with_views(log, [record])[record.device_id]
+
+
+def with_views(log: BatchLog, records: Iterable[DeviceRecord]) -> dict[str, DeviceRecord]:
+    """Each record as :func:`with_view` gives it, reading each shard's log once, newest first.
+
+    A shard's entries are read from the oldest key any of its devices was flushed at and
+    stop once every device of the shard has its newest part (or the log ends); an entry at
+    or below a device's own flushed key is not the device's.
+    """
+    out = {r.device_id: r for r in records}
+    wanted: dict[str, dict[str, str]] = {}  # shard -> device -> its flushed key there
+    for r in out.values():
+        for shard, key in r.flushed.items():
+            wanted.setdefault(shard, {})[r.device_id] = key
+    newest: dict[str, tuple[LogEntry, LogDevice]] = {}
+    for shard, keys in wanted.items():
+        pending = dict(keys)
+        for entry in log.after(shard, min(keys.values()) or None, newest_first=True):
+            for part in entry.devices:
+                mark = pending.get(part.device_id)
+                if mark is not None and entry.key > mark:
+                    del pending[part.device_id]
+                    held = newest.get(part.device_id)
+                    if held is None or held[0].written_ms < entry.written_ms:  # of two shards', the later
+                        newest[part.device_id] = (entry, part)
+            if not pending or all(entry.key <= mark for mark in pending.values()):
+                break
+    return {d: r if d not in newest else _viewed(r, *newest[d]) for d, r in out.items()}
+
+
+def _viewed(record: DeviceRecord, entry: LogEntry, part: LogDevice) -> DeviceRecord:
     latest = record.latest
     if part.ts and part.ts[-1] >= record.last_ts_ms:
         latest = dict(part.metrics[-1])
