@@ -364,6 +364,17 @@ def test_the_device_shows_the_detector_settings_in_effect_for_its_type(app: APIG
     }
 
 
+def test_a_stored_detector_document_that_no_longer_validates_is_not_shown_as_in_effect(
+    queries: MemoryQueries, clock: Clock
+) -> None:
+    documents = MemoryDocuments()
+    app = build_app(queries, now_ms=clock, operator=Operator(MemoryRegistry(), documents, MemoryAudit(),
+                                                             queries.device, clock))  # fmt: skip
+    documents.put("detector", {"no_such_setting": 1}, None, "someone", NOW)  # written by an older release
+    shown = call(app, "GET", "/devices/dev-0004")[1]["detector"]
+    assert "invalid" in shown["source"] and "last good" in shown["source"]
+
+
 @pytest.mark.parametrize("defaults", ["abc", 5, [1, 2], [["warmup", 200]]])
 def test_a_defaults_section_that_is_not_an_object_is_a_400_naming_it(
     app: APIGatewayRestResolver, defaults: Any

@@ -399,21 +399,23 @@ class Operator:
     def device_detector(self, record: DeviceRecord) -> tuple[dict[str, Any], str]:
         """The detector settings in effect for a device (its type's, or the defaults) and their source.
 
-        A stored document that no longer validates (written before a field was removed) reads as the
-        shipped settings, as the processor keeps its last good ones; the source says ``default``.
+        A stored document that no longer validates (written before a field was removed): the
+        processor keeps the last good settings it read, which the API cannot see; the shipped
+        settings are shown with a source that says so.
         """
         reg = self.registry.get(record.device_id)
         kind = reg.device_type if reg is not None else record.device_type
         held = self.documents.get(DETECTOR)
-        try:
-            settings = settings_of(dict(held.body)) if held is not None else None
-        except InvalidDocumentError:
-            settings = None
-        if settings is None:
+        if held is None:
             return detector_settings(DetectorConfig()), "default"
+        try:
+            settings = settings_of(dict(held.body))
+        except InvalidDocumentError:
+            shipped = detector_settings(DetectorConfig())
+            return shipped, f"document:v{held.version} is invalid: the processor keeps its last good settings"
         if kind in settings.by_type:
             return detector_settings(settings.by_type[kind]), f"device_type:{kind}"
-        return detector_settings(settings.defaults), "default" if held is None else f"document:v{held.version}"
+        return detector_settings(settings.defaults), f"document:v{held.version}"
 
     def device_limits(self, record: DeviceRecord) -> dict[str, SourcedLimits]:
         """The limits in effect for a device's metrics and where each comes from."""
