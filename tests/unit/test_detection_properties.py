@@ -601,3 +601,29 @@ def test_an_intermittent_condition_is_one_incident_not_a_raise_every_quarter_hou
     want = ref.run(ts[300:].tolist(), x[300:].tolist())
     np.testing.assert_allclose(got.score, want.score, rtol=1e-9, atol=1e-12)
     assert got.in_alarm.tolist() == want.alarm
+
+
+@BACKENDS
+def test_a_cold_casing_is_judged_against_its_low_limit_once_it_has_settled(backend: Backend) -> None:
+    """A temperature's low limit judges a running machine that has warmed up: a casing warms
+    from ambient over the settling (settle_s, an hour), so a machine started cold (8 C against
+    the 10 C limit, a cold morning start) raises at its first settled reading if it is still
+    cold then, critical, and not 60 s after the start, as it did while the low limit waited
+    only for start_s (a pump's pressure)."""
+    rng = np.random.default_rng(19)
+    ts0 = 1_700_000_000_000 + np.arange(400, dtype=np.int64) * 10_000
+    det = DeviceDetector(channels=CHANNELS, backend=backend)
+    det.fit(ts0, healthy(rng, 400))
+    n = 60 + 480  # 10 minutes stopped, then 80 minutes running
+    ts = ts0[-1] + (1 + np.arange(n, dtype=np.int64)) * 10_000
+    x = healthy(rng, n)
+    x[:60, 1] = 0.05  # stopped: below the 0.2 mm/s off-condition
+    x[:, 0] = 8.0 + rng.normal(0.0, 0.05, n)
+    got = det.update(ts, x)
+    first = got.events[0]
+    assert (first.kind, first.index, first.severity) == ("raise", 60 + 360, "critical")
+    assert (
+        got.channel_scores[60 + 360, 0, CH["threshold"]]
+        >= 1.0
+        > got.channel_scores[: 60 + 360, 0, CH["threshold"]].max()
+    )

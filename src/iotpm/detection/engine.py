@@ -499,6 +499,9 @@ class Kernel:
         at_once = [self.proxy >= 0 and u is not None and not f for u, f in zip(units, follows, strict=True)]
         self.instant = np.array(at_once, dtype=bool) & ~self.is_proxy
         self.regressed = self.follows | self.instant
+        # a temperature's low limit judges a running machine that has warmed up: a casing warms
+        # from ambient over the settling (settle_s), so its low limit waits it out
+        self.warms = np.array([u is not None and u.quantity == "temperature" for u in units], dtype=bool)
         held = config.operating_point.setpoint_quantities
         self.setpoint = np.array([u is not None and u.quantity in held for u in units], dtype=bool)
         op = config.operating_point
@@ -607,7 +610,7 @@ class Kernel:
         alarm = Alarm(*np.zeros((4, d, t)))
         loads = self._buffer("loads", (d, t, LOADS))  # scratch: the C kernel writes it before reading
         roles = self.vibration.astype(np.float64) + 2.0 * self.follows + 4.0 * self.setpoint + 8.0 * self.is_proxy
-        roles += 16.0 * self.instant
+        roles += 16.0 * self.instant + 32.0 * self.warms
         inputs = (chunk.ts, chunk.x, chunk.lengths, chunk.low, chunk.high, roles, chunk.gate, chunk.rates)
         outputs = (
             *(alarm.score, alarm.on, alarm.raised, alarm.cleared, scores.channel, scores.device),
@@ -641,10 +644,13 @@ class Kernel:
     def _limits(self, chunk: Chunk) -> LimitScores:
         """The static limits and ISO 10816-3's zones. ISO 10816-3 judges steady running: a
         vibration's limits wait out a start and a run-down (gate 0 while the machine turns;
-        stopped, it sits at its floor anyway)."""
+        stopped, it sits at its floor anyway). Low limits judge a running machine (a stopped
+        pump's pressure is below its low limit by design); a temperature's, a warm one (it
+        waits out the settling: the casing warms from ambient)."""
         x, gate = chunk.x, chunk.gate[..., None]
         transient = self.vibration & (gate == 0.0)
-        static = self.static(x, chunk.low[:, None, :], chunk.high[:, None, :], gate > 0.0)
+        running = np.where(self.warms, gate >= 1.0, gate > 0.0)
+        static = self.static(x, chunk.low[:, None, :], chunk.high[:, None, :], running)
         return LimitScores(
             threshold=np.where(transient, 0.0, static),
             iso10816=np.where(self.vibration & ~transient, self.iso(x), 0.0),

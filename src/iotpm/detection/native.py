@@ -29,7 +29,7 @@ from iotpm.detection.state import FloatArray, IntArray
 
 HERE: Final = Path(__file__).resolve().parent
 SOURCE: Final = HERE / "_kernel.c"
-ABI: Final = 12
+ABI: Final = 13
 _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
 
@@ -84,7 +84,8 @@ class NativeKernel:
         """Run over ``packed`` (d, size) in place; ``inputs`` ts, x, lengths, low, high, roles, gate, rates.
 
         ``roles`` (c,) is 1 for a vibration channel (ISO zones), plus 2 for one that follows the
-        load, 4 for one held at a setpoint, 8 for the load proxy; ``rates`` (len(RATES), d, t)
+        load, 4 for one held at a setpoint, 8 for the load proxy, 16 for one that follows the load
+        as it is, 32 for a temperature (its low limit waits the settling); ``rates`` (len(RATES), d, t)
         the operating point's per-reading weights.
         ``outputs``: score, alarm, raised, cleared (d, t); channel scores (d, t, c, N_CH);
         device scores (d, t, N_DEV); expected, scale, share, point (d, t, c); the load pass's
