@@ -82,10 +82,11 @@ class BatchDetector:
         new: list[str] = []
         order = sorted(devices)
         controls = self._controls(order)
-        # the replay and repeat tests' numbers for every reading at once, in the batch's order
-        marks = BatchMarks.of(
-            records, readings if readings is not None else [r for d in order for r in devices[d].readings]
-        )
+        # the replay and repeat tests' numbers for every reading at once, in the batch's order, when
+        # every reading decoded is a device's (else device by device: a hostile record's readings,
+        # refused, are not hashed)
+        whole = readings is not None and sum(len(d.readings) for d in devices.values()) == len(readings)
+        marks = BatchMarks.of(records, readings if whole and readings is not None else [])
         for device_id in order:
             record = stored.get(device_id)
             if record is None:  # the bootstrap: its first message's site, line and type (see DeviceRecord.identity)

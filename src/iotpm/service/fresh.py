@@ -284,7 +284,7 @@ def identities(
     if not readings:
         return np.zeros(0, dtype=np.int64)
     groups = _by_names([r.metrics for r in readings]) if groups is None else groups
-    if len(groups) <= max(8, len(readings) // 16):
+    if len(readings) >= _VECTOR_MIN and len(groups) <= max(8, len(readings) // 16):
         try:
             return _vectorised(readings, groups, values)
         except (ValueError, OverflowError, TypeError):  # a number validation would not let through
@@ -299,6 +299,10 @@ def identities(
         key, content = _identity(r, names)
         out.append(key << _CONTENT_BITS | content)
     return np.array(out, dtype=np.int64)
+
+
+#: fewer readings than this are hashed one by one (numpy's fixed cost a call is a few readings' worth)
+_VECTOR_MIN: Final = 32
 
 
 def _vectorised(
