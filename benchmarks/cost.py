@@ -115,6 +115,7 @@ class Environment:
     api_sampling: float | None = None  # api_xray_sampling_rate: the API stage's traced fraction (None: X-Ray's default)
     endpoint_azs: int = 0  # endpoint_az_count: AZs holding the interface endpoints (0: all of azs)
     basic_ingest: bool = False  # the iot module's policy lets devices publish only through Basic Ingest
+    report_in_vpc: bool = True  # report_in_vpc: the report function in the VPC (then an Athena endpoint)
 
     @classmethod
     def load(cls, name: str) -> Environment:
@@ -125,7 +126,10 @@ class Environment:
         def num(key: str) -> float:
             return float(v[key].strip('"'))
 
-        endpoints = 2 + (1 if v.get("enable_timestream", "false") == "true" else 0)  # sns, athena (+ timestream)
+        # sns (the processor), athena (only the report calls it: only while the report runs in the VPC),
+        # timestream when on
+        report_in_vpc = v.get("report_in_vpc", "true") == "true"
+        endpoints = 1 + report_in_vpc + (1 if v.get("enable_timestream", "false") == "true" else 0)
         endpoints += len(re.findall(r'"[^"]+"', v.get("extra_interface_endpoints", "[]")))
         azs = len(re.findall(r'"[^"]+"', v["availability_zones"]))
         endpoint_azs = v.get("endpoint_az_count", "null")
@@ -141,7 +145,7 @@ class Environment:
             arch=v["lambda_architecture"].strip('"'), log_retention_days=int(num("log_retention_days")),
             compact_interval_s=int(num("compact_interval_s")), readings_ttl_days=int(num("readings_ttl_days")),
             archive_expiration_days=int(num("archive_expiration_days")), interface_endpoints=endpoints,
-            basic_ingest=uses_basic_ingest(),
+            basic_ingest=uses_basic_ingest(), report_in_vpc=report_in_vpc,
         )  # fmt: skip
 
 
@@ -289,6 +293,7 @@ class Levers:
     readings_ttl_days: int | None = None  # days readings stay in DynamoDB; None: the tfvars'
     compact_interval_s: int | None = None  # write-behind compaction; None: the tfvars'
     device_item_wru: int | None = None  # write units of a device item; None: the measured
+    report_in_vpc: bool | None = None  # the report function in the VPC (an Athena endpoint); None: the tfvars'
 
 
 @dataclass
@@ -447,9 +452,17 @@ def model(env: Environment, fleet: Fleet, table: dict[str, Any], m: Measured, lv
         traces / 1e6 * price("xray_traces_recorded_per_million"))  # fmt: skip
 
     # network
-    azs = lv.azs or env.endpoint_azs or env.azs
-    add("VPC", "interface endpoints", f"{env.interface_endpoints} x {azs} AZs x 730 h",
-        env.interface_endpoints * azs * 730 * price("vpc_interface_endpoint_az_hour"))  # fmt: skip
+    azs = lv.azs if lv.azs is not None else env.endpoint_azs or env.azs
+    endpoints = env.interface_endpoints
+    if lv.report_in_vpc is not None and lv.report_in_vpc != env.report_in_vpc:
+        endpoints += 1 if lv.report_in_vpc else -1  # the Athena endpoint serves only the report
+    in_vpc = (
+        "the report in the VPC"
+        if (env.report_in_vpc if lv.report_in_vpc is None else lv.report_in_vpc)
+        else ("the report outside the VPC: no Athena endpoint")
+    )
+    add("VPC", "interface endpoints", f"{endpoints} x {azs} AZs x 730 h ({in_vpc})",
+        endpoints * azs * 730 * price("vpc_interface_endpoint_az_hour"))  # fmt: skip
 
     # CloudWatch
     log_gb = (batches + m.api_requests_per_month) * m.log_bytes_per_invocation / GB + m.flow_log_gb_per_month
@@ -694,6 +707,19 @@ def main() -> None:
             Levers(api_sampling=0.05),
         ),
         in_place(
+            "the report function outside the VPC (no Athena endpoint)",
+            "prod's tfvars",
+            "a security-posture choice, not a delivery guarantee: the report reaches Athena, S3, DynamoDB and SNS "
+            "over AWS's public endpoints (IAM, TLS) and has no path into the VPC",
+            replace(prod, report_in_vpc=True, interface_endpoints=prod.interface_endpoints + 1),
+        )
+        if not prod.report_in_vpc
+        else would(
+            "the report function outside the VPC (no Athena endpoint)",
+            "a security-posture choice: the report reaches AWS's public endpoints (IAM, TLS), no path into the VPC",
+            Levers(report_in_vpc=False),
+        ),
+        in_place(
             f"interface endpoints in {prod.endpoint_azs} AZs",
             "prod's tfvars",
             "still up through the loss of one AZ; Lambdas in the third cross AZs",
@@ -719,7 +745,12 @@ def main() -> None:
             "an outage longer than a day loses readings (the stream replays 1 day, not 7)",
             Levers(retention_h=24),
         ),
-        would("interface endpoints in 1 AZ", "the loss of that AZ cuts the Lambdas off SNS and Athena", Levers(azs=1)),
+        would(
+            "interface endpoints in 1 AZ",
+            "the loss of that AZ cuts the in-VPC Lambdas off SNS"
+            + (" and Athena" if prod.report_in_vpc else " (the processor's alerts)"),
+            Levers(azs=1),
+        ),
         would(
             "readings in DynamoDB 30 days (90 now)",
             "the API answers 30 days; older readings only in the archive (Athena)",
@@ -755,7 +786,8 @@ def main() -> None:
     )
     one_t, one_m = cost(prod, Levers(readings_per_message=1))
     unlevered = replace(prod, stream_mode="ON_DEMAND", processor_tracing="Active", endpoint_azs=prod.azs,
-                        basic_ingest=False, api_sampling=None, window_s=1.0)  # fmt: skip
+                        basic_ingest=False, api_sampling=None, window_s=1.0, report_in_vpc=True,
+                        interface_endpoints=prod.interface_endpoints + (not prod.report_in_vpc))  # fmt: skip
     windows = [
         {"window_s": w, "e2e_worst_s": round(e2e_worst_s(prod, fleet, m, w), 2)} | usd(*cost(prod, Levers(window_s=w)))
         for w in (1.0, 2.0, 5.0, 10.0, 20.0, 60.0)

@@ -26,6 +26,11 @@ stream_retention_hours = 168
 #   to the window before the processor sees it (then ~0.1-0.2 s a batch, the IoT rule and Kinesis
 #   well under a second). A longer window is cheaper (every per-batch cost falls with it) but
 #   weakens that guarantee: docs/cost.md lists it with the levers that do.
+# - The report function outside the VPC (report_in_vpc = false): only its code calls Athena, so
+#   the Athena interface endpoint (2 AZs, ~$16 a month) is not made. Outside the VPC it reaches
+#   Athena, S3, DynamoDB and SNS over AWS's public endpoints with IAM and TLS and has no path into
+#   the VPC. A security-posture choice (docs/deploy.md), not a delivery guarantee.
+report_in_vpc          = false
 stream_mode            = "PROVISIONED"
 shard_count            = 1
 processor_tracing      = "PassThrough"

@@ -23,6 +23,7 @@ module "pipeline" {
   processor_tracing              = var.processor_tracing
   api_xray_sampling_rate         = var.api_xray_sampling_rate
   endpoint_az_count              = var.endpoint_az_count
+  report_in_vpc                  = var.report_in_vpc
   stream_retention_hours         = var.stream_retention_hours
   processor_memory_mb            = var.processor_memory_mb
   batch_size                     = var.batch_size

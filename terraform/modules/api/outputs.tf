@@ -42,3 +42,8 @@ output "xray_sampling_rate" {
   description = "Fraction of the stage's requests X-Ray traces (null: X-Ray's default rule)."
   value       = one(aws_xray_sampling_rule.stage[*].fixed_rate)
 }
+
+output "xray_sampling_rule" {
+  description = "The stage's X-Ray sampling rule as X-Ray matches it: service name and type, fixed rate (null: X-Ray's default rule)."
+  value       = one([for r in aws_xray_sampling_rule.stage : { service_name = r.service_name, service_type = r.service_type, fixed_rate = r.fixed_rate }])
+}

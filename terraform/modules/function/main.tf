@@ -23,9 +23,14 @@ resource "aws_lambda_function" "this" {
     variables = var.environment
   }
 
-  vpc_config {
-    subnet_ids         = var.subnet_ids
-    security_group_ids = var.security_group_ids
+  # in the VPC (private subnets, endpoints), or outside it when in_vpc is false: then the function
+  # reaches AWS's public endpoints (IAM, TLS) and has no interface in, nor path to, the VPC
+  dynamic "vpc_config" {
+    for_each = var.in_vpc ? [1] : []
+    content {
+      subnet_ids         = var.subnet_ids
+      security_group_ids = var.security_group_ids
+    }
   }
 
   tracing_config {
@@ -94,6 +99,7 @@ locals {
 }
 
 resource "aws_iam_role_policy" "eni" {
+  count  = var.in_vpc ? 1 : 0
   name   = "vpc-interfaces"
   role   = aws_iam_role.this.id
   policy = local.eni_policy

@@ -34,11 +34,16 @@ output "reserved_concurrency" {
 }
 
 output "eni_policy" {
-  description = "The role's policy for the function's network interfaces (in place of the managed AWSLambdaVPCAccessExecutionRole)."
-  value       = aws_iam_role_policy.eni.policy
+  description = "The role's policy for the function's network interfaces (in place of the managed AWSLambdaVPCAccessExecutionRole; null outside the VPC)."
+  value       = one(aws_iam_role_policy.eni[*].policy)
 }
 
 output "tracing_mode" {
   description = "X-Ray tracing mode of the function (Active or PassThrough)."
   value       = aws_lambda_function.this.tracing_config[0].mode
+}
+
+output "vpc_subnet_ids" {
+  description = "Subnets the function runs in (empty when it runs outside the VPC)."
+  value       = flatten([for c in aws_lambda_function.this.vpc_config : c.subnet_ids])
 }

@@ -79,9 +79,16 @@ variable "policy_json" {
   description = "IAM policy document with exactly what the function's code calls."
 }
 
+variable "in_vpc" {
+  type        = bool
+  description = "Run in the VPC's private subnets (subnet_ids, security_group_ids); false: outside any VPC, reaching AWS's public endpoints with IAM and TLS, no network interface and no path into the VPC."
+  default     = true
+  nullable    = false
+}
+
 variable "subnet_ids" {
   type        = list(string)
-  description = "Private subnets to run in."
+  description = "Private subnets to run in (when in_vpc)."
 }
 
 variable "security_group_ids" {

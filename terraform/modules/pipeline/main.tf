@@ -6,10 +6,11 @@ locals {
   name = "${var.project}-${var.environment}"
   tags = merge(var.tags, { Project = var.project, Environment = var.environment, ManagedBy = "terraform" })
 
-  # The AWS services the Lambdas' own code calls (src/iotpm/adapters; the integration test
-  # test_terraform_contract.py records the calls and holds this list to them). The stream,
-  # the on-failure queue and the logs are reached by the Lambda service, not from the VPC.
-  code_services       = concat(["dynamodb", "s3", "sns", "athena"], var.enable_timestream ? ["timestream.ingest-cell1"] : [])
+  # The AWS services the in-VPC Lambdas' own code calls (src/iotpm/adapters; the integration test
+  # test_terraform_contract.py records the calls per function and holds this list to them). The
+  # stream, the on-failure queue and the logs are reached by the Lambda service, not from the VPC.
+  # Only the report calls Athena: its endpoint exists only while the report runs in the VPC.
+  code_services       = concat(["dynamodb", "s3", "sns"], var.report_in_vpc ? ["athena"] : [], var.enable_timestream ? ["timestream.ingest-cell1"] : [])
   gateway_services    = ["dynamodb", "s3"] # the network module's gateway endpoints (free)
   interface_endpoints = distinct(concat([for s in local.code_services : s if !contains(local.gateway_services, s)], var.extra_interface_endpoints))
 }
@@ -221,6 +222,7 @@ module "report" {
   summary_topic_arn    = module.alerting.machine_topic_arn
   schedule_expression  = var.report_schedule_expression
   scopes               = var.report_scopes
+  in_vpc               = var.report_in_vpc
   subnet_ids           = module.network.private_subnet_ids
   security_group_ids   = [module.network.lambda_security_group_id]
   kms_key_arn          = module.kms.arn

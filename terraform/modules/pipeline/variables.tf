@@ -145,6 +145,13 @@ variable "endpoint_az_count" {
   }
 }
 
+variable "report_in_vpc" {
+  type        = bool
+  description = "Run the scheduled report function in the VPC (true: the pipeline adds an Athena interface endpoint for it, ~$8 an AZ a month); false: outside any VPC, reaching Athena, S3, DynamoDB and SNS over AWS's public endpoints with IAM and TLS, with no path into the VPC (or the plant's network behind it). A security-posture choice, not a delivery guarantee: the report only reads and publishes a summary (docs/deploy.md)."
+  default     = true
+  nullable    = false
+}
+
 variable "stream_retention_hours" {
   type        = number
   description = "Hours records stay in the stream."

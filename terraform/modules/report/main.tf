@@ -24,6 +24,7 @@ module "function" {
     IOTPM_REPORT_TOPIC_ARN = var.summary_topic_arn
   }, local.operator_env) # the alarms' states: operator.tf
   policy_json        = local.policy_json
+  in_vpc             = var.in_vpc
   subnet_ids         = var.subnet_ids
   security_group_ids = var.security_group_ids
   log_retention_days = var.log_retention_days

@@ -22,3 +22,8 @@ output "policy_json" {
   description = "The report function's IAM policy (least privilege: asserted in tests/)."
   value       = local.policy_json
 }
+
+output "vpc_subnet_ids" {
+  description = "Subnets the report function runs in (empty when it runs outside the VPC)."
+  value       = module.function.vpc_subnet_ids
+}

@@ -94,9 +94,15 @@ variable "scopes" {
   }
 }
 
+variable "in_vpc" {
+  type        = bool
+  description = "Run the report in the VPC (its calls to Athena then need an interface endpoint); false: outside any VPC, over AWS's public endpoints with IAM and TLS, with no path into the VPC."
+  nullable    = false
+}
+
 variable "subnet_ids" {
   type        = list(string)
-  description = "Private subnets of the function."
+  description = "Private subnets of the function (when in_vpc)."
 }
 
 variable "security_group_ids" {

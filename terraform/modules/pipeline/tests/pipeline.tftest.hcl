@@ -296,8 +296,8 @@ run "interface_endpoints_are_the_services_the_code_calls" {
   command = apply # mocked: nothing is created
 
   assert {
-    condition     = toset(keys(module.network.interface_endpoints)) == toset(concat(["sns", "athena"], var.enable_timestream ? ["timestream.ingest-cell1"] : []))
-    error_message = "Interface endpoints (about $7 a month each per AZ) only for services the Lambdas call: SNS, Athena (the report), and Timestream when on."
+    condition     = toset(keys(module.network.interface_endpoints)) == toset(concat(["sns"], var.report_in_vpc ? ["athena"] : [], var.enable_timestream ? ["timestream.ingest-cell1"] : []))
+    error_message = "Interface endpoints (about $7 a month each per AZ) only for services the in-VPC Lambdas call: SNS, Athena (the report, when in the VPC), and Timestream when on."
   }
   assert {
     condition     = toset(module.network.gateway_endpoints) == toset(["dynamodb", "s3"])
@@ -503,6 +503,14 @@ run "cost_levers_follow_the_tfvars" {
     error_message = "The API stage's X-Ray sampling rule must trace api_xray_sampling_rate of its requests (none when null)."
   }
   assert {
+    # X-Ray applies a rule to API Gateway requests by "<rest api name>/<stage>" and the stage type
+    condition = var.api_xray_sampling_rate == null ? module.api.xray_sampling_rule == null : (
+      module.api.xray_sampling_rule.service_name == "${var.project}-${var.environment}-api/${module.api.stage_name}"
+      && module.api.xray_sampling_rule.service_type == "AWS::ApiGateway::Stage"
+    )
+    error_message = "The sampling rule must match this stage's requests: service name <rest api>/<stage>, type AWS::ApiGateway::Stage."
+  }
+  assert {
     condition     = var.environment != "prod" || (module.stream.mode == "PROVISIONED" && module.processor.tracing_mode == "PassThrough" && length(module.network.endpoint_subnet_ids) == 2 && coalesce(module.api.xray_sampling_rate, 1) < 1)
     error_message = "Prod chooses the cheap levers: provisioned Kinesis, the processor's tracing PassThrough, endpoints in 2 AZs, the API sampled."
   }
@@ -583,4 +591,36 @@ run "a_gateway_is_not_under_a_gateway" {
     }
   }
   expect_failures = [var.things]
+}
+
+run "report_outside_the_vpc_needs_no_athena_endpoint" {
+  command = apply # mocked: nothing is created
+  variables {
+    report_in_vpc = false
+  }
+
+  assert {
+    condition     = length(module.report.vpc_subnet_ids) == 0
+    error_message = "With report_in_vpc false the report function must have no vpc_config."
+  }
+  assert {
+    condition     = !contains(keys(module.network.interface_endpoints), "athena") && contains(keys(module.network.interface_endpoints), "sns")
+    error_message = "With the report outside the VPC no in-VPC function calls Athena: no Athena endpoint (SNS stays, the processor publishes)."
+  }
+}
+
+run "report_in_the_vpc_has_its_athena_endpoint" {
+  command = apply # mocked: nothing is created
+  variables {
+    report_in_vpc = true
+  }
+
+  assert {
+    condition     = length(module.report.vpc_subnet_ids) == length(var.availability_zones)
+    error_message = "With report_in_vpc true the report function must run in the private subnets."
+  }
+  assert {
+    condition     = contains(keys(module.network.interface_endpoints), "athena")
+    error_message = "A report in the VPC reaches Athena through its interface endpoint."
+  }
 }

@@ -37,6 +37,7 @@ variables {
   athena_workgroup_arn = "arn:aws:athena:eu-west-1:123456789012:workgroup/iotpm-test-analytics"
   glue_database        = "iotpm_test_archive"
   summary_topic_arn    = "arn:aws:sns:eu-west-1:123456789012:machine-alarms"
+  in_vpc               = true
   subnet_ids           = ["subnet-1", "subnet-2"]
   security_group_ids   = ["sg-1"]
   kms_key_arn          = "arn:aws:kms:eu-west-1:123456789012:key/00000000-0000-0000-0000-000000000000"
