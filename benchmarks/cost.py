@@ -56,8 +56,20 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from iotpm.adapters.dynamodb import item_size, log_items, write_units
-from iotpm.service.ports import LogDevice, LogEntry, RawLine, log_key
+from iotpm.adapters.dynamodb import block_item, chunk_item, item_size, log_items, write_units
+from iotpm.service.ports import (
+    RESOLUTION_MS,
+    ROLLUP_BLOCK_MS,
+    LogDevice,
+    LogEntry,
+    RawLine,
+    ReadingRow,
+    RollupBlock,
+    block_of,
+    buckets_of_rows,
+    log_key,
+    reading_key,
+)
 from iotpm.service.processor import encode_lines
 from iotpm.service.samples import reading
 
@@ -165,6 +177,9 @@ def uses_basic_ingest() -> bool:
 #: in one message (``--readings-per-message``; 1: every device publishes its own readings)
 STATED_READINGS_PER_MESSAGE = 10
 TARGET_USD_PER_MILLION = 0.50  # issue 30
+#: a batch-log item's own expiry, proposed: compaction (every compact_interval_s) has copied it into its chunk
+#: a thousand times over by then, through a day-long outage too; waits for the processor's idle-shard compaction
+PROPOSED_LOG_TTL_DAYS = 7
 E2E_BUDGET_S = 5.0  # the original requirement: end-to-end under 5 s (docs/ARCHITECTURE: scale targets)
 #: assumed, not measured in AWS: the IoT rule, the Kinesis put and the event source mapping's poll
 #: (it polls each shard about once a second) before the batching window starts to count
@@ -211,10 +226,14 @@ class Measured:
     # a chunk of a device's ~120 readings 2 units (1,716 B), its rollup blocks 2.7 units, its record
     # 2 units: the device item is 1,147 B there, 1,180-1,280 B with an alarm open and Kinesis's own
     # sequence numbers (the detector's state ~650 B deflated, 16 replay identities 128 B), over 1 KB
-    chunk_wru_per_device_compaction: float = 2.0
-    rollup_wru_per_device_compaction: float = 2.7
+    # The chunk and rollup-block units are computed for the environment's compaction interval by
+    # compaction_write (the adapters' encoders), its bytes calibrated on the measured chunk at 600 s
+    # (storage_cost: 2 units there, rollup blocks 2.7).
+    chunk_bytes_600s: float = 1716.0
     device_item_wru: int = 2
-    chunk_bytes_per_reading: float = 15.1  # storage_cost: (1,716 B + 100 B an item) / 120 readings
+    # a shard's snapshot (write-behind), per device: 348 KB for 500 devices (reviewA, 2026-12-07, the
+    # processor's encoder); each batch leaves the one before as a noncurrent version, kept a day
+    snapshot_bytes_per_device: float = 700.0
     log_bytes_per_invocation: int = 1000  # assumption: START/END/REPORT lines and one EMF line
     custom_metrics: int = 12  # assumption: the processor's EMF metrics per environment
     alarms: int = 12
@@ -248,6 +267,62 @@ def log_write(devices: int, per_device: int) -> tuple[int, int, int]:
     return sum(write_units(item_size(i)) for i in items), sum(item_size(i) for i in items), len(items)
 
 
+@lru_cache(maxsize=32)
+def compaction_write(compact_s: int, interval_s: float, scale: float = 1.0) -> tuple[float, float, float]:
+    """One device's compaction as the adapters write it (``chunk_item``, ``block_item``), averaged over the
+    compactions of two hours (at least four): its readings chunk(s) (one per hour it spans) and its rollup
+    blocks (an hour of minute buckets, rewritten whole with the hour's earlier buckets, and the hour's bucket),
+    in write units by DynamoDB's rules, and the chunk bytes per reading (for storage). Synthetic readings of the
+    simulator's three metrics at its precision, as :func:`log_write`; every item's bytes times ``scale`` before
+    DynamoDB's whole-kilobyte rounding (:func:`compaction_scale`: calibrated on storage_cost's measured chunk)."""
+    hour, step = 3_600_000, int(compact_s * 1000)
+    t0 = 1_789_999_200_000  # an hour boundary
+    count = max(4, math.ceil(7_200_000 / step))
+    per = max(1, round(compact_s / interval_s))
+    chunk_wru = block_wru = chunk_bytes = 0
+    held: dict[tuple[str, int], list[ReadingRow]] = {}  # (resolution, block) -> rows compacted into it before
+    ordinal = 0
+    for c in range(count):
+        rows = []
+        for k in range(per):
+            ts = t0 + c * step + int(k * interval_s * 1000)
+            metrics = {"temperature_c": 55 + (ordinal * 104729) % 1000 / 100,
+                       "vibration_mm_s": 2 + (ordinal * 17) % 1000 / 1000,
+                       "pressure_psi": 90 + (ordinal * 7) % 1000 / 100}  # fmt: skip
+            score = round((ordinal * 40503) % 10**6 / 10**6 * math.pi, 4)
+            rows.append(ReadingRow("pump-000123", ts, reading_key(ts, 1000 + ordinal, metrics), 1000 + ordinal,
+                                   "plant-1", "line-3", "pump", metrics, score, False, ts // 1000 + 90 * 86_400,
+                                   ordinal))  # fmt: skip
+            ordinal += 1
+        by_hour: dict[int, list[ReadingRow]] = {}
+        for r in rows:
+            by_hour.setdefault(r.ts_ms - r.ts_ms % hour, []).append(r)
+        for at, members in by_hour.items():
+            size = item_size(chunk_item(("pump-000123", at, members[0].ordinal), members)) * scale
+            chunk_wru += write_units(round(size))
+            chunk_bytes += size
+        for resolution, width in RESOLUTION_MS.items():
+            blocks: dict[int, list[ReadingRow]] = {}
+            for r in rows:
+                blocks.setdefault(block_of(r.ts_ms, ROLLUP_BLOCK_MS[resolution]), []).append(r)
+            for start, members in blocks.items():
+                before = held.setdefault((resolution, start), [])
+                block = RollupBlock(buckets_of_rows(before, width), buckets_of_rows(members, width),
+                                    members[-1].ordinal)  # fmt: skip
+                block_wru += write_units(
+                    round(item_size(block_item(("pump-000123", resolution, start), block, 0)) * scale)
+                )
+                before.extend(members)
+    return chunk_wru / count, block_wru / count, chunk_bytes / (count * per)
+
+
+def compaction_scale(m: Measured, interval_s: float) -> float:
+    """storage_cost's measured chunk (``chunk_bytes_600s``: a device's 600 s of readings, simulator data) over
+    the synthetic one of :func:`compaction_write` for the same 600 s: the synthetic readings compress less."""
+    synthetic = compaction_write(600, interval_s)[2] * round(600 / interval_s)
+    return m.chunk_bytes_600s / synthetic
+
+
 def message_bytes(fleet: Fleet) -> int:
     """A canonical reading as the simulator publishes it, with the rule's thing_name added; a
     gateway's message is a JSON array of readings, which the rule passes through unchanged."""
@@ -257,6 +332,12 @@ def message_bytes(fleet: Fleet) -> int:
         one | {"thing_name": "pump-000123"} if fleet.readings_per_message == 1 else [one] * fleet.readings_per_message
     )
     return len(json.dumps(body, separators=(",", ":")))
+
+
+def topic_bytes() -> int:
+    """The Basic Ingest topic a device or gateway publishes on (terraform/modules/iot: the policy's topic),
+    for prod's rule and a thing name of the simulator's length; IoT meters it with the payload."""
+    return len("$aws/rules/iotpm_prod_telemetry/iotpm/pump-000123/telemetry")
 
 
 def archive_bytes_per_reading(readings_per_batch: int) -> float:
@@ -293,6 +374,7 @@ class Levers:
     readings_ttl_days: int | None = None  # days readings stay in DynamoDB; None: the tfvars'
     compact_interval_s: int | None = None  # write-behind compaction; None: the tfvars'
     device_item_wru: int | None = None  # write units of a device item; None: the measured
+    log_ttl_days: int | None = None  # days a batch-log item is kept (proposed); None: the readings' TTL
     report_in_vpc: bool | None = None  # the report function in the VPC (an Athena endpoint); None: the tfvars'
 
 
@@ -322,16 +404,21 @@ def xray_traces_per_s(rate: float) -> float:
 def model(env: Environment, fleet: Fleet, table: dict[str, Any], m: Measured, lv: Levers) -> list[Line]:
     price = Prices(table, env.region)
     month_s = table["hours_per_month"] * 3600
-    fleet = replace(fleet, readings_per_message=lv.readings_per_message or fleet.readings_per_message)
+
+    def given(lever: Any, held: Any) -> Any:  # a lever set (0 included) replaces what prod holds
+        return held if lever is None else lever
+
+    fleet = replace(fleet, readings_per_message=given(lv.readings_per_message, fleet.readings_per_message))
     env = replace(
-        env, window_s=lv.window_s or env.window_s, retention_h=lv.retention_h or env.retention_h,
-        readings_ttl_days=lv.readings_ttl_days or env.readings_ttl_days,
-        compact_interval_s=lv.compact_interval_s or env.compact_interval_s,
-        api_sampling=env.api_sampling if lv.api_sampling is None else lv.api_sampling,
+        env, window_s=given(lv.window_s, env.window_s), retention_h=given(lv.retention_h, env.retention_h),
+        readings_ttl_days=given(lv.readings_ttl_days, env.readings_ttl_days),
+        compact_interval_s=given(lv.compact_interval_s, env.compact_interval_s),
+        api_sampling=given(lv.api_sampling, env.api_sampling),
     )  # fmt: skip
     readings = fleet.readings_per_s * month_s
     messages = fleet.messages_per_s * month_s
     size = message_bytes(fleet)
+    iot_units = math.ceil((size + topic_bytes()) / (5 * 1000))  # IoT meters payload and topic in 5 KB steps
     out: list[Line] = []
 
     def add(group: str, item: str, basis: str, usd: float) -> None:
@@ -343,17 +430,17 @@ def model(env: Environment, fleet: Fleet, table: dict[str, Any], m: Measured, lv
     add("IoT Core", "connectivity", f"{who} always connected",
         fleet.connections * MONTH_MIN / 1e6 * price("iot_connectivity_per_million_minutes"))  # fmt: skip
     if not (lv.basic_ingest or env.basic_ingest):
-        units = math.ceil(size / (5 * 1000))
-        add("IoT Core", "messaging", f"{messages / 1e6:,.1f} M messages x {units} (5 KB steps)",
-            messages * units / 1e6 * price("iot_messages_per_million"))  # fmt: skip
-    add("IoT Core", "rule + Kinesis action", f"{messages / 1e6:,.1f} M rules triggered and actions",
-        messages / 1e6 * (price("iot_rules_triggered_per_million")
-                          + price("iot_actions_executed_per_million")))  # fmt: skip
+        add("IoT Core", "messaging", f"{messages / 1e6:,.1f} M messages x {iot_units} (5 KB steps)",
+            messages * iot_units / 1e6 * price("iot_messages_per_million"))  # fmt: skip
+    add("IoT Core", "rule + Kinesis action", f"{messages / 1e6:,.1f} M rules triggered and actions x {iot_units} "
+        f"(5 KB steps of {size + topic_bytes():,} B: payload and topic)",
+        messages * iot_units / 1e6 * (price("iot_rules_triggered_per_million")
+                                      + price("iot_actions_executed_per_million")))  # fmt: skip
 
     # Kinesis
     mb_per_s = fleet.messages_per_s * size / 1e6
-    if lv.provisioned_shards or env.stream_mode == "PROVISIONED":
-        shards = lv.provisioned_shards or env.shard_count
+    if lv.provisioned_shards is not None or env.stream_mode == "PROVISIONED":
+        shards = given(lv.provisioned_shards, env.shard_count)
         add("Kinesis", "shard-hours", f"{shards} provisioned shard(s)", shards * 730 * price("kinesis_shard_hour"))
         add("Kinesis", "PUT payload units", f"{messages / 1e6:,.1f} M records x {math.ceil(size / 25_000)} (25 KB)",
             messages * math.ceil(size / 25_000) / 1e6 * price("kinesis_put_payload_units_per_million"))  # fmt: skip
@@ -412,16 +499,25 @@ def model(env: Environment, fleet: Fleet, table: dict[str, Any], m: Measured, lv
         add("S3 storage", "archive", f"{held_gb:,.0f} GB after a year ({arch_b:.0f} B a reading), all Standard: "
             "objects under 128 KB never transition", held_gb * price("s3_standard_gb_month"))  # fmt: skip
 
+    # each batch leaves the shard's snapshot before it as a noncurrent version: kept a day, and the lifecycle
+    # runs once a day, so held 1-2 days
+    snap_gb = batches / (month_s / 86_400) * fleet.devices / shards * m.snapshot_bytes_per_device * 1.5 / GB
+    add("S3 storage", "previous snapshots", f"{snap_gb:,.1f} GB ({fleet.devices / shards:,.0f} devices a shard, "
+        "a noncurrent version per batch held 1-2 days)", snap_gb * price("s3_standard_gb_month"))  # fmt: skip
+
     # DynamoDB (write-behind)
     compactions = fleet.devices * month_s / env.compact_interval_s
     in_batch = min(fleet.devices / shards, per_batch)  # devices in a shard's batch
     log_wru, log_bytes, log_n = log_write(max(1, round(in_batch)), max(1, round(per_batch / in_batch)))
-    device_wru = lv.device_item_wru or m.device_item_wru
-    per_compaction = m.chunk_wru_per_device_compaction + m.rollup_wru_per_device_compaction + device_wru
+    device_wru = given(lv.device_item_wru, m.device_item_wru)
+    chunk_wru, rollup_wru, chunk_bytes = compaction_write(
+        env.compact_interval_s, fleet.interval_s, compaction_scale(m, fleet.interval_s)
+    )
+    per_compaction = chunk_wru + rollup_wru + device_wru
     wru = batches * log_wru + compactions * per_compaction
     wru_basis = (f"{wru / 1e6:,.1f} M WRU ({wru / readings * 1000:.0f} per 1,000 readings: the batch log "
-                 f"{log_wru} a batch, {per_compaction:g} per device every {env.compact_interval_s} s, "
-                 f"its record {device_wru})")  # fmt: skip
+                 f"{log_wru} a batch; per device every {env.compact_interval_s} s its chunk {chunk_wru:.1f}, "
+                 f"rollup blocks {rollup_wru:.1f}, record {device_wru})")  # fmt: skip
     add("DynamoDB", "writes", wru_basis,
         wru / 1e6 * price("dynamodb_write_request_units_per_million"))  # fmt: skip
     rru = m.api_requests_per_month * m.rru_per_api_request
@@ -431,15 +527,22 @@ def model(env: Environment, fleet: Fleet, table: dict[str, Any], m: Measured, lv
         f"{rru / 1e6:,.1f} M RRU (API)",
         rru / 1e6 * price("dynamodb_read_request_units_per_million"),
     )
-    # the readings table holds a reading twice for its TTL: in its chunk, and in the batch log it came in
-    per_reading = m.chunk_bytes_per_reading + (log_bytes + 100 * log_n) / max(1.0, per_batch)
+    # the readings table holds a reading twice: in its chunk for the readings' TTL, and in the batch log it
+    # came in for the log item's own (the readings' TTL today)
+    log_days = min(given(lv.log_ttl_days, env.readings_ttl_days), env.readings_ttl_days)
+    per_reading = (
+        chunk_bytes
+        + 100 / max(1.0, env.compact_interval_s / fleet.interval_s)
+        + (log_bytes + 100 * log_n) / max(1.0, per_batch) * log_days / env.readings_ttl_days
+    )
     table_gb = readings * per_reading * env.readings_ttl_days / 30 / 1e9 * 1.15
-    add("DynamoDB", "storage", f"{table_gb:,.0f} GB ({env.readings_ttl_days} days of readings, + 15 % other tables)",
+    add("DynamoDB", "storage", f"{table_gb:,.0f} GB ({env.readings_ttl_days} days of readings, the batch log "
+        f"{log_days} days, + 15 % other tables)",
         table_gb * price("dynamodb_storage_gb_month"))  # fmt: skip
     add("DynamoDB", "point-in-time recovery", f"{table_gb:,.0f} GB", table_gb * price("dynamodb_pitr_gb_month"))
 
     # X-Ray: processor, API (stage and function, one trace), report
-    tracing = lv.processor_tracing or env.processor_tracing
+    tracing = given(lv.processor_tracing, env.processor_tracing)
     processor_traces = 0.0 if tracing == "PassThrough" else xray_traces_per_s(batches / month_s) * month_s
     if env.api_sampling is None:  # X-Ray's default rule
         api_traces = xray_traces_per_s(m.api_requests_per_month / month_s) * month_s
@@ -551,7 +654,14 @@ def markdown(env: Environment, fleet: Fleet, table: dict[str, Any], lines: list[
         ],
         "",
         f"Prod, item by item (${total:,.0f} a month, **${per_m:.2f} per million readings**; the target is "
-        f"${TARGET_USD_PER_MILLION:.2f}, {'met' if met else 'not met'}):",
+        f"${TARGET_USD_PER_MILLION:.2f}, {'met' if met else 'not met'}"
+        + (
+            f" for a plant whose devices publish through gateways of {fleet.readings_per_message}; prod's tfvars "
+            "register no things, the fleet is each plant's own"
+            if fleet.readings_per_message > 1
+            else ""
+        )
+        + "):",
         "",
         "| service | item | basis | USD / month |",
         "|---|---|---|---:|",
@@ -603,6 +713,18 @@ def markdown(env: Environment, fleet: Fleet, table: dict[str, Any], lines: list[
         ],
     ]
     return "\n".join(text)
+
+
+def verdict(per_m: float, one_m: float, packing: int) -> str:
+    """Whether the $0.50 target is met, saying at which fleet (prod's tfvars register no gateways)."""
+    target = f"${TARGET_USD_PER_MILLION:.2f} per million readings"
+    if packing > 1 and per_m <= TARGET_USD_PER_MILLION < one_m:
+        return (f"target met only with packed messages: {target} is met for a plant whose devices publish through "
+                f"gateways of {packing} readings a message (${per_m:.2f}), not at one reading a message "
+                f"(${one_m:.2f})")  # fmt: skip
+    if one_m <= TARGET_USD_PER_MILLION:
+        return f"target met at one reading a message (${one_m:.2f}), so with packed messages too"
+    return f"target not met at {packing} reading(s) a message (${per_m:.2f}) nor at one (${one_m:.2f})"
 
 
 def measure_processor() -> float:
@@ -736,6 +858,10 @@ def main() -> None:
     rows += [
         would("archive in objects >= 128 KB (lifecycle acts)", "nothing (the Parquet compaction's objects)",
               Levers(large_archive_objects=True)),
+        would(f"batch-log items kept {PROPOSED_LOG_TTL_DAYS} days, not {prod.readings_ttl_days} (proposed)",
+              f"nothing once a shard idle for {PROPOSED_LOG_TTL_DAYS} days has its log compacted (asked of the "
+              "processor; not in prod): compaction copies the log into chunks every "
+              f"{prod.compact_interval_s // 60} min", Levers(log_ttl_days=PROPOSED_LOG_TTL_DAYS)),
         would("device item under 1 KB (1 write unit, not 2)", "nothing; needs the detector state or the replay "
               "identities smaller (docs/cost.md)", Levers(device_item_wru=1)),
     ]  # fmt: skip
@@ -800,10 +926,12 @@ def main() -> None:
         "target_met": base_per_m <= TARGET_USD_PER_MILLION,
         "at_one_reading_a_message": usd(one_t, one_m),
         "target_met_at_one_reading_a_message": one_m <= TARGET_USD_PER_MILLION,
+        "verdict": verdict(base_per_m, one_m, packing),
         "prod_with_variable_defaults": usd(*cost(unlevered, Levers(readings_per_message=1))),
         "environments": envs, "levers": dict(rows), "weaker_guarantees": dict(weaker), "batching_windows": windows,
         "prod_items": {f"{x.group}: {x.item}": round(x.usd, 2) for x in lines},
     }  # fmt: skip
+    print(f"verdict: {out['verdict']}")
     block = markdown(prod, fleet, table, lines, out)
     print()
     print(block)

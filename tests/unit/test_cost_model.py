@@ -234,3 +234,63 @@ def test_prod_keeps_end_to_end_under_5_s_and_longer_windows_weaken_it(cost: Modu
     # the worst case grows with the window by the window itself (plus its batch's larger processing)
     times = [w["e2e_worst_s"] for w in out["batching_windows"]]
     assert times == sorted(times)
+
+
+def test_a_lever_of_zero_is_applied_not_ignored(cost: ModuleType, prices: dict[str, Any]) -> None:
+    prod, fleet, m = cost.Environment.load("prod"), cost.Fleet(), cost.Measured()
+    held = items(cost.model(prod, fleet, prices, m, cost.Levers()))
+    assert "Kinesis: extended retention" in held  # prod keeps 168 h
+    none = items(cost.model(prod, fleet, prices, m, cost.Levers(retention_h=0)))
+    assert "Kinesis: extended retention" not in none
+    free = items(cost.model(prod, fleet, prices, m, cost.Levers(device_item_wru=0)))
+    assert free["DynamoDB: writes"] < held["DynamoDB: writes"]
+
+
+def test_the_compactions_items_are_sized_for_its_interval(cost: ModuleType) -> None:
+    m = cost.Measured()
+    scale = cost.compaction_scale(m, 5.0)
+    ten, thirty = cost.compaction_write(600, 5.0, scale), cost.compaction_write(1800, 5.0, scale)
+    # calibrated on the measured chunk at 600 s: ~1,716 B, 2 write units
+    assert ten[0] == 2.0 and ten[2] * 120 == pytest.approx(m.chunk_bytes_600s)
+    # three times the readings a chunk: more units a compaction (whole kilobytes), fewer bytes a reading
+    assert thirty[0] >= 2 * ten[0] and thirty[2] < ten[2]
+    # the minute block is rewritten with the hour's earlier buckets: at least as large a write at 30 min
+    assert thirty[1] >= ten[1] >= 2  # the minute block and the hour block, a unit at least each
+
+
+def test_iot_rules_and_actions_are_counted_per_5_kb(cost: ModuleType, prices: dict[str, Any]) -> None:
+    prod, m = cost.Environment.load("prod"), cost.Measured()
+    per_rule = sum(prices["regions"]["eu-west-1"][k]["usd"] for k in
+                   ("iot_rules_triggered_per_million", "iot_actions_executed_per_million")) / 1e6  # fmt: skip
+    for packing in (10, 50):
+        fleet = cost.Fleet(readings_per_message=packing)
+        line = items(cost.model(prod, fleet, prices, m, cost.Levers()))["IoT Core: rule + Kinesis action"]
+        steps = -(-(cost.message_bytes(fleet) + cost.topic_bytes()) // 5000)
+        messages = fleet.messages_per_s * prices["hours_per_month"] * 3600
+        assert line == pytest.approx(messages * steps * per_rule)
+        assert steps == (1 if packing == 10 else 3)
+
+
+def test_previous_snapshots_are_held_per_batch(cost: ModuleType, prices: dict[str, Any]) -> None:
+    prod, fleet, m = cost.Environment.load("prod"), cost.Fleet(), cost.Measured()
+    two, ten = (items(cost.model(replace(prod, window_s=w), fleet, prices, m, cost.Levers())) for w in (2.0, 10.0))
+    assert two["S3 storage: previous snapshots"] == pytest.approx(5 * ten["S3 storage: previous snapshots"])
+    assert two["S3 storage: previous snapshots"] > 0
+
+
+def test_a_shorter_log_expiry_changes_only_what_the_table_holds(cost: ModuleType, prices: dict[str, Any]) -> None:
+    prod, fleet, m = cost.Environment.load("prod"), cost.Fleet(), cost.Measured()
+    held = items(cost.model(prod, fleet, prices, m, cost.Levers()))
+    short = items(cost.model(prod, fleet, prices, m, cost.Levers(log_ttl_days=7)))
+    changed = {k for k in held if held[k] != pytest.approx(short[k])}
+    assert changed == {"DynamoDB: storage", "DynamoDB: point-in-time recovery"}
+    assert short["DynamoDB: storage"] < held["DynamoDB: storage"]
+    longer = items(cost.model(prod, fleet, prices, m, cost.Levers(log_ttl_days=900)))  # never past the readings'
+    assert longer["DynamoDB: storage"] == pytest.approx(held["DynamoDB: storage"])
+
+
+def test_the_json_names_the_fleet_it_is_for() -> None:
+    out = run_script()
+    assert out["readings_per_message"] == 10 and "gateways" in out["publishes"]
+    if out["target_met"] and not out["target_met_at_one_reading_a_message"]:
+        assert out["verdict"].startswith("target met only with packed messages")
