@@ -724,7 +724,9 @@ def verdict(per_m: float, one_m: float, packing: int) -> str:
                 f"(${one_m:.2f})")  # fmt: skip
     if one_m <= TARGET_USD_PER_MILLION:
         return f"target met at one reading a message (${one_m:.2f}), so with packed messages too"
-    return f"target not met at {packing} reading(s) a message (${per_m:.2f}) nor at one (${one_m:.2f})"
+    if packing == 1:
+        return f"target not met at one reading a message (${one_m:.2f})"
+    return f"target not met at {packing} readings a message (${per_m:.2f}) nor at one (${one_m:.2f})"
 
 
 def measure_processor() -> float:

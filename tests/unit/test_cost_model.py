@@ -294,3 +294,7 @@ def test_the_json_names_the_fleet_it_is_for() -> None:
     assert out["readings_per_message"] == 10 and "gateways" in out["publishes"]
     if out["target_met"] and not out["target_met_at_one_reading_a_message"]:
         assert out["verdict"].startswith("target met only with packed messages")
+    one = run_script("--readings-per-message", "1")
+    assert ("one reading a message" in one["verdict"]) and (
+        one["target_met"] == one["verdict"].startswith("target met")
+    )
