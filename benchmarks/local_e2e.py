@@ -271,9 +271,10 @@ def main() -> None:
     if resumed is not None and caught is not None:
         catch_up = (caught["t"] - resumed["t"], (caught["records"] - resumed["records"]) / (caught["t"] - resumed["t"]))
     # CPU per 1,000 readings in each process from the first publish to drained: a figure the machine's
-    # other load does not distort (it takes wall time, not CPU time), and the rate it allows on 2 cores
-    per_1000 = {r: round((cpu_end[r] - cpu_start[r]) / run.acked * 1000, 4) for r in pids
-                if cpu_start[r] is not None and cpu_end[r] is not None and run.acked}  # fmt: skip
+    # other load distorts far less than rates (it takes wall time, and inflates CPU time only somewhat:
+    # the probe says by how much), and the rate it allows on 2 cores
+    per_1000 = {r: round((end - start) / run.acked * 1000, 4) for r in pids
+                if (start := cpu_start[r]) is not None and (end := cpu_end[r]) is not None and run.acked}  # fmt: skip
     cpu_total = sum(per_1000.values())
     inflation = statistics.median(probes) / probe_before if probes else 1.0
     (t1, n1), (t2, n2) = (steady[0], steady[-1]) if len(steady) > 1 else ((0.0, 0), (1.0, 0))
