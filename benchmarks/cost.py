@@ -76,6 +76,7 @@ from iotpm.service.samples import reading
 ROOT = Path(__file__).resolve().parents[1]
 ENVIRONMENTS = ("dev", "staging", "prod")
 BEGIN, END = "<!-- cost.py:begin -->", "<!-- cost.py:end -->"
+README_BEGIN, README_END = "<!-- cost.py:summary:begin -->", "<!-- cost.py:summary:end -->"
 KB, GB = 1024, 1024**3
 MONTH_MIN = 730 * 60
 MAX_BATCH_BYTES = 6 * 1000**2  # a Lambda invocation's payload
@@ -741,14 +742,35 @@ def measure_processor() -> float:
     return ms
 
 
-def write_readme(block: str) -> None:
-    path = ROOT / "docs" / "cost.md"
+def readme_summary(out: dict[str, Any]) -> str:
+    """The README's cost table: each environment at the stated fleet, its region and how it publishes."""
+    rows = "\n".join(
+        f"| {name} | {e['usd_per_month']:,.0f} | {e['usd_per_million_readings']:.2f} |"
+        for name, e in out["environments"].items()
+    )
+    one = out["at_one_reading_a_message"]
+    return (
+        f"Computed by `python benchmarks/cost.py` for {out['devices']} devices at one reading every "
+        f"{out['interval_s']:g} s, publishing {out['publishes']}, in {out['region']} at list prices:\n\n"
+        "| environment | USD / month | USD / million readings |\n|---|---:|---:|\n"
+        f"{rows}\n\n"
+        f"At one reading a message, prod costs ${one['usd_per_month']:,.0f} a month, "
+        f"${one['usd_per_million_readings']:.2f} per million. {out['verdict'][:1].upper()}{out['verdict'][1:]}."
+    )
+
+
+def _rewrite(path: Path, begin: str, end: str, block: str) -> None:
     text = path.read_text()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"docs/cost.md has no {BEGIN} ... {END} block to rewrite")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    path.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}")
+    if begin not in text or end not in text:
+        raise SystemExit(f"{path.relative_to(ROOT)} has no {begin} ... {end} block to rewrite")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{begin}\n{block}\n{end}{tail}")
+
+
+def write_readme(block: str, summary: str) -> None:
+    _rewrite(ROOT / "docs" / "cost.md", BEGIN, END, block)
+    _rewrite(ROOT / "README.md", README_BEGIN, README_END, summary)
 
 
 def main() -> None:
@@ -938,8 +960,8 @@ def main() -> None:
     print()
     print(block)
     if args.write_readme:
-        write_readme(block)
-        print("\ndocs/cost.md: cost block rewritten")
+        write_readme(block, readme_summary(out))
+        print("\ndocs/cost.md: cost block rewritten; README.md: cost summary rewritten")
     print(json.dumps(out))
 
 

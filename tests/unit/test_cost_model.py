@@ -151,6 +151,17 @@ def test_the_docs_block_is_what_the_script_prints(cost: ModuleType) -> None:
     assert f"**${per_m:.2f} per million readings**" in block, "run python benchmarks/cost.py --write-docs"
 
 
+def test_the_readmes_cost_table_is_what_the_script_prints(cost: ModuleType) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split(cost.README_BEGIN)[1].split(cost.README_END)[0].strip()
+    table = json.loads((ROOT / "benchmarks" / "aws_prices.json").read_text())
+    for name in ("dev", "staging", "prod"):
+        lines = cost.model(cost.Environment.load(name), cost.Fleet(), table, cost.Measured(), cost.Levers())
+        usd, per_m = cost.summary(lines, cost.Fleet(), table)
+        assert f"| {name} | {usd:,.0f} | {per_m:.2f} |" in block, "run python benchmarks/cost.py --write-docs"
+    assert "500 devices at one reading every 5 s" in block and "eu-west-1" in block
+
+
 def test_the_api_sampling_rule_sets_the_apis_traces(cost: ModuleType, prices: dict[str, Any]) -> None:
     prod, fleet, m = cost.Environment.load("prod"), cost.Fleet(), cost.Measured()
     default = replace(prod, api_sampling=None, processor_tracing="PassThrough")
