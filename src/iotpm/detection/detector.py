@@ -682,16 +682,6 @@ class Lifecycle:
         if limits is not None:
             at.update((start + np.flatnonzero(limits)[:1]).tolist())
         level = self.cfg.raise_level
-        if not caused.all():
-            # a metric's own detector at the raise level; the metric carrying the largest share
-            # of the multivariate's deviation is not one: at a score near the raise level the
-            # largest share flips from reading to reading between metrics that are all a little
-            # off (26 escalations per healthy bearing of IMS set 1)
-            scoring = cols.channel_scores[start:stop].max(axis=2) >= level  # (n, c)
-            new = scoring & ~caused[None, :]
-            if new.any():
-                firsts = np.flatnonzero(new.any(axis=0))
-                at.update((start + np.argmax(new[:, firsts], axis=0)).tolist())
         # the condition back after it had gone for the plain off-delay (a re-alarm held in the
         # incident by the doubled off-delay) is judged as a raise would be: worse than the level
         # the incident was raised or last escalated at, it escalates; either way doubling is
@@ -708,10 +698,25 @@ class Lifecycle:
             if condition > ref:
                 at.add(i)
             ref, segment = max(condition, level), i + 1
-        for i in sorted(at):
+        # a metric's own detector at the raise level while it is not yet a cause is a new
+        # cause; the metric carrying the largest share of the multivariate's deviation is not
+        # one: at a score near the raise level the largest share flips from reading to reading
+        # between metrics that are all a little off (26 escalations per healthy bearing of IMS
+        # set 1). "Not yet a cause" counts the causes every escalation before the reading
+        # added, in reading order, so where the readings are cut into calls changes nothing.
+        scoring = cols.channel_scores[start:stop].max(axis=2) >= level  # (n, c)
+        others, pos = sorted(at), 0
+        while True:
+            new = (scoring[pos:] & ~caused[None, :]).any(axis=1)
+            first = start + pos + int(np.argmax(new)) if new.any() else stop
+            other = next((i for i in others if i >= start + pos), stop)
+            i = min(first, other)
+            if i >= stop:
+                break
             severity = severity or bool(limits is not None and limits[i - start])
             caused = caused | self._causes(cols, i)
             events.append(("escalate", i, severity))
+            pos = i + 1 - start
         return severity, caused, ref
 
     def _doublings(self, cols: KernelRows, start: int, stop: int, ref: float, at: set[int]) -> float:
