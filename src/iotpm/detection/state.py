@@ -20,7 +20,7 @@ import numpy.typing as npt
 from iotpm.detection._layout import CHANNEL_FIELDS, DEVICE_FIELDS, HISTORY_FIELDS, MATRIX_FIELDS, T2_HISTORY
 from iotpm.models.metrics import parse_metric
 
-STATE_VERSION: Final = 7
+STATE_VERSION: Final = 8
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -62,6 +62,14 @@ _V6_DEVICE_FIELDS: Final = (
     "below_since", "severity", "esc_ref", "last_score", "running", "started", "coast", "coast_t", "coast_dev",
     "coast_run", "coast_from", "coast_at",
 )  # fmt: skip
+#: the layout of version 7 as 49d607a wrote it (before the re-alarm's off-delay: 525ae4c added
+#: ``cleared_at`` and ``off_mult`` and kept the version; the longer one is version 8), whose states
+#: still load. Version 7 states of either size load: the size tells them apart
+_V7_CHANNEL_FIELDS: Final = (
+    "mu", "s", "s_min", "last_x", "zmax", "cp", "cn", "drift_from", "dscale", "dmax", "run", "flat_thr", "op_m",
+    "op_c", "op_f", "op_b", "op_l", "smooth", "mew", "fast", "slow", "caused", "floor",
+)  # fmt: skip
+_V7_DEVICE_FIELDS: Final = _V6_DEVICE_FIELDS
 #: the fixed-width fields' widths (each history field holds T2_HISTORY values)
 _FIXED: Final = tuple((field, T2_HISTORY) for field in HISTORY_FIELDS)
 _V3_MATRIX: Final = ("P",)
@@ -154,7 +162,7 @@ class DeviceState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DeviceState:
         """Inverse of :meth:`to_dict`; rejects versions it does not know."""
-        if data.get("v") not in (3, 4, 5, 6, STATE_VERSION):
+        if data.get("v") not in (3, 4, 5, 6, 7, STATE_VERSION):
             raise ValueError(f"detector state version {data.get('v')!r} is not {STATE_VERSION}")
         channels = tuple(str(c) for c in data["channels"])
         vector = np.frombuffer(binascii.a2b_base64(data["state"], strict_mode=True), dtype="<f8").astype(np.float64)
@@ -166,6 +174,8 @@ class DeviceState:
             vector = _from_v5(vector, channels)
         elif data["v"] == 6:
             vector = _from_v6(vector, channels)
+        elif data["v"] == 7:
+            vector = _from_v7(vector, channels)
         if vector.size != layout_for(len(channels)).size:
             raise ValueError("detector state does not match its channel list")
         state = cls(channels, vector, ready=bool(data["ready"]))
@@ -189,10 +199,33 @@ def _from_v6(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
     return vector
 
 
+def _from_v7(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
+    """A version-7 vector in the current layout. Version 7 had two sizes: the one 525ae4c
+    wrote is the current layout, the shorter one (49d607a) has no re-alarm yet (see
+    :func:`_no_realarm`)."""
+    c = len(channels)
+    was, now = Layout(c, _V7_CHANNEL_FIELDS, _V7_DEVICE_FIELDS, _FIXED, MATRIX_FIELDS), layout_for(c)
+    if old.size == now.size:
+        return old
+    if old.size != was.size:
+        raise ValueError("detector state does not match its channel list")
+    vector = np.zeros(now.size)
+    for name, sl in was.offsets.items():
+        vector[now.offsets[name]] = old[sl]
+    _no_realarm(vector, now)
+    return vector
+
+
 def _nothing_learned(vector: FloatArray, layout: Layout) -> None:
     """A state from before the drift remembered the shift it learned (none is remembered) and
-    before the re-alarm's off-delay (no clear remembered, the off-delay at clear_s)."""
+    before the re-alarm's off-delay (see :func:`_no_realarm`)."""
     vector[layout.offsets["drift_from"]] = np.nan
+    _no_realarm(vector, layout)
+
+
+def _no_realarm(vector: FloatArray, layout: Layout) -> None:
+    """A state from before the re-alarm's off-delay: no clear remembered, the off-delay at
+    clear_s (as a fresh state has them)."""
     vector[layout.offsets["cleared_at"]] = -np.inf
     vector[layout.offsets["off_mult"]] = 1.0
 
