@@ -186,15 +186,22 @@ class DeviceState:
         return state
 
 
-def _from_v6(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
-    """A version-6 vector in the current layout: no shift learned yet to remember."""
-    c = len(channels)
-    was, now = Layout(c, _V6_CHANNEL_FIELDS, _V6_DEVICE_FIELDS, _FIXED, MATRIX_FIELDS), layout_for(c)
+def _remapped(old: FloatArray, was: Layout, now: Layout) -> FloatArray:
+    """``old``, laid out as ``was``, in the layout ``now``: each field copied by name, the fields
+    ``was`` lacks at zero (each migration then sets them as a fresh state has them)."""
     if old.size != was.size:
         raise ValueError("detector state does not match its channel list")
     vector = np.zeros(now.size)
     for name, sl in was.offsets.items():
         vector[now.offsets[name]] = old[sl]
+    return vector
+
+
+def _from_v6(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
+    """A version-6 vector in the current layout: no shift learned yet to remember."""
+    c = len(channels)
+    was, now = Layout(c, _V6_CHANNEL_FIELDS, _V6_DEVICE_FIELDS, _FIXED, MATRIX_FIELDS), layout_for(c)
+    vector = _remapped(old, was, now)
     _nothing_learned(vector, now)
     return vector
 
@@ -207,11 +214,7 @@ def _from_v7(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
     was, now = Layout(c, _V7_CHANNEL_FIELDS, _V7_DEVICE_FIELDS, _FIXED, MATRIX_FIELDS), layout_for(c)
     if old.size == now.size:
         return old
-    if old.size != was.size:
-        raise ValueError("detector state does not match its channel list")
-    vector = np.zeros(now.size)
-    for name, sl in was.offsets.items():
-        vector[now.offsets[name]] = old[sl]
+    vector = _remapped(old, was, now)
     _no_realarm(vector, now)
     return vector
 
@@ -235,11 +238,7 @@ def _from_v5(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
     lagged one's mean and variance (the regressions on it learn from there)."""
     c = len(channels)
     was, now = Layout(c, _V5_CHANNEL_FIELDS, _V5_DEVICE_FIELDS, _FIXED, MATRIX_FIELDS), layout_for(c)
-    if old.size != was.size:
-        raise ValueError("detector state does not match its channel list")
-    vector = np.zeros(now.size)
-    for name, sl in was.offsets.items():
-        vector[now.offsets[name]] = old[sl]
+    vector = _remapped(old, was, now)
     _instant_load(vector, now, channels)
     _nothing_learned(vector, now)
     return vector
@@ -266,11 +265,7 @@ def _from_v4(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
     """A version-4 vector in the current layout (see :func:`_lifecycle_unknown`)."""
     c = len(channels)
     was, now = Layout(c, _V4_CHANNEL_FIELDS, _V4_DEVICE_FIELDS, _V3_FIXED, _V3_MATRIX), layout_for(c)
-    if old.size != was.size:
-        raise ValueError("detector state does not match its channel list")
-    vector = np.zeros(now.size)
-    for name, sl in was.offsets.items():
-        vector[now.offsets[name]] = old[sl]
+    vector = _remapped(old, was, now)
     _lifecycle_unknown(vector, now)
     _instant_load(vector, now, channels)
     _nothing_learned(vector, now)
@@ -294,11 +289,7 @@ def _from_v3(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
     learned level and scores once it has learned for ``OperatingPointConfig.learn_s``."""
     c = len(channels)
     was, now = Layout(c, _V3_CHANNEL_FIELDS, _V3_DEVICE_FIELDS, _V3_FIXED, _V3_MATRIX), layout_for(c)
-    if old.size != was.size:
-        raise ValueError("detector state does not match its channel list")
-    vector = np.zeros(now.size)
-    for name, sl in was.offsets.items():
-        vector[now.offsets[name]] = old[sl]
+    vector = _remapped(old, was, now)
     mu, s = vector[now.offsets["mu"]], vector[now.offsets["s"]]
     for name in ("op_m", "op_f", "op_b"):
         vector[now.offsets[name]] = mu
