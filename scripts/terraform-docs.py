@@ -6,9 +6,8 @@ terraform-docs writes them). Text outside the markers is the module's own and is
     python3 scripts/terraform-docs.py          # write the READMEs
     python3 scripts/terraform-docs.py --check  # exit 1 naming each README that is out of date (CI)
 
-The files are `terraform fmt`-ed, so a block starts at column 0 and ends with a lone "}",
-and its arguments sit two spaces in; that is all this reader relies on (no HCL library
-needed for two tables).
+The blocks are read as text by scripts/tf_blocks.py (the files are `terraform fmt`-ed; no
+HCL library needed for two tables).
 """
 
 from __future__ import annotations
@@ -18,39 +17,22 @@ import re
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tf_blocks beside this script, however it is loaded
+from tf_blocks import blocks as read_blocks
+from tf_blocks import value as one_line
+
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- BEGIN_TF_DOCS -->", "<!-- END_TF_DOCS -->"
-BLOCK = re.compile(r'^(variable|output) "([^"]+)" \{$')
-ARG = re.compile(r"^  ([a-z_]+)\s*=\s*(.*)$")
 
 
 def blocks(path: Path, kind: str) -> list[tuple[str, dict[str, str]]]:
-    """(name, {argument: its source text}) of each top-level ``kind`` block of a file."""
-    out: list[tuple[str, dict[str, str]]] = []
+    """(name, {argument: its value on one line}) of each top-level ``kind`` block of a file."""
     if not path.exists():
-        return out
-    lines = path.read_text().splitlines()
-    i = 0
-    while i < len(lines):
-        m = BLOCK.match(lines[i])
-        i += 1
-        if not m or m.group(1) != kind:
-            continue
-        args: dict[str, str] = {}
-        current: str | None = None
-        while i < len(lines) and lines[i] != "}":
-            line = lines[i]
-            arg = ARG.match(line)
-            if arg:
-                current = arg.group(1)
-                args[current] = arg.group(2)
-            elif re.match(r"^  [a-z_]+ \{$", line):
-                current = None  # a nested block (validation, ...): not documented
-            elif current is not None and line.strip():  # a multi-line value, its closing brackets too
-                args[current] += " " + line.strip()
-            i += 1
-        out.append((m.group(2), args))
-    return out
+        return []
+    return [
+        (name, {a: one_line(lines) for a, lines in args.items()})
+        for name, args in read_blocks(path.read_text(), kind).items()
+    ]
 
 
 def text(value: str) -> str:
