@@ -28,7 +28,14 @@ Every peer's alarm goes through the product's hysteresis (raise at score 1, clea
   ones before their fault) over fault-free device-days;
 - per fault kind: how many devices were detected (a page: a raise, or for iotpm an
   escalation of an alarm already open; before the run ends for a slow fault), the median
-  delay, and for slow faults the lead time before the static limit is crossed. An abrupt
+  delay, and for slow faults the lead time before the static limit is crossed (the
+  hours from the first page to the crossing, with the minimum and how many are under 12 h;
+  beside it the machine's running time in those hours: what it can still run before the
+  limit, the lead a machine that ran through the nights would have). A slow fault grows
+  with the machine's running time (``--fault-clock running``: wear, fouling and a seal's
+  leak; a machine stopped overnight restarts as worn as it stopped); ``--fault-clock wall``
+  grows it by the clock, also while stopped, as the simulator did before 2026-12-07,
+  when a fault could grow past its limit in a night in which no reading showed it. An abrupt
   fault is judged **from the first reading that shows it** (the simulator's ground truth
   ``visible_ms``: the first reading sent that differs from what the healthy machine would
   have sent): it is detected if a page comes within an hour of that reading, and its delay
@@ -78,6 +85,7 @@ from iotpm.simulator.fleet import (
     ABRUPT_FAULTS,
     CHANNELS,
     DEFAULT_LIMITS_LONG_RUN,
+    FAULT_CLOCKS,
     LONG_RUN_FAULTS,
     LONG_RUN_METRIC,
     PLANTS,
@@ -253,7 +261,7 @@ def score_outcome(run: LongRun, out: Outcome) -> dict[str, Any]:
     false_raises, free_ms, free_readings, free_alarm = 0, 0, 0, 0
     false_causes: Counter[str] = Counter()
     per_kind: dict[str, dict[str, list[float]]] = {
-        k: {"n": [], "hit": [], "delay": [], "lead": [], "hit_start": [], "delay_start": [], "readings": []}
+        k: {key: [] for key in ("n", "hit", "delay", "lead", "lead_run", "hit_start", "delay_start", "readings")}
         for k in LONG_RUN_FAULTS
     }
     for i, d in enumerate(run.devices):
@@ -286,6 +294,7 @@ def score_outcome(run: LongRun, out: Outcome) -> dict[str, Any]:
             row[delay] += [(after[0] - f.start_ms) / 1000.0] if after.size else []
         if after.size and f.limit_ms is not None:
             row["lead"].append((f.limit_ms - after[0]) / 3_600_000.0)
+            row["lead_run"].append(_running_hours(d.ts, d.running, int(after[0]), f.limit_ms, run.interval_s))
     days = free_ms / 86_400_000.0
     faulty = [k for k in LONG_RUN_FAULTS if k != "dropout"]
     hits = sum(sum(per_kind[k]["hit"]) for k in faulty)
@@ -293,6 +302,7 @@ def score_outcome(run: LongRun, out: Outcome) -> dict[str, Any]:
     hits_start = sum(sum(per_kind[k]["hit_start"]) for k in faulty)
     total_start = sum(len(per_kind[k]["hit_start"]) for k in faulty)
     leads = [v for k in SLOW_FAULTS for v in per_kind[k]["lead"]]
+    leads_run = [v for k in SLOW_FAULTS for v in per_kind[k]["lead_run"]]
     delays = [v for k in ABRUPT_FAULTS for v in per_kind[k]["delay"]]
     delays_start = [v for k in ABRUPT_FAULTS for v in per_kind[k]["delay_start"]]
     readings = [v for k in ABRUPT_FAULTS for v in per_kind[k]["readings"]]
@@ -305,6 +315,11 @@ def score_outcome(run: LongRun, out: Outcome) -> dict[str, Any]:
         "detected_fraction": round(hits / total, 3) if total else None,
         "detected_fraction_from_start": round(hits_start / total_start, 3) if total_start else None,
         "median_lead_time_h": round(statistics.median(leads), 1) if leads else None,
+        "min_lead_time_h": round(min(leads), 1) if leads else None,
+        "median_running_lead_h": round(statistics.median(leads_run), 1) if leads_run else None,
+        "min_running_lead_h": round(min(leads_run), 1) if leads_run else None,
+        "slow_faults_under_12h": sum(v < 12.0 for v in leads),
+        "slow_faults_crossing": len(leads),
         "median_delay_s": round(statistics.median(delays), 1) if delays else None,
         "median_delay_readings": round(statistics.median(readings), 1) if readings else None,
         "median_delay_from_start_s": round(statistics.median(delays_start), 1) if delays_start else None,
@@ -321,10 +336,17 @@ def score_outcome(run: LongRun, out: Outcome) -> dict[str, Any]:
                 ),
                 "median_lead_h": round(statistics.median(v["lead"]), 1) if v["lead"] else None,
                 "min_lead_h": round(min(v["lead"]), 1) if v["lead"] else None,
+                "median_running_lead_h": round(statistics.median(v["lead_run"]), 1) if v["lead_run"] else None,
             }
             for k, v in per_kind.items()
         },
     }
+
+
+def _running_hours(ts: npt.NDArray[np.int64], running: npt.NDArray[np.bool_], lo: int, hi: int, step: float) -> float:
+    """The machine's running time from ``lo`` to ``hi`` (epoch ms): its running readings, each
+    standing for one interval (the time it could still run before the limit)."""
+    return float((running & (ts >= lo) & (ts < hi)).sum()) * step / 3600.0
 
 
 def _judge_abrupt(
@@ -465,7 +487,10 @@ def report(name: str, res: dict[str, Any], seconds: float) -> None:
         f"= {_fmt(res['false_raises_per_device_day'])}/device-day, in alarm {_fmt(res['fault_free_time_in_alarm'])} "
         f"of that time; detected {_fmt(res['detected_fraction'])} "
         f"(from start {_fmt(res['detected_fraction_from_start'])}); "
-        f"median lead {_fmt(res['median_lead_time_h'])} h (slow); median delay {_fmt(res['median_delay_s'])} s, "
+        f"median lead {_fmt(res['median_lead_time_h'])} h, min {_fmt(res['min_lead_time_h'])} h, "
+        f"{_fmt(res['slow_faults_under_12h'])}/{_fmt(res['slow_faults_crossing'])} under 12 h "
+        f"(in running time: median {_fmt(res['median_running_lead_h'])} h, min {_fmt(res['min_running_lead_h'])} h) "
+        f"(slow); median delay {_fmt(res['median_delay_s'])} s, "
         f"{_fmt(res['median_delay_readings'])} readings, from the first reading that shows the fault "
         f"(from start {_fmt(res['median_delay_from_start_s'])} s) (abrupt); {seconds:.1f} s"
     )
@@ -612,7 +637,10 @@ def report_operator(op: dict[str, Any]) -> None:
 def evaluate(args: argparse.Namespace, interval: float) -> dict[str, Any]:
     """Generate the run at one interval, score iotpm and the peers; print and return the figures."""
     t0 = time.perf_counter()
-    run = long_run(args.devices, args.days, interval, args.seed, plant="base" if args.classic else args.plant)
+    run = long_run(
+        args.devices, args.days, interval, args.seed, plant="base" if args.classic else args.plant,
+        fault_clock=args.fault_clock,
+    )  # fmt: skip
     print(f"\n== {describe(run)}; generated in {time.perf_counter() - t0:.1f} s (seed {args.seed})")
     if args.plot and interval == args.intervals[0]:
         print(f"plot: {plot_day(run, args.plot)}")
@@ -647,6 +675,11 @@ def evaluate(args: argparse.Namespace, interval: float) -> dict[str, Any]:
         "detected_fraction",
         "detected_fraction_from_start",
         "median_lead_time_h",
+        "min_lead_time_h",
+        "median_running_lead_h",
+        "min_running_lead_h",
+        "slow_faults_under_12h",
+        "slow_faults_crossing",
         "median_delay_s",
         "median_delay_readings",
         "median_delay_from_start_s",
@@ -675,6 +708,11 @@ def main() -> None:
         help="extended: the base model with another plant's phenomena (default); speed: variable-speed drives; "
         "heldout: physics the detector was not developed on (its figures are held-out figures)",
     )  # fmt: skip
+    parser.add_argument(
+        "--fault-clock", choices=FAULT_CLOCKS, default="running",
+        help="running: slow faults grow with the machine's running time (wear, fouling, a seal's leak); "
+        "wall: by the clock, also while the machine is stopped (the simulator before 2026-12-07)",
+    )  # fmt: skip
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--plot", metavar="PNG", help="also draw one healthy machine's idle-run-idle day")
     parser.add_argument("--plot-failure", metavar="PNG", help="also draw one machine's bearing failure and its alarm")
@@ -685,6 +723,7 @@ def main() -> None:
     summary["run"] = {
         "devices": args.devices, "days": args.days, "intervals_s": args.intervals, "seed": args.seed,
         "phenomena": not args.classic, "plant": "base" if args.classic else args.plant,
+        "fault_clock": args.fault_clock,
     }  # fmt: skip
     print(json.dumps(summary))
 

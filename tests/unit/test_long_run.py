@@ -25,6 +25,7 @@ from iotpm.simulator.fleet import (
     LongRunDevice,
     LongRunFault,
     Phenomena,
+    _Injected,
     _signals,
     long_run,
 )
@@ -203,3 +204,45 @@ def test_a_limit_crossing_paged_critical_at_once_counts_even_if_it_clears_before
         fq.score_operator(run, fq.Outcome([[crossing]], [alarm], events=[late]))["limit_crossings_paged_within_3"]
         == "0/1"
     )
+
+
+def _wear(with_running: bool) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+    """A motor run 06:00-14:00 on two days, a bearing fault from 08:00 over 24 h: the
+    vibration it adds (the faulty machine's readings less the same machine's healthy ones)."""
+    t_s = np.arange(0.0, 2 * DAY_S, 60.0)
+    hour = t_s % DAY_S / 3600.0
+    running = (hour >= 6.0) & (hour < 14.0)
+    air = np.full(len(t_s), 20.0)
+    fault = _Injected("bearing_wear", 8 * 3600.0, 24 * 3600.0, float(t_s[-1]), with_running)
+    healthy, _ = _signals("motor", t_s, running, air, None, np.random.default_rng(4))
+    faulty, _ = _signals("motor", t_s, running, air, fault, np.random.default_rng(4))
+    return faulty[:, 1] - healthy[:, 1], running
+
+
+def test_wear_grows_while_the_machine_runs_not_overnight() -> None:
+    """A bearing wears with the revolutions it makes: stopped from 14:00 to 06:00, it starts
+    the next morning as worn as it stopped (by the clock it had worn 16 h more)."""
+    added, running = _wear(with_running=True)
+    day = int(DAY_S / 60.0)
+    evening = int(np.flatnonzero(running[:day])[-1])  # 13:59 on the first day
+    morning = day + int(np.argmax(running[day:]))  # 06:00 on the second
+    assert np.isclose(added[evening], 5.0 * 6 / 24, atol=0.01)  # 6 running hours of 24
+    assert np.isclose(added[morning], added[evening], atol=0.01)
+    assert np.isclose(added[morning + 120], added[evening] + 5.0 * 2 / 24, atol=0.01)  # two more hours' wear
+    by_clock, _ = _wear(with_running=False)
+    assert np.isclose(by_clock[morning], 5.0 * 22 / 24, atol=0.01)  # 08:00 to 06:00 the next day
+
+
+def test_the_fault_clock_changes_only_the_slow_faults_after_their_start() -> None:
+    runs = {clock: long_run(devices=24, days=4.0, interval_s=600.0, seed=1, fault_clock=clock)
+            for clock in ("running", "wall")}  # fmt: skip
+    changed = 0
+    for a, b in zip(runs["running"].devices, runs["wall"].devices, strict=True):
+        assert np.array_equal(a.ts, b.ts)
+        if a.fault is None or not a.fault.slow:
+            assert np.array_equal(a.values, b.values)
+            continue
+        before = a.ts < a.fault.start_ms
+        assert np.array_equal(a.values[before], b.values[before])
+        changed += not np.array_equal(a.values, b.values)
+    assert changed >= 6  # every slow fault on a machine that stops

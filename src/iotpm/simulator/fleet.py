@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -168,7 +168,10 @@ def ground_truth(faults: list[Fault], run_start_ms: int) -> list[dict[str, Any]]
 # shift schedules (idle nights and weekends, compressors cycling), production loads that
 # change every few hours, pressure setpoint steps, the site's daily ambient, thermal and
 # hydraulic lag, device restarts and data gaps, and slow and abrupt faults with ground
-# truth. Everything is an array per device, so a week of 100 devices takes seconds.
+# truth. Everything is an array per device, so a week of 100 devices takes seconds. A slow
+# fault (bearing wear, a fouling cooler, a wearing seal's leak) grows with the machine's
+# running time: a stopped bearing makes no revolutions, a stopped cooler passes no dirt, a
+# seal at rest does not wear; so a machine stopped overnight restarts as worn as it stopped.
 #
 # With ``phenomena`` it also has what another plant's machines do (see :class:`Phenomena`):
 # pressure that follows the load, large setpoint steps within a shift, vibration that steps
@@ -225,6 +228,8 @@ class LongRunFault:
     limit while the machine runs (None if that does not happen within the run): the
     time a limit-only monitor would alarm, against which a slow fault's lead time is
     measured. ``end_ms`` is when the fault's effect ends (dropout) or the run's end.
+    ``ramp_s`` is the time to full severity: running time for a slow fault (it grows
+    while the machine runs), unless the run was made with ``fault_clock="wall"``.
     ``visible_ms`` is the first reading the device sends that differs from what the
     healthy machine would have sent (None: no reading shows it): an abrupt fault
     cannot be seen earlier by anyone. At one reading every 10 minutes an overheating
@@ -368,6 +373,10 @@ class Phenomena:
 #: (:meth:`Phenomena.draw_speed`), or a plant held out from the detector's development
 #: (:meth:`Phenomena.draw_heldout`)
 Plant = Literal["base", "extended", "speed", "heldout"]
+#: what a slow fault's ramp is counted in: the machine's running time (wear, fouling and a
+#: seal's leak grow as the machine runs) or the clock (as the simulator did before 2026-12-07)
+FaultClock = Literal["running", "wall"]
+FAULT_CLOCKS: tuple[FaultClock, ...] = ("running", "wall")
 PLANTS: tuple[Plant, ...] = ("base", "extended", "speed", "heldout")
 _DRIVE_TAU_S = 10.0  # a drive ramps to a new speed within seconds
 
@@ -387,6 +396,7 @@ def long_run(
     start_ms: int = LONG_RUN_EPOCH_MS,
     phenomena: bool = False,
     plant: Plant | None = None,
+    fault_clock: FaultClock = "running",
 ) -> LongRun:
     """Generate a run offline (no MQTT): the same arguments give the same readings.
 
@@ -395,7 +405,10 @@ def long_run(
     ``phenomena`` adds another plant's behaviour (:class:`Phenomena`), drawn from a stream
     of its own: the base model's readings are the same with or without it. ``plant``
     names the plant instead (``"extended"`` is ``phenomena``; ``"speed"`` a plant of
-    variable-speed drives, also from that stream).
+    variable-speed drives, also from that stream). ``fault_clock`` is what a slow fault's
+    ramp counts: the machine's running time (``"running"``: wear, fouling and a seal's leak
+    grow as it runs) or the clock (``"wall"``: also while stopped, as before 2026-12-07;
+    abrupt faults are events and the same under both).
     """
     plant = plant or ("extended" if phenomena else "base")
     rng = np.random.default_rng(seed)
@@ -416,6 +429,8 @@ def long_run(
         if extra.new_level_after_stop and days * DAY_S > _LONG_STOP_S[1] + DAY_S:
             running = running & ~((t_s >= _LONG_STOP_S[0]) & (t_s < _LONG_STOP_S[1]))
         fault = _pick_fault(kind, t_s, running, dev_rng) if kind is not None else None
+        if fault is not None and fault.kind in SLOW_FAULTS and fault_clock == "running":
+            fault = replace(fault, with_running=True)
         values, healthy = _signals(machine_type, t_s, running, site_ambient[i % 2], fault, dev_rng, extra, extra_rng)
         keep = _gaps(t_s, dev_rng, fault)
         device_id = f"{machine_type}-{i:04d}"
@@ -509,6 +524,8 @@ class _Injected:
     start_s: float
     ramp_s: float
     end_s: float
+    #: the fault grows while the machine runs (its ramp is running time), not by the clock
+    with_running: bool = False
 
 
 def _pick_fault(
@@ -560,7 +577,7 @@ def _signals(
     dt = float(t_s[1] - t_s[0]) if n > 1 else 1.0
     run = running.astype(np.float64)
     order, load, setpoint, speed = _demand(t_s, dt, pres0, rng, extra, extra_rng or np.random.default_rng(0))
-    k = _severity(fault, t_s)
+    k = _severity(fault, t_s, running)
     kind = fault.kind if fault is not None else None
     # the heat follows the power: the load, or on a drive its speed (the setpoint's too)
     driven = extra.speed_driven or extra.speeds > 0
@@ -726,11 +743,19 @@ def _coast_down(
     return vib, np.where(coasting, np.minimum(pres, head), pres)
 
 
-def _severity(fault: _Injected | None, t_s: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def _severity(
+    fault: _Injected | None, t_s: npt.NDArray[np.float64], running: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.float64]:
+    """How far the fault has gone (0 to 1): by the clock, or by the machine's running time
+    since its start (wear, fouling and a seal's leak grow with running, not while stopped)."""
     if fault is None:
         return np.zeros(len(t_s))
     if fault.ramp_s <= 0:
         return np.where(t_s >= fault.start_s, 1.0, 0.0)
+    if fault.with_running and len(t_s) > 1:
+        dt = float(t_s[1] - t_s[0])
+        ran = np.cumsum(np.where(running & (t_s >= fault.start_s), dt, 0.0))
+        return np.clip(ran / fault.ramp_s, 0.0, 1.0)
     return np.clip((t_s - fault.start_s) / fault.ramp_s, 0.0, 1.0)
 
 
