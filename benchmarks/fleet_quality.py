@@ -318,7 +318,7 @@ def score_outcome(run: LongRun, out: Outcome) -> dict[str, Any]:
         "min_lead_time_h": round(min(leads), 1) if leads else None,
         "median_running_lead_h": round(statistics.median(leads_run), 1) if leads_run else None,
         "min_running_lead_h": round(min(leads_run), 1) if leads_run else None,
-        "slow_faults_under_12h": sum(v < 12.0 for v in leads),
+        "slow_faults_under_12h": sum(1 for v in leads if v < 12.0),
         "slow_faults_crossing": len(leads),
         "median_delay_s": round(statistics.median(delays), 1) if delays else None,
         "median_delay_readings": round(statistics.median(readings), 1) if readings else None,

@@ -246,3 +246,22 @@ def test_the_fault_clock_changes_only_the_slow_faults_after_their_start() -> Non
         assert np.array_equal(a.values[before], b.values[before])
         changed += not np.array_equal(a.values, b.values)
     assert changed >= 6  # every slow fault on a machine that stops
+
+
+def test_a_slow_fault_s_lead_is_counted_in_hours_and_in_the_machine_s_running_hours() -> None:
+    """Paged at 16:00, stopped from 22:00 to 06:00, past its limit at 10:00: 18 h before the
+    limit, of which the machine ran 10 h (the count under 12 h is of the hours)."""
+    fq = _fleet_quality()
+    step = 600_000
+    ts = LONG_RUN_EPOCH_MS + np.arange(0, 2 * 24 * 6, dtype=np.int64) * step
+    hour = (ts - LONG_RUN_EPOCH_MS) / 3_600_000 % 24
+    running = (hour >= 6) & (hour < 22)
+    page, limit = LONG_RUN_EPOCH_MS + 16 * 3_600_000, LONG_RUN_EPOCH_MS + 34 * 3_600_000
+    fault = LongRunFault("pump-0000", "bearing_wear", LONG_RUN_EPOCH_MS + 3_600_000, 86_400.0, int(ts[-1]), limit)
+    device = LongRunDevice("pump-0000", "pump", "line-1", "two_shift", ts, np.zeros((len(ts), 3)), running, fault)
+    res = fq.score_outcome(LongRun(LONG_RUN_EPOCH_MS, 2.0, 600.0, [device]),
+                           fq.Outcome([[page]], [np.zeros(len(ts), dtype=bool)]))  # fmt: skip
+    assert res["median_lead_time_h"] == res["min_lead_time_h"] == 18.0
+    assert res["median_running_lead_h"] == res["min_running_lead_h"] == 10.0
+    assert (res["slow_faults_under_12h"], res["slow_faults_crossing"]) == (0, 1)
+    json.dumps(res)  # the benchmark's last line is this, as JSON
