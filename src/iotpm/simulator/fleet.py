@@ -76,7 +76,7 @@ class Machine:
         temp0, vib0, pres0 = LEVELS[self.machine_type]
         load = 0.6 + 0.25 * math.sin(2 * math.pi * t_s / 3600 + self.phase)
         daily = 3.0 * math.sin(2 * math.pi * (ts_ms / 1000 % DAY_S) / DAY_S)
-        noise = self.rng.normal(size=3)
+        noise = self.rng.normal(size=3).tolist()  # Python floats: the same values, without numpy's scalar costs
         temp = temp0 + daily + 6.0 * (load - 0.6) + 0.3 * noise[0]
         vib = vib0 * (0.85 + 0.25 * load) + 0.06 * noise[1]
         pres = pres0 + 4.0 * (load - 0.6) + 0.8 * noise[2]
@@ -108,11 +108,19 @@ class Machine:
             "line": self.line,
             "device_type": self.machine_type,
             "metrics": {
-                "temperature_c": round(temp, 3),
-                "vibration_mm_s": round(vib, 4),
-                "pressure_psi": round(pres, 2),
+                "temperature_c": rounded(temp, 3),
+                "vibration_mm_s": rounded(vib, 4),
+                "pressure_psi": rounded(pres, 2),
             },
         }
+
+
+def rounded(x: float, digits: int) -> float:
+    """``x`` rounded as numpy rounds a float64 scalar (times 10**digits, to the nearest integer, ties to
+    even, divided back, the sign kept), the values the readings always had: ``round`` of a numpy scalar
+    took 3 us, most of a reading's cost to the load generator at thousands of readings a second."""
+    scale = 10.0**digits
+    return math.copysign(round(x * scale) / scale, x)
 
 
 class Fleet:
