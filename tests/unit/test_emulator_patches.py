@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import time
 import tomllib
 from collections.abc import Callable, Iterator
 from importlib.metadata import version
@@ -348,7 +349,7 @@ def _puts(patched: bool) -> list[Any]:
     from moto.kinesis.models import Shard, Stream
 
     with pytest.MonkeyPatch.context() as mp:
-        for name in ("get_records", "get_max_sequence_number", "get_min_sequence_number"):
+        for name in ("get_records", "get_max_sequence_number", "get_min_sequence_number", "put_record"):
             mp.setattr(Shard, name, getattr(Shard, name))  # restored after the test
         with in_process_moto(Stream, ("put_record",), server._fast_kinesis_shards if patched else None):
             kinesis = in_process_client("kinesis")
@@ -370,6 +371,42 @@ def test_a_put_finds_the_shard_stock_moto_finds_for_each_key_and_after_a_reshard
     got = _puts(patched=True)
     assert got == _puts(patched=False)
     assert len({r["ShardId"] for r in got[0]}) == 4  # the keys spread over every shard
+
+
+def _shard_records(patched: bool) -> tuple[list[dict[str, Any]], float, float]:
+    """Every record's attributes in the shards after two puts, with or without the patched put, and when
+    the puts began and ended (epoch seconds)."""
+    from moto.kinesis.models import Shard, Stream
+    from moto.kinesis.models import kinesis_backends as backends
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("get_records", "get_max_sequence_number", "get_min_sequence_number", "put_record"):
+            mp.setattr(Shard, name, getattr(Shard, name))
+        with in_process_moto(Stream, ("put_record",), server._fast_kinesis_shards if patched else None):
+            kinesis = in_process_client("kinesis")
+            kinesis.create_stream(StreamName="s", ShardCount=2)
+            began = time.time()
+            for n in range(2):
+                kinesis.put_records(StreamName="s", Records=[{"PartitionKey": f"k{i}", "Data": f"{n}{i}".encode()}
+                                                             for i in range(20)])  # fmt: skip
+            ended = time.time()
+            stream = backends["123456789012"]["eu-west-1"].streams["s"]
+            records = [vars(r).copy() for shard in stream.shards.values() for r in shard.records.values()]
+            return records, began, ended
+
+
+def test_a_record_put_holds_what_stock_motos_holds_with_its_arrival_read_once() -> None:
+    from moto.core.utils import unix_time
+
+    got, began, ended = _shard_records(patched=True)
+    stock, _, _ = _shard_records(patched=False)
+    for r in got:  # the arrival: a naive UTC datetime and its epoch seconds, within the puts
+        assert r["created_at_datetime"].tzinfo is None
+        assert unix_time(r.pop("created_at_datetime")) == pytest.approx(r["created_at"], abs=1e-6)
+        assert began - 0.001 <= r.pop("created_at") <= ended + 0.001
+    for r in stock:
+        del r["created_at_datetime"], r["created_at"]
+    assert got == stock and len(got) == 40
 
 
 def _item_actions(direct: bool) -> list[Any]:

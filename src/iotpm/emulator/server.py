@@ -110,6 +110,8 @@ PATCHED: dict[str, str] = {
     "moto.kinesis.models:Shard.get_min_sequence_number": "every put copies the whole shard",
     "moto.kinesis.models:Stream.put_record": "every record hashes its key and looks up the Lambda backend",
     "moto.kinesis.models:Stream.get_shard_for_key": "(called once per partition key and shard layout)",
+    "moto.kinesis.models:Shard.put_record": "every record reads the clock as datetimes, twice",
+    "moto.kinesis.models:Record": "(made by the put above)",
     "moto.ec2.models.security_groups:SecurityGroupRule.description": "group rule descriptions are dropped",
     "moto.core.responses:ActionResult": "(used to answer the IoT tag calls moto lacks)",
     "moto.core.responses:EmptyResult": "(used to answer the IoT tag calls moto lacks)",
@@ -144,14 +146,17 @@ class RecentAnswers:
     """Each record's part of a GetRecords answer, for the ``limit`` records written last (thread-safe).
 
     Keyed by the record object itself (moto's records compare by identity), so a key is
-    never another record's however many come and go.
+    never another record's however many come and go. An ``OrderedDict``: a plain dict
+    finds its oldest key by skipping the slots its earlier deletions left (until it is
+    resized), ~20 us a record at 50,000 kept, a fifth of the emulator's time at 5,000 records/s.
     """
 
     def __init__(self, limit: int = RECORD_JSON_KEPT) -> None:
         import threading
+        from collections import OrderedDict
 
         self.limit = limit
-        self._kept: dict[Any, str] = {}
+        self._kept: OrderedDict[Any, str] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -163,8 +168,8 @@ class RecentAnswers:
             text = write(record)
             with self._lock:
                 self._kept[record] = text
-                while len(self._kept) > self.limit:  # the oldest written go first (dicts keep insertion order)
-                    del self._kept[next(iter(self._kept))]
+                while len(self._kept) > self.limit:  # the oldest written go first
+                    self._kept.popitem(last=False)
         return text
 
 
@@ -512,14 +517,12 @@ def _direct_kinesis_answers() -> None:
         return json.dumps(self.kinesis_backend.put_records(stream_arn, stream_name, self._get_param("Records")))
 
     def write(r: Any) -> str:
-        """A record as the answer writes it."""
-        return json.dumps(
-            {
-                "Data": base64.b64encode(base64.b64decode(r.data)).decode(),  # as stock moto re-encodes it
-                "PartitionKey": r.partition_key,
-                "SequenceNumber": str(r.sequence_number),
-                "ApproximateArrivalTimestamp": r.created_at,
-            }
+        """A record as the answer writes it: what ``json.dumps`` writes of its fields (base64 text needs
+        no escaping, a float is written as its repr), without building the dict."""
+        data = base64.b64encode(base64.b64decode(r.data)).decode()  # as stock moto re-encodes it
+        return (
+            f'{{"Data": "{data}", "PartitionKey": {json.dumps(r.partition_key)}, '
+            f'"SequenceNumber": "{r.sequence_number}", "ApproximateArrivalTimestamp": {json.dumps(r.created_at)}}}'
         )
 
     def written(r: Any) -> str:
@@ -631,8 +634,11 @@ def _no_event_source_invokes() -> None:
 
 
 def _fast_kinesis_shards() -> None:
+    import datetime
+    import time
+
     from moto.awslambda.models import LambdaBackend
-    from moto.kinesis.models import Shard, Stream
+    from moto.kinesis.models import Record, Shard, Stream
 
     def newest(self: Any) -> int:
         return next(reversed(self.records)) if self.records else 0
@@ -674,7 +680,24 @@ def _fast_kinesis_shards() -> None:
             shard = known[1][partition_key] = self.get_shard_for_key(partition_key, explicit_hash_key)
         return shard.put_record(partition_key, data, explicit_hash_key), shard.shard_id
 
+    epoch = datetime.datetime(1970, 1, 1)
+
+    def shard_put_record(self: Any, partition_key: str, data: str, explicit_hash_key: str) -> str:
+        """Stock moto's put onto a shard, with the record's arrival read from the clock once (stock
+        moto's ``Record`` reads it as a datetime, then builds the epoch's datetime again to turn it
+        into seconds: 6 us a record, the largest part of a put)."""
+        sequence_number = newest(self) + 1
+        record: Any = Record.__new__(Record)  # as stock moto's, tracked by moto like every model
+        record.partition_key, record.data = partition_key, data
+        record.sequence_number, record.explicit_hash_key = sequence_number, explicit_hash_key
+        micros = time.time_ns() // 1000
+        record.created_at_datetime = epoch + datetime.timedelta(microseconds=micros)  # naive UTC, as stock
+        record.created_at = micros / 1e6
+        self.records[sequence_number] = record
+        return str(sequence_number)
+
     Stream.put_record = put_record  # type: ignore[method-assign]
+    Shard.put_record = shard_put_record  # type: ignore[method-assign]
     Shard.get_max_sequence_number = newest  # type: ignore[method-assign]
     Shard.get_min_sequence_number = oldest  # type: ignore[method-assign]
     Shard.get_records = get_records  # type: ignore[method-assign]
