@@ -3,8 +3,10 @@
 Brings the twin up (emulator, terraform apply, mosquitto, bridge, poller, API server;
 its own ports and state folder), then publishes a healthy fleet at ``--rate`` readings
 per second in total for ``--duration`` seconds. While it runs, a sampler polls
-``GET /devices/{id}`` for a few devices and records, for every reading it sees become
-visible (``last_seen``), the time since it was acknowledged by the broker. After the
+``GET /devices/{id}`` for a few devices (``--sampled``) and records, for every reading of
+theirs it sees become visible (``last_seen``), the time since the broker acknowledged it
+(``latency_read_every_s``: how often it read each device, the resolution of those times).
+After the
 run it waits for the pipeline to drain and checks published == stored + quarantined.
 
 Prints figures, then one JSON object on the last line: ``offered_readings_per_s``,
@@ -43,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import binascii
+import heapq
 import itertools
 import json
 import os
@@ -152,35 +155,40 @@ def main() -> None:
         live = twin.start(opts, lambda s: print(f"==> {s}"), lambda *_: None)
         fleet = Fleet(args.devices, seed=11)
         gateways = register_gateways(twin, live.api_url, fleet, args.gateways) if args.gateways else None
-        acked: dict[str, list[int]] = {d: [] for d in fleet.ids[: args.sampled]}
-        ack_wall: dict[tuple[str, int], float] = {}
+        # per sampled device, its acknowledged readings not yet seen in the API: (timestamp, when acknowledged),
+        # a heap (a device's acknowledgements may come out of order)
+        unseen: dict[str, list[tuple[int, float]]] = {d: [] for d in fleet.ids[: args.sampled]}
         lock = threading.Lock()
 
         def on_ack(device: str, ts_ms: int) -> None:
-            if device in acked:
+            if device in unseen:
                 with lock:
-                    ack_wall[(device, ts_ms)] = time.time()
-                    acked[device].append(ts_ms)
+                    heapq.heappush(unseen[device], (ts_ms, time.time()))
 
         latencies: list[float] = []
         when: list[float] = []  # of each sample, seconds since the first publish
+        reads: dict[str, list[float]] = {d: [] for d in unseen}  # when each read of a device answered
         stop = threading.Event()
 
-        def sampler() -> None:  # one thread, the devices in turn: the readers' load stays small
-            seen: dict[str, int] = {}
+        def sampler() -> None:
+            """One thread, the sampled devices in turn (GET /devices/{id}): every acknowledged reading of a
+            device, once its last_seen reaches it, gets its latency, from the broker's acknowledgement
+            to that answer. A device is read about every ``--sampled`` x (a read's time) + 50 ms: that is
+            the resolution of its readings' latencies. (GET /devices would give every device in one read,
+            but it answers the records as last compacted, not their readings in the batch log since: up
+            to the processor's compaction interval behind.)"""
             while not stop.is_set():
-                for d, times in acked.items():
+                for d, waiting in unseen.items():
                     try:
                         last = epoch_ms(get_json(live.api_url, f"/devices/{d}", live.api_key)["last_seen"])
                     except OSError:
                         continue  # not stored yet
                     now = time.time()
+                    reads[d].append(now)
                     with lock:
-                        fresh = [t for t in times if seen.get(d, 0) < t <= last]
-                        got = [now - ack_wall[(d, t)] for t in fresh if (d, t) in ack_wall]
-                        latencies.extend(got)
-                        when.extend([now - t0] * len(got))
-                    seen[d] = max(seen.get(d, 0), last)
+                        while waiting and waiting[0][0] <= last:  # a device's readings are stored in order
+                            latencies.append(now - heapq.heappop(waiting)[1])
+                            when.append(now - t0)
                 time.sleep(0.05)
 
         processed: list[tuple[float, int]] = []  # (seconds since the first publish, records the poller has done)
@@ -252,6 +260,7 @@ def main() -> None:
     keeping_up_until = stalled[0] if stalled[1] else published_s
     warm = min(10.0, args.duration / 4, keeping_up_until / 2)  # the processors' first batches (cold start) left out
     warmed = [v for t, v in zip(when, latencies, strict=True) if t >= warm]
+    gaps = [b - a for times in reads.values() for a, b in itertools.pairwise(times)]
     steady = [(t, n) for t, n in processed if warm <= t <= keeping_up_until]
     timeline = windows(samples, sorted(batches.values()), t0)
     # the drain: from the end of the stall (or of publishing) until every record is processed
@@ -330,6 +339,8 @@ def main() -> None:
         "calibration_records_per_s": [round(c) for c, _ in calibration],
         "load_average_1m": [w["load"] for w in timeline],
         "latency_samples": len(latencies),
+        # the median time between two reads of a device: the resolution of its readings' latencies
+        "latency_read_every_s": round(statistics.median(gaps), 3) if gaps else None,
         "latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
         "latency_p99_s": round(statistics.quantiles(latencies, n=100)[98], 3) if len(latencies) > 1 else None,
         "latency_p99_after_warmup_s": round(statistics.quantiles(warmed, n=100)[98], 3) if len(warmed) > 1 else None,
@@ -372,7 +383,9 @@ def main() -> None:
     )
     print(
         f"publish -> visible in the API: p50 {result['latency_p50_s']} s, p99 {result['latency_p99_s']} s "
-        f"(readings seen from {warm:.0f} s on: p99 {result['latency_p99_after_warmup_s']} s)"
+        f"(readings seen from {warm:.0f} s on: p99 {result['latency_p99_after_warmup_s']} s; "
+        f"{len(latencies):,} readings of {args.sampled} devices, each read every "
+        f"{result['latency_read_every_s']} s)"
     )
     print(json.dumps(result))
 
