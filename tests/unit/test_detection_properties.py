@@ -108,7 +108,7 @@ def test_state_is_compact_and_versioned(rng: np.random.Generator) -> None:
     det = DeviceDetector(channels=CHANNELS)
     det.fit(timestamps(200), healthy(rng, 200))
     data = det.state.to_dict()
-    assert data["v"] == STATE_VERSION == 8
+    assert data["v"] == STATE_VERSION == 9
     assert len(str(data)) < 2048  # lives in one DynamoDB item beside the latest reading
     v3 = Layout(3, _V3_CHANNEL_FIELDS, _V3_DEVICE_FIELDS, _V3_FIXED, _V3_MATRIX).size
     # the operating point, the alarm's lifecycle, the run-down's level, the per-device
@@ -540,6 +540,45 @@ def test_a_stuck_temperature_read_every_10_minutes_raises_within_half_an_hour(ba
     assert flat[549 - 300 + 29] < 1.0 <= flat[549 - 300 + 30]  # frozen since 549: its 30th repeat
 
 
+def _slow_casing(rng: np.random.Generator, ts: np.ndarray) -> np.ndarray:
+    """A healthy machine whose casing temperature wanders slowly (2 C over hours) at 0.1 C
+    resolution, so it holds its last digit for many minutes (review B, finding 2)."""
+    hours = (ts - ts[0]) / 3.6e6
+    temp = np.round(55 + 2 * np.sin(hours / 3) + rng.normal(0, 0.03, len(ts)), 1)
+    return np.column_stack([temp, 2 + rng.normal(0, 0.1, len(ts)), 90 + rng.normal(0, 1.5, len(ts))])
+
+
+@BACKENDS
+def test_a_stuck_sensor_is_judged_at_the_interval_the_device_reads_at(backend: Backend) -> None:
+    """A metric with a unit is stuck after a time, not a count of the warm-up's readings: the
+    warm-up's longest repeat in time and flatline_s, at the interval the device reads at now.
+    Warmed up at 10-minute readings (the casing held its digit for an hour), then read every
+    10 s for 6 h: no stuck sensor (the thresholds were 21 and 3 readings: 8 false raises).
+    Warmed up at 10 s, then read every 10 minutes: a frozen temperature raises at its third
+    repeat (30 minutes), not after the warm-up's 30 readings (5 h)."""
+    rng = np.random.default_rng(3)
+    start = 1_700_000_000_000
+    warm = start + np.arange(60, dtype=np.int64) * 600_000
+    det = DeviceDetector(channels=CHANNELS, backend=backend)
+    det.fit(warm, _slow_casing(rng, warm))
+    fast = warm[-1] + (1 + np.arange(6 * 360, dtype=np.int64)) * 10_000
+    got = det.update(fast, _slow_casing(rng, fast))
+    assert got.channel_scores[:, :, CH["flatline"]].max() < 1.0
+    assert not [e for e in got.events if e.kind == "raise"]
+
+    warm = start + np.arange(300, dtype=np.int64) * 10_000
+    x = healthy(rng, 300)
+    det = DeviceDetector(channels=CHANNELS, backend=backend)
+    det.fit(warm, x)
+    slow = warm[-1] + (1 + np.arange(200, dtype=np.int64)) * 600_000  # 33 h every 10 minutes
+    y = healthy(rng, 200)
+    y[150:, 0] = y[149, 0]  # the temperature freezes at reading 149
+    got = det.update(slow, y)
+    first = got.channel_scores[:, 0, CH["flatline"]] >= 1.0
+    assert np.flatnonzero(first)[0] == 152  # its third repeat, 30 minutes
+    assert got.channel_scores[:150, :, CH["flatline"]].max() < 1.0
+
+
 @BACKENDS
 def test_a_machine_read_every_10_minutes_learns_its_operating_point_in_time(backend: Backend) -> None:
     """A step of the device's own interval is not a gap: a machine read every 10 minutes
@@ -665,6 +704,7 @@ def _alarmed(rng: np.random.Generator) -> tuple[DeviceDetector, np.ndarray, np.n
         (6, Layout(3, _V6_CHANNEL_FIELDS, _V6_DEVICE_FIELDS, _FIXED, MATRIX_FIELDS)),
         (7, Layout(3, _SHORT_V7_CHANNEL_FIELDS, _SHORT_V7_DEVICE_FIELDS, _FIXED, MATRIX_FIELDS)),
         (7, layout_for(3)),  # 525ae4c's version 7: the current layout
+        (8, layout_for(3)),  # the stuck run of a metric with a unit in readings, not yet in time
         (STATE_VERSION, layout_for(3)),
     ],
 )
@@ -676,12 +716,19 @@ def test_a_state_of_every_shipped_layout_loads_and_keeps_its_open_alarm(
     old = np.zeros(layout.size)
     for name, sl in layout.offsets.items():
         old[sl] = det.state.vector[now.offsets[name]]
+    interval = det.state.vector[now.offsets["interval"]][0]
+    if version < 9:  # a metric with a unit kept its stuck run in readings at the warm-up's interval
+        old[layout.offsets["flat_thr"]] /= interval
     data = {**det.state.to_dict(), "v": version, "state": base64.b64encode(old.astype("<f8").tobytes()).decode()}
     loaded = DeviceState.from_dict(data)
     # before version 6 a migration sets what the old version did not learn (tests above); since, it copies
     rewritten = {"op_m", "op_c", "op_b", "load", "load_v", "interval", "below_since", "caused", "esc_ref"}
-    for name in set(layout.offsets) - (rewritten if version < 6 else set()):
+    for name in set(layout.offsets) - (rewritten if version < 6 else set()) - {"flat_thr"}:
         assert np.array_equal(loaded.vector[now.offsets[name]], det.state.vector[now.offsets[name]], equal_nan=True)
+    flat = loaded.vector[now.offsets["flat_thr"]]
+    if version < 9:  # in time: those readings at the warm-up's interval
+        assert np.array_equal(flat, old[layout.offsets["flat_thr"]] * interval)
+    assert np.allclose(flat, det.state.vector[now.offsets["flat_thr"]], rtol=1e-12)
     if "cleared_at" not in layout.offsets:  # a re-alarm's fields as a fresh state has them
         assert loaded.vector[now.offsets["cleared_at"]][0] == -np.inf
         assert loaded.vector[now.offsets["off_mult"]][0] == 1.0

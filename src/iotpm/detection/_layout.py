@@ -104,8 +104,12 @@ DECLARATIONS: Final = (
         "channel",
         (
             _channel("run", "readings equal to the previous one, in a row"),
-            _channel("flat_thr", "run length that counts as a stuck sensor (inf = off)"),
+            _channel(
+                "flat_thr",
+                "the stuck run by the warm-up's repeats (inf = off): in readings, of a metric with a unit in ms",
+            ),
         ),
+        ("flatline_ms", "flatline_min"),
     ),
     Declaration(
         "operating_point",

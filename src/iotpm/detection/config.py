@@ -301,6 +301,9 @@ class DetectorConfig(BaseModel):
     # sent to its sensor's resolution, does not hold its last digit for five minutes), counted
     # as at least 3 readings (a run must be one) and at most flatline_min (30 readings: five
     # minutes at one reading every 10 s, as before): one reading every 10 minutes, 3 readings.
+    # Counted at the interval the device reads at (its expected interval, learned in time), not
+    # the warm-up's: a device warmed up at 10-minute readings that then reads every 10 s is
+    # stuck after 5 minutes, not 3 readings (30 s)
     # A metric without a unit (a count, a percentage) may repeat: NAB's 5-minute series lost
     # 55.1 -> 53.3 with the floor of 3 readings on them
     flatline_min: PositiveInt = 30

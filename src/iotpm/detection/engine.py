@@ -18,7 +18,6 @@ its computation in that step (and in ``_kernel.c``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -48,6 +47,7 @@ _MAD_TO_SIGMA = 1.4826
 _DEFAULT_INTERVAL_MS = 1000.0
 _T2_RIDGE = 0.05
 _WINSOR = 8.0  # MAD-sigmas beyond which warm-up values are clipped
+_FLAT_LEAST = 3.0  # the fewest repeats that are a stuck run of a metric with a unit (a run must be one)
 
 Mask = npt.NDArray[np.bool_]
 
@@ -129,11 +129,15 @@ def fit_statistics(
     dts = np.diff(ts)
     dts = dts[dts > 0]
     vector[o["dt_exp"]] = float(np.median(dts)) if dts.size else _DEFAULT_INTERVAL_MS
-    # the shortest stuck run of a physical quantity: flatline_s of readings at the warm-up's
-    # interval, 3 to flatline_min; of a metric without a unit (a count may repeat), flatline_min
-    timed = min(max(math.ceil(1000.0 * cfg.flatline_s / float(vector[o["dt_exp"]][0])), 3), cfg.flatline_min)
-    least = np.where(measured if measured is not None else False, timed, cfg.flatline_min)
-    vector[o["flat_thr"]] = np.where(scale > 0, np.fmax(least, cfg.flatline_factor * longest), np.inf)
+    # the shortest stuck run by the warm-up's repeats, flatline_factor x its longest: of a metric
+    # without a unit in readings (a count may repeat), at least flatline_min; of a metric with a
+    # unit in time (its longest repeat lasted that many warm-up intervals), judged at the interval
+    # it reads at with flatline_s (Kernel._stuck_after): a casing read every 10 minutes that held
+    # its last digit for 70 minutes holds it as long when read every 10 s
+    by_repeats = cfg.flatline_factor * longest
+    timed = by_repeats * float(vector[o["dt_exp"]][0])
+    least = np.where(measured if measured is not None else False, timed, np.fmax(cfg.flatline_min, by_repeats))
+    vector[o["flat_thr"]] = np.where(scale > 0, least, np.inf)
     vector[o["interval"]] = vector[o["dt_exp"]]
     device_rates(vector[None, :], layout, cfg)
     if len(ts):
@@ -502,6 +506,8 @@ class Kernel:
         # a temperature's low limit judges a running machine that has warmed up: a casing warms
         # from ambient over the settling (settle_s), so its low limit waits it out
         self.warms = np.array([u is not None and u.quantity == "temperature" for u in units], dtype=bool)
+        # a metric with a unit the detector knows: stuck after flatline_s at the interval it reads at
+        self.measured = np.array([u is not None for u in units], dtype=bool)
         held = config.operating_point.setpoint_quantities
         self.setpoint = np.array([u is not None and u.quantity in held for u in units], dtype=bool)
         op = config.operating_point
@@ -524,6 +530,8 @@ class Kernel:
             "spike_z": cfg.spike_z,
             "roc_z": cfg.roc_z,
             "dropout_factor": cfg.dropout_factor,
+            "flatline_ms": 1000.0 * cfg.flatline_s,
+            "flatline_min": cfg.flatline_min,
             "trend_rate": cfg.trend_rate,
             "trend_rate_slow": cfg.trend_rate_slow,
             "t2_clip": self.t2.clip,
@@ -610,7 +618,7 @@ class Kernel:
         alarm = Alarm(*np.zeros((4, d, t)))
         loads = self._buffer("loads", (d, t, LOADS))  # scratch: the C kernel writes it before reading
         roles = self.vibration.astype(np.float64) + 2.0 * self.follows + 4.0 * self.setpoint + 8.0 * self.is_proxy
-        roles += 16.0 * self.instant + 32.0 * self.warms
+        roles += 16.0 * self.instant + 32.0 * self.warms + 64.0 * self.measured
         inputs = (chunk.ts, chunk.x, chunk.lengths, chunk.low, chunk.high, roles, chunk.gate, chunk.rates)
         outputs = (
             *(alarm.score, alarm.on, alarm.raised, alarm.cleared, scores.channel, scores.device),
@@ -705,7 +713,7 @@ class Kernel:
         # against a baseline learned at one operating point, CUSUM alarms at every load change
         drift = np.where(process[:, None, :], 0.0, self.drift(record.cusum[..., :c].transpose(1, 0, 2)))
         roc = np.where(held_or_calm, 0.0, self.roc(ratio[..., :c], tail * before[3]))
-        flat = self.flat(prepared.run.transpose(1, 0, 2), lay.view(packed, "flat_thr")[:, None, :])
+        flat = self.flat(prepared.run.transpose(1, 0, 2), self._stuck_after(lay.view(packed, "flat_thr"), record))
         dropout = self.dropout(ratio[..., c])
         # a smooth channel enters the multivariate detectors by its deviation from its
         # own recent level: its slow wander past the warm-up is not a fault
@@ -727,6 +735,19 @@ class Kernel:
             StatisticalBaseline(expected, scale, share),
             StatisticalScores(spike, drift, roc, flat, dropout, multivariate),
         )
+
+    def _stuck_after(self, flat_thr: FloatArray, record: recursions.Record) -> FloatArray:
+        """The run (readings) that is a stuck sensor at each reading (d, t, c): of a metric
+        without a unit the warm-up's (``flat_thr``, readings); of one with a unit, in time at the
+        device's expected interval before the reading: the warm-up's longest repeat
+        (``flat_thr``, ms) and ``flatline_s``, this one as 3 to ``flatline_min`` readings. A
+        device that reads faster than in its warm-up is not stuck after the warm-up's few
+        readings, nor one that reads slower after the warm-up's many."""
+        cfg = self.cfg
+        interval = record.interval[..., 0].T[..., None]  # (d, t, 1)
+        timed = np.minimum(np.maximum((1000.0 * cfg.flatline_s) / interval, _FLAT_LEAST), float(cfg.flatline_min))
+        thr = flat_thr[:, None, :]
+        return np.where(self.measured, np.fmax(thr / interval, timed), thr)
 
     def _buffer(self, name: str, shape: tuple[int, ...]) -> FloatArray:
         """A scratch array of ``shape``, reused between calls (fresh pages cost more than the

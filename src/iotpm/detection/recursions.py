@@ -79,16 +79,19 @@ class Record(NamedTuple):
     ratios: FloatArray  # (t, 2, d, w) |z| and the step over the typical step (the gap ratio)
     cusum: FloatArray  # (t, d, w) the larger CUSUM sum
     fast: FloatArray  # (t, d, w) the fast level before the reading
+    interval: FloatArray  # (t, d, 1) the expected interval before the reading, ms
 
     @classmethod
     def empty(cls, t: int, d: int, w: int) -> Record:
-        return cls(np.zeros((t, 4, d, w)), np.zeros((t, 2, d, w)), np.zeros((t, d, w)), np.zeros((t, d, w)))
+        levels, ratios = np.zeros((t, 4, d, w)), np.zeros((t, 2, d, w))
+        return cls(levels, ratios, np.zeros((t, d, w)), np.zeros((t, d, w)), np.zeros((t, d, 1)))
 
     def at(self, step: int, k: int, d: int) -> Record:
         """Reading ``step`` of the first ``k`` of ``d`` devices (views)."""
         if k == d:
             return Record(*(a[step] for a in self))
-        return Record(self.before[step, :, :k], self.ratios[step, :, :k], self.cusum[step, :k], self.fast[step, :k])
+        before, ratios = self.before[step, :, :k], self.ratios[step, :, :k]
+        return Record(before, ratios, self.cusum[step, :k], self.fast[step, :k], self.interval[step, :k])
 
 
 class Scratch(NamedTuple):
@@ -261,6 +264,7 @@ def advance(b: Baseline, sc: Scratch, x: Series, rec: Record, const: Constants) 
     adapt, stepping = _weights(sc.weights, typical, x, const)
     np.copyto(rec.before, b.levels)
     np.copyto(rec.fast, trend[0])
+    np.copyto(rec.interval, typical[:, -1:])
     # z against the baseline before this reading; 0 where missing
     z = sc.z
     np.subtract(x.x0, mu, out=z)

@@ -54,6 +54,7 @@ class ReferenceDetector:
         self.instant = [self.proxy >= 0 and q not in ("", "temperature") and j != self.proxy
                         for j, q in enumerate(quantities)]  # fmt: skip
         self.setpoint = [q in config.operating_point.setpoint_quantities for q in quantities]
+        self.measured = [q != "" for q in quantities]  # a unit the detector knows
         self.rates: dict[str, float] = {}
         self.signalled = False  # the last CUSUM step signalled a shift
         self.kept = False  # ... the way the last settled shift went: not learned
@@ -221,7 +222,12 @@ class ReferenceDetector:
         else:
             f["dmax"][j] = f["dmax"][j] * f["r_tail"][0]
         f["run"][j] = f["run"][j] + 1.0 if x == f["last_x"][j] else 0.0
-        score = max(score, f["run"][j] / f["flat_thr"][j])
+        stuck = f["flat_thr"][j]
+        if self.measured[j]:  # in time: the warm-up's (ms) and flatline_s, at the expected interval
+            dt = f["dt_exp"][0]
+            timed = min(max(1000.0 * cfg.flatline_s / dt, 3.0), float(cfg.flatline_min))
+            stuck = max(stuck / dt, timed)
+        score = max(score, f["run"][j] / stuck)
         f["last_x"][j] = x
         f["fast"][j] += cfg.trend_rate * (x - f["fast"][j])
         f["slow"][j] += cfg.trend_rate_slow * (x - f["slow"][j])

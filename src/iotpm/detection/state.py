@@ -20,7 +20,7 @@ import numpy.typing as npt
 from iotpm.detection._layout import CHANNEL_FIELDS, DEVICE_FIELDS, HISTORY_FIELDS, MATRIX_FIELDS, T2_HISTORY
 from iotpm.models.metrics import parse_metric
 
-STATE_VERSION: Final = 8
+STATE_VERSION: Final = 9
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -162,7 +162,7 @@ class DeviceState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DeviceState:
         """Inverse of :meth:`to_dict`; rejects versions it does not know."""
-        if data.get("v") not in (3, 4, 5, 6, 7, STATE_VERSION):
+        if data.get("v") not in (3, 4, 5, 6, 7, 8, STATE_VERSION):
             raise ValueError(f"detector state version {data.get('v')!r} is not {STATE_VERSION}")
         channels = tuple(str(c) for c in data["channels"])
         vector = np.frombuffer(binascii.a2b_base64(data["state"], strict_mode=True), dtype="<f8").astype(np.float64)
@@ -178,6 +178,8 @@ class DeviceState:
             vector = _from_v7(vector, channels)
         if vector.size != layout_for(len(channels)).size:
             raise ValueError("detector state does not match its channel list")
+        if data["v"] < 9:
+            _stuck_run_in_time(vector, layout_for(len(channels)), channels)
         state = cls(channels, vector, ready=bool(data["ready"]))
         if "warm_t" in data:
             state.warm_t = np.frombuffer(base64.b64decode(data["warm_t"]), dtype="<i8").astype(np.int64)
@@ -217,6 +219,17 @@ def _from_v7(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
     vector = _remapped(old, was, now)
     _no_realarm(vector, now)
     return vector
+
+
+def _stuck_run_in_time(vector: FloatArray, layout: Layout, channels: tuple[str, ...]) -> None:
+    """A state from before version 9 (the same layout as 8): a metric with a unit kept its stuck
+    run in readings at the warm-up's interval; from version 9 in time (ms), which is those
+    readings at that interval (``interval``, the warm-up's). Metrics without a unit keep
+    readings."""
+    o = layout.offsets
+    measured = np.array([parse_metric(name) is not None for name in channels], dtype=bool)
+    in_time = vector[o["flat_thr"]] * vector[o["interval"]][0]
+    vector[o["flat_thr"]] = np.where(measured, in_time, vector[o["flat_thr"]])
 
 
 def _nothing_learned(vector: FloatArray, layout: Layout) -> None:
