@@ -26,7 +26,7 @@ from iotpm.detection.state import FloatArray
 from iotpm.models import ReadingFields, Rejection, RejectReason
 from iotpm.observability import log
 from iotpm.service.batch import Counts, DeviceReadings, ProcessorSettings, RawRecord, Rejected, Work
-from iotpm.service.fresh import BatchMarks, Fresh, fresh_readings
+from iotpm.service.fresh import BatchMarks, Fresh, Grouped, fresh_readings
 from iotpm.service.ports import DeviceRecord
 
 if TYPE_CHECKING:
@@ -55,6 +55,10 @@ class _Pending:
 
 class BatchDetector:
     """Scores a batch's devices; configured with the detector's settings and the operator's controls."""
+
+    #: the common batch grouped by device and its plain devices settled on slices of it (False: every
+    #: device through the general path, as the equivalence tests compare)
+    columnar: bool = True
 
     def __init__(
         self, config: DetectorConfig | None, settings: ProcessorSettings, operator: OperatorCache | None = None
@@ -87,6 +91,8 @@ class BatchDetector:
         # refused, are not hashed)
         whole = readings is not None and sum(len(d.readings) for d in devices.values()) == len(readings)
         marks = BatchMarks.of(records, readings if whole and readings is not None else [])
+        # the common batch grouped by device once: its plain devices settled on slices of it
+        grouped = Grouped.of(marks, [devices[d] for d in order]) if whole and self.columnar else None
         for device_id in order:
             record = stored.get(device_id)
             if record is None:  # the bootstrap: its first message's site, line and type (see DeviceRecord.identity)
@@ -95,7 +101,9 @@ class BatchDetector:
                 new.append(device_id)
             else:  # the operator's controls set identity and state on this batch's own copy
                 record = _copy(record)
-            item = self._prepare(devices[device_id], records, record, controls.get(device_id), counts, rejected, marks)
+            item = self._prepare(
+                devices[device_id], records, record, controls.get(device_id), counts, rejected, marks, grouped
+            )
             if item is not None:
                 pending.append(item)
         if new:
@@ -113,9 +121,16 @@ class BatchDetector:
         counts: Counts,
         rejected: list[Rejected],
         marks: BatchMarks,
+        grouped: Grouped | None = None,
     ) -> _Pending | None:
         """The device's fresh readings as the detector's input; None when none is left to store."""
-        fresh = fresh_readings(device, records, record, counts, marks)
+        slot = grouped.slots.get(device.device_id) if grouped is not None else None
+        fresh = None
+        if slot is not None:
+            assert grouped is not None
+            fresh = grouped.fresh(slot, device, record)
+        if fresh is None:
+            fresh = fresh_readings(device, records, record, counts, marks)
         rejected += fresh.conflicts
         # the registry's identity, a re-baseline; an unregistered device quarantined where so set
         if self.operator is not None and not self.operator.admit(record, control, self._fleet(record.device_type)):
@@ -123,7 +138,14 @@ class BatchDetector:
             return None
         if not fresh.readings:
             return None
-        fresh = _identified(record, fresh, counts)
+        first = fresh.readings[0]
+        if (
+            fresh.slot is None
+            or grouped is None
+            or device.device_id in grouped.mixed
+            or (first.site, first.line, first.device_type) != (record.site, record.line, record.device_type)
+        ):  # else every reading names its record's site, line and type (a grouped device names one)
+            fresh = _identified(record, fresh, counts)
         state = _state(record)
         names = marks.names if fresh.rows is not None else None  # every fresh reading's metric names
         cap = self.settings.channel_cap(record.device_type)
@@ -132,17 +154,22 @@ class BatchDetector:
         if not fresh.readings:
             return None
         channels, state = _channels(state, fresh.readings, names if fresh.rows is not None else None)
-        columns = marks.columns(fresh, channels)  # the batch's columns, else reading by reading
-        if columns is not None:
-            ts, x = columns
+        if fresh.slot is not None and grouped is not None:  # the device's slice of the grouped batch
+            ts, x = grouped.columns(fresh.slot, channels)
+            late = grouped.earliest[fresh.slot] < record.last_ts_ms
         else:
-            ts = np.array([r.ts_ms for r in fresh.readings], dtype=np.int64)
-            x = _values(fresh.readings, channels)
+            columns = marks.columns(fresh, channels)  # the batch's columns, else reading by reading
+            if columns is not None:
+                ts, x = columns
+            else:
+                ts = np.array([r.ts_ms for r in fresh.readings], dtype=np.int64)
+                x = _values(fresh.readings, channels)
+            late = True  # not known: looked at below
         last = fresh.readings[-1]
         whole = DeviceInput(device.device_id, channels, ts, x, state, last.line, last.device_type)
-        on_time = ts >= record.last_ts_ms
         scored: DeviceInput | None = whole
-        if not on_time.all():
+        on_time = ts >= record.last_ts_ms if late else None
+        if on_time is not None and not on_time.all():
             scored = (
                 DeviceInput(device.device_id, channels, ts[on_time], x[on_time], state, last.line, last.device_type)
                 if on_time.any()
@@ -310,7 +337,7 @@ def _capped(
         else:
             readings.append(r)
         indices.append(index)
-    return dataclasses.replace(fresh, readings=readings, indices=indices, rows=None), refused
+    return dataclasses.replace(fresh, readings=readings, indices=indices, rows=None, slot=None), refused
 
 
 def _state(record: DeviceRecord) -> DeviceState | None:

@@ -6,10 +6,10 @@ import base64
 import binascii
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
-from operator import itemgetter
+from itertools import chain, islice
+from operator import itemgetter, le
 from typing import Any, Final
 
 import msgspec
@@ -39,6 +39,9 @@ class Fresh:
     conflicts: list[Rejected]  # same time and sequence number as a reading applied, other values
     #: each reading's row in the batch's columns (:class:`BatchMarks`); None: not known
     rows: list[int] | None = None
+    #: the device's slice of the batch grouped by device (:class:`Grouped`), when the readings are
+    #: that slice's, in its order; None: not
+    slot: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +51,7 @@ class BatchMarks:
     one (as Kinesis sends a batch), and the recent-identity entry of each decoded reading (a
     device's readings' ``positions`` index them)."""
 
-    numbers: list[int | None]
+    texts: list[str]  # each record's sequence number as sent
     shard: str | None
     entries: Entries
     readings: Sequence[ReadingFields]
@@ -58,12 +61,13 @@ class BatchMarks:
     ts: npt.NDArray[np.int64] | None = None
     values: npt.NDArray[np.float64] | None = None
     _ordered: dict[tuple[str, ...], npt.NDArray[np.float64]] = field(default_factory=dict)
+    _numbers: list[list[int | None]] = field(default_factory=list)  # worked out when first asked
 
     @classmethod
     def of(cls, records: Sequence[RawRecord], readings: Sequence[ReadingFields]) -> BatchMarks:
         """The marks of a batch's ``records`` and decoded ``readings`` (in the batch's order: at
         once, in the order they sit in memory, rather than device by device)."""
-        numbers = _numbers([r.sequence_number for r in records])
+        texts = [r.sequence_number for r in records]
         shards = {r.shard_id for r in records}
         shard = next(iter(shards)) if len(shards) == 1 else None
         groups = _by_names([r.metrics for r in readings]) if readings else {}
@@ -71,8 +75,30 @@ class BatchMarks:
             (names,) = groups
             values = _values([r.metrics for r in readings], names)
             ts = np.array([r.ts_ms for r in readings], dtype=np.int64)
-            return cls(numbers, shard, identities(readings, groups, values), readings, names, ts, values)
-        return cls(numbers, shard, identities(readings, groups), readings)
+            return cls(texts, shard, identities(readings, groups, values), readings, names, ts, values)
+        return cls(texts, shard, identities(readings, groups), readings)
+
+    @property
+    def numbers(self) -> list[int | None]:
+        """Each record's Kinesis sequence number as an int (None: not one)."""
+        if not self._numbers:
+            self._numbers.append(_numbers(self.texts))
+        return self._numbers[0]
+
+    def ordered(self, channels: tuple[str, ...]) -> npt.NDArray[np.float64] | None:
+        """Every reading's values in ``channels`` order (NaN where the batch's names lack one), once
+        a batch for each order; None when the readings' names differ."""
+        if self.names is None or self.values is None:
+            return None
+        x = self._ordered.get(channels)
+        if x is None:
+            at = {name: j for j, name in enumerate(self.names)}
+            x = np.full((len(self.values), len(channels)), np.nan)
+            for k, ch in enumerate(channels):
+                if ch in at:
+                    x[:, k] = self.values[:, at[ch]]
+            self._ordered[channels] = x
+        return x
 
     def rows_of(self, device: DeviceReadings) -> list[int] | None:
         """The device's readings' rows in the batch's columns; None when they are not the batch's."""
@@ -94,18 +120,129 @@ class BatchMarks:
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]] | None:
         """The fresh readings' times and (n, c) values in ``channels`` order (NaN where a reading
         lacks a metric), from the batch's columns; None when those do not hold them."""
-        if fresh.rows is None or self.names is None or self.ts is None or self.values is None:
+        x = self.ordered(channels)
+        if fresh.rows is None or self.ts is None or x is None:
             return None
-        x = self._ordered.get(channels)
-        if x is None:  # the batch's values in this channel order, once a batch for each order
-            at = {name: j for j, name in enumerate(self.names)}
-            x = np.full((len(self.values), len(channels)), np.nan)
-            for k, ch in enumerate(channels):
-                if ch in at:
-                    x[:, k] = self.values[:, at[ch]]
-            self._ordered[channels] = x
         rows = np.array(fresh.rows, dtype=np.intp)
         return self.ts[rows], x[rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Grouped:
+    """The common batch's readings grouped by device, filled once: each device's readings (in
+    arrival order) a slice of the same arrays, and the devices whose slice the one-pass test may
+    settle (:meth:`fresh`); every other device goes through :func:`fresh_readings`.
+
+    A device has a slot (``slots``) when its readings' identities differ from one another, its
+    readings come in time order and its records in the batch's order, and the batch's records'
+    sequence numbers rise (decimals of one length, in order: a device's first record has its
+    lowest number and its last its highest)."""
+
+    marks: BatchMarks
+    slots: dict[str, int]  # device id -> its slice (bounds[k]:bounds[k + 1])
+    bounds: list[int]
+    rows: npt.NDArray[np.intp]  # each grouped reading's row in the batch's columns
+    ts: npt.NDArray[np.int64]  # the readings' times, grouped
+    entries: list[int]  # their recent-identity entries, grouped
+    keys: list[int]  # those entries' keys
+    earliest: list[int]  # each slice's earliest time
+    #: devices whose readings name more than one (site, line, device type)
+    mixed: frozenset[str]
+    _ordered: dict[tuple[str, ...], npt.NDArray[np.float64]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, marks: BatchMarks, devices: Sequence[DeviceReadings]) -> Grouped | None:
+        """``devices`` (their readings the whole of the batch's decoded ones, with one metric-name
+        set) grouped; None when the batch is not that (another shape, several shards, odd numbers)."""
+        readings, ts = marks.readings, marks.ts
+        n = len(readings)
+        if marks.shard is None or ts is None or not devices or len(devices) >= 1 << 23 or not _rising(marks.texts):
+            return None
+        sizes = [len(d.positions) for d in devices]
+        if (
+            sum(sizes) != n
+            or min(sizes) == 0
+            or any(len(d.indices) != k or len(d.readings) != k for d, k in zip(devices, sizes, strict=True))
+        ):
+            return None
+        rows = np.fromiter(chain.from_iterable(d.positions for d in devices), np.intp, n)
+        if rows.min() < 0 or rows.max() >= n:
+            return None
+        index = np.fromiter(chain.from_iterable(d.indices for d in devices), np.intp, n)
+        ends = np.cumsum(sizes)
+        starts = (ends - sizes).astype(np.intp)
+        owner = np.repeat(np.arange(len(devices), dtype=np.int64), sizes)
+        entries = marks.entries[rows]
+        keys = entries >> _CONTENT_BITS
+        grouped_ts = ts[rows]
+        odd = np.zeros(len(devices), dtype=bool)
+        same = owner[1:] == owner[:-1]
+        odd[owner[1:][same & ((grouped_ts[1:] < grouped_ts[:-1]) | (index[1:] < index[:-1]))]] = True
+        pairs = np.sort(owner << 40 | keys)  # keys are 40 bits: a repeat is a pair met twice
+        odd[pairs[1:][pairs[1:] == pairs[:-1]] >> 40] = True
+        flags = odd.tolist()
+        slots = {
+            d.device_id: k
+            for k, d in enumerate(devices)
+            if not flags[k]
+            and readings[d.positions[0]] is d.readings[0]
+            and readings[d.positions[-1]] is d.readings[-1]
+        }
+        mixed: frozenset[str] = frozenset()
+        if any(len({getattr(r, name) for r in readings}) > 1 for name in ("site", "line", "device_type")):
+            who = {(r.device_id, r.site, r.line, r.device_type) for r in readings}
+            mixed = frozenset() if len(who) == len(devices) else frozenset(_several(w[0] for w in who))
+        return cls(
+            marks, slots, [0, *ends.tolist()], rows, grouped_ts, entries.tolist(), keys.tolist(),
+            np.minimum.reduceat(grouped_ts, starts).tolist(), mixed,
+        )  # fmt: skip
+
+    def fresh(self, slot: int, device: DeviceReadings, record: DeviceRecord) -> Fresh | None:
+        """What :func:`fresh_readings` gives for a device every reading of which is fresh (its records
+        past its position on the batch's shard, no identity one of its recent ones); else None."""
+        shard = self.marks.shard
+        assert shard is not None
+        texts, ingest = self.marks.texts, record.ingest
+        positions: dict[str, str] = dict(ingest.get("pos") or {})
+        floor = seqnum(positions.get(shard))
+        if floor is not None and int(texts[device.indices[0]]) <= floor:
+            return None
+        lo, hi = self.bounds[slot], self.bounds[slot + 1]
+        recent = _unpack(ingest.get("recent"))
+        if recent and not {entry >> _CONTENT_BITS for entry in recent}.isdisjoint(self.keys[lo:hi]):
+            return None
+        positions[shard] = str(int(texts[device.indices[-1]]))
+        kept = (recent + self.entries[lo:hi])[-RECENT_IDENTITIES:]
+        ingest = _marks(positions, kept)
+        return Fresh(list(device.readings), list(device.indices), ingest, [], list(device.positions), slot)
+
+    def columns(self, slot: int, channels: tuple[str, ...]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """The slot's times and (n, c) values in ``channels`` order (NaN where the batch lacks a name)."""
+        x = self._ordered.get(channels)
+        if x is None:
+            values = self.marks.ordered(channels)
+            assert values is not None  # the batch has one name set (see of)
+            x = self._ordered[channels] = values[self.rows]
+        lo, hi = self.bounds[slot], self.bounds[slot + 1]
+        return self.ts[lo:hi], x[lo:hi]
+
+
+def _several(ids: Iterable[str]) -> set[str]:
+    """The ids met more than once."""
+    seen: set[str] = set()
+    twice: set[str] = set()
+    for i in ids:
+        (twice if i in seen else seen).add(i)
+    return twice
+
+
+def _rising(texts: list[str]) -> bool:
+    """Whether every text is a Kinesis sequence number (see :func:`seqnum`), all of one length (so
+    they compare as their numbers do) and in non-decreasing order."""
+    if not texts or not 0 < len(texts[0]) <= 128 or set(map(len, texts)) != {len(texts[0])}:
+        return False
+    joined = "".join(texts)  # bytes' isdigit: ASCII's digits only, and several times str's speed
+    return joined.isascii() and joined.encode().isdigit() and all(map(le, texts, islice(texts, 1, None)))
 
 
 def fresh_readings(
