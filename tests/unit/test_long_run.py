@@ -265,3 +265,21 @@ def test_a_slow_fault_s_lead_is_counted_in_hours_and_in_the_machine_s_running_ho
     assert res["median_running_lead_h"] == res["min_running_lead_h"] == 10.0
     assert (res["slow_faults_under_12h"], res["slow_faults_crossing"]) == (0, 1)
     json.dumps(res)  # the benchmark's last line is this, as JSON
+
+
+def test_the_legacy_plant_reads_whole_units_and_its_lines_share_their_upsets() -> None:
+    legacy = long_run(devices=12, days=3.0, interval_s=60.0, seed=2, plant="legacy")
+    base = long_run(devices=12, days=3.0, interval_s=60.0, seed=2, plant="base")
+    for d in legacy.devices:  # 1 C, 0.1 mm/s, 1 psi
+        for j, q in enumerate((1.0, 0.1, 1.0)):
+            assert np.allclose(d.values[:, j] / q, np.round(d.values[:, j] / q), atol=1e-6)
+    # an upset: the running machines of a line lose head in the same minutes; each line has its own
+    losing: dict[str, npt.NDArray[np.int64]] = {}
+    for a, b in zip(legacy.devices, base.devices, strict=True):
+        assert np.array_equal(a.ts, b.ts) and np.array_equal(a.running, b.running)
+        lost = a.running & (b.values[:, 2] > 40.0) & (a.values[:, 2] < 0.9 * b.values[:, 2])  # past the rounding
+        minute = (a.ts[lost] - legacy.start_ms) // 60_000
+        count = losing.setdefault(a.line, np.zeros(3 * 1440, dtype=np.int64))
+        count[minute] += 1
+    assert all(count.max() >= 2 for count in losing.values())  # together, on every line
+    assert len({tuple(np.flatnonzero(count).tolist()) for count in losing.values()}) == len(losing)

@@ -330,6 +330,12 @@ class Phenomena:
     #: a machine with this many fixed speeds (a pole-changing motor: 0 = none), the order
     #: choosing the speed; the head goes with the speed squared, the vibration with the speed
     speeds: int = 0
+    #: the sensors' resolution (temperature C, vibration mm/s, pressure psi; 0: the base
+    #: model's mK, 0.1 um/s and 0.01 psi): a legacy transmitter scaled to whole units by the PLC
+    quantum: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    #: process upsets of the machine's line (start s, length s, how much of the head is lost):
+    #: the supply header falls, every running machine on the line loses head and cavitates
+    upsets: tuple[tuple[float, float, float], ...] = ()
 
     @classmethod
     def draw(cls, rng: np.random.Generator, healthy: bool) -> Phenomena:
@@ -375,17 +381,23 @@ class Phenomena:
             speeds=int(rng.choice([0, 2, 3])),
         )
 
+    @classmethod
+    def draw_legacy(cls, upsets: tuple[tuple[float, float, float], ...]) -> Phenomena:
+        """An older plant: whole-unit transmitters (1 C, 0.1 mm/s, 1 psi) and its line's process
+        upsets; otherwise the base model."""
+        return cls(quantum=(1.0, 0.1, 1.0), upsets=upsets)
+
 
 #: which plant a long run simulates: the base model, the base model with another plant's
 #: phenomena (:meth:`Phenomena.draw`), a plant of variable-speed drives
 #: (:meth:`Phenomena.draw_speed`), or a plant held out from the detector's development
 #: (:meth:`Phenomena.draw_heldout`)
-Plant = Literal["base", "extended", "speed", "heldout"]
+Plant = Literal["base", "extended", "speed", "heldout", "legacy"]
 #: what a slow fault's ramp is counted in: the machine's running time (wear, fouling and a
 #: seal's leak grow as the machine runs) or the clock (as the simulator did before 2026-12-07)
 FaultClock = Literal["running", "wall"]
 FAULT_CLOCKS: tuple[FaultClock, ...] = ("running", "wall")
-PLANTS: tuple[Plant, ...] = ("base", "extended", "speed", "heldout")
+PLANTS: tuple[Plant, ...] = ("base", "extended", "speed", "heldout", "legacy")
 _DRIVE_TAU_S = 10.0  # a drive ramps to a new speed within seconds
 
 
@@ -425,6 +437,8 @@ def long_run(
     types: tuple[MachineType, ...] = ("pump", "motor", "compressor")
     kinds = _fault_plan(devices, faulty_fraction)
     site_ambient = [_ambient(t_s, start_ms, rng) for _ in range(2)]
+    # the legacy plant's process upsets, per line, from a stream of their own
+    upsets = [_line_upsets(np.random.default_rng([seed, line, 2]), t_s) for line in range(4)]
     out: list[LongRunDevice] = []
     for i in range(devices):
         machine_type = types[i % 3]
@@ -433,7 +447,7 @@ def long_run(
         running = _schedule(schedule, t_s, start_ms, dev_rng)
         kind = kinds[i]
         extra_rng = np.random.default_rng([seed, i, 1])
-        extra = _draw(plant, extra_rng, kind is None)
+        extra = _draw(plant, extra_rng, kind is None) if plant != "legacy" else Phenomena.draw_legacy(upsets[i % 4])
         if extra.new_level_after_stop and days * DAY_S > _LONG_STOP_S[1] + DAY_S:
             running = running & ~((t_s >= _LONG_STOP_S[0]) & (t_s < _LONG_STOP_S[1]))
         fault = _pick_fault(kind, t_s, running, dev_rng) if kind is not None else None
@@ -469,6 +483,18 @@ def _draw(plant: Plant, rng: np.random.Generator, healthy: bool) -> Phenomena:
     if plant == "heldout":
         return Phenomena.draw_heldout(rng, healthy)
     return Phenomena()
+
+
+def _line_upsets(rng: np.random.Generator, t_s: npt.NDArray[np.float64]) -> tuple[tuple[float, float, float], ...]:
+    """Two process upsets of a line in the run, on working days by day: each 20-60 minutes,
+    the supply header losing a fifth to a third of its head."""
+    days = int(t_s[-1] // DAY_S) if len(t_s) else 0
+    working = [d for d in range(days) if d % 7 < 5] or [0]
+    out = []
+    for day in sorted(rng.choice(working, size=2, replace=len(working) < 2).tolist()):
+        at = day * DAY_S + rng.uniform(8.0, 20.0) * _HOUR_S
+        out.append((float(at), float(rng.uniform(1200.0, 3600.0)), float(rng.uniform(0.2, 1 / 3))))
+    return tuple(out)
 
 
 def _fault_plan(devices: int, fraction: float) -> list[LongRunFaultKind | None]:
@@ -621,14 +647,21 @@ def _signals(
     if kind == "slow_leak":
         target = target - run * 0.8 * setpoint * k
     pres = _lag(target, dt, _HYDRAULIC_TAU_S) + np.where(running, 0.8, 0.3) * rng.normal(size=n)
+    if extra.upsets:  # the line's supply falls: every running machine loses head and cavitates
+        lost = np.zeros(n)
+        for at, length, share in extra.upsets:
+            lost = np.where((t_s >= at) & (t_s < at + length), share, lost)
+        lost = _lag(lost, dt, 60.0) * run
+        pres = pres * (1.0 - lost)
+        vib = vib * (1.0 + 0.75 * lost)
     if extra.coast_down:
         vib, pres = _coast_down(t_s, running, vib, pres, floor)
     values = np.stack([temp, vib, pres], axis=1)
     _sensors(values, t_s, running, extra, extra_rng or np.random.default_rng(0))
-    healthy = _rounded(values)
+    healthy = _rounded(values, extra.quantum)
     if fault is not None:
         _abrupt(fault, values, t_s, running, setpoint, k, rng)
-    return _rounded(values), healthy
+    return _rounded(values, extra.quantum), healthy
 
 
 def _sensors(
@@ -650,9 +683,15 @@ def _sensors(
         values[:, 1] += np.where(running, 0.06 * more * xr.normal(size=len(t_s)), 0.0)
 
 
-def _rounded(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """As a device sends them: mK, 0.1 um/s and 0.01 psi."""
-    return np.stack([values[:, 0].round(3), values[:, 1].round(4), values[:, 2].round(2)], axis=1)
+def _rounded(
+    values: npt.NDArray[np.float64], quantum: tuple[float, float, float] = (0.0, 0.0, 0.0)
+) -> npt.NDArray[np.float64]:
+    """As a device sends them: mK, 0.1 um/s and 0.01 psi, or in steps of ``quantum``."""
+    out = np.stack([values[:, 0].round(3), values[:, 1].round(4), values[:, 2].round(2)], axis=1)
+    for j, q in enumerate(quantum):
+        if q > 0.0:
+            out[:, j] = (np.round(values[:, j] / q) * q).round(4)
+    return out
 
 
 class _Demand(NamedTuple):
