@@ -603,6 +603,18 @@ def _joined(entry: LogEntry) -> LogEntry:
     return msgspec.structs.replace(entry, devices=devices)
 
 
+#: how long a batch-log item is kept: compaction (a batch's, or the scheduled job's for an idle
+#: shard within a day or so) has copied its readings into chunks long before; a week covers a
+#: job that fails for days, and the stream's own retention (Kinesis keeps 7 days at most)
+LOG_TTL_S: Final = 7 * 86_400
+
+
+def log_expires_at(entry: LogEntry) -> int:
+    """When a log entry's items expire (epoch seconds): ``LOG_TTL_S`` after it was written, and
+    never after its readings (a readings TTL shorter than that)."""
+    return entry.written_ms // 1000 + min(entry.ttl_s, LOG_TTL_S)
+
+
 def log_items(shard: str, entry: LogEntry) -> list[Item]:
     """An entry as readings-table items: one, or parts when it is large (split across its
     devices, then within one device's readings), each below DynamoDB's item size."""
@@ -624,9 +636,10 @@ def _log_parts(shard: str, entry: LogEntry) -> list[tuple[Item, list[str]]]:
             "sk": {"S": f"{entry.key}#{len(out):03d}"},
             "n": _n(sum(len(d.ts) for d in part.devices)),
             "data": {"B": data},
-            # kept as long as its readings would be: a shard that stops receiving keeps its
-            # last readings in the log (nothing compacts it), and the API still reads them
-            "expires_at": _n(entry.written_ms // 1000 + entry.ttl_s),
+            # its own expiry, not its readings': compaction copies them into chunks that keep
+            # the readings' (entry.ttl_s, in the blob), by a batch or, for a shard that
+            # receives nothing, the scheduled job (service.compaction.IdleShards)
+            "expires_at": _n(log_expires_at(entry)),
         }
         out.append((item, [d.device_id for d in part.devices]))
     return out

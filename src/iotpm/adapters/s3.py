@@ -155,6 +155,19 @@ class S3Snapshots:
         self._held[shard] = (tag, body)
         return decode_snapshot(body, tag)
 
+    def shards(self) -> list[str]:
+        """The shards that have a snapshot (ListObjectsV2 under the prefix)."""
+        out: list[str] = []
+        suffix = ".msgpack.z"
+        paginator = self.client.get_paginator("list_objects_v2")
+        with aws_call(f"ListObjectsV2 s3://{self.bucket}/{self.prefix}"):
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                for obj in page.get("Contents", []):
+                    name = obj["Key"][len(self.prefix) :]
+                    if name.endswith(suffix) and "/" not in name:
+                        out.append(name[: -len(suffix)])
+        return out
+
     def put(self, shard: str, snapshot: Snapshot) -> None:
         body = encode_snapshot(snapshot)
         request: PutObjectRequestTypeDef = {"Bucket": self.bucket, "Key": self._key(shard), "Body": body}

@@ -12,12 +12,14 @@ failed half way, or its snapshot write did) writes the same items.
 from __future__ import annotations
 
 import dataclasses
+import time
 import zlib
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from iotpm.observability import log
-from iotpm.service.ports import BatchLog, DeviceRecord, Failures, LogEntry, ReadingRow, Snapshot
+from iotpm.service.errors import ConflictError, StoreError
+from iotpm.service.ports import BatchLog, DeviceRecord, Failures, LogEntry, ReadingRow, Snapshot, SnapshotStore
 from iotpm.service.rows import row_rollups
 from iotpm.service.storage import Tables
 
@@ -52,6 +54,8 @@ class Compaction:
         slices: frozenset[int] | None = None,
         *,
         skip: frozenset[str] = frozenset(),
+        committed_only: bool = False,
+        keep_silent: bool = False,
     ) -> Snapshot:
         """The snapshot after the shard's logged readings of the devices of ``slices`` (all when
         None) but ``skip`` are in the tables; ``snap`` itself when there was nothing to do. The
@@ -63,6 +67,10 @@ class Compaction:
         its ``flushed`` key moved to the newest entry, a silent one without this shard's key
         (nothing of it is in the log) and out of the snapshot; it comes back, whole, from the
         devices table when it reports again.
+
+        ``committed_only`` reads the log up to the snapshot's ``last_key`` (not entries a batch
+        in flight appended); ``keep_silent`` leaves a silent device's record as it is, in the
+        snapshot and the devices table (:class:`IdleShards`, which runs beside batches).
         """
         count = self.tables.settings.compact_slices
         scope = {
@@ -76,7 +84,9 @@ class Compaction:
             # nothing logged since: a closed shard (resharded) is compacted once, and its silent
             # devices' records, which may name their child shard by now, are left as they are
             return snap
-        rows, newest = self._logged_rows(shard, cursors, start, snap.last_key)
+        rows, newest = self._logged_rows(shard, cursors, start, snap.last_key, committed_only)
+        if keep_silent:
+            scope = {d: r for d, r in scope.items() if d in rows}
         written, failed = self._write(shard, scope, rows, newest)
         if failed and (slices is None or len(failed) == len(scope)):
             # a whole compaction (a reshard's parent shard, before its devices move) or nothing done
@@ -84,7 +94,8 @@ class Compaction:
         if failed:  # charged to those devices: they keep their cursors, and the next turn writes them again
             log("warning", "compaction failed for some devices; they are compacted again on their next turn",
                 shard=shard, devices=sorted(failed)[:20], error=str(next(iter(failed.values())))[:300])  # fmt: skip
-        after = _marked(snap, shard, written, rows, newest, now)
+        silent = frozenset(d for d in snap.records if d not in rows) if keep_silent else frozenset()
+        after = _marked(snap, shard, written, rows, newest, now, silent)
         if shard in self._tails and after.compacted_key:  # safe before the commit: an older cursor queries
             self._tails[shard].trim(after.compacted_key)
         return after
@@ -116,14 +127,17 @@ class Compaction:
         return [r for r in records if r.device_id not in failed], failed
 
     def _logged_rows(
-        self, shard: str, cursors: dict[str, str], start: str | None, last: str | None
+        self, shard: str, cursors: dict[str, str], start: str | None, last: str | None, committed_only: bool = False
     ) -> tuple[Logged, str | None]:
-        """Each device's readings logged after its cursor, by key, and the newest entry read."""
+        """Each device's readings logged after its cursor, by key, and the newest entry read
+        (up to ``last`` only, when ``committed_only``)."""
         rows: Logged = {}
         newest = last
         if start == last:
             return rows, newest
         for entry in self._entries(shard, start or None, last):
+            if committed_only and last is not None and entry.key > last:
+                break
             newest = entry.key
             for part in entry.devices:
                 if part.device_id in cursors and entry.key > cursors[part.device_id]:
@@ -142,9 +156,18 @@ class Compaction:
 
 
 def _marked(
-    snap: Snapshot, shard: str, written: list[DeviceRecord], rows: Logged, newest: str | None, now: int
+    snap: Snapshot,
+    shard: str,
+    written: list[DeviceRecord],
+    rows: Logged,
+    newest: str | None,
+    now: int,
+    silent: frozenset[str] = frozenset(),
 ) -> Snapshot:
-    """``snap`` with the records written (a silent device's taken out) and its compaction cursor moved."""
+    """``snap`` with the records written (a silent device's taken out) and its compaction cursor moved.
+
+    ``silent``: devices kept as they are though nothing of theirs is logged after their cursor
+    (the tables hold all of it): they do not hold the compaction cursor back."""
     records = dict(snap.records)
     for record in written:
         if record.device_id in rows:
@@ -152,7 +175,8 @@ def _marked(
         else:
             del records[record.device_id]
     # the tables hold every device's readings up to here (the oldest slice's cursor)
-    compacted = min((r.flushed.get(shard) or "" for r in records.values()), default=newest)
+    held = (r.flushed.get(shard) or "" for d, r in records.items() if d not in silent)
+    compacted = min(held, default=newest)
     return dataclasses.replace(snap, records=records, compacted_key=compacted, compacted_ms=now)
 
 
@@ -200,3 +224,165 @@ def due_slices(last_ms: int, now: int, interval_ms: int, count: int) -> frozense
     step = max(1, interval_ms // max(1, count))
     first, last = last_ms // step + 1, now // step
     return frozenset(t % count for t in range(max(first, last - count + 1), last + 1))
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A shard the job holds: its snapshot as claimed (``tag`` the claim's version) and the lease's end."""
+
+    shard: str
+    snap: Snapshot
+    lease_ms: int
+
+
+@dataclass(slots=True)
+class IdleReport:
+    """What a run of :class:`IdleShards` did, shard by shard."""
+
+    claimed: list[str] = field(default_factory=list)
+    compacted: list[str] = field(default_factory=list)
+    merged: list[str] = field(default_factory=list)  # committed over batches that came meanwhile
+    left: dict[str, str] = field(default_factory=dict)  # shard -> why the batches' compaction does it
+
+    def as_dict(self) -> dict[str, object]:
+        return {"claimed": self.claimed, "compacted": self.compacted, "merged": self.merged, "left": self.left}
+
+
+class IdleShards:
+    """The scheduled compaction of shards no batch compacts (a plant stopped: its shard receives nothing).
+
+    Compaction runs inside a batch, due by the clock; a shard that receives no batch keeps
+    its last readings in the log only. This job compacts a shard whose snapshot was last
+    compacted ``idle_ms`` ago or more and whose log holds readings past that, so the log's
+    items can expire long before the readings do (the adapters' log expiry).
+
+    Beside the shard's processor it never compacts the same entries differently, which
+    a chunk or rollup contribution named by its first ordinal would double count or lose:
+
+    1. **claim**: the snapshot is written over the version read (a batch that committed
+       meanwhile wins: the shard is live) with ``compacted_ms`` set to the lease's end. A
+       batch compacts only the slices due since ``compacted_ms`` (:func:`due_slices`), so
+       no batch that opens the claimed snapshot compacts before the lease ends.
+    2. **wait** ``wait_ms`` (longer than a batch may run: the processor's timeout): a batch
+       that opened the snapshot before the claim may have compacted; its commit fails
+       (the claim changed the version) and it is over before the job reads the log, so
+       the job's writes land after its own, over the same names.
+    3. **compact** from the snapshot's cursors up to its newest committed entry (not what
+       a batch in flight appended), every device with readings logged; a silent one is
+       left as it is. Then commit: over the claimed version, or, when batches committed
+       meanwhile (they append entries and never move a cursor under the lease), over the
+       newest version with each compacted device's cursor moved where the job left it.
+
+    Should the job stop half way (its writes failed, its commit did not land before the
+    lease ends), the cursors stay where they were: the next compaction, by a batch or the
+    job, starts there, reads the same entries again and writes the same names over the
+    job's (a repeated compaction, as a failed commit in a batch is). ``lease_ms`` must
+    cover ``wait_ms`` and the job's own run (its timeout), so no late write of the job
+    lands after a batch compacted.
+    """
+
+    def __init__(
+        self,
+        compaction: Compaction,
+        snapshots: SnapshotStore,
+        shards: Callable[[], Iterable[str]],
+        *,
+        idle_ms: int,
+        wait_ms: int,
+        clock: Callable[[], int] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.compaction, self.snapshots, self.shards = compaction, snapshots, shards
+        self.idle_ms, self.wait_ms = idle_ms, wait_ms
+        self.clock = clock or (lambda: int(time.time() * 1000))
+        self.sleep = sleep
+
+    def __call__(self, lease_ms: int) -> IdleReport:
+        """Claim the idle shards with a lease of ``lease_ms`` (the job's whole run), wait, compact them."""
+        report = IdleReport()
+        start = self.clock()
+        until = start + lease_ms
+        claims = self.claim(start, until, report)
+        if claims:
+            self.sleep(max(0, start + self.wait_ms - self.clock()) / 1000)
+            self.compact(claims, report)
+        return report
+
+    def idle(self, snap: Snapshot, now: int) -> bool:
+        """Whether a shard's snapshot has logged readings no batch compacted for ``idle_ms``."""
+        return (
+            snap.last_key is not None
+            and snap.compacted_key != snap.last_key
+            and now - snap.compacted_ms >= self.idle_ms
+        )
+
+    def claim(self, now: int, until: int, report: IdleReport) -> list[Claim]:
+        """The idle shards claimed (step 1) until ``until``."""
+        claims = []
+        for shard in self.shards():
+            snap = self.snapshots.get(shard)
+            if not self.idle(snap, now):
+                continue
+            claimed = dataclasses.replace(snap, compacted_ms=until)
+            try:
+                self.snapshots.put(shard, claimed)
+            except ConflictError:
+                report.left[shard] = "a batch committed while it was claimed"
+                continue
+            claims.append(Claim(shard, claimed, until))
+            report.claimed.append(shard)
+        return claims
+
+    def compact(self, claims: Iterable[Claim], report: IdleReport) -> None:
+        """Each claimed shard compacted and committed (step 3), while its lease lasts."""
+        for c in claims:
+            try:
+                self._compact(c, report)
+            except StoreError as exc:  # the cursors stay: the next compaction writes the same again
+                report.left[c.shard] = f"failed: {str(exc)[:200]}"
+                log("warning", "idle shard's compaction failed", shard=c.shard, error=str(exc)[:300])
+
+    def _compact(self, c: Claim, report: IdleReport) -> None:
+        snap = self.snapshots.get(c.shard)
+        if snap.compacted_ms != c.lease_ms:  # compacted by another (a reshard's parent shard)
+            report.left[c.shard] = "compacted by another writer"
+            return
+        now = self.clock()
+        if now >= c.lease_ms:
+            report.left[c.shard] = "lease ended"
+            return
+        after = self.compaction(c.shard, snap, now, committed_only=True, keep_silent=True)
+        after = dataclasses.replace(after, compacted_ms=now)
+        moved = {d: r.flushed.get(c.shard) for d, r in after.records.items()
+                 if r.flushed.get(c.shard) != snap.records[d].flushed.get(c.shard)}  # fmt: skip
+        while self.clock() < c.lease_ms:
+            try:
+                self.snapshots.put(c.shard, after)
+                report.compacted.append(c.shard)
+                return
+            except ConflictError:  # batches committed meanwhile: their entries over the job's cursors
+                current = self.snapshots.get(c.shard)
+                if current.compacted_ms != c.lease_ms:
+                    report.left[c.shard] = "compacted by another writer"
+                    return
+                after = _merged(current, c.shard, moved, snap, now)
+                if c.shard not in report.merged:
+                    report.merged.append(c.shard)
+        report.left[c.shard] = "lease ended before the commit"
+
+
+def _merged(current: Snapshot, shard: str, moved: Mapping[str, str | None], claimed: Snapshot, now: int) -> Snapshot:
+    """``current`` with the job's cursors: a device's only where its cursor is still the claimed one
+    (under the lease no batch moves one). The compaction cursor is the oldest device's: the
+    batches' devices may have readings logged after theirs."""
+    records = dict(current.records)
+    for device, cursor in moved.items():
+        record = records.get(device)
+        if (
+            record is not None
+            and cursor is not None
+            and record.flushed.get(shard) == claimed.records[device].flushed.get(shard)
+        ):
+            records[device] = dataclasses.replace(record, flushed={**record.flushed, shard: cursor})
+    compacted = min((r.flushed.get(shard) or "" for r in records.values()), default=current.last_key)
+    return dataclasses.replace(current, records=records, compacted_key=compacted, compacted_ms=now)
