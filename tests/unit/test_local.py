@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -188,6 +189,41 @@ def test_the_batching_window_counts_from_the_first_records_arrival() -> None:
     # ran) are invoked at once; fresh ones are held the window, as the mapping does
     assert gather_time(arrived_s_ago=10.0, window_s=3.0) < 1.5
     assert gather_time(arrived_s_ago=0.0, window_s=1.0) >= 0.9
+
+
+class SlowKinesis(FakeKinesis):
+    """A shard whose reads take ``read_s``; its records arrive as the test says (``arrive``)."""
+
+    def __init__(self, read_s: float) -> None:
+        super().__init__(0)
+        self.read_s, self.reads_at = read_s, []
+
+    def get_records(self, ShardIterator: str, Limit: int) -> dict[str, Any]:  # noqa: N803
+        self.reads_at.append(time.monotonic())
+        time.sleep(self.read_s)
+        return super().get_records(ShardIterator, Limit)
+
+    def arrive(self, n: int) -> None:
+        now = datetime.fromtimestamp(time.time(), tz=UTC)
+        self.records += [{"SequenceNumber": f"{len(self.records) + i:05d}", "PartitionKey": "d", "Data": b"{}",
+                          "ApproximateArrivalTimestamp": now} for i in range(n)]  # fmt: skip
+
+
+def test_the_last_read_of_a_window_starts_a_read_before_it_closes_so_the_batch_is_invoked_when_it_closes() -> None:
+    kinesis = SlowKinesis(read_s=0.3)
+    kinesis.arrive(5)
+    poller = Poller(kinesis, "s", lambda e, c: {}, batch_size=100, batching_window_s=1.0)
+    started = time.monotonic()
+    arriving = threading.Timer(0.5, kinesis.arrive, (7,))  # while the window is open
+    arriving.start()
+    gathered = poller._gather("0")
+    took = time.monotonic() - started
+    arriving.join()
+    # the first records arrived at 0 s: the window closes at 1 s, the last read (0.3 s, as the first
+    # took) began at 0.7 s, so the batch is ready at 1 s, not a read later; it has what came at 0.5 s
+    assert 0.9 <= took < 1.2
+    assert [round(t - started, 1) for t in kinesis.reads_at] == [0.0, 0.7]
+    assert len(gathered.records) == 12 and gathered.reads == 2
 
 
 def test_a_backlog_drains_in_full_batches_however_long_it_waited() -> None:

@@ -163,6 +163,7 @@ class Poller:
         """
         out = Gathered([], iterator)
         deadline: float | None = None
+        last = False
         while True:
             started = time.perf_counter()
             got = self.kinesis.get_records(ShardIterator=out.iterator, Limit=self.batch_size - len(out.records))
@@ -173,17 +174,21 @@ class Poller:
             out.records += got.get("Records", [])
             out.iterator = got.get("NextShardIterator") or out.iterator
             out.lag_ms = float(got.get("MillisBehindLatest", 0))
-            if not out.records or len(out.records) >= self.batch_size or self._stop.is_set():
+            if not out.records or len(out.records) >= self.batch_size or self._stop.is_set() or last:
                 return out
             if deadline is None:
                 deadline = time.monotonic() + self.batching_window_s - _waited_s(out.records[0])
-            if time.monotonic() >= deadline:
+            # one read gets what came meanwhile (up to the batch): each read is a call to the emulator,
+            # which every other call then waits behind. It starts a read's time (the last one's) before
+            # the window closes, so the handler is invoked when it closes, as AWS's poller, which reads
+            # while the window is open, invokes it; what comes during that read waits for the next batch
+            lead = min(took, self.batching_window_s / 2)
+            if time.monotonic() >= deadline - lead:
                 return out
-            # one read when the window closes gets what came meanwhile (up to the batch):
-            # each read is a call to the emulator, which every other call then waits behind
             waited = time.perf_counter()
-            self._stop.wait(max(0.0, deadline - time.monotonic()))
+            self._stop.wait(max(0.0, deadline - lead - time.monotonic()))
             out.window_s += time.perf_counter() - waited
+            last = True
 
     def _invoke(self, progress: ShardProgress, handler: Handler, records: list[dict[str, Any]]) -> int | None:
         """Call the handler; None when all succeeded, else the index of the first failed record."""

@@ -87,8 +87,11 @@ def _pipeline(config: dict[str, Any]) -> Started:
     # A full batch behind a backlog is 10,000 records a GetRecords call: on a busy emulator that
     # answer can take longer than botocore's 60 s read timeout, and each retry asked the emulator
     # for the same 10,000 records again while it was still writing the first answer. The poller
-    # retries a failed read itself, from its checkpoint.
-    reader = raw_records_client(Config(read_timeout=600, retries={"mode": "standard", "max_attempts": 2}))
+    # retries a failed read itself, from its checkpoint. It builds every call itself: botocore's check
+    # of each call's parameters is left out, as the bridge's.
+    reader = raw_records_client(
+        Config(read_timeout=600, retries={"mode": "standard", "max_attempts": 2}, parameter_validation=False)
+    )
     poller = Poller(
         reader,
         config["stream"],
