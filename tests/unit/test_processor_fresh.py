@@ -6,6 +6,7 @@ from __future__ import annotations
 import zlib
 
 import hypothesis.strategies as st
+import numpy as np
 from hypothesis import given, settings
 
 from iotpm.models import ReadingFields
@@ -43,6 +44,8 @@ def test_the_batch_identities_are_the_per_reading_ones_bit_for_bit(readings: lis
         key, content = _identity(r, zlib.crc32("\x00".join(r.metrics).encode()))
         want.append(key << _CONTENT_BITS | content)
     assert _vectorised(readings, _by_names([r.metrics for r in readings])).tolist() == want  # numpy's
+    times = np.array([r.ts_ms for r in readings], dtype=np.int64)  # the batch's times, as BatchMarks has them
+    assert _vectorised(readings, _by_names([r.metrics for r in readings]), None, times).tolist() == want
     assert identities(readings).tolist() == want  # numpy's or, for many name sets, one by one
 
 
@@ -88,8 +91,6 @@ def test_the_common_devices_shortcut_decides_as_reading_by_reading(
 def test_the_batch_columns_give_the_detector_what_the_readings_give() -> None:
     """Times and values in channel order from the batch's columns, NaN for a channel the readings lack,
     exactly as reading by reading; none when the readings' names differ."""
-    import numpy as np
-
     from iotpm.service.detect import _values
 
     metrics = [{"vibration_mm_s": 2.0 + i, "pressure_psi": -1e-3 * i, "temperature_c": 55.5} for i in range(6)]

@@ -99,7 +99,7 @@ class BatchDetector:
                 first = devices[device_id].readings[0]
                 record = DeviceRecord(device_id, first.site, first.line, first.device_type)
                 new.append(device_id)
-            else:  # the operator's controls set identity and state on this batch's own copy
+            elif self.operator is not None:  # its controls set identity and state on this batch's own copy
                 record = _copy(record)
             item = self._prepare(
                 devices[device_id], records, record, controls.get(device_id), counts, rejected, marks, grouped

@@ -75,7 +75,7 @@ class BatchMarks:
             (names,) = groups
             values = _values([r.metrics for r in readings], names)
             ts = np.array([r.ts_ms for r in readings], dtype=np.int64)
-            return cls(texts, shard, identities(readings, groups, values), readings, names, ts, values)
+            return cls(texts, shard, identities(readings, groups, values, ts), readings, names, ts, values)
         return cls(texts, shard, identities(readings, groups), readings)
 
     @property
@@ -189,7 +189,11 @@ class Grouped:
             and readings[d.positions[-1]] is d.readings[-1]
         }
         mixed: frozenset[str] = frozenset()
-        if any(len({getattr(r, name) for r in readings}) > 1 for name in ("site", "line", "device_type")):
+        if (
+            len({r.site for r in readings}) > 1
+            or len({r.line for r in readings}) > 1
+            or len({r.device_type for r in readings}) > 1
+        ):
             who = {(r.device_id, r.site, r.line, r.device_type) for r in readings}
             mixed = frozenset() if len(who) == len(devices) else frozenset(_several(w[0] for w in who))
         return cls(
@@ -410,6 +414,7 @@ def identities(
     readings: Sequence[ReadingFields],
     groups: dict[tuple[str, ...], list[int] | None] | None = None,
     values: npt.NDArray[np.float64] | None = None,
+    ts: npt.NDArray[np.int64] | None = None,
 ) -> Entries:
     """Each reading's recent-identity entry (``key << 23 | content``, as :func:`_identity` gives),
     for many readings at once: CPython's hashes of ints, floats and tuples of them computed in
@@ -423,7 +428,7 @@ def identities(
     groups = _by_names([r.metrics for r in readings]) if groups is None else groups
     if len(readings) >= _VECTOR_MIN and len(groups) <= max(8, len(readings) // 16):
         try:
-            return _vectorised(readings, groups, values)
+            return _vectorised(readings, groups, values, ts)
         except (ValueError, OverflowError, TypeError):  # a number validation would not let through
             pass
     names_of: dict[str, int] = {}
@@ -446,9 +451,16 @@ def _vectorised(
     readings: Sequence[ReadingFields],
     groups: dict[tuple[str, ...], list[int] | None],
     known: npt.NDArray[np.float64] | None = None,
+    times: npt.NDArray[np.int64] | None = None,
 ) -> Entries:
     n = len(readings)
-    ts, seq = _ints([r.ts_ms for r in readings]), [r.seq for r in readings]
+    if times is None:
+        ts = _ints([r.ts_ms for r in readings])
+    elif len(times) and times.min() < 0:
+        raise ValueError("identities are of non-negative 64-bit ints")  # validation keeps them so
+    else:
+        ts = times.astype(np.uint64) % np.uint64(_P)
+    seq = [r.seq for r in readings]
     names, content = np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=np.uint64)
     for metric_names, rows in groups.items():
         crc = zlib.crc32("\x00".join(metric_names).encode())
