@@ -87,8 +87,10 @@ DECLARATIONS: Final = (
             _channel("cp", "CUSUM, upward"),
             _channel("cn", "CUSUM, downward"),
             _channel("drift_from", "the level a settled shift was last learned from (NaN: none, or it returned)"),
+            _channel("hold_at", "the fast level the metric has held since a shift was learned (NaN: none)"),
+            _channel("hold_ms", "how long the fast level has stayed within the CUSUM's reference of it, ms"),
         ),
-        ("cusum_k", "cusum_h", "cusum_clip", "drift_relearn_ms"),
+        ("cusum_k", "cusum_h", "cusum_clip", "drift_relearn_ms", "drift_settle_ms"),
     ),
     Declaration(
         "rate_of_change",

@@ -294,6 +294,11 @@ class DetectorConfig(BaseModel):
     # minutes is an anomaly, not a new normal (SKAB's valve faults at 1 s: F1 0.78 -> 0.58
     # when they were learned at the signal)
     drift_relearn_s: Annotated[float, Field(ge=0)] = 21_600.0
+    # physical: a level that has held for a day (within the CUSUM's reference, cusum_k scales),
+    # through a day's shifts, loads and ambient, has settled: a second shift the same way that
+    # has stopped there is learned, so its alarm clears within about a day (EEMUA 191's stale
+    # alarm is one standing 24 h); a climb never holds still that long and stays in alarm
+    drift_settle_s: Annotated[float, Field(ge=0)] = 86_400.0
     roc_z: PositiveFloat = 8.0
     # a stuck sensor: its value repeated flatline_factor x the warm-up's longest repeat, and at
     # least flatline_min readings; for a metric with a unit the detector knows, at least

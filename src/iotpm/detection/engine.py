@@ -61,6 +61,7 @@ def new_vector(layout: Layout) -> FloatArray:
     v[layout.offsets["flat_thr"]] = np.inf
     v[layout.offsets["last_x"]] = np.nan
     v[layout.offsets["drift_from"]] = np.nan
+    v[layout.offsets["hold_at"]] = np.nan
     v[layout.offsets["dt_exp"]] = _DEFAULT_INTERVAL_MS
     v[layout.offsets["interval"]] = _DEFAULT_INTERVAL_MS
     v[layout.offsets["floor"]] = np.inf
@@ -113,6 +114,8 @@ def fit_statistics(
     vector[o["cp"]] = 0.0
     vector[o["cn"]] = 0.0
     vector[o["drift_from"]] = np.nan
+    vector[o["hold_at"]] = np.nan
+    vector[o["hold_ms"]] = 0.0
     # the operating-point baseline starts at the warm-up's level; the load proxy's variance
     # at its noise (the regression on it learns as the load changes)
     for name in ("op_m", "op_f", "op_b"):
@@ -526,6 +529,7 @@ class Kernel:
             "cusum_k": cfg.cusum_k,
             "cusum_h": cfg.cusum_h,
             "drift_relearn_ms": 1000.0 * cfg.drift_relearn_s,
+            "drift_settle_ms": 1000.0 * cfg.drift_settle_s,
             "tail_factor": cfg.tail_factor,
             "spike_z": cfg.spike_z,
             "roc_z": cfg.roc_z,

@@ -59,6 +59,7 @@ class Baseline(NamedTuple):
     cusum: FloatArray  # (2, d, w) the upper and lower CUSUM sums
     trend: FloatArray  # (2, d, w) the fast and slow levels
     learned_from: FloatArray  # (d, w) the level a settled shift was last learned from (NaN: none)
+    hold: FloatArray  # (2, d, w) the fast level held since, and for how long (ms)
 
     def head(self, k: int) -> Baseline:
         """The first ``k`` devices (views)."""
@@ -69,6 +70,7 @@ class Baseline(NamedTuple):
             self.cusum[:, :k],
             self.trend[:, :k],
             self.learned_from[:k],
+            self.hold[:, :k],
         )
 
 
@@ -124,6 +126,7 @@ class Constants(NamedTuple):
     relearn: Mask  # (d, w) where the CUSUM's signal may move the baseline to the level it found
     readings: float  # the fewest readings after a shift began at which the CUSUM can signal
     relearn_ms: float  # how long a shift must have lasted for its signal to move the baseline
+    settle_ms: float  # how long a level must have held for a second shift the same way to be learned
     r_adapt: FloatArray  # (d, 1) each device's baseline weight of one reading (adapt_halflife)
     dropout_factor: float  # a silence of this many expected intervals is a gap
     interval_tau_ms: float  # the expected interval's time constant (interval_halflife_s)
@@ -152,6 +155,7 @@ class Constants(NamedTuple):
             relearn=relearn,
             readings=float(readings),
             relearn_ms=1000.0 * cfg.drift_relearn_s,
+            settle_ms=1000.0 * cfg.drift_settle_s,
             r_adapt=r_adapt[:, None].copy(),
             dropout_factor=cfg.dropout_factor,
             interval_tau_ms=time_constant_ms(cfg.interval_halflife_s),
@@ -217,7 +221,10 @@ def load(packed: FloatArray, lay: Layout) -> Baseline:
     learned_from = np.full((d, w), np.nan)
     learned_from[:, :c] = lay.view(packed, "drift_from")
     trend[0, :, :c], trend[1, :, :c] = lay.view(packed, "fast"), lay.view(packed, "slow")
-    return Baseline(levels, s_min, typical, cusum, trend, learned_from)
+    hold = np.zeros((2, d, w))
+    hold[0, :, c] = np.nan
+    hold[0, :, :c], hold[1, :, :c] = lay.view(packed, "hold_at"), lay.view(packed, "hold_ms")
+    return Baseline(levels, s_min, typical, cusum, trend, learned_from, hold)
 
 
 def store(packed: FloatArray, lay: Layout, state: Baseline, prepared: Prepared, lengths: IntArray) -> None:
@@ -233,6 +240,8 @@ def store(packed: FloatArray, lay: Layout, state: Baseline, prepared: Prepared, 
         ("cp", state.cusum[0, :, :c]),
         ("cn", state.cusum[1, :, :c]),
         ("drift_from", state.learned_from[:, :c]),
+        ("hold_at", state.hold[0, :, :c]),
+        ("hold_ms", state.hold[1, :, :c]),
         ("fast", state.trend[0, :, :c]),
         ("slow", state.trend[1, :, :c]),
         ("last_x", prepared.final_x),
@@ -280,7 +289,8 @@ def advance(b: Baseline, sc: Scratch, x: Series, rec: Record, const: Constants) 
     np.minimum(sc.clipped, const.limits, out=sc.clipped)
     zc, r = sc.clipped[0], sc.clipped[1]
     _forget(b.learned_from, rec, x, typical, const)
-    signalled, kept = _cusum(cusum, zc, typical, rec, const, signed, b.learned_from)
+    _hold(b.hold, b.learned_from, rec, typical, const)
+    signalled, kept = _cusum(cusum, zc, typical, rec, const, signed, b.learned_from, b.hold[1])
     # baseline: an EWMA of the clipped residual, so an outlier moves it by at most
     # `adapt_clip` scales times the rate, and a new level is absorbed slowly
     u = sc.u
@@ -288,7 +298,11 @@ def advance(b: Baseline, sc: Scratch, x: Series, rec: Record, const: Constants) 
     u *= s
     mu += u
     if signalled.any():
-        _relearn(mu, trend, rec, const, signalled & ~kept, b.learned_from)
+        learns = signalled & ~kept
+        _relearn(mu, trend, rec, const, learns, b.learned_from)
+        # a level learned: how long it holds is counted from here
+        np.copyto(b.hold[0], rec.fast, where=learns)
+        np.copyto(b.hold[1], 0.0, where=learns)
     np.multiply(r, r, out=u)
     u -= 1.0
     u *= adapt
@@ -338,6 +352,7 @@ def _cusum(
     const: Constants,
     signed: FloatArray,
     learned_from: FloatArray,
+    held_ms: FloatArray,
 ) -> tuple[Mask, Mask]:
     """Two-sided CUSUM step, reset once it has signalled, so a drift alarms once, not for as
     long as the baseline takes to absorb the new level. A signal means the shift has lasted
@@ -349,7 +364,10 @@ def _cusum(
     an upward one), the metric not back: the level still moves, it is no new normal. It is not
     learned (``kept``, returned with the signal) and its sum is held at the decision interval
     rather than reset: the alarm stays open, and escalates as the spike and multivariate
-    detectors see the level grow (a slow climb was learned step by step, a warning each)."""
+    detectors see the level grow (a slow climb was learned step by step, a warning each).
+    Unless the level has held still since for ``drift_settle_s`` (``held_ms``, :func:`_hold`):
+    it has settled, and is learned as the first one was (two steps the same way a week apart,
+    a setpoint moved twice, held the alarm for 15 days)."""
     np.multiply(zc, const.sign, out=signed)
     cusum += signed
     cusum -= const.k_ref
@@ -359,7 +377,7 @@ def _cusum(
     signalled: Mask = (rec.cusum > const.h_ref) & const.relearn & lasted
     over = cusum > const.h_ref  # (2, d, w)
     up = rec.before[0] > learned_from
-    kept: Mask = signalled & ~np.isnan(learned_from) & np.where(up, over[0], over[1])
+    kept: Mask = signalled & ~np.isnan(learned_from) & np.where(up, over[0], over[1]) & (held_ms < const.settle_ms)
     cusum *= ~over
     if kept.any():
         np.copyto(cusum, const.h_ref, where=over & kept)
@@ -377,6 +395,23 @@ def _forget(learned_from: FloatArray, rec: Record, x: Series, typical: FloatArra
     c = typical.shape[1] - 1
     back |= x.step[:, c:] > const.dropout_factor * typical[:, c:]
     np.copyto(learned_from, np.nan, where=back)
+
+
+def _hold(hold: FloatArray, learned_from: FloatArray, rec: Record, typical: FloatArray, const: Constants) -> None:
+    """How long the fast level has held still since a settled shift was learned: the time
+    (the expected interval of each reading) it has stayed within half the CUSUM's reference of
+    where it stood, in typical steps between readings (the noise: the scale grows while a shift
+    is held, the steps do not); it starts again where the level moved further, and there is
+    none once the shift is forgotten (``learned_from`` NaN). A climb of 20 scales over 17 days
+    moves that far in about 11 hours, so it never holds a day."""
+    at, ms = hold[0], hold[1]
+    ms += typical[:, -1:]
+    moved = ~(np.abs(rec.fast - at) <= (0.5 * const.k_ref) * typical)
+    np.copyto(at, rec.fast, where=moved)
+    np.copyto(ms, 0.0, where=moved)
+    none = np.isnan(learned_from)
+    np.copyto(at, np.nan, where=none)
+    np.copyto(ms, 0.0, where=none)
 
 
 def _relearn(

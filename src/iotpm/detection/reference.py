@@ -177,6 +177,12 @@ class ReferenceDetector:
         silent = self.t - f["last_t"][0] > cfg.dropout_factor * f["dt_exp"][0]  # a gap: the machine stopped
         if not math.isnan(start) and (silent or toward * (f["fast"][j] - start) * 2.0 <= abs(mu - start)):
             f["drift_from"][j] = start = math.nan
+        # how long the fast level has held still since, within half k typical steps of where it stood
+        f["hold_ms"][j] = f["hold_ms"][j] + f["dt_exp"][0]
+        if not abs(f["fast"][j] - f["hold_at"][j]) <= (0.5 * cfg.cusum_k) * f["dscale"][j]:
+            f["hold_at"][j], f["hold_ms"][j] = f["fast"][j], 0.0
+        if math.isnan(start):
+            f["hold_at"][j], f["hold_ms"][j] = math.nan, 0.0
         zc = min(max(z, -cfg.cusum_clip), cfg.cusum_clip)
         f["cp"][j] = max(f["cp"][j] + zc - cfg.cusum_k, 0.0)
         f["cn"][j] = max(f["cn"][j] - zc - cfg.cusum_k, 0.0)
@@ -188,7 +194,8 @@ class ReferenceDetector:
         self.signalled = not self.process[j] and lasted and max(f["cp"][j], f["cn"][j]) > cfg.cusum_h
         # a second signal the way the last settled shift went: not learned, its sum held
         way = "cp" if toward > 0 else "cn"
-        self.kept = self.signalled and not math.isnan(start) and f[way][j] > cfg.cusum_h
+        settled = f["hold_ms"][j] >= 1000.0 * cfg.drift_settle_s  # the level has held still: learned
+        self.kept = self.signalled and not math.isnan(start) and f[way][j] > cfg.cusum_h and not settled
         for key in ("cp", "cn"):
             if f[key][j] > cfg.cusum_h:
                 f[key][j] = cfg.cusum_h if self.kept else 0.0
@@ -209,6 +216,7 @@ class ReferenceDetector:
             else:  # settled: remembered as the level it was learned from
                 f["drift_from"][j] = mu_b
             f["mu"][j] = mu_b + shift
+            f["hold_at"][j], f["hold_ms"][j] = f["fast"][j], 0.0  # how long it holds counts from here
         f["s"][j] = max(f["s"][j] * math.sqrt(1.0 + a * (r * r - 1.0)), f["s_min"][j])
         score = 0.0
         dx = x - f["last_x"][j]

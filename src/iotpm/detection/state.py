@@ -20,7 +20,7 @@ import numpy.typing as npt
 from iotpm.detection._layout import CHANNEL_FIELDS, DEVICE_FIELDS, HISTORY_FIELDS, MATRIX_FIELDS, T2_HISTORY
 from iotpm.models.metrics import parse_metric
 
-STATE_VERSION: Final = 9
+STATE_VERSION: Final = 10
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -70,6 +70,15 @@ _V7_CHANNEL_FIELDS: Final = (
     "op_c", "op_f", "op_b", "op_l", "smooth", "mew", "fast", "slow", "caused", "floor",
 )  # fmt: skip
 _V7_DEVICE_FIELDS: Final = _V6_DEVICE_FIELDS
+#: the layout of versions 8 and 9 (and of 525ae4c's version 7: before the drift counted how long a
+#: learned level has held still), whose states still load
+_V8_CHANNEL_FIELDS: Final = _V7_CHANNEL_FIELDS
+_V8_DEVICE_FIELDS: Final = (
+    "n", "last_t", "interval", "r_adapt", "r_tail", "load", "load_m", "load_v", "ran", "now", "now_m", "now_v",
+    "dt_exp", "t2_on", "r_mewma", "r_ewma_limit", "alarm", "above", "below", "cool", "health", "alarm_since",
+    "below_since", "cleared_at", "off_mult", "severity", "esc_ref", "last_score", "running", "started", "coast",
+    "coast_t", "coast_dev", "coast_run", "coast_from", "coast_at",
+)  # fmt: skip
 #: the fixed-width fields' widths (each history field holds T2_HISTORY values)
 _FIXED: Final = tuple((field, T2_HISTORY) for field in HISTORY_FIELDS)
 _V3_MATRIX: Final = ("P",)
@@ -162,7 +171,7 @@ class DeviceState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DeviceState:
         """Inverse of :meth:`to_dict`; rejects versions it does not know."""
-        if data.get("v") not in (3, 4, 5, 6, 7, 8, STATE_VERSION):
+        if data.get("v") not in (3, 4, 5, 6, 7, 8, 9, STATE_VERSION):
             raise ValueError(f"detector state version {data.get('v')!r} is not {STATE_VERSION}")
         channels = tuple(str(c) for c in data["channels"])
         vector = np.frombuffer(binascii.a2b_base64(data["state"], strict_mode=True), dtype="<f8").astype(np.float64)
@@ -176,6 +185,8 @@ class DeviceState:
             vector = _from_v6(vector, channels)
         elif data["v"] == 7:
             vector = _from_v7(vector, channels)
+        elif data["v"] in (8, 9):
+            vector = _from_v8(vector, channels)
         if vector.size != layout_for(len(channels)).size:
             raise ValueError("detector state does not match its channel list")
         if data["v"] < 9:
@@ -214,11 +225,29 @@ def _from_v7(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
     :func:`_no_realarm`)."""
     c = len(channels)
     was, now = Layout(c, _V7_CHANNEL_FIELDS, _V7_DEVICE_FIELDS, _FIXED, MATRIX_FIELDS), layout_for(c)
-    if old.size == now.size:
-        return old
+    if old.size == Layout(c, _V8_CHANNEL_FIELDS, _V8_DEVICE_FIELDS, _FIXED, MATRIX_FIELDS).size:
+        return _from_v8(old, channels)
     vector = _remapped(old, was, now)
     _no_realarm(vector, now)
+    _nothing_held(vector, now)
     return vector
+
+
+def _from_v8(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
+    """A version-8 or -9 vector in the current layout: how long a learned level has held still
+    is not known, so it counts from the first reading (see :func:`_nothing_held`)."""
+    c = len(channels)
+    was, now = Layout(c, _V8_CHANNEL_FIELDS, _V8_DEVICE_FIELDS, _FIXED, MATRIX_FIELDS), layout_for(c)
+    vector = _remapped(old, was, now)
+    _nothing_held(vector, now)
+    return vector
+
+
+def _nothing_held(vector: FloatArray, layout: Layout) -> None:
+    """A state from before the drift counted how long a learned level holds still: none yet
+    (the first reading starts it, where a shift is remembered)."""
+    vector[layout.offsets["hold_at"]] = np.nan
+    vector[layout.offsets["hold_ms"]] = 0.0
 
 
 def _stuck_run_in_time(vector: FloatArray, layout: Layout, channels: tuple[str, ...]) -> None:
@@ -237,6 +266,7 @@ def _nothing_learned(vector: FloatArray, layout: Layout) -> None:
     before the re-alarm's off-delay (see :func:`_no_realarm`)."""
     vector[layout.offsets["drift_from"]] = np.nan
     _no_realarm(vector, layout)
+    _nothing_held(vector, layout)
 
 
 def _no_realarm(vector: FloatArray, layout: Layout) -> None:
