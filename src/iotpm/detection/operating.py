@@ -216,7 +216,9 @@ def _run_down_steps(
             vj, mj = v[:, j], marks[:, j]
             pj, sj = mj > 0.0, mj > 1.5
             gap = vj - lev
-            fresh = ((vj < keep * lev) & (-gap > 4.0 * dev)) | (vj < 0.5 * run)
+            # a fall of twice the run-down's share within one reading is a run-down whatever the
+            # proxy's scatter (a production load does not lose 30 % at once)
+            fresh = ((vj < keep * lev) & (-gap > 4.0 * dev)) | (vj < (2.0 * keep - 1.0) * lev) | (vj < 0.5 * run)
             tj = t_f[:, j]
             latched = (since > 0.0) & (tj - began <= start_ms)
             stop = pj & np.where(latched, vj < keep * since, fresh)
