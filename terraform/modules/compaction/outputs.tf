@@ -22,3 +22,8 @@ output "policy_json" {
   description = "The compaction function's IAM policy (least privilege: asserted in tests/)."
   value       = local.policy_json
 }
+
+output "idle_shards_schedule_name" {
+  description = "The schedule that runs the idle-shard job on the same function (null without write-behind)."
+  value       = try(module.schedule.schedules["idle_shards"].name, null)
+}

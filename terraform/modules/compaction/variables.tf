@@ -119,3 +119,28 @@ variable "tags" {
   description = "Tags for every resource."
   default     = {}
 }
+
+variable "write_behind" {
+  type = object({
+    state_bucket        = string
+    state_bucket_arn    = string
+    tables              = map(string) # readings, devices, anomalies, rollups
+    table_arns          = map(string)
+    readings_ttl_days   = number
+    compact_interval_s  = number
+    processor_timeout_s = number
+  })
+  description = "The processor's write-behind stores, when it holds its table writes back: the function then also compacts, every hour, the batch log of shards no batch compacted for idle_after_s (a plant stopped), so the log's items can expire a week after they were written. null: no such job."
+  default     = null
+}
+
+variable "idle_after_s" {
+  type        = number
+  description = "A shard is the idle-shard job's once no batch compacted it for this long (seconds)."
+  default     = 3600
+
+  validation {
+    condition     = var.idle_after_s >= 600 && var.idle_after_s <= 86400
+    error_message = "idle_after_s must be between 600 and 86400: the batch log's items expire after 7 days."
+  }
+}

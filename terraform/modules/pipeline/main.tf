@@ -192,6 +192,16 @@ module "compaction" {
   archive_bucket     = module.storage.archive_bucket
   archive_bucket_arn = module.storage.archive_bucket_arn
   glue_database      = module.analytics.database
+  # write-behind: the same function compacts, hourly, the batch log of shards no batch compacted
+  write_behind = var.write_behind ? {
+    state_bucket        = module.storage.state_bucket
+    state_bucket_arn    = module.storage.state_bucket_arn
+    tables              = module.storage.table_names
+    table_arns          = module.storage.table_arns
+    readings_ttl_days   = var.readings_ttl_days
+    compact_interval_s  = var.compact_interval_s
+    processor_timeout_s = module.processor.timeout_s
+  } : null
   # an hour is compacted once a retry can no longer land in it (the mapping's maximum record
   # age, plus an hour), and de-duplicated against copies up to that age apart
   grace_s            = max(var.max_record_age_s, 3600) + 3600

@@ -65,3 +65,8 @@ output "tracing_mode" {
   description = "X-Ray tracing mode of the processor (Active or PassThrough)."
   value       = module.function.tracing_mode
 }
+
+output "timeout_s" {
+  description = "The processor's timeout in seconds: the longest a batch runs (the idle-shard job waits longer)."
+  value       = var.timeout_s
+}

@@ -70,3 +70,62 @@ run "the_function_writes_only_compacted" {
     error_message = "The job writes compacted/ only, and deletes nothing."
   }
 }
+
+run "without_write_behind_only_the_archive_is_compacted" {
+  command = plan
+
+  assert {
+    condition     = keys(module.schedule.schedules) == ["archive"] && length(local.idle_env) == 0
+    error_message = "Without write-behind there is no idle-shard schedule and no snapshot bucket in the environment."
+  }
+  assert {
+    condition     = length([for s in jsondecode(local.policy_json).Statement : s if length([for a in flatten([s.Action]) : a if startswith(a, "dynamodb:")]) > 0]) == 0
+    error_message = "Without write-behind the function has no DynamoDB grant."
+  }
+}
+
+run "write_behind_adds_the_idle_shard_schedule_and_only_what_it_needs" {
+  command = apply
+
+  variables {
+    write_behind = {
+      state_bucket        = "iotpm-test-state"
+      state_bucket_arn    = "arn:aws:s3:::iotpm-test-state"
+      tables              = { readings = "r", devices = "d", anomalies = "a", rollups = "u" }
+      table_arns          = { readings = "arn:aws:dynamodb:eu-west-1:123456789012:table/r", devices = "arn:aws:dynamodb:eu-west-1:123456789012:table/d", anomalies = "arn:aws:dynamodb:eu-west-1:123456789012:table/a", rollups = "arn:aws:dynamodb:eu-west-1:123456789012:table/u" }
+      readings_ttl_days   = 90
+      compact_interval_s  = 600
+      processor_timeout_s = 120
+    }
+  }
+
+  assert {
+    condition     = jsondecode(module.schedule.schedules["idle_shards"].input) == { job = "idle_shards" } && module.schedule.schedules["idle_shards"].target_arn == module.function.arn && module.schedule.schedules["idle_shards"].expression == module.schedule.schedules["archive"].expression
+    error_message = "The idle-shard job runs hourly on the same function, told by its schedule's input."
+  }
+  assert {
+    condition     = local.idle_env["IOTPM_IDLE_WAIT_S"] == "150" && local.idle_env["IOTPM_IDLE_AFTER_S"] == "3600" && local.idle_env["IOTPM_STATE_BUCKET"] == "iotpm-test-state" && local.idle_env["IOTPM_READINGS_TABLE"] == "r" && local.idle_env["IOTPM_COMPACT_INTERVAL_S"] == "600"
+    error_message = "The job waits longer than a processor batch runs (its timeout + 30 s) and reads the processor's stores."
+  }
+  assert {
+    condition     = one([for s in jsondecode(local.policy_json).Statement : s if s.Sid == "CompactTables"]).Resource == ["arn:aws:dynamodb:eu-west-1:123456789012:table/r", "arn:aws:dynamodb:eu-west-1:123456789012:table/d", "arn:aws:dynamodb:eu-west-1:123456789012:table/u"] && one([for s in jsondecode(local.policy_json).Statement : s if s.Sid == "ReadBatchLog"]).Resource == ["arn:aws:dynamodb:eu-west-1:123456789012:table/r"]
+    error_message = "The job writes the readings, devices and rollups tables (not the anomalies') and queries the log in the readings table."
+  }
+  assert {
+    condition     = one([for s in jsondecode(local.policy_json).Statement : s if s.Sid == "Snapshots"]).Resource == ["arn:aws:s3:::iotpm-test-state/snapshots/*"] && one([for s in jsondecode(local.policy_json).Statement : s if s.Sid == "ListSnapshots"]).Condition.StringLike["s3:prefix"] == ["snapshots/*"]
+    error_message = "The job lists, reads and writes the snapshots only."
+  }
+  assert {
+    condition     = length([for s in jsondecode(local.policy_json).Statement : s if length([for a in flatten([s.Action]) : a if can(regex("Delete", a))]) > 0]) == 0
+    error_message = "The job deletes nothing."
+  }
+}
+
+run "an_idle_threshold_past_a_day_is_refused" {
+  command = plan
+
+  variables {
+    idle_after_s = 172800
+  }
+  expect_failures = [var.idle_after_s]
+}

@@ -624,3 +624,27 @@ run "report_in_the_vpc_has_its_athena_endpoint" {
     error_message = "A report in the VPC reaches Athena through its interface endpoint."
   }
 }
+
+# Issue 30: write-behind's batch log expires a week after it is written; the shards no batch
+# compacts (a plant stopped) are compacted by the compaction function's idle-shard schedule.
+run "write_behind_has_the_idle_shard_compaction" {
+  command = plan
+
+  assert {
+    condition     = module.compaction.idle_shards_schedule_name == "${var.project}-${var.environment}-idle-shards" && strcontains(module.compaction.policy_json, "\"s3:prefix\":[\"snapshots/*\"]") && strcontains(module.compaction.policy_json, "ReadBatchLog")
+    error_message = "With write-behind the compaction function compacts the idle shards hourly, with the snapshots and the batch log in its policy."
+  }
+}
+
+run "write_through_has_no_idle_shard_compaction" {
+  command = plan
+
+  variables {
+    write_behind = false
+  }
+
+  assert {
+    condition     = module.compaction.idle_shards_schedule_name == null && !strcontains(module.compaction.policy_json, "dynamodb:")
+    error_message = "Without write-behind nothing needs compacting between batches: no schedule, no table grants."
+  }
+}
