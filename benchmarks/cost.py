@@ -37,7 +37,8 @@ Levers (computed by the same model on prod, each with what it trades): IoT Basic
 provisioned Kinesis shards sized from the fleet's rate, the batching window, X-Ray
 pass-through on the processor and sampling on the API, two AZs for the endpoints, gateways
 packing several readings per message, an archive in objects large enough for the lifecycle
-(the Parquet compaction), a device item under 1 KB. Levers that weaken a guarantee (shorter
+(the Parquet compaction), the batch log's own 7-day expiry (with the idle-shard compaction),
+a device item under 1 KB. Levers that weaken a guarantee (shorter
 stream retention, endpoints in one AZ, a shorter DynamoDB window, slower compaction, a
 60 s window) are a table of their own, never in the headline.
 
@@ -56,7 +57,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from iotpm.adapters.dynamodb import block_item, chunk_item, item_size, log_items, write_units
+from iotpm.adapters.dynamodb import LOG_TTL_S, block_item, chunk_item, item_size, log_items, write_units
 from iotpm.service.ports import (
     RESOLUTION_MS,
     ROLLUP_BLOCK_MS,
@@ -129,6 +130,7 @@ class Environment:
     endpoint_azs: int = 0  # endpoint_az_count: AZs holding the interface endpoints (0: all of azs)
     basic_ingest: bool = False  # the iot module's policy lets devices publish only through Basic Ingest
     report_in_vpc: bool = True  # report_in_vpc: the report function in the VPC (then an Athena endpoint)
+    log_ttl_days: int = 0  # days a batch-log item is kept (write-behind: the adapters'); 0: the readings' TTL
 
     @classmethod
     def load(cls, name: str) -> Environment:
@@ -147,6 +149,8 @@ class Environment:
         azs = len(re.findall(r'"[^"]+"', v["availability_zones"]))
         endpoint_azs = v.get("endpoint_az_count", "null")
         sampling = v.get("api_xray_sampling_rate", "null")
+        readings_ttl = int(num("readings_ttl_days"))
+        write_behind = v.get("write_behind", "true") == "true"
         return cls(
             name=name, region=v["region"].strip('"'), azs=azs,
             processor_tracing=v.get("processor_tracing", '"Active"').strip('"'),
@@ -156,9 +160,10 @@ class Environment:
             retention_h=int(num("stream_retention_hours")), memory_mb=int(num("processor_memory_mb")),
             batch_size=int(num("batch_size")), window_s=num("batching_window_s"),
             arch=v["lambda_architecture"].strip('"'), log_retention_days=int(num("log_retention_days")),
-            compact_interval_s=int(num("compact_interval_s")), readings_ttl_days=int(num("readings_ttl_days")),
+            compact_interval_s=int(num("compact_interval_s")), readings_ttl_days=readings_ttl,
             archive_expiration_days=int(num("archive_expiration_days")), interface_endpoints=endpoints,
             basic_ingest=uses_basic_ingest(), report_in_vpc=report_in_vpc,
+            log_ttl_days=min(LOG_TTL_DAYS, readings_ttl) if write_behind else readings_ttl,
         )  # fmt: skip
 
 
@@ -178,9 +183,9 @@ def uses_basic_ingest() -> bool:
 #: in one message (``--readings-per-message``; 1: every device publishes its own readings)
 STATED_READINGS_PER_MESSAGE = 10
 TARGET_USD_PER_MILLION = 0.50  # issue 30
-#: a batch-log item's own expiry, proposed: compaction (every compact_interval_s) has copied it into its chunk
-#: a thousand times over by then, through a day-long outage too; waits for the processor's idle-shard compaction
-PROPOSED_LOG_TTL_DAYS = 7
+#: a batch-log item's own expiry (the adapters' LOG_TTL_S): compaction has copied it into its chunk long
+#: before, by a batch every compact_interval_s or, for a shard no batch compacts, the hourly idle-shard job
+LOG_TTL_DAYS = LOG_TTL_S // 86_400
 E2E_BUDGET_S = 5.0  # the original requirement: end-to-end under 5 s (docs/ARCHITECTURE: scale targets)
 #: assumed, not measured in AWS: the IoT rule, the Kinesis put and the event source mapping's poll
 #: (it polls each shard about once a second) before the batching window starts to count
@@ -375,7 +380,7 @@ class Levers:
     readings_ttl_days: int | None = None  # days readings stay in DynamoDB; None: the tfvars'
     compact_interval_s: int | None = None  # write-behind compaction; None: the tfvars'
     device_item_wru: int | None = None  # write units of a device item; None: the measured
-    log_ttl_days: int | None = None  # days a batch-log item is kept (proposed); None: the readings' TTL
+    log_ttl_days: int | None = None  # days a batch-log item is kept; None: the environment's
     report_in_vpc: bool | None = None  # the report function in the VPC (an Athena endpoint); None: the tfvars'
 
 
@@ -487,6 +492,13 @@ def model(env: Environment, fleet: Fleet, table: dict[str, Any], m: Measured, lv
     add("S3 requests", "Parquet compaction", f"{compaction_gets / 1e6:,.2f} M GETs, 730 runs",
         compaction_gets / 1e3 * price("s3_get_per_thousand")
         + 730 * 4 / 1e3 * price("s3_put_per_thousand"))  # fmt: skip
+    # the idle-shard job: hourly, a LIST of the snapshots and a GET of each shard's; ~1 s of the function.
+    # A shard it claims (a plant stopped) adds a PUT or two and its wait (the processor's timeout + 30 s)
+    idle_runs = 730
+    add("Lambda", "idle-shard compaction", f"{idle_runs} runs: a LIST and {shards} snapshot GETs, ~1 s x 2048 MB",
+        idle_runs / 1e3 * (price("s3_put_per_thousand") + shards * price("s3_get_per_thousand"))
+        + idle_runs / 1e6 * price("lambda_requests_per_million")
+        + idle_runs * 2.0 * price(f"lambda_gb_second_{env.arch}"))  # fmt: skip
     arch_b = archive_bytes_per_reading(round(per_batch))
     months_kept = 12 if env.archive_expiration_days == 0 else min(12, env.archive_expiration_days / 30)
     held_gb = readings * arch_b / GB * months_kept
@@ -529,8 +541,8 @@ def model(env: Environment, fleet: Fleet, table: dict[str, Any], m: Measured, lv
         rru / 1e6 * price("dynamodb_read_request_units_per_million"),
     )
     # the readings table holds a reading twice: in its chunk for the readings' TTL, and in the batch log it
-    # came in for the log item's own (the readings' TTL today)
-    log_days = min(given(lv.log_ttl_days, env.readings_ttl_days), env.readings_ttl_days)
+    # came in for the log item's own expiry (a week: the adapters' LOG_TTL_S)
+    log_days = min(given(lv.log_ttl_days, env.log_ttl_days or env.readings_ttl_days), env.readings_ttl_days)
     per_reading = (
         chunk_bytes
         + 100 / max(1.0, env.compact_interval_s / fleet.interval_s)
@@ -872,6 +884,15 @@ def main() -> None:
             replace(prod, endpoint_azs=prod.azs),
         ),
     ]
+    if prod.log_ttl_days < prod.readings_ttl_days:
+        rows.append(in_place(
+            f"batch-log items kept {prod.log_ttl_days} days, not {prod.readings_ttl_days}",
+            "the adapters, with the hourly idle-shard compaction",
+            f"nothing: a batch compacts its shard's log into chunks every {prod.compact_interval_s // 60} min, and "
+            "the compaction function's hourly job compacts a shard no batch compacted for an hour (a plant "
+            "stopped), long before its log expires",
+            replace(prod, log_ttl_days=prod.readings_ttl_days),
+        ))  # fmt: skip
     if packing > 1:
         rows.append(in_place(f"gateways, {packing} readings a message", "the stated fleet",
                              "a gateway publishes for its devices (a registered gateway thing)", prod,
@@ -882,10 +903,6 @@ def main() -> None:
     rows += [
         would("archive in objects >= 128 KB (lifecycle acts)", "nothing (the Parquet compaction's objects)",
               Levers(large_archive_objects=True)),
-        would(f"batch-log items kept {PROPOSED_LOG_TTL_DAYS} days, not {prod.readings_ttl_days} (proposed)",
-              f"nothing once a shard idle for {PROPOSED_LOG_TTL_DAYS} days has its log compacted (asked of the "
-              "processor; not in prod): compaction copies the log into chunks every "
-              f"{prod.compact_interval_s // 60} min", Levers(log_ttl_days=PROPOSED_LOG_TTL_DAYS)),
         would("device item under 1 KB (1 write unit, not 2)", "nothing; needs the detector state or the replay "
               "identities smaller (docs/cost.md)", Levers(device_item_wru=1)),
     ]  # fmt: skip

@@ -291,13 +291,28 @@ def test_previous_snapshots_are_held_per_batch(cost: ModuleType, prices: dict[st
 
 def test_a_shorter_log_expiry_changes_only_what_the_table_holds(cost: ModuleType, prices: dict[str, Any]) -> None:
     prod, fleet, m = cost.Environment.load("prod"), cost.Fleet(), cost.Measured()
-    held = items(cost.model(prod, fleet, prices, m, cost.Levers()))
-    short = items(cost.model(prod, fleet, prices, m, cost.Levers(log_ttl_days=7)))
+    held = items(cost.model(prod, fleet, prices, m, cost.Levers(log_ttl_days=prod.readings_ttl_days)))
+    short = items(cost.model(prod, fleet, prices, m, cost.Levers()))
     changed = {k for k in held if held[k] != pytest.approx(short[k])}
     assert changed == {"DynamoDB: storage", "DynamoDB: point-in-time recovery"}
     assert short["DynamoDB: storage"] < held["DynamoDB: storage"]
     longer = items(cost.model(prod, fleet, prices, m, cost.Levers(log_ttl_days=900)))  # never past the readings'
     assert longer["DynamoDB: storage"] == pytest.approx(held["DynamoDB: storage"])
+
+
+def test_the_log_expiry_is_the_adapters_and_in_prod(cost: ModuleType) -> None:
+    """The model's log expiry is the one the DynamoDB adapter writes, for every write-behind environment,
+    and the lever is in place (the idle-shard job makes it safe), not proposed."""
+    from iotpm.adapters.dynamodb import LOG_TTL_S
+
+    for name in cost.ENVIRONMENTS:
+        env = cost.Environment.load(name)
+        assert env.log_ttl_days == min(LOG_TTL_S // 86_400, env.readings_ttl_days)
+    out = run_script()
+    (row,) = [k for k in out["levers"] if k.startswith("batch-log items kept")]
+    assert "(in the adapters" in row and "proposed" not in row
+    assert out["levers"][row]["saves_usd_per_month"] > 5
+    assert out["prod_items"]["Lambda: idle-shard compaction"] < 0.5  # the job itself costs next to nothing
 
 
 def test_the_json_names_the_fleet_it_is_for() -> None:
