@@ -283,3 +283,27 @@ def test_the_legacy_plant_reads_whole_units_and_its_lines_share_their_upsets() -
         count[minute] += 1
     assert all(count.max() >= 2 for count in losing.values())  # together, on every line
     assert len({tuple(np.flatnonzero(count).tolist()) for count in losing.values()}) == len(losing)
+
+
+def test_a_slow_fault_that_never_reaches_its_limit_is_reported_apart_not_missed() -> None:
+    """Two slow faults, neither paged: one past its limit (a miss), one that has not reached it
+    by the run's end (not yet a failure to predict): detected 0/1, one undeveloped, 0/2 as before."""
+    fq = _fleet_quality()
+    step = 600_000
+    ts = LONG_RUN_EPOCH_MS + np.arange(0, 24 * 6, dtype=np.int64) * step
+    on = np.ones(len(ts), dtype=bool)
+    faults = [LongRunFault(n, "slow_leak", int(ts[10]), 86_400.0, int(ts[-1]), lim)
+              for n, lim in (("pump-0000", int(ts[100])), ("pump-0001", None))]  # fmt: skip
+    devices = [LongRunDevice(f.device_id, "pump", "line-1", "three_shift", ts, np.zeros((len(ts), 3)), on, f)
+               for f in faults]  # fmt: skip
+    quiet = np.zeros(len(ts), dtype=bool)
+    res = fq.score_outcome(LongRun(LONG_RUN_EPOCH_MS, 1.0, 600.0, devices), fq.Outcome([[], []], [quiet, quiet]))
+    assert res["detected_fraction"] == 0.0
+    assert (res["slow_faults_undeveloped"], res["slow_faults_undeveloped_paged"]) == (1, 0)
+    assert res["detected_fraction_with_undeveloped"] == 0.0
+    assert res["kinds"]["slow_leak"]["seen"] == 1 and res["kinds"]["slow_leak"]["undeveloped"] == 1
+    paged = fq.score_outcome(
+        LongRun(LONG_RUN_EPOCH_MS, 1.0, 600.0, devices), fq.Outcome([[], [int(ts[50])]], [quiet, quiet])
+    )
+    assert paged["detected_fraction"] == 0.0 and paged["slow_faults_undeveloped_paged"] == 1
+    assert paged["detected_fraction_with_undeveloped"] == 0.5
