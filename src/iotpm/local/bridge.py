@@ -38,10 +38,10 @@ from iotpm.models.validation import THING_KEY
 log = logging.getLogger("iotpm.bridge")
 MAX_BATCH = 500
 #: the messages the broker may send the bridge before it acknowledges them (MQTT 5's receive maximum, the
-#: same 1,000 as the broker's max_inflight_messages). Without it the broker may send up to 65,535, and the SDK
-#: queues each acknowledgement behind every one not yet written (it walks that list: perf put 61% of the
-#: bridge's CPU in s_aws_mqtt5_client_queue_puback while it caught up a backlog), so a bridge that fell
-#: behind slowed down the further it fell: 200-300 messages a second after a 20 s stop at 2,500/s
+#: same 1,000 as the broker's max_inflight_messages; the SDK asks for none, 65,535). Not a cure for what a
+#: bridge that fell far behind meets: the SDK queues each acknowledgement by walking every one not yet
+#: written (s_aws_mqtt5_client_queue_puback: 61-82% of the bridge's CPU in perf while it caught up a
+#: 50,000-message backlog, with this setting or without), so it catches up slowly and burns a core
 RECEIVE_MAXIMUM = 1000
 #: the iot module's topic rule, ``{prefix}`` its topic prefix
 RULE_SQL = "SELECT *, topic(2) AS thing_name FROM '{prefix}/+/telemetry'"
@@ -117,9 +117,8 @@ class Bridge:
             on_publish_received=self._on_message,
             on_lifecycle_connection_success=lambda _: self._subscribe(broker.topic_filter),
             receive_maximum=RECEIVE_MAXIMUM,
-            # the rule engine, not a device: none of the SDK's pacing of a device's connection to IoT
-            # Core's limits (with it, a bridge catching up a backlog sent nothing for minutes: ss showed
-            # its last write 140 s before while it still read, 270 messages a second)
+            # the rule engine, not a device: none of the SDK's pacing of a device's connection to IoT Core's
+            # limits (no measured effect: the backlog's slow catch-up above happens with it or without)
             extended_validation_and_flow_control_options=mqtt5.ExtendedValidationAndFlowControlOptions.NONE,
         )
         self._writer = threading.Thread(target=self._run, name="iotpm-bridge", daemon=True)
