@@ -348,7 +348,64 @@ def test_the_compaction_function_runs_the_idle_shard_job_on_its_schedules_input(
 
     handler = CompactionHandler(parquet, idle_factory=lambda: (Job(), 900_000))  # type: ignore[arg-type]
     out = handler({"job": "idle_shards"}, Context())
-    assert out == {"job": "idle_shards", "claimed": [SHARD], "compacted": [SHARD], "merged": [], "left": {}}
+    assert out == {
+        "job": "idle_shards",
+        "claimed": [SHARD],
+        "compacted": [SHARD],
+        "merged": [],
+        "left": {},
+        "failed": {},
+    }
     assert handler({"job": "idle_shards"}) == out
     # in Lambda the lease outlives the function (its time left, plus a margin); locally, the default
     assert leases == [840_000 + LEASE_MARGIN_MS, 900_000]
+
+
+def test_one_shard_that_cannot_be_read_costs_that_shard_never_the_others() -> None:
+    """A shard whose snapshot fails on every read (a disabled key, a corrupt object) is named in
+    the run's report and fails the function (its Errors alarm), but every other idle shard is
+    still claimed and compacted: none of their readings leaves with the log's expiry."""
+    from iotpm.handlers.compaction import CompactionHandler, IdleShardsError
+    from iotpm.service.errors import StoreError
+
+    broken = "shardId-000000000000-broken"  # listed before the idle shard
+
+    class OneBroken:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def get(self, shard: str) -> Snapshot:
+            if shard == broken:
+                raise StoreError("GetObject: AccessDenied (KMS key disabled)", code="AccessDenied")
+            return self.inner.get(shard)  # type: ignore[no-any-return]
+
+        def put(self, shard: str, snap: Snapshot) -> None:
+            self.inner.put(shard, snap)
+
+    p = Plant(0)
+    for _ in range(120):
+        p.step()
+    while p.retry:
+        p.step()
+    snap = p.snapshots.get(SHARD)
+    assert snap.compacted_key != snap.last_key  # the stopped plant's last readings are in the log only
+    job = IdleShards(Compaction(p.behind.proc.storage.tables, p.log), OneBroken(p.snapshots), lambda: [broken, SHARD],
+                     idle_ms=IDLE_MS, wait_ms=WAIT_MS, clock=p.clock, sleep=p.wait)  # fmt: skip
+    handler = CompactionHandler(_no_parquet, idle_factory=lambda: (job, LEASE_MS))
+    failures = 0
+    for _ in range(8 * 24):  # the hourly schedule for 8 days: past the log's expiry
+        p.clock.ms += 3_600_000
+        try:
+            handler({"job": "idle_shards"})
+        except IdleShardsError as exc:
+            failures += 1
+            assert list(exc.failed) == [broken] and "AccessDenied" in exc.failed[broken]
+    assert failures == 8 * 24  # every run says so
+    snap = p.snapshots.get(SHARD)
+    assert snap.compacted_key == snap.last_key  # the healthy shard was compacted all the same
+    p.log.drop()
+    assert_same(view(p.through.queries), view(p.behind.queries))
+
+
+def _no_parquet() -> Any:
+    raise AssertionError("the idle-shard schedule must not run the Parquet compaction")

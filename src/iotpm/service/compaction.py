@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from iotpm.observability import log
-from iotpm.service.errors import ConflictError, StoreError
+from iotpm.service.errors import ConflictError
 from iotpm.service.ports import BatchLog, DeviceRecord, Failures, LogEntry, ReadingRow, Snapshot, SnapshotStore
 from iotpm.service.rows import row_rollups
 from iotpm.service.storage import Tables
@@ -243,9 +243,18 @@ class IdleReport:
     compacted: list[str] = field(default_factory=list)
     merged: list[str] = field(default_factory=list)  # committed over batches that came meanwhile
     left: dict[str, str] = field(default_factory=dict)  # shard -> why the batches' compaction does it
+    # shard -> the error that stopped its claim or compaction (the other shards go on; the
+    # function then fails, so its Errors alarm tells someone before the log expires)
+    failed: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
-        return {"claimed": self.claimed, "compacted": self.compacted, "merged": self.merged, "left": self.left}
+        return {
+            "claimed": self.claimed,
+            "compacted": self.compacted,
+            "merged": self.merged,
+            "left": self.left,
+            "failed": self.failed,
+        }
 
 
 class IdleShards:
@@ -320,14 +329,17 @@ class IdleShards:
         """The idle shards claimed (step 1) until ``until``."""
         claims = []
         for shard in self.shards():
-            snap = self.snapshots.get(shard)
-            if not self.idle(snap, now):
-                continue
-            claimed = dataclasses.replace(snap, compacted_ms=until)
             try:
+                snap = self.snapshots.get(shard)
+                if not self.idle(snap, now):
+                    continue
+                claimed = dataclasses.replace(snap, compacted_ms=until)
                 self.snapshots.put(shard, claimed)
             except ConflictError:
                 report.left[shard] = "a batch committed while it was claimed"
+                continue
+            except Exception as exc:  # one shard's failure costs that shard, never the others
+                _failed(report, shard, "claim", exc)
                 continue
             claims.append(Claim(shard, claimed, until))
             report.claimed.append(shard)
@@ -338,9 +350,8 @@ class IdleShards:
         for c in claims:
             try:
                 self._compact(c, report)
-            except StoreError as exc:  # the cursors stay: the next compaction writes the same again
-                report.left[c.shard] = f"failed: {str(exc)[:200]}"
-                log("warning", "idle shard's compaction failed", shard=c.shard, error=str(exc)[:300])
+            except Exception as exc:  # the cursors stay: the next compaction writes the same again
+                _failed(report, c.shard, "compaction", exc)
 
     def _compact(self, c: Claim, report: IdleReport) -> None:
         snap = self.snapshots.get(c.shard)
@@ -369,6 +380,11 @@ class IdleShards:
                 if c.shard not in report.merged:
                     report.merged.append(c.shard)
         report.left[c.shard] = "lease ended before the commit"
+
+
+def _failed(report: IdleReport, shard: str, step: str, exc: Exception) -> None:
+    report.failed[shard] = f"{step}: {type(exc).__name__}: {str(exc)[:200]}"
+    log("error", f"idle shard's {step} failed", shard=shard, error=f"{type(exc).__name__}: {str(exc)[:300]}")
 
 
 def _merged(current: Snapshot, shard: str, moved: Mapping[str, str | None], claimed: Snapshot, now: int) -> Snapshot:

@@ -16,7 +16,7 @@ resource "aws_sns_topic_subscription" "email" {
 }
 
 locals {
-  lambda_dims = { processor = var.processor_function_name, api = var.api_function_name }
+  lambda_dims = { processor = var.processor_function_name, api = var.api_function_name, compaction = var.compaction_function_name }
   alarms = merge(
     { for k, fn in local.lambda_dims : "${k}-errors" => {
       namespace   = "AWS/Lambda", metric = "Errors", stat = "Sum", threshold = 0, dims = { FunctionName = fn }

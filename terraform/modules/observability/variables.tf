@@ -33,6 +33,11 @@ variable "api_function_name" {
   description = "API function to watch."
 }
 
+variable "compaction_function_name" {
+  type        = string
+  description = "Compaction function to watch (the archive's Parquet job and write-behind's idle-shard job: a failing idle-shard run leaves a stopped shard's last readings to the batch log's 7-day expiry)."
+}
+
 variable "stream_name" {
   type        = string
   description = "Telemetry stream to watch."

@@ -132,19 +132,20 @@ module "api" {
 }
 
 module "observability" {
-  source                  = "../../modules/observability"
-  name                    = local.name
-  environment             = var.environment
-  kms_key_arn             = module.kms.arn
-  alert_emails            = var.alert_emails
-  processor_function_name = module.processor.function_name
-  api_function_name       = module.api.function_name
-  stream_name             = module.stream.name
-  iot_rule_name           = module.iot.rule_name
-  on_failure_queue_name   = module.processor.on_failure_queue_name
-  rest_api_name           = "${local.name}-api"
-  stage_name              = module.api.stage_name
-  tags                    = local.tags
+  source                   = "../../modules/observability"
+  name                     = local.name
+  environment              = var.environment
+  kms_key_arn              = module.kms.arn
+  alert_emails             = var.alert_emails
+  processor_function_name  = module.processor.function_name
+  api_function_name        = module.api.function_name
+  compaction_function_name = module.compaction.function_name
+  stream_name              = module.stream.name
+  iot_rule_name            = module.iot.rule_name
+  on_failure_queue_name    = module.processor.on_failure_queue_name
+  rest_api_name            = "${local.name}-api"
+  stage_name               = module.api.stage_name
+  tags                     = local.tags
 }
 
 # ---------------------------------------------------------------------------------

@@ -290,6 +290,10 @@ run "iot_rule_errors_alarm" {
     condition     = module.observability.alarms["iot-rule-parse-errors"].namespace == "AWS/IoT" && module.observability.alarms["iot-rule-parse-errors"].dims.RuleName == module.iot.rule_name
     error_message = "Messages the rule cannot parse must alarm."
   }
+  assert {
+    condition     = module.observability.alarms["compaction-errors"].metric == "Errors" && module.observability.alarms["compaction-errors"].dims.FunctionName == module.compaction.function_name
+    error_message = "A failing compaction run (the Parquet job, or the idle-shard job whose failure leaves a stopped shard's readings to the log's 7-day expiry) must alarm."
+  }
 }
 
 run "interface_endpoints_are_the_services_the_code_calls" {
