@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
@@ -409,3 +410,47 @@ def test_one_shard_that_cannot_be_read_costs_that_shard_never_the_others() -> No
 
 def _no_parquet() -> Any:
     raise AssertionError("the idle-shard schedule must not run the Parquet compaction")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_batch_that_commits_while_the_job_compacts_leaves_the_devices_table_right(seed: int) -> None:
+    """A batch with an alarm commits while the job writes chunks (review C, findings 1 and 1b): the
+    batch's device records carry the cursor before the job's, the job's carry the state before the
+    batch's alarm; whichever landed last was wrong (the API counted logged readings twice on top
+    of the rollups, or the device list showed the open alarm closed). After the job, the API and
+    the devices table say what write-through's do."""
+    import json
+
+    p = Plant(seed)
+    for _ in range(120):
+        p.step()
+    while p.retry:
+        p.step()
+    p.gap(IDLE_MS + 3 * 3_600_000)
+
+    def hot_batch() -> None:
+        records, now = p.batches.popleft()
+        hot = []
+        for r in records:
+            body = json.loads(r.data)
+            body["metrics"]["temperature_c"] = 150.0  # over the limit: an alarm raised, its records written
+            hot.append(msgspec.structs.replace(r, data=json.dumps(body).encode(), arrival_ms=r.arrival_ms + p.offset))
+        p.clock.ms = max(p.clock.ms + 1, now + p.offset)
+        p.through.proc(hot, p.clock.ms)
+        assert not p.behind.proc(hot, p.clock.ms).failed_sequence_numbers
+
+    readings: Any = p.behind.readings
+    inner = readings.put_many
+
+    def put_many(rows: Any) -> Any:  # the job's first chunk write: the batch gets in before it
+        readings.put_many = inner
+        hot_batch()
+        return inner(rows)
+
+    readings.put_many = put_many
+    report = p.job()(LEASE_MS)
+    assert report.merged == [SHARD]  # the batch did commit while the job compacted
+    p.same()
+    through, behind = p.through.states.items, p.behind.states.items
+    assert {d: r.alarm_open for d, r in behind.items()} == {d: r.alarm_open for d, r in through.items()}
+    assert any(r.alarm_open for r in through.values())

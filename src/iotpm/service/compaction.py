@@ -366,12 +366,16 @@ class IdleShards:
         after = dataclasses.replace(after, compacted_ms=now)
         moved = {d: r.flushed.get(c.shard) for d, r in after.records.items()
                  if r.flushed.get(c.shard) != snap.records[d].flushed.get(c.shard)}  # fmt: skip
+        merged = False
         while self.clock() < c.lease_ms:
             try:
                 self.snapshots.put(c.shard, after)
                 report.compacted.append(c.shard)
+                if merged:
+                    self._records_again(c.shard, after, moved)
                 return
             except ConflictError:  # batches committed meanwhile: their entries over the job's cursors
+                merged = True
                 current = self.snapshots.get(c.shard)
                 if current.compacted_ms != c.lease_ms:
                     report.left[c.shard] = "compacted by another writer"
@@ -380,6 +384,24 @@ class IdleShards:
                 if c.shard not in report.merged:
                     report.merged.append(c.shard)
         report.left[c.shard] = "lease ended before the commit"
+
+    def _records_again(self, shard: str, committed: Snapshot, moved: Mapping[str, str | None]) -> None:
+        """The devices table's records of the moved devices written again from the merged snapshot.
+
+        A batch that committed while the job compacted wrote its devices' records (their alarm
+        state) with the cursor before the job's, and the job wrote the claim-time records with
+        its own: whichever landed last, a record said one thing wrong (the API counted logged
+        readings the rollups already hold, or an open alarm showed closed in the device list).
+        The merged snapshot has both, and any batch after the commit writes from it too."""
+        again = [
+            r
+            for d, cursor in moved.items()
+            if (r := committed.records.get(d)) is not None and cursor is not None and r.flushed.get(shard) == cursor
+        ]
+        if again:
+            failed = self.compaction.tables.states.put_many(again, checked=False)
+            if failed:  # the next compaction of the device writes its record again
+                raise next(iter(failed.values()))
 
 
 def _failed(report: IdleReport, shard: str, step: str, exc: Exception) -> None:
