@@ -609,6 +609,49 @@ def test_a_stuck_sensor_is_judged_at_the_interval_the_device_reads_at(backend: B
     assert got.channel_scores[:150, :, CH["flatline"]].max() < 1.0
 
 
+def _whole_unit_pump(rng: np.random.Generator, ts: np.ndarray, warming: bool) -> np.ndarray:
+    """A pump whose transmitters send whole units (1 C, 1 psi; vibration to 0.1 mm/s): its casing
+    warms from 40 C over the first 50 minutes, then holds within a fraction of a degree, so the
+    temperature repeats its value for hours; the pressure's noise crosses its steps."""
+    minutes = (ts - ts[0]) / 60_000.0
+    level = 60.0 - 20.0 * np.exp(-minutes / 12.0) if warming else np.full(len(ts), 60.5)
+    temp = np.round(level + 0.3 * np.sin(minutes / 150.0) + rng.normal(0.0, 0.05, len(ts)))
+    vib = np.round(2.0 + rng.normal(0.0, 0.04, len(ts)), 1)
+    return np.column_stack([temp, vib, np.round(90.0 + rng.normal(0.0, 1.5, len(ts)))])
+
+
+@BACKENDS
+def test_a_whole_unit_transmitter_is_stuck_after_half_a_day_not_five_minutes(backend: Backend) -> None:
+    """A metric with a unit sent coarser than its noise (its warm-up repeats its value in at least
+    a tenth of its steps; a sensor that resolves its noise almost never repeats) holds its value on
+    a steady machine for hours: it is stuck only after flatline_coarse_s (12 h), not flatline_s
+    (5 min: a raise within the first hour of 6 h steady, before). A frozen one still raises, 12 h
+    after its value last changed. The reference agrees."""
+    rng = np.random.default_rng(5)
+    start = 1_700_000_000_000
+    warm = start + np.arange(300, dtype=np.int64) * 10_000
+    cfg = DetectorConfig()
+    det = DeviceDetector(channels=CHANNELS, config=cfg, backend=backend)
+    det.fit(warm, _whole_unit_pump(rng, warm, warming=True))
+    x0 = _whole_unit_pump(rng, warm[:1], warming=False)
+    low, high = det._fleet._device_limits(DeviceInput("device", CHANNELS, warm[:0], x0[:0]))
+    vib = [bool(v) for v in det._fleet._kernel(CHANNELS).vibration]
+    ref = ReferenceDetector(cfg, CHANNELS, det.state.vector.tolist(), low.tolist(), high.tolist(), vib)
+    steady = warm[-1] + (1 + np.arange(20 * 360, dtype=np.int64)) * 10_000  # 20 h every 10 s
+    x = _whole_unit_pump(rng, steady, warming=False)
+    x[6 * 360 :, 0] = x[6 * 360 - 1, 0]  # after 6 h the temperature freezes
+    got = det.update(steady, x)
+    flat = got.channel_scores[:, 0, CH["flatline"]]
+    assert flat[: 6 * 360].max() < 1.0  # 6 h of a steady casing at whole degrees: no stuck sensor
+    changed = int(np.flatnonzero(np.diff(x[: 6 * 360, 0]) != 0)[-1]) + 1  # its value's last change
+    first = int(np.flatnonzero(flat >= 1.0)[0])
+    assert 12 * 360 <= first - changed <= 12 * 360 + 3  # stuck 12 h after it last moved
+    raised = [(e.reasons[0].detector, e.reasons[0].metric) for e in got.events if e.kind == "raise"]
+    assert ("flatline", "temperature_c") in raised
+    want = ref.run(steady.tolist(), x.tolist())
+    np.testing.assert_allclose(got.score, want.score, rtol=1e-9, atol=1e-12)
+
+
 @BACKENDS
 def test_a_machine_read_every_10_minutes_learns_its_operating_point_in_time(backend: Backend) -> None:
     """A step of the device's own interval is not a gap: a machine read every 10 minutes

@@ -314,6 +314,18 @@ class DetectorConfig(BaseModel):
     flatline_min: PositiveInt = 30
     flatline_s: Annotated[float, Field(ge=0)] = 300.0
     flatline_factor: PositiveFloat = 3.0
+    # A metric with a unit sent coarser than its own noise (a whole-unit transmitter: 1 C, 1 psi):
+    # its warm-up repeats its value in at least flatline_coarse_repeats of its steps, where a
+    # sensor that resolves its noise almost never repeats exactly. Such a sensor on a steady
+    # machine holds its value until the process moves a whole step, which may take hours (seen:
+    # 3.7 h running at 10-minute readings), so it is stuck only after holding it
+    # flatline_coarse_s: half a day, through which a running machine's loads and the day's
+    # ambient move any live casing, pressure or vibration by more than a step. Measured warm-up
+    # repeat rates (fleet_quality, every plant, 10 s and 600 s): 2-decimal sensors 0-7 % (the
+    # highest 2 of 29 steps), whole-unit ones 14-81 %; the 0.1 sits in that gap (chosen there,
+    # not by score); the 12 h is the half day
+    flatline_coarse_repeats: Annotated[float, Field(gt=0, le=1)] = 0.1
+    flatline_coarse_s: Annotated[float, Field(ge=0)] = 43_200.0
     dropout_factor: PositiveFloat = 10.0
     # A gap is a data-quality event, not a machine fault: it is scored and reported,
     # and raises the anomaly alarm only when this is set.

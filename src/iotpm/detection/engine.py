@@ -139,6 +139,12 @@ def fit_statistics(
     # its last digit for 70 minutes holds it as long when read every 10 s
     by_repeats = cfg.flatline_factor * longest
     timed = by_repeats * float(vector[o["dt_exp"]][0])
+    # a metric with a unit sent coarser than its noise repeats by itself: stuck after half a day
+    with np.errstate(all="ignore"):
+        pairs = np.isfinite(x[1:]) & np.isfinite(x[:-1])
+        repeats = np.sum((x[1:] == x[:-1]) & pairs, axis=0) / np.maximum(np.sum(pairs, axis=0), 1)
+    coarse = (repeats >= cfg.flatline_coarse_repeats) & (np.sum(pairs, axis=0) >= _COARSE_LEAST)
+    timed = np.where(coarse, np.fmax(timed, 1000.0 * cfg.flatline_coarse_s), timed)
     least = np.where(measured if measured is not None else False, timed, np.fmax(cfg.flatline_min, by_repeats))
     vector[o["flat_thr"]] = np.where(scale > 0, least, np.inf)
     vector[o["interval"]] = vector[o["dt_exp"]]
@@ -196,6 +202,10 @@ def _winsorised_mean(steps: FloatArray) -> float:
     if not steps.size:
         return 0.0
     return float(np.mean(np.minimum(steps, np.quantile(steps, 0.95))))
+
+
+#: the warm-up steps a repeat rate is judged from (fewer tell nothing about the sensor's resolution)
+_COARSE_LEAST = 10
 
 
 def _runs(x: FloatArray) -> tuple[FloatArray, FloatArray]:
