@@ -523,9 +523,12 @@ class FleetDetector:
             det, score = DEVICE_DETECTORS[k], float(devs[k])
             shares = cols.shares[i]
             total = float(shares.sum())
-            if det == "multivariate" and total > 0:
+            # a metric missing at this reading still carries its share in the chart's average:
+            # the reason names a metric that sent a value, never one that sent nothing
+            present = np.where(np.isfinite(x[: len(shares)]), shares, 0.0)
+            if det == "multivariate" and total > 0 and present.max() > 0:
                 # named by the metric that carries the largest share of the joint deviation
-                j = int(np.argmax(shares))
+                j = int(np.argmax(present))
                 detail = f"joint deviation from the learned baseline; {100 * shares[j] / total:.0f} % of it here"
                 found.append(Reason(det, channels[j], float(x[j]), float(expected[j]), score, detail))
             else:

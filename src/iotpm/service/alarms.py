@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeVar
@@ -88,15 +89,22 @@ def _row(event: AlarmEvent, reading: ReadingFields, ttl_days: int) -> AnomalyRow
             {
                 "detector": r.detector,
                 "metric": r.metric,
-                "observed": round(r.observed, 4),
-                "expected": round(r.expected, 4),
-                "score": round(r.score, 4),
+                "observed": _finite(r.observed),
+                "expected": _finite(r.expected),
+                "score": _finite(r.score),
                 "detail": r.detail,
             }
             for r in event.reasons
         ),
         expires_at=event.ts_ms // 1000 + ttl_days * DAY_S,
     )
+
+
+def _finite(value: float) -> float | None:
+    """A reason's number as stored and sent: rounded, or None (JSON null) where it is not a
+    number (a metric that sent nothing at that reading, which a drift or CUSUM still scores):
+    JSON has no NaN, and a client's parser refuses the body that holds one."""
+    return round(value, 4) if math.isfinite(value) else None
 
 
 def _alert(row: AnomalyRow, reading: ReadingFields, result: DetectionResult) -> Alert:
