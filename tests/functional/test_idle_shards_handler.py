@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from pydantic import ValidationError
 
 from iotpm.adapters.dynamodb import TableNames, create_tables, log_partition
 from iotpm.adapters.s3 import S3Snapshots
@@ -89,3 +90,17 @@ def test_the_function_compacts_a_shard_no_batch_compacted(aws: dict[str, Any]) -
 def _table_kwargs() -> dict[str, Any]:
     return {"readings_table": "readings", "devices_table": "devices", "anomalies_table": "anomalies",
             "rollups_table": "rollups", "state_bucket": "state", "region": "eu-west-1"}  # fmt: skip
+
+
+@pytest.mark.parametrize(("wait", "accepted"), [("630", True), ("631", False), ("900", False)])
+def test_a_wait_that_leaves_the_job_no_time_to_compact_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, wait: str, accepted: bool
+) -> None:
+    """The job waits a processor batch's timeout inside its own 900 s: past 630 s it is a configuration error."""
+    for k, v in {**ENV, "IOTPM_IDLE_WAIT_S": wait}.items():
+        monkeypatch.setenv(k, v)
+    if accepted:
+        assert IdleShardsSettings().idle_wait_s == int(wait)
+    else:
+        with pytest.raises(ValidationError, match="idle_wait_s"):
+            IdleShardsSettings()

@@ -38,8 +38,10 @@ class IdleShardsSettings(TableSettings):
     compact_interval_s: int = 600
     #: a shard is the job's once no batch compacted it for this long
     idle_after_s: int = Field(default=3600, ge=60)
-    #: between its claim and its compaction: longer than a processor batch may run (its timeout)
-    idle_wait_s: int = Field(default=150, ge=0)
+    #: between its claim and its compaction: longer than a processor batch may run (its timeout);
+    #: at most 630 s (a 600 s processor timeout + 30 s), so the compaction keeps 270 s of the
+    #: function's 900 s (Terraform refuses a longer processor timeout with write_behind)
+    idle_wait_s: int = Field(default=150, ge=0, le=630)
     #: the lease when the function's time left is unknown (a local run)
     idle_lease_s: int = Field(default=900, ge=60)
 

@@ -132,6 +132,15 @@ variable "write_behind" {
   })
   description = "The processor's write-behind stores, when it holds its table writes back: the function then also compacts, every hour, the batch log of shards no batch compacted for idle_after_s (a plant stopped), so the log's items can expire a week after they were written. null: no such job."
   default     = null
+
+  # The job claims a shard's snapshot, waits the processor's timeout + 30 s (a batch that
+  # read the snapshot before the claim has then finished), compacts and commits, all in
+  # one run of this function (900 s, Lambda's most): a processor timeout over 600 s would
+  # leave the compaction itself under 270 s, and one over 870 s no time at all.
+  validation {
+    condition     = var.write_behind == null || try(var.write_behind.processor_timeout_s >= 1 && var.write_behind.processor_timeout_s <= 600, false)
+    error_message = "write_behind.processor_timeout_s must be between 1 and 600: the idle-shard job waits it + 30 s inside the compaction function's 900 s."
+  }
 }
 
 variable "idle_after_s" {

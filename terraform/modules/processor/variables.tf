@@ -25,8 +25,13 @@ variable "memory_mb" {
 
 variable "timeout_s" {
   type        = number
-  description = "Processor timeout in seconds."
+  description = "Processor timeout in seconds (1 to 600: with write_behind, the hourly idle-shard job waits a batch's timeout + 30 s inside the compaction function's 900 s)."
   default     = 120
+
+  validation {
+    condition     = var.timeout_s >= 1 && var.timeout_s <= 600
+    error_message = "timeout_s must be between 1 and 600: the idle-shard job waits the processor's timeout + 30 s inside the compaction function's 900 s (Lambda's most)."
+  }
 }
 
 variable "stream_arn" {

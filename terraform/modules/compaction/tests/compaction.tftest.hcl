@@ -129,3 +129,20 @@ run "an_idle_threshold_past_a_day_is_refused" {
   }
   expect_failures = [var.idle_after_s]
 }
+
+run "a_processor_timeout_that_leaves_the_idle_job_no_time_is_refused" {
+  command = plan
+
+  variables {
+    write_behind = {
+      state_bucket        = "iotpm-test-state"
+      state_bucket_arn    = "arn:aws:s3:::iotpm-test-state"
+      tables              = { readings = "r", devices = "d", anomalies = "a", rollups = "u" }
+      table_arns          = { readings = "arn:aws:dynamodb:eu-west-1:123456789012:table/r", devices = "arn:aws:dynamodb:eu-west-1:123456789012:table/d", anomalies = "arn:aws:dynamodb:eu-west-1:123456789012:table/a", rollups = "arn:aws:dynamodb:eu-west-1:123456789012:table/u" }
+      readings_ttl_days   = 90
+      compact_interval_s  = 600
+      processor_timeout_s = 880
+    }
+  }
+  expect_failures = [var.write_behind]
+}
