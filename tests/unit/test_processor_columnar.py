@@ -2,7 +2,9 @@
 it) leaves the stores exactly as the general path does: the same records, readings, rollups, events,
 alerts, log entries, snapshots, quarantine and counts, batch after batch, in both write strategies,
 over generated batches that mix the common case with retries, resends, late and unordered readings,
-conflicting repeats, identity changes, other shapes, odd sequence numbers and failing writes."""
+conflicting repeats, identity changes, other shapes, odd sequence numbers and failing writes. The fast
+side also keeps its detector states between batches (BatchDetector.reuse_states), the general side reads
+each from its record."""
 
 from __future__ import annotations
 
@@ -163,6 +165,7 @@ def test_the_columnar_path_stores_what_the_general_path_stores(behind: bool, see
     for (pipe, _, _), columnar in zip(pipes, (True, False), strict=True):
         proc = pipe.processor(settings=ProcessorSettings(compact_interval_s=60, compact_slices=2))
         proc._detect.columnar = columnar
+        proc._detect.reuse_states = columnar  # the general path reads every state from its record
         procs.append(proc)
     settled = []
     real = Grouped.fresh

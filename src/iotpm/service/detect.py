@@ -59,6 +59,11 @@ class BatchDetector:
     #: the common batch grouped by device and its plain devices settled on slices of it (False: every
     #: device through the general path, as the equivalence tests compare)
     columnar: bool = True
+    #: each scored device's state kept for the next batch with the detector dict it was stored as, and
+    #: taken when the record read next holds that dict again (False: every state from its dict)
+    reuse_states: bool = True
+    #: at most this many states kept (a shard's devices; the oldest dropped past it)
+    kept_states: int = 20_000
 
     def __init__(
         self, config: DetectorConfig | None, settings: ProcessorSettings, operator: OperatorCache | None = None
@@ -69,6 +74,7 @@ class BatchDetector:
         self.settings, self.operator = settings, operator
         self._by_type: dict[str, FleetDetector] = {}  # device types with settings of their own
         self._type_configs: Mapping[str, DetectorConfig] = {}  # their configurations, read once a batch
+        self._kept: dict[str, tuple[dict[str, Any], DeviceState]] = {}  # see reuse_states
 
     def __call__(
         self,
@@ -146,7 +152,7 @@ class BatchDetector:
             or (first.site, first.line, first.device_type) != (record.site, record.line, record.device_type)
         ):  # else every reading names its record's site, line and type (a grouped device names one)
             fresh = _identified(record, fresh, counts)
-        state = _state(record)
+        state = self._state(record)
         names = marks.names if fresh.rows is not None else None  # every fresh reading's metric names
         cap = self.settings.channel_cap(record.device_type)
         fresh, refused = _capped(fresh, state.channels if state else (), cap, names)
@@ -192,12 +198,35 @@ class BatchDetector:
             else:
                 result, state = next(results[id(p.fleet)])
                 detector = state.to_dict()
+                if self.reuse_states:
+                    self._keep(p.device.device_id, detector, state)
                 if p.scored is not p.whole:
                     result = _scatter(result, np.flatnonzero(p.whole.ts >= p.record.last_ts_ms), len(p.whole.ts))
             counts.stored += len(p.fresh.readings)
             after = _after(p.record, p.fresh, result, detector, now)
             work.append(Work(p.device, p.record, after, p.fresh.readings, p.whole, result, p.fresh.indices))
         return work
+
+    def _state(self, record: DeviceRecord) -> DeviceState | None:
+        """The device's detector state: the one this detector left it in when its record still holds
+        what that state was stored as, else read from the record (:func:`_state`).
+
+        The two are the same state: the stored dict is the kept state's own ``to_dict()``, which
+        :meth:`DeviceState.from_dict` reads back bit for bit (tests/unit/test_processor_state_reuse.py).
+        A kept state is handed out once (popped): the detector advances it in place, and it is kept
+        again only with the dict of where it got to, so a batch that fails after detecting, and is
+        retried from the record before it, reads that record's state anew.
+        """
+        kept = self._kept.pop(record.device_id, None)
+        if kept is not None and record.detector is not None and kept[0] == record.detector:
+            return kept[1]
+        return _state(record)
+
+    def _keep(self, device_id: str, detector: dict[str, Any], state: DeviceState) -> None:
+        kept = self._kept
+        kept[device_id] = (detector, state)
+        if len(kept) > self.kept_states:
+            del kept[next(iter(kept))]
 
     def _fleet(self, device_type: str) -> FleetDetector:
         """The detector on the settings in effect for ``device_type`` (one per type with its own)."""
