@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from awscrt import mqtt5
 
 from iotpm.emulator.control import free_port
 from iotpm.local import broker
-from iotpm.local.bridge import Bridge
+from iotpm.local.bridge import RECEIVE_MAXIMUM, Bridge
 from iotpm.local.certs import LocalCA
 from iotpm.local.processes import Processes
 from iotpm.simulator.publish import Endpoint, client, connect_all, stop_all
@@ -103,6 +104,64 @@ def test_the_rule_bridge_reads_basic_ingest_topics_and_keys_a_gateways_message_b
     assert sorted(by_key) == ["gw-1", "pump-0000"]
     assert json.loads(by_key["pump-0000"]) == {"seq": 1, "thing_name": "pump-0000"}
     assert json.loads(by_key["gw-1"]) == packed  # an array goes through unchanged, keyed by the gateway
+
+
+class HeldKinesis(RecordingKinesis):
+    """Accepts nothing until released: a bridge whose PutRecords waits falls behind the broker."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803 - boto3's
+        self.release.wait(60)
+        return super().put_records(StreamName=StreamName, Records=Records)
+
+
+def test_a_bridge_behind_a_backlog_acknowledges_only_what_it_put_then_puts_it_all_in_each_devices_order(
+    started: tuple[broker.Broker, LocalCA, Processes],
+) -> None:
+    """At least once, as the rule engine: the broker holds what the bridge has not put (it sends at most
+    the bridge's receive maximum unacknowledged), and a backlog of several times that drains whole, every
+    device's messages in the order it published them, each once."""
+    b, ca, _ = started
+    kinesis = HeldKinesis()
+    rule = Bridge(kinesis, "s", b, ca.issue(broker.BRIDGE_CLIENT)).start()
+    devices = [f"pump-{i:04d}" for i in range(5)]
+    per_device = RECEIVE_MAXIMUM  # 5 x the receive maximum in all
+    publishers = []
+    for name in devices:
+        ident = ca.issue(name)
+        publishers.append(client(Endpoint(b.host, b.port, b.ca), name, ident.cert, ident.key, unthrottled=True))
+    connect_all(publishers)
+    try:
+        time.sleep(0.5)  # the rule's subscription
+        qos = mqtt5.QoS.AT_LEAST_ONCE
+        acks = [
+            c.publish(mqtt5.PublishPacket(topic=b.topic(d), payload=b'{"seq":%d}' % k, qos=qos))
+            for k in range(per_device)
+            for c, d in zip(publishers, devices, strict=True)
+        ]
+        for ack in acks:
+            ack.result(30)
+        time.sleep(1.0)  # whatever more the broker would send
+        received_while_held = rule.received
+        kinesis.release.set()
+        deadline = time.monotonic() + 60
+        while len(kinesis.records) < len(acks) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # anything sent twice
+    finally:
+        kinesis.release.set()
+        stop_all(publishers)
+        rule.stop()
+    assert 0 < received_while_held <= RECEIVE_MAXIMUM  # the rest stayed in the broker, unacknowledged
+    by_device: dict[str, list[int]] = {d: [] for d in devices}
+    for key, data in kinesis.records:
+        record = json.loads(data)
+        assert record["thing_name"] == key
+        by_device[key].append(record["seq"])
+    assert by_device == {d: list(range(per_device)) for d in devices}
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="only a broker started by root has files outside the twin's folder")

@@ -22,14 +22,18 @@ from __future__ import annotations
 import json
 import logging
 import re
+import ssl
 import threading
 import time
 from collections import deque
 from typing import Any
 
 import msgspec
-from awscrt import mqtt5
-from awsiot import mqtt5_client_builder
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from iotpm.local.broker import BASIC_INGEST, BRIDGE_CLIENT, Broker
 from iotpm.local.certs import Identity
@@ -37,11 +41,9 @@ from iotpm.models.validation import THING_KEY
 
 log = logging.getLogger("iotpm.bridge")
 MAX_BATCH = 500
-#: the messages the broker may send the bridge before it acknowledges them (MQTT 5's receive maximum, the
-#: same 1,000 as the broker's max_inflight_messages; the SDK asks for none, 65,535). Not a cure for what a
-#: bridge that fell far behind meets: the SDK queues each acknowledgement by walking every one not yet
-#: written (s_aws_mqtt5_client_queue_puback: 61-82% of the bridge's CPU in perf while it caught up a
-#: 50,000-message backlog, with this setting or without), so it catches up slowly and burns a core
+#: the messages the broker may send the bridge before it acknowledges them (MQTT 5's receive maximum; the
+#: broker's max_inflight_messages is the same 1,000). The bridge acknowledges a message only once Kinesis
+#: has accepted it, so this is also all a bridge holds that the broker would not send again
 RECEIVE_MAXIMUM = 1000
 #: the iot module's topic rule, ``{prefix}`` its topic prefix
 RULE_SQL = "SELECT *, topic(2) AS thing_name FROM '{prefix}/+/telemetry'"
@@ -99,57 +101,85 @@ _NOT_AS_JSON_WRITES = re.compile(rb"[^\x20-\x7e]|[0-9][eE]")
 
 
 class Bridge:
-    """MQTT subscriber -> Kinesis PutRecords, in background threads."""
+    """MQTT subscriber -> Kinesis PutRecords, in background threads; a message is acknowledged once put.
+
+    Its MQTT client is paho's (MQTT 5, mutual TLS 1.2+), with manual acknowledgements: a
+    message's PUBACK goes to the broker after PutRecords accepted its record, as the rule
+    engine takes a message off IoT Core only once its action succeeded, and the broker sends
+    at most :data:`RECEIVE_MAXIMUM` unacknowledged. The AWS IoT Device SDK's client (awscrt)
+    acknowledged each message as its callback returned, and queued each acknowledgement by
+    walking every one it had not yet written (``s_aws_mqtt5_client_queue_puback``): behind a
+    backlog of 200,000 messages in the broker it drained at under 1,000 a second, slowing to
+    ~150, with a core busy (61-82 % of its CPU there); the same backlog drains at the
+    pipeline's rate with this client (docs/storage.md has the figures).
+
+    One connection, one writer thread: the broker delivers a device's messages in the order
+    it received them, and they are put in that order.
+    """
 
     def __init__(self, kinesis: Any, stream: str, broker: Broker, identity: Identity) -> None:
         self.kinesis, self.stream = kinesis, stream
-        self.pending: deque[tuple[str, bytes]] = deque()  # appended by the MQTT client's thread, taken here
+        # appended by the MQTT client's thread, taken here: (connection, message id, partition key, data)
+        self.pending: deque[tuple[int, int, str, bytes]] = deque()
         self.received = self.put = self.retried = 0
+        self._connection = 0  # counts connections: a message id is only acknowledged on the one that sent it
         self._stop = threading.Event()
-        self._client = mqtt5_client_builder.mtls_from_path(
-            endpoint=broker.host,
-            port=broker.port,
-            cert_filepath=str(identity.cert),
-            pri_key_filepath=str(identity.key),
-            ca_filepath=str(broker.ca),
-            client_id=BRIDGE_CLIENT,
-            clean_start=True,
-            on_publish_received=self._on_message,
-            on_lifecycle_connection_success=lambda _: self._subscribe(broker.topic_filter),
-            receive_maximum=RECEIVE_MAXIMUM,
-            # the rule engine, not a device: none of the SDK's pacing of a device's connection to IoT Core's
-            # limits (no measured effect: the backlog's slow catch-up above happens with it or without)
-            extended_validation_and_flow_control_options=mqtt5.ExtendedValidationAndFlowControlOptions.NONE,
+        self._broker = broker
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the broker's certificate and name
+        tls.minimum_version = ssl.TLSVersion.TLSv1_2
+        tls.load_verify_locations(cafile=str(broker.ca))
+        tls.load_cert_chain(certfile=str(identity.cert), keyfile=str(identity.key))
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=BRIDGE_CLIENT, protocol=mqtt.MQTTv5, manual_ack=True
         )
+        self._client.tls_set_context(tls)
+        self._client.on_connect = self._on_connect
+        self._client.on_message = self._on_message
+        self._client.reconnect_delay_set(1, 5)
         self._writer = threading.Thread(target=self._run, name="iotpm-bridge", daemon=True)
 
     def start(self) -> Bridge:
         self._writer.start()
-        self._client.start()
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho leaves it untyped
+        properties.ReceiveMaximum = RECEIVE_MAXIMUM
+        self._client.connect_async(self._broker.host, self._broker.port, clean_start=True, properties=properties)
+        self._client.loop_start()  # connects, reconnects when the connection drops
         return self
 
     def stop(self) -> None:
-        self._client.stop()
+        self._client.disconnect()
+        self._client.loop_stop()
         self._stop.set()
         self._writer.join(timeout=10)
 
-    def _subscribe(self, topic_filter: str) -> None:
-        sub = mqtt5.Subscription(topic_filter=topic_filter, qos=mqtt5.QoS.AT_LEAST_ONCE)
-        self._client.subscribe(mqtt5.SubscribePacket(subscriptions=[sub]))
-        log.info("bridge subscribed to %s", topic_filter)
+    def _on_connect(self, client: mqtt.Client, _: Any, __: Any, reason: ReasonCode, ___: Any) -> None:
+        if reason.is_failure:
+            log.warning("bridge: the broker refused the connection (%s)", reason)
+            return
+        self._connection += 1
+        client.subscribe(self._broker.topic_filter, qos=1)
+        log.info("bridge subscribed to %s", self._broker.topic_filter)
 
-    def _on_message(self, data: mqtt5.PublishReceivedData) -> None:
-        packet = data.publish_packet
+    def _on_message(self, _: mqtt.Client, __: Any, message: mqtt.MQTTMessage) -> None:
         self.received += 1
-        self.pending.append(enrich(packet.topic, bytes(packet.payload or b"")))
+        self.pending.append((self._connection, message.mid, *enrich(message.topic, bytes(message.payload))))
 
     def _run(self) -> None:
         while not (self._stop.is_set() and not self.pending):
             batch = self._take()
             if batch:
-                self._put(batch)
+                self._put([(key, data) for _, _, key, data in batch])
+                self._ack(batch)
 
-    def _take(self) -> list[tuple[str, bytes]]:
+    def _ack(self, batch: list[tuple[int, int, str, bytes]]) -> None:
+        """Acknowledge the put messages to the broker, each on the connection that sent it (a message of a
+        connection since closed is not acknowledged: its id may name another message now)."""
+        connection = self._connection
+        for sent_on, mid, _, _ in batch:
+            if sent_on == connection:
+                self._client.ack(mid, 1)
+
+    def _take(self) -> list[tuple[int, int, str, bytes]]:
         """Up to :data:`MAX_BATCH` messages, waiting at most 50 ms from the first for more.
 
         A deque, taken from in bulk: a queue's get with a timeout takes a lock and waits on a
