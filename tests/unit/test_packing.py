@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from iotpm.adapters.dynamodb import chunk_item, chunk_rows, log_entries, log_items
-from iotpm.service.ports import LogDevice, LogEntry, ReadingRow, chunks_of, reading_key
+from iotpm.models import ReadingFields
+from iotpm.service.ports import (
+    CHUNK_ROWS,
+    BatchRows,
+    DeviceRecord,
+    DeviceRows,
+    LogDevice,
+    LogEntry,
+    ReadingRow,
+    chunks_of,
+    reading_key,
+)
+from iotpm.service.rows import log_device
 
 names = st.sampled_from(["temperature_c", "vibration_mm_s", "pressure_psi", "rpm", "x"])
 values = st.floats(allow_nan=False, allow_infinity=False, width=64)
@@ -57,3 +72,51 @@ def test_a_log_entry_reads_back_as_it_was_written(groups: list[list[ReadingRow]]
     entry = LogEntry(f"{len(seq):03d}{seq}", written, 90 * 86_400, devices)
     (got,) = list(log_entries(log_items("shard-1", entry)))
     assert got == entry
+
+
+@st.composite
+def device_columns(draw: st.DrawFn) -> list[DeviceRows]:
+    """A batch's devices as the processor hands them over: each its readings, scores, flags, first
+    ordinal and TTL; times within a device in order, over an hour's edge, or out of hour order; and
+    more readings than a chunk holds."""
+    parts = []
+    ttl = draw(st.integers(0, 400 * 86_400))
+    for k in range(draw(st.integers(1, 4))):
+        n = draw(st.sampled_from([1, 5, 30, CHUNK_ROWS + 3]))
+        hour = draw(st.integers(0, 2**20)) * 3_600_000
+        spread = draw(st.sampled_from(["one hour", "in order", "any order"]))
+        if spread == "one hour":
+            ts = sorted(hour + draw(st.integers(0, 3_599_999)) for _ in range(n))
+        else:
+            ts = [hour + draw(st.integers(-5_000_000, 5_000_000)) for _ in range(n)]
+            ts = sorted(ts) if spread == "in order" else ts
+        fresh = []
+        for t in ts:
+            site, line, kind = draw(places)
+            m = draw(metrics)
+            fresh.append(ReadingFields(f"dev-{k}", t, m, site=site, line=line, device_type=kind, seq=draw(seqs)))
+        scores = [draw(values) for _ in ts]
+        flags = [draw(st.booleans()) for _ in ts]
+        parts.append(DeviceRows(fresh, scores, flags, draw(st.integers(0, 10**9)), ttl))
+    return parts
+
+
+@settings(max_examples=60, deadline=None)
+@given(device_columns())
+def test_columns_chunk_and_pack_as_the_rows_they_stand_for(parts: list[DeviceRows]) -> None:
+    """The processor's columns (DeviceRows) cut into the chunks, pack into the items (byte for byte)
+    and log as the entries that the same readings as ReadingRow structs give."""
+    rows = [r for part in parts for r in part.rows()]
+    assert [r.ordinal for r in parts[0].rows()] == list(range(parts[0].first, parts[0].first + len(parts[0])))
+    by_columns, by_rows = chunks_of(BatchRows(parts)), chunks_of(rows)
+    assert list(by_columns) == list(by_rows) and by_columns == by_rows
+    for key, chunk in by_columns.items():
+        assert chunk_item(key, chunk) == chunk_item(key, list(chunk))
+        assert chunk_rows(chunk_item(key, chunk)) == list(chunk)
+    for part in parts:  # a device whose hours come one after another is cut without building a row
+        runs = part.chunks()
+        assert runs is None or all(isinstance(by_columns[key], DeviceRows) for key in runs)
+        after = DeviceRecord(part.fresh[0].device_id, "s", "l", "pump", health=90.0, readings=part.first + len(part))
+        after.ingest = {"pos": {"shard-1": "49" + "0" * 50}}
+        work: Any = SimpleNamespace(after=after)
+        assert log_device(work, part) == log_device(work, list(part))

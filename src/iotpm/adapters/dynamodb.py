@@ -46,6 +46,7 @@ from iotpm.service.ports import (
     BucketAgg,
     ChunkKey,
     DeviceRecord,
+    DeviceRows,
     Failures,
     LogDevice,
     LogEntry,
@@ -210,7 +211,9 @@ def chunk_item(key: ChunkKey, rows: Sequence[ReadingRow]) -> Item:
         "n": _n(len(rows)),
         "data": {"B": _deflate(msgspec.msgpack.encode(chunk_columns(rows)))},
         "v": _n(2),
-        "expires_at": _n(max(r.expires_at for r in rows)),
+        "expires_at": _n(
+            max(rows.ts()) // 1000 + rows.ttl_s if isinstance(rows, DeviceRows) else max(r.expires_at for r in rows)
+        ),
     }
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from iotpm.service.ports import LogDevice, LogEntry, ReadingRow, reading_key
+from iotpm.service.ports import DeviceRows, LogDevice, LogEntry, ReadingRow, reading_key
 
 Columns = list[Any]
 
@@ -71,7 +71,12 @@ def uncolumns(
 
 
 def chunk_columns(rows: Sequence[ReadingRow]) -> Columns:
-    """One chunk's rows (one device) as columns, with their sites, ordinals and TTLs."""
+    """One chunk's rows (one device) as columns, with their sites, ordinals and TTLs.
+
+    Rows given as :class:`~iotpm.service.ports.DeviceRows` are packed from their columns (no
+    row built), into the same columns."""
+    if isinstance(rows, DeviceRows):
+        return _run_columns(rows)
     places: list[tuple[str, str, str]] = []
     where = []
     for r in rows:
@@ -93,6 +98,22 @@ def chunk_columns(rows: Sequence[ReadingRow]) -> Columns:
         ttl.pop() if len(ttl) == 1 else [r.expires_at for r in rows],
         cols,
     ]
+
+
+def _run_columns(run: DeviceRows) -> Columns:
+    """:func:`chunk_columns` of a run of rows: consecutive ordinals, one TTL (``ttl_s`` after each reading)."""
+    readings = run.readings()
+    places: list[tuple[str, str, str]] = []
+    where = []
+    for r in readings:
+        place = (r.site, r.line, r.device_type)
+        if not places or places[-1] != place:
+            places.append(place)
+        where.append(len(places) - 1)
+    cols = columns([r.ts_ms for r in readings], [r.seq for r in readings], [dict(r.metrics) for r in readings],
+                   run.score_list(), run.flag_list())  # fmt: skip
+    return [readings[0].device_id, [list(p) for p in places], where if len(places) > 1 else [], run.first_ordinal,
+            [], run.ttl_s, cols]  # fmt: skip
 
 
 def chunk_uncolumns(data: Columns) -> list[ReadingRow]:

@@ -68,7 +68,7 @@ class MemoryReadings:
     """Readings in chunks keyed by (device, hour, first ordinal), as the DynamoDB table holds them."""
 
     def __init__(self) -> None:
-        self.chunks: dict[tuple[str, int, int], list[ReadingRow]] = {}
+        self.chunks: dict[tuple[str, int, int], Sequence[ReadingRow]] = {}  # kept as given: rows are immutable
 
     def put_many(self, rows: Sequence[ReadingRow]) -> Failures:
         for key, chunk in chunks_of(rows).items():

@@ -65,13 +65,192 @@ ChunkKey = tuple[str, int, int]  # device, hour start ms, first ordinal
 CHUNK_ROWS: Final = 250
 
 
-def chunks_of(rows: Sequence[ReadingRow]) -> dict[ChunkKey, list[ReadingRow]]:
+class Reading(Protocol):
+    """What a reading row is made of (:class:`~iotpm.models.ReadingFields`, as decoded)."""
+
+    @property
+    def device_id(self) -> str: ...
+    @property
+    def ts_ms(self) -> int: ...
+    @property
+    def seq(self) -> int | None: ...
+    @property
+    def site(self) -> str: ...
+    @property
+    def line(self) -> str: ...
+    @property
+    def device_type(self) -> str: ...
+    @property
+    def metrics(self) -> Mapping[str, float]: ...
+
+
+class DeviceRows(Sequence[ReadingRow]):
+    """One device's reading rows of a batch (or a run of them), kept as the columns they are made of.
+
+    The rows are built only when read as rows (and then once): a store that packs columns
+    (:func:`chunks_of`, the DynamoDB adapter's chunk items, the batch log) reads the
+    columns, so the processor builds no 10,000 row structs a batch. Row ``i`` is
+    ``ReadingRow(fresh[i]'s fields, key, scores[i], flags[i], expires ts // 1000 + ttl_s,
+    ordinal first + i)``; a run ``[start, stop)`` holds those rows of its device's batch.
+    """
+
+    __slots__ = ("_rows", "first", "flags", "fresh", "scores", "start", "stop", "ttl_s")
+
+    def __init__(
+        self, fresh: Sequence[Reading], scores: Sequence[float], flags: Sequence[bool], first: int, ttl_s: int,
+        start: int = 0, stop: int | None = None,
+    ) -> None:  # fmt: skip
+        self.fresh, self.scores, self.flags, self.first, self.ttl_s = fresh, scores, flags, first, ttl_s
+        self.start, self.stop = start, len(fresh) if stop is None else stop
+        self._rows: list[ReadingRow] | None = None
+
+    def run(self, start: int, stop: int) -> DeviceRows:
+        """Rows ``start`` to ``stop`` of the device's batch (positions in ``fresh``)."""
+        return DeviceRows(self.fresh, self.scores, self.flags, self.first, self.ttl_s, start, stop)
+
+    def readings(self) -> Sequence[Reading]:
+        return self.fresh[self.start : self.stop]
+
+    def ts(self) -> list[int]:
+        return [r.ts_ms for r in self.readings()]
+
+    def seqs(self) -> list[int | None]:
+        return [r.seq for r in self.readings()]
+
+    def metric_maps(self) -> list[Mapping[str, float]]:
+        return [r.metrics for r in self.readings()]
+
+    def score_list(self) -> list[float]:
+        return list(self.scores[self.start : self.stop])
+
+    def flag_list(self) -> list[bool]:
+        return list(self.flags[self.start : self.stop])
+
+    @property
+    def first_ordinal(self) -> int:
+        """The first row's ordinal."""
+        return self.first + self.start
+
+    def rows(self) -> list[ReadingRow]:
+        """The rows, built once."""
+        if self._rows is None:
+            ttl_s, first, at = self.ttl_s, self.first, self.start
+            self._rows = [
+                ReadingRow(
+                    r.device_id,
+                    r.ts_ms,
+                    # reading_key(), inline for a reading with a sequence number: 10,000 readings a batch
+                    f"{str(r.ts_ms).zfill(13)}#{r.seq}"
+                    if r.seq is not None
+                    else reading_key(r.ts_ms, r.seq, r.metrics),
+                    r.seq,
+                    r.site,
+                    r.line,
+                    r.device_type,
+                    r.metrics,
+                    score,
+                    anomaly,
+                    r.ts_ms // 1000 + ttl_s,
+                    first + at + i,
+                )
+                for i, (r, score, anomaly) in enumerate(
+                    zip(self.readings(), self.scores[at : self.stop], self.flags[at : self.stop], strict=True)
+                )
+            ]
+        return self._rows
+
+    def chunks(self) -> dict[ChunkKey, DeviceRows] | None:
+        """The runs :func:`chunks_of` cuts these rows into; None when an hour's readings are not one run
+        (readings out of hour order: :func:`chunks_of` groups them row by row)."""
+        n = self.stop - self.start
+        if not n:
+            return {}
+        ts = self.ts()
+        lo, hi = min(ts), max(ts)
+        device = self.fresh[self.start].device_id
+        if lo - lo % CHUNK_MS == hi - hi % CHUNK_MS:  # the common run: one hour
+            bounds = [(self.start, self.stop, lo - lo % CHUNK_MS)]
+        else:
+            bounds, at, seen = [], self.start, set()
+            hours = [t - t % CHUNK_MS for t in ts]
+            for i in range(1, n + 1):
+                if i == n or hours[i] != hours[i - 1]:
+                    if hours[i - 1] in seen:
+                        return None
+                    seen.add(hours[i - 1])
+                    bounds.append((at, self.start + i, hours[i - 1]))
+                    at = self.start + i
+        out: dict[ChunkKey, DeviceRows] = {}
+        for a, b, hour in bounds:
+            for at in range(a, b, CHUNK_ROWS):
+                out[(device, hour, self.first + at)] = self.run(at, min(at + CHUNK_ROWS, b))
+        return out
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.rows()[index]
+
+    def __iter__(self) -> Iterator[ReadingRow]:
+        return iter(self.rows())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return self.rows() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(self.rows())
+
+
+class BatchRows(Sequence[ReadingRow]):
+    """A call's rows as its devices' :class:`DeviceRows` (one part a device), read as one sequence."""
+
+    __slots__ = ("_rows", "parts")
+
+    def __init__(self, parts: Sequence[DeviceRows]) -> None:
+        self.parts = parts
+        self._rows: list[ReadingRow] | None = None
+
+    def rows(self) -> list[ReadingRow]:
+        if self._rows is None:
+            self._rows = [r for part in self.parts for r in part]
+        return self._rows
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.parts)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.rows()[index]
+
+    def __iter__(self) -> Iterator[ReadingRow]:
+        return (r for part in self.parts for r in part)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence):
+            return self.rows() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def chunks_of(rows: Sequence[ReadingRow]) -> dict[ChunkKey, Sequence[ReadingRow]]:
     """A call's rows grouped into chunks: per device and hour, in arrival order, named by the first ordinal.
 
     A device's readings of one hour that outnumber :data:`CHUNK_ROWS` are cut every
     ``CHUNK_ROWS`` readings; a retry carries the same readings first, so it cuts at the
-    same ones.
+    same ones. Rows given as :class:`BatchRows` (one part a device) are cut part by part
+    into runs of their columns, without building a row.
     """
+    if isinstance(rows, BatchRows):
+        out: dict[ChunkKey, Sequence[ReadingRow]] = {}
+        for part in rows.parts:
+            runs = part.chunks()
+            out.update(chunks_of(part.rows()) if runs is None else runs)  # a device is in one part
+        return out
     groups: dict[tuple[str, int], list[ReadingRow]] = {}
     for row in rows:
         ts = row.ts_ms

@@ -10,18 +10,19 @@ from iotpm.service.batch import DAY_S, ProcessorSettings, Work
 from iotpm.service.fresh import seqnum
 from iotpm.service.ports import (
     RESOLUTION_MS,
+    DeviceRows,
     LogDevice,
     MetricStats,
     ReadingRow,
     RollupDelta,
     block_of,
     buckets_of_rows,
-    reading_key,
 )
 
 
-def reading_rows(work: Sequence[Work], ttl_days: int) -> dict[str, list[ReadingRow]]:
-    """Each device's reading rows with the detector's score and flag on each."""
+def reading_rows(work: Sequence[Work], ttl_days: int) -> dict[str, DeviceRows]:
+    """Each device's reading rows with the detector's score and flag on each (as columns: see
+    :class:`~iotpm.service.ports.DeviceRows`)."""
     ttl_s = ttl_days * DAY_S
     # rounded and flagged for the whole batch at once: two numpy calls, not two per device
     scores = np.round(np.concatenate([w.result.score for w in work]), 4).tolist() if work else []
@@ -29,25 +30,8 @@ def reading_rows(work: Sequence[Work], ttl_days: int) -> dict[str, list[ReadingR
     out, at = {}, 0
     for w in work:
         end = at + len(w.fresh)
-        first = w.record.readings  # the device's stored readings before this batch: the first new one's ordinal
-        out[w.device.device_id] = [
-            ReadingRow(
-                r.device_id,
-                r.ts_ms,
-                # reading_key(), inline for a reading with a sequence number: 10,000 readings a batch
-                f"{str(r.ts_ms).zfill(13)}#{r.seq}" if r.seq is not None else reading_key(r.ts_ms, r.seq, r.metrics),
-                r.seq,
-                r.site,
-                r.line,
-                r.device_type,
-                r.metrics,
-                score,
-                anomaly,
-                r.ts_ms // 1000 + ttl_s,
-                first + i,
-            )
-            for i, (r, score, anomaly) in enumerate(zip(w.fresh, scores[at:end], flags[at:end], strict=True))
-        ]
+        # the device's stored readings before this batch: the first new one's ordinal
+        out[w.device.device_id] = DeviceRows(w.fresh, scores[at:end], flags[at:end], w.record.readings, ttl_s)
         at = end
     return out
 
@@ -115,6 +99,13 @@ def last_sequence(work: Sequence[Work], shard: str) -> str:
 def log_device(w: Work, rows: Sequence[ReadingRow]) -> LogDevice:
     r = w.after  # the device's view after the batch
     pos = r.ingest.get("pos") or {}
+    if isinstance(rows, DeviceRows):  # its columns as they are, no row built
+        return LogDevice(
+            r.device_id, r.site, r.line, r.device_type,
+            str(max(pos.values(), key=lambda v: seqnum(v) or -1, default="")), float(r.health), r.alarm_open,
+            r.alarm_since_ms, r.last_ts_ms, r.readings, rows.first_ordinal if len(rows) else 0, rows.ts(),
+            rows.seqs(), [dict(m) for m in rows.metric_maps()], rows.score_list(), rows.flag_list(),
+        )  # fmt: skip
     return LogDevice(
         r.device_id, r.site, r.line, r.device_type, str(max(pos.values(), key=lambda v: seqnum(v) or -1, default="")),
         float(r.health), r.alarm_open, r.alarm_since_ms, r.last_ts_ms, r.readings, rows[0].ordinal if rows else 0,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from iotpm.observability import log
@@ -120,7 +120,9 @@ class ShardLogBatch:
             log("warning", "device records not written; the next compaction writes them", devices=sorted(held)[:20])
         return failures
 
-    def _append(self, ok: list[Work], rows: dict[str, list[ReadingRow]], now: int, failures: Failures) -> _Logged:
+    def _append(
+        self, ok: list[Work], rows: Mapping[str, Sequence[ReadingRow]], now: int, failures: Failures
+    ) -> _Logged:
         """The batch's log entry appended; what it holds. Devices whose items the log refused are
         added to ``failures`` (the others' stand and commit); a log that fails whole raises."""
         records = dict(self.snap.records)

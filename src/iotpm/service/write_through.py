@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 
 from iotpm.service.batch import Counts, Work
-from iotpm.service.ports import DeviceRecord, Failures
+from iotpm.service.ports import BatchRows, DeviceRecord, Failures
 from iotpm.service.rows import reading_rows, rollups
 from iotpm.service.storage import Tables
 
@@ -39,7 +39,7 @@ class WriteThrough:
         t = self.tables
         token = uuid.uuid4().hex  # this attempt's claim on the alerts it sends
         rows = reading_rows(work, t.settings.readings_ttl_days)
-        failures: Failures = dict(t.readings.put_many([row for rs in rows.values() for row in rs]))
+        failures: Failures = dict(t.readings.put_many(BatchRows(list(rows.values()))))
         if t.timeseries is not None:
             rejected, failed = t.timeseries.write([r for d, rs in rows.items() if d not in failures for r in rs])
             counts.timeseries_rejected += rejected
