@@ -2,7 +2,8 @@
 
 ``iotpm local up`` starts each as its own process, ``python -m iotpm.local.services
 <config.json> <role>``: ``bridge`` (the IoT rule: broker to Kinesis), ``pipeline`` (the
-event source poller with a processor instance per shard, and the webhook receiver) and
+event source poller with a processor instance per shard, the webhook receiver and the hourly
+idle-shard compaction of :mod:`iotpm.local.schedule`) and
 ``api`` (the API server), as AWS runs each apart. In one process they shared one
 interpreter lock, so the API's readers and the processors waited on each other. Without
 a role, one process runs all three. The config holds the Terraform outputs and where the
@@ -102,6 +103,12 @@ def _pipeline(config: dict[str, Any]) -> Started:
         on_failure_queue_url=config["on_failure_queue_url"],
         region=config["environment"]["AWS_REGION"],
     ).start()
+    # the compaction function's hourly idle-shard job (write-behind only), as its schedule runs it in AWS
+    from iotpm.local.schedule import EVERY_S, Every, idle_shards_job
+
+    job = idle_shards_job(config.get("compaction_environment", {}))
+    every_s = float(config.get("idle_shards_every_s", EVERY_S))
+    idle = Every("idle-shard compaction", job, every_s).start() if job is not None else None
     webhooks = None
     if config.get("webhook_port"):  # where SNS delivers the routed alerts (terraform's local_webhook_url)
         from iotpm.local.webhook import WebhookReceiver
@@ -110,6 +117,8 @@ def _pipeline(config: dict[str, Any]) -> Started:
 
     def stop() -> None:
         poller.stop()
+        if idle is not None:
+            idle.stop()
         if webhooks is not None:
             webhooks.stop()
 
@@ -141,7 +150,8 @@ def _pipeline(config: dict[str, Any]) -> Started:
                     for s in shards
                     for b in list(s.recent)
                 ],
-            }
+            },
+            **({"idle_shards": idle.counters()} if idle is not None else {}),
         }
 
     return stop, counters

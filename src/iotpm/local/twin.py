@@ -160,6 +160,8 @@ class Twin:
             # Each handler runs with its own function's variables as Terraform set them (read back).
             "processor_environment": handler_environment(lam, out["processor_function_name"], region),
             "api_environment": handler_environment(lam, out["api_function_name"], region),
+            # the compaction function's, for its hourly idle-shard job (src/iotpm/local/schedule.py)
+            "compaction_environment": handler_environment(lam, out["compaction_function_name"], region),
             "stream": out["stream_name"],
             "broker": {
                 "host": broker.host,
