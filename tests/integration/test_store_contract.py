@@ -228,6 +228,37 @@ def test_device_records_reads_many_devices_together_and_skips_unknown_ones(store
     assert stores.queries.device_records([]) == {}
 
 
+def test_a_device_record_read_or_written_is_the_callers_own(stores: Stores) -> None:
+    """What a caller does to a record it wrote or read, nested dicts and lists included, never changes the table."""
+    detector = {"v": 11, "channels": ["pressure_psi", "temperature_c"], "ready": True, "state": "AAAA", "x": [[1, 2]]}
+    record = DeviceRecord("dev-9", "plant-1", "line-1", "pump", detector=detector, latest={"temperature_c": 1.5},
+                          trend={"temperature_c": {"level": 1.5, "limit": None}},
+                          ingest={"pos": {"shard-1": "49"}, "recent": "AAAA"}, flushed={"shard-1": "k1"})  # fmt: skip
+    assert not stores.states.put_many([record])
+
+    def scribble(r: DeviceRecord) -> None:
+        assert r.detector is not None
+        r.detector["channels"].append("rpm")
+        r.detector["x"][0].append(3)
+        r.detector["ready"] = False
+        r.latest["temperature_c"] = 9.0
+        r.trend["temperature_c"]["level"] = 9.0
+        r.ingest["pos"]["shard-1"] = "50"
+        r.flushed["shard-1"] = "k2"
+
+    def as_written(r: DeviceRecord) -> None:
+        assert r.detector == {"v": 11, "channels": ["pressure_psi", "temperature_c"], "ready": True, "state": "AAAA",
+                              "x": [[1, 2]]}  # fmt: skip
+        assert (r.latest, r.trend) == ({"temperature_c": 1.5}, {"temperature_c": {"level": 1.5, "limit": None}})
+        assert (r.ingest, r.flushed) == ({"pos": {"shard-1": "49"}, "recent": "AAAA"}, {"shard-1": "k1"})
+
+    scribble(record)  # the writer goes on with its copy
+    first = stores.states.get_many(["dev-9"])["dev-9"]
+    as_written(first)
+    scribble(first)  # a reader changes what it read
+    as_written(stores.states.get_many(["dev-9"])["dev-9"])
+
+
 def _all_devices(q: Queries, where: DeviceFilter) -> list[str]:
     out, cursor = [], None
     while True:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 import orjson
@@ -42,13 +42,17 @@ class Rollup:
 
 
 class MemoryStates:
-    """Device records keyed by id, with versions."""
+    """Device records keyed by id, with versions.
+
+    Isolated as the table isolates them: a write keeps its own copy, made the way the DynamoDB
+    item is (detector, trend and ingest through JSON), and a read gives an independent copy of
+    that (its dicts and lists copied; its strings and numbers, immutable, shared)."""
 
     def __init__(self) -> None:
         self.items: dict[str, DeviceRecord] = {}
 
     def get_many(self, device_ids: Sequence[str]) -> dict[str, DeviceRecord]:
-        return {d: _stored(self.items[d]) for d in device_ids if d in self.items}
+        return {d: _copied(self.items[d]) for d in device_ids if d in self.items}
 
     def put_many(self, records: Sequence[DeviceRecord], *, checked: bool = True) -> Failures:
         failures: Failures = {}
@@ -205,6 +209,42 @@ class MemorySnapshots:
 
 
 _ENTRY: Final = msgspec.msgpack.Decoder(LogEntry)
+
+
+def _copied(record: DeviceRecord) -> DeviceRecord:
+    """An independent copy of a record as stored: every dict and list in it copied (the strings and
+    numbers JSON gave it are immutable). A third of :func:`_stored`'s cost: its detector's base64
+    state is a 4 KB string that JSON would parse again."""
+    copy = object.__new__(DeviceRecord)
+    copy.__dict__.update(record.__dict__)
+    copy.detector = None if record.detector is None else _json_copy(record.detector)
+    copy.latest = dict(record.latest)
+    copy.trend = _json_copy(record.trend)
+    copy.ingest = _json_copy(record.ingest)
+    copy.flushed = dict(record.flushed)
+    return copy
+
+
+def _json_copy(value: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a JSON-shaped dict: its dicts and lists copied, its strings, numbers and None shared."""
+    out = value.copy()
+    for k, v in value.items():
+        t = type(v)
+        if t is dict:
+            out[k] = _json_copy(v)
+        elif t is list:
+            out[k] = [x if type(x) in _IMMUTABLE else _copy_other(x) for x in v]
+        elif v is not None and t not in _IMMUTABLE:
+            out[k] = _copy_other(v)
+    return out
+
+
+_IMMUTABLE: Final = frozenset({str, int, float, bool})
+
+
+def _copy_other(value: Any) -> Any:
+    """Anything else (a list in a list, a hand-made record's tuple): through JSON, as the table gives it back."""
+    return orjson.loads(orjson.dumps(value))
 
 
 def _stored(record: DeviceRecord) -> DeviceRecord:
