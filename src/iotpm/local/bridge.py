@@ -197,11 +197,12 @@ class Bridge:
     def _put(self, batch: list[tuple[str, bytes]]) -> None:
         """PutRecords, resending exactly the records that failed, with backoff.
 
-        A resent record lands after the batch's later records of the same device, and the
-        processor, which applies a device's readings in sequence order, then counts it as
-        a duplicate instead of storing it. The emulator never fails single records of a
-        PutRecords call, so the twin does not meet this; keeping order through partial
-        failures would need one record per device per call.
+        A resent record lands after the batch's later records of the same device: the
+        processor stores its readings (its Kinesis position is new, so it is no replay) but,
+        older than the device's last scored reading, does not score them, as with any late
+        reading (AWS's rule engine does not keep a device's order either). The emulator never
+        fails single records of a PutRecords call, so the twin does not meet this; keeping
+        order through partial failures would need one record per device per call.
         """
         attempt = 0
         while batch:
