@@ -26,11 +26,15 @@ second, how many of them the broker still held for the bridge (``queued``), the 
 put to Kinesis by the bridge and processed by the poller per second, the backlog in the
 stream (put, not processed), the poller's invocations (their sizes and the handler's mean
 time), its GetRecords calls and their mean time (the emulator's answer included), and
-the load average. After publishing ends (or the stall, ``--stall``) the backlog drains:
-``drain_readings_per_s`` is the rate from then to drained, against
+the load average. ``--stall N`` stops a process for N seconds while publishing goes on
+(SIGSTOP, then SIGCONT): the pipeline (``--stall-process pipeline``, the default: the
+backlog builds in the stream) or the rule bridge (``--stall-process bridge``: it builds
+in the broker, ``broker_queue_at_drain_start``). After publishing ends (or the stall) the
+backlog drains: ``drain_readings_per_s`` is the rate from then to drained, against
 ``sustained_readings_per_s`` before it (the same run's baseline: a drain at full speed
 is at least that), ``caught_up_after_s`` and ``catch_up_readings_per_s`` until the
-stream's backlog was back to its level while the pipeline kept up,
+readings acknowledged and not processed (in the broker or the stream) were back to their
+level while the pipeline kept up,
 ``slowest_drain_window_readings_per_s`` the slowest 20 s while a backlog was left (a
 drain that collapses shows there), and ``drain_batch_records_mean``/
 ``_max`` the invocations' sizes meanwhile (a poller that keeps up with a backlog takes
@@ -133,7 +137,10 @@ def main() -> None:
                         help="the devices sit behind this many gateways (registered first; device i behind "
                         "gateway i %% N), each publishing its devices' readings of an instant in one message; "
                         "by default (0) every device publishes its own readings")  # fmt: skip
-    parser.add_argument("--stall", type=float, default=0.0, help="seconds the pipeline process is stopped (a backlog)")
+    parser.add_argument("--stall", type=float, default=0.0, help="seconds a process is stopped (a backlog)")
+    parser.add_argument("--stall-process", choices=("pipeline", "bridge"), default="pipeline",
+                        help="the process --stall stops: the pipeline (the poller and processors: the backlog "
+                        "builds in the stream) or the bridge (the IoT rule: it builds in the broker)")  # fmt: skip
     parser.add_argument("--stall-at", type=float, default=15.0, help="seconds after the first publish the stall begins")
     args = parser.parse_args()
     if args.gateways and (args.devices % args.gateways or args.devices // args.gateways > 400):
@@ -229,11 +236,11 @@ def main() -> None:
         def on_progress(sent: int, acked: int, failed: int) -> None:
             published[0] = acked
 
-        stalled = [0.0, 0.0]  # when the pipeline process was stopped and continued, seconds since the first publish
-        if args.stall > 0:  # the poller reads nothing meanwhile: a backlog of rate x stall builds in the stream
+        stalled = [0.0, 0.0]  # when the stopped process was stopped and continued, seconds since the first publish
+        if args.stall > 0:  # a backlog of rate x stall builds in the stream (pipeline) or the broker (bridge)
 
             def stall() -> None:
-                pid = twin.procs.pid("services")
+                pid = twin.procs.pid("services" if args.stall_process == "pipeline" else "bridge")
                 if pid is None or stop.wait(args.stall_at):
                     return
                 os.kill(pid, signal.SIGSTOP)
@@ -270,17 +277,19 @@ def main() -> None:
     timeline = windows(samples, sorted(batches.values()), t0)
     # the drain: from the end of the stall (or of publishing) until every record is processed
     drain_from = stalled[1] + 1.0 if stalled[1] else published_s  # the first status written after SIGCONT
-    draining = [w for w in timeline if drain_from < w["t_end"] <= drained and w["backlog_start"] > 0]
+    draining = [w for w in timeline if drain_from < w["t_end"] <= drained and w["behind_start"] > 0]
     at_start = next(((t, n) for t, n in processed if t >= drain_from), None)
     drain_rate = None
     if at_start is not None and drained > at_start[0]:
         drain_rate = (run.acked - at_start[1]) / (drained - at_start[0])
     drain_batches = [b[2] for b in batches.values() if drain_from < b[0] - t0 <= drained]
-    # caught up: the stream's backlog back to what it was while the pipeline kept up
-    usual = max((x["put"] - x["records"] for x in samples if warm <= x["t"] <= keeping_up_until), default=0)
+    # caught up: the readings acknowledged and not yet processed (in the broker or the stream) back to what
+    # they were while the pipeline kept up
+    usual = max((x["acked"] - x["records"] for x in samples if warm <= x["t"] <= keeping_up_until), default=0)
     usual = usual if stalled[1] else 0  # without a stall, the backlog grew while publishing: caught up = drained
     resumed = next((x for x in samples if x["t"] >= drain_from), None)
-    caught = next((x for x in samples if resumed and x["t"] > resumed["t"] and x["put"] - x["records"] <= usual), None)
+    caught = next((x for x in samples if resumed and x["t"] > resumed["t"] and x["acked"] - x["records"] <= usual),
+                  None)  # fmt: skip
     catch_up = None
     if resumed is not None and caught is not None:
         catch_up = (caught["t"] - resumed["t"], (caught["records"] - resumed["records"]) / (caught["t"] - resumed["t"]))
@@ -310,6 +319,9 @@ def main() -> None:
         "behind_at_end_of_publishing": run.acked - next((n for t, n in processed if t >= published_s), run.acked),
         "stalled_s": [round(stalled[0], 1), round(stalled[1], 1)] if stalled[1] else None,
         "backlog_at_drain_start": (draining[0]["backlog_start"] if draining else None),
+        # acknowledged by the broker and not yet received by the bridge when the drain began
+        "broker_queue_at_drain_start": max(0, resumed["acked"] - resumed["received"]) if resumed else None,
+        "stalled_process": args.stall_process if stalled[1] else None,
         "drain_readings_per_s": round(drain_rate, 1) if drain_rate is not None else None,
         # from the drain's start until the backlog is back to its level while keeping up (new readings included)
         "caught_up_after_s": round(catch_up[0], 1) if catch_up else None,
@@ -373,8 +385,11 @@ def main() -> None:
         f"{calibration[1][0]:,.0f} after (load {calibration[1][1]})"
     )
     if stalled[1]:
-        print(f"the pipeline process was stopped from {stalled[0]:.1f} s to {stalled[1]:.1f} s: "
-              f"{result['backlog_at_drain_start']} records behind when it continued")  # fmt: skip
+        behind = result["broker_queue_at_drain_start"] if args.stall_process == "bridge" else None
+        print(f"the {args.stall_process} process was stopped from {stalled[0]:.1f} s to {stalled[1]:.1f} s: "
+              + (f"{behind} readings queued in the broker for the bridge"
+                 if behind is not None else f"{result['backlog_at_drain_start']} records behind")
+              + " when it continued")  # fmt: skip
     if catch_up:
         print(f"caught up {catch_up[0]:.1f} s after the drain began, processing {catch_up[1]:,.0f} readings/s "
               "meanwhile "
@@ -459,6 +474,7 @@ def windows(samples: list[dict[str, Any]], batches: list[list[Any]], t0: float) 
             "processed_per_s": round((s["records"] - first["records"]) / span, 1),
             "backlog_start": first["put"] - first["records"],
             "backlog_end": s["put"] - s["records"],
+            "behind_start": first["acked"] - first["records"],  # acknowledged, not processed (broker + stream)
             # acknowledged by the broker, not yet delivered to the bridge (queued in mosquitto for it)
             "broker_queue_end": max(0, s["acked"] - s["received"]),
             "invocations": s["invocations"] - first["invocations"],
