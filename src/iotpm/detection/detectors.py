@@ -43,13 +43,27 @@ class IsoVibrationZone:
 
 
 class Spike:
-    """Robust z-score against the adaptive baseline."""
+    """Robust z-score against the adaptive baseline.
+
+    A reading raises only past ``tail_factor`` times the recent maximum of the metric's
+    deviation (its tails). One no larger than that maximum is no new spike: it scores at
+    most the clear level (its score times ``tail_factor`` x ``clear_level``, below the clear
+    level), so a metric that has stepped to a new level and stays there does not hold the
+    spike's alarm open at 1 / ``tail_factor`` of the raise level, between the clear and the
+    raise levels, until the baseline follows: a level that lasts is the drift detector's to
+    raise, once. Raising is unchanged.
+    """
 
     def __init__(self, config: DetectorConfig) -> None:
         self.limit = config.spike_z
+        self.tail = config.tail_factor
+        self.within = config.tail_factor * config.alarm.clear_level
 
     def __call__(self, z: FloatArray, recent_max: FloatArray) -> FloatArray:
-        return np.abs(z) / np.fmax(self.limit, recent_max)
+        """``recent_max``: ``tail_factor`` times the decaying maximum of ``|z|`` before the reading."""
+        a = np.abs(z)
+        score = a / np.fmax(self.limit, recent_max)
+        return np.asarray(np.where(a * self.tail < recent_max, score * self.within, score), dtype=np.float64)
 
 
 class Drift:

@@ -46,6 +46,14 @@ from iotpm.models.metrics import parse_metric
 _MAD_TO_SIGMA = 1.4826
 _DEFAULT_INTERVAL_MS = 1000.0
 _T2_RIDGE = 0.05
+#: the fewest complete warm-up readings per metric for the multivariate detectors' correlation.
+#: Physical (statistical): the sample correlation of p metrics from n readings has its smallest
+#: eigenvalues at (1 - sqrt(p / n))^2 of the true ones even for independent metrics (the
+#: Marchenko-Pastur edge), and T² divides by them: below 10 readings a metric that is under half
+#: (0.47), so T² in those directions is more than doubled; features that are functions of each
+#: other (a crest factor is max / rms) put eigenvalues at zero, which a short sample cannot tell
+#: from real structure. With fewer, the multivariate detectors stay off (the per-metric ones judge).
+_T2_READINGS_PER_METRIC = 10
 _WINSOR = 8.0  # MAD-sigmas beyond which warm-up values are clipped
 _FLAT_LEAST = 3.0  # the fewest repeats that are a stuck run of a metric with a unit (a run must be one)
 
@@ -235,7 +243,7 @@ def _precision(x: FloatArray, mu: FloatArray, s: FloatArray, cfg: DetectorConfig
     """The inverse of the (ridged) correlation of the complete rows' z-scores, or None."""
     c = x.shape[1]
     rows = np.all(np.isfinite(x), axis=1)
-    if c < 2 or rows.sum() < 3 * c:
+    if c < 2 or rows.sum() < _T2_READINGS_PER_METRIC * c:
         return None
     with np.errstate(all="ignore"):
         z = (x[rows] - mu) / s

@@ -92,7 +92,11 @@ class ReferenceDetector:
             calm = j == self.proxy and x < self.iso_bc and not x > self.high[j]
             held = (self.process[j] and self.setpoint[j]) or calm
             if not held:
-                best = max(best, abs(z) / max(cfg.spike_z, cfg.tail_factor * f["zmax"][j]))
+                # a reading no larger than the recent maximum is no new spike (detectors.Spike)
+                recent = cfg.tail_factor * f["zmax"][j]
+                spike = abs(z) / max(cfg.spike_z, recent)
+                within = abs(z) * cfg.tail_factor < recent
+                best = max(best, spike * (cfg.tail_factor * cfg.alarm.clear_level) if within else spike)
             f["zmax"][j] = max(f["zmax"][j] * f["r_tail"][0], abs(z))
             drift = self._cusum(j, z)
             best = max(best, 0.0 if self.process[j] else drift, self._adapt(j, x, z, held))
