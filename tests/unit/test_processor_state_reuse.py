@@ -6,6 +6,7 @@ field det adds to the state that ``to_dict`` does not carry (or carries inexactl
 
 from __future__ import annotations
 
+import json
 import pickle
 from typing import Any
 
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from iotpm.detection import DetectorConfig, DeviceInput, DeviceState, FleetDetector
 from iotpm.detection.detector import DetectionResult
+from iotpm.service import detect
 from iotpm.service.in_memory import MemoryPipeline
 from iotpm.service.samples import batch
 from iotpm.testing.signals import CHANNELS, healthy
@@ -44,9 +46,23 @@ def _chunk(rng: np.random.Generator, channels: tuple[str, ...], start: int, n: i
 
 
 def _same(a: tuple[DetectionResult, DeviceState], b: tuple[DetectionResult, DeviceState]) -> None:
-    """Bit for bit: every field of the result (NaNs by their bits), and the state as it is stored."""
+    """Bit for bit: every field of the result (NaNs by their bits), and the state as it is stored; and the
+    device record's trend made from the result in one pass is the detector's trend table as shown."""
     assert pickle.dumps(a[0]) == pickle.dumps(b[0])
     assert a[1].to_dict() == b[1].to_dict()
+    shown = detect._shown(a[0].trend_table())
+    assert json.dumps(detect._trend(a[0])) == json.dumps(shown)  # NaN and key order included
+
+
+def test_a_trend_is_shown_as_the_detector_tables_it_whatever_its_values() -> None:
+    """Levels, slopes, limits and hours of every kind: NaN, infinite, tiny, huge, negative, rounding at 7 digits."""
+    rng = np.random.default_rng(5)
+    odd = [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-300, 5e-324, 1.7976931348623157e308, 0.12345675, 1234567.5]
+    for _ in range(300):
+        trend = rng.choice([*odd, *rng.normal(0, 1e3, 10)], size=(3, 4))
+        result = DetectionResult(CHANNELS, np.zeros(0), np.zeros(0, bool), [], np.zeros((0, 3, 0)),
+                                 np.zeros((0, 0)), np.zeros((0, 3)), np.zeros((0, 3)), 100.0, False, trend)  # fmt: skip
+        assert json.dumps(detect._trend(result)) == json.dumps(detect._shown(result.trend_table()))
 
 
 @pytest.mark.parametrize("backend", ["numpy", "auto"])

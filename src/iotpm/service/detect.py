@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import binascii
 import dataclasses
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter, itemgetter
@@ -272,8 +273,25 @@ def _after(
         after.alarm_since_ms = raises[-1].ts_ms
     if not result.alarm_open:
         after.alarm_since_ms = None
-    after.trend = _shown(result.trend_table())
+    after.trend = _trend(result)
     return after
+
+
+def _trend(result: DetectionResult) -> dict[str, dict[str, float | None]]:
+    """``_shown(result.trend_table())`` in one pass over the result's trend array, without the table's
+    generator and dicts in between (500 devices a batch; tests/unit/test_processor_state_reuse.py holds
+    the two equal on the detector's results)."""
+    out: dict[str, dict[str, float | None]] = {}
+    for name, (level, slope, limit, hours) in zip(result.channels, result.trend.tolist(), strict=True):
+        if math.isnan(level):  # no trend before the baseline is learned
+            continue
+        out[name] = {
+            "level": float(f"{level:.7g}"),
+            "slope_per_hour": float(f"{slope:.7g}"),
+            "limit": float(f"{limit:.7g}") if math.isfinite(limit) else None,
+            "hours_to_limit": float(f"{hours:.7g}") if math.isfinite(hours) else None,
+        }
+    return out
 
 
 def _copy(record: DeviceRecord) -> DeviceRecord:
