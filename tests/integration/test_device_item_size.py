@@ -23,12 +23,13 @@ from iotpm.adapters.dynamodb import FLEET_KEY, TableNames, device_item, item_siz
 from iotpm.service import RawRecord
 from iotpm.service.in_memory import MemoryPipeline
 from iotpm.service.ports import DeviceRecord, log_key
+from iotpm.testing.clock import recent
 
 from .aws import REGION
 
 NAMES = TableNames("readings", "devices", "anomalies", "rollups")
 SHARD = "shardId-000000000000"
-T0 = 1_790_000_000_000
+T0 = recent(1_790_000_000_000)  # a day or two ago: DynamoDB Local sweeps expired items
 
 
 @pytest.fixture(scope="module")

@@ -25,10 +25,11 @@ from iotpm.adapters.registry import (
 from iotpm.operator.memory import MemoryAudit, MemoryDocuments, MemoryRegistry
 from iotpm.operator.ports import Audited, AuditEntry, AuditLog, Documents, Registration, Registry
 from iotpm.service.errors import ConflictError
+from iotpm.testing.clock import recent
 
 from .aws import DYNAMODB_BACKENDS, client
 
-T0 = 1_790_000_000_000
+T0 = recent(1_790_000_000_000)  # a day or two ago: DynamoDB Local sweeps expired items
 
 
 @dataclass

@@ -32,11 +32,12 @@ from iotpm.service.ports import (
     RollupStore,
     StateStore,
 )
+from iotpm.testing.clock import recent
 
 from .aws import DYNAMODB_BACKENDS, Environment
 
 HOUR = 3_600_000
-T0 = 1_789_999_200_000  # a whole hour
+T0 = recent(1_789_999_200_000)  # a whole hour, a day or two ago: DynamoDB Local sweeps expired items
 BLOCK = ROLLUP_BLOCK_MS["1m"]
 
 

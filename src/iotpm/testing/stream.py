@@ -17,8 +17,9 @@ from typing import Any
 from iotpm.api.ports import Queries
 from iotpm.service.batch import RawRecord
 from iotpm.service.ports import Resolution
+from iotpm.testing.clock import recent
 
-T0 = 1_789_999_200_000  # a whole hour
+T0 = recent(1_789_999_200_000)  # a whole hour, a day or two ago (TTL sweeps: iotpm.testing.clock)
 #: the stream's devices: dev-02 overheats, dev-01 restarts, dev-03 forwards a reading late now and then
 DEVICES = [f"dev-{i:02d}" for i in range(6)]
 RESOLUTIONS: tuple[Resolution, ...] = ("1m", "1h")
