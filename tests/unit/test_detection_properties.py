@@ -38,6 +38,8 @@ from iotpm.detection.state import (
     _V5_DEVICE_FIELDS,
     _V6_CHANNEL_FIELDS,
     _V6_DEVICE_FIELDS,
+    _V10_CHANNEL_FIELDS,
+    _V10_DEVICE_FIELDS,
     Layout,
     layout_for,
 )
@@ -108,14 +110,14 @@ def test_state_is_compact_and_versioned(rng: np.random.Generator) -> None:
     det = DeviceDetector(channels=CHANNELS)
     det.fit(timestamps(200), healthy(rng, 200))
     data = det.state.to_dict()
-    assert data["v"] == STATE_VERSION == 10
+    assert data["v"] == STATE_VERSION == 11
     assert len(str(data)) < 2048  # lives in one DynamoDB item beside the latest reading
     v3 = Layout(3, _V3_CHANNEL_FIELDS, _V3_DEVICE_FIELDS, _V3_FIXED, _V3_MATRIX).size
     # the operating point, the alarm's lifecycle, the run-down's level, the per-device
     # rates of the time constants, the load proxy as it is, the drift's memory and the
-    # re-alarm's off-delay and how long a learned level has held still cost at most 70 % more
-    # (124 doubles against 73 for 3 metrics)
-    assert layout_for(3).size <= 1.7 * v3
+    # re-alarm's off-delay, how long a learned level has held still and the restart's mark
+    # cost at most 75 % more (127 doubles against 73 for 3 metrics)
+    assert layout_for(3).size <= 1.75 * v3
     with pytest.raises(ValueError, match="version"):
         DeviceState.from_dict({**data, "v": 99})
     with pytest.raises(ValueError, match="channel"):
@@ -550,6 +552,90 @@ def test_a_second_step_the_same_way_that_holds_still_is_learned_within_about_a_d
     chunked, _ = climb(backend, 4.0, cuts=(555, 1560, 1611, 1700, 2222), steps=True)
     assert np.array_equal(chunked.score, got.score) and np.array_equal(chunked.expected, got.expected)
     assert [(e.kind, e.index) for e in chunked.events] == [(e.kind, e.index) for e in got.events]
+
+
+def _back_from_a_stop(
+    backend: Backend, stop_h: float, cuts: tuple[int, ...] = ()
+) -> tuple[DetectionResult, ReferenceOutput]:
+    """Two metrics without a unit read every 10 minutes; the first comes back 6 scales higher
+    after a silence of ``stop_h`` hours (readings 600 on) and stays there. Returns the
+    detector's result over readings 300 on (chunked at ``cuts``) and the reference's."""
+    rng = np.random.default_rng(7)
+    n, channels = 1500, ("sensor_a", "sensor_b")
+    x = rng.normal(0.0, 1.0, (n, 2))
+    x[600:, 0] += 6.0
+    ts = every_10_minutes(n)
+    ts[600:] += int(stop_h * 3_600_000)
+    det = DeviceDetector(channels=channels, backend=backend)
+    det.fit(ts[:300], x[:300])
+    low, high = det._fleet._device_limits(DeviceInput("device", channels, ts[:0], x[:0]))
+    ref = ReferenceDetector(
+        DetectorConfig(), channels, det.state.vector.tolist(), low.tolist(), high.tolist(), [False] * 2
+    )
+    want = ref.run(ts[300:].tolist(), x[300:].tolist())
+    bounds = [300, *cuts, n]
+    parts = [det.update(ts[a:b], x[a:b]) for a, b in itertools.pairwise(bounds)]
+    got = parts[0]
+    if len(parts) > 1:
+        got = replace(
+            got,
+            score=np.concatenate([p.score for p in parts]),
+            expected=np.concatenate([p.expected for p in parts]),
+            in_alarm=np.concatenate([p.in_alarm for p in parts]),
+            events=[replace(e, index=e.index + a - 300) for p, a in zip(parts, bounds, strict=False) for e in p.events],
+        )
+    return got, want
+
+
+@BACKENDS
+def test_a_machine_back_from_a_stop_at_a_new_level_is_one_incident(backend: Backend) -> None:
+    """A machine that comes back from a stop (a silence of 8 h, longer than drift_relearn_s) at a
+    new level, 6 scales up: the shift began at the restart, so the drift's first signal learns
+    the level in full (a machine back from maintenance may settle at a level of its own once:
+    one event, not a series), and the alarm raised just after the restart clears there (reading 370).
+    Before, the drift learned 3 scales a signal while the slow level, a day behind at one
+    reading per 10 minutes, still moved, and the multivariate detectors raised twice more on the
+    level not yet learned (392, 454; on IMS set 1 a drift warning every 11-12 h for 2-3 days
+    after each restart). The same step after a 3-h pause (no longer
+    than a shift must last to be learned) is judged as before. The reference agrees; chunked,
+    the same bits (issue 28 item 2)."""
+    got, want = _back_from_a_stop(backend, 8.0)
+    raised = [e.index for e in got.events if e.kind == "raise"]
+    assert raised == [301]
+    cleared = [e.index for e in got.events if e.kind == "clear"]
+    assert cleared == [370] and not got.in_alarm[371:].any()
+    assert abs(got.expected[-1, 0] - 6.0) < 0.5  # the baseline stands at the new level
+    np.testing.assert_allclose(got.score, want.score, rtol=1e-9, atol=1e-12)
+    assert got.in_alarm.tolist() == want.alarm
+    chunked, _ = _back_from_a_stop(backend, 8.0, cuts=(301, 367, 368, 371, 900))
+    assert chunked.score.tobytes() == got.score.tobytes()
+    assert chunked.expected.tobytes() == got.expected.tobytes()
+    assert [(e.kind, e.index) for e in chunked.events] == [(e.kind, e.index) for e in got.events]
+    paused, want_paused = _back_from_a_stop(backend, 3.0)
+    assert [e.index for e in paused.events if e.kind == "raise"] == [301, 392, 454]
+    np.testing.assert_allclose(paused.score, want_paused.score, rtol=1e-9, atol=1e-12)
+
+
+def test_a_version_10_state_loads_with_no_restart_marked(rng: np.random.Generator) -> None:
+    """A v10 state (before the drift marked a shift begun at a restart) loads: what it learned is
+    kept, no restart is marked, and it resumes and saves as the current version."""
+    ts, x = timestamps(400), healthy(rng, 400)
+    det = DeviceDetector(channels=UNITLESS)
+    det.fit(ts[:200], x[:200])
+    now, old = layout_for(3), Layout(3, _V10_CHANNEL_FIELDS, _V10_DEVICE_FIELDS, _FIXED, MATRIX_FIELDS)
+    assert now.size == old.size + 3
+    v10 = np.zeros(old.size)
+    for name, sl in old.offsets.items():
+        v10[sl] = det.state.vector[now.offsets[name]]
+    data = {**det.state.to_dict(), "v": 10, "state": base64.b64encode(v10.astype("<f8").tobytes()).decode()}
+    loaded = DeviceState.from_dict(data)
+    for name in old.offsets:
+        assert np.array_equal(loaded.vector[now.offsets[name]], det.state.vector[now.offsets[name]], equal_nan=True)
+    assert (loaded.vector[now.offsets["restart"]] == 0.0).all()
+    resumed = DeviceDetector.from_state(loaded)
+    going = DeviceDetector.from_state(DeviceState.from_dict(det.state.to_dict()))
+    assert resumed.update(ts[200:], x[200:]).score.tobytes() == going.update(ts[200:], x[200:]).score.tobytes()
+    assert resumed.state.to_dict()["v"] == STATE_VERSION
 
 
 def test_a_version_6_state_loads_with_no_shift_remembered(rng: np.random.Generator) -> None:

@@ -89,6 +89,11 @@ DECLARATIONS: Final = (
             _channel("drift_from", "the level a settled shift was last learned from (NaN: none, or it returned)"),
             _channel("hold_at", "the fast level the metric has held since a shift was learned (NaN: none)"),
             _channel("hold_ms", "how long the fast level has stayed within the CUSUM's reference of it, ms"),
+            _channel(
+                "restart",
+                "1 while the sum builds from the first reading after a gap (a stop): its signal is the level the"
+                " machine came back at, learned in full",
+            ),
         ),
         ("cusum_k", "cusum_h", "cusum_clip", "drift_relearn_ms", "drift_settle_ms"),
     ),

@@ -124,6 +124,7 @@ def fit_statistics(
     vector[o["drift_from"]] = np.nan
     vector[o["hold_at"]] = np.nan
     vector[o["hold_ms"]] = 0.0
+    vector[o["restart"]] = 0.0
     # the operating-point baseline starts at the warm-up's level; the load proxy's variance
     # at its noise (the regression on it learns as the load changes)
     for name in ("op_m", "op_f", "op_b"):

@@ -29,7 +29,7 @@ from iotpm.detection.state import FloatArray, IntArray
 
 HERE: Final = Path(__file__).resolve().parent
 SOURCE: Final = HERE / "_kernel.c"
-ABI: Final = 17
+ABI: Final = 18
 _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
 
@@ -114,7 +114,7 @@ class NativeKernel:
 
 
 #: values the C kernel's load and interval passes record per reading (``N_LOADS`` in ``_kernel.c``)
-LOADS: Final = 13
+LOADS: Final = 14
 _INPUT_TYPES: Final = tuple(
     np.dtype(t) for t in ("int64", "float64", "int64", "float64", "float64", "float64", "float64", "float64")
 )

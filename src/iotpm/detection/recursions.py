@@ -60,6 +60,7 @@ class Baseline(NamedTuple):
     trend: FloatArray  # (2, d, w) the fast and slow levels
     learned_from: FloatArray  # (d, w) the level a settled shift was last learned from (NaN: none)
     hold: FloatArray  # (2, d, w) the fast level held since, and for how long (ms)
+    restart: FloatArray  # (d, w) 1 while the sum builds from the first reading after a gap
 
     def head(self, k: int) -> Baseline:
         """The first ``k`` devices (views)."""
@@ -71,6 +72,7 @@ class Baseline(NamedTuple):
             self.trend[:, :k],
             self.learned_from[:k],
             self.hold[:, :k],
+            self.restart[:k],
         )
 
 
@@ -224,7 +226,9 @@ def load(packed: FloatArray, lay: Layout) -> Baseline:
     hold = np.zeros((2, d, w))
     hold[0, :, c] = np.nan
     hold[0, :, :c], hold[1, :, :c] = lay.view(packed, "hold_at"), lay.view(packed, "hold_ms")
-    return Baseline(levels, s_min, typical, cusum, trend, learned_from, hold)
+    restart = np.zeros((d, w))
+    restart[:, :c] = lay.view(packed, "restart")
+    return Baseline(levels, s_min, typical, cusum, trend, learned_from, hold, restart)
 
 
 def store(packed: FloatArray, lay: Layout, state: Baseline, prepared: Prepared, lengths: IntArray) -> None:
@@ -242,6 +246,7 @@ def store(packed: FloatArray, lay: Layout, state: Baseline, prepared: Prepared, 
         ("drift_from", state.learned_from[:, :c]),
         ("hold_at", state.hold[0, :, :c]),
         ("hold_ms", state.hold[1, :, :c]),
+        ("restart", state.restart[:, :c]),
         ("fast", state.trend[0, :, :c]),
         ("slow", state.trend[1, :, :c]),
         ("last_x", prepared.final_x),
@@ -290,7 +295,9 @@ def advance(b: Baseline, sc: Scratch, x: Series, rec: Record, const: Constants) 
     zc, r = sc.clipped[0], sc.clipped[1]
     _forget(b.learned_from, rec, x, typical, const)
     _hold(b.hold, b.learned_from, rec, typical, const)
+    _restarted(b.restart, x, typical, const)
     signalled, kept = _cusum(cusum, zc, typical, rec, const, signed, b.learned_from, b.hold[1])
+    np.copyto(b.restart, 0.0, where=rec.cusum == 0.0)
     # baseline: an EWMA of the clipped residual, so an outlier moves it by at most
     # `adapt_clip` scales times the rate, and a new level is absorbed slowly
     u = sc.u
@@ -299,7 +306,8 @@ def advance(b: Baseline, sc: Scratch, x: Series, rec: Record, const: Constants) 
     mu += u
     if signalled.any():
         learns = signalled & ~kept
-        _relearn(mu, trend, rec, const, learns, b.learned_from)
+        _relearn(mu, trend, rec, const, learns, b.learned_from, b.restart)
+        np.copyto(b.restart, 0.0, where=signalled)
         # a level learned: how long it holds is counted from here
         np.copyto(b.hold[0], rec.fast, where=learns)
         np.copyto(b.hold[1], 0.0, where=learns)
@@ -397,6 +405,18 @@ def _forget(learned_from: FloatArray, rec: Record, x: Series, typical: FloatArra
     np.copyto(learned_from, np.nan, where=back)
 
 
+def _restarted(restart: FloatArray, x: Series, typical: FloatArray, const: Constants) -> None:
+    """A sum that builds from the first reading after a stop is a level the machine came back at
+    (maintenance, a re-seated part, a new load): marked here, unmarked once the sum empties (it
+    was none) or signals (:func:`_relearn` learns it in full, once). A stop: a silence the dropout
+    detector calls a gap that lasted ``drift_relearn_s``, as long as a shift must last for its
+    signal to be learned (a shorter one, a dropout or a pause, leaves the level as it was)."""
+    c = typical.shape[1] - 1
+    silence = x.step[:, c:]
+    stopped = (silence > const.dropout_factor * typical[:, c:]) & (silence >= const.relearn_ms)
+    np.copyto(restart, 1.0, where=stopped)
+
+
 def _hold(hold: FloatArray, learned_from: FloatArray, rec: Record, typical: FloatArray, const: Constants) -> None:
     """How long the fast level has held still since a settled shift was learned: the time
     (the expected interval of each reading) it has stayed within half the CUSUM's reference of
@@ -415,18 +435,28 @@ def _hold(hold: FloatArray, learned_from: FloatArray, rec: Record, typical: Floa
 
 
 def _relearn(
-    mu: FloatArray, trend: FloatArray, rec: Record, const: Constants, signalled: Mask, learned_from: FloatArray
+    mu: FloatArray,
+    trend: FloatArray,
+    rec: Record,
+    const: Constants,
+    signalled: Mask,
+    learned_from: FloatArray,
+    restart: FloatArray,
 ) -> None:
     """A shift the CUSUM has signalled has lasted: the level it stands at (the fast level)
     is the new normal, so the drift raises once per shift, not at each refill of the sum.
     In full once the level has stopped moving (the fast and slow levels agree within the
     adaptation's clip); while it still moves, by at most that clip in scales, as the
     baseline adapts: a moving level is the spike's and the multivariate detectors' to
-    judge, and fills the sum again and signals again. A level learned in full is remembered
-    as the one it was learned from (``learned_from``): a second shift the same way is kept."""
+    judge, and fills the sum again and signals again. A shift that began at a restart
+    (``restart``, :func:`_restarted`) is learned in full at once: a machine back from a stop
+    may settle at a level of its own once, one event, while the slow level lags it by a day at
+    one reading per 10 minutes. A level learned in full is remembered as the one it was
+    learned from (``learned_from``): a second shift the same way is kept."""
     room = const.limits[1] * rec.before[1]
     shift = rec.fast - rec.before[0]
     moving = np.abs(rec.fast - trend[1]) >= room
+    moving &= ~(restart > 0.0)
     np.copyto(shift, np.minimum(np.maximum(shift, -room), room), where=moving)
     shift += rec.before[0]
     np.copyto(mu, shift, where=signalled)

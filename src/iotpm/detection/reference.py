@@ -57,6 +57,7 @@ class ReferenceDetector:
         self.measured = [q != "" for q in quantities]  # a unit the detector knows
         self.rates: dict[str, float] = {}
         self.signalled = False  # the last CUSUM step signalled a shift
+        self.restarted = False  # ... one that began at the first reading after a stop
         self.kept = False  # ... the way the last settled shift went: not learned
         self.t = 0.0  # the reading's time
 
@@ -187,9 +188,15 @@ class ReferenceDetector:
             f["hold_at"][j], f["hold_ms"][j] = f["fast"][j], 0.0
         if math.isnan(start):
             f["hold_at"][j], f["hold_ms"][j] = math.nan, 0.0
+        # a sum that builds from the first reading after a stop (a gap that lasted drift_relearn_s):
+        # a level the machine came back at
+        if silent and self.t - f["last_t"][0] >= 1000.0 * cfg.drift_relearn_s:
+            f["restart"][j] = 1.0
         zc = min(max(z, -cfg.cusum_clip), cfg.cusum_clip)
         f["cp"][j] = max(f["cp"][j] + zc - cfg.cusum_k, 0.0)
         f["cn"][j] = max(f["cn"][j] - zc - cfg.cusum_k, 0.0)
+        if max(f["cp"][j], f["cn"][j]) == 0.0:  # one that empties was none
+            f["restart"][j] = 0.0
         score = max(f["cp"][j], f["cn"][j]) / cfg.cusum_h
         gain = cfg.cusum_clip - cfg.cusum_k  # the most the sum grows by per reading
         readings = cfg.cusum_h / gain if gain != 0 else math.inf
@@ -200,6 +207,9 @@ class ReferenceDetector:
         way = "cp" if toward > 0 else "cn"
         settled = f["hold_ms"][j] >= 1000.0 * cfg.drift_settle_s  # the level has held still: learned
         self.kept = self.signalled and not math.isnan(start) and f[way][j] > cfg.cusum_h and not settled
+        self.restarted = f["restart"][j] > 0.0  # its signal learns the level in full, once
+        if self.signalled:
+            f["restart"][j] = 0.0
         for key in ("cp", "cn"):
             if f[key][j] > cfg.cusum_h:
                 f[key][j] = cfg.cusum_h if self.kept else 0.0
@@ -215,7 +225,8 @@ class ReferenceDetector:
         if self.signalled and not self.kept:  # a shift the CUSUM signalled: the level it stands at is the new normal
             room = min(cfg.adapt_clip, cfg.cusum_clip) * s_b
             shift = f["fast"][j] - mu_b
-            if abs(f["fast"][j] - f["slow"][j]) >= room:  # still moving: by at most the clip
+            moving = abs(f["fast"][j] - f["slow"][j]) >= room and not self.restarted
+            if moving:  # still moving (and not back from a stop): by at most the clip
                 shift = min(max(shift, -room), room)
             else:  # settled: remembered as the level it was learned from
                 f["drift_from"][j] = mu_b

@@ -20,7 +20,7 @@ import numpy.typing as npt
 from iotpm.detection._layout import CHANNEL_FIELDS, DEVICE_FIELDS, HISTORY_FIELDS, MATRIX_FIELDS, T2_HISTORY
 from iotpm.models.metrics import parse_metric
 
-STATE_VERSION: Final = 10
+STATE_VERSION: Final = 11
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -79,6 +79,10 @@ _V8_DEVICE_FIELDS: Final = (
     "below_since", "cleared_at", "off_mult", "severity", "esc_ref", "last_score", "running", "started", "coast",
     "coast_t", "coast_dev", "coast_run", "coast_from", "coast_at",
 )  # fmt: skip
+#: the layout of version 10 (before the drift marked a shift that began at a restart), whose states
+#: still load
+_V10_CHANNEL_FIELDS: Final = tuple(name for name in CHANNEL_FIELDS if name != "restart")
+_V10_DEVICE_FIELDS: Final = DEVICE_FIELDS
 #: the fixed-width fields' widths (each history field holds T2_HISTORY values)
 _FIXED: Final = tuple((field, T2_HISTORY) for field in HISTORY_FIELDS)
 _V3_MATRIX: Final = ("P",)
@@ -171,7 +175,7 @@ class DeviceState:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DeviceState:
         """Inverse of :meth:`to_dict`; rejects versions it does not know."""
-        if data.get("v") not in (3, 4, 5, 6, 7, 8, 9, STATE_VERSION):
+        if data.get("v") not in (3, 4, 5, 6, 7, 8, 9, 10, STATE_VERSION):
             raise ValueError(f"detector state version {data.get('v')!r} is not {STATE_VERSION}")
         channels = tuple(str(c) for c in data["channels"])
         vector = np.frombuffer(binascii.a2b_base64(data["state"], strict_mode=True), dtype="<f8").astype(np.float64)
@@ -187,6 +191,8 @@ class DeviceState:
             vector = _from_v7(vector, channels)
         elif data["v"] in (8, 9):
             vector = _from_v8(vector, channels)
+        elif data["v"] == 10:
+            vector = _from_v10(vector, channels)
         if vector.size != layout_for(len(channels)).size:
             raise ValueError("detector state does not match its channel list")
         if data["v"] < 9:
@@ -241,6 +247,14 @@ def _from_v8(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
     vector = _remapped(old, was, now)
     _nothing_held(vector, now)
     return vector
+
+
+def _from_v10(old: FloatArray, channels: tuple[str, ...]) -> FloatArray:
+    """A version-10 vector in the current layout: no shift under way is marked as begun at a
+    restart (``restart`` 0; the next gap marks one)."""
+    c = len(channels)
+    was, now = Layout(c, _V10_CHANNEL_FIELDS, _V10_DEVICE_FIELDS, _FIXED, MATRIX_FIELDS), layout_for(c)
+    return _remapped(old, was, now)
 
 
 def _nothing_held(vector: FloatArray, layout: Layout) -> None:
