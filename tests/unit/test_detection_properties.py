@@ -555,15 +555,15 @@ def test_a_second_step_the_same_way_that_holds_still_is_learned_within_about_a_d
 
 
 def _back_from_a_stop(
-    backend: Backend, stop_h: float, cuts: tuple[int, ...] = ()
+    backend: Backend, stop_h: float, cuts: tuple[int, ...] = (), step: float = 6.0
 ) -> tuple[DetectionResult, ReferenceOutput]:
-    """Two metrics without a unit read every 10 minutes; the first comes back 6 scales higher
-    after a silence of ``stop_h`` hours (readings 600 on) and stays there. Returns the
+    """Two metrics without a unit read every 10 minutes; the first comes back ``step`` scales
+    higher after a silence of ``stop_h`` hours (readings 600 on) and stays there. Returns the
     detector's result over readings 300 on (chunked at ``cuts``) and the reference's."""
     rng = np.random.default_rng(7)
     n, channels = 1500, ("sensor_a", "sensor_b")
     x = rng.normal(0.0, 1.0, (n, 2))
-    x[600:, 0] += 6.0
+    x[600:, 0] += step
     ts = every_10_minutes(n)
     ts[600:] += int(stop_h * 3_600_000)
     det = DeviceDetector(channels=channels, backend=backend)
@@ -592,7 +592,9 @@ def test_a_machine_back_from_a_stop_at_a_new_level_is_one_incident(backend: Back
     """A machine that comes back from a stop (a silence of 8 h, longer than drift_relearn_s) at a
     new level, 6 scales up: the shift began at the restart, so the drift's first signal learns
     the level in full (a machine back from maintenance may settle at a level of its own once:
-    one event, not a series), and the alarm raised just after the restart clears there (reading 370).
+    one event, not a series), and the alarm raised just after the restart clears there (reading
+    370). The shift began at the stop (the CUSUM was empty there), so the level is the fast level
+    net of its lag (its weight left on the level before the stop).
     Before, the drift learned 3 scales a signal while the slow level, a day behind at one
     reading per 10 minutes, still moved, and the multivariate detectors raised twice more on the
     level not yet learned (392, 454; on IMS set 1 a drift warning every 11-12 h for 2-3 days
@@ -614,6 +616,12 @@ def test_a_machine_back_from_a_stop_at_a_new_level_is_one_incident(backend: Back
     paused, want_paused = _back_from_a_stop(backend, 3.0)
     assert [e.index for e in paused.events if e.kind == "raise"] == [301, 392, 454]
     np.testing.assert_allclose(paused.score, want_paused.score, rtol=1e-9, atol=1e-12)
+    # 20 scales: the fast level still lags the step by a tenth of it at the signal; learned net of
+    # that lag, one incident too (learned as it stood: two more raises, 398 and 667)
+    far, want_far = _back_from_a_stop(backend, 8.0, step=20.0)
+    assert [(e.kind, e.index) for e in far.events] == [("raise", 300), ("clear", 370)]
+    assert abs(far.expected[-1, 0] - 20.0) < 0.5
+    np.testing.assert_allclose(far.score, want_far.score, rtol=1e-9, atol=1e-12)
 
 
 def test_a_version_10_state_loads_with_no_restart_marked(rng: np.random.Generator) -> None:

@@ -174,8 +174,10 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
             hold_ms = 0.0;
         }
         /* a sum that builds from the first reading after a stop (a gap that lasted drift_relearn_ms)
-           is a level the machine came back at; one that empties was none (recursions._restarted) */
-        if (ld[L_STOPPED] > 0.0) restart = 1.0;
+           is a level the machine came back at; one that empties was none (recursions._restarted):
+           1 where the sum was empty at the stop (the fast level's weight left on the level before
+           it, decaying below), -1 where it carried a sum */
+        if (ld[L_STOPPED] > 0.0) restart = (cp == 0.0 && cn == 0.0) ? 1.0 : -1.0;
         const double up = np_maximum((cp + zc * 1.0) - k_ref, 0.0);
         const double down = np_maximum((cn + zc * -1.0) - k_ref, 0.0);
         const double cusum = np_maximum(up, down);
@@ -192,9 +194,11 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
            is the new normal, so the drift raises once per shift, not at each refill of the sum;
            in full once the level has stopped moving (fast and slow agree within the clip),
            else by at most the adaptation's clip in scales; a level the machine came back at after a
-           stop in full at once (one event, not a series) */
-        const double absorb = clip_adapt * s_b, found = fast_b - mu_b;
-        const int moving = fabs(fast_b - slow) >= absorb && !(restart > 0.0), learns = signalled && !kept;
+           stop in full at once (one event, not a series), net of the fast level's lag where the
+           shift began at the stop */
+        const int unlagged = restart > 0.0 && restart < 1.0;
+        const double absorb = clip_adapt * s_b, found = unlagged ? (fast_b - mu_b) / (1.0 - restart) : fast_b - mu_b;
+        const int moving = fabs(fast_b - slow) >= absorb && restart == 0.0, learns = signalled && !kept;
         const double shift = moving ? np_minimum(np_maximum(found, -absorb), absorb) : found;
         mu = learns ? mu_b + shift : mu_b + (am * r) * s_b;
         if (learns && !moving) from = mu_b;
@@ -206,6 +210,7 @@ static void channel_pass(const double *restrict prm, int64_t n, int64_t c, int64
         s = np_maximum(s_b * sqrt(((r * r - 1.0) * am) + 1.0), s_min);
         typ = typ_b + (np_minimum(step0, typ_b * 4.0) - typ_b) * step_rate;
         fast = fast_b + ((x0 - fast_b) * mf) * trend_rate;
+        if (present && restart > 0.0) restart = restart * (1.0 - trend_rate);
         slow = slow + ((x0 - slow) * mf) * trend_slow;
         const double z_all = (xk - mu_b) / s_b;
         /* a step of a metric held at a setpoint, within its limits, is a setpoint change (or a

@@ -60,7 +60,7 @@ class Baseline(NamedTuple):
     trend: FloatArray  # (2, d, w) the fast and slow levels
     learned_from: FloatArray  # (d, w) the level a settled shift was last learned from (NaN: none)
     hold: FloatArray  # (2, d, w) the fast level held since, and for how long (ms)
-    restart: FloatArray  # (d, w) 1 while the sum builds from the first reading after a gap
+    restart: FloatArray  # (d, w) the restart's mark (:func:`_restarted`; 0: none)
 
     def head(self, k: int) -> Baseline:
         """The first ``k`` devices (views)."""
@@ -132,6 +132,7 @@ class Constants(NamedTuple):
     r_adapt: FloatArray  # (d, 1) each device's baseline weight of one reading (adapt_halflife)
     dropout_factor: float  # a silence of this many expected intervals is a gap
     interval_tau_ms: float  # the expected interval's time constant (interval_halflife_s)
+    fast_kept: float  # the fast level's weight kept on what it stood at, per present reading
 
     def head(self, k: int) -> Constants:
         """The first ``k`` devices' constants (views)."""
@@ -161,6 +162,7 @@ class Constants(NamedTuple):
             r_adapt=r_adapt[:, None].copy(),
             dropout_factor=cfg.dropout_factor,
             interval_tau_ms=time_constant_ms(cfg.interval_halflife_s),
+            fast_kept=1.0 - cfg.trend_rate,
         )
 
 
@@ -295,7 +297,7 @@ def advance(b: Baseline, sc: Scratch, x: Series, rec: Record, const: Constants) 
     zc, r = sc.clipped[0], sc.clipped[1]
     _forget(b.learned_from, rec, x, typical, const)
     _hold(b.hold, b.learned_from, rec, typical, const)
-    _restarted(b.restart, x, typical, const)
+    _restarted(b.restart, x, typical, const, cusum)
     signalled, kept = _cusum(cusum, zc, typical, rec, const, signed, b.learned_from, b.hold[1])
     np.copyto(b.restart, 0.0, where=rec.cusum == 0.0)
     # baseline: an EWMA of the clipped residual, so an outlier moves it by at most
@@ -329,6 +331,8 @@ def advance(b: Baseline, sc: Scratch, x: Series, rec: Record, const: Constants) 
     signed *= x.present
     signed *= const.trend_rates
     trend += signed
+    # the fast level's weight left on the level before a stop (:func:`_restarted`)
+    np.multiply(b.restart, const.fast_kept, out=b.restart, where=(x.present > 0.0) & (b.restart > 0.0))
 
 
 def _weights(out: FloatArray, typical: FloatArray, x: Series, const: Constants) -> tuple[FloatArray, FloatArray]:
@@ -405,16 +409,22 @@ def _forget(learned_from: FloatArray, rec: Record, x: Series, typical: FloatArra
     np.copyto(learned_from, np.nan, where=back)
 
 
-def _restarted(restart: FloatArray, x: Series, typical: FloatArray, const: Constants) -> None:
+def _restarted(restart: FloatArray, x: Series, typical: FloatArray, const: Constants, cusum: FloatArray) -> None:
     """A sum that builds from the first reading after a stop is a level the machine came back at
     (maintenance, a re-seated part, a new load): marked here, unmarked once the sum empties (it
     was none) or signals (:func:`_relearn` learns it in full, once). A stop: a silence the dropout
     detector calls a gap that lasted ``drift_relearn_s``, as long as a shift must last for its
-    signal to be learned (a shorter one, a dropout or a pause, leaves the level as it was)."""
+    signal to be learned (a shorter one, a dropout or a pause, leaves the level as it was).
+
+    The mark is 1 where the sum was empty at the stop: the shift began there, and the mark
+    becomes the fast level's weight left on the level before the stop (times 1 - the fast rate
+    at each reading, in :func:`advance`), so the level since the stop is the fast level net of
+    that lag. Where the sum carried a shift through the stop, -1: the fast level as it is."""
     c = typical.shape[1] - 1
     silence = x.step[:, c:]
     stopped = (silence > const.dropout_factor * typical[:, c:]) & (silence >= const.relearn_ms)
-    np.copyto(restart, 1.0, where=stopped)
+    empty = (cusum[0] == 0.0) & (cusum[1] == 0.0)
+    np.copyto(restart, np.where(empty, 1.0, -1.0), where=stopped)
 
 
 def _hold(hold: FloatArray, learned_from: FloatArray, rec: Record, typical: FloatArray, const: Constants) -> None:
@@ -448,15 +458,19 @@ def _relearn(
     In full once the level has stopped moving (the fast and slow levels agree within the
     adaptation's clip); while it still moves, by at most that clip in scales, as the
     baseline adapts: a moving level is the spike's and the multivariate detectors' to
-    judge, and fills the sum again and signals again. A shift that began at a restart
+    judge, and fills the sum again and signals again. A shift marked at a restart
     (``restart``, :func:`_restarted`) is learned in full at once: a machine back from a stop
     may settle at a level of its own once, one event, while the slow level lags it by a day at
-    one reading per 10 minutes. A level learned in full is remembered as the one it was
-    learned from (``learned_from``): a second shift the same way is kept."""
+    one reading per 10 minutes; where it began at the stop, net of the fast level's lag (the
+    fast level is a blend of the baseline, weight ``restart``, and the readings since). A level
+    learned in full is remembered as the one it was learned from (``learned_from``): a second
+    shift the same way is kept."""
     room = const.limits[1] * rec.before[1]
     shift = rec.fast - rec.before[0]
+    unlagged = (restart > 0.0) & (restart < 1.0)
+    np.divide(shift, 1.0 - restart, out=shift, where=unlagged)
     moving = np.abs(rec.fast - trend[1]) >= room
-    moving &= ~(restart > 0.0)
+    moving &= restart == 0.0
     np.copyto(shift, np.minimum(np.maximum(shift, -room), room), where=moving)
     shift += rec.before[0]
     np.copyto(mu, shift, where=signalled)

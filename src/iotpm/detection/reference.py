@@ -57,7 +57,7 @@ class ReferenceDetector:
         self.measured = [q != "" for q in quantities]  # a unit the detector knows
         self.rates: dict[str, float] = {}
         self.signalled = False  # the last CUSUM step signalled a shift
-        self.restarted = False  # ... one that began at the first reading after a stop
+        self.restarted = 0.0  # ... its restart's mark (the fast level's weight left on the level before it)
         self.kept = False  # ... the way the last settled shift went: not learned
         self.t = 0.0  # the reading's time
 
@@ -190,8 +190,9 @@ class ReferenceDetector:
             f["hold_at"][j], f["hold_ms"][j] = math.nan, 0.0
         # a sum that builds from the first reading after a stop (a gap that lasted drift_relearn_s):
         # a level the machine came back at
+        # (1: the sum was empty, the shift began there; -1: it carried one)
         if silent and self.t - f["last_t"][0] >= 1000.0 * cfg.drift_relearn_s:
-            f["restart"][j] = 1.0
+            f["restart"][j] = 1.0 if f["cp"][j] == 0.0 and f["cn"][j] == 0.0 else -1.0
         zc = min(max(z, -cfg.cusum_clip), cfg.cusum_clip)
         f["cp"][j] = max(f["cp"][j] + zc - cfg.cusum_k, 0.0)
         f["cn"][j] = max(f["cn"][j] - zc - cfg.cusum_k, 0.0)
@@ -207,7 +208,7 @@ class ReferenceDetector:
         way = "cp" if toward > 0 else "cn"
         settled = f["hold_ms"][j] >= 1000.0 * cfg.drift_settle_s  # the level has held still: learned
         self.kept = self.signalled and not math.isnan(start) and f[way][j] > cfg.cusum_h and not settled
-        self.restarted = f["restart"][j] > 0.0  # its signal learns the level in full, once
+        self.restarted = f["restart"][j]  # its signal learns the level in full, once
         if self.signalled:
             f["restart"][j] = 0.0
         for key in ("cp", "cn"):
@@ -225,7 +226,9 @@ class ReferenceDetector:
         if self.signalled and not self.kept:  # a shift the CUSUM signalled: the level it stands at is the new normal
             room = min(cfg.adapt_clip, cfg.cusum_clip) * s_b
             shift = f["fast"][j] - mu_b
-            moving = abs(f["fast"][j] - f["slow"][j]) >= room and not self.restarted
+            if 0.0 < self.restarted < 1.0:  # began at the stop: the fast level net of its lag
+                shift = shift / (1.0 - self.restarted)
+            moving = abs(f["fast"][j] - f["slow"][j]) >= room and self.restarted == 0.0
             if moving:  # still moving (and not back from a stop): by at most the clip
                 shift = min(max(shift, -room), room)
             else:  # settled: remembered as the level it was learned from
@@ -253,6 +256,8 @@ class ReferenceDetector:
         score = max(score, f["run"][j] / stuck)
         f["last_x"][j] = x
         f["fast"][j] += cfg.trend_rate * (x - f["fast"][j])
+        if f["restart"][j] > 0.0:  # the fast level's weight left on the level before the stop
+            f["restart"][j] *= 1.0 - cfg.trend_rate
         f["slow"][j] += cfg.trend_rate_slow * (x - f["slow"][j])
         return score
 
