@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +22,7 @@ from iotpm.service.ports import (
     chunks_of,
     reading_key,
 )
-from iotpm.service.rows import log_device
+from iotpm.service.rows import log_device, reading_rows
 
 names = st.sampled_from(["temperature_c", "vibration_mm_s", "pressure_psi", "rpm", "x"])
 values = st.floats(allow_nan=False, allow_infinity=False, width=64)
@@ -120,3 +121,35 @@ def test_columns_chunk_and_pack_as_the_rows_they_stand_for(parts: list[DeviceRow
         after.ingest = {"pos": {"shard-1": "49" + "0" * 50}}
         work: Any = SimpleNamespace(after=after)
         assert log_device(work, part) == log_device(work, list(part))
+
+
+@settings(max_examples=60, deadline=None)
+@given(device_columns(), st.integers(0, 3))
+def test_the_batchs_hours_found_at_once_cut_the_chunks_each_devices_own_times_cut(
+    parts: list[DeviceRows], empty_at: int
+) -> None:
+    """reading_rows finds each device's one hour for the whole batch in one pass: a device whose
+    readings fall in one hour gets it, any other none (nor one with no fresh readings), and the
+    chunks are those the devices' own times give."""
+    parts = [*parts[:empty_at], DeviceRows([], [], [], 7, 0), *parts[empty_at:]]
+    work: Any = [
+        SimpleNamespace(
+            fresh=p.fresh,
+            result=SimpleNamespace(score=np.clip(p.scores, -1e6, 1e6), is_anomaly=np.asarray(p.flags)),
+            device=SimpleNamespace(device_id=p.fresh[0].device_id if p.fresh else "dev-empty"),
+            record=SimpleNamespace(readings=p.first),
+        )
+        for p in parts
+    ]
+    got = reading_rows(work, ttl_days=3)
+    for p in parts:
+        mine = got[p.fresh[0].device_id if p.fresh else "dev-empty"]
+        hours = {r.ts_ms - r.ts_ms % 3_600_000 for r in p.fresh}
+        assert mine.hour == (hours.pop() if len(hours) == 1 else None)
+    rows = [r for p in got.values() for r in p.rows()]
+    by_columns = chunks_of(BatchRows(list(got.values())))
+    assert list(by_columns) == list(chunks_of(rows)) and by_columns == chunks_of(rows)
+    # the same chunks as without the hour: each device's own times
+    unhinted = [DeviceRows(p.fresh, p.scores, p.flags, p.first, p.ttl_s) for p in got.values()]
+    assert all(u.hour is None for u in unhinted)
+    assert list(chunks_of(BatchRows(unhinted))) == list(by_columns)

@@ -92,16 +92,19 @@ class DeviceRows(Sequence[ReadingRow]):
     columns, so the processor builds no 10,000 row structs a batch. Row ``i`` is
     ``ReadingRow(fresh[i]'s fields, key, scores[i], flags[i], expires ts // 1000 + ttl_s,
     ordinal first + i)``; a run ``[start, stop)`` holds those rows of its device's batch.
+    ``hour``: the chunk hour all of them fall in, when the caller knows it
+    (:func:`~iotpm.service.rows.reading_rows` finds it for a whole batch in one numpy pass);
+    None: :meth:`chunks` reads their times.
     """
 
-    __slots__ = ("_rows", "first", "flags", "fresh", "scores", "start", "stop", "ttl_s")
+    __slots__ = ("_rows", "first", "flags", "fresh", "hour", "scores", "start", "stop", "ttl_s")
 
     def __init__(
         self, fresh: Sequence[Reading], scores: Sequence[float], flags: Sequence[bool], first: int, ttl_s: int,
-        start: int = 0, stop: int | None = None,
+        start: int = 0, stop: int | None = None, hour: int | None = None,
     ) -> None:  # fmt: skip
         self.fresh, self.scores, self.flags, self.first, self.ttl_s = fresh, scores, flags, first, ttl_s
-        self.start, self.stop = start, len(fresh) if stop is None else stop
+        self.start, self.stop, self.hour = start, len(fresh) if stop is None else stop, hour
         self._rows: list[ReadingRow] | None = None
 
     def run(self, start: int, stop: int) -> DeviceRows:
@@ -165,26 +168,32 @@ class DeviceRows(Sequence[ReadingRow]):
         n = self.stop - self.start
         if not n:
             return {}
-        ts = self.ts()
-        lo, hi = min(ts), max(ts)
         device = self.fresh[self.start].device_id
-        if lo - lo % CHUNK_MS == hi - hi % CHUNK_MS:  # the common run: one hour
-            bounds = [(self.start, self.stop, lo - lo % CHUNK_MS)]
-        else:
-            bounds, at, seen = [], self.start, set()
-            hours = [t - t % CHUNK_MS for t in ts]
-            for i in range(1, n + 1):
-                if i == n or hours[i] != hours[i - 1]:
-                    if hours[i - 1] in seen:
-                        return None
-                    seen.add(hours[i - 1])
-                    bounds.append((at, self.start + i, hours[i - 1]))
-                    at = self.start + i
+        bounds = [(self.start, self.stop, self.hour)] if self.hour is not None else self._hours()
+        if bounds is None:
+            return None
         out: dict[ChunkKey, DeviceRows] = {}
         for a, b, hour in bounds:
             for at in range(a, b, CHUNK_ROWS):
                 out[(device, hour, self.first + at)] = self.run(at, min(at + CHUNK_ROWS, b))
         return out
+
+    def _hours(self) -> list[tuple[int, int, int]] | None:
+        """Each hour's run ``(start, stop, hour)`` read from the rows' times; None: not one run an hour."""
+        ts = self.ts()
+        lo, hi = min(ts), max(ts)
+        if lo - lo % CHUNK_MS == hi - hi % CHUNK_MS:  # the common run: one hour
+            return [(self.start, self.stop, lo - lo % CHUNK_MS)]
+        bounds, at, seen, n = [], self.start, set(), len(ts)
+        hours = [t - t % CHUNK_MS for t in ts]
+        for i in range(1, n + 1):
+            if i == n or hours[i] != hours[i - 1]:
+                if hours[i - 1] in seen:
+                    return None
+                seen.add(hours[i - 1])
+                bounds.append((at, self.start + i, hours[i - 1]))
+                at = self.start + i
+        return bounds
 
     def __len__(self) -> int:
         return self.stop - self.start

@@ -9,6 +9,7 @@ import numpy as np
 from iotpm.service.batch import DAY_S, ProcessorSettings, Work
 from iotpm.service.fresh import seqnum
 from iotpm.service.ports import (
+    CHUNK_MS,
     RESOLUTION_MS,
     DeviceRows,
     LogDevice,
@@ -27,12 +28,35 @@ def reading_rows(work: Sequence[Work], ttl_days: int) -> dict[str, DeviceRows]:
     # rounded and flagged for the whole batch at once: two numpy calls, not two per device
     scores = np.round(np.concatenate([w.result.score for w in work]), 4).tolist() if work else []
     flags = np.concatenate([w.result.is_anomaly for w in work]).tolist() if work else []
+    hours = _one_hour(work)
     out, at = {}, 0
-    for w in work:
+    for w, hour in zip(work, hours, strict=True):
         end = at + len(w.fresh)
         # the device's stored readings before this batch: the first new one's ordinal
-        out[w.device.device_id] = DeviceRows(w.fresh, scores[at:end], flags[at:end], w.record.readings, ttl_s)
+        out[w.device.device_id] = DeviceRows(
+            w.fresh, scores[at:end], flags[at:end], w.record.readings, ttl_s, hour=hour
+        )
         at = end
+    return out
+
+
+def _one_hour(work: Sequence[Work]) -> list[int | None]:
+    """Each device's chunk hour when all its fresh readings fall in one (None otherwise, or when
+    it has none): the batch's times in one numpy pass, not a min and max a device."""
+    lengths = [len(w.fresh) for w in work]
+    try:
+        ts = np.array([r.ts_ms for w in work for r in w.fresh], dtype=np.int64)
+    except OverflowError:  # a time past int64: each device reads its own
+        return [None] * len(work)
+    hours = ts - ts % CHUNK_MS
+    starts = np.cumsum([0, *lengths[:-1]], dtype=np.int64)
+    some = np.asarray(lengths) > 0
+    out: list[int | None] = [None] * len(work)
+    if some.any():
+        lo = np.minimum.reduceat(hours, starts[some])
+        hi = np.maximum.reduceat(hours, starts[some])
+        for i, low, high in zip(np.flatnonzero(some).tolist(), lo.tolist(), hi.tolist(), strict=True):
+            out[i] = low if low == high else None
     return out
 
 
