@@ -233,8 +233,12 @@ class OperatingPointConfig(BaseModel):
     # physical: slower than the faults it must catch (they develop over one to three days),
     # so a fault's ramp shows as the baseline's lag: its slope times this time constant
     baseline_tau_s: PositiveFloat = 172_800.0
-    # chosen: long enough to see several load changes, short against a fault's days
-    regression_tau_s: PositiveFloat = 21_600.0
+    # physical: a machine's relation to its load (a pump's head at each speed, a casing's heat
+    # per unit of load) is the machine's own and changes with wear over days, as the baseline
+    # does: learned over the baseline's time. Over 6 h (until 2026-12-08) it forgot the relation
+    # when the machine held one speed for a shift, and learned a fault that grew while the load
+    # moved as a dependence on the load
+    regression_tau_s: PositiveFloat = 172_800.0
     # chosen: averages the noise and the lag between load and temperature
     level_tau_s: PositiveFloat = 1800.0
     # chosen: the running time the regression needs before the test scores

@@ -888,7 +888,10 @@ class Kernel:
         room = op.margin * np.maximum(margin, 1e-9)
         scoring = present & (s.ran >= learn)[:, None] & ~np.isnan(room)
         quiet = ~(scoring & (np.abs(e) >= clear * room))
-        ob = np.where(present & quiet, ob + load.rb * e, ob)
+        # the baseline is a point of the machine's relation: it moves toward the level at the
+        # reading's load, along the relation as the load it stands for moves (toward the level
+        # net of the load's share, while that load moved too, counted the load's move twice)
+        ob = np.where(present & quiet, ob + load.rb * np.where(follows, e + load_share, e), ob)
         ol = np.where(present & quiet & follows, ol + load.rb * (load.value - ol), ol)
         score = np.where(scoring, np.abs(e) / room, 0.0)
         of = np.where(present, level, of)

@@ -29,7 +29,7 @@ from iotpm.detection.state import FloatArray, IntArray
 
 HERE: Final = Path(__file__).resolve().parent
 SOURCE: Final = HERE / "_kernel.c"
-ABI: Final = 18
+ABI: Final = 19
 _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
 

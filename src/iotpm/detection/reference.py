@@ -137,8 +137,9 @@ class ReferenceDetector:
         """The operating-point test of one present reading (engine.Kernel._operating_point)."""
         f, op, rr = self.f, self.cfg.operating_point, self.rates["regression"]
         res, follows = x, self.follows[j] or self.instant[j]
+        share = (f["op_c"][j] / lv if lv > 0 else 0.0) * (value - f["op_l"][j])
         if follows:
-            res = x - (f["op_c"][j] / lv if lv > 0 else 0.0) * (value - f["op_l"][j])
+            res = x - share
             dx = x - f["op_m"][j]
             f["op_m"][j] += rr * dx
             f["op_c"][j] = (1.0 - rr) * (f["op_c"][j] + rr * dx * dl)
@@ -149,7 +150,8 @@ class ReferenceDetector:
         room = op.margin * max(margin, 1e-9)
         scoring = not math.isnan(limit) and f["ran"][0] >= 1000.0 * op.learn_s
         if not (scoring and abs(e) >= self.cfg.alarm.clear_level * room):
-            f["op_b"][j] += self.rates["baseline"] * e
+            # the baseline moves along the relation with the load it stands for
+            f["op_b"][j] += self.rates["baseline"] * (e + share if follows else e)
             if follows:
                 f["op_l"][j] += self.rates["baseline"] * (value - f["op_l"][j])
         return abs(e) / room if scoring else 0.0
