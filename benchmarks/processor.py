@@ -56,7 +56,7 @@ def parse_floor_ms(event: dict[str, Any], clock: Any = time.perf_counter) -> flo
     t0 = clock()
     for rec in event["Records"]:
         orjson.loads(binascii.a2b_base64(rec["kinesis"]["data"], strict_mode=True))
-    return (clock() - t0) * 1000
+    return float(clock() - t0) * 1000
 
 
 def archive_encode_ms(lines: Any) -> float:
@@ -125,7 +125,7 @@ def main() -> None:
             assert response == {"batchItemFailures": []}
     finally:
         sys.stdout = real_stdout
-    records = len(events[0]["Records"])
+    records = args.devices * n  # each event's records: one reading each
     med = statistics.median(times)
     encode = statistics.median(archive_encode_ms(obj.lines) for obj in list(archive.objects.values())[-args.reps :])
     floor = statistics.median(parse_floor_ms(ev) for ev in events[args.warm_batches :])
