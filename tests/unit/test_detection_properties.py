@@ -424,6 +424,31 @@ def test_the_multivariate_detectors_need_ten_warm_up_readings_per_metric() -> No
 
 
 @BACKENDS
+@pytest.mark.parametrize("missing", [0, 1, 6])
+def test_a_warm_up_reading_without_a_value_leaves_the_multivariate_detectors_on(backend: Backend, missing: int) -> None:
+    """Review D: three metrics that follow one load, read every 10 minutes and warmed up on 30
+    readings, some of which miss one metric (a dropped field). The multivariate detectors stay
+    on, and a fault that breaks the coupling while every metric stays inside its own range (flow
+    falling against what the load says) is paged by them. With 10 complete readings a metric
+    asked, one missing value switched them off for good and the fault was never paged."""
+    rng = np.random.default_rng(1)
+    n = 430
+    ts = every_10_minutes(n)
+    load = rng.normal(0, 1, n)
+    x = np.stack([50 + 5 * load + rng.normal(0, 0.5, n), 80 + 8 * load + rng.normal(0, 0.8, n),
+                  10 + 1 * load + rng.normal(0, 0.1, n)], axis=1)  # fmt: skip
+    x[230:, 0] -= 7.5 * np.linspace(0.3, 1, n - 230)  # inside flow's own range: only the coupling breaks
+    x[[17, 3, 9, 21, 25, 28][:missing], [2, 0, 1, 2, 0, 1][:missing]] = np.nan
+    det = DeviceDetector(channels=("flow", "pressure", "current"), backend=backend)
+    det.fit(ts[:30], x[:30])
+    assert det.state.vector[layout_for(3).offsets["t2_on"]][0] == 1.0
+    got = det.update(ts[30:], x[30:])
+    raised = [e.index + 30 for e in got.events if e.kind == "raise" and e.index + 30 >= 230]
+    assert raised and any(r.detector == "multivariate" for e in got.events for r in e.reasons if e.index + 30 >= 230)
+    assert got.in_alarm[-1]
+
+
+@BACKENDS
 def test_a_machine_whose_readings_slow_down_learns_a_new_level_like_one_read_slowly_from_the_start(
     backend: Backend,
 ) -> None:
