@@ -44,10 +44,21 @@ class WriteBehind:
         """The shard's batch, from the shard's snapshot as stored now."""
         return ShardLogBatch(self, shard, self.snapshots.get(shard))
 
-    def compact_all(self, shard: str) -> None:
-        """Every device of ``shard`` compacted and the snapshot committed (a reshard's parent shard)."""
+    def compact_all(self, shard: str, handed: Sequence[str] = ()) -> None:
+        """Every device of ``shard`` compacted and the snapshot committed (a reshard's parent shard,
+        or the shard a device's gateway published through before it moved).
+
+        ``handed``: devices another shard takes over now. Their records leave this snapshot
+        (the devices table holds all of them once compacted): should one come back here,
+        its batch reads it from the devices table, as new to the shard, not this record,
+        which misses what the other shard applied meanwhile.
+        """
         snap = self.snapshots.get(shard)
         after = self.compaction(shard, snap, int(time.time() * 1000))
+        gone = [d for d in handed if d in after.records]
+        if gone:
+            records = {d: r for d, r in after.records.items() if d not in gone}
+            after = dataclasses.replace(after, records=records)
         if after is not snap:
             self.snapshots.put(shard, after)
 
@@ -75,14 +86,17 @@ class ShardLogBatch:
 
         A device new to the shard's snapshot whose record names another shard's log (the
         stream was resharded: Kinesis hands a child shard over only once its parent is
-        done) has that shard compacted first, so its record is whole.
+        done; or its gateway moved to one whose messages go to this shard) has that shard
+        compacted first, so its record is whole, and leaves that shard's snapshot: a device
+        is in one snapshot at a time, so one that comes back to a shard is read from the
+        devices table, never from the record it left there.
         """
         out = {d: self.snap.records[d] for d in device_ids if d in self.snap.records}
         missing = [d for d in device_ids if d not in out]
         stored = self.owner.tables.states.get_many(missing) if missing else {}
         others = sorted({s for r in stored.values() for s in r.flushed if s != self.shard})
         for other in others:
-            self.owner.compact_all(other)
+            self.owner.compact_all(other, handed=[d for d, r in stored.items() if other in r.flushed])
         if others:
             stored = self.owner.tables.states.get_many(missing)
         out.update(stored)
