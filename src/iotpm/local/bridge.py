@@ -6,9 +6,19 @@ broker's ACL) binds to the publishing certificate, and adds that name to a JSON
 object, so the processor receives the records it would receive in AWS. The partition
 key is what carries the publisher for every shape (objects, arrays, anything): the
 processor refuses a reading naming another device. Records are batched (up to 500 or
-50 ms) and a record PutRecords reports as failed is retried with backoff, never
-dropped; messages that are not JSON objects go through unchanged (the processor
-quarantines what it cannot read, with a reason). A test holds :data:`RULE_SQL` and
+50 ms, and within Kinesis's 5 MiB a call) and a record PutRecords reports as failed is
+retried with backoff; a call Kinesis refuses as a whole for its size or content is split,
+and only a record it refuses alone (over 1 MiB with its key, or otherwise invalid) is
+dropped, logged, as the rule would send it to its error action. The broker already refuses
+a message over IoT Core's 128 KB, so the twin's devices never make one. Messages that are
+not JSON objects go through unchanged (the processor quarantines what it cannot read, with
+a reason).
+
+The bridge keeps a session in the broker (a fixed client id, ``clean_start`` off, a
+:data:`SESSION_EXPIRY_S` expiry), as IoT Core's rule engine keeps its messages whatever
+happens to one of its hosts: a bridge that crashes or restarts gets the messages it had
+received and not put, and those published meanwhile, when it connects again. The twin's
+broker itself keeps nothing over its own restart (docs/storage.md). A test holds :data:`RULE_SQL` and
 :data:`THING_SEGMENT` to the Terraform rule.
 
 Devices publish through IoT Basic Ingest (``$aws/rules/<rule>/<prefix>/<thing>/telemetry``).
@@ -41,7 +51,16 @@ from iotpm.local.certs import Identity
 from iotpm.models.validation import THING_KEY
 
 log = logging.getLogger("iotpm.bridge")
+#: PutRecords' limits: records a call, bytes a call, bytes a record (its data and partition key alike)
 MAX_BATCH = 500
+MAX_CALL_BYTES = 5 * 1024 * 1024
+MAX_RECORD_BYTES = 1024 * 1024
+#: how long the broker keeps the bridge's session (its subscription, and the messages it has not
+#: acknowledged or not yet sent) while the bridge is away: a crash or restart within it loses nothing
+SESSION_EXPIRY_S = 3600
+#: Kinesis's answers to a call it refuses as a whole for what it carries (its size, a record's size or
+#: key): a smaller call may pass, the same call never will
+_REFUSED_CODES = frozenset({"InvalidArgumentException", "ValidationException"})
 #: the messages the broker may send the bridge before it acknowledges them (MQTT 5's receive maximum; the
 #: broker's max_inflight_messages is the same 1,000). The bridge acknowledges a message only once Kinesis
 #: has accepted it, so this is also all a bridge holds that the broker would not send again
@@ -125,8 +144,11 @@ class Bridge:
         self.kinesis, self.stream = kinesis, stream
         # appended by the MQTT client's thread, taken here: (connection, message id, partition key, data)
         self.pending: deque[tuple[int, int, str, bytes]] = deque()
-        self.received = self.put = self.retried = 0
+        self.received = self.put = self.retried = self.refused = 0
         self._connection = 0  # counts connections: a message id is only acknowledged on the one that sent it
+        # messages of connections before this number are dropped unput: the broker sends them again (it kept
+        # the session), so putting them too would only write them twice
+        self._resent_below = 0
         self._stop = threading.Event()
         self._broker = broker
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies the broker's certificate and name
@@ -146,7 +168,8 @@ class Bridge:
         self._writer.start()
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho leaves it untyped
         properties.ReceiveMaximum = RECEIVE_MAXIMUM
-        self._client.connect_async(self._broker.host, self._broker.port, clean_start=True, properties=properties)
+        properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        self._client.connect_async(self._broker.host, self._broker.port, clean_start=False, properties=properties)
         self._client.loop_start()  # connects, reconnects when the connection drops
         return self
 
@@ -156,11 +179,13 @@ class Bridge:
         self._stop.set()
         self._writer.join(timeout=10)
 
-    def _on_connect(self, client: mqtt.Client, _: Any, __: Any, reason: ReasonCode, ___: Any) -> None:
+    def _on_connect(self, client: mqtt.Client, _: Any, flags: mqtt.ConnectFlags, reason: ReasonCode, ___: Any) -> None:
         if reason.is_failure:
             log.warning("bridge: the broker refused the connection (%s)", reason)
             return
         self._connection += 1
+        if flags.session_present:  # the broker sends every message not acknowledged again, on this connection
+            self._resent_below = self._connection
         client.subscribe(self._broker.topic_filter, qos=1)
         log.info("bridge subscribed to %s", self._broker.topic_filter)
 
@@ -170,10 +195,20 @@ class Bridge:
 
     def _run(self) -> None:
         while not (self._stop.is_set() and not self.pending):
-            batch = self._take()
+            batch = [m for m in self._take() if m[0] >= self._resent_below]
             if batch:
-                self._put([(key, data) for _, _, key, data in batch])
+                self._put([(key, data) for _, _, key, data in batch if self._fits(key, data)])
                 self._ack(batch)
+
+    def _fits(self, key: str, data: bytes) -> bool:
+        """Whether one record can hold the message; if not it is dropped (and acknowledged), logged."""
+        if _size(key, data) <= MAX_RECORD_BYTES:
+            return True
+        self.refused += 1
+        log.error(
+            "bridge: a message of %s is %d bytes, over a Kinesis record's %d: dropped", key, len(data), MAX_RECORD_BYTES
+        )
+        return False
 
     def _ack(self, batch: list[tuple[int, int, str, bytes]]) -> None:
         """Acknowledge the put messages to the broker, each on the connection that sent it (a message of a
@@ -184,7 +219,8 @@ class Bridge:
             self._client._packet_queue(PUBACK, b"".join(_PUBACK_HEADER + mid.to_bytes(2, "big") for mid in mids), 0, 0)
 
     def _take(self) -> list[tuple[int, int, str, bytes]]:
-        """Up to :data:`MAX_BATCH` messages, waiting at most 50 ms from the first for more.
+        """Up to :data:`MAX_BATCH` messages and :data:`MAX_CALL_BYTES`, waiting at most 50 ms from the first
+        for more (a message too large for a record counts as none: it is not put).
 
         A deque, taken from in bulk: a queue's get with a timeout takes a lock and waits on a
         condition for every message. While nothing comes, it looks every 10 ms.
@@ -196,7 +232,16 @@ class Bridge:
         deadline = time.monotonic() + 0.05
         while len(pending) < MAX_BATCH and time.monotonic() < deadline:
             time.sleep(0.005)
-        return [pending.popleft() for _ in range(min(len(pending), MAX_BATCH))]
+        batch: list[tuple[int, int, str, bytes]] = []
+        size = 0
+        while pending and len(batch) < MAX_BATCH:
+            n = _size(pending[0][2], pending[0][3])
+            n = n if n <= MAX_RECORD_BYTES else 0
+            if size + n > MAX_CALL_BYTES:
+                break
+            batch.append(pending.popleft())
+            size += n
+        return batch
 
     def _put(self, batch: list[tuple[str, bytes]]) -> None:
         """PutRecords, resending exactly the records that failed, with backoff.
@@ -207,6 +252,11 @@ class Bridge:
         reading (AWS's rule engine does not keep a device's order either). The emulator never
         fails single records of a PutRecords call, so the twin does not meet this; keeping
         order through partial failures would need one record per device per call.
+
+        A call refused as a whole for what it carries (:data:`_REFUSED_CODES`) is split in
+        two, each half put in turn (the order kept), down to a single record, which is then
+        dropped and logged: sent again unchanged it would be refused for ever, and hold up
+        every device's messages behind it.
         """
         attempt = 0
         while batch:
@@ -216,6 +266,16 @@ class Bridge:
                 )
                 failed = [r for r, res in zip(batch, got["Records"], strict=True) if "ErrorCode" in res]
             except Exception as exc:  # the emulator restarting, a throttle: retry the whole batch
+                if _error_code(exc) in _REFUSED_CODES:
+                    if len(batch) > 1:
+                        log.warning("PutRecords refused %d records (%s); splitting the call", len(batch), exc)
+                        half = len(batch) // 2
+                        self._put(batch[:half])
+                        self._put(batch[half:])
+                    else:
+                        self.refused += 1
+                        log.error("bridge: PutRecords refused a record of %s (%s): dropped", batch[0][0], exc)
+                    return
                 log.warning("PutRecords failed (%s); retrying", exc)
                 failed = batch
             self.put += len(batch) - len(failed)
@@ -224,3 +284,17 @@ class Bridge:
             if batch:
                 time.sleep(min(0.05 * 2**attempt, 2.0))
                 attempt += 1
+
+
+def _size(key: str, data: bytes) -> int:
+    """A record's size as Kinesis counts it against its limits: the data and the partition key."""
+    return len(data) + len(key.encode())
+
+
+def _error_code(exc: Exception) -> str | None:
+    """The AWS error code of a botocore ClientError (without importing botocore: boto3 stays in adapters/)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    code = response.get("Error", {}).get("Code")
+    return code if isinstance(code, str) else None
