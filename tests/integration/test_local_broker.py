@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -271,6 +273,52 @@ def test_a_bridge_that_crashes_gets_what_it_had_not_put_and_what_was_published_m
         f"published 700; the first bridge put {len(put_first_devices)} before it was killed;"
         f" Kinesis has {stored}: {twice} twice"
     )
+
+
+def test_a_bridge_whose_connection_drops_puts_what_the_broker_sends_again_and_not_its_own_copies_too(
+    started: tuple[broker.Broker, LocalCA, Processes],
+) -> None:
+    """The connection drops while Kinesis holds the bridge's first call and it holds more received: the broker
+    kept the session and sends every unacknowledged message again, so the bridge drops its copies of the old
+    connection's messages it had not put; only the call in flight when the connection dropped is put twice."""
+    b, ca, _ = started
+    kinesis = HeldKinesis()
+    rule = Bridge(kinesis, "s", b, ca.issue(broker.BRIDGE_CLIENT)).start()
+    ident = ca.issue("pump-0000")
+    device = client(Endpoint(b.host, b.port, b.ca), "pump-0000", ident.cert, ident.key, unthrottled=True)
+    connect_all([device])
+    sent = RECEIVE_MAXIMUM
+    try:
+        time.sleep(0.5)  # the rule's subscription
+        qos = mqtt5.QoS.AT_LEAST_ONCE
+        acks = [
+            device.publish(mqtt5.PublishPacket(topic=b.topic("pump-0000"), payload=b'{"seq":%d}' % k, qos=qos))
+            for k in range(sent)
+        ]
+        for ack in acks:
+            ack.result(30)
+        deadline = time.monotonic() + 10
+        while rule.received < sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+        in_flight = sent - len(rule.pending)  # taken by the writer, waiting in PutRecords
+        sock = rule._client.socket()
+        assert isinstance(sock, ssl.SSLSocket)
+        sock.shutdown(socket.SHUT_RDWR)  # the connection drops; paho connects again
+        deadline = time.monotonic() + 15
+        while rule.received < 2 * sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+        kinesis.release.set()
+        deadline = time.monotonic() + 15
+        while len(kinesis.records) < in_flight + sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # anything more
+    finally:
+        kinesis.release.set()
+        stop_all([device])
+        rule.stop()
+    seqs = [json.loads(data)["seq"] for _, data in kinesis.records]
+    assert 0 < in_flight < sent
+    assert seqs == list(range(in_flight)) + list(range(sent))
 
 
 class LimitedKinesis(RecordingKinesis):
