@@ -69,7 +69,9 @@ def _bridge(config: dict[str, Any]) -> Started:
     kinesis = boto3.client("kinesis", config=Config(parameter_validation=False))
     bridge = Bridge(kinesis, config["stream"], broker, Identity(Path(b["cert"]), Path(b["key"])))
     bridge.start()
-    return bridge.stop, lambda: {"bridge": {"received": bridge.received, "put": bridge.put, "retried": bridge.retried}}
+    return bridge.stop, lambda: {
+        "bridge": {"received": bridge.received, "put": bridge.put, "retried": bridge.retried, "refused": bridge.refused}
+    }
 
 
 def _pipeline(config: dict[str, Any]) -> Started:
