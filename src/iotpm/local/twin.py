@@ -266,7 +266,8 @@ class Twin:
             if (
                 st
                 and st["bridge"]["received"] >= published
-                and st["poller"]["records"] >= st["bridge"]["put"] >= published
+                and st["poller"]["records"] >= st["bridge"]["put"]
+                and st["bridge"]["put"] + st["bridge"].get("refused", 0) >= published  # refused: never put
             ):
                 return True
             time.sleep(0.25)
