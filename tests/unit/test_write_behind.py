@@ -361,27 +361,31 @@ def test_a_device_whose_compaction_fails_keeps_its_cursor_and_the_others_are_com
 
 class Moves:
     """Both sides fed the same gateways' batches: dev-01 publishes through gw-1 (shard A), dev-02
-    through gw-2 (shard B), dev-00 through whichever gateway the registry names now. One processor
-    per shard (a container each), the registry read afresh every batch (an operator's move applies
-    at once)."""
+    through gw-2 (shard B), dev-00 through whichever gateway the registry names. One processor per
+    shard (a container each), each reading the registry through its own cache (entries up to 30 s
+    old, on the stream's clock): just after a move the old shard may still take dev-00's late
+    readings through the old gateway while the new shard takes its new ones."""
 
     SHARDS: tuple[str, str] = ("shardId-000000000000", "shardId-000000000001")
 
     def __init__(self, interval_s: int) -> None:
-        self.registry = MemoryRegistry()
+        self.registry, self.t_ms = MemoryRegistry(), 0
         for gw in ("gw-1", "gw-2"):
             self.registry.put(Registration(gw, "plant-1", "line-1", "gateway"), None)
-        self.sides = (Side(False, interval_s), Side(True, interval_s))
-        operator = OperatorCache(self.registry, MemoryDocuments(), ttl_s=0)
-        self.procs = [{s: side.stores.processor(
-            readings=side.readings, rollups=side.rollups, operator=operator,
-            settings=ProcessorSettings(compact_interval_s=interval_s),
-            batch_log=side.log if side.behind else None, snapshots=side.snapshots if side.behind else None,
-        ) for s in self.SHARDS} for side in self.sides]  # fmt: skip
         self.gateway_of = {"dev-00": "gw-1", "dev-01": "gw-1", "dev-02": "gw-2"}
         for device, gw in self.gateway_of.items():
             self.registry.put(Registration(device, "plant-1", "line-1", "pump", gateway=gw), None)
-        self.seq, self.pos, self.published = 0, 0, 0
+        self.sides = (Side(False, interval_s), Side(True, interval_s))
+        # one cache per shard, shared by both sides' processors: both read the same answers
+        caches = {
+            s: OperatorCache(self.registry, MemoryDocuments(), clock=lambda: self.t_ms / 1000) for s in self.SHARDS
+        }
+        self.procs = [{s: side.stores.processor(
+            readings=side.readings, rollups=side.rollups, operator=caches[s],
+            settings=ProcessorSettings(compact_interval_s=interval_s),
+            batch_log=side.log if side.behind else None, snapshots=side.snapshots if side.behind else None,
+        ) for s in self.SHARDS} for side in self.sides]  # fmt: skip
+        self.seq, self.pos, self.stored, self.late_stored = 0, 0, 0, 0
 
     def move(self, gw: str) -> None:
         self.gateway_of["dev-00"] = gw
@@ -389,50 +393,59 @@ class Moves:
         assert held is not None
         self.registry.put(dataclasses.replace(held, gateway=gw), held.version)
 
-    def tick(self, t_ms: int) -> None:
-        """One reading of each device, each gateway's message on its shard, both sides."""
-        self.seq += 1
+    def tick(self, t_ms: int, late: str | None = None) -> None:
+        """One reading of each device, each gateway's message on its shard, both sides; ``late``:
+        that gateway also forwards a reading of dev-00 it held (taken half a second earlier)."""
+        self.t_ms = t_ms
+        self.seq += 2
         for gw, shard in zip(("gw-1", "gw-2"), self.SHARDS, strict=True):
-            devices = [d for d, g in self.gateway_of.items() if g == gw]
+            values = [(d, self.seq, t_ms) for d, g in self.gateway_of.items() if g == gw]
+            if late == gw:
+                values.append(("dev-00", self.seq - 1, t_ms - 500))
             body = {"thing_name": gw, "readings": [
-                reading(d, self.seq, T0 + t_ms, {"temperature_c": 55.0 + (self.seq * 7 + i) % 11 * 0.1})
-                for i, d in enumerate(devices)]}  # fmt: skip
+                reading(d, seq, T0 + ts, {"temperature_c": 55.0 + (seq * 7 + i) % 11 * 0.1})
+                for i, (d, seq, ts) in enumerate(values)]}  # fmt: skip
             self.pos += 1
             record = RawRecord(f"{49_600_000_000 + self.pos * 7:056d}", gw, json.dumps(body).encode(),
                                T0 + t_ms + 200, shard)  # fmt: skip
-            for procs in self.procs:
-                out = procs[shard]([record], T0 + t_ms + 500)
-                assert not out.failed_sequence_numbers
-                assert out.counts.stored == len(devices), out.counts
-            self.published += len(devices)
+            outs = [procs[shard]([record], T0 + t_ms + 500) for procs in self.procs]
+            assert not outs[0].failed_sequence_numbers and not outs[1].failed_sequence_numbers
+            assert outs[0].counts == outs[1].counts
+            self.stored += outs[0].counts.stored
+            self.late_stored += late == gw and outs[0].counts.stored == len(values)  # dev-00 on both shards
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(
     interval_s=st.sampled_from([5, 60, 900]),
-    phases=st.lists(st.tuples(st.integers(1, 4), st.sampled_from([1, 5, 40, 700, 3600])), min_size=2, max_size=6),
+    phases=st.lists(
+        st.tuples(st.integers(1, 4), st.sampled_from([1, 5, 40, 700, 3600]), st.booleans()), min_size=2, max_size=6
+    ),
     compact_at=st.lists(st.tuples(st.integers(0, 24), st.integers(0, 1)), max_size=4),
 )
 def test_a_device_moving_between_gateways_on_two_shards_and_back_stores_what_write_through_stores(
-    interval_s: int, phases: list[tuple[int, int]], compact_at: list[tuple[int, int]]
+    interval_s: int, phases: list[tuple[int, int, bool]], compact_at: list[tuple[int, int]]
 ) -> None:
-    """dev-00 moves between gw-1 (shard A) and gw-2 (shard B) every phase (A->B->A->B...), after
-    ``gap`` s (quick or slow moves), ``n`` readings a phase; a shard compacted whole at arbitrary
-    ticks (``compact_at``), the batches' own compactions due by the clock between. After every tick
-    the API shows on write-behind what it shows on write-through (readings, ordinals, buckets,
-    record and its count), and once every shard is compacted the readings table holds every
-    reading published, once (a shard starting a device again from the record it left there
-    re-uses its ordinals: chunks overwritten, the count rolled back)."""
+    """dev-00 moves between gw-1 (shard A) and gw-2 (shard B) every phase (A->B->A->B...), ``gap``
+    s after its last reading (quick or slow moves), ``n`` readings a phase, the old gateway
+    forwarding one more of its readings just after the move when ``late`` (the old shard, its
+    registry cache not yet expired, may take it: the device on both shards at once); a shard
+    compacted whole at arbitrary ticks (``compact_at``), the batches' own compactions due by the
+    clock between. After every tick the API shows on write-behind what it shows on write-through
+    (readings, ordinals, buckets, record and its count), and once every shard is compacted the
+    readings table holds the same readings, each once, ordinals 0..n-1 (a shard starting a device
+    again from the record it left there re-uses its ordinals: chunks overwritten, the count
+    rolled back)."""
     m = Moves(interval_s)
     through, behind = m.sides
     compact = {tick: shard for tick, shard in compact_at}
     t_ms, tick = 0, 0
-    for k, (n, gap_s) in enumerate(phases):
+    for k, (n, gap_s, late) in enumerate(phases):
         m.move(("gw-1", "gw-2")[k % 2])
         t_ms += gap_s * 1000
-        for _ in range(n):
+        for i in range(n):
             t_ms += 1000
-            m.tick(t_ms)
+            m.tick(t_ms, late=("gw-2", "gw-1")[k % 2] if late and i == 0 and k else None)
             if tick in compact:
                 m.procs[1][m.SHARDS[0]].storage.compact_all(m.SHARDS[compact[tick]])  # type: ignore[attr-defined]
             tick += 1
@@ -441,7 +454,7 @@ def test_a_device_moving_between_gateways_on_two_shards_and_back_stores_what_wri
         m.procs[1][shard].storage.compact_all(shard)  # type: ignore[attr-defined]
     assert_same(view(through.queries), view(behind.queries))
     assert t_ms < 86_400_000 - 3_600_000  # the view's window
-    assert len(behind.readings.inner.items) == len(through.readings.inner.items) == m.published
+    assert len(behind.readings.inner.items) == len(through.readings.inner.items) == m.stored
     for device in m.gateway_of:
         record = behind.states.get_many([device])[device]
         assert record.readings == through.states.get_many([device])[device].readings
