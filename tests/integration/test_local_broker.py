@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import ssl
 import subprocess
@@ -21,9 +22,10 @@ from botocore.exceptions import ClientError
 
 from iotpm.emulator.control import free_port
 from iotpm.local import broker
-from iotpm.local.bridge import RECEIVE_MAXIMUM, Bridge
+from iotpm.local.bridge import MAX_PER_KEY, RECEIVE_MAXIMUM, Bridge
 from iotpm.local.certs import LocalCA
 from iotpm.local.processes import Processes
+from iotpm.service.fresh import RECENT_IDENTITIES
 from iotpm.simulator.publish import Endpoint, client, connect_all, stop_all
 
 
@@ -431,3 +433,47 @@ def test_the_brokers_copy_of_its_key_is_private_and_removed_when_it_stops(
     assert runtime in broker.stale_files(min_age_s=0)  # nothing uses it once the broker stopped
     assert broker.remove_files(tmp_path) == [runtime]
     assert not runtime.exists() and not (tmp_path / broker.RUNTIME_RECORD).exists()
+
+
+class CallsKinesis(RecordingKinesis):
+    """Each PutRecords call's partition keys, in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[list[str]] = []
+
+    def put_records(self, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]:  # noqa: N803 - boto3's
+        self.calls.append([r["PartitionKey"] for r in Records])
+        return super().put_records(StreamName=StreamName, Records=Records)
+
+
+def test_a_call_carries_at_most_max_per_key_of_one_device_so_a_crash_resends_no_more_than_the_processor_knows(
+    started: tuple[broker.Broker, LocalCA, Processes],
+) -> None:
+    """A gateway's backlog of 300 messages beside two devices' few: every call carries at most MAX_PER_KEY of a
+    partition key (what a bridge that dies before acknowledging puts again, per device, stays within the
+    processor's recent identities, twice that), and every message is put once, in each key's order."""
+    b, ca, _ = started
+    kinesis = CallsKinesis()
+    rule = Bridge(kinesis, "s", b, ca.issue(broker.BRIDGE_CLIENT))  # its writer only: messages handed over below
+    keys = ["gw-0000"] * 300 + ["pump-0001"] * 20 + ["pump-0002"] * 5
+    random.Random(3).shuffle(keys)
+    sent: dict[str, list[int]] = {}
+    messages = []
+    for key in keys:
+        sent.setdefault(key, []).append(len(sent[key]))
+        messages.append((key, b'{"seq":%d}' % sent[key][-1]))
+    rule.pending.extend((-1, k, key, data) for k, (key, data) in enumerate(messages))  # -1: no connection to ack on
+    rule._resent_below = -1
+    rule._writer.start()
+    deadline = time.monotonic() + 30
+    while len(kinesis.records) < len(messages) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rule._stop.set()
+    rule._writer.join(10)
+    assert max(call.count(key) for call in kinesis.calls for key in set(call)) == MAX_PER_KEY
+    assert 2 * MAX_PER_KEY <= RECENT_IDENTITIES
+    got: dict[str, list[int]] = {}
+    for key, data in kinesis.records:
+        got.setdefault(key, []).append(int(json.loads(data)["seq"]))
+    assert got == sent

@@ -55,6 +55,11 @@ log = logging.getLogger("iotpm.bridge")
 MAX_BATCH = 500
 MAX_CALL_BYTES = 5 * 1024 * 1024
 MAX_RECORD_BYTES = 1024 * 1024
+#: the most of one partition key's (a device's or a gateway's) messages in one call: what a crash between
+#: PutRecords and the acknowledgements puts again, per device, is then within the processor's memory of a
+#: device's recent messages (iotpm.service.fresh.RECENT_IDENTITIES, twice this), so it is counted a duplicate
+#: and not stored twice. ~16 a call every few tens of ms is still over Kinesis's 1,000 records/s a shard.
+MAX_PER_KEY = 16
 #: how long the broker keeps the bridge's session (its subscription, and the messages it has not
 #: acknowledged or not yet sent) while the bridge is away: a crash or restart within it loses nothing
 SESSION_EXPIRY_S = 3600
@@ -220,7 +225,8 @@ class Bridge:
 
     def _take(self) -> list[tuple[int, int, str, bytes]]:
         """Up to :data:`MAX_BATCH` messages and :data:`MAX_CALL_BYTES`, waiting at most 50 ms from the first
-        for more (a message too large for a record counts as none: it is not put).
+        for more (a message too large for a record counts as none: it is not put), and at most
+        :data:`MAX_PER_KEY` of one partition key: the call ends before its next one.
 
         A deque, taken from in bulk: a queue's get with a timeout takes a lock and waits on a
         condition for every message. While nothing comes, it looks every 10 ms.
@@ -234,12 +240,16 @@ class Bridge:
             time.sleep(0.005)
         batch: list[tuple[int, int, str, bytes]] = []
         size = 0
+        per_key: dict[str, int] = {}
         while pending and len(batch) < MAX_BATCH:
-            n = _size(pending[0][2], pending[0][3])
+            key = pending[0][2]
+            n = _size(key, pending[0][3])
             n = n if n <= MAX_RECORD_BYTES else 0
-            if size + n > MAX_CALL_BYTES:
+            taken = per_key.get(key, 0)
+            if size + n > MAX_CALL_BYTES or taken >= MAX_PER_KEY:  # the next call takes it, in order
                 break
             batch.append(pending.popleft())
+            per_key[key] = taken + 1
             size += n
         return batch
 

@@ -21,8 +21,14 @@ from iotpm.service.batch import Counts, DeviceReadings, RawRecord, Rejected
 from iotpm.service.ports import DeviceRecord
 
 #: how many recent reading identities a device record keeps (a message delivered again
-#: in another record: an IoT rule retry, a device resending after a reconnect)
-RECENT_IDENTITIES: Final = 16
+#: in another record: an IoT rule retry, a device resending after a reconnect, a producer
+#: that resends a PutRecords call it does not know was taken). 32: twice the most of one
+#: partition key's messages the twin's rule bridge puts in one call (``MAX_PER_KEY``), so a
+#: bridge that dies between PutRecords and its acknowledgements, with one call in flight and
+#: the previous call's acknowledgements not yet written, has every message it puts again
+#: recognised (16 recognised 16 of 40 a reviewer resent); 8 bytes each in the device item
+#: (256 B: the item stays in 2 write units)
+RECENT_IDENTITIES: Final = 32
 #: how many shards' positions a device record keeps (a reshard moves a device to a child shard)
 POSITION_SHARDS: Final = 8
 
