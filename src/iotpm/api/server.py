@@ -78,6 +78,10 @@ class ApiServer:
         self.httpd = ThreadingHTTPServer((host, port), self._request_class())
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
+        #: one request at a time through the handler, as a Lambda execution environment runs it: the
+        #: handler's resolver (Powertools) keeps the request's route in state shared by its requests,
+        #: and two at once raised KeyError '_route' (a 500 the dashboard's parallel reads met under load)
+        self._one_at_a_time = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -106,14 +110,16 @@ class ApiServer:
             if not self._operator(headers):
                 out = {"statusCode": 403, "body": _NO_WRITE, "headers": {"Content-Type": "application/json"}}
             else:
-                out = self.handler(proxy_event(method, target, headers, source_ip, body, LOCAL_OPERATOR), None)
+                with self._one_at_a_time:
+                    out = self.handler(proxy_event(method, target, headers, source_ip, body, LOCAL_OPERATOR), None)
             return int(out["statusCode"]), _headers(out), str(out.get("body") or "").encode()
         given = _header(headers, "x-api-key")
         keyless = method == "GET" and urlsplit(target).path == DASHBOARD  # as API Gateway's keyless GET /dashboard
         if not keyless and not hmac.compare_digest(given.encode(), self.api_key.encode()):
             out = {"statusCode": 403, "body": _FORBIDDEN, "headers": {"Content-Type": "application/json"}}
         else:
-            out = self.handler(proxy_event(method, target, headers, source_ip), None)
+            with self._one_at_a_time:
+                out = self.handler(proxy_event(method, target, headers, source_ip), None)
         return int(out["statusCode"]), _headers(out), str(out.get("body") or "").encode()
 
     def _operator(self, headers: Mapping[str, str]) -> bool:
